@@ -1,0 +1,84 @@
+"""netshell: an event-driven networking framework and interactive network shell.
+
+The core, in the tradition of Twisted and on asyncio: Deferreds and Failures,
+the reactor (``netshell.reactor``, the current loop's), threads as sources of
+Deferreds, and protocols kept apart from transports.
+"""
+
+from netshell.defer import (
+    AlreadyCalledError,
+    CancelledError,
+    Deferred,
+    DeferredLock,
+    DeferredQueue,
+    DeferredSemaphore,
+    QueueOverflow,
+    QueueUnderflow,
+    TimeoutError,
+    ensure_deferred,
+    fail,
+    gather,
+    maybe_deferred,
+    race,
+    sleep,
+    succeed,
+)
+from netshell.errors import ConnectionClosed, ConnectionDone, ConnectionLost, NetshellError
+from netshell.failure import Failure, NoCurrentExceptionError, get_debugging, set_debugging
+from netshell.protocol import Protocol
+from netshell.reactor import (
+    AlreadyCancelledError,
+    DelayedCall,
+    Reactor,
+    ReactorAlreadyRunning,
+    ReactorNotRestartable,
+    ReactorNotRunning,
+    get_reactor,
+)
+from netshell.reactor import reactor as _current_reactor
+from netshell.threads import ThreadPool, defer_to_thread
+from netshell.transport import Address
+
+__version__ = "0.1.0"
+
+#: The reactor of the current loop (the running one, or this thread's).
+reactor = _current_reactor
+
+__all__ = [
+    "Address",
+    "AlreadyCalledError",
+    "AlreadyCancelledError",
+    "CancelledError",
+    "ConnectionClosed",
+    "ConnectionDone",
+    "ConnectionLost",
+    "Deferred",
+    "DeferredLock",
+    "DeferredQueue",
+    "DeferredSemaphore",
+    "DelayedCall",
+    "Failure",
+    "NetshellError",
+    "NoCurrentExceptionError",
+    "Protocol",
+    "QueueOverflow",
+    "QueueUnderflow",
+    "Reactor",
+    "ReactorAlreadyRunning",
+    "ReactorNotRestartable",
+    "ReactorNotRunning",
+    "ThreadPool",
+    "TimeoutError",
+    "defer_to_thread",
+    "ensure_deferred",
+    "fail",
+    "gather",
+    "get_debugging",
+    "get_reactor",
+    "maybe_deferred",
+    "race",
+    "reactor",
+    "set_debugging",
+    "sleep",
+    "succeed",
+]

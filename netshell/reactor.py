@@ -1,0 +1,571 @@
+"""The reactor: a facade over one asyncio event loop, and the registry of what is live.
+
+There is one reactor per loop. ``netshell.reactor`` always means the reactor
+of the current loop: the running one, or else the one installed for this
+thread (made on first use, with a fresh loop). Nothing is created at import.
+
+A script uses ``reactor.run()`` and ``reactor.stop()``; inside a running
+asyncio program, a Jupyter kernel or the netsh prompt, the reactor adopts the
+loop that already runs and never runs or stops it itself.
+
+The reactor keeps track of what is live: listeners and connections (added by
+the transports), pending timed calls, and, on demand, the Deferreds that have
+not fired. Keeping the registry costs a dict insert per timed call; finding
+the unfired Deferreds walks the garbage collector's objects only when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+import threading
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, cast
+
+from netshell.defer import AlreadyCalledError, Deferred, ensure_deferred, gather, maybe_deferred
+from netshell.failure import Failure
+from netshell.threads import ThreadPool
+
+__all__ = [
+    "AlreadyCancelledError",
+    "DelayedCall",
+    "Reactor",
+    "ReactorAlreadyRunning",
+    "ReactorNotRestartable",
+    "ReactorNotRunning",
+    "get_reactor",
+    "reactor",
+]
+
+log = logging.getLogger("netshell.reactor")
+
+T = TypeVar("T")
+
+
+class ReactorNotRunning(RuntimeError):
+    """stop() was called on a reactor that is not running."""
+
+
+class ReactorAlreadyRunning(RuntimeError):
+    """run() was called on a reactor whose loop is already running."""
+
+
+class ReactorNotRestartable(RuntimeError):
+    """run() was called on a reactor that has stopped; ``netshell.reactor`` gives a fresh one."""
+
+
+class AlreadyCancelledError(RuntimeError):
+    """cancel(), reset() or delay() of a timed call that was cancelled already."""
+
+
+class _Scheduler(Protocol):
+    def _schedule(self, call: DelayedCall) -> None: ...
+    def _unschedule(self, call: DelayedCall) -> None: ...
+    def seconds(self) -> float: ...
+
+
+class DelayedCall:
+    """A call scheduled for later by ``call_later``, on the reactor or a testing Clock.
+
+    ``time`` is when it will run (in the scheduler's ``seconds()``). It can
+    be cancelled, moved (:meth:`reset`) or pushed back (:meth:`delay`) while
+    :meth:`active`; doing so afterwards raises :class:`AlreadyCancelledError`
+    or :class:`~netshell.AlreadyCalledError`. An exception raised by the
+    call is logged with its traceback; the reactor goes on.
+    """
+
+    __slots__ = ("func", "args", "kw", "time", "called", "cancelled", "_scheduler", "_handle")
+
+    def __init__(
+        self,
+        scheduler: _Scheduler,
+        time: float,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+    ) -> None:
+        self.func = func
+        self.args = args
+        self.kw = kw
+        self.time = time
+        self.called = False
+        self.cancelled = False
+        self._scheduler = scheduler
+        self._handle: Any = None
+
+    def active(self) -> bool:
+        """True while the call has neither run nor been cancelled."""
+        return not (self.called or self.cancelled)
+
+    def _check_active(self) -> None:
+        if self.cancelled:
+            raise AlreadyCancelledError(f"{self!r} was cancelled already")
+        if self.called:
+            raise AlreadyCalledError(f"{self!r} has run already")
+
+    def cancel(self) -> None:
+        """Do not run the call."""
+        self._check_active()
+        self.cancelled = True
+        self._scheduler._unschedule(self)
+        self.func = self.args = self.kw = None  # type: ignore[assignment]
+
+    def reset(self, seconds: float) -> None:
+        """Run the call ``seconds`` from now instead of when it was due."""
+        self._check_active()
+        self._scheduler._unschedule(self)
+        self.time = self._scheduler.seconds() + seconds
+        self._scheduler._schedule(self)
+
+    def delay(self, seconds: float) -> None:
+        """Run the call ``seconds`` later than it was due."""
+        self._check_active()
+        self._scheduler._unschedule(self)
+        self.time += seconds
+        self._scheduler._schedule(self)
+
+    def _run(self) -> None:
+        if not self.active():
+            return
+        self.called = True
+        self._scheduler._unschedule(self)
+        try:
+            self.func(*self.args, **self.kw)
+        except Exception:
+            log.exception("Error in timed call %r", self)
+        finally:
+            self.func = self.args = self.kw = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self.cancelled:
+            state = "cancelled"
+        elif self.called:
+            state = "called"
+        else:
+            state = f"in {self.time - self._scheduler.seconds():.3f}s"
+        name = getattr(self.func, "__qualname__", None) or repr(self.func)
+        return f"<DelayedCall {name} {state}>" if self.func else f"<DelayedCall {state}>"
+
+
+def _new_loop(use_uvloop: bool | None) -> tuple[asyncio.AbstractEventLoop, str]:
+    if use_uvloop is None:
+        use_uvloop = os.environ.get("NETSHELL_LOOP", "").lower() == "uvloop"
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            raise RuntimeError(
+                "uvloop was asked for (NETSHELL_LOOP=uvloop or use_uvloop=True) but is not "
+                "installed; install it with: pip install 'netshell[fast]'"
+            ) from None
+        return uvloop.new_event_loop(), "uvloop"
+    return asyncio.new_event_loop(), "asyncio"
+
+
+def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Reactor] = weakref.WeakKeyDictionary()
+_local = threading.local()
+_last: tuple[asyncio.AbstractEventLoop | None, Reactor | None] = (None, None)
+_get_running_loop = asyncio._get_running_loop
+
+
+class Reactor:
+    """The facade over one asyncio loop: timed calls, threads, run/stop, what is live.
+
+    Usually reached as ``netshell.reactor`` (the current loop's reactor).
+    ``Reactor()`` makes one on a fresh loop (uvloop when ``use_uvloop`` or
+    ``NETSHELL_LOOP=uvloop`` says so); ``Reactor(loop)`` adopts a loop.
+    Raises ValueError if that loop has a reactor already.
+    """
+
+    #: seconds stop() waits for on_shutdown hooks and threads before going on
+    shutdown_timeout = 10.0
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop | None = None, *, use_uvloop: bool | None = None
+    ) -> None:
+        if loop is None:
+            loop, self.loop_name = _new_loop(use_uvloop)
+            self._owns_loop = True
+            loop.set_exception_handler(self._loop_exception)
+        else:
+            if loop in _by_loop and not _by_loop[loop].closed:
+                raise ValueError("that loop has a reactor already; use netshell.reactor")
+            self.loop_name = _loop_name(loop)
+            self._owns_loop = False
+        self.loop = loop
+        self.closed = False
+        #: the signal that stopped run(), if one did (signal.SIGINT or SIGTERM)
+        self.exit_signal: int | None = None
+        self._delayed: dict[DelayedCall, None] = {}
+        self._listeners: dict[Any, None] = {}
+        self._connections: dict[Any, None] = {}
+        self._shutdown_hooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+        self._pool: ThreadPool | None = None
+        self._pool_size = 10
+        self._stopping: Deferred[None] | None = None
+        self._in_run = False
+        self._set_as_event_loop = False
+        _by_loop[loop] = self
+
+    # ---- time
+
+    def seconds(self) -> float:
+        """The loop's clock (monotonic seconds), the time base of call_later."""
+        return self.loop.time()
+
+    def call_later(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
+        """Run ``f(*args, **kw)`` after ``delay`` seconds; returns a :class:`DelayedCall`.
+
+        Example::
+
+            >>> from netshell import reactor
+            >>> dc = reactor.call_later(60, print, "a minute later")
+            >>> dc.active(); dc.cancel(); dc.active()
+            True
+            False
+        """
+        call = DelayedCall(self, self.loop.time() + delay, f, args, kw)
+        self._schedule(call)
+        return call
+
+    def call_soon(self, f: Callable[..., Any], *args: Any) -> asyncio.Handle:
+        """Run ``f(*args)`` on the next turn of the loop (from the loop's thread)."""
+        return self.loop.call_soon(f, *args)
+
+    def _schedule(self, call: DelayedCall) -> None:
+        call._handle = self.loop.call_at(call.time, call._run)
+        self._delayed[call] = None
+
+    def _unschedule(self, call: DelayedCall) -> None:
+        self._delayed.pop(call, None)
+        if call._handle is not None:
+            call._handle.cancel()
+            call._handle = None
+
+    @property
+    def delayed_calls(self) -> list[DelayedCall]:
+        """The timed calls still to run, soonest first."""
+        return sorted(self._delayed, key=lambda c: c.time)
+
+    # ---- what is live
+
+    @property
+    def listeners(self) -> list[Any]:
+        """The listeners open now, oldest first."""
+        return list(self._listeners)
+
+    @property
+    def connections(self) -> list[Any]:
+        """The connections open now, oldest first."""
+        return list(self._connections)
+
+    def _add_listener(self, listener: Any) -> None:
+        self._listeners[listener] = None
+
+    def _remove_listener(self, listener: Any) -> None:
+        self._listeners.pop(listener, None)
+
+    def _add_connection(self, connection: Any) -> None:
+        self._connections[connection] = None
+
+    def _remove_connection(self, connection: Any) -> None:
+        self._connections.pop(connection, None)
+
+    def pending_deferreds(self) -> list[Deferred[Any]]:
+        """The Deferreds alive now that have not fired, or wait on another, by number.
+
+        Found by walking the objects the garbage collector tracks, so keeping
+        track costs nothing until this is called; the list holds every such
+        Deferred of the process (Deferreds belong to no particular loop).
+        """
+        found = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, Deferred) and (not o.called or o.waiting_on is not None)
+        ]
+        found.sort(key=lambda d: d.number)
+        return found
+
+    # ---- threads
+
+    @property
+    def thread_pool(self) -> ThreadPool:
+        """The pool that runs defer_to_thread and call_in_thread (started on first use)."""
+        if self._pool is None:
+            self._pool = ThreadPool(self._pool_size)
+        return self._pool
+
+    def set_thread_pool_size(self, max_workers: int) -> None:
+        """Set how many worker threads may run at once (10 by default)."""
+        if max_workers < 1:
+            raise ValueError("the thread pool needs at least one worker")
+        self._pool_size = max_workers
+        if self._pool is not None:
+            self._pool.resize(max_workers)
+
+    def call_in_thread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run ``f(*args, **kw)`` in the thread pool; an exception is logged."""
+        self.thread_pool.submit(f, args, kw)
+
+    def call_from_thread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """From any thread: run ``f(*args, **kw)`` in the reactor's thread, soon.
+
+        Raises RuntimeError if the reactor's loop is closed.
+        """
+        if kw:
+            self.loop.call_soon_threadsafe(lambda: f(*args, **kw))
+        else:
+            self.loop.call_soon_threadsafe(f, *args)
+
+    def defer_to_thread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
+        """Run ``f(*args, **kw)`` in the thread pool; a Deferred fires here with the outcome."""
+        d: Deferred[Any] = Deferred()
+        loop = self.loop
+
+        def on_done(ok: bool, result: Any) -> None:
+            fire = d.callback if ok else d.errback
+            try:
+                loop.call_soon_threadsafe(fire, result)
+            except RuntimeError:  # the loop closed while the thread worked
+                log.warning("Result of %r dropped: the reactor's loop is closed", f)
+
+        self.thread_pool.submit(f, args, kw, on_done)
+        return d
+
+    # ---- running and stopping
+
+    @property
+    def running(self) -> bool:
+        """True while the reactor's loop runs."""
+        return self.loop.is_running()
+
+    def run(self, install_signal_handlers: bool = True) -> None:
+        """Run the loop until :meth:`stop` (scripts only: the prompt runs it for you).
+
+        SIGINT and SIGTERM stop it gracefully (``exit_signal`` tells which).
+        When run() returns, the reactor is closed; ``netshell.reactor`` then
+        gives a fresh one. Raises :class:`ReactorAlreadyRunning` if the loop
+        runs already and :class:`ReactorNotRestartable` after a stop.
+
+        Example::
+
+            >>> from netshell import reactor
+            >>> _ = reactor.call_later(0.01, reactor.stop)
+            >>> reactor.run()
+        """
+        if self.closed:
+            raise ReactorNotRestartable(
+                "this reactor has stopped; netshell.reactor gives a fresh one"
+            )
+        if self.loop.is_running():
+            raise ReactorAlreadyRunning("the reactor's loop is running already")
+        _local.reactor = self
+        asyncio.set_event_loop(self.loop)
+        self._set_as_event_loop = True
+        signals: list[int] = []
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self.loop.add_signal_handler(sig, self._on_signal, sig)
+                    signals.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        self._in_run = True
+        try:
+            self.loop.run_forever()
+        finally:
+            self._in_run = False
+            for sig in signals:
+                self.loop.remove_signal_handler(sig)
+            self._close()
+
+    def run_until(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
+        """Run the loop until ``awaitable`` (a Deferred, coroutine or future) completes.
+
+        Returns its result or raises its exception; with ``timeout``, raises
+        TimeoutError when it has not completed in that many seconds (and
+        cancels it). Handy in tests and small scripts; the reactor stays
+        usable afterwards.
+        """
+        if self.closed:
+            raise ReactorNotRestartable("this reactor has stopped; netshell.reactor gives a fresh one")
+        fut = awaitable.as_future(self.loop) if isinstance(awaitable, Deferred) else awaitable
+        if timeout is not None:
+            fut = asyncio.wait_for(fut, timeout)
+        return cast(T, self.loop.run_until_complete(fut))
+
+    def _on_signal(self, sig: int) -> None:
+        if self._stopping is not None:
+            log.warning("Second %s: stopping now", signal.Signals(sig).name)
+            self.loop.stop()
+            return
+        log.info("Received %s: shutting down", signal.Signals(sig).name)
+        self.exit_signal = sig
+        self.stop()
+
+    def on_shutdown(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Call ``f(*args, **kw)`` when the reactor stops, before connections close.
+
+        ``f`` may return a Deferred or coroutine; stop() waits for it, at most
+        ``shutdown_timeout`` seconds for all hooks together. Errors are logged.
+        """
+        self._shutdown_hooks.append((f, args, kw))
+
+    def stop(self) -> Deferred[None]:
+        """Shut down: run the on_shutdown hooks, close listeners, connections and threads.
+
+        When run() is running the loop, the loop then stops and run() returns.
+        Returns a Deferred that fires when the shutdown is complete; calling
+        stop() again returns the same one. Raises :class:`ReactorNotRunning`
+        if the loop is not running.
+        """
+        if self._stopping is not None:
+            return self._stopping
+        if not self.loop.is_running():
+            raise ReactorNotRunning("the reactor is not running")
+        self._stopping = ensure_deferred(self._shutdown())
+        return self._stopping
+
+    async def _shutdown(self) -> None:
+        hooks, self._shutdown_hooks = self._shutdown_hooks, []
+        pending = [maybe_deferred(f, *a, **kw) for f, a, kw in hooks]
+        for d in pending:
+            d.add_errback(self._log_hook_error)
+        if pending:
+            try:
+                await asyncio.wait_for(gather(*pending).as_future(), self.shutdown_timeout)
+            except asyncio.TimeoutError:
+                late = [d for d in pending if not d.called]
+                log.warning("Shutdown hooks still running after %ss: %r", self.shutdown_timeout, late)
+        self._close_live()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            if not await asyncio.to_thread(pool.stop, self.shutdown_timeout):
+                log.warning("Worker threads still busy after %ss: %r", self.shutdown_timeout, pool)
+        if self._in_run:
+            self.loop.stop()
+        elif not self._owns_loop:
+            self._forget()
+
+    @staticmethod
+    def _log_hook_error(f: Failure) -> None:
+        log.error("Error in a shutdown hook", exc_info=(f.type, f.value, f.tb))
+
+    def _close_live(self) -> None:
+        for item in [*self._listeners, *self._connections]:
+            try:
+                closer = getattr(item, "close", None) or item.transport.close
+                closer()
+            except Exception:
+                log.exception("Error closing %r", item)
+
+    def _forget(self) -> None:
+        global _last
+        self.closed = True
+        if _by_loop.get(self.loop) is self:
+            del _by_loop[self.loop]
+        if getattr(_local, "reactor", None) is self:
+            _local.reactor = None
+        if _last[1] is self:
+            _last = (None, None)
+
+    def _close(self) -> None:
+        """Release everything without running the loop; close the loop if it is ours."""
+        if self.closed:
+            return
+        for call in list(self._delayed):
+            call.cancel()
+        self._close_live()
+        if self._pool is not None:
+            self._pool.stop(timeout=0)
+            self._pool = None
+        if self._owns_loop and not self.loop.is_closed():
+            try:
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            except RuntimeError:
+                pass
+            self.loop.close()
+        if self._set_as_event_loop:
+            self._set_as_event_loop = False
+            asyncio.set_event_loop(None)
+        self._forget()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = context.get("message", "Error in the event loop")
+        if exc is not None:
+            log.error("%s", message, exc_info=(type(exc), exc, exc.__traceback__))
+        else:
+            log.error("%s: %r", message, context)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            state = "stopped"
+        elif self.loop.is_running():
+            state = "running"
+        else:
+            state = "not running"
+        return (
+            f"<Reactor on {self.loop_name}, {state}: {len(self._listeners)} listeners, "
+            f"{len(self._connections)} connections, {len(self._delayed)} timed calls>"
+        )
+
+
+def get_reactor() -> Reactor:
+    """The reactor of the current loop: the running one, or the one installed for this thread.
+
+    Inside a running loop that has none yet, a reactor adopts it. With no
+    loop running, this thread's reactor is made (with a fresh loop) on first
+    use, and again after the previous one stopped.
+    """
+    global _last
+    loop = _get_running_loop()
+    if loop is not None:
+        last_loop, last_reactor = _last
+        if last_loop is loop and last_reactor is not None:
+            return last_reactor
+        r = _by_loop.get(loop)
+        if r is None or r.closed:
+            r = Reactor(loop)
+        _last = (loop, r)
+        return r
+    r = getattr(_local, "reactor", None)
+    if r is None or r.closed:
+        r = Reactor()
+        _local.reactor = r
+    return cast(Reactor, r)
+
+
+def install(r: Reactor) -> None:
+    """Make ``r`` this thread's reactor (what ``netshell.reactor`` means outside a running loop)."""
+    _local.reactor = r
+
+
+class _CurrentReactor:
+    """``netshell.reactor``: stands for the reactor of the current loop, whichever it is."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_reactor(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(get_reactor(), name, value)
+
+    def __dir__(self) -> list[str]:
+        return dir(get_reactor())
+
+    def __repr__(self) -> str:
+        return repr(get_reactor())
+
+
+#: the current loop's reactor; ``from netshell import reactor`` gives this.
+reactor: Reactor = cast(Reactor, _CurrentReactor())

@@ -1,0 +1,177 @@
+"""Threads as sources of Deferreds: a bounded, resizable pool, and defer_to_thread.
+
+Blocking work (a DB-API call, a DNS lookup, a large file hash) runs in a worker
+thread; its result or exception comes back to the reactor's thread and fires a
+Deferred there. Nothing here touches the event loop from a worker except
+through ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from netshell.defer import Deferred
+from netshell.failure import Failure
+
+__all__ = ["ThreadPool", "defer_to_thread"]
+
+log = logging.getLogger("netshell.threads")
+
+# on_done(ok, result) runs in the worker thread: result is a value, or a Failure.
+_Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "Callable[[bool, Any], None] | None"]
+
+
+class ThreadPool:
+    """Worker threads started on demand, up to ``max_workers``.
+
+    Jobs run in the order submitted. The size can change while running
+    (:meth:`resize`); extra workers leave once they finish their job.
+    """
+
+    def __init__(self, max_workers: int = 10, name: str = "netshell-worker") -> None:
+        if max_workers < 1:
+            raise ValueError("a ThreadPool needs at least one worker")
+        self.max_workers = max_workers
+        self.name = name
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._workers: set[threading.Thread] = set()
+        self._idle = 0
+        self._queued = 0
+        self._busy = 0
+        self._stopped = False
+        self._serial = 0
+
+    @property
+    def workers(self) -> int:
+        """How many worker threads are alive now."""
+        return len(self._workers)
+
+    @property
+    def busy(self) -> int:
+        """How many workers are running a job now."""
+        return self._busy
+
+    @property
+    def queued(self) -> int:
+        """How many jobs wait for a worker."""
+        return self._queued
+
+    def resize(self, max_workers: int) -> None:
+        """Set the largest number of workers. Raises ValueError below 1."""
+        if max_workers < 1:
+            raise ValueError("a ThreadPool needs at least one worker")
+        with self._lock:
+            surplus = len(self._workers) - max_workers
+            self.max_workers = max_workers
+            idle_to_stop = min(max(surplus, 0), self._idle)
+        for _ in range(idle_to_stop):
+            self._queue.put(None)
+
+    def submit(
+        self,
+        f: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kw: dict[str, Any] | None = None,
+        on_done: Callable[[bool, Any], None] | None = None,
+    ) -> None:
+        """Run ``f(*args, **kw)`` in a worker; then ``on_done(ok, result)`` in that worker.
+
+        Without ``on_done``, an exception from ``f`` is logged. Raises
+        RuntimeError once the pool is stopped.
+        """
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the thread pool is stopped")
+            self._queued += 1
+            start = self._queued > self._idle and len(self._workers) < self.max_workers
+            if start:
+                self._serial += 1
+                t = threading.Thread(
+                    target=self._work, name=f"{self.name}-{self._serial}", daemon=True
+                )
+                self._workers.add(t)
+        self._queue.put((f, args, kw or {}, on_done))
+        if start:
+            t.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+                if job is None:
+                    self._workers.discard(me)
+                    return
+                self._queued -= 1
+                self._busy += 1
+            f, args, kw, on_done = job
+            del job
+            try:
+                result = f(*args, **kw)
+                ok = True
+            except BaseException:
+                result = Failure()
+                ok = False
+            try:
+                if on_done is not None:
+                    on_done(ok, result)
+                elif not ok:
+                    log.error("Error in %r run in a thread", f, exc_info=(result.type, result.value, result.tb))
+            except BaseException:
+                log.exception("Error while handing back the result of %r", f)
+            del f, args, kw, on_done, result
+            with self._lock:
+                self._busy -= 1
+                if len(self._workers) > self.max_workers:
+                    self._workers.discard(me)
+                    return
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop taking jobs, let the queued ones finish, and join the workers.
+
+        Waits at most ``timeout`` seconds in all (None: as long as it takes).
+        Returns True when every worker has exited.
+        """
+        with self._lock:
+            self._stopped = True
+            workers = list(self._workers)
+        for _ in workers:
+            self._queue.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in workers:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            t.join(left)
+        return not any(t.is_alive() for t in workers)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ThreadPool {self.busy} busy / {self.workers} workers (max {self.max_workers}), "
+            f"{self.queued} queued>"
+        )
+
+
+def defer_to_thread(f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
+    """Run ``f(*args, **kw)`` in the current reactor's thread pool.
+
+    Returns a Deferred that fires in the reactor's thread with what ``f``
+    returned, or fails with what it raised (traceback included).
+
+    Example::
+
+        >>> import hashlib, netshell as ns
+        >>> d = ns.defer_to_thread(hashlib.sha256, b"abc")
+        >>> d
+        <Deferred #... pending>
+    """
+    from netshell.reactor import get_reactor
+
+    return get_reactor().defer_to_thread(f, *args, **kw)

@@ -1,0 +1,1 @@
+"""The netshell protocol library: one module or package per protocol."""
