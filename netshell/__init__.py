@@ -23,9 +23,24 @@ from netshell.defer import (
     sleep,
     succeed,
 )
-from netshell.errors import ConnectionClosed, ConnectionDone, ConnectionLost, NetshellError
+from netshell.errors import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefused,
+    ConnectTimeout,
+    DNSLookupError,
+    NetshellError,
+)
 from netshell.failure import Failure, NoCurrentExceptionError, get_debugging, set_debugging
-from netshell.protocol import Protocol
+from netshell.protocol import (
+    ClientFactory,
+    DatagramProtocol,
+    Factory,
+    Protocol,
+    ReconnectingClientFactory,
+)
 from netshell.reactor import (
     AlreadyCancelledError,
     DelayedCall,
@@ -37,7 +52,7 @@ from netshell.reactor import (
 )
 from netshell.reactor import reactor as _current_reactor
 from netshell.threads import ThreadPool, defer_to_thread
-from netshell.transport import Address
+from netshell.transport import Address, Connector, Listener, PeerCredentials, StreamTransport
 
 __version__ = "0.1.0"
 
@@ -49,17 +64,27 @@ __all__ = [
     "AlreadyCalledError",
     "AlreadyCancelledError",
     "CancelledError",
+    "ClientFactory",
+    "ConnectError",
+    "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionDone",
     "ConnectionLost",
+    "ConnectionRefused",
+    "Connector",
+    "DNSLookupError",
+    "DatagramProtocol",
     "Deferred",
     "DeferredLock",
     "DeferredQueue",
     "DeferredSemaphore",
     "DelayedCall",
+    "Factory",
     "Failure",
+    "Listener",
     "NetshellError",
     "NoCurrentExceptionError",
+    "PeerCredentials",
     "Protocol",
     "QueueOverflow",
     "QueueUnderflow",
@@ -67,6 +92,8 @@ __all__ = [
     "ReactorAlreadyRunning",
     "ReactorNotRestartable",
     "ReactorNotRunning",
+    "ReconnectingClientFactory",
+    "StreamTransport",
     "ThreadPool",
     "TimeoutError",
     "defer_to_thread",

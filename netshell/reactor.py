@@ -24,11 +24,15 @@ import signal
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from netshell.defer import AlreadyCalledError, Deferred, ensure_deferred, gather, maybe_deferred
 from netshell.failure import Failure
 from netshell.threads import ThreadPool
+
+if TYPE_CHECKING:
+    from netshell.protocol import Factory
+    from netshell.transport import Listener
 
 __all__ = [
     "AlreadyCancelledError",
@@ -148,7 +152,9 @@ class DelayedCall:
         else:
             state = f"in {self.time - self._scheduler.seconds():.3f}s"
         name = getattr(self.func, "__qualname__", None) or repr(self.func)
-        return f"<DelayedCall {name} {state}>" if self.func else f"<DelayedCall {state}>"
+        if self.func is None:
+            return f"<DelayedCall {state}>"
+        return f"<DelayedCall {name} {state}>"
 
 
 def _new_loop(use_uvloop: bool | None) -> tuple[asyncio.AbstractEventLoop, str]:
@@ -185,6 +191,8 @@ class Reactor:
     Raises ValueError if that loop has a reactor already.
     """
 
+    #: True once the reactor has stopped (it cannot run again)
+    closed: bool
     #: seconds stop() waits for on_shutdown hooks and threads before going on
     shutdown_timeout = 10.0
 
@@ -294,6 +302,73 @@ class Reactor:
         found.sort(key=lambda d: d.number)
         return found
 
+    # ---- connections
+
+    def listen_tcp(
+        self, port: int, factory: Factory, interface: str = "127.0.0.1", backlog: int = 128
+    ) -> Listener:
+        """Listen for TCP connections on ``interface:port``, bound at once.
+
+        Each accepted connection gets a protocol from ``factory``. Port 0
+        picks a free port (``listener.port`` tells which); an IPv6
+        ``interface`` such as ``"::1"`` listens on IPv6. Raises OSError, with
+        the address in the message, when the port is taken.
+
+        Example::
+
+            >>> import netshell as ns
+            >>> from netshell import reactor
+            >>> listener = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
+            >>> listener.port > 0, listener.address.host
+            (True, '127.0.0.1')
+            >>> _ = listener.close()
+        """
+        from netshell.transport import Listener, _bind_tcp
+
+        sock, kind = _bind_tcp(interface, port, backlog)
+        return Listener(self, sock, kind, factory)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        factory: Factory,
+        timeout: float = 30,
+        bind_address: tuple[str, int] | None = None,
+    ) -> Deferred[Any]:
+        """Connect to ``host:port``; the Deferred fires with the connected protocol.
+
+        It fails with ``ConnectionRefused``, ``ConnectTimeout`` or
+        ``DNSLookupError`` (all :class:`~netshell.ConnectError`); cancelling
+        it abandons the attempt.
+        """
+        from netshell.transport import Connector
+
+        kind = "tcp6" if ":" in host else "tcp"
+        return Connector(self, kind, (host, port), factory, timeout, bind_address).connect()
+
+    def listen_unix(
+        self, path: str | os.PathLike[str], factory: Factory, mode: int = 0o600, backlog: int = 128
+    ) -> Listener:
+        """Listen on a Unix socket at ``path`` (file mode ``mode``), bound at once.
+
+        A stale socket file (nobody listening) is replaced; a live one raises
+        OSError (EADDRINUSE), and so does a path that is not a socket. The
+        file is removed when the listener closes.
+        """
+        from netshell.transport import Listener, _bind_unix
+
+        sock = _bind_unix(os.fspath(path), mode, backlog)
+        return Listener(self, sock, "unix", factory)
+
+    def connect_unix(
+        self, path: str | os.PathLike[str], factory: Factory, timeout: float = 30
+    ) -> Deferred[Any]:
+        """Connect to the Unix socket at ``path``; fires with the connected protocol."""
+        from netshell.transport import Connector
+
+        return Connector(self, "unix", os.fspath(path), factory, timeout).connect()
+
     # ---- threads
 
     @property
@@ -370,7 +445,7 @@ class Reactor:
         _local.reactor = self
         asyncio.set_event_loop(self.loop)
         self._set_as_event_loop = True
-        signals: list[int] = []
+        signals: list[signal.Signals] = []
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
@@ -440,11 +515,13 @@ class Reactor:
         for d in pending:
             d.add_errback(self._log_hook_error)
         if pending:
-            try:
-                await asyncio.wait_for(gather(*pending).as_future(), self.shutdown_timeout)
-            except asyncio.TimeoutError:
+            # Not wait_for: it would cancel the hooks before we could name the late ones.
+            everything = gather(*pending).as_future()
+            done, _ = await asyncio.wait([everything], timeout=self.shutdown_timeout)
+            if not done:
                 late = [d for d in pending if not d.called]
                 log.warning("Shutdown hooks still running after %ss: %r", self.shutdown_timeout, late)
+                everything.cancel()
         self._close_live()
         if self._pool is not None:
             pool, self._pool = self._pool, None
@@ -457,6 +534,8 @@ class Reactor:
 
     @staticmethod
     def _log_hook_error(f: Failure) -> None:
+        if f.check(asyncio.CancelledError):  # cancelled after shutdown_timeout: warned already
+            return
         log.error("Error in a shutdown hook", exc_info=(f.type, f.value, f.tb))
 
     def _close_live(self) -> None:

@@ -1,18 +1,52 @@
-"""The transports that protocols see: their addresses and the stream interface.
+"""Stream transports, listeners and connectors: what protocols see of TCP and Unix sockets.
 
-A protocol never touches a socket; it is handed a transport with
-``connection_made`` and talks through ``write`` / ``close`` / ``abort``.
+A protocol never touches a socket. It is handed a :class:`StreamTransport`
+with ``connection_made`` and talks through ``write`` / ``close`` /
+``abort``. The StreamTransport is itself the asyncio protocol of the
+connection, so between the event loop and a protocol's ``data_received``
+there is one method that counts bytes and catches errors, nothing more.
+
+A :class:`Listener` is a bound, listening socket with its factory; a
+:class:`Connector` makes (and remakes) an outgoing connection for a client
+factory. The reactor's ``listen_tcp`` / ``connect_tcp`` / ``listen_unix`` /
+``connect_unix`` build them.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import asyncio
+import errno
+import logging
+import os
+import socket
+import stat
+import struct
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-__all__ = ["Address"]
+from netshell.defer import Deferred, ensure_deferred, succeed
+from netshell.errors import (
+    ConnectError,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefused,
+    ConnectTimeout,
+    DNSLookupError,
+)
+from netshell.failure import Failure
+
+if TYPE_CHECKING:
+    from netshell.protocol import Factory, Protocol
+    from netshell.reactor import Reactor
+
+__all__ = ["Address", "Connector", "Listener", "PeerCredentials", "StreamTransport"]
+
+log = logging.getLogger("netshell.transport")
 
 
 class Address(NamedTuple):
-    """One end of a connection: ``kind`` is "tcp", "tcp6", "udp", "unix", "memory"...
+    """One end of a connection: ``kind`` is "tcp", "tcp6", "udp", "udp6", "unix"...
 
     For Unix sockets ``host`` is the path and ``port`` is 0.
     """
@@ -23,6 +57,605 @@ class Address(NamedTuple):
 
     def __str__(self) -> str:
         if self.kind == "unix":
-            return f"unix:{self.host}"
+            return f"unix:{self.host or '(unnamed)'}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+class PeerCredentials(NamedTuple):
+    """The process at the other end of a Unix socket, as the kernel tells it."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+def _address(kind: str, sockaddr: Any) -> Address:
+    if kind == "unix":
+        path = sockaddr.decode() if isinstance(sockaddr, bytes) else (sockaddr or "")
+        return Address("unix", path, 0)
+    if not sockaddr:
+        return Address(kind, "", 0)
+    return Address(kind, sockaddr[0], sockaddr[1])
+
+
+class StreamTransport(asyncio.Protocol):
+    """The transport a stream protocol talks through (TCP or Unix socket).
+
+    It is also the asyncio protocol of the connection: the loop calls it,
+    it counts bytes and calls the netshell protocol. Attributes: ``protocol``,
+    ``peer`` and ``host`` (:class:`Address`), ``bytes_sent`` (bytes accepted
+    for sending), ``bytes_received``, ``connected_at`` (a ``time.time()``),
+    ``tls`` (TLS details, or None), ``listener`` (for accepted connections).
+
+    An exception raised by the protocol is logged with its traceback and
+    closes this connection only.
+    """
+
+    __slots__ = (
+        "_aborted",
+        "_connector",
+        "_error",
+        "_factory",
+        "_made",
+        "_producer",
+        "_pull_scheduled",
+        "_reactor",
+        "_streaming",
+        "_t",
+        "_write_paused",
+        "__weakref__",
+        "bytes_received",
+        "bytes_sent",
+        "connected_at",
+        "host",
+        "kind",
+        "listener",
+        "lost",
+        "peer",
+        "protocol",
+        "tls",
+    )
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        kind: str,
+        factory: Factory,
+        listener: Listener | None = None,
+        connector: Connector | None = None,
+        made: Deferred[Any] | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self.kind = kind
+        self._factory = factory
+        self.listener = listener
+        self._connector = connector
+        self._made = made
+        self._t: Any = None
+        self.protocol: Any = None
+        self.peer = self.host = Address(kind, "", 0)
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.connected_at = 0.0
+        self.tls: Any = None
+        self.lost = False
+        self._aborted = False
+        self._error: BaseException | None = None
+        self._producer: Any = None
+        self._streaming = False
+        self._write_paused = False
+        self._pull_scheduled = False
+
+    # ---- called by the event loop
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        self._t = transport
+        self.connected_at = time.time()
+        self.peer = _address(self.kind, transport.get_extra_info("peername"))
+        self.host = _address(self.kind, transport.get_extra_info("sockname"))
+        try:
+            protocol = self._factory.build_protocol(self.peer)
+        except Exception as e:
+            log.exception("Error in %r.build_protocol; closing the connection", self._factory)
+            self._error = e
+            transport.abort()
+            self._fail_made(e)
+            return
+        if protocol is None:  # the factory refused this connection
+            transport.close()
+            self._fail_made(ConnectError("the factory refused the connection (build_protocol gave None)"))
+            return
+        self.protocol = protocol
+        self._reactor._add_connection(self)
+        if self.listener is not None:
+            self.listener._connections[self] = None
+        try:
+            protocol.connection_made(self)
+        except Exception as e:
+            self._protocol_error(e, "connection_made")
+            self._fail_made(e)
+            return
+        if self._connector is not None:
+            self._connector.transport = self
+            self._connector.state = "connected"
+        made, self._made = self._made, None
+        if made is not None and not made.called:
+            made.callback(protocol)
+
+    def _fail_made(self, exc: BaseException) -> None:
+        made, self._made = self._made, None
+        if made is not None and not made.called:
+            made.errback(Failure(exc))
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        try:
+            self.protocol.data_received(data)
+        except Exception as e:
+            self._protocol_error(e, "data_received")
+
+    def eof_received(self) -> bool | None:
+        try:
+            return bool(self.protocol.eof_received())
+        except Exception as e:
+            self._protocol_error(e, "eof_received")
+            return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self._reactor._remove_connection(self)
+        if self.listener is not None:
+            self.listener._connection_gone(self)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.stop_producing()
+            except Exception:
+                log.exception("Error in %r.stop_producing", producer)
+        if self.protocol is None:
+            return
+        cause = self._error or exc
+        if cause is None and not self._aborted:
+            reason = Failure(ConnectionDone("the connection was closed cleanly"))
+        else:
+            if cause is None:
+                lost = ConnectionLost("the connection was aborted")
+            else:
+                lost = ConnectionLost(f"the connection was lost: {cause!r}")
+                lost.__cause__ = cause
+            reason = Failure(lost)
+        try:
+            self.protocol.connection_lost(reason)
+        except Exception:
+            log.exception("Error in %r.connection_lost", self.protocol)
+        if self._connector is not None:
+            self._connector._lost(reason)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self._producer is not None and self._streaming:
+            self._producer.pause_producing()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._producer is not None:
+            if self._streaming:
+                self._producer.resume_producing()
+            else:
+                self._schedule_pull()
+
+    def _protocol_error(self, exc: Exception, where: str) -> None:
+        log.error(
+            "Error in %r.%s; closing its connection %s",
+            self.protocol,
+            where,
+            self,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        self._error = exc
+        self.abort()
+
+    # ---- used by the protocol
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (bytes-like; str raises TypeError). Never blocks."""
+        self._t.write(data)
+        self.bytes_sent += len(data)
+
+    def write_sequence(self, chunks: Iterable[bytes]) -> None:
+        """Send each chunk in turn, as one write."""
+        chunks = list(chunks)
+        self._t.writelines(chunks)
+        self.bytes_sent += sum(map(len, chunks))
+
+    def write_eof(self) -> None:
+        """Half-close: send what is buffered, then end our direction of the stream."""
+        self._t.write_eof()
+
+    def close(self) -> None:
+        """Close after everything written so far has been sent."""
+        if self._t is not None:
+            self._t.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping anything not yet sent."""
+        self._aborted = True
+        if self._t is not None:
+            self._t.abort()
+
+    def pause_reading(self) -> None:
+        """Stop delivering data to the protocol until :meth:`resume_reading`."""
+        self._t.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Deliver data to the protocol again."""
+        self._t.resume_reading()
+
+    def register_producer(self, producer: Any, streaming: bool) -> None:
+        """Let ``producer`` feed this transport with flow control.
+
+        A streaming producer writes on its own and gets ``pause_producing()``
+        when the write buffer passes its high-water mark and
+        ``resume_producing()`` when it drains below the low-water mark. A
+        pull producer (``streaming=False``) gets ``resume_producing()`` each
+        time the transport wants one more chunk. Both get
+        ``stop_producing()`` if the connection is lost. Raises RuntimeError if
+        a producer is registered already.
+        """
+        if self._producer is not None:
+            raise RuntimeError(f"a producer is registered already: {self._producer!r}")
+        self._producer = producer
+        self._streaming = bool(streaming)
+        if self._write_paused:
+            if streaming:
+                producer.pause_producing()
+        elif not streaming:
+            self._schedule_pull()
+
+    def unregister_producer(self) -> None:
+        """Stop feeding from the registered producer."""
+        self._producer = None
+
+    def _schedule_pull(self) -> None:
+        if not self._pull_scheduled:
+            self._pull_scheduled = True
+            self._reactor.loop.call_soon(self._pull)
+
+    def _pull(self) -> None:
+        self._pull_scheduled = False
+        producer = self._producer
+        if producer is None or self._streaming or self._write_paused or self.lost:
+            return
+        try:
+            producer.resume_producing()
+        except Exception as e:
+            self._protocol_error(e, "resume_producing")
+            return
+        if self._producer is producer and not self._write_paused:
+            self._schedule_pull()
+
+    # ---- inspection
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes written but not yet handed to the kernel."""
+        return 0 if self._t is None else int(self._t.get_write_buffer_size())
+
+    @property
+    def state(self) -> str:
+        """"open", "closing" or "closed"."""
+        if self.lost:
+            return "closed"
+        if self._t is not None and self._t.is_closing():
+            return "closing"
+        return "open"
+
+    @property
+    def peer_credentials(self) -> PeerCredentials | None:
+        """pid, uid and gid of the peer process on a Unix socket (None where not known)."""
+        sock = None if self._t is None else self._t.get_extra_info("socket")
+        if sock is None or sock.family != socket.AF_UNIX or not hasattr(socket, "SO_PEERCRED"):
+            return None
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return PeerCredentials(*struct.unpack("3i", raw))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """What the underlying asyncio transport knows (``"socket"``, ``"peername"``...)."""
+        return default if self._t is None else self._t.get_extra_info(name, default)
+
+    def __repr__(self) -> str:
+        name = type(self.protocol).__name__ if self.protocol is not None else "-"
+        return (
+            f"<{self.kind.upper()} {self.host} <- {self.peer} {name} {self.state}, "
+            f"{self.bytes_received}B in / {self.bytes_sent}B out>"
+        )
+
+
+# ---- listening
+
+
+def _bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
+    try:
+        infos = socket.getaddrinfo(
+            interface or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as e:
+        raise OSError(f"cannot listen on {interface}:{port}: {e.strerror}") from e
+    family, socktype, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        where = f"[{sockaddr[0]}]:{port}" if family == socket.AF_INET6 else f"{sockaddr[0]}:{port}"
+        raise OSError(e.errno, f"cannot listen on {where}: {e.strerror}") from e
+    sock.setblocking(False)
+    return sock, "tcp6" if family == socket.AF_INET6 else "tcp"
+
+
+def _bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise FileExistsError(errno.EEXIST, f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # a stale socket file: nobody listens there
+        else:
+            raise OSError(errno.EADDRINUSE, f"{path} is in use by a live server")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, mode)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot listen on unix:{path}: {e.strerror}") from e
+    sock.setblocking(False)
+    return sock
+
+
+class Listener:
+    """A listening socket and the factory that makes a protocol per connection.
+
+    ``address`` (an :class:`Address`) and ``port`` tell where it listens;
+    ``connections`` lists the connections it accepted that are open now.
+    """
+
+    def __init__(self, reactor: Reactor, sock: socket.socket, kind: str, factory: Factory) -> None:
+        self.reactor = reactor
+        self.factory = factory
+        self.kind = kind
+        self._sock = sock
+        self.address = _address(kind, sock.getsockname())
+        self._connections: dict[StreamTransport, None] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._closing: Deferred[None] | None = None
+        self._drained: Deferred[None] | None = None
+        self.closed = False
+        factory._start_use()
+        reactor._add_listener(self)
+        self._starting = reactor.loop.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        loop = self.reactor.loop
+        kind = self.kind
+        if kind == "unix":
+            self._server = await loop.create_unix_server(
+                lambda: StreamTransport(self.reactor, kind, self.factory, self), sock=self._sock
+            )
+        else:
+            self._server = await loop.create_server(
+                lambda: StreamTransport(self.reactor, kind, self.factory, self), sock=self._sock
+            )
+
+    @property
+    def port(self) -> int:
+        """The port listened on (0 for Unix sockets)."""
+        return self.address.port
+
+    @property
+    def connections(self) -> list[StreamTransport]:
+        """The accepted connections that are open now."""
+        return list(self._connections)
+
+    def _connection_gone(self, t: StreamTransport) -> None:
+        self._connections.pop(t, None)
+        if not self._connections and self._drained is not None and not self._drained.called:
+            self._drained.callback(None)
+
+    def close(self, drain: bool = False, timeout: float | None = None) -> Deferred[None]:
+        """Stop listening; returns a Deferred that fires once the socket is closed.
+
+        The accepted connections stay open, unless ``drain``: then the
+        Deferred fires once they have all closed, and those still open after
+        ``timeout`` seconds (if given) are closed. Calling close() again
+        returns the same Deferred.
+        """
+        if self._closing is not None:
+            return self._closing
+        self.closed = True
+        if self._server is not None:
+            self._server.close()
+        else:
+            self._starting.cancel()
+            self._sock.close()
+        if self.kind == "unix":
+            try:
+                os.unlink(self.address.host)
+            except OSError:
+                pass
+        self.reactor._remove_listener(self)
+        self.factory._stop_use()
+        if self.reactor.loop.is_running():
+            self._closing = ensure_deferred(self._finish_close(drain, timeout))
+        else:
+            self._closing = succeed(None)
+        return self._closing
+
+    async def _finish_close(self, drain: bool, timeout: float | None) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+        if drain and self._connections:
+            self._drained = Deferred()
+            try:
+                await asyncio.wait_for(self._drained.as_future(), timeout)
+            except TimeoutError:
+                for t in list(self._connections):
+                    t.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "listening"
+        name = getattr(self.factory.protocol, "__qualname__", type(self.factory).__name__)
+        return f"<Listener {self.kind} {self.address} {name} {state}, {len(self._connections)} connections>"
+
+
+# ---- connecting
+
+
+def _connect_error(e: BaseException, where: str, timeout: float) -> ConnectError:
+    if isinstance(e, TimeoutError):
+        err: ConnectError = ConnectTimeout(f"connecting to {where} timed out after {timeout}s")
+    elif isinstance(e, socket.gaierror):
+        err = DNSLookupError(f"cannot look up the address of {where}: {e.strerror}")
+    elif isinstance(e, ConnectionRefusedError):
+        err = ConnectionRefused(f"{where} refused the connection")
+    elif isinstance(e, OSError):
+        err = ConnectError(f"cannot connect to {where}: {e.strerror or e}")
+    else:
+        err = ConnectError(f"cannot connect to {where}: {e!r}")
+    err.__cause__ = e
+    return err
+
+
+class Connector:
+    """Makes an outgoing connection for a client factory, and can make it again.
+
+    ``state`` is "disconnected", "connecting" or "connected"; ``transport``
+    is the current connection's transport. A ReconnectingClientFactory calls
+    :meth:`connect` to try again; :meth:`stop_connecting` cancels an attempt.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        kind: str,
+        address: tuple[str, int] | str,
+        factory: Factory,
+        timeout: float = 30,
+        bind_address: tuple[str, int] | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.kind = kind
+        self.address = address
+        self.factory = factory
+        self.timeout = timeout
+        self.bind_address = bind_address
+        self.state = "disconnected"
+        self.transport: StreamTransport | None = None
+        self._attempt: Deferred[Any] | None = None
+        self._started = False
+
+    @property
+    def where(self) -> str:
+        """The address being connected to, as text."""
+        if isinstance(self.address, str):
+            return f"unix:{self.address}"
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def connect(self) -> Deferred[Protocol]:
+        """Start an attempt; the Deferred fires with the connected protocol.
+
+        It fails with a :class:`~netshell.ConnectError` subclass saying what
+        happened: ConnectionRefused, ConnectTimeout, DNSLookupError.
+        Cancelling it abandons the attempt.
+        """
+        if not self._started:
+            self._started = True
+            self.factory._start_use()
+        self.state = "connecting"
+        task: asyncio.Task[Any] | None = None
+
+        def cancel(_: Deferred[Any]) -> None:
+            if task is not None:
+                task.cancel()
+            self.state = "disconnected"
+
+        made: Deferred[Any] = Deferred(cancel)
+        self._attempt = made
+        task = self.reactor.loop.create_task(self._run(made))
+        return made
+
+    async def _run(self, made: Deferred[Any]) -> None:
+        loop = self.reactor.loop
+        t = StreamTransport(self.reactor, self.kind, self.factory, connector=self, made=made)
+        try:
+            if isinstance(self.address, str):
+                coro = loop.create_unix_connection(lambda: t, self.address)
+            else:
+                host, port = self.address
+                coro = loop.create_connection(lambda: t, host, port, local_addr=self.bind_address)
+            await asyncio.wait_for(coro, self.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.state = "disconnected"
+            err = _connect_error(e, self.where, self.timeout)
+            if not made.called:
+                made.errback(Failure(err))
+            failed = getattr(self.factory, "client_connection_failed", None)
+            if failed is not None:
+                try:
+                    failed(self, Failure(err))
+                except Exception:
+                    log.exception("Error in %r.client_connection_failed", self.factory)
+            self._maybe_done()
+
+    def _lost(self, reason: Failure) -> None:
+        self.state = "disconnected"
+        self.transport = None
+        lost = getattr(self.factory, "client_connection_lost", None)
+        if lost is not None:
+            try:
+                lost(self, reason)
+            except Exception:
+                log.exception("Error in %r.client_connection_lost", self.factory)
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        # The factory is done with when nothing reconnects it.
+        if self.state == "disconnected" and self._started and not _will_retry(self.factory):
+            self._started = False
+            self.factory._stop_use()
+
+    def stop_connecting(self) -> None:
+        """Abandon the attempt in progress, if any."""
+        if self.state == "connecting" and self._attempt is not None:
+            self._attempt.cancel()
+
+    def disconnect(self) -> None:
+        """Close the current connection, or abandon the attempt in progress."""
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self.stop_connecting()
+
+    def __repr__(self) -> str:
+        return f"<Connector {self.kind} {self.where} {self.state}>"
+
+
+def _will_retry(factory: Any) -> bool:
+    return bool(getattr(factory, "continue_trying", False) and getattr(factory, "_call", None))
