@@ -172,4 +172,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # Run as a script, Python puts tests/ first on the path, where tests/netshell/
+    # would shadow the real package as a namespace package: put the checkout there.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
     sys.exit(main(sys.argv[1:]))
