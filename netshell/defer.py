@@ -26,6 +26,7 @@ This module also has the helpers: :func:`succeed`, :func:`fail`,
 from __future__ import annotations
 
 import asyncio
+import builtins
 import inspect
 import itertools
 import logging
@@ -66,7 +67,7 @@ T = TypeVar("T")
 CancelledError = asyncio.CancelledError
 
 
-class TimeoutError(TimeoutError):  # noqa: A001 - also catchable as the builtin
+class TimeoutError(builtins.TimeoutError):  # also catchable as the builtin
     """A Deferred did not fire in the time :meth:`Deferred.add_timeout` gave it."""
 
 
@@ -100,8 +101,8 @@ _CONTINUE: Any = object()  # marks the link from an inner Deferred back to the o
 _ids = itertools.count(1)
 
 _short = reprlib.Repr()
-_short.maxstring = 50
-_short.maxother = 50
+_short.maxstring = 60
+_short.maxother = 100
 _short.maxlist = _short.maxtuple = _short.maxdict = 4
 
 
@@ -132,8 +133,9 @@ class _FailureLogger:
             pass
 
 
-def _stack_here() -> str:
-    return "".join(traceback.format_stack()[:-3])
+def _stack_here(skip: int) -> str:
+    """The formatted stack, without its innermost ``skip`` frames (this function's included)."""
+    return "".join(traceback.format_stack()[:-skip])
 
 
 class Deferred(Generic[T]):
@@ -183,7 +185,7 @@ class Deferred(Generic[T]):
         self._fail_logger: _FailureLogger | None = None
         self._id = next(_ids)
         self._debug: dict[str, str] | None = (
-            {"created": _stack_here()} if _failure_mod._debugging else None
+            {"created": _stack_here(2)} if _failure_mod._debugging else None
         )
 
     # ---- reading the state
@@ -265,8 +267,23 @@ class Deferred(Generic[T]):
         return self
 
     def chain_deferred(self, other: Deferred[Any]) -> Deferred[Any]:
-        """Fire ``other`` with this chain's result at this point (value or Failure)."""
-        return self.add_callbacks(other.callback, other.errback)
+        """Make ``other`` wait on this chain: it fires with this chain's result at this point.
+
+        ``other`` counts as fired from now on (it shows ``waiting on``), so it
+        must not have fired and must not be fired by anyone else. Runs
+        iteratively, like a callback that returns a Deferred, so chains of
+        any length are fine. Raises :class:`AlreadyCalledError` if ``other``
+        has fired. Returns this Deferred.
+        """
+        if other.called:
+            raise AlreadyCalledError(f"cannot chain to Deferred #{other._id}: it has fired")
+        other.called = True
+        other._result = self
+        other.paused += 1
+        self._callbacks.append((_CONTINUE, other, None, _CONTINUE, other, None))
+        if self.called:
+            self._run_callbacks()
+        return self
 
     # ---- firing
 
@@ -277,7 +294,9 @@ class Deferred(Generic[T]):
         TypeError if ``result`` is a Deferred (chain it with a callback instead).
         """
         if isinstance(result, Deferred):
-            raise TypeError("cannot fire a Deferred with another Deferred; return it from a callback")
+            raise TypeError(
+                "cannot fire a Deferred with another Deferred; return it from a callback"
+            )
         if self.called or self._debug is not None:
             self._start(result)
             return
@@ -304,7 +323,7 @@ class Deferred(Generic[T]):
                 return
             raise AlreadyCalledError(self._already_called_message())
         if self._debug is not None:
-            self._debug["fired"] = _stack_here()
+            self._debug["fired"] = _stack_here(3)
         self.called = True
         self._result = result
         self._run_callbacks()
@@ -500,13 +519,13 @@ class Deferred(Generic[T]):
         """An asyncio Future that completes with this Deferred's result.
 
         The result (or error) is taken out of the chain: later callbacks see
-        None. Cancelling the future cancels the Deferred, and a Deferred that
+        None. Cancelling the future cancels the Deferred (at once), and a Deferred that
         fails with ``CancelledError`` cancels the future. ``loop`` defaults to
         the running loop, else the current reactor's.
         """
         if loop is None:
             loop = _current_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+        fut: asyncio.Future[T] = _DeferredFuture(self, loop)
 
         def settle(result: Any) -> None:
             if fut.done():
@@ -530,7 +549,11 @@ class Deferred(Generic[T]):
     @classmethod
     def from_future(cls, future: asyncio.Future[Any]) -> Deferred[Any]:
         """A Deferred that fires with ``future``'s outcome; cancelling it cancels the future."""
-        d: Deferred[Any] = cls(lambda _d: future.cancel())
+
+        def cancel_future(_: Deferred[Any]) -> None:
+            future.cancel()
+
+        d: Deferred[Any] = cls(cancel_future)
 
         def done(f: asyncio.Future[Any]) -> None:
             if d.called:  # cancelled from the Deferred side already
@@ -573,6 +596,25 @@ class Deferred(Generic[T]):
         return f"<Deferred #{self._id} {state}>"
 
 
+class _DeferredFuture(asyncio.Future[T]):
+    """The future of :meth:`Deferred.as_future`: cancelling it cancels the Deferred at once.
+
+    A future's done-callbacks run a turn of the loop later. Were the Deferred
+    cancelled only then, it could fire in between (a lock handed over, a
+    queue item delivered) with a result that nobody would ever receive.
+    """
+
+    def __init__(self, deferred: Deferred[T], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._deferred = deferred
+
+    def cancel(self, msg: Any = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        self._deferred.cancel()
+        return True
+
+
 def _current_loop() -> asyncio.AbstractEventLoop:
     try:
         return asyncio.get_running_loop()
@@ -597,6 +639,8 @@ def succeed(result: T) -> Deferred[T]:
     d: Deferred[T] = Deferred()
     d.called = True
     d._result = result
+    if d._debug is not None:  # made and fired in the same place
+        d._debug["fired"] = d._debug["created"]
     return d
 
 
@@ -670,7 +714,9 @@ def _as_deferreds(items: tuple[Any, ...]) -> list[Deferred[Any]]:
     return [x if isinstance(x, Deferred) else ensure_deferred(x) for x in items]
 
 
-def gather(*deferreds: Deferred[Any] | Awaitable[Any], consume_errors: bool = False) -> Deferred[list[Any]]:
+def gather(
+    *deferreds: Deferred[Any] | Awaitable[Any], consume_errors: bool = False
+) -> Deferred[list[Any]]:
     """Fire with the list of all results, in order, once every one has fired.
 
     The first failure fails the gathered Deferred at once (with that Failure).
@@ -721,7 +767,9 @@ def race(*deferreds: Deferred[Any] | Awaitable[Any]) -> Deferred[tuple[int, Any]
     """Fire with ``(index, result)`` of the first to succeed; cancel the others.
 
     Failures are ignored while another may still succeed; if all fail, the
-    result fails with an ``ExceptionGroup`` of their exceptions, in order.
+    result fails with an ``ExceptionGroup`` of their exceptions, in order (a
+    ``BaseExceptionGroup`` if one of them is a ``CancelledError``). Cancelling
+    the result cancels them all and fails it with ``CancelledError``.
 
     Example::
 
@@ -734,8 +782,11 @@ def race(*deferreds: Deferred[Any] | Awaitable[Any]) -> Deferred[tuple[int, Any]
         raise ValueError("race() needs at least one Deferred")
     failures: list[BaseException | None] = [None] * len(ds)
     remaining = len(ds)
+    cancelling = False
 
     def cancel_all(_: Deferred[Any]) -> None:
+        nonlocal cancelling
+        cancelling = True  # the race itself fails with CancelledError, not a group
         for d in ds:
             d.cancel()
 
@@ -753,9 +804,11 @@ def race(*deferreds: Deferred[Any] | Awaitable[Any]) -> Deferred[tuple[int, Any]
         nonlocal remaining
         failures[index] = f.value
         remaining -= 1
-        if remaining == 0 and not out.called:
-            excs = cast(list[Exception], failures)
-            out.errback(ExceptionGroup("every Deferred in the race failed", excs))
+        if remaining == 0 and not out.called and not cancelling:
+            # An ExceptionGroup, or a BaseExceptionGroup when one of them is
+            # not an Exception (a CancelledError): ExceptionGroup refuses those.
+            excs = cast(list[BaseException], failures)
+            out.errback(BaseExceptionGroup("every Deferred in the race failed", excs))
 
     for i, d in enumerate(ds):
         d.add_callbacks(ok, bad, callback_args=(i,), errback_args=(i,))

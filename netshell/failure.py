@@ -12,6 +12,7 @@ every frame are captured as short reprs for :meth:`Failure.get_traceback`.
 
 from __future__ import annotations
 
+import builtins
 import os
 import reprlib
 import sys
@@ -82,14 +83,14 @@ class Failure:
     __slots__ = ("value", "type", "tb", "frames", "__weakref__")
 
     value: BaseException
-    type: type[BaseException]
+    type: builtins.type[BaseException]
     tb: TracebackType | None
     #: with debugging on: (function, file, line, {name: short repr}) per frame
     frames: list[tuple[str, str, int, dict[str, str]]] | None
 
     def __init__(
         self,
-        exc: BaseException | type[BaseException] | None = None,
+        exc: BaseException | builtins.type[BaseException] | None = None,
         tb: TracebackType | None = None,
     ) -> None:
         if exc is None:
@@ -126,14 +127,14 @@ class Failure:
             tb = tb.tb_next
         return frames
 
-    def check(self, *types: type[BaseException]) -> type[BaseException] | None:
+    def check(self, *types: builtins.type[BaseException]) -> builtins.type[BaseException] | None:
         """Return the first of ``types`` that the exception is an instance of, else None."""
         for t in types:
             if isinstance(self.value, t):
                 return t
         return None
 
-    def trap(self, *types: type[BaseException]) -> type[BaseException]:
+    def trap(self, *types: builtins.type[BaseException]) -> builtins.type[BaseException]:
         """Like :meth:`check`, but re-raise the exception when nothing matches.
 
         Used in an errback, this lets the expected errors be handled and passes
