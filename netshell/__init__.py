@@ -23,6 +23,7 @@ from netshell.defer import (
     sleep,
     succeed,
 )
+from netshell.endpoints import connect, listen
 from netshell.errors import (
     ConnectError,
     ConnectionClosed,
@@ -96,12 +97,14 @@ __all__ = [
     "StreamTransport",
     "ThreadPool",
     "TimeoutError",
+    "connect",
     "defer_to_thread",
     "ensure_deferred",
     "fail",
     "gather",
     "get_debugging",
     "get_reactor",
+    "listen",
     "maybe_deferred",
     "race",
     "reactor",

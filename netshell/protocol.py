@@ -125,7 +125,9 @@ class Factory:
     def build_protocol(self, addr: Any) -> Protocol | None:
         """Make the protocol for a connection from ``addr``; None refuses it (closed at once)."""
         if self.protocol is None:
-            raise TypeError(f"{type(self).__name__} has no protocol: set .protocol or use for_protocol()")
+            raise TypeError(
+                f"{type(self).__name__} has no protocol: set .protocol or use for_protocol()"
+            )
         p = self.protocol()
         p.factory = self
         return p
@@ -196,12 +198,12 @@ class ReconnectingClientFactory(ClientFactory):
             self.retry()
 
     def next_delay(self) -> float:
-        """The delay before the next try, advancing the back-off."""
-        self.delay = min(self.delay * self.factor, self.max_delay)
+        """The delay before the next try (``delay``, jittered), advancing the back-off."""
+        delay = self.delay
         if self.jitter:
-            self.delay = random.normalvariate(self.delay, self.delay * self.jitter)
-        self.delay = max(0.0, min(self.delay, self.max_delay))
-        return self.delay
+            delay = random.normalvariate(delay, delay * self.jitter)
+        self.delay = min(self.delay * self.factor, self.max_delay)
+        return max(0.0, min(delay, self.max_delay))
 
     def retry(self, connector: Any = None) -> None:
         """Schedule the next connection attempt, unless told to stop or out of retries."""
@@ -222,7 +224,9 @@ class ReconnectingClientFactory(ClientFactory):
 
     def _reconnect(self, connector: Any) -> None:
         self._call = None
-        connector.connect()
+        # A failure is the factory's to handle (client_connection_failed retries);
+        # nobody else holds this Deferred, so it must not log as unhandled.
+        connector.connect().add_errback(lambda _: None)
 
     def stop_trying(self) -> None:
         """Stop reconnecting: cancel a pending try and make no more."""

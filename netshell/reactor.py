@@ -31,8 +31,9 @@ from netshell.failure import Failure
 from netshell.threads import ThreadPool
 
 if TYPE_CHECKING:
-    from netshell.protocol import Factory
+    from netshell.protocol import DatagramProtocol, Factory
     from netshell.transport import Listener
+    from netshell.udp import DatagramListener
 
 __all__ = [
     "AlreadyCancelledError",
@@ -176,9 +177,11 @@ def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Reactor] = weakref.WeakKeyDictionary()
+# A loop's reactor hangs off the loop itself, so the two live and die together
+# (a registry keyed by loop would keep every loop it ever saw alive).
+_ATTR = "_netshell_reactor"
 _local = threading.local()
-_last: tuple[asyncio.AbstractEventLoop | None, Reactor | None] = (None, None)
+_last: weakref.ref[Reactor] | None = None  # the reactor found last: most lookups repeat
 _get_running_loop = asyncio._get_running_loop
 
 
@@ -204,7 +207,8 @@ class Reactor:
             self._owns_loop = True
             loop.set_exception_handler(self._loop_exception)
         else:
-            if loop in _by_loop and not _by_loop[loop].closed:
+            existing = getattr(loop, _ATTR, None)
+            if existing is not None and not existing.closed:
                 raise ValueError("that loop has a reactor already; use netshell.reactor")
             self.loop_name = _loop_name(loop)
             self._owns_loop = False
@@ -215,13 +219,14 @@ class Reactor:
         self._delayed: dict[DelayedCall, None] = {}
         self._listeners: dict[Any, None] = {}
         self._connections: dict[Any, None] = {}
+        self._all_closed: Deferred[None] | None = None
         self._shutdown_hooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._pool: ThreadPool | None = None
         self._pool_size = 10
         self._stopping: Deferred[None] | None = None
         self._in_run = False
         self._set_as_event_loop = False
-        _by_loop[loop] = self
+        setattr(loop, _ATTR, self)
 
     # ---- time
 
@@ -286,6 +291,10 @@ class Reactor:
 
     def _remove_connection(self, connection: Any) -> None:
         self._connections.pop(connection, None)
+        if not self._connections and self._all_closed is not None:
+            all_closed, self._all_closed = self._all_closed, None
+            if not all_closed.called:
+                all_closed.callback(None)
 
     def pending_deferreds(self) -> list[Deferred[Any]]:
         """The Deferreds alive now that have not fired, or wait on another, by number.
@@ -326,7 +335,7 @@ class Reactor:
         from netshell.transport import Listener, _bind_tcp
 
         sock, kind = _bind_tcp(interface, port, backlog)
-        return Listener(self, sock, kind, factory)
+        return Listener(self, sock, kind, factory, backlog)
 
     def connect_tcp(
         self,
@@ -359,7 +368,7 @@ class Reactor:
         from netshell.transport import Listener, _bind_unix
 
         sock = _bind_unix(os.fspath(path), mode, backlog)
-        return Listener(self, sock, "unix", factory)
+        return Listener(self, sock, "unix", factory, backlog)
 
     def connect_unix(
         self, path: str | os.PathLike[str], factory: Factory, timeout: float = 30
@@ -368,6 +377,42 @@ class Reactor:
         from netshell.transport import Connector
 
         return Connector(self, "unix", os.fspath(path), factory, timeout).connect()
+
+    def listen_udp(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "127.0.0.1",
+        max_size: int = 65535,
+    ) -> DatagramListener:
+        """Bind a UDP socket on ``interface:port`` at once and give it to ``protocol``.
+
+        ``protocol.datagram_received(data, addr)`` gets each datagram;
+        ``listener.transport.write(data, addr)`` sends. Port 0 picks a free
+        port. Raises OSError, naming the address, when it cannot bind.
+        """
+        from netshell.udp import listen_udp
+
+        return listen_udp(self, port, protocol, interface, max_size)
+
+    def listen_multicast(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        group: str,
+        interface: str = "127.0.0.1",
+        ttl: int = 1,
+        loopback: bool = True,
+    ) -> DatagramListener:
+        """Bind a UDP socket on ``port`` that receives the multicast ``group``.
+
+        ``interface`` is the local address of the network interface to join
+        the group on (loopback by default, so nothing leaves the machine).
+        Several listeners on one machine may share the port.
+        """
+        from netshell.udp import listen_multicast
+
+        return listen_multicast(self, port, protocol, group, interface, ttl, loopback)
 
     # ---- threads
 
@@ -468,14 +513,21 @@ class Reactor:
         Returns its result or raises its exception; with ``timeout``, raises
         TimeoutError when it has not completed in that many seconds (and
         cancels it). Handy in tests and small scripts; the reactor stays
-        usable afterwards.
+        usable afterwards, unless :meth:`stop` ran meanwhile (then its loop is
+        closed here, and ``netshell.reactor`` gives a fresh one).
         """
         if self.closed:
-            raise ReactorNotRestartable("this reactor has stopped; netshell.reactor gives a fresh one")
+            raise ReactorNotRestartable(
+                "this reactor has stopped; netshell.reactor gives a fresh one"
+            )
         fut = awaitable.as_future(self.loop) if isinstance(awaitable, Deferred) else awaitable
         if timeout is not None:
             fut = asyncio.wait_for(fut, timeout)
-        return cast(T, self.loop.run_until_complete(fut))
+        try:
+            return cast(T, self.loop.run_until_complete(fut))
+        finally:
+            if self.closed:  # stop() completed meanwhile: the loop can be closed now
+                self._close()
 
     def _on_signal(self, sig: int) -> None:
         if self._stopping is not None:
@@ -517,19 +569,37 @@ class Reactor:
         if pending:
             # Not wait_for: it would cancel the hooks before we could name the late ones.
             everything = gather(*pending).as_future()
-            done, _ = await asyncio.wait([everything], timeout=self.shutdown_timeout)
-            if not done:
+            finished, _ = await asyncio.wait([everything], timeout=self.shutdown_timeout)
+            if not finished:
                 late = [d for d in pending if not d.called]
-                log.warning("Shutdown hooks still running after %ss: %r", self.shutdown_timeout, late)
+                log.warning(
+                    "Shutdown hooks still running after %ss: %r", self.shutdown_timeout, late
+                )
                 everything.cancel()
         self._close_live()
+        if self._connections:
+            # Closing flushes what each connection has buffered: wait for them, bounded.
+            self._all_closed = Deferred()
+            closed = self._all_closed.as_future()
+            done, _ = await asyncio.wait([closed], timeout=self.shutdown_timeout)
+            if not done:
+                log.warning(
+                    "Connections still open after %ss, aborting: %r",
+                    self.shutdown_timeout,
+                    self.connections,
+                )
+                closed.cancel()
+                for t in self.connections:
+                    t.abort()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             if not await asyncio.to_thread(pool.stop, self.shutdown_timeout):
                 log.warning("Worker threads still busy after %ss: %r", self.shutdown_timeout, pool)
         if self._in_run:
             self.loop.stop()
-        elif not self._owns_loop:
+        else:
+            # Stopped for good: netshell.reactor gives a fresh one from now on. A loop of
+            # ours is busy in run_until(); run_until() closes it once it returns.
             self._forget()
 
     @staticmethod
@@ -549,16 +619,16 @@ class Reactor:
     def _forget(self) -> None:
         global _last
         self.closed = True
-        if _by_loop.get(self.loop) is self:
-            del _by_loop[self.loop]
+        if getattr(self.loop, _ATTR, None) is self:
+            delattr(self.loop, _ATTR)
         if getattr(_local, "reactor", None) is self:
             _local.reactor = None
-        if _last[1] is self:
-            _last = (None, None)
+        if _last is not None and _last() is self:
+            _last = None
 
     def _close(self) -> None:
         """Release everything without running the loop; close the loop if it is ours."""
-        if self.closed:
+        if self.closed and (self.loop.is_closed() or not self._owns_loop):
             return
         for call in list(self._delayed):
             call.cancel()
@@ -608,13 +678,14 @@ def get_reactor() -> Reactor:
     global _last
     loop = _get_running_loop()
     if loop is not None:
-        last_loop, last_reactor = _last
-        if last_loop is loop and last_reactor is not None:
-            return last_reactor
-        r = _by_loop.get(loop)
+        if _last is not None:
+            r = _last()
+            if r is not None and r.loop is loop and not r.closed:
+                return r
+        r = getattr(loop, _ATTR, None)
         if r is None or r.closed:
             r = Reactor(loop)
-        _last = (loop, r)
+        _last = weakref.ref(r)
         return r
     r = getattr(_local, "reactor", None)
     if r is None or r.closed:

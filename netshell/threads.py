@@ -23,7 +23,8 @@ __all__ = ["ThreadPool", "defer_to_thread"]
 log = logging.getLogger("netshell.threads")
 
 # on_done(ok, result) runs in the worker thread: result is a value, or a Failure.
-_Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "Callable[[bool, Any], None] | None"]
+_OnDone = Callable[[bool, Any], None]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], _OnDone | None]
 
 
 class ThreadPool:
@@ -70,8 +71,20 @@ class ThreadPool:
             surplus = len(self._workers) - max_workers
             self.max_workers = max_workers
             idle_to_stop = min(max(surplus, 0), self._idle)
+            # Growing: jobs that wait for a worker get one now, not at the next submit.
+            wanted = 0 if self._stopped else min(-surplus, self._queued - self._idle)
+            started = [self._new_worker() for _ in range(max(wanted, 0))]
         for _ in range(idle_to_stop):
             self._queue.put(None)
+        for t in started:
+            t.start()
+
+    def _new_worker(self) -> threading.Thread:
+        # Called with the lock held; the caller starts the thread once it is released.
+        self._serial += 1
+        t = threading.Thread(target=self._work, name=f"{self.name}-{self._serial}", daemon=True)
+        self._workers.add(t)
+        return t
 
     def submit(
         self,
@@ -91,11 +104,7 @@ class ThreadPool:
             self._queued += 1
             start = self._queued > self._idle and len(self._workers) < self.max_workers
             if start:
-                self._serial += 1
-                t = threading.Thread(
-                    target=self._work, name=f"{self.name}-{self._serial}", daemon=True
-                )
-                self._workers.add(t)
+                t = self._new_worker()
         self._queue.put((f, args, kw or {}, on_done))
         if start:
             t.start()
@@ -125,7 +134,8 @@ class ThreadPool:
                 if on_done is not None:
                     on_done(ok, result)
                 elif not ok:
-                    log.error("Error in %r run in a thread", f, exc_info=(result.type, result.value, result.tb))
+                    exc_info = (result.type, result.value, result.tb)
+                    log.error("Error in %r run in a thread", f, exc_info=exc_info)
             except BaseException:
                 log.exception("Error while handing back the result of %r", f)
             del f, args, kw, on_done, result

@@ -97,10 +97,12 @@ class StreamTransport(asyncio.Protocol):
         "_connector",
         "_error",
         "_factory",
+        "_held",
         "_made",
         "_producer",
         "_pull_scheduled",
         "_reactor",
+        "_read_paused",
         "_streaming",
         "_t",
         "_write_paused",
@@ -146,12 +148,18 @@ class StreamTransport(asyncio.Protocol):
         self._streaming = False
         self._write_paused = False
         self._pull_scheduled = False
+        self._read_paused = False
+        self._held: list[bytes] = []
 
     # ---- called by the event loop
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         self._t = transport
         self.connected_at = time.time()
+        sock = transport.get_extra_info("socket")
+        if self.kind in ("tcp", "tcp6") and sock is not None:
+            # A host name may resolve to either family: the socket tells which it was.
+            self.kind = "tcp6" if sock.family == socket.AF_INET6 else "tcp"
         self.peer = _address(self.kind, transport.get_extra_info("peername"))
         self.host = _address(self.kind, transport.get_extra_info("sockname"))
         try:
@@ -164,7 +172,9 @@ class StreamTransport(asyncio.Protocol):
             return
         if protocol is None:  # the factory refused this connection
             transport.close()
-            self._fail_made(ConnectError("the factory refused the connection (build_protocol gave None)"))
+            self._fail_made(
+                ConnectError("the factory refused the connection (build_protocol gave None)")
+            )
             return
         self.protocol = protocol
         self._reactor._add_connection(self)
@@ -190,6 +200,12 @@ class StreamTransport(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
+        if self._read_paused:
+            # uvloop starts reading after connection_made() even if the protocol
+            # paused there: keep the data until resume_reading().
+            self._held.append(data)
+            self._t.pause_reading()
+            return
         try:
             self.protocol.data_received(data)
         except Exception as e:
@@ -214,6 +230,9 @@ class StreamTransport(asyncio.Protocol):
             except Exception:
                 log.exception("Error in %r.stop_producing", producer)
         if self.protocol is None:
+            if self._connector is not None:  # our own factory refused the connection
+                self._connector.state = "disconnected"
+                self._connector._maybe_done()
             return
         cause = self._error or exc
         if cause is None and not self._aborted:
@@ -286,11 +305,24 @@ class StreamTransport(asyncio.Protocol):
 
     def pause_reading(self) -> None:
         """Stop delivering data to the protocol until :meth:`resume_reading`."""
+        self._read_paused = True
         self._t.pause_reading()
 
     def resume_reading(self) -> None:
         """Deliver data to the protocol again."""
-        self._t.resume_reading()
+        self._read_paused = False
+        if self._held:
+            self._reactor.loop.call_soon(self._release_held)
+        else:
+            self._t.resume_reading()
+
+    def _release_held(self) -> None:
+        while self._held and not self._read_paused and not self.lost:
+            data = self._held.pop(0)
+            self.bytes_received -= len(data)  # counted when it arrived
+            self.data_received(data)
+        if not self._held and not self._read_paused:
+            self._t.resume_reading()
 
     def register_producer(self, producer: Any, streaming: bool) -> None:
         """Let ``producer`` feed this transport with flow control.
@@ -344,7 +376,7 @@ class StreamTransport(asyncio.Protocol):
 
     @property
     def state(self) -> str:
-        """"open", "closing" or "closed"."""
+        """ "open", "closing" or "closed"."""
         if self.lost:
             return "closed"
         if self._t is not None and self._t.is_closing():
@@ -434,7 +466,11 @@ class Listener:
     ``connections`` lists the connections it accepted that are open now.
     """
 
-    def __init__(self, reactor: Reactor, sock: socket.socket, kind: str, factory: Factory) -> None:
+    def __init__(
+        self, reactor: Reactor, sock: socket.socket, kind: str, factory: Factory, backlog: int = 128
+    ) -> None:
+        # asyncio calls listen() again when it starts serving: it must get the same backlog.
+        self.backlog = backlog
         self.reactor = reactor
         self.factory = factory
         self.kind = kind
@@ -452,14 +488,24 @@ class Listener:
     async def _serve(self) -> None:
         loop = self.reactor.loop
         kind = self.kind
+        backlog = self.backlog
+        # Not serving until self._server is set: close() must find the server that
+        # watches the socket, or it would close the fd under the selector's feet.
         if kind == "unix":
             self._server = await loop.create_unix_server(
-                lambda: StreamTransport(self.reactor, kind, self.factory, self), sock=self._sock
+                lambda: StreamTransport(self.reactor, kind, self.factory, self),
+                sock=self._sock,
+                backlog=backlog,
+                start_serving=False,
             )
         else:
             self._server = await loop.create_server(
-                lambda: StreamTransport(self.reactor, kind, self.factory, self), sock=self._sock
+                lambda: StreamTransport(self.reactor, kind, self.factory, self),
+                sock=self._sock,
+                backlog=backlog,
+                start_serving=False,
             )
+        await self._server.start_serving()
 
     @property
     def port(self) -> int:
@@ -519,7 +565,8 @@ class Listener:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "listening"
         name = getattr(self.factory.protocol, "__qualname__", type(self.factory).__name__)
-        return f"<Listener {self.kind} {self.address} {name} {state}, {len(self._connections)} connections>"
+        count = len(self._connections)
+        return f"<Listener {self.kind} {self.address} {name} {state}, {count} connections>"
 
 
 # ---- connecting
@@ -593,6 +640,7 @@ class Connector:
             if task is not None:
                 task.cancel()
             self.state = "disconnected"
+            self._maybe_done()
 
         made: Deferred[Any] = Deferred(cancel)
         self._attempt = made
@@ -645,6 +693,7 @@ class Connector:
         """Abandon the attempt in progress, if any."""
         if self.state == "connecting" and self._attempt is not None:
             self._attempt.cancel()
+        self._maybe_done()  # e.g. the factory stopped trying while a retry was pending
 
     def disconnect(self) -> None:
         """Close the current connection, or abandon the attempt in progress."""

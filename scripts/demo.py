@@ -36,8 +36,10 @@ async def main() -> None:
     def boom(_):
         raise ValueError("bad input")
 
-    recovered = await ns.succeed(1).add_callback(boom).add_errback(
-        lambda f: f"recovered from {f.type.__name__}: {f.value}"
+    recovered = (
+        await ns.succeed(1)
+        .add_callback(boom)
+        .add_errback(lambda f: f"recovered from {f.type.__name__}: {f.value}")
     )
     say(recovered)
 

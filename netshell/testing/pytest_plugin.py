@@ -44,9 +44,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            if "reactor" not in item.fixturenames:
-                item.fixturenames.append("reactor")
+        is_async = isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj)
+        if is_async and "reactor" not in item.fixturenames:
+            item.fixturenames.append("reactor")
 
 
 @pytest.hookimpl(tryfirst=True)

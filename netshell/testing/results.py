@@ -11,6 +11,10 @@ __all__ = ["failure_result_of", "no_result", "success_result_of"]
 
 
 def _take(d: Deferred[Any]) -> Any:
+    if not d.called or d.paused:
+        # Checked first: a callback added to a Deferred with no result would stay in
+        # its chain and swallow the result when it comes.
+        raise AssertionError(f"{d!r} has no result yet")
     outcome: list[Any] = []
 
     def grab(result: Any) -> None:

@@ -144,21 +144,22 @@ class Loopback:
         server.connection_made(self.server_transport)
         client.connection_made(self.client_transport)
 
-    def _deliver(self, src: _LoopbackTransport, dst: _LoopbackTransport) -> int:
+    def _deliver(self, src: _LoopbackTransport, dst: _LoopbackTransport) -> tuple[int, bool]:
+        """Hand ``dst`` what ``src`` wrote since last time: (bytes moved, anything happened)."""
         if dst.lost or dst.reading_paused:
-            return 0
+            return 0, False
         start = self._sent[id(src)]
         data = bytes(src.written[start:])
         if not data:
             if src.eof_written and id(src) not in self._eof_delivered:
                 self._eof_delivered.add(id(src))
                 dst.protocol.eof_received()
-                return 1
-            return 0
+                return 0, True  # an EOF is news, but not a byte
+            return 0, False
         self._sent[id(src)] = start + len(data)
         dst.bytes_received += len(data)
         dst.protocol.data_received(data)
-        return len(data)
+        return len(data), True
 
     def _flushed(self, t: _LoopbackTransport) -> bool:
         return self._sent[id(t)] == len(t.written)
@@ -172,11 +173,11 @@ class Loopback:
         """
         moved = 0
         while True:
-            step = self._deliver(self.client_transport, self.server_transport)
-            step += self._deliver(self.server_transport, self.client_transport)
-            if not step:
+            to_server, news_s = self._deliver(self.client_transport, self.server_transport)
+            to_client, news_c = self._deliver(self.server_transport, self.client_transport)
+            if not (news_s or news_c):
                 break
-            moved += step
+            moved += to_server + to_client
         self._maybe_lose()
         return moved
 

@@ -143,7 +143,9 @@ async def ping_pong(port: int, conns: int, seconds: float) -> float:
     for i in range(conns):
         fut: asyncio.Future[int] = loop.create_future()
         payload = bytes([65 + i % 26]) * 1024
-        await loop.create_connection(lambda p=payload, f=fut: PingPong(p, deadline, f), "127.0.0.1", port)
+        await loop.create_connection(
+            lambda p=payload, f=fut: PingPong(p, deadline, f), "127.0.0.1", port
+        )
         futures.append(fut)
     trips = sum(await asyncio.gather(*futures))
     return trips / (time.perf_counter() - start)
@@ -238,7 +240,7 @@ def main() -> int:
     args.megabytes = 8 if args.quick else 256
     args.idle = 200 if args.quick else 10_000
     rounds = 1 if args.quick else args.rounds
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.idle + 100 > hard:
         args.idle = max(100, hard - 200)
@@ -272,13 +274,17 @@ def main() -> int:
                 better = min if k == "idle_bytes_per_conn" else max
                 prev[k] = better(prev[k], v)
 
-    print(f"Python {platform.python_version()}, {os.cpu_count()} cores; "
-          f"server on CPU 0, load generator (asyncio on uvloop) on CPU 1")
+    print(
+        f"Python {platform.python_version()}, {os.cpu_count()} cores; "
+        f"server on CPU 0, load generator (asyncio on uvloop) on CPU 1"
+    )
     print(f"{'server':22} {'round trips/s':>14} {'bulk MB/s':>10} {'idle B/conn':>12}")
     for key, res in best.items():
         idle = res.get("idle_bytes_per_conn")
-        print(f"{key:22} {res['round_trips_per_s']:14,.0f} {res['bulk_mb_per_s']:10,.0f} "
-              f"{idle if idle is None else format(idle, ',.0f'):>12}")
+        print(
+            f"{key:22} {res['round_trips_per_s']:14,.0f} {res['bulk_mb_per_s']:10,.0f} "
+            f"{idle if idle is None else format(idle, ',.0f'):>12}"
+        )
 
     def ratio(a: str, b: str, k: str) -> float | None:
         if a in best and b in best:
@@ -286,14 +292,37 @@ def main() -> int:
         return None
 
     checks = [
-        ("round trips: netshell / asyncio", ratio("netshell", "asyncio", "round_trips_per_s"), 0.9, ">="),
-        ("round trips: netshell / twisted", ratio("netshell", "twisted", "round_trips_per_s"), 1.5, ">="),
+        (
+            "round trips: netshell / asyncio",
+            ratio("netshell", "asyncio", "round_trips_per_s"),
+            0.9,
+            ">=",
+        ),
+        (
+            "round trips: netshell / twisted",
+            ratio("netshell", "twisted", "round_trips_per_s"),
+            1.5,
+            ">=",
+        ),
         ("bulk: netshell / asyncio", ratio("netshell", "asyncio", "bulk_mb_per_s"), 0.9, ">="),
-        ("idle RSS: netshell / asyncio", ratio("netshell", "asyncio", "idle_bytes_per_conn"), 1.3, "<="),
-        ("uvloop round trips: netshell / asyncio",
-         ratio("netshell (uvloop)", "asyncio (uvloop)", "round_trips_per_s"), 0.9, ">="),
-        ("uvloop bulk: netshell / asyncio",
-         ratio("netshell (uvloop)", "asyncio (uvloop)", "bulk_mb_per_s"), 0.9, ">="),
+        (
+            "idle RSS: netshell / asyncio",
+            ratio("netshell", "asyncio", "idle_bytes_per_conn"),
+            1.3,
+            "<=",
+        ),
+        (
+            "uvloop round trips: netshell / asyncio",
+            ratio("netshell (uvloop)", "asyncio (uvloop)", "round_trips_per_s"),
+            0.9,
+            ">=",
+        ),
+        (
+            "uvloop bulk: netshell / asyncio",
+            ratio("netshell (uvloop)", "asyncio (uvloop)", "bulk_mb_per_s"),
+            0.9,
+            ">=",
+        ),
     ]
     print()
     out = {"results": best, "ratios": {}}

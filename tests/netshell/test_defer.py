@@ -1512,7 +1512,7 @@ def test_chain_outcome_and_calls_match_the_reference_model(
 
 def test_chain_deferred_of_twenty_thousand_runs_without_recursion_error():
     ds = [ns.Deferred() for _ in range(20_000)]
-    for a, b in zip(ds, ds[1:], strict=False):
+    for a, b in itertools.pairwise(ds):
         a.chain_deferred(b)
     ds[0].callback("end")
     assert ds[-1].result == "end"

@@ -1,0 +1,63 @@
+"""The Deferred benchmark (scripts/bench/deferred.py) runs and reports every case.
+
+A smoke test only: ``--quick`` counts are far too small to mean anything, so
+nothing here looks at speed, only that each case ran, was verified and gave a
+positive rate for both libraries.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "scripts" / "bench" / "deferred.py"
+CASES = {"create_3cb_fire", "chain_1", "chain_10", "await_fired"}
+
+
+def _twisted_importable() -> bool:
+    try:
+        return importlib.util.find_spec("twisted.internet.defer") is not None
+    except ImportError:
+        return False
+
+
+def require_twisted() -> None:
+    """Skip without Twisted, except on CI, where it is installed and its absence a failure."""
+    if _twisted_importable():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("Twisted is not importable, but CI installs it (the bench extra)")
+    pytest.skip("Twisted is not installed (pip install -e '.[bench]')")
+
+
+@pytest.mark.timeout(60)
+def test_quick_run_reports_every_case(tmp_path: Path) -> None:
+    require_twisted()
+    out = tmp_path / "deferred.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=50,
+    )
+    assert proc.returncode == 0, f"benchmark failed (exit {proc.returncode}):\n{proc.stdout}"
+
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["quick"] is True
+    assert set(data["cases"]) == CASES
+    for name, case in data["cases"].items():
+        for side in ("netshell_ops_per_s", "twisted_ops_per_s"):
+            assert case[side] > 0, f"{name}: {side} is {case[side]!r}"
+        assert case["ratio"] > 0, name
