@@ -15,19 +15,15 @@ import os
 import resource
 import socket
 import struct
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import connect_when_ready, free_port, require, run_peer, start_peer
 
 import netshell as ns
 from netshell.transport import Address, StreamTransport
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for peers.py
-from peers import connect_when_ready, free_port, require, run_peer, start_peer
 
 # ---- test protocols
 

@@ -11,19 +11,16 @@ import os
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import require, run_peer
 
 import netshell as ns
 from netshell.transport import Address, PeerCredentials
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for peers.py
-from peers import require, run_peer
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
 
