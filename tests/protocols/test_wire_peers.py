@@ -16,7 +16,6 @@ import netshell as ns
 from protocols import wire
 
 
-
 def _tcp_read_all(port: int, send: bytes = b"", limit: int | None = None) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         if send:
