@@ -491,10 +491,12 @@ class Deferred(Generic[T]):
                     elif current._fail_logger is not None:
                         current._fail_logger.failure = None
             if waiter is not None:
-                if chain is None:
-                    chain = [current]
-                else:
-                    chain.append(current)
+                # Come back to ``current`` only if callbacks follow the hand-off.
+                if cbs:
+                    if chain is None:
+                        chain = [current]
+                    else:
+                        chain.append(current)
                 current = waiter
                 continue
             if not chain:
@@ -512,7 +514,7 @@ class Deferred(Generic[T]):
                 if self._fail_logger is not None:
                     self._fail_logger.failure = None
                 raise result.value.with_traceback(result.tb)
-            return cast(T, result)
+            return result
         return (yield from self.as_future().__await__())
 
     def as_future(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[T]:

@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "platform": platform.platform(),
     }
     print(f"Python   {platform.python_implementation()} {platform.python_version()}")
-    print(f"netshell {ns.__version__}")
+    print(f"netshell {ns.__version__} ({os.path.dirname(ns.__file__)})")
     print(f"Twisted  {twisted.__version__}")
     print(f"loop     {loop_name}; Twisted runs its coroutine with Deferred.fromCoroutine")
     print(f"machine  {machine['cpus']} CPUs, {machine['cpu']}, {machine['platform']}")
@@ -473,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "python_implementation": platform.python_implementation(),
             "netshell": ns.__version__,
+            "netshell_path": os.path.dirname(ns.__file__),
             "twisted": twisted.__version__,
             "loop": loop_name,
             "machine": machine,
