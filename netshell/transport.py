@@ -79,6 +79,9 @@ def _address(kind: str, sockaddr: Any) -> Address:
     return Address(kind, sockaddr[0], sockaddr[1])
 
 
+_READ_SIZE = 127 * 1024  # under glibc's default mmap threshold (128 KiB), with room for headers
+
+
 class StreamTransport(asyncio.Protocol):
     """The transport a stream protocol talks through (TCP or Unix socket).
 
@@ -155,6 +158,12 @@ class StreamTransport(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self._t = transport
+        if getattr(transport, "max_size", 0) > _READ_SIZE:
+            # asyncio's selector transports read into a fresh 256 KiB buffer, which
+            # glibc may serve with mmap/mremap/munmap on every read (4x slower
+            # ping-pong, depending on the allocator's history); reads under 128 KiB
+            # stay on the heap whatever that history.
+            transport.max_size = _READ_SIZE
         self.connected_at = time.time()
         sock = transport.get_extra_info("socket")
         if self.kind in ("tcp", "tcp6") and sock is not None:
