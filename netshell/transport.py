@@ -113,11 +113,9 @@ class StreamTransport(asyncio.Protocol):
         "bytes_received",
         "bytes_sent",
         "connected_at",
-        "host",
         "kind",
         "listener",
         "lost",
-        "peer",
         "protocol",
         "tls",
     )
@@ -139,7 +137,6 @@ class StreamTransport(asyncio.Protocol):
         self._made = made
         self._t: Any = None
         self.protocol: Any = None
-        self.peer = self.host = Address(kind, "", 0)
         self.bytes_sent = 0
         self.bytes_received = 0
         self.connected_at = 0.0
@@ -169,8 +166,6 @@ class StreamTransport(asyncio.Protocol):
         if self.kind in ("tcp", "tcp6") and sock is not None:
             # A host name may resolve to either family: the socket tells which it was.
             self.kind = "tcp6" if sock.family == socket.AF_INET6 else "tcp"
-        self.peer = _address(self.kind, transport.get_extra_info("peername"))
-        self.host = _address(self.kind, transport.get_extra_info("sockname"))
         try:
             protocol = self._factory.build_protocol(self.peer)
         except Exception as e:
@@ -377,6 +372,20 @@ class StreamTransport(asyncio.Protocol):
             self._schedule_pull()
 
     # ---- inspection
+
+    # Addresses are read from the socket when asked for, not stored: an idle
+    # connection costs less memory, and only inspection pays for them.
+    @property
+    def peer(self) -> Address:
+        """The other end of the connection."""
+        info = None if self._t is None else self._t.get_extra_info("peername")
+        return _address(self.kind, info)
+
+    @property
+    def host(self) -> Address:
+        """Our end of the connection."""
+        info = None if self._t is None else self._t.get_extra_info("sockname")
+        return _address(self.kind, info)
 
     @property
     def write_buffer_size(self) -> int:
