@@ -680,6 +680,8 @@ def ensure_deferred(obj: Awaitable[T] | Deferred[T]) -> Deferred[T]:
         >>> d = ns.ensure_deferred(answer())
         >>> d
         <Deferred #... pending>
+        >>> ns.reactor.run_until(d)
+        42
     """
     if isinstance(obj, Deferred):
         return obj

@@ -8,12 +8,16 @@ registered by entry point) adds the ``reactor`` and ``clock`` fixtures.
 """
 
 from netshell.testing.clock import Clock
+from netshell.testing.recording import RecordingEcho, RecordingFactory, RecordingProtocol
 from netshell.testing.results import failure_result_of, no_result, success_result_of
 from netshell.testing.transports import Loopback, StringTransport, loopback
 
 __all__ = [
     "Clock",
     "Loopback",
+    "RecordingEcho",
+    "RecordingFactory",
+    "RecordingProtocol",
     "StringTransport",
     "failure_result_of",
     "loopback",

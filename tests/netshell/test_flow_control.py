@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import netshell as ns
+from netshell.testing import RecordingFactory, RecordingProtocol
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -30,38 +31,7 @@ HIGH_WATER = 64 * KiB
 LOW_WATER = 16 * KiB
 
 
-class Recorder(ns.Protocol):
-    start_paused = False
-
-    def __init__(self) -> None:
-        self.connected: ns.Deferred[Any] = ns.Deferred()
-        self.done: ns.Deferred[None] = ns.Deferred()
-        self.received = bytearray()
-        self.reason: ns.Failure | None = None
-        self._waits: list[tuple[int, ns.Deferred[bytes]]] = []
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        if self.start_paused:
-            transport.pause_reading()
-        self.connected.callback(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.received += data
-        for n, d in list(self._waits):
-            if len(self.received) >= n:
-                self._waits.remove((n, d))
-                d.callback(bytes(self.received))
-
-    def wait_for_bytes(self, n: int) -> ns.Deferred[bytes]:
-        d: ns.Deferred[bytes] = ns.Deferred()
-        self._waits.append((n, d))
-        self.data_received(b"")
-        return d
-
-    def connection_lost(self, reason: ns.Failure) -> None:
-        self.reason = reason
-        self.done.callback(None)
+Recorder = RecordingProtocol
 
 
 class PausedRecorder(Recorder):
@@ -104,18 +74,7 @@ class Counter(ns.Protocol):
         self.done.callback(None)
 
 
-class Collecting(ns.Factory):
-    def __init__(self, protocol: Any) -> None:
-        self.protocol = protocol
-        self._queue: ns.DeferredQueue[Any] = ns.DeferredQueue()
-
-    def build_protocol(self, addr: Any) -> Any:
-        p = super().build_protocol(addr)
-        p.connected.add_callback(lambda proto: (self._queue.put(proto), proto)[1])
-        return p
-
-    def accepted(self) -> ns.Deferred[Any]:
-        return self._queue.get()
+Collecting = RecordingFactory
 
 
 async def pair(reactor: ns.Reactor, server: Any, client: Any) -> tuple[Any, Any]:

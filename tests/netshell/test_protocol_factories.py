@@ -16,68 +16,16 @@ from typing import Any
 import pytest
 
 import netshell as ns
-from netshell.testing import Clock
+from netshell.testing import Clock, RecordingEcho, RecordingFactory, RecordingProtocol
 from netshell.transport import Address, Connector
 
-
-class Recorder(ns.Protocol):
-    def __init__(self) -> None:
-        self.connected: ns.Deferred[Any] = ns.Deferred()
-        self.done: ns.Deferred[None] = ns.Deferred()
-        self.received = bytearray()
-        self.reason: ns.Failure | None = None
-        self._waits: list[tuple[int, ns.Deferred[bytes]]] = []
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.connected.callback(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.received += data
-        for n, d in list(self._waits):
-            if len(self.received) >= n:
-                self._waits.remove((n, d))
-                d.callback(bytes(self.received))
-
-    def wait_for_bytes(self, n: int) -> ns.Deferred[bytes]:
-        d: ns.Deferred[bytes] = ns.Deferred()
-        self._waits.append((n, d))
-        self.data_received(b"")
-        return d
-
-    def connection_lost(self, reason: ns.Failure) -> None:
-        self.reason = reason
-        self.done.callback(None)
+Recorder = RecordingProtocol
+Echo = RecordingEcho
 
 
-class Echo(Recorder):
-    def data_received(self, data: bytes) -> None:
-        self.transport.write(data)
-        super().data_received(data)
-
-
-class Collecting(ns.Factory):
-    """Keeps the protocols it builds; ``accepted()`` fires with the next connected one."""
-
+class Collecting(RecordingFactory):
     def __init__(self, protocol: Any = Echo) -> None:
-        self.protocol = protocol
-        self.events: list[str] = []
-        self._queue: ns.DeferredQueue[Any] = ns.DeferredQueue()
-
-    def build_protocol(self, addr: Any) -> Any:
-        p = super().build_protocol(addr)
-        if p is not None:
-            p.connected.add_callback(lambda proto: (self._queue.put(proto), proto)[1])
-        return p
-
-    def accepted(self) -> ns.Deferred[Any]:
-        return self._queue.get()
-
-    def start_factory(self) -> None:
-        self.events.append("start")
-
-    def stop_factory(self) -> None:
-        self.events.append("stop")
+        super().__init__(protocol)
 
 
 class Told(ns.ClientFactory):

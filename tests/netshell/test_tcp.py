@@ -23,78 +23,15 @@ import pytest
 from peers import connect_when_ready, free_port, require, run_peer, start_peer
 
 import netshell as ns
+from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
 from netshell.transport import Address, StreamTransport
 
 # ---- test protocols
 
 
-class Recorder(ns.Protocol):
-    """Records what happens to it and fires a Deferred for each event."""
-
-    keep_open_on_eof = False
-
-    def __init__(self) -> None:
-        self.connected: ns.Deferred[Any] = ns.Deferred()
-        self.got_eof: ns.Deferred[None] = ns.Deferred()
-        self.done: ns.Deferred[None] = ns.Deferred()
-        self.received = bytearray()
-        self.reason: ns.Failure | None = None
-        self._waits: list[tuple[int, ns.Deferred[bytes]]] = []
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.connected.callback(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.received += data
-        for n, d in list(self._waits):
-            if len(self.received) >= n:
-                self._waits.remove((n, d))
-                d.callback(bytes(self.received))
-
-    def wait_for_bytes(self, n: int) -> ns.Deferred[bytes]:
-        """Fires with everything received once at least ``n`` bytes have arrived."""
-        d: ns.Deferred[bytes] = ns.Deferred()
-        self._waits.append((n, d))
-        self.data_received(b"")
-        return d
-
-    def eof_received(self) -> bool | None:
-        self.got_eof.callback(None)
-        return self.keep_open_on_eof
-
-    def connection_lost(self, reason: ns.Failure) -> None:
-        self.reason = reason
-        self.done.callback(None)
-
-
-class Echo(Recorder):
-    def data_received(self, data: bytes) -> None:
-        self.transport.write(data)
-        super().data_received(data)
-
-
-class Collecting(ns.Factory):
-    """A factory that keeps every protocol it builds; ``accepted()`` gives the next one."""
-
-    def __init__(self, protocol: Any = Recorder) -> None:
-        self.protocol = protocol
-        self.built: list[Any] = []
-        self._queue: ns.DeferredQueue[Any] = ns.DeferredQueue()
-
-    def build_protocol(self, addr: Any) -> Any:
-        p = super().build_protocol(addr)
-        self.built.append(p)
-        p.connected.add_callback(self._put)
-        return p
-
-    def _put(self, p: Any) -> Any:
-        self._queue.put(p)
-        return p
-
-    def accepted(self) -> ns.Deferred[Any]:
-        """Fires with the next server protocol whose connection is made."""
-        return self._queue.get()
+Recorder = RecordingProtocol
+Echo = RecordingEcho
+Collecting = RecordingFactory
 
 
 async def connect(
