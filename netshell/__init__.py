@@ -25,6 +25,9 @@ from netshell.defer import (
 )
 from netshell.endpoints import connect, listen
 from netshell.errors import (
+    CertificateExpired,
+    CertificateNotYetValid,
+    ClientCertificateRequired,
     ConnectError,
     ConnectionClosed,
     ConnectionDone,
@@ -32,7 +35,12 @@ from netshell.errors import (
     ConnectionRefused,
     ConnectTimeout,
     DNSLookupError,
+    HandshakeFailed,
+    HostnameMismatch,
     NetshellError,
+    TLSError,
+    TLSVerificationError,
+    UnknownCA,
 )
 from netshell.failure import Failure, NoCurrentExceptionError, get_debugging, set_debugging
 from netshell.protocol import (
@@ -65,6 +73,9 @@ __all__ = [
     "AlreadyCalledError",
     "AlreadyCancelledError",
     "CancelledError",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "ClientCertificateRequired",
     "ClientFactory",
     "ConnectError",
     "ConnectTimeout",
@@ -82,6 +93,8 @@ __all__ = [
     "DelayedCall",
     "Factory",
     "Failure",
+    "HandshakeFailed",
+    "HostnameMismatch",
     "Listener",
     "NetshellError",
     "NoCurrentExceptionError",
@@ -95,8 +108,11 @@ __all__ = [
     "ReactorNotRunning",
     "ReconnectingClientFactory",
     "StreamTransport",
+    "TLSError",
+    "TLSVerificationError",
     "ThreadPool",
     "TimeoutError",
+    "UnknownCA",
     "connect",
     "defer_to_thread",
     "ensure_deferred",

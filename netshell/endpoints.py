@@ -432,11 +432,12 @@ def format(endpoint: Endpoint) -> str:
 # ---- acting on one
 
 
-def _tls_not_yet(endpoint: Endpoint) -> ValueError:
-    return ValueError(
-        f"endpoint {format(endpoint)!r}: TLS endpoints arrive with TLS support "
-        "(netshell.tls), which is not here yet"
-    )
+def _missing(endpoint: Endpoint, *keys: str) -> None:
+    missing = [k for k in keys if k not in endpoint.options]
+    if missing:
+        raise EndpointError(
+            format(endpoint), f"a tls listener needs {' and '.join(f'{k}=PATH' for k in missing)}"
+        )
 
 
 def _as_endpoint(description: str | Endpoint, mode: str) -> Endpoint:
@@ -459,7 +460,7 @@ def listen(
     - ``unix:PATH[:mode=0o600][:backlog=N]`` (mode in octal, with or without 0o)
     - ``udp:PORT[:interface=HOST]``: the second argument is a DatagramProtocol
       and the result a DatagramListener.
-    - ``tls:PORT:cert=PATH:key=PATH``: parsed, then ValueError until TLS support.
+    - ``tls:PORT:cert=PATH:key=PATH[:interface=HOST][:backlog=N]``: TLS from the first byte.
 
     ``reactor`` defaults to the current one. Raises :class:`EndpointError`
     (ValueError) for a bad description, TypeError when the second argument
@@ -482,9 +483,15 @@ def listen(
         return r.listen_udp(ep.args[0], thing, interface=o.get("interface", "127.0.0.1"))
     _check_factory(thing)
     assert isinstance(thing, Factory)
-    if ep.kind == "tls":
-        raise _tls_not_yet(ep)
     backlog = o.get("backlog", 128)
+    if ep.kind == "tls":
+        from netshell.tls import server_context
+
+        _missing(ep, "cert", "key")
+        context = server_context(o["cert"], o["key"])
+        return r.listen_tls(
+            ep.args[0], thing, context, interface=o.get("interface", "127.0.0.1"), backlog=backlog
+        )
     if ep.kind == "unix":
         return r.listen_unix(ep.args[0], thing, mode=o.get("mode", 0o600), backlog=backlog)
     default_interface = "::1" if ep.kind == "tcp6" else "127.0.0.1"
@@ -501,7 +508,7 @@ def connect(
     - ``tcp:HOST:PORT[:timeout=S][:bind=HOST\:PORT]``
     - ``tcp6:HOST:PORT[...]`` (an IPv6 address: ``tcp6:\:\:1:80`` or ``tcp6:[::1]:80``)
     - ``unix:PATH[:timeout=S]``
-    - ``tls:HOST:PORT[:ca=PATH][:verify=no]``: parsed, then ValueError until TLS support.
+    - ``tls:HOST:PORT[:ca=PATH][:verify=no][:timeout=S]``: TLS, verified unless ``verify=no``.
 
     ``bind`` is the local address: ``HOST``, ``HOST\:PORT``, or ``[V6]\:PORT`` for
     an IPv6 one with a port (``\:\:1\:5`` would itself be an address).
@@ -522,7 +529,13 @@ def connect(
     o = ep.options
     timeout = o.get("timeout", 30)
     if ep.kind == "tls":
-        raise _tls_not_yet(ep)
+        from netshell.tls import client_context
+
+        host, port = ep.args
+        context = client_context(host, ca=o.get("ca"), verify=o.get("verify", True))
+        return r.connect_tls(
+            host, port, factory, context, timeout=timeout, bind_address=o.get("bind")
+        )
     if ep.kind == "unix":
         return r.connect_unix(ep.args[0], factory, timeout=timeout)
     host, port = ep.args

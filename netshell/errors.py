@@ -6,11 +6,19 @@ or ``ConnectionLost`` (anything else); ``NetshellError`` > ``ConnectError`` >
 ``ConnectionRefused``, ``ConnectTimeout`` or ``DNSLookupError``. Each is also
 a subclass of the matching builtin (``ConnectionError``,
 ``ConnectionRefusedError``, ``TimeoutError``), so code that catches those works.
+
+TLS failures (raised by ``netshell.tls`` and the TLS layer) have their own
+branch: ``NetshellError`` > ``TLSError`` > ``HandshakeFailed``,
+``ClientCertificateRequired`` or ``TLSVerificationError`` > ``HostnameMismatch``,
+``UnknownCA``, ``CertificateExpired`` or ``CertificateNotYetValid``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "ClientCertificateRequired",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionClosed",
@@ -18,7 +26,12 @@ __all__ = [
     "ConnectionLost",
     "ConnectionRefused",
     "DNSLookupError",
+    "HandshakeFailed",
+    "HostnameMismatch",
     "NetshellError",
+    "TLSError",
+    "TLSVerificationError",
+    "UnknownCA",
 ]
 
 
@@ -55,3 +68,63 @@ class ConnectTimeout(ConnectError, TimeoutError):
 
 class DNSLookupError(ConnectError):
     """The host name could not be resolved to an address."""
+
+
+class TLSError(NetshellError):
+    """A TLS failure; the message says what went wrong, and with which host.
+
+    The keyword arguments are kept as attributes for callers that want them
+    without parsing the message: ``host`` (the name or address verified, or
+    None), ``subject`` (the certificate's subject, RFC 4514, when known) and
+    ``verify_code`` (OpenSSL's X509_V_ERR_* number, when the certificate chain
+    was refused). The OpenSSL error, if any, is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        subject: str | None = None,
+        verify_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.host = host
+        self.subject = subject
+        self.verify_code = verify_code
+
+
+class HandshakeFailed(TLSError):
+    """The TLS handshake failed for a reason other than the certificates.
+
+    For example no protocol version or cipher in common, or the peer hung up;
+    the message carries OpenSSL's reason.
+    """
+
+
+class TLSVerificationError(TLSError):
+    """A certificate was refused; the subclass says why, when the reason is a common one."""
+
+
+class HostnameMismatch(TLSVerificationError):
+    """The certificate is valid, but not for the host name or IP address connected to."""
+
+
+class UnknownCA(TLSVerificationError):
+    """The certificate chain does not lead to a trusted certificate authority."""
+
+
+class CertificateExpired(TLSVerificationError):
+    """A certificate in the chain has expired."""
+
+
+class CertificateNotYetValid(TLSVerificationError):
+    """A certificate in the chain is not valid yet (its notBefore is in the future)."""
+
+
+class ClientCertificateRequired(TLSError):
+    """The server demands a client certificate and the client sent none.
+
+    Raised on the server side, and on the client side when the server's alert
+    says so.
+    """

@@ -378,6 +378,65 @@ class Reactor:
 
         return Connector(self, "unix", os.fspath(path), factory, timeout).connect()
 
+    def listen_tls(
+        self,
+        port: int,
+        factory: Factory,
+        context: Any,
+        interface: str = "127.0.0.1",
+        backlog: int = 128,
+    ) -> Listener:
+        """Like :meth:`listen_tcp`, with TLS from the first byte, using a server ``context``.
+
+        Each connection's protocol gets ``connection_made`` once the
+        handshake has succeeded; a failed handshake closes that connection
+        only (logged), and the listener keeps serving.
+
+        Example::
+
+            >>> import netshell as ns
+            >>> from netshell import reactor, tls
+            >>> cert, key, ca = tls.self_signed("localhost")
+            >>> listener = reactor.listen_tls(
+            ...     0, ns.Factory.for_protocol(ns.Protocol), tls.server_context(cert, key))
+            >>> listener.tls_context.server_side
+            True
+            >>> _ = listener.close()
+        """
+        from netshell.transport import Listener, _bind_tcp
+
+        sock, kind = _bind_tcp(interface, port, backlog)
+        return Listener(self, sock, kind, factory, backlog, tls_context=context)
+
+    def connect_tls(
+        self,
+        host: str,
+        port: int,
+        factory: Factory,
+        context: Any = None,
+        timeout: float = 30,
+        bind_address: tuple[str, int] | None = None,
+    ) -> Deferred[Any]:
+        """Connect with TLS; fires with the protocol once the handshake and checks succeed.
+
+        ``context`` defaults to ``netshell.tls.client_context(host)``: the
+        certificate chain is verified against the system's trust store and
+        the host name against the certificate. Fails with a
+        :class:`~netshell.ConnectError` or a :class:`~netshell.TLSError`
+        subclass (HostnameMismatch, UnknownCA, CertificateExpired, ...).
+        """
+        from netshell.transport import Connector
+
+        if context is None:
+            from netshell.tls import client_context
+
+            context = client_context(host)
+        kind = "tcp6" if ":" in host else "tcp"
+        connector = Connector(
+            self, kind, (host, port), factory, timeout, bind_address, tls_context=context
+        )
+        return connector.connect()
+
     def listen_udp(
         self,
         port: int,

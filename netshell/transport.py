@@ -33,12 +33,21 @@ from netshell.errors import (
     ConnectionRefused,
     ConnectTimeout,
     DNSLookupError,
+    TLSError,
 )
 from netshell.failure import Failure
+
+
+class TLSHandshakeCut(TLSError):
+    """The connection ended during the TLS handshake."""
+
+    def __init__(self, exc: BaseException | None = None) -> None:
+        super().__init__(f"the connection ended during the TLS handshake ({exc or 'closed'})")
 
 if TYPE_CHECKING:
     from netshell.protocol import Factory, Protocol
     from netshell.reactor import Reactor
+    from netshell.tls_layer import TLSInfo, TLSLayer
 
 __all__ = ["Address", "Connector", "Listener", "PeerCredentials", "StreamTransport"]
 
@@ -79,6 +88,9 @@ def _address(kind: str, sockaddr: Any) -> Address:
     return Address(kind, sockaddr[0], sockaddr[1])
 
 
+#: seconds close() waits for the peer's TLS close_notify before closing the socket
+TLS_CLOSE_TIMEOUT = 5.0
+
 _READ_SIZE = 127 * 1024  # under glibc's default mmap threshold (128 KiB), with room for headers
 
 
@@ -108,6 +120,11 @@ class StreamTransport(asyncio.Protocol):
         "_read_paused",
         "_streaming",
         "_t",
+        "_tls",
+        "_tls_close_timer",
+        "_tls_context",
+        "_tls_hostname",
+        "_tls_started",
         "_write_paused",
         "__weakref__",
         "bytes_received",
@@ -117,7 +134,6 @@ class StreamTransport(asyncio.Protocol):
         "listener",
         "lost",
         "protocol",
-        "tls",
     )
 
     def __init__(
@@ -128,6 +144,8 @@ class StreamTransport(asyncio.Protocol):
         listener: Listener | None = None,
         connector: Connector | None = None,
         made: Deferred[Any] | None = None,
+        tls_context: Any = None,
+        tls_hostname: str | None = None,
     ) -> None:
         self._reactor = reactor
         self.kind = kind
@@ -140,7 +158,11 @@ class StreamTransport(asyncio.Protocol):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.connected_at = 0.0
-        self.tls: Any = None
+        self._tls: TLSLayer | None = None
+        self._tls_context = tls_context
+        self._tls_hostname = tls_hostname
+        self._tls_started: Deferred[Any] | None = None
+        self._tls_close_timer: Any = None
         self.lost = False
         self._aborted = False
         self._error: BaseException | None = None
@@ -149,7 +171,7 @@ class StreamTransport(asyncio.Protocol):
         self._write_paused = False
         self._pull_scheduled = False
         self._read_paused = False
-        self._held: list[bytes] = []
+        self._held: list[bytes] | None = None
 
     # ---- called by the event loop
 
@@ -166,6 +188,16 @@ class StreamTransport(asyncio.Protocol):
         if self.kind in ("tcp", "tcp6") and sock is not None:
             # A host name may resolve to either family: the socket tells which it was.
             self.kind = "tcp6" if sock.family == socket.AF_INET6 else "tcp"
+        if self._tls_context is not None:
+            # listen_tls / connect_tls: the protocol meets the connection only
+            # once the handshake (and certificate check) has succeeded.
+            self._reactor._add_connection(self)
+            self._begin_tls(self._tls_context, self._tls_hostname)
+            return
+        self._attach_protocol()
+
+    def _attach_protocol(self) -> None:
+        transport = self._t
         try:
             protocol = self._factory.build_protocol(self.peer)
         except Exception as e:
@@ -203,10 +235,15 @@ class StreamTransport(asyncio.Protocol):
             made.errback(Failure(exc))
 
     def data_received(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls_received(data)
+            return
         self.bytes_received += len(data)
         if self._read_paused:
             # uvloop starts reading after connection_made() even if the protocol
             # paused there: keep the data until resume_reading().
+            if self._held is None:
+                self._held = []
             self._held.append(data)
             self._t.pause_reading()
             return
@@ -216,6 +253,10 @@ class StreamTransport(asyncio.Protocol):
             self._protocol_error(e, "data_received")
 
     def eof_received(self) -> bool | None:
+        if self._tls is not None:
+            # A TCP end of file is not a TLS one: connection_lost tells a clean
+            # close (close_notify seen) from a truncated one.
+            return None
         try:
             return bool(self.protocol.eof_received())
         except Exception as e:
@@ -224,6 +265,11 @@ class StreamTransport(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
+        if self._tls_close_timer is not None and self._tls_close_timer.active():
+            self._tls_close_timer.cancel()
+        tls = self._tls
+        if tls is not None and not tls.established:
+            self._fail_tls(self._error or TLSHandshakeCut(exc))
         self._reactor._remove_connection(self)
         if self.listener is not None:
             self.listener._connection_gone(self)
@@ -239,6 +285,17 @@ class StreamTransport(asyncio.Protocol):
                 self._connector._maybe_done()
             return
         cause = self._error or exc
+        if (
+            cause is None
+            and tls is not None
+            and not self._aborted
+            and not tls.close_notify_received
+            and not tls.close_notify_sent
+        ):
+            cause = ConnectionLost(
+                "the peer closed the connection without a TLS close_notify: the data may "
+                "have been truncated"
+            )
         if cause is None and not self._aborted:
             reason = Failure(ConnectionDone("the connection was closed cleanly"))
         else:
@@ -283,23 +340,135 @@ class StreamTransport(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Send ``data`` (bytes-like; str raises TypeError). Never blocks."""
-        self._t.write(data)
+        if self._tls is None:
+            self._t.write(data)
+        else:
+            self._tls.send(data)
         self.bytes_sent += len(data)
 
     def write_sequence(self, chunks: Iterable[bytes]) -> None:
         """Send each chunk in turn, as one write."""
         chunks = list(chunks)
-        self._t.writelines(chunks)
+        if self._tls is None:
+            self._t.writelines(chunks)
+        else:
+            self._tls.send(b"".join(chunks))
         self.bytes_sent += sum(map(len, chunks))
 
     def write_eof(self) -> None:
-        """Half-close: send what is buffered, then end our direction of the stream."""
-        self._t.write_eof()
+        """Half-close: send what is buffered, then end our direction of the stream.
+
+        On TLS this sends close_notify (TLS has no other half-close).
+        """
+        if self._tls is None:
+            self._t.write_eof()
+        else:
+            self._tls.shutdown()
 
     def close(self) -> None:
-        """Close after everything written so far has been sent."""
-        if self._t is not None:
-            self._t.close()
+        """Close after everything written so far has been sent.
+
+        On TLS, close_notify is sent first and the peer's is awaited, at most
+        ``TLS_CLOSE_TIMEOUT`` seconds.
+        """
+        if self._t is None:
+            return
+        tls = self._tls
+        if tls is not None and tls.established and not tls.close_notify_sent and not self.lost:
+            tls.shutdown()
+            if not tls.close_notify_received and self._tls_close_timer is None:
+                self._tls_close_timer = self._reactor.call_later(
+                    TLS_CLOSE_TIMEOUT, self._t.close
+                )
+                return
+        self._t.close()
+
+    # ---- TLS
+
+    def start_tls(self, context: Any, server_side: bool | None = None) -> Deferred[Any]:
+        """Upgrade this connection to TLS; the Deferred fires with ``transport.tls`` once
+        the handshake is done (and fails with a :class:`~netshell.TLSError` if it fails).
+
+        Bytes written before go out in clear; bytes written after go encrypted
+        (held until the handshake completes), in order. ``context`` comes from
+        :func:`netshell.tls.client_context` or :func:`netshell.tls.server_context`;
+        ``server_side``, if given, must agree with it. Raises RuntimeError if
+        TLS is on already, ValueError if ``server_side`` disagrees.
+        """
+        if self._tls is not None:
+            raise RuntimeError("this connection is using TLS already")
+        if server_side is not None and bool(server_side) != bool(context.server_side):
+            raise ValueError("server_side disagrees with the context (a server or client one)")
+        started: Deferred[Any] = Deferred()
+        self._tls_started = started
+        self._begin_tls(context, None)
+        return started
+
+    def _begin_tls(self, context: Any, hostname: str | None) -> None:
+        from netshell.tls_layer import TLSLayer
+
+        self._tls = TLSLayer(context, self._t.write, hostname)
+        try:
+            self._tls.start()
+        except TLSError as e:
+            self._fail_tls(e)
+
+    def _tls_received(self, data: bytes) -> None:
+        tls = self._tls
+        assert tls is not None
+        was_established = tls.established
+        try:
+            chunks = tls.receive(data)
+        except TLSError as e:
+            self._fail_tls(e)
+            return
+        if tls.established and not was_established:
+            self._tls_done()
+            if self.protocol is None or self.lost:
+                return
+        for chunk in chunks:
+            self.bytes_received += len(chunk)
+            try:
+                self.protocol.data_received(chunk)
+            except Exception as e:
+                self._protocol_error(e, "data_received")
+                return
+        if tls.close_notify_received and not self.lost:
+            if tls.close_notify_sent:
+                self._t.close()  # both said goodbye
+            else:
+                try:
+                    keep_open = self.protocol.eof_received()
+                except Exception as e:
+                    self._protocol_error(e, "eof_received")
+                    return
+                if not keep_open:
+                    self.close()
+
+    def _tls_done(self) -> None:
+        if self.protocol is None:
+            self._attach_protocol()  # listen_tls / connect_tls
+        started, self._tls_started = self._tls_started, None
+        if started is not None:
+            started.callback(self.tls)
+
+    def _fail_tls(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        log.info("TLS with %s failed: %s", self.peer, exc)
+        started, self._tls_started = self._tls_started, None
+        if started is not None and not started.called:
+            started.errback(Failure(exc))
+        self._fail_made(exc)
+        if self._t is not None and not self.lost:
+            self._t.close()  # sends the alert the layer queued, then closes
+
+    @property
+    def tls(self) -> TLSInfo | None:
+        """TLS details (version, cipher, ALPN, SNI, peer certificate), or None without TLS."""
+        if self._tls is None or not self._tls.established:
+            return None
+        return self._tls.info()
 
     def abort(self) -> None:
         """Close at once, dropping anything not yet sent."""
@@ -485,10 +654,18 @@ class Listener:
     """
 
     def __init__(
-        self, reactor: Reactor, sock: socket.socket, kind: str, factory: Factory, backlog: int = 128
+        self,
+        reactor: Reactor,
+        sock: socket.socket,
+        kind: str,
+        factory: Factory,
+        backlog: int = 128,
+        tls_context: Any = None,
     ) -> None:
         # asyncio calls listen() again when it starts serving: it must get the same backlog.
         self.backlog = backlog
+        #: a TLS server context: every connection is TLS from its first byte
+        self.tls_context = tls_context
         self.reactor = reactor
         self.factory = factory
         self.kind = kind
@@ -511,14 +688,18 @@ class Listener:
         # watches the socket, or it would close the fd under the selector's feet.
         if kind == "unix":
             self._server = await loop.create_unix_server(
-                lambda: StreamTransport(self.reactor, kind, self.factory, self),
+                lambda: StreamTransport(
+                    self.reactor, kind, self.factory, self, tls_context=self.tls_context
+                ),
                 sock=self._sock,
                 backlog=backlog,
                 start_serving=False,
             )
         else:
             self._server = await loop.create_server(
-                lambda: StreamTransport(self.reactor, kind, self.factory, self),
+                lambda: StreamTransport(
+                    self.reactor, kind, self.factory, self, tls_context=self.tls_context
+                ),
                 sock=self._sock,
                 backlog=backlog,
                 start_serving=False,
@@ -621,9 +802,12 @@ class Connector:
         factory: Factory,
         timeout: float = 30,
         bind_address: tuple[str, int] | None = None,
+        tls_context: Any = None,
     ) -> None:
         self.reactor = reactor
         self.kind = kind
+        #: with a TLS client context, the connection counts as made once the handshake is done
+        self.tls_context = tls_context
         self.address = address
         self.factory = factory
         self.timeout = timeout
@@ -667,7 +851,16 @@ class Connector:
 
     async def _run(self, made: Deferred[Any]) -> None:
         loop = self.reactor.loop
-        t = StreamTransport(self.reactor, self.kind, self.factory, connector=self, made=made)
+        hostname = None if isinstance(self.address, str) else self.address[0]
+        t = StreamTransport(
+            self.reactor,
+            self.kind,
+            self.factory,
+            connector=self,
+            made=made,
+            tls_context=self.tls_context,
+            tls_hostname=hostname,
+        )
         try:
             if isinstance(self.address, str):
                 coro = loop.create_unix_connection(lambda: t, self.address)

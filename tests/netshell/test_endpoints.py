@@ -462,16 +462,44 @@ def test_listen_and_connect_take_a_parsed_endpoint() -> None:
         listen(parse("unix:/s", "connect"), FACTORY, reactor=fake)  # type: ignore[arg-type]
 
 
-def test_tls_parses_but_waits_for_tls_support() -> None:
+def test_tls_listen_builds_a_server_context_from_the_cert_and_key_files(tmp_path) -> None:
+    from netshell import tls
+
+    cert, key, _ = tls.self_signed_files(tmp_path, "localhost")
     fake = FakeReactor()
-    with pytest.raises(ValueError, match="TLS endpoints arrive with TLS support"):
-        listen("tls:8443:cert=c.pem:key=k.pem", FACTORY, reactor=fake)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="TLS endpoints arrive with TLS support"):
-        connect("tls:example.org:443:verify=no", CLIENT, reactor=fake)  # type: ignore[arg-type]
-    assert fake.calls == []
-    # a syntax error in a TLS description is still about the syntax
+    listen(f"tls:8443:cert={cert}:key={key}:backlog=9", FACTORY, reactor=fake)  # type: ignore[arg-type]
+    ((name, args, kw),) = fake.calls
+    assert (name, args[0], args[1], kw) == (
+        "listen_tls",
+        8443,
+        FACTORY,
+        {"interface": "127.0.0.1", "backlog": 9},
+    )
+    assert isinstance(args[2], tls.TLSContext) and args[2].server_side
+
+
+def test_tls_listen_without_cert_or_key_names_what_is_missing() -> None:
+    with pytest.raises(EndpointError, match="needs cert=PATH and key=PATH"):
+        listen("tls:8443", FACTORY, reactor=FakeReactor())  # type: ignore[arg-type]
+
+
+def test_tls_connect_builds_a_verifying_client_context_unless_verify_is_no(tmp_path) -> None:
+    from netshell import tls
+
+    _, _, ca = tls.self_signed_files(tmp_path, "localhost")
+    fake = FakeReactor()
+    connect(f"tls:localhost:443:ca={ca}", CLIENT, reactor=fake)  # type: ignore[arg-type]
+    connect("tls:example.org:443:verify=no", CLIENT, reactor=fake)  # type: ignore[arg-type]
+    (n1, a1, _), (n2, a2, _) = fake.calls
+    assert (n1, a1[0], a1[1]) == ("connect_tls", "localhost", 443)
+    assert a1[3].verify and a1[3].hostname == "localhost"
+    assert (n2, a2[0]) == ("connect_tls", "example.org")
+    assert not a2[3].verify
+
+
+def test_a_syntax_error_in_a_tls_description_is_about_the_syntax() -> None:
     with pytest.raises(EndpointError, match="unknown option 'ca' for tls listen"):
-        listen("tls:8443:ca=x", FACTORY, reactor=fake)  # type: ignore[arg-type]
+        listen("tls:8443:ca=x", FACTORY, reactor=FakeReactor())  # type: ignore[arg-type]
 
 
 def test_udp_connect_is_refused_with_a_reason() -> None:
