@@ -33,6 +33,7 @@ from netshell.errors import (
     ConnectionRefused,
     ConnectTimeout,
     DNSLookupError,
+    HandshakeFailed,
     TLSError,
 )
 from netshell.failure import Failure
@@ -90,6 +91,8 @@ def _address(kind: str, sockaddr: Any) -> Address:
 
 #: seconds close() waits for the peer's TLS close_notify before closing the socket
 TLS_CLOSE_TIMEOUT = 5.0
+#: seconds a TLS handshake may take before the connection is dropped
+TLS_HANDSHAKE_TIMEOUT = 30.0
 
 _READ_SIZE = 127 * 1024  # under glibc's default mmap threshold (128 KiB), with room for headers
 
@@ -121,7 +124,7 @@ class StreamTransport(asyncio.Protocol):
         "_streaming",
         "_t",
         "_tls",
-        "_tls_close_timer",
+        "_tls_timer",
         "_tls_context",
         "_tls_hostname",
         "_tls_started",
@@ -162,7 +165,7 @@ class StreamTransport(asyncio.Protocol):
         self._tls_context = tls_context
         self._tls_hostname = tls_hostname
         self._tls_started: Deferred[Any] | None = None
-        self._tls_close_timer: Any = None
+        self._tls_timer: Any = None
         self.lost = False
         self._aborted = False
         self._error: BaseException | None = None
@@ -265,8 +268,7 @@ class StreamTransport(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
-        if self._tls_close_timer is not None and self._tls_close_timer.active():
-            self._tls_close_timer.cancel()
+        self._cancel_tls_timer()
         tls = self._tls
         if tls is not None and not tls.established:
             self._fail_tls(self._error or TLSHandshakeCut(exc))
@@ -376,8 +378,9 @@ class StreamTransport(asyncio.Protocol):
         tls = self._tls
         if tls is not None and tls.established and not tls.close_notify_sent and not self.lost:
             tls.shutdown()
-            if not tls.close_notify_received and self._tls_close_timer is None:
-                self._tls_close_timer = self._reactor.call_later(
+            if not tls.close_notify_received:
+                self._cancel_tls_timer()
+                self._tls_timer = self._reactor.call_later(
                     TLS_CLOSE_TIMEOUT, self._t.close
                 )
                 return
@@ -408,10 +411,25 @@ class StreamTransport(asyncio.Protocol):
         from netshell.tls_layer import TLSLayer
 
         self._tls = TLSLayer(context, self._t.write, hostname)
+        # A peer that never completes the handshake must not hold the connection forever.
+        self._tls_timer = self._reactor.call_later(
+            TLS_HANDSHAKE_TIMEOUT, self._handshake_timed_out
+        )
         try:
             self._tls.start()
         except TLSError as e:
             self._fail_tls(e)
+
+    def _handshake_timed_out(self) -> None:
+        self._tls_timer = None
+        self._fail_tls(
+            HandshakeFailed(f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT} seconds")
+        )
+
+    def _cancel_tls_timer(self) -> None:
+        timer, self._tls_timer = self._tls_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def _tls_received(self, data: bytes) -> None:
         tls = self._tls
@@ -446,6 +464,7 @@ class StreamTransport(asyncio.Protocol):
                     self.close()
 
     def _tls_done(self) -> None:
+        self._cancel_tls_timer()
         if self.protocol is None:
             self._attach_protocol()  # listen_tls / connect_tls
         started, self._tls_started = self._tls_started, None
@@ -453,6 +472,7 @@ class StreamTransport(asyncio.Protocol):
             started.callback(self.tls)
 
     def _fail_tls(self, exc: BaseException) -> None:
+        self._cancel_tls_timer()
         if self._error is None:
             self._error = exc
         log.info("TLS with %s failed: %s", self.peer, exc)
