@@ -419,6 +419,9 @@ class Reactor:
     ) -> Deferred[Any]:
         """Connect with TLS; fires with the protocol once the handshake and checks succeed.
 
+        ``timeout`` bounds the TCP connection and the handshake together
+        (ConnectTimeout when it runs out).
+
         ``context`` defaults to ``netshell.tls.client_context(host)``: the
         certificate chain is verified against the system's trust store and
         the host name against the certificate. Fails with a

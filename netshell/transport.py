@@ -39,7 +39,7 @@ from netshell.errors import (
 from netshell.failure import Failure
 
 
-class TLSHandshakeCut(TLSError):
+class TLSHandshakeCut(HandshakeFailed):
     """The connection ended during the TLS handshake."""
 
     def __init__(self, exc: BaseException | None = None) -> None:
@@ -282,8 +282,10 @@ class StreamTransport(asyncio.Protocol):
             except Exception:
                 log.exception("Error in %r.stop_producing", producer)
         if self.protocol is None:
-            if self._connector is not None:  # our own factory refused the connection
+            if self._connector is not None:  # our own factory refused it, or TLS failed
                 self._connector.state = "disconnected"
+                if tls is not None and not tls.established and not self._aborted:
+                    self._connector._failed(Failure(self._error))
                 self._connector._maybe_done()
             return
         cause = self._error or exc
@@ -344,6 +346,8 @@ class StreamTransport(asyncio.Protocol):
         """Send ``data`` (bytes-like; str raises TypeError). Never blocks."""
         if self._tls is None:
             self._t.write(data)
+        elif self._tls_closing():
+            return  # after close(): dropped, as a TCP transport drops it
         else:
             self._tls.send(data)
         self.bytes_sent += len(data)
@@ -353,6 +357,8 @@ class StreamTransport(asyncio.Protocol):
         chunks = list(chunks)
         if self._tls is None:
             self._t.writelines(chunks)
+        elif self._tls_closing():
+            return  # after close(): dropped, as a TCP transport drops it
         else:
             self._tls.send(b"".join(chunks))
         self.bytes_sent += sum(map(len, chunks))
@@ -426,6 +432,15 @@ class StreamTransport(asyncio.Protocol):
             HandshakeFailed(f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT} seconds")
         )
 
+    def _tls_closing(self) -> bool:
+        """close() was called: close_notify is sent, the peer's awaited (write_eof is not this)."""
+        tls = self._tls
+        return (
+            tls is not None
+            and tls.close_notify_sent
+            and (self._tls_timer is not None or self._t.is_closing())
+        )
+
     def _cancel_tls_timer(self) -> None:
         timer, self._tls_timer = self._tls_timer, None
         if timer is not None and timer.active():
@@ -444,7 +459,22 @@ class StreamTransport(asyncio.Protocol):
             self._tls_done()
             if self.protocol is None or self.lost:
                 return
-        for chunk in chunks:
+        if self._held or (chunks and self._read_paused):
+            # Reading is paused (or older plaintext waits): keep it for resume_reading().
+            if self._held is None:
+                self._held = []
+            self._held.extend(chunks)
+            return
+        self._deliver_tls(chunks)
+
+    def _deliver_tls(self, chunks: list[bytes]) -> None:
+        tls = self._tls
+        assert tls is not None
+        for i, chunk in enumerate(chunks):
+            if self._read_paused:
+                # One socket read can hold many records: what follows a pause waits.
+                self._held = chunks[i:] + (self._held or [])
+                return
             self.bytes_received += len(chunk)
             try:
                 self.protocol.data_received(chunk)
@@ -510,6 +540,10 @@ class StreamTransport(asyncio.Protocol):
             self._t.resume_reading()
 
     def _release_held(self) -> None:
+        if self._tls is not None:
+            held, self._held = self._held or [], None
+            if not self.lost:
+                self._deliver_tls(held)  # plaintext, counted as delivered
         while self._held and not self._read_paused and not self.lost:
             data = self._held.pop(0)
             self.bytes_received -= len(data)  # counted when it arrived
@@ -586,7 +620,7 @@ class StreamTransport(asyncio.Protocol):
         """ "open", "closing" or "closed"."""
         if self.lost:
             return "closed"
-        if self._t is not None and self._t.is_closing():
+        if self._t is not None and (self._t.is_closing() or self._tls_closing()):
             return "closing"
         return "open"
 
@@ -836,6 +870,7 @@ class Connector:
         self.transport: StreamTransport | None = None
         self._attempt: Deferred[Any] | None = None
         self._started = False
+        self._handshaking: StreamTransport | None = None  # connect_tls, TCP up, TLS not yet
 
     @property
     def where(self) -> str:
@@ -861,6 +896,8 @@ class Connector:
         def cancel(_: Deferred[Any]) -> None:
             if task is not None:
                 task.cancel()
+            if self._handshaking is not None and not self._handshaking.lost:
+                self._handshaking.abort()
             self.state = "disconnected"
             self._maybe_done()
 
@@ -871,6 +908,8 @@ class Connector:
 
     async def _run(self, made: Deferred[Any]) -> None:
         loop = self.reactor.loop
+        started = loop.time()
+        self._handshaking = None
         hostname = None if isinstance(self.address, str) else self.address[0]
         t = StreamTransport(
             self.reactor,
@@ -888,6 +927,16 @@ class Connector:
                 host, port = self.address
                 coro = loop.create_connection(lambda: t, host, port, local_addr=self.bind_address)
             await asyncio.wait_for(coro, self.timeout)
+            tls = t._tls
+            if tls is not None and not tls.established and not t.lost:
+                self._handshaking = t
+                left = max(0.0, self.timeout - (loop.time() - started))
+                if left < TLS_HANDSHAKE_TIMEOUT:  # our timeout covers the handshake too
+                    t._cancel_tls_timer()
+                    late = ConnectTimeout(
+                        f"the TLS handshake with {self.where} did not finish within {self.timeout}s"
+                    )
+                    t._tls_timer = self.reactor.call_later(left, t._fail_tls, late)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -895,13 +944,16 @@ class Connector:
             err = _connect_error(e, self.where, self.timeout)
             if not made.called:
                 made.errback(Failure(err))
-            failed = getattr(self.factory, "client_connection_failed", None)
-            if failed is not None:
-                try:
-                    failed(self, Failure(err))
-                except Exception:
-                    log.exception("Error in %r.client_connection_failed", self.factory)
+            self._failed(Failure(err))
             self._maybe_done()
+
+    def _failed(self, reason: Failure) -> None:
+        failed = getattr(self.factory, "client_connection_failed", None)
+        if failed is not None:
+            try:
+                failed(self, reason)
+            except Exception:
+                log.exception("Error in %r.client_connection_failed", self.factory)
 
     def _lost(self, reason: Failure) -> None:
         self.state = "disconnected"

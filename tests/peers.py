@@ -22,6 +22,7 @@ import netshell as ns
 
 __all__ = [
     "Peer",
+    "connect_tls_when_ready",
     "connect_when_ready",
     "free_port",
     "require",
@@ -101,30 +102,41 @@ class Peer:
         await self.stop()
 
 
-async def start_peer(argv: Sequence[str], ready: str | None = None, timeout: float = 10) -> Peer:
-    """Start a server peer; with ``ready`` (a regex), wait until its stderr prints a match.
+async def start_peer(
+    argv: Sequence[str],
+    ready: str | None = None,
+    timeout: float = 10,
+    ready_on: str = "stderr",
+) -> Peer:
+    """Start a server peer; with ``ready`` (a regex), wait until it prints a match.
 
+    ``ready_on`` says where the peer prints it: ``"stderr"`` (the default) or
+    ``"stdout"`` (``openssl s_server`` prints ``ACCEPT`` there).
     Raises RuntimeError (with what the peer printed) if it exits first, or
     TimeoutError if it prints nothing matching within ``timeout`` seconds.
     """
+    if ready_on not in ("stderr", "stdout"):
+        raise ValueError(f"ready_on is 'stderr' or 'stdout', not {ready_on!r}")
     require(argv[0])
+    watched = asyncio.subprocess.PIPE if ready else asyncio.subprocess.DEVNULL
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE if ready else asyncio.subprocess.DEVNULL,
+        stdout=watched if ready_on == "stdout" else asyncio.subprocess.DEVNULL,
+        stderr=watched if ready_on == "stderr" else asyncio.subprocess.DEVNULL,
     )
     peer = Peer(proc, argv)
     if ready is None:
         return peer
-    assert proc.stderr is not None
+    stream = proc.stdout if ready_on == "stdout" else proc.stderr
+    assert stream is not None
     pattern = re.compile(ready)
     seen: list[bytes] = []
 
     async def wait_ready() -> None:
-        assert proc.stderr is not None
+        assert stream is not None
         while True:
-            line = await proc.stderr.readline()
+            line = await stream.readline()
             if not line:
                 await proc.wait()
                 raise RuntimeError(
@@ -141,7 +153,7 @@ async def start_peer(argv: Sequence[str], ready: str | None = None, timeout: flo
         await peer.stop()
         raise
     # Keep reading its log, so a chatty peer never blocks on a full pipe.
-    peer._drain = asyncio.ensure_future(_discard(proc.stderr))
+    peer._drain = asyncio.ensure_future(_discard(stream))
     return peer
 
 
@@ -162,6 +174,29 @@ async def connect_when_ready(
     for _ in range(tries):
         try:
             return await ns.reactor.connect_tcp(host, port, factory, timeout=timeout)
+        except ns.ConnectionRefused as e:
+            last = e
+    assert last is not None
+    raise last
+
+
+async def connect_tls_when_ready(
+    host: str,
+    port: int,
+    factory: ns.Factory,
+    context: Any,
+    tries: int = 200,
+    timeout: float = 5,
+) -> Any:
+    """connect_tls, tried again at once while it is refused (see connect_when_ready).
+
+    Only ConnectionRefused is retried: a TLS error (a handshake or certificate
+    failure) is raised at once.
+    """
+    last: BaseException | None = None
+    for _ in range(tries):
+        try:
+            return await ns.reactor.connect_tls(host, port, factory, context, timeout=timeout)
         except ns.ConnectionRefused as e:
             last = e
     assert last is not None

@@ -1,8 +1,9 @@
-"""The Deferred benchmark (scripts/bench/deferred.py) runs and reports every case.
+"""The Deferred benchmark (scripts/bench/deferred.py) runs and reports every case;
+the TLS benchmark (scripts/bench/tls.py) measures every server.
 
 A smoke test only: ``--quick`` counts are far too small to mean anything, so
 nothing here looks at speed, only that each case ran, was verified and gave a
-positive rate for both libraries.
+positive rate for every library.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "scripts" / "bench" / "deferred.py"
 CASES = {"create_3cb_fire", "chain_1", "chain_10", "await_fired"}
+TLS_BENCH = ROOT / "scripts" / "bench" / "tls.py"
+TLS_SERVERS = {"netshell", "twisted", "asyncio-ssl"}
+TLS_MEASURES = (
+    "handshakes_per_s",
+    "server_cpu_us_per_handshake",
+    "bulk_mb_per_s",
+    "server_cpu_s_per_gb",
+)
 
 
 def _twisted_importable() -> bool:
@@ -61,3 +70,33 @@ def test_quick_run_reports_every_case(tmp_path: Path) -> None:
         for side in ("netshell_ops_per_s", "twisted_ops_per_s"):
             assert case[side] > 0, f"{name}: {side} is {case[side]!r}"
         assert case["ratio"] > 0, name
+
+
+@pytest.mark.timeout(60)
+def test_tls_bench_quick_runs(tmp_path: Path) -> None:
+    require_twisted()
+    out = tmp_path / "tls.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(TLS_BENCH), "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=50,
+    )
+    assert proc.returncode == 0, f"benchmark failed (exit {proc.returncode}):\n{proc.stdout}"
+
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["quick"] is True
+    assert len(data["allocators"]) == 1  # --quick: the levelled allocator only
+    (run,) = data["allocators"].values()
+    assert set(run["results"]) == TLS_SERVERS
+    for name, result in run["results"].items():
+        for key in TLS_MEASURES:
+            assert result[key] > 0, f"{name}: {key} is {result[key]!r}"
+        assert result["negotiated"]["version"].startswith("TLSv"), name
+    for label, ratio in run["ratios"].items():
+        assert ratio > 0, label
