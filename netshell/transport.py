@@ -505,7 +505,9 @@ class StreamTransport(asyncio.Protocol):
         self._cancel_tls_timer()
         if self._error is None:
             self._error = exc
-        log.info("TLS with %s failed: %s", self.peer, exc)
+            log.info("TLS with %s failed: %s", self.peer, exc)
+        elif self._error is not exc:
+            return  # failed already (this is connection_lost after the failure)
         started, self._tls_started = self._tls_started, None
         if started is not None and not started.called:
             started.errback(Failure(exc))
