@@ -61,7 +61,8 @@ class TLSLayer:
 
     def start(self) -> None:
         """Begin the handshake (a client sends its hello now). Raises TLSError on failure."""
-        self._handshake()
+        if not self.server_side:  # a server can only wait for the client's hello
+            self._handshake()
 
     def receive(self, data: bytes) -> list[bytes]:
         """Take ciphertext from the peer; return the plaintext chunks it completes.
@@ -141,6 +142,8 @@ class TLSLayer:
             if not data:
                 return
             self._write(data)
+            if len(data) < _CHUNK:
+                return  # a memory BIO gives all it holds: a short read emptied it
 
     def info(self) -> TLSInfo:
         """The negotiated parameters and the peer certificate's details."""
