@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,14 +47,12 @@ def require_twisted() -> None:
     pytest.skip("Twisted is not installed (pip install -e '.[bench]')")
 
 
-@pytest.mark.timeout(60)
-def test_quick_run_reports_every_case(tmp_path: Path) -> None:
-    require_twisted()
-    out = tmp_path / "deferred.json"
+def run_quick(script: Path, out: Path) -> dict[str, Any]:
+    """Run a benchmark with ``--quick --json out``; its exit must be 0; return the JSON."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--json", str(out)],
+        [sys.executable, str(script), "--quick", "--json", str(out)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -62,8 +61,13 @@ def test_quick_run_reports_every_case(tmp_path: Path) -> None:
         timeout=50,
     )
     assert proc.returncode == 0, f"benchmark failed (exit {proc.returncode}):\n{proc.stdout}"
+    return json.loads(out.read_text(encoding="utf-8"))
 
-    data = json.loads(out.read_text(encoding="utf-8"))
+
+@pytest.mark.timeout(60)
+def test_quick_run_reports_every_case(tmp_path: Path) -> None:
+    require_twisted()
+    data = run_quick(BENCH, tmp_path / "deferred.json")
     assert data["quick"] is True
     assert set(data["cases"]) == CASES
     for name, case in data["cases"].items():
@@ -75,21 +79,7 @@ def test_quick_run_reports_every_case(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_tls_bench_quick_runs(tmp_path: Path) -> None:
     require_twisted()
-    out = tmp_path / "tls.json"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, str(TLS_BENCH), "--quick", "--json", str(out)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=50,
-    )
-    assert proc.returncode == 0, f"benchmark failed (exit {proc.returncode}):\n{proc.stdout}"
-
-    data = json.loads(out.read_text(encoding="utf-8"))
+    data = run_quick(TLS_BENCH, tmp_path / "tls.json")
     assert data["quick"] is True
     assert len(data["allocators"]) == 1  # --quick: the levelled allocator only
     (run,) = data["allocators"].values()

@@ -8,13 +8,19 @@ registered by entry point) adds the ``reactor`` and ``clock`` fixtures.
 """
 
 from netshell.testing.clock import Clock
-from netshell.testing.recording import RecordingEcho, RecordingFactory, RecordingProtocol
+from netshell.testing.recording import (
+    PausedReader,
+    RecordingEcho,
+    RecordingFactory,
+    RecordingProtocol,
+)
 from netshell.testing.results import failure_result_of, no_result, success_result_of
 from netshell.testing.transports import Loopback, StringTransport, loopback
 
 __all__ = [
     "Clock",
     "Loopback",
+    "PausedReader",
     "RecordingEcho",
     "RecordingFactory",
     "RecordingProtocol",

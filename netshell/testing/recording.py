@@ -6,13 +6,14 @@ arrived, end of file, connection lost) instead of sleeping.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from netshell.defer import Deferred, DeferredQueue
 from netshell.failure import Failure
 from netshell.protocol import Factory, Protocol
 
-__all__ = ["RecordingEcho", "RecordingFactory", "RecordingProtocol"]
+__all__ = ["PausedReader", "RecordingEcho", "RecordingFactory", "RecordingProtocol"]
 
 
 class RecordingProtocol(Protocol):
@@ -80,6 +81,47 @@ class RecordingEcho(RecordingProtocol):
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
         super().data_received(data)
+
+
+class PausedReader(Protocol):
+    """A slow reader: starts paused, reads on only when told, counts and hashes what it gets.
+
+    ``read_until(n)`` resumes reading until ``n`` bytes in all have arrived,
+    then pauses again and fires. ``count`` and ``sha`` (a sha256 object) cover
+    everything read; ``connected`` and ``done`` fire as for RecordingProtocol.
+    Use it to test flow control: a writer facing it must not buffer without bound.
+    """
+
+    def __init__(self) -> None:
+        self.connected: Deferred[Any] = Deferred()
+        self.done: Deferred[None] = Deferred()
+        self.count = 0
+        self.sha = hashlib.sha256()
+        self._target = 0
+        self._reached: Deferred[None] | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.pause_reading()
+        self.connected.callback(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.count += len(data)
+        self.sha.update(data)
+        if self._reached is not None and self.count >= self._target:
+            self.transport.pause_reading()
+            reached, self._reached = self._reached, None
+            reached.callback(None)
+
+    def read_until(self, n: int) -> Deferred[None]:
+        """Resume reading until ``n`` bytes in all have arrived, then pause again."""
+        self._target = n
+        reached = self._reached = Deferred()
+        self.transport.resume_reading()
+        return reached
+
+    def connection_lost(self, reason: Failure) -> None:
+        self.done.callback(None)
 
 
 class RecordingFactory(Factory):

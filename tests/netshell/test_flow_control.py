@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import os
 import struct
 import termios
-import zlib
 from typing import Any
 
 import pytest
 
 import netshell as ns
-from netshell.testing import RecordingFactory, RecordingProtocol
+from netshell.testing import PausedReader, RecordingFactory, RecordingProtocol
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -38,40 +38,7 @@ class PausedRecorder(Recorder):
     start_paused = True
 
 
-class Counter(ns.Protocol):
-    """Counts (and checksums) what it reads, starting paused; ``read_until(n)`` reads on."""
-
-    def __init__(self) -> None:
-        self.connected: ns.Deferred[Any] = ns.Deferred()
-        self.done: ns.Deferred[None] = ns.Deferred()
-        self.count = 0
-        self.crc = 0
-        self._target = 0
-        self._reached: ns.Deferred[None] | None = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.pause_reading()
-        self.connected.callback(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.count += len(data)
-        self.crc = zlib.crc32(data, self.crc)
-        if self._reached is not None and self.count >= self._target:
-            self.transport.pause_reading()
-            reached, self._reached = self._reached, None
-            reached.callback(None)
-
-    def read_until(self, n: int) -> ns.Deferred[None]:
-        """Resume reading until ``n`` bytes in all have arrived, then pause again."""
-        self._target = n
-        self._reached = ns.Deferred()
-        reached = self._reached
-        self.transport.resume_reading()
-        return reached
-
-    def connection_lost(self, reason: ns.Failure) -> None:
-        self.done.callback(None)
+Counter = PausedReader
 
 
 Collecting = RecordingFactory
@@ -144,7 +111,7 @@ class ChunkProducer:
         self.total = total
         self.chunk = chunk
         self.sent = 0
-        self.crc = 0
+        self.sha = hashlib.sha256()
         self.paused = False
         self.finished: ns.Deferred[None] = ns.Deferred()
         self.buffer_at_pause: list[int] = []
@@ -157,7 +124,7 @@ class ChunkProducer:
             data = self.chunk[: self.total - self.sent]
             self.transport.write(data)
             self.sent += len(data)
-            self.crc = zlib.crc32(data, self.crc)
+            self.sha.update(data)
             self.max_buffer = max(self.max_buffer, self.transport.write_buffer_size)
         if self.sent >= self.total and not self.finished.called:
             self.transport.unregister_producer()
@@ -195,7 +162,7 @@ async def test_streaming_producer_is_paused_and_resumed_and_the_buffer_stays_bou
         assert producer.max_buffer <= 4 * MiB
     await producer.finished
     assert reader.count == total
-    assert reader.crc == producer.crc
+    assert reader.sha.digest() == producer.sha.digest()
     assert len(producer.buffer_at_pause) >= 2
     assert len(producer.buffer_at_resume) >= 2
     assert all(size > HIGH_WATER for size in producer.buffer_at_pause)

@@ -33,7 +33,7 @@ from peers import connect_tls_when_ready, free_port, run_peer, start_peer
 
 import netshell as ns
 from netshell import tls, transport
-from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
+from netshell.testing import PausedReader, RecordingEcho, RecordingFactory, RecordingProtocol
 from netshell.tls_layer import TLSInfo
 from protocols.basic import LineReceiver
 
@@ -940,40 +940,7 @@ async def test_tls_info_gives_the_peer_certificate_on_the_client_side(
 # ---- 12: flow control
 
 
-class Counter(ns.Protocol):
-    """Counts (and hashes) what it reads, starting paused; ``read_until(n)`` reads on."""
-
-    def __init__(self) -> None:
-        self.connected: ns.Deferred[Any] = ns.Deferred()
-        self.done: ns.Deferred[None] = ns.Deferred()
-        self.count = 0
-        self.sha = hashlib.sha256()
-        self._target = 0
-        self._reached: ns.Deferred[None] | None = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.pause_reading()
-        self.connected.callback(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.count += len(data)
-        self.sha.update(data)
-        if self._reached is not None and self.count >= self._target:
-            self.transport.pause_reading()
-            reached, self._reached = self._reached, None
-            reached.callback(None)
-
-    def read_until(self, n: int) -> ns.Deferred[None]:
-        """Resume reading until ``n`` bytes in all have arrived, then pause again."""
-        self._target = n
-        self._reached = ns.Deferred()
-        reached = self._reached
-        self.transport.resume_reading()
-        return reached
-
-    def connection_lost(self, reason: ns.Failure) -> None:
-        self.done.callback(None)
+Counter = PausedReader
 
 
 class ChunkProducer:
