@@ -219,6 +219,9 @@ class Reactor:
         self._delayed: dict[DelayedCall, None] = {}
         self._listeners: dict[Any, None] = {}
         self._connections: dict[Any, None] = {}
+        # bytes of the connections that have closed (live ones count themselves)
+        self._closed_bytes_received = 0
+        self._closed_bytes_sent = 0
         self._all_closed: Deferred[None] | None = None
         self._shutdown_hooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._pool: ThreadPool | None = None
@@ -280,6 +283,16 @@ class Reactor:
         """The connections open now, oldest first."""
         return list(self._connections)
 
+    @property
+    def bytes_received(self) -> int:
+        """Bytes received by every connection of this reactor so far, closed ones included."""
+        return self._closed_bytes_received + sum(c.bytes_received for c in self._connections)
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes accepted for sending by every connection of this reactor so far."""
+        return self._closed_bytes_sent + sum(c.bytes_sent for c in self._connections)
+
     def _add_listener(self, listener: Any) -> None:
         self._listeners[listener] = None
 
@@ -290,7 +303,9 @@ class Reactor:
         self._connections[connection] = None
 
     def _remove_connection(self, connection: Any) -> None:
-        self._connections.pop(connection, None)
+        if self._connections.pop(connection, False) is None:
+            self._closed_bytes_received += connection.bytes_received
+            self._closed_bytes_sent += connection.bytes_sent
         if not self._connections and self._all_closed is not None:
             all_closed, self._all_closed = self._all_closed, None
             if not all_closed.called:

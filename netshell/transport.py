@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import socket
@@ -97,6 +98,11 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 _READ_SIZE = 127 * 1024  # under glibc's default mmap threshold (128 KiB), with room for headers
 
 
+#: Numbers for connections and listeners, shown by the prompt's tables and traces.
+connection_numbers = itertools.count(1)
+listener_numbers = itertools.count(1)
+
+
 class StreamTransport(asyncio.Protocol):
     """The transport a stream protocol talks through (TCP or Unix socket).
 
@@ -136,6 +142,7 @@ class StreamTransport(asyncio.Protocol):
         "kind",
         "listener",
         "lost",
+        "number",
         "protocol",
     )
 
@@ -151,6 +158,8 @@ class StreamTransport(asyncio.Protocol):
         tls_hostname: str | None = None,
     ) -> None:
         self._reactor = reactor
+        #: this connection's number: per process, in order of creation (``conn(3)`` at the prompt)
+        self.number = next(connection_numbers)
         self.kind = kind
         self._factory = factory
         self.listener = listener
@@ -718,6 +727,8 @@ class Listener:
         backlog: int = 128,
         tls_context: Any = None,
     ) -> None:
+        #: this listener's number: per process, in order of creation (``listener(1)``)
+        self.number = next(listener_numbers)
         # asyncio calls listen() again when it starts serving: it must get the same backlog.
         self.backlog = backlog
         #: a TLS server context: every connection is TLS from its first byte

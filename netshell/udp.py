@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectionDone, ConnectionLost
 from netshell.failure import Failure
-from netshell.transport import Address
+from netshell.transport import Address, listener_numbers
 
 if TYPE_CHECKING:
     from netshell.protocol import DatagramProtocol
@@ -519,6 +519,8 @@ class DatagramListener:
     """
 
     def __init__(self, transport: DatagramTransport, group: str | None = None) -> None:
+        #: this listener's number, shared with stream listeners (``listener(2)`` at the prompt)
+        self.number = next(listener_numbers)
         self.reactor = transport.reactor
         self.transport = transport
         self.protocol = transport.protocol
