@@ -562,6 +562,80 @@ class StreamTransport(asyncio.Protocol):
         if not self._held and not self._read_paused:
             self._t.resume_reading()
 
+    def send_file(self, file: Any, offset: int = 0, count: int | None = None) -> Deferred[int]:
+        """Send ``count`` bytes of the open binary ``file`` from ``offset`` (to its end when
+        None); the Deferred fires with the number of bytes sent.
+
+        Bytes written before go first. On a plain socket with asyncio's own loop the
+        kernel copies the file (sendfile(2)); otherwise (TLS, uvloop) the file is read
+        64 KiB at a time as the write buffer drains, by a pull producer. Either way the
+        file is never read into memory whole. The Deferred fails with ConnectionLost if
+        the connection ends first, with EOFError if the file is shorter than ``count``,
+        and with RuntimeError if a producer is registered already.
+        """
+        if self._producer is not None:
+            busy: Deferred[int] = Deferred()
+            busy.errback(RuntimeError(f"a producer is registered already: {self._producer!r}"))
+            return busy
+        if count is None:
+            count = os.fstat(file.fileno()).st_size - offset
+        if count <= 0:
+            return succeed(0)
+        transport = self
+        loop = self._reactor.loop
+
+        class FilePieces:
+            """A pull producer: one piece of the file each time the transport wants more."""
+
+            def __init__(self) -> None:
+                self.position = offset
+                self.left = count
+                self.done: Deferred[int] = Deferred()
+
+            def resume_producing(self) -> None:
+                file.seek(self.position)
+                data = file.read(min(64 * 1024, self.left))
+                if not data:
+                    transport.unregister_producer()
+                    self.done.errback(EOFError(f"the file ended {self.left} bytes early"))
+                    return
+                self.position += len(data)
+                self.left -= len(data)
+                transport.write(data)
+                if not self.left:
+                    transport.unregister_producer()
+                    self.done.callback(count)
+
+            def pause_producing(self) -> None:
+                pass  # a pull producer is simply not asked while the buffer is full
+
+            def stop_producing(self) -> None:
+                if not self.done.called:
+                    lost = ConnectionLost("the connection was lost while sending a file")
+                    self.done.errback(lost)
+
+        def by_pieces() -> Deferred[int]:
+            pieces = FilePieces()
+            self.register_producer(pieces, False)
+            return pieces.done
+
+        if self._tls is not None or self._t is None or not hasattr(loop, "sock_sendfile"):
+            return by_pieces()
+
+        async def native() -> int:
+            try:
+                sent = await loop.sendfile(self._t, file, offset, count, fallback=False)
+            except (asyncio.SendfileNotAvailableError, NotImplementedError, RuntimeError):
+                # Raised before a byte was sent: this socket or loop has no sendfile.
+                return await by_pieces()
+            except OSError as e:
+                lost = ConnectionLost(f"the connection was lost while sending a file: {e!r}")
+                raise lost from e
+            self.bytes_sent += sent
+            return int(sent)
+
+        return ensure_deferred(native())
+
     def register_producer(self, producer: Any, streaming: bool) -> None:
         """Let ``producer`` feed this transport with flow control.
 
@@ -729,6 +803,8 @@ class Listener:
     ) -> None:
         #: this listener's number: per process, in order of creation (``listener(1)``)
         self.number = next(listener_numbers)
+        #: when it started listening (a ``time.time()``)
+        self.created_at = time.time()
         # asyncio calls listen() again when it starts serving: it must get the same backlog.
         self.backlog = backlog
         #: a TLS server context: every connection is TLS from its first byte

@@ -28,6 +28,7 @@ import ipaddress
 import logging
 import socket
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from netshell.defer import Deferred, succeed
@@ -521,6 +522,8 @@ class DatagramListener:
     def __init__(self, transport: DatagramTransport, group: str | None = None) -> None:
         #: this listener's number, shared with stream listeners (``listener(2)`` at the prompt)
         self.number = next(listener_numbers)
+        #: when it was bound (a ``time.time()``)
+        self.created_at = time.time()
         self.reactor = transport.reactor
         self.transport = transport
         self.protocol = transport.protocol

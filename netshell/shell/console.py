@@ -1,0 +1,315 @@
+"""Running what a person types: compile with top-level await, execute, display, record.
+
+:class:`Console` is the part of the prompt that knows nothing about terminals:
+the prompt (``netsh``), ``netsh run`` and a Jupyter kernel all drive one. Input
+is compiled with ``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT``; a trailing expression is
+displayed (``_`` holds it). Input that awaits runs as a task on the reactor's
+loop (:meth:`Console.run` awaits it); other input runs directly. An unfired
+Deferred that is displayed is bound to ``_dN`` and watched: a note is printed
+when it fires.
+
+Every input is recorded as a transcript entry (a dict, JSON-ready): its number,
+source, output, error, start time and duration; notes are entries too.
+
+Example::
+
+    >>> from netshell import reactor
+    >>> c = Console({})
+    >>> entry = reactor.run_until(c.run("x = 6 * 7\\nx"))
+    42
+    >>> entry["output"], entry["error"]
+    ('42\\n', None)
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import builtins
+import inspect
+import io
+import json
+import linecache
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import IO, Any
+
+from netshell.defer import Deferred
+from netshell.shell import chains
+from netshell.shell.display import Table
+
+__all__ = ["Console", "Input", "classify"]
+
+_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+_HERE = __file__
+
+
+class Input:
+    """One input, compiled: ``body`` runs, then ``last`` (an expression) is displayed."""
+
+    def __init__(self, source: str, filename: str) -> None:
+        self.source = source
+        self.filename = filename
+        tree = ast.parse(source, filename, "exec")
+        self.tree = tree
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = tree.body.pop()
+        self.body = compile(tree, filename, "exec", flags=_FLAGS)
+        self.last = (
+            compile(ast.Expression(last.value), filename, "eval", flags=_FLAGS)
+            if last is not None
+            else None
+        )
+        if last is not None:
+            tree.body.append(last)
+        flags = self.body.co_flags | (self.last.co_flags if self.last else 0)
+        #: True if the input awaits at top level: it runs as a task
+        self.awaits = bool(flags & inspect.CO_COROUTINE)
+
+
+def classify(source: str) -> str:
+    """``"inspect"`` for input that only looks (bare names, inspection calls), else ``"code"``.
+
+    ``save()`` keeps inspecting inputs as comments.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return "code"
+    looking = {"conns", "listeners", "conn", "listener", "explain", "history", "help",
+               "dir", "type", "repr", "print", "vars", "len"}
+    for stmt in tree.body:
+        if not isinstance(stmt, ast.Expr):
+            return "code"
+        node = stmt.value
+        if isinstance(node, (ast.Name, ast.Attribute, ast.Constant, ast.Subscript)):
+            continue
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in looking:
+            continue
+        return "code"
+    return "inspect"
+
+
+class _Tee(io.TextIOBase):
+    """Writes through to the stream it replaces, and keeps a copy."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.parts: list[str] = []
+
+    def write(self, s: str) -> int:
+        self.parts.append(s)
+        return self.stream.write(s)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+class Console:
+    """Executes inputs in ``namespace`` on the current reactor's loop.
+
+    ``out(text)`` shows a line (default: print to ``sys.stdout``, which the
+    transcript captures while an input runs). ``color`` asks tables for
+    ANSI colours. ``transcript_file``, if given, receives each entry as a
+    JSON line as it happens.
+    """
+
+    def __init__(
+        self,
+        namespace: dict[str, Any],
+        out: Callable[[str], None] | None = None,
+        color: bool = False,
+        name: str = "netsh",
+        transcript_file: IO[str] | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.out = out or (lambda text: print(text))
+        self.color = color
+        self.name = name
+        self.count = 0
+        self.transcript: list[dict[str, Any]] = []
+        self.transcript_file = transcript_file
+        self.notes = chains.Notes(self._note)
+        #: the task of the awaiting input running now, if any (Ctrl-C cancels it)
+        self.task: asyncio.Task[Any] | None = None
+        namespace.setdefault("__name__", "__main__")
+        namespace.setdefault("__builtins__", builtins)
+
+    # ---- running
+
+    def is_complete(self, source: str) -> bool:
+        """True if ``source`` is a whole input (Enter runs it), False if it wants more lines."""
+        if not source.strip():
+            return True
+        lines = source.rstrip("\n").split("\n")
+        if source.endswith("\n\n") or (len(lines) > 1 and not lines[-1].strip()):
+            return True  # an empty line ends a block, as in the standard REPL
+        try:
+            ast.parse(source)
+        except SyntaxError as e:
+            msg = str(e)
+            return not ("was never closed" in msg or "unexpected EOF" in msg
+                        or "expected an indented block" in msg)
+        last = lines[-1].rstrip()
+        # A compound statement wants its body, or a blank line to end it.
+        if last.endswith(":") or last.endswith("\\"):
+            return False
+        if len(lines) > 1 or lines[0][:1] in (" ", "\t"):
+            first = lines[0].lstrip()
+            compound = ("def ", "async ", "class ", "if ", "for ", "while ", "with ", "try",
+                        "match ", "@")
+            if first.startswith(compound):
+                return False
+        return True
+
+    async def run(self, source: str) -> dict[str, Any]:
+        """Run one input; display its value; return (and record) its transcript entry.
+
+        SystemExit (``exit()``) propagates; every other error is printed.
+        """
+        started = time.time()
+        self.count += 1
+        number = self.count
+        stdout = sys.stdout
+        tee = _Tee(stdout)
+        sys.stdout = tee
+        error: BaseException | None = None
+        try:
+            try:
+                item = Input(source, self._filename(number, source))
+            except SyntaxError as e:
+                error = e
+                self._show_syntax_error(e)
+            else:
+                try:
+                    if item.awaits:
+                        value = await self._run_task(item)
+                    else:
+                        value = self._run_plain(item)
+                except SystemExit:
+                    raise
+                except (Exception, KeyboardInterrupt, asyncio.CancelledError) as e:
+                    error = e
+                    self.show_error(e)
+                else:
+                    self.display(value, number)
+        finally:
+            sys.stdout = stdout
+            entry = {
+                "type": "input",
+                "n": number,
+                "input": source,
+                "kind": classify(source),
+                "output": "".join(tee.parts),
+                "error": None if error is None else _error_text(error),
+                "time": started,
+                "duration": round(time.time() - started, 6),
+            }
+            self._record(entry)
+        return entry
+
+    def _filename(self, number: int, source: str) -> str:
+        filename = f"<{self.name}-{number}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        return filename
+
+    def _run_plain(self, item: Input) -> Any:
+        self.before_plain()
+        try:
+            exec(item.body, self.namespace)
+            return eval(item.last, self.namespace) if item.last is not None else None
+        finally:
+            self.after_plain()
+
+    async def _run_task(self, item: Input) -> Any:
+        ns = self.namespace
+
+        async def body() -> Any:
+            r = eval(item.body, ns)
+            if inspect.iscoroutine(r):
+                await r
+            if item.last is None:
+                return None
+            v = eval(item.last, ns)
+            if inspect.iscoroutine(v):
+                v = await v
+            return v
+
+        task = asyncio.get_running_loop().create_task(body())
+        self.task = task
+        self.task_started(task)
+        try:
+            return await task
+        finally:
+            self.task = None
+            self.task_finished(task)
+
+    # Hooks for the prompt: signal handling around the two ways of running.
+    def before_plain(self) -> None: ...
+    def after_plain(self) -> None: ...
+    def task_started(self, task: asyncio.Task[Any]) -> None: ...
+    def task_finished(self, task: asyncio.Task[Any]) -> None: ...
+
+    # ---- showing
+
+    def display(self, value: Any, number: int | None = None) -> None:
+        """Show an input's value the way the prompt does, and keep it in ``_``."""
+        if value is None:
+            return
+        self.namespace["_"] = value
+        if isinstance(value, Deferred):
+            if not value.called or isinstance(value._result, Deferred):
+                self.namespace[f"_d{value.number}"] = value
+                self.notes.watch(value)
+            self.out(repr(value))
+        elif isinstance(value, Table):
+            self.out(value.render(color=self.color))
+        else:
+            self.out(repr(value))
+
+    def show_error(self, exc: BaseException) -> None:
+        """Print ``exc`` with its traceback, without the console's own frames."""
+        if isinstance(exc, asyncio.CancelledError):
+            self.out("Cancelled")
+            return
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == _HERE:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        self.out(text.rstrip("\n"))
+
+    def _show_syntax_error(self, e: SyntaxError) -> None:
+        self.out("".join(traceback.format_exception_only(type(e), e)).rstrip("\n"))
+
+    def _note(self, text: str) -> None:
+        self.out(text)
+        self._record({"type": "note", "text": text, "time": time.time()})
+
+    # ---- the transcript
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        self.transcript.append(entry)
+        if self.transcript_file is not None:
+            self.transcript_file.write(json.dumps(entry) + "\n")
+            self.transcript_file.flush()
+
+
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, asyncio.CancelledError):
+        return "Cancelled"
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
+

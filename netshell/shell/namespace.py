@@ -1,0 +1,185 @@
+"""The names a person finds at the prompt, and the inspection helpers among them.
+
+:func:`build` returns the namespace dict: the core's names (``reactor``,
+``Deferred``, ``listen``, ...), the protocol modules that exist (``basic``,
+``wire``, ``http``, ...) and the helpers ``listeners()``, ``conns()``,
+``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``explain(d)``,
+``notify()`` and ``help()``. The prompt, ``netsh --ipython`` and Jupyter share it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import netshell as ns
+from netshell import tls
+from netshell.protocol import ClientFactory, Factory, Protocol
+from netshell.shell import chains
+from netshell.shell.display import Table, connection_table, listener_table
+from netshell.shell.tracing import Tracer
+
+__all__ = ["PROTOCOL_MODULES", "Helpers", "build"]
+
+log = logging.getLogger("netshell.shell")
+
+#: Protocol modules put in the namespace when they exist (they land issue by issue).
+PROTOCOL_MODULES = ("basic", "wire", "http", "ftp", "irc", "smtp", "pop3", "imap", "nntp", "dns",
+                    "telnet", "ssh")
+
+TOUR = """\
+netsh: a Python prompt with a live reactor. Servers serve and Deferreds fire while you type.
+
+  listen("tcp:8000", wire.echo_factory())   start a server (also listen(8000, MyProtocol))
+  d = connect("tcp:127.0.0.1:8000", Proto)  connect: a Deferred that fires with the protocol
+  p = await d                              top-level await works; Ctrl-C cancels the wait
+  listeners(), conns()                      what is live, as tables; each row is the object
+  conn(3).write(b"hi"), listener(1).close() reach one by its number
+  trace(), trace(conn(3)), untrace()        print events and bytes as they happen
+  explain(d)                                a Deferred's chain, step by step
+  notify(False)                             stop the "Deferred #7 fired" notes
+  reactor, Deferred, succeed, fail, gather, sleep, defer_to_thread, Protocol, Factory,
+  {modules}
+  help(obj) is Python's help; Ctrl-D or exit() closes everything and leaves."""
+
+
+class _Text(str):
+    """A string that displays without quotes (what ``explain`` returns)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+class Helpers:
+    """The inspection helpers, bound to one output function and one tracer."""
+
+    def __init__(self, console: Any, out: Callable[[str], None] | None = None) -> None:
+        self.console = console
+        self.out = out or (lambda text: print(text))
+        self.tracer = Tracer(self.out)
+
+    # ---- what is live
+
+    def listeners(self) -> Table:
+        """The open listeners, as a table; each row is the Listener itself."""
+        return listener_table(ns.reactor.listeners)
+
+    def conns(self) -> Table:
+        """The open connections, as a table; each row is the connection (a transport)."""
+        return connection_table(ns.reactor.connections)
+
+    def conn(self, number: int) -> Any:
+        """The open connection with that number (``conns()`` shows the numbers)."""
+        for c in ns.reactor.connections:
+            if c.number == number:
+                return c
+        raise LookupError(f"no open connection #{number}; conns() lists the open ones")
+
+    def listener(self, number: int) -> Any:
+        """The open listener with that number (``listeners()`` shows the numbers)."""
+        for x in ns.reactor.listeners:
+            if x.number == number:
+                return x
+        raise LookupError(f"no open listener #{number}; listeners() lists the open ones")
+
+    # ---- watching
+
+    def trace(self, target: Any = None, payload: bool = True, hexdump: bool = False) -> None:
+        """Print every event of ``target`` (a listener, a connection, a protocol or its class;
+        everything when left out) as it happens; ``untrace()`` stops."""
+        self.tracer.start(target, payload=payload, hexdump=hexdump)
+        what = "everything" if target is None else _name(target)
+        self.out(f"tracing {what}; untrace() stops")
+
+    def untrace(self, target: Any = None) -> None:
+        """Stop tracing ``target``, or everything when left out."""
+        self.tracer.stop(target)
+
+    def explain(self, d: Any) -> _Text:
+        """A Deferred's chain step by step: what ran, got and returned, what it waits on."""
+        return _Text(chains.explain(d))
+
+    def notify(self, on: bool = True) -> None:
+        """Turn the notes printed when a shown Deferred fires on or off."""
+        self.console.notes.enabled = on
+
+    def help(self, *args: Any, **kw: Any) -> None:
+        """With no argument, a short tour of the prompt; otherwise Python's help()."""
+        if args or kw:
+            builtins.help(*args, **kw)
+            return
+        modules = ", ".join(m for m in PROTOCOL_MODULES if m in self.console.namespace)
+        self.out(TOUR.format(modules=f"protocol modules: {modules}, tls"))
+
+
+def _name(target: Any) -> str:
+    if isinstance(target, type):
+        return f"every {target.__name__}"
+    number = getattr(target, "number", None)
+    if number is not None:
+        return f"{type(target).__name__} #{number}"
+    return repr(target)
+
+
+def listen(where: Any, factory: Any, **kw: Any) -> Any:
+    """``listen("tcp:8000", factory)``; also a bare port and a Protocol class."""
+    if isinstance(where, int):
+        where = f"tcp:{where}"
+    if isinstance(factory, type) and issubclass(factory, Protocol):
+        factory = Factory.for_protocol(factory)
+    return ns.listen(where, factory, **kw)
+
+
+def connect(where: Any, factory: Any, **kw: Any) -> Any:
+    """``connect("tcp:host:port", factory)``; also a Protocol class. A Deferred[Protocol]."""
+    if isinstance(factory, type) and issubclass(factory, Protocol):
+        factory = ClientFactory.for_protocol(factory)
+    return ns.connect(where, factory, **kw)
+
+
+def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fill ``console.namespace`` with the prompt's names; returns it."""
+    helpers = Helpers(console, out)
+    names: dict[str, Any] = {
+        "ns": ns,
+        "reactor": ns.reactor,
+        "Deferred": ns.Deferred,
+        "Failure": ns.Failure,
+        "succeed": ns.succeed,
+        "fail": ns.fail,
+        "gather": ns.gather,
+        "race": ns.race,
+        "sleep": ns.sleep,
+        "maybe_deferred": ns.maybe_deferred,
+        "ensure_deferred": ns.ensure_deferred,
+        "defer_to_thread": ns.defer_to_thread,
+        "Protocol": ns.Protocol,
+        "DatagramProtocol": ns.DatagramProtocol,
+        "Factory": ns.Factory,
+        "ClientFactory": ns.ClientFactory,
+        "listen": listen,
+        "connect": connect,
+        "tls": tls,
+        "listeners": helpers.listeners,
+        "conns": helpers.conns,
+        "conn": helpers.conn,
+        "listener": helpers.listener,
+        "trace": helpers.trace,
+        "untrace": helpers.untrace,
+        "explain": helpers.explain,
+        "notify": helpers.notify,
+        "help": helpers.help,
+        "_helpers": helpers,
+    }
+    for module in PROTOCOL_MODULES:
+        try:
+            names[module] = importlib.import_module(f"protocols.{module}")
+        except ModuleNotFoundError:
+            continue  # not written yet
+        except Exception:
+            log.exception("protocols.%s failed to import; the prompt goes on without it", module)
+    console.namespace.update(names)
+    return console.namespace

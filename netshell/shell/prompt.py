@@ -1,0 +1,352 @@
+"""The ``netsh`` prompt: prompt_toolkit on the reactor's loop, which never stops.
+
+The reactor owns the asyncio loop; the prompt is one coroutine on it awaiting
+``PromptSession.prompt_async`` inside ``patch_stdout``, so servers serve,
+timers fire and Deferreds fire while the person types, and what they print
+lands above an intact prompt. Ctrl-C: at the prompt it clears the line; during
+an input that awaits it cancels that input's task; during plain code it raises
+KeyboardInterrupt there. The reactor never stops on Ctrl-C. Ctrl-D or
+``exit()`` closes listeners and connections (a bounded wait), says what it
+closed, and leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+from prompt_toolkit.completion import Completer, Completion, ThreadedCompleter
+from prompt_toolkit.filters import Condition, has_completions
+from prompt_toolkit.history import FileHistory
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.lexers import PygmentsLexer
+from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import Style
+from pygments.lexers.python import PythonLexer
+
+import netshell
+from netshell.reactor import Reactor, install
+from netshell.shell import chains, namespace
+from netshell.shell.console import Console
+from netshell.shell.display import human_bytes
+
+__all__ = ["Prompt", "history_path", "run_prompt", "state_dir"]
+
+log = logging.getLogger("netshell.shell")
+
+#: Seconds Ctrl-D waits for connections to close before aborting them.
+EXIT_GRACE = 5.0
+
+
+def state_dir() -> Path:
+    """Where netsh keeps history and transcripts: ``$XDG_STATE_HOME/netshell``."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                             "state")
+    path = Path(base) / "netshell"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def history_path() -> Path:
+    return state_dir() / "history"
+
+
+class _Exit(SystemExit):
+    """Raised by the prompt's ``exit()``/``quit()`` (the builtin ones close stdin)."""
+
+
+def _exit(code: Any = 0) -> None:
+    raise _Exit(code)
+
+
+class PromptLogHandler(logging.Handler):
+    """Prints log records through the current ``sys.stdout``: above the prompt."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            self.handleError(record)
+
+
+class NamespaceCompleter(Completer):
+    """Names and attributes from the live namespace (jedi, which IPython brings)."""
+
+    def __init__(self, ns: dict[str, Any]) -> None:
+        self.ns = ns
+
+    def get_completions(self, document: Any, complete_event: Any) -> Any:
+        try:
+            import jedi
+        except ImportError:  # pragma: no cover - jedi comes with IPython
+            yield from self._plain(document)
+            return
+        try:
+            script = jedi.Interpreter(document.text, [self.ns])
+            line, column = document.cursor_position_row + 1, document.cursor_position_col
+            found = script.complete(line, column)
+        except Exception:  # jedi has bad days on odd input: fall back to plain names
+            yield from self._plain(document)
+            return
+        for c in found:
+            name = c.name_with_symbols
+            typed = len(name) - len(c.complete) if c.complete is not None else 0
+            if name.startswith("_") and not document.get_word_before_cursor().startswith("_"):
+                continue
+            yield Completion(name, start_position=-typed, display_meta=c.type)
+
+    def _plain(self, document: Any) -> Any:
+        import rlcompleter
+
+        word = document.get_word_before_cursor(pattern=_DOTTED)
+        completer = rlcompleter.Completer(self.ns)
+        seen = set()
+        for i in range(200):
+            match = completer.complete(word, i)
+            if match is None:
+                break
+            if match not in seen:
+                seen.add(match)
+                yield Completion(match, start_position=-len(word))
+
+
+import re  # noqa: E402 - only the fallback completer needs it
+
+_DOTTED = re.compile(r"[\w.]+")
+
+
+class PromptConsole(Console):
+    """A Console whose Ctrl-C handling fits a prompt on the reactor's loop."""
+
+    def __init__(self, *a: Any, loop: asyncio.AbstractEventLoop, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.loop = loop
+
+    def idle(self) -> None:
+        """SIGINT while no input runs: nothing stops (prompt_toolkit reads Ctrl-C as a key)."""
+        self.loop.add_signal_handler(signal.SIGINT, lambda: None)
+
+    def before_plain(self) -> None:
+        # Plain code runs on the loop's thread: Python's own handler raises
+        # KeyboardInterrupt inside it.
+        self.loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def after_plain(self) -> None:
+        self.idle()
+
+    def task_started(self, task: asyncio.Task[Any]) -> None:
+        def interrupt() -> None:
+            print()  # the terminal echoed ^C without a newline
+            task.cancel()
+
+        self.loop.add_signal_handler(signal.SIGINT, interrupt)
+
+    def task_finished(self, task: asyncio.Task[Any]) -> None:
+        self.idle()
+
+
+class Prompt:
+    """The netsh prompt on ``reactor`` (whose loop must be running when :meth:`main` runs)."""
+
+    def __init__(self, reactor: Reactor, log_level: int = logging.WARNING,
+                 history: Path | None = None) -> None:
+        self.reactor = reactor
+        self.log_level = log_level
+        self.history_file = history or history_path()
+        self.show_toolbar = True
+        self._pending = (0.0, 0)  # (when counted, how many): the count walks the heap
+        self.console: PromptConsole | None = None
+        self.exit_code = 0
+
+    # ---- the toolbar
+
+    def toolbar(self, on: bool = True) -> None:
+        """Show or hide the bottom toolbar (F2 toggles it too)."""
+        self.show_toolbar = on
+
+    def _pending_count(self) -> int:
+        when, count = self._pending
+        now = time.monotonic()
+        if now - when >= 1.0:
+            count = len(self.reactor.pending_deferreds())
+            self._pending = (now, count)
+        return count
+
+    def toolbar_text(self) -> Any:
+        if not self.show_toolbar:
+            return None
+        r = self.reactor
+        return (
+            f" listeners {len(r.listeners)} | connections {len(r.connections)} | "
+            f"pending Deferreds {self._pending_count()} | in {human_bytes(r.bytes_received)} | "
+            f"out {human_bytes(r.bytes_sent)} | F2 hides"
+        )
+
+    # ---- key bindings
+
+    def _bindings(self, console: Console) -> KeyBindings:
+        kb = KeyBindings()
+
+        @kb.add("enter", filter=~has_completions)
+        def _(event: Any) -> None:
+            buf = event.current_buffer
+            doc = buf.document
+            if doc.is_cursor_at_the_end and console.is_complete(doc.text):
+                buf.validate_and_handle()
+                return
+            line = doc.current_line_before_cursor
+            indent = line[: len(line) - len(line.lstrip())]
+            if line.rstrip().endswith(":"):
+                indent += "    "
+            buf.insert_text("\n" + indent)
+
+        @kb.add("escape", "enter")
+        def _(event: Any) -> None:
+            event.current_buffer.validate_and_handle()
+
+        @kb.add("f2")
+        def _(event: Any) -> None:
+            self.show_toolbar = not self.show_toolbar
+
+        @kb.add("tab", filter=Condition(lambda: _at_indent()))
+        def _(event: Any) -> None:
+            event.current_buffer.insert_text("    ")
+
+        def _at_indent() -> bool:
+            from prompt_toolkit.application.current import get_app
+
+            before = get_app().current_buffer.document.current_line_before_cursor
+            return not before.strip()
+
+        return kb
+
+    # ---- running
+
+    def banner(self) -> str:
+        return (
+            f"netsh {netshell.__version__} on Python {platform.python_version()}, "
+            f"loop: {self.reactor.loop_name}\n"
+            "help() gives a short tour; Ctrl-D or exit() leaves."
+        )
+
+    async def main(self) -> int:
+        loop = asyncio.get_running_loop()
+        color = sys.stdout.isatty()
+        console = PromptConsole({}, color=color, loop=loop)
+        self.console = console
+        ns = namespace.build(console)
+        ns.update(exit=_exit, quit=_exit, toolbar=self.toolbar)
+        chains.record()
+        session: PromptSession[str] = PromptSession(
+            message=lambda: f"[{console.count + 1}]> ",
+            multiline=True,
+            prompt_continuation=lambda width, line, soft: "." * (width - 1) + " ",
+            lexer=PygmentsLexer(PythonLexer),
+            history=FileHistory(str(self.history_file)),
+            auto_suggest=AutoSuggestFromHistory(),
+            completer=ThreadedCompleter(NamespaceCompleter(ns)),
+            complete_while_typing=False,
+            bottom_toolbar=self.toolbar_text,
+            refresh_interval=1.0,
+            key_bindings=self._bindings(console),
+            style=Style.from_dict({"bottom-toolbar": "noreverse bg:#303030 #d0d0d0"}),
+            enable_history_search=False,
+        )
+        handler = PromptLogHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                               "%H:%M:%S"))
+        root = logging.getLogger()
+        old_level = root.level
+        root.addHandler(handler)
+        root.setLevel(self.log_level)
+        try:
+            print(self.banner())
+            console.idle()
+            await self._loop(session, console)
+            await self.shutdown()
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+            ns["_helpers"].tracer.stop()
+            chains.stop_recording()
+            try:
+                loop.remove_signal_handler(signal.SIGINT)
+            except Exception:
+                pass
+        return self.exit_code
+
+    async def _loop(self, session: PromptSession[str], console: PromptConsole) -> None:
+        while True:
+            try:
+                # Output while the prompt is shown goes above it; between prompts
+                # (an input running) it goes straight to the terminal, in order.
+                with patch_stdout(raw=True):
+                    text = await session.prompt_async()
+            except KeyboardInterrupt:
+                continue  # Ctrl-C at the prompt clears the line
+            except EOFError:
+                print()
+                return
+            if not text.strip():
+                continue
+            try:
+                await console.run(text)
+            except SystemExit as e:
+                code = e.code
+                if code is None:
+                    self.exit_code = 0
+                elif isinstance(code, int):
+                    self.exit_code = code
+                else:
+                    print(code)
+                    self.exit_code = 1
+                return
+
+    async def shutdown(self) -> None:
+        """Close listeners and connections (waiting at most EXIT_GRACE), saying what closed."""
+        r = self.reactor
+        listeners, connections = r.listeners, r.connections
+        if listeners or connections:
+            what = []
+            for x in listeners:
+                what.append(f"listener #{x.number} ({x.address})")
+            if connections:
+                n = len(connections)
+                what.append(f"{n} connection{'s' if n != 1 else ''}")
+            print("Closing " + ", ".join(what) + " ...")
+        r.shutdown_timeout = EXIT_GRACE
+        started = time.monotonic()
+        await r.stop()
+        if listeners or connections:
+            print(f"Closed {_count(len(listeners), 'listener')} and "
+                  f"{_count(len(connections), 'connection')} in "
+                  f"{time.monotonic() - started:.2f}s.")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def run_prompt(log_level: int = logging.WARNING, use_uvloop: bool | None = None) -> int:
+    """Start the prompt on a fresh reactor; return the exit code when the person leaves."""
+    r = Reactor(use_uvloop=use_uvloop)
+    install(r)
+    asyncio.set_event_loop(r.loop)
+    prompt = Prompt(r, log_level=log_level)
+    try:
+        return r.run_until(prompt.main())
+    finally:
+        if not r.closed:
+            r._close()
+        asyncio.set_event_loop(None)
