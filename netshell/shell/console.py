@@ -40,7 +40,7 @@ from netshell.defer import Deferred
 from netshell.shell import chains
 from netshell.shell.display import Table
 
-__all__ = ["Console", "Input", "classify"]
+__all__ = ["Console", "Input", "classify", "close_everything"]
 
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _HERE = __file__
@@ -313,3 +313,24 @@ def _error_text(e: BaseException) -> str:
         return "Cancelled"
     return "".join(traceback.format_exception_only(type(e), e)).strip()
 
+
+
+async def close_everything(reactor: Any, grace: float) -> None:
+    """Stop ``reactor`` (hooks, listeners, connections: at most ``grace`` seconds each),
+    printing what it closes."""
+    listeners, connections = reactor.listeners, reactor.connections
+    if listeners or connections:
+        what = [f"listener #{x.number} ({x.address})" for x in listeners]
+        if connections:
+            what.append(_count(len(connections), "connection"))
+        print("Closing " + ", ".join(what) + " ...")
+    reactor.shutdown_timeout = grace
+    started = time.monotonic()
+    await reactor.stop()
+    if listeners or connections:
+        print(f"Closed {_count(len(listeners), 'listener')} and "
+              f"{_count(len(connections), 'connection')} in {time.monotonic() - started:.2f}s.")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"

@@ -36,7 +36,7 @@ from pygments.lexers.python import PythonLexer
 import netshell
 from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
-from netshell.shell.console import Console
+from netshell.shell.console import Console, close_everything
 from netshell.shell.display import human_bytes
 
 __all__ = ["Prompt", "history_path", "run_prompt", "state_dir"]
@@ -315,27 +315,7 @@ class Prompt:
 
     async def shutdown(self) -> None:
         """Close listeners and connections (waiting at most EXIT_GRACE), saying what closed."""
-        r = self.reactor
-        listeners, connections = r.listeners, r.connections
-        if listeners or connections:
-            what = []
-            for x in listeners:
-                what.append(f"listener #{x.number} ({x.address})")
-            if connections:
-                n = len(connections)
-                what.append(f"{n} connection{'s' if n != 1 else ''}")
-            print("Closing " + ", ".join(what) + " ...")
-        r.shutdown_timeout = EXIT_GRACE
-        started = time.monotonic()
-        await r.stop()
-        if listeners or connections:
-            print(f"Closed {_count(len(listeners), 'listener')} and "
-                  f"{_count(len(connections), 'connection')} in "
-                  f"{time.monotonic() - started:.2f}s.")
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
+        await close_everything(self.reactor, EXIT_GRACE)
 
 
 def run_prompt(log_level: int = logging.WARNING, use_uvloop: bool | None = None) -> int:
