@@ -1,7 +1,8 @@
-"""The ``netsh`` command line.
+"""The ``netsh`` command line: the prompt, ``run``, ``-c``, ``serve`` and ``diff``.
 
-``netsh`` starts the prompt; ``netsh --ipython`` the same namespace in IPython.
-The prompt's modules (prompt_toolkit, IPython) are imported only when asked for.
+The prompt's terminal libraries (prompt_toolkit, IPython) are imported only
+when the prompt is asked for: ``netsh run``, ``-c``, ``serve`` and ``diff``
+never load them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,20 @@ import netshell
 
 EXAMPLES = """\
 examples:
-  netsh                          the prompt, with a live reactor
-  netsh --ipython                the same names in IPython
+  netsh                                   the prompt, with a live reactor
+  netsh --ipython                         the same names in IPython
+  netsh -c 'await sleep(0.1); print("done")'
+                                          run code headless
+  netsh run demo.py --port 8000           run a script (a saved session too); sys.argv is
+                                          ['demo.py', '--port', '8000']
+  netsh run --exit --settle 2 demo.py     stop when the script ends, even with listeners open
+  echo 'print(1)' | netsh run -           a script from stdin
+  netsh run --transcript replay.jsonl demo.py
+                                          record a transcript of the run
+  netsh diff session.jsonl replay.jsonl   where a replay differs from the session
+  netsh serve echo --port 7007            one of echo, discard, chargen, daytime, qotd
+
+exit codes: 0 success, 1 the script raised, 2 usage error, 130 SIGINT, 143 SIGTERM
 """
 
 
@@ -27,33 +40,143 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"netsh {netshell.__version__}")
+    parser.add_argument("-c", dest="code", metavar="CODE",
+                        help="run CODE headless (top-level await works) and exit")
     parser.add_argument("--ipython", action="store_true",
                         help="use IPython's terminal (autoawait, asyncio loop) for the prompt")
-    parser.add_argument("--log-level", default="WARNING",
-                        help="log records at this level and above are shown (default WARNING)")
-    parser.add_argument("--uvloop", action="store_true", help="run the reactor on uvloop")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=None, metavar="LEVEL",
+                        help="show log records at LEVEL and above (default WARNING)")
+    common.add_argument("--quiet", "-q", action="store_true",
+                        help="errors only: no status lines, log level ERROR")
+    common.add_argument("--uvloop", action="store_true", help="run the reactor on uvloop")
+    for action in common._actions:
+        parser._add_action(action)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="run a script headless",
+                         description="Run a script (or a saved session) on a fresh reactor.",
+                         epilog="example: netsh run --exit demo.py --verbose")
+    run.add_argument("file", metavar="FILE", help="the script; - reads it from stdin")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                     help="arguments for the script (its sys.argv[1:])")
+    run.add_argument("--settle", type=float, default=5.0, metavar="SECONDS",
+                     help="after each cell, wait at most this long for its Deferreds and "
+                          "connections (default 5)")
+    run.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
+                     help="at shutdown, time connections get to finish (default 5)")
+    run.add_argument("--exit", action="store_true", dest="exit_when_done",
+                     help="stop when the script ends, even if listeners are open")
+    run.add_argument("--transcript", metavar="OUT.jsonl",
+                     help="write a transcript of the run (the prompt's format)")
+
+    serve = sub.add_parser("serve", parents=[common], help="serve one protocol until Ctrl-C",
+                           description="Serve one protocol until Ctrl-C or SIGTERM.",
+                           epilog="example: netsh serve echo --port 7007")
+    from netshell.runner import SERVICES
+
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    serve.add_argument("--interface", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
+                       help="at shutdown, time connections get to finish (default 5)")
+
+    diff = sub.add_parser("diff", help="compare two transcripts",
+                          description="Show where two transcripts differ, ignoring times, "
+                                      "ports and Deferred numbers. Exit 0 when they agree.",
+                          epilog="example: netsh diff session.jsonl replay.jsonl")
+    diff.add_argument("a", metavar="SESSION.jsonl")
+    diff.add_argument("b", metavar="REPLAY.jsonl")
     return parser
 
 
-def _level(name: str) -> int:
+def _level(name: str | None, quiet: bool) -> int:
+    if quiet:
+        return logging.ERROR
+    if name is None:
+        return logging.WARNING
     level = logging.getLevelName(name.upper())
     if not isinstance(level, int):
         raise SystemExit(f"netsh: unknown log level {name!r}")
     return level
 
 
+def _headless_logging(level: int) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``netsh`` with ``argv`` (default: the process's arguments); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = _level(args.log_level)
+    level = _level(args.log_level, args.quiet)
+    uvloop = True if args.uvloop else None
+    if args.command == "diff":
+        return _diff(args.a, args.b)
+    if args.command in ("run", "serve") or args.code is not None:
+        from netshell.runner import RunOptions, run_source, serve
+
+        _headless_logging(level)
+        if args.command == "serve":
+            return serve(args.service, args.port, args.interface,
+                         RunOptions(grace=args.grace, quiet=args.quiet))
+        if args.command is None:
+            return run_source(args.code, "<string>", ["-c"], RunOptions(exit_when_done=True,
+                                                                         quiet=args.quiet),
+                              use_uvloop=uvloop)
+        return _run(parser, args, uvloop)
     if args.ipython:
         from netshell.shell.ipython import run_ipython
 
         return run_ipython(log_level=level)
     from netshell.shell.prompt import run_prompt
 
-    return run_prompt(log_level=level, use_uvloop=True if args.uvloop else None)
+    return run_prompt(log_level=level, use_uvloop=uvloop)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, uvloop: bool | None) -> int:
+    from netshell.runner import RunOptions, run_source
+
+    if args.file == "-":
+        source, filename = sys.stdin.read(), "<stdin>"
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                source = f.read()
+        except OSError as e:
+            parser.error(f"cannot read {args.file}: {e.strerror}")
+        filename = args.file
+    transcript = None
+    if args.transcript:
+        try:
+            transcript = open(args.transcript, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:
+            parser.error(f"cannot write {args.transcript}: {e.strerror}")
+    options = RunOptions(settle=args.settle, grace=args.grace,
+                         exit_when_done=args.exit_when_done, transcript=transcript,
+                         quiet=args.quiet)
+    try:
+        return run_source(source, filename, [args.file, *args.args], options, use_uvloop=uvloop)
+    finally:
+        if transcript is not None:
+            transcript.close()
+
+
+def _diff(a: str, b: str) -> int:
+    from netshell.shell import session
+
+    try:
+        lines = session.diff(session.load(a), session.load(b), names=(a, b))
+    except (OSError, ValueError) as e:
+        print(f"netsh diff: {e}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    if not lines:
+        print(f"{a} and {b} agree")
+    return 1 if lines else 0
 
 
 if __name__ == "__main__":

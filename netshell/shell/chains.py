@@ -203,9 +203,9 @@ def explain(d: Deferred[Any]) -> str:
     for i, step in enumerate(steps, 1):
         text = f"  {i}. {step.describe()}"
         if step.ran:
-            if step.callback is not step.errback or step.callback is None:
+            if step.callback is None or step.errback is None:
                 text += f"  got {step.got}, {step.outcome}"
-            else:
+            else:  # add_both, or add_callbacks with both sides: say which side ran
                 text += f"  ran as {step.ran}: got {step.got}, {step.outcome}"
         elif i - 1 < last_ran or (d.called and not _waiting(d) and not d.paused):
             side = "a Failure" if step.callback is not None else "a value"

@@ -49,13 +49,13 @@ _HERE = __file__
 class Input:
     """One input, compiled: ``body`` runs, then ``last`` (an expression) is displayed."""
 
-    def __init__(self, source: str, filename: str) -> None:
+    def __init__(self, source: str, filename: str, display_last: bool = True) -> None:
         self.source = source
         self.filename = filename
         tree = ast.parse(source, filename, "exec")
         self.tree = tree
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
+        if display_last and tree.body and isinstance(tree.body[-1], ast.Expr):
             last = tree.body.pop()
         self.body = compile(tree, filename, "exec", flags=_FLAGS)
         self.last = (
@@ -79,7 +79,7 @@ def classify(source: str) -> str:
         tree = ast.parse(source)
     except SyntaxError:
         return "code"
-    looking = {"conns", "listeners", "conn", "listener", "explain", "history", "help",
+    looking = {"conns", "listeners", "conn", "listener", "explain", "history", "help", "save",
                "dir", "type", "repr", "print", "vars", "len"}
     for stmt in tree.body:
         if not isinstance(stmt, ast.Expr):
@@ -176,10 +176,11 @@ class Console:
                 return False
         return True
 
-    async def run(self, source: str) -> dict[str, Any]:
+    async def run(self, source: str, filename: str | None = None) -> dict[str, Any]:
         """Run one input; display its value; return (and record) its transcript entry.
 
         SystemExit (``exit()``) propagates; every other error is printed.
+        ``filename`` names a real file the input comes from (for tracebacks).
         """
         started = time.time()
         self.count += 1
@@ -190,7 +191,7 @@ class Console:
         error: BaseException | None = None
         try:
             try:
-                item = Input(source, self._filename(number, source))
+                item = Input(source, filename or self._filename(number, source))
             except SyntaxError as e:
                 error = e
                 self._show_syntax_error(e)
@@ -212,7 +213,7 @@ class Console:
             entry = {
                 "type": "input",
                 "n": number,
-                "input": source,
+                "input": source.lstrip("\n") if filename else source,
                 "kind": classify(source),
                 "output": "".join(tee.parts),
                 "error": None if error is None else _error_text(error),

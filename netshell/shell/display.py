@@ -54,7 +54,8 @@ def human_bytes(n: int) -> str:
     size = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
         size /= 1024
-        if size < 1024 or unit == "TiB":
+        # Compare what will be shown: 1048575 is "1.0 MiB", not "1024.0 KiB".
+        if round(size, 1) < 1024 or unit == "TiB":
             break
     return f"{size:.1f} {unit}"
 

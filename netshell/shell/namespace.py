@@ -18,7 +18,7 @@ from typing import Any
 import netshell as ns
 from netshell import tls
 from netshell.protocol import ClientFactory, Factory, Protocol
-from netshell.shell import chains
+from netshell.shell import chains, session
 from netshell.shell.display import Table, connection_table, listener_table
 from netshell.shell.tracing import Tracer
 
@@ -41,6 +41,8 @@ netsh: a Python prompt with a live reactor. Servers serve and Deferreds fire whi
   trace(), trace(conn(3)), untrace()        print events and bytes as they happen
   explain(d)                                a Deferred's chain, step by step
   notify(False)                             stop the "Deferred #7 fired" notes
+  history(), save("demo.py")                this session's inputs; save them as a script
+                                            that `netsh run demo.py` replays
   reactor, Deferred, succeed, fail, gather, sleep, defer_to_thread, Protocol, Factory,
   {modules}
   help(obj) is Python's help; Ctrl-D or exit() closes everything and leaves."""
@@ -105,6 +107,30 @@ class Helpers:
     def notify(self, on: bool = True) -> None:
         """Turn the notes printed when a shown Deferred fires on or off."""
         self.console.notes.enabled = on
+
+    # ---- the session
+
+    def history(self) -> _Text:
+        """The inputs of this session, numbered as they ran (``!`` marks those that raised)."""
+        lines = []
+        for e in self.console.transcript:
+            if e.get("type") != "input":
+                continue
+            mark = "!" if e.get("error") else " "
+            head = f"{mark}[{e['n']}]> "
+            source = e["input"].rstrip("\n").replace("\n", "\n" + " " * len(head))
+            lines.append(head + source)
+        return _Text("\n".join(lines) or "(no inputs yet)")
+
+    def save(self, path: str | None = None) -> _Text:
+        """Write the inputs that ran without error as a cell-form script for ``netsh run``.
+
+        Inputs that only inspected (``conns()``, ``explain(d)``, bare names) are kept
+        as comments. The default name is ``session-YYYYmmdd-HHMMSS.py``.
+        """
+        target = session.save(self.console.transcript, path)
+        cells = session.script_text(self.console.transcript).count(f"\n{session.CELL}\n")
+        return _Text(f"saved {cells} cells to {target}; run them with: netsh run {target}")
 
     def help(self, *args: Any, **kw: Any) -> None:
         """With no argument, a short tour of the prompt; otherwise Python's help()."""
@@ -172,6 +198,8 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "explain": helpers.explain,
         "notify": helpers.notify,
         "help": helpers.help,
+        "history": helpers.history,
+        "save": helpers.save,
         "_helpers": helpers,
     }
     for module in PROTOCOL_MODULES:

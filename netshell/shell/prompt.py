@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import platform
 import signal
 import sys
@@ -38,22 +37,14 @@ from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
 from netshell.shell.console import Console, close_everything
 from netshell.shell.display import human_bytes
+from netshell.shell.session import new_transcript, state_dir
 
-__all__ = ["Prompt", "history_path", "run_prompt", "state_dir"]
+__all__ = ["Prompt", "history_path", "run_prompt"]
 
 log = logging.getLogger("netshell.shell")
 
 #: Seconds Ctrl-D waits for connections to close before aborting them.
 EXIT_GRACE = 5.0
-
-
-def state_dir() -> Path:
-    """Where netsh keeps history and transcripts: ``$XDG_STATE_HOME/netshell``."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                             "state")
-    path = Path(base) / "netshell"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def history_path() -> Path:
@@ -243,7 +234,8 @@ class Prompt:
     async def main(self) -> int:
         loop = asyncio.get_running_loop()
         color = sys.stdout.isatty()
-        console = PromptConsole({}, color=color, loop=loop)
+        transcript_path, transcript = new_transcript("prompt")
+        console = PromptConsole({}, color=color, loop=loop, transcript_file=transcript)
         self.console = console
         ns = namespace.build(console)
         ns.update(exit=_exit, quit=_exit, toolbar=self.toolbar)
@@ -276,6 +268,8 @@ class Prompt:
             await self._loop(session, console)
             await self.shutdown()
         finally:
+            transcript.close()
+            print(f"The session's transcript: {transcript_path}")
             root.removeHandler(handler)
             root.setLevel(old_level)
             ns["_helpers"].tracer.stop()

@@ -1,0 +1,279 @@
+"""``netsh run``: scripts and saved sessions, headless, on a fresh reactor.
+
+A script runs with the prompt's names (``listen``, ``conns``, ``wire``...) and
+top-level ``await``. A cell-form script (``# %%`` markers, as ``save()`` writes)
+runs cell by cell like the prompt ran it: each cell's last expression is shown,
+and after each cell the reactor runs until the Deferreds the cell showed or
+bound have fired and the connections it opened are quiet, at most ``settle``
+seconds — so Deferred notes appear as they did at the prompt.
+
+When the script ends with listeners open, the runner serves until SIGINT or
+SIGTERM (unless ``exit_when_done``), then shuts down gracefully: it stops
+accepting, lets connections finish within ``grace`` seconds, runs the
+``on_shutdown`` hooks. Exit codes: 0 success, 1 an uncaught exception
+(traceback with the script's own line numbers), 2 usage error, 130 SIGINT,
+143 SIGTERM.
+
+Nothing here imports IPython or prompt_toolkit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import linecache
+import logging
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import IO, Any
+
+from netshell import defer as defer_module
+from netshell import transport as transport_module
+from netshell.defer import Deferred
+from netshell.reactor import Reactor, install
+from netshell.shell import namespace
+from netshell.shell.console import Console, Input
+from netshell.shell.session import split_cells
+
+__all__ = ["RunOptions", "run_source", "serve"]
+
+log = logging.getLogger("netshell.runner")
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+QUIET = 0.05  # seconds without bytes moving after which a connection counts as idle
+
+
+@dataclass
+class RunOptions:
+    settle: float = 5.0  # seconds a cell may take to settle
+    grace: float = 5.0  # seconds connections get to finish at shutdown
+    exit_when_done: bool = False  # stop when the script ends, even with listeners open
+    transcript: IO[str] | None = None  # JSON-lines transcript, as the prompt writes
+    quiet: bool = False
+
+
+class ScriptFailed(Exception):
+    """The script raised: its traceback has been printed."""
+
+
+class _Runner:
+    def __init__(self, reactor: Reactor, filename: str, options: RunOptions) -> None:
+        self.reactor = reactor
+        self.filename = filename
+        self.options = options
+        self.signal: int | None = None
+        self.stop_serving: asyncio.Event = asyncio.Event()
+        self.console = Console({"__file__": filename}, transcript_file=options.transcript,
+                               name="cell")
+        namespace.build(self.console)
+
+    # ---- signals
+
+    def _on_signal(self, sig: int) -> None:
+        if self.signal is not None:
+            log.warning("Second %s: leaving now", signal.Signals(sig).name)
+            raise SystemExit(EXIT_CODES.get(sig, 1))
+        self.signal = sig
+        self.stop_serving.set()
+        task = self.console.task
+        if task is not None:
+            task.cancel()
+
+    def install_signals(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.reactor.loop.add_signal_handler(sig, self._on_signal, sig)
+
+    # ---- running the script
+
+    async def run(self, source: str) -> int:
+        self.install_signals()
+        try:
+            cells = split_cells(source)
+            if cells is None:
+                await self._run_whole(source)
+            else:
+                for first_line, cell in cells:
+                    await self._run_cell(first_line, cell)
+                    if self.signal is not None:
+                        break
+        except ScriptFailed:
+            await self._shutdown()
+            return EXIT_ERROR
+        except SystemExit as e:
+            await self._shutdown()
+            return _exit_code(e)
+        if self.signal is None and self.reactor.listeners and not self.options.exit_when_done:
+            if not self.options.quiet:
+                where = ", ".join(str(x.address) for x in self.reactor.listeners)
+                print(f"netsh: serving on {where}; Ctrl-C or SIGTERM stops", file=sys.stderr)
+            await self.stop_serving.wait()
+        await self._shutdown()
+        return EXIT_CODES.get(self.signal, EXIT_OK) if self.signal is not None else EXIT_OK
+
+    async def _run_whole(self, source: str) -> None:
+        try:
+            item = Input(source, self.filename, display_last=False)
+        except SyntaxError as e:
+            _print_exception(e)
+            raise ScriptFailed from e
+        ns = self.console.namespace
+        try:
+            if item.awaits:
+                task = asyncio.get_running_loop().create_task(_eval_async(item.body, ns))
+                self.console.task = task
+                try:
+                    await task
+                finally:
+                    self.console.task = None
+            else:
+                exec(item.body, ns)
+        except SystemExit:
+            raise
+        except asyncio.CancelledError:
+            if self.signal is None:
+                raise
+        except BaseException as e:
+            _print_exception(e, skip=__file__)
+            raise ScriptFailed from e
+
+    async def _run_cell(self, first_line: int, cell: str) -> None:
+        first_deferred = _peek(defer_module._ids)
+        first_connection = _peek(transport_module.connection_numbers)
+        timers_before = set(self.reactor.delayed_calls)
+        # Leading newlines give the cell its line numbers in the file.
+        entry = await self.console.run("\n" * (first_line - 1) + cell, filename=self.filename)
+        if entry["error"] is not None:
+            if self.signal is not None:
+                return
+            raise ScriptFailed(entry["error"])
+        await self._settle(first_deferred, first_connection, timers_before)
+
+    async def _settle(self, first_deferred: int, first_connection: int,
+                      timers_before: set[Any]) -> None:
+        """Let what the cell set in motion finish, at most ``settle`` seconds.
+
+        In motion: timed calls the cell scheduled that fall due in that time,
+        Deferreds it created and left in the namespace that stand for work under
+        way (they have a canceller: a connect, a sleep, a thread...), and connections
+        it opened while bytes still move. A bare ``Deferred()`` waits for a later
+        cell to fire it, so it is not waited for.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.options.settle
+        loop_deadline = loop.time() + self.options.settle
+        last_moved: dict[Any, tuple[int, float]] = {}
+        while time.monotonic() < deadline and self.signal is None:
+            timers = [c for c in self.reactor.delayed_calls
+                      if c not in timers_before and c.time <= loop_deadline]
+            working = [
+                v for v in list(self.console.namespace.values())
+                if isinstance(v, Deferred) and v.number >= first_deferred
+                and (not v.called or isinstance(v._result, Deferred))
+                and (v._canceller is not None or isinstance(v._result, Deferred))
+            ]
+            now = time.monotonic()
+            busy = []
+            for c in self.reactor.connections:
+                if c.number < first_connection:
+                    continue
+                moved = c.bytes_received + c.bytes_sent + c.write_buffer_size
+                seen = last_moved.get(c)
+                if seen is None or seen[0] != moved:
+                    last_moved[c] = (moved, now)
+                    busy.append(c)
+                elif now - seen[1] < QUIET:
+                    busy.append(c)
+            if not timers and not working and not busy:
+                return
+            await asyncio.sleep(0.01)
+
+    # ---- shutting down
+
+    async def _shutdown(self) -> None:
+        r = self.reactor
+        closed = [str(x.address) for x in r.listeners]
+        for listener in r.listeners:
+            listener.close()
+        if self.signal is not None and not self.options.quiet:
+            name = signal.Signals(self.signal).name
+            waiting = (f"; waiting up to {self.options.grace:g}s for "
+                       f"{len(r.connections)} connection(s)" if r.connections else "")
+            stopped = f"stopped listening on {', '.join(closed)}" if closed else "stopping"
+            print(f"netsh: {name}: {stopped}{waiting}", file=sys.stderr, flush=True)
+        if r.connections:
+            all_closed: Deferred[None] = Deferred()
+            r._all_closed = all_closed
+            finished, _ = await asyncio.wait([all_closed.as_future()],
+                                             timeout=self.options.grace)
+            if not finished and r.connections:
+                log.warning("%d connections still open after %ss: closing them",
+                            len(r.connections), self.options.grace)
+        r.shutdown_timeout = self.options.grace
+        await r.stop()
+
+
+async def _eval_async(code: Any, ns: dict[str, Any]) -> None:
+    result = eval(code, ns)
+    if asyncio.iscoroutine(result):
+        await result
+
+
+def _peek(counter: Any) -> int:
+    """The number an ``itertools.count`` gives next, without taking it (from its repr)."""
+    return int(repr(counter)[len("count("):-1])
+
+
+def _exit_code(e: SystemExit) -> int:
+    if e.code is None:
+        return EXIT_OK
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _print_exception(e: BaseException, skip: str | None = None) -> None:
+    tb = e.__traceback__
+    while tb is not None and skip is not None and tb.tb_frame.f_code.co_filename == skip:
+        tb = tb.tb_next
+    traceback.print_exception(type(e), e, tb, file=sys.stderr)
+
+
+def run_source(source: str, filename: str, argv: list[str], options: RunOptions | None = None,
+               use_uvloop: bool | None = None) -> int:
+    """Run ``source`` headless on a fresh reactor; return the exit code."""
+    options = options or RunOptions()
+    r = Reactor(use_uvloop=use_uvloop)
+    install(r)
+    asyncio.set_event_loop(r.loop)
+    if filename.startswith("<"):  # not a file on disk: tracebacks still show its lines
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    old_argv = sys.argv
+    sys.argv = list(argv)
+    try:
+        runner = _Runner(r, filename, options)
+        return r.run_until(runner.run(source))
+    finally:
+        sys.argv = old_argv
+        if not r.closed:
+            r._close()
+        asyncio.set_event_loop(None)
+
+
+SERVICES = ("echo", "discard", "chargen", "daytime", "qotd")
+
+
+def serve(service: str, port: int, interface: str, options: RunOptions) -> int:
+    """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM."""
+    source = (
+        "from protocols import wire\n"
+        f"_listener = reactor.listen_tcp({port!r}, wire.{service}_factory(), "
+        f"interface={interface!r})\n"
+        "print(f'serving " + service + " on {_listener.address}', flush=True)\n"
+    )
+    options.exit_when_done = False
+    options.quiet = True
+    return run_source(source, f"<serve {service}>", ["netsh serve", service], options)

@@ -1,0 +1,186 @@
+"""Sessions as code: transcripts (JSON lines), ``save()`` as a cell-form script, ``netsh diff``.
+
+A transcript holds one JSON object per line: a ``session`` header, then an
+``input`` entry per input that ran (source, output, error, time) and a ``note``
+entry per Deferred note. The prompt writes one per session under the XDG state
+directory; ``netsh run --transcript`` writes the same format, so a replay can be
+compared with the original session by :func:`diff`.
+
+Example::
+
+    >>> entries = [
+    ...     {"type": "input", "n": 1, "input": "x = 1", "kind": "code", "error": None},
+    ...     {"type": "input", "n": 2, "input": "conns()", "kind": "inspect", "error": None},
+    ...     {"type": "input", "n": 3, "input": "1/0", "kind": "code", "error": "ZeroDivisionError"},
+    ... ]
+    >>> print(script_text(entries, stamp="2026-11-24 12:00"), end="")
+    # netsh session saved 2026-11-24 12:00
+    # run it again with: netsh run FILE
+    <BLANKLINE>
+    # %%
+    x = 1
+    <BLANKLINE>
+    # %%
+    # conns()
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import os
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import netshell
+
+__all__ = [
+    "diff",
+    "load",
+    "new_transcript",
+    "save",
+    "script_text",
+    "split_cells",
+    "state_dir",
+]
+
+CELL = "# %%"
+
+
+def state_dir() -> Path:
+    """Where netsh keeps history and transcripts: ``$XDG_STATE_HOME/netshell``."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    path = Path(base) / "netshell"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def new_transcript(kind: str = "prompt") -> tuple[Path, Any]:
+    """Open a new transcript file in the state directory; returns (path, file)."""
+    folder = state_dir() / "sessions"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
+    f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the session
+    header = {"type": "session", "kind": kind, "version": netshell.__version__,
+              "time": time.time()}
+    f.write(json.dumps(header) + "\n")
+    f.flush()
+    return path, f
+
+
+def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of a transcript file (ValueError naming the line if one is not JSON)."""
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {i}: not a transcript entry: {e}") from None
+    return entries
+
+
+def script_text(entries: Iterable[dict[str, Any]], stamp: str | None = None) -> str:
+    """The inputs that ran without error, as a cell-form script; inspections as comments."""
+    stamp = stamp or time.strftime("%Y-%m-%d %H:%M")
+    out = [f"# netsh session saved {stamp}", "# run it again with: netsh run FILE"]
+    for e in entries:
+        if e.get("type") != "input" or e.get("error"):
+            continue
+        source = e["input"].rstrip("\n")
+        if e.get("kind") == "inspect":
+            source = "\n".join(f"# {line}" if line else "#" for line in source.split("\n"))
+        out += ["", CELL, source]
+    return "\n".join(out) + "\n"
+
+
+def save(entries: Iterable[dict[str, Any]], path: str | os.PathLike[str] | None = None) -> Path:
+    """Write :func:`script_text` to ``path`` (default ``session-YYYYmmdd-HHMMSS.py``)."""
+    target = Path(path) if path is not None else Path(
+        f"session-{time.strftime('%Y%m%d-%H%M%S')}.py"
+    )
+    target.write_text(script_text(entries), encoding="utf-8")
+    return target
+
+
+def split_cells(source: str) -> list[tuple[int, str]] | None:
+    """A cell-form script's cells as (first line number, source); None if it has no cells.
+
+    Text before the first marker is a cell of its own when it holds code.
+    """
+    lines = source.splitlines(True)
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith(CELL)]
+    if not starts:
+        return None
+    cells = []
+    bounds = [-1, *starts, len(lines)]
+    for a, b in itertools.pairwise(bounds):
+        body = lines[a + 1 : b]
+        text = "".join(body)
+        if any(line.strip() and not line.lstrip().startswith("#") for line in body):
+            cells.append((a + 2, text))
+    return cells
+
+
+# ---- diff
+
+_NORMALISE = [
+    (re.compile(r"Deferred #\d+"), "Deferred #N"),
+    (re.compile(r"\b_d\d+\b"), "_dN"),
+    (re.compile(r"#\d+\b"), "#N"),
+    (re.compile(r"((?:\d{1,3}\.){3}\d{1,3}|localhost|\]|::1):\d{1,5}\b"), r"\1:PORT"),
+    (re.compile(r"(tcp|udp|tls|unix):(\d{1,5})\b"), r"\1:PORT"),
+    (re.compile(r"\b\d+(\.\d+)?s\b"), "Ns"),
+    (re.compile(r"at 0x[0-9a-f]+"), "at 0x..."),
+]
+
+
+def normalise(text: str) -> str:
+    """Text with what differs between runs (times, ports, numbers of things) replaced."""
+    for pattern, replacement in _NORMALISE:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _comparable(entries: Iterable[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    inputs, notes = [], []
+    for e in entries:
+        if e.get("type") == "input" and e.get("kind") != "inspect" and not e.get("error"):
+            inputs.append(normalise(e["input"].strip()))
+            inputs.append(normalise(e.get("output", "")).rstrip("\n"))
+        elif e.get("type") == "note":
+            notes.append(normalise(e["text"]))
+    return inputs, sorted(notes)
+
+
+def diff(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]], names: tuple[str, str] = (
+        "session", "replay")) -> list[str]:
+    """Where two transcripts differ (unified diff lines); empty when they agree.
+
+    Compared: the code inputs that ran without error with their output, in order,
+    and the Deferred notes; ignored: times, ports, numbers of Deferreds and
+    connections, inputs that only inspected.
+    """
+    ia, na = _comparable(a)
+    ib, nb = _comparable(b)
+    lines = list(difflib.unified_diff(_lines(ia), _lines(ib), *names, lineterm=""))
+    lines += list(difflib.unified_diff(na, nb, f"{names[0]} notes", f"{names[1]} notes",
+                                       lineterm=""))
+    return lines
+
+
+def _lines(items: list[str]) -> list[str]:
+    out: list[str] = []
+    for i in range(0, len(items), 2):
+        out += [f">>> {line}" for line in items[i].split("\n")]
+        if items[i + 1]:
+            out += items[i + 1].split("\n")
+    return out
