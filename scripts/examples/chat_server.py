@@ -39,5 +39,5 @@ class Chat(LineReceiver):
 
 
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-listener = listen(f"tcp:{port}", Factory.for_protocol(Chat))  # noqa: F821 - netsh provides them
+listener = listen(f"tcp:{port}", Factory.for_protocol(Chat))
 print(f"chat server on {listener.address}", flush=True)

@@ -7,5 +7,5 @@ takes any free port; the address is printed.
 import sys
 
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-listener = listen(f"tcp:{port}", wire.echo_factory())  # noqa: F821 - netsh provides it
+listener = listen(f"tcp:{port}", wire.echo_factory())
 print(f"echo service on {listener.address}", flush=True)

@@ -15,10 +15,10 @@ if url.scheme != "http":
     raise SystemExit(f"fetch.py speaks plain http only, not {url.scheme!r}")
 
 
-class Fetch(Protocol):  # noqa: F821 - netsh provides Protocol, Deferred, connect
+class Fetch(Protocol):
     def __init__(self):
         self.chunks = []
-        self.done = Deferred()  # noqa: F821
+        self.done = Deferred()
 
     def connection_made(self, transport):
         self.transport = transport
@@ -32,8 +32,8 @@ class Fetch(Protocol):  # noqa: F821 - netsh provides Protocol, Deferred, connec
         self.done.callback(b"".join(self.chunks))
 
 
-protocol = await connect(f"tcp:{url.hostname}:{url.port or 80}", Fetch)  # noqa: F704, F821
-response = await protocol.done  # noqa: F704
+protocol = await connect(f"tcp:{url.hostname}:{url.port or 80}", Fetch)
+response = await protocol.done
 head, _, body = response.partition(b"\r\n\r\n")
 print(head.decode("latin-1").split("\r\n")[0])
 sys.stdout.write(body.decode("utf-8", "replace"))
