@@ -63,13 +63,28 @@ def _result_text(value: Any) -> str:
 
 
 class Step:
-    """One callback/errback pair of a chain, and what happened when the chain reached it."""
+    """One callback/errback pair of a chain, and what happened when the chain reached it.
 
-    __slots__ = ("callback", "errback", "ran", "got", "outcome")
+    It keeps the names of the pair, not the functions: a Step outlives its
+    callbacks, and a function that refers to its own Deferred (a protocol's
+    method added to the protocol's Deferred) would otherwise keep that
+    Deferred alive for good, and its unhandled failure unlogged.
+    """
+
+    __slots__ = ("kind", "name", "ran", "got", "outcome")
 
     def __init__(self, callback: Any, errback: Any) -> None:
-        self.callback = callback
-        self.errback = errback
+        #: "callback", "errback", "both" (add_both) or "callbacks" (a pair)
+        self.kind: str
+        if callback is errback and callback is not None:
+            self.kind, self.name = "both", callable_name(callback)
+        elif errback is None:
+            self.kind, self.name = "callback", callable_name(callback)
+        elif callback is None:
+            self.kind, self.name = "errback", callable_name(errback)
+        else:
+            self.kind = "callbacks"
+            self.name = f"{callable_name(callback)} / {callable_name(errback)}"
         #: "callback", "errback", or None while it has not run
         self.ran: str | None = None
         self.got = ""
@@ -92,16 +107,7 @@ class Step:
         return run_step
 
     def describe(self) -> str:
-        if self.callback is self.errback and self.callback is not None:
-            kind, name = "both", callable_name(self.callback)
-        elif self.errback is None:
-            kind, name = "callback", callable_name(self.callback)
-        elif self.callback is None:
-            kind, name = "errback", callable_name(self.errback)
-        else:
-            kind = "callbacks"
-            name = f"{callable_name(self.callback)} / {callable_name(self.errback)}"
-        return f"{kind} {name}"
+        return f"{self.kind} {self.name}"
 
 
 def _recorded(d: Deferred[Any]) -> list[Step]:
@@ -203,12 +209,12 @@ def explain(d: Deferred[Any]) -> str:
     for i, step in enumerate(steps, 1):
         text = f"  {i}. {step.describe()}"
         if step.ran:
-            if step.callback is None or step.errback is None:
+            if step.kind in ("callback", "errback"):
                 text += f"  got {step.got}, {step.outcome}"
             else:  # add_both, or add_callbacks with both sides: say which side ran
                 text += f"  ran as {step.ran}: got {step.got}, {step.outcome}"
         elif i - 1 < last_ran or (d.called and not _waiting(d) and not d.paused):
-            side = "a Failure" if step.callback is not None else "a value"
+            side = "a Failure" if step.kind == "callback" else "a value"
             text += f"  passed by (the result was {side})"
         else:
             text += "  not run yet"

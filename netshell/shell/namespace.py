@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import netshell as ns
-from netshell import tls
 from netshell.protocol import ClientFactory, Factory, Protocol
 from netshell.shell import chains, session
 from netshell.shell.display import Table, connection_table, listener_table
@@ -166,6 +167,26 @@ def connect(where: Any, factory: Any, **kw: Any) -> Any:
     return ns.connect(where, factory, **kw)
 
 
+def lazy_module(name: str) -> Any:
+    """``name`` as a module that is loaded on first use (None if there is no such module).
+
+    The prompt offers every protocol module and ``tls`` by name; loading them all
+    up front (pyOpenSSL, cryptography...) would cost ``netsh run`` a third of its
+    start-up time.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return None
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
 def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fill ``console.namespace`` with the prompt's names; returns it."""
     helpers = Helpers(console, out)
@@ -188,7 +209,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "ClientFactory": ns.ClientFactory,
         "listen": listen,
         "connect": connect,
-        "tls": tls,
+        "tls": lazy_module("netshell.tls"),
         "listeners": helpers.listeners,
         "conns": helpers.conns,
         "conn": helpers.conn,
@@ -204,10 +225,13 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
     }
     for module in PROTOCOL_MODULES:
         try:
-            names[module] = importlib.import_module(f"protocols.{module}")
+            found = lazy_module(f"protocols.{module}")
         except ModuleNotFoundError:
             continue  # not written yet
         except Exception:
             log.exception("protocols.%s failed to import; the prompt goes on without it", module)
+            continue
+        if found is not None:
+            names[module] = found
     console.namespace.update(names)
     return console.namespace

@@ -215,6 +215,12 @@ class Tracer:
                     tracer.data(self, "out", data, addr or self.peer)
             return write
 
+        def reading(orig: Any) -> Any:
+            def _start_reading(self: DatagramTransport) -> None:
+                orig(self)
+                tracer._sync_datagrams()  # a UDP socket bound while tracing is on
+            return _start_reading
+
         def timed(orig: Any) -> Any:
             def _run(self: DelayedCall) -> None:
                 if self.active() and None in tracer.targets:
@@ -238,6 +244,7 @@ class Tracer:
             (st, "write", write),
             (st, "write_sequence", write_sequence),
             (DatagramTransport, "write", datagram_out),
+            (DatagramTransport, "_start_reading", reading),
             (DelayedCall, "_run", timed),
             (Deferred, "callback", lambda o: fired(o, "fired")),
             (Deferred, "errback", lambda o: fired(o, "failed")),
