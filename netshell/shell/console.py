@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import builtins
+import codeop
 import inspect
 import io
 import json
@@ -159,11 +160,11 @@ class Console:
         if source.endswith("\n\n") or (len(lines) > 1 and not lines[-1].strip()):
             return True  # an empty line ends a block, as in the standard REPL
         try:
-            ast.parse(source)
-        except SyntaxError as e:
-            msg = str(e)
-            return not ("was never closed" in msg or "unexpected EOF" in msg
-                        or "expected an indented block" in msg)
+            # codeop knows what wants more lines (a lone decorator, an open string...).
+            if _command_compiler()(source, "<input>", "exec") is None:
+                return False
+        except (SyntaxError, OverflowError, ValueError):
+            return True  # an error: Enter runs it, and the error is shown
         last = lines[-1].rstrip()
         # A compound statement wants its body, or a blank line to end it.
         if last.endswith(":") or last.endswith("\\"):
@@ -201,13 +202,12 @@ class Console:
                         value = await self._run_task(item)
                     else:
                         value = self._run_plain(item)
+                    self.display(value, number)
                 except SystemExit:
                     raise
                 except (Exception, KeyboardInterrupt, asyncio.CancelledError) as e:
                     error = e
                     self.show_error(e)
-                else:
-                    self.display(value, number)
         finally:
             sys.stdout = stdout
             entry = {
@@ -240,24 +240,30 @@ class Console:
         ns = self.namespace
 
         async def body() -> Any:
-            r = eval(item.body, ns)
-            if inspect.iscoroutine(r):
-                await r
-            if item.last is None:
-                return None
-            v = eval(item.last, ns)
-            if inspect.iscoroutine(v):
-                v = await v
-            return v
+            try:
+                r = eval(item.body, ns)
+                if inspect.iscoroutine(r):
+                    await r
+                if item.last is None:
+                    return None
+                v = eval(item.last, ns)
+                if inspect.iscoroutine(v):
+                    v = await v
+                return v
+            except SystemExit as e:
+                return _Exit(e)
 
         task = asyncio.get_running_loop().create_task(body())
         self.task = task
         self.task_started(task)
         try:
-            return await task
+            value = await task
         finally:
             self.task = None
             self.task_finished(task)
+        if isinstance(value, _Exit):
+            raise value.exc
+        return value
 
     # Hooks for the prompt: signal handling around the two ways of running.
     def before_plain(self) -> None: ...
@@ -307,6 +313,23 @@ class Console:
         if self.transcript_file is not None:
             self.transcript_file.write(json.dumps(entry) + "\n")
             self.transcript_file.flush()
+
+
+def _command_compiler() -> codeop.CommandCompiler:
+    compiler = codeop.CommandCompiler()
+    compiler.compiler.flags |= _FLAGS
+    return compiler
+
+
+class _Exit:
+    """SystemExit raised in an awaiting input, carried out of its task.
+
+    A task that raises SystemExit stops the whole loop; the console must see it
+    as it sees one from plain code, and let the caller leave gracefully.
+    """
+
+    def __init__(self, exc: SystemExit) -> None:
+        self.exc = exc
 
 
 def _error_text(e: BaseException) -> str:

@@ -137,7 +137,7 @@ _NORMALISE = [
     (re.compile(r"\b_d\d+\b"), "_dN"),
     (re.compile(r"#\d+\b"), "#N"),
     (re.compile(r"((?:\d{1,3}\.){3}\d{1,3}|localhost|\]|::1):\d{1,5}\b"), r"\1:PORT"),
-    (re.compile(r"(tcp|udp|tls|unix):(\d{1,5})\b"), r"\1:PORT"),
+    (re.compile(r"\b(tcp6?|udp6?|tls):\d{1,5}(?![.\d])"), r"\1:PORT"),
     (re.compile(r"\b\d+(\.\d+)?s\b"), "Ns"),
     (re.compile(r"at 0x[0-9a-f]+"), "at 0x..."),
 ]

@@ -181,7 +181,10 @@ class Tracer:
 
         def received(orig: Any) -> Any:
             def data_received(self: StreamTransport, data: bytes) -> None:
-                if self._tls is None and self.protocol is not None and tracer.follows(self):
+                # Data that arrives while reading is paused is held, and comes through here
+                # again when released: trace it then, once, as the protocol gets it.
+                if (self._tls is None and not self._read_paused and self.protocol is not None
+                        and tracer.follows(self)):
                     tracer.data(self, "in", data)
                 orig(self, data)
             return data_received

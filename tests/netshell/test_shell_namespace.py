@@ -1,0 +1,296 @@
+"""The prompt's namespace: the names a person finds, and the helpers among them.
+
+Built with :func:`namespace.build` on a Console, as the prompt builds it; the
+helpers' output goes to a list. The ``names`` fixture stops any tracing a test
+started, so no transport class stays patched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import shell_patches
+
+import netshell as ns
+from netshell.shell import chains, namespace
+from netshell.shell.console import Console
+from netshell.shell.display import Table
+from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
+
+ISSUE_NAMES = [
+    "reactor", "Deferred", "succeed", "fail", "gather", "sleep", "listen", "connect",
+    "defer_to_thread", "Protocol", "Factory", "basic", "wire", "tls", "listeners", "conns",
+    "conn", "listener", "trace", "untrace", "explain", "notify", "help",
+]
+
+
+@pytest.fixture(autouse=True)
+def no_patch_left_behind() -> Iterator[None]:
+    before = shell_patches.snapshot()
+    yield
+    shell_patches.assert_unchanged(before)
+
+
+class Shell:
+    """A console with the prompt's names; what the helpers print lands in ``shown``."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.console = Console({}, out=self.shown.append)
+        self.names = namespace.build(self.console, out=self.shown.append)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.names[name]
+
+
+@pytest.fixture
+def shell() -> Iterator[Shell]:
+    s = Shell()
+    try:
+        yield s
+    finally:
+        s["_helpers"].tracer.stop()
+
+
+def exists(module: str) -> bool:
+    return importlib.util.find_spec(f"protocols.{module}") is not None
+
+
+# ---- the names
+
+
+def test_the_names_the_issue_lists_are_there(shell: Shell) -> None:
+    missing = [name for name in ISSUE_NAMES if name not in shell.names]
+    assert missing == []
+
+
+def test_the_core_names_are_the_core_objects(shell: Shell) -> None:
+    assert shell["reactor"] is ns.reactor
+    assert shell["Deferred"] is ns.Deferred
+    assert shell["succeed"] is ns.succeed
+    assert shell["fail"] is ns.fail
+    assert shell["gather"] is ns.gather
+    assert shell["sleep"] is ns.sleep
+    assert shell["defer_to_thread"] is ns.defer_to_thread
+    assert shell["Protocol"] is ns.Protocol
+    assert shell["Factory"] is ns.Factory
+
+
+def test_the_protocol_modules_are_the_real_ones(shell: Shell) -> None:
+    assert shell["wire"].echo_factory is importlib.import_module("protocols.wire").echo_factory
+    assert shell["basic"].LineReceiver is importlib.import_module("protocols.basic").LineReceiver
+    assert shell["tls"].self_signed is importlib.import_module("netshell.tls").self_signed
+
+
+def test_a_protocol_module_is_there_only_if_it_exists(shell: Shell) -> None:
+    for module in namespace.PROTOCOL_MODULES:
+        assert (module in shell.names) == exists(module), module
+
+
+def test_the_namespace_is_the_consoles(shell: Shell) -> None:
+    assert shell.names is shell.console.namespace
+
+
+# ---- help
+
+
+def tour_modules(text: str) -> list[str]:
+    line = next(line for line in text.splitlines() if "protocol modules:" in line)
+    return [m.strip() for m in line.split("protocol modules:", 1)[1].split(",")]
+
+
+def test_help_prints_the_tour_with_the_protocol_modules_present(shell: Shell) -> None:
+    assert shell["help"]() is None
+    (tour,) = shell.shown
+    assert tour.startswith("netsh: a Python prompt with a live reactor.")
+    present = [m for m in namespace.PROTOCOL_MODULES if exists(m)]
+    assert tour_modules(tour) == [*present, "tls"]
+    assert {"basic", "wire"} <= set(present)
+    for helper in ("listeners()", "conns()", "trace()", "untrace()", "explain(d)", "notify"):
+        assert helper in tour
+
+
+def test_help_leaves_out_a_module_the_namespace_lacks(shell: Shell) -> None:
+    del shell.names["wire"]
+    shell["help"]()
+    assert "wire" not in tour_modules(shell.shown[0])
+
+
+def test_help_with_an_argument_is_pythons_help(
+    shell: Shell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell["help"](len)
+    assert "len(obj, /)" in capsys.readouterr().out
+    assert shell.shown == []
+
+
+# ---- listeners(), conns(), conn(n), listener(n)
+
+
+async def echo_pair(reactor: ns.Reactor) -> tuple[Any, Any, Any]:
+    factory = RecordingFactory(RecordingEcho)
+    listener = reactor.listen_tcp(0, factory)
+    client = await reactor.connect_tcp(
+        "127.0.0.1", listener.port, ns.ClientFactory.for_protocol(RecordingProtocol)
+    )
+    return listener, client, await factory.accepted()
+
+
+async def test_listeners_and_conns_are_tables_of_the_live_objects(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    listener, client, server = await echo_pair(reactor)
+    listeners, conns = shell["listeners"](), shell["conns"]()
+    assert isinstance(listeners, Table) and isinstance(conns, Table)
+    assert list(listeners) == [listener]
+    assert {id(c) for c in conns} == {id(client.transport), id(server.transport)}
+    assert repr(listeners).splitlines()[0].split() == [
+        "id", "kind", "local", "peer", "protocol", "state", "conns", "in", "out", "age", "tls"]
+
+
+def test_empty_tables(reactor: ns.Reactor, shell: Shell) -> None:
+    assert repr(shell["listeners"]()) == "(no listeners)"
+    assert repr(shell["conns"]()) == "(no connections)"
+
+
+async def test_conn_finds_a_connection_by_its_number(reactor: ns.Reactor, shell: Shell) -> None:
+    _, client, server = await echo_pair(reactor)
+    assert shell["conn"](server.transport.number) is server.transport
+    assert shell["conn"](client.transport.number) is client.transport
+
+
+async def test_a_connection_reached_by_number_is_live(reactor: ns.Reactor, shell: Shell) -> None:
+    _, client, server = await echo_pair(reactor)
+    shell["conn"](server.transport.number).write(b"hi")
+    assert await client.wait_for_bytes(2) == b"hi"
+    shell["conns"]()[0].close()
+    await client.done
+
+
+async def test_conn_of_an_unknown_number_says_where_to_look(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    _, client, _ = await echo_pair(reactor)
+    gone = client.transport.number
+    client.transport.close()
+    await client.done
+    with pytest.raises(LookupError, match=f"no open connection #{gone}; conns\\(\\) lists"):
+        shell["conn"](gone)
+
+
+async def test_listener_finds_a_listener_by_its_number(reactor: ns.Reactor, shell: Shell) -> None:
+    first = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
+    udp = reactor.listen_udp(0, ns.DatagramProtocol())
+    assert shell["listener"](first.number) is first
+    assert shell["listener"](udp.number) is udp
+
+
+async def test_listener_of_a_closed_one_is_a_lookup_error(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    listener = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
+    await shell["listener"](listener.number).close()
+    with pytest.raises(LookupError, match=f"no open listener #{listener.number}; listeners\\(\\)"):
+        shell["listener"](listener.number)
+
+
+# ---- listen() and connect()
+
+
+async def test_listen_a_port_number_with_a_protocol_class_and_connect_to_it(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    listener = shell["listen"](0, shell["wire"].Echo)
+    assert listener in reactor.listeners
+    assert listener.factory.protocol is shell["wire"].Echo
+    assert listener.address.host == "127.0.0.1"  # safe by default
+    client = await shell["connect"](f"tcp:127.0.0.1:{listener.port}", RecordingProtocol)
+    assert isinstance(client, RecordingProtocol)
+    client.transport.write(b"round trip")
+    assert await client.wait_for_bytes(10) == b"round trip"
+
+
+async def test_listen_and_connect_take_factories_too(reactor: ns.Reactor, shell: Shell) -> None:
+    listener = shell["listen"]("tcp:0", shell["wire"].echo_factory())
+    client = await shell["connect"](
+        f"tcp:127.0.0.1:{listener.port}", ns.ClientFactory.for_protocol(RecordingProtocol)
+    )
+    client.transport.write(b"x")
+    assert await client.wait_for_bytes(1) == b"x"
+
+
+async def test_the_whole_tour_at_the_console(reactor: ns.Reactor, shell: Shell) -> None:
+    run = shell.console.run
+    await run("srv = listen(0, wire.Echo)")
+    await run("p = await connect(f'tcp:127.0.0.1:{srv.port}', Protocol)")
+    entry = await run("p.transport.write(b'abc')\nlistener(srv.number) is srv")
+    assert entry["error"] is None and shell.shown[-1] == "True"
+    await run("conns()")
+    table = shell.console.namespace["_"]
+    assert len(table) == 2
+    assert shell.shown[-1] == table.render()
+
+
+# ---- trace(), untrace(), explain(), notify()
+
+
+async def test_trace_says_what_it_traces_and_untrace_stops(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    listener = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
+    shell["trace"](listener)
+    assert shell.shown == [f"tracing Listener #{listener.number}; untrace() stops"]
+    shell["trace"](RecordingProtocol)
+    assert shell.shown[-1] == "tracing every RecordingProtocol; untrace() stops"
+    shell["untrace"](listener)
+    assert shell["_helpers"].tracer.targets == [RecordingProtocol]
+    shell["untrace"]()
+    assert not shell["_helpers"].tracer.active
+
+
+async def test_trace_everything_prints_through_the_helpers_output(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    shell["trace"]()
+    assert shell.shown == ["tracing everything; untrace() stops"]
+    d: ns.Deferred[int] = ns.Deferred()
+    d.callback(5)
+    assert shell.shown[-1].endswith(f" Deferred #{d.number} fired: 5")
+
+
+async def test_trace_a_connection_with_payload_off(reactor: ns.Reactor, shell: Shell) -> None:
+    _, client, server = await echo_pair(reactor)
+    shell["trace"](server.transport, payload=False)
+    client.transport.write(b"secret")
+    await client.wait_for_bytes(6)
+    n = server.transport.number
+    assert [line.split(" ", 1)[1] for line in shell.shown[1:]] == [
+        f"#{n} in  6 B", f"#{n} out 6 B"]
+
+
+def test_trace_of_something_untraceable_is_a_type_error(shell: Shell) -> None:
+    with pytest.raises(TypeError):
+        shell["trace"](3.5)
+    assert shell.shown == []
+
+
+def test_explain_displays_without_quotes(shell: Shell) -> None:
+    d: ns.Deferred[int] = ns.Deferred()
+    text = shell["explain"](d)
+    assert text == chains.explain(d)
+    assert repr(text) == chains.explain(d)
+
+
+async def test_notify_false_silences_the_notes(shell: Shell) -> None:
+    await shell.console.run("d = Deferred()\nd")
+    shell["notify"](False)
+    shell.names["d"].callback(1)
+    assert not any("fired" in line for line in shell.shown)
+    shell["notify"]()
+    await shell.console.run("e = Deferred()\ne")
+    shell.names["e"].callback(2)
+    assert shell.shown[-1] == f"Deferred #{shell.names['e'].number} fired: 2"
