@@ -581,6 +581,7 @@ class StreamTransport(asyncio.Protocol):
             count = os.fstat(file.fileno()).st_size - offset
         if count <= 0:
             return succeed(0)
+        total: int = count  # a name the closures below see as an int
         transport = self
         loop = self._reactor.loop
 
@@ -589,7 +590,7 @@ class StreamTransport(asyncio.Protocol):
 
             def __init__(self) -> None:
                 self.position = offset
-                self.left = count
+                self.left = total
                 self.done: Deferred[int] = Deferred()
 
             def resume_producing(self) -> None:
@@ -604,7 +605,7 @@ class StreamTransport(asyncio.Protocol):
                 transport.write(data)
                 if not self.left:
                     transport.unregister_producer()
-                    self.done.callback(count)
+                    self.done.callback(total)
 
             def pause_producing(self) -> None:
                 pass  # a pull producer is simply not asked while the buffer is full
@@ -624,7 +625,7 @@ class StreamTransport(asyncio.Protocol):
 
         async def native() -> int:
             try:
-                sent = await loop.sendfile(self._t, file, offset, count, fallback=False)
+                sent = await loop.sendfile(self._t, file, offset, total, fallback=False)
             except (asyncio.SendfileNotAvailableError, NotImplementedError, RuntimeError):
                 # Raised before a byte was sent: this socket or loop has no sendfile.
                 return await by_pieces()

@@ -5,6 +5,37 @@ The names most people need are here: ``serve``, ``App``, ``Request``, ``Response
 and ``download``.
 """
 
+from protocols.http.client import (
+    HTTPClient,
+    HTTPClientError,
+    delete,
+    download,
+    get,
+    head,
+    post,
+    put,
+    request,
+)
 from protocols.http.message import Headers, HTTPError, Limits, ParseError, Request, Response
+from protocols.http.server import App, StaticFiles, serve
 
-__all__ = ["Headers", "HTTPError", "Limits", "ParseError", "Request", "Response"]
+__all__ = [
+    "App",
+    "HTTPClient",
+    "HTTPClientError",
+    "HTTPError",
+    "Headers",
+    "Limits",
+    "ParseError",
+    "Request",
+    "Response",
+    "StaticFiles",
+    "delete",
+    "download",
+    "get",
+    "head",
+    "post",
+    "put",
+    "request",
+    "serve",
+]

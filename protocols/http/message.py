@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Headers", "HTTPError", "Limits", "ParseError", "Request", "Response", "REASONS"]
+__all__ = ["REASONS", "HTTPError", "Headers", "Limits", "ParseError", "Request", "Response"]
 
 #: Reason phrases for the status codes netshell sends (RFC 9110 section 15).
 REASONS: dict[int, str] = {
@@ -152,7 +152,13 @@ class HTTPError(Exception):
 
 
 class ParseError(HTTPError):
-    """The bytes are not a valid HTTP/1.x message (or break a limit): ``status`` says which."""
+    """The bytes are not a valid HTTP/1.x message (or break a limit): ``status`` says which.
+
+    ``events`` holds what the parser had produced from the same feed before the error
+    (earlier pipelined messages that may still be answered).
+    """
+
+    events: list[Any] = []  # set per instance by the parser; the class default stays empty
 
 
 @dataclass

@@ -1,0 +1,1005 @@
+"""The HTTP/1.1 server: a protocol per connection, and :func:`serve` to listen with it.
+
+``serve(target)`` listens for HTTP (or HTTPS with ``tls=``) and answers with
+``target``: a directory (static files, see :mod:`protocols.http.static`), an
+:class:`~protocols.http.App`, or any callable taking a Request (see
+:mod:`protocols.http.app` for what a handler may return).
+
+Per connection: keep-alive and pipelining (answers in order, reading paused
+when too many requests wait), HTTP/1.0, chunked request bodies, streamed
+responses (a body that is an iterable or async iterable of bytes goes out
+chunked to HTTP/1.1 clients, close-delimited to HTTP/1.0 ones), files sent
+with ``sendfile``, ``Expect: 100-continue`` (100 only once the request is
+routed and its turn has come; 417 for other expectations), limits with their
+status codes (414, 431, 413, 400) and timeouts for slow heads and bodies
+(408) and idle connections.
+
+A handler that raises gets the client a 500 and the log (logger
+``netshell.http``) the traceback. Each response is logged in common log
+format to ``netshell.http.access`` at INFO.
+
+Example::
+
+    >>> from protocols import http
+    >>> app = http.App()
+    >>> @app.route("/hello/{name}")
+    ... def hello(request):
+    ...     return f"hello, {request.params['name']}"
+    >>> listener = http.serve(app)
+    >>> listener.port > 0
+    True
+    >>> _ = listener.close()
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from netshell.defer import Deferred, ensure_deferred
+from netshell.failure import Failure
+from netshell.protocol import Factory, Protocol
+from netshell.reactor import get_reactor
+from netshell.transport import Listener
+from protocols.http.app import App, to_response
+from protocols.http.message import (
+    REASONS,
+    Headers,
+    HTTPError,
+    Limits,
+    ParseError,
+    Request,
+    Response,
+)
+from protocols.http.parser import (
+    LAST_CHUNK,
+    Body,
+    EndOfMessage,
+    RequestHead,
+    RequestParser,
+    encode_chunk,
+)
+from protocols.http.static import FileBody, StaticFiles
+
+__all__ = ["HTTPServerFactory", "HTTPServerProtocol", "serve"]
+
+log = logging.getLogger("netshell.http")
+access_log = logging.getLogger("netshell.http.access")
+
+#: the ``Server`` header sent with every response
+SERVER = "netshell"
+
+_INFO = logging.INFO
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Headers the server writes itself: a handler's own are dropped (or, for Connection, obeyed).
+_FRAMING = frozenset(("content-length", "transfer-encoding", "connection"))
+_BIG_BODY = 256 * 1024  # larger bodies go out in a second write rather than be copied
+_STREAM_BURST = 64  # chunks of a synchronous iterable written per turn of the loop
+
+# What the incoming side of a connection is doing, for its timeouts.
+_WAIT, _HEAD, _BODY, _LINGER = range(4)
+
+
+# ---- dates, computed once per second
+
+
+class _Clock:
+    """The Date header value and the access log time, each formatted once per second."""
+
+    __slots__ = ("second", "date", "line", "log_second", "log_time")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.date = ""
+        self.line = b""
+        self.log_second = -1
+        self.log_time = ""
+
+    def date_line(self) -> bytes:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.date = formatdate(now, usegmt=True)
+            self.line = f"Date: {self.date}\r\n".encode()
+        return self.line
+
+    def log_date(self) -> str:
+        now = int(time.time())
+        if now != self.log_second:
+            self.log_second = now
+            self.log_time = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now))
+        return self.log_time
+
+
+_clock = _Clock()
+
+# ---- the head of a response, from lines checked once and then remembered
+
+_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+_SERVER_LINE = f"Server: {SERVER}\r\n".encode()
+_PLAIN_TYPES = {
+    bytes: b"Content-Type: application/octet-stream\r\n",
+    str: b"Content-Type: text/plain; charset=utf-8\r\n",
+}
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# CR and LF would start a new field or end the head (response splitting); other controls
+# are refused by clients.
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CACHE_SIZE = 1024
+_lines: dict[tuple[str, str], bytes] = {}
+_status_lines: dict[tuple[int, str], bytes] = {}
+
+
+def _field_line(name: str, value: str) -> bytes:
+    """``name: value`` and its CRLF, as bytes; ValueError if either could corrupt the head."""
+    key = (name, value)
+    line = _lines.get(key)
+    if line is None:
+        if _TOKEN.fullmatch(name) is None:
+            raise ValueError(f"invalid header name {name!r}")
+        if _UNSAFE.search(value) is not None:
+            raise ValueError(f"CR, LF or a control character in the value of header {name!r}")
+        line = f"{name}: {value}\r\n".encode("latin-1")  # UnicodeEncodeError is a ValueError
+        if len(_lines) >= _CACHE_SIZE:
+            _lines.clear()  # ETags and dates vary without end: keep the cache small
+        _lines[key] = line
+    return line
+
+
+def _status_line(status: int, reason: str) -> bytes:
+    key = (status, reason)
+    line = _status_lines.get(key)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise ValueError(f"invalid status code {status!r}")
+        if _UNSAFE.search(reason) is not None:
+            raise ValueError(f"control character in reason phrase {reason!r}")
+        line = f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
+        if len(_status_lines) >= _CACHE_SIZE:
+            _status_lines.clear()
+        _status_lines[key] = line
+    return line
+
+
+# ---- the factory
+
+
+class HTTPServerFactory(Factory):
+    """Makes an :class:`HTTPServerProtocol` per connection; holds the handler and the limits.
+
+    ``handler`` takes a Request (an :class:`~protocols.http.App` is one); the
+    other arguments are as for :func:`serve`.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[Request], Any],
+        *,
+        limits: Limits | None = None,
+        header_timeout: float = 20.0,
+        body_timeout: float = 60.0,
+        keep_alive_timeout: float = 15.0,
+        max_requests: int = 1000,
+        max_pipeline: int = 16,
+        linger_timeout: float = 2.0,
+        reactor: Any = None,
+    ) -> None:
+        self.handler = handler
+        #: App.resolve, looked up before a 100 Continue is sent
+        self.resolve = handler.resolve if isinstance(handler, App) else None
+        self.limits = limits if limits is not None else Limits()
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.max_requests = max_requests
+        self.max_pipeline = max_pipeline
+        self.linger_timeout = linger_timeout
+        self.reactor = reactor if reactor is not None else get_reactor()
+
+    def build_protocol(self, addr: Any) -> HTTPServerProtocol:
+        p = HTTPServerProtocol(self)
+        p.factory = self
+        return p
+
+    def __repr__(self) -> str:
+        return f"<HTTPServerFactory of {self.handler!r}>"
+
+
+# ---- one request and its answer
+
+
+class _Exchange:
+    """A request on its way in, waiting its turn, or being answered."""
+
+    __slots__ = (
+        "request",
+        "keep_alive",
+        "parts",
+        "handler",
+        "error",
+        "expect",
+        "status",
+        "sent",
+        "close",
+    )
+
+    def __init__(self, request: Request, keep_alive: bool) -> None:
+        self.request = request
+        self.keep_alive = keep_alive
+        self.parts: list[bytes] | None = None
+        self.handler: Any = None
+        self.error: HTTPError | None = None  # answered with this instead of the handler
+        self.expect = False  # a 100 Continue decision is due when its turn comes
+        self.status = 0
+        self.sent = 0  # body bytes, for the access log
+        self.close = False  # the connection closes after this answer
+
+
+def _request(head: RequestHead, client: Any) -> Request:
+    target = head.target
+    if target.startswith("/"):
+        raw, _, qs = target.partition("?")
+    elif target == "*":
+        raw, qs = "*", ""
+    else:  # absolute form (RFC 9112 section 3.2.2); authority form has no path
+        parts = urlsplit(target)
+        raw, qs = parts.path or "/", parts.query
+    if not raw.isascii():
+        # obs-text arrived as latin-1: back to bytes, then read as UTF-8 like the escapes are
+        raw = raw.encode("latin-1").decode("utf-8", "surrogateescape")
+    path = unquote(raw, errors="surrogateescape") if "%" in raw else raw
+    query = parse_qs(qs, keep_blank_values=True) if qs else {}
+    return Request(head.method, target, head.headers, b"", head.version, client, path, query, {})
+
+
+def _error_response(status: int, detail: str = "", headers: Headers | None = None) -> Response:
+    reason = REASONS.get(status, "Error")
+    if detail and detail != reason:
+        text = f"{status} {reason}: {detail}\n"
+    else:
+        text = f"{status} {reason}\n"
+    h = headers.copy() if headers is not None else Headers()
+    h.set("Content-Type", "text/plain; charset=utf-8")
+    return Response(text.encode(), status, h)
+
+
+def _close_body(body: Any) -> None:
+    """Release a body that will not be sent (a file, a generator)."""
+    if isinstance(body, FileBody):
+        body.close()
+        return
+    close = getattr(body, "close", None)
+    if close is not None and not isinstance(body, bytes | bytearray | memoryview | str):
+        try:
+            close()
+        except Exception:
+            log.exception("Error closing the response body %r", body)
+        return
+    aclose = getattr(body, "aclose", None)
+    if aclose is not None:
+        ensure_deferred(aclose()).add_errback(
+            lambda f: log.error("Error closing the response body %r: %s", body, f.value)
+        )
+
+
+# ---- the protocol
+
+
+class HTTPServerProtocol(Protocol):
+    """One HTTP connection, server side: parses requests, calls the handler, writes answers.
+
+    Requests are answered one at a time, in the order they came; the next
+    (pipelined) one waits until the answer before it has been written. The
+    protocol is the transport's streaming producer, so a client that does not
+    read its answers stops the serving of the ones after.
+    """
+
+    def __init__(self, factory: HTTPServerFactory) -> None:
+        self.factory = factory
+        self._limits = factory.limits
+        self._handler = factory.handler
+        self._resolve = factory.resolve
+        # The loop's own clock when there is one: reactor.seconds() is the same, one call deeper.
+        loop = getattr(factory.reactor, "loop", None)
+        self._loop_time = loop.time if loop is not None else factory.reactor.seconds
+        self._parser = RequestParser(factory.limits)
+        self._incoming: _Exchange | None = None
+        self._queue: deque[_Exchange] = deque()
+        self._current: _Exchange | None = None
+        self._served = 0
+        self._stopped = False  # reading no more requests: the connection ends after the queue
+        self._fatal: HTTPError | None = None  # answered once the queue is empty, then close
+        self._eof = False
+        self._lost = False
+        self._write_paused = False
+        self._read_paused = False
+        self._serving = False  # inside _serve_next's loop (answers complete re-entrantly)
+        self._stream: Any = None  # the body being streamed: an iterator, or a Deferred
+        self._stream_exchange: _Exchange | None = None
+        self._chunked = False  # the streamed body goes out chunked
+        self._length: int | None = None  # the streamed body's declared Content-Length
+        self._writable: Deferred[None] | None = None
+        self._in_state = _WAIT
+        self._since = 0.0  # when the incoming state began (or last progressed)
+        self._wait_limit = factory.header_timeout  # a fresh connection must send a head
+        self._timer: Any = None
+        self._timer_at = 0.0
+        self._peer_host = "-"
+        self._client: Any = None
+
+    # ---- connection events
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self._client = transport.peer
+        self._peer_host = self._client.host or "-"
+        transport.register_producer(self, True)
+        self._since = self._loop_time()
+        self._arm(self._since + self._wait_limit)
+
+    def data_received(self, data: bytes) -> None:
+        if self._stopped:
+            if self._in_state == _LINGER and self.transport.bytes_received > (1 << 20):
+                self.transport.abort()  # lingering is for a few stray bytes, not a stream
+            return
+        if self._in_state == _WAIT:
+            self._in_state = _HEAD
+            self._since = self._loop_time()
+        error: ParseError | None = None
+        try:
+            events = self._parser.feed(data)
+        except ParseError as e:
+            events = e.events
+            error = e
+        for event in events:
+            kind = type(event)
+            if kind is Body:
+                self._on_body(event.data)  # type: ignore[union-attr]
+            elif kind is RequestHead:
+                self._on_head(event)  # type: ignore[arg-type]
+            elif kind is EndOfMessage:
+                self._on_end()
+            if self._stopped:
+                return
+        if error is not None:
+            self._on_fatal(error)
+            return
+        state = self._in_state
+        if state == _HEAD:
+            # A head still incomplete after a read: a slow client, or slowloris.
+            self._arm(self._since + self.factory.header_timeout)
+        elif state == _BODY:
+            self._since = self._loop_time()
+            self._arm(self._since + self.factory.body_timeout)
+
+    def eof_received(self) -> bool | None:
+        if self._stopped:
+            return None  # lingering ends: close
+        self._eof = True
+        try:
+            self._parser.feed_eof()
+        except ParseError as e:
+            # The client ended its side in the middle of a request: nobody will read an answer
+            # that completes it, but the answers before are still due.
+            self._incoming = None
+            self._in_state = _WAIT
+            if self._current is None and not self._queue:
+                return None
+            log.debug("%s: %s", self._peer_host, e.message)
+        if self._current is None and not self._queue and self._incoming is None:
+            return None  # nothing left to answer: close
+        return True  # answer what was asked, then close
+
+    def connection_lost(self, reason: Failure) -> None:
+        self._lost = True
+        self._stopped = True
+        self._cancel_timer()
+        stream, self._stream = self._stream, None
+        if isinstance(stream, Deferred):
+            stream.cancel()
+        elif stream is not None:
+            _close_body(stream)
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.called:
+            writable.cancel()
+        self._queue.clear()
+        self._incoming = None
+
+    # ---- the transport's producer interface: it tells when its write buffer is full
+
+    def pause_producing(self) -> None:
+        self._write_paused = True
+
+    def resume_producing(self) -> None:
+        self._write_paused = False
+        if self._stream is not None:
+            if isinstance(self._stream, Deferred):
+                writable, self._writable = self._writable, None
+                if writable is not None and not writable.called:
+                    writable.callback(None)
+            else:
+                self._pump()
+        elif self._current is None:
+            self._serve_next()
+
+    def stop_producing(self) -> None:
+        pass  # connection_lost follows and cleans up
+
+    # ---- parsing
+
+    def _on_head(self, head: RequestHead) -> None:
+        request = _request(head, self._client)
+        ex = _Exchange(request, head.keep_alive)
+        self._incoming = ex
+        if head.body_kind != "none":
+            self._in_state = _BODY
+            ex.parts = []
+            if head.expect_continue:
+                ex.expect = True
+        else:
+            self._in_state = _WAIT
+        if head.version != (1, 0) and "expect" in head.headers and not head.expect_continue:
+            ex.error = HTTPError(417, "only 100-continue is understood in Expect")
+            ex.expect = head.body_kind != "none"
+        if ex.expect and self._current is None and not self._queue:
+            self._decide_continue(ex)
+
+    def _on_body(self, data: bytes) -> None:
+        ex = self._incoming
+        assert ex is not None and ex.parts is not None
+        # The client did not wait for a 100 Continue: no decision to make any more.
+        ex.expect = False
+        ex.parts.append(data)
+
+    def _on_end(self) -> None:
+        ex = self._incoming
+        assert ex is not None
+        self._incoming = None
+        self._in_state = _WAIT
+        ex.expect = False
+        parts = ex.parts
+        if parts:
+            ex.request.body = parts[0] if len(parts) == 1 else b"".join(parts)
+            ex.parts = None
+        self._queue.append(ex)
+        if self._current is None:
+            if not self._serving:
+                self._serve_next()
+        elif len(self._queue) >= self.factory.max_pipeline and not self._read_paused:
+            # Enough is waiting: no more reading until the queue shrinks.
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _on_fatal(self, error: HTTPError) -> None:
+        """A request cannot be read (malformed, too large, too slow): answer it after the
+        ones before it, then close."""
+        self._stopped = True
+        self._fatal = error
+        self._incoming = None
+        self._queue_fatal()
+
+    def _queue_fatal(self) -> None:
+        if self._current is None and not self._queue and not self._serving:
+            error, self._fatal = self._fatal, None
+            if error is not None:
+                ex = _Exchange(Request("-", "-", Headers()), False)
+                self._current = ex
+                self._send_error(ex, error, linger=True)
+
+    def _decide_continue(self, ex: _Exchange) -> None:
+        """The request waits for a 100 Continue and its turn has come: send it, or refuse."""
+        ex.expect = False
+        if ex.error is None and self._resolve is not None:
+            try:
+                ex.handler = self._resolve(ex.request)
+            except HTTPError as e:
+                ex.error = e
+        if ex.error is not None:
+            # Its body will not be read: answer now and close, so the body is never taken
+            # for the next request.
+            self._stopped = True
+            self._incoming = None
+            self._current = ex
+            self._send_error(ex, ex.error, linger=True)
+            return
+        self.transport.write(_CONTINUE)
+
+    # ---- answering, in order
+
+    def _serve_next(self) -> None:
+        if self._serving:
+            return
+        self._serving = True
+        try:
+            queue = self._queue
+            while self._current is None and not self._write_paused and not self._lost:
+                if not queue:
+                    break
+                ex = queue.popleft()
+                if self._read_paused and len(queue) < self.factory.max_pipeline:
+                    self._read_paused = False
+                    self.transport.resume_reading()
+                self._serve(ex)
+        finally:
+            self._serving = False
+        if self._current is not None or self._queue or self._lost:
+            return
+        if self._fatal is not None:
+            self._queue_fatal()
+        elif self._stopped:
+            pass
+        elif self._eof and self._incoming is None:
+            self._stopped = True
+            self.transport.close()
+        elif self._incoming is not None and self._incoming.expect:
+            self._decide_continue(self._incoming)
+        elif self._in_state == _WAIT:
+            now = self._loop_time()
+            self._since = now
+            self._wait_limit = self.factory.keep_alive_timeout
+            self._arm(now + self._wait_limit)
+
+    def _serve(self, ex: _Exchange) -> None:
+        self._current = ex
+        self._served += 1
+        if self._served >= self.factory.max_requests:
+            ex.keep_alive = False
+        if ex.error is not None:
+            self._send_error(ex, ex.error)
+            return
+        request = ex.request
+        try:
+            handler = ex.handler
+            if handler is None:
+                handler = self._handler if self._resolve is None else self._resolve(request)
+            result = handler(request)
+        except HTTPError as e:
+            self._send_error(ex, e)
+            return
+        except Exception:
+            self._handler_failed(Failure(), ex)
+            return
+        kind = type(result)
+        if kind is Response or kind is bytes or kind is str or kind is dict or kind is list:
+            self._respond(result, ex)
+        elif isinstance(result, Deferred) or inspect.isawaitable(result):
+            d = ensure_deferred(result)
+            d.add_callbacks(self._respond, self._handler_failed, (ex,), None, (ex,))
+        else:
+            self._respond(result, ex)
+
+    def _handler_failed(self, failure: Failure, ex: _Exchange) -> None:
+        if isinstance(failure.value, HTTPError):
+            self._send_error(ex, failure.value)
+            return
+        request = ex.request
+        log.error(
+            "Error in the handler of %s %s (from %s); answered 500:\n%s",
+            request.method,
+            request.target,
+            self._peer_host,
+            failure.get_traceback(),
+        )
+        self._send_error(ex, HTTPError(500))
+
+    def _send_error(self, ex: _Exchange, error: HTTPError, linger: bool = False) -> None:
+        status = error.status
+        detail = "" if status == 500 else error.message
+        response = _error_response(status, detail, getattr(error, "headers", None))
+        if linger or status in (400, 408, 413, 414, 431, 505):
+            ex.keep_alive = False
+            linger = True
+        self._respond(response, ex, linger)
+
+    def _respond(self, result: Any, ex: _Exchange, linger: bool = False) -> None:
+        if self._lost:
+            if type(result) is Response:
+                _close_body(result.body)
+            return
+        request = ex.request
+        close = not ex.keep_alive
+        declared: str | None = None
+        kind = type(result)
+        try:
+            if kind is bytes or kind is str:
+                # The commonest answer, with no Response to build or headers to check.
+                status = 200
+                body = result if kind is bytes else result.encode()
+                lines = [_STATUS_200, _PLAIN_TYPES[kind], _clock.date_line(), _SERVER_LINE]
+            else:
+                response = result if kind is Response else to_response(result)
+                body = response.body
+                status = response.status
+                lines = [_status_line(status, response.reason)]
+                date = False
+                for name, value in response.headers._items:
+                    lname = name.lower()
+                    if lname in _FRAMING:
+                        if lname == "connection":
+                            if "close" in value.lower():
+                                close = True
+                        elif lname == "content-length":
+                            declared = value
+                        continue
+                    if lname == "date":
+                        date = True
+                    lines.append(_field_line(name, value))
+                if not date:
+                    lines.append(_clock.date_line())
+                lines.append(_SERVER_LINE)
+        except (TypeError, ValueError) as e:
+            # Not a value a handler may return, or a header that would corrupt the stream.
+            if kind is Response:
+                _close_body(result.body)
+            self._handler_failed(Failure(e), ex)
+            return
+        ex.status = status
+        head_only = request.method == "HEAD"
+        no_body = status < 200 or status == 204 or status == 304
+        kind = type(body)
+        stream = None
+        if kind is bytes or kind is bytearray or kind is memoryview:
+            if not no_body:
+                lines.append(b"Content-Length: %d\r\n" % len(body))
+        elif isinstance(body, FileBody):
+            if not no_body:
+                lines.append(b"Content-Length: %d\r\n" % body.count)
+            if head_only or no_body:
+                body.close()
+            else:
+                stream = body
+            body = b""
+        elif kind is str:
+            body = body.encode()
+            if not no_body:
+                lines.append(b"Content-Length: %d\r\n" % len(body))
+        else:
+            if head_only or no_body:
+                _close_body(body)
+            else:
+                stream = body
+            body = b""
+            if not no_body:
+                if declared is not None and declared.isdigit():
+                    lines.append(b"Content-Length: %d\r\n" % int(declared))
+                elif request.version >= (1, 1):
+                    declared = None
+                    lines.append(b"Transfer-Encoding: chunked\r\n")
+                else:
+                    declared = None
+                    close = True  # the end of the body is the end of the connection
+        if close:
+            lines.append(b"Connection: close\r\n\r\n")
+            ex.keep_alive = False
+        elif request.version == (1, 0):
+            lines.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            lines.append(b"\r\n")
+        ex.close = close
+        if head_only or no_body:
+            self.transport.write(b"".join(lines))
+            self._done(ex, linger)
+        elif stream is None:
+            size = len(body)
+            if size > _BIG_BODY:
+                self.transport.write(b"".join(lines))
+                self.transport.write(body)
+            else:
+                lines.append(body)
+                self.transport.write(b"".join(lines))
+            ex.sent = size
+            self._done(ex, linger)
+        else:
+            self.transport.write(b"".join(lines))
+            if isinstance(stream, FileBody):
+                self._send_file(ex, stream)
+            else:
+                chunked = declared is None and request.version >= (1, 1)
+                length = int(declared) if declared is not None else None
+                self._start_stream(ex, stream, chunked, length)
+
+    def _done(self, ex: _Exchange, linger: bool = False) -> None:
+        """The answer to ``ex`` is written: log it, then go on with the next or close."""
+        if access_log.isEnabledFor(_INFO):
+            request = ex.request
+            line = (
+                "-"
+                if request.method == "-"
+                else f"{request.method} {request.target} HTTP/{request.version[0]}."
+                f"{request.version[1]}"
+            )
+            access_log.info(
+                '%s - - [%s] "%s" %d %s',
+                self._peer_host,
+                _clock.log_date(),
+                line,
+                ex.status,
+                ex.sent or "-",
+            )
+        self._current = None
+        if self._lost:
+            return
+        if ex.close:
+            self._stopped = True
+            self._queue.clear()
+            if linger:
+                self._linger()
+            else:
+                self.transport.close()
+            return
+        self._serve_next()
+
+    def _linger(self) -> None:
+        """Close after an answer sent while the client may still be sending.
+
+        Closing a socket with unread input makes the kernel send a reset, which can
+        destroy the answer before the client reads it: end our side instead, and read and
+        drop what comes until the client closes or ``linger_timeout`` passes.
+        """
+        self._in_state = _LINGER
+        self._since = self._loop_time()
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+        try:
+            self.transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            self.transport.close()
+            return
+        self._arm(self._since + self.factory.linger_timeout, force=True)
+
+    # ---- streamed bodies
+
+    def _send_file(self, ex: _Exchange, body: FileBody) -> None:
+        transport = self.transport
+        # send_file registers its own producer when it cannot use sendfile(2).
+        transport.unregister_producer()
+        self._stream = None
+        d = transport.send_file(body.file, body.offset, body.count)
+        d.add_callbacks(self._file_sent, self._file_failed, (ex, body), None, (ex, body))
+
+    def _file_sent(self, sent: int, ex: _Exchange, body: FileBody) -> None:
+        body.close()
+        ex.sent = sent
+        if self._lost:
+            return
+        self._write_paused = False
+        self.transport.register_producer(self, True)
+        self._done(ex)
+
+    def _file_failed(self, failure: Failure, ex: _Exchange, body: FileBody) -> None:
+        body.close()
+        if not self._lost:
+            log.info("sending %r to %s failed: %s", body, self._peer_host, failure.value)
+            self.transport.abort()
+
+    def _start_stream(self, ex: _Exchange, body: Any, chunked: bool, length: int | None) -> None:
+        self._stream_exchange = ex
+        ex.sent = 0
+        self._chunked = chunked
+        self._length = length
+        if hasattr(body, "__aiter__"):
+            d = ensure_deferred(self._pump_async(body))
+            self._stream = d
+            d.add_callbacks(self._stream_done, self._stream_failed)
+            return
+        try:
+            self._stream = iter(body)
+        except TypeError as e:
+            self._stream = None
+            log.error("a response body must be bytes or an iterable of bytes: %s", e)
+            self.transport.abort()
+            return
+        self._pump()
+
+    def _write_piece(self, chunk: Any) -> None:
+        if isinstance(chunk, str):
+            chunk = chunk.encode()
+        elif not isinstance(chunk, bytes | bytearray | memoryview):
+            raise TypeError(f"a streamed body gave {type(chunk).__name__}, not bytes")
+        if not chunk:
+            return
+        ex = self._stream_exchange
+        assert ex is not None
+        ex.sent += len(chunk)
+        if self._length is not None and ex.sent > self._length:
+            raise ValueError(f"the body is longer than its Content-Length ({self._length})")
+        self.transport.write(encode_chunk(bytes(chunk)) if self._chunked else chunk)
+
+    def _pump(self) -> None:
+        """Write pieces of a synchronous iterable while the transport takes them."""
+        it = self._stream
+        burst = _STREAM_BURST
+        while not self._write_paused and it is self._stream:
+            if not burst:
+                self.factory.reactor.call_soon(self._pump)  # let the loop breathe
+                return
+            burst -= 1
+            try:
+                chunk = next(it)
+                self._write_piece(chunk)
+            except StopIteration:
+                self._stream_done(None)
+                return
+            except Exception:
+                self._stream_failed(Failure())
+                return
+
+    async def _pump_async(self, body: Any) -> None:
+        async for chunk in body:
+            if self._lost:
+                break
+            self._write_piece(chunk)
+            if self._write_paused:
+                self._writable = Deferred()
+                await self._writable
+
+    def _stream_done(self, _: Any) -> None:
+        stream, self._stream = self._stream, None
+        ex = self._stream_exchange
+        self._stream_exchange = None
+        if self._lost or ex is None:
+            return
+        if not isinstance(stream, Deferred):
+            _close_body(stream)
+        if self._length is not None and ex.sent != self._length:
+            log.error(
+                "the streamed body of %s %s ended after %d of its %d bytes; connection aborted",
+                ex.request.method,
+                ex.request.target,
+                ex.sent,
+                self._length,
+            )
+            self.transport.abort()
+            return
+        if self._chunked:
+            self.transport.write(LAST_CHUNK)
+        self._done(ex)
+
+    def _stream_failed(self, failure: Failure) -> None:
+        stream, self._stream = self._stream, None
+        ex = self._stream_exchange
+        self._stream_exchange = None
+        if stream is not None and not isinstance(stream, Deferred):
+            _close_body(stream)
+        if self._lost or ex is None:
+            return
+        log.error(
+            "Error while streaming the body of %s %s to %s; connection aborted:\n%s",
+            ex.request.method,
+            ex.request.target,
+            self._peer_host,
+            failure.get_traceback(),
+        )
+        self.transport.abort()
+
+    # ---- timeouts: one timer per connection, moved only when it would fire too late
+
+    def _arm(self, deadline: float, force: bool = False) -> None:
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= deadline and not force:
+                return  # it fires earlier and will look again then
+            timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.factory.reactor.call_later(
+            max(0.0, deadline - self._loop_time()), self._on_timer
+        )
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _deadline(self) -> float | None:
+        state = self._in_state
+        factory = self.factory
+        if state == _HEAD:
+            return self._since + factory.header_timeout
+        if state == _BODY:
+            return self._since + factory.body_timeout
+        if state == _LINGER:
+            return self._since + factory.linger_timeout
+        if self._current is None and not self._queue and not self._stopped:
+            return self._since + self._wait_limit
+        return None  # answering: the client is not the one keeping us waiting
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._lost:
+            return
+        deadline = self._deadline()
+        if deadline is None:
+            return
+        if self._loop_time() + 0.001 < deadline:
+            self._arm(deadline)
+            return
+        state = self._in_state
+        if state == _LINGER:
+            self.transport.abort()
+        elif state in (_HEAD, _BODY):
+            what = "head" if state == _HEAD else "body"
+            log.info("%s: timed out reading a request %s", self._peer_host, what)
+            self._in_state = _WAIT
+            self._on_fatal(HTTPError(408, f"the request {what} did not arrive in time"))
+        else:
+            self._stopped = True
+            self.transport.close()  # idle
+
+    def __repr__(self) -> str:
+        return f"<HTTPServerProtocol {self._peer_host} {self._served} served>"
+
+
+def _as_handler(target: Any) -> Callable[[Request], Any]:
+    if isinstance(target, str | os.PathLike):
+        return StaticFiles(target)
+    if callable(target):
+        return target
+    raise TypeError(f"serve() needs a directory, an App or a handler, not {target!r}")
+
+
+def serve(
+    target: Any,
+    port: int = 0,
+    interface: str = "127.0.0.1",
+    tls: Any = None,
+    *,
+    backlog: int = 1024,
+    header_timeout: float = 20.0,
+    body_timeout: float = 60.0,
+    keep_alive_timeout: float = 15.0,
+    max_requests: int = 1000,
+    max_pipeline: int = 16,
+    limits: Limits | None = None,
+    **limit_fields: int,
+) -> Listener:
+    """Serve HTTP on ``interface:port`` (HTTPS with ``tls=`` a server context); a Listener.
+
+    ``target`` is a directory (its files, with listings), an
+    :class:`~protocols.http.App`, or a callable taking a Request.
+
+    Timeouts, in seconds: ``header_timeout`` for a request head once it
+    has begun (and for the first on a new connection), ``body_timeout``
+    without progress in a request body (both answered 408),
+    ``keep_alive_timeout`` idle between requests. ``max_requests`` answers
+    per connection, ``max_pipeline`` requests waiting before reading pauses.
+    ``limits`` (a :class:`~protocols.http.Limits`), or its fields as
+    keywords (``max_body=...``, ``max_headers=...``), bound what is read.
+    Raises OSError when the port is taken, TypeError for an unknown keyword.
+
+    >>> from protocols import http
+    >>> listener = http.serve(lambda request: "hi", max_body=1024, header_timeout=5)
+    >>> listener.factory.limits.max_body
+    1024
+    >>> _ = listener.close()
+    """
+    if limit_fields:
+        base = limits if limits is not None else Limits()
+        fields = {**base.__dict__}
+        for name, value in limit_fields.items():
+            if name not in fields:
+                raise TypeError(f"serve() got an unexpected keyword argument {name!r}")
+            fields[name] = value
+        limits = Limits(**fields)
+    reactor = get_reactor()
+    factory = HTTPServerFactory(
+        _as_handler(target),
+        limits=limits,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        max_requests=max_requests,
+        max_pipeline=max_pipeline,
+        reactor=reactor,
+    )
+    if tls is not None:
+        return reactor.listen_tls(port, factory, tls, interface=interface, backlog=backlog)
+    return reactor.listen_tcp(port, factory, interface=interface, backlog=backlog)
