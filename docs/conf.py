@@ -35,3 +35,28 @@ myst_heading_anchors = 3
 pygments_style = "sphinx"
 html_theme = "alabaster"
 html_title = f"netshell {release}"
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    # ```netsh blocks are recorded prompt sessions: "[1]> " inputs, "...." continuations,
+    # and output. They are highlighted here and replayed by tests/docs_runner.py.
+    from pygments.lexer import RegexLexer, bygroups, using
+    from pygments.lexers.python import PythonLexer
+    from pygments.token import Generic
+
+    class NetshSessionLexer(RegexLexer):
+        name = "netsh session"
+        aliases = ["netsh"]
+        tokens = {
+            "root": [
+                (r"^(\[\d+\]> ?)(.*\n?)", bygroups(Generic.Prompt, using(PythonLexer))),
+                (r"^(\.{4,} ?)(.*\n?)", bygroups(Generic.Prompt, using(PythonLexer))),
+                (r".+\n?|\n", Generic.Output),  # never an empty match: it would never advance
+            ]
+        }
+
+    app.add_lexer("netsh", NetshSessionLexer)
+    # ```netsh-cli blocks are shell sessions, run by tests/docs_runner.py too.
+    from pygments.lexers.shell import BashSessionLexer
+
+    app.add_lexer("netsh-cli", BashSessionLexer)

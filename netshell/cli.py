@@ -27,6 +27,7 @@ examples:
                                           record a transcript of the run
   netsh diff session.jsonl replay.jsonl   where a replay differs from the session
   netsh serve echo --port 7007            one of echo, discard, chargen, daytime, qotd
+  netsh serve http ./site --port 8000     static files over HTTP/1.1
 
 exit codes: 0 success, 1 the script raised, 2 usage error, 130 SIGINT, 143 SIGTERM
 """
@@ -67,15 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="at shutdown, time connections get to finish (default 5)")
     run.add_argument("--exit", action="store_true", dest="exit_when_done",
                      help="stop when the script ends, even if listeners are open")
+    run.add_argument("--keep-going", action="store_true",
+                     help="when a cell raises, print the error and run the next cell, as "
+                          "the prompt does (the exit status is still 1)")
     run.add_argument("--transcript", metavar="OUT.jsonl",
                      help="write a transcript of the run (the prompt's format)")
 
     serve = sub.add_parser("serve", parents=[common], help="serve one protocol until Ctrl-C",
                            description="Serve one protocol until Ctrl-C or SIGTERM.",
-                           epilog="example: netsh serve echo --port 7007")
+                           epilog="examples: netsh serve echo --port 7007; "
+                                  "netsh serve http ./site --port 8000")
     from netshell.runner import SERVICES
 
     serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("directory", nargs="?", metavar="DIR",
+                       help="http only: the directory to serve (default: the current one)")
     serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     serve.add_argument("--interface", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1)")
@@ -120,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 
         _headless_logging(level)
         if args.command == "serve":
+            if args.directory is not None and args.service != "http":
+                parser.error("only `netsh serve http` takes a directory")
             return serve(args.service, args.port, args.interface,
-                         RunOptions(grace=args.grace, quiet=args.quiet))
+                         RunOptions(grace=args.grace, quiet=args.quiet), args.directory)
         if args.command is None:
             return run_source(args.code, "<string>", ["-c"], RunOptions(exit_when_done=True,
                                                                          quiet=args.quiet),
@@ -156,7 +165,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, uvloop: bool
             parser.error(f"cannot write {args.transcript}: {e.strerror}")
     options = RunOptions(settle=args.settle, grace=args.grace,
                          exit_when_done=args.exit_when_done, transcript=transcript,
-                         quiet=args.quiet)
+                         quiet=args.quiet, keep_going=args.keep_going)
     try:
         return run_source(source, filename, [args.file, *args.args], options, use_uvloop=uvloop)
     finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import linecache
 import logging
+import os
 import signal
 import sys
 import time
@@ -30,10 +31,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from netshell import defer as defer_module
-from netshell import transport as transport_module
 from netshell.defer import Deferred
 from netshell.reactor import Reactor, install
-from netshell.shell import namespace
+from netshell.shell import chains, namespace
 from netshell.shell.console import Console, Input
 from netshell.shell.session import split_cells
 
@@ -53,6 +53,7 @@ class RunOptions:
     exit_when_done: bool = False  # stop when the script ends, even with listeners open
     transcript: IO[str] | None = None  # JSON-lines transcript, as the prompt writes
     quiet: bool = False
+    keep_going: bool = False  # after a cell raises, go on with the next (as the prompt does)
 
 
 class ScriptFailed(Exception):
@@ -65,6 +66,7 @@ class _Runner:
         self.filename = filename
         self.options = options
         self.signal: int | None = None
+        self.failed = False  # a cell raised (with keep_going)
         self.stop_serving: asyncio.Event = asyncio.Event()
         self.console = Console({"__file__": filename}, transcript_file=options.transcript,
                                name="cell")
@@ -90,6 +92,10 @@ class _Runner:
 
     async def run(self, source: str) -> int:
         self.install_signals()
+        if "explain(" in source:
+            # explain() tells a chain's story only if its steps were recorded as they were
+            # added; recording costs every Deferred a little, so only scripts that ask pay.
+            chains.record()
         try:
             cells = split_cells(source)
             if cells is None:
@@ -111,7 +117,9 @@ class _Runner:
                 print(f"netsh: serving on {where}; Ctrl-C or SIGTERM stops", file=sys.stderr)
             await self.stop_serving.wait()
         await self._shutdown()
-        return EXIT_CODES.get(self.signal, EXIT_OK) if self.signal is not None else EXIT_OK
+        if self.signal is not None:
+            return EXIT_CODES.get(self.signal, EXIT_ERROR)
+        return EXIT_ERROR if self.failed else EXIT_OK
 
     async def _run_whole(self, source: str) -> None:
         try:
@@ -141,25 +149,28 @@ class _Runner:
 
     async def _run_cell(self, first_line: int, cell: str) -> None:
         first_deferred = _peek(defer_module._ids)
-        first_connection = _peek(transport_module.connection_numbers)
+        moved_before = {c: _moved(c) for c in self.reactor.connections}
         timers_before = set(self.reactor.delayed_calls)
         # Leading newlines give the cell its line numbers in the file.
         entry = await self.console.run("\n" * (first_line - 1) + cell, filename=self.filename)
         if entry["error"] is not None:
             if self.signal is not None:
                 return
-            raise ScriptFailed(entry["error"])
-        await self._settle(first_deferred, first_connection, timers_before)
+            if not self.options.keep_going:
+                raise ScriptFailed(entry["error"])
+            self.failed = True
+        await self._settle(first_deferred, moved_before, timers_before)
 
-    async def _settle(self, first_deferred: int, first_connection: int,
+    async def _settle(self, first_deferred: int, moved_before: dict[Any, int],
                       timers_before: set[Any]) -> None:
         """Let what the cell set in motion finish, at most ``settle`` seconds.
 
         In motion: timed calls the cell scheduled that fall due in that time,
         Deferreds it created and left in the namespace that stand for work under
-        way (they have a canceller: a connect, a sleep, a thread...), and connections
-        it opened while bytes still move. A bare ``Deferred()`` waits for a later
-        cell to fire it, so it is not waited for.
+        way (they have a canceller: a connect, a sleep, a thread...), and the
+        connections it opened or wrote to, until no byte has moved on them for a
+        moment. A bare ``Deferred()`` waits for a later cell to fire it, so it is not
+        waited for.
         """
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.options.settle
@@ -177,9 +188,9 @@ class _Runner:
             now = time.monotonic()
             busy = []
             for c in self.reactor.connections:
-                if c.number < first_connection:
-                    continue
-                moved = c.bytes_received + c.bytes_sent + c.write_buffer_size
+                moved = _moved(c)
+                if moved_before.get(c) == moved and c not in last_moved:
+                    continue  # untouched by this cell so far
                 seen = last_moved.get(c)
                 if seen is None or seen[0] != moved:
                     last_moved[c] = (moved, now)
@@ -203,7 +214,8 @@ class _Runner:
                        f"{len(r.connections)} connection(s)" if r.connections else "")
             stopped = f"stopped listening on {', '.join(closed)}" if closed else "stopping"
             print(f"netsh: {name}: {stopped}{waiting}", file=sys.stderr, flush=True)
-        if r.connections:
+        if r.connections and self.signal is not None:
+            # Serving was interrupted: requests under way get ``grace`` seconds to finish.
             all_closed: Deferred[None] = Deferred()
             r._all_closed = all_closed
             finished, _ = await asyncio.wait([all_closed.as_future()],
@@ -219,6 +231,10 @@ async def _eval_async(code: Any, ns: dict[str, Any]) -> None:
     result = eval(code, ns)
     if asyncio.iscoroutine(result):
         await result
+
+
+def _moved(c: Any) -> int:
+    return int(c.bytes_received + c.bytes_sent + c.write_buffer_size)
 
 
 def _peek(counter: Any) -> int:
@@ -257,22 +273,35 @@ def run_source(source: str, filename: str, argv: list[str], options: RunOptions 
         runner = _Runner(r, filename, options)
         return r.run_until(runner.run(source))
     finally:
+        chains.stop_recording()
         sys.argv = old_argv
         if not r.closed:
             r._close()
         asyncio.set_event_loop(None)
 
 
-SERVICES = ("echo", "discard", "chargen", "daytime", "qotd")
+SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http")
 
 
-def serve(service: str, port: int, interface: str, options: RunOptions) -> int:
-    """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM."""
+def serve(service: str, port: int, interface: str, options: RunOptions,
+          directory: str | None = None) -> int:
+    """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM.
+
+    ``http`` serves ``directory`` (default: the current one) as static files.
+    """
+    if service == "http":
+        root = os.path.abspath(directory or ".")
+        if not os.path.isdir(root):
+            print(f"netsh serve http: not a directory: {root}", file=sys.stderr)
+            return EXIT_USAGE
+        make = f"http.serve({root!r}, port={port!r}, interface={interface!r})"
+        what = f"http ({root})"
+    else:
+        make = f"reactor.listen_tcp({port!r}, wire.{service}_factory(), interface={interface!r})"
+        what = service
     source = (
-        "from protocols import wire\n"
-        f"_listener = reactor.listen_tcp({port!r}, wire.{service}_factory(), "
-        f"interface={interface!r})\n"
-        "print(f'serving " + service + " on {_listener.address}', flush=True)\n"
+        f"_listener = {make}\n"
+        f"print(f'serving {what} on {{_listener.address}}', flush=True)\n"
     )
     options.exit_when_done = False
     options.quiet = True

@@ -9,6 +9,16 @@ so a later block sees what an earlier one defined.
 
 - ``python`` blocks are executed like a script. An exception fails the page,
   with a traceback whose line numbers are the page's own.
+- ``netsh`` blocks are recorded sessions at the netsh prompt: ``[1]> `` starts an
+  input, ``....`` lines continue it, every other line is output. The block is
+  replayed by the real ``netsh run --exit`` (each input a cell, inspections
+  included) in a fresh process and a temporary directory; a page's netsh blocks
+  are one session, replayed once. What each block's inputs print must match
+  its recorded output (ELLIPSIS, NORMALIZE_WHITESPACE).
+- ``netsh-cli`` blocks are shell sessions: ``$ `` starts a command, ``> `` lines
+  continue it (a here-document), every other line is output (stdout and stderr
+  together). Commands run with bash, in order, in one temporary directory per
+  page, and print what the block shows (ELLIPSIS, NORMALIZE_WHITESPACE).
 - ``pycon`` blocks are doctests (``>>> `` and ``... `` prompts, the expected
   output below), checked with :mod:`doctest` (ELLIPSIS, NORMALIZE_WHITESPACE).
   A mismatch fails the page with the doctest report.
@@ -30,7 +40,12 @@ import asyncio
 import doctest
 import inspect
 import linecache
+import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import traceback
 import types
 from dataclasses import dataclass
@@ -39,7 +54,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
-RUNNABLE = ("python", "pycon")
+RUNNABLE = ("python", "pycon", "netsh", "netsh-cli")
 COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -126,6 +141,107 @@ def run_pycon(block: Block, namespace: dict[str, Any], filename: str) -> str | N
     return None
 
 
+_INPUT = re.compile(r"^\[\d+\]> ?(.*)$")
+_MORE = re.compile(r"^\.{4,}(?: (.*))?$")  # "...." continues an input; "..." is an ellipsis
+
+
+def netsh_script(code: str) -> tuple[str, str]:
+    """A recorded session as (a cell script of its inputs, the output it shows)."""
+    cells: list[list[str]] = []
+    output: list[str] = []
+    in_input = False  # after a prompt line, before any output line
+    for line in code.splitlines():
+        prompt = _INPUT.match(line)
+        more = _MORE.match(line)
+        if prompt:
+            cells.append([prompt.group(1)])
+            in_input = True
+        elif more and in_input:
+            cells[-1].append(more.group(1) or "")
+        else:
+            output.append(line)
+            in_input = False
+    script = [line for cell in cells for line in ("# %%", *cell)]
+    return "\n".join(script) + "\n", "\n".join(output) + ("\n" if output else "")
+
+
+_SEPARATOR = "----- netsh block -----"
+
+
+def replay_sessions(blocks: list[Block]) -> list[tuple[int, str]]:
+    """Replay a page's netsh blocks as ONE session (a tutorial builds on what came
+    before); returns, per block, the exit status and what it printed."""
+    script = []
+    for block in blocks:
+        cells, _ = netsh_script(block.code)
+        script.append(cells)
+        script.append(f"# %%\nprint({_SEPARATOR!r})\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "session.py"
+        path.write_text("".join(script), encoding="utf-8")
+        env = dict(os.environ, XDG_STATE_HOME=str(Path(tmp) / "state"))
+        done = subprocess.run(
+            [sys.executable, "-m", "netshell.cli", "run", "--exit", "--keep-going", str(path)],
+            capture_output=True, text=True, cwd=tmp, env=env, timeout=240,
+        )
+    parts = done.stdout.split(_SEPARATOR + "\n")
+    results = []
+    # Errors shown at the prompt are part of a session (--keep-going): what fails the
+    # page is output that differs, or a replay that did not get through its blocks.
+    complete = len(parts) == len(blocks) + 1
+    for i in range(len(blocks)):
+        printed = parts[i] if i < len(parts) else ""
+        if complete:
+            results.append((0, printed))
+        else:
+            results.append((done.returncode or 1, printed + done.stderr))
+    return results
+
+
+def run_netsh(block: Block, namespace: dict[str, Any], filename: str) -> str | None:
+    """Check a recorded netsh session block against the page's replay; None, or the mismatch."""
+    results = namespace.setdefault("__netsh_replay__", {})
+    if not results:
+        blocks = namespace["__netsh_blocks__"]
+        results.update(zip([b.fence_line for b in blocks], replay_sessions(blocks), strict=True))
+    status, printed = results[block.fence_line]
+    _, expected = netsh_script(block.code)
+    if status == 0 and doctest.OutputChecker().check_output(expected, printed, DOCTEST_FLAGS):
+        return None
+    return (
+        f"netsh block at line {block.fence_line}: the replay (exit {status}) printed\n"
+        f"{printed}\n--- expected ---\n{expected}"
+    )
+
+
+def run_cli(block: Block, namespace: dict[str, Any], filename: str) -> str | None:
+    """Run a netsh-cli block's commands; None, or the first mismatch."""
+    workdir = namespace.get("__cli_dir__")
+    if workdir is None:
+        workdir = namespace["__cli_dir__"] = tempfile.mkdtemp(prefix="netsh-docs-")
+    env = dict(os.environ, XDG_STATE_HOME=str(Path(workdir) / "state"))
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    commands: list[tuple[list[str], list[str]]] = []
+    for line in block.code.splitlines():
+        if line.startswith("$ "):
+            commands.append(([line[2:]], []))
+        elif line.startswith("> ") or line == ">":
+            commands[-1][0].append(line[2:])
+        elif commands:
+            commands[-1][1].append(line)
+    for command, expected_lines in commands:
+        script = "\n".join(command)
+        done = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=workdir, env=env,
+                              timeout=120)
+        printed = done.stdout
+        expected = "\n".join(expected_lines) + ("\n" if expected_lines else "")
+        if not doctest.OutputChecker().check_output(expected, printed, DOCTEST_FLAGS):
+            return (f"netsh-cli block at line {block.fence_line}: `{command[0]}` printed\n"
+                    f"{printed}\n--- expected ---\n{expected}")
+    return None
+
+
 def run_page(path: Path) -> int:
     """Run every runnable block of the page at ``path``; return the exit status."""
     text = path.read_text(encoding="utf-8")
@@ -134,13 +250,24 @@ def run_page(path: Path) -> int:
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     blocks = find_blocks(text)
     namespace: dict[str, Any] = {"__name__": "__main__", "__file__": filename}
+    namespace["__netsh_blocks__"] = [b for b in blocks if b.kind == "netsh"]
     sys.argv = [filename]
     asyncio.set_event_loop(asyncio.new_event_loop())
     doctest.exec = _run_code  # doctest looks exec up in its module globals first
 
     counts = {kind: 0 for kind in RUNNABLE}
+    try:
+        return _run_blocks(path, blocks, namespace, filename, counts)
+    finally:
+        if "__cli_dir__" in namespace:
+            shutil.rmtree(namespace["__cli_dir__"], ignore_errors=True)
+
+
+def _run_blocks(path: Path, blocks: list[Block], namespace: dict[str, Any], filename: str,
+                counts: dict[str, int]) -> int:
     for block in blocks:
-        run = run_python if block.kind == "python" else run_pycon
+        run = {"python": run_python, "pycon": run_pycon, "netsh": run_netsh,
+               "netsh-cli": run_cli}[block.kind]
         failure = run(block, namespace, filename)
         counts[block.kind] += 1
         sys.stdout.flush()
@@ -149,15 +276,22 @@ def run_page(path: Path) -> int:
             print(
                 f"docs_runner: {path.name}: FAILED at line {block.fence_line}; "
                 f"ran {sum(counts.values())} of {len(blocks)} blocks "
-                f"({counts['python']} python, {counts['pycon']} pycon)",
+                f"({_kinds(counts)})",
                 file=sys.stderr,
             )
             return 1
     print(
         f"docs_runner: {path.name}: ok, ran {len(blocks)} blocks "
-        f"({counts['python']} python, {counts['pycon']} pycon)"
+        f"({_kinds(counts)})"
     )
     return 0
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    text = f"{counts['python']} python, {counts['pycon']} pycon"
+    for kind in ("netsh", "netsh-cli"):
+        text += f", {counts[kind]} {kind}" if counts[kind] else ""
+    return text
 
 
 def main(argv: list[str]) -> int:
