@@ -245,3 +245,33 @@ def test_log_records_print_above_the_prompt(netsh):
     t.wait_prompt(1)
     t.line('import logging; logging.getLogger("netshell.test").warning("LOGGED-%d", 7)')
     t.wait_for(r"WARNING netshell\.test: LOGGED-7")
+
+
+def test_the_toolbar_refreshes_while_idle(netsh):
+    t = netsh()
+    port = free_port()
+    echo_at_prompt(t, port)
+    t.wait_for(r"connections 0 \|")
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"abc")
+        assert s.recv(10) == b"abc"
+        # No key is pressed: the toolbar redraws on its own.
+        t.wait_for(r"listeners 1 \| connections 1 \| .*in 3 B \| out 3 B")
+
+
+def test_history_suggests_a_completion_as_you_type(netsh):
+    first = netsh()
+    first.wait_prompt(1)
+    first.line("suggested_name = 12345")
+    first.wait_prompt(2)
+    first.key("C-d")
+    assert first.exit_status() == 0
+    second = netsh()
+    second.wait_prompt(1)
+    second.type("sugg")
+    second.wait_for(r"^\[1\]> suggested_name = 12345")  # the rest shown as a suggestion
+    second.key("Right")  # takes it
+    second.key("Enter")
+    second.wait_prompt(2)
+    second.line("suggested_name")
+    second.wait_for(r"^12345$")
