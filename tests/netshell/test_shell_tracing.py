@@ -21,22 +21,9 @@ from netshell.reactor import DelayedCall
 from netshell.shell.display import hexdump
 from netshell.shell.tracing import Tracer
 from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
-from netshell.transport import StreamTransport
-from netshell.udp import DatagramTransport
 
-PATCHED = [
-    (StreamTransport, "write"),
-    (StreamTransport, "write_sequence"),
-    (StreamTransport, "data_received"),
-    (StreamTransport, "_deliver_tls"),
-    (StreamTransport, "connection_lost"),
-    (StreamTransport, "_attach_protocol"),
-    (DatagramTransport, "write"),
-    (DatagramTransport, "_start_reading"),
-    (DelayedCall, "_run"),
-    (Deferred, "callback"),
-    (Deferred, "errback"),
-]
+# What the tracer patches: every patchable attribute but chain recording's add_*.
+PATCHED = [(cls, name) for cls, name in shell_patches.PATCHABLE if not name.startswith("add_")]
 
 
 @pytest.fixture(autouse=True)
