@@ -292,6 +292,9 @@ class Prompt:
             except EOFError:
                 print()
                 return
+            finally:
+                # prompt_toolkit removes its SIGINT handler, and ours with it.
+                console.idle()
             if not text.strip():
                 continue
             try:
