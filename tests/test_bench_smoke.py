@@ -1,5 +1,6 @@
 """The Deferred benchmark (scripts/bench/deferred.py) runs and reports every case;
-the TLS benchmark (scripts/bench/tls.py) measures every server.
+the TLS benchmark (scripts/bench/tls.py) measures every server; the HTTP benchmark
+(scripts/bench/http.py) measures every server with wrk and every client.
 
 A smoke test only: ``--quick`` counts are far too small to mean anything, so
 nothing here looks at speed, only that each case ran, was verified and gave a
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import require
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "scripts" / "bench" / "deferred.py"
@@ -29,6 +31,24 @@ TLS_MEASURES = (
     "bulk_mb_per_s",
     "server_cpu_s_per_gb",
 )
+HTTP_BENCH = ROOT / "scripts" / "bench" / "http.py"
+# server -> the event loop it must report running on
+HTTP_SERVERS = {
+    "netshell": "asyncio",
+    "netshell-uvloop": "uvloop",
+    "twisted": "EPollReactor",
+    "aiohttp": "asyncio",
+    "uvicorn-h11": "asyncio",
+    "uvicorn-httptools": "uvloop",
+}
+HTTP_CLIENTS = {
+    "client-netshell": "asyncio",
+    "client-netshell-uvloop": "uvloop",
+    "client-httpx": "asyncio",
+    "client-aiohttp": "asyncio",
+}
+# the bench extra (and httpx, h11 from the test extra)
+HTTP_PEER_MODULES = ("twisted", "aiohttp", "uvicorn", "httptools", "uvloop", "httpx", "h11")
 
 
 def _twisted_importable() -> bool:
@@ -47,7 +67,18 @@ def require_twisted() -> None:
     pytest.skip("Twisted is not installed (pip install -e '.[bench]')")
 
 
-def run_quick(script: Path, out: Path) -> dict[str, Any]:
+def require_modules(*names: str) -> None:
+    """Skip unless every module is importable; under CI (which installs them) fail instead."""
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if not missing:
+        return
+    message = f"not installed: {', '.join(missing)} (pip install -e '.[bench,test]')"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + ", but CI installs them")
+    pytest.skip(message)
+
+
+def run_quick(script: Path, out: Path, timeout: float = 50) -> dict[str, Any]:
     """Run a benchmark with ``--quick --json out``; its exit must be 0; return the JSON."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -58,7 +89,7 @@ def run_quick(script: Path, out: Path) -> dict[str, Any]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=50,
+        timeout=timeout,
     )
     assert proc.returncode == 0, f"benchmark failed (exit {proc.returncode}):\n{proc.stdout}"
     return json.loads(out.read_text(encoding="utf-8"))
@@ -90,3 +121,36 @@ def test_tls_bench_quick_runs(tmp_path: Path) -> None:
         assert result["negotiated"]["version"].startswith("TLSv"), name
     for label, ratio in run["ratios"].items():
         assert ratio > 0, label
+
+
+@pytest.mark.timeout(150)
+def test_http_bench_quick_runs(tmp_path: Path) -> None:
+    require("wrk")
+    require_modules(*HTTP_PEER_MODULES)
+    data = run_quick(HTTP_BENCH, tmp_path / "http.json", timeout=130)
+    assert data["quick"] is True
+    assert data["skipped"] == {}
+    assert data["failed"] == {}
+    assert set(data["servers"]) == set(HTTP_SERVERS)
+    for name, result in data["servers"].items():
+        assert result["verified"] is True, name
+        assert result["loop"] == HTTP_SERVERS[name], name
+        assert result["requests"] > 0, name
+        assert result["requests_per_s"] > 0, name
+    assert set(data["server_ratios"]) >= {
+        "netshell / twisted.web",
+        "netshell / aiohttp",
+        "netshell (uvloop) / uvicorn httptools",
+    }
+    assert data["client_server"] == "uvicorn-httptools (uvloop)"
+    assert set(data["clients"]) == set(HTTP_CLIENTS)
+    answers = data["warmup"] + data["sequential"] + data["concurrent"]
+    for name, result in data["clients"].items():
+        assert result["verified"] is True, name
+        assert result["loop"] == HTTP_CLIENTS[name], name
+        assert result["checked"] == answers, name
+        assert result["sequential_per_s"] > 0, name
+        assert result["concurrent_per_s"] > 0, name
+    for ratios in (data["server_ratios"], data["client_ratios"]):
+        for label, ratio in ratios.items():
+            assert ratio > 0, label

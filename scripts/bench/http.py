@@ -1,0 +1,818 @@
+"""HTTP benchmark: netshell's server and client against twisted.web, aiohttp and uvicorn.
+
+Servers. Each runs in its own process, pinned to CPU 0, and answers ``GET /``
+on 127.0.0.1 with ``Hello, World!`` (``text/plain; charset=utf-8``, with a
+Content-Length), keeping connections alive, with no access log:
+
+- netshell: ``http.serve(app)`` with an ``http.App`` route returning a str, on
+  asyncio's default loop; netshell-uvloop: the same with ``NETSHELL_LOOP=uvloop``;
+- twisted: twisted.web ``Site`` with a leaf ``Resource``, on the epoll reactor
+  (its access log, on by default, is turned off like everyone else's);
+- aiohttp: ``web.Application`` with one route, ``web.run_app`` in one process,
+  ``access_log=None``, on asyncio's default loop;
+- uvicorn-h11 and uvicorn-httptools: a plain ASGI app, one worker,
+  ``access_log=False``; ``http="h11"`` runs on ``loop="asyncio"`` and
+  ``http="httptools"`` on ``loop="uvloop"``, as uvicorn picks them itself when
+  both are installed. Each server names the loop it runs on when it starts.
+
+Before anything is timed, each server's answer is checked once with urllib
+(status, body, content type) and once with two requests over one http.client
+connection (it must be kept alive). The load is ``wrk -t1 -c50 -d<seconds>s``,
+pinned to CPU 1 with taskset, after a one-second warm-up run: Requests/sec is
+parsed from its output, and a run with any non-2xx answer or socket error marks
+the server failed (reported, not measured). Each round starts every server
+afresh; rounds are interleaved and the best kept. Next to each rate: how busy
+the server's CPU was (near 100% means the server, not wrk, was the limit).
+Servers run with the levelled glibc allocator of scripts/bench/echo.py
+(``--allocator default`` for glibc as it comes).
+
+Clients. One fast server (uvicorn-httptools, else netshell-uvloop) on CPU 0;
+each client in its own process on CPU 1, on asyncio's default loop (and
+netshell's client on uvloop too): after a warm-up, N sequential GETs over one
+kept-alive connection, then M GETs with 50 in flight (50 tasks over a pool of
+50 connections). Every response's status and body is checked. The clients are
+netshell's ``http.HTTPClient(max_connections=50)``, ``httpx.AsyncClient`` (50
+connections, all kept alive) and ``aiohttp.ClientSession`` (``limit=50``).
+
+Usage::
+
+    python scripts/bench/http.py                   # the full run (about 2 min 20 s)
+    python scripts/bench/http.py --quick           # seconds: a smoke test
+    python scripts/bench/http.py --json out.json
+    python scripts/bench/http.py --only netshell,aiohttp,client-netshell
+    python scripts/bench/http.py --only servers --profile DIR   # cProfile each server
+
+It prints the ratios the issue names, with their goals: netshell/twisted.web
+(>= 3x), netshell/aiohttp (>= 1x), netshell-uvloop/uvicorn-httptools
+(>= 0.7x), and the client ratios (no goal). Without wrk the server part is
+skipped (said so, and recorded in the JSON); a missing peer library leaves its
+cases out. It is a measurement: it exits 0 whatever the ratios, and 1 only if a
+server or client answered wrongly or failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+# This file is named http.py, and a script's folder comes first on sys.path: for this
+# script, and for its siblings (echo.py, tls.py, ...), whose ``import http`` (urllib,
+# Twisted, aiohttp and httpx all do one) would find this file. So: run as a script, it takes
+# its folder off sys.path (and runs its children in ROOT); imported as ``http``, it hands
+# the importer the standard library's package (the import system returns whatever
+# sys.modules holds under the name once this file has run).
+_PATH = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+if __name__ == "http":
+    import importlib.machinery
+    import importlib.util
+
+    _spec = importlib.machinery.PathFinder.find_spec("http", _PATH)
+    assert _spec is not None and _spec.loader is not None
+    _stdlib = importlib.util.module_from_spec(_spec)
+    sys.modules["http"] = _stdlib
+    _spec.loader.exec_module(_stdlib)
+else:
+    sys.path[:] = _PATH
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import selectors  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from http.client import HTTPConnection  # noqa: E402
+from typing import Any  # noqa: E402
+
+BODY = b"Hello, World!"
+CONNECTIONS = 50  # wrk -c, and the client's requests in flight
+PROFILE_ENV = "NETSHELL_BENCH_PROFILE"
+
+# Run first in every server: pin it, and say when it is ready (the port and the
+# loop it runs on, on the first line of stdout). With a profile path, serving()
+# starts cProfile and SIGUSR2 writes it out.
+SERVER_PRELUDE = """
+import os, signal, socket, sys
+os.sched_setaffinity(0, {int(os.environ["BENCH_HTTP_CPU"])})
+BODY = b"Hello, World!"
+def ready(port, loop):
+    name = type(loop).__module__.split(".")[0]
+    print(port, name if name in ("asyncio", "uvloop") else type(loop).__name__, flush=True)
+def listening_socket():
+    # proto IPPROTO_TCP, as loop.create_server makes it: asyncio sets TCP_NODELAY only
+    # on sockets that say so (with proto 0, h11 answers wait out the delayed ACK).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4096)
+    return sock
+def serving():
+    path = os.environ.get("BENCH_HTTP_PROFILE_PATH")
+    if not path:
+        return
+    import cProfile
+    profile = cProfile.Profile()
+    def dump(*_):
+        profile.disable()
+        profile.dump_stats(path.replace("{pid}", str(os.getpid())))
+        os._exit(0)
+    signal.signal(signal.SIGUSR2, dump)
+    profile.enable()
+"""
+
+SERVERS = {
+    "netshell": """
+        from netshell import reactor
+        from protocols import http
+        app = http.App()
+        @app.route("/")
+        def hello(request):
+            return "Hello, World!"
+        listener = http.serve(app, backlog=4096)
+        ready(listener.port, reactor.loop)
+        serving()
+        reactor.run()
+    """,
+    "twisted": """
+        from twisted.internet import epollreactor
+        epollreactor.install()
+        from twisted.internet import reactor
+        from twisted.web import resource, server
+        class Hello(resource.Resource):
+            isLeaf = True
+            def render_GET(self, request):
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                return BODY
+        class QuietSite(server.Site):
+            def log(self, request):
+                pass
+        port = reactor.listenTCP(0, QuietSite(Hello()), backlog=4096, interface="127.0.0.1")
+        ready(port.getHost().port, reactor)
+        serving()
+        reactor.run()
+    """,
+    "aiohttp": """
+        import asyncio
+        from aiohttp import web
+        async def hello(request):
+            return web.Response(text="Hello, World!")
+        sock = listening_socket()
+        async def started(app):
+            ready(sock.getsockname()[1], asyncio.get_running_loop())
+            serving()
+        app = web.Application()
+        app.router.add_get("/", hello)
+        app.on_startup.append(started)
+        web.run_app(app, sock=sock, access_log=None, print=None, backlog=4096)
+    """,
+    "uvicorn": """
+        import asyncio
+        import uvicorn
+        IMPL = os.environ["BENCH_HTTP_UVICORN"]
+        HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]
+        sock = listening_socket()
+        async def app(scope, receive, send):
+            if scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+                await send({"type": "http.response.body", "body": BODY})
+            elif scope["type"] == "lifespan":
+                while True:
+                    message = await receive()
+                    if message["type"] == "lifespan.startup":
+                        ready(sock.getsockname()[1], asyncio.get_running_loop())
+                        serving()
+                        await send({"type": "lifespan.startup.complete"})
+                    elif message["type"] == "lifespan.shutdown":
+                        await send({"type": "lifespan.shutdown.complete"})
+                        return
+        config = uvicorn.Config(
+            app,
+            http=IMPL,
+            loop="asyncio" if IMPL == "h11" else "uvloop",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            backlog=4096,
+        )
+        uvicorn.Server(config).run(sockets=[sock])
+    """,
+}
+
+
+class ServerCase:
+    """One server configuration: the program it runs, its environment, what it needs."""
+
+    def __init__(
+        self, name: str, label: str, program: str, env: dict[str, str], needs: list[str]
+    ) -> None:
+        self.name = name
+        self.label = label
+        self.program = program
+        self.env = env
+        self.needs = needs
+
+
+SERVER_CASES = [
+    ServerCase("netshell", "netshell", "netshell", {}, []),
+    ServerCase(
+        "netshell-uvloop", "netshell (uvloop)", "netshell", {"NETSHELL_LOOP": "uvloop"}, ["uvloop"]
+    ),
+    ServerCase("twisted", "twisted.web", "twisted", {}, ["twisted"]),
+    ServerCase("aiohttp", "aiohttp", "aiohttp", {}, ["aiohttp"]),
+    ServerCase(
+        "uvicorn-h11", "uvicorn h11", "uvicorn", {"BENCH_HTTP_UVICORN": "h11"}, ["uvicorn", "h11"]
+    ),
+    ServerCase(
+        "uvicorn-httptools",
+        "uvicorn httptools",
+        "uvicorn",
+        {"BENCH_HTTP_UVICORN": "httptools"},
+        ["uvicorn", "httptools", "uvloop"],
+    ),
+]
+
+# (label, numerator, denominator, goal or None)
+SERVER_GOALS: list[tuple[str, str, str, float | None]] = [
+    ("netshell / twisted.web", "netshell", "twisted", 3.0),
+    ("netshell / aiohttp", "netshell", "aiohttp", 1.0),
+    ("netshell (uvloop) / uvicorn httptools", "netshell-uvloop", "uvicorn-httptools", 0.7),
+    ("netshell / uvicorn h11", "netshell", "uvicorn-h11", None),
+    ("netshell (uvloop) / netshell", "netshell-uvloop", "netshell", None),
+]
+
+# Run first in every client: pin it; drive(fetch) does the warm-up, the sequential
+# and the concurrent runs, checking every answer, and returns what it measured.
+CLIENT_PRELUDE = """
+import asyncio, json, os, sys, time
+os.sched_setaffinity(0, {int(os.environ["BENCH_HTTP_CPU"])})
+URL = os.environ["BENCH_HTTP_URL"]
+BODY = b"Hello, World!"
+WARMUP, SEQUENTIAL, CONCURRENT, IN_FLIGHT = (
+    int(os.environ[k]) for k in ("BENCH_HTTP_WARMUP", "BENCH_HTTP_SEQ", "BENCH_HTTP_CONC",
+                                 "BENCH_HTTP_IN_FLIGHT")
+)
+async def drive(fetch):
+    checked = 0
+    async def one():
+        nonlocal checked
+        status, body = await fetch()
+        if status != 200 or body != BODY:
+            raise SystemExit(f"wrong answer: {status} {bytes(body)[:80]!r}")
+        checked += 1
+    for _ in range(WARMUP):
+        await one()
+    start = time.perf_counter()
+    for _ in range(SEQUENTIAL):
+        await one()
+    sequential = SEQUENTIAL / (time.perf_counter() - start)
+    async def worker(count):
+        for _ in range(count):
+            await one()
+    each, extra = divmod(CONCURRENT, IN_FLIGHT)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(each + (i < extra)) for i in range(IN_FLIGHT)))
+    concurrent = CONCURRENT / (time.perf_counter() - start)
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    return {"sequential_per_s": sequential, "concurrent_per_s": concurrent,
+            "checked": checked, "loop": loop}
+def done(result):
+    print(json.dumps(result), flush=True)
+"""
+
+CLIENTS = {
+    "netshell": """
+        from netshell import reactor
+        from protocols import http
+        async def main():
+            client = http.HTTPClient(max_connections=IN_FLIGHT)
+            async def fetch():
+                response = await client.get(URL)
+                return response.status, response.body
+            try:
+                return await drive(fetch)
+            finally:
+                client.close()
+        done(reactor.run_until(main()))
+    """,
+    "httpx": """
+        import httpx
+        async def main():
+            limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+            async with httpx.AsyncClient(limits=limits) as client:
+                async def fetch():
+                    response = await client.get(URL)
+                    return response.status_code, response.content
+                return await drive(fetch)
+        done(asyncio.run(main()))
+    """,
+    "aiohttp": """
+        import aiohttp
+        async def main():
+            connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async def fetch():
+                    async with session.get(URL) as response:
+                        return response.status, await response.read()
+                return await drive(fetch)
+        done(asyncio.run(main()))
+    """,
+}
+
+
+class ClientCase:
+    def __init__(
+        self, name: str, label: str, program: str, env: dict[str, str], needs: list[str]
+    ) -> None:
+        self.name = name
+        self.label = label
+        self.program = program
+        self.env = env
+        self.needs = needs
+
+
+CLIENT_CASES = [
+    ClientCase("client-netshell", "netshell HTTPClient", "netshell", {}, []),
+    ClientCase(
+        "client-netshell-uvloop",
+        "netshell HTTPClient (uvloop)",
+        "netshell",
+        {"NETSHELL_LOOP": "uvloop"},
+        ["uvloop"],
+    ),
+    ClientCase("client-httpx", "httpx.AsyncClient", "httpx", {}, ["httpx"]),
+    ClientCase("client-aiohttp", "aiohttp.ClientSession", "aiohttp", {}, ["aiohttp"]),
+]
+
+CLIENT_RATIOS = [
+    ("client netshell / httpx", "client-netshell", "client-httpx"),
+    ("client netshell / aiohttp", "client-netshell", "client-aiohttp"),
+]
+
+
+class Failed(Exception):
+    """A server or client answered wrongly, erred under load, or did not start."""
+
+
+def have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def base_env(cpu: int, extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NETSHELL_LOOP", None)
+    env.pop(PROFILE_ENV, None)
+    env["BENCH_HTTP_CPU"] = str(cpu)
+    env.update(extra)
+    return env
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The process's next stdout line, or "" if it says nothing in ``timeout`` seconds."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            return ""
+    return proc.stdout.readline()
+
+
+# ---- servers
+
+
+class Server:
+    """One server process on its CPU, ready when constructed; stop() kills it (after asking
+    it, with SIGUSR2, to write its profile when profiling)."""
+
+    def __init__(
+        self, case: ServerCase, cpu: int, env: dict[str, str], profile: str | None
+    ) -> None:
+        self.case = case
+        full = base_env(cpu, {**env, **case.env})
+        self.profiling = bool(profile)
+        if profile:
+            os.makedirs(profile, exist_ok=True)
+            full["BENCH_HTTP_PROFILE_PATH"] = os.path.join(profile, f"{case.name}-{{pid}}.prof")
+        code = textwrap.dedent(SERVER_PRELUDE) + textwrap.dedent(SERVERS[case.program])
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=full,
+            cwd=ROOT,
+            text=True,
+        )
+        line = read_line(self.proc, 30).split()
+        if len(line) != 2:
+            said = self.said()
+            self.stop()
+            raise Failed(f"the {case.label} server did not start:\n{said}")
+        self.port = int(line[0])
+        self.loop = line[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (from /proc)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def said(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            if self.profiling:
+                self.proc.send_signal(signal.SIGUSR2)
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is None:
+                self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.stderr.close()
+
+
+def verify(server: Server) -> None:
+    """One GET with urllib (status, type, body), two over one kept-alive connection."""
+    label = server.case.label
+    with urllib.request.urlopen(server.url, timeout=10) as response:
+        status, body = response.status, response.read()
+        ctype = response.headers.get("Content-Type", "")
+    if status != 200 or body != BODY or not ctype.startswith("text/plain"):
+        raise Failed(f"{label} answered {status} {ctype!r} {body[:80]!r}")
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        socks = []
+        for _ in range(2):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            if response.status != 200 or response.read() != BODY:
+                raise Failed(f"{label} answered {response.status} on a kept-alive connection")
+            socks.append(conn.sock)
+        if socks[0] is None or socks[0] is not socks[1]:
+            raise Failed(f"{label} did not keep the connection alive")
+    finally:
+        conn.close()
+
+
+WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+WRK_COUNT = re.compile(r"^\s*(\d+) requests in ", re.M)
+WRK_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def wrk_command(wrk: str, url: str, seconds: int, cpu: int) -> list[str]:
+    cmd = [wrk, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", url]
+    taskset = shutil.which("taskset")
+    # Without taskset wrk still runs on our CPU: it inherits this process's affinity.
+    return [taskset, "-c", str(cpu), *cmd] if taskset else cmd
+
+
+def run_wrk(wrk: str, server: Server, seconds: int, cpu: int) -> dict[str, Any]:
+    cmd = wrk_command(wrk, server.url, seconds, cpu)
+    cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+    cpu_used, wall = server.cpu_seconds() - cpu_before, time.perf_counter() - wall_before
+    out = proc.stdout
+    rate, count = WRK_RATE.search(out), WRK_COUNT.search(out)
+    if proc.returncode != 0 or rate is None or count is None:
+        raise Failed(
+            f"wrk failed on {server.case.label} (exit {proc.returncode}):\n{out}{proc.stderr}"
+        )
+    socket_errors = WRK_SOCKET.search(out)
+    non2xx = WRK_NON2XX.search(out)
+    errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
+    bad = int(non2xx.group(1)) if non2xx else 0
+    if errors or bad or int(count.group(1)) == 0:
+        raise Failed(
+            f"{server.case.label} erred under load: {bad} non-2xx answers, "
+            f"socket errors {socket_errors.groups() if socket_errors else ()}:\n{out}"
+        )
+    return {
+        "requests_per_s": float(rate.group(1)),
+        "requests": int(count.group(1)),
+        "server_cpu_percent": 100 * cpu_used / wall,
+    }
+
+
+def measure_server(
+    case: ServerCase, args: argparse.Namespace, wrk: str, env: dict[str, str]
+) -> dict[str, Any]:
+    server = Server(case, args.server_cpu, env, args.profile)
+    try:
+        verify(server)
+        if not args.quick:
+            run_wrk(wrk, server, 1, args.client_cpu)  # warm-up, not counted
+        result = run_wrk(wrk, server, args.seconds, args.client_cpu)
+        if server.proc.poll() is not None:
+            raise Failed(f"{case.label} died:\n{server.said()}")
+    except Failed:
+        raise
+    except Exception as e:
+        raise Failed(f"{case.label}: {type(e).__name__}: {e}\n{server.said()}") from e
+    finally:
+        server.stop()
+    return {"label": case.label, "loop": server.loop, "verified": True, **result}
+
+
+# ---- clients
+
+
+def measure_client(case: ClientCase, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    env = base_env(
+        args.client_cpu,
+        {
+            **case.env,
+            "BENCH_HTTP_URL": url,
+            "BENCH_HTTP_WARMUP": str(args.warmup),
+            "BENCH_HTTP_SEQ": str(args.sequential),
+            "BENCH_HTTP_CONC": str(args.concurrent),
+            "BENCH_HTTP_IN_FLIGHT": str(CONNECTIONS),
+        },
+    )
+    code = textwrap.dedent(CLIENT_PRELUDE) + textwrap.dedent(CLIENTS[case.program])
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise Failed(f"the {case.label} client failed (exit {proc.returncode}):\n{proc.stderr}")
+    result = json.loads(lines[-1])
+    expected = args.warmup + args.sequential + args.concurrent
+    if result["checked"] != expected:
+        raise Failed(f"{case.label}: {result['checked']} answers checked, not {expected}")
+    return {"label": case.label, "verified": True, **result}
+
+
+# ---- the report
+
+
+def ratio_line(label: str, value: float, goal: float | None) -> str:
+    if goal is None:
+        verdict = "no goal"
+    else:
+        verdict = f"goal >= {goal}x  {'met' if value >= goal else 'NOT met'}"
+    return f"{label:40} {value:5.2f}x  {verdict}"
+
+
+def report_servers(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    print(f"\n{'server':20} {'loop':14} {'requests/s':>11} {'server CPU':>11}")
+    for res in results.values():
+        print(
+            f"{res['label']:20} {res['loop']:14} {res['requests_per_s']:11,.0f} "
+            f"{res['server_cpu_percent']:10.0f}%"
+        )
+    ratios = {}
+    for label, a, b, goal in SERVER_GOALS:
+        if a in results and b in results:
+            value = results[a]["requests_per_s"] / results[b]["requests_per_s"]
+            print(ratio_line(label, value, goal))
+            ratios[label] = value
+    return ratios
+
+
+def report_clients(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    print(f"\n{'client':30} {'loop':8} {'sequential/s':>13} {f'{CONNECTIONS} in flight/s':>15}")
+    for res in results.values():
+        print(
+            f"{res['label']:30} {res['loop']:8} {res['sequential_per_s']:13,.0f} "
+            f"{res['concurrent_per_s']:15,.0f}"
+        )
+    ratios = {}
+    for label, a, b in CLIENT_RATIOS:
+        if a in results and b in results:
+            for key, what in (
+                ("sequential_per_s", "sequential"),
+                ("concurrent_per_s", "in flight"),
+            ):
+                value = results[a][key] / results[b][key]
+                print(ratio_line(f"{label} ({what})", value, None))
+                ratios[f"{label} ({what})"] = value
+    return ratios
+
+
+def load_allocators() -> list[tuple[str, dict[str, str]]]:
+    """The allocator settings of scripts/bench/echo.py (imported by path: no package here)."""
+    spec = importlib.util.spec_from_file_location(
+        "netshell_bench_echo", os.path.join(HERE, "echo.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.ALLOCATORS)
+
+
+def select(names: str | None) -> tuple[list[ServerCase], list[ClientCase]]:
+    servers, clients = list(SERVER_CASES), list(CLIENT_CASES)
+    if names is None:
+        return servers, clients
+    wanted = {n.strip() for n in names.split(",") if n.strip()}
+    known = {c.name for c in servers} | {c.name for c in clients} | {"servers", "clients"}
+    unknown = wanted - known
+    if unknown:
+        raise SystemExit(
+            f"--only: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
+    servers = [c for c in servers if "servers" in wanted or c.name in wanted]
+    clients = [c for c in clients if "clients" in wanted or c.name in wanted]
+    return servers, clients
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run, for a smoke test")
+    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--seconds", type=int, help="wrk run per server (default 5, quick 1)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds, best kept")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help="client: sequential requests (default 5000, quick 50; 4x that with 50 in flight)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated cases: "
+        + ", ".join(c.name for c in [*SERVER_CASES, *CLIENT_CASES])
+        + ", or servers / clients",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=["levelled", "default"],
+        default="levelled",
+        help="glibc settings for the servers (see scripts/bench/echo.py)",
+    )
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get(PROFILE_ENV) or None,
+        metavar="DIR",
+        help=f"cProfile every server into DIR (also ${PROFILE_ENV}); slows them down",
+    )
+    args = parser.parse_args()
+    if args.seconds is None:
+        args.seconds = 1 if args.quick else 5
+    if args.requests is None:
+        args.requests = 50 if args.quick else 5000
+    args.sequential = args.requests
+    args.concurrent = 4 * args.requests
+    args.warmup = 20 if args.quick else 500
+    rounds = 1 if args.quick else max(1, args.rounds)
+    server_cases, client_cases = select(args.only)
+
+    cpus = sorted(os.sched_getaffinity(0))
+    args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
+    os.sched_setaffinity(0, {args.client_cpu})
+
+    allocators = load_allocators()  # [default, levelled]
+    allocator_title, allocator_env = allocators[-1 if args.allocator == "levelled" else 0]
+
+    skipped: dict[str, str] = {}
+    for case in [*server_cases, *client_cases]:
+        missing = [m for m in case.needs if not have(m)]
+        if missing:
+            skipped[case.name] = f"not installed: {', '.join(missing)} (pip install -e '.[bench]')"
+    server_cases = [c for c in server_cases if c.name not in skipped]
+    client_cases = [c for c in client_cases if c.name not in skipped]
+    wrk = shutil.which("wrk")
+    if wrk is None and server_cases:
+        for case in server_cases:
+            skipped[case.name] = "wrk is not installed (apt-get install wrk)"
+        server_cases = []
+
+    print(
+        f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
+        f"{args.server_cpu}, load (wrk, clients) on CPU {args.client_cpu}; "
+        f"{rounds} round(s), best kept\n"
+        f"servers: wrk -t1 -c{CONNECTIONS} -d{args.seconds}s, {allocator_title}\n"
+        f"clients: {args.sequential} sequential, {args.concurrent} with {CONNECTIONS} in flight"
+    )
+    for name, why in skipped.items():
+        print(f"left out {name}: {why}")
+    if args.profile:
+        print(f"profiling the servers into {args.profile}: these numbers are not comparable")
+
+    out: dict[str, Any] = {
+        "quick": args.quick,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "server_cpu": args.server_cpu,
+        "client_cpu": args.client_cpu,
+        "wrk": " ".join(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{args.seconds}s"]),
+        "seconds": args.seconds,
+        "rounds": rounds,
+        "allocator": allocator_title,
+        "warmup": args.warmup,
+        "sequential": args.sequential,
+        "concurrent": args.concurrent,
+        "in_flight": CONNECTIONS,
+        "skipped": skipped,
+        "failed": {},
+        "servers": {},
+        "server_ratios": {},
+        "client_server": None,
+        "clients": {},
+        "client_ratios": {},
+    }
+    failed: dict[str, str] = out["failed"]
+
+    best: dict[str, dict[str, Any]] = {}
+    for _ in range(rounds):
+        for case in server_cases:
+            if case.name in failed:
+                continue
+            assert wrk is not None
+            print(f"  {case.label} ...", end="", flush=True)
+            try:
+                res = measure_server(case, args, wrk, allocator_env)
+            except Failed as e:
+                print(" FAILED")
+                failed[case.name] = str(e)
+                best.pop(case.name, None)
+                continue
+            print(f" {res['requests_per_s']:,.0f}/s")
+            if case.name not in best or res["requests_per_s"] > best[case.name]["requests_per_s"]:
+                best[case.name] = res
+    if best:
+        out["servers"] = {c.name: best[c.name] for c in server_cases if c.name in best}
+        out["server_ratios"] = report_servers(out["servers"])
+
+    if client_cases:
+        out["clients"], out["client_ratios"] = run_clients(
+            client_cases, args, rounds, allocator_env, failed, out
+        )
+
+    for name, why in failed.items():
+        print(f"\nFAILED {name}: {why}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    return 1 if failed else 0
+
+
+def run_clients(
+    cases: list[ClientCase],
+    args: argparse.Namespace,
+    rounds: int,
+    allocator_env: dict[str, str],
+    failed: dict[str, str],
+    out: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, float]]:
+    by_name = {c.name: c for c in SERVER_CASES}
+    target = by_name["uvicorn-httptools"]
+    if not all(have(m) for m in target.needs):
+        target = by_name["netshell-uvloop"] if have("uvloop") else by_name["netshell"]
+    best: dict[str, dict[str, Any]] = {}
+    server: Server | None = None
+    try:
+        server = Server(target, args.server_cpu, allocator_env, None)
+        out["client_server"] = f"{target.name} ({server.loop})"
+        print(f"\nclients against {target.label} on {server.loop}:")
+        verify(server)
+        for _ in range(rounds):
+            for case in cases:
+                if case.name in failed:
+                    continue
+                print(f"  {case.label} ...", end="", flush=True)
+                try:
+                    res = measure_client(case, server.url, args)
+                except Failed as e:
+                    print(" FAILED")
+                    failed[case.name] = str(e)
+                    best.pop(case.name, None)
+                    continue
+                print(f" {res['sequential_per_s']:,.0f}/s, {res['concurrent_per_s']:,.0f}/s")
+                prev = best.setdefault(case.name, res)
+                for key in ("sequential_per_s", "concurrent_per_s"):
+                    prev[key] = max(prev[key], res[key])
+    except Failed as e:
+        failed[target.name + " (client target)"] = str(e)
+    finally:
+        if server is not None:
+            server.stop()
+    results = {c.name: best[c.name] for c in cases if c.name in best}
+    return results, report_clients(results) if results else {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
