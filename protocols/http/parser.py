@@ -87,6 +87,7 @@ class RequestHead:
     expect_continue: bool  # HTTP/1.1 "Expect: 100-continue": answer 100 before reading the body
     body_kind: Literal["none", "length", "chunked"]
     content_length: int | None
+    has_expect: bool = False  # an Expect field of any kind was sent (100-continue or not)
 
 
 @dataclass(slots=True)
@@ -182,6 +183,26 @@ def _parse_field(line: str) -> tuple[tuple[str, str], int]:
     return (name, value), _KINDS.get(name.lower(), 0)
 
 
+_HTTP10, _HTTP11 = (1, 0), (1, 1)
+_new_object = object.__new__
+
+
+def _new_headers(pairs: list[tuple[str, str]]) -> Headers:
+    """A Headers holding ``pairs`` (the list itself), without a pass through __init__."""
+    headers: Headers = _new_object(Headers)
+    headers._items = pairs
+    return headers
+
+
+def _remember_field(line: str) -> tuple[tuple[str, str], int]:
+    hit = _parse_field(line)
+    if len(line) <= _FIELD_CACHE_LINE:
+        if len(_FIELD_CACHE) >= _FIELD_CACHE_SIZE:
+            _FIELD_CACHE.clear()
+        _FIELD_CACHE[line] = hit
+    return hit
+
+
 def _parse_fields(
     lines: list[str], first: int, limits: Limits
 ) -> tuple[list[tuple[str, str]], list[tuple[int, str]]]:
@@ -198,11 +219,7 @@ def _parse_fields(
         line = lines[i]
         hit = cached(line)
         if hit is None:
-            hit = _parse_field(line)
-            if len(line) <= _FIELD_CACHE_LINE:
-                if len(_FIELD_CACHE) >= _FIELD_CACHE_SIZE:
-                    _FIELD_CACHE.clear()
-                _FIELD_CACHE[line] = hit
+            hit = _remember_field(line)
         pair, kind = hit
         pairs.append(pair)
         if kind:
@@ -281,7 +298,8 @@ class _MessageParser:
             self._buf = bytearray()
             raise
         if pos >= len(buf) or self._state == _DONE:
-            self._buf = bytearray()
+            if self._buf:
+                self._buf = bytearray()
             self._scan = 0
         elif buf is data:
             self._buf = bytearray(data[pos:])
@@ -455,9 +473,11 @@ class RequestParser(_MessageParser):
         if pos == len(buf):
             return pos
         limits = self.limits
-        end = self._find_head_end(buf, pos, limits.max_request_line, 414)
-        if end == _NEED_MORE:
-            return pos if pos != start else _NEED_MORE
+        end = buf.find(b"\r\n\r\n", pos if pos > self._scan else self._scan)
+        if end < 0:
+            end = self._find_head_end(buf, pos, limits.max_request_line, 414)
+            if end == _NEED_MORE:
+                return pos if pos != start else _NEED_MORE
         lines = buf[pos:end].decode("latin-1").split("\r\n")
         line = lines[0]
         if len(line) > limits.max_request_line:
@@ -470,13 +490,27 @@ class RequestParser(_MessageParser):
         method, target, major, minor = m.groups()
         if major != "1":
             raise _fail(505, f"HTTP/{major}.{minor} is not supported")
-        pairs, special = _parse_fields(lines, 1, limits)
+        if len(lines) > limits.max_headers + 1:
+            raise _fail(431, f"more than {limits.max_headers} header fields")
+        # The fields, inline (this is the hot path of every request): each line is
+        # checked once and remembered, since clients repeat the same lines.
+        pairs = []
         lengths: list[str] | None = None
         codings: list[str] | None = None
         connection: list[str] | None = None
-        expect = False
+        expect = has_expect = False
         hosts = 0
-        for kind, value in special:
+        cached = _FIELD_CACHE.get
+        for i in range(1, len(lines)):
+            field_line = lines[i]
+            hit = cached(field_line)
+            if hit is None:
+                hit = _remember_field(field_line)
+            pair, kind = hit
+            pairs.append(pair)
+            if not kind:
+                continue
+            value = pair[1]
             if kind == _HOST:
                 hosts += 1
             elif kind == _CONTENT_LENGTH:
@@ -486,6 +520,7 @@ class RequestParser(_MessageParser):
             elif kind == _CONNECTION:
                 connection = [value] if connection is None else [*connection, value]
             else:
+                has_expect = True
                 expect = expect or "100-continue" in _connection_tokens([value])
         http11 = minor != "0"
         if hosts > 1:
@@ -515,18 +550,18 @@ class RequestParser(_MessageParser):
             tokens = _connection_tokens(connection)
             keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
         self._keep_alive = keep_alive
-        headers = Headers()
-        headers._items = pairs
+        headers = _new_headers(pairs)
         events.append(
             RequestHead(
                 method,
                 target,
-                (1, int(minor)),
+                _HTTP11 if minor == "1" else _HTTP10 if minor == "0" else (1, int(minor)),
                 headers,
                 keep_alive,
                 expect and http11,
                 body_kind,
                 length,
+                has_expect,
             )
         )
         if body_kind == "chunked":
@@ -535,7 +570,8 @@ class RequestParser(_MessageParser):
             self._remaining = length
             self._state = _LENGTH
         else:
-            self._end_message(events, Headers())
+            events.append(EndOfMessage(_new_headers([])))
+            self._state = _HEAD if keep_alive else _DONE
         self._scan = end + 4
         return end + 4
 

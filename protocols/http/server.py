@@ -104,11 +104,12 @@ class _Clock:
         self.log_time = ""
 
     def date_line(self) -> bytes:
+        """``Date: ...`` and the ``Server`` line after it, as one piece of bytes."""
         now = int(time.time())
         if now != self.second:
             self.second = now
             self.date = formatdate(now, usegmt=True)
-            self.line = f"Date: {self.date}\r\n".encode()
+            self.line = f"Date: {self.date}\r\n".encode() + _SERVER_LINE
         return self.line
 
     def log_date(self) -> str:
@@ -129,6 +130,8 @@ _PLAIN_TYPES = {
     bytes: b"Content-Type: application/octet-stream\r\n",
     str: b"Content-Type: text/plain; charset=utf-8\r\n",
 }
+# The first lines of the commonest answer (a 200 of bytes or text), joined once.
+_PLAIN_HEADS = {kind: _STATUS_200 + line for kind, line in _PLAIN_TYPES.items()}
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # CR and LF would start a new field or end the head (response splitting); other controls
 # are refused by clients.
@@ -446,7 +449,7 @@ class HTTPServerProtocol(Protocol):
                 ex.expect = True
         else:
             self._in_state = _WAIT
-        if head.version != (1, 0) and "expect" in head.headers and not head.expect_continue:
+        if head.has_expect and not head.expect_continue and head.version != (1, 0):
             ex.error = HTTPError(417, "only 100-continue is understood in Expect")
             ex.expect = head.body_kind != "none"
         if ex.expect and self._current is None and not self._queue:
@@ -613,7 +616,7 @@ class HTTPServerProtocol(Protocol):
                 # The commonest answer, with no Response to build or headers to check.
                 status = 200
                 body = result if kind is bytes else result.encode()
-                lines = [_STATUS_200, _PLAIN_TYPES[kind], _clock.date_line(), _SERVER_LINE]
+                lines = [_PLAIN_HEADS[kind], _clock.date_line()]
             else:
                 response = result if kind is Response else to_response(result)
                 body = response.body
@@ -632,9 +635,7 @@ class HTTPServerProtocol(Protocol):
                     if lname == "date":
                         date = True
                     lines.append(_field_line(name, value))
-                if not date:
-                    lines.append(_clock.date_line())
-                lines.append(_SERVER_LINE)
+                lines.append(_clock.date_line() if not date else _SERVER_LINE)
         except (TypeError, ValueError) as e:
             # Not a value a handler may return, or a header that would corrupt the stream.
             if kind is Response:
@@ -735,7 +736,8 @@ class HTTPServerProtocol(Protocol):
             else:
                 self.transport.close()
             return
-        self._serve_next()
+        if not self._serving:  # inside _serve_next's loop, it goes on by itself
+            self._serve_next()
 
     def _linger(self) -> None:
         """Close after an answer sent while the client may still be sending.

@@ -159,6 +159,16 @@ def test_expect_is_ignored_in_http10() -> None:
     assert head.expect_continue is False
 
 
+@pytest.mark.parametrize(
+    ("field", "has_expect", "expect_continue"),
+    [(b"", False, False), (b"Expect: 100-continue\r\n", True, True),
+     (b"expect: something-else\r\n", True, False)],
+)
+def test_has_expect_tells_any_expect_field(field, has_expect, expect_continue) -> None:
+    head = parse(b"PUT / HTTP/1.1\r\nHost: a\r\n" + field + b"Content-Length: 1\r\n\r\n")[0]
+    assert (head.has_expect, head.expect_continue) == (has_expect, expect_continue)
+
+
 def test_pipelined_requests_come_in_order() -> None:
     events = parse(
         b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
