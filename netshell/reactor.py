@@ -749,8 +749,9 @@ def get_reactor() -> Reactor:
     """The reactor of the current loop: the running one, or the one installed for this thread.
 
     Inside a running loop that has none yet, a reactor adopts it. With no
-    loop running, this thread's reactor is made (with a fresh loop) on first
-    use, and again after the previous one stopped.
+    loop running, this thread's reactor is made on first use, and again after
+    the previous one stopped: on the loop set for the thread with
+    ``asyncio.set_event_loop()`` if there is one, else on a fresh loop.
     """
     global _last
     loop = _get_running_loop()
@@ -766,9 +767,30 @@ def get_reactor() -> Reactor:
         return r
     r = getattr(_local, "reactor", None)
     if r is None or r.closed:
-        r = Reactor()
+        loop = _thread_loop()
+        if loop is not None:
+            # A loop set for this thread with asyncio.set_event_loop() is the one the
+            # code around us will run: a reactor on a fresh loop would never be run.
+            r = getattr(loop, _ATTR, None)
+            if r is None or r.closed:
+                r = Reactor(loop)
+        else:
+            r = Reactor()
         _local.reactor = r
     return cast(Reactor, r)
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop set for this thread with ``asyncio.set_event_loop``, if any (never makes one).
+
+    ``asyncio.get_event_loop()`` would create a loop where none is set (and warns or
+    raises in newer Pythons), so the default policy's record is read directly.
+    """
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    loop = getattr(local, "_loop", None)
+    if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
+        return loop
+    return None
 
 
 def install(r: Reactor) -> None:

@@ -1099,3 +1099,47 @@ def test_a_finished_asyncio_run_leaves_neither_its_loop_nor_its_reactor_alive():
     asyncio.run(main())
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+def _in_a_fresh_thread(f):
+    out = {}
+
+    def run():
+        try:
+            out["value"] = f()
+        except BaseException as e:  # handed to the test's thread
+            out["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(30)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_a_loop_set_for_the_thread_is_adopted_not_replaced():
+    def check():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            r = get_reactor()
+            # What asyncio code around us will run is that loop: a listener made now
+            # must be served when it runs.
+            return r.loop is loop, r is get_reactor()
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    assert _in_a_fresh_thread(check) == (True, True)
+
+
+def test_without_a_loop_set_the_thread_gets_a_fresh_one():
+    def check():
+        r = get_reactor()
+        try:
+            return r.loop is not None and not r.loop.is_running()
+        finally:
+            r._close()
+
+    assert _in_a_fresh_thread(check) is True
