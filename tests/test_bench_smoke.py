@@ -154,3 +154,17 @@ def test_http_bench_quick_runs(tmp_path: Path) -> None:
     for ratios in (data["server_ratios"], data["client_ratios"]):
         for label, ratio in ratios.items():
             assert ratio > 0, label
+
+
+STARTUP_BENCH = ROOT / "scripts" / "bench" / "startup.py"
+
+
+def test_startup_bench_quick_runs(tmp_path: Path) -> None:
+    require_twisted()
+    data = run_quick(STARTUP_BENCH, tmp_path / "startup.json", timeout=120)
+    assert data["quick"] is True
+    assert set(data["prompt"]) == {"python -c pass", "netsh", "netsh --ipython", "ipython"}
+    assert set(data["headless"]) == {"python -c pass", "netsh run empty.py",
+                                     "python -c 'import twisted.internet.reactor'"}
+    for times in (data["prompt"], data["headless"]):
+        assert all(t > 0 for t in times.values())

@@ -16,8 +16,8 @@ one untimed run of each command first.
 
 Usage::
 
-    python scripts/bench/startup.py            # the full run
-    python scripts/bench/startup.py --runs 2 --json   # what the smoke test runs
+    python scripts/bench/startup.py                       # the full run
+    python scripts/bench/startup.py --quick --json s.json  # what the smoke test runs
 """
 
 from __future__ import annotations
@@ -72,8 +72,11 @@ def measure(cases: dict[str, tuple[list[str], str | None]], runs: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="one run each, for a smoke test")
+    parser.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, XDG_STATE_HOME=str(Path(tmp) / "state"),
@@ -102,8 +105,9 @@ def main() -> None:
         runs = measure(headless, args.runs, env)
 
     if args.json:
-        print(json.dumps({"prompt": first, "headless": runs}))
-        return
+        with open(args.json, "w") as f:
+            json.dump({"quick": args.quick, "runs": args.runs, "prompt": first,
+                       "headless": runs}, f)
     base = first["python -c pass"]
     print(f"time to first prompt (median of {args.runs}), Python {sys.version.split()[0]}")
     for name, t in first.items():
