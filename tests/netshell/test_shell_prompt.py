@@ -275,3 +275,17 @@ def test_history_suggests_a_completion_as_you_type(netsh):
     second.wait_prompt(2)
     second.line("suggested_name")
     second.wait_for(r"^12345$")
+
+
+def test_download_draws_a_progress_bar_at_the_prompt(netsh, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "big.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB
+    t = netsh()
+    t.wait_prompt(1)
+    t.line(f'site = http.serve({str(site)!r})')
+    t.wait_prompt(2)
+    t.line('await http.download(f"http://127.0.0.1:{site.port}/big.bin", "copy.bin")')
+    screen = t.wait_for(r"^PosixPath\('copy\.bin'\)$")
+    assert re.search(r"big\.bin \[#+\] 100% 2\.0 MiB/2\.0 MiB", screen), screen
+    assert (tmp_path / "copy.bin").read_bytes() == (site / "big.bin").read_bytes()
