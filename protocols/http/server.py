@@ -193,6 +193,7 @@ class HTTPServerFactory(Factory):
         max_requests: int = 1000,
         max_pipeline: int = 16,
         linger_timeout: float = 2.0,
+        send_timeout: float = 60.0,
         reactor: Any = None,
     ) -> None:
         self.handler = handler
@@ -205,6 +206,8 @@ class HTTPServerFactory(Factory):
         self.max_requests = max_requests
         self.max_pipeline = max_pipeline
         self.linger_timeout = linger_timeout
+        #: seconds an answer may wait on a client that does not read it (slow readers)
+        self.send_timeout = send_timeout
         self.reactor = reactor if reactor is not None else get_reactor()
 
     def build_protocol(self, addr: Any) -> HTTPServerProtocol:
@@ -323,6 +326,7 @@ class HTTPServerProtocol(Protocol):
         self._eof = False
         self._lost = False
         self._write_paused = False
+        self._paused_at: float | None = None  # when the transport last asked us to stop writing
         self._read_paused = False
         self._serving = False  # inside _serve_next's loop (answers complete re-entrantly)
         self._stream: Any = None  # the body being streamed: an iterator, or a Deferred
@@ -420,9 +424,14 @@ class HTTPServerProtocol(Protocol):
 
     def pause_producing(self) -> None:
         self._write_paused = True
+        # A client that stops reading its answers holds the connection (and the file or
+        # stream being sent) for as long as it likes, unless this runs out.
+        self._paused_at = self._loop_time()
+        self._arm(self._paused_at + self.factory.send_timeout)
 
     def resume_producing(self) -> None:
         self._write_paused = False
+        self._paused_at = None
         if self._stream is not None:
             if isinstance(self._stream, Deferred):
                 writable, self._writable = self._writable, None
@@ -902,6 +911,8 @@ class HTTPServerProtocol(Protocol):
             timer.cancel()
 
     def _deadline(self) -> float | None:
+        if self._paused_at is not None:
+            return self._paused_at + self.factory.send_timeout
         state = self._in_state
         factory = self.factory
         if state == _HEAD:
@@ -925,7 +936,11 @@ class HTTPServerProtocol(Protocol):
             self._arm(deadline)
             return
         state = self._in_state
-        if state == _LINGER:
+        if self._paused_at is not None:
+            log.info("%s: not reading its answer for %ss; dropping the connection",
+                     self._peer_host, self.factory.send_timeout)
+            self.transport.abort()
+        elif state == _LINGER:
             self.transport.abort()
         elif state in (_HEAD, _BODY):
             what = "head" if state == _HEAD else "body"
@@ -960,6 +975,7 @@ def serve(
     keep_alive_timeout: float = 15.0,
     max_requests: int = 1000,
     max_pipeline: int = 16,
+    send_timeout: float = 60.0,
     limits: Limits | None = None,
     **limit_fields: int,
 ) -> Listener:
@@ -971,7 +987,8 @@ def serve(
     Timeouts, in seconds: ``header_timeout`` for a request head once it
     has begun (and for the first on a new connection), ``body_timeout``
     without progress in a request body (both answered 408),
-    ``keep_alive_timeout`` idle between requests. ``max_requests`` answers
+    ``keep_alive_timeout`` idle between requests, ``send_timeout`` for a
+    client that does not read its answer (the connection is dropped). ``max_requests`` answers
     per connection, ``max_pipeline`` requests waiting before reading pauses.
     ``limits`` (a :class:`~protocols.http.Limits`), or its fields as
     keywords (``max_body=...``, ``max_headers=...``), bound what is read.
@@ -1000,6 +1017,7 @@ def serve(
         keep_alive_timeout=keep_alive_timeout,
         max_requests=max_requests,
         max_pipeline=max_pipeline,
+        send_timeout=send_timeout,
         reactor=reactor,
     )
     if tls is not None:

@@ -206,7 +206,62 @@ def test_a_client_that_does_not_read_stops_the_serving_of_pipelined_requests(
     assert calls == ["/a", "/b"]
 
 
+def stuck_stream(request: Request) -> Response:
+    def pieces():
+        while True:
+            yield b"x" * 65536
+
+    return Response(pieces())
+
+
+def test_a_client_that_does_not_read_its_answer_is_dropped_at_the_send_timeout(
+    clock: Clock,
+) -> None:
+    protocol, transport = in_memory(stuck_stream, clock, send_timeout=30)
+    protocol.pause_producing()  # the write buffer is full: the client is not reading
+    protocol.data_received(get_request("/"))
+    clock.advance(29.9)
+    assert not transport.aborted
+    clock.advance(0.2)
+    assert transport.aborted
+
+
+def test_a_client_that_reads_again_in_time_is_not_dropped(clock: Clock) -> None:
+    protocol, transport = in_memory(app(), clock, send_timeout=30, keep_alive_timeout=600)
+    protocol.pause_producing()
+    clock.advance(20)
+    protocol.resume_producing()
+    clock.advance(20)  # 40 s since the pause, but it ended after 20
+    protocol.data_received(get_request("/"))
+    assert not transport.aborted
+    assert transport.value().startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 # ---- timeouts on real sockets
+
+
+async def test_a_slow_reader_on_a_socket_is_dropped_at_the_send_timeout() -> None:
+    listener = http.serve(stuck_stream, send_timeout=0.3)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", listener.port))
+    try:
+        sock.send(get_request("/"))
+        loop = asyncio.get_running_loop()
+        assert (await loop.sock_recv(sock, 17)) == b"HTTP/1.1 200 OK\r\n"  # then stop reading
+        assert len(listener.connections) == 1
+        started = loop.time()
+        # Fires once every connection has gone: the server must drop the stuck one.
+        await listener.close(drain=True)
+        assert loop.time() - started >= 0.3
+        try:
+            while await loop.sock_recv(sock, 1 << 20):
+                pass  # what was in flight, then the end: the stream was endless
+        except ConnectionResetError:
+            pass  # or a reset, as the kernel likes
+    finally:
+        sock.close()
 
 
 async def test_slowloris_on_a_socket_gets_408_before_its_head_is_done() -> None:
