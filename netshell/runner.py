@@ -42,7 +42,7 @@ __all__ = ["RunOptions", "run_source", "serve"]
 log = logging.getLogger("netshell.runner")
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 QUIET = 0.05  # seconds without bytes moving after which a connection counts as idle
 
 

@@ -55,9 +55,9 @@ class Input:
         self.filename = filename
         tree = ast.parse(source, filename, "exec")
         self.tree = tree
-        last = None
+        last: ast.Expr | None = None
         if display_last and tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = tree.body.pop()
+            last = tree.body.pop()  # type: ignore[assignment]
         self.body = compile(tree, filename, "exec", flags=_FLAGS)
         self.last = (
             compile(ast.Expression(last.value), filename, "eval", flags=_FLAGS)

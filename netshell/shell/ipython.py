@@ -45,7 +45,7 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
     from IPython.terminal.interactiveshell import TerminalInteractiveShell
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    class NetshIPython(TerminalInteractiveShell):  # type: ignore[misc]
+    class NetshIPython(TerminalInteractiveShell):
         """IPython's terminal whose prompt awaits on the reactor's loop.
 
         IPython 8 (before 8.18) relies on prompt_toolkit guessing that loop from the
@@ -57,9 +57,11 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
         def prompt_for_code(self) -> str:
             default = self.rl_next_input or ""
             self.rl_next_input = None
+            session = self.pt_app
+            assert session is not None  # made by IPython's init_prompt_toolkit_cli
             with patch_stdout(raw=True):
                 text: str = get_asyncio_loop().run_until_complete(
-                    self.pt_app.prompt_async(default=default, **self._extra_prompt_options())
+                    session.prompt_async(default=default, **self._extra_prompt_options())
                 )
             return text
 

@@ -30,7 +30,7 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
-from pygments.lexers.python import PythonLexer
+from pygments.lexers.python import PythonLexer  # type: ignore[import-untyped]
 
 import netshell
 from netshell.reactor import Reactor, install
@@ -78,7 +78,7 @@ class NamespaceCompleter(Completer):
 
     def get_completions(self, document: Any, complete_event: Any) -> Any:
         try:
-            import jedi
+            import jedi  # type: ignore[import-untyped]
         except ImportError:  # pragma: no cover - jedi comes with IPython
             yield from self._plain(document)
             return

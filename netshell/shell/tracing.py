@@ -141,7 +141,7 @@ class Tracer:
                     _orig(data, addr)
 
                 try:
-                    protocol.datagram_received = datagram_received
+                    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
                 except AttributeError:  # a protocol with __slots__: writes are still traced
                     pass
             elif wrapped and not (self.targets and self.follows(t)):

@@ -206,7 +206,7 @@ class Response:
 
     def text(self, encoding: str | None = None) -> str:
         if encoding is None:
-            encoding = _charset(self.headers.get("content-type", "")) or "utf-8"
+            encoding = _charset(self.headers.get("content-type") or "") or "utf-8"
         return bytes(self.body).decode(encoding, errors="replace")
 
     def json(self) -> Any:

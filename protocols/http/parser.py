@@ -379,6 +379,28 @@ class _MessageParser:
             pos = new
         return pos
 
+    def _framing(
+        self, codings: list[str] | None, lengths: list[str] | None, http11: bool, what: str
+    ) -> tuple[Literal["length", "chunked"], int | None]:
+        """How a body with these Transfer-Encoding / Content-Length fields is delimited.
+
+        One place for the rules that close request smuggling (RFC 9112 section 6):
+        both fields, Transfer-Encoding in HTTP/1.0, a coding other than a lone
+        ``chunked``, a duplicate or malformed Content-Length: each a ParseError(400).
+        """
+        if codings is not None:
+            if lengths is not None:
+                raise _fail(400, "both Content-Length and Transfer-Encoding")
+            if not http11:
+                # RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+                raise _fail(400, f"Transfer-Encoding in an HTTP/1.0 {what}")
+            if not _is_chunked(codings):
+                raise _fail(400, f"unsupported Transfer-Encoding {', '.join(codings)[:40]!r}")
+            self._received = 0
+            return "chunked", None
+        assert lengths is not None
+        return "length", _content_length(lengths, self.limits)
+
     def _end_message(self, events: list[Event], trailers: Headers) -> None:
         events.append(EndOfMessage(trailers))
         self._state = _HEAD if self._keep_alive else _DONE
@@ -529,21 +551,10 @@ class RequestParser(_MessageParser):
             raise _fail(400, "missing Host header")
         body_kind: Literal["none", "length", "chunked"]
         length = None
-        if codings is not None:
-            if lengths is not None:
-                raise _fail(400, "both Content-Length and Transfer-Encoding")
-            if not http11:
-                # RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
-                raise _fail(400, "Transfer-Encoding in an HTTP/1.0 request")
-            if not _is_chunked(codings):
-                raise _fail(400, f"unsupported Transfer-Encoding {', '.join(codings)[:40]!r}")
-            body_kind = "chunked"
-            self._received = 0
-        elif lengths is not None:
-            length = _content_length(lengths, limits)
-            body_kind = "length"
-        else:
+        if codings is None and lengths is None:
             body_kind = "none"
+        else:
+            body_kind, length = self._framing(codings, lengths, http11, "request")
         if connection is None:
             keep_alive = http11
         else:
@@ -635,18 +646,8 @@ class ResponseParser(_MessageParser):
             body_kind, keep_alive = "none", False
         elif method == "HEAD" or status in (204, 304):
             body_kind = "none"
-        elif codings is not None:
-            if lengths is not None:
-                raise _fail(400, "both Content-Length and Transfer-Encoding")
-            if not http11:
-                raise _fail(400, "Transfer-Encoding in an HTTP/1.0 response")
-            if not _is_chunked(codings):
-                raise _fail(400, f"unsupported Transfer-Encoding {', '.join(codings)[:40]!r}")
-            body_kind = "chunked"
-            self._received = 0
-        elif lengths is not None:
-            length = _content_length(lengths, limits)
-            body_kind = "length"
+        elif codings is not None or lengths is not None:
+            body_kind, length = self._framing(codings, lengths, http11, "response")
         else:
             body_kind, keep_alive = "close", False
         self._keep_alive = keep_alive
