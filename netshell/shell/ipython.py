@@ -11,12 +11,13 @@ what a Jupyter kernel will reuse.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from netshell.defer import Deferred
 from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
-from netshell.shell.console import Console, close_everything
+from netshell.shell.console import Console, classify, close_everything
 from netshell.shell.prompt import EXIT_GRACE, PromptLogHandler
 
 __all__ = ["load_into", "run_ipython"]
@@ -36,6 +37,35 @@ def load_into(shell: Any, reactor: Reactor) -> Console:
         p.text(repr(d))
 
     plain.for_type(Deferred, show_deferred)
+
+    # IPython runs the cells itself: record each in the console's transcript, so that
+    # history() and save() work here as at the netsh prompt.
+    started: dict[str, float] = {}
+
+    def pre_run_cell(info: Any) -> None:
+        started["time"] = time.time()
+
+    def post_run_cell(result: Any) -> None:
+        source = result.info.raw_cell
+        if not source.strip():
+            return
+        console.count += 1
+        error = result.error_before_exec or result.error_in_exec
+        value = result.result
+        begun = started.pop("time", time.time())
+        console._record({
+            "type": "input",
+            "n": console.count,
+            "input": source,
+            "kind": classify(source),
+            "output": "" if value is None else repr(value) + "\n",
+            "error": None if error is None else repr(error),
+            "time": begun,
+            "duration": round(time.time() - begun, 6),
+        })
+
+    shell.events.register("pre_run_cell", pre_run_cell)
+    shell.events.register("post_run_cell", post_run_cell)
     return console
 
 

@@ -65,3 +65,16 @@ def test_ctrl_d_leaves_ipython_with_status_0_and_frees_the_port(ipython):
     assert ipython.exit_status() == 0
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_history_and_save_work_in_ipython(ipython, tmp_path):
+    cell(ipython, 1, "x = 40 + 2")
+    cell(ipython, 2, "1 / 0")
+    cell(ipython, 3, "conns()")
+    cell(ipython, 4, 'save("from_ipython.py")')
+    ipython.wait_for(r"saved \d+ cells to from_ipython\.py")
+    script = (tmp_path / "from_ipython.py").read_text()
+    assert "# %%\nx = 40 + 2\n" in script
+    assert "1 / 0" not in script and "\n# conns()\n" in script
+    cell(ipython, 5, "history()")
+    ipython.wait_for(r"^!\[2\]> 1 / 0$")
