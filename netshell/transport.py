@@ -909,7 +909,8 @@ class Listener:
         state = "closed" if self.closed else "listening"
         name = getattr(self.factory.protocol, "__qualname__", type(self.factory).__name__)
         count = len(self._connections)
-        return f"<Listener {self.kind} {self.address} {name} {state}, {count} connections>"
+        kind = f"{self.kind}+tls" if self.tls_context is not None else self.kind
+        return f"<Listener {kind} {self.address} {name} {state}, {count} connections>"
 
 
 # ---- connecting

@@ -1164,3 +1164,14 @@ async def test_cancelling_connect_tls_during_the_handshake_drops_the_connection(
     server.transport.resume_reading()
     await server.done
     assert client_factory.built == []
+
+
+def test_a_tls_listener_says_so_in_its_repr(reactor: ns.Reactor, certs: Certs) -> None:
+    listener = reactor.listen_tls(0, RecordingFactory(), server_ctx(certs))
+    plain = reactor.listen_tcp(0, RecordingFactory())
+    try:
+        assert repr(listener).startswith("<Listener tcp+tls 127.0.0.1:")
+        assert repr(plain).startswith("<Listener tcp 127.0.0.1:")
+    finally:
+        listener.close()
+        plain.close()
