@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -154,6 +155,7 @@ class Tracer:
         st = StreamTransport
 
         def attach(orig: Any) -> Any:
+            @functools.wraps(orig)
             def _attach_protocol(self: StreamTransport) -> None:
                 orig(self)
                 if self.protocol is not None and tracer.follows(self):
@@ -166,6 +168,7 @@ class Tracer:
             return _attach_protocol
 
         def lost(orig: Any) -> Any:
+            @functools.wraps(orig)
             def connection_lost(self: StreamTransport, exc: BaseException | None) -> None:
                 follow = self.protocol is not None and tracer.follows(self)
                 orig(self, exc)
@@ -180,6 +183,7 @@ class Tracer:
             return connection_lost
 
         def received(orig: Any) -> Any:
+            @functools.wraps(orig)
             def data_received(self: StreamTransport, data: bytes) -> None:
                 # Data that arrives while reading is paused is held, and comes through here
                 # again when released: trace it then, once, as the protocol gets it.
@@ -190,6 +194,7 @@ class Tracer:
             return data_received
 
         def deliver_tls(orig: Any) -> Any:
+            @functools.wraps(orig)
             def _deliver_tls(self: StreamTransport, chunks: list[bytes]) -> None:
                 if chunks and tracer.follows(self):
                     tracer.data(self, "in", b"".join(chunks))
@@ -197,6 +202,7 @@ class Tracer:
             return _deliver_tls
 
         def write(orig: Any) -> Any:
+            @functools.wraps(orig)
             def write(self: StreamTransport, data: bytes) -> None:
                 orig(self, data)
                 if tracer.follows(self):
@@ -204,6 +210,7 @@ class Tracer:
             return write
 
         def write_sequence(orig: Any) -> Any:
+            @functools.wraps(orig)
             def write_sequence(self: StreamTransport, chunks: Iterable[bytes]) -> None:
                 chunks = list(chunks)
                 orig(self, chunks)
@@ -212,6 +219,7 @@ class Tracer:
             return write_sequence
 
         def datagram_out(orig: Any) -> Any:
+            @functools.wraps(orig)
             def write(self: DatagramTransport, data: bytes, addr: Any = None) -> None:
                 orig(self, data, addr)
                 if tracer.follows(self):
@@ -219,12 +227,14 @@ class Tracer:
             return write
 
         def reading(orig: Any) -> Any:
+            @functools.wraps(orig)
             def _start_reading(self: DatagramTransport) -> None:
                 orig(self)
                 tracer._sync_datagrams()  # a UDP socket bound while tracing is on
             return _start_reading
 
         def timed(orig: Any) -> Any:
+            @functools.wraps(orig)
             def _run(self: DelayedCall) -> None:
                 if self.active() and None in tracer.targets:
                     tracer.emit(f"timed call {_call_text(self)} fires")
@@ -232,6 +242,7 @@ class Tracer:
             return _run
 
         def fired(orig: Any, verb: str) -> Any:
+            @functools.wraps(orig)
             def fire(self: Deferred[Any], result: Any = None) -> None:
                 if None in tracer.targets:
                     shown = short_repr(result.value if isinstance(result, Failure) else result)
