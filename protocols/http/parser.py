@@ -180,7 +180,37 @@ def _parse_field(line: str) -> tuple[tuple[str, str], int]:
         if "\r" in value or "\n" in value:
             raise _fail(400, "bare CR or LF in head")
         raise _fail(400, f"control character in value of header {name!r}")
-    return (name, value), _KINDS.get(name.lower(), 0)
+    kind = _KINDS.get(name.lower(), 0)
+    if kind == _HOST and _HOST_RE.fullmatch(value) is None:
+        # RFC 9112 section 3.2: a Host field with an invalid value MUST get a 400.
+        raise _fail(400, f"invalid Host {value[:40]!r}")
+    return (name, value), kind
+
+
+# uri-host [ ":" port ] (RFC 3986 section 3.2.2): an IP-literal, or a reg-name / IPv4.
+_AUTHORITY = (
+    r"(?:\[[0-9A-Fa-f:.]+(?:%25[0-9A-Za-z._~-]+)?\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)"
+    r"(?::[0-9]*)?"
+)
+_HOST_RE = re.compile(_AUTHORITY)
+# absolute-form (RFC 9112 section 3.2.2): scheme "://" authority, then path and query.
+_ABSOLUTE_RE = re.compile(rf"[A-Za-z][A-Za-z0-9+.\-]*://({_AUTHORITY})(?:[/?][\x21-\x7e]*)?")
+_AUTHORITY_FORM_RE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]+):[0-9]+")
+
+
+def _check_target(method: str, target: str) -> None:
+    """Refuse a request-target that is none of the four forms of RFC 9112 section 3.2.
+
+    Origin-form (``/path``) is checked by the caller; this sees the others.
+    """
+    if target == "*":
+        if method != "OPTIONS":
+            raise _fail(400, "the asterisk form is for OPTIONS only")
+    elif method == "CONNECT":
+        if _AUTHORITY_FORM_RE.fullmatch(target) is None:
+            raise _fail(400, f"CONNECT needs host:port, not {target[:60]!r}")
+    elif _ABSOLUTE_RE.fullmatch(target) is None:
+        raise _fail(400, f"invalid request target {target[:60]!r}")
 
 
 _HTTP10, _HTTP11 = (1, 0), (1, 1)
@@ -267,6 +297,11 @@ class _MessageParser:
         self._keep_alive = True
         self._error: ParseError | None = None
         self._eof = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet parsed (after a complete message: what followed it)."""
+        return len(self._buf)
 
     @property
     def done(self) -> bool:
@@ -512,6 +547,8 @@ class RequestParser(_MessageParser):
         method, target, major, minor = m.groups()
         if major != "1":
             raise _fail(505, f"HTTP/{major}.{minor} is not supported")
+        if target[0] != "/":
+            _check_target(method, target)
         if len(lines) > limits.max_headers + 1:
             raise _fail(431, f"more than {limits.max_headers} header fields")
         # The fields, inline (this is the hot path of every request): each line is
@@ -605,10 +642,16 @@ class ResponseParser(_MessageParser):
         self._methods.append(method.upper())
 
     def _head(self, buf: bytes | bytearray, pos: int, events: list[Event]) -> int:
+        # Some servers send a stray CRLF after a body; like h11, skip empty lines here.
+        start = pos
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+        if pos == len(buf):
+            return pos
         limits = self.limits
         end = self._find_head_end(buf, pos, limits.max_header_bytes)
         if end == _NEED_MORE:
-            return _NEED_MORE
+            return pos if pos != start else _NEED_MORE
         if end + 4 - pos > limits.max_header_bytes:
             raise _fail(431, f"head larger than {limits.max_header_bytes} bytes")
         if not self._methods:

@@ -91,9 +91,44 @@ def test_higher_minor_version_is_accepted() -> None:
 
 
 def test_header_values_are_stripped_and_names_keep_spelling() -> None:
-    head = parse(b"GET / HTTP/1.1\r\nhOsT:   a b \t\r\nX-Empty:\r\n\r\n")[0]
-    assert head.headers.items() == [("hOsT", "a b"), ("X-Empty", "")]
-    assert head.headers["host"] == "a b"
+    head = parse(b"GET / HTTP/1.1\r\nhOsT:   a.b \t\r\nX-Sp:  a b \r\nX-Empty:\r\n\r\n")[0]
+    assert head.headers.items() == [("hOsT", "a.b"), ("X-Sp", "a b"), ("X-Empty", "")]
+    assert head.headers["host"] == "a.b"
+
+
+@pytest.mark.parametrize("host", [b"a b", b"a/b@c", b"a:80x", b"[::1", b"\xe9.org"])
+def test_an_invalid_host_value_is_refused(host: bytes) -> None:
+    # RFC 9112 section 3.2: a Host field with an invalid value MUST get a 400.
+    with pytest.raises(ParseError) as e:
+        parse(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert e.value.status == 400
+
+
+@pytest.mark.parametrize("host", [b"", b"example.org", b"a:80", b"127.0.0.1:8080", b"[::1]:443"])
+def test_a_valid_host_value_is_accepted(host: bytes) -> None:
+    assert parse(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")[0].method == "GET"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"GET hello.txt", b"GET http:hello.txt", b"GET http://x:notaport/h", b"GET *",
+     b"CONNECT example.org", b"GET http://user@host/"],
+)
+def test_a_target_of_no_valid_form_is_refused(line: bytes) -> None:
+    # RFC 9112 section 3.2: origin-form starts with "/", absolute-form is an absolute URI,
+    # authority-form is for CONNECT, the asterisk for OPTIONS; anything else is a 400.
+    with pytest.raises(ParseError) as e:
+        parse(line + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert e.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"GET /a?b=c", b"GET http://example.org:8080/x?y", b"GET https://example.org",
+     b"OPTIONS *", b"CONNECT example.org:443"],
+)
+def test_the_four_target_forms_are_accepted(line: bytes) -> None:
+    assert parse(line + b" HTTP/1.1\r\nHost: a\r\n\r\n")[0].target == line.split(b" ")[1].decode()
 
 
 def test_obs_text_in_values_decodes_as_latin1() -> None:
