@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import codecs
 import json as _json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -207,6 +208,10 @@ class Response:
     def text(self, encoding: str | None = None) -> str:
         if encoding is None:
             encoding = _charset(self.headers.get("content-type") or "") or "utf-8"
+            try:
+                codecs.lookup(encoding)
+            except LookupError:  # a charset the server named but Python does not know
+                encoding = "utf-8"
         return bytes(self.body).decode(encoding, errors="replace")
 
     def json(self) -> Any:

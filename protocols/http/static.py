@@ -198,13 +198,13 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
         return None
     first, last = first.strip(), last.strip()
     if not first:
-        if not last.isdigit():  # isdigit also refuses signs and spaces
+        if not _digits(last):
             return None
         suffix = int(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(size)
         return max(0, size - suffix), size - 1
-    if not first.isdigit() or (last and not last.isdigit()):
+    if not _digits(first) or (last and not _digits(last)):
         return None
     start = int(first)
     end = int(last) if last else size - 1
@@ -213,6 +213,12 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise RangeNotSatisfiable(size)
     return start, min(end, size - 1)
+
+
+def _digits(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses, and to
+    # no sign or space.
+    return text.isascii() and text.isdigit()
 
 
 def render_listing(url_path: str, names: list[tuple[str, bool]]) -> bytes:
@@ -307,8 +313,14 @@ class StaticFiles:
     def _directory(self, request: Request, path: str) -> Response:
         if not request.path.endswith("/"):
             # Relative links in the page resolve against the URL: it must end with "/".
-            raw = request.target.partition("?")
-            location = raw[0] + "/" + (raw[1] + raw[2] if raw[1] else "")
+            # From the path as sent, never the whole target: an absolute-form target
+            # or a path starting "//" would make the Location point at another host.
+            target = request.target
+            if not target.startswith("/"):
+                target = target.partition("://")[2]
+                target = target[len(target.split("/", 1)[0]) :] or "/"
+            path, question, query = target.partition("?")
+            location = "/" + path.lstrip("/") + "/" + question + query
             h = Headers([("Location", location)])
             return _error(301, h)
         if self.index:
@@ -318,7 +330,8 @@ class StaticFiles:
             except OSError:
                 pass
             else:
-                if stat.S_ISREG(st.st_mode):
+                # The index may be a link: it must not lead out of the root either.
+                if stat.S_ISREG(st.st_mode) and self._inside(index):
                     return self._file(request, index, st)
         if not self.listing:
             return _error(404)
@@ -353,7 +366,8 @@ class StaticFiles:
             return Response(b"", 304, headers)
         size = st.st_size
         start, count, status = 0, size, 200
-        wanted = request.headers.get("range")
+        # RFC 9110 section 14.2: Range is for GET only (a HEAD must match a plain GET).
+        wanted = request.headers.get("range") if request.method == "GET" else None
         if wanted is not None:
             if_range = request.headers.get("if-range")
             if if_range is None or _if_range_holds(if_range, etag, st.st_mtime):

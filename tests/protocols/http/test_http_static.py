@@ -148,6 +148,9 @@ def test_parse_range_satisfiable(header: str, size: int, expected: tuple[int, in
         "bytes=-",
         "bytes=+1-2",
         "bytes",
+        "bytes=\u00b2-",  # a superscript two: isdigit() says yes, int() says no
+        "bytes=1-\u00b2",
+        "bytes=-\u0663",  # an Arabic-Indic three
     ],
 )
 def test_parse_range_ignores_what_it_cannot_use(header: str) -> None:
@@ -404,3 +407,44 @@ def test_in_an_app_the_path_parameter_is_served(root: Path) -> None:
 def test_the_root_must_be_a_directory(root: Path) -> None:
     with pytest.raises(NotADirectoryError):
         StaticFiles(root / "hello.txt")
+
+
+# ---- found by review
+
+
+def test_a_symlinked_index_out_of_the_root_is_not_served(root: Path, tmp_path: Path) -> None:
+    (root / "idx").mkdir()
+    (root / "idx" / "index.html").symlink_to(tmp_path / "secret.txt")
+    response = get(StaticFiles(str(root)), "/idx/")
+    assert b"top secret" not in body_of(response)
+    assert response.status in (200, 404)  # a listing, or nothing: never the file
+
+
+def test_a_symlinked_index_inside_the_root_is_served(root: Path) -> None:
+    (root / "idx").mkdir()
+    (root / "idx" / "index.html").symlink_to(root / "hello.txt")
+    response = get(StaticFiles(str(root)), "/idx/")
+    assert (response.status, body_of(response)) == (200, b"hello, world\n")
+
+
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("/sub", "/sub/"),
+        ("/sub?x=1", "/sub/?x=1"),
+        ("//sub", "/sub/"),  # "//sub/" would be a link to the host "sub"
+        ("http://evil.example/sub", "/sub/"),  # never another host's URL
+    ],
+)
+def test_the_trailing_slash_redirect_stays_on_this_site(
+    root: Path, target: str, location: str
+) -> None:
+    files = StaticFiles(str(root))
+    request = Request("GET", target, Headers(), path="/" + target.split("?")[0].split("/")[-1])
+    response = files(request)
+    assert (response.status, response.headers["location"]) == (301, location)
+
+
+def test_head_ignores_range(root: Path) -> None:
+    response = get(StaticFiles(str(root)), "/hello.txt", {"Range": "bytes=0-1"}, method="HEAD")
+    assert response.status == 200 and "content-range" not in response.headers
