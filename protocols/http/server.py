@@ -328,6 +328,7 @@ class HTTPServerProtocol(Protocol):
         self._write_paused = False
         self._paused_at: float | None = None  # when the transport last asked us to stop writing
         self._read_paused = False
+        self._buffered = 0  # body bytes held for the incoming and the queued requests
         self._serving = False  # inside _serve_next's loop (answers complete re-entrantly)
         self._stream: Any = None  # the body being streamed: an iterator, or a Deferred
         self._stream_exchange: _Exchange | None = None
@@ -470,6 +471,11 @@ class HTTPServerProtocol(Protocol):
         # The client did not wait for a 100 Continue: no decision to make any more.
         ex.expect = False
         ex.parts.append(data)
+        self._buffered += len(data)
+        if self._buffered > self._limits.max_body and not self._read_paused and (
+            self._current is not None or self._queue
+        ):
+            self._pause_reading()
 
     def _on_end(self) -> None:
         ex = self._incoming
@@ -485,10 +491,26 @@ class HTTPServerProtocol(Protocol):
         if self._current is None:
             if not self._serving:
                 self._serve_next()
-        elif len(self._queue) >= self.factory.max_pipeline and not self._read_paused:
-            # Enough is waiting: no more reading until the queue shrinks.
-            self._read_paused = True
-            self.transport.pause_reading()
+        elif not self._read_paused and (
+            len(self._queue) >= self.factory.max_pipeline or self._buffered > self._limits.max_body
+        ):
+            self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        """Enough waits to be answered (requests, or their bodies' bytes): stop reading
+        until it shrinks. Each body is bounded by max_body; so is their sum."""
+        self._read_paused = True
+        self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        self._read_paused = False
+        self.transport.resume_reading()
+        if self._in_state in (_HEAD, _BODY):
+            # The wait was ours, not the client's: its timeout starts again.
+            self._since = self._loop_time()
+            limit = self.factory.header_timeout if self._in_state == _HEAD else (
+                self.factory.body_timeout)
+            self._arm(self._since + limit)
 
     def _on_fatal(self, error: HTTPError) -> None:
         """A request cannot be read (malformed, too large, too slow): answer it after the
@@ -536,9 +558,13 @@ class HTTPServerProtocol(Protocol):
                 if not queue:
                     break
                 ex = queue.popleft()
-                if self._read_paused and len(queue) < self.factory.max_pipeline:
-                    self._read_paused = False
-                    self.transport.resume_reading()
+                self._buffered -= len(ex.request.body)
+                if (
+                    self._read_paused
+                    and len(queue) < self.factory.max_pipeline
+                    and self._buffered <= self._limits.max_body
+                ):
+                    self._resume_reading()
                 self._serve(ex)
         finally:
             self._serving = False
@@ -915,6 +941,8 @@ class HTTPServerProtocol(Protocol):
             return self._paused_at + self.factory.send_timeout
         state = self._in_state
         factory = self.factory
+        if self._read_paused and state in (_HEAD, _BODY):
+            return None  # we stopped reading: the client is not the one keeping us waiting
         if state == _HEAD:
             return self._since + factory.header_timeout
         if state == _BODY:

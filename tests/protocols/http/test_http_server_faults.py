@@ -22,7 +22,7 @@ from http_raw_client import RawClient, get_request
 import netshell as ns
 from netshell.testing import Clock, StringTransport
 from protocols import http
-from protocols.http import App, Request, Response
+from protocols.http import App, Limits, Request, Response
 from protocols.http.server import HTTPServerFactory, HTTPServerProtocol
 
 
@@ -204,6 +204,54 @@ def test_a_client_that_does_not_read_stops_the_serving_of_pipelined_requests(
     assert calls == []
     protocol.resume_producing()
     assert calls == ["/a", "/b"]
+
+
+def test_reading_pauses_when_queued_bodies_outgrow_max_body(clock: Clock) -> None:
+    # Each body is bounded by max_body; so is what one connection makes the server hold.
+    answers: list[ns.Deferred[str]] = []
+
+    def handler(request: Request) -> Any:
+        if request.method == "GET":
+            answers.append(ns.Deferred())
+            return answers[-1]  # a slow answer: the POSTs behind it wait
+        return f"got {len(request.body)}"
+
+    protocol, transport = in_memory(handler, clock, limits=Limits(max_body=100))
+    post = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 60\r\n\r\n" + b"x" * 60
+    protocol.data_received(get_request("/slow") + post)
+    assert not transport.reading_paused  # 60 bytes held
+    protocol.data_received(post)
+    assert transport.reading_paused  # 120 > max_body
+    answers[0].callback("slow")
+    assert not transport.reading_paused
+    assert transport.value().count(b"got 60") == 2
+
+
+def test_a_body_paused_by_the_server_does_not_time_out(clock: Clock) -> None:
+    answers: list[ns.Deferred[str]] = []
+
+    def handler(request: Request) -> Any:
+        answers.append(ns.Deferred())
+        return answers[-1]
+
+    protocol, transport = in_memory(handler, clock, limits=Limits(max_body=100), body_timeout=10)
+    protocol.data_received(get_request("/slow"))
+    head = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n"
+    protocol.data_received(head + b"x" * 99)
+    # 99 bytes held behind a busy answer: under max_body, still reading
+    assert not transport.reading_paused
+    protocol.data_received(b"y")  # the body is complete: 100 held, not over
+    protocol.data_received(head + b"z" * 50)  # 150 held now: reading pauses mid-body
+    assert transport.reading_paused
+    clock.advance(60)  # far past body_timeout: the wait is the server's, no 408
+    assert b"408" not in transport.value()
+    answers[0].callback("done")
+    assert not transport.reading_paused
+    clock.advance(9)
+    assert b"408" not in transport.value()
+    clock.advance(2)  # now the client is late with the rest of its body
+    answers[1].callback("second")  # the 408 comes after the answers before it
+    assert b"408 Request Timeout" in transport.value()
 
 
 def stuck_stream(request: Request) -> Response:
