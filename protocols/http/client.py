@@ -287,9 +287,13 @@ class _Connection(ns.Protocol):
         head: bytes,
         body: bytes | Iterable[bytes] | None,
         choose_sink: Callable[[ResponseHead], Callable[[bytes], None]],
+        length: int | None = None,
     ) -> Deferred[tuple[ResponseHead, Headers]]:
         """Send a request (``head`` serialized already); fires with (head, trailers) at the
-        end of the response, whose body went piece by piece to ``choose_sink(head)``."""
+        end of the response, whose body went piece by piece to ``choose_sink(head)``.
+
+        A streamed body goes chunked, or as it is when its ``length`` (the Content-Length
+        in ``head``) is given: then it must yield exactly that many bytes."""
         assert self._done is None, "one exchange at a time"
         self.exchanges += 1
         self.reusable = False
@@ -305,23 +309,38 @@ class _Connection(ns.Protocol):
         else:
             self.transport.write(head)
             self._sending = True
-            sent = ensure_deferred(self._send_chunked(body))
+            sent = ensure_deferred(self._send_streamed(body, length))
             sent.add_errback(self._send_failed)
         return done
 
-    async def _send_chunked(self, pieces: Iterable[bytes]) -> None:
+    async def _send_streamed(self, pieces: Iterable[bytes], length: int | None) -> None:
+        sent = 0
         for piece in pieces:
             if self.lost or self._done is None:
                 return
             if not isinstance(piece, (bytes, bytearray, memoryview)):
                 raise TypeError(f"a streamed body yields bytes, not {type(piece).__name__}")
             if piece:
-                self.transport.write(encode_chunk(bytes(piece)))
+                sent += len(piece)
+                if length is None:
+                    self.transport.write(encode_chunk(bytes(piece)))
+                elif sent > length:
+                    # Not a byte past the length: the server would read it as a request.
+                    raise HTTPClientError(
+                        f"the streamed body yields more than its Content-Length of {length} bytes"
+                    )
+                else:
+                    self.transport.write(bytes(piece))
             if self._write_paused:
                 self._drained = Deferred()
                 await self._drained
-        if not self.lost:
-            self.transport.write(LAST_CHUNK)
+        if length is None:
+            if not self.lost:
+                self.transport.write(LAST_CHUNK)
+        elif sent < length and not self.lost and self._done is not None:
+            raise HTTPClientError(
+                f"the streamed body yields only {sent} bytes, not its Content-Length of {length}"
+            )
         self._sending = False
 
     def _send_failed(self, failure: Failure) -> None:
@@ -365,8 +384,14 @@ class _Connection(ns.Protocol):
                 self._done = None
                 self._sink = self._choose_sink = None
                 # A body still being sent when the answer is complete leaves the stream
-                # in an unknown state: that connection is not used again.
-                self.reusable = head.keep_alive and not self._sending and not self.lost
+                # in an unknown state, and so do bytes the server sent after its answer
+                # (the next response would be read after them): no reuse for either.
+                self.reusable = (
+                    head.keep_alive
+                    and not self._sending
+                    and not self.lost
+                    and not self.parser.buffered
+                )
                 if done.called:  # the request was cancelled meanwhile
                     self.reusable = False
                 else:
@@ -594,9 +619,16 @@ class HTTPClient:
         """Send a request; the Deferred fires with the final Response (after redirects).
 
         ``body`` is bytes (sent with Content-Length), str (UTF-8), or an iterable of bytes
-        or a binary file (sent chunked); ``json`` is encoded as the body instead.
+        or a binary file (sent chunked); ``json`` is encoded as the body instead. The
+        client sets Content-Length and Transfer-Encoding itself and drops those given in
+        ``headers``, with one exception: a streamed body given with a Content-Length is
+        sent as it is, not chunked, and must yield exactly that many bytes; else the
+        Deferred fails with HTTPClientError and the connection is closed (a Content-Length
+        that is not a number of bytes raises ValueError at once).
         ``timeout`` bounds the whole request: connecting, sending, every redirect and the
-        response (None: no bound). ``context`` is the TLS client context for https URLs.
+        response (None: no bound). A redirect whose Location is empty is not followed: it
+        is the final response; one whose Location is not a URL fails with
+        RemoteProtocolError. ``context`` is the TLS client context for https URLs.
         Raises InvalidURL at once for a URL that cannot be requested; the Deferred fails
         with the errors listed in the module docstring.
         """
@@ -681,7 +713,17 @@ class HTTPClient:
                 raise ValueError("give body or json, not both")
             body = _json.dumps(json).encode()
             request_headers.setdefault("Content-Type", "application/json")
-        return method, first, request_headers, _payload(body)
+        payload = _payload(body)
+        lengths = request_headers.get_all("content-length")
+        if lengths and payload is not None and not isinstance(payload, bytes):
+            # Kept for a streamed body (see request()): it must be one number of bytes.
+            value = lengths[0].strip()
+            if len(lengths) > 1 or not (value.isascii() and value.isdigit()) or len(value) > 18:
+                raise ValueError(
+                    f"the Content-Length of a streamed body is a number of bytes, not {lengths!r}"
+                )
+            request_headers.set("Content-Length", str(int(value)))
+        return method, first, request_headers, payload
 
     async def _fetch(
         self,
@@ -717,16 +759,21 @@ class HTTPClient:
             )
             if not (follow_redirects and _is_redirect(head)):
                 return response
-            location = head.headers.get("location")
-            if location is None:
-                return response
+            location = _location(head.headers["location"])
             history.append(response)
             if len(history) > max_redirects:
                 raise TooManyRedirects(
                     f"more than {max_redirects} redirects, the last from {url} to {location}",
                     response,
                 )
-            next_url = URL.parse(urljoin(str(url), location.strip()))
+            try:
+                joined = urljoin(str(url), location)
+            except ValueError as e:  # "http://[::1" and the like
+                raise RemoteProtocolError(
+                    f"{head.status} redirect from {url} to a Location that is not a URL: "
+                    f"{location!r} ({e})"
+                ) from e
+            next_url = URL.parse(joined)
             if head.status in (301, 302, 303) and method != "HEAD":
                 method, body = "GET", None
                 for name in ("Content-Length", "Transfer-Encoding", "Content-Type"):
@@ -755,8 +802,19 @@ class HTTPClient:
     ) -> tuple[ResponseHead, Headers]:
         request_headers = headers.copy()
         request_headers.setdefault("Host", url.authority)
+        # The framing headers are ours: one of the caller's next to the one we set would
+        # make a request that two servers may read two ways (RFC 9112 section 6.2: never
+        # Content-Length with Transfer-Encoding). Only a streamed body's Content-Length
+        # is kept (checked in _prepare), and the body is then sent as it is, not chunked.
+        length = None
+        if body is not None and not isinstance(body, bytes) and "content-length" in headers:
+            length = int(headers["content-length"])
+        request_headers.remove("Content-Length")
+        request_headers.remove("Transfer-Encoding")
         if isinstance(body, bytes):
             request_headers.set("Content-Length", str(len(body)))
+        elif length is not None:
+            request_headers.set("Content-Length", str(length))
         elif body is not None:
             request_headers.set("Transfer-Encoding", "chunked")
         elif method in ("POST", "PUT", "PATCH"):
@@ -771,7 +829,7 @@ class HTTPClient:
             if conn is None:
                 conn = await self._connect(url, key, context)
             try:
-                return await conn.exchange(method, head, body, choose)
+                return await conn.exchange(method, head, body, choose, length)
             except _Stale as e:
                 if reused and not fresh and replayable and method in IDEMPOTENT:
                     log.debug("%r was closed by the server; trying %s again", conn, url)
@@ -942,7 +1000,31 @@ def _with_timeout(work: Deferred[Response], timeout: float | None, what: str) ->
 
 
 def _is_redirect(head: ResponseHead) -> bool:
-    return head.status in REDIRECTS and "location" in head.headers
+    # An empty Location (nginx sends one for a bare "return 302;") leads nowhere but back
+    # to the same URL: such a response is final, not a redirect to follow.
+    return head.status in REDIRECTS and bool((head.headers.get("location") or "").strip())
+
+
+def _location(value: str) -> str:
+    """A Location value as the server meant it, ready for urljoin and URL.parse.
+
+    Header values are decoded ISO-8859-1, so the raw UTF-8 many servers send in a Location
+    arrives as mojibake (the two bytes of an "e" with an acute accent as two characters),
+    which URL.parse would encode a second time. Its bytes are taken back: as UTF-8 when
+    they are (URL.parse encodes the path again to the very same bytes, and IDNA-encodes a
+    host), else with each non-ASCII byte percent-encoded as it is, as curl does.
+    """
+    value = value.strip()
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value  # characters beyond Latin-1: not bytes off the wire
+    if raw.isascii():
+        return value
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw)
 
 
 def _header_pairs(

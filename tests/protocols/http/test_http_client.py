@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ class ScriptedServer:
     def __init__(self, reactor: ns.Reactor, answer: Answer) -> None:
         self.answer = answer
         self.seen: list[Seen] = []
+        self.raw = bytearray()  # every byte received, on every connection, as it came
         self.accepted = 0
         self.closed: list[ns.Deferred[None]] = []
         self._waiting: list[ns.Deferred[Seen]] = []
@@ -97,6 +99,7 @@ class _ScriptedConnection(ns.Protocol):
         self.server.closed.append(self.gone)
 
     def data_received(self, data: bytes) -> None:
+        self.server.raw += data
         self.parser.receive_data(data)
         while True:
             event = self.parser.next_event()
@@ -124,6 +127,17 @@ class _ScriptedConnection(ns.Protocol):
 
     def connection_lost(self, reason: ns.Failure) -> None:
         self.gone.callback(None)
+
+
+def framing(raw: bytes) -> list[tuple[str, str]]:
+    """The Content-Length and Transfer-Encoding fields in ``raw`` (every request sent, as
+    sent, and h11 cannot tell: it takes both): (lowercased name, value) pairs."""
+    found = re.findall(rb"(?im)^(content-length|transfer-encoding):[ \t]*(.*?)\r$", bytes(raw))
+    return [(name.decode().lower(), value.decode()) for name, value in found]
+
+
+def redirect(location: bytes, status: int = 302) -> bytes:
+    return b"HTTP/1.1 %d Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % (status, location)
 
 
 @pytest.fixture
@@ -233,6 +247,62 @@ async def test_generator_body_is_sent_chunked(reactor: ns.Reactor, http_client: 
     assert response.body == b"one,two"
 
 
+async def test_caller_framing_headers_give_way_to_a_bytes_body(
+    reactor: ns.Reactor, http_client: HTTPClient
+) -> None:
+    # The client frames the body itself: a Transfer-Encoding (or a wrong Content-Length)
+    # from the caller must not go out next to the real length (RFC 9112 section 6.2).
+    server = ScriptedServer(reactor, lambda c, n, req, body: ok())
+    await http_client.post(
+        server.url(), body=b"abc", headers={"Transfer-Encoding": "chunked"}, timeout=5
+    )
+    await http_client.post(server.url(), body=b"abc", headers=[("content-length", "10")])
+    assert [s.body for s in server.seen] == [b"abc", b"abc"]
+    assert framing(server.raw) == [("content-length", "3")] * 2
+
+
+async def test_bodyless_request_sends_no_framing_header_of_the_caller(
+    reactor: ns.Reactor, http_client: HTTPClient
+) -> None:
+    server = ScriptedServer(reactor, lambda c, n, req, body: ok())
+    headers = {"Transfer-Encoding": "chunked", "Content-Length": "5"}
+    await http_client.get(server.url(), headers=headers, timeout=5)
+    assert framing(server.raw) == []
+
+
+async def test_streamed_body_with_a_content_length_is_sent_unchunked(
+    reactor: ns.Reactor, http_client: HTTPClient
+) -> None:
+    server = ScriptedServer(reactor, lambda c, n, req, body: ok(body))
+    response = await http_client.post(
+        server.url(), body=iter([b"a", b"", b"bc"]), headers={"Content-Length": "3"}
+    )
+    assert response.body == b"abc"
+    assert framing(server.raw) == [("content-length", "3")]
+    assert bytes(server.raw).endswith(b"\r\n\r\nabc")  # as it is, not in chunks
+
+
+@pytest.mark.parametrize(
+    ("pieces", "message"), [([b"ab", b"cd"], "more than"), ([b"ab"], "only 2")]
+)
+async def test_streamed_body_not_matching_its_content_length_fails(
+    reactor: ns.Reactor, http_client: HTTPClient, pieces: list[bytes], message: str
+) -> None:
+    server = ScriptedServer(reactor, lambda c, n, req, body: ok())
+    with pytest.raises(HTTPClientError, match=f"{message}.*Content-Length of 3"):
+        await http_client.post(
+            server.url(), body=iter(pieces), headers={"Content-Length": "3"}, timeout=5
+        )
+    await server.closed[0]  # the request cut short was dropped with its connection
+    assert server.seen == [] and http_client.idle_connections == []
+
+
+@pytest.mark.parametrize("bad", ["x", "-1", "1, 1", " "])
+def test_streamed_body_with_a_bad_content_length_is_refused_at_once(bad: str) -> None:
+    with pytest.raises(ValueError, match="Content-Length"):
+        HTTPClient().post("http://h/", body=iter([b"x"]), headers={"Content-Length": bad})
+
+
 async def test_json_body(reactor: ns.Reactor, http_client: HTTPClient) -> None:
     server = ScriptedServer(reactor, lambda c, n, req, body: ok(body, "Content-Type: x/json"))
     response = await http_client.post(server.url(), json={"k": [1, "v"]})
@@ -312,6 +382,29 @@ async def test_server_closing_mid_body_is_server_disconnected(
     server.listener.connections[0].close()
     with pytest.raises(ServerDisconnected):
         await d
+
+
+async def test_bytes_after_a_response_keep_its_connection_from_reuse(
+    reactor: ns.Reactor, http_client: HTTPClient
+) -> None:
+    # What follows a complete response is no response to anything: the next request on
+    # that connection would read it as the start of its own.
+    server = ScriptedServer(reactor, lambda c, n, r, b: ok() + b"EXTRAJUNK")
+    first = await http_client.get(server.url("/1"))
+    second = await http_client.get(server.url("/2"))
+    assert (first.body, second.body) == (b"ok", b"ok")
+    assert [s.connection for s in server.seen] == [1, 2]
+    await server.closed[0]
+
+
+async def test_a_stray_crlf_after_a_response_does_not_spoil_its_connection(
+    reactor: ns.Reactor, http_client: HTTPClient
+) -> None:
+    server = ScriptedServer(reactor, lambda c, n, r, b: ok() + b"\r\n")
+    for _ in range(3):
+        assert (await http_client.get(server.url())).body == b"ok"
+    assert [s.connection for s in server.seen] == [1, 1, 1]
+    assert len(http_client.idle_connections) == 1
 
 
 async def test_body_larger_than_max_body_is_refused(reactor: ns.Reactor) -> None:
@@ -426,6 +519,63 @@ async def test_streamed_body_cannot_follow_a_307(
     server = ScriptedServer(reactor, lambda c, n, r, b: reply)
     with pytest.raises(HTTPClientError, match="cannot be sent again"):
         await http_client.put(server.url(), body=iter([b"a", b"b"]))
+
+
+# --- redirects ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "target"),
+    [
+        (b"/h\xc3\xa9?q=\xc3\xbc v", "/h%C3%A9?q=%C3%BC%20v"),  # raw UTF-8, as most servers send
+        (b"/caf\xe9", "/caf%E9"),  # raw bytes that are not UTF-8: encoded as they are
+        (b"/d%C3%A9j%C3%A0", "/d%C3%A9j%C3%A0"),  # encoded already: left alone
+    ],
+)
+async def test_raw_non_ascii_location_is_percent_encoded_once(
+    reactor: ns.Reactor, http_client: HTTPClient, location: bytes, target: str
+) -> None:
+    server = ScriptedServer(
+        reactor, lambda c, n, r, b: redirect(location) if r.target == b"/" else ok(r.target)
+    )
+    response = await http_client.get(server.url())
+    assert [s.target for s in server.seen] == ["/", target]
+    assert (response.url, response.body) == (server.url(target), target.encode())
+
+
+async def test_raw_utf8_location_with_a_whole_url(
+    reactor: ns.Reactor, http_client: HTTPClient
+) -> None:
+    def answer(c: int, n: int, r: h11.Request, b: bytes) -> bytes:
+        if r.target == b"/":
+            return redirect(server.url("/\u00e9t\u00e9").encode("utf-8"), 301)
+        return ok()
+
+    server = ScriptedServer(reactor, answer)
+    await http_client.get(server.url())
+    assert [s.target for s in server.seen] == ["/", "/%C3%A9t%C3%A9"]
+
+
+@pytest.mark.parametrize("location", [b"http://[::1", b"http://[::1/x", b"//[nope/"])
+async def test_unparsable_location_is_remote_protocol_error(
+    reactor: ns.Reactor, http_client: HTTPClient, location: bytes
+) -> None:
+    server = ScriptedServer(reactor, lambda c, n, r, b: redirect(location))
+    with pytest.raises(RemoteProtocolError) as info:
+        await http_client.get(server.url())
+    assert repr(location.decode()) in str(info.value)
+    assert len(server.seen) == 1
+
+
+@pytest.mark.parametrize("location", [b"", b"  "])
+async def test_empty_location_is_the_final_response(
+    reactor: ns.Reactor, http_client: HTTPClient, location: bytes
+) -> None:
+    # nginx sends "Location:" with nothing for a bare "return 302;": there is nowhere to
+    # go, and going to the same URL again would only loop.
+    server = ScriptedServer(reactor, lambda c, n, r, b: redirect(location))
+    response = await http_client.get(server.url())
+    assert (response.status, response.history, len(server.seen)) == (302, [], 1)
 
 
 # --- errors from connecting and timing out -------------------------------------------------------
