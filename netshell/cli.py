@@ -163,6 +163,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, uvloop: bool
             transcript = open(args.transcript, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as e:
             parser.error(f"cannot write {args.transcript}: {e.strerror}")
+        from netshell.shell.session import header
+
+        transcript.write(header("run"))
     options = RunOptions(settle=args.settle, grace=args.grace,
                          exit_when_done=args.exit_when_done, transcript=transcript,
                          quiet=args.quiet, keep_going=args.keep_going)

@@ -544,6 +544,9 @@ class Deferred(Generic[T]):
             if f.cancelled():
                 self.cancel()
 
+        # Marks the step that takes the result out: the prompt keeps its "fired" note
+        # before it (netshell.shell.chains), so the note shows the value.
+        settle.consumes_result = True  # type: ignore[attr-defined]
         self.add_both(settle)
         fut.add_done_callback(on_future_done)
         return fut

@@ -69,16 +69,28 @@ class _Runner:
         self.failed = False  # a cell raised (with keep_going)
         self.stop_serving: asyncio.Event = asyncio.Event()
         self.console = Console({"__file__": filename}, transcript_file=options.transcript,
-                               name="cell")
+                               name="cell", err=_print_stderr)
         namespace.build(self.console)
+        self._old_handlers: dict[int, Any] = {}
 
     # ---- signals
 
-    def _on_signal(self, sig: int) -> None:
+    def _on_signal(self, sig: int, frame: Any = None) -> None:
+        # A Python-level handler, not loop.add_signal_handler: it runs even when the
+        # script blocks the loop (time.sleep, a busy loop), where a loop callback never
+        # would. The first signal asks for a graceful stop on the loop; a second one, if
+        # the first has not ended things, leaves at once from wherever the code is.
         if self.signal is not None:
             log.warning("Second %s: leaving now", signal.Signals(sig).name)
             raise SystemExit(EXIT_CODES.get(sig, 1))
         self.signal = sig
+        if not self.options.quiet:
+            name = signal.Signals(sig).name
+            print(f"netsh: {name}: stopping (send it again to leave at once)", file=sys.stderr,
+                  flush=True)
+        self.reactor.loop.call_soon_threadsafe(self._stop_gracefully)
+
+    def _stop_gracefully(self) -> None:
         self.stop_serving.set()
         task = self.console.task
         if task is not None:
@@ -86,18 +98,29 @@ class _Runner:
 
     def install_signals(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self.reactor.loop.add_signal_handler(sig, self._on_signal, sig)
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def restore_signals(self) -> None:
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
 
     # ---- running the script
 
     async def run(self, source: str) -> int:
         self.install_signals()
-        if "explain(" in source:
-            # explain() tells a chain's story only if its steps were recorded as they were
-            # added; recording costs every Deferred a little, so only scripts that ask pay.
+        try:
+            return await self._run(source)
+        finally:
+            self.restore_signals()
+
+    async def _run(self, source: str) -> int:
+        cells = split_cells(source)
+        if cells is not None or "explain(" in source:
+            # As at the prompt: a replayed session's notes stay last in their chains, and
+            # explain() has steps to tell. Recording costs every Deferred a little, so a
+            # plain script pays only if it asks for explain().
             chains.record()
         try:
-            cells = split_cells(source)
             if cells is None:
                 await self._run_whole(source)
             else:
@@ -122,10 +145,26 @@ class _Runner:
         return EXIT_ERROR if self.failed else EXIT_OK
 
     async def _run_whole(self, source: str) -> None:
+        started = time.time()
+        error: BaseException | None = None
+        try:
+            await self._exec_whole(source)
+        except ScriptFailed as e:
+            error = e.__cause__
+            raise
+        finally:
+            # One transcript entry for the whole script, in the prompt's format.
+            self.console._record({
+                "type": "input", "n": 1, "input": source, "kind": "code", "output": "",
+                "error": None if error is None else repr(error), "time": started,
+                "duration": round(time.time() - started, 6),
+            })
+
+    async def _exec_whole(self, source: str) -> None:
         try:
             item = Input(source, self.filename, display_last=False)
         except SyntaxError as e:
-            _print_exception(e)
+            sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))  # no frames
             raise ScriptFailed from e
         ns = self.console.namespace
         try:
@@ -133,9 +172,11 @@ class _Runner:
                 task = asyncio.get_running_loop().create_task(_eval_async(item.body, ns))
                 self.console.task = task
                 try:
-                    await task
+                    exit_request = await task
                 finally:
                     self.console.task = None
+                if exit_request is not None:
+                    raise exit_request
             else:
                 exec(item.body, ns)
         except SystemExit:
@@ -227,10 +268,23 @@ class _Runner:
         await r.stop()
 
 
-async def _eval_async(code: Any, ns: dict[str, Any]) -> None:
-    result = eval(code, ns)
-    if asyncio.iscoroutine(result):
-        await result
+async def _eval_async(code: Any, ns: dict[str, Any]) -> SystemExit | None:
+    """Run ``code``; a SystemExit it raises is returned, not raised.
+
+    Raised in a task, SystemExit would stop the loop at once, in the middle of
+    whatever else runs (the graceful shutdown included).
+    """
+    try:
+        result = eval(code, ns)
+        if asyncio.iscoroutine(result):
+            await result
+    except SystemExit as e:
+        return e
+    return None
+
+
+def _print_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _moved(c: Any) -> int:

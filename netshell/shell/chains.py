@@ -143,19 +143,19 @@ def _wrap_pair(d: Deferred[Any], cb: Any, eb: Any) -> tuple[Any, Any]:
 def _add_callback(self: Deferred[Any], callback: Any, *args: Any, **kw: Any) -> Deferred[Any]:
     cb, _ = _wrap_pair(self, callback, None)
     _originals["add_callback"](self, cb, *args, **kw)
-    return _after_add(self)
+    return _after_add(self, callback)
 
 
 def _add_errback(self: Deferred[Any], errback: Any, *args: Any, **kw: Any) -> Deferred[Any]:
     _, eb = _wrap_pair(self, None, errback)
     _originals["add_errback"](self, eb, *args, **kw)
-    return _after_add(self)
+    return _after_add(self, errback)
 
 
 def _add_both(self: Deferred[Any], callback: Any, *args: Any, **kw: Any) -> Deferred[Any]:
     cb, _ = _wrap_pair(self, callback, callback)
     _originals["add_both"](self, cb, *args, **kw)
-    return _after_add(self)
+    return _after_add(self, callback)
 
 
 def _add_callbacks(
@@ -163,7 +163,7 @@ def _add_callbacks(
 ) -> Deferred[Any]:
     cb, eb = _wrap_pair(self, callback, errback)
     _originals["add_callbacks"](self, cb, eb, *args, **kw)
-    return _after_add(self)
+    return _after_add(self, callback)
 
 
 _PATCHES = {
@@ -292,16 +292,17 @@ class Notes:
         add_both(d, note)
         _watchers.add(self)
 
-    def keep_last(self, d: Deferred[Any]) -> None:
+    def keep_last(self, d: Deferred[Any], before_last: bool = False) -> None:
+        """Move ``d``'s note to the end of its chain (``before_last``: just before the step
+        added last, one that takes the result out, such as an await)."""
         note = self._watched.get(d)
         if note is None:
             return
         cbs = d._callbacks
-        if cbs and cbs[-1][0] is note:
-            return
         for i, entry in enumerate(cbs):
             if entry[0] is note:
-                cbs.append(cbs.pop(i))
+                moved = cbs.pop(i)
+                cbs.insert(len(cbs) - (1 if before_last else 0), moved)
                 return
 
     def watching(self, d: Deferred[Any]) -> bool:
@@ -311,9 +312,10 @@ class Notes:
 _watchers: weakref.WeakSet[Notes] = weakref.WeakSet()
 
 
-def _after_add(d: Deferred[Any]) -> Deferred[Any]:
+def _after_add(d: Deferred[Any], fn: Any = None) -> Deferred[Any]:
+    consumes = getattr(fn, "consumes_result", False)
     for notes in _watchers:
-        notes.keep_last(d)
+        notes.keep_last(d, before_last=consumes)
     return d
 
 

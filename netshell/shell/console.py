@@ -136,9 +136,12 @@ class Console:
         color: bool = False,
         name: str = "netsh",
         transcript_file: IO[str] | None = None,
+        err: Callable[[str], None] | None = None,
     ) -> None:
         self.namespace = namespace
         self.out = out or (lambda text: print(text))
+        #: where errors are shown (``netsh run`` sends them to stderr); default: ``out``
+        self.err = err or self.out
         self.color = color
         self.name = name
         self.count = 0
@@ -291,16 +294,16 @@ class Console:
     def show_error(self, exc: BaseException) -> None:
         """Print ``exc`` with its traceback, without the console's own frames."""
         if isinstance(exc, asyncio.CancelledError):
-            self.out("Cancelled")
+            self.err("Cancelled")
             return
         tb = exc.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename == _HERE:
             tb = tb.tb_next
         text = "".join(traceback.format_exception(type(exc), exc, tb))
-        self.out(text.rstrip("\n"))
+        self.err(text.rstrip("\n"))
 
     def _show_syntax_error(self, e: SyntaxError) -> None:
-        self.out("".join(traceback.format_exception_only(type(e), e)).rstrip("\n"))
+        self.err("".join(traceback.format_exception_only(type(e), e)).rstrip("\n"))
 
     def _note(self, text: str) -> None:
         self.out(text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import platform
 import signal
 import sys
@@ -116,6 +117,32 @@ import re  # noqa: E402 - only the fallback completer needs it
 _DOTTED = re.compile(r"[\w.]+")
 
 
+class InputInterrupted(Exception):
+    """An awaiting input that blocked the loop, stopped by a second Ctrl-C.
+
+    An Exception, not KeyboardInterrupt: raised in an input's task, KeyboardInterrupt
+    would stop the loop (and the prompt) with it.
+    """
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    pass
+
+
+# asyncio's and selectors' code, and (for uvloop, whose loop is compiled) the reactor's
+# run_until: a signal arriving in these finds the loop waiting or dispatching, not an input.
+_LOOP_FILES = (
+    os.path.dirname(asyncio.__file__),
+    os.path.join(os.path.dirname(os.__file__), "selectors.py"),
+    sys.modules[Reactor.__module__].__file__ or "",
+)
+
+
+def _in_the_loop(frame: Any) -> bool:
+    """True if ``frame`` is the event loop's own code (waiting, or dispatching)."""
+    return str(frame.f_code.co_filename).startswith(_LOOP_FILES)
+
+
 class PromptConsole(Console):
     """A Console whose Ctrl-C handling fits a prompt on the reactor's loop."""
 
@@ -125,23 +152,33 @@ class PromptConsole(Console):
 
     def idle(self) -> None:
         """SIGINT while no input runs: nothing stops (prompt_toolkit reads Ctrl-C as a key)."""
-        self.loop.add_signal_handler(signal.SIGINT, lambda: None)
+        signal.signal(signal.SIGINT, _ignore_signal)
 
     def before_plain(self) -> None:
         # Plain code runs on the loop's thread: Python's own handler raises
         # KeyboardInterrupt inside it.
-        self.loop.remove_signal_handler(signal.SIGINT)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def after_plain(self) -> None:
         self.idle()
 
     def task_started(self, task: asyncio.Task[Any]) -> None:
-        def interrupt() -> None:
-            print()  # the terminal echoed ^C without a newline
-            task.cancel()
+        # Python-level, so it runs even when the input blocks the loop (time.sleep...).
+        # The first Ctrl-C cancels the input's task on the loop; if the input has not
+        # yielded to the loop by the next one, that one interrupts it where it runs.
+        presses = 0
+        loop = self.loop
 
-        self.loop.add_signal_handler(signal.SIGINT, interrupt)
+        def interrupt(signum: int, frame: Any) -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                print()  # the terminal echoed ^C without a newline
+                loop.call_soon_threadsafe(task.cancel)
+            elif frame is not None and not _in_the_loop(frame):
+                raise InputInterrupted("Ctrl-C twice: the input was not giving the loop a turn")
+
+        signal.signal(signal.SIGINT, interrupt)
 
     def task_finished(self, task: asyncio.Task[Any]) -> None:
         self.idle()
@@ -274,10 +311,7 @@ class Prompt:
             root.setLevel(old_level)
             ns["_helpers"].tracer.stop()
             chains.stop_recording()
-            try:
-                loop.remove_signal_handler(signal.SIGINT)
-            except Exception:
-                pass
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         return self.exit_code
 
     async def _loop(self, session: PromptSession[str], console: PromptConsole) -> None:

@@ -61,15 +61,20 @@ def state_dir() -> Path:
     return path
 
 
+def header(kind: str) -> str:
+    """The first line of a transcript: what wrote it (``prompt``, ``run``...) and when."""
+    entry = {"type": "session", "kind": kind, "version": netshell.__version__,
+             "time": time.time()}
+    return json.dumps(entry) + "\n"
+
+
 def new_transcript(kind: str = "prompt") -> tuple[Path, Any]:
     """Open a new transcript file in the state directory; returns (path, file)."""
     folder = state_dir() / "sessions"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.jsonl"
     f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the session
-    header = {"type": "session", "kind": kind, "version": netshell.__version__,
-              "time": time.time()}
-    f.write(json.dumps(header) + "\n")
+    f.write(header(kind))
     f.flush()
     return path, f
 

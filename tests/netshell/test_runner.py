@@ -189,6 +189,7 @@ def test_a_signal_while_serving_closes_the_listener_and_lets_a_request_finish(tm
             client.sendall(b"question\n")
             assert proc.stdout.readline() == "GOT question\n"
             proc.send_signal(sig)
+            assert "send it again to leave at once" in proc.stderr.readline()
             notice = proc.stderr.readline()
             assert "stopped listening" in notice and "1 connection" in notice, notice
             with pytest.raises(ConnectionRefusedError):
@@ -349,3 +350,78 @@ def test_uvloop_flag_runs_on_uvloop():
 
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "scripts")
+
+
+# ---- found by review
+
+
+def test_a_script_that_blocks_the_loop_still_stops_on_a_second_sigint(tmp_path):
+    script = write(tmp_path / "busy.py", """\
+        import time
+        print("busy", flush=True)
+        while True:
+            time.sleep(0.05)
+    """)
+    proc = subprocess.Popen(netsh_argv("run", str(script)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "busy\n"
+        proc.send_signal(signal.SIGINT)  # asks the loop, which is not listening...
+        assert "stopping" in proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)  # ...so the second one leaves from where it runs
+        assert proc.wait(WAIT) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sys_exit_after_an_await_still_shuts_down_gracefully(tmp_path):
+    script = write(tmp_path / "ex.py", """\
+        import sys
+        async def hook():
+            await sleep(0.05)
+            print("hook finished", flush=True)
+        reactor.on_shutdown(hook)
+        await sleep(0.01)
+        sys.exit(4)
+    """)
+    done = netsh("run", str(script))
+    assert done.returncode == 4
+    assert done.stdout == "hook finished\n"
+    assert "destroyed" not in done.stderr
+
+
+def test_a_cells_traceback_goes_to_stderr(tmp_path):
+    script = write(tmp_path / "c.py", "# %%\nx = 1\n# %%\nraise ValueError('in a cell')\n")
+    done = netsh("run", "--exit", str(script))
+    assert done.returncode == 1
+    assert "ValueError: in a cell" in done.stderr and "ValueError" not in done.stdout
+
+
+def test_a_syntax_error_shows_none_of_netshs_frames(tmp_path):
+    script = write(tmp_path / "bad.py", "x = (\n")
+    done = netsh("run", str(script))
+    assert done.returncode == 1
+    assert "netshell" not in done.stderr and "SyntaxError" in done.stderr
+
+
+def test_a_plain_scripts_transcript_has_a_header_and_one_entry(tmp_path):
+    script = write(tmp_path / "p.py", "print('plain')\n")
+    out = tmp_path / "t.jsonl"
+    assert netsh("run", "--transcript", str(out), str(script)).returncode == 0
+    entries = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [e["type"] for e in entries] == ["session", "input"]
+    assert entries[0]["kind"] == "run" and entries[1]["input"] == "print('plain')\n"
+
+
+def test_notes_in_a_replay_match_the_prompt_when_callbacks_come_later(tmp_path):
+    script = write(tmp_path / "n.py", """\
+        # %%
+        d = Deferred(); d
+        # %%
+        d.add_callback(lambda x: x * 2)
+        # %%
+        d.callback(21)
+    """)
+    done = netsh("run", "--exit", str(script))
+    assert re.search(r"^Deferred #\d+ fired: 42$", done.stdout, re.M), done.stdout

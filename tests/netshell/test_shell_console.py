@@ -19,6 +19,7 @@ import pytest
 import shell_patches
 
 import netshell as ns
+from netshell.shell import chains
 from netshell.shell import console as console_module
 from netshell.shell.console import Console, classify, close_everything
 from netshell.shell.display import Table
@@ -442,3 +443,32 @@ async def test_close_everything_with_nothing_open_says_nothing(
     await close_everything(reactor, 5)
     assert capsys.readouterr().out == ""
     assert reactor.closed
+
+
+# ---- notes and await (found by review)
+
+
+@pytest.fixture
+def recording() -> Iterator[None]:
+    chains.record()
+    yield
+    chains.stop_recording()
+
+
+async def test_awaiting_a_shown_deferred_notes_its_value(
+    quiet: Console, shown: list[str], recording: None
+) -> None:
+    await quiet.run("d = sleep(0.01).add_callback(lambda _: 200); d")
+    await quiet.run("value = await d")
+    notes = [s for s in shown if s.startswith("Deferred #")]
+    assert len(notes) == 1 and notes[0].endswith("fired: 200"), shown
+    assert quiet.namespace["value"] == 200
+
+
+async def test_callbacks_added_after_showing_are_in_the_note(
+    quiet: Console, shown: list[str], recording: None
+) -> None:
+    await quiet.run("d = Deferred(); d")
+    await quiet.run("d.add_callback(lambda x: x * 2)")
+    await quiet.run("d.callback(21)")
+    assert [s for s in shown if s.endswith("fired: 42")], shown

@@ -289,3 +289,16 @@ def test_download_draws_a_progress_bar_at_the_prompt(netsh, tmp_path):
     screen = t.wait_for(r"^PosixPath\('copy\.bin'\)$")
     assert re.search(r"big\.bin \[#+\] 100% 2\.0 MiB/2\.0 MiB", screen), screen
     assert (tmp_path / "copy.bin").read_bytes() == (site / "big.bin").read_bytes()
+
+
+def test_a_second_ctrl_c_stops_an_awaiting_line_that_blocks_the_loop(netsh):
+    t = netsh()
+    port = free_port()
+    echo_at_prompt(t, port)
+    t.line("import time; await sleep(0); time.sleep(60)")
+    t.wait_for(r"^\[2\]> import time; await sleep\(0\); time\.sleep\(60\)")
+    t.key("C-c")  # cancels the task, but the task never gives the loop a turn...
+    t.key("C-c")  # ...so the second press interrupts it where it runs
+    t.wait_for(r"InputInterrupted: Ctrl-C twice")
+    t.wait_prompt(3)
+    assert socat_send(port, b"after\n") == b"after\n"
