@@ -179,10 +179,13 @@ def replay_sessions(blocks: list[Block]) -> list[tuple[int, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "session.py"
         path.write_text("".join(script), encoding="utf-8")
-        env = dict(os.environ, XDG_STATE_HOME=str(Path(tmp) / "state"))
+        # Errors go to stderr in a headless run; at the prompt they share the screen with
+        # the rest, so the replay merges the two, unbuffered to keep their order.
+        env = dict(os.environ, XDG_STATE_HOME=str(Path(tmp) / "state"), PYTHONUNBUFFERED="1")
         done = subprocess.run(
             [sys.executable, "-m", "netshell.cli", "run", "--exit", "--keep-going", str(path)],
-            capture_output=True, text=True, cwd=tmp, env=env, timeout=240,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp, env=env,
+            timeout=240,
         )
     parts = done.stdout.split(_SEPARATOR + "\n")
     results = []
@@ -194,7 +197,7 @@ def replay_sessions(blocks: list[Block]) -> list[tuple[int, str]]:
         if complete:
             results.append((0, printed))
         else:
-            results.append((done.returncode or 1, printed + done.stderr))
+            results.append((done.returncode or 1, printed))
     return results
 
 
