@@ -8,8 +8,11 @@ never load them.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
+import tokenize
+from typing import Any
 
 import netshell
 
@@ -45,19 +48,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run CODE headless (top-level await works) and exit")
     parser.add_argument("--ipython", action="store_true",
                         help="use IPython's terminal (autoawait, asyncio loop) for the prompt")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default=None, metavar="LEVEL",
-                        help="show log records at LEVEL and above (default WARNING)")
-    common.add_argument("--quiet", "-q", action="store_true",
-                        help="errors only: no status lines, log level ERROR")
-    common.add_argument("--uvloop", action="store_true", help="run the reactor on uvloop")
-    for action in common._actions:
-        parser._add_action(action)
+    # The same options are accepted before a subcommand and after it; after it they must not
+    # overwrite what came before with their defaults, hence SUPPRESS there.
+    def common(target: argparse.ArgumentParser, defaults: bool) -> None:
+        keep: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+        target.add_argument("--log-level", metavar="LEVEL",
+                            help="show log records at LEVEL and above (default WARNING)",
+                            **({"default": None} if defaults else keep))
+        target.add_argument("--quiet", "-q", action="store_true",
+                            help="errors only: no status lines, log level ERROR", **keep)
+        target.add_argument("--uvloop", action="store_true", help="run the reactor on uvloop",
+                            **keep)
+
+    common(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="run a script headless",
+    run = sub.add_parser("run", help="run a script headless",
                          description="Run a script (or a saved session) on a fresh reactor.",
                          epilog="example: netsh run --exit demo.py --verbose")
+    common(run, defaults=False)
     run.add_argument("file", metavar="FILE", help="the script; - reads it from stdin")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments for the script (its sys.argv[1:])")
@@ -74,16 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--transcript", metavar="OUT.jsonl",
                      help="write a transcript of the run (the prompt's format)")
 
-    serve = sub.add_parser("serve", parents=[common], help="serve one protocol until Ctrl-C",
+    serve = sub.add_parser("serve", help="serve one protocol until Ctrl-C",
                            description="Serve one protocol until Ctrl-C or SIGTERM.",
                            epilog="examples: netsh serve echo --port 7007; "
                                   "netsh serve http ./site --port 8000")
     from netshell.runner import SERVICES
 
+    common(serve, defaults=False)
+
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("directory", nargs="?", metavar="DIR",
                        help="http only: the directory to serve (default: the current one)")
-    serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    serve.add_argument("--port", type=_port, default=0, help="port (default: any free one)")
     serve.add_argument("--interface", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1)")
     serve.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
@@ -96,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("a", metavar="SESSION.jsonl")
     diff.add_argument("b", metavar="REPLAY.jsonl")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
 
 
 def _level(name: str | None, quiet: bool) -> int:
@@ -130,13 +151,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.directory is not None and args.service != "http":
                 parser.error("only `netsh serve http` takes a directory")
             return serve(args.service, args.port, args.interface,
-                         RunOptions(grace=args.grace, quiet=args.quiet), args.directory)
+                         RunOptions(grace=args.grace, quiet=args.quiet), args.directory,
+                         use_uvloop=uvloop)
         if args.command is None:
             return run_source(args.code, "<string>", ["-c"], RunOptions(exit_when_done=True,
                                                                          quiet=args.quiet),
                               use_uvloop=uvloop)
         return _run(parser, args, uvloop)
     if args.ipython:
+        if args.uvloop:
+            parser.error("--uvloop does not apply to --ipython: IPython's asyncio loop is used")
         from netshell.shell.ipython import run_ipython
 
         return run_ipython(log_level=level)
@@ -148,15 +172,20 @@ def main(argv: list[str] | None = None) -> int:
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, uvloop: bool | None) -> int:
     from netshell.runner import RunOptions, run_source
 
-    if args.file == "-":
-        source, filename = sys.stdin.read(), "<stdin>"
-    else:
-        try:
-            with open(args.file, encoding="utf-8") as f:
+    # As Python reads a script: a coding cookie or a BOM says the encoding, else UTF-8.
+    try:
+        if args.file == "-":
+            data = sys.stdin.buffer.read()
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+            source, filename = data.decode(encoding), "<stdin>"
+        else:
+            with tokenize.open(args.file) as f:
                 source = f.read()
-        except OSError as e:
-            parser.error(f"cannot read {args.file}: {e.strerror}")
-        filename = args.file
+            filename = args.file
+    except OSError as e:
+        parser.error(f"cannot read {args.file}: {e.strerror}")
+    except (SyntaxError, UnicodeDecodeError, LookupError) as e:
+        parser.error(f"cannot read {args.file}: {e}")
     transcript = None
     if args.transcript:
         try:

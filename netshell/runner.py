@@ -338,7 +338,7 @@ SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http")
 
 
 def serve(service: str, port: int, interface: str, options: RunOptions,
-          directory: str | None = None) -> int:
+          directory: str | None = None, use_uvloop: bool | None = None) -> int:
     """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM.
 
     ``http`` serves ``directory`` (default: the current one) as static files.
@@ -354,9 +354,13 @@ def serve(service: str, port: int, interface: str, options: RunOptions,
         make = f"reactor.listen_tcp({port!r}, wire.{service}_factory(), interface={interface!r})"
         what = service
     source = (
-        f"_listener = {make}\n"
+        "try:\n"
+        f"    _listener = {make}\n"
+        "except OSError as e:\n"
+        f"    raise SystemExit(f'netsh serve {service}: {{e}}') from None\n"
         f"print(f'serving {what} on {{_listener.address}}', flush=True)\n"
     )
     options.exit_when_done = False
     options.quiet = True
-    return run_source(source, f"<serve {service}>", ["netsh serve", service], options)
+    return run_source(source, f"<serve {service}>", ["netsh serve", service], options,
+                      use_uvloop=use_uvloop)

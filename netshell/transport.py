@@ -735,6 +735,9 @@ class StreamTransport(asyncio.Protocol):
 
 
 def _bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
+    if not 0 <= port <= 65535:
+        # getaddrinfo would keep the low 16 bits and bind some other port.
+        raise ValueError(f"a port is 0 to 65535, not {port}")
     try:
         infos = socket.getaddrinfo(
             interface or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

@@ -71,28 +71,41 @@ class Input:
         self.awaits = bool(flags & inspect.CO_COROUTINE)
 
 
+_LOOKING = frozenset({"conns", "listeners", "conn", "listener", "explain", "history", "help",
+                      "save", "dir", "type", "repr", "print", "vars", "len"})
+
+
 def classify(source: str) -> str:
     """``"inspect"`` for input that only looks (bare names, inspection calls), else ``"code"``.
 
-    ``save()`` keeps inspecting inputs as comments.
+    ``save()`` keeps inspecting inputs as comments. An inspection whose arguments do
+    something themselves (``print(await d)``, ``repr(x.pop())``) is code.
     """
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return "code"
-    looking = {"conns", "listeners", "conn", "listener", "explain", "history", "help", "save",
-               "dir", "type", "repr", "print", "vars", "len"}
     for stmt in tree.body:
-        if not isinstance(stmt, ast.Expr):
+        if not (isinstance(stmt, ast.Expr) and _only_looks(stmt.value)):
             return "code"
-        node = stmt.value
-        if isinstance(node, (ast.Name, ast.Attribute, ast.Constant, ast.Subscript)):
-            continue
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id in looking:
-            continue
-        return "code"
     return "inspect"
+
+
+def _only_looks(node: ast.expr) -> bool:
+    if isinstance(node, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _only_looks(node.value)
+    if isinstance(node, ast.Subscript):
+        return _only_looks(node.value) and _only_looks(node.slice)
+    if isinstance(node, ast.Call):
+        return (
+            isinstance(node.func, ast.Name)
+            and node.func.id in _LOOKING
+            and all(_only_looks(arg) for arg in node.args)
+            and all(_only_looks(k.value) for k in node.keywords)
+        )
+    return False
 
 
 class _Tee(io.TextIOBase):

@@ -194,6 +194,7 @@ class Prompt:
         self.history_file = history or history_path()
         self.show_toolbar = True
         self._pending = (0.0, 0)  # (when counted, how many): the count walks the heap
+        self._pending_every = 1.0  # seconds between counts
         self.console: PromptConsole | None = None
         self.exit_code = 0
 
@@ -204,10 +205,15 @@ class Prompt:
         self.show_toolbar = on
 
     def _pending_count(self) -> int:
+        # The count walks the heap (reactor.pending_deferreds), on the loop's thread: on a
+        # big heap that takes a while, so it is redone less often then, keeping the walk
+        # under about 2% of the time.
         when, count = self._pending
         now = time.monotonic()
-        if now - when >= 1.0:
+        if now - when >= self._pending_every:
             count = len(self.reactor.pending_deferreds())
+            took = time.monotonic() - now
+            self._pending_every = max(1.0, took * 50)
             self._pending = (now, count)
         return count
 

@@ -27,11 +27,13 @@ Example::
 from __future__ import annotations
 
 import difflib
+import io
 import itertools
 import json
 import os
 import re
 import time
+import tokenize
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -82,14 +84,27 @@ def new_transcript(kind: str = "prompt") -> tuple[Path, Any]:
 def load(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The entries of a transcript file (ValueError naming the line if one is not JSON)."""
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {i}: not a transcript entry: {e}") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a transcript (not UTF-8 text: {e.reason})") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {i}: not a transcript entry: {e}") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise ValueError(f"{path}, line {i}: not a transcript entry (an object with a type)")
+        kind = entry["type"]
+        if (kind == "input" and not isinstance(entry.get("input"), str)) or (
+            kind == "note" and not isinstance(entry.get("text"), str)
+        ):
+            field = "input" if kind == "input" else "text"
+            raise ValueError(f"{path}, line {i}: a {kind} entry without its {field!r}")
+        entries.append(entry)
     return entries
 
 
@@ -122,7 +137,7 @@ def split_cells(source: str) -> list[tuple[int, str]] | None:
     Text before the first marker is a cell of its own when it holds code.
     """
     lines = source.splitlines(True)
-    starts = [i for i, line in enumerate(lines) if line.strip().startswith(CELL)]
+    starts = _cell_markers(source, lines)
     if not starts:
         return None
     cells = []
@@ -133,6 +148,21 @@ def split_cells(source: str) -> list[tuple[int, str]] | None:
         if any(line.strip() and not line.lstrip().startswith("#") for line in body):
             cells.append((a + 2, text))
     return cells
+
+
+def _cell_markers(source: str, lines: list[str]) -> list[int]:
+    """Indexes of the lines that are ``# %%`` comments (not text inside a string)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        # Not Python a tokenizer can read to the end: the lines as they are.
+        return [i for i, line in enumerate(lines) if line.lstrip().startswith(CELL)]
+    return [
+        t.start[0] - 1
+        for t in tokens
+        if t.type == tokenize.COMMENT and t.string.startswith(CELL)
+        and not lines[t.start[0] - 1][: t.start[1]].strip()
+    ]
 
 
 # ---- diff
@@ -160,7 +190,7 @@ def _comparable(entries: Iterable[dict[str, Any]]) -> tuple[list[str], list[str]
     for e in entries:
         if e.get("type") == "input" and e.get("kind") != "inspect" and not e.get("error"):
             inputs.append(normalise(e["input"].strip()))
-            inputs.append(normalise(e.get("output", "")).rstrip("\n"))
+            inputs.append(normalise(str(e.get("output") or "")).rstrip("\n"))
         elif e.get("type") == "note":
             notes.append(normalise(e["text"]))
     return inputs, sorted(notes)

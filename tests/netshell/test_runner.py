@@ -425,3 +425,73 @@ def test_notes_in_a_replay_match_the_prompt_when_callbacks_come_later(tmp_path):
     """)
     done = netsh("run", "--exit", str(script))
     assert re.search(r"^Deferred #\d+ fired: 42$", done.stdout, re.M), done.stdout
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_options_count_before_and_after_the_subcommand(tmp_path, before):
+    script = write(tmp_path / "lvl.py", """\
+        import logging
+        logging.getLogger("netshell.demo").info("info shown")
+        print(reactor.loop_name)
+    """)
+    options = ["--log-level", "INFO", "--uvloop"]
+    argv = [*options, "run", str(script)] if before else ["run", *options, str(script)]
+    done = netsh(*argv)
+    assert "info shown" in done.stderr and done.stdout.strip() == "uvloop", done
+
+
+def test_serve_on_a_port_in_use_is_one_clear_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = netsh("serve", "echo", "--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"netsh serve echo: [Errno 98] cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_serve_refuses_a_port_out_of_range():
+    done = netsh("serve", "echo", "--port", "99999")
+    assert done.returncode == 2 and "0 to 65535" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[1, 2]", "not a transcript entry"),
+        ('{"type": "input"}', "without its 'input'"),
+        ('{"type": "note"}', "without its 'text'"),
+    ],
+)
+def test_diff_of_valid_json_that_is_no_transcript_is_a_usage_error(tmp_path, line, message):
+    bad = tmp_path / "odd.jsonl"
+    bad.write_text(line + "\n")
+    done = netsh("diff", str(bad), str(bad))
+    assert done.returncode == 2 and message in done.stderr and "odd.jsonl" in done.stderr
+
+
+def test_diff_accepts_a_null_output(tmp_path):
+    t = tmp_path / "t.jsonl"
+    t.write_text('{"type": "input", "input": "x = 1", "output": null, "kind": "code"}\n')
+    assert netsh("diff", str(t), str(t)).returncode == 0
+
+
+def test_a_cell_marker_inside_a_string_is_not_a_cell(tmp_path):
+    script = write(tmp_path / "s.py", '# %%\ns = """\n# %% not a cell\n"""\n# %%\nprint(s)\n')
+    done = netsh("run", "--exit", str(script))
+    assert done.returncode == 0, done.stderr
+    assert "# %% not a cell" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "data",
+    ['# -*- coding: latin-1 -*-\nprint("caf\xe9")\n'.encode("latin-1"),
+     b'\xef\xbb\xbfprint("caf\xc3\xa9")\n'],
+)
+def test_scripts_are_read_as_python_reads_them(tmp_path, data):
+    script = tmp_path / "enc.py"
+    script.write_bytes(data)
+    done = netsh("run", str(script))
+    assert (done.returncode, done.stdout) == (0, "café\n"), done.stderr

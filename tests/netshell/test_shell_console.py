@@ -472,3 +472,21 @@ async def test_callbacks_added_after_showing_are_in_the_note(
     await quiet.run("d.add_callback(lambda x: x * 2)")
     await quiet.run("d.callback(21)")
     assert [s for s in shown if s.endswith("fired: 42")], shown
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("conns()", "inspect"),
+        ("explain(d)", "inspect"),
+        ("print(x)", "inspect"),
+        ("x.y", "inspect"),
+        ("print(await d)", "code"),  # the await does something
+        ("(await http.get(u)).status", "code"),
+        ("print(x.pop())", "code"),
+        ("repr(L.close())", "code"),
+        ("items[f()]", "code"),
+    ],
+)
+def test_an_inspection_whose_arguments_act_is_code(source: str, kind: str) -> None:
+    assert classify(source) == kind

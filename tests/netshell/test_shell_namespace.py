@@ -294,3 +294,26 @@ async def test_notify_false_silences_the_notes(shell: Shell) -> None:
     await shell.console.run("e = Deferred()\ne")
     shell.names["e"].callback(2)
     assert shell.shown[-1] == f"Deferred #{shell.names['e'].number} fired: 2"
+
+
+def test_the_toolbar_counts_pending_deferreds_less_often_on_a_big_heap(monkeypatch):
+    from netshell.shell import prompt as prompt_module
+
+    now = [100.0]
+    walks = []
+
+    class SlowReactor:
+        def pending_deferreds(self):
+            walks.append(now[0])
+            now[0] += 0.2  # a walk of a big heap: 0.2 s
+            return [1, 2, 3]
+
+    monkeypatch.setattr(prompt_module.time, "monotonic", lambda: now[0])
+    p = prompt_module.Prompt.__new__(prompt_module.Prompt)
+    p.reactor = SlowReactor()
+    p._pending, p._pending_every = (0.0, 0), 1.0
+    assert p._pending_count() == 3
+    for _ in range(10):
+        now[0] += 1.0  # the toolbar asks every second
+        p._pending_count()
+    assert len(walks) == 2  # every 10 s (50 x 0.2 s), not every second

@@ -699,3 +699,10 @@ async def test_a_thousand_concurrent_echo_connections(reactor: ns.Reactor) -> No
     await ns.gather(*(s.done for s in servers.built))
     assert len(servers.built) == count
     assert reactor.connections == []
+
+
+@pytest.mark.parametrize("port", [-1, 65536, 70000])
+def test_listen_tcp_refuses_a_port_out_of_range(reactor, port):
+    # getaddrinfo would keep the low 16 bits: 70000 would bind port 4464.
+    with pytest.raises(ValueError, match="0 to 65535"):
+        reactor.listen_tcp(port, ns.Factory.for_protocol(ns.Protocol))
