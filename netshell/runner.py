@@ -323,9 +323,21 @@ def run_source(source: str, filename: str, argv: list[str], options: RunOptions 
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     old_argv = sys.argv
     sys.argv = list(argv)
+    runner = _Runner(r, filename, options)
+    main = r.loop.create_task(runner.run(source))
     try:
-        runner = _Runner(r, filename, options)
-        return r.run_until(runner.run(source))
+        return r.run_until(main)
+    except SystemExit as e:
+        # sys.exit() in a callback (a timer, a protocol) stops the loop at once: finish
+        # the way the script's own sys.exit() does, hooks and grace included.
+        main.cancel()
+        try:
+            r.run_until(main)
+        except BaseException:  # it was cancelled
+            pass
+        if not r.closed:
+            r.run_until(runner._shutdown())
+        return _exit_code(e)
     finally:
         chains.stop_recording()
         sys.argv = old_argv

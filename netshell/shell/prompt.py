@@ -361,8 +361,21 @@ def run_prompt(log_level: int = logging.WARNING, use_uvloop: bool | None = None)
     install(r)
     asyncio.set_event_loop(r.loop)
     prompt = Prompt(r, log_level=log_level)
+    main = r.loop.create_task(prompt.main())
     try:
-        return r.run_until(prompt.main())
+        return r.run_until(main)
+    except SystemExit as e:
+        # exit() called by a callback (a timer, a protocol): it stops the loop at once.
+        # Leave as Ctrl-D would: the prompt tidies up, then everything closes in order.
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        main.cancel()
+        try:
+            r.run_until(main)
+        except BaseException:  # it was cancelled: what it says is no news
+            pass
+        if not r.closed:
+            r.run_until(close_everything(r, EXIT_GRACE))
+        return code
     finally:
         if not r.closed:
             r._close()

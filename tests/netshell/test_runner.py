@@ -495,3 +495,14 @@ def test_scripts_are_read_as_python_reads_them(tmp_path, data):
     script.write_bytes(data)
     done = netsh("run", str(script))
     assert (done.returncode, done.stdout) == (0, "café\n"), done.stderr
+
+
+def test_sys_exit_in_a_callback_still_shuts_down_gracefully(tmp_path):
+    script = write(tmp_path / "cb.py", """\
+        import sys
+        reactor.on_shutdown(print, "hook ran", flush=True)
+        srv = listen("tcp:0", wire.echo_factory())
+        dc = reactor.call_later(0.05, sys.exit, 3)
+    """)
+    done = netsh("run", str(script))
+    assert done.returncode == 3 and done.stdout == "hook ran\n", done

@@ -302,3 +302,15 @@ def test_a_second_ctrl_c_stops_an_awaiting_line_that_blocks_the_loop(netsh):
     t.wait_for(r"InputInterrupted: Ctrl-C twice")
     t.wait_prompt(3)
     assert socat_send(port, b"after\n") == b"after\n"
+
+
+def test_exit_called_by_a_timer_leaves_as_ctrl_d_does(netsh):
+    t = netsh()
+    port = free_port()
+    echo_at_prompt(t, port)
+    t.line("dc = reactor.call_later(0.2, exit, 5)")
+    assert t.exit_status() == 5
+    screen = t.screen()
+    assert "Closing listener #" in screen and f"127.0.0.1:{port}" in screen
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
