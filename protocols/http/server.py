@@ -132,6 +132,7 @@ _PLAIN_TYPES = {
 }
 # The first lines of the commonest answer (a 200 of bytes or text), joined once.
 _PLAIN_HEADS = {kind: _STATUS_200 + line for kind, line in _PLAIN_TYPES.items()}
+_HTTP11 = (1, 1)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # CR and LF would start a new field or end the head (response splitting); other controls
 # are refused by clients.
@@ -251,6 +252,10 @@ class _Exchange:
 
 def _request(head: RequestHead, client: Any) -> Request:
     target = head.target
+    if target[0] == "/" and "?" not in target and "%" not in target and target.isascii():
+        # The commonest target: a plain path, nothing to decode.
+        return Request(head.method, target, head.headers, b"", head.version, client, target,
+                       {}, {})
     if target.startswith("/"):
         raw, _, qs = target.partition("?")
     elif target == "*":
@@ -582,8 +587,9 @@ class HTTPServerProtocol(Protocol):
         elif self._in_state == _WAIT:
             now = self._loop_time()
             self._since = now
-            self._wait_limit = self.factory.keep_alive_timeout
-            self._arm(now + self._wait_limit)
+            limit = self._wait_limit = self.factory.keep_alive_timeout
+            if self._timer is None or self._timer_at > now + limit:
+                self._arm(now + limit)
 
     def _serve(self, ex: _Exchange) -> None:
         self._current = ex
@@ -644,8 +650,22 @@ class HTTPServerProtocol(Protocol):
             return
         request = ex.request
         close = not ex.keep_alive
-        declared: str | None = None
         kind = type(result)
+        if (kind is str or kind is bytes) and not close and request.version == _HTTP11 \
+                and request.method != "HEAD":
+            # The commonest answer of all, in one piece: a 200 of text or bytes on a
+            # kept-alive HTTP/1.1 connection. Everything below handles the rest.
+            body = result if kind is bytes else result.encode()
+            size = len(body)
+            if size <= _BIG_BODY:
+                self.transport.write(b"".join((_PLAIN_HEADS[kind], _clock.date_line(),
+                                               b"Content-Length: %d\r\n\r\n" % size, body)))
+                ex.status = 200
+                ex.sent = size
+                ex.close = False
+                self._done(ex, linger)
+                return
+        declared: str | None = None
         try:
             if kind is bytes or kind is str:
                 # The commonest answer, with no Response to build or headers to check.
