@@ -19,13 +19,17 @@ from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
 from netshell.shell.console import Console, classify, close_everything
 from netshell.shell.prompt import EXIT_GRACE, PromptLogHandler
+from netshell.shell.session import new_transcript
 
 __all__ = ["load_into", "run_ipython"]
 
 
-def load_into(shell: Any, reactor: Reactor) -> Console:
-    """Put the netsh namespace and displays into an IPython ``shell`` running ``reactor``."""
-    console = Console(shell.user_ns, color=True, name="ipython")
+def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Console:
+    """Put the netsh namespace and displays into an IPython ``shell`` running ``reactor``.
+
+    Each cell is recorded in the console's transcript (and ``transcript_file``, if given).
+    """
+    console = Console(shell.user_ns, color=True, name="ipython", transcript_file=transcript_file)
     namespace.build(console)
     chains.record()
     plain = shell.display_formatter.formatters["text/plain"]
@@ -103,7 +107,8 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
     loop = get_asyncio_loop()
     r = Reactor(loop)
     install(r)
-    console = load_into(shell, r)
+    transcript_path, transcript = new_transcript("ipython")
+    console = load_into(shell, r, transcript)
     handler = PromptLogHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                            "%H:%M:%S"))
@@ -119,5 +124,7 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
         chains.stop_recording()
         if not r.closed:
             loop.run_until_complete(close_everything(r, EXIT_GRACE))
+        transcript.close()
+        print(f"The session's transcript: {transcript_path}")
     del console
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -78,3 +79,9 @@ def test_history_and_save_work_in_ipython(ipython, tmp_path):
     assert "1 / 0" not in script and "\n# conns()\n" in script
     cell(ipython, 5, "history()")
     ipython.wait_for(r"^!\[2\]> 1 / 0$")
+    ipython.key("C-d")
+    assert ipython.exit_status() == 0
+    (transcript,) = (tmp_path / "state" / "netshell" / "sessions").glob("*.jsonl")
+    entries = [json.loads(line) for line in transcript.read_text().splitlines()]
+    assert entries[0] == {**entries[0], "type": "session", "kind": "ipython"}
+    assert [e["input"] for e in entries[1:3]] == ["x = 40 + 2", "1 / 0"]
