@@ -258,8 +258,9 @@ def _seen(d: Deferred[Any], failure: Failure) -> None:
 class Notes:
     """Prints a note when a Deferred shown at the prompt fires: ``Deferred #7 fired: 200``.
 
-    ``out`` is called with each note's text. ``enabled`` turns notes off
-    without forgetting which Deferreds are watched.
+    ``out`` is called with each note's text. ``enabled`` (False) turns the
+    "fired" notes off, without forgetting which Deferreds are watched; a
+    failure is noted whatever ``enabled`` says.
     """
 
     def __init__(self, out: Callable[[str], None]) -> None:
@@ -277,9 +278,11 @@ class Notes:
 
         def note(result: Any) -> Any:
             self._watched.pop(d, None)
-            if self.enabled:
+            failed = isinstance(result, Failure)
+            # notify(False) quiets the "fired" notes, never a failure: errors are not silent.
+            if self.enabled or failed:
                 self.out(format_note(number, result))
-            if isinstance(result, Failure) and self.enabled:
+            if failed:
                 # The person has seen it: not "unhandled" when the Deferred is collected.
                 # The chain records the failure as unhandled after this step returns.
                 from netshell.reactor import get_reactor
