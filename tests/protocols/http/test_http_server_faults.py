@@ -432,9 +432,8 @@ async def test_a_client_gone_mid_file_closes_the_file(reactor: ns.Reactor, tmp_p
     other.close()
 
 
-async def test_a_client_gone_while_its_handler_works_is_no_error(
-    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture
-) -> None:
+def gated() -> tuple[Any, ns.Deferred[str], ns.Deferred[None]]:
+    """A handler that answers when ``gate`` fires; ``entered`` fires when it is called."""
     gate: ns.Deferred[str] = ns.Deferred()
     entered: ns.Deferred[None] = ns.Deferred()
 
@@ -442,6 +441,13 @@ async def test_a_client_gone_while_its_handler_works_is_no_error(
         entered.callback(None)
         return gate
 
+    return handler, gate, entered
+
+
+async def test_a_client_gone_while_its_handler_works_is_no_error(
+    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, gate, entered = gated()
     listener, factory = watched(handler)
     client = await RawClient.connect(listener.port)
     client.send(get_request("/"))
@@ -458,13 +464,7 @@ async def test_a_client_gone_while_its_handler_works_is_no_error(
 async def test_a_client_reset_while_its_handler_works_drops_the_answer_quietly(
     reactor: ns.Reactor, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gate: ns.Deferred[str] = ns.Deferred()
-    entered: ns.Deferred[None] = ns.Deferred()
-
-    def handler(request: Request) -> ns.Deferred[str]:
-        entered.callback(None)
-        return gate
-
+    handler, gate, entered = gated()
     listener, factory = watched(handler)
     client = await RawClient.connect(listener.port)
     client.send(get_request("/"))
