@@ -2,14 +2,14 @@
 
 Peers run as asyncio subprocesses, so the reactor's loop keeps serving while
 they work; nothing here waits on a wall-clock sleep. A peer that is missing
-skips the test on a developer machine and fails it under CI (``CI=true``),
-where every peer must be installed (``scripts/test`` installs them).
+skips the test on a developer machine and fails it under CI (``CI=true``:
+tests/conftest.py turns the skip into a failure), where every peer must be installed
+(``scripts/test`` installs them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import socket
@@ -32,13 +32,10 @@ __all__ = [
 
 
 def require(cmd: str) -> str:
-    """The path of ``cmd``; a missing command fails the test under CI, else skips it."""
+    """The path of ``cmd``; a missing command skips the test (under CI: fails it, by conftest)."""
     path = shutil.which(cmd)
     if path is None:
-        message = f"test peer {cmd!r} is not installed (see scripts/test and shared/PEERS.md)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        pytest.skip(f"test peer {cmd!r} is not installed (see scripts/test and shared/PEERS.md)")
     return path
 
 

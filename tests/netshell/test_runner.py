@@ -344,7 +344,7 @@ def test_diff_of_a_broken_transcript_is_a_usage_error(tmp_path):
 
 
 def test_uvloop_flag_runs_on_uvloop():
-    pytest.importorskip("uvloop") if not os.environ.get("CI") else None
+    pytest.importorskip("uvloop")
     done = netsh("--uvloop", "-c", "print(reactor.loop_name)")
     assert done.stdout.strip() == "uvloop", done.stderr
 

@@ -12,7 +12,6 @@ import asyncio
 import errno
 import logging
 import os
-import resource
 import socket
 import struct
 import threading
@@ -667,19 +666,10 @@ async def test_python_socket_clients_in_threads_against_an_echo_server(
 # ---- load
 
 
-def _raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
-
-
 @pytest.mark.async_timeout(60)
+@pytest.mark.needs_fds(2 * 1000 + 100)
 async def test_a_thousand_concurrent_echo_connections(reactor: ns.Reactor) -> None:
     count = 1000
-    _raise_fd_limit(2 * count + 100)
     servers = Collecting(Echo)
     listener = reactor.listen_tcp(0, servers, backlog=count)
     factory = ns.ClientFactory.for_protocol(Recorder)

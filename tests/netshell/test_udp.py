@@ -116,9 +116,8 @@ def closed_port() -> int:
 def need(program: str) -> str:
     path = shutil.which(program)
     if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{program} is missing (apt-get install -y {program}): CI needs it")
-        pytest.skip(f"{program} is not installed")
+        # Under CI the suite's conftest turns this skip into a failure.
+        pytest.skip(f"{program} is not installed (apt-get install -y {program})")
     return path
 
 
