@@ -1529,3 +1529,61 @@ def test_chain_deferred_target_shows_waiting_and_cannot_be_fired_by_another():
 def test_chain_deferred_to_a_fired_deferred_raises_already_called():
     with pytest.raises(ns.AlreadyCalledError):
         ns.Deferred().chain_deferred(ns.succeed(1))
+
+
+# ---- a callback that raises a BaseException
+
+
+@pytest.mark.parametrize(
+    "exc", [ns.CancelledError(), SystemExit(3), KeyboardInterrupt(), GeneratorExit()],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_callback_raising_a_base_exception_fails_the_chain_it_does_not_escape(
+    exc: BaseException,
+) -> None:
+    seen: list[BaseException] = []
+
+    def raise_it(_: object) -> None:
+        raise exc
+
+    d: Deferred[int] = Deferred()
+    d.add_callback(raise_it)
+    d.add_errback(lambda f: seen.append(f.value) or "handled")
+    try:
+        d.callback(1)  # the chain catches every exception, as Twisted's does
+    except BaseException as escaped:
+        pytest.fail(f"{escaped!r} escaped from the callback chain")
+    assert seen == [exc]
+    assert success_result_of(d) == "handled"
+
+
+def test_an_errback_raising_a_base_exception_passes_it_down_the_chain() -> None:
+    d: Deferred[int] = Deferred()
+
+    def raise_exit(_: Failure) -> None:
+        raise SystemExit(2)
+
+    d.add_errback(raise_exit)
+    d.errback(ValueError("first"))
+    f = failure_result_of(d, SystemExit)
+    assert f.value.code == 2
+
+
+def test_maybe_deferred_turns_a_raised_base_exception_into_a_failure() -> None:
+    def leave() -> None:
+        raise SystemExit(4)
+
+    f = failure_result_of(ns.maybe_deferred(leave), SystemExit)
+    assert f.value.code == 4
+
+
+def test_a_canceller_raising_a_base_exception_fails_the_deferred() -> None:
+    def canceller(_: Deferred[Any]) -> None:
+        raise KeyboardInterrupt
+
+    d: Deferred[Any] = Deferred(canceller=canceller)
+    try:
+        d.cancel()
+    except BaseException as escaped:
+        pytest.fail(f"{escaped!r} escaped from cancel()")
+    failure_result_of(d, KeyboardInterrupt)
