@@ -2,13 +2,14 @@
 
 Usage: ``python tests/docs_runner.py PAGE.md``
 
-The fenced code blocks whose info string is exactly ``python`` or ``pycon``
-are run; every other block (``text``, ``console``, ``bash``, ``{code-block}``,
-``python title=...``) is left alone. All blocks of a page share one namespace,
-so a later block sees what an earlier one defined.
+The fenced code blocks whose info string is exactly ``python``, ``pycon``,
+``netsh`` or ``netsh-cli`` are run; every other block (``text``, ``console``,
+``bash``, ``{code-block}``, ``python title=...``) is left alone. All blocks of a
+page share one namespace, so a later block sees what an earlier one defined.
 
 - ``python`` blocks are executed like a script. An exception fails the page,
-  with a traceback whose line numbers are the page's own.
+  with a traceback whose line numbers are the page's own. What a ``print(...)``
+  prints is checked where the page marks it (see "Checked output" below).
 - ``netsh`` blocks are recorded sessions at the netsh prompt: ``[1]> `` starts an
   input, ``....`` lines continue it, every other line is output. The block is
   replayed by the real ``netsh run --exit`` (each input a cell, inspections
@@ -28,6 +29,43 @@ to completion on the thread's current event loop, the way the prompt runs it.
 Blocks without ``await`` run with no loop running, the way a script does. A
 fresh event loop is set for the thread before the first block.
 
+Checked output in python blocks
+-------------------------------
+
+A comment ``# → expected`` (the arrow is U+2192) at the end of a ``print(...)``
+statement says what that call prints, and the runner checks it::
+
+    print(await http.get(url))    # → <Response 200 OK (6 bytes)>
+    print(listener)               # → <Listener tcp 127.0.0.1:... Counter listening, ...>
+
+Output of several lines continues on the comment-only lines right below, one
+``# →`` per line of output (a bare ``# →`` is an empty line)::
+
+    print("one\\ntwo")             # → one
+                                  # → two
+
+The comparison is doctest's, with ELLIPSIS (``...`` matches anything) and
+NORMALIZE_WHITESPACE. The call still prints where it would have (it is run with
+its own arguments; the marked calls alone are rewritten, so the block otherwise
+runs exactly as written, top-level ``await`` included). A mismatch does not stop
+the block (it runs on as written, so a coroutine still gets to stop the reactor);
+when the block is done, the mismatch fails the page with the page's line, the
+expected and the printed text. A marked print is checked every time it runs (in
+a loop, in a function, in a callback run by a later block), and one that never
+ran by the end of the page fails the page too.
+
+The rules, so that no marker is silently ignored: the marker belongs to the
+statement that ends on its line, which must be an expression statement whose
+call is ``print`` (``print(x)``, not ``y = print(x)`` or ``log(x)``), and the
+only statement ending on that line; a marker on a comment-only line must
+continue a marker directly above it; the call must reach the builtin print.
+Anything else is an error of the page (found before the block runs, but for the
+builtin print, which is seen when the call runs). There is
+one form: a comment anywhere in a python block that starts like another arrow
+(``# ->``, ``# =>``, ``# ⇒`` ...) is an error that names the right one. A
+comment that merely follows a print (``print(e)   # the server closed ...``) is
+prose and is not checked.
+
 The page stops at its first failing block. The exit status is 0 when every
 block passed, 1 when one failed, 2 for a usage error; the last line printed
 is a summary of the blocks run.
@@ -37,8 +75,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import builtins
 import doctest
 import inspect
+import io
 import linecache
 import os
 import re
@@ -46,9 +86,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import tokenize
 import traceback
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +143,179 @@ def _run_code(code: Any, namespace: dict[str, Any] | None = None, *args: Any) ->
         exec(code, namespace, *args)
 
 
+# Checked output: "print(x)  # → expected". One form; these look-alikes are errors.
+MARKER = "\N{RIGHTWARDS ARROW}"
+_MARKER = re.compile(r"#\s*\N{RIGHTWARDS ARROW}(.*)")
+_LOOKALIKE = re.compile(  # ->  =>  and the other arrows: ⇒ ↦ ⇾ ⟶ ⟹ ➔ ➜ ➝ ➞ ⮕
+    r"#\s*(-+>|=+>|[\u21d2\u21a6\u21fe\u27f6\u27f9\u2794\u279c\u279d\u279e\u2b95])"
+)
+CHECKER_NAME = "__docs_print__"
+
+
+@dataclass
+class Marker:
+    """A ``print(...)  # → expected`` of a page: where, what it should print, how often it ran."""
+
+    line: int  # the page line of the marker (the print statement's last line)
+    expected: list[str] = field(default_factory=list)  # one item per "# →" line
+    runs: int = 0
+
+    def want(self) -> str:
+        return "\n".join(self.expected) + "\n"
+
+
+class PrintChecker:
+    """Compares what marked prints print with their markers. The marked calls of a block,
+    ``print(...)``, are rewritten to ``__docs_print__(LINE, print)(...)``: the same print,
+    with the same arguments, whose output is checked each time it runs. A mismatch is
+    recorded, and reported when the block that was running is done."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.markers: dict[int, Marker] = {}
+        self.pending: list[str] = []  # failures not yet reported
+        self._lock = threading.Lock()
+
+    def _fail(self, report: str) -> None:
+        # Recorded, not raised: raising would change how the block runs (a coroutine that
+        # was to stop the reactor would never get there), so the block runs on as written
+        # and the runner reports the mismatch when the block is done.
+        with self._lock:
+            self.pending.append(report)
+
+    def __call__(self, line: int, func: Any) -> Any:
+        marker = self.markers[line]
+        if func is not builtins.print:
+            marker.runs += 1
+            self._fail(f'File "{self.filename}", line {line}: the marked call is not the '
+                       f"builtin print (print is {func!r} here), so its output cannot be checked")
+            return func
+
+        def checked_print(*args: Any, **kwargs: Any) -> None:
+            target = kwargs.pop("file", None)
+            flush = kwargs.pop("flush", False)
+            buffer = io.StringIO()
+            print(*args, file=buffer, **kwargs)  # sep= and end= as given; a bad keyword raises
+            printed = buffer.getvalue()
+            print(printed, end="", file=target, flush=flush)  # where it would have printed
+            with self._lock:
+                marker.runs += 1
+            want = marker.want()
+            checker = doctest.OutputChecker()
+            if not checker.check_output(want, printed, DOCTEST_FLAGS):
+                example = doctest.Example(f"print(...)  # line {line}", want)
+                self._fail(
+                    f'File "{self.filename}", line {line}: the marked print printed something '
+                    f"else\n{checker.output_difference(example, printed, DOCTEST_FLAGS)}"
+                )
+
+        return checked_print
+
+    def take_pending(self) -> list[str]:
+        with self._lock:
+            pending, self.pending = self.pending, []
+        return pending
+
+    def never_ran(self) -> list[str]:
+        return [
+            f'File "{self.filename}", line {m.line}: the marked print never ran, so what it '
+            f"prints was never checked"
+            for m in self.markers.values() if m.runs == 0
+        ]
+
+
+def _simple_statements(tree: ast.AST) -> dict[int, list[ast.stmt]]:
+    """The statements that hold no others (not if/for/def/...), by the line they end on."""
+    ends: dict[int, list[ast.stmt]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not hasattr(node, "body") and not hasattr(node, "cases"):
+            ends.setdefault(node.end_lineno or node.lineno, []).append(node)
+    return ends
+
+
+def _is_print(node: ast.stmt) -> bool:
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name) and node.value.func.id == "print")
+
+
+def find_markers(source: str, tree: ast.AST) -> tuple[dict[int, Marker], list[str]]:
+    """The output markers of a block's source (padded to page lines), and its marker errors."""
+    markers: dict[int, Marker] = {}
+    errors: list[str] = []
+    ends = _simple_statements(tree)
+    last: Marker | None = None  # the marker a "# →" line just below may continue
+    last_line = 0
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type != tokenize.COMMENT:
+            continue
+        line = token.start[0]
+        found = _MARKER.match(token.string)
+        if found is None:
+            lookalike = _LOOKALIKE.match(token.string)
+            if lookalike:
+                errors.append(f"line {line}: {token.string.strip()!r} looks like an output marker, "
+                              f"but the one form is '# {MARKER} expected' ({MARKER} is U+2192)")
+            continue
+        text = found.group(1).strip()
+        if not token.line[: token.start[1]].strip():  # a comment-only line: continues a marker
+            if last is not None and last_line == line - 1:
+                last.expected.append(text)
+                last_line = line
+            else:
+                errors.append(f"line {line}: a '# {MARKER}' line must continue the marker of a "
+                              f"print on the line directly above")
+            continue
+        last = None
+        statements = ends.get(line, [])
+        if len(statements) != 1:
+            what = "no statement ends" if not statements else f"{len(statements)} statements end"
+            errors.append(f"line {line}: '# {MARKER}' must end a print(...) statement, but {what} "
+                          f"on this line")
+        elif not _is_print(statements[0]):
+            statement = ast.get_source_segment(source, statements[0]) or token.line.strip()
+            errors.append(f"line {line}: '# {MARKER}' must end a print(...) statement, but the "
+                          f"statement that ends here is `{statement}`")
+        else:
+            last = markers[line] = Marker(line, [text])
+            last_line = line
+    return markers, errors
+
+
+class _CheckPrints(ast.NodeTransformer):
+    """print(...) -> __docs_print__(LINE, print)(...), for the marked print statements."""
+
+    def __init__(self, lines: set[int]) -> None:
+        self.lines = lines
+
+    def visit_Expr(self, node: ast.Expr) -> ast.Expr:
+        if node.end_lineno in self.lines and _is_print(node):
+            call = node.value
+            assert isinstance(call, ast.Call)
+            call.func = ast.copy_location(
+                ast.Call(
+                    func=ast.Name(CHECKER_NAME, ast.Load()),
+                    args=[ast.Constant(node.end_lineno), call.func],
+                    keywords=[],
+                ),
+                call.func,
+            )
+        return node
+
+
 def run_python(block: Block, namespace: dict[str, Any], filename: str) -> str | None:
     """Run a python block; return None, or the report of its failure."""
     # Pad so the compiled line numbers are the page's line numbers.
     source = "\n" * (block.first_line - 1) + block.code
     try:
-        code = compile(source, filename, "exec", flags=COMPILE_FLAGS, dont_inherit=True)
+        tree = ast.parse(source, filename)
+        markers, errors = find_markers(source, tree)
+        if errors:
+            return (f"python block at line {block.fence_line} has bad output markers:\n"
+                    + "".join(f'  File "{filename}", {error}\n' for error in errors))
+        if markers:
+            namespace[CHECKER_NAME].markers.update(markers)
+            tree = ast.fix_missing_locations(_CheckPrints(set(markers)).visit(tree))
+        code = compile(tree, filename, "exec", flags=COMPILE_FLAGS, dont_inherit=True)
         _run_code(code, namespace)
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
@@ -254,6 +463,7 @@ def run_page(path: Path) -> int:
     blocks = find_blocks(text)
     namespace: dict[str, Any] = {"__name__": "__main__", "__file__": filename}
     namespace["__netsh_blocks__"] = [b for b in blocks if b.kind == "netsh"]
+    namespace[CHECKER_NAME] = PrintChecker(filename)
     sys.argv = [filename]
     asyncio.set_event_loop(asyncio.new_event_loop())
     doctest.exec = _run_code  # doctest looks exec up in its module globals first
@@ -272,6 +482,14 @@ def _run_blocks(path: Path, blocks: list[Block], namespace: dict[str, Any], file
         run = {"python": run_python, "pycon": run_pycon, "netsh": run_netsh,
                "netsh-cli": run_cli}[block.kind]
         failure = run(block, namespace, filename)
+        # Marked prints that printed something else while this block ran (in its own code,
+        # or in a function or callback defined earlier), even if the page caught the error.
+        mismatches = namespace[CHECKER_NAME].take_pending()
+        if mismatches:
+            failure = "\n".join(
+                [f"{block.kind} block at line {block.fence_line} failed:", *mismatches,
+                 *([failure] if failure else [])]
+            )
         counts[block.kind] += 1
         sys.stdout.flush()
         if failure is not None:
@@ -283,6 +501,12 @@ def _run_blocks(path: Path, blocks: list[Block], namespace: dict[str, Any], file
                 file=sys.stderr,
             )
             return 1
+    never_ran = namespace[CHECKER_NAME].never_ran()
+    if never_ran:
+        print("\n".join(never_ran), file=sys.stderr)
+        print(f"docs_runner: {path.name}: FAILED: a marked print never ran; ran "
+              f"{len(blocks)} blocks ({_kinds(counts)})", file=sys.stderr)
+        return 1
     print(
         f"docs_runner: {path.name}: ok, ran {len(blocks)} blocks "
         f"({_kinds(counts)})"
