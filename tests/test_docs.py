@@ -1,8 +1,9 @@
 """The documentation builds without a warning, and every example in it runs.
 
-Examples are the fenced blocks of ``docs/**/*.md`` whose info string is exactly
-``python`` or ``pycon``; tests/docs_runner.py says how they are run. Each page
-runs in a fresh interpreter, so no reactor or loop leaks from one page to the next.
+Examples are the runnable fenced blocks (``python``, ``pycon``, ``netsh``,
+``netsh-cli``) of ``docs/**/*.md`` and of the README; tests/docs_runner.py says how
+they are run, and how ``print(...)  # → expected`` is checked. Each page runs in a
+fresh interpreter, so no reactor or loop leaks from one page to the next.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+README = ROOT / "README.md"
 RUNNER = Path(__file__).resolve().parent / "docs_runner.py"
 PAGE_TIMEOUT = 240  # seconds for one page's examples
 
@@ -44,6 +46,16 @@ def doc_pages() -> list[Path]:
         for p in DOCS.rglob("*.md")
         if not any(part.startswith(("_", ".")) for part in p.relative_to(DOCS).parts)
     )
+
+
+def example_pages() -> list[Path]:
+    """The pages whose examples run: the docs, and the README (its ```console blocks are
+    not runnable kinds, so only its ```python example runs)."""
+    return [*doc_pages(), README]
+
+
+def page_id(page: Path) -> str:
+    return page.relative_to(DOCS if page.is_relative_to(DOCS) else ROOT).as_posix()
 
 
 def env_with_checkout() -> dict[str, str]:
@@ -83,7 +95,7 @@ def test_some_page_has_runnable_examples() -> None:
 
 
 @pytest.mark.timeout(PAGE_TIMEOUT + 60)
-@pytest.mark.parametrize("page", doc_pages(), ids=lambda p: p.relative_to(DOCS).as_posix())
+@pytest.mark.parametrize("page", example_pages(), ids=page_id)
 def test_page_examples_run(page: Path, tmp_path: Path) -> None:
     # The examples run in a scratch directory: whatever files they write land there.
     try:
