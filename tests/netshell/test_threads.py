@@ -540,3 +540,19 @@ def test_closing_the_reactor_ends_its_worker_threads():
     for t in workers:
         t.join(WAIT)
     assert [t for t in workers if t.is_alive()] == []
+
+
+def test_the_default_pool_runs_ten_jobs_at_once_and_no_more(reactor):
+    # docs/reactor.md: "10 workers by default". Twelve jobs held at a gate: ten run, two wait.
+    gauge, gate = Gauge(), threading.Event()
+    ds = [ns.defer_to_thread(gated_job(gauge, gate)) for _ in range(12)]
+    try:
+        assert gauge.wait_for(lambda g: g.running == 10)
+        assert reactor.thread_pool.max_workers == 10
+        assert reactor.thread_pool.workers == 10
+        assert reactor.thread_pool.queued == 2
+    finally:
+        gate.set()
+    reactor.run_until(ns.gather(*ds), timeout=WAIT)
+    assert gauge.peak == 10
+    assert gauge.finished == 12
