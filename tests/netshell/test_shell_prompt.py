@@ -217,6 +217,11 @@ def test_the_toolbar_counts_listeners_and_f2_hides_it(netsh):
     t.wait_for(r"listeners 1 \| connections 0 \| pending Deferreds \d+")
     t.key("F2")
     t.wait_for(lambda s: "listeners 1 |" not in s)
+    t.line("6 * 7")  # the prompt is still there, without its toolbar
+    screen = t.wait_prompt(3)
+    assert re.search(r"^\[2\]> 6 \* 7\n42$", screen, re.M) and "listeners 1 |" not in screen
+    t.key("F2")  # and F2 shows it again
+    t.wait_for(r"listeners 1 \| connections 0 \|")
 
 
 def test_history_is_kept_across_sessions(netsh):
