@@ -1,5 +1,7 @@
 """The Deferred benchmark (scripts/bench/deferred.py) runs and reports every case;
-the TLS benchmark (scripts/bench/tls.py) measures every server; the HTTP benchmark
+the echo benchmark (scripts/bench/echo.py) measures every server on both allocator
+settings and gives one verdict per comparison; the TLS benchmark
+(scripts/bench/tls.py) measures every server; the HTTP benchmark
 (scripts/bench/http.py) measures every server with wrk and every client.
 
 A smoke test only: ``--quick`` counts are far too small to mean anything, so
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +32,27 @@ TLS_SERVERS = {"netshell", "twisted", "asyncio-ssl"}
 TLS_MEASURES = (
     "handshakes_per_s",
     "server_cpu_us_per_handshake",
-    "bulk_mb_per_s",
-    "server_cpu_s_per_gb",
+    "bulk_mib_per_s",
+    "server_cpu_s_per_gib",
 )
+ECHO_BENCH = ROOT / "scripts" / "bench" / "echo.py"
+# --servers name -> how the tables name it
+ECHO_SERVERS = {
+    "netshell": "netshell",
+    "asyncio": "raw asyncio",
+    "twisted": "Twisted (epoll)",
+    "netshell-uvloop": "netshell on uvloop",
+    "asyncio-uvloop": "raw asyncio on uvloop",
+}
+ECHO_MEASURES = ("round_trips_per_s", "bulk_mib_per_s", "idle_bytes_per_conn")
+ECHO_COMPARISONS = {
+    "round trips: netshell / asyncio",
+    "round trips: netshell / twisted",
+    "bulk: netshell / asyncio",
+    "idle RSS: netshell / asyncio",
+    "uvloop round trips: netshell / asyncio",
+    "uvloop bulk: netshell / asyncio",
+}
 HTTP_BENCH = ROOT / "scripts" / "bench" / "http.py"
 # server -> the event loop it must report running on
 HTTP_SERVERS = {
@@ -80,10 +102,17 @@ def require_modules(*names: str) -> None:
 
 def run_quick(script: Path, out: Path, timeout: float = 50) -> dict[str, Any]:
     """Run a benchmark with ``--quick --json out``; its exit must be 0; return the JSON."""
+    return run_bench(script, out, "--quick", timeout=timeout)[0]
+
+
+def run_bench(
+    script: Path, out: Path, *options: str, timeout: float = 50
+) -> tuple[dict[str, Any], str]:
+    """Run a benchmark with ``options --json out``; its exit must be 0; (the JSON, stdout)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--json", str(out)],
+        [sys.executable, str(script), *options, "--json", str(out)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -92,7 +121,7 @@ def run_quick(script: Path, out: Path, timeout: float = 50) -> dict[str, Any]:
         timeout=timeout,
     )
     assert proc.returncode == 0, f"benchmark failed (exit {proc.returncode}):\n{proc.stdout}"
-    return json.loads(out.read_text(encoding="utf-8"))
+    return json.loads(out.read_text(encoding="utf-8")), proc.stdout
 
 
 @pytest.mark.timeout(60)
@@ -105,6 +134,82 @@ def test_quick_run_reports_every_case(tmp_path: Path) -> None:
         for side in ("netshell_ops_per_s", "twisted_ops_per_s"):
             assert case[side] > 0, f"{name}: {side} is {case[side]!r}"
         assert case["ratio"] > 0, name
+
+
+def check_echo_ratios(data: dict[str, Any], stdout: str, labels: set[str]) -> None:
+    """Every allocator run has a positive ratio per comparison, and each comparison one
+    verdict over every allocator setting, printed."""
+    for short, run in data["allocators"].items():
+        assert set(run["ratios"]) == labels, short
+        for label, ratio in run["ratios"].items():
+            for stat in ("best", "median"):
+                assert 0 < ratio[stat] < math.inf, f"{short}: {label} {stat} is {ratio[stat]!r}"
+    assert set(data["verdicts"]) == labels
+    for label, result in data["verdicts"].items():
+        for short in data["allocators"]:
+            assert result[short] == data["allocators"][short]["ratios"][label]["best"], label
+        assert result["verdict"].startswith(("met on", "not met on")), result
+        # one verdict over every allocator setting: "met on both", or each one named
+        if result["verdict"] != "met on both":
+            for short in data["allocators"]:
+                assert short in result["verdict"], (label, result)
+        assert f"{result['verdict']}\n" in stdout, label
+
+
+@pytest.mark.timeout(90)
+def test_echo_bench_quick_runs(tmp_path: Path) -> None:
+    require_modules("twisted", "uvloop")
+    data, stdout = run_bench(ECHO_BENCH, tmp_path / "echo.json", "--quick", timeout=80)
+    assert data["quick"] is True
+    assert data["left_out"] == {}
+    assert data["servers"] == list(ECHO_SERVERS)
+    assert data["client_loop"] == "uvloop"
+    assert data["bulk_mib"] == 8
+    # The load the idle measure used is recorded, with the fd limit that decides it.
+    assert data["fd_limit"] > 0
+    assert data["idle_connections_asked"] == 200
+    fd_limit = data["fd_limit"]
+    assert data["idle_connections"] == (200 if fd_limit >= 300 else max(1, fd_limit - 200))
+    assert f"{data['idle_connections']:,} connections opened" in stdout
+    assert set(data["allocators"]) == {"default", "levelled"}
+    for short, run in data["allocators"].items():
+        assert set(run["results"]) == set(ECHO_SERVERS), short
+        for name, result in run["results"].items():
+            for key in ECHO_MEASURES:
+                value = result[key]
+                assert len(value["rounds"]) == 1, (short, name, key)
+                assert value["best"] == value["median"] == value["rounds"][0]
+                # idle RSS growth can be small over 200 connections, but is never absent
+                assert 0 < value["best"] < math.inf, f"{short}: {name}: {key} is {value!r}"
+    for label in ECHO_SERVERS.values():
+        rows = re.findall(rf"^{re.escape(label)}  +[0-9,]+ +[0-9,]+ +[0-9,]+$", stdout, re.M)
+        assert len(rows) == 2, f"{label}: a table row per allocator setting, got {rows}"
+    assert "bulk MiB/s" in stdout
+    assert "MB/s" not in stdout.replace("MiB/s", "")
+    check_echo_ratios(data, stdout, ECHO_COMPARISONS)
+
+
+@pytest.mark.timeout(60)
+def test_echo_bench_sizes_the_bulk_run(tmp_path: Path) -> None:
+    """The one command of the documented bulk table, at a tiny size: only bulk, only the two
+    servers, every round kept."""
+    options = ("--measures", "bulk", "--servers", "netshell,asyncio", "--bulk-mib", "2")
+    data, stdout = run_bench(ECHO_BENCH, tmp_path / "bulk.json", *options, "--rounds", "2")
+    assert data["measures"] == ["bulk"]
+    assert data["servers"] == ["netshell", "asyncio"]
+    assert data["bulk_mib"] == 2
+    assert data["rounds"] == 2
+    assert data["idle_connections"] is None
+    for short, run in data["allocators"].items():
+        assert set(run["results"]) == {"netshell", "asyncio"}, short
+        for name, result in run["results"].items():
+            assert set(result) == {"bulk_mib_per_s"}, (short, name)
+            value = result["bulk_mib_per_s"]
+            assert len(value["rounds"]) == 2
+            assert all(0 < v < math.inf for v in value["rounds"]), (short, name, value)
+            assert value["best"] == max(value["rounds"])
+    assert "median of 2" in stdout
+    check_echo_ratios(data, stdout, {"bulk: netshell / asyncio"})
 
 
 @pytest.mark.timeout(60)
@@ -164,7 +269,10 @@ def test_startup_bench_quick_runs(tmp_path: Path) -> None:
     data = run_quick(STARTUP_BENCH, tmp_path / "startup.json", timeout=120)
     assert data["quick"] is True
     assert set(data["prompt"]) == {"python -c pass", "netsh", "netsh --ipython", "ipython"}
-    assert set(data["headless"]) == {"python -c pass", "netsh run empty.py",
-                                     "python -c 'import twisted.internet.reactor'"}
+    assert set(data["headless"]) == {
+        "python -c pass",
+        "netsh run empty.py",
+        "python -c 'import twisted.internet.reactor'",
+    }
     for times in (data["prompt"], data["headless"]):
         assert all(t > 0 for t in times.values())

@@ -2,43 +2,71 @@
 
 Each server runs in its own process, pinned to CPU 0; the load generator
 (raw asyncio on uvloop, the fastest client we have) runs in this process,
-pinned to CPU 1. Three measures:
+pinned to CPU 1. The servers: netshell, a raw asyncio ``Protocol`` and
+Twisted's epoll reactor on their default loops, then netshell and raw asyncio
+again on uvloop (``--servers`` picks a subset). Three measures, each on a
+fresh server process (``--measures`` picks a subset):
 
-- ping-pong: 1 KiB round trips per second over 10 connections;
-- bulk: MB/s of a one-way stream from the client, echoed back;
-- idle RSS: resident memory per open idle connection, with many open.
+- round-trips: 1 KiB ping-pong round trips per second over 10 connections
+  for 3 s (``--seconds``);
+- bulk: MiB/s (2**20 bytes per second) of one stream of 256 MiB
+  (``--bulk-mib``) sent by the client over one connection and echoed back,
+  timed until the last byte is back;
+- idle: growth of the server's RSS per open idle connection, with 10,000 open
+  (``--idle``). Each connection needs a file descriptor in this process and in
+  the server: if the hard fd limit is too low for the count asked for, the
+  count is lowered, and the count actually opened and the limit are printed
+  and written to the JSON (``idle_connections``, ``fd_limit``).
+
+Every server runs under both glibc allocator settings (``--allocator``, see
+ALLOCATORS below), and each set of measures is repeated in ``--rounds``
+interleaved rounds; the best and the median of the rounds are reported.
 
 Usage::
 
-    python scripts/bench/echo.py            # the full run (about a minute)
-    python scripts/bench/echo.py --quick    # seconds: a smoke test
-    python scripts/bench/echo.py --json out.json
+    python scripts/bench/echo.py --rounds 3 --json echo.json   # the full run
+    python scripts/bench/echo.py --quick --json out.json       # seconds: a smoke test
+    # the bulk table of docs/performance.md: 1 GiB x 7 interleaved transfers
+    python scripts/bench/echo.py --measures bulk --servers netshell,asyncio \\
+        --bulk-mib 1024 --rounds 7 --json echo-bulk.json
 
-It prints ratios netshell/raw-asyncio and netshell/Twisted with the goals of
-the issue (>= 0.9x raw asyncio and >= 1.5x Twisted on round trips, >= 0.9x
-raw asyncio on bulk, idle RSS <= 1.3x raw asyncio). It is a measurement: it
-exits 0 whatever the ratios, and non-zero only if a server echoes wrongly.
+It prints, per allocator setting, ratios netshell/raw-asyncio and
+netshell/Twisted, then one verdict per comparison that covers both allocator
+settings, against the goals of the issue (>= 0.9x raw asyncio and >= 1.5x
+Twisted on round trips, >= 0.9x raw asyncio on bulk, idle RSS <= 1.3x raw
+asyncio, and the same >= 0.9x on uvloop). Verdicts use the ratio of the best
+rounds. It is a measurement: it exits 0 whatever the ratios, and non-zero only
+if a server echoes wrongly (or cannot be started).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import importlib.util
 import json
 import os
 import platform
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
+MIB = 1 << 20
+PING_PONG_CONNECTIONS = 10
+PING_PONG_PAYLOAD = 1024
+BULK_CHUNK = 64 * 1024  # bytes per client write
+
 # Each server prints its port on its first line, then serves until killed.
-SERVERS = {
+PROGRAMS = {
     "netshell": """
         import netshell as ns
         from netshell import reactor
@@ -81,16 +109,78 @@ SERVERS = {
     """,
 }
 
+# --servers name -> (program, on uvloop, label in the tables, module it needs)
+SERVERS: dict[str, tuple[str, bool, str, str | None]] = {
+    "netshell": ("netshell", False, "netshell", None),
+    "asyncio": ("asyncio", False, "raw asyncio", None),
+    "twisted": ("twisted", False, "Twisted (epoll)", "twisted"),
+    "netshell-uvloop": ("netshell", True, "netshell on uvloop", "uvloop"),
+    "asyncio-uvloop": ("asyncio", True, "raw asyncio on uvloop", "uvloop"),
+}
+
+# --measures name -> (JSON key, column heading, format, the better of two values)
+MEASURES: dict[str, tuple[str, str, str, Any]] = {
+    "round-trips": ("round_trips_per_s", "round trips/s", ",.0f", max),
+    "bulk": ("bulk_mib_per_s", "bulk MiB/s", ",.0f", max),
+    "idle": ("idle_bytes_per_conn", "idle B/conn", ",.0f", min),
+}
+
+# glibc serves a request of 128 KiB or more with mmap, unless its dynamic threshold
+# was raised by an earlier free of such a block. asyncio's selector transport reads
+# into a fresh 256 KiB buffer, so whether a server pays mmap/mremap/munmap on every
+# read depends on the allocator's history: a 4x swing in ping-pong that has nothing
+# to do with the server's code. So each set runs twice: as a user gets it, and with
+# the threshold fixed for every server (both variables: fixing the mmap threshold
+# alone also freezes the trim threshold, which then costs a brk per read instead).
+# (title, environment) pairs; tls.py and http.py load this list by path.
+ALLOCATORS = [
+    ("default allocator", {}),
+    (
+        "levelled allocator (MALLOC_MMAP_THRESHOLD_=4MiB, MALLOC_TRIM_THRESHOLD_=64MiB)",
+        {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)},
+    ),
+]
+ALLOCATOR_NAMES = ("default", "levelled")  # short names of ALLOCATORS, in order
+
+# (label, server a, server b, measure, goal, op): the ratio is a / b.
+GOALS = [
+    ("round trips: netshell / asyncio", "netshell", "asyncio", "round-trips", 0.9, ">="),
+    ("round trips: netshell / twisted", "netshell", "twisted", "round-trips", 1.5, ">="),
+    ("bulk: netshell / asyncio", "netshell", "asyncio", "bulk", 0.9, ">="),
+    ("idle RSS: netshell / asyncio", "netshell", "asyncio", "idle", 1.3, "<="),
+    (
+        "uvloop round trips: netshell / asyncio",
+        "netshell-uvloop",
+        "asyncio-uvloop",
+        "round-trips",
+        0.9,
+        ">=",
+    ),
+    ("uvloop bulk: netshell / asyncio", "netshell-uvloop", "asyncio-uvloop", "bulk", 0.9, ">="),
+]
+
+
+EPILOG = """\
+Rates are in binary units: MiB/s = 2**20 bytes per second.
+
+The full run of docs/performance.md:
+  python scripts/bench/echo.py --rounds 3 --json echo.json
+Its bulk table, 7 interleaved transfers of 1 GiB per server and allocator setting:
+  python scripts/bench/echo.py --measures bulk --servers netshell,asyncio \\
+      --bulk-mib 1024 --rounds 7 --json echo-bulk.json
+"""
+
 
 def start_server(
-    name: str, uvloop: bool, extra_env: dict[str, str] | None = None
+    name: str, cpu: int, extra_env: dict[str, str]
 ) -> tuple[subprocess.Popen[str], int]:
+    program, on_uvloop, _, _ = SERVERS[name]
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.update(extra_env or {})
+    env.update(extra_env)
     env.pop("NETSHELL_LOOP", None)
-    if uvloop:
+    if on_uvloop:
         env["NETSHELL_LOOP"] = "uvloop"
-    code = "import os\nos.sched_setaffinity(0, {0})\n" + textwrap.dedent(SERVERS[name])
+    code = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n" + textwrap.dedent(PROGRAMS[program])
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True
     )
@@ -98,6 +188,7 @@ def start_server(
     line = proc.stdout.readline()
     if not line.strip():
         proc.kill()
+        proc.wait()
         raise RuntimeError(f"{name} server did not start")
     return proc, int(line)
 
@@ -108,6 +199,10 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
+
+
+class WrongEcho(Exception):
+    pass
 
 
 class PingPong(asyncio.Protocol):
@@ -127,7 +222,8 @@ class PingPong(asyncio.Protocol):
         if self.got < len(self.payload):
             return
         if self.got > len(self.payload) or data[-1:] != self.payload[-1:]:
-            self.done.set_exception(RuntimeError("echo returned the wrong bytes"))
+            if not self.done.done():
+                self.done.set_exception(WrongEcho("echo returned the wrong bytes"))
             return
         self.got = 0
         self.trips += 1
@@ -137,17 +233,22 @@ class PingPong(asyncio.Protocol):
             self.transport.close()
             self.done.set_result(self.trips)
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(WrongEcho(f"closed by the server ({exc!r})"))
+
 
 async def ping_pong(port: int, conns: int, seconds: float) -> float:
+    """Round trips per second of 1 KiB messages over ``conns`` connections."""
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
     deadline = start + seconds
     futures = []
     for i in range(conns):
         fut: asyncio.Future[int] = loop.create_future()
-        payload = bytes([65 + i % 26]) * 1024
+        payload = bytes([65 + i % 26]) * PING_PONG_PAYLOAD
         await loop.create_connection(
-            lambda p=payload, f=fut: PingPong(p, deadline, f), "127.0.0.1", port
+            functools.partial(PingPong, payload, deadline, fut), "127.0.0.1", port
         )
         futures.append(fut)
     trips = sum(await asyncio.gather(*futures))
@@ -159,7 +260,7 @@ class Bulk(asyncio.Protocol):
         self.total = total
         self.received = 0
         self.done = done
-        self.chunk = b"x" * 65536
+        self.chunk = b"x" * BULK_CHUNK
         self.sent = 0
         self.paused = False
 
@@ -169,8 +270,10 @@ class Bulk(asyncio.Protocol):
 
     def pump(self) -> None:
         while not self.paused and self.sent < self.total:
-            self.transport.write(self.chunk)  # type: ignore[attr-defined]
-            self.sent += len(self.chunk)
+            n = min(len(self.chunk), self.total - self.sent)
+            data = self.chunk if n == len(self.chunk) else self.chunk[:n]
+            self.transport.write(data)  # type: ignore[attr-defined]
+            self.sent += n
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -181,173 +284,319 @@ class Bulk(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
-        if self.received >= self.total and not self.done.done():
+        if self.done.done():
+            return
+        if self.received > self.total:
+            self.done.set_exception(WrongEcho(f"{self.received} bytes back of {self.total} sent"))
+            self.transport.close()
+        elif self.received == self.total:
             self.transport.close()
             self.done.set_result(None)
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(
+                WrongEcho(f"closed after {self.received} of {self.total} bytes ({exc!r})")
+            )
 
-async def bulk(port: int, megabytes: int) -> float:
+
+async def bulk(port: int, mib: int) -> float:
+    """MiB/s of ``mib`` MiB sent over one connection and echoed back, until the last byte."""
     loop = asyncio.get_running_loop()
-    total = megabytes * 1024 * 1024
+    total = mib * MIB
     done: asyncio.Future[None] = loop.create_future()
     start = time.perf_counter()
     await loop.create_connection(lambda: Bulk(total, done), "127.0.0.1", port)
     await done
-    return megabytes / (time.perf_counter() - start)
+    return total / MIB / (time.perf_counter() - start)
 
 
-async def idle_rss(pid: int, port: int, conns: int) -> float:
+async def idle_rss(pid: int, port: int, conns: int) -> tuple[float, int]:
+    """(RSS growth in bytes per connection, connections opened) with ``conns`` idle ones."""
     loop = asyncio.get_running_loop()
     before = rss_kib(pid)
     socks = []
-    for _ in range(conns):
-        s = socket.socket()
-        s.setblocking(False)
-        await loop.sock_connect(s, ("127.0.0.1", port))
-        socks.append(s)
-    # One echo over the last connection: the server has accepted everything before it.
-    probe = socks[-1]
-    await loop.sock_sendall(probe, b"?")
-    await loop.sock_recv(probe, 1)
-    after = rss_kib(pid)
-    for s in socks:
-        s.close()
-    return (after - before) * 1024 / conns
+    try:
+        for _ in range(conns):
+            s = socket.socket()
+            socks.append(s)
+            s.setblocking(False)
+            await loop.sock_connect(s, ("127.0.0.1", port))
+        # One echo over the last connection: the server has accepted everything before it.
+        probe = socks[-1]
+        await loop.sock_sendall(probe, b"?")
+        if await loop.sock_recv(probe, 1) != b"?":
+            raise WrongEcho("the probe was not echoed")
+        after = rss_kib(pid)
+    finally:
+        for s in socks:
+            s.close()
+    return (after - before) * 1024 / len(socks), len(socks)
 
 
 async def measure(
-    name: str, uvloop: bool, args: argparse.Namespace, extra_env: dict[str, str]
+    name: str, measure_name: str, args: argparse.Namespace, extra_env: dict[str, str]
 ) -> dict[str, float]:
-    result = {}
-    for key, run in [
-        ("round_trips_per_s", lambda port, pid: ping_pong(port, 10, args.seconds)),
-        ("bulk_mb_per_s", lambda port, pid: bulk(port, args.megabytes)),
-        # Memory is measured on a fresh server: after bulk traffic the heap is
-        # full of freed buffers, which would hide (or invert) the per-connection cost.
-        ("idle_bytes_per_conn", lambda port, pid: idle_rss(pid, port, args.idle)),
-    ]:
-        proc, port = start_server(name, uvloop, extra_env)
-        try:
-            result[key] = await run(port, proc.pid)
-        finally:
-            proc.kill()
-            proc.wait()
-    return result
+    """One measure of one server, on a fresh server process.
+
+    Memory in particular needs a fresh server: after bulk traffic the heap is full of
+    freed buffers, which would hide (or invert) the per-connection cost.
+    """
+    proc, port = start_server(name, args.server_cpu, extra_env)
+    try:
+        if measure_name == "round-trips":
+            return {"round_trips_per_s": await ping_pong(port, PING_PONG_CONNECTIONS, args.seconds)}
+        if measure_name == "bulk":
+            return {"bulk_mib_per_s": await bulk(port, args.bulk_mib)}
+        per_conn, opened = await idle_rss(proc.pid, port, args.idle)
+        return {"idle_bytes_per_conn": per_conn, "idle_connections": opened}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def summarize(values: list[float], better: Any) -> dict[str, Any]:
+    return {
+        "best": better(values),
+        "median": statistics.median(values),
+        "rounds": values,
+    }
+
+
+def ratio_line(label: str, best: float, median: float, rounds: int) -> str:
+    if rounds > 1:
+        return f"  {label:40} best {best:5.2f}x  median {median:5.2f}x"
+    return f"  {label:40} {best:5.2f}x"
+
+
+def report(
+    title: str, results: dict[str, dict[str, Any]], measures: list[str], rounds: int
+) -> dict[str, dict[str, float]]:
+    """Print one allocator setting's table and its ratios; return the ratios."""
+    print(f"\n== {title}")
+    for stat in ("best", "median") if rounds > 1 else ("best",):
+        head = f"{'server (' + stat + ' of ' + str(rounds) + ')':26}"
+        head += "".join(f" {MEASURES[m][1]:>14}" for m in measures)
+        print(head)
+        for name, res in results.items():
+            line = f"{SERVERS[name][2]:26}"
+            for m in measures:
+                key, _, fmt, _ = MEASURES[m]
+                line += f" {format(res[key][stat], fmt):>14}"
+            print(line)
+    ratios: dict[str, dict[str, float]] = {}
+    for label, a, b, m, _, _ in GOALS:
+        if a not in results or b not in results or m not in measures:
+            continue
+        key = MEASURES[m][0]
+        value = {stat: results[a][key][stat] / results[b][key][stat] for stat in ("best", "median")}
+        print(ratio_line(label, value["best"], value["median"], rounds))
+        ratios[label] = value
+    return ratios
+
+
+def verdict(values: dict[str, float], goal: float, op: str) -> str:
+    """One verdict over every allocator setting measured, e.g. 'met on default, not on
+    levelled (0.83)'."""
+    met = {name: (v >= goal if op == ">=" else v <= goal) for name, v in values.items()}
+    if all(met.values()):
+        return "met on both" if len(met) == 2 else f"met on {', '.join(met)} (only one measured)"
+    if not any(met.values()):
+        shown = ", ".join(f"{n} {v:.2f}" for n, v in values.items())
+        return f"not met on {'either' if len(met) == 2 else 'it'} ({shown})"
+    good = [n for n, ok in met.items() if ok]
+    bad = [f"{n} ({values[n]:.2f})" for n, ok in met.items() if not ok]
+    return f"met on {', '.join(good)}, not on {', '.join(bad)}"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run, for a smoke test")
-    parser.add_argument("--json", help="write the results to this file")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny run, for a smoke test (1 round, 0.3 s, 8 MiB, 200 idle connections)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write the results to FILE")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="interleaved rounds; best and median reported, verdicts on the best "
+        "(default 3, quick 1)",
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="comma-separated subset of " + ",".join(SERVERS) + " (default: all)",
+    )
+    parser.add_argument(
+        "--measures",
+        default=",".join(MEASURES),
+        help="comma-separated subset of " + ",".join(MEASURES) + " (default: all)",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=["both", *ALLOCATOR_NAMES],
+        default="both",
+        help="glibc allocator settings for the servers (default both)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, help="round-trips: seconds per measurement (default 3, quick 0.3)"
+    )
+    parser.add_argument(
+        "--bulk-mib",
+        type=int,
+        metavar="N",
+        help="bulk: MiB sent through the echo per transfer (default 256, quick 8)",
+    )
+    parser.add_argument(
+        "--idle",
+        type=int,
+        metavar="N",
+        help="idle: connections to open (default 10000, quick 200); lowered if the hard "
+        "fd limit is too low, and the count opened is reported",
+    )
     args = parser.parse_args()
-    args.seconds = 0.3 if args.quick else 3.0
-    args.megabytes = 8 if args.quick else 256
-    args.idle = 200 if args.quick else 10_000
-    rounds = 1 if args.quick else args.rounds
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if args.idle + 100 > hard:
-        args.idle = max(100, hard - 200)
-    os.sched_setaffinity(0, {1} if os.cpu_count() and os.cpu_count() > 1 else {0})
+    quick = args.quick
+    rounds = args.rounds if args.rounds is not None else (1 if quick else 3)
+    if args.seconds is None:
+        args.seconds = 0.3 if quick else 3.0
+    if args.bulk_mib is None:
+        args.bulk_mib = 8 if quick else 256
+    if args.idle is None:
+        args.idle = 200 if quick else 10_000
+    if rounds < 1 or args.bulk_mib < 1 or args.idle < 1 or args.seconds <= 0:
+        parser.error("--rounds, --bulk-mib, --idle and --seconds must be positive")
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    measures = [m.strip() for m in args.measures.split(",") if m.strip()]
+    for what, asked, known in (("servers", names, SERVERS), ("measures", measures, MEASURES)):
+        unknown = set(asked) - set(known)
+        if unknown or not asked:
+            parser.error(
+                f"--{what}: unknown {', '.join(sorted(unknown))}; known: {', '.join(known)}"
+            )
+    measures = [m for m in MEASURES if m in measures]  # table order
+    allocators = [
+        (short, title, env)
+        for short, (title, env) in zip(ALLOCATOR_NAMES, ALLOCATORS, strict=True)
+        if args.allocator in ("both", short)
+    ]
 
+    # Every idle connection is a file descriptor here and one in the server (which
+    # inherits our limit); leave room for the rest.
+    soft_before, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    idle_asked = args.idle
+    if "idle" in measures and args.idle + 100 > hard:
+        args.idle = max(1, hard - 200)
+    cpus = sorted(os.sched_getaffinity(0))
+    args.server_cpu, client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
+    os.sched_setaffinity(0, {client_cpu})
+
+    left_out: dict[str, str] = {}
+    for name in list(names):
+        module = SERVERS[name][3]
+        if module is not None and importlib.util.find_spec(module) is None:
+            left_out[name] = f"{module} is not installed (pip install -e '.[bench,fast]')"
+            names.remove(name)
     try:
         import uvloop
     except ImportError:
         uvloop = None  # type: ignore[assignment]
-    try:
-        import twisted  # noqa: F401
-
-        has_twisted = True
-    except ImportError:
-        has_twisted = False
-
-    configs = [("netshell", False), ("asyncio", False)]
-    if has_twisted:
-        configs.append(("twisted", False))
-    if uvloop is not None:
-        configs += [("netshell", True), ("asyncio", True)]
-
     run = uvloop.run if uvloop is not None else asyncio.run
+    client_loop = "uvloop" if uvloop is not None else "asyncio"
+
     print(
-        f"Python {platform.python_version()}, {os.cpu_count()} cores; "
-        f"server on CPU 0, load generator (asyncio on uvloop) on CPU 1"
+        f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
+        f"{args.server_cpu}, load generator (asyncio on {client_loop}) on CPU {client_cpu}"
     )
-    out: dict[str, object] = {}
-    for title, extra_env in ALLOCATORS:
-        best: dict[str, dict[str, float]] = {}
+    print(f"servers: {', '.join(SERVERS[n][2] for n in names)}")
+    for name, why in left_out.items():
+        print(f"left out: {SERVERS[name][2]}: {why}")
+    loads = []
+    if "round-trips" in measures:
+        loads.append(
+            f"round trips: {PING_PONG_CONNECTIONS} connections x {args.seconds:g} s "
+            f"of {PING_PONG_PAYLOAD} B messages"
+        )
+    if "bulk" in measures:
+        loads.append(f"bulk: {args.bulk_mib} MiB per transfer, one connection")
+    if "idle" in measures:
+        lowered = f" (lowered from {idle_asked:,})" if args.idle != idle_asked else ""
+        loads.append(
+            f"idle: {args.idle:,} connections{lowered}, fd limit {hard:,} "
+            f"(soft limit was {soft_before:,})"
+        )
+    print("; ".join(loads) + f"; {rounds} interleaved round(s)")
+
+    out: dict[str, Any] = {
+        "quick": quick,
+        "python": platform.python_version(),
+        "client_loop": client_loop,
+        "server_cpu": args.server_cpu,
+        "client_cpu": client_cpu,
+        "rounds": rounds,
+        "servers": names,
+        "left_out": left_out,
+        "measures": measures,
+        "round_trip_seconds": args.seconds,
+        "round_trip_connections": PING_PONG_CONNECTIONS,
+        "bulk_mib": args.bulk_mib,
+        "idle_connections_asked": idle_asked,
+        "idle_connections": None,
+        "fd_limit": hard,
+        "fd_limit_soft_before": soft_before,
+        "allocators": {},
+        "verdicts": {},
+    }
+    opened: list[int] = []
+    for short, title, extra_env in allocators:
+        values: dict[str, dict[str, list[float]]] = {n: {} for n in names}
         for _ in range(rounds):
-            for name, on_uv in configs:
-                key = f"{name}{' (uvloop)' if on_uv else ''}"
-                res = run(measure(name, on_uv, args, extra_env))
-                prev = best.setdefault(key, res)
-                for k, v in res.items():
-                    better = min if k == "idle_bytes_per_conn" else max
-                    prev[k] = better(prev[k], v)
-        out[title] = {"results": best, "ratios": report(title, best)}
+            for name in names:
+                for m in measures:
+                    res = run(measure(name, m, args, extra_env))
+                    if "idle_connections" in res:
+                        opened.append(int(res.pop("idle_connections")))
+                    for key, value in res.items():
+                        values[name].setdefault(key, []).append(value)
+        results = {
+            name: {MEASURES[m][0]: summarize(per[MEASURES[m][0]], MEASURES[m][3]) for m in measures}
+            for name, per in values.items()
+        }
+        out["allocators"][short] = {
+            "title": title,
+            "env": extra_env,
+            "results": results,
+            "ratios": report(title, results, measures, rounds),
+        }
+    if opened:
+        out["idle_connections"] = min(opened)
+        print(f"\nidle: {min(opened):,} connections opened per measurement (fd limit {hard:,})")
+
+    title = f"\n== verdicts (ratio of the best of {rounds} round(s), on each allocator setting)"
+    for label, _, _, _, goal, op in GOALS:
+        per = {
+            short: out["allocators"][short]["ratios"][label]["best"]
+            for short, _, _ in allocators
+            if label in out["allocators"][short]["ratios"]
+        }
+        if not per:
+            continue
+        if title:
+            print(title)
+            title = ""
+        text = verdict(per, goal, op)
+        shown = "  ".join(f"{n} {v:5.2f}x" for n, v in per.items())
+        print(f"  {label:40} {shown}  goal {op} {goal}x: {text}")
+        out["verdicts"][label] = {"goal": f"{op} {goal}", **per, "verdict": text}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
     return 0
-
-
-# glibc serves a request of 128 KiB or more with mmap, unless its dynamic threshold
-# was raised by an earlier free of such a block. asyncio's selector transport reads
-# into a fresh 256 KiB buffer, so whether a server pays mmap/mremap/munmap on every
-# read depends on the allocator's history: a 4x swing in ping-pong that has nothing
-# to do with the server's code. So each set runs twice: as a user gets it, and with
-# the threshold fixed for every server (both variables: fixing the mmap threshold
-# alone also freezes the trim threshold, which then costs a brk per read instead).
-ALLOCATORS = [
-    ("default allocator", {}),
-    (
-        "levelled allocator (MALLOC_MMAP_THRESHOLD_=4MiB, MALLOC_TRIM_THRESHOLD_=64MiB)",
-        {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)},
-    ),
-]
-
-GOALS = [
-    ("round trips: netshell / asyncio", "netshell", "asyncio", "round_trips_per_s", 0.9, ">="),
-    ("round trips: netshell / twisted", "netshell", "twisted", "round_trips_per_s", 1.5, ">="),
-    ("bulk: netshell / asyncio", "netshell", "asyncio", "bulk_mb_per_s", 0.9, ">="),
-    ("idle RSS: netshell / asyncio", "netshell", "asyncio", "idle_bytes_per_conn", 1.3, "<="),
-    (
-        "uvloop round trips: netshell / asyncio",
-        "netshell (uvloop)",
-        "asyncio (uvloop)",
-        "round_trips_per_s",
-        0.9,
-        ">=",
-    ),
-    (
-        "uvloop bulk: netshell / asyncio",
-        "netshell (uvloop)",
-        "asyncio (uvloop)",
-        "bulk_mb_per_s",
-        0.9,
-        ">=",
-    ),
-]
-
-
-def report(title: str, best: dict[str, dict[str, float]]) -> dict[str, float]:
-    print(f"\n== {title}")
-    print(f"{'server':22} {'round trips/s':>14} {'bulk MB/s':>10} {'idle B/conn':>12}")
-    for key, res in best.items():
-        idle = res.get("idle_bytes_per_conn")
-        print(
-            f"{key:22} {res['round_trips_per_s']:14,.0f} {res['bulk_mb_per_s']:10,.0f} "
-            f"{idle if idle is None else format(idle, ',.0f'):>12}"
-        )
-    ratios = {}
-    for label, a, b, k, goal, op in GOALS:
-        if a not in best or b not in best:
-            continue
-        value = best[a][k] / best[b][k]
-        met = value >= goal if op == ">=" else value <= goal
-        print(f"{label:42} {value:5.2f}x  goal {op} {goal}x  {'met' if met else 'NOT met'}")
-        ratios[label] = value
-    return ratios
 
 
 if __name__ == "__main__":

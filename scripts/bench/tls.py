@@ -20,7 +20,7 @@ Two measures, each on a fresh server process:
   complete the TLS handshake, send 1 byte, read the echo, close
   (close_notify both ways), wait until the connection is gone. Every
   connection must present the server's certificate and echo its byte;
-- bulk MB/s: 256 MiB (``--megabytes``) streamed through the echo over one TLS
+- bulk MiB/s: 256 MiB (``--bulk-mib``) streamed through the echo over one TLS
   connection and back. Every echoed byte is compared with what was sent
   (``--check sha256`` hashes the stream instead, at a third of the load
   generator's CPU).
@@ -32,8 +32,9 @@ stderr once. The timed connections skip chain verification (they compare
 the certificate's bytes instead). Even so, a TLS 1.3 client costs more CPU
 per handshake than the server (it verifies the server's signature, which is
 dearer than making it), so the load generator may be the limit: the
-server's CPU time per handshake and per GB (from /proc) is reported next to
-each rate, with how busy each CPU was.
+server's CPU time per handshake and per GiB (as the server process reports
+its own ``time.process_time()``) is reported next to each rate, with how busy
+each CPU was.
 
 Usage::
 
@@ -49,7 +50,7 @@ same as ``--profile DIR``: each server process writes a cProfile dump
 ``DIR/<server>-<measure>-<pid>.prof`` when it is stopped.
 
 It prints ratios netshell/Twisted (goal >= 1.0 on both measures, and on the
-server CPU per handshake and per GB) and netshell/asyncio-ssl (no goal). It
+server CPU per handshake and per GiB) and netshell/asyncio-ssl (no goal). It
 is a measurement: it exits 0 whatever the ratios, and 1 only if a server
 echoes wrongly or presents another certificate.
 """
@@ -80,6 +81,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 PROFILE_ENV = "NETSHELL_BENCH_PROFILE"
 WORKERS = 8  # concurrent handshake loops
 CHUNK = 64 * 1024  # bulk: bytes per client write
+MIB, GIB = 1 << 20, 1 << 30  # rates and costs are in binary units
 
 # Run first in every server: pin to its CPU (0), read the certificate's paths, say
 # once on stderr what was negotiated, and (when asked) profile the serving part.
@@ -364,16 +366,16 @@ async def handshakes(port: int, leaf: bytes, seconds: float) -> tuple[int, float
 class Pattern:
     """What the bulk measure sends: 1 MiB of seeded random bytes, repeated to ``total``."""
 
-    def __init__(self, megabytes: int, check: str) -> None:
+    def __init__(self, mib: int, check: str) -> None:
         self.block = random.Random(2026).randbytes(1 << 20)
         self.doubled = self.block + self.block  # any slice up to 1 MiB long, at any offset
         self.chunks = [self.block[i : i + CHUNK] for i in range(0, len(self.block), CHUNK)]
-        self.total = megabytes << 20
+        self.total = mib << 20
         self.check = check
         self.sha256 = ""
         if check == "sha256":
             expected = hashlib.sha256()
-            for _ in range(megabytes):
+            for _ in range(mib):
                 expected.update(self.block)
             self.sha256 = expected.hexdigest()
 
@@ -382,9 +384,9 @@ class BulkClient(asyncio.Protocol):
     """Stream the pattern with flow control; check every byte that comes back.
 
     ``check="bytes"`` compares each echoed piece with the pattern where it should
-    be (a memcmp: about 30 GB/s); ``check="sha256"`` hashes the echoed stream
+    be (a memcmp: about 28 GiB/s); ``check="sha256"`` hashes the echoed stream
     and compares digests at the end, which costs the load generator about a
-    third of its CPU at these rates (SHA-256 runs at 1.8 GB/s here).
+    third of its CPU at these rates (SHA-256 runs at 1.7 GiB/s here).
     """
 
     def __init__(self, pattern: Pattern, done: asyncio.Future[None]) -> None:
@@ -453,7 +455,7 @@ class BulkClient(asyncio.Protocol):
 
 
 async def bulk(port: int, leaf: bytes, pattern: Pattern) -> tuple[float, float]:
-    """Stream the pattern through the echo and back: (MB/s, elapsed). WrongEcho if it differs."""
+    """Stream the pattern through the echo and back: (MiB/s, elapsed). WrongEcho if it differs."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     start = time.perf_counter()
@@ -469,7 +471,7 @@ async def bulk(port: int, leaf: bytes, pattern: Pattern) -> tuple[float, float]:
     await asyncio.wait_for(done, 600)
     elapsed = time.perf_counter() - start
     transport.close()
-    return (pattern.total / 1e6) / elapsed, elapsed
+    return (pattern.total / MIB) / elapsed, elapsed
 
 
 # ---- one measurement
@@ -500,8 +502,8 @@ async def measure(
         else:
             rate, elapsed = await bulk(server.port, cert.leaf_der, pattern)
             cpu = server.cpu_seconds() - cpu0
-            result["bulk_mb_per_s"] = rate
-            result["server_cpu_s_per_gb"] = cpu / (pattern.total / 1e9)
+            result["bulk_mib_per_s"] = rate
+            result["server_cpu_s_per_gib"] = cpu / (pattern.total / GIB)
         result[f"server_cpu_busy_{step}"] = cpu / elapsed
         result[f"client_cpu_busy_{step}"] = (time.process_time() - own0) / elapsed
     finally:
@@ -516,7 +518,7 @@ async def measure(
 # measure -> (its rate, the server's CPU cost per unit)
 MEASURES = {
     "handshakes": ("handshakes_per_s", "server_cpu_us_per_handshake"),
-    "bulk": ("bulk_mb_per_s", "server_cpu_s_per_gb"),
+    "bulk": ("bulk_mib_per_s", "server_cpu_s_per_gib"),
 }
 
 
@@ -526,18 +528,18 @@ MEASURES = {
 # other's cost over netshell's, so above 1 means netshell is cheaper there too.
 GOALS = [
     ("handshakes/s: netshell / Twisted", "twisted", "handshakes_per_s", 1.0),
-    ("bulk MB/s: netshell / Twisted", "twisted", "bulk_mb_per_s", 1.0),
+    ("bulk MiB/s: netshell / Twisted", "twisted", "bulk_mib_per_s", 1.0),
     ("server CPU per handshake: Twisted / netshell", "twisted", "server_cpu_us_per_handshake", 1.0),
-    ("server CPU per GB: Twisted / netshell", "twisted", "server_cpu_s_per_gb", 1.0),
+    ("server CPU per GiB: Twisted / netshell", "twisted", "server_cpu_s_per_gib", 1.0),
     ("handshakes/s: netshell / asyncio ssl", "asyncio-ssl", "handshakes_per_s", None),
-    ("bulk MB/s: netshell / asyncio ssl", "asyncio-ssl", "bulk_mb_per_s", None),
+    ("bulk MiB/s: netshell / asyncio ssl", "asyncio-ssl", "bulk_mib_per_s", None),
     (
         "server CPU per handshake: asyncio ssl / netshell",
         "asyncio-ssl",
         "server_cpu_us_per_handshake",
         None,
     ),
-    ("server CPU per GB: asyncio ssl / netshell", "asyncio-ssl", "server_cpu_s_per_gb", None),
+    ("server CPU per GiB: asyncio ssl / netshell", "asyncio-ssl", "server_cpu_s_per_gib", None),
 ]
 
 
@@ -554,15 +556,15 @@ def report(title: str, best: dict[str, dict[str, Any]]) -> dict[str, float]:
     print(f"\n== {title}")
     print(
         f"{'server':12} {'handshakes/s':>12} {'srv CPU us/hs':>13} "
-        f"{'bulk MB/s':>10} {'srv CPU s/GB':>12}  negotiated"
+        f"{'bulk MiB/s':>10} {'srv CPU s/GiB':>13}  negotiated"
     )
     for name, res in best.items():
         neg = res["negotiated"]
         ticket = "ticket" if neg["session_ticket"] else "no ticket"
         print(
             f"{LABELS[name]:12} {res['handshakes_per_s']:12,.0f} "
-            f"{res['server_cpu_us_per_handshake']:13,.0f} {res['bulk_mb_per_s']:10,.0f} "
-            f"{res['server_cpu_s_per_gb']:12.2f}  {neg['version']} {neg['cipher']}, {ticket}"
+            f"{res['server_cpu_us_per_handshake']:13,.0f} {res['bulk_mib_per_s']:10,.0f} "
+            f"{res['server_cpu_s_per_gib']:13.2f}  {neg['version']} {neg['cipher']}, {ticket}"
         )
     print("CPU busy, server / load generator, and what limited the rate:")
     for name, res in best.items():
@@ -593,7 +595,14 @@ def main() -> int:
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
     parser.add_argument("--seconds", type=float, help="handshake loop time (default 5, quick 0.3)")
-    parser.add_argument("--megabytes", type=int, help="bulk size in MiB (default 256, quick 4)")
+    parser.add_argument(
+        "--bulk-mib",
+        "--megabytes",
+        dest="bulk_mib",
+        type=int,
+        metavar="N",
+        help="bulk size in MiB (default 256, quick 4); --megabytes is the old name",
+    )
     parser.add_argument(
         "--check",
         choices=["bytes", "sha256"],
@@ -625,8 +634,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.seconds is None:
         args.seconds = 0.3 if args.quick else 5.0
-    if args.megabytes is None:
-        args.megabytes = 4 if args.quick else 256
+    if args.bulk_mib is None:
+        args.bulk_mib = 4 if args.quick else 256
     rounds = 1 if args.quick else args.rounds
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -668,7 +677,7 @@ def main() -> int:
         ca_path.read_bytes(),
         leaf.public_bytes(serialization.Encoding.DER),
     )
-    pattern = Pattern(args.megabytes, args.check)
+    pattern = Pattern(args.bulk_mib, args.check)
 
     run = uvloop.run if uvloop is not None else asyncio.run
     pyopenssl = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
@@ -677,7 +686,7 @@ def main() -> int:
         f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
         f"{server_cpu}, load generator (asyncio + ssl on {client_loop}) on CPU {client_cpu}\n"
         f"stdlib ssl: {ssl.OPENSSL_VERSION}; pyOpenSSL: {pyopenssl}\n"
-        f"handshakes: {WORKERS} workers x {args.seconds:g} s; bulk: {args.megabytes} MiB; "
+        f"handshakes: {WORKERS} workers x {args.seconds:g} s; bulk: {args.bulk_mib} MiB; "
         f"{rounds} round(s), best kept"
     )
     if args.profile:
@@ -692,7 +701,7 @@ def main() -> int:
         "client_cpu": client_cpu,
         "workers": WORKERS,
         "seconds": args.seconds,
-        "megabytes": args.megabytes,
+        "bulk_mib": args.bulk_mib,
         "bulk_check": args.check,
         "twisted_tcp_nodelay": not args.twisted_nagle,
         "rounds": rounds,
