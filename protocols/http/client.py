@@ -629,6 +629,8 @@ class HTTPClient:
         response (None: no bound). A redirect whose Location is empty is not followed: it
         is the final response; one whose Location is not a URL fails with
         RemoteProtocolError. ``context`` is the TLS client context for https URLs.
+        A redirect to another origin (scheme, host or port) drops the Authorization and
+        Cookie headers and ``context``: the client's default context verifies that origin.
         Raises InvalidURL at once for a URL that cannot be requested; the Deferred fails
         with the errors listed in the module docstring.
         """
@@ -783,12 +785,14 @@ class HTTPClient:
                     f"{head.status} redirect to {next_url}: the streamed body cannot be sent again"
                 )
             if next_url.origin != url.origin:
-                # Credentials were meant for the first server only, and a Host header or a
-                # TLS context given for it does not fit another.
+                # Credentials were meant for the first origin only, and so was the TLS
+                # context (the authorities it trusts, a client certificate in it): another
+                # origin, even on the same host, gets none of them, and neither does the
+                # first one again when a later redirect leads back there. A Host header
+                # given for the first does not fit another either.
                 for name in ("Authorization", "Cookie", "Host"):
                     headers.remove(name)
-                if next_url.host != url.host:
-                    context = None
+                context = None
             url = next_url
 
     async def _exchange(
