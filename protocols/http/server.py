@@ -681,6 +681,10 @@ class HTTPServerProtocol(Protocol):
                 for name, value in response.headers._items:
                     lname = name.lower()
                     if lname in _FRAMING:
+                        # Not sent as given, but a control in it is the handler's mistake
+                        # all the same: a 500, as for any other field.
+                        if _UNSAFE.search(value) is not None:
+                            raise ValueError(f"a control character in the value of {name!r}")
                         if lname == "connection":
                             if "close" in value.lower():
                                 close = True
@@ -724,7 +728,8 @@ class HTTPServerProtocol(Protocol):
                 stream = body
             body = b""
             if not no_body:
-                if declared is not None and declared.isdigit():
+                if declared is not None and declared.isascii() and declared.isdigit():
+                    # (isdigit alone takes "²", which int() refuses)
                     lines.append(b"Content-Length: %d\r\n" % int(declared))
                 elif request.version >= (1, 1):
                     declared = None
