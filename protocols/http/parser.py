@@ -547,7 +547,7 @@ class RequestParser(_MessageParser):
         method, target, major, minor = m.groups()
         if major != "1":
             raise _fail(505, f"HTTP/{major}.{minor} is not supported")
-        if target[0] != "/":
+        if target[0] != "/" or method == "CONNECT":  # CONNECT takes authority-form only
             _check_target(method, target)
         if len(lines) > limits.max_headers + 1:
             raise _fail(431, f"more than {limits.max_headers} header fields")

@@ -112,7 +112,8 @@ def test_a_valid_host_value_is_accepted(host: bytes) -> None:
 @pytest.mark.parametrize(
     "line",
     [b"GET hello.txt", b"GET http:hello.txt", b"GET http://x:notaport/h", b"GET *",
-     b"CONNECT example.org", b"GET http://user@host/"],
+     b"CONNECT example.org", b"GET http://user@host/", b"CONNECT /", b"CONNECT /a:443",
+     b"CONNECT *", b"CONNECT http://example.org:443/"],
 )
 def test_a_target_of_no_valid_form_is_refused(line: bytes) -> None:
     # RFC 9112 section 3.2: origin-form starts with "/", absolute-form is an absolute URI,
