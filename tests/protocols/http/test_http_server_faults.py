@@ -482,6 +482,7 @@ async def test_a_client_reset_while_its_handler_works_drops_the_answer_quietly(
 
 
 @pytest.mark.async_timeout(120)
+@pytest.mark.needs_fds(2 * 1000 + 100)
 async def test_a_thousand_concurrent_keep_alive_clients_are_all_served() -> None:
     listener = http.serve(lambda request: f"hello {request.path[1:]}")
     ready = asyncio.Event()
