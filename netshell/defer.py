@@ -34,7 +34,7 @@ import reprlib
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 from netshell import failure as _failure_mod
 from netshell.failure import Failure
@@ -847,44 +847,42 @@ def sleep(seconds: float, clock: ClockLike | None = None) -> Deferred[None]:
 # ---- synchronisation
 
 
-class DeferredLock:
-    """A lock whose :meth:`acquire` gives a Deferred; also ``async with lock:``.
+class _TokenGate:
+    """What a lock and a semaphore share: ``limit`` tokens, handed out through Deferreds.
 
-    Example::
-
-        >>> import netshell as ns
-        >>> lock = ns.DeferredLock()
-        >>> lock.acquire()
-        <Deferred #... fired: <DeferredLock locked, 0 waiting>>
-        >>> second = lock.acquire()
-        >>> lock.release(); second.called
-        True
+    :meth:`acquire` takes a token at once when one is free, or queues a
+    Deferred that :meth:`release` fires, first come first served; a waiter
+    that is cancelled leaves the queue.
     """
 
-    def __init__(self) -> None:
-        self.locked = False
-        self.waiting: deque[Deferred[DeferredLock]] = deque()
+    #: The RuntimeError message when :meth:`release` is called with no token held.
+    _release_error = "release() with no token held"
 
-    def acquire(self) -> Deferred[DeferredLock]:
-        """A Deferred that fires with the lock once it is held; cancel it to stop waiting."""
-        if not self.locked:
-            self.locked = True
+    def __init__(self, tokens: int) -> None:
+        self.limit = tokens
+        self.tokens = tokens
+        self.waiting: deque[Deferred[Self]] = deque()
+
+    def acquire(self) -> Deferred[Self]:
+        """A Deferred that fires with this object once a token is held; cancel to stop waiting."""
+        if self.tokens > 0:
+            self.tokens -= 1
             return succeed(self)
-        d: Deferred[DeferredLock] = Deferred(self.waiting.remove)
+        d: Deferred[Self] = Deferred(self.waiting.remove)
         self.waiting.append(d)
         return d
 
     def release(self) -> None:
-        """Release the lock, handing it to the next waiter if there is one.
+        """Give the token back, to the next waiter if there is one.
 
-        Raises RuntimeError if the lock is not held.
+        Raises RuntimeError when no token is held.
         """
-        if not self.locked:
-            raise RuntimeError("release() of a DeferredLock that is not locked")
+        if self.tokens >= self.limit:
+            raise RuntimeError(self._release_error)
         if self.waiting:
             self.waiting.popleft().callback(self)
         else:
-            self.locked = False
+            self.tokens += 1
 
     def run(self, f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
         """Acquire, run ``f(*args, **kw)`` (which may return a Deferred), then release."""
@@ -898,70 +896,59 @@ class DeferredLock:
         self.release()
         return result
 
-    async def __aenter__(self) -> DeferredLock:
+    async def __aenter__(self) -> Self:
         await self.acquire()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
+
+
+class DeferredLock(_TokenGate):
+    """A lock whose :meth:`acquire` gives a Deferred; also ``async with lock:``.
+
+    It is a semaphore of one token; :attr:`locked` says whether it is held.
+
+    Example::
+
+        >>> import netshell as ns
+        >>> lock = ns.DeferredLock()
+        >>> lock.acquire()
+        <Deferred #... fired: <DeferredLock locked, 0 waiting>>
+        >>> second = lock.acquire()
+        >>> lock.release(); second.called
+        True
+    """
+
+    _release_error = "release() of a DeferredLock that is not locked"
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    @property
+    def locked(self) -> bool:
+        """True while the lock is held."""
+        return self.tokens == 0
 
     def __repr__(self) -> str:
         state = "locked" if self.locked else "free"
         return f"<DeferredLock {state}, {len(self.waiting)} waiting>"
 
 
-class DeferredSemaphore:
+class DeferredSemaphore(_TokenGate):
     """A semaphore of ``tokens`` slots whose :meth:`acquire` gives a Deferred.
+
+    Also ``async with sem:``, and :meth:`run` to hold a token around a call.
 
     Raises ValueError when ``tokens`` is less than 1.
     """
 
+    _release_error = "release() of a DeferredSemaphore with no token held"
+
     def __init__(self, tokens: int) -> None:
         if tokens < 1:
             raise ValueError("a DeferredSemaphore needs at least one token")
-        self.limit = tokens
-        self.tokens = tokens
-        self.waiting: deque[Deferred[DeferredSemaphore]] = deque()
-
-    def acquire(self) -> Deferred[DeferredSemaphore]:
-        """A Deferred that fires with the semaphore once a token is held."""
-        if self.tokens > 0:
-            self.tokens -= 1
-            return succeed(self)
-        d: Deferred[DeferredSemaphore] = Deferred(self.waiting.remove)
-        self.waiting.append(d)
-        return d
-
-    def release(self) -> None:
-        """Give a token back, to the next waiter if there is one.
-
-        Raises RuntimeError when no token is held.
-        """
-        if self.tokens >= self.limit:
-            raise RuntimeError("release() of a DeferredSemaphore with no token held")
-        if self.waiting:
-            self.waiting.popleft().callback(self)
-        else:
-            self.tokens += 1
-
-    def run(self, f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
-        """Acquire a token, run ``f(*args, **kw)``, then release the token."""
-
-        def go(_: Any) -> Deferred[Any]:
-            return maybe_deferred(f, *args, **kw).add_both(self._release_passing)
-
-        return self.acquire().add_callback(go)
-
-    def _release_passing(self, result: Any) -> Any:
-        self.release()
-        return result
-
-    async def __aenter__(self) -> DeferredSemaphore:
-        await self.acquire()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
+        super().__init__(tokens)
 
     def __repr__(self) -> str:
         return f"<DeferredSemaphore {self.tokens}/{self.limit} free, {len(self.waiting)} waiting>"
