@@ -1,7 +1,8 @@
 """A DB-API 2 connection pool that answers with Deferreds (sqlite3 by default).
 
-Every database call runs in one of the pool's own worker threads, and its
-outcome fires a Deferred in the reactor's thread. Each worker thread owns one
+Every database call runs in one of the pool's own worker threads (a
+:class:`~netshell.threads.ThreadPool` of its own), and its outcome fires a
+Deferred in the reactor's thread. Each worker thread owns one
 connection, made in that thread and used only there: a connection is never
 handed from one thread to another, which is what sqlite3 (and other drivers
 with thread-bound connections) require. So there are as many connections as
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -24,6 +24,7 @@ from typing import Any
 from netshell.defer import Deferred
 from netshell.errors import NetshellError
 from netshell.failure import Failure
+from netshell.threads import ThreadPool
 
 __all__ = ["ConnectionPool", "PoolClosedError"]
 
@@ -42,22 +43,28 @@ _WITH_CONNECTION = "connection"
 class _Job:
     """One call waiting for, or running in, a worker thread."""
 
-    __slots__ = ("kind", "fn", "args", "kw", "deferred", "cancelled")
+    __slots__ = ("pool", "kind", "fn", "args", "kw", "deferred", "cancelled")
 
     def __init__(
         self,
+        pool: ConnectionPool,
         kind: str,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kw: dict[str, Any],
         deferred: Deferred[Any],
     ) -> None:
+        self.pool = pool
         self.kind = kind
         self.fn = fn
         self.args = args
         self.kw = kw
         self.deferred = deferred
         self.cancelled = False
+
+    def deliver(self, ok: bool, result: Any) -> None:
+        """In the worker, once the pool's counters say it is done: hand the outcome back."""
+        self.pool._deliver(self.deferred, ok, result)
 
 
 class _Outcome:
@@ -100,21 +107,19 @@ def _call_quietly(what: str, f: Callable[[], Any], connection: Any) -> bool:
     return True
 
 
-class _Worker(threading.Thread):
-    """A worker thread and the one connection it owns.
+class _Worker:
+    """A worker thread's one connection, kept in that thread only.
 
-    Only this thread touches ``connection`` (it is thread-confined, as a
-    ``threading.local`` would make it); the pool reads nothing but counters.
+    The pool's ThreadPool makes one of these in each worker thread when the
+    thread starts (``worker_init``) and drops it when the thread leaves
+    (``worker_exit``); only that thread touches ``connection``, as
+    ``threading.local`` makes sure. The pool reads nothing but counters.
     """
 
-    def __init__(self, pool: ConnectionPool, number: int, eager: Deferred[None] | None) -> None:
-        super().__init__(name=f"netshell-db-{number}", daemon=True)
+    def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
+        self.name = threading.current_thread().name
         self.connection: Any = None
-        self.close_error: Failure | None = None
-        self._eager = eager
-
-    # ---- the connection (in this thread only)
 
     def connect(self) -> Any:
         """This thread's connection, opened first if there is none."""
@@ -134,54 +139,18 @@ class _Worker(threading.Thread):
             self.pool._open -= 1
         _call_quietly("close()", connection.close, connection)
 
-    # ---- the loop
-
-    def _run(self, job: _Job) -> None:
-        pool = self.pool
-        try:
-            ok, result = True, pool._run_job(self, job)
-        except BaseException:
-            ok, result = False, Failure()
-        # The counters say "done" before the caller hears so, not after.
-        self._finished()
-        pool._deliver(job.deferred, ok, result)
-
-    def _finished(self) -> None:
-        with self.pool._lock:
-            self.pool._busy -= 1
-            self.pool._idle += 1
-
-    def run(self) -> None:
-        pool = self.pool
-        if self._eager is not None:
-            try:
-                self.connect()
-            except BaseException:
-                pool._deliver(self._eager, False, Failure())
-            else:
-                pool._deliver(self._eager, True, None)
-            self._eager = None
-        while True:
-            job = pool._queue.get()
-            with pool._lock:
-                pool._idle -= 1
-                if job is None:
-                    break
-                pool._queued -= 1
-                pool._busy += 1
-            if job.cancelled:
-                self._finished()
-            else:
-                self._run(job)
-            del job
+    def close(self) -> Failure | None:
+        """Close this thread's connection as the thread leaves; what ``close()`` raised."""
         connection, self.connection = self.connection, None
-        if connection is not None:
-            with pool._lock:
-                pool._open -= 1
-            try:
-                connection.close()
-            except BaseException:
-                self.close_error = Failure()
+        if connection is None:
+            return None
+        with self.pool._lock:
+            self.pool._open -= 1
+        try:
+            connection.close()
+        except BaseException:
+            return Failure()
+        return None
 
 
 class ConnectionPool:
@@ -268,14 +237,15 @@ class ConnectionPool:
         )
         if reconnect and not self._disconnect_errors:
             raise TypeError(f"reconnect=True needs {module!r} to have an OperationalError")
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
-        self._idle = 0
-        self._queued = 0
-        self._busy = 0
+        self._threads = ThreadPool(
+            max, "netshell-db", worker_init=self._worker_init, worker_exit=self._worker_exit
+        )
+        self._local = threading.local()
         self._open = 0
-        self._serial = 0
+        # The Deferreds of the first connections start() opens, one per worker it starts.
+        self._eager: list[Deferred[None]] = []
+        self._close_errors: list[Failure] = []
         self._loop: Any = None
         self._started: _Outcome | None = None
         self._closing: _Outcome | None = None
@@ -295,17 +265,17 @@ class ConnectionPool:
     @property
     def workers(self) -> int:
         """How many worker threads are alive now (one connection each, once opened)."""
-        return sum(1 for w in self._workers if w.is_alive())
+        return self._threads.workers
 
     @property
     def busy(self) -> int:
         """How many calls are running now."""
-        return self._busy
+        return self._threads.busy
 
     @property
     def queued(self) -> int:
         """How many calls wait for a free worker."""
-        return self._queued
+        return self._threads.queued
 
     @property
     def closed(self) -> bool:
@@ -318,7 +288,7 @@ class ConnectionPool:
         elif self._started is None:
             state = "not started"
         else:
-            state = f"{self._open} connections open, {self._busy} busy, {self._queued} queued"
+            state = f"{self._open} connections open, {self.busy} busy, {self.queued} queued"
         return f"<ConnectionPool {self.module_name} min={self.min} max={self.max}: {state}>"
 
     # ---- starting
@@ -376,12 +346,11 @@ class ConnectionPool:
             if left == 0:
                 started.fire(not errors, errors[0] if errors else None)
 
-        with self._lock:
-            workers = [self._add_worker(d) for d in eager]
         for d in eager:
             d.add_both(one_done)
-        for w in workers:
-            w.start()
+        with self._lock:
+            self._eager = eager
+        self._threads.start_workers(self.min)
         return started
 
     def _log_start_error(self, f: Failure) -> None:
@@ -391,13 +360,26 @@ class ConnectionPool:
             exc_info=(f.type, f.value, f.tb),
         )
 
-    def _add_worker(self, eager: Deferred[None] | None = None) -> _Worker:
-        # Called with the lock held. A new worker counts as idle: it will take a job.
-        self._serial += 1
-        worker = _Worker(self, self._serial, eager)
-        self._workers.append(worker)
-        self._idle += 1
-        return worker
+    # ---- each worker thread's connection (ThreadPool hooks, in the worker)
+
+    def _worker_init(self) -> None:
+        worker = self._local.worker = _Worker(self)
+        with self._lock:
+            eager = self._eager.pop() if self._eager else None
+        if eager is None:
+            return  # a worker started for a call connects when it runs it
+        try:
+            worker.connect()
+        except BaseException:
+            self._deliver(eager, False, Failure())
+        else:
+            self._deliver(eager, True, None)
+
+    def _worker_exit(self) -> None:
+        error = self._local.worker.close()
+        if error is not None:
+            with self._lock:
+                self._close_errors.append(error)
 
     # ---- the calls
 
@@ -496,18 +478,16 @@ class ConnectionPool:
             job.cancelled = True  # skipped if not started yet; a late outcome is dropped
 
         d = Deferred(cancel)
-        job = _Job(kind, fn, args, kw, d)
-        with self._lock:
-            self._queued += 1
-            worker = None
-            if self._queued > self._idle and len(self._workers) < self.max:
-                worker = self._add_worker()
-        self._queue.put(job)
-        if worker is not None:
-            worker.start()
+        job = _Job(self, kind, fn, args, kw, d)
+        self._threads.submit(self._run_in_worker, (job,), None, job.deliver)
         return d
 
     # ---- in the worker threads
+
+    def _run_in_worker(self, job: _Job) -> Any:
+        if job.cancelled:
+            return None  # its Deferred has already failed with CancelledError
+        return self._run_job(self._local.worker, job)
 
     def _run_job(self, worker: _Worker, job: _Job) -> Any:
         """Run one job on ``worker``'s connection, as a transaction; maybe once more."""
@@ -613,19 +593,16 @@ class ConnectionPool:
             return self._closing.wait()
         closing = self._closing = _Outcome()
         d = closing.wait()
-        with self._lock:
-            workers = list(self._workers)
-        if not workers:
+        if self._started is None:
             closing.fire(True, None)
             return d
-        for _ in workers:
-            self._queue.put(None)
         loop = self._loop
 
-        def join_all() -> None:
-            for w in workers:
-                w.join()
-            errors = [w.close_error for w in workers if w.close_error is not None]
+        def stop_all() -> None:
+            # Calls already made run first: the pool's stop queues behind them.
+            self._threads.stop()
+            with self._lock:
+                errors, self._close_errors = self._close_errors, []
             for f in errors[1:]:
                 log.error("Error closing a connection", exc_info=(f.type, f.value, f.tb))
             try:
@@ -633,7 +610,7 @@ class ConnectionPool:
             except RuntimeError:
                 log.warning("%r closed after the reactor's loop did", self)
 
-        threading.Thread(target=join_all, name="netshell-db-close", daemon=True).start()
+        threading.Thread(target=stop_all, name="netshell-db-close", daemon=True).start()
         return d
 
 

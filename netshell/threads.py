@@ -32,16 +32,47 @@ class ThreadPool:
 
     Jobs run in the order submitted. The size can change while running
     (:meth:`resize`); extra workers leave once they finish their job.
+
+    ``worker_init`` and ``worker_exit``, when given, are called with no
+    arguments in each worker thread: ``worker_init`` when the thread starts,
+    before its first job, and ``worker_exit`` when it leaves (after
+    :meth:`stop`, or when :meth:`resize` made it surplus). They let a user of
+    the pool keep state confined to one thread, such as a database connection
+    that must be made and closed in the thread that uses it. An exception from
+    either is logged; the worker goes on (or leaves) all the same.
+
+    Example::
+
+        >>> import threading
+        >>> from netshell.threads import ThreadPool
+        >>> names = []
+        >>> pool = ThreadPool(1, worker_init=lambda: names.append("init"))
+        >>> pool.submit(names.append, ("job",))
+        >>> pool.stop(5)
+        True
+        >>> names
+        ['init', 'job']
     """
 
-    def __init__(self, max_workers: int = 10, name: str = "netshell-worker") -> None:
+    def __init__(
+        self,
+        max_workers: int = 10,
+        name: str = "netshell-worker",
+        *,
+        worker_init: Callable[[], None] | None = None,
+        worker_exit: Callable[[], None] | None = None,
+    ) -> None:
         if max_workers < 1:
             raise ValueError("a ThreadPool needs at least one worker")
         self.max_workers = max_workers
         self.name = name
+        self.worker_init = worker_init
+        self.worker_exit = worker_exit
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._workers: set[threading.Thread] = set()
+        # Idle counts the workers started and not yet running a job, so that a
+        # job submitted right after a worker starts waits for it, not for another.
         self._idle = 0
         self._queued = 0
         self._busy = 0
@@ -79,11 +110,26 @@ class ThreadPool:
         for t in started:
             t.start()
 
+    def start_workers(self, count: int) -> int:
+        """Start ``count`` more workers now, rather than when jobs come, up to ``max_workers``.
+
+        Returns how many were started. Raises RuntimeError once the pool is stopped.
+        """
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the thread pool is stopped")
+            room = self.max_workers - len(self._workers)
+            started = [self._new_worker() for _ in range(max(min(count, room), 0))]
+        for t in started:
+            t.start()
+        return len(started)
+
     def _new_worker(self) -> threading.Thread:
         # Called with the lock held; the caller starts the thread once it is released.
         self._serial += 1
         t = threading.Thread(target=self._work, name=f"{self.name}-{self._serial}", daemon=True)
         self._workers.add(t)
+        self._idle += 1
         return t
 
     def submit(
@@ -111,9 +157,23 @@ class ThreadPool:
 
     def _work(self) -> None:
         me = threading.current_thread()
+        self._call_hook(self.worker_init, "worker_init")
+        try:
+            self._work_loop(me)
+        finally:
+            self._call_hook(self.worker_exit, "worker_exit")
+
+    def _call_hook(self, hook: Callable[[], None] | None, what: str) -> None:
+        if hook is None:
+            return
+        try:
+            hook()
+        except BaseException:
+            log.exception("Error in the %s of %r", what, self)
+
+    def _work_loop(self, me: threading.Thread) -> None:
+        # The thread counts as idle from its start (see _new_worker) and again after each job.
         while True:
-            with self._lock:
-                self._idle += 1
             job = self._queue.get()
             with self._lock:
                 self._idle -= 1
@@ -130,6 +190,14 @@ class ThreadPool:
             except BaseException:
                 result = Failure()
                 ok = False
+            # The counters say "done" before whoever waits hears so, not after.
+            with self._lock:
+                self._busy -= 1
+                leaving = len(self._workers) > self.max_workers
+                if leaving:
+                    self._workers.discard(me)
+                else:
+                    self._idle += 1
             try:
                 if on_done is not None:
                     on_done(ok, result)
@@ -139,11 +207,8 @@ class ThreadPool:
             except BaseException:
                 log.exception("Error while handing back the result of %r", f)
             del f, args, kw, on_done, result
-            with self._lock:
-                self._busy -= 1
-                if len(self._workers) > self.max_workers:
-                    self._workers.discard(me)
-                    return
+            if leaving:
+                return
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop taking jobs, let the queued ones finish, and join the workers.

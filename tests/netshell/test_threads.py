@@ -556,3 +556,54 @@ def test_the_default_pool_runs_ten_jobs_at_once_and_no_more(reactor):
     reactor.run_until(ns.gather(*ds), timeout=WAIT)
     assert gauge.peak == 10
     assert gauge.finished == 12
+
+
+def test_thread_pool_worker_hooks_run_in_each_worker_thread():
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def record(what: str) -> None:
+        with lock:
+            events.append((what, threading.current_thread().name))
+
+    pool = ThreadPool(
+        2, "hooked", worker_init=lambda: record("init"), worker_exit=lambda: record("exit")
+    )
+    assert pool.start_workers(5) == 2  # no more than max_workers
+    barrier = threading.Barrier(2, timeout=WAIT)
+    for _ in range(2):
+        pool.submit(lambda: (barrier.wait(), record("job")))
+    assert pool.stop(WAIT)
+    names = {"hooked-1", "hooked-2"}
+    assert {n for w, n in events if w == "init"} == names
+    assert {n for w, n in events if w == "exit"} == names
+    for name in names:
+        mine = [w for w, n in events if n == name]
+        assert mine[0] == "init" and mine[-1] == "exit" and "job" in mine
+    with pytest.raises(RuntimeError):
+        pool.start_workers(1)
+
+
+def test_thread_pool_counts_a_job_done_before_on_done_runs():
+    pool = ThreadPool(1)
+    seen = []
+    done = threading.Event()
+    pool.submit(
+        pow, (2, 3), None, lambda ok, r: (seen.append((pool.busy, pool.queued)), done.set())
+    )
+    assert done.wait(WAIT)
+    assert pool.stop(WAIT)
+    assert seen == [(0, 0)]
+
+
+def test_thread_pool_logs_a_failing_hook_and_goes_on(caplog: pytest.LogCaptureFixture):
+    def boom() -> None:
+        raise LookupError("init")
+
+    pool = ThreadPool(1, worker_init=boom)
+    done = threading.Event()
+    with caplog.at_level(logging.ERROR, logger="netshell.threads"):
+        pool.submit(done.set)
+        assert done.wait(WAIT)
+        assert pool.stop(WAIT)
+    assert any("worker_init" in r.getMessage() for r in caplog.records)
