@@ -34,7 +34,7 @@ from netshell import defer as defer_module
 from netshell.defer import Deferred
 from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
-from netshell.shell.console import Console, Input
+from netshell.shell.console import Console, Input, input_entry
 from netshell.shell.session import split_cells
 
 __all__ = ["RunOptions", "run_source", "serve"]
@@ -154,11 +154,10 @@ class _Runner:
             raise
         finally:
             # One transcript entry for the whole script, in the prompt's format.
-            self.console._record({
-                "type": "input", "n": 1, "input": source, "kind": "code", "output": "",
-                "error": None if error is None else repr(error), "time": started,
-                "duration": round(time.time() - started, 6),
-            })
+            self.console.record(input_entry(
+                1, source, started=started, kind="code",
+                error=None if error is None else repr(error),
+            ))
 
     async def _exec_whole(self, source: str) -> None:
         try:

@@ -41,7 +41,7 @@ from netshell.defer import Deferred
 from netshell.shell import chains
 from netshell.shell.display import Table
 
-__all__ = ["Console", "Input", "classify", "close_everything"]
+__all__ = ["Console", "Input", "classify", "close_everything", "input_entry"]
 
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _HERE = __file__
@@ -73,6 +73,41 @@ class Input:
 
 _LOOKING = frozenset({"conns", "listeners", "conn", "listener", "explain", "history", "help",
                       "save", "dir", "type", "repr", "print", "vars", "len"})
+
+
+def input_entry(
+    n: int,
+    source: str,
+    *,
+    started: float,
+    output: str = "",
+    error: str | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """The transcript entry of one input: the one place such an entry is made.
+
+    ``n`` is the input's number, ``started`` its start (``time.time()``); the
+    duration is measured up to now. ``kind`` is ``classify(source)`` unless
+    given; ``error`` is the text that names what went wrong, None when nothing
+    did. The prompt, ``netsh run`` and the IPython extension all record their
+    inputs with it (:meth:`Console.record`).
+
+    Example::
+
+        >>> e = input_entry(1, "conns()", started=0.0)
+        >>> e["type"], e["kind"], e["output"], e["error"]
+        ('input', 'inspect', '', None)
+    """
+    return {
+        "type": "input",
+        "n": n,
+        "input": source,
+        "kind": classify(source) if kind is None else kind,
+        "output": output,
+        "error": error,
+        "time": started,
+        "duration": round(time.time() - started, 6),
+    }
 
 
 def classify(source: str) -> str:
@@ -226,17 +261,15 @@ class Console:
                     self.show_error(e)
         finally:
             sys.stdout = stdout
-            entry = {
-                "type": "input",
-                "n": number,
-                "input": source.lstrip("\n") if filename else source,
-                "kind": classify(source),
-                "output": "".join(tee.parts),
-                "error": None if error is None else _error_text(error),
-                "time": started,
-                "duration": round(time.time() - started, 6),
-            }
-            self._record(entry)
+            entry = input_entry(
+                number,
+                source.lstrip("\n") if filename else source,
+                started=started,
+                output="".join(tee.parts),
+                error=None if error is None else _error_text(error),
+                kind=classify(source),
+            )
+            self.record(entry)
         return entry
 
     def _filename(self, number: int, source: str) -> str:
@@ -320,11 +353,16 @@ class Console:
 
     def _note(self, text: str) -> None:
         self.out(text)
-        self._record({"type": "note", "text": text, "time": time.time()})
+        self.record({"type": "note", "text": text, "time": time.time()})
 
     # ---- the transcript
 
-    def _record(self, entry: dict[str, Any]) -> None:
+    def record(self, entry: dict[str, Any]) -> None:
+        """Add ``entry`` (JSON-ready) to :attr:`transcript`, and write it to the transcript file.
+
+        Inputs run elsewhere (a whole ``netsh run`` script, an IPython cell) are
+        recorded with this and an :func:`input_entry`, in the prompt's format.
+        """
         self.transcript.append(entry)
         if self.transcript_file is not None:
             self.transcript_file.write(json.dumps(entry) + "\n")

@@ -17,7 +17,7 @@ from typing import Any
 from netshell.defer import Deferred
 from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
-from netshell.shell.console import Console, classify, close_everything
+from netshell.shell.console import Console, close_everything, input_entry
 from netshell.shell.prompt import EXIT_GRACE, PromptLogHandler
 from netshell.shell.session import new_transcript
 
@@ -57,16 +57,13 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
         error = result.error_before_exec or result.error_in_exec
         value = result.result
         begun = started.pop("time", time.time())
-        console._record({
-            "type": "input",
-            "n": console.count,
-            "input": source,
-            "kind": classify(source),
-            "output": "" if value is None else repr(value) + "\n",
-            "error": None if error is None else repr(error),
-            "time": begun,
-            "duration": round(time.time() - begun, 6),
-        })
+        console.record(input_entry(
+            console.count,
+            source,
+            started=begun,
+            output="" if value is None else repr(value) + "\n",
+            error=None if error is None else repr(error),
+        ))
 
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.events.register("post_run_cell", post_run_cell)

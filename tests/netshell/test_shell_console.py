@@ -21,7 +21,7 @@ import shell_patches
 import netshell as ns
 from netshell.shell import chains
 from netshell.shell import console as console_module
-from netshell.shell.console import Console, classify, close_everything
+from netshell.shell.console import Console, classify, close_everything, input_entry
 from netshell.shell.display import Table
 from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
 
@@ -487,3 +487,20 @@ async def test_callbacks_added_after_showing_are_in_the_note(
 )
 def test_an_inspection_whose_arguments_act_is_code(source: str, kind: str) -> None:
     assert classify(source) == kind
+
+
+def test_input_entry_is_the_prompt_format() -> None:
+    e = input_entry(3, "conns()", started=0.0, output="x\n")
+    assert set(e) == {"type", "n", "input", "kind", "output", "error", "time", "duration"}
+    assert (e["type"], e["n"], e["kind"], e["output"], e["error"]) == (
+        "input", 3, "inspect", "x\n", None
+    )
+    assert input_entry(1, "conns()", started=0.0, kind="code", error="E")["kind"] == "code"
+
+
+async def test_record_appends_and_writes_a_json_line() -> None:
+    out = io.StringIO()
+    c = Console({}, transcript_file=out)
+    c.record({"type": "note", "text": "hi", "time": 0.0})
+    assert c.transcript[-1]["text"] == "hi"
+    assert json.loads(out.getvalue()) == {"type": "note", "text": "hi", "time": 0.0}
