@@ -27,12 +27,13 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import IO, Any
 
 from netshell import defer as defer_module
 from netshell.defer import Deferred
-from netshell.reactor import Reactor, install
+from netshell.reactor import Reactor, get_reactor, install
 from netshell.shell import chains, namespace
 from netshell.shell.console import Console, Input, input_entry
 from netshell.shell.session import split_cells
@@ -110,6 +111,28 @@ class _Runner:
         self.install_signals()
         try:
             return await self._run(source)
+        finally:
+            self.restore_signals()
+
+    async def serve(self, start: Callable[[], Any], service: str, what: str) -> int:
+        """Serve what ``start()`` listens on until a signal; print where, as ``netsh serve``."""
+        self.install_signals()
+        try:
+            try:
+                listener = start()
+            except OSError as e:
+                print(f"netsh serve {service}: {e}", file=sys.stderr)
+                await self._shutdown()
+                return EXIT_ERROR
+            except Exception as e:
+                _print_exception(e)
+                await self._shutdown()
+                return EXIT_ERROR
+            print(f"serving {what} on {listener.address}", flush=True)
+            if self.signal is None:
+                await self.stop_serving.wait()
+            await self._shutdown()
+            return EXIT_OK if self.signal is None else EXIT_CODES.get(self.signal, EXIT_ERROR)
         finally:
             self.restore_signals()
 
@@ -311,19 +334,35 @@ def _print_exception(e: BaseException, skip: str | None = None) -> None:
     traceback.print_exception(type(e), e, tb, file=sys.stderr)
 
 
-def run_source(source: str, filename: str, argv: list[str], options: RunOptions | None = None,
-               use_uvloop: bool | None = None) -> int:
+def run_source(
+    source: str,
+    filename: str,
+    argv: list[str],
+    options: RunOptions | None = None,
+    use_uvloop: bool | None = None,
+) -> int:
     """Run ``source`` headless on a fresh reactor; return the exit code."""
+    if filename.startswith("<"):  # not a file on disk: tracebacks still show its lines
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return _run_main(lambda runner: runner.run(source), filename, argv, options, use_uvloop)
+
+
+def _run_main(
+    main_of: Callable[[_Runner], Coroutine[Any, Any, int]],
+    filename: str,
+    argv: list[str],
+    options: RunOptions | None,
+    use_uvloop: bool | None,
+) -> int:
+    """Run ``main_of(runner)`` on a fresh reactor, signals handled; return the exit code."""
     options = options or RunOptions()
     r = Reactor(use_uvloop=use_uvloop)
     install(r)
     asyncio.set_event_loop(r.loop)
-    if filename.startswith("<"):  # not a file on disk: tracebacks still show its lines
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     old_argv = sys.argv
     sys.argv = list(argv)
     runner = _Runner(r, filename, options)
-    main = r.loop.create_task(runner.run(source))
+    main = r.loop.create_task(main_of(runner))
     try:
         return r.run_until(main)
     except SystemExit as e:
@@ -354,24 +393,32 @@ def serve(service: str, port: int, interface: str, options: RunOptions,
 
     ``http`` serves ``directory`` (default: the current one) as static files.
     """
+    # The protocol library is imported here, not at the top: `netsh run` does not pay for it.
+    from protocols import http, wire
+
     if service == "http":
         root = os.path.abspath(directory or ".")
         if not os.path.isdir(root):
             print(f"netsh serve http: not a directory: {root}", file=sys.stderr)
             return EXIT_USAGE
-        make = f"http.serve({root!r}, port={port!r}, interface={interface!r})"
+
+        def start() -> Any:
+            return http.serve(root, port=port, interface=interface)
+
         what = f"http ({root})"
     else:
-        make = f"reactor.listen_tcp({port!r}, wire.{service}_factory(), interface={interface!r})"
+        make_factory = getattr(wire, f"{service}_factory")
+
+        def start() -> Any:
+            return get_reactor().listen_tcp(port, make_factory(), interface=interface)
+
         what = service
-    source = (
-        "try:\n"
-        f"    _listener = {make}\n"
-        "except OSError as e:\n"
-        f"    raise SystemExit(f'netsh serve {service}: {{e}}') from None\n"
-        f"print(f'serving {what} on {{_listener.address}}', flush=True)\n"
-    )
     options.exit_when_done = False
     options.quiet = True
-    return run_source(source, f"<serve {service}>", ["netsh serve", service], options,
-                      use_uvloop=use_uvloop)
+    return _run_main(
+        lambda runner: runner.serve(start, service, what),
+        f"<serve {service}>",
+        ["netsh serve", service],
+        options,
+        use_uvloop,
+    )
