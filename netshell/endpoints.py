@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from netshell.errors import NetshellError
+from netshell.interfaces import format_hostport
 from netshell.protocol import DatagramProtocol, Factory, Protocol
 
 if TYPE_CHECKING:
@@ -407,7 +408,7 @@ def _format_value(key: str, value: Any) -> str:
         return f"{Decimal(repr(float(value))):f}"
     if key == "bind":
         host, port = value
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return format_hostport(host, port)
     return str(value)
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from netshell.failure import Failure
+from netshell.interfaces import DatagramTransportLike, StreamTransportLike
 
 __all__ = [
     "ClientFactory",
@@ -47,11 +48,16 @@ class Protocol:
         ...         self.transport.write(data)
     """
 
-    transport: Any = None
+    # None until connection_made; typed without None so that protocols need not
+    # check for it on every write (a write before connection_made is a bug anyway).
+    transport: StreamTransportLike = None  # type: ignore[assignment]
     factory: Any = None
 
-    def connection_made(self, transport: Any) -> None:
-        """The connection is up; ``transport`` is how to talk back."""
+    def connection_made(self, transport: StreamTransportLike) -> None:
+        """The connection is up; ``transport`` is how to talk back.
+
+        What a transport offers is :class:`~netshell.interfaces.StreamTransportLike`.
+        """
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -76,10 +82,14 @@ class DatagramProtocol:
         ...         self.transport.write(data, addr)
     """
 
-    transport: Any = None
+    # None until connection_made, as for Protocol.
+    transport: DatagramTransportLike = None  # type: ignore[assignment]
 
-    def connection_made(self, transport: Any) -> None:
-        """The socket is bound; ``transport.write(data, addr)`` sends."""
+    def connection_made(self, transport: DatagramTransportLike) -> None:
+        """The socket is bound; ``transport.write(data, addr)`` sends.
+
+        What a transport offers is :class:`~netshell.interfaces.DatagramTransportLike`.
+        """
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:

@@ -688,8 +688,7 @@ class Reactor:
     def _close_live(self) -> None:
         for item in [*self._listeners, *self._connections]:
             try:
-                closer = getattr(item, "close", None) or item.transport.close
-                closer()
+                item.close()  # listeners and transports (netshell.interfaces) all close()
             except Exception:
                 log.exception("Error closing %r", item)
 

@@ -38,6 +38,7 @@ from netshell.errors import (
     TLSError,
 )
 from netshell.failure import Failure
+from netshell.interfaces import Address, format_hostport
 
 
 class TLSHandshakeCut(HandshakeFailed):
@@ -51,26 +52,16 @@ if TYPE_CHECKING:
     from netshell.reactor import Reactor
     from netshell.tls_layer import TLSInfo, TLSLayer
 
-__all__ = ["Address", "Connector", "Listener", "PeerCredentials", "StreamTransport"]
+__all__ = [
+    "Address",
+    "Connector",
+    "Listener",
+    "PeerCredentials",
+    "StreamTransport",
+    "bind_socket",
+]
 
 log = logging.getLogger("netshell.transport")
-
-
-class Address(NamedTuple):
-    """One end of a connection: ``kind`` is "tcp", "tcp6", "udp", "udp6", "unix"...
-
-    For Unix sockets ``host`` is the path and ``port`` is 0.
-    """
-
-    kind: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        if self.kind == "unix":
-            return f"unix:{self.host or '(unnamed)'}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
 
 
 class PeerCredentials(NamedTuple):
@@ -710,6 +701,10 @@ class StreamTransport(asyncio.Protocol):
             return "closing"
         return "open"
 
+    def is_closing(self) -> bool:
+        """True once the connection is closing or closed (``state`` is not "open")."""
+        return self.state != "open"
+
     @property
     def peer_credentials(self) -> PeerCredentials | None:
         """pid, uid and gid of the peer process on a Unix socket (None where not known)."""
@@ -734,29 +729,58 @@ class StreamTransport(asyncio.Protocol):
 # ---- listening
 
 
-def _bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
+def bind_socket(
+    interface: str,
+    port: int,
+    socktype: socket.SocketKind,
+    what: str,
+    backlog: int | None = None,
+    reuse_address: bool = False,
+) -> tuple[socket.socket, socket.AddressFamily]:
+    """Bind a non-blocking socket of ``socktype`` on ``interface:port``; return it and its family.
+
+    The address is the first that ``getaddrinfo`` gives (``""`` is every IPv4
+    interface); an IPv6 socket is IPv6 only. ``backlog``, if given, makes it listen;
+    ``reuse_address`` sets SO_REUSEADDR. Raises ValueError for a port outside 0 to
+    65535, and OSError (the errno kept) whose text is ``"cannot <what> <host:port>:
+    <why>"`` when the address cannot be looked up or bound.
+
+    Example::
+
+        >>> sock, family = bind_socket("127.0.0.1", 0, socket.SOCK_DGRAM, "bind UDP on")
+        >>> family == socket.AF_INET, sock.getsockname()[0]
+        (True, '127.0.0.1')
+        >>> sock.close()
+    """
     if not 0 <= port <= 65535:
         # getaddrinfo would keep the low 16 bits and bind some other port.
         raise ValueError(f"a port is 0 to 65535, not {port}")
     try:
-        infos = socket.getaddrinfo(
-            interface or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        infos = socket.getaddrinfo(interface or None, port, type=socktype, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise OSError(f"cannot listen on {interface}:{port}: {e.strerror}") from e
+        raise OSError(f"cannot {what} {format_hostport(interface, port)}: {e.strerror}") from e
     family, socktype, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, socktype, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(sockaddr)
-        sock.listen(backlog)
+        if backlog is not None:
+            sock.listen(backlog)
     except OSError as e:
         sock.close()
-        where = f"[{sockaddr[0]}]:{port}" if family == socket.AF_INET6 else f"{sockaddr[0]}:{port}"
-        raise OSError(e.errno, f"cannot listen on {where}: {e.strerror}") from e
+        where = format_hostport(str(sockaddr[0]), port)
+        raise OSError(e.errno, f"cannot {what} {where}: {e.strerror}") from e
     sock.setblocking(False)
+    return sock, family
+
+
+def _bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
+    sock, family = bind_socket(
+        interface, port, socket.SOCK_STREAM, "listen on", backlog=backlog, reuse_address=True
+    )
     return sock, "tcp6" if family == socket.AF_INET6 else "tcp"
 
 
@@ -972,7 +996,7 @@ class Connector:
         if isinstance(self.address, str):
             return f"unix:{self.address}"
         host, port = self.address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return format_hostport(host, port)
 
     def connect(self) -> Deferred[Protocol]:
         """Start an attempt; the Deferred fires with the connected protocol.

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectionDone, ConnectionLost
 from netshell.failure import Failure
-from netshell.transport import Address, listener_numbers
+from netshell.interfaces import Address, format_hostport
+from netshell.transport import bind_socket, listener_numbers
 
 if TYPE_CHECKING:
     from netshell.protocol import DatagramProtocol
@@ -50,10 +51,6 @@ _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 # Datagrams read per wakeup: enough to drain a burst cheaply, few enough that
 # one busy socket cannot starve the rest of the loop.
 _READS_PER_WAKEUP = 64
-
-
-def _where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _address(kind: str, sockaddr: Any) -> Address:
@@ -165,7 +162,7 @@ class DatagramTransport:
                 log.exception(
                     "Error in %r.datagram_received (datagram from %s); the socket goes on",
                     self.protocol,
-                    _where(str(addr[0]), addr[1]),
+                    format_hostport(str(addr[0]), addr[1]),
                 )
 
     def _error(self, exc: OSError) -> None:
@@ -307,7 +304,7 @@ class DatagramTransport:
             self._sock.connect((host, port))
         except OSError as e:
             raise OSError(
-                e.errno, f"cannot connect UDP to {_where(host, port)}: {e.strerror}"
+                e.errno, f"cannot connect UDP to {format_hostport(host, port)}: {e.strerror}"
             ) from e
         self.peer = _address(self.kind, self._sock.getpeername())
 
@@ -471,6 +468,10 @@ class DatagramTransport:
 
     # ---- inspection
 
+    def is_closing(self) -> bool:
+        """True once close() or abort() was called (``state`` is not "open")."""
+        return self.state != "open"
+
     @property
     def state(self) -> str:
         """ "open", "closing" or "closed"."""
@@ -612,22 +613,7 @@ def listen_udp(
         ('udp6', '::1')
         >>> _ = listener.close()
     """
-    try:
-        infos = socket.getaddrinfo(
-            interface or None, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as e:
-        raise OSError(f"cannot bind UDP on {_where(interface, port)}: {e.strerror}") from e
-    family, socktype, proto, _, sockaddr = infos[0]
-    sock = socket.socket(family, socktype, proto)
-    try:
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(sockaddr)
-    except OSError as e:
-        sock.close()
-        where = _where(str(sockaddr[0]), port)
-        raise OSError(e.errno, f"cannot bind UDP on {where}: {e.strerror}") from e
+    sock, family = bind_socket(interface, port, socket.SOCK_DGRAM, "bind UDP on")
     kind = "udp6" if family == socket.AF_INET6 else "udp"
     return _start(reactor, sock, kind, protocol, max_size)
 

@@ -21,6 +21,7 @@ import logging
 import struct
 from typing import Any
 
+from netshell.interfaces import StreamTransportLike
 from netshell.protocol import Protocol
 
 __all__ = [
@@ -35,30 +36,16 @@ __all__ = [
 log = logging.getLogger("netshell.protocols.basic")
 
 
-def _is_closing(transport: Any) -> bool:
-    """Whether the transport was asked to close (so no more messages should be delivered).
-
-    Transports say so in different ways: StringTransport with ``disconnecting``,
-    netshell's socket transports with ``state`` ("open", "closing", "closed"),
-    asyncio-style ones with ``is_closing()``.
-    """
-    if transport is None:
-        return False
-    flag = getattr(transport, "disconnecting", None)
-    if flag is not None:
-        return bool(flag)
-    state = getattr(transport, "state", None)
-    if isinstance(state, str):
-        return state != "open"
-    is_closing = getattr(transport, "is_closing", None)
-    return bool(is_closing()) if callable(is_closing) else False
+def _is_closing(transport: StreamTransportLike | None) -> bool:
+    """Whether the transport was asked to close (so no more messages should be delivered)."""
+    return transport is not None and transport.is_closing()
 
 
-def _peer(transport: Any) -> Any:
-    return getattr(transport, "peer", None)
+def _peer(transport: StreamTransportLike | None) -> Any:
+    return None if transport is None else transport.peer
 
 
-def _close(transport: Any) -> None:
+def _close(transport: StreamTransportLike | None) -> None:
     if transport is not None and not _is_closing(transport):
         transport.close()
 

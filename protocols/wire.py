@@ -38,7 +38,6 @@ from typing import Any
 
 from netshell.failure import Failure
 from netshell.protocol import DatagramProtocol, Factory, Protocol
-from protocols.basic import _is_closing
 
 __all__ = [
     "DEFAULT_QUOTE",
@@ -192,18 +191,19 @@ class Chargen(Protocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        register = getattr(transport, "register_producer", None)
-        if register is None:
+        if not hasattr(transport, "register_producer"):
+            # A transport outside the contract (netshell.interfaces): no flow control.
             log.warning(
                 "%r: %r has no register_producer (no flow control): one burst, then closing",
                 self,
                 transport,
             )
-            self._write_burst()
+            for _ in range(0, self.burst_size, len(_CYCLE)):
+                transport.write(_CYCLE)
             self.stopped = True
             transport.close()
             return
-        register(self, True)
+        transport.register_producer(self, True)
         self._produce()
 
     def data_received(self, data: bytes) -> None:
@@ -238,7 +238,7 @@ class Chargen(Protocol):
     def _write_burst(self) -> None:
         sent = 0
         while sent < self.burst_size and not (self.paused or self.stopped):
-            if self.transport is None or _is_closing(self.transport):
+            if self.transport is None or self.transport.is_closing():
                 self.stopped = True
                 return
             # Writing may call pause_producing() at once (past the high-water mark).

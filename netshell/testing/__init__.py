@@ -2,9 +2,10 @@
 
 Everything here lets a protocol or a Deferred chain be tested with no socket
 and no real waiting: :class:`Clock`, :class:`StringTransport`,
-:func:`loopback`, :func:`success_result_of`, :func:`failure_result_of` and
-:func:`no_result`. The pytest plugin (``netshell.testing.pytest_plugin``,
-registered by entry point) adds the ``reactor`` and ``clock`` fixtures.
+:class:`StringDatagramTransport`, :func:`loopback`, :func:`success_result_of`,
+:func:`failure_result_of` and :func:`no_result`. The pytest plugin
+(``netshell.testing.pytest_plugin``, registered by entry point) adds the
+``reactor`` and ``clock`` fixtures.
 """
 
 from netshell.testing.clock import Clock
@@ -15,7 +16,12 @@ from netshell.testing.recording import (
     RecordingProtocol,
 )
 from netshell.testing.results import failure_result_of, no_result, success_result_of
-from netshell.testing.transports import Loopback, StringTransport, loopback
+from netshell.testing.transports import (
+    Loopback,
+    StringDatagramTransport,
+    StringTransport,
+    loopback,
+)
 
 __all__ = [
     "Clock",
@@ -24,6 +30,7 @@ __all__ = [
     "RecordingEcho",
     "RecordingFactory",
     "RecordingProtocol",
+    "StringDatagramTransport",
     "StringTransport",
     "failure_result_of",
     "loopback",

@@ -137,7 +137,7 @@ class RecordingFactory(Factory):
         self._queue: DeferredQueue[Any] = DeferredQueue()
 
     def build_protocol(self, addr: Any) -> Any:
-        p = super().build_protocol(addr)
+        p: Any = super().build_protocol(addr)
         if p is not None:
             self.built.append(p)
             p.connected.add_callback(self._put)
