@@ -52,7 +52,9 @@ __all__ = [
     "ensure_deferred",
     "fail",
     "gather",
+    "has_canceller",
     "maybe_deferred",
+    "next_deferred_number",
     "race",
     "sleep",
     "succeed",
@@ -842,6 +844,43 @@ def sleep(seconds: float, clock: ClockLike | None = None) -> Deferred[None]:
     d: Deferred[None] = Deferred(lambda _d: timer.cancel())
     timer = clock.call_later(seconds, d.callback, None)
     return d
+
+
+# ---- introspection (the shell and the runner look at Deferreds with these)
+
+
+def next_deferred_number() -> int:
+    """The :attr:`Deferred.number` the next Deferred made in this process will get.
+
+    Taking it costs nothing and takes nothing: every Deferred made from now
+    on has a number at least this large, so it tells "made since" apart.
+
+    Example::
+
+        >>> import netshell as ns
+        >>> from netshell.defer import next_deferred_number
+        >>> n = next_deferred_number()
+        >>> ns.Deferred().number == n
+        True
+    """
+    # itertools.count has no way to look without taking; its repr is "count(N)".
+    return int(repr(_ids)[len("count(") : -1])
+
+
+def has_canceller(d: Deferred[Any]) -> bool:
+    """True when ``d`` was made with a canceller that has not run yet.
+
+    Such a Deferred stands for work under way that can be stopped (a connect,
+    a sleep, a call in a thread); a bare ``Deferred()`` has none.
+
+    Example::
+
+        >>> import netshell as ns
+        >>> from netshell.defer import has_canceller
+        >>> has_canceller(ns.Deferred()), has_canceller(ns.Deferred(lambda d: None))
+        (False, True)
+    """
+    return d._canceller is not None
 
 
 # ---- synchronisation

@@ -723,6 +723,26 @@ class Reactor:
             asyncio.set_event_loop(None)
         self._forget()
 
+    def close(self) -> None:
+        """Release everything at once, without running the loop; close the loop if it is ours.
+
+        For when the loop is not running (a test's teardown, after ``run_until``,
+        a program leaving): pending timed calls are cancelled, listeners and
+        connections closed, the thread pool stopped without waiting, and the
+        reactor forgotten (``netshell.reactor`` then gives a fresh one). No
+        ``on_shutdown`` hook runs and nothing is flushed: for a graceful end,
+        await :meth:`stop` instead. Calling it again does nothing.
+
+        Example::
+
+            >>> from netshell.reactor import Reactor
+            >>> r = Reactor()
+            >>> r.close()
+            >>> r.closed
+            True
+        """
+        self._close()
+
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         message = context.get("message", "Error in the event loop")

@@ -31,8 +31,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import IO, Any
 
-from netshell import defer as defer_module
-from netshell.defer import Deferred
+from netshell.defer import Deferred, has_canceller, next_deferred_number
 from netshell.reactor import Reactor, get_reactor, install
 from netshell.shell import chains, namespace
 from netshell.shell.console import Console, Input, input_entry
@@ -211,7 +210,7 @@ class _Runner:
             raise ScriptFailed from e
 
     async def _run_cell(self, first_line: int, cell: str) -> None:
-        first_deferred = _peek(defer_module._ids)
+        first_deferred = next_deferred_number()
         moved_before = {c: _moved(c) for c in self.reactor.connections}
         timers_before = set(self.reactor.delayed_calls)
         # Leading newlines give the cell its line numbers in the file.
@@ -245,8 +244,8 @@ class _Runner:
             working = [
                 v for v in list(self.console.namespace.values())
                 if isinstance(v, Deferred) and v.number >= first_deferred
-                and (not v.called or isinstance(v._result, Deferred))
-                and (v._canceller is not None or isinstance(v._result, Deferred))
+                and (not v.called or v.waiting_on is not None)
+                and (has_canceller(v) or v.waiting_on is not None)
             ]
             now = time.monotonic()
             busy = []
@@ -313,11 +312,6 @@ def _moved(c: Any) -> int:
     return int(c.bytes_received + c.bytes_sent + c.write_buffer_size)
 
 
-def _peek(counter: Any) -> int:
-    """The number an ``itertools.count`` gives next, without taking it (from its repr)."""
-    return int(repr(counter)[len("count("):-1])
-
-
 def _exit_code(e: SystemExit) -> int:
     if e.code is None:
         return EXIT_OK
@@ -380,7 +374,7 @@ def _run_main(
         chains.stop_recording()
         sys.argv = old_argv
         if not r.closed:
-            r._close()
+            r.close()
         asyncio.set_event_loop(None)
 
 

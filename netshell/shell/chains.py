@@ -221,8 +221,8 @@ def explain(d: Deferred[Any]) -> str:
         lines.append(text)
     if not steps:
         lines.append("  (no callbacks recorded)")
-    inner = d._result if _waiting(d) else None
-    if isinstance(inner, Deferred):
+    inner = d.waiting_on
+    if inner is not None:
         lines.append(f"  now waiting on Deferred #{inner.number} ({_state(inner)})")
     elif not d.called:
         lines.append("  now waiting to be fired")
@@ -232,13 +232,13 @@ def explain(d: Deferred[Any]) -> str:
 
 
 def _waiting(d: Deferred[Any]) -> bool:
-    return d.called and isinstance(d._result, Deferred)
+    return d.waiting_on is not None
 
 
 def _state(d: Deferred[Any]) -> str:
     if not d.called:
         return "pending"
-    r = d._result
+    r = d.result
     if isinstance(r, Deferred):
         return f"waiting on #{r.number}"
     if isinstance(r, Failure):

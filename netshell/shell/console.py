@@ -328,7 +328,7 @@ class Console:
             return
         self.namespace["_"] = value
         if isinstance(value, Deferred):
-            if not value.called or isinstance(value._result, Deferred):
+            if not value.called or value.waiting_on is not None:
                 self.namespace[f"_d{value.number}"] = value
                 self.notes.watch(value)
             self.out(repr(value))

@@ -35,7 +35,7 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
     plain = shell.display_formatter.formatters["text/plain"]
 
     def show_deferred(d: Deferred[Any], p: Any, cycle: bool) -> None:
-        if not d.called or isinstance(d._result, Deferred):
+        if not d.called or d.waiting_on is not None:
             shell.user_ns[f"_d{d.number}"] = d
             console.notes.watch(d)
         p.text(repr(d))

@@ -378,5 +378,5 @@ def run_prompt(log_level: int = logging.WARNING, use_uvloop: bool | None = None)
         return code
     finally:
         if not r.closed:
-            r._close()
+            r.close()
         asyncio.set_event_loop(None)

@@ -27,7 +27,7 @@ def reactor() -> Iterator[Reactor]:
     try:
         yield r
     finally:
-        r._close()
+        r.close()
 
 
 @pytest.fixture

@@ -939,3 +939,26 @@ def test_queue_nth_get_receives_the_nth_put_item_for_any_interleaving(ops: list[
     received = [success_result_of(d) for d in got if d.called]
     assert received == list(range(len(received)))
     assert len(received) == min(puts, len(got))
+
+
+# ---- introspection helpers
+
+
+def test_next_deferred_number_looks_without_taking() -> None:
+    from netshell.defer import next_deferred_number
+
+    n = next_deferred_number()
+    assert next_deferred_number() == n
+    assert ns.Deferred().number == n and ns.Deferred().number == n + 1
+    assert next_deferred_number() == n + 2
+
+
+def test_has_canceller_until_the_canceller_runs() -> None:
+    from netshell.defer import has_canceller
+
+    assert not has_canceller(ns.Deferred())
+    d: Deferred[Any] = ns.Deferred(lambda _d: None)
+    assert has_canceller(d)
+    d.cancel()
+    assert not has_canceller(d)
+    d.add_errback(lambda f: None)
