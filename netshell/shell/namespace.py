@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.abc
 import importlib.util
 import logging
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 import netshell as ns
 from netshell.protocol import ClientFactory, Factory, Protocol
-from netshell.shell import chains, session
+from netshell.shell import chains, progress, session
 from netshell.shell.display import Table, connection_table, listener_table
 from netshell.shell.tracing import Tracer
 
@@ -167,19 +168,42 @@ def connect(where: Any, factory: Any, **kw: Any) -> Any:
     return ns.connect(where, factory, **kw)
 
 
-def lazy_module(name: str) -> Any:
+class _ThenLoader(importlib.abc.Loader):
+    """A module's own loader, and a function to call with the module once it has run."""
+
+    def __init__(self, loader: Any, then: Callable[[Any], None]) -> None:
+        self.loader = loader
+        self.then = then
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        self.then(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
+def lazy_module(name: str, then: Callable[[Any], None] | None = None) -> Any:
     """``name`` as a module that is loaded on first use (None if there is no such module).
 
     The prompt offers every protocol module and ``tls`` by name; loading them all
     up front (pyOpenSSL, cryptography...) would cost ``netsh run`` a third of its
-    start-up time.
+    start-up time. ``then(module)`` is called once the module is loaded (at once if
+    it is already).
     """
     if name in sys.modules:
+        if then is not None:
+            then(sys.modules[name])
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         return None
-    loader = importlib.util.LazyLoader(spec.loader)
+    loader = importlib.util.LazyLoader(
+        spec.loader if then is None else _ThenLoader(spec.loader, then)
+    )
     spec.loader = loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -225,7 +249,9 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
     }
     for module in PROTOCOL_MODULES:
         try:
-            found = lazy_module(f"protocols.{module}")
+            # The shell, not the protocol library, draws the download progress bar.
+            then = progress.install if module == "http" else None
+            found = lazy_module(f"protocols.{module}", then)
         except ModuleNotFoundError:
             continue  # not written yet
         except Exception:

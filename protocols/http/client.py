@@ -1,16 +1,17 @@
-"""The HTTP/1.1 client: requests, a keep-alive connection pool, redirects and downloads.
+"""The HTTP/1.1 client: requests, redirects and downloads, over a keep-alive pool.
 
 ``request(method, url, ...)`` answers with a Deferred that fires with a
 :class:`~protocols.http.message.Response` (``status``, ``reason``, ``headers``, ``body``,
 ``text()``, ``json()``, ``url``, ``history``); ``get``, ``post``, ``put``, ``delete`` and
-``head`` are its shortcuts, and ``download(url, path)`` streams a body into a file. A 4xx
-or 5xx answer is a Response like any other; failures to get one are errors:
+``head`` are its shortcuts, and ``download(url, path)`` streams a body into a file (with a
+progress hook). A 4xx or 5xx answer is a Response like any other; failures to get one are
+errors:
 
 - :class:`HTTPClientError` (a :class:`netshell.NetshellError`), the root of the client's own:
   :class:`InvalidURL`, :class:`TooManyRedirects`, :class:`RemoteProtocolError` (the server
   broke HTTP), :class:`ServerDisconnected` (it closed before the response was complete),
   :class:`RequestTimeout` (also a ``TimeoutError``) and, from ``download``,
-  :class:`HTTPStatusError`;
+  :class:`HTTPStatusError` (all defined in :mod:`protocols.http.errors`);
 - the core's :class:`netshell.ConnectError` (ConnectionRefused, DNSLookupError,
   ConnectTimeout) and :class:`netshell.TLSError` (UnknownCA, HostnameMismatch...) as they are.
 
@@ -21,6 +22,10 @@ connection that the server had closed is retried once on a fresh one when the re
 idempotent and nothing of the response had come.
 
 The module functions use one :class:`HTTPClient` per reactor; make your own for other limits.
+The parts live beside this module: :mod:`~protocols.http.errors` (the error tree),
+:mod:`~protocols.http.url` (URLs and redirect Locations), :mod:`~protocols.http.connection`
+(one connection) and :mod:`~protocols.http.pool` (the keep-alive pool); their public names
+are importable from here too.
 
 Example::
 
@@ -29,7 +34,7 @@ Example::
     >>> client.get("ftp://example.org/")
     Traceback (most recent call last):
       ...
-    protocols.http.client.InvalidURL: only http and https URLs are supported, not 'ftp://...'
+    protocols.http.errors.InvalidURL: only http and https URLs are supported, not 'ftp://...'
     >>> u = client.URL.parse("https://example.org/a b?q=1#top")
     >>> u.scheme, u.host, u.port, u.target
     ('https', 'example.org', 443, '/a%20b?q=1')
@@ -40,31 +45,29 @@ from __future__ import annotations
 import json as _json
 import logging
 import os
-import sys
-import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urljoin, urlsplit
 
 import netshell as ns
 from netshell.defer import Deferred, ensure_deferred
-from netshell.errors import NetshellError
 from netshell.failure import Failure
 from netshell.reactor import Reactor, get_reactor
-from protocols.http.message import Headers, Limits, ParseError, Response
-from protocols.http.parser import (
-    LAST_CHUNK,
-    Body,
-    EndOfMessage,
-    ResponseHead,
-    ResponseParser,
-    encode_chunk,
-    serialize_request_head,
+from protocols.http.connection import Connection, PoolKey, Stale
+from protocols.http.errors import (
+    HTTPClientError,
+    HTTPStatusError,
+    InvalidURL,
+    RemoteProtocolError,
+    RequestTimeout,
+    ServerDisconnected,
+    TooManyRedirects,
 )
+from protocols.http.message import Headers, Limits, Response
+from protocols.http.parser import ResponseHead, serialize_request_head
+from protocols.http.pool import Pool
+from protocols.http.url import URL, decode_location, join
 
 __all__ = [
     "URL",
@@ -91,455 +94,6 @@ USER_AGENT = f"netshell/{ns.__version__}"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _SEND_PIECE = 64 * 1024  # file bodies are read and sent this much at a time
-
-
-# --- errors ------------------------------------------------------------------------------
-
-
-class HTTPClientError(NetshellError):
-    """The root of the HTTP client's own errors."""
-
-
-class InvalidURL(HTTPClientError, ValueError):
-    """The URL cannot be requested (not http/https, no host, a bad port...)."""
-
-
-class TooManyRedirects(HTTPClientError):
-    """More redirects than ``max_redirects``; ``response`` is the last one (with history)."""
-
-    def __init__(self, message: str, response: Response) -> None:
-        super().__init__(message)
-        self.response = response
-
-
-class RemoteProtocolError(HTTPClientError):
-    """The server's response broke HTTP/1.1 (the parser's error is the ``__cause__``)."""
-
-
-class ServerDisconnected(HTTPClientError, ConnectionError):
-    """The server closed the connection before the response was complete."""
-
-
-class RequestTimeout(HTTPClientError, TimeoutError):
-    """No complete response within the timeout (connecting included)."""
-
-
-class HTTPStatusError(HTTPClientError):
-    """``download`` got a final response that is not 2xx; ``response`` holds it."""
-
-    def __init__(self, message: str, response: Response) -> None:
-        super().__init__(message)
-        self.response = response
-
-
-class _Stale(Exception):
-    """A connection failed before a byte of the response came: maybe safe to retry."""
-
-
-# --- URLs --------------------------------------------------------------------------------
-
-# Characters left as they are in a request target: the unreserved and reserved sets of
-# RFC 3986, and "%" so that what is encoded already stays as it is.
-_SAFE_TARGET = "/%:@!$&'()*+,;=-._~?"
-
-
-@dataclass(frozen=True)
-class URL:
-    """An http(s) URL split into what a request needs."""
-
-    scheme: str
-    host: str  # without brackets for IPv6, IDNA-encoded for non-ASCII names
-    port: int
-    target: str  # origin form: path and query, percent-encoded
-
-    @classmethod
-    def parse(cls, url: str) -> URL:
-        """Split ``url``; raises InvalidURL if it cannot be requested."""
-        try:
-            parts = urlsplit(url.strip())
-            port = parts.port
-        except ValueError as e:
-            raise InvalidURL(f"{url!r} is not a valid URL: {e}") from None
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
-            raise InvalidURL(f"only http and https URLs are supported, not {url!r}")
-        host = parts.hostname
-        if not host:
-            raise InvalidURL(f"no host in {url!r}")
-        if not host.isascii():
-            try:
-                host = host.encode("idna").decode("ascii")
-            except UnicodeError as e:
-                raise InvalidURL(f"bad host name in {url!r}: {e}") from None
-        path = quote(parts.path or "/", safe=_SAFE_TARGET)
-        query = quote(parts.query, safe=_SAFE_TARGET) if parts.query else ""
-        target = f"{path}?{query}" if query else path
-        return cls(scheme, host, port or (443 if scheme == "https" else 80), target)
-
-    @property
-    def origin(self) -> tuple[str, str, int]:
-        """(scheme, host, port): where a connection goes."""
-        return (self.scheme, self.host, self.port)
-
-    @property
-    def authority(self) -> str:
-        """host[:port] as the Host header wants it (the port only when not the default)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.authority}{self.target}"
-
-
-# Connections are pooled by origin and by the TLS context they were verified with: a
-# connection made with one context is never lent to a request that asked for another.
-PoolKey = tuple[str, str, int, Any]
-
-# --- one connection ----------------------------------------------------------------------
-
-
-class _Connection(ns.Protocol):
-    """One HTTP/1.1 connection: one exchange (request, response) at a time."""
-
-    def __init__(self, key: PoolKey, limits: Limits) -> None:
-        self.key = key
-        self.parser = ResponseParser(limits)
-        self.closed: Deferred[None] = Deferred()  # fires when the connection is gone
-        self.lost = False
-        self.exchanges = 0  # how many requests this connection has carried
-        self.on_lost: Callable[[_Connection], None] | None = None  # the pool's hook
-        self._done: Deferred[tuple[ResponseHead, Headers]] | None = None
-        self._head: ResponseHead | None = None
-        self._choose_sink: Callable[[ResponseHead], Callable[[bytes], None]] | None = None
-        self._sink: Callable[[bytes], None] | None = None
-        self._interim = False
-        self._got_bytes = False
-        self._sending = False  # a streamed body is still being sent
-        self._write_paused = False
-        self._drained: Deferred[None] | None = None
-        self.reusable = False
-
-    # ---- the transport's side
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        # As a streaming producer we hear when the write buffer is full and drained again.
-        transport.register_producer(self, True)
-
-    def pause_producing(self) -> None:
-        self._write_paused = True
-
-    def resume_producing(self) -> None:
-        self._write_paused = False
-        drained, self._drained = self._drained, None
-        if drained is not None:
-            drained.callback(None)
-
-    def stop_producing(self) -> None:
-        drained, self._drained = self._drained, None
-        if drained is not None:
-            drained.errback(ServerDisconnected("the connection closed while sending the body"))
-
-    def data_received(self, data: bytes) -> None:
-        if self._done is None:
-            # Nothing was asked: a server talking out of turn cannot be trusted again.
-            self.transport.abort()
-            return
-        self._got_bytes = True
-        try:
-            events = self.parser.feed(data)
-        except ParseError as e:
-            self._fail(self._protocol_error(e))
-            self.transport.abort()
-            return
-        self._handle(events)
-
-    def connection_lost(self, reason: Failure) -> None:
-        self.lost = True
-        self.reusable = False
-        if self._done is not None:
-            try:
-                events = self.parser.feed_eof()
-            except ParseError:
-                events = None
-            if events:
-                self._handle(events)
-            if self._done is not None:
-                if not self._got_bytes:
-                    exc: BaseException = _Stale(reason.value)
-                else:
-                    exc = ServerDisconnected(
-                        "the server closed the connection before the response was complete"
-                    )
-                exc.__cause__ = reason.value
-                self._fail(exc)
-        self.stop_producing()
-        if self.on_lost is not None:
-            self.on_lost(self)
-        self.closed.callback(None)
-
-    # ---- the client's side
-
-    def exchange(
-        self,
-        method: str,
-        head: bytes,
-        body: bytes | Iterable[bytes] | None,
-        choose_sink: Callable[[ResponseHead], Callable[[bytes], None]],
-        length: int | None = None,
-    ) -> Deferred[tuple[ResponseHead, Headers]]:
-        """Send a request (``head`` serialized already); fires with (head, trailers) at the
-        end of the response, whose body went piece by piece to ``choose_sink(head)``.
-
-        A streamed body goes chunked, or as it is when its ``length`` (the Content-Length
-        in ``head``) is given: then it must yield exactly that many bytes."""
-        assert self._done is None, "one exchange at a time"
-        self.exchanges += 1
-        self.reusable = False
-        self._head = None
-        self._interim = False
-        self._got_bytes = False
-        self._choose_sink = choose_sink
-        done: Deferred[tuple[ResponseHead, Headers]] = Deferred()
-        self._done = done
-        self.parser.expect(method)
-        if body is None or isinstance(body, bytes):
-            self.transport.write(head + body if body else head)
-        else:
-            self.transport.write(head)
-            self._sending = True
-            sent = ensure_deferred(self._send_streamed(body, length))
-            sent.add_errback(self._send_failed)
-        return done
-
-    async def _send_streamed(self, pieces: Iterable[bytes], length: int | None) -> None:
-        sent = 0
-        for piece in pieces:
-            if self.lost or self._done is None:
-                return
-            if not isinstance(piece, (bytes, bytearray, memoryview)):
-                raise TypeError(f"a streamed body yields bytes, not {type(piece).__name__}")
-            if piece:
-                sent += len(piece)
-                if length is None:
-                    self.transport.write(encode_chunk(bytes(piece)))
-                elif sent > length:
-                    # Not a byte past the length: the server would read it as a request.
-                    raise HTTPClientError(
-                        f"the streamed body yields more than its Content-Length of {length} bytes"
-                    )
-                else:
-                    self.transport.write(bytes(piece))
-            if self._write_paused:
-                self._drained = Deferred()
-                await self._drained
-        if length is None:
-            if not self.lost:
-                self.transport.write(LAST_CHUNK)
-        elif sent < length and not self.lost and self._done is not None:
-            raise HTTPClientError(
-                f"the streamed body yields only {sent} bytes, not its Content-Length of {length}"
-            )
-        self._sending = False
-
-    def _send_failed(self, failure: Failure) -> None:
-        self._sending = False
-        self._fail(failure.value)
-        if not self.lost:
-            self.transport.abort()
-
-    def _handle(self, events: list[Any]) -> None:
-        for event in events:
-            if self._done is None:
-                return
-            if isinstance(event, Body):
-                if self._interim:
-                    continue
-                try:
-                    assert self._sink is not None
-                    self._sink(event.data)
-                except Exception as e:
-                    self._fail(e)
-                    self.transport.abort()
-                    return
-            elif isinstance(event, ResponseHead):
-                if 100 <= event.status < 200 and event.status != 101:
-                    self._interim = True  # 100 Continue and friends: the answer is still to come
-                    continue
-                self._head = event
-                try:
-                    assert self._choose_sink is not None
-                    self._sink = self._choose_sink(event)
-                except Exception as e:
-                    self._fail(e)
-                    self.transport.abort()
-                    return
-            elif isinstance(event, EndOfMessage):
-                if self._interim:
-                    self._interim = False
-                    continue
-                head, done = self._head, self._done
-                assert head is not None
-                self._done = None
-                self._sink = self._choose_sink = None
-                # A body still being sent when the answer is complete leaves the stream
-                # in an unknown state, and so do bytes the server sent after its answer
-                # (the next response would be read after them): no reuse for either.
-                self.reusable = (
-                    head.keep_alive
-                    and not self._sending
-                    and not self.lost
-                    and not self.parser.buffered
-                )
-                if done.called:  # the request was cancelled meanwhile
-                    self.reusable = False
-                else:
-                    done.callback((head, event.trailers))
-
-    def _fail(self, exc: BaseException) -> None:
-        done, self._done = self._done, None
-        self._sink = self._choose_sink = None
-        self.reusable = False
-        if done is not None and not done.called:
-            done.errback(Failure(exc))
-
-    def _protocol_error(self, e: ParseError) -> RemoteProtocolError:
-        err = RemoteProtocolError(f"invalid response from the server: {e.message}")
-        err.__cause__ = e
-        return err
-
-    def abort(self) -> None:
-        """Drop the connection at once (after a failure or a cancelled request)."""
-        self.reusable = False
-        if self.transport is not None and not self.lost:
-            self.transport.abort()
-
-    def __repr__(self) -> str:
-        scheme, host, port, _ = self.key
-        state = "lost" if self.lost else ("busy" if self._done is not None else "idle")
-        return f"<HTTP connection to {scheme}://{host}:{port} {state}, {self.exchanges} requests>"
-
-
-# --- the pool ----------------------------------------------------------------------------
-
-
-class _Pool:
-    """Keep-alive connections per (scheme, host, port), at most ``limit`` of them per key."""
-
-    def __init__(self, reactor: Reactor, limit: int, idle_timeout: float) -> None:
-        self.reactor = reactor
-        self.limit = limit
-        self.idle_timeout = idle_timeout
-        self.idle: dict[PoolKey, list[_Connection]] = {}
-        self.count: dict[PoolKey, int] = {}  # open or opening, busy or idle
-        self.waiting: dict[PoolKey, deque[Deferred[None]]] = {}
-        self._timers: dict[_Connection, Any] = {}
-
-    def take_idle(self, key: PoolKey) -> _Connection | None:
-        """The most recently used idle connection for ``key``, if any."""
-        idle = self.idle.get(key)
-        while idle:
-            conn = idle.pop()
-            timer = self._timers.pop(conn, None)
-            if timer is not None and timer.active():
-                timer.cancel()
-            if not conn.lost:
-                return conn
-        return None
-
-    async def acquire(self, key: PoolKey, fresh: bool = False) -> _Connection | None:
-        """An idle connection for ``key``, or None when the caller may open a new one.
-
-        None counts the new connection in (``opened_failed`` takes it out again if it is
-        never made). At the bound, waits for a connection to be released or to close.
-        With ``fresh``, an idle connection is closed to make room rather than handed out.
-        """
-        while True:
-            conn = self.take_idle(key)
-            if conn is not None:
-                if not fresh:
-                    return conn
-                self._discard(conn)
-            if self.count.get(key, 0) < self.limit:
-                self.count[key] = self.count.get(key, 0) + 1
-                return None
-            turn: Deferred[None] = Deferred()
-            self.waiting.setdefault(key, deque()).append(turn)
-            try:
-                await turn
-            except BaseException:
-                queue = self.waiting.get(key)
-                if queue and turn in queue:
-                    queue.remove(turn)
-                elif turn.called:
-                    self._wake(key)  # our turn came as we were cancelled: pass it on
-                raise
-
-    def opened_failed(self, key: PoolKey) -> None:
-        """A connection counted in by ``acquire`` was never made."""
-        self._gone(key)
-
-    def release(self, conn: _Connection) -> None:
-        """The exchange on ``conn`` is over: keep it for reuse if it can be, else close it."""
-        if not conn.reusable or conn.lost:
-            self._discard(conn)
-            return
-        self.idle.setdefault(conn.key, []).append(conn)
-        self._timers[conn] = self.reactor.call_later(self.idle_timeout, self._expire, conn)
-        self._wake(conn.key)
-
-    def _expire(self, conn: _Connection) -> None:
-        self._timers.pop(conn, None)
-        idle = self.idle.get(conn.key)
-        if idle and conn in idle:
-            idle.remove(conn)
-            self._discard(conn)
-
-    def _discard(self, conn: _Connection) -> None:
-        if conn.on_lost is None:
-            return  # counted out already
-        conn.on_lost = None
-        if not conn.lost and conn.transport is not None:
-            conn.transport.close()
-        self._gone(conn.key)
-
-    def lost(self, conn: _Connection) -> None:
-        """``conn`` closed (the server, or us): forget it."""
-        idle = self.idle.get(conn.key)
-        if idle and conn in idle:
-            idle.remove(conn)
-            timer = self._timers.pop(conn, None)
-            if timer is not None and timer.active():
-                timer.cancel()
-        if conn.on_lost is not None:
-            conn.on_lost = None
-            self._gone(conn.key)
-
-    def _gone(self, key: PoolKey) -> None:
-        self.count[key] = self.count.get(key, 1) - 1
-        self._wake(key)
-
-    def _wake(self, key: PoolKey) -> None:
-        queue = self.waiting.get(key)
-        while queue:
-            turn = queue.popleft()
-            if not turn.called:
-                turn.callback(None)
-                return
-
-    def connections(self) -> list[_Connection]:
-        return [c for conns in self.idle.values() for c in conns]
-
-    def close(self) -> None:
-        for conns in list(self.idle.values()):
-            for conn in list(conns):
-                self._discard(conn)
-        self.idle.clear()
-        for timer in self._timers.values():
-            if timer.active():
-                timer.cancel()
-        self._timers.clear()
 
 
 # --- the client --------------------------------------------------------------------------
@@ -570,7 +124,7 @@ class HTTPClient:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self._reactor = reactor
-        self._pool_: _Pool | None = None
+        self._pool_: Pool | None = None
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
         self.max_body = max_body
@@ -586,13 +140,13 @@ class HTTPClient:
         return self._reactor
 
     @property
-    def _pool(self) -> _Pool:
+    def _pool(self) -> Pool:
         if self._pool_ is None:
-            self._pool_ = _Pool(self.reactor, self.max_connections, self.idle_timeout)
+            self._pool_ = Pool(self.reactor, self.max_connections, self.idle_timeout)
         return self._pool_
 
     @property
-    def idle_connections(self) -> list[_Connection]:
+    def idle_connections(self) -> list[Connection]:
         """The kept-alive connections waiting for a request."""
         return self._pool.connections()
 
@@ -682,10 +236,13 @@ class HTTPClient:
         The body goes to a temporary file next to ``path``, renamed to ``path`` once
         complete and removed on any failure, so ``path`` is never left half-written.
         ``progress(received, total)`` is called as bytes arrive (``total`` is None when
-        the server does not say); by default a one-line bar is drawn on stderr when it is
-        a terminal. ``timeout`` is how long the server may send nothing (the download
-        itself may take longer). Fails with HTTPStatusError for a final response that is
-        not 2xx, and with the errors of ``request``.
+        the server does not say), first with (0, total) once the response head came; if it
+        has a ``finish()`` method, that is called once at the end, whether the download
+        succeeded or failed. Without ``progress``, ``make_progress(url)`` gives one (the
+        library's default gives none; the netsh prompt and ``netsh run`` draw a bar on a
+        terminal, see :data:`make_progress`). ``timeout`` is how long the server may send
+        nothing (the download itself may take longer). Fails with HTTPStatusError for a
+        final response that is not 2xx, and with the errors of ``request``.
         """
         first, request_headers = self._prepare("GET", url, headers, None, None)[1:3]
         target = Path(path)
@@ -761,7 +318,7 @@ class HTTPClient:
             )
             if not (follow_redirects and _is_redirect(head)):
                 return response
-            location = _location(head.headers["location"])
+            location = decode_location(head.headers["location"])
             history.append(response)
             if len(history) > max_redirects:
                 raise TooManyRedirects(
@@ -769,13 +326,14 @@ class HTTPClient:
                     response,
                 )
             try:
-                joined = urljoin(str(url), location)
+                next_url = join(url, location)
+            except InvalidURL:
+                raise
             except ValueError as e:  # "http://[::1" and the like
                 raise RemoteProtocolError(
                     f"{head.status} redirect from {url} to a Location that is not a URL: "
                     f"{location!r} ({e})"
                 ) from e
-            next_url = URL.parse(joined)
             if head.status in (301, 302, 303) and method != "HEAD":
                 method, body = "GET", None
                 for name in ("Content-Length", "Transfer-Encoding", "Content-Type"):
@@ -834,7 +392,7 @@ class HTTPClient:
                 conn = await self._connect(url, key, context)
             try:
                 return await conn.exchange(method, head, body, choose, length)
-            except _Stale as e:
+            except Stale as e:
                 if reused and not fresh and replayable and method in IDEMPOTENT:
                     log.debug("%r was closed by the server; trying %s again", conn, url)
                     fresh = True
@@ -848,9 +406,9 @@ class HTTPClient:
             finally:
                 self._pool.release(conn)
 
-    async def _connect(self, url: URL, key: PoolKey, context: Any) -> _Connection:
+    async def _connect(self, url: URL, key: PoolKey, context: Any) -> Connection:
         pool = self._pool
-        factory = ns.ClientFactory.for_protocol(_Connection, key, self._limits())
+        factory = ns.ClientFactory.for_protocol(Connection, key, self._limits())
         try:
             if url.scheme == "https":
                 if context is None:
@@ -861,7 +419,7 @@ class HTTPClient:
         except BaseException:
             pool.opened_failed(key)
             raise
-        assert isinstance(conn, _Connection)
+        assert isinstance(conn, Connection)
         if conn.lost:
             pool.opened_failed(key)
             raise ServerDisconnected(f"{url.authority} closed the connection at once")
@@ -1009,28 +567,6 @@ def _is_redirect(head: ResponseHead) -> bool:
     return head.status in REDIRECTS and bool((head.headers.get("location") or "").strip())
 
 
-def _location(value: str) -> str:
-    """A Location value as the server meant it, ready for urljoin and URL.parse.
-
-    Header values are decoded ISO-8859-1, so the raw UTF-8 many servers send in a Location
-    arrives as mojibake (the two bytes of an "e" with an acute accent as two characters),
-    which URL.parse would encode a second time. Its bytes are taken back: as UTF-8 when
-    they are (URL.parse encodes the path again to the very same bytes, and IDNA-encodes a
-    host), else with each non-ASCII byte percent-encoded as it is, as curl does.
-    """
-    value = value.strip()
-    try:
-        raw = value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value  # characters beyond Latin-1: not bytes off the wire
-    if raw.isascii():
-        return value
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in raw)
-
-
 def _header_pairs(
     headers: Mapping[str, str] | Iterable[tuple[str, str]] | Headers | None,
 ) -> list[tuple[str, str]]:
@@ -1061,60 +597,16 @@ def _payload(body: BodyType) -> bytes | Iterable[bytes] | None:
 # --- progress -------------------------------------------------------------------------------
 
 
-class TerminalProgress:
-    """A one-line progress bar redrawn with "\\r" on a terminal stream (stderr by default).
-
-    Call it with (received, total); ``finish()`` ends the line. Redraws at most ten times
-    a second, and always for the last call.
-    """
-
-    def __init__(self, label: str, stream: IO[str] | None = None, width: int = 30) -> None:
-        self.label = label if len(label) <= 40 else "..." + label[-37:]
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self._last = 0.0
-        self._drawn = False
-
-    def __call__(self, received: int, total: int | None) -> None:
-        now = time.monotonic()
-        if self._drawn and now - self._last < 0.1 and received != total:
-            return
-        self._last = now
-        self._drawn = True
-        if total:
-            done = min(received / total, 1.0)
-            filled = int(done * self.width)
-            bar = "#" * filled + "." * (self.width - filled)
-            line = f"{self.label} [{bar}] {done:4.0%} {_size(received)}/{_size(total)}"
-        else:
-            line = f"{self.label} {_size(received)}"
-        self.stream.write("\r" + line + "\x1b[K")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
-
-
-def _terminal_progress(label: str) -> Progress | None:
-    stream = sys.stderr
-    if stream is not None and hasattr(stream, "isatty") and stream.isatty():
-        return TerminalProgress(label, stream)
+def no_progress(url: str) -> Progress | None:
+    """The library's own ``make_progress``: no progress display (it draws nothing)."""
     return None
 
 
 #: How ``download`` makes its progress display when none is given: called with the URL,
-#: returns a callable(received, total) or None. The prompt replaces it with its own.
-make_progress: Callable[[str], Progress | None] = _terminal_progress
+#: returns a callable(received, total), optionally with a ``finish()`` method, or None.
+#: The library draws nothing itself; the shell (the netsh prompt, ``netsh run``) sets
+#: this to its own terminal bar, ``netshell.shell.progress.terminal_progress``.
+make_progress: Callable[[str], Progress | None] = no_progress
 
 
 # --- the module functions -----------------------------------------------------------------

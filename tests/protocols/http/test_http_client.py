@@ -29,7 +29,6 @@ from protocols.http.client import (
     RemoteProtocolError,
     RequestTimeout,
     ServerDisconnected,
-    TerminalProgress,
 )
 
 HANG = "hang"  # a script's answer: say nothing
@@ -668,31 +667,63 @@ class TTY(io.StringIO):
         return True
 
 
-async def test_download_draws_a_bar_on_a_terminal(
+async def test_download_calls_a_progress_hook_and_its_finish(
+    reactor: ns.Reactor, tmp_path: Path
+) -> None:
+    server = ScriptedServer(reactor, lambda c, n, r, b: ok(b"z" * 2048))
+    seen: list[Any] = []
+
+    class Hook:
+        def __call__(self, received: int, total: int | None) -> None:
+            seen.append((received, total))
+
+        def finish(self) -> None:
+            seen.append("finish")
+
+    await HTTPClient().download(server.url("/file.bin"), tmp_path / "file.bin", progress=Hook())
+    assert seen[0] == (0, 2048) and seen[-2:] == [(2048, 2048), "finish"]
+
+
+async def test_progress_finish_is_called_when_the_download_fails(
+    reactor: ns.Reactor, tmp_path: Path
+) -> None:
+    def answer(c: int, n: int, r: h11.Request, b: bytes) -> Any:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000
+
+    server = ScriptedServer(reactor, answer)
+    finished: list[bool] = []
+    hook: Any = lambda r, t: None  # noqa: E731
+    hook.finish = lambda: finished.append(True)
+    with pytest.raises(RequestTimeout):
+        await HTTPClient().download(server.url(), tmp_path / "f.bin", progress=hook, timeout=0.2)
+    assert finished == [True]
+
+
+async def test_the_library_alone_draws_no_bar_even_on_a_terminal(
     reactor: ns.Reactor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The bar is the shell's (netshell.shell.progress); the protocol library draws nothing.
+    monkeypatch.setattr(client, "make_progress", client.no_progress)
     server = ScriptedServer(reactor, lambda c, n, r, b: ok(b"z" * 2048))
     screen = TTY()
     monkeypatch.setattr("sys.stderr", screen)
     await HTTPClient().download(server.url("/file.bin"), tmp_path / "file.bin")
-    drawn = screen.getvalue()
-    assert drawn.startswith("\r") and drawn.endswith("\n")
-    assert "100%" in drawn and "2.0 KiB/2.0 KiB" in drawn
+    assert screen.getvalue() == ""
+    assert client.no_progress("http://example.org/") is None
 
 
-async def test_download_draws_nothing_when_stderr_is_not_a_terminal(
+async def test_make_progress_is_asked_for_a_display_with_the_url(
     reactor: ns.Reactor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = ScriptedServer(reactor, lambda c, n, r, b: ok(b"z" * 2048))
-    pipe = io.StringIO()
-    monkeypatch.setattr("sys.stderr", pipe)
-    await HTTPClient().download(server.url("/file.bin"), tmp_path / "file.bin")
-    assert pipe.getvalue() == ""
+    server = ScriptedServer(reactor, lambda c, n, r, b: ok(b"z" * 10))
+    asked: list[str] = []
+    seen: list[tuple[int, int | None]] = []
 
+    def make(url: str) -> Any:
+        asked.append(url)
+        return lambda received, total: seen.append((received, total))
 
-def test_progress_bar_without_a_total_shows_the_count() -> None:
-    screen = io.StringIO()
-    bar = TerminalProgress("get x", screen)
-    bar(3 * 1024 * 1024, None)
-    bar.finish()
-    assert screen.getvalue() == "\rget x 3.0 MiB\x1b[K\n"
+    monkeypatch.setattr(client, "make_progress", make)
+    await client.download(server.url("/file.bin"), tmp_path / "file.bin")
+    assert asked == [server.url("/file.bin")] and seen[-1] == (10, 10)
+    client.default_client().close()

@@ -1,0 +1,103 @@
+"""The shell's download progress bar: drawn on a terminal, handed to ``http.download``.
+
+The protocol library draws nothing itself (``protocols.http.client.make_progress`` gives
+no display by default); the namespace the prompt and ``netsh run`` build installs the
+shell's :func:`~netshell.shell.progress.terminal_progress` there. The prompt's own bar,
+seen in a real terminal, is tested in test_shell_prompt.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import netshell as ns
+from netshell.shell import namespace
+from netshell.shell.console import Console
+from netshell.shell.progress import TerminalProgress, terminal_progress
+from protocols import http
+from protocols.http import client
+from protocols.http.client import HTTPClient
+
+
+class TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def shell_bar(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The namespace built as the prompt builds it: its bar is the default, until the end."""
+    monkeypatch.setattr(client, "make_progress", client.make_progress)
+    names = namespace.build(Console({}, out=lambda s: None), out=lambda s: None)
+    assert client.make_progress is terminal_progress
+    try:
+        yield
+    finally:
+        names["_helpers"].tracer.stop()
+
+
+@pytest.fixture
+def site(reactor: ns.Reactor) -> Iterator[str]:
+    app = http.App()
+
+    @app.route("/file.bin")
+    def file(request: http.Request) -> bytes:
+        return b"z" * 2048
+
+    listener = http.serve(app)
+    yield f"http://127.0.0.1:{listener.port}/file.bin"
+    listener.close()
+
+
+async def test_download_draws_a_bar_on_a_terminal(
+    shell_bar: None, site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = TTY()
+    monkeypatch.setattr("sys.stderr", screen)
+    await HTTPClient().download(site, tmp_path / "file.bin")
+    drawn = screen.getvalue()
+    assert drawn.startswith("\r") and drawn.endswith("\n")
+    assert "100%" in drawn and "2.0 KiB/2.0 KiB" in drawn
+
+
+async def test_download_draws_nothing_when_stderr_is_not_a_terminal(
+    shell_bar: None, site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    await HTTPClient().download(site, tmp_path / "file.bin")
+    assert pipe.getvalue() == ""
+
+
+def test_progress_bar_without_a_total_shows_the_count() -> None:
+    screen = io.StringIO()
+    bar = TerminalProgress("get x", screen)
+    bar(3 * 1024 * 1024, None)
+    bar.finish()
+    assert screen.getvalue() == "\rget x 3.0 MiB\x1b[K\n"
+
+
+def test_a_long_label_keeps_its_end() -> None:
+    screen = io.StringIO()
+    bar = TerminalProgress("http://example.org/" + "d/" * 30 + "file.bin", screen, width=4)
+    bar(512, 1024)
+    assert screen.getvalue() == "\r..." + ("d/" * 30 + "file.bin")[-37:] + (
+        " [##..]  50% 512 B/1.0 KiB\x1b[K"
+    )
+
+
+def test_the_protocol_library_does_not_import_the_shell() -> None:
+    for path in Path(client.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n.startswith("netshell.shell") for n in names), (path, node.lineno)
