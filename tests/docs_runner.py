@@ -392,7 +392,7 @@ def replay_sessions(blocks: list[Block]) -> list[tuple[int, str]]:
         # the rest, so the replay merges the two, unbuffered to keep their order.
         env = dict(os.environ, XDG_STATE_HOME=str(Path(tmp) / "state"), PYTHONUNBUFFERED="1")
         done = subprocess.run(
-            [sys.executable, "-m", "netshell.cli", "run", "--exit", "--keep-going", str(path)],
+            [sys.executable, "-m", "netshell.app.cli", "run", "--exit", "--keep-going", str(path)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp, env=env,
             timeout=240,
         )

@@ -134,4 +134,4 @@ def netsh_argv(*args: str) -> list[str]:
     script = os.path.join(os.path.dirname(sys.executable), "netsh")
     if os.path.exists(script):
         return [script, *args]
-    return [sys.executable, "-m", "netshell.cli", *args]
+    return [sys.executable, "-m", "netshell.app.cli", *args]

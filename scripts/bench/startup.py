@@ -41,7 +41,7 @@ IPY_PROMPT = r"In \[(\x1b\[[0-9;]*m)*1"  # IPython colours the number
 
 
 def _netsh(*args: str) -> list[str]:
-    return [NETSH, *args] if NETSH else [PYTHON, "-m", "netshell.cli", *args]
+    return [NETSH, *args] if NETSH else [PYTHON, "-m", "netshell.app.cli", *args]
 
 
 def time_to_prompt(argv: list[str], prompt: str | None, env: dict[str, str]) -> float:

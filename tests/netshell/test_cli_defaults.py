@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import shell_patches
 
-from netshell import cli, runner
+from netshell.app import cli, runner
 from netshell.reactor import Reactor
 from netshell.shell import chains, prompt
 

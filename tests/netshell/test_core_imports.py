@@ -16,8 +16,8 @@ from pathlib import Path
 import netshell
 
 NETSHELL = Path(netshell.__file__).resolve().parent
-# Above the core: the shell, the headless runner and the command line use the protocols.
-ABOVE_THE_CORE = {"shell", "runner", "cli", "kernel", "teach"}
+# Above the core: the shell, and app (the command line and the headless runner), use the protocols.
+ABOVE_THE_CORE = {"shell", "app", "kernel", "teach"}
 FORBIDDEN = ("protocols", "IPython", "prompt_toolkit", "jedi", "pygments", "ipykernel")
 
 
@@ -49,7 +49,7 @@ def test_the_core_modules_are_found() -> None:
     names = {module_name(p) for p in core_modules()}
     assert {"netshell.defer", "netshell.reactor", "netshell.transport", "netshell.tls"} <= names
     assert {"netshell.testing.pytest_plugin"} <= names
-    assert not any(n.startswith(("netshell.shell", "netshell.cli")) for n in names)
+    assert not any(n.startswith(("netshell.shell", "netshell.app")) for n in names)
 
 
 def test_no_core_module_imports_protocols_ipython_or_prompt_toolkit() -> None:

@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Serve one protocol until Ctrl-C or SIGTERM.",
                            epilog="examples: netsh serve echo --port 7007; "
                                   "netsh serve http ./site --port 8000")
-    from netshell.runner import SERVICES
+    from netshell.app.runner import SERVICES
 
     common(serve, defaults=False)
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         return _diff(args.a, args.b)
     if args.command in ("run", "serve") or args.code is not None:
-        from netshell.runner import RunOptions, run_source, serve
+        from netshell.app.runner import RunOptions, run_source, serve
 
         _headless_logging(level)
         if args.command == "serve":
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, uvloop: bool | None) -> int:
-    from netshell.runner import RunOptions, run_source
+    from netshell.app.runner import RunOptions, run_source
 
     # As Python reads a script: a coding cookie or a BOM says the encoding, else UTF-8.
     try:
