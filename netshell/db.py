@@ -21,6 +21,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from netshell.current import get_reactor
 from netshell.defer import Deferred
 from netshell.errors import NetshellError
 from netshell.failure import Failure
@@ -319,8 +320,6 @@ class ConnectionPool:
     def _ensure_started(self) -> _Outcome:
         if self._started is not None:
             return self._started
-        from netshell.reactor import get_reactor
-
         reactor = get_reactor()
         self._loop = reactor.loop
         started = self._started = _Outcome()

@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 from netshell import failure as _failure_mod
+from netshell.current import get_reactor
 from netshell.failure import Failure
 
 __all__ = [
@@ -384,8 +385,6 @@ class Deferred(Generic[T]):
         is the reactor by default; tests pass a ``Clock``. Returns this Deferred.
         """
         if clock is None:
-            from netshell.reactor import get_reactor
-
             clock = get_reactor()
         timed_out = False
 
@@ -626,8 +625,6 @@ def _current_loop() -> asyncio.AbstractEventLoop:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        from netshell.reactor import get_reactor
-
         return get_reactor().loop
 
 
@@ -838,8 +835,6 @@ def sleep(seconds: float, clock: ClockLike | None = None) -> Deferred[None]:
         <Deferred #... fired: None>
     """
     if clock is None:
-        from netshell.reactor import get_reactor
-
         clock = get_reactor()
     d: Deferred[None] = Deferred(lambda _d: timer.cancel())
     timer = clock.call_later(seconds, d.callback, None)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from netshell.current import get_reactor
 from netshell.errors import NetshellError
 from netshell.interfaces import format_hostport
 from netshell.protocol import DatagramProtocol, Factory, Protocol
@@ -472,8 +473,6 @@ def listen(
         listener = listen("tcp:0", ns.Factory.for_protocol(Echo))
         listener.port
     """
-    from netshell.reactor import get_reactor
-
     ep = _as_endpoint(description, "listen")
     r = reactor if reactor is not None else get_reactor()
     o = ep.options
@@ -486,6 +485,7 @@ def listen(
     assert isinstance(thing, Factory)
     backlog = o.get("backlog", 128)
     if ep.kind == "tls":
+        # Imported here for start-up time: netshell.tls loads pyOpenSSL and cryptography.
         from netshell.tls import server_context
 
         _missing(ep, "cert", "key")
@@ -522,14 +522,13 @@ def connect(
 
         client = await connect("tcp:example.org:80", ns.ClientFactory.for_protocol(Client))
     """
-    from netshell.reactor import get_reactor
-
     ep = _as_endpoint(description, "connect")
     _check_factory(factory)
     r = reactor if reactor is not None else get_reactor()
     o = ep.options
     timeout = o.get("timeout", 30)
     if ep.kind == "tls":
+        # Imported here for start-up time: netshell.tls loads pyOpenSSL and cryptography.
         from netshell.tls import client_context
 
         host, port = ep.args

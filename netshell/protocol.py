@@ -20,6 +20,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from netshell.current import get_reactor
 from netshell.failure import Failure
 from netshell.interfaces import DatagramTransportLike, StreamTransportLike
 
@@ -227,8 +228,6 @@ class ReconnectingClientFactory(ClientFactory):
         delay = self.next_delay()
         clock = self.clock
         if clock is None:
-            from netshell.reactor import get_reactor
-
             clock = get_reactor()
         self._call = clock.call_later(delay, self._reconnect, connector)
 

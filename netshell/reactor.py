@@ -22,18 +22,21 @@ import logging
 import os
 import signal
 import threading
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
+from netshell import current as _current
+from netshell.current import get_reactor, install
 from netshell.defer import AlreadyCalledError, Deferred, ensure_deferred, gather, maybe_deferred
 from netshell.failure import Failure
 from netshell.threads import ThreadPool
+from netshell.transport import Connector, Listener, _bind_tcp, _bind_unix
+from netshell.udp import DatagramListener
+from netshell.udp import listen_multicast as _listen_multicast
+from netshell.udp import listen_udp as _listen_udp
 
 if TYPE_CHECKING:
     from netshell.protocol import DatagramProtocol, Factory
-    from netshell.transport import Listener
-    from netshell.udp import DatagramListener
 
 __all__ = [
     "AlreadyCancelledError",
@@ -43,6 +46,7 @@ __all__ = [
     "ReactorNotRestartable",
     "ReactorNotRunning",
     "get_reactor",
+    "install",
     "reactor",
 ]
 
@@ -177,14 +181,6 @@ def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
-# A loop's reactor hangs off the loop itself, so the two live and die together
-# (a registry keyed by loop would keep every loop it ever saw alive).
-_ATTR = "_netshell_reactor"
-_local = threading.local()
-_last: weakref.ref[Reactor] | None = None  # the reactor found last: most lookups repeat
-_get_running_loop = asyncio._get_running_loop
-
-
 class Reactor:
     """The facade over one asyncio loop: timed calls, threads, run/stop, what is live.
 
@@ -207,7 +203,7 @@ class Reactor:
             self._owns_loop = True
             loop.set_exception_handler(self._loop_exception)
         else:
-            existing = getattr(loop, _ATTR, None)
+            existing = _current.reactor_of(loop)
             if existing is not None and not existing.closed:
                 raise ValueError("that loop has a reactor already; use netshell.reactor")
             self.loop_name = _loop_name(loop)
@@ -229,7 +225,7 @@ class Reactor:
         self._stopping: Deferred[None] | None = None
         self._in_run = False
         self._set_as_event_loop = False
-        setattr(loop, _ATTR, self)
+        _current.attach(loop, self)
 
     # ---- time
 
@@ -347,8 +343,6 @@ class Reactor:
             (True, '127.0.0.1')
             >>> _ = listener.close()
         """
-        from netshell.transport import Listener, _bind_tcp
-
         sock, kind = _bind_tcp(interface, port, backlog)
         return Listener(self, sock, kind, factory, backlog)
 
@@ -366,8 +360,6 @@ class Reactor:
         ``DNSLookupError`` (all :class:`~netshell.ConnectError`); cancelling
         it abandons the attempt.
         """
-        from netshell.transport import Connector
-
         kind = "tcp6" if ":" in host else "tcp"
         return Connector(self, kind, (host, port), factory, timeout, bind_address).connect()
 
@@ -380,8 +372,6 @@ class Reactor:
         OSError (EADDRINUSE), and so does a path that is not a socket. The
         file is removed when the listener closes.
         """
-        from netshell.transport import Listener, _bind_unix
-
         sock = _bind_unix(os.fspath(path), mode, backlog)
         return Listener(self, sock, "unix", factory, backlog)
 
@@ -389,8 +379,6 @@ class Reactor:
         self, path: str | os.PathLike[str], factory: Factory, timeout: float = 30
     ) -> Deferred[Any]:
         """Connect to the Unix socket at ``path``; fires with the connected protocol."""
-        from netshell.transport import Connector
-
         return Connector(self, "unix", os.fspath(path), factory, timeout).connect()
 
     def listen_tls(
@@ -418,8 +406,6 @@ class Reactor:
             True
             >>> _ = listener.close()
         """
-        from netshell.transport import Listener, _bind_tcp
-
         sock, kind = _bind_tcp(interface, port, backlog)
         return Listener(self, sock, kind, factory, backlog, tls_context=context)
 
@@ -443,9 +429,9 @@ class Reactor:
         :class:`~netshell.ConnectError` or a :class:`~netshell.TLSError`
         subclass (HostnameMismatch, UnknownCA, CertificateExpired, ...).
         """
-        from netshell.transport import Connector
-
         if context is None:
+            # Imported here for start-up time: netshell.tls loads pyOpenSSL and cryptography,
+            # which only TLS users should pay for (netsh run must not).
             from netshell.tls import client_context
 
             context = client_context(host)
@@ -468,9 +454,7 @@ class Reactor:
         ``listener.transport.write(data, addr)`` sends. Port 0 picks a free
         port. Raises OSError, naming the address, when it cannot bind.
         """
-        from netshell.udp import listen_udp
-
-        return listen_udp(self, port, protocol, interface, max_size)
+        return _listen_udp(self, port, protocol, interface, max_size)
 
     def listen_multicast(
         self,
@@ -487,9 +471,7 @@ class Reactor:
         the group on (loopback by default, so nothing leaves the machine).
         Several listeners on one machine may share the port.
         """
-        from netshell.udp import listen_multicast
-
-        return listen_multicast(self, port, protocol, group, interface, ttl, loopback)
+        return _listen_multicast(self, port, protocol, group, interface, ttl, loopback)
 
     # ---- threads
 
@@ -564,7 +546,7 @@ class Reactor:
             )
         if self.loop.is_running():
             raise ReactorAlreadyRunning("the reactor's loop is running already")
-        _local.reactor = self
+        install(self)
         asyncio.set_event_loop(self.loop)
         self._set_as_event_loop = True
         signals: list[signal.Signals] = []
@@ -693,14 +675,8 @@ class Reactor:
                 log.exception("Error closing %r", item)
 
     def _forget(self) -> None:
-        global _last
         self.closed = True
-        if getattr(self.loop, _ATTR, None) is self:
-            delattr(self.loop, _ATTR)
-        if getattr(_local, "reactor", None) is self:
-            _local.reactor = None
-        if _last is not None and _last() is self:
-            _last = None
+        _current.forget(self)
 
     def _close(self) -> None:
         """Release everything without running the loop; close the loop if it is ours."""
@@ -764,57 +740,20 @@ class Reactor:
         )
 
 
-def get_reactor() -> Reactor:
-    """The reactor of the current loop: the running one, or the one installed for this thread.
+# get_reactor() makes a Reactor when the current loop has none.
+_current.set_reactor_type(Reactor)
 
-    Inside a running loop that has none yet, a reactor adopts it. With no
-    loop running, this thread's reactor is made on first use, and again after
-    the previous one stopped: on the loop set for the thread with
-    ``asyncio.set_event_loop()`` if there is one, else on a fresh loop.
-    """
-    global _last
-    loop = _get_running_loop()
-    if loop is not None:
-        if _last is not None:
-            r = _last()
-            if r is not None and r.loop is loop and not r.closed:
-                return r
-        r = getattr(loop, _ATTR, None)
-        if r is None or r.closed:
-            r = Reactor(loop)
-        _last = weakref.ref(r)
-        return r
-    r = getattr(_local, "reactor", None)
-    if r is None or r.closed:
-        loop = _thread_loop()
-        if loop is not None:
-            # A loop set for this thread with asyncio.set_event_loop() is the one the
-            # code around us will run: a reactor on a fresh loop would never be run.
-            r = getattr(loop, _ATTR, None)
-            if r is None or r.closed:
-                r = Reactor(loop)
-        else:
-            r = Reactor()
-        _local.reactor = r
-    return cast(Reactor, r)
+# The registry moved to netshell.current; its old names here stay readable for code that
+# looked at them (this thread's reactor is _current._local.reactor; _last changes, so it
+# is read through on each access).
+_local = _current._local
+_thread_loop = _current._thread_loop
 
 
-def _thread_loop() -> asyncio.AbstractEventLoop | None:
-    """The loop set for this thread with ``asyncio.set_event_loop``, if any (never makes one).
-
-    ``asyncio.get_event_loop()`` would create a loop where none is set (and warns or
-    raises in newer Pythons), so the default policy's record is read directly.
-    """
-    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
-    loop = getattr(local, "_loop", None)
-    if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
-        return loop
-    return None
-
-
-def install(r: Reactor) -> None:
-    """Make ``r`` this thread's reactor (what ``netshell.reactor`` means outside a running loop)."""
-    _local.reactor = r
+def __getattr__(name: str) -> Any:
+    if name in ("_last", "_ATTR"):
+        return getattr(_current, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _CurrentReactor:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from netshell.current import get_reactor
 from netshell.defer import Deferred
 from netshell.failure import Failure
 
@@ -247,6 +248,4 @@ def defer_to_thread(f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[An
         >>> d
         <Deferred #... pending>
     """
-    from netshell.reactor import get_reactor
-
     return get_reactor().defer_to_thread(f, *args, **kw)

@@ -414,6 +414,7 @@ class StreamTransport(asyncio.Protocol):
         return started
 
     def _begin_tls(self, context: Any, hostname: str | None) -> None:
+        # Imported here for start-up time: tls_layer loads pyOpenSSL, which only TLS pays for.
         from netshell.tls_layer import TLSLayer
 
         self._tls = TLSLayer(context, self._t.write, hostname)
