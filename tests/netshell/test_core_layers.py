@@ -1,0 +1,409 @@
+"""Inside the core, imports go one way (DESIGN.md; docs/architecture.md draws the layers).
+
+The checker reads the import statements of the core's modules (with ``ast``: at module
+level and nested in functions, leaving out ``if TYPE_CHECKING:`` blocks, which never run)
+and fails on:
+
+(a) a cycle among the core's modules;
+(b) an import of a module of a higher layer than the importer's (LAYERS below, bottom
+    first; modules of one layer may import each other, without a cycle);
+(c) an import of a core module inside a function, except the few in LAZY, which load
+    pyOpenSSL only when TLS is used, for start-up time (``netsh run`` must not pay for it).
+
+The checker is tested on small source strings, and on the real sources with an upward
+import added by hand, before it is trusted with the real core.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import netshell
+
+NETSHELL = Path(netshell.__file__).resolve().parent
+
+#: The core's layers, bottom first (DESIGN.md, "Imports only go down").
+LAYERS: list[set[str]] = [
+    # failure, errors at the bottom (interfaces: the transport contracts, typing only)
+    {"netshell.failure", "netshell.errors", "netshell.interfaces"},
+    # the current loop's reactor: get_reactor() and the registry, depending on nothing
+    {"netshell.current"},
+    # Deferreds (one asks for a clock, get_reactor(), only when it needs one)
+    {"netshell.defer"},
+    {"netshell.protocol"},
+    # the transports
+    {"netshell.transport", "netshell.udp", "netshell.tls_layer", "netshell.tls"},
+    {"netshell.endpoints", "netshell.threads", "netshell.db"},
+    # the Reactor facade: listen_*/connect_* call down into the transports
+    {"netshell.reactor"},
+    # what is built on the whole core: the package's names, the testing kit
+    {
+        "netshell",
+        "netshell.testing",
+        "netshell.testing.clock",
+        "netshell.testing.pytest_plugin",
+        "netshell.testing.recording",
+        "netshell.testing.results",
+        "netshell.testing.transports",
+    },
+]
+
+#: (importer, imported) pairs allowed inside a function: for start-up time, since
+#: netshell.tls and netshell.tls_layer load pyOpenSSL and cryptography at import.
+LAZY = {
+    ("netshell.reactor", "netshell.tls"),  # connect_tls's default client context
+    ("netshell.endpoints", "netshell.tls"),  # "tls:..." endpoints
+    ("netshell.transport", "netshell.tls_layer"),  # start_tls and TLS connections
+}
+
+#: Subpackages built on the core (DESIGN.md: cli -> shell, runner, kernel, teach -> protocols).
+ABOVE_THE_CORE = {"shell", "app", "kernel", "teach", "cli", "runner"}
+
+
+class Import(NamedTuple):
+    importer: str
+    line: int
+    target: str  # a module of the core, or another netshell.* name (above the core)
+    nested: bool  # inside a function
+
+
+def is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _statements(
+    nodes: Iterable[ast.AST], nested: bool
+) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool]]:
+    for node in nodes:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node, nested
+        elif isinstance(node, ast.If) and is_type_checking(node):
+            yield from _statements(node.orelse, nested)
+        else:
+            inner = nested or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            yield from _statements(ast.iter_child_nodes(node), inner)
+
+
+def imports_of(
+    source: str, module: str, known: Iterable[str], is_package: bool = False
+) -> list[Import]:
+    """The imports of netshell modules in ``source`` (the text of ``module``).
+
+    ``from a import b`` names the module ``a.b`` when that is one of ``known``, else ``a``;
+    relative imports are resolved; imports of anything outside netshell are left out.
+    """
+    known = set(known)
+    package = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node, nested in _statements(ast.parse(source).body, False):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*parent, *([base] if base else [])])
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                for alias in node.names
+            ]
+        for target in dict.fromkeys(targets):
+            if target == "netshell" or target.startswith("netshell."):
+                found.append(Import(module, node.lineno, target, nested))
+    return found
+
+
+def layer_of(name: str, layers: list[set[str]]) -> int:
+    """The layer of a core module; anything else of netshell's lies above them all."""
+    for number, modules in enumerate(layers):
+        if name in modules:
+            return number
+    return len(layers)
+
+
+def upward_imports(imports: Iterable[Import], layers: list[set[str]]) -> list[str]:
+    """Rule (b): each import of a module of a higher layer than the importer's."""
+    return [
+        f"{i.importer}:{i.line} imports {i.target} (layer {layer_of(i.target, layers)}), "
+        f"above its own layer {layer_of(i.importer, layers)}"
+        for i in imports
+        if layer_of(i.target, layers) > layer_of(i.importer, layers)
+    ]
+
+
+def nested_imports(
+    imports: Iterable[Import], core: Iterable[str], lazy: set[tuple[str, str]]
+) -> list[str]:
+    """Rule (c): each import of a core module inside a function, but for ``lazy``."""
+    core = set(core)
+    return [
+        f"{i.importer}:{i.line} imports {i.target} inside a function"
+        for i in imports
+        if i.nested and i.target in core and (i.importer, i.target) not in lazy
+    ]
+
+
+def cycles(imports: Iterable[Import], core: Iterable[str]) -> list[list[str]]:
+    """Rule (a): the import cycles among ``core`` (strongly connected parts, Tarjan)."""
+    core = set(core)
+    graph: Mapping[str, set[str]] = {name: set() for name in core}
+    for i in imports:
+        if i.importer in core and i.target in core:
+            graph[i.importer].add(i.target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1 or v in graph[v]:
+                found.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def check(
+    sources: Mapping[str, tuple[str, bool]], layers: list[set[str]], lazy: set[tuple[str, str]]
+) -> list[str]:
+    """Every offence against rules (a), (b), (c) in ``sources`` (module -> (text, is_package))."""
+    imports = [
+        i
+        for name, (text, is_package) in sources.items()
+        for i in imports_of(text, name, sources, is_package)
+    ]
+    return [
+        *(f"import cycle: {' <-> '.join(part)}" for part in cycles(imports, sources)),
+        *upward_imports(imports, layers),
+        *nested_imports(imports, sources, lazy),
+    ]
+
+
+# ---- the real core
+
+
+def core_sources() -> dict[str, tuple[str, bool]]:
+    found = {}
+    for path in sorted(NETSHELL.rglob("*.py")):
+        parts = path.relative_to(NETSHELL).with_suffix("").parts
+        if parts[0] in ABOVE_THE_CORE:
+            continue
+        name = ".".join(("netshell", *parts)).removesuffix(".__init__")
+        found[name] = (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+    return found
+
+
+def test_every_core_module_has_its_layer() -> None:
+    names = set(core_sources())
+    placed = set().union(*LAYERS)
+    assert names - placed == set(), "put each new core module in LAYERS (and docs/architecture.md)"
+    assert placed - names == set(), "LAYERS names a module that does not exist"
+    assert sum(map(len, LAYERS)) == len(placed), "a module is in two layers"
+
+
+def test_the_core_imports_go_one_way() -> None:
+    assert check(core_sources(), LAYERS, LAZY) == []
+
+
+def test_the_allowed_lazy_imports_are_there_and_say_why() -> None:
+    sources = core_sources()
+    lazy_found = set()
+    for name, (text, is_package) in sources.items():
+        lines = text.splitlines()
+        for i in imports_of(text, name, sources, is_package):
+            if i.nested and (i.importer, i.target) in LAZY:
+                lazy_found.add((i.importer, i.target))
+                before = "\n".join(lines[max(0, i.line - 4) : i.line - 1])
+                assert "start-up time" in before, f"{name}:{i.line}: say why it is lazy"
+    assert lazy_found == LAZY  # an exception nobody needs any more goes from LAZY
+
+
+def test_the_bottom_module_imports_nothing_of_netshell() -> None:
+    sources = core_sources()
+    text, _ = sources["netshell.current"]
+    assert [i for i in imports_of(text, "netshell.current", sources) if not i.nested] == []
+
+
+def test_netsh_run_without_tls_loads_no_openssl(tmp_path: Path) -> None:
+    # What the lazy TLS imports are for: the headless path never loads pyOpenSSL.
+    script = tmp_path / "look.py"
+    script.write_text(
+        "import json, sys\n"
+        "heavy = {'OpenSSL', 'cryptography', 'service_identity'}\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
+    )
+    netsh = (
+        "import sys\n"
+        "from importlib.metadata import entry_points\n"
+        "sys.argv = ['netsh', 'run', sys.argv[1]]\n"
+        "sys.exit(entry_points(group='console_scripts')['netsh'].load()())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", netsh, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+# ---- the checker itself, on small sources
+
+TOY_LAYERS = [{"pkg.low"}, {"pkg.mid"}, {"pkg.top"}]
+
+
+def toy(**modules: str) -> dict[str, tuple[str, bool]]:
+    return {f"pkg.{name}": (text, False) for name, text in modules.items()}
+
+
+def toy_check(
+    sources: dict[str, tuple[str, bool]], lazy: frozenset[tuple[str, str]] = frozenset()
+) -> list[str]:
+    renamed = {name.replace("pkg.", "netshell."): v for name, v in sources.items()}
+    layers = [{n.replace("pkg.", "netshell.") for n in layer} for layer in TOY_LAYERS]
+    lazy = {(a.replace("pkg.", "netshell."), b.replace("pkg.", "netshell.")) for a, b in lazy}
+    return [line.replace("netshell.", "pkg.") for line in check(renamed, layers, lazy)]
+
+
+def test_a_clean_toy_passes() -> None:
+    sources = toy(
+        low="import os\n",
+        mid="from netshell.low import x\n",
+        top="import netshell.mid\nfrom netshell import low\n",
+    )
+    assert toy_check(sources) == []
+
+
+def test_rule_a_finds_a_cycle_within_one_layer() -> None:
+    layers = [{"netshell.a", "netshell.b"}]
+    sources = {
+        "netshell.a": ("from netshell.b import y\n", False),
+        "netshell.b": ("from netshell import a\n", False),
+    }
+    assert check(sources, layers, set()) == ["import cycle: netshell.a <-> netshell.b"]
+
+
+def test_rule_b_finds_an_upward_import() -> None:
+    sources = toy(low="from netshell.top import T\n", mid="", top="")
+    assert toy_check(sources) == ["pkg.low:1 imports pkg.top (layer 2), above its own layer 0"]
+
+
+def test_rule_b_counts_netshell_above_the_core_as_highest() -> None:
+    sources = toy(low="", mid="from netshell.shell.display import table\n", top="")
+    assert toy_check(sources) == [
+        "pkg.mid:1 imports pkg.shell.display (layer 3), above its own layer 1"
+    ]
+
+
+def test_a_function_level_import_to_dodge_a_cycle_breaks_all_three_rules() -> None:
+    sources = toy(
+        low="def later():\n    from netshell.top import T\n    return T\n",
+        mid="",
+        top="from netshell.low import later\n",
+    )
+    assert toy_check(sources) == [
+        "import cycle: pkg.low <-> pkg.top",
+        "pkg.low:2 imports pkg.top (layer 2), above its own layer 0",
+        "pkg.low:2 imports pkg.top inside a function",
+    ]
+
+
+def test_rule_c_finds_an_import_inside_a_function_even_downward() -> None:
+    sources = toy(
+        low="",
+        mid="",
+        top="class A:\n    async def m(self):\n        import netshell.low\n",
+    )
+    assert toy_check(sources) == ["pkg.top:3 imports pkg.low inside a function"]
+    assert toy_check(sources, lazy={("pkg.top", "pkg.low")}) == []
+
+
+def test_rule_c_leaves_imports_from_outside_netshell_alone() -> None:
+    sources = toy(low="def f():\n    import uvloop\n    from OpenSSL import SSL\n", mid="", top="")
+    assert toy_check(sources) == []
+
+
+def test_type_checking_blocks_are_left_out_but_their_else_is_not() -> None:
+    source = (
+        "import typing\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from netshell.top import T\n"
+        "if typing.TYPE_CHECKING:\n    import netshell.top\n"
+        "else:\n    import netshell.mid\n"
+    )
+    assert imports_of(source, "netshell.low", ["netshell.top", "netshell.mid"]) == [
+        Import("netshell.low", 8, "netshell.mid", False)
+    ]
+
+
+def test_from_package_import_names_a_submodule_or_the_package() -> None:
+    source = "from netshell import defer, Deferred\nfrom netshell.reactor import reactor\n"
+    known = ["netshell", "netshell.defer", "netshell.reactor"]
+    assert [i.target for i in imports_of(source, "netshell.x", known)] == [
+        "netshell.defer",
+        "netshell",
+        "netshell.reactor",
+    ]
+
+
+def test_relative_imports_are_resolved() -> None:
+    known = ["netshell.testing", "netshell.testing.clock", "netshell.defer"]
+    source = "from .clock import Clock\nfrom .. import defer\n"
+    assert [i.target for i in imports_of(source, "netshell.testing", known, is_package=True)] == [
+        "netshell.testing.clock",
+        "netshell.defer",
+    ]
+    assert [
+        i.target for i in imports_of("from . import clock\n", "netshell.testing.results", known)
+    ] == ["netshell.testing.clock"]
+
+
+def test_the_real_core_with_an_upward_import_added_by_hand_fails() -> None:
+    sources = core_sources()
+    text, is_package = sources["netshell.defer"]
+    sources["netshell.defer"] = (text + "\nfrom netshell.reactor import Reactor\n", is_package)
+    offences = check(sources, LAYERS, LAZY)
+    assert any(o.startswith("import cycle: ") and "netshell.defer" in o for o in offences)
+    assert any(
+        o.startswith("netshell.defer:") and "imports netshell.reactor (layer 6)" in o
+        for o in offences
+    )
+
+
+def test_the_real_core_with_a_function_level_import_added_fails() -> None:
+    sources = core_sources()
+    text, is_package = sources["netshell.protocol"]
+    dodge = "\n\ndef _later():\n    from netshell.transport import Listener\n    return Listener\n"
+    sources["netshell.protocol"] = (text + dodge, is_package)
+    offences = check(sources, LAYERS, LAZY)
+    line = len(text.splitlines()) + 4
+    assert [o for o in offences if "inside a function" in o] == [
+        f"netshell.protocol:{line} imports netshell.transport inside a function"
+    ]
