@@ -64,6 +64,7 @@ from protocols.http.errors import (
     ServerDisconnected,
     TooManyRedirects,
 )
+from protocols.http.framing import request_framing
 from protocols.http.message import Headers, Limits, Response
 from protocols.http.parser import ResponseHead, serialize_request_head
 from protocols.http.pool import Pool
@@ -373,14 +374,9 @@ class HTTPClient:
             length = int(headers["content-length"])
         request_headers.remove("Content-Length")
         request_headers.remove("Transfer-Encoding")
-        if isinstance(body, bytes):
-            request_headers.set("Content-Length", str(len(body)))
-        elif length is not None:
-            request_headers.set("Content-Length", str(length))
-        elif body is not None:
-            request_headers.set("Transfer-Encoding", "chunked")
-        elif method in ("POST", "PUT", "PATCH"):
-            request_headers.set("Content-Length", "0")
+        framing = request_framing(method, body, length)
+        if framing is not None:
+            request_headers.set(*framing)
         head = serialize_request_head(method, url.target, request_headers)
         replayable = body is None or isinstance(body, bytes)
         key = (*url.origin, context if url.scheme == "https" else None)

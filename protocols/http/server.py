@@ -36,7 +36,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +49,20 @@ from netshell.protocol import Factory, Protocol
 from netshell.reactor import get_reactor
 from netshell.transport import Listener
 from protocols.http.app import App, to_response
+from protocols.http.deadlines import BODY as _BODY
+from protocols.http.deadlines import HEAD as _HEAD
+from protocols.http.deadlines import LINGER as _LINGER
+from protocols.http.deadlines import WAIT as _WAIT
+from protocols.http.deadlines import ConnectionDeadlines
+from protocols.http.framing import (
+    BIG_BODY,
+    SERVER_LINE,
+    frame_response,
+    plain_head_lines,
+    plain_response,
+    response_head_lines,
+)
+from protocols.http.framing import SERVER as SERVER  # the Server header, public here too
 from protocols.http.message import (
     REASONS,
     Headers,
@@ -59,33 +72,24 @@ from protocols.http.message import (
     Request,
     Response,
 )
-from protocols.http.parser import (
-    LAST_CHUNK,
-    Body,
-    EndOfMessage,
-    RequestHead,
-    RequestParser,
-    encode_chunk,
-)
-from protocols.http.static import FileBody, StaticFiles
+
+# LAST_CHUNK, encode_chunk and FileBody were importable from here before the framer and
+# the streamer moved out: kept so, for whoever imported them.
+from protocols.http.parser import LAST_CHUNK as LAST_CHUNK
+from protocols.http.parser import Body, EndOfMessage, RequestHead, RequestParser
+from protocols.http.parser import encode_chunk as encode_chunk
+from protocols.http.static import FileBody as FileBody
+from protocols.http.static import StaticFiles
+from protocols.http.streaming import BodyStreamer, close_body
 
 __all__ = ["HTTPServerFactory", "HTTPServerProtocol", "serve"]
 
 log = logging.getLogger("netshell.http")
 access_log = logging.getLogger("netshell.http.access")
 
-#: the ``Server`` header sent with every response
-SERVER = "netshell"
-
 _INFO = logging.INFO
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Headers the server writes itself: a handler's own are dropped (or, for Connection, obeyed).
-_FRAMING = frozenset(("content-length", "transfer-encoding", "connection"))
-_BIG_BODY = 256 * 1024  # larger bodies go out in a second write rather than be copied
-_STREAM_BURST = 64  # chunks of a synchronous iterable written per turn of the loop
-
-# What the incoming side of a connection is doing, for its timeouts.
-_WAIT, _HEAD, _BODY, _LINGER = range(4)
+_HTTP11 = (1, 1)
 
 
 # ---- dates, computed once per second
@@ -109,7 +113,7 @@ class _Clock:
         if now != self.second:
             self.second = now
             self.date = formatdate(now, usegmt=True)
-            self.line = f"Date: {self.date}\r\n".encode() + _SERVER_LINE
+            self.line = f"Date: {self.date}\r\n".encode() + SERVER_LINE
         return self.line
 
     def log_date(self) -> str:
@@ -121,57 +125,6 @@ class _Clock:
 
 
 _clock = _Clock()
-
-# ---- the head of a response, from lines checked once and then remembered
-
-_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
-_SERVER_LINE = f"Server: {SERVER}\r\n".encode()
-_PLAIN_TYPES = {
-    bytes: b"Content-Type: application/octet-stream\r\n",
-    str: b"Content-Type: text/plain; charset=utf-8\r\n",
-}
-# The first lines of the commonest answer (a 200 of bytes or text), joined once.
-_PLAIN_HEADS = {kind: _STATUS_200 + line for kind, line in _PLAIN_TYPES.items()}
-_HTTP11 = (1, 1)
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# CR and LF would start a new field or end the head (response splitting); other controls
-# are refused by clients.
-_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_CACHE_SIZE = 1024
-_lines: dict[tuple[str, str], bytes] = {}
-_status_lines: dict[tuple[int, str], bytes] = {}
-
-
-def _field_line(name: str, value: str) -> bytes:
-    """``name: value`` and its CRLF, as bytes; ValueError if either could corrupt the head."""
-    key = (name, value)
-    line = _lines.get(key)
-    if line is None:
-        if _TOKEN.fullmatch(name) is None:
-            raise ValueError(f"invalid header name {name!r}")
-        if _UNSAFE.search(value) is not None:
-            raise ValueError(f"CR, LF or a control character in the value of header {name!r}")
-        line = f"{name}: {value}\r\n".encode("latin-1")  # UnicodeEncodeError is a ValueError
-        if len(_lines) >= _CACHE_SIZE:
-            _lines.clear()  # ETags and dates vary without end: keep the cache small
-        _lines[key] = line
-    return line
-
-
-def _status_line(status: int, reason: str) -> bytes:
-    key = (status, reason)
-    line = _status_lines.get(key)
-    if line is None:
-        if not 100 <= status <= 999:
-            raise ValueError(f"invalid status code {status!r}")
-        if _UNSAFE.search(reason) is not None:
-            raise ValueError(f"control character in reason phrase {reason!r}")
-        line = f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
-        if len(_status_lines) >= _CACHE_SIZE:
-            _status_lines.clear()
-        _status_lines[key] = line
-    return line
-
 
 # ---- the factory
 
@@ -282,35 +235,20 @@ def _error_response(status: int, detail: str = "", headers: Headers | None = Non
     return Response(text.encode(), status, h)
 
 
-def _close_body(body: Any) -> None:
-    """Release a body that will not be sent (a file, a generator)."""
-    if isinstance(body, FileBody):
-        body.close()
-        return
-    close = getattr(body, "close", None)
-    if close is not None and not isinstance(body, bytes | bytearray | memoryview | str):
-        try:
-            close()
-        except Exception:
-            log.exception("Error closing the response body %r", body)
-        return
-    aclose = getattr(body, "aclose", None)
-    if aclose is not None:
-        ensure_deferred(aclose()).add_errback(
-            lambda f: log.error("Error closing the response body %r: %s", body, f.value)
-        )
-
-
 # ---- the protocol
 
 
-class HTTPServerProtocol(Protocol):
+class HTTPServerProtocol(ConnectionDeadlines, Protocol):
     """One HTTP connection, server side: parses requests, calls the handler, writes answers.
 
     Requests are answered one at a time, in the order they came; the next
     (pipelined) one waits until the answer before it has been written. The
     protocol is the transport's streaming producer, so a client that does not
     read its answers stops the serving of the ones after.
+
+    It coordinates: framing is decided by :mod:`protocols.http.framing`, streamed
+    bodies are sent by :mod:`protocols.http.streaming`, and the timeouts are
+    :mod:`protocols.http.deadlines` (mixed in).
     """
 
     def __init__(self, factory: HTTPServerFactory) -> None:
@@ -331,20 +269,11 @@ class HTTPServerProtocol(Protocol):
         self._eof = False
         self._lost = False
         self._write_paused = False
-        self._paused_at: float | None = None  # when the transport last asked us to stop writing
         self._read_paused = False
         self._buffered = 0  # body bytes held for the incoming and the queued requests
         self._serving = False  # inside _serve_next's loop (answers complete re-entrantly)
-        self._stream: Any = None  # the body being streamed: an iterator, or a Deferred
-        self._stream_exchange: _Exchange | None = None
-        self._chunked = False  # the streamed body goes out chunked
-        self._length: int | None = None  # the streamed body's declared Content-Length
-        self._writable: Deferred[None] | None = None
-        self._in_state = _WAIT
-        self._since = 0.0  # when the incoming state began (or last progressed)
-        self._wait_limit = factory.header_timeout  # a fresh connection must send a head
-        self._timer: Any = None
-        self._timer_at = 0.0
+        self._streamer: BodyStreamer | None = None  # sending the current answer's body
+        self._init_deadlines(factory.header_timeout)
         self._peer_host = "-"
         self._client: Any = None
 
@@ -415,14 +344,8 @@ class HTTPServerProtocol(Protocol):
         self._lost = True
         self._stopped = True
         self._cancel_timer()
-        stream, self._stream = self._stream, None
-        if isinstance(stream, Deferred):
-            stream.cancel()
-        elif stream is not None:
-            _close_body(stream)
-        writable, self._writable = self._writable, None
-        if writable is not None and not writable.called:
-            writable.cancel()
+        if self._streamer is not None:
+            self._streamer.stop()
         self._queue.clear()
         self._incoming = None
 
@@ -430,21 +353,15 @@ class HTTPServerProtocol(Protocol):
 
     def pause_producing(self) -> None:
         self._write_paused = True
-        # A client that stops reading its answers holds the connection (and the file or
-        # stream being sent) for as long as it likes, unless this runs out.
-        self._paused_at = self._loop_time()
-        self._arm(self._paused_at + self.factory.send_timeout)
+        if self._streamer is not None:
+            self._streamer.pause()
+        self._sending_stalled()
 
     def resume_producing(self) -> None:
         self._write_paused = False
         self._paused_at = None
-        if self._stream is not None:
-            if isinstance(self._stream, Deferred):
-                writable, self._writable = self._writable, None
-                if writable is not None and not writable.called:
-                    writable.callback(None)
-            else:
-                self._pump()
+        if self._streamer is not None:
+            self._streamer.resume()
         elif self._current is None:
             self._serve_next()
 
@@ -510,12 +427,7 @@ class HTTPServerProtocol(Protocol):
     def _resume_reading(self) -> None:
         self._read_paused = False
         self.transport.resume_reading()
-        if self._in_state in (_HEAD, _BODY):
-            # The wait was ours, not the client's: its timeout starts again.
-            self._since = self._loop_time()
-            limit = self.factory.header_timeout if self._in_state == _HEAD else (
-                self.factory.body_timeout)
-            self._arm(self._since + limit)
+        self._reading_resumed()
 
     def _on_fatal(self, error: HTTPError) -> None:
         """A request cannot be read (malformed, too large, too slow): answer it after the
@@ -585,11 +497,7 @@ class HTTPServerProtocol(Protocol):
         elif self._incoming is not None and self._incoming.expect:
             self._decide_continue(self._incoming)
         elif self._in_state == _WAIT:
-            now = self._loop_time()
-            self._since = now
-            limit = self._wait_limit = self.factory.keep_alive_timeout
-            if self._timer is None or self._timer_at > now + limit:
-                self._arm(now + limit)
+            self._idle()
 
     def _serve(self, ex: _Exchange) -> None:
         self._current = ex
@@ -646,7 +554,7 @@ class HTTPServerProtocol(Protocol):
     def _respond(self, result: Any, ex: _Exchange, linger: bool = False) -> None:
         if self._lost:
             if type(result) is Response:
-                _close_body(result.body)
+                close_body(result.body)
             return
         request = ex.request
         close = not ex.keep_alive
@@ -657,9 +565,8 @@ class HTTPServerProtocol(Protocol):
             # kept-alive HTTP/1.1 connection. Everything below handles the rest.
             body = result if kind is bytes else result.encode()
             size = len(body)
-            if size <= _BIG_BODY:
-                self.transport.write(b"".join((_PLAIN_HEADS[kind], _clock.date_line(),
-                                               b"Content-Length: %d\r\n\r\n" % size, body)))
+            if size <= BIG_BODY:
+                self.transport.write(plain_response(kind, body, _clock.date_line()))
                 ex.status = 200
                 ex.sent = size
                 ex.close = False
@@ -670,102 +577,55 @@ class HTTPServerProtocol(Protocol):
             if kind is bytes or kind is str:
                 # The commonest answer, with no Response to build or headers to check.
                 status = 200
-                body = result if kind is bytes else result.encode()
-                lines = [_PLAIN_HEADS[kind], _clock.date_line()]
+                body = result
+                lines = plain_head_lines(kind, _clock.date_line())
             else:
                 response = result if kind is Response else to_response(result)
                 body = response.body
                 status = response.status
-                lines = [_status_line(status, response.reason)]
-                date = False
-                for name, value in response.headers._items:
-                    lname = name.lower()
-                    if lname in _FRAMING:
-                        # Not sent as given, but a control in it is the handler's mistake
-                        # all the same: a 500, as for any other field.
-                        if _UNSAFE.search(value) is not None:
-                            raise ValueError(f"a control character in the value of {name!r}")
-                        if lname == "connection":
-                            if "close" in value.lower():
-                                close = True
-                        elif lname == "content-length":
-                            declared = value
-                        continue
-                    if lname == "date":
-                        date = True
-                    lines.append(_field_line(name, value))
-                lines.append(_clock.date_line() if not date else _SERVER_LINE)
+                lines, declared, asked_close = response_head_lines(response, _clock.date_line())
+                close = close or asked_close
         except (TypeError, ValueError) as e:
             # Not a value a handler may return, or a header that would corrupt the stream.
             if kind is Response:
-                _close_body(result.body)
+                close_body(result.body)
             self._handler_failed(Failure(e), ex)
             return
         ex.status = status
-        head_only = request.method == "HEAD"
-        no_body = status < 200 or status == 204 or status == 304
-        kind = type(body)
-        stream = None
-        if kind is bytes or kind is bytearray or kind is memoryview:
-            if not no_body:
-                lines.append(b"Content-Length: %d\r\n" % len(body))
-        elif isinstance(body, FileBody):
-            if not no_body:
-                lines.append(b"Content-Length: %d\r\n" % body.count)
-            if head_only or no_body:
-                body.close()
-            else:
-                stream = body
-            body = b""
-        elif kind is str:
-            body = body.encode()
-            if not no_body:
-                lines.append(b"Content-Length: %d\r\n" % len(body))
-        else:
-            if head_only or no_body:
-                _close_body(body)
-            else:
-                stream = body
-            body = b""
-            if not no_body:
-                if declared is not None and declared.isascii() and declared.isdigit():
-                    # (isdigit alone takes "²", which int() refuses)
-                    lines.append(b"Content-Length: %d\r\n" % int(declared))
-                elif request.version >= (1, 1):
-                    declared = None
-                    lines.append(b"Transfer-Encoding: chunked\r\n")
-                else:
-                    declared = None
-                    close = True  # the end of the body is the end of the connection
-        if close:
-            lines.append(b"Connection: close\r\n\r\n")
+        frame = frame_response(lines, body, status, request.method, request.version,
+                               declared, close)
+        if frame.discard is not None:
+            close_body(frame.discard)
+        if frame.close:
             ex.keep_alive = False
-        elif request.version == (1, 0):
-            lines.append(b"Connection: keep-alive\r\n\r\n")
-        else:
-            lines.append(b"\r\n")
-        ex.close = close
-        if head_only or no_body:
-            self.transport.write(b"".join(lines))
+        ex.close = frame.close
+        self.transport.write(frame.head)
+        stream = frame.stream
+        if stream is None:
+            if frame.tail:
+                self.transport.write(frame.tail)
+            ex.sent = frame.sent
             self._done(ex, linger)
-        elif stream is None:
-            size = len(body)
-            if size > _BIG_BODY:
-                self.transport.write(b"".join(lines))
-                self.transport.write(body)
-            else:
-                lines.append(body)
-                self.transport.write(b"".join(lines))
-            ex.sent = size
-            self._done(ex, linger)
+            return
+        streamer = self._streamer = BodyStreamer(
+            self.transport, self.factory.reactor, request, self._peer_host,
+            lambda sent, was_file: self._body_sent(ex, sent, was_file), self._write_paused,
+        )
+        ex.sent = 0
+        if frame.framer is None:
+            streamer.send_file(stream)
         else:
-            self.transport.write(b"".join(lines))
-            if isinstance(stream, FileBody):
-                self._send_file(ex, stream)
-            else:
-                chunked = declared is None and request.version >= (1, 1)
-                length = int(declared) if declared is not None else None
-                self._start_stream(ex, stream, chunked, length)
+            streamer.send(stream, frame.framer)
+
+    def _body_sent(self, ex: _Exchange, sent: int, was_file: bool) -> None:
+        """The streamed body of ``ex`` is all written (and the connection still here)."""
+        self._streamer = None
+        ex.sent = sent
+        if was_file:
+            # Sending the file took the transport's producer slot: take it back.
+            self._write_paused = False
+            self.transport.register_producer(self, True)
+        self._done(ex)
 
     def _done(self, ex: _Exchange, linger: bool = False) -> None:
         """The answer to ``ex`` is written: log it, then go on with the next or close."""
@@ -817,192 +677,6 @@ class HTTPServerProtocol(Protocol):
             self.transport.close()
             return
         self._arm(self._since + self.factory.linger_timeout, force=True)
-
-    # ---- streamed bodies
-
-    def _send_file(self, ex: _Exchange, body: FileBody) -> None:
-        transport = self.transport
-        # send_file registers its own producer when it cannot use sendfile(2).
-        transport.unregister_producer()
-        self._stream = None
-        d = transport.send_file(body.file, body.offset, body.count)
-        d.add_callbacks(self._file_sent, self._file_failed, (ex, body), None, (ex, body))
-
-    def _file_sent(self, sent: int, ex: _Exchange, body: FileBody) -> None:
-        body.close()
-        ex.sent = sent
-        if self._lost:
-            return
-        self._write_paused = False
-        self.transport.register_producer(self, True)
-        self._done(ex)
-
-    def _file_failed(self, failure: Failure, ex: _Exchange, body: FileBody) -> None:
-        body.close()
-        if not self._lost:
-            log.info("sending %r to %s failed: %s", body, self._peer_host, failure.value)
-            self.transport.abort()
-
-    def _start_stream(self, ex: _Exchange, body: Any, chunked: bool, length: int | None) -> None:
-        self._stream_exchange = ex
-        ex.sent = 0
-        self._chunked = chunked
-        self._length = length
-        if hasattr(body, "__aiter__"):
-            d = ensure_deferred(self._pump_async(body))
-            self._stream = d
-            d.add_callbacks(self._stream_done, self._stream_failed)
-            return
-        try:
-            self._stream = iter(body)
-        except TypeError as e:
-            self._stream = None
-            log.error("a response body must be bytes or an iterable of bytes: %s", e)
-            self.transport.abort()
-            return
-        self._pump()
-
-    def _write_piece(self, chunk: Any) -> None:
-        if isinstance(chunk, str):
-            chunk = chunk.encode()
-        elif not isinstance(chunk, bytes | bytearray | memoryview):
-            raise TypeError(f"a streamed body gave {type(chunk).__name__}, not bytes")
-        if not chunk:
-            return
-        ex = self._stream_exchange
-        assert ex is not None
-        ex.sent += len(chunk)
-        if self._length is not None and ex.sent > self._length:
-            raise ValueError(f"the body is longer than its Content-Length ({self._length})")
-        self.transport.write(encode_chunk(bytes(chunk)) if self._chunked else chunk)
-
-    def _pump(self) -> None:
-        """Write pieces of a synchronous iterable while the transport takes them."""
-        it = self._stream
-        burst = _STREAM_BURST
-        while not self._write_paused and it is self._stream:
-            if not burst:
-                self.factory.reactor.call_soon(self._pump)  # let the loop breathe
-                return
-            burst -= 1
-            try:
-                chunk = next(it)
-                self._write_piece(chunk)
-            except StopIteration:
-                self._stream_done(None)
-                return
-            except Exception:
-                self._stream_failed(Failure())
-                return
-
-    async def _pump_async(self, body: Any) -> None:
-        async for chunk in body:
-            if self._lost:
-                break
-            self._write_piece(chunk)
-            if self._write_paused:
-                self._writable = Deferred()
-                await self._writable
-
-    def _stream_done(self, _: Any) -> None:
-        stream, self._stream = self._stream, None
-        ex = self._stream_exchange
-        self._stream_exchange = None
-        if self._lost or ex is None:
-            return
-        if not isinstance(stream, Deferred):
-            _close_body(stream)
-        if self._length is not None and ex.sent != self._length:
-            log.error(
-                "the streamed body of %s %s ended after %d of its %d bytes; connection aborted",
-                ex.request.method,
-                ex.request.target,
-                ex.sent,
-                self._length,
-            )
-            self.transport.abort()
-            return
-        if self._chunked:
-            self.transport.write(LAST_CHUNK)
-        self._done(ex)
-
-    def _stream_failed(self, failure: Failure) -> None:
-        stream, self._stream = self._stream, None
-        ex = self._stream_exchange
-        self._stream_exchange = None
-        if stream is not None and not isinstance(stream, Deferred):
-            _close_body(stream)
-        if self._lost or ex is None:
-            return
-        log.error(
-            "Error while streaming the body of %s %s to %s; connection aborted:\n%s",
-            ex.request.method,
-            ex.request.target,
-            self._peer_host,
-            failure.get_traceback(),
-        )
-        self.transport.abort()
-
-    # ---- timeouts: one timer per connection, moved only when it would fire too late
-
-    def _arm(self, deadline: float, force: bool = False) -> None:
-        timer = self._timer
-        if timer is not None:
-            if self._timer_at <= deadline and not force:
-                return  # it fires earlier and will look again then
-            timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.factory.reactor.call_later(
-            max(0.0, deadline - self._loop_time()), self._on_timer
-        )
-
-    def _cancel_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def _deadline(self) -> float | None:
-        if self._paused_at is not None:
-            return self._paused_at + self.factory.send_timeout
-        state = self._in_state
-        factory = self.factory
-        if self._read_paused and state in (_HEAD, _BODY):
-            return None  # we stopped reading: the client is not the one keeping us waiting
-        if state == _HEAD:
-            return self._since + factory.header_timeout
-        if state == _BODY:
-            return self._since + factory.body_timeout
-        if state == _LINGER:
-            return self._since + factory.linger_timeout
-        if self._current is None and not self._queue and not self._stopped:
-            return self._since + self._wait_limit
-        return None  # answering: the client is not the one keeping us waiting
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._lost:
-            return
-        deadline = self._deadline()
-        if deadline is None:
-            return
-        if self._loop_time() + 0.001 < deadline:
-            self._arm(deadline)
-            return
-        state = self._in_state
-        if self._paused_at is not None:
-            log.info("%s: not reading its answer for %ss; dropping the connection",
-                     self._peer_host, self.factory.send_timeout)
-            self.transport.abort()
-        elif state == _LINGER:
-            self.transport.abort()
-        elif state in (_HEAD, _BODY):
-            what = "head" if state == _HEAD else "body"
-            log.info("%s: timed out reading a request %s", self._peer_host, what)
-            self._in_state = _WAIT
-            self._on_fatal(HTTPError(408, f"the request {what} did not arrive in time"))
-        else:
-            self._stopped = True
-            self.transport.close()  # idle
 
     def __repr__(self) -> str:
         return f"<HTTPServerProtocol {self._peer_host} {self._served} served>"

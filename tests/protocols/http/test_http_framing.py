@@ -1,0 +1,144 @@
+"""The framer as a pure function: what frame_response decides, and that it parses back.
+
+The property: a response framed by protocols.http.framing (any body given as bytes, text
+or an iterable of pieces, with or without a declared length, to HTTP/1.1 or HTTP/1.0, for
+GET or HEAD, any status), its pieces framed by its BodyFramer, reads back with the
+project's own ResponseParser as the same status and the same body (none for HEAD, 1xx,
+204 and 304), and the parser sees the end of the message exactly where the framer put it
+(at the end of the bytes, or at the close for a close-delimited body).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocols.http.framing import (
+    BodyFramer,
+    frame_response,
+    request_framing,
+    status_line,
+)
+from protocols.http.parser import Body, EndOfMessage, ResponseHead, ResponseParser
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HEAD = [status_line(200, "OK"), b"Date: x\r\nServer: netshell\r\n"]
+
+
+def parse(data: bytes, method: str, eof: bool) -> tuple[ResponseHead, bytes, bool]:
+    parser = ResponseParser()
+    parser.expect(method)
+    events = parser.feed(data)
+    if eof:
+        events += parser.feed_eof()
+    heads = [e for e in events if isinstance(e, ResponseHead)]
+    body = b"".join(e.data for e in events if isinstance(e, Body))
+    ended = any(isinstance(e, EndOfMessage) for e in events)
+    return heads[-1], body, ended
+
+
+def wire(frame, pieces: list[bytes]) -> bytes:
+    out = [frame.head, frame.tail]
+    if frame.stream is not None:
+        assert frame.framer is not None
+        out += [frame.framer.piece(p) for p in pieces]
+        out.append(frame.framer.end())
+    return b"".join(out)
+
+
+@given(
+    status=st.sampled_from([200, 201, 204, 304, 404, 500]),
+    method=st.sampled_from(["GET", "HEAD", "POST"]),
+    version=st.sampled_from([(1, 1), (1, 0)]),
+    pieces=st.lists(st.binary(max_size=40), max_size=6),
+    shape=st.sampled_from(["bytes", "str", "iterable", "iterable-declared"]),
+    close=st.booleans(),
+)
+@SETTINGS
+def test_framed_output_parses_back_to_the_same_body(
+    status: int, method: str, version: tuple[int, int], pieces: list[bytes], shape: str,
+    close: bool,
+) -> None:
+    whole = b"".join(pieces)
+    declared = None
+    if shape == "bytes":
+        body: object = whole
+    elif shape == "str":
+        whole = whole.decode("latin-1").encode()
+        body = whole.decode()
+    else:
+        body = iter(pieces)
+        if shape == "iterable-declared":
+            declared = str(len(whole))
+    lines = [status_line(status, "Some Reason"), HEAD[1]]
+    frame = frame_response(lines, body, status, method, version, declared, close)
+    no_body = method == "HEAD" or status in (204, 304)
+    data = wire(frame, pieces)
+    # A close-delimited body (an undeclared stream to HTTP/1.0) ends the connection.
+    close_delimited = shape == "iterable" and version == (1, 0) and status not in (204, 304)
+    assert frame.close == (close or close_delimited)
+    head, got, ended = parse(data, method, eof=frame.close)
+    assert head.status == status
+    assert got == (b"" if no_body else whole)
+    assert ended
+    if not frame.close:
+        # Ended by its framing, not by the close: nothing after it would be taken as body.
+        assert parse(data + b"HTTP/1.1 200 OK\r\n", method, eof=False)[2]
+    if no_body:
+        assert frame.stream is None and frame.framer is None
+        assert frame.discard is (body if shape.startswith("iterable") else None)
+
+
+def test_a_stream_to_http11_is_chunked_and_to_http10_close_delimited() -> None:
+    chunked = frame_response(list(HEAD), iter([b"x"]), 200, "GET", (1, 1))
+    assert b"Transfer-Encoding: chunked\r\n" in chunked.head and not chunked.close
+    assert chunked.framer is not None and chunked.framer.chunked
+    old = frame_response(list(HEAD), iter([b"x"]), 200, "GET", (1, 0))
+    assert old.close and old.head.endswith(b"Connection: close\r\n\r\n")
+    assert old.framer is not None and not old.framer.chunked and old.framer.length is None
+
+
+def test_a_declared_length_of_digits_only_is_kept() -> None:
+    kept = frame_response(list(HEAD), iter([b"ab"]), 200, "GET", (1, 1), "2")
+    assert b"Content-Length: 2\r\n" in kept.head and b"chunked" not in kept.head
+    # "²" is a digit to str.isdigit, not to int(): ignored, and the body goes chunked.
+    odd = frame_response(list(HEAD), iter([b"ab"]), 200, "GET", (1, 1), "²")
+    assert b"Transfer-Encoding: chunked\r\n" in odd.head
+
+
+def test_head_keeps_the_framing_fields_of_get_and_sends_no_body() -> None:
+    frame = frame_response(list(HEAD), b"hello", 200, "HEAD", (1, 1))
+    assert b"Content-Length: 5\r\n" in frame.head and frame.head.endswith(b"\r\n\r\n")
+    assert frame.no_body and frame.sent == 0
+
+
+def test_204_and_304_have_no_framing_fields() -> None:
+    for status in (204, 304):
+        frame = frame_response([status_line(status, "x")], b"", status, "GET", (1, 1))
+        assert b"Content-Length" not in frame.head and b"Transfer-Encoding" not in frame.head
+
+
+def test_a_large_body_is_left_for_a_second_write() -> None:
+    big = b"x" * (256 * 1024 + 1)
+    frame = frame_response(list(HEAD), big, 200, "GET", (1, 1))
+    assert frame.tail is big and frame.sent == len(big)
+    assert frame.head.endswith(b"\r\n\r\n")
+
+
+def test_the_body_framer_refuses_what_is_not_bytes_and_bytes_past_the_length() -> None:
+    framer = BodyFramer(chunked=False, length=3)
+    assert framer.piece("ab") == b"ab"
+    with pytest.raises(ValueError, match="longer than its Content-Length"):
+        framer.piece(b"cd")
+    with pytest.raises(TypeError, match="gave int"):
+        BodyFramer(chunked=True, length=None).piece(5)
+    assert BodyFramer(chunked=True, length=None).piece(b"") == b""
+
+
+def test_request_framing() -> None:
+    assert request_framing("GET", None) is None
+    assert request_framing("POST", None) == ("Content-Length", "0")
+    assert request_framing("PUT", b"abc") == ("Content-Length", "3")
+    assert request_framing("PUT", iter([b"a"]), 1) == ("Content-Length", "1")
+    assert request_framing("PUT", iter([b"a"])) == ("Transfer-Encoding", "chunked")
