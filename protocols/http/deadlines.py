@@ -148,3 +148,22 @@ class ConnectionDeadlines:
         else:
             self._stopped = True
             self.transport.close()  # idle
+
+    def _linger(self) -> None:
+        """Close after an answer sent while the client may still be sending.
+
+        Closing a socket with unread input makes the kernel send a reset, which can
+        destroy the answer before the client reads it: end our side instead, and read and
+        drop what comes until the client closes or ``linger_timeout`` passes.
+        """
+        self._in_state = LINGER
+        self._since = self._loop_time()
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+        try:
+            self.transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            self.transport.close()
+            return
+        self._arm(self._since + self.factory.linger_timeout, force=True)

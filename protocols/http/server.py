@@ -57,6 +57,7 @@ from protocols.http.deadlines import ConnectionDeadlines
 from protocols.http.framing import (
     BIG_BODY,
     SERVER_LINE,
+    ResponseFrame,
     frame_response,
     plain_head_lines,
     plain_response,
@@ -222,6 +223,48 @@ def _request(head: RequestHead, client: Any) -> Request:
     path = unquote(raw, errors="surrogateescape") if "%" in raw else raw
     query = parse_qs(qs, keep_blank_values=True) if qs else {}
     return Request(head.method, target, head.headers, b"", head.version, client, path, query, {})
+
+
+def _log_access(peer_host: str, ex: _Exchange) -> None:
+    """One line in common log format for the answer to ``ex``."""
+    request = ex.request
+    line = (
+        "-"
+        if request.method == "-"
+        else f"{request.method} {request.target} HTTP/{request.version[0]}."
+        f"{request.version[1]}"
+    )
+    access_log.info(
+        '%s - - [%s] "%s" %d %s',
+        peer_host,
+        _clock.log_date(),
+        line,
+        ex.status,
+        ex.sent or "-",
+    )
+
+
+def _frame_answer(result: Any, request: Request, close: bool) -> tuple[int, ResponseFrame]:
+    """What a handler returned, as a status and a framed answer to ``request``.
+
+    Raises TypeError for a value a handler may not return, ValueError for a header or
+    status that would corrupt the stream.
+    """
+    declared: str | None = None
+    kind = type(result)
+    if kind is bytes or kind is str:
+        # The commonest answer, with no Response to build or headers to check.
+        status = 200
+        body = result
+        lines = plain_head_lines(kind, _clock.date_line())
+    else:
+        response = result if kind is Response else to_response(result)
+        body = response.body
+        status = response.status
+        lines, declared, asked_close = response_head_lines(response, _clock.date_line())
+        close = close or asked_close
+    return status, frame_response(lines, body, status, request.method, request.version,
+                                  declared, close)
 
 
 def _error_response(status: int, detail: str = "", headers: Headers | None = None) -> Response:
@@ -572,28 +615,14 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
                 ex.close = False
                 self._done(ex, linger)
                 return
-        declared: str | None = None
         try:
-            if kind is bytes or kind is str:
-                # The commonest answer, with no Response to build or headers to check.
-                status = 200
-                body = result
-                lines = plain_head_lines(kind, _clock.date_line())
-            else:
-                response = result if kind is Response else to_response(result)
-                body = response.body
-                status = response.status
-                lines, declared, asked_close = response_head_lines(response, _clock.date_line())
-                close = close or asked_close
+            ex.status, frame = _frame_answer(result, request, close)
         except (TypeError, ValueError) as e:
             # Not a value a handler may return, or a header that would corrupt the stream.
             if kind is Response:
                 close_body(result.body)
             self._handler_failed(Failure(e), ex)
             return
-        ex.status = status
-        frame = frame_response(lines, body, status, request.method, request.version,
-                               declared, close)
         if frame.discard is not None:
             close_body(frame.discard)
         if frame.close:
@@ -630,21 +659,7 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
     def _done(self, ex: _Exchange, linger: bool = False) -> None:
         """The answer to ``ex`` is written: log it, then go on with the next or close."""
         if access_log.isEnabledFor(_INFO):
-            request = ex.request
-            line = (
-                "-"
-                if request.method == "-"
-                else f"{request.method} {request.target} HTTP/{request.version[0]}."
-                f"{request.version[1]}"
-            )
-            access_log.info(
-                '%s - - [%s] "%s" %d %s',
-                self._peer_host,
-                _clock.log_date(),
-                line,
-                ex.status,
-                ex.sent or "-",
-            )
+            _log_access(self._peer_host, ex)
         self._current = None
         if self._lost:
             return
@@ -658,25 +673,6 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
             return
         if not self._serving:  # inside _serve_next's loop, it goes on by itself
             self._serve_next()
-
-    def _linger(self) -> None:
-        """Close after an answer sent while the client may still be sending.
-
-        Closing a socket with unread input makes the kernel send a reset, which can
-        destroy the answer before the client reads it: end our side instead, and read and
-        drop what comes until the client closes or ``linger_timeout`` passes.
-        """
-        self._in_state = _LINGER
-        self._since = self._loop_time()
-        if self._read_paused:
-            self._read_paused = False
-            self.transport.resume_reading()
-        try:
-            self.transport.write_eof()
-        except (OSError, RuntimeError, NotImplementedError):
-            self.transport.close()
-            return
-        self._arm(self._since + self.factory.linger_timeout, force=True)
 
     def __repr__(self) -> str:
         return f"<HTTPServerProtocol {self._peer_host} {self._served} served>"
