@@ -18,6 +18,11 @@ A handler that raises gets the client a 500 and the log (logger
 ``netshell.http``) the traceback. Each response is logged in common log
 format to ``netshell.http.access`` at INFO.
 
+This module takes requests in, queues them (pipelining), calls the handler and
+coordinates the rest: :mod:`protocols.http.framing` decides each answer's framing
+and makes its bytes, :mod:`protocols.http.streaming` sends streamed bodies and files,
+and :mod:`protocols.http.deadlines` keeps the connection's timeouts.
+
 Example::
 
     >>> from protocols import http

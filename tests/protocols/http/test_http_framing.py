@@ -6,6 +6,9 @@ GET or HEAD, any status), its pieces framed by its BodyFramer, reads back with t
 project's own ResponseParser as the same status and the same body (none for HEAD, 1xx,
 204 and 304), and the parser sees the end of the message exactly where the framer put it
 (at the end of the bytes, or at the close for a close-delimited body).
+
+Then the body streamer on its own, over a StringTransport and a Clock: pieces and the
+end, pausing and resuming, the burst after which the loop breathes, a short body, stop.
 """
 
 from __future__ import annotations
@@ -142,3 +145,61 @@ def test_request_framing() -> None:
     assert request_framing("PUT", b"abc") == ("Content-Length", "3")
     assert request_framing("PUT", iter([b"a"]), 1) == ("Content-Length", "1")
     assert request_framing("PUT", iter([b"a"])) == ("Transfer-Encoding", "chunked")
+
+
+# ---- the streamer, driven without a server: a StringTransport and a Clock
+
+
+def streamer_for(chunked: bool = True, length: int | None = None):
+    from netshell.testing import Clock, StringTransport
+    from protocols.http.message import Request
+    from protocols.http.streaming import BodyStreamer
+
+    transport = StringTransport()
+    clock = Clock()
+    done: list[tuple[int, bool]] = []
+    streamer = BodyStreamer(
+        transport, clock, Request("GET", "/s"), "peer", lambda sent, f: done.append((sent, f))
+    )
+    return streamer, transport, clock, done, BodyFramer(chunked, length)
+
+
+def test_the_streamer_writes_pieces_and_the_end_then_calls_back() -> None:
+    streamer, transport, _, done, framer = streamer_for()
+    streamer.send([b"ab", b"", "cd"], framer)
+    assert transport.value() == b"2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"
+    assert done == [(4, False)]
+
+
+def test_the_streamer_stops_while_paused_and_goes_on_when_resumed() -> None:
+    streamer, transport, _, done, framer = streamer_for(chunked=False)
+    streamer.pause()
+    streamer.send(iter([b"a", b"b"]), framer)
+    assert transport.value() == b"" and done == []
+    streamer.resume()
+    assert transport.value() == b"ab" and done == [(2, False)]
+
+
+def test_the_streamer_lets_the_loop_breathe_after_a_burst() -> None:
+    streamer, transport, clock, done, framer = streamer_for(chunked=False)
+    streamer.send(iter([b"x"] * 100), framer)
+    assert len(transport.value()) == 64 and done == []
+    clock.advance(0)
+    assert len(transport.value()) == 100 and done == [(100, False)]
+
+
+def test_a_short_body_aborts_the_connection() -> None:
+    streamer, transport, _, done, framer = streamer_for(chunked=False, length=5)
+    streamer.send([b"abc"], framer)
+    assert transport.aborted and done == []
+
+
+def test_a_stopped_streamer_closes_its_generator_and_writes_nothing_more() -> None:
+    streamer, transport, _, done, framer = streamer_for(chunked=False)
+    pieces = (piece for piece in [b"a", b"b"])
+    streamer.pause()
+    streamer.send(pieces, framer)
+    streamer.stop()
+    streamer.resume()
+    assert pieces.gi_frame is None  # closed
+    assert transport.value() == b"" and done == []
