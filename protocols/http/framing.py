@@ -138,7 +138,7 @@ def response_head_lines(
     declared: str | None = None
     close = False
     date = False
-    for name, value in response.headers._items:
+    for name, value in response.headers.items():
         lname = name.lower()
         if lname in _FRAMING:
             # Not sent as given, but a control in it is the handler's mistake
