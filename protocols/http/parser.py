@@ -214,14 +214,8 @@ def _check_target(method: str, target: str) -> None:
 
 
 _HTTP10, _HTTP11 = (1, 0), (1, 1)
-_new_object = object.__new__
-
-
-def _new_headers(pairs: list[tuple[str, str]]) -> Headers:
-    """A Headers holding ``pairs`` (the list itself), without a pass through __init__."""
-    headers: Headers = _new_object(Headers)
-    headers._items = pairs
-    return headers
+# Bound once: the request path calls it per message without looking it up on the class.
+_headers_from_pairs = Headers.from_pairs
 
 
 def _remember_field(line: str) -> tuple[tuple[str, str], int]:
@@ -507,8 +501,7 @@ class _MessageParser:
         if end + 4 - pos > self.limits.max_header_bytes:
             raise _fail(431, f"trailers larger than {self.limits.max_header_bytes} bytes")
         lines = buf[pos:end].decode("latin-1").split("\r\n")
-        trailers = Headers()
-        trailers._items = _parse_fields(lines, 0, self.limits)[0]
+        trailers = Headers.from_pairs(_parse_fields(lines, 0, self.limits)[0])
         self._end_message(events, trailers)
         return end + 4
 
@@ -598,7 +591,7 @@ class RequestParser(_MessageParser):
             tokens = _connection_tokens(connection)
             keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
         self._keep_alive = keep_alive
-        headers = _new_headers(pairs)
+        headers = _headers_from_pairs(pairs)
         events.append(
             RequestHead(
                 method,
@@ -618,7 +611,7 @@ class RequestParser(_MessageParser):
             self._remaining = length
             self._state = _LENGTH
         else:
-            events.append(EndOfMessage(_new_headers([])))
+            events.append(EndOfMessage(_headers_from_pairs([])))
             self._state = _HEAD if keep_alive else _DONE
         self._scan = end + 4
         return end + 4
@@ -667,8 +660,7 @@ class ResponseParser(_MessageParser):
         if status < 100:
             raise _fail(400, f"invalid status code {code}")
         pairs = _parse_fields(lines, 1, limits)[0]
-        headers = Headers()
-        headers._items = pairs
+        headers = Headers.from_pairs(pairs)
         http11 = minor != "0"
         version = (1, int(minor))
         if 100 <= status < 200 and status != 101:
