@@ -22,6 +22,23 @@ __all__ = ["TLSInfo", "TLSLayer"]
 _CHUNK = 256 * 1024
 
 
+def _session_reused(conn: SSL.Connection) -> bool | None:
+    """Whether ``conn``'s handshake resumed an earlier session; None if that cannot be told.
+
+    pyOpenSSL has no public way to ask (none up to 26.4, nor in cryptography), so
+    this is the one place netshell reaches into pyOpenSSL's internals: OpenSSL's
+    ``SSL_session_reused`` through the private ``OpenSSL._util.lib`` binding, on the
+    connection's private ``_ssl`` pointer. A pyOpenSSL that drops or renames either
+    gives None here, never an error.
+    """
+    try:
+        from OpenSSL._util import lib  # private: see above
+
+        return bool(lib.SSL_session_reused(conn._ssl))
+    except Exception:  # not every pyOpenSSL build exposes it
+        return None
+
+
 @dataclass(frozen=True)
 class TLSInfo:
     """What a TLS connection negotiated, and who the peer's certificate says it is."""
@@ -150,12 +167,7 @@ class TLSLayer:
         conn = self.conn
         alpn = conn.get_alpn_proto_negotiated()
         sni = conn.get_servername()
-        try:
-            from OpenSSL._util import lib as _lib
-
-            reused: bool | None = bool(_lib.SSL_session_reused(conn._ssl))
-        except Exception:  # not every pyOpenSSL build exposes it
-            reused = None
+        reused = _session_reused(conn)
         info = TLSInfo(
             version=conn.get_protocol_version_name(),
             cipher=conn.get_cipher_name() or "",
