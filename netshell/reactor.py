@@ -218,7 +218,8 @@ class Reactor:
         # bytes of the connections that have closed (live ones count themselves)
         self._closed_bytes_received = 0
         self._closed_bytes_sent = 0
-        self._all_closed: Deferred[None] | None = None
+        # connections_closed()'s Deferreds, fired when the last connection goes
+        self._closed_waiters: list[Deferred[None]] = []
         self._shutdown_hooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._pool: ThreadPool | None = None
         self._pool_size = 10
@@ -279,6 +280,20 @@ class Reactor:
         """The connections open now, oldest first."""
         return list(self._connections)
 
+    def connections_closed(self) -> Deferred[None]:
+        """A Deferred that fires (with None) once no connection is open; at once if none is.
+
+        Each call gets its own Deferred. It asks nothing to close: pair it with a
+        timeout (cancelling the Deferred stops the wait) to give connections a grace
+        period, as the shutdown and ``netsh run`` do.
+        """
+        d: Deferred[None] = Deferred()
+        if self._connections:
+            self._closed_waiters.append(d)
+        else:
+            d.callback(None)
+        return d
+
     @property
     def bytes_received(self) -> int:
         """Bytes received by every connection of this reactor so far, closed ones included."""
@@ -302,10 +317,11 @@ class Reactor:
         if self._connections.pop(connection, False) is None:
             self._closed_bytes_received += connection.bytes_received
             self._closed_bytes_sent += connection.bytes_sent
-        if not self._connections and self._all_closed is not None:
-            all_closed, self._all_closed = self._all_closed, None
-            if not all_closed.called:
-                all_closed.callback(None)
+        if not self._connections and self._closed_waiters:
+            waiters, self._closed_waiters = self._closed_waiters, []
+            for waiter in waiters:
+                if not waiter.called:  # a cancelled wait has fired already
+                    waiter.callback(None)
 
     def pending_deferreds(self) -> list[Deferred[Any]]:
         """The Deferreds alive now that have not fired, or wait on another, by number.
@@ -638,8 +654,7 @@ class Reactor:
         self._close_live()
         if self._connections:
             # Closing flushes what each connection has buffered: wait for them, bounded.
-            self._all_closed = Deferred()
-            closed = self._all_closed.as_future()
+            closed = self.connections_closed().as_future()
             done, _ = await asyncio.wait([closed], timeout=self.shutdown_timeout)
             if not done:
                 log.warning(

@@ -278,9 +278,7 @@ class _Runner:
             print(f"netsh: {name}: {stopped}{waiting}", file=sys.stderr, flush=True)
         if r.connections and self.signal is not None:
             # Serving was interrupted: requests under way get ``grace`` seconds to finish.
-            all_closed: Deferred[None] = Deferred()
-            r._all_closed = all_closed
-            finished, _ = await asyncio.wait([all_closed.as_future()],
+            finished, _ = await asyncio.wait([r.connections_closed().as_future()],
                                              timeout=self.options.grace)
             if not finished and r.connections:
                 log.warning("%d connections still open after %ss: closing them",

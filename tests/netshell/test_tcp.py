@@ -464,6 +464,22 @@ async def test_registry_lists_live_connections_and_listeners(reactor: ns.Reactor
     assert reactor.listeners == []
 
 
+async def test_connections_closed_fires_when_the_last_connection_goes(reactor: ns.Reactor) -> None:
+    assert reactor.connections_closed().called  # none open: at once
+    listener, client, server = await pair(reactor)
+    first, second, given_up = (reactor.connections_closed() for _ in range(3))
+    given_up.cancel()  # stops that wait only
+    with pytest.raises(ns.CancelledError):
+        await given_up
+    assert not first.called and not second.called
+    client.transport.close()
+    await client.done
+    await server.done
+    assert reactor.connections == []
+    assert await first is None and await second is None
+    await listener.close()
+
+
 # ---- closing listeners
 
 
