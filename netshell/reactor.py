@@ -580,7 +580,7 @@ class Reactor:
             self._in_run = False
             for sig in signals:
                 self.loop.remove_signal_handler(sig)
-            self._close()
+            self.close()
 
     def run_until(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Run the loop until ``awaitable`` (a Deferred, coroutine or future) completes.
@@ -602,7 +602,7 @@ class Reactor:
             return cast(T, self.loop.run_until_complete(fut))
         finally:
             if self.closed:  # stop() completed meanwhile: the loop can be closed now
-                self._close()
+                self.close()
 
     def _on_signal(self, sig: int) -> None:
         if self._stopping is not None:
@@ -693,27 +693,6 @@ class Reactor:
         self.closed = True
         _current.forget(self)
 
-    def _close(self) -> None:
-        """Release everything without running the loop; close the loop if it is ours."""
-        if self.closed and (self.loop.is_closed() or not self._owns_loop):
-            return
-        for call in list(self._delayed):
-            call.cancel()
-        self._close_live()
-        if self._pool is not None:
-            self._pool.stop(timeout=0)
-            self._pool = None
-        if self._owns_loop and not self.loop.is_closed():
-            try:
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            except RuntimeError:
-                pass
-            self.loop.close()
-        if self._set_as_event_loop:
-            self._set_as_event_loop = False
-            asyncio.set_event_loop(None)
-        self._forget()
-
     def close(self) -> None:
         """Release everything at once, without running the loop; close the loop if it is ours.
 
@@ -732,7 +711,24 @@ class Reactor:
             >>> r.closed
             True
         """
-        self._close()
+        if self.closed and (self.loop.is_closed() or not self._owns_loop):
+            return
+        for call in list(self._delayed):
+            call.cancel()
+        self._close_live()
+        if self._pool is not None:
+            self._pool.stop(timeout=0)
+            self._pool = None
+        if self._owns_loop and not self.loop.is_closed():
+            try:
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            except RuntimeError:
+                pass
+            self.loop.close()
+        if self._set_as_event_loop:
+            self._set_as_event_loop = False
+            asyncio.set_event_loop(None)
+        self._forget()
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")

@@ -44,7 +44,7 @@ def reactor() -> Iterator[ns.Reactor]:
     try:
         yield r
     finally:
-        r._close()
+        r.close()
 
 
 def run(reactor: ns.Reactor, awaitable: Any) -> Any:

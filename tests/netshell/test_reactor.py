@@ -101,7 +101,7 @@ def no_thread_reactor():
     finally:
         current = getattr(reactor_mod._local, "reactor", None)
         if current is not None and not current.closed:
-            current._close()
+            current.close()
         reactor_mod._local.reactor = saved
 
 
@@ -143,7 +143,7 @@ def test_reactor_adopts_a_loop_given_to_it():
     try:
         r = Reactor(loop)
         assert r.loop is loop
-        r._close()
+        r.close()
         assert not loop.is_closed()
     finally:
         loop.close()
@@ -152,7 +152,7 @@ def test_reactor_adopts_a_loop_given_to_it():
 def test_closing_an_adopted_reactor_leaves_the_loop_open():
     loop = asyncio.new_event_loop()
     try:
-        Reactor(loop)._close()
+        Reactor(loop).close()
         assert not loop.is_closed()
     finally:
         loop.close()
@@ -164,7 +164,7 @@ def test_reactor_made_without_a_loop_owns_a_new_one():
         assert isinstance(r.loop, asyncio.AbstractEventLoop)
         assert not r.loop.is_running()
     finally:
-        r._close()
+        r.close()
     assert r.loop.is_closed()
 
 
@@ -172,11 +172,11 @@ def test_a_loop_whose_reactor_closed_can_have_a_new_one():
     loop = asyncio.new_event_loop()
     try:
         first = Reactor(loop)
-        first._close()
+        first.close()
         second = Reactor(loop)
         assert second is not first
         assert second.loop is loop
-        second._close()
+        second.close()
     finally:
         loop.close()
 
@@ -187,13 +187,13 @@ def test_get_reactor_inside_a_loop_gives_the_same_reactor_each_time():
 
     a, b = asyncio.run(main())
     assert a is b
-    a._close()
+    a.close()
 
 
 def test_get_reactor_in_two_loops_gives_two_reactors():
     async def main():
         r = get_reactor()
-        r._close()
+        r.close()
         return r
 
     assert asyncio.run(main()) is not asyncio.run(main())
@@ -224,7 +224,7 @@ def test_proxy_inside_a_coroutine_is_the_running_loops_reactor(reactor):
         return ns.reactor.loop, asyncio.get_running_loop(), get_reactor()
 
     proxy_loop, running_loop, inner = asyncio.run(main())
-    inner._close()
+    inner.close()
     assert proxy_loop is running_loop
     assert proxy_loop is not reactor.loop
 
@@ -240,7 +240,7 @@ def test_proxy_is_thread_local(reactor):
     def other_thread():
         r = get_reactor()
         seen.append(r)
-        r._close()
+        r.close()
 
     t = threading.Thread(target=other_thread)
     t.start()
@@ -264,7 +264,7 @@ def test_reactor_inside_asyncio_run_adopts_asyncios_loop():
         try:
             return r.loop is asyncio.get_running_loop()
         finally:
-            r._close()
+            r.close()
 
     assert asyncio.run(main()) is True
 
@@ -283,7 +283,7 @@ def test_stop_inside_asyncio_run_gives_a_fresh_reactor_on_the_same_loop():
         first = get_reactor()
         await first.stop()
         second = get_reactor()
-        second._close()
+        second.close()
         return first, second, asyncio.get_running_loop()
 
     first, second, loop = asyncio.run(main())
@@ -554,7 +554,7 @@ def test_standard_loop_when_uvloop_not_asked_for(monkeypatch):
         assert r.loop_name == "asyncio"
         assert type(r.loop).__module__.startswith("asyncio")
     finally:
-        r._close()
+        r.close()
 
 
 def test_use_uvloop_gives_a_uvloop_loop():
@@ -564,7 +564,7 @@ def test_use_uvloop_gives_a_uvloop_loop():
         assert r.loop_name == "uvloop"
         assert type(r.loop).__module__.startswith("uvloop")
     finally:
-        r._close()
+        r.close()
 
 
 def test_use_uvloop_false_overrides_the_environment(monkeypatch):
@@ -573,7 +573,7 @@ def test_use_uvloop_false_overrides_the_environment(monkeypatch):
     try:
         assert r.loop_name == "asyncio"
     finally:
-        r._close()
+        r.close()
 
 
 def test_netshell_loop_env_selects_uvloop():
@@ -609,7 +609,7 @@ def test_repr_names_uvloop():
     try:
         assert "uvloop" in repr(r)
     finally:
-        r._close()
+        r.close()
 
 
 def test_adopted_uvloop_is_named_uvloop():
@@ -618,7 +618,7 @@ def test_adopted_uvloop_is_named_uvloop():
     try:
         r = Reactor(loop)
         assert r.loop_name == "uvloop"
-        r._close()
+        r.close()
     finally:
         loop.close()
 
@@ -1140,6 +1140,6 @@ def test_without_a_loop_set_the_thread_gets_a_fresh_one():
         try:
             return r.loop is not None and not r.loop.is_running()
         finally:
-            r._close()
+            r.close()
 
     assert _in_a_fresh_thread(check) is True

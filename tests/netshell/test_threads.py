@@ -152,7 +152,7 @@ def test_defer_to_thread_result_after_the_loop_closed_is_dropped_with_a_warning(
     r.defer_to_thread(gated_job(gauge, gate))
     assert gauge.wait_for(lambda g: g.running == 1)
     with caplog.at_level(logging.WARNING, logger="netshell"):
-        r._close()
+        r.close()
         gate.set()
         gauge.threads[0].join(WAIT)
     assert not gauge.threads[0].is_alive()
@@ -256,7 +256,7 @@ def test_call_from_thread_from_a_pool_worker_runs_in_the_loop_thread(reactor):
 
 def test_call_from_thread_after_the_loop_closed_raises_runtime_error():
     r = ns.Reactor()
-    r._close()
+    r.close()
     with pytest.raises(RuntimeError):
         r.call_from_thread(print)
 
@@ -536,7 +536,7 @@ def test_closing_the_reactor_ends_its_worker_threads():
     r = ns.Reactor()
     workers = set(r.run_until(ns.gather(*[r.defer_to_thread(threading.current_thread)])))
     workers |= set(r.thread_pool._workers)
-    r._close()
+    r.close()
     for t in workers:
         t.join(WAIT)
     assert [t for t in workers if t.is_alive()] == []

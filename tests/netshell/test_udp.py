@@ -457,7 +457,7 @@ def test_closing_twice_gives_a_deferred_that_has_fired(reactor: Reactor) -> None
 def test_reactor_shutdown_closes_udp_listeners(reactor: Reactor) -> None:
     protocol = Recorder()
     listener = reactor.listen_udp(0, protocol)
-    reactor._close()
+    reactor.close()
     assert protocol.lost.called
     assert listener.transport.state == "closed"
 
