@@ -32,8 +32,9 @@ NETSHELL = Path(netshell.__file__).resolve().parent
 LAYERS: list[set[str]] = [
     # failure, errors at the bottom (interfaces: the transport contracts, typing only)
     {"netshell.failure", "netshell.errors", "netshell.interfaces"},
-    # the current loop's reactor: get_reactor() and the registry, depending on nothing
-    {"netshell.current"},
+    # the current loop's reactor: get_reactor() and the registry; the observers registered
+    # (what the shell, traces and displays watch): both depend on nothing
+    {"netshell.current", "netshell.observe"},
     # Deferreds (one asks for a clock, get_reactor(), only when it needs one)
     {"netshell.defer"},
     {"netshell.protocol"},

@@ -1,0 +1,1 @@
+"""Observers of the core (being written)."""
