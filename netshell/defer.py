@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 from netshell import failure as _failure_mod
+from netshell import observe as _observe
 from netshell.current import get_reactor
 from netshell.failure import Failure
 
@@ -233,9 +234,10 @@ class Deferred(Generic[T]):
         """
         ca = callback_args if (callback_args or callback_kwargs) else None
         ea = errback_args if (errback_args or errback_kwargs) else None
-        self._callbacks.append(
-            (callback, ca, callback_kwargs or {}, errback, ea, errback_kwargs or {})
-        )
+        item = (callback, ca, callback_kwargs or {}, errback, ea, errback_kwargs or {})
+        self._callbacks.append(item)
+        if _observe.deferreds:
+            _observe.notify("deferred_step_added", self, item, callback, errback)
         if self.called:
             self._run_callbacks()
         return self
@@ -245,7 +247,10 @@ class Deferred(Generic[T]):
 
         Added after the Deferred fired, it runs at once. Returns this Deferred.
         """
-        self._callbacks.append((callback, args if (args or kw) else None, kw, None, None, None))
+        item = (callback, args if (args or kw) else None, kw, None, None, None)
+        self._callbacks.append(item)
+        if _observe.deferreds:
+            _observe.notify("deferred_step_added", self, item, callback, None)
         if self.called:
             self._run_callbacks()
         return self
@@ -256,7 +261,10 @@ class Deferred(Generic[T]):
         Return a value from it to switch the chain back to callbacks; raise
         (or ``failure.trap(...)``) to keep the error going. Returns this Deferred.
         """
-        self._callbacks.append((None, None, None, errback, args if (args or kw) else None, kw))
+        item = (None, None, None, errback, args if (args or kw) else None, kw)
+        self._callbacks.append(item)
+        if _observe.deferreds:
+            _observe.notify("deferred_step_added", self, item, None, errback)
         if self.called:
             self._run_callbacks()
         return self
@@ -264,7 +272,10 @@ class Deferred(Generic[T]):
     def add_both(self, callback: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
         """Add ``callback`` as both callback and errback (it sees values and Failures)."""
         a = args if (args or kw) else None
-        self._callbacks.append((callback, a, kw, callback, a, kw))
+        item = (callback, a, kw, callback, a, kw)
+        self._callbacks.append(item)
+        if _observe.deferreds:
+            _observe.notify("deferred_step_added", self, item, callback, callback)
         if self.called:
             self._run_callbacks()
         return self
@@ -300,7 +311,7 @@ class Deferred(Generic[T]):
             raise TypeError(
                 "cannot fire a Deferred with another Deferred; return it from a callback"
             )
-        if self.called or self._debug is not None:
+        if self.called or self._debug is not None or _observe.deferreds:
             self._start(result)
             return
         self.called = True
@@ -329,6 +340,8 @@ class Deferred(Generic[T]):
             self._debug["fired"] = _stack_here(3)
         self.called = True
         self._result = result
+        if _observe.deferred_fired:
+            _observe.notify("deferred_fired", self, result)
         self._run_callbacks()
 
     def _already_called_message(self) -> str:
@@ -417,6 +430,8 @@ class Deferred(Generic[T]):
         # iterative. Most runs never need it, so it is made on first use.
         chain: list[Deferred[Any]] | None = None
         current = self
+        # Observers of Deferreds (netshell.observe): tested once per run, not per step.
+        observed = _observe.deferreds
         while True:
             waiter: Deferred[Any] | None = None
             if not current.paused:
@@ -444,14 +459,19 @@ class Deferred(Generic[T]):
                         if current._fail_logger is not None:
                             current._fail_logger.failure = None
                         waiter.paused -= 1
+                        if observed:
+                            _observe.notify("deferred_settled", current, waiter._result)
                         break
-                    try:
-                        if args is None:
-                            result = fn(result)
-                        else:
-                            result = fn(result, *args, **kw)
-                    except BaseException:
-                        result = Failure()
+                    if observed:
+                        result = _run_observed(current, item, fn, args, kw, result)
+                    else:
+                        try:
+                            if args is None:
+                                result = fn(result)
+                            else:
+                                result = fn(result, *args, **kw)
+                        except BaseException:
+                            result = Failure()
                     if isinstance(result, Deferred):
                         inner = result
                         inner_result = inner._result
@@ -491,6 +511,8 @@ class Deferred(Generic[T]):
                             current._fail_logger.failure = result
                     elif current._fail_logger is not None:
                         current._fail_logger.failure = None
+                    if observed and not current.paused:
+                        _observe.notify("deferred_settled", current, result)
             if waiter is not None:
                 # Come back to ``current`` only if callbacks follow the hand-off.
                 if cbs:
@@ -503,6 +525,18 @@ class Deferred(Generic[T]):
             if not chain:
                 return
             current = chain.pop()
+
+    def mark_failure_seen(self) -> None:
+        """Say that a person has seen the failure this chain ended with.
+
+        It stays the chain's result (later errbacks still get it), but it is
+        not logged as "Unhandled error in Deferred" when this Deferred is
+        collected. The prompt calls it once it has printed a failure's note.
+        Does nothing if the chain did not end with a failure.
+        """
+        logger = self._fail_logger
+        if logger is not None and logger.failure is self._result:
+            logger.failure = None
 
     # ---- asyncio
 
@@ -619,6 +653,20 @@ class _DeferredFuture(asyncio.Future[T]):
             return False
         self._deferred.cancel()
         return True
+
+
+def _run_observed(
+    d: Deferred[Any], step: tuple[Any, ...], fn: Callable[..., Any], args: Any, kw: Any, got: Any
+) -> Any:
+    """Run one function of ``d``'s chain, telling the observers what it got and gave."""
+    raised = False
+    try:
+        result = fn(got) if args is None else fn(got, *args, **kw)
+    except BaseException:
+        result = Failure()
+        raised = True
+    _observe.notify("deferred_step_ran", d, step, fn, got, result, raised)
+    return result
 
 
 def _current_loop() -> asyncio.AbstractEventLoop:

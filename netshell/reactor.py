@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from netshell import current as _current
+from netshell import observe as _observe
 from netshell.current import get_reactor, install
 from netshell.defer import AlreadyCalledError, Deferred, ensure_deferred, gather, maybe_deferred
 from netshell.failure import Failure
@@ -140,6 +141,8 @@ class DelayedCall:
     def _run(self) -> None:
         if not self.active():
             return
+        if _observe.timed_call_run:
+            _observe.notify("timed_call_run", self)
         self.called = True
         self._scheduler._unschedule(self)
         try:
