@@ -31,6 +31,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from netshell import observe as _observe
 from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectionDone, ConnectionLost
 from netshell.failure import Failure
@@ -156,6 +157,8 @@ class DatagramTransport:
                 continue
             self.bytes_received += len(data)
             self.datagrams_received += 1
+            if _observe.data_in:
+                _observe.notify("data_in", self, data, addr)
             try:
                 self.protocol.datagram_received(data, addr)
             except Exception:
@@ -201,6 +204,8 @@ class DatagramTransport:
                 self._warned_closed = True
                 log.warning("%r: datagrams written after close() are dropped", self)
             return
+        if _observe.data_out:
+            _observe.notify("data_out", self, data, addr or (self.peer.host, self.peer.port))
         if self._buffer:
             self._enqueue(data, addr)
             return
