@@ -14,6 +14,7 @@ the test relying on an earlier one having raised it.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import resource
@@ -162,3 +163,23 @@ def _fd_limit_for_marked_tests(request: pytest.FixtureRequest) -> Iterator[None]
             except (ValueError, OSError):
                 # Lowering below what is open now can fail; the higher limit then stays.
                 pass
+
+
+@pytest.fixture(autouse=True)
+def _no_observer_left_behind() -> Iterator[None]:
+    """Fail a test that leaves an observer of the core registered (netshell.observe).
+
+    Tracing, chain recording and notes are observers; one left behind would slow, and
+    print into, every test that runs after it. It is removed, so only this test fails.
+    """
+    from netshell import observe
+
+    before = observe.observers()
+    yield
+    left = [o for o in observe.observers() if o not in before]
+    if left:
+        gc.collect()  # what a collected Deferred or connection held goes with it
+        left = [o for o in observe.observers() if o not in before]
+    for o in left:
+        observe.remove_observer(o)
+    assert not left, f"observers left registered: {left!r}"

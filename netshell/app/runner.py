@@ -370,6 +370,7 @@ def _run_main(
         return _exit_code(e)
     finally:
         chains.stop_recording()
+        runner.console.close()
         sys.argv = old_argv
         if not r.closed:
             r.close()

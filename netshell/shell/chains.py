@@ -1,15 +1,14 @@
 """Deferred chains made visible: step recording for ``explain(d)``, and fire notes.
 
 While a shell records (the prompt turns it on), every callback and errback
-added to any Deferred is wrapped in a :class:`Step` that remembers which of
-the pair ran, the result it got and what it returned or raised.
-``explain(d)`` prints that story. Nothing is patched until :func:`record`
-is called, and :func:`stop_recording` puts Deferred back as it was, so the
-core pays nothing outside the shell.
+added to any Deferred gets a :class:`Step` that remembers which of the pair
+ran, the result it got and what it returned or raised. ``explain(d)`` prints
+that story. Recording is an observer of the core (:mod:`netshell.observe`):
+:func:`record` registers it and :func:`stop_recording` stops it taking new
+steps; the core is never patched, and pays nothing outside the shell.
 
 :class:`Notes` prints ``Deferred #7 fired: 200`` when a Deferred shown at
-the prompt fires later; its step is kept last in the chain, so the note
-shows the chain's final result.
+the prompt has run its chain to the end, with the chain's final result.
 
 Example::
 
@@ -31,6 +30,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from netshell import observe
 from netshell.defer import Deferred
 from netshell.failure import Failure
 from netshell.shell.display import short_repr
@@ -38,7 +38,6 @@ from netshell.shell.display import short_repr
 __all__ = ["Notes", "Step", "explain", "record", "recording", "stop_recording"]
 
 _records: weakref.WeakKeyDictionary[Deferred[Any], list[Step]] = weakref.WeakKeyDictionary()
-_originals: dict[str, Callable[..., Any]] = {}
 
 
 def callable_name(fn: Any) -> str:
@@ -90,109 +89,94 @@ class Step:
         self.got = ""
         self.outcome = ""
 
-    def wrap(self, fn: Callable[..., Any], which: str) -> Callable[..., Any]:
-        step = self
-
-        def run_step(result: Any, *args: Any, **kw: Any) -> Any:
-            step.ran = which
-            step.got = _result_text(result)
-            try:
-                out = fn(result, *args, **kw)
-            except BaseException as e:
-                step.outcome = f"raised {short_repr(e)}"
-                raise
-            step.outcome = f"returned {_result_text(out)}"
-            return out
-
-        return run_step
+    def finish(self, got: Any, result: Any, raised: bool) -> None:
+        """Record one run of the pair: it got ``got`` and gave (or raised into) ``result``."""
+        self.ran = "errback" if isinstance(got, Failure) else "callback"
+        self.got = _result_text(got)
+        if raised:
+            self.outcome = f"raised {short_repr(result.value)}"
+        else:
+            self.outcome = f"returned {_result_text(result)}"
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}"
 
 
-def _recorded(d: Deferred[Any]) -> list[Step]:
-    steps = _records.get(d)
-    if steps is None:
-        steps = _records[d] = []
-    return steps
+class _Recorder(observe.Observer):
+    """The observer that records steps: a Step for each pair added while recording is on.
+
+    The steps of a Deferred that have not run yet are kept by ``id`` of the core's
+    step (never the step itself, which holds the callables). After
+    :func:`stop_recording` no new step is taken, but steps taken before still
+    record how they run; the recorder leaves the core's observers once none of
+    them is pending (or their Deferreds are gone).
+    """
+
+    def __init__(self) -> None:
+        self.taking = False
+        # id(d) -> (a weak reference to d, {id(core step): Step}) for steps not run yet
+        self.pending: dict[int, tuple[weakref.ref[Deferred[Any]], dict[int, Step]]] = {}
+
+    def deferred_step_added(self, d: Deferred[Any], step: Any, callback: Any, errback: Any
+                            ) -> None:
+        if not self.taking:
+            return
+        recorded = Step(callback, errback)
+        steps = _records.get(d)
+        if steps is None:
+            steps = _records[d] = []
+        steps.append(recorded)
+        key = id(d)
+        entry = self.pending.get(key)
+        if entry is None or entry[0]() is not d:
+            entry = self.pending[key] = (weakref.ref(d, self._gone(key)), {})
+        entry[1][id(step)] = recorded
+
+    def deferred_step_ran(self, d: Deferred[Any], step: Any, fn: Any, got: Any, result: Any,
+                          raised: bool) -> None:
+        entry = self.pending.get(id(d))
+        if entry is None or entry[0]() is not d:
+            return
+        recorded = entry[1].pop(id(step), None)
+        if recorded is None:
+            return
+        recorded.finish(got, result, raised)
+        if not entry[1]:
+            del self.pending[id(d)]
+            self._maybe_leave()
+
+    def _gone(self, key: int) -> Callable[[Any], None]:
+        def gone(ref: Any) -> None:
+            entry = self.pending.get(key)
+            if entry is not None and entry[0] is ref:
+                del self.pending[key]
+                self._maybe_leave()
+        return gone
+
+    def _maybe_leave(self) -> None:
+        if not self.taking and not self.pending:
+            observe.remove_observer(self)
 
 
-def _wrap_pair(d: Deferred[Any], cb: Any, eb: Any) -> tuple[Any, Any]:
-    step = Step(cb, eb)
-    _recorded(d).append(step)
-    both = cb is eb and cb is not None
-    wrapped_cb = step.wrap(cb, "callback") if cb is not None else None
-    if both:
-        # One wrapper for both sides: it tells which ran from the result it gets.
-        def run_both(result: Any, *args: Any, **kw: Any) -> Any:
-            step.ran = "errback" if isinstance(result, Failure) else "callback"
-            step.got = _result_text(result)
-            try:
-                out = cb(result, *args, **kw)
-            except BaseException as e:
-                step.outcome = f"raised {short_repr(e)}"
-                raise
-            step.outcome = f"returned {_result_text(out)}"
-            return out
-
-        return run_both, run_both
-    wrapped_eb = step.wrap(eb, "errback") if eb is not None else None
-    return wrapped_cb, wrapped_eb
-
-
-def _add_callback(self: Deferred[Any], callback: Any, *args: Any, **kw: Any) -> Deferred[Any]:
-    cb, _ = _wrap_pair(self, callback, None)
-    _originals["add_callback"](self, cb, *args, **kw)
-    return _after_add(self, callback)
-
-
-def _add_errback(self: Deferred[Any], errback: Any, *args: Any, **kw: Any) -> Deferred[Any]:
-    _, eb = _wrap_pair(self, None, errback)
-    _originals["add_errback"](self, eb, *args, **kw)
-    return _after_add(self, errback)
-
-
-def _add_both(self: Deferred[Any], callback: Any, *args: Any, **kw: Any) -> Deferred[Any]:
-    cb, _ = _wrap_pair(self, callback, callback)
-    _originals["add_both"](self, cb, *args, **kw)
-    return _after_add(self, callback)
-
-
-def _add_callbacks(
-    self: Deferred[Any], callback: Any, errback: Any = None, *args: Any, **kw: Any
-) -> Deferred[Any]:
-    cb, eb = _wrap_pair(self, callback, errback)
-    _originals["add_callbacks"](self, cb, eb, *args, **kw)
-    return _after_add(self, callback)
-
-
-_PATCHES = {
-    "add_callback": _add_callback,
-    "add_errback": _add_errback,
-    "add_both": _add_both,
-    "add_callbacks": _add_callbacks,
-}
+_recorder = _Recorder()
 
 
 def record() -> None:
     """Start recording every chain step (idempotent)."""
-    if _originals:
-        return
-    for name, patched in _PATCHES.items():
-        _originals[name] = getattr(Deferred, name)
-        setattr(Deferred, name, patched)
+    _recorder.taking = True
+    observe.add_observer(_recorder)
 
 
 def stop_recording() -> None:
-    """Put Deferred back as it was; what was recorded stays readable."""
-    for name, original in _originals.items():
-        setattr(Deferred, name, original)
-    _originals.clear()
+    """Take no new steps; what was recorded stays readable (and steps taken still record
+    how they run)."""
+    _recorder.taking = False
+    _recorder._maybe_leave()
 
 
 def recording() -> bool:
     """True while chain steps are being recorded."""
-    return bool(_originals)
+    return _recorder.taking
 
 
 def explain(d: Deferred[Any]) -> str:
@@ -249,77 +233,73 @@ def _state(d: Deferred[Any]) -> str:
 # ---- notes
 
 
-def _seen(d: Deferred[Any], failure: Failure) -> None:
-    logger = d._fail_logger
-    if logger is not None and logger.failure is failure:
-        logger.failure = None
-
-
-class Notes:
+class Notes(observe.Observer):
     """Prints a note when a Deferred shown at the prompt fires: ``Deferred #7 fired: 200``.
 
-    ``out`` is called with each note's text. ``enabled`` (False) turns the
-    "fired" notes off, without forgetting which Deferreds are watched; a
-    failure is noted whatever ``enabled`` says.
+    The note comes when the Deferred's chain has run to its end, with the
+    chain's final result; or, when a step that takes the result out (an
+    ``await``'s) runs, with the result that step took. ``out`` is called with
+    each note's text. ``enabled`` (False) turns the "fired" notes off,
+    without forgetting which Deferreds are watched; a failure is noted
+    whatever ``enabled`` says. Notes observes the core's Deferreds
+    (:mod:`netshell.observe`) only while it watches at least one.
     """
 
     def __init__(self, out: Callable[[str], None]) -> None:
         self.out = out
         self.enabled = True
-        self._watched: weakref.WeakKeyDictionary[Deferred[Any], Callable[..., Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # id(d) -> a weak reference to d, for each Deferred waiting for its note
+        self._watched: dict[int, weakref.ref[Deferred[Any]]] = {}
 
     def watch(self, d: Deferred[Any]) -> None:
-        """Note when ``d``'s chain has run to its end (again: the note stays last)."""
-        if d in self._watched:
+        """Note when ``d``'s chain has run to its end."""
+        if self.watching(d):
             return
-        number = d.number
+        key = id(d)
 
-        def note(result: Any) -> Any:
-            self._watched.pop(d, None)
-            failed = isinstance(result, Failure)
-            # notify(False) quiets the "fired" notes, never a failure: errors are not silent.
-            if self.enabled or failed:
-                self.out(format_note(number, result))
-            if failed:
-                # The person has seen it: not "unhandled" when the Deferred is collected.
-                # The chain records the failure as unhandled after this step returns.
-                from netshell.reactor import get_reactor
+        def gone(ref: Any) -> None:
+            if self._watched.get(key) is ref:
+                self._forget(key)
 
-                get_reactor().call_soon(_seen, d, result)
-            return result
-
-        self._watched[d] = note
-        add_both = _originals.get("add_both", Deferred.add_both)
-        add_both(d, note)
-        _watchers.add(self)
-
-    def keep_last(self, d: Deferred[Any], before_last: bool = False) -> None:
-        """Move ``d``'s note to the end of its chain (``before_last``: just before the step
-        added last, one that takes the result out, such as an await)."""
-        note = self._watched.get(d)
-        if note is None:
-            return
-        cbs = d._callbacks
-        for i, entry in enumerate(cbs):
-            if entry[0] is note:
-                moved = cbs.pop(i)
-                cbs.insert(len(cbs) - (1 if before_last else 0), moved)
-                return
+        self._watched[key] = weakref.ref(d, gone)
+        observe.add_observer(self)
 
     def watching(self, d: Deferred[Any]) -> bool:
-        return d in self._watched
+        ref = self._watched.get(id(d))
+        return ref is not None and ref() is d
 
+    def close(self) -> None:
+        """Forget every watched Deferred: no more notes."""
+        self._watched.clear()
+        observe.remove_observer(self)
 
-_watchers: weakref.WeakSet[Notes] = weakref.WeakSet()
+    def _forget(self, key: int) -> None:
+        self._watched.pop(key, None)
+        if not self._watched:
+            observe.remove_observer(self)
 
+    def _note(self, d: Deferred[Any], result: Any) -> bool:
+        if not self.watching(d):
+            return False
+        self._forget(id(d))
+        failed = isinstance(result, Failure)
+        # notify(False) quiets the "fired" notes, never a failure: errors are not silent.
+        if self.enabled or failed:
+            self.out(format_note(d.number, result))
+        return failed
 
-def _after_add(d: Deferred[Any], fn: Any = None) -> Deferred[Any]:
-    consumes = getattr(fn, "consumes_result", False)
-    for notes in _watchers:
-        notes.keep_last(d, before_last=consumes)
-    return d
+    # ---- the core's events
+
+    def deferred_step_ran(self, d: Deferred[Any], step: Any, fn: Any, got: Any, result: Any,
+                          raised: bool) -> None:
+        # A step that takes the result out of the chain (an await's): note what it took.
+        if getattr(fn, "consumes_result", False):
+            self._note(d, got)
+
+    def deferred_settled(self, d: Deferred[Any], result: Any) -> None:
+        if self._note(d, result) and d.waiting_on is None and d.called:
+            # The person has seen it: not "unhandled" when the Deferred is collected.
+            d.mark_failure_seen()
 
 
 def format_note(number: int, result: Any) -> str:

@@ -201,6 +201,10 @@ class Console:
         namespace.setdefault("__name__", "__main__")
         namespace.setdefault("__builtins__", builtins)
 
+    def close(self) -> None:
+        """Stop the notes: no Deferred shown here is watched any more (the session ends)."""
+        self.notes.close()
+
     # ---- running
 
     def is_complete(self, source: str) -> bool:

@@ -119,6 +119,7 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
         root.removeHandler(handler)
         helpers.tracer.stop()
         chains.stop_recording()
+        console.close()
         if not r.closed:
             loop.run_until_complete(close_everything(r, EXIT_GRACE))
         transcript.close()

@@ -317,6 +317,7 @@ class Prompt:
             root.setLevel(old_level)
             ns["_helpers"].tracer.stop()
             chains.stop_recording()
+            console.close()
             signal.signal(signal.SIGINT, signal.default_int_handler)
         return self.exit_code
 

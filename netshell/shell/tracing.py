@@ -1,11 +1,11 @@
 """``trace()``: every event of a listener, a connection, a protocol class, or everything.
 
-Tracing patches the transport classes while it is on and puts them back when
-the last trace stops, so a reactor that is not traced pays nothing. Events
-are connect and disconnect with addresses, bytes in and out (an escaped
-preview, or a hexdump), and, when everything is traced, timed calls firing and
-Deferreds being fired. Data is traced as the protocol sees it (plaintext on
-TLS).
+A Tracer is an observer of the core (:mod:`netshell.observe`), registered
+while it follows something and removed when the last trace stops: nothing is
+patched, and a reactor that is not traced pays nothing. Events are connect and
+disconnect with addresses, bytes in and out (an escaped preview, or a
+hexdump), and, when everything is traced, timed calls firing and Deferreds
+being fired. Data is traced as the protocol sees it (plaintext on TLS).
 
 Example::
 
@@ -22,16 +22,17 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
+from netshell import Listener, StreamTransport, observe
 from netshell.defer import Deferred
+from netshell.errors import ConnectionDone
 from netshell.failure import Failure
-from netshell.reactor import DelayedCall, get_reactor
+from netshell.interfaces import format_hostport
+from netshell.reactor import DelayedCall
 from netshell.shell.display import hexdump, preview, short_repr
-from netshell.transport import Listener, StreamTransport
 from netshell.udp import DatagramListener, DatagramTransport
 
 __all__ = ["Tracer"]
@@ -61,7 +62,8 @@ class Tracer:
         self.hexdump = hexdump
         self.clock = clock
         self.targets: list[Any] = []
-        self._saved: dict[tuple[type, str], Any] = {}
+        self._connections = _ConnectionEvents(self)
+        self._everything = _EverythingEvents(self)
 
     # ---- what is followed
 
@@ -78,8 +80,7 @@ class Tracer:
             self.hexdump = hexdump
         if target not in self.targets:
             self.targets.append(target)
-        self._patch()
-        self._sync_datagrams()
+        self._register()
 
     def stop(self, target: Any = None, everything: bool = True) -> None:
         """Stop following ``target``; with the defaults, stop following anything."""
@@ -87,9 +88,7 @@ class Tracer:
             self.targets.clear()
         elif target in self.targets:
             self.targets.remove(target)
-        if not self.targets:
-            self._unpatch()
-        self._sync_datagrams()
+        self._register()
 
     def follows(self, t: Any) -> bool:
         """True if connection (or datagram transport) ``t`` is traced."""
@@ -119,178 +118,71 @@ class Tracer:
         else:
             self.emit(f"{head}  {preview(data)}")
 
-    # ---- patching
+    # ---- the core's events (netshell.observe)
 
-    def _sync_datagrams(self) -> None:
-        """Wrap the protocol of each traced UDP socket (its reads bypass any class method)."""
-        try:
-            listeners = get_reactor().listeners
-        except Exception:
-            return
-        tracer = self
-        for listener in listeners:
-            if not isinstance(listener, DatagramListener):
-                continue
-            t, protocol = listener.transport, listener.protocol
-            wrapped = "datagram_received" in getattr(protocol, "__dict__", {})
-            if self.targets and self.follows(t) and not wrapped:
-                original = protocol.datagram_received
-
-                def datagram_received(data: bytes, addr: Any, _t: Any = t,
-                                      _orig: Any = original) -> None:
-                    tracer.data(_t, "in", data, addr)
-                    _orig(data, addr)
-
-                try:
-                    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
-                except AttributeError:  # a protocol with __slots__: writes are still traced
-                    pass
-            elif wrapped and not (self.targets and self.follows(t)):
-                del protocol.datagram_received
-
-    def _patch(self) -> None:
-        if self._saved:
-            return
-        tracer = self
-        st = StreamTransport
-
-        def attach(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def _attach_protocol(self: StreamTransport) -> None:
-                orig(self)
-                if self.protocol is not None and tracer.follows(self):
-                    side = "accepted" if self.listener is not None else "connected"
-                    tls = " (TLS)" if self.tls is not None else ""
-                    tracer.emit(
-                        f"#{self.number} {self.kind} {side}{tls}: {self.host} <-> {self.peer} "
-                        f"{type(self.protocol).__name__}"
-                    )
-            return _attach_protocol
-
-        def lost(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def connection_lost(self: StreamTransport, exc: BaseException | None) -> None:
-                follow = self.protocol is not None and tracer.follows(self)
-                orig(self, exc)
-                if follow:
-                    how = "closed" if exc is None and not self._aborted else (
-                        f"lost: {short_repr(exc)}" if exc is not None else "aborted"
-                    )
-                    tracer.emit(
-                        f"#{self.number} {how} ({self.bytes_received} B in, "
-                        f"{self.bytes_sent} B out)"
-                    )
-            return connection_lost
-
-        def received(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def data_received(self: StreamTransport, data: bytes) -> None:
-                # Data that arrives while reading is paused is held, and comes through here
-                # again when released: trace it then, once, as the protocol gets it.
-                if (self._tls is None and not self._read_paused and self.protocol is not None
-                        and tracer.follows(self)):
-                    tracer.data(self, "in", data)
-                orig(self, data)
-            return data_received
-
-        def deliver_tls(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def _deliver_tls(self: StreamTransport, chunks: list[bytes]) -> None:
-                if chunks and tracer.follows(self):
-                    tracer.data(self, "in", b"".join(chunks))
-                orig(self, chunks)
-            return _deliver_tls
-
-        def write(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def write(self: StreamTransport, data: bytes) -> None:
-                orig(self, data)
-                if tracer.follows(self):
-                    tracer.data(self, "out", data)
-            return write
-
-        def write_sequence(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def write_sequence(self: StreamTransport, chunks: Iterable[bytes]) -> None:
-                chunks = list(chunks)
-                orig(self, chunks)
-                if tracer.follows(self):
-                    tracer.data(self, "out", b"".join(chunks))
-            return write_sequence
-
-        def datagram_out(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def write(self: DatagramTransport, data: bytes, addr: Any = None) -> None:
-                orig(self, data, addr)
-                if tracer.follows(self):
-                    tracer.data(self, "out", data, addr or self.peer)
-            return write
-
-        def reading(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def _start_reading(self: DatagramTransport) -> None:
-                orig(self)
-                tracer._sync_datagrams()  # a UDP socket bound while tracing is on
-            return _start_reading
-
-        def timed(orig: Any) -> Any:
-            @functools.wraps(orig)
-            def _run(self: DelayedCall) -> None:
-                if self.active() and None in tracer.targets:
-                    tracer.emit(f"timed call {_call_text(self)} fires")
-                orig(self)
-            return _run
-
-        def fired(orig: Any, verb: str) -> Any:
-            @functools.wraps(orig)
-            def fire(self: Deferred[Any], result: Any = None) -> None:
-                if None in tracer.targets:
-                    shown = short_repr(result.value if isinstance(result, Failure) else result)
-                    tracer.emit(f"Deferred #{self.number} {verb}: {shown}")
-                orig(self, result)
-            return fire
-
-        plan: list[tuple[type, str, Any]] = [
-            (st, "_attach_protocol", attach),
-            (st, "connection_lost", lost),
-            (st, "data_received", received),
-            (st, "_deliver_tls", deliver_tls),
-            (st, "write", write),
-            (st, "write_sequence", write_sequence),
-            (DatagramTransport, "write", datagram_out),
-            (DatagramTransport, "_start_reading", reading),
-            (DelayedCall, "_run", timed),
-            (Deferred, "callback", lambda o: fired(o, "fired")),
-            (Deferred, "errback", lambda o: fired(o, "failed")),
-        ]
-        for cls, name, make in plan:
-            orig = cls.__dict__[name]
-            self._saved[(cls, name)] = orig
-            setattr(cls, name, make(orig))
-        _reschedule()
-
-    def _unpatch(self) -> None:
-        if not self._saved:
-            return
-        for (cls, name), orig in self._saved.items():
-            setattr(cls, name, orig)
-        self._saved.clear()
-        _reschedule()
+    def _register(self) -> None:
+        """Observe connections while anything is followed, timers and Deferreds while
+        everything is."""
+        if self.targets:
+            observe.add_observer(self._connections)
+        else:
+            observe.remove_observer(self._connections)
+        if None in self.targets:
+            observe.add_observer(self._everything)
+        else:
+            observe.remove_observer(self._everything)
 
 
-def _reschedule() -> None:
-    """Re-arm the pending timed calls so the loop calls the (un)patched ``_run``.
+class _ConnectionEvents(observe.Observer):
+    """What a Tracer hears of connections and bytes."""
 
-    The loop holds the bound method it was given when the call was scheduled.
-    """
-    try:
-        r = get_reactor()
-    except Exception:
-        return
-    for call in r.delayed_calls:
-        if call._handle is not None:
-            call._handle.cancel()
-            call._handle = r.loop.call_at(call.time, call._run)
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    def connection_made(self, t: StreamTransport) -> None:
+        tracer = self.tracer
+        if tracer.follows(t):
+            side = "accepted" if t.listener is not None else "connected"
+            tls = " (TLS)" if t.tls is not None else ""
+            tracer.emit(
+                f"#{t.number} {t.kind} {side}{tls}: {t.host} <-> {t.peer} "
+                f"{type(t.protocol).__name__}"
+            )
+
+    def connection_lost(self, t: StreamTransport, reason: Failure) -> None:
+        tracer = self.tracer
+        if tracer.follows(t):
+            cause = reason.value.__cause__
+            if reason.check(ConnectionDone):
+                how = "closed"
+            elif cause is None:
+                how = "aborted"
+            else:
+                how = f"lost: {short_repr(cause)}"
+            tracer.emit(f"#{t.number} {how} ({t.bytes_received} B in, {t.bytes_sent} B out)")
+
+    def data_in(self, t: Any, data: bytes, addr: Any) -> None:
+        if self.tracer.follows(t):
+            self.tracer.data(t, "in", data, addr)
+
+    def data_out(self, t: Any, data: bytes, addr: Any) -> None:
+        if self.tracer.follows(t):
+            self.tracer.data(t, "out", data, addr)
+
+
+class _EverythingEvents(observe.Observer):
+    """What a Tracer that follows everything hears besides: timed calls, Deferreds fired."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    def timed_call_run(self, call: DelayedCall) -> None:
+        self.tracer.emit(f"timed call {_call_text(call)} fires")
+
+    def deferred_fired(self, d: Deferred[Any], result: Any) -> None:
+        shown = short_repr(result.value if isinstance(result, Failure) else result)
+        verb = "failed" if isinstance(result, Failure) else "fired"
+        self.tracer.emit(f"Deferred #{d.number} {verb}: {shown}")
 
 
 def _call_text(call: DelayedCall) -> str:
@@ -302,8 +194,7 @@ def _call_text(call: DelayedCall) -> str:
 
 def _addr(addr: Any) -> str:
     if isinstance(addr, tuple) and len(addr) >= 2:
-        host, port = addr[0], addr[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return format_hostport(addr[0], addr[1])
     return str(addr)
 
 

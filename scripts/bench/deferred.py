@@ -3,7 +3,7 @@
 Usage::
 
     PYTHONPATH=. python scripts/bench/deferred.py [--quick] [--json PATH]
-        [--repeats N] [--min-time SECONDS] [--loop asyncio|uvloop]
+        [--repeats N] [--min-time SECONDS] [--loop asyncio|uvloop] [--observer]
 
 Each case is written twice with the same shape, once per library, and timed
 the way timeit does it: a tight loop of ``n`` operations (``n`` chosen so a
@@ -17,6 +17,11 @@ wrong result (here or after any timed repeat) stops the run with exit status 1,
 so a broken Deferred is never measured. Otherwise the exit status is 0 whether
 or not the goal is met: this is a measurement, not a test. The goal is
 netshell/Twisted >= 1.2 in every case.
+
+``--observer`` registers an observer of every Deferred event
+(:mod:`netshell.observe`; it only counts them) for the whole run: what the
+prompt's chain recording costs at the least. Without it no observer is
+registered, and the core's hooks cost one test of an empty tuple each.
 
 Twisted (the ``bench`` extra) is needed; netshell itself never imports it.
 """
@@ -37,6 +42,7 @@ from time import perf_counter
 from typing import Any
 
 import netshell as ns
+from netshell import observe
 
 try:
     import twisted
@@ -55,6 +61,26 @@ LoopFn = Callable[[int], tuple[float, Any]]
 
 class WrongResult(Exception):
     """A case gave a result other than the expected one."""
+
+
+class CountingObserver:
+    """An observer of every Deferred event that only counts them (``--observer``)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+
+    def deferred_step_added(self, d: Any, step: Any, callback: Any, errback: Any) -> None:
+        self.events += 1
+
+    def deferred_step_ran(self, d: Any, step: Any, fn: Any, got: Any, result: Any,
+                          raised: bool) -> None:
+        self.events += 1
+
+    def deferred_fired(self, d: Any, result: Any) -> None:
+        self.events += 1
+
+    def deferred_settled(self, d: Any, result: Any) -> None:
+        self.events += 1
 
 
 # ---- the steps of the chains: plain functions, shared by both libraries
@@ -399,6 +425,11 @@ def main(argv: list[str] | None = None) -> int:
         default="asyncio",
         help="the event loop running netshell's coroutines in the await case",
     )
+    parser.add_argument(
+        "--observer",
+        action="store_true",
+        help="register an observer of every Deferred event for the run (it only counts)",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 7)
     if repeats < 1:
@@ -426,8 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine  {machine['cpus']} CPUs, {machine['cpu']}, {machine['platform']}")
     mode = "QUICK (smoke test: the numbers mean nothing)" if args.quick else "full"
     print(f"mode     {mode}; best of {repeats} interleaved repeats per side, gc off while timing")
+    counting = CountingObserver() if args.observer else None
+    if counting is not None:
+        observe.add_observer(counting)
+    print(f"observer {'one, of every Deferred event (counting)' if counting else 'none'}")
     print()
-
     results: list[Result] = []
     try:
         for case in make_cases(loop, args.quick):
@@ -437,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         loop.close()
+        if counting is not None:
+            observe.remove_observer(counting)
 
     header = ("case", "netshell ops/s", "Twisted ops/s", "ratio", f"goal >= {GOAL}")
     rows = [

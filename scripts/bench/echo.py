@@ -77,6 +77,29 @@ PROGRAMS = {
         print(listener.port, flush=True)
         reactor.run()
     """,
+    # netshell with an observer (netshell.observe) taking every connection and data event,
+    # doing as little as an observer can: what watching costs, next to "netshell".
+    "netshell-observed": """
+        import netshell as ns
+        from netshell import observe, reactor
+        class Echo(ns.Protocol):
+            def data_received(self, data):
+                self.transport.write(data)
+        class Counting:
+            events = 0
+            def connection_made(self, transport):
+                self.events += 1
+            def connection_lost(self, transport, reason):
+                self.events += 1
+            def data_in(self, transport, data, addr):
+                self.events += 1
+            def data_out(self, transport, data, addr):
+                self.events += 1
+        observe.add_observer(Counting())
+        listener = reactor.listen_tcp(0, ns.Factory.for_protocol(Echo), backlog=4096)
+        print(listener.port, flush=True)
+        reactor.run()
+    """,
     "asyncio": """
         import asyncio, os
         class Echo(asyncio.Protocol):
@@ -115,6 +138,10 @@ SERVERS: dict[str, tuple[str, bool, str, str | None]] = {
     "asyncio": ("asyncio", False, "raw asyncio", None),
     "twisted": ("twisted", False, "Twisted (epoll)", "twisted"),
     "netshell-uvloop": ("netshell", True, "netshell on uvloop", "uvloop"),
+    # with --baseline DIR: the same netshell server from another source tree (an older
+    # commit, e.g. a `git worktree`), to compare a change side by side in one run
+    "netshell-baseline": ("netshell", False, "netshell, baseline tree", None),
+    "netshell-observed": ("netshell-observed", False, "netshell, observed", None),
     "asyncio-uvloop": ("asyncio", True, "raw asyncio on uvloop", "uvloop"),
 }
 
@@ -157,6 +184,14 @@ GOALS = [
         ">=",
     ),
     ("uvloop bulk: netshell / asyncio", "netshell-uvloop", "asyncio-uvloop", "bulk", 0.9, ">="),
+    # A change must not slow the core beyond noise (issue 12: within 2%).
+    ("round trips: netshell / baseline tree", "netshell", "netshell-baseline", "round-trips",
+     0.98, ">="),
+    ("bulk: netshell / baseline tree", "netshell", "netshell-baseline", "bulk", 0.98, ">="),
+    # What an observer of every connection and data event costs (no goal: shown as it is).
+    ("round trips: observed / netshell", "netshell-observed", "netshell", "round-trips",
+     None, ">="),
+    ("bulk: observed / netshell", "netshell-observed", "netshell", "bulk", None, ">="),
 ]
 
 
@@ -171,11 +206,17 @@ Its bulk table, 7 interleaved transfers of 1 GiB per server and allocator settin
 """
 
 
+# Servers run only when asked for (--servers, or --baseline for netshell-baseline).
+OPTIONAL_SERVERS = ("netshell-baseline", "netshell-observed")
+BASELINE = ""  # --baseline: the source tree of the "netshell-baseline" server
+
+
 def start_server(
     name: str, cpu: int, extra_env: dict[str, str]
 ) -> tuple[subprocess.Popen[str], int]:
     program, on_uvloop, _, _ = SERVERS[name]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    root = BASELINE if name == "netshell-baseline" and BASELINE else ROOT
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.update(extra_env)
     env.pop("NETSHELL_LOOP", None)
     if on_uvloop:
@@ -429,8 +470,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--servers",
-        default=",".join(SERVERS),
-        help="comma-separated subset of " + ",".join(SERVERS) + " (default: all)",
+        default=",".join(n for n in SERVERS if n not in OPTIONAL_SERVERS),
+        help="comma-separated subset of " + ",".join(SERVERS) + " (default: all but "
+        + ", ".join(OPTIONAL_SERVERS) + ")",
     )
     parser.add_argument(
         "--measures",
@@ -459,7 +501,20 @@ def main() -> int:
         help="idle: connections to open (default 10000, quick 200); lowered if the hard "
         "fd limit is too low, and the count opened is reported",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a netshell source tree (e.g. a git worktree of an older commit): adds the "
+        "server netshell-baseline, run from it, to compare a change in one run",
+    )
     args = parser.parse_args()
+    global BASELINE
+    if args.baseline:
+        if not os.path.isfile(os.path.join(args.baseline, "netshell", "__init__.py")):
+            parser.error(f"--baseline: {args.baseline} has no netshell/ package")
+        BASELINE = os.path.abspath(args.baseline)
+        if "netshell-baseline" not in args.servers.split(","):
+            args.servers += ",netshell-baseline"
     quick = args.quick
     rounds = args.rounds if args.rounds is not None else (1 if quick else 3)
     if args.seconds is None:
@@ -471,6 +526,8 @@ def main() -> int:
     if rounds < 1 or args.bulk_mib < 1 or args.idle < 1 or args.seconds <= 0:
         parser.error("--rounds, --bulk-mib, --idle and --seconds must be positive")
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    if "netshell-baseline" in names and not BASELINE:
+        parser.error("the server netshell-baseline needs --baseline DIR")
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     for what, asked, known in (("servers", names, SERVERS), ("measures", measures, MEASURES)):
         unknown = set(asked) - set(known)
@@ -589,8 +646,12 @@ def main() -> int:
         if title:
             print(title)
             title = ""
-        text = verdict(per, goal, op)
         shown = "  ".join(f"{n} {v:5.2f}x" for n, v in per.items())
+        if goal is None:  # a cost shown as it is
+            print(f"  {label:40} {shown}  (no goal)")
+            out["verdicts"][label] = {"goal": None, **per, "verdict": None}
+            continue
+        text = verdict(per, goal, op)
         print(f"  {label:40} {shown}  goal {op} {goal}x: {text}")
         out["verdicts"][label] = {"goal": f"{op} {goal}", **per, "verdict": text}
     if args.json:

