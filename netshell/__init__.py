@@ -5,6 +5,7 @@ the reactor (``netshell.reactor``, the current loop's), threads as sources of
 Deferreds, and protocols kept apart from transports.
 """
 
+from netshell.connector import Connector
 from netshell.defer import (
     AlreadyCalledError,
     CancelledError,
@@ -43,6 +44,7 @@ from netshell.errors import (
     UnknownCA,
 )
 from netshell.failure import Failure, NoCurrentExceptionError, get_debugging, set_debugging
+from netshell.listener import Listener
 from netshell.protocol import (
     ClientFactory,
     DatagramProtocol,
@@ -61,7 +63,7 @@ from netshell.reactor import (
 )
 from netshell.reactor import reactor as _current_reactor
 from netshell.threads import ThreadPool, defer_to_thread
-from netshell.transport import Address, Connector, Listener, PeerCredentials, StreamTransport
+from netshell.transport import Address, PeerCredentials, StreamTransport
 
 __version__ = "0.1.0"
 

@@ -40,8 +40,8 @@ from netshell.protocol import DatagramProtocol, Factory, Protocol
 
 if TYPE_CHECKING:
     from netshell.defer import Deferred
+    from netshell.listener import Listener
     from netshell.reactor import Reactor
-    from netshell.transport import Listener
     from netshell.udp import DatagramListener
 
 __all__ = ["Endpoint", "EndpointError", "connect", "format", "listen", "parse"]

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from netshell import current as _current
 from netshell import observe as _observe
+from netshell.connector import Connector
 from netshell.current import get_reactor, install
 from netshell.defer import AlreadyCalledError, Deferred, ensure_deferred, gather, maybe_deferred
 from netshell.failure import Failure
+from netshell.listener import Listener, _bind_tcp, _bind_unix
 from netshell.threads import ThreadPool
-from netshell.transport import Connector, Listener, _bind_tcp, _bind_unix
 from netshell.udp import DatagramListener
 from netshell.udp import listen_multicast as _listen_multicast
 from netshell.udp import listen_udp as _listen_udp

@@ -1,23 +1,44 @@
-"""TLS as a layer over any byte stream: a pyOpenSSL connection on memory BIOs.
+"""TLS as a layer over any byte stream, and the TLS state of one stream connection.
 
-The layer does no I/O. ``receive(ciphertext)`` returns the plaintext it
-yields; ``send(plaintext)`` hands ciphertext to the ``write`` callable it was
-given. The stream transport puts one between the socket and the protocol
-(``listen_tls``, ``connect_tls``, ``start_tls`` mid-stream); a test can drive
-two back to back. Contexts, certificates and the typed errors are in
-:mod:`netshell.tls`.
+:class:`TLSLayer` is a pyOpenSSL connection on memory BIOs, and does no I/O:
+``receive(ciphertext)`` returns the plaintext it yields; ``send(plaintext)``
+hands ciphertext to the ``write`` callable it was given. A test can drive two
+back to back.
+
+:class:`TLSConnection` is what a :class:`~netshell.transport.StreamTransport`
+holds while TLS is on (``listen_tls``, ``connect_tls``, ``start_tls``
+mid-stream): it drives a TLSLayer between the socket and the protocol, and
+keeps the handshake's deadline, plaintext held while reading is paused,
+close_notify on the way out and in, and handshake failure. It hands plaintext,
+the end of the peer's data, and the connection's making back to the transport,
+which alone talks to the protocol.
+
+This module loads pyOpenSSL: :mod:`netshell.transport` imports it only when a
+connection starts TLS. Contexts, certificates and the typed errors are in
+:mod:`netshell.tls` and :mod:`netshell.errors`.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from OpenSSL import SSL
 
-__all__ = ["TLSInfo", "TLSLayer"]
+from netshell.errors import ConnectionLost, HandshakeFailed, TLSError
+from netshell.failure import Failure
+
+if TYPE_CHECKING:
+    from netshell.defer import Deferred
+    from netshell.transport import StreamTransport
+
+__all__ = ["TLSConnection", "TLSHandshakeCut", "TLSInfo", "TLSLayer"]
+
+# A connection's TLS messages go to the transport's logger, where they always were.
+log = logging.getLogger("netshell.transport")
 
 _CHUNK = 256 * 1024
 
@@ -206,3 +227,208 @@ class TLSLayer:
         if self.close_notify_sent or self.close_notify_received:
             state = "closing"
         return f"<TLSLayer {side} {self.hostname or ''} {state}>"
+
+
+class TLSHandshakeCut(HandshakeFailed):
+    """The connection ended during the TLS handshake."""
+
+    def __init__(self, exc: BaseException | None = None) -> None:
+        super().__init__(f"the connection ended during the TLS handshake ({exc or 'closed'})")
+
+
+class TLSConnection:
+    """The TLS state machine of one stream connection, held by its transport while TLS is on.
+
+    It drives a :class:`TLSLayer` (``layer``) between ``transport``'s socket and its
+    protocol: ciphertext from the socket goes in through :meth:`received`, and the
+    plaintext comes out through the transport's ``_deliver``, held while reading is
+    paused. It keeps the handshake's deadline (``handshake_timeout`` seconds, or
+    shorter with :meth:`limit_handshake`), the wait for the peer's close_notify after
+    :meth:`close`, and fails the handshake (:meth:`fail`) with a
+    :class:`~netshell.TLSError`: the connection is then closed, ``started`` (the
+    Deferred of ``start_tls``) and the connection's own made-Deferred fail with it.
+
+    ``timer`` is the pending :class:`~netshell.reactor.DelayedCall` (the handshake's
+    deadline, or the close_notify wait), or None. Used by the transport only.
+    """
+
+    __slots__ = ("handshake_timeout", "layer", "started", "timer", "transport")
+
+    def __init__(
+        self,
+        transport: StreamTransport,
+        context: Any,
+        hostname: str | None,
+        started: Deferred[Any] | None,
+        handshake_timeout: float,
+    ) -> None:
+        self.transport = transport
+        self.layer = TLSLayer(context, transport._t.write, hostname)
+        self.started = started
+        self.handshake_timeout = handshake_timeout
+        # A peer that never completes the handshake must not hold the connection forever.
+        self.timer: Any = transport._reactor.call_later(
+            handshake_timeout, self._handshake_timed_out
+        )
+
+    @property
+    def established(self) -> bool:
+        """Whether the handshake (and the check of the peer's certificate) succeeded."""
+        return self.layer.established
+
+    def info(self) -> TLSInfo:
+        """The negotiated parameters and the peer certificate's details."""
+        return self.layer.info()
+
+    def start(self) -> None:
+        """Begin the handshake (a client sends its hello now); a failure fails it."""
+        try:
+            self.layer.start()
+        except TLSError as e:
+            self.fail(e)
+
+    def limit_handshake(self, seconds: float, exc: BaseException) -> None:
+        """Fail the handshake with ``exc`` unless it is done within ``seconds`` (instead of
+        ``handshake_timeout``): ``connect_tls``'s timeout covers the handshake too."""
+        self._cancel_timer()
+        self.timer = self.transport._reactor.call_later(seconds, self.fail, exc)
+
+    def _handshake_timed_out(self) -> None:
+        self.timer = None
+        self.fail(HandshakeFailed(f"no TLS handshake within {self.handshake_timeout} seconds"))
+
+    def _cancel_timer(self) -> None:
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    # ---- the peer's bytes
+
+    def received(self, data: bytes) -> None:
+        """Take ciphertext from the socket; deliver the plaintext it completes, or hold it."""
+        t = self.transport
+        layer = self.layer
+        was_established = layer.established
+        try:
+            chunks = layer.receive(data)
+        except TLSError as e:
+            self.fail(e)
+            return
+        if layer.established and not was_established:
+            self._handshake_done()
+            if t.protocol is None or t.lost:
+                return
+        if t._held or (chunks and t._read_paused):
+            # Reading is paused (or older plaintext waits): keep it for resume_reading().
+            if t._held is None:
+                t._held = []
+            t._held.extend(chunks)
+            return
+        self.deliver(chunks)
+
+    def deliver(self, chunks: list[bytes]) -> None:
+        """Hand plaintext to the protocol through the transport, chunk by chunk, holding what
+        follows a pause; then act on the peer's close_notify, if it came."""
+        t = self.transport
+        for i, chunk in enumerate(chunks):
+            if t._read_paused:
+                # One socket read can hold many records: what follows a pause waits.
+                t._held = chunks[i:] + (t._held or [])
+                return
+            t.bytes_received += len(chunk)
+            if not t._deliver(chunk):
+                return
+        layer = self.layer
+        if layer.close_notify_received and not t.lost:
+            if layer.close_notify_sent:
+                t._t.close()  # both said goodbye
+            else:
+                keep_open = t._deliver_eof()
+                if keep_open is None:
+                    return  # the protocol raised: its connection is aborted
+                if not keep_open:
+                    t.close()
+
+    def release_held(self) -> None:
+        """Deliver the plaintext held while reading was paused (``resume_reading``)."""
+        t = self.transport
+        held, t._held = t._held or [], None
+        if not t.lost:
+            self.deliver(held)  # plaintext, counted as delivered
+
+    def _handshake_done(self) -> None:
+        t = self.transport
+        self._cancel_timer()
+        if t.protocol is None:
+            t._attach_protocol()  # listen_tls / connect_tls
+        started, self.started = self.started, None
+        if started is not None:
+            started.callback(t.tls)
+
+    def fail(self, exc: BaseException) -> None:
+        """The handshake failed (or timed out): fail whoever waits for it, close the socket."""
+        t = self.transport
+        self._cancel_timer()
+        if t._error is None:
+            t._error = exc
+            log.info("TLS with %s failed: %s", t.peer, exc)
+        elif t._error is not exc:
+            return  # failed already (this is connection_lost after the failure)
+        started, self.started = self.started, None
+        if started is not None and not started.called:
+            started.errback(Failure(exc))
+        t._fail_made(exc)
+        if t._t is not None and not t.lost:
+            t._t.close()  # sends the alert the layer queued, then closes
+
+    # ---- our side
+
+    def send(self, data: bytes) -> None:
+        """Encrypt and send ``data`` (held until the handshake is done)."""
+        self.layer.send(data)
+
+    def write_eof(self) -> None:
+        """Send close_notify, TLS's only half-close."""
+        self.layer.shutdown()
+
+    def closing(self) -> bool:
+        """close() was called: close_notify is sent, the peer's awaited (write_eof is not this)."""
+        return self.layer.close_notify_sent and (
+            self.timer is not None or self.transport._t.is_closing()
+        )
+
+    def close(self, timeout: float) -> bool:
+        """Send close_notify and wait for the peer's, at most ``timeout`` seconds, before the
+        socket closes: True if it waits (the socket is closed later), False if the transport
+        should close the socket now."""
+        t = self.transport
+        layer = self.layer
+        if layer.established and not layer.close_notify_sent and not t.lost:
+            layer.shutdown()
+            if not layer.close_notify_received:
+                self._cancel_timer()
+                self.timer = t._reactor.call_later(timeout, t._t.close)
+                return True
+        return False
+
+    # ---- the end
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The socket is gone: stop the timer; a handshake not done fails."""
+        self._cancel_timer()
+        if not self.layer.established:
+            self.fail(self.transport._error or TLSHandshakeCut(exc))
+
+    def truncation(self) -> ConnectionLost | None:
+        """Why a connection that ended with no error was not closed cleanly: neither side
+        sent close_notify, so the data may have been cut short (else None)."""
+        layer = self.layer
+        if layer.close_notify_received or layer.close_notify_sent:
+            return None
+        return ConnectionLost(
+            "the peer closed the connection without a TLS close_notify: the data may "
+            "have been truncated"
+        )
+
+    def __repr__(self) -> str:
+        return f"<TLSConnection {self.layer!r} of connection #{self.transport.number}>"

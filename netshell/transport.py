@@ -1,4 +1,4 @@
-"""Stream transports, listeners and connectors: what protocols see of TCP and Unix sockets.
+"""Stream transports: what protocols see of TCP and Unix sockets.
 
 A protocol never touches a socket. It is handed a :class:`StreamTransport`
 with ``connection_made`` and talks through ``write`` / ``close`` /
@@ -6,59 +6,44 @@ with ``connection_made`` and talks through ``write`` / ``close`` /
 connection, so between the event loop and a protocol's ``data_received``
 there is one method that counts bytes and catches errors, nothing more.
 
-A :class:`Listener` is a bound, listening socket with its factory; a
-:class:`Connector` makes (and remakes) an outgoing connection for a client
-factory. The reactor's ``listen_tcp`` / ``connect_tcp`` / ``listen_unix`` /
-``connect_unix`` build them.
+Data reaches the protocol in one place, ``StreamTransport._deliver`` (plain
+bytes, or plaintext after TLS); the connection is made in one place
+(``_attach_protocol``) and lost in one (``connection_lost``). While TLS is on,
+the transport holds a :class:`netshell.tls_layer.TLSConnection` (the handshake
+and its deadline, close_notify, held plaintext), loaded only when TLS is used.
+
+Listening and connecting are in :mod:`netshell.listener` (Listener) and
+:mod:`netshell.connector` (Connector), which build StreamTransports.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import itertools
 import logging
 import os
 import socket
-import stat
 import struct
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netshell.defer import Deferred, ensure_deferred, succeed
-from netshell.errors import (
-    ConnectError,
-    ConnectionDone,
-    ConnectionLost,
-    ConnectionRefused,
-    ConnectTimeout,
-    DNSLookupError,
-    HandshakeFailed,
-    TLSError,
-)
+from netshell.errors import ConnectError, ConnectionDone, ConnectionLost
 from netshell.failure import Failure
-from netshell.interfaces import Address, format_hostport
-
-
-class TLSHandshakeCut(HandshakeFailed):
-    """The connection ended during the TLS handshake."""
-
-    def __init__(self, exc: BaseException | None = None) -> None:
-        super().__init__(f"the connection ended during the TLS handshake ({exc or 'closed'})")
+from netshell.interfaces import Address
 
 if TYPE_CHECKING:
-    from netshell.protocol import Factory, Protocol
+    from netshell.connector import Connector
+    from netshell.listener import Listener
+    from netshell.protocol import Factory
     from netshell.reactor import Reactor
-    from netshell.tls_layer import TLSInfo, TLSLayer
+    from netshell.tls_layer import TLSConnection, TLSInfo
 
 __all__ = [
     "Address",
-    "Connector",
-    "Listener",
     "PeerCredentials",
     "StreamTransport",
-    "bind_socket",
 ]
 
 log = logging.getLogger("netshell.transport")
@@ -73,6 +58,7 @@ class PeerCredentials(NamedTuple):
 
 
 def _address(kind: str, sockaddr: Any) -> Address:
+    """The :class:`Address` of a socket address of ``kind`` (as asyncio or a socket gives it)."""
     if kind == "unix":
         path = sockaddr.decode() if isinstance(sockaddr, bytes) else (sockaddr or "")
         return Address("unix", path, 0)
@@ -89,9 +75,8 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 _READ_SIZE = 127 * 1024  # under glibc's default mmap threshold (128 KiB), with room for headers
 
 
-#: Numbers for connections and listeners, shown by the prompt's tables and traces.
+#: Numbers for connections, shown by the prompt's tables and traces.
 connection_numbers = itertools.count(1)
-listener_numbers = itertools.count(1)
 
 
 class StreamTransport(asyncio.Protocol):
@@ -121,10 +106,8 @@ class StreamTransport(asyncio.Protocol):
         "_streaming",
         "_t",
         "_tls",
-        "_tls_timer",
         "_tls_context",
         "_tls_hostname",
-        "_tls_started",
         "_write_paused",
         "__weakref__",
         "bytes_received",
@@ -161,11 +144,10 @@ class StreamTransport(asyncio.Protocol):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.connected_at = 0.0
-        self._tls: TLSLayer | None = None
+        #: the TLS state machine while TLS is on (it drives a TLSLayer), else None
+        self._tls: TLSConnection | None = None
         self._tls_context = tls_context
         self._tls_hostname = tls_hostname
-        self._tls_started: Deferred[Any] | None = None
-        self._tls_timer: Any = None
         self.lost = False
         self._aborted = False
         self._error: BaseException | None = None
@@ -195,7 +177,7 @@ class StreamTransport(asyncio.Protocol):
             # listen_tls / connect_tls: the protocol meets the connection only
             # once the handshake (and certificate check) has succeeded.
             self._reactor._add_connection(self)
-            self._begin_tls(self._tls_context, self._tls_hostname)
+            self._begin_tls(self._tls_context, self._tls_hostname, None)
             return
         self._attach_protocol()
 
@@ -239,7 +221,7 @@ class StreamTransport(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._tls is not None:
-            self._tls_received(data)
+            self._tls.received(data)  # ciphertext: plaintext comes back through _deliver
             return
         self.bytes_received += len(data)
         if self._read_paused:
@@ -250,16 +232,29 @@ class StreamTransport(asyncio.Protocol):
             self._held.append(data)
             self._t.pause_reading()
             return
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> bool:
+        """Hand ``data`` to the protocol: the one place data reaches it (plain bytes, or
+        plaintext after TLS). False if the protocol raised (its connection is aborted)."""
         try:
             self.protocol.data_received(data)
         except Exception as e:
             self._protocol_error(e, "data_received")
+            return False
+        return True
 
     def eof_received(self) -> bool | None:
         if self._tls is not None:
             # A TCP end of file is not a TLS one: connection_lost tells a clean
             # close (close_notify seen) from a truncated one.
             return None
+        return self._deliver_eof()
+
+    def _deliver_eof(self) -> bool | None:
+        """Tell the protocol the peer sent all it will (a TCP end of file, or a TLS
+        close_notify): the truth of its answer (keep the connection open), or None if
+        it raised (its connection is aborted)."""
         try:
             return bool(self.protocol.eof_received())
         except Exception as e:
@@ -268,10 +263,9 @@ class StreamTransport(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
-        self._cancel_tls_timer()
         tls = self._tls
-        if tls is not None and not tls.established:
-            self._fail_tls(self._error or TLSHandshakeCut(exc))
+        if tls is not None:
+            tls.connection_lost(exc)  # a handshake cut short fails here
         self._reactor._remove_connection(self)
         if self.listener is not None:
             self.listener._connection_gone(self)
@@ -289,17 +283,8 @@ class StreamTransport(asyncio.Protocol):
                 self._connector._maybe_done()
             return
         cause = self._error or exc
-        if (
-            cause is None
-            and tls is not None
-            and not self._aborted
-            and not tls.close_notify_received
-            and not tls.close_notify_sent
-        ):
-            cause = ConnectionLost(
-                "the peer closed the connection without a TLS close_notify: the data may "
-                "have been truncated"
-            )
+        if cause is None and tls is not None and not self._aborted:
+            cause = tls.truncation()  # no close_notify either way: the data may be cut
         if cause is None and not self._aborted:
             reason = Failure(ConnectionDone("the connection was closed cleanly"))
         else:
@@ -344,23 +329,25 @@ class StreamTransport(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Send ``data`` (bytes-like; str raises TypeError). Never blocks."""
-        if self._tls is None:
+        tls = self._tls
+        if tls is None:
             self._t.write(data)
-        elif self._tls_closing():
+        elif tls.closing():
             return  # after close(): dropped, as a TCP transport drops it
         else:
-            self._tls.send(data)
+            tls.send(data)
         self.bytes_sent += len(data)
 
     def write_sequence(self, chunks: Iterable[bytes]) -> None:
         """Send each chunk in turn, as one write."""
         chunks = list(chunks)
-        if self._tls is None:
+        tls = self._tls
+        if tls is None:
             self._t.writelines(chunks)
-        elif self._tls_closing():
+        elif tls.closing():
             return  # after close(): dropped, as a TCP transport drops it
         else:
-            self._tls.send(b"".join(chunks))
+            tls.send(b"".join(chunks))
         self.bytes_sent += sum(map(len, chunks))
 
     def write_eof(self) -> None:
@@ -371,7 +358,7 @@ class StreamTransport(asyncio.Protocol):
         if self._tls is None:
             self._t.write_eof()
         else:
-            self._tls.shutdown()
+            self._tls.write_eof()
 
     def close(self) -> None:
         """Close after everything written so far has been sent.
@@ -382,14 +369,8 @@ class StreamTransport(asyncio.Protocol):
         if self._t is None:
             return
         tls = self._tls
-        if tls is not None and tls.established and not tls.close_notify_sent and not self.lost:
-            tls.shutdown()
-            if not tls.close_notify_received:
-                self._cancel_tls_timer()
-                self._tls_timer = self._reactor.call_later(
-                    TLS_CLOSE_TIMEOUT, self._t.close
-                )
-                return
+        if tls is not None and tls.close(TLS_CLOSE_TIMEOUT):
+            return  # close_notify sent: the TLS connection closes once the peer's comes
         self._t.close()
 
     # ---- TLS
@@ -409,119 +390,23 @@ class StreamTransport(asyncio.Protocol):
         if server_side is not None and bool(server_side) != bool(context.server_side):
             raise ValueError("server_side disagrees with the context (a server or client one)")
         started: Deferred[Any] = Deferred()
-        self._tls_started = started
-        self._begin_tls(context, None)
+        self._begin_tls(context, None, started)
         return started
 
-    def _begin_tls(self, context: Any, hostname: str | None) -> None:
+    def _begin_tls(self, context: Any, hostname: str | None, started: Deferred[Any] | None) -> None:
         # Imported here for start-up time: tls_layer loads pyOpenSSL, which only TLS pays for.
-        from netshell.tls_layer import TLSLayer
+        from netshell.tls_layer import TLSConnection
 
-        self._tls = TLSLayer(context, self._t.write, hostname)
-        # A peer that never completes the handshake must not hold the connection forever.
-        self._tls_timer = self._reactor.call_later(
-            TLS_HANDSHAKE_TIMEOUT, self._handshake_timed_out
-        )
-        try:
-            self._tls.start()
-        except TLSError as e:
-            self._fail_tls(e)
-
-    def _handshake_timed_out(self) -> None:
-        self._tls_timer = None
-        self._fail_tls(
-            HandshakeFailed(f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT} seconds")
-        )
-
-    def _tls_closing(self) -> bool:
-        """close() was called: close_notify is sent, the peer's awaited (write_eof is not this)."""
-        tls = self._tls
-        return (
-            tls is not None
-            and tls.close_notify_sent
-            and (self._tls_timer is not None or self._t.is_closing())
-        )
-
-    def _cancel_tls_timer(self) -> None:
-        timer, self._tls_timer = self._tls_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def _tls_received(self, data: bytes) -> None:
-        tls = self._tls
-        assert tls is not None
-        was_established = tls.established
-        try:
-            chunks = tls.receive(data)
-        except TLSError as e:
-            self._fail_tls(e)
-            return
-        if tls.established and not was_established:
-            self._tls_done()
-            if self.protocol is None or self.lost:
-                return
-        if self._held or (chunks and self._read_paused):
-            # Reading is paused (or older plaintext waits): keep it for resume_reading().
-            if self._held is None:
-                self._held = []
-            self._held.extend(chunks)
-            return
-        self._deliver_tls(chunks)
-
-    def _deliver_tls(self, chunks: list[bytes]) -> None:
-        tls = self._tls
-        assert tls is not None
-        for i, chunk in enumerate(chunks):
-            if self._read_paused:
-                # One socket read can hold many records: what follows a pause waits.
-                self._held = chunks[i:] + (self._held or [])
-                return
-            self.bytes_received += len(chunk)
-            try:
-                self.protocol.data_received(chunk)
-            except Exception as e:
-                self._protocol_error(e, "data_received")
-                return
-        if tls.close_notify_received and not self.lost:
-            if tls.close_notify_sent:
-                self._t.close()  # both said goodbye
-            else:
-                try:
-                    keep_open = self.protocol.eof_received()
-                except Exception as e:
-                    self._protocol_error(e, "eof_received")
-                    return
-                if not keep_open:
-                    self.close()
-
-    def _tls_done(self) -> None:
-        self._cancel_tls_timer()
-        if self.protocol is None:
-            self._attach_protocol()  # listen_tls / connect_tls
-        started, self._tls_started = self._tls_started, None
-        if started is not None:
-            started.callback(self.tls)
-
-    def _fail_tls(self, exc: BaseException) -> None:
-        self._cancel_tls_timer()
-        if self._error is None:
-            self._error = exc
-            log.info("TLS with %s failed: %s", self.peer, exc)
-        elif self._error is not exc:
-            return  # failed already (this is connection_lost after the failure)
-        started, self._tls_started = self._tls_started, None
-        if started is not None and not started.called:
-            started.errback(Failure(exc))
-        self._fail_made(exc)
-        if self._t is not None and not self.lost:
-            self._t.close()  # sends the alert the layer queued, then closes
+        self._tls = tls = TLSConnection(self, context, hostname, started, TLS_HANDSHAKE_TIMEOUT)
+        tls.start()
 
     @property
     def tls(self) -> TLSInfo | None:
         """TLS details (version, cipher, ALPN, SNI, peer certificate), or None without TLS."""
-        if self._tls is None or not self._tls.established:
+        tls = self._tls
+        if tls is None or not tls.established:
             return None
-        return self._tls.info()
+        return tls.info()
 
     def abort(self) -> None:
         """Close at once, dropping anything not yet sent."""
@@ -544,9 +429,7 @@ class StreamTransport(asyncio.Protocol):
 
     def _release_held(self) -> None:
         if self._tls is not None:
-            held, self._held = self._held or [], None
-            if not self.lost:
-                self._deliver_tls(held)  # plaintext, counted as delivered
+            self._tls.release_held()  # plaintext, counted as delivered
         while self._held and not self._read_paused and not self.lost:
             data = self._held.pop(0)
             self.bytes_received -= len(data)  # counted when it arrived
@@ -698,7 +581,9 @@ class StreamTransport(asyncio.Protocol):
         """ "open", "closing" or "closed"."""
         if self.lost:
             return "closed"
-        if self._t is not None and (self._t.is_closing() or self._tls_closing()):
+        if self._t is not None and (
+            self._t.is_closing() or (self._tls is not None and self._tls.closing())
+        ):
             return "closing"
         return "open"
 
@@ -725,388 +610,3 @@ class StreamTransport(asyncio.Protocol):
             f"<{self.kind.upper()} {self.host} <- {self.peer} {name} {self.state}, "
             f"{self.bytes_received}B in / {self.bytes_sent}B out>"
         )
-
-
-# ---- listening
-
-
-def bind_socket(
-    interface: str,
-    port: int,
-    socktype: socket.SocketKind,
-    what: str,
-    backlog: int | None = None,
-    reuse_address: bool = False,
-) -> tuple[socket.socket, socket.AddressFamily]:
-    """Bind a non-blocking socket of ``socktype`` on ``interface:port``; return it and its family.
-
-    The address is the first that ``getaddrinfo`` gives (``""`` is every IPv4
-    interface); an IPv6 socket is IPv6 only. ``backlog``, if given, makes it listen;
-    ``reuse_address`` sets SO_REUSEADDR. Raises ValueError for a port outside 0 to
-    65535, and OSError (the errno kept) whose text is ``"cannot <what> <host:port>:
-    <why>"`` when the address cannot be looked up or bound.
-
-    Example::
-
-        >>> sock, family = bind_socket("127.0.0.1", 0, socket.SOCK_DGRAM, "bind UDP on")
-        >>> family == socket.AF_INET, sock.getsockname()[0]
-        (True, '127.0.0.1')
-        >>> sock.close()
-    """
-    if not 0 <= port <= 65535:
-        # getaddrinfo would keep the low 16 bits and bind some other port.
-        raise ValueError(f"a port is 0 to 65535, not {port}")
-    try:
-        infos = socket.getaddrinfo(interface or None, port, type=socktype, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise OSError(f"cannot {what} {format_hostport(interface, port)}: {e.strerror}") from e
-    family, socktype, proto, _, sockaddr = infos[0]
-    sock = socket.socket(family, socktype, proto)
-    try:
-        if reuse_address:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(sockaddr)
-        if backlog is not None:
-            sock.listen(backlog)
-    except OSError as e:
-        sock.close()
-        where = format_hostport(str(sockaddr[0]), port)
-        raise OSError(e.errno, f"cannot {what} {where}: {e.strerror}") from e
-    sock.setblocking(False)
-    return sock, family
-
-
-def _bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
-    sock, family = bind_socket(
-        interface, port, socket.SOCK_STREAM, "listen on", backlog=backlog, reuse_address=True
-    )
-    return sock, "tcp6" if family == socket.AF_INET6 else "tcp"
-
-
-def _bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        pass
-    else:
-        if not stat.S_ISSOCK(st.st_mode):
-            raise FileExistsError(errno.EEXIST, f"{path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except (ConnectionRefusedError, FileNotFoundError):
-            os.unlink(path)  # a stale socket file: nobody listens there
-        else:
-            raise OSError(errno.EADDRINUSE, f"{path} is in use by a live server")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        os.chmod(path, mode)
-        sock.listen(backlog)
-    except OSError as e:
-        sock.close()
-        raise OSError(e.errno, f"cannot listen on unix:{path}: {e.strerror}") from e
-    sock.setblocking(False)
-    return sock
-
-
-class Listener:
-    """A listening socket and the factory that makes a protocol per connection.
-
-    ``address`` (an :class:`Address`) and ``port`` tell where it listens;
-    ``connections`` lists the connections it accepted that are open now.
-    """
-
-    def __init__(
-        self,
-        reactor: Reactor,
-        sock: socket.socket,
-        kind: str,
-        factory: Factory,
-        backlog: int = 128,
-        tls_context: Any = None,
-    ) -> None:
-        #: this listener's number: per process, in order of creation (``listener(1)``)
-        self.number = next(listener_numbers)
-        #: when it started listening (a ``time.time()``)
-        self.created_at = time.time()
-        # asyncio calls listen() again when it starts serving: it must get the same backlog.
-        self.backlog = backlog
-        #: a TLS server context: every connection is TLS from its first byte
-        self.tls_context = tls_context
-        self.reactor = reactor
-        self.factory = factory
-        self.kind = kind
-        self._sock = sock
-        self.address = _address(kind, sock.getsockname())
-        self._connections: dict[StreamTransport, None] = {}
-        self._server: asyncio.AbstractServer | None = None
-        self._closing: Deferred[None] | None = None
-        self._drained: Deferred[None] | None = None
-        self.closed = False
-        factory._start_use()
-        reactor._add_listener(self)
-        self._starting = reactor.loop.create_task(self._serve())
-
-    async def _serve(self) -> None:
-        loop = self.reactor.loop
-        kind = self.kind
-        backlog = self.backlog
-        # Not serving until self._server is set: close() must find the server that
-        # watches the socket, or it would close the fd under the selector's feet.
-        if kind == "unix":
-            self._server = await loop.create_unix_server(
-                lambda: StreamTransport(
-                    self.reactor, kind, self.factory, self, tls_context=self.tls_context
-                ),
-                sock=self._sock,
-                backlog=backlog,
-                start_serving=False,
-            )
-        else:
-            self._server = await loop.create_server(
-                lambda: StreamTransport(
-                    self.reactor, kind, self.factory, self, tls_context=self.tls_context
-                ),
-                sock=self._sock,
-                backlog=backlog,
-                start_serving=False,
-            )
-        await self._server.start_serving()
-
-    @property
-    def port(self) -> int:
-        """The port listened on (0 for Unix sockets)."""
-        return self.address.port
-
-    @property
-    def connections(self) -> list[StreamTransport]:
-        """The accepted connections that are open now."""
-        return list(self._connections)
-
-    def _connection_gone(self, t: StreamTransport) -> None:
-        self._connections.pop(t, None)
-        if not self._connections and self._drained is not None and not self._drained.called:
-            self._drained.callback(None)
-
-    def close(self, drain: bool = False, timeout: float | None = None) -> Deferred[None]:
-        """Stop listening; returns a Deferred that fires once the socket is closed.
-
-        The accepted connections stay open, unless ``drain``: then the
-        Deferred fires once they have all closed, and those still open after
-        ``timeout`` seconds (if given) are closed. Calling close() again
-        returns the same Deferred.
-        """
-        if self._closing is not None:
-            return self._closing
-        self.closed = True
-        if self._server is not None:
-            self._server.close()
-        else:
-            self._starting.cancel()
-            self._sock.close()
-        if self.kind == "unix":
-            try:
-                os.unlink(self.address.host)
-            except OSError:
-                pass
-        self.reactor._remove_listener(self)
-        self.factory._stop_use()
-        if self.reactor.loop.is_running():
-            self._closing = ensure_deferred(self._finish_close(drain, timeout))
-        else:
-            self._closing = succeed(None)
-        return self._closing
-
-    async def _finish_close(self, drain: bool, timeout: float | None) -> None:
-        if self._server is not None:
-            await self._server.wait_closed()
-        if drain and self._connections:
-            self._drained = Deferred()
-            try:
-                await asyncio.wait_for(self._drained.as_future(), timeout)
-            except TimeoutError:
-                for t in list(self._connections):
-                    t.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "listening"
-        name = getattr(self.factory.protocol, "__qualname__", type(self.factory).__name__)
-        count = len(self._connections)
-        kind = f"{self.kind}+tls" if self.tls_context is not None else self.kind
-        return f"<Listener {kind} {self.address} {name} {state}, {count} connections>"
-
-
-# ---- connecting
-
-
-def _connect_error(e: BaseException, where: str, timeout: float) -> ConnectError:
-    if isinstance(e, TimeoutError):
-        err: ConnectError = ConnectTimeout(f"connecting to {where} timed out after {timeout}s")
-    elif isinstance(e, socket.gaierror):
-        err = DNSLookupError(f"cannot look up the address of {where}: {e.strerror}")
-    elif isinstance(e, ConnectionRefusedError):
-        err = ConnectionRefused(f"{where} refused the connection")
-    elif isinstance(e, OSError):
-        err = ConnectError(f"cannot connect to {where}: {e.strerror or e}")
-    else:
-        err = ConnectError(f"cannot connect to {where}: {e!r}")
-    err.__cause__ = e
-    return err
-
-
-class Connector:
-    """Makes an outgoing connection for a client factory, and can make it again.
-
-    ``state`` is "disconnected", "connecting" or "connected"; ``transport``
-    is the current connection's transport. A ReconnectingClientFactory calls
-    :meth:`connect` to try again; :meth:`stop_connecting` cancels an attempt.
-    """
-
-    def __init__(
-        self,
-        reactor: Reactor,
-        kind: str,
-        address: tuple[str, int] | str,
-        factory: Factory,
-        timeout: float = 30,
-        bind_address: tuple[str, int] | None = None,
-        tls_context: Any = None,
-    ) -> None:
-        self.reactor = reactor
-        self.kind = kind
-        #: with a TLS client context, the connection counts as made once the handshake is done
-        self.tls_context = tls_context
-        self.address = address
-        self.factory = factory
-        self.timeout = timeout
-        self.bind_address = bind_address
-        self.state = "disconnected"
-        self.transport: StreamTransport | None = None
-        self._attempt: Deferred[Any] | None = None
-        self._started = False
-        self._handshaking: StreamTransport | None = None  # connect_tls, TCP up, TLS not yet
-
-    @property
-    def where(self) -> str:
-        """The address being connected to, as text."""
-        if isinstance(self.address, str):
-            return f"unix:{self.address}"
-        host, port = self.address
-        return format_hostport(host, port)
-
-    def connect(self) -> Deferred[Protocol]:
-        """Start an attempt; the Deferred fires with the connected protocol.
-
-        It fails with a :class:`~netshell.ConnectError` subclass saying what
-        happened: ConnectionRefused, ConnectTimeout, DNSLookupError.
-        Cancelling it abandons the attempt.
-        """
-        if not self._started:
-            self._started = True
-            self.factory._start_use()
-        self.state = "connecting"
-        task: asyncio.Task[Any] | None = None
-
-        def cancel(_: Deferred[Any]) -> None:
-            if task is not None:
-                task.cancel()
-            if self._handshaking is not None and not self._handshaking.lost:
-                self._handshaking.abort()
-            self.state = "disconnected"
-            self._maybe_done()
-
-        made: Deferred[Any] = Deferred(cancel)
-        self._attempt = made
-        task = self.reactor.loop.create_task(self._run(made))
-        return made
-
-    async def _run(self, made: Deferred[Any]) -> None:
-        loop = self.reactor.loop
-        started = loop.time()
-        self._handshaking = None
-        hostname = None if isinstance(self.address, str) else self.address[0]
-        t = StreamTransport(
-            self.reactor,
-            self.kind,
-            self.factory,
-            connector=self,
-            made=made,
-            tls_context=self.tls_context,
-            tls_hostname=hostname,
-        )
-        try:
-            if isinstance(self.address, str):
-                coro = loop.create_unix_connection(lambda: t, self.address)
-            else:
-                host, port = self.address
-                coro = loop.create_connection(lambda: t, host, port, local_addr=self.bind_address)
-            await asyncio.wait_for(coro, self.timeout)
-            tls = t._tls
-            if tls is not None and not tls.established and not t.lost:
-                self._handshaking = t
-                left = max(0.0, self.timeout - (loop.time() - started))
-                if left < TLS_HANDSHAKE_TIMEOUT:  # our timeout covers the handshake too
-                    t._cancel_tls_timer()
-                    late = ConnectTimeout(
-                        f"the TLS handshake with {self.where} did not finish within {self.timeout}s"
-                    )
-                    t._tls_timer = self.reactor.call_later(left, t._fail_tls, late)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            self.state = "disconnected"
-            err = _connect_error(e, self.where, self.timeout)
-            if not made.called:
-                made.errback(Failure(err))
-            self._failed(Failure(err))
-            self._maybe_done()
-
-    def _failed(self, reason: Failure) -> None:
-        failed = getattr(self.factory, "client_connection_failed", None)
-        if failed is not None:
-            try:
-                failed(self, reason)
-            except Exception:
-                log.exception("Error in %r.client_connection_failed", self.factory)
-
-    def _lost(self, reason: Failure) -> None:
-        self.state = "disconnected"
-        self.transport = None
-        lost = getattr(self.factory, "client_connection_lost", None)
-        if lost is not None:
-            try:
-                lost(self, reason)
-            except Exception:
-                log.exception("Error in %r.client_connection_lost", self.factory)
-        self._maybe_done()
-
-    def _maybe_done(self) -> None:
-        # The factory is done with when nothing reconnects it.
-        if self.state == "disconnected" and self._started and not _will_retry(self.factory):
-            self._started = False
-            self.factory._stop_use()
-
-    def stop_connecting(self) -> None:
-        """Abandon the attempt in progress, if any."""
-        if self.state == "connecting" and self._attempt is not None:
-            self._attempt.cancel()
-        self._maybe_done()  # e.g. the factory stopped trying while a retry was pending
-
-    def disconnect(self) -> None:
-        """Close the current connection, or abandon the attempt in progress."""
-        if self.transport is not None:
-            self.transport.close()
-        else:
-            self.stop_connecting()
-
-    def __repr__(self) -> str:
-        return f"<Connector {self.kind} {self.where} {self.state}>"
-
-
-def _will_retry(factory: Any) -> bool:
-    return bool(getattr(factory, "continue_trying", False) and getattr(factory, "_call", None))

@@ -36,7 +36,7 @@ from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectionDone, ConnectionLost
 from netshell.failure import Failure
 from netshell.interfaces import Address, format_hostport
-from netshell.transport import bind_socket, listener_numbers
+from netshell.listener import bind_socket, listener_numbers
 
 if TYPE_CHECKING:
     from netshell.protocol import DatagramProtocol

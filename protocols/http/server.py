@@ -50,9 +50,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from netshell.defer import Deferred, ensure_deferred
 from netshell.failure import Failure
+from netshell.listener import Listener
 from netshell.protocol import Factory, Protocol
 from netshell.reactor import get_reactor
-from netshell.transport import Listener
 from protocols.http.app import App, to_response
 from protocols.http.deadlines import BODY as _BODY
 from protocols.http.deadlines import HEAD as _HEAD

@@ -38,8 +38,16 @@ LAYERS: list[set[str]] = [
     # Deferreds (one asks for a clock, get_reactor(), only when it needs one)
     {"netshell.defer"},
     {"netshell.protocol"},
-    # the transports
-    {"netshell.transport", "netshell.udp", "netshell.tls_layer", "netshell.tls"},
+    # the transports; listener and connector build stream transports (udp shares the
+    # listener's bind_socket and numbering, so they are one layer, not one above)
+    {
+        "netshell.transport",
+        "netshell.listener",
+        "netshell.connector",
+        "netshell.udp",
+        "netshell.tls_layer",
+        "netshell.tls",
+    },
     {"netshell.endpoints", "netshell.threads", "netshell.db"},
     # the Reactor facade: listen_*/connect_* call down into the transports
     {"netshell.reactor"},

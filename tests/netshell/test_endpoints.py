@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import netshell as ns
 from netshell import endpoints
 from netshell.endpoints import Endpoint, EndpointError, connect, format, listen, parse
-from netshell.transport import Listener
+from netshell.listener import Listener
 from netshell.udp import DatagramListener
 
 # ---- parsing: what is accepted

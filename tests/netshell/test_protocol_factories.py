@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 import netshell as ns
+from netshell.connector import Connector
 from netshell.testing import Clock, RecordingEcho, RecordingFactory, RecordingProtocol
-from netshell.transport import Address, Connector
+from netshell.transport import Address
 
 Recorder = RecordingProtocol
 Echo = RecordingEcho

@@ -11,6 +11,7 @@ import pytest
 
 import netshell as ns
 from netshell.interfaces import Address
+from netshell.listener import bind_socket
 from netshell.testing import (
     Clock,
     StringDatagramTransport,
@@ -19,7 +20,6 @@ from netshell.testing import (
     no_result,
     success_result_of,
 )
-from netshell.transport import bind_socket
 from protocols import wire
 from protocols.wire import Chargen, EchoDatagram, QOTDDatagram
 

@@ -44,7 +44,7 @@ async def test_the_handshake_timeout_does_not_touch_a_connection_that_completed(
     )
     server = await factory.accepted()
     # Both sides finished their handshake: neither keeps a handshake timer running.
-    assert server.transport._tls_timer is None and client.transport._tls_timer is None
+    assert server.transport._tls.timer is None and client.transport._tls.timer is None
     assert reactor.delayed_calls == []
     client.transport.write(b"still here")
     assert await client.wait_for_bytes(10) == b"still here"

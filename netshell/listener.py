@@ -1,0 +1,245 @@
+"""Listening: a bound socket and its factory, one StreamTransport per accepted connection.
+
+A :class:`Listener` is a listening TCP or Unix socket with the factory that makes
+a protocol for each connection it accepts (with a TLS server context, every
+connection is TLS from its first byte). :func:`bind_socket` binds the sockets
+that listeners and UDP ports use; the reactor's ``listen_tcp`` / ``listen_unix``
+/ ``listen_tls`` bind with ``_bind_tcp`` / ``_bind_unix`` and build the Listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import os
+import socket
+import stat
+import time
+from typing import TYPE_CHECKING, Any
+
+from netshell.defer import Deferred, ensure_deferred, succeed
+from netshell.interfaces import format_hostport
+from netshell.transport import StreamTransport, _address
+
+if TYPE_CHECKING:
+    from netshell.protocol import Factory
+    from netshell.reactor import Reactor
+
+__all__ = ["Listener", "bind_socket"]
+
+#: Numbers for listeners (stream and datagram), shown by the prompt's tables and traces.
+listener_numbers = itertools.count(1)
+
+
+def bind_socket(
+    interface: str,
+    port: int,
+    socktype: socket.SocketKind,
+    what: str,
+    backlog: int | None = None,
+    reuse_address: bool = False,
+) -> tuple[socket.socket, socket.AddressFamily]:
+    """Bind a non-blocking socket of ``socktype`` on ``interface:port``; return it and its family.
+
+    The address is the first that ``getaddrinfo`` gives (``""`` is every IPv4
+    interface); an IPv6 socket is IPv6 only. ``backlog``, if given, makes it listen;
+    ``reuse_address`` sets SO_REUSEADDR. Raises ValueError for a port outside 0 to
+    65535, and OSError (the errno kept) whose text is ``"cannot <what> <host:port>:
+    <why>"`` when the address cannot be looked up or bound.
+
+    Example::
+
+        >>> sock, family = bind_socket("127.0.0.1", 0, socket.SOCK_DGRAM, "bind UDP on")
+        >>> family == socket.AF_INET, sock.getsockname()[0]
+        (True, '127.0.0.1')
+        >>> sock.close()
+    """
+    if not 0 <= port <= 65535:
+        # getaddrinfo would keep the low 16 bits and bind some other port.
+        raise ValueError(f"a port is 0 to 65535, not {port}")
+    try:
+        infos = socket.getaddrinfo(interface or None, port, type=socktype, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise OSError(f"cannot {what} {format_hostport(interface, port)}: {e.strerror}") from e
+    family, socktype, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(sockaddr)
+        if backlog is not None:
+            sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        where = format_hostport(str(sockaddr[0]), port)
+        raise OSError(e.errno, f"cannot {what} {where}: {e.strerror}") from e
+    sock.setblocking(False)
+    return sock, family
+
+
+def _bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
+    """A listening TCP socket on ``interface:port``, and its kind ("tcp" or "tcp6")."""
+    sock, family = bind_socket(
+        interface, port, socket.SOCK_STREAM, "listen on", backlog=backlog, reuse_address=True
+    )
+    return sock, "tcp6" if family == socket.AF_INET6 else "tcp"
+
+
+def _bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
+    """A listening Unix socket at ``path`` (a stale socket file there is replaced)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise FileExistsError(errno.EEXIST, f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # a stale socket file: nobody listens there
+        else:
+            raise OSError(errno.EADDRINUSE, f"{path} is in use by a live server")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, mode)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot listen on unix:{path}: {e.strerror}") from e
+    sock.setblocking(False)
+    return sock
+
+
+class Listener:
+    """A listening socket and the factory that makes a protocol per connection.
+
+    ``address`` (an :class:`Address`) and ``port`` tell where it listens;
+    ``connections`` lists the connections it accepted that are open now.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        sock: socket.socket,
+        kind: str,
+        factory: Factory,
+        backlog: int = 128,
+        tls_context: Any = None,
+    ) -> None:
+        #: this listener's number: per process, in order of creation (``listener(1)``)
+        self.number = next(listener_numbers)
+        #: when it started listening (a ``time.time()``)
+        self.created_at = time.time()
+        # asyncio calls listen() again when it starts serving: it must get the same backlog.
+        self.backlog = backlog
+        #: a TLS server context: every connection is TLS from its first byte
+        self.tls_context = tls_context
+        self.reactor = reactor
+        self.factory = factory
+        self.kind = kind
+        self._sock = sock
+        self.address = _address(kind, sock.getsockname())
+        self._connections: dict[StreamTransport, None] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._closing: Deferred[None] | None = None
+        self._drained: Deferred[None] | None = None
+        self.closed = False
+        factory._start_use()
+        reactor._add_listener(self)
+        self._starting = reactor.loop.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        loop = self.reactor.loop
+        kind = self.kind
+        backlog = self.backlog
+        # Not serving until self._server is set: close() must find the server that
+        # watches the socket, or it would close the fd under the selector's feet.
+        if kind == "unix":
+            self._server = await loop.create_unix_server(
+                lambda: StreamTransport(
+                    self.reactor, kind, self.factory, self, tls_context=self.tls_context
+                ),
+                sock=self._sock,
+                backlog=backlog,
+                start_serving=False,
+            )
+        else:
+            self._server = await loop.create_server(
+                lambda: StreamTransport(
+                    self.reactor, kind, self.factory, self, tls_context=self.tls_context
+                ),
+                sock=self._sock,
+                backlog=backlog,
+                start_serving=False,
+            )
+        await self._server.start_serving()
+
+    @property
+    def port(self) -> int:
+        """The port listened on (0 for Unix sockets)."""
+        return self.address.port
+
+    @property
+    def connections(self) -> list[StreamTransport]:
+        """The accepted connections that are open now."""
+        return list(self._connections)
+
+    def _connection_gone(self, t: StreamTransport) -> None:
+        self._connections.pop(t, None)
+        if not self._connections and self._drained is not None and not self._drained.called:
+            self._drained.callback(None)
+
+    def close(self, drain: bool = False, timeout: float | None = None) -> Deferred[None]:
+        """Stop listening; returns a Deferred that fires once the socket is closed.
+
+        The accepted connections stay open, unless ``drain``: then the
+        Deferred fires once they have all closed, and those still open after
+        ``timeout`` seconds (if given) are closed. Calling close() again
+        returns the same Deferred.
+        """
+        if self._closing is not None:
+            return self._closing
+        self.closed = True
+        if self._server is not None:
+            self._server.close()
+        else:
+            self._starting.cancel()
+            self._sock.close()
+        if self.kind == "unix":
+            try:
+                os.unlink(self.address.host)
+            except OSError:
+                pass
+        self.reactor._remove_listener(self)
+        self.factory._stop_use()
+        if self.reactor.loop.is_running():
+            self._closing = ensure_deferred(self._finish_close(drain, timeout))
+        else:
+            self._closing = succeed(None)
+        return self._closing
+
+    async def _finish_close(self, drain: bool, timeout: float | None) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+        if drain and self._connections:
+            self._drained = Deferred()
+            try:
+                await asyncio.wait_for(self._drained.as_future(), timeout)
+            except TimeoutError:
+                for t in list(self._connections):
+                    t.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "listening"
+        name = getattr(self.factory.protocol, "__qualname__", type(self.factory).__name__)
+        count = len(self._connections)
+        kind = f"{self.kind}+tls" if self.tls_context is not None else self.kind
+        return f"<Listener {kind} {self.address} {name} {state}, {count} connections>"
