@@ -15,25 +15,16 @@ import asyncio
 import re
 import selectors
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import shell_patches
 
 from netshell.app import cli, runner
 from netshell.reactor import Reactor
 from netshell.shell import chains, prompt
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-@pytest.fixture(autouse=True)
-def no_patch_left_behind() -> Iterator[None]:
-    before = shell_patches.snapshot()
-    yield
-    shell_patches.assert_unchanged(before)
 
 
 def documented(page: str, pattern: str) -> float:

@@ -21,6 +21,7 @@ from netshell.reactor import DelayedCall
 from netshell.shell.display import hexdump
 from netshell.shell.tracing import Tracer
 from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
+from netshell.udp import DatagramTransport
 
 
 class Traced:
