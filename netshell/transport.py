@@ -329,25 +329,23 @@ class StreamTransport(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Send ``data`` (bytes-like; str raises TypeError). Never blocks."""
-        tls = self._tls
-        if tls is None:
+        if self._tls is None:
             self._t.write(data)
-        elif tls.closing():
+        elif self._tls.closing():
             return  # after close(): dropped, as a TCP transport drops it
         else:
-            tls.send(data)
+            self._tls.send(data)
         self.bytes_sent += len(data)
 
     def write_sequence(self, chunks: Iterable[bytes]) -> None:
         """Send each chunk in turn, as one write."""
         chunks = list(chunks)
-        tls = self._tls
-        if tls is None:
+        if self._tls is None:
             self._t.writelines(chunks)
-        elif tls.closing():
+        elif self._tls.closing():
             return  # after close(): dropped, as a TCP transport drops it
         else:
-            tls.send(b"".join(chunks))
+            self._tls.send(b"".join(chunks))
         self.bytes_sent += sum(map(len, chunks))
 
     def write_eof(self) -> None:
