@@ -64,7 +64,7 @@ from protocols.http.errors import (
     ServerDisconnected,
     TooManyRedirects,
 )
-from protocols.http.framing import request_framing
+from protocols.http.framing import set_request_framing
 from protocols.http.message import Headers, Limits, Response
 from protocols.http.parser import ResponseHead, serialize_request_head
 from protocols.http.pool import Pool
@@ -365,18 +365,9 @@ class HTTPClient:
     ) -> tuple[ResponseHead, Headers]:
         request_headers = headers.copy()
         request_headers.setdefault("Host", url.authority)
-        # The framing headers are ours: one of the caller's next to the one we set would
-        # make a request that two servers may read two ways (RFC 9112 section 6.2: never
-        # Content-Length with Transfer-Encoding). Only a streamed body's Content-Length
-        # is kept (checked in _prepare), and the body is then sent as it is, not chunked.
-        length = None
-        if body is not None and not isinstance(body, bytes) and "content-length" in headers:
-            length = int(headers["content-length"])
-        request_headers.remove("Content-Length")
-        request_headers.remove("Transfer-Encoding")
-        framing = request_framing(method, body, length)
-        if framing is not None:
-            request_headers.set(*framing)
+        # The framing fields are framing.py's (a streamed body's Content-Length was
+        # checked in _prepare).
+        length = set_request_framing(method, body, request_headers)
         head = serialize_request_head(method, url.target, request_headers)
         replayable = body is None or isinstance(body, bytes)
         key = (*url.origin, context if url.scheme == "https" else None)

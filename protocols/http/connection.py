@@ -21,15 +21,9 @@ import netshell as ns
 from netshell.defer import Deferred, ensure_deferred
 from netshell.failure import Failure
 from protocols.http.errors import HTTPClientError, RemoteProtocolError, ServerDisconnected
+from protocols.http.framing import BodyFramer
 from protocols.http.message import Headers, Limits, ParseError
-from protocols.http.parser import (
-    LAST_CHUNK,
-    Body,
-    EndOfMessage,
-    ResponseHead,
-    ResponseParser,
-    encode_chunk,
-)
+from protocols.http.parser import Body, EndOfMessage, ResponseHead, ResponseParser
 
 __all__ = ["Connection", "PoolKey", "Stale"]
 
@@ -158,32 +152,34 @@ class Connection(ns.Protocol):
         return done
 
     async def _send_streamed(self, pieces: Iterable[bytes], length: int | None) -> None:
-        sent = 0
+        # framing.py frames each piece: chunked, or as it is up to the declared length.
+        framer = BodyFramer(length is None, length)
         for piece in pieces:
             if self.lost or self._done is None:
                 return
             if not isinstance(piece, (bytes, bytearray, memoryview)):
                 raise TypeError(f"a streamed body yields bytes, not {type(piece).__name__}")
             if piece:
-                sent += len(piece)
-                if length is None:
-                    self.transport.write(encode_chunk(bytes(piece)))
-                elif sent > length:
+                try:
+                    data: bytes | None = framer.piece(bytes(piece))
+                except ValueError:
+                    data = None
+                if data is None:
                     # Not a byte past the length: the server would read it as a request.
                     raise HTTPClientError(
                         f"the streamed body yields more than its Content-Length of {length} bytes"
                     )
-                else:
-                    self.transport.write(bytes(piece))
+                self.transport.write(data)
             if self._write_paused:
                 self._drained = Deferred()
                 await self._drained
         if length is None:
             if not self.lost:
-                self.transport.write(LAST_CHUNK)
-        elif sent < length and not self.lost and self._done is not None:
+                self.transport.write(framer.end())
+        elif framer.short() and not self.lost and self._done is not None:
             raise HTTPClientError(
-                f"the streamed body yields only {sent} bytes, not its Content-Length of {length}"
+                f"the streamed body yields only {framer.sent} bytes, not its Content-Length "
+                f"of {length}"
             )
         self._sending = False
 

@@ -1,10 +1,14 @@
-"""How an outgoing HTTP/1.1 message is framed: the one place that decides it (sans-I/O).
+"""How an HTTP/1.1 message body is delimited: the one place that decides it (sans-I/O).
 
 A message's body ends in one of three ways on the wire: after a ``Content-Length`` of
 bytes, at the last chunk of a ``Transfer-Encoding: chunked`` body, or when the sender
-closes the connection (responses to HTTP/1.0 clients only). Some messages have no body
-at all: answers to HEAD, 1xx, 204 and 304. Like h11's writers, the functions here take
-what is to be sent and return bytes; they never touch a transport.
+closes the connection (responses only). Some messages have no body at all: answers to
+HEAD, 1xx, 204 and 304, and requests with neither field. Both directions are decided
+here: for what is sent, like h11's writers, the functions take what is to be sent and
+return bytes; for what is read, they take the framing fields of a head and say how its
+body is delimited. None of them touches a transport.
+
+Writing:
 
 - :func:`response_head_lines`: a response's status line and fields, with the framing
   fields a handler gave dropped (they are the framer's) and read for what they ask
@@ -15,33 +19,42 @@ what is to be sent and return bytes; they never touch a transport.
 - :class:`BodyFramer`: each piece of a streamed body as bytes, and the end;
 - :func:`request_framing`: the client's decision for a request body, the same rules
   seen from the other side (``Content-Length`` for bytes and for a streamed body of
-  declared length, else chunked; ``Content-Length: 0`` for a body-less POST/PUT/PATCH).
+  declared length, else chunked; ``Content-Length: 0`` for a body-less POST/PUT/PATCH);
+- :func:`encode_chunk` and :data:`LAST_CHUNK`: a chunk, and the end of a chunked body.
 
-The reading side's decision (RFC 9112 section 6.3) is the parser's
-(:mod:`protocols.http.parser`).
+Reading (RFC 9112 section 6.3), for :mod:`protocols.http.parser`:
+
+- :func:`read_request_framing`: how a request's body is delimited (``none``, ``length``
+  or ``chunked``), refusing with a ParseError what could let two parsers disagree;
+- :func:`read_response_framing`: the same for a response, which also depends on the
+  request's method and the status, and may run until the connection closes.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
-from protocols.http.message import Response
-from protocols.http.parser import LAST_CHUNK, encode_chunk
+from protocols.http.message import Headers, ParseError, Response
 from protocols.http.static import FileBody
 
 __all__ = [
     "BIG_BODY",
+    "LAST_CHUNK",
     "SERVER",
     "SERVER_LINE",
     "BodyFramer",
     "ResponseFrame",
+    "encode_chunk",
     "field_line",
     "frame_response",
     "plain_head_lines",
     "plain_response",
+    "read_request_framing",
+    "read_response_framing",
     "request_framing",
     "response_head_lines",
+    "set_request_framing",
     "status_line",
 ]
 
@@ -70,6 +83,16 @@ _status_lines: dict[tuple[int, str], bytes] = {}
 _HTTP11 = (1, 1)
 _CLOSE_END = b"Connection: close\r\n\r\n"
 _KEEP_ALIVE_END = b"Connection: keep-alive\r\n\r\n"
+
+#: the last chunk of a chunked body, with no trailers
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """``data`` framed as one chunk of a chunked body (empty data gives b"", not an end)."""
+    if not data:
+        return b""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def field_line(name: str, value: str) -> bytes:
@@ -332,3 +355,127 @@ def request_framing(
     if method in ("POST", "PUT", "PATCH"):
         return ("Content-Length", "0")
     return None
+
+
+def set_request_framing(method: str, body: bytes | object | None, headers: Headers) -> int | None:
+    """Give a request's ``headers`` (in place) the framing field its ``body`` needs.
+
+    The caller's ``Content-Length`` and ``Transfer-Encoding`` are dropped: one of theirs
+    next to the one set here would make a request that two servers may read two ways
+    (RFC 9112 section 6.2: never Content-Length with Transfer-Encoding). Only a streamed
+    body's ``Content-Length`` (a number, checked by the caller) is kept, and that body is
+    then sent as it is, not chunked: its length is returned (else None), and the body
+    must yield exactly that many bytes.
+
+    >>> headers = Headers([("Transfer-Encoding", "gzip")])
+    >>> set_request_framing("POST", b"abc", headers), headers
+    (None, Headers([('Content-Length', '3')]))
+    """
+    length = None
+    if body is not None and not isinstance(body, bytes) and "content-length" in headers:
+        length = int(headers["content-length"])
+    headers.remove("Content-Length")
+    headers.remove("Transfer-Encoding")
+    framing = request_framing(method, body, length)
+    if framing is not None:
+        headers.set(*framing)
+    return length
+
+
+# --- reading: how the body of a received head is delimited (RFC 9112 section 6.3) ----------
+
+
+def _content_length(values: list[str], max_body: int) -> int:
+    if len(values) != 1:
+        # Even equal duplicates: RFC 9112 section 6.3 lets a recipient reject them, and
+        # accepting them is what lets a front end and a back end disagree.
+        raise ParseError(400, "duplicate Content-Length")
+    value = values[0]
+    if not (value.isascii() and value.isdigit()):
+        raise ParseError(400, f"invalid Content-Length {value[:40]!r}")
+    # Guard int() (and its digit limit) against absurdly long numbers.
+    if len(value.lstrip("0")) > 18 or int(value) > max_body:
+        raise ParseError(413, f"body larger than {max_body} bytes")
+    return int(value)
+
+
+def _is_chunked(values: list[str]) -> bool:
+    # Only a single "chunked" is understood: any other coding (or "chunked" twice, or a
+    # list) is refused, since we could not find the end of such a body safely.
+    return len(values) == 1 and values[0].lower() == "chunked"
+
+
+def _body_framing(
+    codings: list[str] | None, lengths: list[str] | None, http11: bool, what: str,
+    max_body: int,
+) -> tuple[Literal["length", "chunked"], int | None]:
+    """How a body with these Transfer-Encoding / Content-Length fields is delimited.
+
+    One place for the rules that close request smuggling (RFC 9112 section 6):
+    both fields, Transfer-Encoding in HTTP/1.0, a coding other than a lone
+    ``chunked``, a duplicate or malformed Content-Length: each a ParseError(400).
+    """
+    if codings is not None:
+        if lengths is not None:
+            raise ParseError(400, "both Content-Length and Transfer-Encoding")
+        if not http11:
+            # RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+            raise ParseError(400, f"Transfer-Encoding in an HTTP/1.0 {what}")
+        if not _is_chunked(codings):
+            raise ParseError(400, f"unsupported Transfer-Encoding {', '.join(codings)[:40]!r}")
+        return "chunked", None
+    assert lengths is not None
+    return "length", _content_length(lengths, max_body)
+
+
+def read_request_framing(
+    codings: list[str] | None, lengths: list[str] | None, http11: bool, max_body: int
+) -> tuple[Literal["none", "length", "chunked"], int | None]:
+    """How the body of a received request is delimited: (kind, Content-Length or None).
+
+    ``codings`` and ``lengths`` are the values of its Transfer-Encoding and
+    Content-Length fields (None when it has none); ``http11``: its version is 1.1 or
+    later. A request with neither field has no body (``"none"``). Raises ParseError:
+    400 for framing two parsers could read two ways (both fields, Transfer-Encoding in
+    HTTP/1.0, a coding other than a lone ``chunked``, a duplicate or malformed
+    Content-Length), 413 for a Content-Length above ``max_body``.
+
+    >>> read_request_framing(None, ["5"], True, 1024)
+    ('length', 5)
+    >>> read_request_framing(["chunked"], None, True, 1024)
+    ('chunked', None)
+    """
+    if codings is None and lengths is None:
+        return "none", None
+    return _body_framing(codings, lengths, http11, "request", max_body)
+
+
+def read_response_framing(
+    method: str,
+    status: int,
+    codings: list[str] | None,
+    lengths: list[str] | None,
+    http11: bool,
+    max_body: int,
+) -> tuple[Literal["none", "length", "chunked", "close"], int | None, bool]:
+    """How the body of a response to ``method`` is delimited: (kind, length, last).
+
+    As :func:`read_request_framing`, and: an answer to HEAD, a 1xx, 204 or 304 has no
+    body whatever its fields say; a 101, or a 2xx to CONNECT, has none and hands the
+    connection to another protocol (``last`` is then True: no more HTTP on it); a
+    response with neither field runs until the server closes (``"close"``, and
+    ``last``).
+
+    >>> read_response_framing("GET", 200, None, None, True, 1024)
+    ('close', None, True)
+    >>> read_response_framing("HEAD", 200, None, ["5"], True, 1024)
+    ('none', None, False)
+    """
+    if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+        return "none", None, True
+    if status < 200 or method == "HEAD" or status == 204 or status == 304:
+        return "none", None, False
+    if codings is None and lengths is None:
+        return "close", None, True
+    kind, length = _body_framing(codings, lengths, http11, "response", max_body)
+    return kind, length, False

@@ -12,6 +12,11 @@ smuggling attempt (both Content-Length and Transfer-Encoding, duplicate or non-n
 Content-Length, a transfer coding other than ``chunked``, obsolete line folding, whitespace
 before a colon, bare CR or LF, control characters), 414 for a long request line, 431 for
 a large head, 413 for a large body, 505 for an HTTP major version other than 1.
+How a body is delimited (Content-Length, chunked, until the close, or none: RFC 9112
+section 6.3) is decided by :mod:`protocols.http.framing` (``read_request_framing``,
+``read_response_framing``), which raises those framing errors; the parser reads the
+fields and follows its answer. ``encode_chunk`` and ``LAST_CHUNK`` live there too and are
+importable from here as well.
 
 Where RFC 9112 leaves a choice, this parser takes the strict one (and so refuses some
 messages h11 accepts): bare LF line ends, obs-fold, equal duplicate Content-Length,
@@ -56,6 +61,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from protocols.http.framing import LAST_CHUNK as LAST_CHUNK
+from protocols.http.framing import encode_chunk as encode_chunk
+from protocols.http.framing import read_request_framing, read_response_framing
 from protocols.http.message import Headers, Limits, ParseError
 
 __all__ = [
@@ -251,26 +259,6 @@ def _parse_fields(
     return pairs, special
 
 
-def _content_length(values: list[str], limits: Limits) -> int:
-    if len(values) != 1:
-        # Even equal duplicates: RFC 9112 section 6.3 lets a recipient reject them, and
-        # accepting them is what lets a front end and a back end disagree.
-        raise _fail(400, "duplicate Content-Length")
-    value = values[0]
-    if not (value.isascii() and value.isdigit()):
-        raise _fail(400, f"invalid Content-Length {value[:40]!r}")
-    # Guard int() (and its digit limit) against absurdly long numbers.
-    if len(value.lstrip("0")) > 18 or int(value) > limits.max_body:
-        raise _fail(413, f"body larger than {limits.max_body} bytes")
-    return int(value)
-
-
-def _is_chunked(values: list[str]) -> bool:
-    # Only a single "chunked" is understood: any other coding (or "chunked" twice, or a
-    # list) is refused, since we could not find the end of such a body safely.
-    return len(values) == 1 and values[0].lower() == "chunked"
-
-
 def _connection_tokens(values: list[str]) -> set[str]:
     return {t.strip().lower() for v in values for t in v.split(",")}
 
@@ -407,28 +395,6 @@ class _MessageParser:
                 return pos
             pos = new
         return pos
-
-    def _framing(
-        self, codings: list[str] | None, lengths: list[str] | None, http11: bool, what: str
-    ) -> tuple[Literal["length", "chunked"], int | None]:
-        """How a body with these Transfer-Encoding / Content-Length fields is delimited.
-
-        One place for the rules that close request smuggling (RFC 9112 section 6):
-        both fields, Transfer-Encoding in HTTP/1.0, a coding other than a lone
-        ``chunked``, a duplicate or malformed Content-Length: each a ParseError(400).
-        """
-        if codings is not None:
-            if lengths is not None:
-                raise _fail(400, "both Content-Length and Transfer-Encoding")
-            if not http11:
-                # RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
-                raise _fail(400, f"Transfer-Encoding in an HTTP/1.0 {what}")
-            if not _is_chunked(codings):
-                raise _fail(400, f"unsupported Transfer-Encoding {', '.join(codings)[:40]!r}")
-            self._received = 0
-            return "chunked", None
-        assert lengths is not None
-        return "length", _content_length(lengths, self.limits)
 
     def _end_message(self, events: list[Event], trailers: Headers) -> None:
         events.append(EndOfMessage(trailers))
@@ -579,12 +545,8 @@ class RequestParser(_MessageParser):
             raise _fail(400, "more than one Host header")
         if http11 and not hosts:
             raise _fail(400, "missing Host header")
-        body_kind: Literal["none", "length", "chunked"]
-        length = None
-        if codings is None and lengths is None:
-            body_kind = "none"
-        else:
-            body_kind, length = self._framing(codings, lengths, http11, "request")
+        # How the body is delimited is framing.py's to say (smuggling refused there).
+        body_kind, length = read_request_framing(codings, lengths, http11, limits.max_body)
         if connection is None:
             keep_alive = http11
         else:
@@ -606,6 +568,7 @@ class RequestParser(_MessageParser):
             )
         )
         if body_kind == "chunked":
+            self._received = 0
             self._state = _CHUNK_SIZE
         elif length:
             self._remaining = length
@@ -663,33 +626,34 @@ class ResponseParser(_MessageParser):
         headers = Headers.from_pairs(pairs)
         http11 = minor != "0"
         version = (1, int(minor))
+        lengths = headers.get_all("content-length") or None
+        codings = headers.get_all("transfer-encoding") or None
         if 100 <= status < 200 and status != 101:
             # Interim: the request still waits for its final response.
-            events.append(ResponseHead(version, status, reason or "", headers, True, "none", None))
+            body_kind, length, _ = read_response_framing(
+                self._methods[0], status, codings, lengths, http11, limits.max_body
+            )
+            events.append(ResponseHead(version, status, reason or "", headers, True, body_kind,
+                                       length))
             events.append(EndOfMessage(Headers()))
             self._scan = end + 4
             return end + 4
         method = self._methods.popleft()
-        lengths = headers.get_all("content-length") or None
-        codings = headers.get_all("transfer-encoding") or None
         tokens = _connection_tokens(headers.get_all("connection"))
         keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
-        body_kind: Literal["none", "length", "chunked", "close"]
-        length = None
-        if status == 101 or (method == "CONNECT" and 200 <= status < 300):
-            # The connection now carries another protocol: no more HTTP on it.
-            body_kind, keep_alive = "none", False
-        elif method == "HEAD" or status in (204, 304):
-            body_kind = "none"
-        elif codings is not None or lengths is not None:
-            body_kind, length = self._framing(codings, lengths, http11, "response")
-        else:
-            body_kind, keep_alive = "close", False
+        # framing.py decides; ``last``: the body runs to the close, or the connection
+        # now carries another protocol (101, CONNECT): no more HTTP on it.
+        body_kind, length, last = read_response_framing(
+            method, status, codings, lengths, http11, limits.max_body
+        )
+        if last:
+            keep_alive = False
         self._keep_alive = keep_alive
         events.append(
             ResponseHead(version, status, reason or "", headers, keep_alive, body_kind, length)
         )
         if body_kind == "chunked":
+            self._received = 0
             self._state = _CHUNK_SIZE
         elif body_kind == "close":
             self._state = _UNTIL_CLOSE
@@ -703,8 +667,6 @@ class ResponseParser(_MessageParser):
 
 
 # --- the writers -------------------------------------------------------------------------
-
-LAST_CHUNK = b"0\r\n\r\n"
 
 # Controls other than CR and LF (those are counted: each must be part of a line's CRLF).
 _UNSAFE_OUT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -763,10 +725,3 @@ def serialize_response_head(
     if not 100 <= status <= 999:
         raise ValueError(f"invalid status code {status!r}")
     return _head_bytes(f"HTTP/{version[0]}.{version[1]} {status} {reason}\r\n", headers)
-
-
-def encode_chunk(data: bytes) -> bytes:
-    """``data`` framed as one chunk of a chunked body (empty data gives b"", not an end)."""
-    if not data:
-        return b""
-    return b"%x\r\n%b\r\n" % (len(data), data)

@@ -20,9 +20,13 @@ from hypothesis import strategies as st
 from protocols.http.framing import (
     BodyFramer,
     frame_response,
+    read_request_framing,
+    read_response_framing,
     request_framing,
+    set_request_framing,
     status_line,
 )
+from protocols.http.message import Headers, ParseError
 from protocols.http.parser import Body, EndOfMessage, ResponseHead, ResponseParser
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -145,6 +149,76 @@ def test_request_framing() -> None:
     assert request_framing("PUT", b"abc") == ("Content-Length", "3")
     assert request_framing("PUT", iter([b"a"]), 1) == ("Content-Length", "1")
     assert request_framing("PUT", iter([b"a"])) == ("Transfer-Encoding", "chunked")
+
+
+def test_set_request_framing_replaces_the_callers_framing_fields() -> None:
+    headers = Headers([("Content-Length", "9"), ("Transfer-Encoding", "gzip"), ("X", "y")])
+    assert set_request_framing("PUT", b"abc", headers) is None
+    assert headers.items() == [("X", "y"), ("Content-Length", "3")]
+    streamed = Headers([("Content-Length", "2")])
+    assert set_request_framing("PUT", iter([b"ab"]), streamed) == 2
+    assert streamed.items() == [("Content-Length", "2")]
+    chunked = Headers()
+    assert set_request_framing("PUT", iter([b"ab"]), chunked) is None
+    assert chunked.items() == [("Transfer-Encoding", "chunked")]
+
+
+# ---- the reading side: how a received head's body is delimited (RFC 9112 section 6.3)
+
+
+def test_read_request_framing() -> None:
+    assert read_request_framing(None, None, True, 10) == ("none", None)
+    assert read_request_framing(None, ["0"], False, 10) == ("length", 0)
+    assert read_request_framing(["Chunked"], None, True, 10) == ("chunked", None)
+
+
+@pytest.mark.parametrize(
+    ("codings", "lengths", "http11", "status", "message"),
+    [
+        (["chunked"], ["3"], True, 400, "both Content-Length and Transfer-Encoding"),
+        (["chunked"], None, False, 400, "Transfer-Encoding in an HTTP/1.0 request"),
+        (["gzip"], None, True, 400, "unsupported Transfer-Encoding"),
+        (["chunked", "chunked"], None, True, 400, "unsupported Transfer-Encoding"),
+        (None, ["3", "3"], True, 400, "duplicate Content-Length"),
+        (None, ["+3"], True, 400, "invalid Content-Length"),
+        (None, ["11"], True, 413, "body larger than 10 bytes"),
+        (None, ["1" * 40], True, 413, "body larger than 10 bytes"),
+    ],
+)
+def test_read_request_framing_refuses(
+    codings: list[str] | None, lengths: list[str] | None, http11: bool, status: int,
+    message: str,
+) -> None:
+    with pytest.raises(ParseError, match=message) as info:
+        read_request_framing(codings, lengths, http11, 10)
+    assert info.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "codings", "lengths", "expected"),
+    [
+        ("GET", 200, None, ["3"], ("length", 3, False)),
+        ("GET", 200, ["chunked"], None, ("chunked", None, False)),
+        ("GET", 200, None, None, ("close", None, True)),
+        ("HEAD", 200, None, ["3"], ("none", None, False)),
+        ("GET", 204, None, None, ("none", None, False)),
+        ("GET", 304, None, ["3"], ("none", None, False)),
+        ("GET", 100, None, None, ("none", None, False)),
+        ("GET", 101, None, ["3"], ("none", None, True)),
+        ("CONNECT", 200, None, None, ("none", None, True)),
+        ("CONNECT", 407, None, ["3"], ("length", 3, False)),
+    ],
+)
+def test_read_response_framing(
+    method: str, status: int, codings: list[str] | None, lengths: list[str] | None,
+    expected: tuple[str, int | None, bool],
+) -> None:
+    assert read_response_framing(method, status, codings, lengths, True, 10) == expected
+
+
+def test_read_response_framing_refuses_transfer_encoding_in_http10() -> None:
+    with pytest.raises(ParseError, match=r"HTTP/1\.0 response"):
+        read_response_framing("GET", 200, ["chunked"], None, False, 10)
 
 
 # ---- the streamer, driven without a server: a StringTransport and a Clock
