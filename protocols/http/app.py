@@ -3,7 +3,8 @@
 A handler takes a :class:`~protocols.http.message.Request` and returns a
 :class:`~protocols.http.message.Response`, ``bytes``, ``str``, a ``dict`` or
 ``list`` (sent as JSON), ``None`` (204 No Content), or a Deferred or coroutine
-of one of those. :func:`to_response` says how each becomes a Response.
+of one of those. :func:`to_response` says how each becomes a Response, and
+:func:`error_response` how an HTTPError does.
 
 Patterns are paths with parameters in braces: ``{name}`` matches one path
 segment, ``{name:path}`` the rest of the path, slashes included. Values land in
@@ -33,9 +34,17 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from protocols.http.message import Headers, HTTPError, Request, Response
+from protocols.http.message import REASONS, Headers, HTTPError, Request, Response
 
-__all__ = ["App", "Handler", "MethodNotAllowed", "NotFound", "Route", "to_response"]
+__all__ = [
+    "App",
+    "Handler",
+    "MethodNotAllowed",
+    "NotFound",
+    "Route",
+    "error_response",
+    "to_response",
+]
 
 #: What a handler is: a callable taking a Request.
 Handler = Callable[[Request], Any]
@@ -240,3 +249,26 @@ def to_response(value: Any) -> Response:
         f"a handler returned {type(value).__name__}: return a Response, bytes, str, dict, "
         "list or None (or a Deferred or coroutine of one)"
     )
+
+
+def error_response(error: HTTPError) -> Response:
+    """What the server sends for ``error``: its status, with the reason and the error's
+    message as plain text (the reason alone for a 500, whose message stays in the log),
+    and the error's own ``headers`` if it has any (a 405's ``Allow``).
+
+    >>> error_response(HTTPError(404, "no such page")).body
+    b'404 Not Found: no such page\\n'
+    >>> error_response(HTTPError(500, "a secret")).body
+    b'500 Internal Server Error\\n'
+    """
+    status = error.status
+    detail = "" if status == 500 else error.message
+    headers = getattr(error, "headers", None)
+    reason = REASONS.get(status, "Error")
+    if detail and detail != reason:
+        text = f"{status} {reason}: {detail}\n"
+    else:
+        text = f"{status} {reason}\n"
+    h = headers.copy() if headers is not None else Headers()
+    h.set("Content-Type", "text/plain; charset=utf-8")
+    return Response(text.encode(), status, h)

@@ -10,6 +10,10 @@ body is delimited. None of them touches a transport.
 
 Writing:
 
+- :func:`plain_answer`: the whole of the commonest answer (a 200 of bytes or text on a
+  kept-alive HTTP/1.1 connection) in one piece, or None when it is not that;
+- :func:`frame_answer`: what a handler returned (a Response, or a value
+  :func:`~protocols.http.app.to_response` takes) as a status and a :class:`ResponseFrame`;
 - :func:`response_head_lines`: a response's status line and fields, with the framing
   fields a handler gave dropped (they are the framer's) and read for what they ask
   (``Connection: close``, the declared ``Content-Length`` of a streamed body);
@@ -35,6 +39,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from protocols.http.app import to_response
 from protocols.http.message import Headers, ParseError, Response
 from protocols.http.static import FileBody
 
@@ -47,7 +52,9 @@ __all__ = [
     "ResponseFrame",
     "encode_chunk",
     "field_line",
+    "frame_answer",
     "frame_response",
+    "plain_answer",
     "plain_head_lines",
     "plain_response",
     "read_request_framing",
@@ -143,6 +150,58 @@ def plain_response(kind: type, body: bytes, date_line: bytes) -> bytes:
 def plain_head_lines(kind: type, date_line: bytes) -> list[bytes]:
     """The head lines (as :func:`response_head_lines`) of a 200 of ``bytes`` or ``str``."""
     return [_PLAIN_HEADS[kind], date_line]
+
+
+def plain_answer(
+    kind: type, body: bytes, method: str, version: tuple[int, int], close: bool,
+    date_line: bytes,
+) -> bytes | None:
+    """The whole of a 200 whose body is ``bytes`` or ``str`` (``kind``), already encoded
+    as ``body``, in one piece (as :func:`plain_response`) when it can go so: to an
+    HTTP/1.1 request other than HEAD, on a connection kept alive (not ``close``), with a
+    body of at most :data:`BIG_BODY` bytes. None otherwise: :func:`frame_answer` frames it.
+
+    >>> plain_answer(bytes, b"hi", "GET", (1, 1), False, b"")[-25:]
+    b'\\r\\nContent-Length: 2\\r\\n\\r\\nhi'
+    >>> plain_answer(bytes, b"hi", "HEAD", (1, 1), False, b"") is None
+    True
+    """
+    if close or version != _HTTP11 or method == "HEAD" or len(body) > BIG_BODY:
+        return None
+    return b"".join(
+        (_PLAIN_HEADS[kind], date_line, b"Content-Length: %d\r\n\r\n" % len(body), body)
+    )
+
+
+def frame_answer(
+    result: Any, method: str, version: tuple[int, int], close: bool, date_line: bytes
+) -> tuple[int, ResponseFrame]:
+    """What a handler returned, as a status and a framed answer to a ``method`` request
+    of HTTP ``version`` (see :func:`frame_response`); ``close``: the connection ends
+    after it, as it also does when the response asks (``Connection: close``).
+
+    ``result`` is a Response, or a value :func:`~protocols.http.app.to_response` turns
+    into one. Raises TypeError for a value a handler may not return, ValueError for a
+    header or status that would corrupt the stream.
+
+    >>> status, frame = frame_answer("hi", "HEAD", (1, 0), False, b"")
+    >>> status, frame.head[-45:], frame.no_body
+    (200, b'Content-Length: 2\\r\\nConnection: keep-alive\\r\\n\\r\\n', True)
+    """
+    declared: str | None = None
+    kind = type(result)
+    if kind is bytes or kind is str:
+        # The commonest answer, with no Response to build or headers to check.
+        status = 200
+        body = result
+        lines = plain_head_lines(kind, date_line)
+    else:
+        response = result if kind is Response else to_response(result)
+        body = response.body
+        status = response.status
+        lines, declared, asked_close = response_head_lines(response, date_line)
+        close = close or asked_close
+    return status, frame_response(lines, body, status, method, version, declared, close)
 
 
 def response_head_lines(

@@ -18,10 +18,11 @@ A handler that raises gets the client a 500 and the log (logger
 ``netshell.http``) the traceback. Each response is logged in common log
 format to ``netshell.http.access`` at INFO.
 
-This module takes requests in, queues them (pipelining), calls the handler and
-coordinates the rest: :mod:`protocols.http.framing` decides each answer's framing
-and makes its bytes, :mod:`protocols.http.streaming` sends streamed bodies and files,
-and :mod:`protocols.http.deadlines` keeps the connection's timeouts.
+This module takes requests in, calls the handler and coordinates the rest:
+:mod:`protocols.http.pipeline` queues the requests and answers them in order,
+:mod:`protocols.http.framing` decides each answer's framing and makes its bytes,
+:mod:`protocols.http.streaming` sends streamed bodies and files, and
+:mod:`protocols.http.deadlines` keeps the connection's timeouts.
 
 Example::
 
@@ -42,7 +43,6 @@ import inspect
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
@@ -53,37 +53,22 @@ from netshell.failure import Failure
 from netshell.listener import Listener
 from netshell.protocol import Factory, Protocol
 from netshell.reactor import get_reactor
-from protocols.http.app import App, to_response
+from protocols.http.app import App, error_response
 from protocols.http.deadlines import BODY as _BODY
 from protocols.http.deadlines import HEAD as _HEAD
 from protocols.http.deadlines import LINGER as _LINGER
 from protocols.http.deadlines import WAIT as _WAIT
 from protocols.http.deadlines import ConnectionDeadlines
-from protocols.http.framing import (
-    BIG_BODY,
-    SERVER_LINE,
-    ResponseFrame,
-    frame_response,
-    plain_head_lines,
-    plain_response,
-    response_head_lines,
-)
 from protocols.http.framing import SERVER as SERVER  # the Server header, public here too
-from protocols.http.message import (
-    REASONS,
-    Headers,
-    HTTPError,
-    Limits,
-    ParseError,
-    Request,
-    Response,
-)
+from protocols.http.framing import SERVER_LINE, frame_answer, plain_answer
+from protocols.http.message import HTTPError, Limits, ParseError, Request, Response
 
 # LAST_CHUNK, encode_chunk and FileBody were importable from here before the framer and
 # the streamer moved out: kept so, for whoever imported them.
 from protocols.http.parser import LAST_CHUNK as LAST_CHUNK
 from protocols.http.parser import Body, EndOfMessage, RequestHead, RequestParser
 from protocols.http.parser import encode_chunk as encode_chunk
+from protocols.http.pipeline import Exchange, RequestPipeline
 from protocols.http.static import FileBody as FileBody
 from protocols.http.static import StaticFiles
 from protocols.http.streaming import BodyStreamer, close_body
@@ -95,7 +80,8 @@ access_log = logging.getLogger("netshell.http.access")
 
 _INFO = logging.INFO
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_HTTP11 = (1, 1)
+# An error answered with one of these ends the connection: what follows cannot be trusted.
+_CLOSING_ERRORS = frozenset((400, 408, 413, 414, 431, 505))
 
 
 # ---- dates, computed once per second
@@ -182,33 +168,6 @@ class HTTPServerFactory(Factory):
 # ---- one request and its answer
 
 
-class _Exchange:
-    """A request on its way in, waiting its turn, or being answered."""
-
-    __slots__ = (
-        "request",
-        "keep_alive",
-        "parts",
-        "handler",
-        "error",
-        "expect",
-        "status",
-        "sent",
-        "close",
-    )
-
-    def __init__(self, request: Request, keep_alive: bool) -> None:
-        self.request = request
-        self.keep_alive = keep_alive
-        self.parts: list[bytes] | None = None
-        self.handler: Any = None
-        self.error: HTTPError | None = None  # answered with this instead of the handler
-        self.expect = False  # a 100 Continue decision is due when its turn comes
-        self.status = 0
-        self.sent = 0  # body bytes, for the access log
-        self.close = False  # the connection closes after this answer
-
-
 def _request(head: RequestHead, client: Any) -> Request:
     target = head.target
     if target[0] == "/" and "?" not in target and "%" not in target and target.isascii():
@@ -230,7 +189,7 @@ def _request(head: RequestHead, client: Any) -> Request:
     return Request(head.method, target, head.headers, b"", head.version, client, path, query, {})
 
 
-def _log_access(peer_host: str, ex: _Exchange) -> None:
+def _log_access(peer_host: str, ex: Exchange) -> None:
     """One line in common log format for the answer to ``ex``."""
     request = ex.request
     line = (
@@ -249,44 +208,10 @@ def _log_access(peer_host: str, ex: _Exchange) -> None:
     )
 
 
-def _frame_answer(result: Any, request: Request, close: bool) -> tuple[int, ResponseFrame]:
-    """What a handler returned, as a status and a framed answer to ``request``.
-
-    Raises TypeError for a value a handler may not return, ValueError for a header or
-    status that would corrupt the stream.
-    """
-    declared: str | None = None
-    kind = type(result)
-    if kind is bytes or kind is str:
-        # The commonest answer, with no Response to build or headers to check.
-        status = 200
-        body = result
-        lines = plain_head_lines(kind, _clock.date_line())
-    else:
-        response = result if kind is Response else to_response(result)
-        body = response.body
-        status = response.status
-        lines, declared, asked_close = response_head_lines(response, _clock.date_line())
-        close = close or asked_close
-    return status, frame_response(lines, body, status, request.method, request.version,
-                                  declared, close)
-
-
-def _error_response(status: int, detail: str = "", headers: Headers | None = None) -> Response:
-    reason = REASONS.get(status, "Error")
-    if detail and detail != reason:
-        text = f"{status} {reason}: {detail}\n"
-    else:
-        text = f"{status} {reason}\n"
-    h = headers.copy() if headers is not None else Headers()
-    h.set("Content-Type", "text/plain; charset=utf-8")
-    return Response(text.encode(), status, h)
-
-
 # ---- the protocol
 
 
-class HTTPServerProtocol(ConnectionDeadlines, Protocol):
+class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
     """One HTTP connection, server side: parses requests, calls the handler, writes answers.
 
     Requests are answered one at a time, in the order they came; the next
@@ -294,8 +219,9 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
     protocol is the transport's streaming producer, so a client that does not
     read its answers stops the serving of the ones after.
 
-    It coordinates: framing is decided by :mod:`protocols.http.framing`, streamed
-    bodies are sent by :mod:`protocols.http.streaming`, and the timeouts are
+    It coordinates: the queue of pipelined requests is :mod:`protocols.http.pipeline`
+    (mixed in), framing is decided by :mod:`protocols.http.framing`, streamed bodies
+    are sent by :mod:`protocols.http.streaming`, and the timeouts are
     :mod:`protocols.http.deadlines` (mixed in).
     """
 
@@ -308,18 +234,12 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
         loop = getattr(factory.reactor, "loop", None)
         self._loop_time = loop.time if loop is not None else factory.reactor.seconds
         self._parser = RequestParser(factory.limits)
-        self._incoming: _Exchange | None = None
-        self._queue: deque[_Exchange] = deque()
-        self._current: _Exchange | None = None
+        self._init_pipeline()
         self._served = 0
         self._stopped = False  # reading no more requests: the connection ends after the queue
-        self._fatal: HTTPError | None = None  # answered once the queue is empty, then close
         self._eof = False
         self._lost = False
         self._write_paused = False
-        self._read_paused = False
-        self._buffered = 0  # body bytes held for the incoming and the queued requests
-        self._serving = False  # inside _serve_next's loop (answers complete re-entrantly)
         self._streamer: BodyStreamer | None = None  # sending the current answer's body
         self._init_deadlines(factory.header_timeout)
         self._peer_host = "-"
@@ -420,7 +340,7 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
 
     def _on_head(self, head: RequestHead) -> None:
         request = _request(head, self._client)
-        ex = _Exchange(request, head.keep_alive)
+        ex = Exchange(request, head.keep_alive)
         self._incoming = ex
         if head.body_kind != "none":
             self._in_state = _BODY
@@ -435,65 +355,7 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
         if ex.expect and self._current is None and not self._queue:
             self._decide_continue(ex)
 
-    def _on_body(self, data: bytes) -> None:
-        ex = self._incoming
-        assert ex is not None and ex.parts is not None
-        # The client did not wait for a 100 Continue: no decision to make any more.
-        ex.expect = False
-        ex.parts.append(data)
-        self._buffered += len(data)
-        if self._buffered > self._limits.max_body and not self._read_paused and (
-            self._current is not None or self._queue
-        ):
-            self._pause_reading()
-
-    def _on_end(self) -> None:
-        ex = self._incoming
-        assert ex is not None
-        self._incoming = None
-        self._in_state = _WAIT
-        ex.expect = False
-        parts = ex.parts
-        if parts:
-            ex.request.body = parts[0] if len(parts) == 1 else b"".join(parts)
-            ex.parts = None
-        self._queue.append(ex)
-        if self._current is None:
-            if not self._serving:
-                self._serve_next()
-        elif not self._read_paused and (
-            len(self._queue) >= self.factory.max_pipeline or self._buffered > self._limits.max_body
-        ):
-            self._pause_reading()
-
-    def _pause_reading(self) -> None:
-        """Enough waits to be answered (requests, or their bodies' bytes): stop reading
-        until it shrinks. Each body is bounded by max_body; so is their sum."""
-        self._read_paused = True
-        self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        self._read_paused = False
-        self.transport.resume_reading()
-        self._reading_resumed()
-
-    def _on_fatal(self, error: HTTPError) -> None:
-        """A request cannot be read (malformed, too large, too slow): answer it after the
-        ones before it, then close."""
-        self._stopped = True
-        self._fatal = error
-        self._incoming = None
-        self._queue_fatal()
-
-    def _queue_fatal(self) -> None:
-        if self._current is None and not self._queue and not self._serving:
-            error, self._fatal = self._fatal, None
-            if error is not None:
-                ex = _Exchange(Request("-", "-", Headers()), False)
-                self._current = ex
-                self._send_error(ex, error, linger=True)
-
-    def _decide_continue(self, ex: _Exchange) -> None:
+    def _decide_continue(self, ex: Exchange) -> None:
         """The request waits for a 100 Continue and its turn has come: send it, or refuse."""
         ex.expect = False
         if ex.error is None and self._resolve is not None:
@@ -511,43 +373,9 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
             return
         self.transport.write(_CONTINUE)
 
-    # ---- answering, in order
+    # ---- answering, in order (the pipeline calls _serve with each request in turn)
 
-    def _serve_next(self) -> None:
-        if self._serving:
-            return
-        self._serving = True
-        try:
-            queue = self._queue
-            while self._current is None and not self._write_paused and not self._lost:
-                if not queue:
-                    break
-                ex = queue.popleft()
-                self._buffered -= len(ex.request.body)
-                if (
-                    self._read_paused
-                    and len(queue) < self.factory.max_pipeline
-                    and self._buffered <= self._limits.max_body
-                ):
-                    self._resume_reading()
-                self._serve(ex)
-        finally:
-            self._serving = False
-        if self._current is not None or self._queue or self._lost:
-            return
-        if self._fatal is not None:
-            self._queue_fatal()
-        elif self._stopped:
-            pass
-        elif self._eof and self._incoming is None:
-            self._stopped = True
-            self.transport.close()
-        elif self._incoming is not None and self._incoming.expect:
-            self._decide_continue(self._incoming)
-        elif self._in_state == _WAIT:
-            self._idle()
-
-    def _serve(self, ex: _Exchange) -> None:
+    def _serve(self, ex: Exchange) -> None:
         self._current = ex
         self._served += 1
         if self._served >= self.factory.max_requests:
@@ -576,7 +404,7 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
         else:
             self._respond(result, ex)
 
-    def _handler_failed(self, failure: Failure, ex: _Exchange) -> None:
+    def _handler_failed(self, failure: Failure, ex: Exchange) -> None:
         if isinstance(failure.value, HTTPError):
             self._send_error(ex, failure.value)
             return
@@ -590,16 +418,13 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
         )
         self._send_error(ex, HTTPError(500))
 
-    def _send_error(self, ex: _Exchange, error: HTTPError, linger: bool = False) -> None:
-        status = error.status
-        detail = "" if status == 500 else error.message
-        response = _error_response(status, detail, getattr(error, "headers", None))
-        if linger or status in (400, 408, 413, 414, 431, 505):
+    def _send_error(self, ex: Exchange, error: HTTPError, linger: bool = False) -> None:
+        if linger or error.status in _CLOSING_ERRORS:
             ex.keep_alive = False
             linger = True
-        self._respond(response, ex, linger)
+        self._respond(error_response(error), ex, linger)
 
-    def _respond(self, result: Any, ex: _Exchange, linger: bool = False) -> None:
+    def _respond(self, result: Any, ex: Exchange, linger: bool = False) -> None:
         if self._lost:
             if type(result) is Response:
                 close_body(result.body)
@@ -607,21 +432,22 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
         request = ex.request
         close = not ex.keep_alive
         kind = type(result)
-        if (kind is str or kind is bytes) and not close and request.version == _HTTP11 \
-                and request.method != "HEAD":
-            # The commonest answer of all, in one piece: a 200 of text or bytes on a
-            # kept-alive HTTP/1.1 connection. Everything below handles the rest.
+        date_line = _clock.date_line()
+        if kind is str or kind is bytes:
+            # The commonest answer of all, in one piece if framing.py says it can go so (a
+            # 200 of text or bytes on a kept-alive HTTP/1.1 connection).
             body = result if kind is bytes else result.encode()
-            size = len(body)
-            if size <= BIG_BODY:
-                self.transport.write(plain_response(kind, body, _clock.date_line()))
+            data = plain_answer(kind, body, request.method, request.version, close, date_line)
+            if data is not None:
+                self.transport.write(data)
                 ex.status = 200
-                ex.sent = size
+                ex.sent = len(body)
                 ex.close = False
                 self._done(ex, linger)
                 return
         try:
-            ex.status, frame = _frame_answer(result, request, close)
+            ex.status, frame = frame_answer(result, request.method, request.version, close,
+                                            date_line)
         except (TypeError, ValueError) as e:
             # Not a value a handler may return, or a header that would corrupt the stream.
             if kind is Response:
@@ -646,12 +472,9 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
             lambda sent, was_file: self._body_sent(ex, sent, was_file), self._write_paused,
         )
         ex.sent = 0
-        if frame.framer is None:
-            streamer.send_file(stream)
-        else:
-            streamer.send(stream, frame.framer)
+        streamer.start(stream, frame.framer)
 
-    def _body_sent(self, ex: _Exchange, sent: int, was_file: bool) -> None:
+    def _body_sent(self, ex: Exchange, sent: int, was_file: bool) -> None:
         """The streamed body of ``ex`` is all written (and the connection still here)."""
         self._streamer = None
         ex.sent = sent
@@ -661,7 +484,7 @@ class HTTPServerProtocol(ConnectionDeadlines, Protocol):
             self.transport.register_producer(self, True)
         self._done(ex)
 
-    def _done(self, ex: _Exchange, linger: bool = False) -> None:
+    def _done(self, ex: Exchange, linger: bool = False) -> None:
         """The answer to ``ex`` is written: log it, then go on with the next or close."""
         if access_log.isEnabledFor(_INFO):
             _log_access(self._peer_host, ex)

@@ -86,6 +86,15 @@ class BodyStreamer:
         self._framer: BodyFramer | None = None
         self._writable: Deferred[None] | None = None
 
+    def start(self, body: Any, framer: BodyFramer | None) -> None:
+        """Send ``body`` as :func:`~protocols.http.framing.frame_response` left it: a
+        FileBody when ``framer`` is None (:meth:`send_file`), else an iterable or async
+        iterable whose pieces ``framer`` frames (:meth:`send`)."""
+        if framer is None:
+            self.send_file(body)
+        else:
+            self.send(body, framer)
+
     # ---- files
 
     def send_file(self, body: FileBody) -> None:
