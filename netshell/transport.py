@@ -8,7 +8,8 @@ there is one method that counts bytes and catches errors, nothing more.
 
 Data reaches the protocol in one place, ``StreamTransport._deliver`` (plain
 bytes, or plaintext after TLS); the connection is made in one place
-(``_attach_protocol``) and lost in one (``connection_lost``). While TLS is on,
+(``_attach_protocol``) and lost in one (``connection_lost``); these places, and
+``write``/``write_sequence``, tell the observers (:mod:`netshell.observe`). While TLS is on,
 the transport holds a :class:`netshell.tls_layer.TLSConnection` (the handshake
 and its deadline, close_notify, held plaintext), loaded only when TLS is used.
 
@@ -28,6 +29,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from netshell import observe as _observe
 from netshell.defer import Deferred, ensure_deferred, succeed
 from netshell.errors import ConnectError, ConnectionDone, ConnectionLost
 from netshell.failure import Failure
@@ -201,6 +203,8 @@ class StreamTransport(asyncio.Protocol):
         self._reactor._add_connection(self)
         if self.listener is not None:
             self.listener._connections[self] = None
+        if _observe.connection_made:
+            _observe.notify("connection_made", self)
         try:
             protocol.connection_made(self)
         except Exception as e:
@@ -237,6 +241,8 @@ class StreamTransport(asyncio.Protocol):
     def _deliver(self, data: bytes) -> bool:
         """Hand ``data`` to the protocol: the one place data reaches it (plain bytes, or
         plaintext after TLS). False if the protocol raised (its connection is aborted)."""
+        if _observe.data_in:
+            _observe.notify("data_in", self, data, None)
         try:
             self.protocol.data_received(data)
         except Exception as e:
@@ -298,6 +304,8 @@ class StreamTransport(asyncio.Protocol):
             self.protocol.connection_lost(reason)
         except Exception:
             log.exception("Error in %r.connection_lost", self.protocol)
+        if _observe.connection_lost:
+            _observe.notify("connection_lost", self, reason)
         if self._connector is not None:
             self._connector._lost(reason)
 
@@ -336,6 +344,8 @@ class StreamTransport(asyncio.Protocol):
         else:
             self._tls.send(data)
         self.bytes_sent += len(data)
+        if _observe.data_out:
+            _observe.notify("data_out", self, data, None)
 
     def write_sequence(self, chunks: Iterable[bytes]) -> None:
         """Send each chunk in turn, as one write."""
@@ -347,6 +357,8 @@ class StreamTransport(asyncio.Protocol):
         else:
             self._tls.send(b"".join(chunks))
         self.bytes_sent += sum(map(len, chunks))
+        if _observe.data_out:
+            _observe.notify("data_out", self, b"".join(chunks), None)
 
     def write_eof(self) -> None:
         """Half-close: send what is buffered, then end our direction of the stream.
