@@ -579,8 +579,8 @@ class Deferred(Generic[T]):
             if f.cancelled():
                 self.cancel()
 
-        # Marks the step that takes the result out: the prompt keeps its "fired" note
-        # before it (netshell.shell.chains), so the note shows the value.
+        # Marks the step that takes the result out: the prompt's notes (an observer, in
+        # netshell.shell.chains) show the result this step got, not the None it leaves.
         settle.consumes_result = True  # type: ignore[attr-defined]
         self.add_both(settle)
         fut.add_done_callback(on_future_done)
