@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from protocols.http import App, Request, Response
-from protocols.http.app import MethodNotAllowed, NotFound, to_response
+from protocols.http import App, HTTPError, Request, Response
+from protocols.http.app import MethodNotAllowed, NotFound, error_response, to_response
 
 
 def req(method: str, path: str) -> Request:
@@ -187,3 +187,13 @@ def test_to_response_of_none_is_204() -> None:
 def test_to_response_of_anything_else_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="int"):
         to_response(42)
+
+
+def test_error_response_is_plain_text_with_the_errors_own_headers() -> None:
+    response = error_response(MethodNotAllowed(["GET"]))
+    assert response.status == 405
+    assert response.body == b"405 Method Not Allowed\n"
+    assert response.headers["allow"] == "GET"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert error_response(HTTPError(404)).body == b"404 Not Found\n"
+    assert error_response(HTTPError(500, "the secret")).body == b"500 Internal Server Error\n"

@@ -18,15 +18,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols.http.framing import (
+    BIG_BODY,
     BodyFramer,
+    frame_answer,
     frame_response,
+    plain_answer,
+    plain_response,
     read_request_framing,
     read_response_framing,
     request_framing,
     set_request_framing,
     status_line,
 )
-from protocols.http.message import Headers, ParseError
+from protocols.http.message import Headers, ParseError, Response
 from protocols.http.parser import Body, EndOfMessage, ResponseHead, ResponseParser
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,6 +153,31 @@ def test_request_framing() -> None:
     assert request_framing("PUT", b"abc") == ("Content-Length", "3")
     assert request_framing("PUT", iter([b"a"]), 1) == ("Content-Length", "1")
     assert request_framing("PUT", iter([b"a"])) == ("Transfer-Encoding", "chunked")
+
+
+@pytest.mark.parametrize("kind", [bytes, str])
+def test_plain_answer_is_the_one_piece_200_where_it_can_go_so(kind: type) -> None:
+    body = b"hello"
+    assert plain_answer(kind, body, "GET", (1, 1), False, b"D\r\n") == plain_response(
+        kind, body, b"D\r\n"
+    )
+    assert plain_answer(kind, body, "HEAD", (1, 1), False, b"") is None
+    assert plain_answer(kind, body, "GET", (1, 0), False, b"") is None
+    assert plain_answer(kind, body, "GET", (1, 1), True, b"") is None
+    assert plain_answer(kind, b"x" * (BIG_BODY + 1), "GET", (1, 1), False, b"") is None
+    assert plain_answer(kind, b"x" * BIG_BODY, "GET", (1, 1), False, b"") is not None
+
+
+def test_frame_answer_frames_what_a_handler_returned() -> None:
+    status, frame = frame_answer("hi", "GET", (1, 1), True, b"Date: x\r\n")
+    assert status == 200 and frame.close
+    assert frame.head.endswith(b"Content-Length: 2\r\nConnection: close\r\n\r\nhi")
+    status, frame = frame_answer(None, "GET", (1, 1), False, b"")
+    assert status == 204 and frame.no_body
+    asked = Response(b"", 200, Headers([("Connection", "close")]))
+    assert frame_answer(asked, "GET", (1, 1), False, b"")[1].close
+    with pytest.raises(TypeError, match="a handler returned object"):
+        frame_answer(object(), "GET", (1, 1), False, b"")
 
 
 def test_set_request_framing_replaces_the_callers_framing_fields() -> None:
