@@ -64,7 +64,7 @@ from protocols.http.errors import (
     ServerDisconnected,
     TooManyRedirects,
 )
-from protocols.http.framing import set_request_framing
+from protocols.http.framing import set_request_framing, streamed_length
 from protocols.http.message import Headers, Limits, Response
 from protocols.http.parser import ResponseHead, serialize_request_head
 from protocols.http.pool import Pool
@@ -277,12 +277,7 @@ class HTTPClient:
         lengths = request_headers.get_all("content-length")
         if lengths and payload is not None and not isinstance(payload, bytes):
             # Kept for a streamed body (see request()): it must be one number of bytes.
-            value = lengths[0].strip()
-            if len(lengths) > 1 or not (value.isascii() and value.isdigit()) or len(value) > 18:
-                raise ValueError(
-                    f"the Content-Length of a streamed body is a number of bytes, not {lengths!r}"
-                )
-            request_headers.set("Content-Length", str(int(value)))
+            request_headers.set("Content-Length", str(streamed_length(lengths)))
         return method, first, request_headers, payload
 
     async def _fetch(

@@ -24,6 +24,9 @@ Writing:
 - :func:`request_framing`: the client's decision for a request body, the same rules
   seen from the other side (``Content-Length`` for bytes and for a streamed body of
   declared length, else chunked; ``Content-Length: 0`` for a body-less POST/PUT/PATCH);
+- :func:`set_request_framing`: a request's framing fields put in its headers, the
+  caller's own replaced (a streamed body's declared length, checked by
+  :func:`streamed_length`, is kept);
 - :func:`encode_chunk` and :data:`LAST_CHUNK`: a chunk, and the end of a chunked body.
 
 Reading (RFC 9112 section 6.3), for :mod:`protocols.http.parser`:
@@ -63,6 +66,7 @@ __all__ = [
     "response_head_lines",
     "set_request_framing",
     "status_line",
+    "streamed_length",
 ]
 
 #: the ``Server`` header sent with every response
@@ -439,6 +443,22 @@ def set_request_framing(method: str, body: bytes | object | None, headers: Heade
     if framing is not None:
         headers.set(*framing)
     return length
+
+
+def streamed_length(lengths: list[str]) -> int:
+    """The length a caller declared for a streamed request body, from the values of the
+    ``Content-Length`` fields it gave: one number of bytes (at most 18 digits, spaces
+    around it dropped); ValueError for anything else.
+
+    >>> streamed_length([" 0012 "])
+    12
+    """
+    value = lengths[0].strip()
+    if len(lengths) > 1 or not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise ValueError(
+            f"the Content-Length of a streamed body is a number of bytes, not {lengths!r}"
+        )
+    return int(value)
 
 
 # --- reading: how the body of a received head is delimited (RFC 9112 section 6.3) ----------

@@ -29,6 +29,7 @@ from protocols.http.framing import (
     request_framing,
     set_request_framing,
     status_line,
+    streamed_length,
 )
 from protocols.http.message import Headers, ParseError, Response
 from protocols.http.parser import Body, EndOfMessage, ResponseHead, ResponseParser
@@ -190,6 +191,13 @@ def test_set_request_framing_replaces_the_callers_framing_fields() -> None:
     chunked = Headers()
     assert set_request_framing("PUT", iter([b"ab"]), chunked) is None
     assert chunked.items() == [("Transfer-Encoding", "chunked")]
+
+
+@pytest.mark.parametrize("lengths", [["1", "1"], ["-1"], ["1e3"], ["\u00b2"], ["9" * 19], [""]])
+def test_streamed_length_is_one_number_of_bytes(lengths: list[str]) -> None:
+    assert streamed_length([" 7 "]) == 7
+    with pytest.raises(ValueError, match="Content-Length of a streamed body is a number"):
+        streamed_length(lengths)
 
 
 # ---- the reading side: how a received head's body is delimited (RFC 9112 section 6.3)
