@@ -100,7 +100,7 @@ class Connector:
         """
         if not self._started:
             self._started = True
-            self.factory._start_use()
+            self.factory.start_use()
         self.state = "connecting"
         task: asyncio.Task[Any] | None = None
 
@@ -138,7 +138,7 @@ class Connector:
                 host, port = self.address
                 coro = loop.create_connection(lambda: t, host, port, local_addr=self.bind_address)
             await asyncio.wait_for(coro, self.timeout)
-            tls = t._tls
+            tls = t.tls_connection
             if tls is not None and not tls.established and not t.lost:
                 self._handshaking = t
                 left = max(0.0, self.timeout - (loop.time() - started))
@@ -165,7 +165,18 @@ class Connector:
             except Exception:
                 log.exception("Error in %r.client_connection_failed", self.factory)
 
-    def _lost(self, reason: Failure) -> None:
+    def attempt_failed(self, reason: Failure | None) -> None:
+        """The connection this connector made ended before its protocol met it: the factory
+        refused it (``reason`` None), or its TLS handshake failed (``reason``, handed to the
+        factory's ``client_connection_failed``). Called by the transport."""
+        self.state = "disconnected"
+        if reason is not None:
+            self._failed(reason)
+        self._maybe_done()
+
+    def connection_lost(self, reason: Failure) -> None:
+        """The connection ended after its protocol met it: tell the factory's
+        ``client_connection_lost`` (which may reconnect). Called by the transport."""
         self.state = "disconnected"
         self.transport = None
         lost = getattr(self.factory, "client_connection_lost", None)
@@ -180,7 +191,7 @@ class Connector:
         # The factory is done with when nothing reconnects it.
         if self.state == "disconnected" and self._started and not _will_retry(self.factory):
             self._started = False
-            self.factory._stop_use()
+            self.factory.stop_use()
 
     def stop_connecting(self) -> None:
         """Abandon the attempt in progress, if any."""
@@ -201,4 +212,6 @@ class Connector:
 
 def _will_retry(factory: Any) -> bool:
     """Whether ``factory`` (a ReconnectingClientFactory) has a retry pending."""
-    return bool(getattr(factory, "continue_trying", False) and getattr(factory, "_call", None))
+    return bool(
+        getattr(factory, "continue_trying", False) and getattr(factory, "retry_pending", False)
+    )

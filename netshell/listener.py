@@ -4,7 +4,7 @@ A :class:`Listener` is a listening TCP or Unix socket with the factory that make
 a protocol for each connection it accepts (with a TLS server context, every
 connection is TLS from its first byte). :func:`bind_socket` binds the sockets
 that listeners and UDP ports use; the reactor's ``listen_tcp`` / ``listen_unix``
-/ ``listen_tls`` bind with ``_bind_tcp`` / ``_bind_unix`` and build the Listener.
+/ ``listen_tls`` bind with :func:`bind_tcp` / :func:`bind_unix` and build the Listener.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from netshell.defer import Deferred, ensure_deferred, succeed
 from netshell.interfaces import format_hostport
-from netshell.transport import StreamTransport, _address
+from netshell.transport import StreamTransport, address_of
 
 if TYPE_CHECKING:
     from netshell.protocol import Factory
     from netshell.reactor import Reactor
 
-__all__ = ["Listener", "bind_socket"]
+__all__ = ["Listener", "bind_socket", "bind_tcp", "bind_unix"]
 
 #: Numbers for listeners (stream and datagram), shown by the prompt's tables and traces.
 listener_numbers = itertools.count(1)
@@ -80,16 +80,25 @@ def bind_socket(
     return sock, family
 
 
-def _bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
-    """A listening TCP socket on ``interface:port``, and its kind ("tcp" or "tcp6")."""
+def bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
+    """A listening TCP socket on ``interface:port``, and its kind ("tcp" or "tcp6").
+
+    What the reactor's ``listen_tcp`` and ``listen_tls`` bind (with SO_REUSEADDR);
+    raises as :func:`bind_socket` does.
+    """
     sock, family = bind_socket(
         interface, port, socket.SOCK_STREAM, "listen on", backlog=backlog, reuse_address=True
     )
     return sock, "tcp6" if family == socket.AF_INET6 else "tcp"
 
 
-def _bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
-    """A listening Unix socket at ``path`` (a stale socket file there is replaced)."""
+def bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
+    """A listening Unix socket at ``path`` (a stale socket file there is replaced).
+
+    What the reactor's ``listen_unix`` binds; the file gets ``mode``. Raises
+    FileExistsError if something other than a socket is at ``path``, and OSError
+    (EADDRINUSE) if a live server listens there, or if it cannot be bound.
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -146,14 +155,14 @@ class Listener:
         self.factory = factory
         self.kind = kind
         self._sock = sock
-        self.address = _address(kind, sock.getsockname())
+        self.address = address_of(kind, sock.getsockname())
         self._connections: dict[StreamTransport, None] = {}
         self._server: asyncio.AbstractServer | None = None
         self._closing: Deferred[None] | None = None
         self._drained: Deferred[None] | None = None
         self.closed = False
-        factory._start_use()
-        reactor._add_listener(self)
+        factory.start_use()
+        reactor.add_listener(self)
         self._starting = reactor.loop.create_task(self._serve())
 
     async def _serve(self) -> None:
@@ -192,7 +201,14 @@ class Listener:
         """The accepted connections that are open now."""
         return list(self._connections)
 
-    def _connection_gone(self, t: StreamTransport) -> None:
+    def add_connection(self, t: StreamTransport) -> None:
+        """Count ``t`` among :attr:`connections` (called by the transport once its protocol
+        is attached; not for applications)."""
+        self._connections[t] = None
+
+    def remove_connection(self, t: StreamTransport) -> None:
+        """Drop ``t`` from :attr:`connections` once it is lost (called by the transport; not
+        for applications): the last one gone ends a draining :meth:`close`."""
         self._connections.pop(t, None)
         if not self._connections and self._drained is not None and not self._drained.called:
             self._drained.callback(None)
@@ -218,8 +234,8 @@ class Listener:
                 os.unlink(self.address.host)
             except OSError:
                 pass
-        self.reactor._remove_listener(self)
-        self.factory._stop_use()
+        self.reactor.remove_listener(self)
+        self.factory.stop_use()
         if self.reactor.loop.is_running():
             self._closing = ensure_deferred(self._finish_close(drain, timeout))
         else:

@@ -149,12 +149,17 @@ class Factory:
     def stop_factory(self) -> None:
         """Called once after the factory's last use ends."""
 
-    def _start_use(self) -> None:
+    def start_use(self) -> None:
+        """Count one more user (a listener listening, a connector connecting with it):
+        the first runs :meth:`start_factory`. Called by listeners and connectors."""
         if self._uses == 0:
             self.start_factory()
         self._uses += 1
 
-    def _stop_use(self) -> None:
+    def stop_use(self) -> None:
+        """Count one user fewer (a listener closed, a connector done): the last runs
+        :meth:`stop_factory`. Called by listeners and connectors, once per
+        :meth:`start_use`."""
         self._uses -= 1
         if self._uses == 0:
             self.stop_factory()
@@ -247,6 +252,14 @@ class ReconnectingClientFactory(ClientFactory):
             stop = getattr(self.connector, "stop_connecting", None)
             if stop is not None:
                 stop()
+
+    @property
+    def retry_pending(self) -> bool:
+        """Whether a connection attempt is scheduled (by :meth:`retry`) and not yet made.
+
+        A connector asks, when a connection ends, whether the factory is done with.
+        """
+        return self._call is not None
 
     def reset_delay(self) -> None:
         """Start the back-off from the beginning (after a good connection)."""

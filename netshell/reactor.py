@@ -31,7 +31,7 @@ from netshell.connector import Connector
 from netshell.current import get_reactor, install
 from netshell.defer import AlreadyCalledError, Deferred, ensure_deferred, gather, maybe_deferred
 from netshell.failure import Failure
-from netshell.listener import Listener, _bind_tcp, _bind_unix
+from netshell.listener import Listener, bind_tcp, bind_unix
 from netshell.threads import ThreadPool
 from netshell.udp import DatagramListener
 from netshell.udp import listen_multicast as _listen_multicast
@@ -308,16 +308,27 @@ class Reactor:
         """Bytes accepted for sending by every connection of this reactor so far."""
         return self._closed_bytes_sent + sum(c.bytes_sent for c in self._connections)
 
-    def _add_listener(self, listener: Any) -> None:
+    # ---- the registry, kept by the listeners and transports themselves
+
+    def add_listener(self, listener: Any) -> None:
+        """Count ``listener`` among :attr:`listeners` (called by a Listener or a UDP port
+        when it starts listening; not for applications)."""
         self._listeners[listener] = None
 
-    def _remove_listener(self, listener: Any) -> None:
+    def remove_listener(self, listener: Any) -> None:
+        """Drop ``listener`` from :attr:`listeners` (called when it closes; not for
+        applications). A listener not registered is ignored."""
         self._listeners.pop(listener, None)
 
-    def _add_connection(self, connection: Any) -> None:
+    def add_connection(self, connection: Any) -> None:
+        """Count ``connection`` among :attr:`connections` (called by a stream transport
+        once its connection is made, or its TLS handshake begins; not for applications)."""
         self._connections[connection] = None
 
-    def _remove_connection(self, connection: Any) -> None:
+    def remove_connection(self, connection: Any) -> None:
+        """Drop ``connection`` from :attr:`connections` once it is lost, keeping its byte
+        counts in :attr:`bytes_received` / :attr:`bytes_sent` (called by the transport;
+        not for applications). A connection not registered is ignored."""
         if self._connections.pop(connection, False) is None:
             self._closed_bytes_received += connection.bytes_received
             self._closed_bytes_sent += connection.bytes_sent
@@ -363,7 +374,7 @@ class Reactor:
             (True, '127.0.0.1')
             >>> _ = listener.close()
         """
-        sock, kind = _bind_tcp(interface, port, backlog)
+        sock, kind = bind_tcp(interface, port, backlog)
         return Listener(self, sock, kind, factory, backlog)
 
     def connect_tcp(
@@ -392,7 +403,7 @@ class Reactor:
         OSError (EADDRINUSE), and so does a path that is not a socket. The
         file is removed when the listener closes.
         """
-        sock = _bind_unix(os.fspath(path), mode, backlog)
+        sock = bind_unix(os.fspath(path), mode, backlog)
         return Listener(self, sock, "unix", factory, backlog)
 
     def connect_unix(
@@ -426,7 +437,7 @@ class Reactor:
             True
             >>> _ = listener.close()
         """
-        sock, kind = _bind_tcp(interface, port, backlog)
+        sock, kind = bind_tcp(interface, port, backlog)
         return Listener(self, sock, kind, factory, backlog, tls_context=context)
 
     def connect_tls(

@@ -21,7 +21,6 @@ connection starts TLS. Contexts, certificates and the typed errors are in
 from __future__ import annotations
 
 import datetime
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,9 +35,6 @@ if TYPE_CHECKING:
     from netshell.transport import StreamTransport
 
 __all__ = ["TLSConnection", "TLSHandshakeCut", "TLSInfo", "TLSLayer"]
-
-# A connection's TLS messages go to the transport's logger, where they always were.
-log = logging.getLogger("netshell.transport")
 
 _CHUNK = 256 * 1024
 
@@ -239,20 +235,55 @@ class TLSHandshakeCut(HandshakeFailed):
 class TLSConnection:
     """The TLS state machine of one stream connection, held by its transport while TLS is on.
 
-    It drives a :class:`TLSLayer` (``layer``) between ``transport``'s socket and its
-    protocol: ciphertext from the socket goes in through :meth:`received`, and the
-    plaintext comes out through the transport's ``_deliver``, held while reading is
-    paused. It keeps the handshake's deadline (``handshake_timeout`` seconds, or
-    shorter with :meth:`limit_handshake`), the wait for the peer's close_notify after
-    :meth:`close`, and fails the handshake (:meth:`fail`) with a
-    :class:`~netshell.TLSError`: the connection is then closed, ``started`` (the
-    Deferred of ``start_tls``) and the connection's own made-Deferred fail with it.
+    It drives a :class:`TLSLayer` (``layer``) between the socket and the protocol:
+    ciphertext from the socket goes in through :meth:`received`, and the plaintext goes
+    out through ``deliver``, or waits in ``held`` while reading is paused. It keeps the
+    handshake's deadline (``handshake_timeout`` seconds, or shorter with
+    :meth:`limit_handshake`), the wait for the peer's close_notify after :meth:`close`,
+    and fails the handshake (:meth:`fail`) with a :class:`~netshell.TLSError`: the
+    connection is then closed, ``started`` (the Deferred of ``start_tls``) and the
+    connection's own made-Deferred fail with it.
+
+    It never talks to the protocol, nor reaches into ``transport``: the transport hands it,
+    at construction, what it may do through it, and reads only its public attributes
+    (``protocol``, ``lost``, ``bytes_received``, ``peer``, ``tls``, ``close()``):
+
+    - ``raw``: the asyncio transport under the connection (``write``, ``close``,
+      ``is_closing``), where ciphertext goes;
+    - ``call_later``: the reactor's, for the deadlines;
+    - ``deliver(plaintext) -> bool``: hand plaintext to the protocol (False if it raised);
+    - ``deliver_eof() -> bool | None``: tell the protocol the peer's close_notify came
+      (the truth of its answer: keep the connection open; None if it raised);
+    - ``attach()``: make the connection, once the handshake is done (``listen_tls`` /
+      ``connect_tls``: the protocol meets it only then);
+    - ``failed(exc) -> bool``: record the handshake's failure on the connection; False if
+      it failed already with another error (then there is nothing more to do);
+    - ``fail_made(exc)``: fail the connection's made-Deferred;
+    - ``held``: data held before TLS began, delivered first when reading resumes.
+
+    ``reading_paused`` tells whether the protocol paused reading: the transport sets it
+    (from ``reading_paused`` at construction, then in ``pause_reading`` / ``resume_reading``).
 
     ``timer`` is the pending :class:`~netshell.reactor.DelayedCall` (the handshake's
     deadline, or the close_notify wait), or None. Used by the transport only.
     """
 
-    __slots__ = ("handshake_timeout", "layer", "started", "timer", "transport")
+    __slots__ = (
+        "_attach",
+        "_call_later",
+        "_deliver",
+        "_deliver_eof",
+        "_fail_made",
+        "_failed",
+        "_raw",
+        "handshake_timeout",
+        "held",
+        "layer",
+        "reading_paused",
+        "started",
+        "timer",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -261,15 +292,33 @@ class TLSConnection:
         hostname: str | None,
         started: Deferred[Any] | None,
         handshake_timeout: float,
+        *,
+        raw: Any,
+        call_later: Callable[..., Any],
+        deliver: Callable[[bytes], bool],
+        deliver_eof: Callable[[], bool | None],
+        attach: Callable[[], None],
+        failed: Callable[[BaseException], bool],
+        fail_made: Callable[[BaseException], None],
+        reading_paused: bool,
+        held: list[bytes] | None = None,
     ) -> None:
         self.transport = transport
-        self.layer = TLSLayer(context, transport._t.write, hostname)
+        self._raw = raw
+        self._call_later = call_later
+        self._deliver = deliver
+        self._deliver_eof = deliver_eof
+        self._attach = attach
+        self._failed = failed
+        self._fail_made = fail_made
+        self.reading_paused = reading_paused
+        #: plaintext waiting for the protocol to resume reading, in order (or None)
+        self.held: list[bytes] | None = held or None
+        self.layer = TLSLayer(context, raw.write, hostname)
         self.started = started
         self.handshake_timeout = handshake_timeout
         # A peer that never completes the handshake must not hold the connection forever.
-        self.timer: Any = transport._reactor.call_later(
-            handshake_timeout, self._handshake_timed_out
-        )
+        self.timer: Any = call_later(handshake_timeout, self._handshake_timed_out)
 
     @property
     def established(self) -> bool:
@@ -291,7 +340,7 @@ class TLSConnection:
         """Fail the handshake with ``exc`` unless it is done within ``seconds`` (instead of
         ``handshake_timeout``): ``connect_tls``'s timeout covers the handshake too."""
         self._cancel_timer()
-        self.timer = self.transport._reactor.call_later(seconds, self.fail, exc)
+        self.timer = self._call_later(seconds, self.fail, exc)
 
     def _handshake_timed_out(self) -> None:
         self.timer = None
@@ -318,11 +367,11 @@ class TLSConnection:
             self._handshake_done()
             if t.protocol is None or t.lost:
                 return
-        if t._held or (chunks and t._read_paused):
+        if self.held or (chunks and self.reading_paused):
             # Reading is paused (or older plaintext waits): keep it for resume_reading().
-            if t._held is None:
-                t._held = []
-            t._held.extend(chunks)
+            if self.held is None:
+                self.held = []
+            self.held.extend(chunks)
             return
         self.deliver(chunks)
 
@@ -330,20 +379,21 @@ class TLSConnection:
         """Hand plaintext to the protocol through the transport, chunk by chunk, holding what
         follows a pause; then act on the peer's close_notify, if it came."""
         t = self.transport
+        deliver = self._deliver
         for i, chunk in enumerate(chunks):
-            if t._read_paused:
+            if self.reading_paused:
                 # One socket read can hold many records: what follows a pause waits.
-                t._held = chunks[i:] + (t._held or [])
+                self.held = chunks[i:] + (self.held or [])
                 return
             t.bytes_received += len(chunk)
-            if not t._deliver(chunk):
+            if not deliver(chunk):
                 return
         layer = self.layer
         if layer.close_notify_received and not t.lost:
             if layer.close_notify_sent:
-                t._t.close()  # both said goodbye
+                self._raw.close()  # both said goodbye
             else:
-                keep_open = t._deliver_eof()
+                keep_open = self._deliver_eof()
                 if keep_open is None:
                     return  # the protocol raised: its connection is aborted
                 if not keep_open:
@@ -351,35 +401,30 @@ class TLSConnection:
 
     def release_held(self) -> None:
         """Deliver the plaintext held while reading was paused (``resume_reading``)."""
-        t = self.transport
-        held, t._held = t._held or [], None
-        if not t.lost:
+        held, self.held = self.held or [], None
+        if not self.transport.lost:
             self.deliver(held)  # plaintext, counted as delivered
 
     def _handshake_done(self) -> None:
         t = self.transport
         self._cancel_timer()
         if t.protocol is None:
-            t._attach_protocol()  # listen_tls / connect_tls
+            self._attach()  # listen_tls / connect_tls
         started, self.started = self.started, None
         if started is not None:
             started.callback(t.tls)
 
     def fail(self, exc: BaseException) -> None:
         """The handshake failed (or timed out): fail whoever waits for it, close the socket."""
-        t = self.transport
         self._cancel_timer()
-        if t._error is None:
-            t._error = exc
-            log.info("TLS with %s failed: %s", t.peer, exc)
-        elif t._error is not exc:
+        if not self._failed(exc):
             return  # failed already (this is connection_lost after the failure)
         started, self.started = self.started, None
         if started is not None and not started.called:
             started.errback(Failure(exc))
-        t._fail_made(exc)
-        if t._t is not None and not t.lost:
-            t._t.close()  # sends the alert the layer queued, then closes
+        self._fail_made(exc)
+        if not self.transport.lost:
+            self._raw.close()  # sends the alert the layer queued, then closes
 
     # ---- our side
 
@@ -393,9 +438,7 @@ class TLSConnection:
 
     def closing(self) -> bool:
         """close() was called: close_notify is sent, the peer's awaited (write_eof is not this)."""
-        return self.layer.close_notify_sent and (
-            self.timer is not None or self.transport._t.is_closing()
-        )
+        return self.layer.close_notify_sent and (self.timer is not None or self._raw.is_closing())
 
     def close(self, timeout: float) -> bool:
         """Send close_notify and wait for the peer's, at most ``timeout`` seconds, before the
@@ -407,17 +450,19 @@ class TLSConnection:
             layer.shutdown()
             if not layer.close_notify_received:
                 self._cancel_timer()
-                self.timer = t._reactor.call_later(timeout, t._t.close)
+                self.timer = self._call_later(timeout, self._raw.close)
                 return True
         return False
 
     # ---- the end
 
-    def connection_lost(self, exc: BaseException | None) -> None:
-        """The socket is gone: stop the timer; a handshake not done fails."""
+    def connection_lost(self, exc: BaseException | None, error: BaseException | None) -> None:
+        """The socket is gone (with ``exc``): stop the timer; a handshake not done fails, with
+        ``error`` (what the connection failed with already, if anything) or
+        :class:`TLSHandshakeCut`."""
         self._cancel_timer()
         if not self.layer.established:
-            self.fail(self.transport._error or TLSHandshakeCut(exc))
+            self.fail(error or TLSHandshakeCut(exc))
 
     def truncation(self) -> ConnectionLost | None:
         """Why a connection that ended with no error was not closed cleanly: neither side

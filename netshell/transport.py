@@ -46,6 +46,7 @@ __all__ = [
     "Address",
     "PeerCredentials",
     "StreamTransport",
+    "address_of",
 ]
 
 log = logging.getLogger("netshell.transport")
@@ -59,8 +60,18 @@ class PeerCredentials(NamedTuple):
     gid: int
 
 
-def _address(kind: str, sockaddr: Any) -> Address:
-    """The :class:`Address` of a socket address of ``kind`` (as asyncio or a socket gives it)."""
+def address_of(kind: str, sockaddr: Any) -> Address:
+    """The :class:`Address` of a socket address of ``kind`` (as asyncio or a socket gives it).
+
+    Stream transports and listeners (:mod:`netshell.listener`) name their ends with it.
+
+    Example::
+
+        >>> address_of("tcp", ("127.0.0.1", 8080))
+        Address(kind='tcp', host='127.0.0.1', port=8080)
+        >>> address_of("unix", b"/tmp/s.sock").host
+        '/tmp/s.sock'
+    """
     if kind == "unix":
         path = sockaddr.decode() if isinstance(sockaddr, bytes) else (sockaddr or "")
         return Address("unix", path, 0)
@@ -178,7 +189,7 @@ class StreamTransport(asyncio.Protocol):
         if self._tls_context is not None:
             # listen_tls / connect_tls: the protocol meets the connection only
             # once the handshake (and certificate check) has succeeded.
-            self._reactor._add_connection(self)
+            self._reactor.add_connection(self)
             self._begin_tls(self._tls_context, self._tls_hostname, None)
             return
         self._attach_protocol()
@@ -200,9 +211,9 @@ class StreamTransport(asyncio.Protocol):
             )
             return
         self.protocol = protocol
-        self._reactor._add_connection(self)
+        self._reactor.add_connection(self)
         if self.listener is not None:
-            self.listener._connections[self] = None
+            self.listener.add_connection(self)
         if _observe.connection_made:
             _observe.notify("connection_made", self)
         try:
@@ -271,10 +282,10 @@ class StreamTransport(asyncio.Protocol):
         self.lost = True
         tls = self._tls
         if tls is not None:
-            tls.connection_lost(exc)  # a handshake cut short fails here
-        self._reactor._remove_connection(self)
+            tls.connection_lost(exc, self._error)  # a handshake cut short fails here
+        self._reactor.remove_connection(self)
         if self.listener is not None:
-            self.listener._connection_gone(self)
+            self.listener.remove_connection(self)
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -283,10 +294,8 @@ class StreamTransport(asyncio.Protocol):
                 log.exception("Error in %r.stop_producing", producer)
         if self.protocol is None:
             if self._connector is not None:  # our own factory refused it, or TLS failed
-                self._connector.state = "disconnected"
-                if tls is not None and not tls.established and not self._aborted:
-                    self._connector._failed(Failure(self._error))
-                self._connector._maybe_done()
+                tls_failed = tls is not None and not tls.established and not self._aborted
+                self._connector.attempt_failed(Failure(self._error) if tls_failed else None)
             return
         cause = self._error or exc
         if cause is None and tls is not None and not self._aborted:
@@ -307,7 +316,7 @@ class StreamTransport(asyncio.Protocol):
         if _observe.connection_lost:
             _observe.notify("connection_lost", self, reason)
         if self._connector is not None:
-            self._connector._lost(reason)
+            self._connector.connection_lost(reason)
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -407,8 +416,42 @@ class StreamTransport(asyncio.Protocol):
         # Imported here for start-up time: tls_layer loads pyOpenSSL, which only TLS pays for.
         from netshell.tls_layer import TLSConnection
 
-        self._tls = tls = TLSConnection(self, context, hostname, started, TLS_HANDSHAKE_TIMEOUT)
+        # Held data (a paused read before TLS began) waits in the TLSConnection from now on.
+        held, self._held = self._held, None
+        self._tls = tls = TLSConnection(
+            self,
+            context,
+            hostname,
+            started,
+            TLS_HANDSHAKE_TIMEOUT,
+            raw=self._t,
+            call_later=self._reactor.call_later,
+            deliver=self._deliver,
+            deliver_eof=self._deliver_eof,
+            attach=self._attach_protocol,
+            failed=self._tls_failed,
+            fail_made=self._fail_made,
+            reading_paused=self._read_paused,
+            held=held,
+        )
         tls.start()
+
+    def _tls_failed(self, exc: BaseException) -> bool:
+        """Record that the TLS handshake failed with ``exc`` (for the TLSConnection): False if
+        the connection failed already with another error."""
+        if self._error is None:
+            self._error = exc
+            log.info("TLS with %s failed: %s", self.peer, exc)
+        elif self._error is not exc:
+            return False
+        return True
+
+    @property
+    def tls_connection(self) -> TLSConnection | None:
+        """The TLS state machine (:class:`netshell.tls_layer.TLSConnection`) while TLS is on,
+        else None: the handshake's deadline, close_notify, held plaintext. The connector
+        shortens the handshake's deadline to its own timeout through it."""
+        return self._tls
 
     @property
     def tls(self) -> TLSInfo | None:
@@ -427,12 +470,16 @@ class StreamTransport(asyncio.Protocol):
     def pause_reading(self) -> None:
         """Stop delivering data to the protocol until :meth:`resume_reading`."""
         self._read_paused = True
+        if self._tls is not None:
+            self._tls.reading_paused = True
         self._t.pause_reading()
 
     def resume_reading(self) -> None:
         """Deliver data to the protocol again."""
         self._read_paused = False
-        if self._held:
+        if self._tls is not None:
+            self._tls.reading_paused = False
+        if self._held or (self._tls is not None and self._tls.held):
             self._reactor.loop.call_soon(self._release_held)
         else:
             self._t.resume_reading()
@@ -573,13 +620,13 @@ class StreamTransport(asyncio.Protocol):
     def peer(self) -> Address:
         """The other end of the connection."""
         info = None if self._t is None else self._t.get_extra_info("peername")
-        return _address(self.kind, info)
+        return address_of(self.kind, info)
 
     @property
     def host(self) -> Address:
         """Our end of the connection."""
         info = None if self._t is None else self._t.get_extra_info("sockname")
-        return _address(self.kind, info)
+        return address_of(self.kind, info)
 
     @property
     def write_buffer_size(self) -> int:

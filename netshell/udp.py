@@ -452,7 +452,7 @@ class DatagramTransport:
         if sock is not None:
             sock.close()
         if self.listener is not None:
-            self.reactor._remove_listener(self.listener)
+            self.reactor.remove_listener(self.listener)
         if self._aborted:
             reason = Failure(ConnectionLost("the socket was aborted"))
         else:
@@ -588,7 +588,7 @@ def _start(
         transport._sock = None
         sock.close()
         raise
-    reactor._add_listener(listener)
+    reactor.add_listener(listener)
     transport._start_reading()
     return listener
 

@@ -90,12 +90,12 @@ class SlowConnection:
         self.closed_at: float | None = None
         self.aborted_at: float | None = None
         self.gone_at: float | None = None
-        reactor._add_connection(self)
+        reactor.add_connection(self)
 
     def finish(self) -> None:
         if self.gone_at is None:
             self.gone_at = self.reactor.seconds()
-            self.reactor._remove_connection(self)
+            self.reactor.remove_connection(self)
 
     def close(self) -> None:
         if self.closed_at is None:
