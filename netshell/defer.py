@@ -189,7 +189,7 @@ class Deferred(Generic[T]):
         self._fail_logger: _FailureLogger | None = None
         self._id = next(_ids)
         self._debug: dict[str, str] | None = (
-            {"created": _stack_here(2)} if _failure_mod._debugging else None
+            {"created": _stack_here(2)} if _failure_mod.debugging else None
         )
 
     # ---- reading the state

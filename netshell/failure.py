@@ -22,7 +22,10 @@ from typing import Any, NoReturn
 
 __all__ = ["Failure", "NoCurrentExceptionError", "get_debugging", "set_debugging"]
 
-_debugging = os.environ.get("NETSHELL_DEBUG", "") not in ("", "0")
+#: Whether debugging is on: read it here (Deferreds do, for each one made; a plain
+#: module attribute is the cheapest test) or with :func:`get_debugging`; set it only
+#: with :func:`set_debugging`.
+debugging = os.environ.get("NETSHELL_DEBUG", "") not in ("", "0")
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -42,13 +45,13 @@ def set_debugging(on: bool) -> None:
         >>> import netshell as ns
         >>> ns.set_debugging(True); ns.set_debugging(False)
     """
-    global _debugging
-    _debugging = bool(on)
+    global debugging
+    debugging = bool(on)
 
 
 def get_debugging() -> bool:
     """Tell whether debugging is on (see :func:`set_debugging`)."""
-    return _debugging
+    return debugging
 
 
 class NoCurrentExceptionError(Exception):
@@ -109,7 +112,7 @@ class Failure:
         self.value = exc
         self.type = type(exc)
         self.tb = tb if tb is not None else exc.__traceback__
-        self.frames = self._capture_locals() if _debugging else None
+        self.frames = self._capture_locals() if debugging else None
 
     def _capture_locals(self) -> list[tuple[str, str, int, dict[str, str]]]:
         frames = []

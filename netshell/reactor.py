@@ -769,19 +769,6 @@ class Reactor:
 # get_reactor() makes a Reactor when the current loop has none.
 _current.set_reactor_type(Reactor)
 
-# The registry moved to netshell.current; its old names here stay readable for code that
-# looked at them (this thread's reactor is _current._local.reactor; _last changes, so it
-# is read through on each access).
-_local = _current._local
-_thread_loop = _current._thread_loop
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("_last", "_ATTR"):
-        return getattr(_current, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class _CurrentReactor:
     """``netshell.reactor``: stands for the reactor of the current loop, whichever it is."""
 

@@ -444,17 +444,6 @@ PRIVATE_USES_ALLOWED = {
         "resumed (its docstring says so; None if the internals change)"
     ),
     ("netshell.tls_layer", "from OpenSSL._util import lib"): "_session_reused(), as above",
-    ("netshell.reactor", "_current._local"): (
-        "the registry's old names in netshell.reactor, kept readable after it moved to "
-        "netshell.current (the comment there says so; tests/netshell/test_reactor.py reads "
-        "them): they go when nothing reads them"
-    ),
-    ("netshell.reactor", "_current._thread_loop"): "the registry's old names, as above",
-    ("netshell.defer", "_failure_mod._debugging"): (
-        "NOT YET RESOLVED: Deferred.__init__ reads failure.py's debugging flag directly; "
-        "defer.py and failure.py were being changed by others when the rule came (a public "
-        "flag in failure.py, or get_debugging(), would end it)"
-    ),
 }
 
 

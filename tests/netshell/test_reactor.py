@@ -39,6 +39,7 @@ from netshell.reactor import (
 
 # ``netshell.reactor`` as an attribute is the proxy; the module is in sys.modules.
 reactor_mod = importlib.import_module("netshell.reactor")
+current_mod = importlib.import_module("netshell.current")
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,15 +95,15 @@ def _fire_later(r: Reactor, delay: float, value: object = None) -> ns.Deferred[o
 @pytest.fixture
 def no_thread_reactor():
     """This thread starts with no installed reactor; whatever the test made is closed after."""
-    saved = getattr(reactor_mod._local, "reactor", None)
-    reactor_mod._local.reactor = None
+    saved = getattr(current_mod._local, "reactor", None)
+    current_mod._local.reactor = None
     try:
         yield
     finally:
-        current = getattr(reactor_mod._local, "reactor", None)
+        current = getattr(current_mod._local, "reactor", None)
         if current is not None and not current.closed:
             current.close()
-        reactor_mod._local.reactor = saved
+        current_mod._local.reactor = saved
 
 
 # ---- nothing at import; one reactor per loop
@@ -114,8 +115,9 @@ def test_importing_netshell_creates_no_reactor_and_no_loop():
         import asyncio, gc, sys
         import netshell
         mod = sys.modules["netshell.reactor"]
-        print("last", mod._last)
-        print("installed", getattr(mod._local, "reactor", None))
+        registry = sys.modules["netshell.current"]
+        print("last", registry._last)
+        print("installed", getattr(registry._local, "reactor", None))
         print("loop_set", asyncio.get_event_loop_policy()._local._loop)
         print("running", asyncio._get_running_loop())
         print("reactors", sum(isinstance(o, mod.Reactor) for o in gc.get_objects()))
