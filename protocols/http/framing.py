@@ -170,11 +170,12 @@ def plain_answer(
     >>> plain_answer(bytes, b"hi", "HEAD", (1, 1), False, b"") is None
     True
     """
-    if close or version != _HTTP11 or method == "HEAD" or len(body) > BIG_BODY:
+    if close or version != _HTTP11 or method == "HEAD":
         return None
-    return b"".join(
-        (_PLAIN_HEADS[kind], date_line, b"Content-Length: %d\r\n\r\n" % len(body), body)
-    )
+    size = len(body)
+    if size > BIG_BODY:
+        return None
+    return b"".join((_PLAIN_HEADS[kind], date_line, b"Content-Length: %d\r\n\r\n" % size, body))
 
 
 def frame_answer(
