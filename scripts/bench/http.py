@@ -41,6 +41,9 @@ Usage::
     python scripts/bench/http.py --json out.json
     python scripts/bench/http.py --only netshell,aiohttp,client-netshell
     python scripts/bench/http.py --only servers --profile DIR   # cProfile each server
+    # a change side by side with the tree before it, and an observer's cost:
+    python scripts/bench/http.py --only netshell,netshell-baseline,netshell-observed \
+        --baseline ../before
 
 It prints the ratios the issue names, with their goals: netshell/twisted.web
 (>= 3x), netshell/aiohttp (>= 1x), netshell-uvloop/uvicorn-httptools
@@ -129,6 +132,28 @@ def serving():
 """
 
 SERVERS = {
+    # netshell with an observer (netshell.observe) of every event, connections, bytes,
+    # timers and Deferreds, that only counts them: what watching costs, next to "netshell".
+    "netshell-observed": """
+        from netshell import observe, reactor
+        from protocols import http
+        class Counting:
+            events = 0
+            def _count(self, *args):
+                self.events += 1
+            connection_made = connection_lost = data_in = data_out = _count
+            timed_call_run = deferred_step_added = deferred_step_ran = _count
+            deferred_fired = deferred_settled = _count
+        observe.add_observer(Counting())
+        app = http.App()
+        @app.route("/")
+        def hello(request):
+            return "Hello, World!"
+        listener = http.serve(app, backlog=4096)
+        ready(listener.port, reactor.loop)
+        serving()
+        reactor.run()
+    """,
     "netshell": """
         from netshell import reactor
         from protocols import http
@@ -237,7 +262,12 @@ SERVER_CASES = [
         {"BENCH_HTTP_UVICORN": "httptools"},
         ["uvicorn", "httptools", "uvloop"],
     ),
+    # Run only when named in --only (OPTIONAL_SERVERS): a change measured side by side
+    # with the tree before it (--baseline DIR), and the cost of an observer.
+    ServerCase("netshell-baseline", "netshell baseline", "netshell", {}, []),
+    ServerCase("netshell-observed", "netshell observed", "netshell-observed", {}, []),
 ]
+OPTIONAL_SERVERS = {"netshell-baseline", "netshell-observed"}
 
 # (label, numerator, denominator, goal or None)
 SERVER_GOALS: list[tuple[str, str, str, float | None]] = [
@@ -246,6 +276,8 @@ SERVER_GOALS: list[tuple[str, str, str, float | None]] = [
     ("netshell (uvloop) / uvicorn httptools", "netshell-uvloop", "uvicorn-httptools", 0.7),
     ("netshell / uvicorn h11", "netshell", "uvicorn-h11", None),
     ("netshell (uvloop) / netshell", "netshell-uvloop", "netshell", None),
+    ("netshell / netshell baseline", "netshell", "netshell-baseline", None),
+    ("netshell observed / netshell", "netshell-observed", "netshell", None),
 ]
 
 # Run first in every client: pin it; drive(fetch) does the warm-up, the sequential
@@ -626,7 +658,7 @@ def load_allocators() -> list[tuple[str, dict[str, str]]]:
 def select(names: str | None) -> tuple[list[ServerCase], list[ClientCase]]:
     servers, clients = list(SERVER_CASES), list(CLIENT_CASES)
     if names is None:
-        return servers, clients
+        return [c for c in servers if c.name not in OPTIONAL_SERVERS], clients
     wanted = {n.strip() for n in names.split(",") if n.strip()}
     known = {c.name for c in servers} | {c.name for c in clients} | {"servers", "clients"}
     unknown = wanted - known
@@ -634,7 +666,8 @@ def select(names: str | None) -> tuple[list[ServerCase], list[ClientCase]]:
         raise SystemExit(
             f"--only: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
         )
-    servers = [c for c in servers if "servers" in wanted or c.name in wanted]
+    servers = [c for c in servers
+               if c.name in wanted or ("servers" in wanted and c.name not in OPTIONAL_SERVERS)]
     clients = [c for c in clients if "clients" in wanted or c.name in wanted]
     return servers, clients
 
@@ -669,6 +702,12 @@ def main() -> int:
         metavar="DIR",
         help=f"cProfile every server into DIR (also ${PROFILE_ENV}); slows them down",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a netshell source tree (e.g. a git worktree of an older commit) for the "
+        "server netshell-baseline (name it in --only), to compare a change in one run",
+    )
     args = parser.parse_args()
     if args.seconds is None:
         args.seconds = 1 if args.quick else 5
@@ -679,6 +718,14 @@ def main() -> int:
     args.warmup = 20 if args.quick else 500
     rounds = 1 if args.quick else max(1, args.rounds)
     server_cases, client_cases = select(args.only)
+    if any(c.name == "netshell-baseline" for c in server_cases):
+        if not args.baseline or not os.path.isfile(
+                os.path.join(args.baseline, "netshell", "__init__.py")):
+            parser.error("the server netshell-baseline needs --baseline DIR (a netshell tree)")
+        baseline = os.path.abspath(args.baseline)
+        for c in server_cases:
+            if c.name == "netshell-baseline":
+                c.env = {"PYTHONPATH": baseline + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
     cpus = sorted(os.sched_getaffinity(0))
     args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
