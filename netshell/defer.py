@@ -62,6 +62,18 @@ __all__ = [
     "succeed",
 ]
 
+# The observers of Deferreds (netshell.observe.deferreds), mirrored in a global of this
+# module so that the hot paths test one name: kept up to date by observe.on_change.
+_watched: tuple[Any, ...] = ()
+
+
+def _sync_watched() -> None:
+    global _watched
+    _watched = _observe.deferreds
+
+
+_observe.on_change(_sync_watched)
+
 log = logging.getLogger("netshell.defer")
 
 T = TypeVar("T")
@@ -234,10 +246,11 @@ class Deferred(Generic[T]):
         """
         ca = callback_args if (callback_args or callback_kwargs) else None
         ea = errback_args if (errback_args or errback_kwargs) else None
-        item = (callback, ca, callback_kwargs or {}, errback, ea, errback_kwargs or {})
-        self._callbacks.append(item)
-        if _observe.deferreds:
-            _observe.notify("deferred_step_added", self, item, callback, errback)
+        self._callbacks.append(
+            (callback, ca, callback_kwargs or {}, errback, ea, errback_kwargs or {})
+        )
+        if _watched:
+            _observe.notify("deferred_step_added", self, self._callbacks[-1], callback, errback)
         if self.called:
             self._run_callbacks()
         return self
@@ -247,10 +260,9 @@ class Deferred(Generic[T]):
 
         Added after the Deferred fired, it runs at once. Returns this Deferred.
         """
-        item = (callback, args if (args or kw) else None, kw, None, None, None)
-        self._callbacks.append(item)
-        if _observe.deferreds:
-            _observe.notify("deferred_step_added", self, item, callback, None)
+        self._callbacks.append((callback, args if (args or kw) else None, kw, None, None, None))
+        if _watched:
+            _observe.notify("deferred_step_added", self, self._callbacks[-1], callback, None)
         if self.called:
             self._run_callbacks()
         return self
@@ -261,10 +273,9 @@ class Deferred(Generic[T]):
         Return a value from it to switch the chain back to callbacks; raise
         (or ``failure.trap(...)``) to keep the error going. Returns this Deferred.
         """
-        item = (None, None, None, errback, args if (args or kw) else None, kw)
-        self._callbacks.append(item)
-        if _observe.deferreds:
-            _observe.notify("deferred_step_added", self, item, None, errback)
+        self._callbacks.append((None, None, None, errback, args if (args or kw) else None, kw))
+        if _watched:
+            _observe.notify("deferred_step_added", self, self._callbacks[-1], None, errback)
         if self.called:
             self._run_callbacks()
         return self
@@ -272,10 +283,9 @@ class Deferred(Generic[T]):
     def add_both(self, callback: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
         """Add ``callback`` as both callback and errback (it sees values and Failures)."""
         a = args if (args or kw) else None
-        item = (callback, a, kw, callback, a, kw)
-        self._callbacks.append(item)
-        if _observe.deferreds:
-            _observe.notify("deferred_step_added", self, item, callback, callback)
+        self._callbacks.append((callback, a, kw, callback, a, kw))
+        if _watched:
+            _observe.notify("deferred_step_added", self, self._callbacks[-1], callback, callback)
         if self.called:
             self._run_callbacks()
         return self
@@ -311,12 +321,12 @@ class Deferred(Generic[T]):
             raise TypeError(
                 "cannot fire a Deferred with another Deferred; return it from a callback"
             )
-        if self.called or self._debug is not None or _observe.deferreds:
+        if self.called or self._debug is not None:
             self._start(result)
             return
         self.called = True
         self._result = result
-        self._run_callbacks()
+        self._run_callbacks(True)
 
     def errback(self, fail: Failure | BaseException | type[BaseException] | None = None) -> None:
         """Fire the Deferred with an error: the errback chain starts running.
@@ -340,9 +350,7 @@ class Deferred(Generic[T]):
             self._debug["fired"] = _stack_here(3)
         self.called = True
         self._result = result
-        if _observe.deferred_fired:
-            _observe.notify("deferred_fired", self, result)
-        self._run_callbacks()
+        self._run_callbacks(True)
 
     def _already_called_message(self) -> str:
         msg = f"Deferred #{self._id} has already fired"
@@ -420,7 +428,12 @@ class Deferred(Generic[T]):
 
     # ---- running the chain
 
-    def _run_callbacks(self) -> None:
+    def _run_callbacks(self, fired: bool = False) -> None:
+        # ``fired``: called by callback() or errback() (observers hear of it).
+        if _watched:
+            # Observers are registered (netshell.observe): the same run, telling them.
+            self._run_watched(fired)
+            return
         if self._running:
             # A callback of this Deferred added another step: the loop below
             # picks it up after the running callback returns.
@@ -430,8 +443,6 @@ class Deferred(Generic[T]):
         # iterative. Most runs never need it, so it is made on first use.
         chain: list[Deferred[Any]] | None = None
         current = self
-        # Observers of Deferreds (netshell.observe): tested once per run, not per step.
-        observed = _observe.deferreds
         while True:
             waiter: Deferred[Any] | None = None
             if not current.paused:
@@ -459,19 +470,14 @@ class Deferred(Generic[T]):
                         if current._fail_logger is not None:
                             current._fail_logger.failure = None
                         waiter.paused -= 1
-                        if observed:
-                            _observe.notify("deferred_settled", current, waiter._result)
                         break
-                    if observed:
-                        result = _run_observed(current, item, fn, args, kw, result)
-                    else:
-                        try:
-                            if args is None:
-                                result = fn(result)
-                            else:
-                                result = fn(result, *args, **kw)
-                        except BaseException:
-                            result = Failure()
+                    try:
+                        if args is None:
+                            result = fn(result)
+                        else:
+                            result = fn(result, *args, **kw)
+                    except BaseException:
+                        result = Failure()
                     if isinstance(result, Deferred):
                         inner = result
                         inner_result = inner._result
@@ -511,7 +517,103 @@ class Deferred(Generic[T]):
                             current._fail_logger.failure = result
                     elif current._fail_logger is not None:
                         current._fail_logger.failure = None
-                    if observed and not current.paused:
+            if waiter is not None:
+                # Come back to ``current`` only if callbacks follow the hand-off.
+                if cbs:
+                    if chain is None:
+                        chain = [current]
+                    else:
+                        chain.append(current)
+                current = waiter
+                continue
+            if not chain:
+                return
+            current = chain.pop()
+
+    def _run_watched(self, fired: bool) -> None:
+        """_run_callbacks while observers are registered: the same run, step for step,
+        telling them of the firing, each step run and the chain settling."""
+        if self._running:
+            # A callback of this Deferred added another step: the loop below
+            # picks it up after the running callback returns.
+            return
+        # ``chain`` holds the Deferreds whose run was interrupted to hand a
+        # result on to a waiting Deferred; it makes chains of any depth
+        # iterative. Most runs never need it, so it is made on first use.
+        chain: list[Deferred[Any]] | None = None
+        current = self
+        if fired:
+            _observe.notify("deferred_fired", self, self._result)
+        while True:
+            waiter: Deferred[Any] | None = None
+            if not current.paused:
+                cbs = current._callbacks
+                result = current._result
+                i = 0
+                current._running = True
+                while i < len(cbs):
+                    if current.paused:
+                        break
+                    item = cbs[i]
+                    i += 1
+                    if isinstance(result, Failure):
+                        fn, args, kw = item[3], item[4], item[5]
+                    else:
+                        fn, args, kw = item[0], item[1], item[2]
+                    if fn is None:
+                        continue
+                    if fn is _CONTINUE:
+                        # ``current`` is an inner Deferred that fired: hand its
+                        # result to the Deferred waiting on it, and run that one.
+                        waiter = args
+                        waiter._result = result
+                        result = None
+                        if current._fail_logger is not None:
+                            current._fail_logger.failure = None
+                        waiter.paused -= 1
+                        _observe.notify("deferred_settled", current, waiter._result)
+                        break
+                    result = _run_observed(current, item, fn, args, kw, result)
+                    if isinstance(result, Deferred):
+                        inner = result
+                        inner_result = inner._result
+                        if inner is current:
+                            result = Failure(
+                                TypeError(f"a callback of Deferred #{current._id} returned it")
+                            )
+                        elif (
+                            inner_result is _NO_RESULT
+                            or inner.paused
+                            or isinstance(inner_result, Deferred)
+                        ):
+                            # Wait for the inner one; it hands its result back via _CONTINUE.
+                            current.paused += 1
+                            inner._callbacks.append(
+                                (_CONTINUE, current, None, _CONTINUE, current, None)
+                            )
+                            current._result = inner
+                            break
+                        else:
+                            # The inner one has its result already: take it over.
+                            inner._result = None
+                            if inner._fail_logger is not None:
+                                inner._fail_logger.failure = None
+                            result = inner_result
+                    current._result = result
+                if not isinstance(result, Deferred):
+                    current._result = result
+                current._running = False
+                del cbs[:i]
+                if waiter is None:
+                    if isinstance(result, Failure):
+                        result.clean()
+                        if current._fail_logger is None:
+                            current._fail_logger = _FailureLogger(current._id, result)
+                        else:
+                            current._fail_logger.failure = result
+                    elif current._fail_logger is not None:
+                        current._fail_logger.failure = None
+                    if not current.paused:
                         _observe.notify("deferred_settled", current, result)
             if waiter is not None:
                 # Come back to ``current`` only if callbacks follow the hand-off.

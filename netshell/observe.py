@@ -69,6 +69,7 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -150,6 +151,7 @@ deferred_settled: tuple[Any, ...] = ()
 deferreds: tuple[Any, ...] = ()
 
 _registered: list[Any] = []
+_on_change: list[Callable[[], None]] = []
 
 
 def _takes(observer: Any, event: str) -> bool:
@@ -166,6 +168,18 @@ def _rebuild() -> None:
     table["deferreds"] = tuple(
         o for o in _registered if any(_takes(o, e) for e in _DEFERRED_EVENTS)
     )
+    for fn in _on_change:
+        fn()
+
+
+def on_change(fn: Callable[[], None]) -> None:
+    """Call ``fn()`` after every change of the observers registered (and once now).
+
+    For a core module that mirrors one of the tuples above in a global of its own, so
+    its hottest path tests one name (:mod:`netshell.defer` does, for Deferreds).
+    """
+    _on_change.append(fn)
+    fn()
 
 
 def add_observer(observer: Any) -> None:

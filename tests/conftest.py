@@ -183,3 +183,44 @@ def _no_observer_left_behind() -> Iterator[None]:
     for o in left:
         observe.remove_observer(o)
     assert not left, f"observers left registered: {left!r}"
+
+
+class _EveryDeferredEvent:
+    """An observer of every Deferred event that keeps nothing but counts (see below)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+
+    def deferred_step_added(self, d: object, step: object, callback: object,
+                            errback: object) -> None:
+        self.events += 1
+
+    def deferred_step_ran(self, d: object, step: object, fn: object, got: object,
+                          result: object, raised: bool) -> None:
+        self.events += 1
+
+    def deferred_fired(self, d: object, result: object) -> None:
+        self.events += 1
+
+    def deferred_settled(self, d: object, result: object) -> None:
+        self.events += 1
+
+
+@pytest.fixture(scope="module", params=["unobserved", "observed"])
+def each_way_observed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run a module's tests twice: as they are, and with an observer of every Deferred
+    event registered. A Deferred runs its chain through one of two loops, a plain one
+    and one that tells the observers (netshell.defer: _run_callbacks, _run_watched), so
+    the Deferred tests run on both. Module-scoped, for hypothesis's sake."""
+    if request.param == "unobserved":
+        yield
+        return
+    from netshell import observe
+
+    observer = _EveryDeferredEvent()
+    observe.add_observer(observer)
+    try:
+        yield
+    finally:
+        observe.remove_observer(observer)
+    assert observer.events > 0, "the observed run saw no Deferred event"

@@ -23,6 +23,10 @@ import netshell as ns
 from netshell import Deferred, Failure
 from netshell.testing import Clock, failure_result_of, no_result, success_result_of
 
+# Every test runs twice: unobserved, and with an observer of every Deferred event
+# (the two loops a chain can run through; tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_way_observed")
+
 # ---- fixtures and helpers
 
 

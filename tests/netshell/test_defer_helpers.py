@@ -24,6 +24,10 @@ import netshell as ns
 from netshell import Deferred, Failure
 from netshell.testing import Clock, failure_result_of, no_result, success_result_of
 
+# Every test runs twice: unobserved, and with an observer of every Deferred event
+# (the two loops a chain can run through; tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("each_way_observed")
+
 # ``netshell.reactor`` as an attribute is the current-reactor proxy; the module is here.
 reactor_mod = importlib.import_module("netshell.reactor")
 
