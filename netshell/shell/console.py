@@ -40,6 +40,7 @@ from typing import IO, Any
 from netshell.defer import Deferred
 from netshell.shell import chains
 from netshell.shell.display import Table
+from netshell.shell.hints import with_hint
 
 __all__ = ["Console", "Input", "classify", "close_everything", "input_entry"]
 
@@ -270,7 +271,7 @@ class Console:
                 source.lstrip("\n") if filename else source,
                 started=started,
                 output="".join(tee.parts),
-                error=None if error is None else _error_text(error),
+                error=None if error is None else _error_text(error, self.namespace),
                 kind=classify(source),
             )
             self.record(entry)
@@ -278,7 +279,12 @@ class Console:
 
     def _filename(self, number: int, source: str) -> str:
         filename = f"<{self.name}-{number}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        lines = source.splitlines(True)
+        if lines and not lines[-1].endswith("\n"):
+            # As linecache reads a file: every line ends with a newline. traceback's
+            # carets count on it (without it they stand one column to the right).
+            lines[-1] += "\n"
+        linecache.cache[filename] = (len(source), None, lines, filename)
         return filename
 
     def _run_plain(self, item: Input) -> Any:
@@ -350,7 +356,7 @@ class Console:
         while tb is not None and tb.tb_frame.f_code.co_filename == _HERE:
             tb = tb.tb_next
         text = "".join(traceback.format_exception(type(exc), exc, tb))
-        self.err(text.rstrip("\n"))
+        self.err(with_hint(text.rstrip("\n"), exc, self.namespace))
 
     def _show_syntax_error(self, e: SyntaxError) -> None:
         self.err("".join(traceback.format_exception_only(type(e), e)).rstrip("\n"))
@@ -390,10 +396,10 @@ class _Exit:
         self.exc = exc
 
 
-def _error_text(e: BaseException) -> str:
+def _error_text(e: BaseException, namespace: dict[str, Any] | None = None) -> str:
     if isinstance(e, asyncio.CancelledError):
         return "Cancelled"
-    return "".join(traceback.format_exception_only(type(e), e)).strip()
+    return with_hint("".join(traceback.format_exception_only(type(e), e)).strip(), e, namespace)
 
 
 
