@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import ast
 import difflib
 import io
 import itertools
@@ -115,11 +116,30 @@ def script_text(entries: Iterable[dict[str, Any]], stamp: str | None = None) -> 
     for e in entries:
         if e.get("type") != "input" or e.get("error"):
             continue
-        source = e["input"].rstrip("\n")
+        source = _without_blank_indents(e["input"])
         if e.get("kind") == "inspect":
             source = "\n".join(f"# {line}" if line else "#" for line in source.split("\n"))
         out += ["", CELL, source]
     return "\n".join(out) + "\n"
+
+
+def _without_blank_indents(source: str) -> str:
+    """``source`` without the whitespace-only lines auto-indent leaves (made empty) and
+    without trailing blank lines, unless that would change what the code means (a
+    whitespace-only line inside a multi-line string stays as it was typed).
+
+    Example::
+
+        >>> _without_blank_indents("class A:\\n    x = 1\\n    \\n    y = 2\\n    ")
+        'class A:\\n    x = 1\\n\\n    y = 2'
+    """
+    cleaned = "\n".join("" if not line.strip() else line for line in source.split("\n"))
+    cleaned = cleaned.strip("\n")
+    try:
+        same = ast.dump(ast.parse(cleaned)) == ast.dump(ast.parse(source))
+    except SyntaxError:
+        same = False
+    return cleaned if same else source.rstrip("\n")
 
 
 def save(entries: Iterable[dict[str, Any]], path: str | os.PathLike[str] | None = None) -> Path:

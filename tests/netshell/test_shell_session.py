@@ -67,3 +67,26 @@ def test_a_saved_session_replays_headless_and_the_transcripts_agree(tmp_path, st
     agree = subprocess.run(netsh_argv("diff", str(sessions[0]), str(replay)),
                            capture_output=True, text=True, timeout=WAIT)
     assert agree.returncode == 0, agree.stdout
+
+
+def _input(source: str, kind: str = "code") -> dict:
+    return {"type": "input", "n": 1, "input": source, "kind": kind, "output": "",
+            "error": None, "time": 0.0, "duration": 0.0}
+
+
+def test_a_saved_session_has_no_whitespace_only_lines_from_auto_indent() -> None:
+    from netshell.shell.session import script_text
+
+    typed = "class Echo(Protocol):\n    def data_received(self, data):\n        pass\n    \n    \n"
+    text = script_text([_input(typed)], stamp="now")
+    assert [line for line in text.splitlines() if line and not line.strip()] == []
+    assert text.endswith("class Echo(Protocol):\n    def data_received(self, data):\n"
+                         "        pass\n")
+
+
+def test_a_whitespace_only_line_inside_a_string_is_kept() -> None:
+    from netshell.shell.session import script_text
+
+    typed = 's = """one\n    \ntwo"""\n    '
+    text = script_text([_input(typed)], stamp="now")
+    assert 's = """one\n    \ntwo"""' in text
