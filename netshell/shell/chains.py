@@ -119,7 +119,9 @@ class _Recorder(observe.Observer):
 
     def deferred_step_added(self, d: Deferred[Any], step: Any, callback: Any, errback: Any
                             ) -> None:
-        if not self.taking:
+        if not self.taking or getattr(callback, "consumes_result", False):
+            # An await's adapter (Deferred.as_future) is the await, not a step the person
+            # added: explain() leaves it out.
             return
         recorded = Step(callback, errback)
         steps = _records.get(d)

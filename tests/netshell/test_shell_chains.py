@@ -445,3 +445,12 @@ async def test_a_failure_is_noted_even_with_notes_off(
         gc.collect()
     assert len(shown) == 1 and "failed: ValueError('still shown')" in shown[0]
     assert "Unhandled error" not in caplog.text  # shown once, not twice
+
+
+async def test_explain_leaves_out_the_adapter_of_an_await(recording: None) -> None:
+    d: Deferred[int] = Deferred()
+    d.add_callback(double)
+    future = d.as_future()
+    d.callback(4)
+    assert await future == 8
+    assert steps(d) == ["1. callback double  got 4, returned 8"]
