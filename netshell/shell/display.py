@@ -26,6 +26,7 @@ from typing import Any
 __all__ = [
     "Table",
     "connection_table",
+    "exact_bytes",
     "human_age",
     "human_bytes",
     "listener_table",
@@ -47,8 +48,16 @@ def short_repr(value: Any) -> str:
     return _short.repr(value)
 
 
+def exact_bytes(n: int) -> str:
+    """``1234`` -> ``'1,234'``: a byte count a person checks ("did all 1,234 arrive?").
+
+    The tables use it; human units (:func:`human_bytes`) are for a glance (the toolbar).
+    """
+    return f"{int(n):,}"
+
+
 def human_bytes(n: int) -> str:
-    """``1536`` -> ``'1.5 KiB'``: sizes people read at a glance."""
+    """``1536`` -> ``'1.5 KiB'``: sizes people read at a glance (the toolbar, progress)."""
     if n < 1024:
         return f"{n} B"
     size = float(n)
@@ -152,7 +161,7 @@ class Table(list[Any]):
 
 
 def _numeric(cell: str) -> bool:
-    head = cell.split(" ", 1)[0].lstrip("#")
+    head = cell.split(" ", 1)[0].lstrip("#").replace(",", "")
     return head.replace(".", "", 1).isdigit()
 
 
@@ -197,8 +206,8 @@ LISTENER_COLUMNS: list[Column] = [
     ("protocol", _listener_protocol),
     ("state", _listener_state),
     ("conns", lambda x: len(getattr(x, "connections", []))),
-    ("in", lambda x: human_bytes(_listener_bytes(x, "bytes_received"))),
-    ("out", lambda x: human_bytes(_listener_bytes(x, "bytes_sent"))),
+    ("in", lambda x: exact_bytes(_listener_bytes(x, "bytes_received"))),
+    ("out", lambda x: exact_bytes(_listener_bytes(x, "bytes_sent"))),
     ("age", lambda x: _age(getattr(x, "created_at", 0.0))),
     ("tls", _tls),
 ]
@@ -210,8 +219,8 @@ CONNECTION_COLUMNS: list[Column] = [
     ("peer", lambda x: str(x.peer)),
     ("protocol", lambda x: _protocol_name(x.protocol)),
     ("state", lambda x: x.state),
-    ("in", lambda x: human_bytes(x.bytes_received)),
-    ("out", lambda x: human_bytes(x.bytes_sent)),
+    ("in", lambda x: exact_bytes(x.bytes_received)),
+    ("out", lambda x: exact_bytes(x.bytes_sent)),
     ("age", lambda x: _age(x.connected_at)),
     ("tls", _tls),
 ]

@@ -18,6 +18,7 @@ from netshell import tls
 from netshell.shell.display import (
     Table,
     connection_table,
+    exact_bytes,
     human_age,
     human_bytes,
     listener_table,
@@ -264,11 +265,11 @@ async def test_connection_table_counts_bytes_after_real_traffic(reactor: ns.Reac
     assert s["id"] == f"#{server.transport.number}"
     assert (s["kind"], s["protocol"], s["state"]) == ("tcp", "RecordingEcho", "open")
     assert s["tls"] == "no"
-    assert (s["in"], s["out"]) == ("11 B", "11 B")
+    assert (s["in"], s["out"]) == ("11", "11")
     assert s["local"] == f"127.0.0.1:{listener.port}"
     assert s["peer"] == str(client.transport.host)
     c = row(table, client.transport)
-    assert (c["protocol"], c["in"], c["out"]) == ("RecordingProtocol", "11 B", "11 B")
+    assert (c["protocol"], c["in"], c["out"]) == ("RecordingProtocol", "11", "11")
     assert c["peer"] == f"127.0.0.1:{listener.port}"
     assert re.fullmatch(r"\d+s", c["age"])
 
@@ -302,7 +303,7 @@ async def test_listener_table_columns(reactor: ns.Reactor) -> None:
     assert (r["kind"], r["local"], r["peer"]) == ("tcp", f"127.0.0.1:{listener.port}", "-")
     assert (r["protocol"], r["state"], r["conns"], r["tls"]) == (
         "RecordingEcho", "listening", "1", "no")
-    assert (r["in"], r["out"]) == ("8 B", "8 B")  # what its open connections moved
+    assert (r["in"], r["out"]) == ("8", "8")  # what its open connections moved
     assert re.fullmatch(r"\d+s", r["age"])
 
 
@@ -331,7 +332,7 @@ async def test_tls_listener_and_connections_say_tls_yes(reactor: ns.Reactor) -> 
     for transport in (client.transport, server.transport):
         r = row(conns, transport)
         assert r["tls"] == "yes"
-        assert (r["in"], r["out"]) == ("7 B", "7 B")  # plaintext bytes, not the records
+        assert (r["in"], r["out"]) == ("7", "7")  # plaintext bytes, not the records
 
 
 async def test_a_plain_listener_next_to_a_tls_one_says_no(reactor: ns.Reactor) -> None:
@@ -363,5 +364,30 @@ async def test_a_datagram_listener_has_a_row(reactor: ns.Reactor) -> None:
     assert (r["kind"], r["local"], r["protocol"]) == (
         "udp", f"127.0.0.1:{listener.port}", "Datagrams")
     assert (r["state"], r["conns"], r["tls"]) == ("listening", "0", "no")
-    assert (r["in"], r["out"]) == ("5 B", "0 B")
-    assert row(table, sender)["out"] == "5 B"
+    assert (r["in"], r["out"]) == ("5", "0")
+    assert row(table, sender)["out"] == "5"
+
+
+# ---- exact byte counts in the tables (issue 13)
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(0, "0"), (999, "999"), (1234, "1,234"), (1024**3, "1,073,741,824")]
+)
+def test_exact_bytes_has_thousands_separators(n: int, text: str) -> None:
+    assert exact_bytes(n) == text
+
+
+async def test_the_tables_count_bytes_exactly_with_separators(reactor: ns.Reactor) -> None:
+    listener, client, server = await tcp_pair(reactor)
+    client.transport.write(b"x" * 1234)
+    await client.wait_for_bytes(1234)
+    c = row(connection_table(reactor.connections), server.transport)
+    assert (c["in"], c["out"]) == ("1,234", "1,234")  # not "1.2 KiB": a person checks these
+    r = row(listener_table(reactor.listeners), listener)
+    assert (r["in"], r["out"]) == ("1,234", "1,234")
+
+
+def test_a_column_of_counts_with_separators_is_aligned_right() -> None:
+    t = Table([5, 1234567], [("id", lambda x: f"#{x}"), ("in", exact_bytes)])
+    assert repr(t).splitlines()[1:] == ["      #5          5", "#1234567  1,234,567"]
