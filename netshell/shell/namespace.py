@@ -24,7 +24,7 @@ from netshell.shell import chains, progress, session
 from netshell.shell.display import Table, connection_table, listener_table
 from netshell.shell.tracing import Tracer
 
-__all__ = ["PROTOCOL_MODULES", "Helpers", "build"]
+__all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "tour"]
 
 log = logging.getLogger("netshell.shell")
 
@@ -32,22 +32,43 @@ log = logging.getLogger("netshell.shell")
 PROTOCOL_MODULES = ("basic", "wire", "http", "ftp", "irc", "smtp", "pop3", "imap", "nntp", "dns",
                     "telnet", "ssh")
 
-TOUR = """\
-netsh: a Python prompt with a live reactor. Servers serve and Deferreds fire while you type.
+TOUR_INTRO = ("netsh: a Python prompt with a live reactor. Servers serve and Deferreds fire "
+              "while you type.")
 
-  listen("tcp:8000", wire.echo_factory())   start a server (also listen(8000, MyProtocol))
-  d = connect("tcp:127.0.0.1:8000", Proto)  connect: a Deferred that fires with the protocol
-  p = await d                              top-level await works; Ctrl-C cancels the wait
-  listeners(), conns()                      what is live, as tables; each row is the object
-  conn(3).write(b"hi"), listener(1).close() reach one by its number
-  trace(), trace(conn(3)), untrace()        print events and bytes as they happen
-  explain(d)                                a Deferred's chain, step by step
-  notify(False)                             stop the "Deferred #7 fired" notes
-  history(), save("demo.py")                this session's inputs; save them as a script
-                                            that `netsh run demo.py` replays
-  reactor, Deferred, succeed, fail, gather, sleep, defer_to_thread, Protocol, Factory,
-  {modules}
-  help(obj) is Python's help; Ctrl-D or exit() closes everything and leaves."""
+#: The tour's table: (what to type, what it does); ``help()`` aligns the second column.
+TOUR_ROWS: list[tuple[str, str]] = [
+    ('listen("tcp:8000", wire.echo_factory())', "start a server (also listen(8000, MyProtocol))"),
+    ('d = connect("tcp:127.0.0.1:8000", Proto)',
+     "connect: a Deferred that fires with the protocol"),
+    ("p = await d", "top-level await works; Ctrl-C cancels the wait"),
+    ("listeners(), conns()", "what is live, as tables; each row is the object"),
+    ('conn(3).write(b"hi"), listener(1).close()', "reach one by its number"),
+    ("trace(), trace(conn(3)), untrace()", "print events and bytes as they happen"),
+    ("explain(d)", "a Deferred's chain, step by step"),
+    ("notify(False)", 'stop the "Deferred #7 fired" notes'),
+    ('history(), save("demo.py")',
+     "this session's inputs; save them as a script\nthat `netsh run demo.py` replays"),
+]
+
+TOUR_NAMES = ("reactor, Deferred, succeed, fail, gather, sleep, defer_to_thread, Protocol, "
+              "Factory,")
+
+TOUR_END = "help(obj) is Python's help; Ctrl-D or exit() closes everything and leaves."
+
+
+def tour(modules: str) -> str:
+    """The text ``help()`` prints: the tour, its table aligned whatever the lengths.
+
+    ``modules`` is the line naming the protocol modules present.
+    """
+    width = max(len(left) for left, _ in TOUR_ROWS)
+    lines = [TOUR_INTRO, ""]
+    for left, right in TOUR_ROWS:
+        first, *more = right.splitlines()
+        lines.append(f"  {left.ljust(width)}  {first}")
+        lines.extend(f"  {'':{width}}  {line}" for line in more)
+    lines += [f"  {TOUR_NAMES}", f"  {modules}", f"  {TOUR_END}"]
+    return "\n".join(lines)
 
 
 class _Text(str):
@@ -139,8 +160,30 @@ class Helpers:
         if args or kw:
             builtins.help(*args, **kw)
             return
+        self.out(self.tour())
+
+    def tour(self) -> str:
+        """The tour's text, naming the protocol modules this namespace has."""
         modules = ", ".join(m for m in PROTOCOL_MODULES if m in self.console.namespace)
-        self.out(TOUR.format(modules=f"protocol modules: {modules}, tls"))
+        return tour(f"protocol modules: {modules}, tls")
+
+
+class Help:
+    """The prompt's ``help``: ``help()`` prints the tour, ``help(obj)`` is Python's help,
+    and ``help`` typed bare (no call) shows the tour too, as Python's own ``help`` answers
+    a bare ``help`` with a hint rather than a repr."""
+
+    def __init__(self, helpers: Helpers) -> None:
+        self._helpers = helpers
+
+    def __call__(self, *args: Any, **kw: Any) -> None:
+        self._helpers.help(*args, **kw)
+
+    def __repr__(self) -> str:
+        return self._helpers.tour()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython's display
+        p.text(self._helpers.tour())
 
 
 def _name(target: Any) -> str:
@@ -242,7 +285,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "untrace": helpers.untrace,
         "explain": helpers.explain,
         "notify": helpers.notify,
-        "help": helpers.help,
+        "help": Help(helpers),
         "history": helpers.history,
         "save": helpers.save,
         "_helpers": helpers,

@@ -309,3 +309,46 @@ def test_the_toolbar_counts_pending_deferreds_less_often_on_a_big_heap(monkeypat
         now[0] += 1.0  # the toolbar asks every second
         p._pending_count()
     assert len(walks) == 2  # every 10 s (50 x 0.2 s), not every second
+
+
+# ---- help typed bare, and the tour's table (issue 13)
+
+
+async def test_bare_help_at_the_prompt_prints_the_tour(shell: Shell) -> None:
+    await shell.console.run("help")
+    (shown,) = shell.shown
+    assert shown.startswith("netsh: a Python prompt with a live reactor.")
+    assert "bound method" not in shown
+    assert shown == shell["_helpers"].tour()
+
+
+def tour_table(text: str) -> list[str]:
+    """The lines of the tour's table: those after the blank line, up to the list of names."""
+    lines = text.splitlines()
+    start = lines.index("") + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("  reactor,"))
+    return lines[start:end]
+
+
+def test_the_tours_table_is_aligned(shell: Shell) -> None:
+    shell["help"]()
+    table = tour_table(shell.shown[0])
+    assert len(table) >= 8
+    # every description, and each of its continuation lines, starts in one column
+    columns = {line.rindex(text) for line, text in _descriptions(table)}
+    assert len(columns) == 1, table
+
+
+def _descriptions(table: list[str]) -> list[tuple[str, str]]:
+    texts = [part for _, right in namespace.TOUR_ROWS for part in right.splitlines()]
+    assert len(texts) == len(table)
+    return list(zip(table, texts, strict=True))
+
+
+def test_the_tour_stays_aligned_whatever_the_name_lengths(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    rows = [("x", "short"), ("a_much_longer_name(with, args)", "long"), ("mid()", "two\nlines")]
+    monkeypatch.setattr(namespace, "TOUR_ROWS", rows)
+    table = tour_table(namespace.tour("protocol modules: -"))
+    assert [line.rindex(word) for line, word in zip(table, ["short", "long", "two", "lines"],
+                                                   strict=True)] == [34] * 4
