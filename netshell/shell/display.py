@@ -26,6 +26,7 @@ from typing import Any
 __all__ = [
     "Table",
     "connection_table",
+    "display_name",
     "exact_bytes",
     "human_age",
     "human_bytes",
@@ -165,8 +166,27 @@ def _numeric(cell: str) -> bool:
     return head.replace(".", "", 1).isdigit()
 
 
+def display_name(protocol: Any) -> str:
+    """The name ``conns()`` and ``listeners()`` show for a protocol (an instance or a class).
+
+    A protocol class names itself for people with a class attribute ``display_name``
+    (``"http client"`` for the HTTP client's pooled connection); without one, the class
+    name is shown.
+
+    Example::
+
+        >>> class _Pooled:
+        ...     display_name = "http client"
+        >>> display_name(_Pooled()), display_name(_Pooled), display_name(object())
+        ('http client', 'http client', 'object')
+    """
+    cls = protocol if isinstance(protocol, type) else type(protocol)
+    name = getattr(cls, "display_name", None)
+    return name if isinstance(name, str) and name else cls.__name__
+
+
 def _protocol_name(obj: Any) -> str:
-    return type(obj).__name__ if obj is not None else "-"
+    return display_name(obj) if obj is not None else "-"
 
 
 def _listener_protocol(listener: Any) -> str:
@@ -175,7 +195,9 @@ def _listener_protocol(listener: Any) -> str:
         return _protocol_name(protocol)
     factory = getattr(listener, "factory", None)
     cls = getattr(factory, "protocol", None)
-    return getattr(cls, "__name__", None) or type(factory).__name__
+    if isinstance(cls, type):
+        return display_name(cls)
+    return type(factory).__name__
 
 
 def _listener_bytes(listener: Any, attr: str) -> int:

@@ -40,6 +40,9 @@ PoolKey = tuple[str, str, int, Any]
 class Connection(ns.Protocol):
     """One HTTP/1.1 connection: one exchange (request, response) at a time."""
 
+    #: What ``conns()`` at the prompt calls it (the class is the client's private part).
+    display_name = "http client"
+
     def __init__(self, key: PoolKey, limits: Limits) -> None:
         self.key = key
         self.parser = ResponseParser(limits)

@@ -225,6 +225,9 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
     :mod:`protocols.http.deadlines` (mixed in).
     """
 
+    #: What ``conns()`` at the prompt calls it.
+    display_name = "http server"
+
     def __init__(self, factory: HTTPServerFactory) -> None:
         self.factory = factory
         self._limits = factory.limits
