@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("directory", nargs="?", metavar="DIR",
                        help="http only: the directory to serve (default: the current one)")
-    serve.add_argument("--port", type=_port, default=0, help="port (default: any free one)")
+    serve.add_argument("--port", type=_port, default=None,
+                       help="port (default: 8000 for http; 0 picks any free one)")
     serve.add_argument("--interface", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1)")
     serve.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",

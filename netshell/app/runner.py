@@ -20,6 +20,7 @@ Nothing here imports IPython or prompt_toolkit.
 from __future__ import annotations
 
 import asyncio
+import errno
 import linecache
 import logging
 import os
@@ -120,7 +121,8 @@ class _Runner:
             try:
                 listener = start()
             except OSError as e:
-                print(f"netsh serve {service}: {e}", file=sys.stderr)
+                hint = "; --port 0 picks any free port" if e.errno == errno.EADDRINUSE else ""
+                print(f"netsh serve {service}: {e}{hint}", file=sys.stderr)
                 await self._shutdown()
                 return EXIT_ERROR
             except Exception as e:
@@ -378,9 +380,11 @@ def _run_main(
 
 
 SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http")
+# The port each service listens on when no --port is given, fixed as http.server's 8000 is.
+DEFAULT_PORTS = {"http": 8000, "echo": 0, "discard": 0, "chargen": 0, "daytime": 0, "qotd": 0}
 
 
-def serve(service: str, port: int, interface: str, options: RunOptions,
+def serve(service: str, port: int | None, interface: str, options: RunOptions,
           directory: str | None = None, use_uvloop: bool | None = None) -> int:
     """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM.
 
@@ -389,6 +393,8 @@ def serve(service: str, port: int, interface: str, options: RunOptions,
     # The protocol library is imported here, not at the top: `netsh run` does not pay for it.
     from protocols import http, wire
 
+    if port is None:
+        port = DEFAULT_PORTS[service]
     if service == "http":
         root = os.path.abspath(directory or ".")
         if not os.path.isdir(root):

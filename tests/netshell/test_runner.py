@@ -245,7 +245,8 @@ def test_serve_knows_the_small_services(service):
 def test_serve_http_serves_a_directory_to_curl(tmp_path):
     require("curl")
     (tmp_path / "page.txt").write_text("static page\n")
-    proc = subprocess.Popen(netsh_argv("serve", "http", str(tmp_path)), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(netsh_argv("serve", "http", str(tmp_path), "--port", "0"),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -449,6 +450,7 @@ def test_serve_on_a_port_in_use_is_one_clear_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"netsh serve echo: [Errno 98] cannot listen on 127.0.0.1:{port}: Address already in use"
+        "; --port 0 picks any free port"
     ]
 
 
