@@ -114,7 +114,7 @@ class _Runner:
         finally:
             self.restore_signals()
 
-    async def serve(self, start: Callable[[], Any], service: str, what: str) -> int:
+    async def serve(self, start: Callable[[], Any], service: str) -> int:
         """Serve what ``start()`` listens on until a signal; print where, as ``netsh serve``."""
         self.install_signals()
         try:
@@ -129,7 +129,8 @@ class _Runner:
                 _print_exception(e)
                 await self._shutdown()
                 return EXIT_ERROR
-            print(f"serving {what} on {listener.address}", flush=True)
+            print(serving_line(service, listener.address.host, listener.address.port),
+                  flush=True)
             if self.signal is None:
                 await self.stop_serving.wait()
             await self._shutdown()
@@ -379,6 +380,13 @@ def _run_main(
         asyncio.set_event_loop(None)
 
 
+def serving_line(service: str, host: str, port: int) -> str:
+    """What ``netsh serve`` prints once it listens: python -m http.server's line."""
+    url_host = f"[{host}]" if ":" in host else host
+    url = f" (http://{url_host}:{port}/)" if service == "http" else ""
+    return f"Serving {service.upper()} on {host} port {port}{url} ..."
+
+
 SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http")
 # The port each service listens on when no --port is given, fixed as http.server's 8000 is.
 DEFAULT_PORTS = {"http": 8000, "echo": 0, "discard": 0, "chargen": 0, "daytime": 0, "qotd": 0}
@@ -404,18 +412,16 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
         def start() -> Any:
             return http.serve(root, port=port, interface=interface)
 
-        what = f"http ({root})"
     else:
         make_factory = getattr(wire, f"{service}_factory")
 
         def start() -> Any:
             return get_reactor().listen_tcp(port, make_factory(), interface=interface)
 
-        what = service
     options.exit_when_done = False
     options.quiet = True
     return _run_main(
-        lambda runner: runner.serve(start, service, what),
+        lambda runner: runner.serve(start, service),
         f"<serve {service}>",
         ["netsh serve", service],
         options,

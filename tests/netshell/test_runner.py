@@ -211,7 +211,7 @@ def test_serve_echo_prints_its_address_serves_and_stops_on_sigint():
     proc = subprocess.Popen(netsh_argv("serve", "echo", "--port", str(port)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == f"serving echo on 127.0.0.1:{port}"
+        assert proc.stdout.readline().strip() == f"Serving ECHO on 127.0.0.1 port {port} ..."
         done = subprocess.run(["socat", "-t", "2", "-", f"TCP:127.0.0.1:{port}"],
                               input=b"served\n", capture_output=True, timeout=WAIT)
         assert done.stdout == b"served\n"
@@ -224,11 +224,11 @@ def test_serve_echo_prints_its_address_serves_and_stops_on_sigint():
 
 @pytest.mark.parametrize("service", ["daytime", "qotd", "chargen", "discard"])
 def test_serve_knows_the_small_services(service):
-    proc = subprocess.Popen(netsh_argv("serve", service), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(netsh_argv("serve", service, "--port", "0"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        m = re.fullmatch(rf"serving {service} on 127\.0\.0\.1:(\d+)\n", line)
+        m = re.fullmatch(rf"Serving {service.upper()} on 127\.0\.0\.1 port (\d+) \.\.\.\n", line)
         assert m, line + proc.stderr.read()
         with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=WAIT) as s:
             if service == "discard":
@@ -250,8 +250,7 @@ def test_serve_http_serves_a_directory_to_curl(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        m = re.fullmatch(rf"serving http \({re.escape(str(tmp_path))}\) on 127\.0\.0\.1:(\d+)\n",
-                         line)
+        m = re.fullmatch(r"Serving HTTP on 127\.0\.0\.1 port (\d+) \(http://\S+/\) \.\.\.\n", line)
         assert m, line + proc.stderr.read()
         base = f"http://127.0.0.1:{m.group(1)}"
         done = subprocess.run(["curl", "-sS", f"{base}/page.txt", f"{base}/"],

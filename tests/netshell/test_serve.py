@@ -7,11 +7,16 @@ A known default port, one line saying where it serves, one access-log line per r
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import subprocess
+import urllib.request
+from pathlib import Path
 
 import pytest
 from terminal import netsh_argv
+
+from netshell.app.runner import serving_line
 
 WAIT = 30
 
@@ -68,3 +73,36 @@ def test_serve_http_on_a_taken_8000_says_so_in_one_line_and_suggests_port_0(tmp_
         "netsh serve http: [Errno 98] cannot listen on 127.0.0.1:8000: Address already in use"
         "; --port 0 picks any free port"
     ]
+
+
+# ---- 2. one line saying where it serves, in http.server's words
+
+
+SERVING = re.compile(
+    r"Serving HTTP on 127\.0\.0\.1 port (\d+) \(http://127\.0\.0\.1:\1/\) \.\.\.\n")
+
+
+def start_http(root: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``netsh serve http root --port 0 ARGS``, and its URL once it says where it serves."""
+    proc = start("http", str(root), "--port", "0", *args)
+    line = proc.stdout.readline()
+    m = SERVING.fullmatch(line)
+    if m is None:
+        stop(proc)
+        raise AssertionError(f"{line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}")
+    return proc, f"http://127.0.0.1:{m.group(1)}/"
+
+
+def test_serve_http_says_where_it_serves_as_http_server_does(tmp_path):
+    (tmp_path / "page.txt").write_text("static page\n")
+    proc, url = start_http(tmp_path)
+    try:
+        with urllib.request.urlopen(url + "page.txt", timeout=WAIT) as answer:
+            assert answer.read() == b"static page\n"
+    finally:
+        stop(proc)
+
+
+def test_the_serving_line_puts_an_ipv6_host_in_brackets_in_the_url():
+    assert (serving_line("http", "::1", 8000)
+            == "Serving HTTP on ::1 port 8000 (http://[::1]:8000/) ...")
