@@ -2,7 +2,7 @@
 
 :func:`build` returns the namespace dict: the core's names (``reactor``,
 ``Deferred``, ``listen``, ...), the protocol modules that exist (``basic``,
-``wire``, ``http``, ...) and the helpers ``listeners()``, ``conns()``,
+``wire``, ``http``, ...) and the helpers ``listeners()``, ``conns()``, ``deferreds()``,
 ``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``explain(d)``,
 ``notify()`` and ``help()``. The prompt, ``netsh --ipython`` and Jupyter share it.
 """
@@ -14,17 +14,21 @@ import importlib
 import importlib.abc
 import importlib.util
 import logging
+import re
 import sys
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import netshell as ns
 from netshell.protocol import ClientFactory, Factory, Protocol
 from netshell.shell import chains, progress, session
-from netshell.shell.display import Table, connection_table, listener_table
+from netshell.shell.display import Table, connection_table, human_age, listener_table
 from netshell.shell.tracing import Tracer
 
-__all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "tour"]
+__all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "creation_site", "deferred_table",
+           "pending_deferreds", "tour"]
 
 log = logging.getLogger("netshell.shell")
 
@@ -42,6 +46,7 @@ TOUR_ROWS: list[tuple[str, str]] = [
      "connect: a Deferred that fires with the protocol"),
     ("p = await d", "top-level await works; Ctrl-C cancels the wait"),
     ("listeners(), conns()", "what is live, as tables; each row is the object"),
+    ("deferreds()", "the pending Deferreds (those the toolbar counts)"),
     ('conn(3).write(b"hi"), listener(1).close()', "reach one by its number"),
     ("trace(), trace(conn(3)), untrace()", "print events and bytes as they happen"),
     ("explain(d)", "a Deferred's chain, step by step"),
@@ -71,6 +76,87 @@ def tour(modules: str) -> str:
     return "\n".join(lines)
 
 
+# ---- the pending Deferreds, as the toolbar counts them
+
+# When each pending Deferred was first counted (by the toolbar's walk, or deferreds()):
+# weak, so a Deferred is never kept alive by being seen, and the core pays nothing.
+_first_seen: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def pending_deferreds(reactor: Any) -> list[Any]:
+    """The pending Deferreds: what the toolbar counts and ``deferreds()`` lists.
+
+    ``reactor.pending_deferreds()`` (a walk of the heap), remembering when each was
+    first seen, which ``deferreds()`` shows as its age.
+    """
+    found = list(reactor.pending_deferreds())
+    now = time.time()
+    for d in found:
+        try:
+            _first_seen.setdefault(d, now)
+        except TypeError:  # not weakly referenceable (a test's stand-in): no age
+            pass
+    return found
+
+
+_FRAME = re.compile(r'^  File "(.+)", line (\d+), in ')
+_DEFER_FILE = sys.modules[ns.Deferred.__module__].__file__ or ""
+
+
+def creation_site(d: Any) -> str:
+    """``file:line`` of the code that made ``d``, when known; otherwise ``"-"``.
+
+    Known when debugging was on as ``d`` was made (``ns.set_debugging(True)``):
+    the core then keeps each Deferred's creation stack. Without it nothing is
+    recorded, so the Deferred's hot paths cost nothing more.
+    """
+    debug = getattr(d, "_debug", None) or {}
+    stack = debug.get("created") if isinstance(debug, dict) else None
+    if not stack:
+        return "-"
+    site = "-"
+    for line in stack.splitlines():
+        m = _FRAME.match(line)
+        if m and m.group(1) != _DEFER_FILE:
+            site = f"{m.group(1)}:{m.group(2)}"  # the innermost frame outside defer.py
+    return site
+
+
+def _waits_on(d: Any) -> str:
+    inner = d.waiting_on
+    if inner is not None:
+        return f"#{inner.number}"
+    return "fired" if d.called else "pending"
+
+
+def _age_of(d: Any) -> str:
+    seen = _first_seen.get(d)
+    return human_age(time.time() - seen) if seen is not None else "-"
+
+
+# The core's link from an inner Deferred back to the one waiting on it: not a callback.
+_LINK = getattr(sys.modules[ns.Deferred.__module__], "_CONTINUE", None)
+
+
+def _callbacks(d: Any) -> int:
+    """The steps of ``d``'s chain still to run, leaving out links to waiting Deferreds."""
+    return sum(1 for step in d._callbacks if step[0] is not _LINK)
+
+
+DEFERRED_COLUMNS: list[tuple[str, Callable[[Any], Any]]] = [
+    ("id", lambda d: f"#{d.number}"),
+    ("created at", creation_site),
+    ("waits on", _waits_on),
+    ("age", _age_of),
+    ("callbacks", lambda d: _callbacks(d)),
+]
+
+
+def deferred_table(deferreds: list[Any]) -> Table:
+    """The Deferreds as a table (``deferreds()`` at the prompt); each row is the Deferred."""
+    return Table(deferreds, DEFERRED_COLUMNS, empty="(no pending Deferreds)")
+
+
 class _Text(str):
     """A string that displays without quotes (what ``explain`` returns)."""
 
@@ -95,6 +181,12 @@ class Helpers:
     def conns(self) -> Table:
         """The open connections, as a table; each row is the connection (a transport)."""
         return connection_table(ns.reactor.connections)
+
+    def deferreds(self) -> Table:
+        """The pending Deferreds, the ones the toolbar counts, as a table; each row is the
+        Deferred: its number, where it was made (when known: ``ns.set_debugging(True)``),
+        what it waits on, its age (since first seen) and how many callbacks wait in it."""
+        return deferred_table(pending_deferreds(ns.reactor))
 
     def conn(self, number: int) -> Any:
         """The open connection with that number (``conns()`` shows the numbers)."""
@@ -279,6 +371,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "tls": lazy_module("netshell.tls"),
         "listeners": helpers.listeners,
         "conns": helpers.conns,
+        "deferreds": helpers.deferreds,
         "conn": helpers.conn,
         "listener": helpers.listener,
         "trace": helpers.trace,

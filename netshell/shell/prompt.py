@@ -211,7 +211,7 @@ class Prompt:
         when, count = self._pending
         now = time.monotonic()
         if now - when >= self._pending_every:
-            count = len(self.reactor.pending_deferreds())
+            count = len(namespace.pending_deferreds(self.reactor))  # what deferreds() lists
             took = time.monotonic() - now
             self._pending_every = max(1.0, took * 50)
             self._pending = (now, count)

@@ -352,3 +352,82 @@ def test_the_tour_stays_aligned_whatever_the_name_lengths(monkeypatch: pytest.Mo
     table = tour_table(namespace.tour("protocol modules: -"))
     assert [line.rindex(word) for line, word in zip(table, ["short", "long", "two", "lines"],
                                                    strict=True)] == [34] * 4
+
+
+# ---- deferreds() (issue 13)
+
+
+def deferreds_rows(shell: Shell, *ds: Any) -> dict[int, dict[str, str]]:
+    table = shell["deferreds"]()
+    titles = [title for title, _ in table.columns]
+    return {d.number: dict(zip(titles, cells, strict=True))
+            for d, cells in zip(table, table.cells(), strict=True) if d in ds}
+
+
+def test_deferreds_lists_a_pending_deferred_with_its_callbacks(shell: Shell) -> None:
+    d: ns.Deferred[Any] = ns.Deferred()
+    d.add_callback(str).add_callback(len)
+    fired = ns.succeed(1)
+    table = shell["deferreds"]()
+    assert isinstance(table, Table)
+    assert d in table and fired not in table
+    row = deferreds_rows(shell, d)[d.number]
+    assert row["id"] == f"#{d.number}"
+    assert (row["waits on"], row["callbacks"]) == ("pending", "2")
+    assert row["created at"] == "-"  # debugging off: no site recorded, nothing paid
+    assert row["age"] == "0s"
+
+
+def test_deferreds_shows_what_a_deferred_waits_on(shell: Shell) -> None:
+    inner: ns.Deferred[Any] = ns.Deferred()
+    outer = ns.succeed(1).add_callback(lambda _: inner).add_callback(str)
+    rows = deferreds_rows(shell, inner, outer)
+    assert rows[outer.number]["waits on"] == f"#{inner.number}"
+    assert rows[inner.number]["waits on"] == "pending"
+    # the core's link back to ``outer`` is no callback of ``inner``'s
+    assert (rows[outer.number]["callbacks"], rows[inner.number]["callbacks"]) == ("1", "0")
+
+
+def test_deferreds_says_where_a_deferred_was_made_when_debugging(shell: Shell) -> None:
+    ns.set_debugging(True)
+    try:
+        line = _line() + 1
+        d: ns.Deferred[Any] = ns.Deferred()
+    finally:
+        ns.set_debugging(False)
+    row = deferreds_rows(shell, d)[d.number]
+    assert row["created at"] == f"{__file__}:{line}"
+
+
+def _line() -> int:
+    import inspect
+
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None
+    return frame.f_back.f_lineno
+
+
+def test_the_age_counts_from_when_it_was_first_seen(shell: Shell, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+    d: ns.Deferred[Any] = ns.Deferred()
+    now = [1000.0]
+    monkeypatch.setattr(namespace.time, "time", lambda: now[0])
+    shell["deferreds"]()
+    now[0] += 75
+    assert deferreds_rows(shell, d)[d.number]["age"] == "1m15s"
+
+
+def test_deferreds_lists_exactly_what_the_toolbar_counts(shell: Shell) -> None:
+    import gc
+
+    from netshell.shell import prompt as prompt_module
+
+    kept = [ns.Deferred() for _ in range(3)]
+    kept.append(ns.succeed(1).add_callback(lambda _: kept[0]))
+    gc.collect()
+    p = prompt_module.Prompt(ns.reactor)
+    counted = p._pending_count()
+    listed = shell["deferreds"]()
+    assert counted == len(listed)
+    assert set(map(id, kept)) <= set(map(id, listed))
+    assert f"pending Deferreds {counted} |" in p.toolbar_text()
