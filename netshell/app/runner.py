@@ -20,7 +20,9 @@ Nothing here imports IPython or prompt_toolkit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import itertools
 import linecache
 import logging
 import os
@@ -28,7 +30,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -387,6 +389,51 @@ def serving_line(service: str, host: str, port: int) -> str:
     return f"Serving {service.upper()} on {host} port {port}{url} ..."
 
 
+# As http.server's log_message: control characters (and the backslash) escaped.
+_CONTROL_CHARS = str.maketrans(
+    {c: rf"\x{c:02x}" for c in itertools.chain(range(0x20), range(0x7F, 0xA0))})
+_CONTROL_CHARS[ord("\\")] = r"\\"
+_MONTHS = (None, "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+
+
+class AccessLogFormatter(logging.Formatter):
+    """The HTTP server's access records in python -m http.server's shape.
+
+    ``127.0.0.1 - - [05/Dec/2026 04:50:00] "GET / HTTP/1.1" 200 -``: local time as its
+    log_date_time_string gives it, and ``-`` for the size, as SimpleHTTPRequestHandler logs.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5):  # not a response record
+            return super().format(record)
+        host, _, request_line, status, _size = args
+        year, month, day, hh, mm, ss, *_ = time.localtime(record.created)
+        when = f"{day:02d}/{_MONTHS[month]:>3}/{year:04d} {hh:02d}:{mm:02d}:{ss:02d}"
+        message = f'"{request_line}" {status} -'.translate(_CONTROL_CHARS)
+        return f"{host} - - [{when}] {message}"
+
+
+@contextlib.contextmanager
+def _access_log_on_stderr() -> Iterator[None]:
+    """The HTTP access log, one line per answer on stderr, while the block runs."""
+    from protocols.http.server import access_log
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(AccessLogFormatter())
+    level, propagate = access_log.level, access_log.propagate
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+    try:
+        yield
+    finally:
+        access_log.removeHandler(handler)
+        access_log.setLevel(level)
+        access_log.propagate = propagate
+
+
 SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http")
 # The port each service listens on when no --port is given, fixed as http.server's 8000 is.
 DEFAULT_PORTS = {"http": 8000, "echo": 0, "discard": 0, "chargen": 0, "daytime": 0, "qotd": 0}
@@ -418,12 +465,14 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
         def start() -> Any:
             return get_reactor().listen_tcp(port, make_factory(), interface=interface)
 
+    access_log = service == "http" and not options.quiet
     options.exit_when_done = False
     options.quiet = True
-    return _run_main(
-        lambda runner: runner.serve(start, service),
-        f"<serve {service}>",
-        ["netsh serve", service],
-        options,
-        use_uvloop,
-    )
+    with _access_log_on_stderr() if access_log else contextlib.nullcontext():
+        return _run_main(
+            lambda runner: runner.serve(start, service),
+            f"<serve {service}>",
+            ["netsh serve", service],
+            options,
+            use_uvloop,
+        )

@@ -7,16 +7,20 @@ A known default port, one line saying where it serves, one access-log line per r
 from __future__ import annotations
 
 import errno
+import logging
 import re
+import signal
 import socket
 import subprocess
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from terminal import netsh_argv
 
-from netshell.app.runner import serving_line
+from netshell.app.runner import AccessLogFormatter, serving_line
 
 WAIT = 30
 
@@ -106,3 +110,48 @@ def test_serve_http_says_where_it_serves_as_http_server_does(tmp_path):
 def test_the_serving_line_puts_an_ipv6_host_in_brackets_in_the_url():
     assert (serving_line("http", "::1", 8000)
             == "Serving HTTP on ::1 port 8000 (http://[::1]:8000/) ...")
+
+
+# ---- 3. one access-log line per request on stderr (http.server's), --quiet without
+
+
+ACCESS = re.compile(r'127\.0\.0\.1 - - \[(\d\d/[A-Z][a-z]{2}/\d{4} \d\d:\d\d:\d\d)\] (.*)\n')
+
+
+def test_serve_http_logs_each_request_on_stderr_as_http_server_does(tmp_path):
+    (tmp_path / "page.txt").write_text("static page\n")
+    proc, url = start_http(tmp_path)
+    try:
+        before = time.time()
+        with urllib.request.urlopen(url + "page.txt", timeout=WAIT) as answer:
+            answer.read()
+        m = ACCESS.fullmatch(proc.stderr.readline())
+        assert m and m.group(2) == '"GET /page.txt HTTP/1.1" 200 -', m
+        logged = time.mktime(time.strptime(m.group(1), "%d/%b/%Y %H:%M:%S"))  # local time
+        assert int(before) <= logged <= time.time()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(url + "missing%01", timeout=WAIT)
+        m = ACCESS.fullmatch(proc.stderr.readline())
+        assert m and m.group(2) == r'"GET /missing%01 HTTP/1.1" 404 -', m
+    finally:
+        stop(proc)
+
+
+def test_serve_http_quiet_logs_no_requests(tmp_path):
+    proc, url = start_http(tmp_path, "--quiet")
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT) as answer:
+            answer.read()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT)
+        assert err == ""
+    finally:
+        stop(proc)
+
+
+def test_the_access_log_escapes_control_characters_as_http_server_does():
+    record = logging.LogRecord("netshell.http.access", logging.INFO, __file__, 1,
+                               '%s - - [%s] "%s" %d %s',
+                               ("::1", "x", "GET /\x1b\\ HTTP/1.1", 200, 12), None)
+    line = AccessLogFormatter().format(record)
+    assert line.endswith('] "GET /\\x1b\\\\ HTTP/1.1" 200 -') and line.startswith("::1 - - [")
