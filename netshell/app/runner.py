@@ -135,6 +135,12 @@ class _Runner:
                   flush=True)
             if self.signal is None:
                 await self.stop_serving.wait()
+            if self.signal == signal.SIGINT:
+                # As python -m http.server: Ctrl-C says so on a line of its own, exits 0.
+                listener.close()
+                print("\nKeyboard interrupt received, exiting.", flush=True)
+                await self._shutdown()
+                return EXIT_OK
             await self._shutdown()
             return EXIT_OK if self.signal is None else EXIT_CODES.get(self.signal, EXIT_ERROR)
         finally:

@@ -216,7 +216,7 @@ def test_serve_echo_prints_its_address_serves_and_stops_on_sigint():
                               input=b"served\n", capture_output=True, timeout=WAIT)
         assert done.stdout == b"served\n"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(WAIT) == 130
+        assert proc.wait(WAIT) == 0
     finally:
         proc.kill()
         proc.wait()

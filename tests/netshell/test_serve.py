@@ -155,3 +155,23 @@ def test_the_access_log_escapes_control_characters_as_http_server_does():
                                ("::1", "x", "GET /\x1b\\ HTTP/1.1", 200, 12), None)
     line = AccessLogFormatter().format(record)
     assert line.endswith('] "GET /\\x1b\\\\ HTTP/1.1" 200 -') and line.startswith("::1 - - [")
+
+
+# ---- 4. Ctrl-C says so and exits 0
+
+
+def test_ctrl_c_says_so_on_its_own_line_and_exits_0(tmp_path):
+    proc, url = start_http(tmp_path)
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT) as answer:
+            answer.read()
+        assert ACCESS.fullmatch(proc.stderr.readline())
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, err
+        assert out == "\nKeyboard interrupt received, exiting.\n"
+        assert err == ""  # no traceback, nothing else
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url, timeout=WAIT)  # the listener is closed
+    finally:
+        stop(proc)
