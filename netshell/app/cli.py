@@ -29,10 +29,13 @@ examples:
   netsh run --transcript replay.jsonl demo.py
                                           record a transcript of the run
   netsh diff session.jsonl replay.jsonl   where a replay differs from the session
-  netsh serve echo --port 7007            one of echo, discard, chargen, daytime, qotd
-  netsh serve http ./site --port 8000     static files over HTTP/1.1
+  netsh serve echo                        one of echo, discard, chargen, daytime, qotd
+                                          (echo on port 7007 unless --port says otherwise)
+  netsh serve http ./site                 static files over HTTP/1.1 on port 8000, as
+                                          python -m http.server
 
 exit codes: 0 success, 1 the script raised, 2 usage error, 130 SIGINT, 143 SIGTERM
+(netsh serve exits 0 on Ctrl-C, as python -m http.server)
 """
 
 
@@ -95,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("directory", nargs="?", metavar="DIR",
                        help="http only: the directory to serve (default: the current one)")
     serve.add_argument("--port", type=_port, default=None,
-                       help="port (default: 8000 for http; 0 picks any free one)")
+                       help="port (default: http 8000, echo 7007, discard 9009, daytime "
+                            "13013, qotd 17017, chargen 19019; 0 picks any free one)")
     serve.add_argument("--interface", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1)")
     serve.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",

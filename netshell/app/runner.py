@@ -442,7 +442,10 @@ def _access_log_on_stderr() -> Iterator[None]:
 
 SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http")
 # The port each service listens on when no --port is given, fixed as http.server's 8000 is.
-DEFAULT_PORTS = {"http": 8000, "echo": 0, "discard": 0, "chargen": 0, "daytime": 0, "qotd": 0}
+# The customary ports of the small services (echo 7, discard 9, daytime 13, qotd 17,
+# chargen 19) need privileges: theirs here is that number written twice, unprivileged.
+DEFAULT_PORTS = {"http": 8000, "echo": 7007, "discard": 9009, "daytime": 13013, "qotd": 17017,
+                 "chargen": 19019}
 
 
 def serve(service: str, port: int | None, interface: str, options: RunOptions,

@@ -41,6 +41,8 @@ def stop(proc: subprocess.Popen[str]) -> None:
 def hold(port: int) -> socket.socket:
     """A socket listening on 127.0.0.1:``port``; the test is skipped when it cannot bind."""
     s = socket.socket()
+    # As a server binds: a closed connection's TIME_WAIT does not count as taken.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", port))
     except OSError as e:
@@ -175,3 +177,40 @@ def test_ctrl_c_says_so_on_its_own_line_and_exits_0(tmp_path):
             urllib.request.urlopen(url, timeout=WAIT)  # the listener is closed
     finally:
         stop(proc)
+
+
+# ---- 5. every service the same way: a fixed default port, the line, Ctrl-C
+
+
+SMALL = {"echo": 7007, "discard": 9009, "daytime": 13013, "qotd": 17017, "chargen": 19019}
+
+
+@pytest.mark.parametrize(("service", "port"), sorted(SMALL.items()))
+def test_every_small_service_serves_like_http_server_on_its_fixed_port(service, port):
+    hold(port).close()  # free now (or skipped)
+    proc = start(service)
+    try:
+        assert proc.stdout.readline() == f"Serving {service.upper()} on 127.0.0.1 port {port} ...\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
+            if service in ("echo", "discard"):
+                s.sendall(b"ping\n")
+            if service != "discard":
+                assert s.recv(100)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=WAIT)
+        assert (proc.returncode, out, err) == (0, "\nKeyboard interrupt received, exiting.\n", "")
+    finally:
+        stop(proc)
+
+
+def test_the_default_ports_are_the_documented_ones():
+    from netshell.app import cli, runner
+
+    assert runner.DEFAULT_PORTS == {"http": 8000, **SMALL}
+    assert set(runner.DEFAULT_PORTS) == set(runner.SERVICES)
+    page = (Path(__file__).resolve().parents[2] / "docs" / "sessions.md").read_text()
+    (action,) = [a for a in cli.build_parser()._subparsers._group_actions[0]
+                 .choices["serve"]._actions if a.dest == "port"]
+    for service, port in runner.DEFAULT_PORTS.items():
+        assert f"| `{service}` | {port} |" in page, service
+        assert f"{service} {port}" in action.help, service
