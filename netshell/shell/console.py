@@ -72,8 +72,8 @@ class Input:
         self.awaits = bool(flags & inspect.CO_COROUTINE)
 
 
-_LOOKING = frozenset({"conns", "listeners", "conn", "listener", "explain", "history", "help",
-                      "save", "dir", "type", "repr", "print", "vars", "len"})
+_LOOKING = frozenset({"conns", "listeners", "conn", "listener", "deferreds", "explain",
+                      "history", "help", "save", "dir", "type", "repr", "print", "vars", "len"})
 
 
 def input_entry(
