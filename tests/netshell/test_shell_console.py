@@ -360,7 +360,7 @@ async def test_the_transcript_file_gets_json_lines(shown: list[str]) -> None:
 @pytest.mark.parametrize(
     "source",
     ["x", "d.result", "conns()", "listeners()", "conn(3)", "explain(d)", "conns()[0]",
-     "help()", "print(x)", "conns(); listeners()", "'text'"],
+     "help()", "print(x)", "conns(); listeners()", "'text'", "deferreds()"],
 )
 def test_classify_inspecting_inputs(source: str) -> None:
     assert classify(source) == "inspect"
