@@ -32,6 +32,9 @@ __all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "creation_site", "def
 
 log = logging.getLogger("netshell.shell")
 
+#: The logger the HTTP servers write their access log to (protocols/http/server.py).
+ACCESS_LOGGER = "netshell.http.access"
+
 #: Protocol modules put in the namespace when they exist (they land issue by issue).
 PROTOCOL_MODULES = ("basic", "wire", "http", "ftp", "irc", "smtp", "pop3", "imap", "nntp", "dns",
                     "telnet", "ssh")
@@ -223,6 +226,11 @@ class Helpers:
         """Turn the notes printed when a shown Deferred fires on or off."""
         self.console.notes.enabled = on
 
+    def log(self, on: bool = True) -> None:
+        """Show (``log()``) or hush (``log(False)``) the HTTP servers' access log: one line
+        per request, above the prompt (the prompt starts with it on)."""
+        logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if on else logging.WARNING)
+
     # ---- the session
 
     def history(self) -> _Text:
@@ -378,6 +386,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "untrace": helpers.untrace,
         "explain": helpers.explain,
         "notify": helpers.notify,
+        "log": helpers.log,
         "help": Help(helpers),
         "history": helpers.history,
         "save": helpers.save,

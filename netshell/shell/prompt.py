@@ -65,7 +65,10 @@ class PromptLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stdout.write(self.format(record) + "\n")
+            # An access-log line says what it is already: it is printed as it is.
+            text = (record.getMessage() if record.name == namespace.ACCESS_LOGGER
+                    else self.format(record))
+            sys.stdout.write(text + "\n")
             sys.stdout.flush()
         except Exception:
             self.handleError(record)
@@ -305,6 +308,9 @@ class Prompt:
         old_level = root.level
         root.addHandler(handler)
         root.setLevel(self.log_level)
+        access = logging.getLogger(namespace.ACCESS_LOGGER)
+        old_access_level = access.level
+        ns["log"](True)  # the requests an HTTP server answers, above the prompt
         try:
             print(self.banner())
             console.idle()
@@ -315,6 +321,7 @@ class Prompt:
             print(f"The session's transcript: {transcript_path}")
             root.removeHandler(handler)
             root.setLevel(old_level)
+            access.setLevel(old_access_level)
             ns["_helpers"].tracer.stop()
             chains.stop_recording()
             console.close()

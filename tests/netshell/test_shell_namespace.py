@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -431,3 +432,34 @@ def test_deferreds_lists_exactly_what_the_toolbar_counts(shell: Shell) -> None:
     assert counted == len(listed)
     assert set(map(id, kept)) <= set(map(id, listed))
     assert f"pending Deferreds {counted} |" in p.toolbar_text()
+
+
+async def test_log_shows_and_hushes_the_http_access_log(
+    reactor: ns.Reactor, shell: Shell, caplog: pytest.LogCaptureFixture
+) -> None:
+    access = logging.getLogger(namespace.ACCESS_LOGGER)
+    before = access.level
+    from protocols import http
+
+    app = http.App()
+
+    @app.route("/")
+    def hello(request: Any) -> str:
+        return "hi"
+
+    server = http.serve(app)
+    url = f"http://127.0.0.1:{server.port}/"
+    try:
+        with caplog.at_level(logging.NOTSET, logger=namespace.ACCESS_LOGGER):
+            shell["log"]()
+            assert access.level == logging.INFO
+            await http.get(url)
+            assert [r.getMessage() for r in caplog.records
+                    if r.name == namespace.ACCESS_LOGGER][-1].endswith('"GET / HTTP/1.1" 200 2')
+            caplog.clear()
+            shell["log"](False)
+            await http.get(url)
+            assert [r for r in caplog.records if r.name == namespace.ACCESS_LOGGER] == []
+    finally:
+        access.setLevel(before)
+        await server.close()

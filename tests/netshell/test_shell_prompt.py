@@ -346,3 +346,19 @@ def test_exit_called_by_a_timer_leaves_as_ctrl_d_does(netsh):
     says_what_it_closed(t.screen(), port)
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_an_http_server_at_the_prompt_logs_each_request_above_it(netsh, tmp_path):
+    (tmp_path / "hello.txt").write_text("hello")
+    t = netsh()
+    t.wait_prompt(1)
+    t.line(f"site = http.serve({str(tmp_path)!r})")
+    t.wait_prompt(2)
+    t.line('r = await http.get(f"http://127.0.0.1:{site.port}/hello.txt")')
+    t.wait_for(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /hello\.txt HTTP/1\.1" 200 5$')
+    t.wait_prompt(3)
+    t.line("log(False)")
+    t.wait_prompt(4)
+    t.line('r = await http.get(f"http://127.0.0.1:{site.port}/hello.txt"); r.status')
+    screen = t.wait_for(r"^200$")
+    assert len(re.findall(r'"GET /hello\.txt HTTP/1\.1" 200 5', screen)) == 1
