@@ -25,9 +25,8 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import Completer, Completion, ThreadedCompleter
-from prompt_toolkit.filters import Condition, has_completions
 from prompt_toolkit.history import FileHistory
-from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.key_binding import KeyBindings, KeyBindingsBase, merge_key_bindings
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
@@ -38,6 +37,7 @@ from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
 from netshell.shell.console import Console, close_everything
 from netshell.shell.display import human_bytes
+from netshell.shell.keys import typing_bindings
 from netshell.shell.session import new_transcript, state_dir
 
 __all__ = ["Prompt", "history_path", "run_prompt"]
@@ -232,21 +232,9 @@ class Prompt:
 
     # ---- key bindings
 
-    def _bindings(self, console: Console) -> KeyBindings:
+    def _bindings(self, console: Console) -> KeyBindingsBase:
+        # Enter, Tab, Backspace, space and paste: netshell.shell.keys (typing and pasting).
         kb = KeyBindings()
-
-        @kb.add("enter", filter=~has_completions)
-        def _(event: Any) -> None:
-            buf = event.current_buffer
-            doc = buf.document
-            if doc.is_cursor_at_the_end and console.is_complete(doc.text):
-                buf.validate_and_handle()
-                return
-            line = doc.current_line_before_cursor
-            indent = line[: len(line) - len(line.lstrip())]
-            if line.rstrip().endswith(":"):
-                indent += "    "
-            buf.insert_text("\n" + indent)
 
         @kb.add("escape", "enter")
         def _(event: Any) -> None:
@@ -256,17 +244,7 @@ class Prompt:
         def _(event: Any) -> None:
             self.show_toolbar = not self.show_toolbar
 
-        @kb.add("tab", filter=Condition(lambda: _at_indent()))
-        def _(event: Any) -> None:
-            event.current_buffer.insert_text("    ")
-
-        def _at_indent() -> bool:
-            from prompt_toolkit.application.current import get_app
-
-            before = get_app().current_buffer.document.current_line_before_cursor
-            return not before.strip()
-
-        return kb
+        return merge_key_bindings([typing_bindings(console.is_complete), kb])
 
     # ---- running
 
