@@ -26,6 +26,7 @@ from netshell.defer import (
 )
 from netshell.endpoints import connect, listen
 from netshell.errors import (
+    AddressInUse,
     CertificateExpired,
     CertificateNotYetValid,
     ClientCertificateRequired,
@@ -38,6 +39,7 @@ from netshell.errors import (
     DNSLookupError,
     HandshakeFailed,
     HostnameMismatch,
+    ListenError,
     NetshellError,
     TLSError,
     TLSVerificationError,
@@ -72,6 +74,7 @@ reactor = _current_reactor
 
 __all__ = [
     "Address",
+    "AddressInUse",
     "AlreadyCalledError",
     "AlreadyCancelledError",
     "CancelledError",
@@ -97,6 +100,7 @@ __all__ = [
     "Failure",
     "HandshakeFailed",
     "HostnameMismatch",
+    "ListenError",
     "Listener",
     "NetshellError",
     "NoCurrentExceptionError",

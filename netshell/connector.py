@@ -36,15 +36,24 @@ log = logging.getLogger("netshell.transport")
 
 
 def _connect_error(e: BaseException, where: str, timeout: float) -> ConnectError:
-    """The ConnectError that says why connecting to ``where`` failed with ``e``."""
+    """The ConnectError that says why connecting to ``where`` failed with ``e``.
+
+    One line, meant to be shown as it is: ``cannot connect to 127.0.0.1:9:
+    connection refused``, ``cannot resolve 'nosuch.invalid': Name or service
+    not known``.
+    """
     if isinstance(e, TimeoutError):
-        err: ConnectError = ConnectTimeout(f"connecting to {where} timed out after {timeout}s")
+        err: ConnectError = ConnectTimeout(
+            f"cannot connect to {where}: timed out after {timeout:g}s"
+        )
     elif isinstance(e, socket.gaierror):
-        err = DNSLookupError(f"cannot look up the address of {where}: {e.strerror}")
+        host = where.rsplit(":", 1)[0].strip("[]") if not where.startswith("unix:") else where
+        err = DNSLookupError(f"cannot resolve {host!r}: {e.strerror}")
     elif isinstance(e, ConnectionRefusedError):
-        err = ConnectionRefused(f"{where} refused the connection")
+        err = ConnectionRefused(f"cannot connect to {where}: connection refused")
     elif isinstance(e, OSError):
-        err = ConnectError(f"cannot connect to {where}: {e.strerror or e}")
+        why = e.strerror or str(e)
+        err = ConnectError(f"cannot connect to {where}: {why[:1].lower() + why[1:]}")
     else:
         err = ConnectError(f"cannot connect to {where}: {e!r}")
     err.__cause__ = e
@@ -144,7 +153,8 @@ class Connector:
                 left = max(0.0, self.timeout - (loop.time() - started))
                 if left < tls.handshake_timeout:  # our timeout covers the handshake too
                     late = ConnectTimeout(
-                        f"the TLS handshake with {self.where} did not finish within {self.timeout}s"
+                        f"cannot connect to {self.where}: timed out after {self.timeout:g}s "
+                        "(in the TLS handshake)"
                     )
                     tls.limit_handshake(left, late)
         except asyncio.CancelledError:

@@ -26,6 +26,7 @@ ValueError whose message quotes the description and names the bad part.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import re
@@ -201,7 +202,8 @@ class _Reader:
         if not text:
             raise self.error(f"missing {what}: expected {_USAGE[self.mode, self.kind]}")
         if not _DIGITS.fullmatch(text):
-            raise self.error(f"{what} {text!r} is not a number")
+            expected = f" (expected {_USAGE[self.mode, self.kind]})" if what == "port" else ""
+            raise self.error(f"{what} {text!r} is not a number{expected}")
         port = int(text)
         if port > 65535:
             raise self.error(f"{what} {port} is out of range (0-65535)")
@@ -338,8 +340,12 @@ def parse(description: str, mode: str = "listen") -> Endpoint:
                 "udp is not supported for connect: UDP has no connections; "
                 "listen('udp:0', protocol) and send with transport.write(data, addr)",
             )
+        close = difflib.get_close_matches(kind.lower(), list(grammar), n=1, cutoff=0.6)
+        meant = f" (did you mean {close[0]!r}?)" if close else ""
+        if _DIGITS.fullmatch(kind):
+            meant = f" (did you mean 'tcp:{description}'?)"
         raise EndpointError(
-            description, f"unknown kind {kind!r}; known kinds: {', '.join(grammar)}"
+            description, f"unknown kind {kind!r}{meant}; known kinds: {', '.join(grammar)}"
         )
     names, allowed = grammar[kind]
     r = _Reader(description, mode, kind)

@@ -3,9 +3,15 @@
 They form a tree, so a caller can catch at the depth it cares about:
 ``NetshellError`` > ``ConnectionClosed`` > ``ConnectionDone`` (a clean close)
 or ``ConnectionLost`` (anything else); ``NetshellError`` > ``ConnectError`` >
-``ConnectionRefused``, ``ConnectTimeout`` or ``DNSLookupError``. Each is also
+``ConnectionRefused``, ``ConnectTimeout`` or ``DNSLookupError``; ``NetshellError`` >
+``ListenError`` > ``AddressInUse`` (a socket that cannot be bound). Each is also
 a subclass of the matching builtin (``ConnectionError``,
-``ConnectionRefusedError``, ``TimeoutError``), so code that catches those works.
+``ConnectionRefusedError``, ``TimeoutError``, ``OSError``), so code that catches
+those works.
+
+Their messages are meant to be shown as they are, on one line: ``cannot connect
+to 127.0.0.1:9: connection refused``, ``cannot listen on 127.0.0.1:8000: address
+already in use``, ``cannot resolve 'nosuch.invalid': Name or service not known``.
 
 TLS failures (raised by ``netshell.tls`` and the TLS layer) have their own
 branch: ``NetshellError`` > ``TLSError`` > ``HandshakeFailed``,
@@ -15,7 +21,10 @@ branch: ``NetshellError`` > ``TLSError`` > ``HandshakeFailed``,
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "AddressInUse",
     "CertificateExpired",
     "CertificateNotYetValid",
     "ClientCertificateRequired",
@@ -28,6 +37,7 @@ __all__ = [
     "DNSLookupError",
     "HandshakeFailed",
     "HostnameMismatch",
+    "ListenError",
     "NetshellError",
     "TLSError",
     "TLSVerificationError",
@@ -70,6 +80,48 @@ class DNSLookupError(ConnectError):
     """The host name could not be resolved to an address."""
 
 
+class ListenError(NetshellError, OSError):
+    """A socket could not be bound (or made to listen); ``errno`` says why.
+
+    The message names the address: ``cannot listen on 127.0.0.1:8000: permission
+    denied``. ``host`` and ``port`` (or ``path``, for a Unix socket) are the
+    address asked for, ``kind`` "tcp", "udp" or "unix" (when known); the original
+    ``OSError`` is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        errno: int | None,
+        message: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        super().__init__(errno, message)
+        self.host = host
+        self.port = port
+        self.path = path
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message as written, without "[Errno 98]"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.errno, self.strerror, self.host, self.port,
+                           self.path, self.kind))
+
+
+class AddressInUse(ListenError):
+    """Something listens there already (EADDRINUSE): another program, or this one."""
+
+
+def _rebuild(cls: type[ListenError], errno: int | None, message: str, host: str | None,
+             port: int | None, path: str | None, kind: str | None) -> ListenError:
+    return cls(errno, message, host=host, port=port, path=path, kind=kind)
+
+
 class TLSError(NetshellError):
     """A TLS failure; the message says what went wrong, and with which host.
 
@@ -77,7 +129,8 @@ class TLSError(NetshellError):
     without parsing the message: ``host`` (the name or address verified, or
     None), ``subject`` (the certificate's subject, RFC 4514, when known) and
     ``verify_code`` (OpenSSL's X509_V_ERR_* number, when the certificate chain
-    was refused). The OpenSSL error, if any, is the ``__cause__``.
+    was refused), and ``port`` (the peer's port, set once the failed connection
+    knows it). The OpenSSL error, if any, is the ``__cause__``.
     """
 
     def __init__(
@@ -92,6 +145,7 @@ class TLSError(NetshellError):
         self.host = host
         self.subject = subject
         self.verify_code = verify_code
+        self.port: int | None = None
 
 
 class HandshakeFailed(TLSError):

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from netshell.defer import Deferred, ensure_deferred, succeed
+from netshell.errors import AddressInUse, ListenError
 from netshell.interfaces import format_hostport
 from netshell.transport import StreamTransport, address_of
 
@@ -45,8 +46,9 @@ def bind_socket(
     The address is the first that ``getaddrinfo`` gives (``""`` is every IPv4
     interface); an IPv6 socket is IPv6 only. ``backlog``, if given, makes it listen;
     ``reuse_address`` sets SO_REUSEADDR. Raises ValueError for a port outside 0 to
-    65535, and OSError (the errno kept) whose text is ``"cannot <what> <host:port>:
-    <why>"`` when the address cannot be looked up or bound.
+    65535, and :class:`~netshell.ListenError` (an OSError, the errno kept) whose text
+    is ``"cannot <what> <host:port>: <why>"`` when the address cannot be looked up
+    or bound: :class:`~netshell.AddressInUse` when something listens there already.
 
     Example::
 
@@ -61,7 +63,10 @@ def bind_socket(
     try:
         infos = socket.getaddrinfo(interface or None, port, type=socktype, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise OSError(f"cannot {what} {format_hostport(interface, port)}: {e.strerror}") from e
+        raise ListenError(
+            None, f"cannot {what} {format_hostport(interface, port)}: {e.strerror}",
+            host=interface, port=port, kind=_KIND.get(socktype),
+        ) from e
     family, socktype, proto, _, sockaddr = infos[0]
     sock = socket.socket(family, socktype, proto)
     try:
@@ -74,10 +79,22 @@ def bind_socket(
             sock.listen(backlog)
     except OSError as e:
         sock.close()
-        where = format_hostport(str(sockaddr[0]), port)
-        raise OSError(e.errno, f"cannot {what} {where}: {e.strerror}") from e
+        host = str(sockaddr[0])
+        raise _listen_error(e, f"cannot {what} {format_hostport(host, port)}",
+                            host=host, port=port, kind=_KIND.get(socktype)) from e
     sock.setblocking(False)
     return sock, family
+
+
+_KIND = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
+
+
+def _listen_error(e: OSError, doing: str, **where: Any) -> ListenError:
+    """The ListenError for ``e``: ``"<doing>: <why>"``, why in lower case as in a sentence."""
+    why = e.strerror or str(e)
+    why = why[:1].lower() + why[1:]
+    cls = AddressInUse if e.errno == errno.EADDRINUSE else ListenError
+    return cls(e.errno, f"{doing}: {why}", **where)
 
 
 def bind_tcp(interface: str, port: int, backlog: int) -> tuple[socket.socket, str]:
@@ -96,8 +113,9 @@ def bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
     """A listening Unix socket at ``path`` (a stale socket file there is replaced).
 
     What the reactor's ``listen_unix`` binds; the file gets ``mode``. Raises
-    FileExistsError if something other than a socket is at ``path``, and OSError
-    (EADDRINUSE) if a live server listens there, or if it cannot be bound.
+    FileExistsError if something other than a socket is at ``path``,
+    :class:`~netshell.AddressInUse` if a live server listens there, and
+    :class:`~netshell.ListenError` if it cannot be bound.
     """
     try:
         st = os.stat(path)
@@ -112,7 +130,13 @@ def bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
         except (ConnectionRefusedError, FileNotFoundError):
             os.unlink(path)  # a stale socket file: nobody listens there
         else:
-            raise OSError(errno.EADDRINUSE, f"{path} is in use by a live server")
+            raise AddressInUse(
+                errno.EADDRINUSE,
+                f"cannot listen on unix:{path}: address already in use (a live server "
+                "listens there)",
+                path=path,
+                kind="unix",
+            )
         finally:
             probe.close()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -122,7 +146,7 @@ def bind_unix(path: str, mode: int, backlog: int) -> socket.socket:
         sock.listen(backlog)
     except OSError as e:
         sock.close()
-        raise OSError(e.errno, f"cannot listen on unix:{path}: {e.strerror}") from e
+        raise _listen_error(e, f"cannot listen on unix:{path}", path=path, kind="unix") from e
     sock.setblocking(False)
     return sock
 

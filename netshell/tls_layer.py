@@ -417,6 +417,9 @@ class TLSConnection:
     def fail(self, exc: BaseException) -> None:
         """The handshake failed (or timed out): fail whoever waits for it, close the socket."""
         self._cancel_timer()
+        if isinstance(exc, TLSError) and exc.port is None:
+            # The error knows the host it verified; the port makes "HOST:PORT" for messages.
+            exc.port = getattr(self.transport.peer, "port", None)
         if not self._failed(exc):
             return  # failed already (this is connection_lost after the failure)
         started, self.started = self.started, None

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "the prompt does (the exit status is still 1)")
     run.add_argument("--transcript", metavar="OUT.jsonl",
                      help="write a transcript of the run (the prompt's format)")
+    run.add_argument("--verbose", action="store_true",
+                     help="show errors with every frame (default: a common mistake on one "
+                          "line, other errors with the script's own frames only)")
 
     serve = sub.add_parser("serve", help="serve one protocol until Ctrl-C",
                            description="Serve one protocol until Ctrl-C or SIGTERM.",
@@ -202,7 +205,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, uvloop: bool
         transcript.write(header("run"))
     options = RunOptions(settle=args.settle, grace=args.grace,
                          exit_when_done=args.exit_when_done, transcript=transcript,
-                         quiet=args.quiet, keep_going=args.keep_going)
+                         quiet=args.quiet, keep_going=args.keep_going, verbose=args.verbose)
     try:
         return run_source(source, filename, [args.file, *args.args], options, use_uvloop=uvloop)
     finally:

@@ -11,7 +11,9 @@ When the script ends with listeners open, the runner serves until SIGINT or
 SIGTERM (unless ``exit_when_done``), then shuts down gracefully: it stops
 accepting, lets connections finish within ``grace`` seconds, runs the
 ``on_shutdown`` hooks. Exit codes: 0 success, 1 an uncaught exception
-(traceback with the script's own line numbers), 2 usage error, 130 SIGINT,
+(on stderr: a common mistake on one line, any other error as a traceback of
+the script's own frames, with its line numbers; every frame with ``verbose``),
+2 usage error, 130 SIGINT,
 143 SIGTERM.
 
 Nothing here imports IPython or prompt_toolkit.
@@ -39,6 +41,7 @@ from netshell.reactor import Reactor, get_reactor, install
 from netshell.shell import chains, namespace
 from netshell.shell.console import Console, Input, input_entry
 from netshell.shell.session import split_cells
+from netshell.shell.tracebacks import format_error
 
 __all__ = ["RunOptions", "run_source", "serve"]
 
@@ -57,6 +60,7 @@ class RunOptions:
     transcript: IO[str] | None = None  # JSON-lines transcript, as the prompt writes
     quiet: bool = False
     keep_going: bool = False  # after a cell raises, go on with the next (as the prompt does)
+    verbose: bool = False  # errors with every frame (default: the script's own frames only)
 
 
 class ScriptFailed(Exception):
@@ -73,6 +77,7 @@ class _Runner:
         self.stop_serving: asyncio.Event = asyncio.Event()
         self.console = Console({"__file__": filename}, transcript_file=options.transcript,
                                name="cell", err=_print_stderr)
+        self.console.verbose = options.verbose
         namespace.build(self.console)
         self._old_handlers: dict[int, Any] = {}
 
@@ -128,7 +133,7 @@ class _Runner:
                 await self._shutdown()
                 return EXIT_ERROR
             except Exception as e:
-                _print_exception(e)
+                self._print_exception(e)
                 await self._shutdown()
                 return EXIT_ERROR
             print(serving_line(service, listener.address.host, listener.address.port),
@@ -217,8 +222,15 @@ class _Runner:
             if self.signal is None:
                 raise
         except BaseException as e:
-            _print_exception(e, skip=__file__)
+            self._print_exception(e)
             raise ScriptFailed from e
+
+    def _print_exception(self, e: BaseException) -> None:
+        """Print ``e`` on stderr as the prompt shows it: short unless ``--verbose``."""
+        self.console.last_error = e
+        text = format_error(e, verbose=self.options.verbose, namespace=self.console.namespace,
+                            skip=__file__)
+        print(text, file=sys.stderr)
 
     async def _run_cell(self, first_line: int, cell: str) -> None:
         first_deferred = next_deferred_number()
@@ -328,13 +340,6 @@ def _exit_code(e: SystemExit) -> int:
         return e.code
     print(e.code, file=sys.stderr)
     return EXIT_ERROR
-
-
-def _print_exception(e: BaseException, skip: str | None = None) -> None:
-    tb = e.__traceback__
-    while tb is not None and skip is not None and tb.tb_frame.f_code.co_filename == skip:
-        tb = tb.tb_next
-    traceback.print_exception(type(e), e, tb, file=sys.stderr)
 
 
 def run_source(

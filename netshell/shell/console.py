@@ -41,6 +41,7 @@ from netshell.defer import Deferred
 from netshell.shell import chains
 from netshell.shell.display import Table
 from netshell.shell.hints import with_hint
+from netshell.shell.tracebacks import format_error
 
 __all__ = ["Console", "Input", "classify", "close_everything", "input_entry"]
 
@@ -73,7 +74,8 @@ class Input:
 
 
 _LOOKING = frozenset({"conns", "listeners", "conn", "listener", "deferreds", "explain",
-                      "history", "help", "save", "dir", "type", "repr", "print", "vars", "len"})
+                      "history", "help", "save", "tb", "dir", "type", "repr", "print", "vars",
+                      "len"})
 
 
 def input_entry(
@@ -199,6 +201,10 @@ class Console:
         self.notes = chains.Notes(self._note)
         #: the task of the awaiting input running now, if any (Ctrl-C cancels it)
         self.task: asyncio.Task[Any] | None = None
+        #: show errors with every frame (``verbose(True)``), not just the person's own
+        self.verbose = False
+        #: the last error an input raised (``tb()`` shows it in full)
+        self.last_error: BaseException | None = None
         namespace.setdefault("__name__", "__main__")
         namespace.setdefault("__builtins__", builtins)
 
@@ -348,17 +354,24 @@ class Console:
             self.out(repr(value))
 
     def show_error(self, exc: BaseException) -> None:
-        """Print ``exc`` with its traceback, without the console's own frames."""
+        """Print ``exc`` as a person reads it: a common mistake on one line, any other
+        error without the frames inside netshell and asyncio (all of them when
+        :attr:`verbose`); never the console's own frames. ``tb()`` shows it in full."""
         if isinstance(exc, asyncio.CancelledError):
             self.err("Cancelled")
             return
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == _HERE:
-            tb = tb.tb_next
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-        self.err(with_hint(text.rstrip("\n"), exc, self.namespace))
+        self.last_error = exc
+        self.err(format_error(exc, verbose=self.verbose, namespace=self.namespace, skip=_HERE))
+
+    def full_error(self, exc: BaseException | None = None) -> str:
+        """``exc`` (default: the last error) with every frame, as ``tb()`` shows it."""
+        exc = exc if exc is not None else self.last_error
+        if exc is None:
+            return "(no error yet)"
+        return format_error(exc, verbose=True, namespace=self.namespace, skip=_HERE)
 
     def _show_syntax_error(self, e: SyntaxError) -> None:
+        self.last_error = e
         self.err("".join(traceback.format_exception_only(type(e), e)).rstrip("\n"))
 
     def _note(self, text: str) -> None:

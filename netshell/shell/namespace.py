@@ -4,7 +4,8 @@
 ``Deferred``, ``listen``, ...), the protocol modules that exist (``basic``,
 ``wire``, ``http``, ...) and the helpers ``listeners()``, ``conns()``, ``deferreds()``,
 ``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``explain(d)``,
-``notify()`` and ``help()``. The prompt, ``netsh --ipython`` and Jupyter share it.
+``notify()``, ``tb()``, ``verbose()`` and ``help()``. The prompt, ``netsh --ipython``
+and Jupyter share it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ TOUR_ROWS: list[tuple[str, str]] = [
     ("trace(), trace(conn(3)), untrace()", "print events and bytes as they happen"),
     ("explain(d)", "a Deferred's chain, step by step"),
     ("notify(False)", 'stop the "Deferred #7 fired" notes'),
+    ("tb(), verbose(True)", "the last error in full; full tracebacks from now on"),
     ('history(), save("demo.py")',
      "this session's inputs; save them as a script\nthat `netsh run demo.py` replays"),
 ]
@@ -231,6 +233,24 @@ class Helpers:
         per request, above the prompt (the prompt starts with it on)."""
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if on else logging.WARNING)
 
+    # ---- errors
+
+    def tb(self) -> _Text:
+        """The last error in full: every frame, netshell's and asyncio's included, and the
+        exceptions chained to it (the prompt shows a common mistake on one line)."""
+        return _Text(self.console.full_error())
+
+    def verbose(self, on: bool | None = None) -> _Text:
+        """``verbose(True)``: show every error in full from now on (as ``tb()`` does);
+        ``verbose(False)``: a common mistake on one line, and only your own frames;
+        ``verbose()``: say which it is."""
+        if on is not None:
+            self.console.verbose = bool(on)
+        if self.console.verbose:
+            return _Text("verbose on: errors show every frame; verbose(False) shortens them")
+        return _Text("verbose off: errors show your own frames only (common mistakes one "
+                     "line); tb() shows the last in full, verbose(True) all of them")
+
     # ---- the session
 
     def history(self) -> _Text:
@@ -387,6 +407,8 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "explain": helpers.explain,
         "notify": helpers.notify,
         "log": helpers.log,
+        "tb": helpers.tb,
+        "verbose": helpers.verbose,
         "help": Help(helpers),
         "history": helpers.history,
         "save": helpers.save,

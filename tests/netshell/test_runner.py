@@ -448,7 +448,7 @@ def test_serve_on_a_port_in_use_is_one_clear_line(tmp_path):
         done = netsh("serve", "echo", "--port", str(port))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"netsh serve echo: [Errno 98] cannot listen on 127.0.0.1:{port}: Address already in use"
+        f"netsh serve echo: cannot listen on 127.0.0.1:{port}: address already in use"
         "; --port 0 picks any free port"
     ]
 

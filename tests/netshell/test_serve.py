@@ -76,7 +76,7 @@ def test_serve_http_on_a_taken_8000_says_so_in_one_line_and_suggests_port_0(tmp_
     assert done.returncode != 0
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
-        "netsh serve http: [Errno 98] cannot listen on 127.0.0.1:8000: Address already in use"
+        "netsh serve http: cannot listen on 127.0.0.1:8000: address already in use"
         "; --port 0 picks any free port"
     ]
 
