@@ -129,11 +129,15 @@ class _FailureLogger:
     Deferred holding an unhandled failure pays for finalisation.
     """
 
-    __slots__ = ("deferred_id", "failure")
+    __slots__ = ("deferred_id", "failure", "seen")
 
-    def __init__(self, deferred_id: int, failure: Failure) -> None:
+    def __init__(self, deferred_id: int, failure: Failure | None) -> None:
         self.deferred_id = deferred_id
+        #: the failure to log, None when there is none (or it was handled, or seen)
         self.failure: Failure | None = failure
+        #: a failure someone has seen (an awaiter got it, the prompt noted it): should
+        #: the chain come to rest with this very Failure, it is not logged
+        self.seen: Failure | None = None
 
     def __del__(self) -> None:
         f = self.failure
@@ -511,10 +515,11 @@ class Deferred(Generic[T]):
                 if waiter is None:
                     if isinstance(result, Failure):
                         result.clean()
-                        if current._fail_logger is None:
+                        logger = current._fail_logger
+                        if logger is None:
                             current._fail_logger = _FailureLogger(current._id, result)
                         else:
-                            current._fail_logger.failure = result
+                            logger.failure = None if result is logger.seen else result
                     elif current._fail_logger is not None:
                         current._fail_logger.failure = None
             if waiter is not None:
@@ -607,10 +612,11 @@ class Deferred(Generic[T]):
                 if waiter is None:
                     if isinstance(result, Failure):
                         result.clean()
-                        if current._fail_logger is None:
+                        logger = current._fail_logger
+                        if logger is None:
                             current._fail_logger = _FailureLogger(current._id, result)
                         else:
-                            current._fail_logger.failure = result
+                            logger.failure = None if result is logger.seen else result
                     elif current._fail_logger is not None:
                         current._fail_logger.failure = None
                     if not current.paused:
@@ -633,57 +639,83 @@ class Deferred(Generic[T]):
 
         It stays the chain's result (later errbacks still get it), but it is
         not logged as "Unhandled error in Deferred" when this Deferred is
-        collected. The prompt calls it once it has printed a failure's note.
-        Does nothing if the chain did not end with a failure.
+        collected, even if later steps pass it on as it is. The prompt calls
+        it once it has printed a failure's note. Does nothing if the chain did
+        not end with a failure.
         """
+        result = self._result
         logger = self._fail_logger
-        if logger is not None and logger.failure is self._result:
+        if logger is not None and logger.failure is result:
             logger.failure = None
+            logger.seen = result
+
+    def _delivered(self, failure: Failure) -> None:
+        # ``failure`` went to an awaiter (or the awaiter gave up and cancelled): it has been
+        # seen. Called from a step of the chain, before the chain comes to rest.
+        logger = self._fail_logger
+        if logger is None:
+            logger = self._fail_logger = _FailureLogger(self._id, None)
+        elif logger.failure is failure:
+            logger.failure = None
+        logger.seen = failure
 
     # ---- asyncio
 
     def __await__(self) -> Generator[Any, None, T]:
+        """``await d``: the value this Deferred fires with, or its exception raised.
+
+        As with an asyncio future, the result stays in the chain: awaiting
+        does not take it out, so ``d`` still shows it, later callbacks still
+        get it, and ``d`` can be awaited again. A failure the awaiter received
+        counts as handled (it is not logged as unhandled). Cancelling the
+        awaiting task cancels ``d``. (Twisted's inlineCallbacks takes the
+        result out; netshell follows asyncio here.)
+        """
         if self.called and not self.paused:
             # Fired and not waiting: no need to suspend the coroutine.
             result = self._result
-            self._result = None
             if isinstance(result, Failure):
-                if self._fail_logger is not None:
-                    self._fail_logger.failure = None
+                self._delivered(result)
                 raise result.value.with_traceback(result.tb)
-            return result
+            return cast(T, result)
         return (yield from self.as_future().__await__())
 
     def as_future(self, loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[T]:
         """An asyncio Future that completes with this Deferred's result.
 
-        The result (or error) is taken out of the chain: later callbacks see
-        None. Cancelling the future cancels the Deferred (at once), and a Deferred that
-        fails with ``CancelledError`` cancels the future. ``loop`` defaults to
-        the running loop, else the current reactor's.
+        As with ``await d``, the result stays in the chain: the future gets
+        the value (or the exception) and later callbacks still see it. A
+        failure the future received counts as handled: it is not logged as
+        unhandled when the Deferred is collected (it is the future's now).
+        Cancelling the future cancels the Deferred (at once), and it keeps
+        that ``CancelledError`` as its result; a Deferred that fails with
+        ``CancelledError`` cancels the future. ``loop`` defaults to the running
+        loop, else the current reactor's.
         """
         if loop is None:
             loop = _current_loop()
         fut: asyncio.Future[T] = _DeferredFuture(self, loop)
 
-        def settle(result: Any) -> None:
-            if fut.done():
-                return
+        def settle(result: Any) -> Any:
             if isinstance(result, Failure):
-                if isinstance(result.value, CancelledError):
-                    fut.cancel()
-                else:
-                    fut.set_exception(result.value)
-            else:
+                # The future has it now, or its awaiter cancelled and so asked for it.
+                self._delivered(result)
+                if not fut.done():
+                    if isinstance(result.value, CancelledError):
+                        fut.cancel()
+                    else:
+                        fut.set_exception(result.value)
+            elif not fut.done():
                 fut.set_result(result)
+            return result
 
         def on_future_done(f: asyncio.Future[T]) -> None:
             if f.cancelled():
                 self.cancel()
 
-        # Marks the step that takes the result out: the prompt's notes (an observer, in
-        # netshell.shell.chains) show the result this step got, not the None it leaves.
-        settle.consumes_result = True  # type: ignore[attr-defined]
+        # The step of an await: not one the person added. explain() leaves it out
+        # (netshell.shell.chains); it passes the result on untouched.
+        settle.internal_step = True  # type: ignore[attr-defined]
         self.add_both(settle)
         fut.add_done_callback(on_future_done)
         return fut
@@ -730,7 +762,10 @@ class Deferred(Generic[T]):
         elif isinstance(r, Deferred):
             state = f"waiting on #{r._id}"
         elif isinstance(r, Failure):
-            state = f"failed: {_short.repr(r.value)}"
+            if isinstance(r.value, CancelledError):
+                state = "cancelled"
+            else:
+                state = f"failed: {_short.repr(r.value)}"
         else:
             state = f"fired: {_short.repr(r)}"
         if self.paused and not isinstance(r, Deferred):

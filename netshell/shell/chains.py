@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netshell import observe
-from netshell.defer import Deferred
+from netshell.defer import CancelledError, Deferred
 from netshell.failure import Failure
 from netshell.shell.display import short_repr
 
@@ -119,9 +119,9 @@ class _Recorder(observe.Observer):
 
     def deferred_step_added(self, d: Deferred[Any], step: Any, callback: Any, errback: Any
                             ) -> None:
-        if not self.taking or getattr(callback, "consumes_result", False):
-            # An await's adapter (Deferred.as_future) is the await, not a step the person
-            # added: explain() leaves it out.
+        if not self.taking or getattr(callback, "internal_step", False):
+            # An await's step (Deferred.as_future) is the await, not a step the person
+            # added: explain() leaves it out. It passes the result on untouched.
             return
         recorded = Step(callback, errback)
         steps = _records.get(d)
@@ -228,8 +228,14 @@ def _state(d: Deferred[Any]) -> str:
     if isinstance(r, Deferred):
         return f"waiting on #{r.number}"
     if isinstance(r, Failure):
-        return f"failed: {short_repr(r.value)}"
+        return _failed_text(r)
     return f"fired: {short_repr(r)}"
+
+
+def _failed_text(f: Failure) -> str:
+    if f.check(CancelledError):
+        return "cancelled"
+    return f"failed: {short_repr(f.value)}"
 
 
 # ---- notes
@@ -239,8 +245,9 @@ class Notes(observe.Observer):
     """Prints a note when a Deferred shown at the prompt fires: ``Deferred #7 fired: 200``.
 
     The note comes when the Deferred's chain has run to its end, with the
-    chain's final result; or, when a step that takes the result out (an
-    ``await``'s) runs, with the result that step took. ``out`` is called with
+    chain's final result (an ``await`` leaves the result in the chain, so
+    awaiting a watched Deferred notes what it fired with; Ctrl-C during the
+    await cancels it: ``Deferred #7 cancelled``). ``out`` is called with
     each note's text. ``enabled`` (False) turns the "fired" notes off,
     without forgetting which Deferreds are watched; a failure is noted
     whatever ``enabled`` says. Notes observes the core's Deferreds
@@ -292,12 +299,6 @@ class Notes(observe.Observer):
 
     # ---- the core's events
 
-    def deferred_step_ran(self, d: Deferred[Any], step: Any, fn: Any, got: Any, result: Any,
-                          raised: bool) -> None:
-        # A step that takes the result out of the chain (an await's): note what it took.
-        if getattr(fn, "consumes_result", False):
-            self._note(d, got)
-
     def deferred_settled(self, d: Deferred[Any], result: Any) -> None:
         if self._note(d, result) and d.waiting_on is None and d.called:
             # The person has seen it: not "unhandled" when the Deferred is collected.
@@ -305,7 +306,8 @@ class Notes(observe.Observer):
 
 
 def format_note(number: int, result: Any) -> str:
-    """The note's text: ``Deferred #7 fired: 200`` or ``Deferred #7 failed: Error(...)``."""
+    """The note's text: ``Deferred #7 fired: 200``, ``Deferred #7 failed: Error(...)``, or
+    ``Deferred #7 cancelled``."""
     if isinstance(result, Failure):
-        return f"Deferred #{number} failed: {short_repr(result.value)}"
+        return f"Deferred #{number} {_failed_text(result)}"
     return f"Deferred #{number} fired: {short_repr(result)}"

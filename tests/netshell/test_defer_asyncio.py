@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import importlib
+import logging
 import traceback
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -495,3 +498,226 @@ def test_a_deferred_cancelled_while_awaited_raises_cancelled_error_in_the_corout
     run(reactor, turns())
     assert seen == ["cancelled"]
     assert task.cancelled()
+
+
+# ---- the result stays in the chain (as an asyncio future keeps its result)
+
+
+def unhandled_logged(caplog: pytest.LogCaptureFixture, number: int) -> list[str]:
+    """The "Unhandled error in Deferred #number" records logged so far."""
+    return [r.getMessage() for r in caplog.records
+            if "Unhandled error" in r.getMessage() and f"#{number} " in r.getMessage()]
+
+
+class Collected:
+    """Keeps ``d`` weakly: once the test dropped its references, :meth:`logged` collects
+    it and gives what was logged about it as unhandled."""
+
+    def __init__(self, d: Deferred[Any]) -> None:
+        self.ref = weakref.ref(d)
+        self.number = d.number
+
+    def logged(self, caplog: pytest.LogCaptureFixture) -> list[str]:
+        with caplog.at_level(logging.ERROR, logger="netshell.defer"):
+            gc.collect()
+        assert self.ref() is None, "the Deferred is still referenced: nothing would be logged"
+        return unhandled_logged(caplog, self.number)
+
+
+def test_await_of_a_pending_deferred_leaves_the_value_in_the_chain(reactor: ns.Reactor) -> None:
+    d: Deferred[Any] = Deferred()
+
+    async def wait() -> Any:
+        return await d
+
+    task = reactor.loop.create_task(wait())
+    reactor.loop.call_soon(d.callback, "kept")
+    assert run(reactor, task) == "kept"
+    assert d.result == "kept"
+    assert repr(d).endswith("fired: 'kept'>")
+    later: list[Any] = []
+    d.add_callback(later.append)
+    assert later == ["kept"]
+
+
+def test_await_of_a_fired_deferred_leaves_the_value_in_the_chain(reactor: ns.Reactor) -> None:
+    d = ns.succeed("kept")
+
+    async def wait() -> Any:
+        return await d
+
+    assert run(reactor, wait()) == "kept"
+    assert d.result == "kept"
+
+
+def test_a_deferred_can_be_awaited_twice_in_turn_and_by_two_tasks_at_once(
+    reactor: ns.Reactor,
+) -> None:
+    d: Deferred[Any] = Deferred()
+
+    async def wait() -> Any:
+        return await d
+
+    first, second = reactor.loop.create_task(wait()), reactor.loop.create_task(wait())
+    run(reactor, turns())
+    d.callback(42)
+    assert run(reactor, first) == 42 and run(reactor, second) == 42
+    assert run(reactor, wait()) == 42  # and once more, after it fired
+    assert d.result == 42
+
+
+async def outcome_of_await(d: Deferred[Any]) -> Any:
+    """``await d``: its value, or the exception it raised."""
+    try:
+        return await d
+    except BaseException as e:
+        return e
+
+
+def passing_on(seen: list[Any]) -> Any:
+    """An errback that records the Failure it got and passes it on as it is."""
+
+    def errback(f: Failure) -> Failure:
+        seen.append(f.value)
+        return f
+
+    return errback
+
+
+@pytest.mark.parametrize("when", ["pending", "fired"])
+def test_await_of_a_failing_deferred_leaves_the_failure_in_the_chain_seen_not_logged(
+    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture, when: str,
+) -> None:
+    error = Boom("awaited")
+    d: Deferred[Any] = ns.fail(error) if when == "fired" else Deferred()
+    task = reactor.loop.create_task(outcome_of_await(d))
+    if when == "pending":
+        reactor.loop.call_soon(d.errback, error)
+    assert run(reactor, task) is error
+    assert isinstance(d.result, Failure) and d.result.value is error
+    assert repr(d).endswith("failed: Boom('awaited')>")
+    # Awaited twice, the same exception again.
+    assert run(reactor, outcome_of_await(d)) is error
+    # Later errbacks still get it; passing it on as it is keeps it seen.
+    later: list[Any] = []
+    d.add_errback(passing_on(later))
+    assert later == [error]
+    gone = Collected(d)
+    del task, d, error, later  # the error's traceback holds the awaiting frame, and d
+    assert gone.logged(caplog) == []
+
+
+def test_a_new_failure_after_the_awaited_one_is_logged_as_unhandled(
+    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What the awaiter saw is handled; a different failure made from it later is not.
+    d: Deferred[Any] = ns.fail(Boom("awaited"))
+    assert isinstance(run(reactor, outcome_of_await(d)), Boom)
+    d.add_errback(explode_in_callback)
+    gone = Collected(d)
+    del d
+    assert len(gone.logged(caplog)) == 1
+
+
+def test_a_failure_nobody_awaited_is_still_logged_as_unhandled(
+    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    d: Deferred[Any] = ns.fail(Boom("nobody saw it"))
+    gone = Collected(d)
+    del d
+    assert len(gone.logged(caplog)) == 1
+
+
+def test_cancelling_the_awaiting_task_leaves_the_deferred_cancelled(
+    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Ctrl-C during ``await d`` at the prompt cancels the input's task: this.
+    d: Deferred[Any] = Deferred()
+    task = reactor.loop.create_task(outcome_of_await(d))
+    run(reactor, turns())
+    task.cancel()
+    run(reactor, turns())
+    assert isinstance(task.result(), asyncio.CancelledError)  # the awaiter got it
+    assert isinstance(d.result, Failure) and d.result.check(ns.CancelledError)
+    assert repr(d) == f"<Deferred #{d.number} cancelled>"
+    later: list[Any] = []
+    d.add_errback(passing_on(later))
+    assert len(later) == 1 and isinstance(later[0], ns.CancelledError)
+    gone = Collected(d)
+    del task, d, later
+    assert gone.logged(caplog) == []  # the awaiter asked for it: not an unhandled error
+
+
+def test_cancelling_the_awaiting_task_leaves_a_chain_waiting_on_an_inner_one_cancelled(
+    reactor: ns.Reactor,
+) -> None:
+    inner: Deferred[Any] = Deferred()
+    outer = ns.succeed("go").add_callback(lambda _: inner)
+
+    async def wait() -> None:
+        await outer
+
+    task = reactor.loop.create_task(wait())
+    run(reactor, turns())
+    task.cancel()
+    run(reactor, turns())
+    assert repr(outer) == f"<Deferred #{outer.number} cancelled>"
+    assert inner.called  # cancelled, its CancelledError handed on to ``outer``
+
+
+def test_as_future_leaves_the_value_and_the_failure_in_the_chain(
+    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    d: Deferred[Any] = Deferred()
+    first, second = d.as_future(), d.as_future()
+    d.callback("value")
+    assert first.result() == second.result() == "value"
+    assert d.result == "value"
+    assert ns.succeed(3).as_future().result() == 3
+
+    error = Boom("to the future")
+    failing: Deferred[Any] = Deferred()
+    fut = failing.as_future()
+    failing.errback(error)
+    assert fut.exception() is error
+    assert failing.result.value is error
+    run(reactor, turns())  # the futures' done-callbacks, which hold the Deferreds
+    gone = Collected(failing)
+    del fut, failing
+    assert gone.logged(caplog) == []  # the future has it: seen
+
+
+def test_cancelling_the_future_from_as_future_leaves_the_deferred_cancelled(
+    reactor: ns.Reactor, caplog: pytest.LogCaptureFixture,
+) -> None:
+    d: Deferred[Any] = Deferred()
+    fut = d.as_future()
+    fut.cancel()
+    assert repr(d) == f"<Deferred #{d.number} cancelled>"
+    run(reactor, turns())  # the future's done-callback, which holds the Deferred
+    gone = Collected(d)
+    del fut, d
+    assert gone.logged(caplog) == []
+
+
+def test_a_failure_marked_seen_stays_seen_when_later_steps_pass_it_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The prompt marks a failure seen once its note is shown; a callback added after
+    # that (the failure passes it by) must not make it "unhandled" again.
+    d: Deferred[Any] = ns.fail(Boom("noted"))
+    d.mark_failure_seen()
+    d.add_callback(lambda x: x)
+    gone = Collected(d)
+    del d
+    assert gone.logged(caplog) == []
+
+
+def test_a_cancelled_deferred_says_cancelled_and_other_failures_say_failed() -> None:
+    d: Deferred[Any] = Deferred()
+    d.cancel()
+    assert repr(d) == f"<Deferred #{d.number} cancelled>"
+    d.add_errback(handled)
+    timed = ns.fail(ns.TimeoutError("late"))
+    assert "failed: TimeoutError('late')" in repr(timed)
+    timed.add_errback(handled)
