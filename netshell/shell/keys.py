@@ -7,7 +7,8 @@
   space typed there replaces the guess, so the line is indented exactly as typed, never
   the two added up.
 - Backspace in leading spaces takes one indent level (four spaces, or back to the previous
-  multiple of four); Tab in leading whitespace adds one.
+  multiple of four); Tab in leading whitespace adds one, to whatever the line holds (as in
+  IPython: after auto-indent it goes one level further, as for a bracket's continuation).
 - A bracketed paste (the terminal sends ``ESC[200~ ... ESC[201~``) is inserted as it is:
   no auto-indent is added to its lines (a paste into a line holding only auto-indent, when
   the pasted text brings its own leading whitespace, replaces that indent; a paste into an

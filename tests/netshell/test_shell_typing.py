@@ -90,6 +90,15 @@ def test_relying_on_auto_indent_still_indents_and_backspace_dedents_one_level():
     assert (f(21), f(0)) == (42, -1)  # type: ignore[operator]
 
 
+TAB = "\t"
+
+
+def test_tab_in_leading_whitespace_adds_a_level():
+    assert Typed("x = [", ENTER, TAB, TAB).left == "x = [\n        "
+    # On a line holding auto-indent too: one level further (a bracket's continuation).
+    assert Typed("if x:", ENTER, "y = (", ENTER, TAB).left == "if x:\n    y = (\n        "
+
+
 @pytest.mark.parametrize(("spaces", "left"), [(8, 4), (6, 4), (4, 0), (1, 0)])
 def test_backspace_in_leading_spaces_goes_back_to_the_previous_level(spaces, left):
     typed = Typed("x = [", ENTER, " " * spaces, BACKSPACE)
