@@ -6,10 +6,16 @@ it, so servers serve and timers fire at the idle prompt. Plain cells run with
 the loop stopped, as IPython does. An unfired Deferred that is displayed is
 bound to ``_dN`` and watched, as at the netsh prompt. :func:`load_into` is
 what a Jupyter kernel will reuse.
+
+Errors look as they do at the netsh prompt: a common mistake on one line,
+other errors without netshell's and asyncio's frames (``verbose(True)`` gives
+IPython's own full tracebacks, ``tb()`` the last error in full). Ctrl-C during
+an awaiting cell cancels it and prints "Cancelled" (:func:`run_cell_coroutine`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -20,8 +26,9 @@ from netshell.shell import chains, namespace
 from netshell.shell.console import Console, close_everything, input_entry
 from netshell.shell.prompt import EXIT_GRACE, PromptLogHandler
 from netshell.shell.session import new_transcript
+from netshell.shell.tracebacks import format_error
 
-__all__ = ["load_into", "run_ipython"]
+__all__ = ["load_into", "run_cell_coroutine", "run_ipython"]
 
 
 def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Console:
@@ -67,7 +74,58 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
 
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.events.register("post_run_cell", post_run_cell)
+    show_errors_shortly(shell, console)
     return console
+
+
+def show_errors_shortly(shell: Any, console: Console) -> None:
+    """Make ``shell`` (IPython) show errors as the netsh prompt does.
+
+    A common mistake is one line, any other error leaves out netshell's, asyncio's
+    and IPython's frames; with ``verbose(True)`` IPython shows its own full
+    traceback. A cancelled cell (Ctrl-C during an await) prints "Cancelled". The
+    error is kept for ``tb()``.
+    """
+
+    def handler(ip: Any, etype: Any, value: BaseException, tb: Any,
+                tb_offset: int | None = None) -> None:
+        if isinstance(value, asyncio.CancelledError):
+            print("Cancelled")
+            return None
+        console.last_error = value
+        if isinstance(value, SyntaxError):
+            ip.showsyntaxerror()  # IPython's own, caret and all (a failed parse comes here)
+            return None
+        if console.verbose:
+            ip.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return None
+        text = format_error(value, namespace=ip.user_ns)
+        ip._showtraceback(etype, value, text.splitlines())  # as IPython shows one: stdout
+        return None
+
+    shell.set_custom_exc((Exception, asyncio.CancelledError), handler)
+
+
+def run_cell_coroutine(coro: Any) -> Any:
+    """IPython's loop runner for awaiting cells: the cell runs as a task on the loop.
+
+    Ctrl-C cancels the task and waits for it: the cell's ``await`` sees
+    CancelledError, which the error handler shows as "Cancelled", and the cell
+    ends there. (IPython's own runner would leave the cell suspended: a
+    KeyboardInterrupt traceback through asyncio now, GeneratorExit tracebacks
+    when the session ends.)
+    """
+    from IPython.core.async_helpers import get_asyncio_loop
+
+    loop = get_asyncio_loop()
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        if task.done():
+            raise  # interrupted while the cell's own code ran: IPython says so
+        task.cancel()
+        return loop.run_until_complete(task)
 
 
 def run_ipython(log_level: int = logging.WARNING) -> int:
@@ -99,7 +157,7 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
     shell = NetshIPython.instance(banner2="netsh namespace loaded: help() gives a tour\n")
     shell.confirm_exit = False  # Ctrl-D leaves, as at the netsh prompt
     shell.autoawait = True
-    shell.loop_runner = "asyncio"
+    shell.loop_runner = run_cell_coroutine
     shell.enable_gui("asyncio")
     loop = get_asyncio_loop()
     r = Reactor(loop)

@@ -68,15 +68,17 @@ _HIDDEN: tuple[str, ...] = tuple(
 )
 
 
-def is_hidden(filename: str) -> bool:
-    """Whether a frame in ``filename`` is hidden by default: netshell's own, the protocol
-    library's, asyncio's, and IPython's (the machinery that ran the input)."""
-    if filename.startswith(_HIDDEN):
-        return True
+def _in_ipython(filename: str) -> bool:
     ipython = sys.modules.get("IPython")
     if ipython is not None and ipython.__file__:
         return filename.startswith(os.path.dirname(ipython.__file__) + os.sep)
     return False
+
+
+def is_hidden(filename: str) -> bool:
+    """Whether a frame in ``filename`` is hidden by default: netshell's own, the protocol
+    library's, asyncio's, and IPython's (the machinery that ran the input)."""
+    return filename.startswith(_HIDDEN) or _in_ipython(filename)
 
 
 def held_by(exc: AddressInUse, reactor: Any = None) -> Any:
@@ -173,11 +175,12 @@ def format_error(
     frames when there are any worth showing; any other error is its traceback
     without the hidden frames (:func:`is_hidden`), with Python's "Did you mean"
     hint. ``verbose`` shows every frame. Leading frames in the file ``skip``
-    (the console that ran the input) are never shown. ``namespace`` is where a
+    (the console that ran the input) or in IPython are never shown. ``namespace`` is where a
     mistyped name is looked for.
     """
     tb = exc.__traceback__
-    while tb is not None and skip is not None and tb.tb_frame.f_code.co_filename == skip:
+    while tb is not None and (tb.tb_frame.f_code.co_filename == skip
+                              or _in_ipython(tb.tb_frame.f_code.co_filename)):
         tb = tb.tb_next
     if verbose:
         text = "".join(traceback.format_exception(type(exc), exc, tb))
