@@ -348,7 +348,10 @@ class Reactor:
         found = [
             o
             for o in gc.get_objects()
-            if isinstance(o, Deferred) and (not o.called or o.waiting_on is not None)
+            # type(o), not isinstance(o, ...): isinstance would also ask each object for
+            # its __class__, which makes a lazily loaded module (the prompt's tls, http...)
+            # load itself.
+            if issubclass(type(o), Deferred) and (not o.called or o.waiting_on is not None)
         ]
         found.sort(key=lambda d: d.number)
         return found

@@ -1,0 +1,119 @@
+"""What the netsh prompt has loaded when it is first drawn: only what that prompt needs.
+
+The heavy modules (pyOpenSSL and cryptography behind ``tls``, the HTTP library behind
+``http``, IPython, jedi, hypothesis) wait until they are used: the namespace offers ``tls`` and
+the protocol modules as lazily loaded modules. These tests fail when an eager import comes
+back, or when something that looks at every object (the toolbar's count of pending
+Deferreds walks the heap) makes those lazy modules load themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from terminal import Terminal, netsh_argv
+
+#: Never loaded before the first prompt is drawn (nor by the first input that uses none).
+HEAVY = (
+    "OpenSSL",
+    "cryptography",
+    "IPython",
+    "jedi",
+    "hypothesis",
+    "protocols.http.server",
+    "protocols.http.client",
+    "netshell.kernel",
+)
+
+#: In the namespace by name, loaded on first use: present in sys.modules, not yet run.
+LAZY = ("netshell.tls", "protocols.http", "protocols.wire", "protocols.basic")
+
+# One line of netsh code: for each name, what sys.modules holds ("module" once it has run,
+# "_LazyModule" before, "NoneType" when absent). type() asks the object nothing, so
+# looking does not load.
+def state_of(names: tuple[str, ...]) -> str:
+    return ('import sys as _s, json as _j; print("STATE", _j.dumps({m: type(_s.modules.get(m))'
+            f'.__name__ for m in {names!r}}}))')
+
+
+def states(text: str) -> dict[str, str]:
+    found = re.findall(r"^STATE (\{.*\})$", text, re.M)
+    assert found, text
+    return dict(json.loads(found[-1]))
+
+
+@pytest.fixture
+def netsh(tmp_path):
+    terms: list[Terminal] = []
+
+    def start() -> Terminal:
+        t = Terminal(netsh_argv(), env={"XDG_STATE_HOME": str(tmp_path / "state")},
+                     cwd=str(tmp_path))
+        terms.append(t)
+        return t
+
+    yield start
+    for t in terms:
+        t.close()
+
+
+def test_the_drawn_prompt_has_loaded_none_of_the_heavy_modules(netsh):
+    t = netsh()
+    # The toolbar is drawn once the terminal has told prompt_toolkit its size, and drawing
+    # it counts the pending Deferreds (a walk of the heap): the first prompt, complete.
+    t.wait_prompt(1)
+    t.wait_for(r"pending Deferreds \d+ .*F2 hides")
+    t.line(state_of(HEAVY + LAZY))
+    seen = states(t.wait_for(r"^STATE \{"))
+    assert {m: s for m, s in seen.items() if m in HEAVY and s != "NoneType"} == {}
+    assert {m: seen[m] for m in LAZY} == dict.fromkeys(LAZY, "_LazyModule")
+    # Still there by name, and the first use loads them.
+    t.wait_prompt(2)
+    t.line('_d = dir(); print("NAMES", sorted(n for n in ("tls", "http", "wire") if n in _d), '
+           'callable(http.serve), tls.__name__)')
+    screen = t.wait_for(r"^NAMES ")
+    assert re.search(r"^NAMES \['http', 'tls', 'wire'\] True netshell\.tls$", screen, re.M), screen
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_counting_pending_deferreds_does_not_load_the_lazy_modules():
+    # What the toolbar does every second, without a terminal: the walk must not ask the
+    # lazy modules anything (isinstance() would ask each object for its __class__).
+    code = (
+        "from netshell.reactor import Reactor, install\n"
+        "from netshell.shell import namespace\n"
+        "from netshell.shell.console import Console\n"
+        "r = Reactor(); install(r)\n"
+        "import netshell as ns\n"
+        "pending = ns.Deferred()\n"
+        "namespace.build(Console({}))\n"
+        "found = namespace.pending_deferreds(r)\n"
+        "assert pending in found, found\n"
+        + state_of(HEAVY + LAZY) + "\n"
+    )
+    seen = states(run_python(code))
+    assert {m: s for m, s in seen.items() if m in HEAVY and s != "NoneType"} == {}
+    assert {m: seen[m] for m in LAZY} == dict.fromkeys(LAZY, "_LazyModule")
+
+
+def test_importing_the_prompt_loads_none_of_the_heavy_modules():
+    # What `netsh` imports before it draws the prompt: the command line, its parser, the
+    # prompt module.
+    code = (
+        "import netshell.app.cli as cli\n"
+        "cli.build_parser()\n"
+        "import netshell.shell.prompt\n"
+        + state_of(HEAVY) + "\n"
+    )
+    seen = states(run_python(code))
+    assert {m: s for m, s in seen.items() if s != "NoneType"} == {}
