@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from typing import Any
 
@@ -124,6 +125,8 @@ def run_cell_coroutine(coro: Any) -> Any:
     except KeyboardInterrupt:
         if task.done():
             raise  # interrupted while the cell's own code ran: IPython says so
+        if sys.stdout.isatty():
+            print()  # the terminal echoed ^C: "Cancelled" goes on a line of its own
         task.cancel()
         return loop.run_until_complete(task)
 
