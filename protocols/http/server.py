@@ -79,6 +79,7 @@ log = logging.getLogger("netshell.http")
 access_log = logging.getLogger("netshell.http.access")
 
 _INFO = logging.INFO
+_HTTP11 = (1, 1)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # An error answered with one of these ends the connection: what follows cannot be trusted.
 _CLOSING_ERRORS = frozenset((400, 408, 413, 414, 431, 505))
@@ -391,6 +392,16 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
             handler = ex.handler
             if handler is None:
                 handler = self._handler if self._resolve is None else self._resolve(request)
+            if type(handler) is StaticFiles and ex.keep_alive and request.version == _HTTP11:
+                # A remembered small file: its whole answer in one piece, no Response made.
+                answer = handler._answer(request, _clock.date_line())
+                if answer is not None:
+                    self.transport.write(answer[0])
+                    ex.status = answer[1]
+                    ex.sent = answer[2]
+                    ex.close = False
+                    self._done(ex)
+                    return
             result = handler(request)
         except HTTPError as e:
             self._send_error(ex, e)

@@ -6,6 +6,7 @@ ranges and validators end to end, over TCP and TLS.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import ssl
 from pathlib import Path
@@ -238,3 +239,75 @@ async def test_a_file_just_over_the_small_size_is_streamed_correctly(root: Path)
     (root / "edge.bin").write_bytes(data)
     listener = http.serve(root)
     assert (await exchange(listener.port, get_request("/edge.bin"))).body == data
+
+
+# ---- remembered files: the same answers, and no way out when the tree changes
+
+
+def without_date(head: bytes) -> bytes:
+    return b"\r\n".join(line for line in head.split(b"\r\n") if not line.startswith(b"Date:"))
+
+
+async def test_a_remembered_file_gets_the_same_answers(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first GET reads the file; the later ones come from memory in one piece: the
+    same bytes (but the Date), HEAD and 304 as well, and each is logged alike."""
+    listener = http.serve(root)
+    client = await RawClient.connect(listener.port)
+    with caplog.at_level(logging.INFO, logger="netshell.http.access"):
+        answers = []
+        for _ in range(3):
+            client.send(get_request("/hello.txt"))
+            answers.append(await client.answer())
+        assert {without_date(a.head) for a in answers} == {without_date(answers[0].head)}
+        assert [a.body for a in answers] == [b"hello, world\n"] * 3
+        etag = answers[0].headers["ETag"]
+        heads = []
+        for _ in range(2):
+            client.send(b"HEAD /hello.txt HTTP/1.1\r\nHost: test\r\n\r\n")
+            heads.append(await client.answer("HEAD"))
+        assert heads[0].headers["Content-Length"] == "13"
+        assert without_date(heads[0].head) == without_date(heads[1].head)
+        assert without_date(heads[0].head) == without_date(answers[0].head)
+        client.send(get_request("/hello.txt", f"If-None-Match: {etag}"))
+        not_modified = await client.answer()
+        assert (not_modified.status, not_modified.body) == (304, b"")
+        assert not_modified.headers["ETag"] == etag
+        client.send(get_request("/hello.txt", "Range: bytes=7-"))
+        ranged = await client.answer()
+        assert (ranged.status, ranged.body) == (206, b"world\n")
+    client.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "netshell.http.access"]
+    codes = [line.split('" ', 1)[1] for line in lines]
+    assert codes == ["200 13"] * 3 + ["200 -"] * 2 + ["304 -", "206 6"]
+
+
+async def test_a_remembered_file_to_http_1_0_keeps_its_framing(root: Path) -> None:
+    listener = http.serve(root)
+    assert (await exchange(listener.port, get_request("/hello.txt"))).status == 200
+    client = await RawClient.connect(listener.port)
+    client.send(get_request("/hello.txt", "Connection: keep-alive", version="1.0"))
+    answer = await client.answer()
+    assert answer.body == b"hello, world\n"
+    assert answer.headers["Connection"] == "keep-alive"  # as the server says it to 1.0
+    client.send(get_request("/hello.txt", "Connection: close"))
+    answer = await client.answer()
+    assert answer.headers["Connection"] == "close"
+    assert await client.rest() == b""
+    client.close()
+
+
+async def test_a_remembered_file_moved_out_of_the_root_behind_a_link_is_404(
+    root: Path, tmp_path: Path
+) -> None:
+    listener = http.serve(root)
+    client = await RawClient.connect(listener.port)
+    for _ in range(2):
+        client.send(get_request("/sub/a%20b.txt"))
+        assert (await client.answer()).body == b"spaced"
+    (root / "sub").rename(tmp_path / "outside")
+    (root / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+    client.send(get_request("/sub/a%20b.txt"))
+    assert (await client.answer()).status == 404
+    client.close()

@@ -448,3 +448,189 @@ def test_the_trailing_slash_redirect_stays_on_this_site(
 def test_head_ignores_range(root: Path) -> None:
     response = get(StaticFiles(str(root)), "/hello.txt", {"Range": "bytes=0-1"}, method="HEAD")
     assert response.status == 200 and "content-range" not in response.headers
+
+
+# ---- what a request path leads to is remembered, and checked on every request
+
+
+def test_the_server_s_one_piece_answer_is_the_framed_response(root: Path) -> None:
+    """The bytes of StaticFiles._answer (the server's shortcut for a remembered small file)
+    are exactly those the server frames from the Response the handler returns."""
+    from protocols.http.framing import frame_answer
+
+    files = StaticFiles(root)
+    etag = get(files, "/hello.txt").headers["ETag"]  # type: ignore[attr-defined]
+    date = b"Date: Thu, 01 Jan 2026 00:00:00 GMT\r\nServer: netshell\r\n"
+    since = formatdate((root / "hello.txt").stat().st_mtime + 10, usegmt=True)
+    cases = [
+        ("GET", {}, 200),
+        ("HEAD", {}, 200),
+        ("HEAD", {"Range": "bytes=0-1"}, 200),
+        ("GET", {"If-None-Match": etag}, 304),
+        ("GET", {"if-modified-since": since}, 304),
+        ("HEAD", {"If-None-Match": etag}, 304),
+        ("GET", {"If-None-Match": '"other"'}, 200),
+        ("GET", {"Accept": "*/*", "Referer": "http://x/", "Cookie": "a=1"}, 200),
+    ]
+    for method, headers, status in cases:
+        request = Request(method, "/hello.txt", Headers(headers), path="/hello.txt")
+        answer = files._answer(request, date)
+        assert answer is not None, (method, headers)
+        framed_status, frame = frame_answer(files(request), method, (1, 1), False, date)
+        assert (answer[1], framed_status) == (status, status), (method, headers)
+        assert answer[0] == frame.head, (method, headers)
+        assert answer[2] == (len(b"hello, world\n") if method == "GET" and status == 200 else 0)
+
+
+def test_the_one_piece_answer_leaves_ranges_and_unknown_files_to_the_handler(root: Path) -> None:
+    files = StaticFiles(root)
+    date = b"Date: x\r\n"
+    request = Request("GET", "/hello.txt", Headers(), path="/hello.txt")
+    assert files._answer(request, date) is None  # not remembered yet
+    get(files, "/hello.txt")
+    assert files._answer(request, date) is not None
+    ranged = Request("GET", "/hello.txt", Headers({"Range": "bytes=0-1"}), path="/hello.txt")
+    assert files._answer(ranged, date) is None
+    assert files(ranged).status == 206
+    post = Request("POST", "/hello.txt", Headers(), path="/hello.txt")
+    assert files._answer(post, date) is None
+
+
+def test_a_changed_file_is_read_again(root: Path) -> None:
+    files = StaticFiles(root)
+    path = root / "hello.txt"
+    first = get(files, "/hello.txt")
+    assert body_of(first) == b"hello, world\n"
+    path.write_bytes(b"HELLO, WORLD\n")  # the same size
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    second = get(files, "/hello.txt")
+    assert body_of(second) == b"HELLO, WORLD\n"
+    assert second.headers["ETag"] != first.headers["ETag"]  # type: ignore[attr-defined]
+
+
+def test_a_file_rewritten_with_its_old_size_and_time_is_read_again(root: Path) -> None:
+    """Only the change time (which no one can set back) tells this rewrite apart."""
+    files = StaticFiles(root)
+    path = root / "hello.txt"
+    assert body_of(get(files, "/hello.txt")) == b"hello, world\n"
+    before = path.stat()
+    path.write_bytes(b"HELLO, WORLD\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    if after.st_ctime_ns == before.st_ctime_ns:
+        pytest.skip("the file system's clock did not move between the two writes")
+    assert body_of(get(files, "/hello.txt")) == b"HELLO, WORLD\n"
+
+
+def test_a_remembered_file_replaced_by_a_link_out_of_the_root_is_404(
+    root: Path, tmp_path: Path
+) -> None:
+    files = StaticFiles(root)
+    assert get(files, "/hello.txt").status == 200  # type: ignore[attr-defined]
+    link = root / "link.tmp"
+    link.symlink_to(tmp_path / "secret.txt")
+    os.replace(link, root / "hello.txt")
+    response = get(files, "/hello.txt")
+    assert response.status == 404  # type: ignore[attr-defined]
+    assert files._answer(Request("GET", "/hello.txt", path="/hello.txt"), b"") is None
+
+
+def test_a_directory_on_the_way_replaced_by_a_link_out_of_the_root_is_404(
+    root: Path, tmp_path: Path
+) -> None:
+    """The very file, moved out with its directory: only the link on the way tells."""
+    files = StaticFiles(root)
+    assert body_of(get(files, "/sub/page.html")) == b"<p>hi</p>"
+    outside = tmp_path / "outside"
+    (root / "sub").rename(outside)
+    (root / "sub").symlink_to(outside, target_is_directory=True)
+    response = get(files, "/sub/page.html")
+    assert response.status == 404  # type: ignore[attr-defined]
+    assert files._answer(Request("GET", "/sub/page.html", path="/sub/page.html"), b"") is None
+
+
+def test_a_path_through_a_link_is_resolved_every_time(root: Path, tmp_path: Path) -> None:
+    files = StaticFiles(root)
+    (root / "alias.txt").symlink_to(root / "hello.txt")
+    assert body_of(get(files, "/alias.txt")) == b"hello, world\n"
+    (root / "alias.txt").unlink()
+    (root / "alias.txt").symlink_to(tmp_path / "secret.txt")
+    assert get(files, "/alias.txt").status == 404  # type: ignore[attr-defined]
+
+
+def test_a_removed_file_is_404(root: Path) -> None:
+    files = StaticFiles(root)
+    assert get(files, "/hello.txt").status == 200  # type: ignore[attr-defined]
+    (root / "hello.txt").unlink()
+    assert get(files, "/hello.txt").status == 404  # type: ignore[attr-defined]
+
+
+def test_a_remembered_index_still_redirects_a_path_without_its_slash(root: Path) -> None:
+    (root / "sub" / "index.html").write_bytes(b"<h1>index</h1>")
+    files = StaticFiles(root)
+    assert body_of(get(files, "/sub/")) == b"<h1>index</h1>"
+    assert body_of(get(files, "/sub/")) == b"<h1>index</h1>"  # remembered
+    # the same path parameter, from a request whose path has no slash at the end
+    request = Request("GET", "/sub", Headers(), path="/sub", params={"path": "/sub/"})
+    assert files(request).status == 301
+    assert files._answer(request, b"") is None
+
+
+def test_the_memory_is_bounded(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import protocols.http.static as static
+
+    monkeypatch.setattr(static, "CACHE_ENTRIES", 3)
+    monkeypatch.setattr(static, "CACHE_BYTES", 250)
+    for i in range(6):
+        (root / f"f{i}.txt").write_bytes(bytes([65 + i]) * 100)
+    files = StaticFiles(root)
+    for i in range(6):
+        assert body_of(get(files, f"/f{i}.txt")) == bytes([65 + i]) * 100
+        assert len(files._cache) <= 3
+        assert files._cached_bytes <= 250
+        assert files._cached_bytes == sum(len(e.body or b"") for e in files._cache.values())
+    assert list(files._cache) == ["/f4.txt", "/f5.txt"]  # the newest kept
+    (root / "big.bin").write_bytes(os.urandom(SMALL_FILE + 1))
+    for name in ("/hello.txt", "/sub/page.html", "/big.bin"):
+        get(files, name)
+    assert len(files._cache) == 3  # a large file is remembered without its bytes
+    assert files._cached_bytes == sum(len(e.body or b"") for e in files._cache.values())
+
+
+def test_a_remembered_large_file_replaced_is_sent_as_it_is_now(root: Path) -> None:
+    files = StaticFiles(root)
+    first = os.urandom(SMALL_FILE + 10)
+    (root / "big.bin").write_bytes(first)
+    assert body_of(get(files, "/big.bin")) == first
+    second = os.urandom(SMALL_FILE + 20)
+    (root / "new.bin").write_bytes(second)
+    os.replace(root / "new.bin", root / "big.bin")
+    response = get(files, "/big.bin")
+    assert response.body.count == len(second)  # type: ignore[attr-defined]
+    assert body_of(response) == second
+
+
+def test_a_large_file_replaced_between_the_check_and_the_open_is_sent_as_it_is_now(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lstat still sees the old file (the race), open finds the new one: the answer is
+    made from the file opened, never the old headers with the new bytes."""
+    files = StaticFiles(root)
+    big = root / "big.bin"
+    big.write_bytes(os.urandom(SMALL_FILE + 10))
+    old = os.lstat(big)
+    get(files, "/big.bin").body.close()  # type: ignore[attr-defined]
+    second = os.urandom(SMALL_FILE + 20)
+    (root / "new.bin").write_bytes(second)
+    os.replace(root / "new.bin", big)
+    real_lstat = os.lstat
+
+    def stale_lstat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        return old if os.fspath(path) == str(big) else real_lstat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "lstat", stale_lstat)
+    response = get(files, "/big.bin")
+    assert response.headers["ETag"] == etag_for(big.stat())  # type: ignore[attr-defined]
+    assert response.body.count == len(second)  # type: ignore[attr-defined]
+    assert body_of(response) == second
