@@ -62,7 +62,11 @@ HTTP_SERVERS = {
     "aiohttp": "asyncio",
     "uvicorn-h11": "asyncio",
     "uvicorn-httptools": "uvloop",
+    "static-netshell": "asyncio",
+    "static-twisted": "EPollReactor",
+    "static-nginx": "nginx",
 }
+HTTP_STATIC = {"static-netshell", "static-twisted", "static-nginx"}
 HTTP_CLIENTS = {
     "client-netshell": "asyncio",
     "client-netshell-uvloop": "uvloop",
@@ -228,11 +232,12 @@ def test_tls_bench_quick_runs(tmp_path: Path) -> None:
         assert ratio > 0, label
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(180)
 def test_http_bench_quick_runs(tmp_path: Path) -> None:
     require("wrk")
+    require("nginx")
     require_modules(*HTTP_PEER_MODULES)
-    data = run_quick(HTTP_BENCH, tmp_path / "http.json", timeout=130)
+    data, stdout = run_bench(HTTP_BENCH, tmp_path / "http.json", "--quick", timeout=160)
     assert data["quick"] is True
     assert data["skipped"] == {}
     assert data["failed"] == {}
@@ -242,11 +247,28 @@ def test_http_bench_quick_runs(tmp_path: Path) -> None:
         assert result["loop"] == HTTP_SERVERS[name], name
         assert result["requests"] > 0, name
         assert result["requests_per_s"] > 0, name
+        assert result["server_cpu_us_per_request"] > 0, name
+        if name in HTTP_STATIC:
+            # the large file too, from the same server: 1 MiB in quick mode
+            assert result["large_requests"] > 0, name
+            assert result["large_mib_per_s"] > 0, name
+            assert result["large_server_cpu_s_per_gib"] > 0, name
+        else:
+            assert "large_mib_per_s" not in result, name
+    assert data["static_files"] == {"small.txt": 13, "large.bin": 1 << 20}
     assert set(data["server_ratios"]) >= {
         "netshell / twisted.web",
         "netshell / aiohttp",
         "netshell (uvloop) / uvicorn httptools",
+        "static small: netshell / twisted.web",
+        "static small: netshell / nginx",
+        "static large: netshell / nginx",
+        "static small: netshell / netshell app route",
+        "static small CPU/req: netshell / nginx",
     }
+    for label in ("nginx (1 worker)", "twisted.web File"):
+        assert re.search(rf"^{re.escape(label)} +\S+ +[0-9,]+ +\d+% ", stdout, re.M), label
+    assert "static small: netshell / nginx" in stdout and "goal >= 0.5x" in stdout
     assert data["client_server"] == "uvicorn-httptools (uvloop)"
     assert set(data["clients"]) == set(HTTP_CLIENTS)
     answers = data["warmup"] + data["sequential"] + data["concurrent"]

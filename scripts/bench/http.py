@@ -26,6 +26,27 @@ the server's CPU was (near 100% means the server, not wrk, was the limit).
 Servers run with the levelled glibc allocator of scripts/bench/echo.py
 (``--allocator default`` for glibc as it comes).
 
+Static files. Each static server serves one directory (made afresh, 0755) holding
+``small.txt`` (``Hello, World!``, 13 bytes, ``text/plain``) and ``large.bin``
+(``--large-mib`` MiB of random bytes, 10 by default), with no access log, keeping
+connections alive; each is pinned to CPU 0 like the app servers:
+
+- static-netshell: ``http.serve(directory)`` (a ``StaticFiles``), asyncio's loop;
+- static-twisted: twisted.web ``Site(static.File(directory))`` on the epoll reactor,
+  ``Site.log`` turned off;
+- static-nginx: nginx with ``worker_processes 1`` under its master process,
+  ``sendfile on``, ``access_log off``, its defaults otherwise (``keepalive_requests
+  1000``, as netshell's ``max_requests``; ``tcp_nopush`` off); its CPU is the master's
+  and the worker's together.
+
+Both files are checked whole with urllib (status, type, body) and the small one twice
+over one kept-alive connection; then, from the same server process, a one-second
+warm-up and a wrk run on the small file (requests/s) and the same on the large one
+(MiB/s, from wrk's Transfer/sec). Next to each: the server's CPU per request (small)
+and per GiB sent (large), which stay meaningful when wrk, not the server, is the limit.
+For the large file the ratio netshell / nginx has a goal of >= 0.9x; for the small
+one >= 3x twisted.web and >= 0.5x nginx.
+
 Clients. One fast server (uvicorn-httptools, else netshell-uvloop) on CPU 0;
 each client in its own process on CPU 1, on asyncio's default loop (and
 netshell's client on uvloop too): after a warm-up, N sequential GETs over one
@@ -44,13 +65,15 @@ Usage::
     # a change side by side with the tree before it, and an observer's cost:
     python scripts/bench/http.py --only netshell,netshell-baseline,netshell-observed \
         --baseline ../before
+    # static files only, and the same from the tree before a change:
+    python scripts/bench/http.py --only static,static-netshell-baseline --baseline ../before
 
 It prints the ratios the issue names, with their goals: netshell/twisted.web
 (>= 3x), netshell/aiohttp (>= 1x), netshell-uvloop/uvicorn-httptools
-(>= 0.7x), and the client ratios (no goal). Without wrk the server part is
-skipped (said so, and recorded in the JSON); a missing peer library leaves its
-cases out. It is a measurement: it exits 0 whatever the ratios, and 1 only if a
-server or client answered wrongly or failed.
+(>= 0.7x), the static ratios above, and the client ratios (no goal). Without wrk
+the server part is skipped (said so, and recorded in the JSON); a missing peer
+library or program (nginx) leaves its cases out. It is a measurement: it exits 0
+whatever the ratios, and 1 only if a server or client answered wrongly or failed.
 """
 
 from __future__ import annotations
@@ -87,6 +110,7 @@ import re  # noqa: E402
 import selectors  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import textwrap  # noqa: E402
@@ -107,6 +131,9 @@ import os, signal, socket, sys
 os.sched_setaffinity(0, {int(os.environ["BENCH_HTTP_CPU"])})
 BODY = b"Hello, World!"
 def ready(port, loop):
+    if isinstance(loop, str):
+        print(port, loop, flush=True)
+        return
     name = type(loop).__module__.split(".")[0]
     print(port, name if name in ("asyncio", "uvloop") else type(loop).__name__, flush=True)
 def listening_socket():
@@ -229,20 +256,88 @@ SERVERS = {
         )
         uvicorn.Server(config).run(sockets=[sock])
     """,
+    # Static files: the directory BENCH_HTTP_WWW (small.txt, large.bin), no access log.
+    "static-netshell": """
+        from netshell import reactor
+        from protocols import http
+        listener = http.serve(os.environ["BENCH_HTTP_WWW"], backlog=4096)
+        ready(listener.port, reactor.loop)
+        serving()
+        reactor.run()
+    """,
+    "static-twisted": """
+        from twisted.internet import epollreactor
+        epollreactor.install()
+        from twisted.internet import reactor
+        from twisted.web import server, static
+        class QuietSite(server.Site):
+            def log(self, request):
+                pass
+        site = QuietSite(static.File(os.environ["BENCH_HTTP_WWW"]))
+        port = reactor.listenTCP(0, site, backlog=4096, interface="127.0.0.1")
+        ready(port.getHost().port, reactor)
+        serving()
+        reactor.run()
+    """,
+    # nginx: one worker (under its master process), sendfile on, access_log off, its own
+    # defaults otherwise (keepalive_requests 1000, as netshell's max_requests). This
+    # process picks a free port, writes the configuration and becomes nginx (exec: the
+    # same pid, pinned to the same CPU); the benchmark waits for the port to answer.
+    "static-nginx": """
+        work = os.environ["BENCH_HTTP_NGINX_DIR"]
+        www = os.environ["BENCH_HTTP_WWW"]
+        sock = listening_socket()
+        port = sock.getsockname()[1]
+        sock.close()
+        temps = "".join(
+            f"    {kind}_temp_path {work}/{kind}_temp;\\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        with open(os.path.join(work, "nginx.conf"), "w") as f:
+            f.write(
+                "daemon off;\\nmaster_process on;\\nworker_processes 1;\\n"
+                + ("user root;\\n" if os.geteuid() == 0 else "")
+                + f"pid {work}/nginx.pid;\\nerror_log {work}/error.log;\\n"
+                "events { worker_connections 4096; }\\n"
+                "http {\\n" + temps
+                + "    access_log off;\\n    sendfile on;\\n"
+                "    types { text/plain txt; application/octet-stream bin; }\\n"
+                "    default_type application/octet-stream;\\n"
+                f"    server {{ listen 127.0.0.1:{port} backlog=4096; root {www}; }}\\n"
+                "}\\n"
+            )
+        ready(port, "nginx")
+        nginx = os.environ["BENCH_HTTP_NGINX"]
+        os.execv(nginx, [nginx, "-e", f"{work}/error.log", "-c", f"{work}/nginx.conf", "-p", work])
+    """,
 }
 
 
 class ServerCase:
-    """One server configuration: the program it runs, its environment, what it needs."""
+    """One server configuration: the program it runs, its environment, what it needs.
+
+    ``static``: it serves the benchmark's directory of files (measured on a small and a
+    large file) rather than answering ``GET /``; ``programs``: executables it needs.
+    """
 
     def __init__(
-        self, name: str, label: str, program: str, env: dict[str, str], needs: list[str]
+        self,
+        name: str,
+        label: str,
+        program: str,
+        env: dict[str, str],
+        needs: list[str],
+        *,
+        static: bool = False,
+        programs: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.label = label
         self.program = program
         self.env = env
         self.needs = needs
+        self.static = static
+        self.programs = programs
 
 
 SERVER_CASES = [
@@ -266,8 +361,20 @@ SERVER_CASES = [
     # with the tree before it (--baseline DIR), and the cost of an observer.
     ServerCase("netshell-baseline", "netshell baseline", "netshell", {}, []),
     ServerCase("netshell-observed", "netshell observed", "netshell-observed", {}, []),
+    # Static files: a small file (requests/s) and a large one (MiB/s, sendfile where the
+    # server has it), each from the same server process.
+    ServerCase("static-netshell", "netshell", "static-netshell", {}, [], static=True),
+    ServerCase(
+        "static-twisted", "twisted.web File", "static-twisted", {}, ["twisted"], static=True
+    ),
+    ServerCase("static-nginx", "nginx (1 worker)", "static-nginx", {}, [], static=True,
+               programs=("nginx",)),
+    ServerCase(
+        "static-netshell-baseline", "netshell baseline", "static-netshell", {}, [], static=True
+    ),
 ]
-OPTIONAL_SERVERS = {"netshell-baseline", "netshell-observed"}
+OPTIONAL_SERVERS = {"netshell-baseline", "netshell-observed", "static-netshell-baseline"}
+BASELINE_SERVERS = {"netshell-baseline", "static-netshell-baseline"}
 
 # (label, numerator, denominator, goal or None)
 SERVER_GOALS: list[tuple[str, str, str, float | None]] = [
@@ -279,6 +386,38 @@ SERVER_GOALS: list[tuple[str, str, str, float | None]] = [
     ("netshell / netshell baseline", "netshell", "netshell-baseline", None),
     ("netshell observed / netshell", "netshell-observed", "netshell", None),
 ]
+
+# Static files: (label, numerator, denominator, measure, goal or None)
+STATIC_GOALS: list[tuple[str, str, str, str, float | None]] = [
+    ("static small: netshell / twisted.web", "static-netshell", "static-twisted",
+     "requests_per_s", 3.0),
+    ("static small: netshell / nginx", "static-netshell", "static-nginx", "requests_per_s", 0.5),
+    ("static large: netshell / nginx", "static-netshell", "static-nginx", "large_mib_per_s",
+     0.9),
+    ("static large: netshell / twisted.web", "static-netshell", "static-twisted",
+     "large_mib_per_s", None),
+    ("static small: netshell / netshell baseline", "static-netshell",
+     "static-netshell-baseline", "requests_per_s", None),
+    ("static large: netshell / netshell baseline", "static-netshell",
+     "static-netshell-baseline", "large_mib_per_s", None),
+    ("static small: netshell / netshell app route", "static-netshell", "netshell",
+     "requests_per_s", None),
+    # server CPU per request (lower is better): robust when wrk, not the server, is the limit
+    ("static small CPU/req: netshell / nginx", "static-netshell", "static-nginx",
+     "server_cpu_us_per_request", None),
+    ("static small CPU/req: netshell / twisted.web", "static-netshell", "static-twisted",
+     "server_cpu_us_per_request", None),
+    ("static small CPU/req: netshell / app route", "static-netshell", "netshell",
+     "server_cpu_us_per_request", None),
+    ("static large CPU/GiB: netshell / nginx", "static-netshell", "static-nginx",
+     "large_server_cpu_s_per_gib", None),
+]
+# the measures of one wrk run on the small file (or GET /), and of one on the large file
+SMALL_KEYS = ("requests_per_s", "requests", "server_cpu_percent", "server_cpu_us_per_request")
+LARGE_KEYS = ("large_mib_per_s", "large_requests", "large_server_cpu_percent",
+              "large_server_cpu_s_per_gib")
+STATIC_SMALL = "small.txt"  # BODY, as the app servers answer it
+STATIC_LARGE = "large.bin"
 
 # Run first in every client: pin it; drive(fetch) does the warm-up, the sequential
 # and the concurrent runs, checking every answer, and returns what it measured.
@@ -400,6 +539,12 @@ def have(module: str) -> bool:
         return False
 
 
+def find_program(name: str) -> str | None:
+    """An executable on PATH, or in the sbin directories (nginx lives in /usr/sbin)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
 def base_env(cpu: int, extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("NETSHELL_LOOP", None)
@@ -427,12 +572,26 @@ class Server:
     it, with SIGUSR2, to write its profile when profiling)."""
 
     def __init__(
-        self, case: ServerCase, cpu: int, env: dict[str, str], profile: str | None
+        self,
+        case: ServerCase,
+        cpu: int,
+        env: dict[str, str],
+        profile: str | None,
+        www: str | None = None,
     ) -> None:
         self.case = case
         full = base_env(cpu, {**env, **case.env})
-        self.profiling = bool(profile)
-        if profile:
+        self.profiling = bool(profile) and case.program != "static-nginx"
+        self.work: str | None = None
+        if www is not None:
+            full["BENCH_HTTP_WWW"] = www
+        if case.program == "static-nginx":
+            self.work = tempfile.mkdtemp(prefix="bench-nginx-")
+            os.chmod(self.work, 0o755)
+            full["BENCH_HTTP_NGINX_DIR"] = self.work
+            full["BENCH_HTTP_NGINX"] = find_program("nginx") or "nginx"
+        if self.profiling:
+            assert profile is not None
             os.makedirs(profile, exist_ok=True)
             full["BENCH_HTTP_PROFILE_PATH"] = os.path.join(profile, f"{case.name}-{{pid}}.prof")
         code = textwrap.dedent(SERVER_PRELUDE) + textwrap.dedent(SERVERS[case.program])
@@ -453,18 +612,69 @@ class Server:
         self.port = int(line[0])
         self.loop = line[1]
         self.url = f"http://127.0.0.1:{self.port}/"
+        # nginx says its port before it listens (it is exec'd after): wait for it.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    said = self.said()
+                    self.stop()
+                    raise Failed(f"the {case.label} server did not listen:\n{said}") from None
+                time.sleep(0.05)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (from /proc)."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time of the server process and its children so far (from
+        /proc): nginx serves from a worker process under its master."""
+        total = 0
+        pids = [self.proc.pid]
+        while pids:
+            pid = pids.pop()
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as f:
+                        pids.extend(int(child) for child in f.read().split())
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a child that ended meanwhile
+        return total / os.sysconf("SC_CLK_TCK")
 
     def said(self) -> str:
         self.stderr.seek(0)
-        return self.stderr.read()
+        said = self.stderr.read()
+        if self.work is not None and os.path.exists(os.path.join(self.work, "error.log")):
+            with open(os.path.join(self.work, "error.log")) as f:
+                said += f.read()
+        return said
+
+    def children(self) -> list[int]:
+        pids = []
+        try:
+            for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+                with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                    pids.extend(int(child) for child in f.read().split())
+        except FileNotFoundError:
+            pass
+        return pids
 
     def stop(self) -> None:
+        if self.proc.poll() is None and self.case.program == "static-nginx":
+            # Its master ends its worker on SIGTERM; killed, it would leave the worker behind.
+            workers = self.children()
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+            for pid in workers:  # should the master not have ended them: by their pid
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if self.proc.poll() is None:
             if self.profiling:
                 self.proc.send_signal(signal.SIGUSR2)
@@ -478,6 +688,9 @@ class Server:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.stderr.close()
+        if self.work is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            self.work = None
 
 
 def verify(server: Server) -> None:
@@ -503,7 +716,38 @@ def verify(server: Server) -> None:
         conn.close()
 
 
+def verify_static(server: Server, large: bytes) -> None:
+    """Both files whole with urllib (status, type, body), and two GETs of the small one
+    over one kept-alive connection."""
+    label = server.case.label
+    for name, expected, ctype_wanted in (
+        (STATIC_SMALL, BODY, "text/plain"),
+        (STATIC_LARGE, large, "application/octet-stream"),
+    ):
+        with urllib.request.urlopen(server.url + name, timeout=30) as response:
+            status, body = response.status, response.read()
+            ctype = response.headers.get("Content-Type", "")
+        if status != 200 or body != expected or not ctype.startswith(ctype_wanted):
+            raise Failed(f"{label} answered {status} {ctype!r} {len(body)} bytes for {name}")
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        socks = []
+        for _ in range(2):
+            conn.request("GET", "/" + STATIC_SMALL)
+            response = conn.getresponse()
+            if response.status != 200 or response.read() != BODY:
+                raise Failed(f"{label} answered {response.status} on a kept-alive connection")
+            socks.append(conn.sock)
+        if socks[0] is None or socks[0] is not socks[1]:
+            raise Failed(f"{label} did not keep the connection alive")
+    finally:
+        conn.close()
+
+
 WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+# wrk's units are binary: KB is 1024 bytes, MB 1024 KB
+WRK_TRANSFER = re.compile(r"^Transfer/sec:\s+([\d.]+)([KMGT]?B)", re.M)
+WRK_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 WRK_COUNT = re.compile(r"^\s*(\d+) requests in ", re.M)
 WRK_SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
@@ -516,8 +760,8 @@ def wrk_command(wrk: str, url: str, seconds: int, cpu: int) -> list[str]:
     return [taskset, "-c", str(cpu), *cmd] if taskset else cmd
 
 
-def run_wrk(wrk: str, server: Server, seconds: int, cpu: int) -> dict[str, Any]:
-    cmd = wrk_command(wrk, server.url, seconds, cpu)
+def run_wrk(wrk: str, server: Server, seconds: int, cpu: int, path: str = "") -> dict[str, Any]:
+    cmd = wrk_command(wrk, server.url + path, seconds, cpu)
     cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     cpu_used, wall = server.cpu_seconds() - cpu_before, time.perf_counter() - wall_before
@@ -536,22 +780,46 @@ def run_wrk(wrk: str, server: Server, seconds: int, cpu: int) -> dict[str, Any]:
             f"{server.case.label} erred under load: {bad} non-2xx answers, "
             f"socket errors {socket_errors.groups() if socket_errors else ()}:\n{out}"
         )
+    transfer = WRK_TRANSFER.search(out)
     return {
         "requests_per_s": float(rate.group(1)),
         "requests": int(count.group(1)),
         "server_cpu_percent": 100 * cpu_used / wall,
+        "server_cpu_us_per_request": 1e6 * cpu_used / int(count.group(1)),
+        "mib_per_s": float(transfer.group(1)) * WRK_UNITS[transfer.group(2)] / (1 << 20)
+        if transfer
+        else 0.0,
     }
 
 
 def measure_server(
     case: ServerCase, args: argparse.Namespace, wrk: str, env: dict[str, str]
 ) -> dict[str, Any]:
-    server = Server(case, args.server_cpu, env, args.profile)
+    server = Server(case, args.server_cpu, env, args.profile, args.www if case.static else None)
     try:
-        verify(server)
-        if not args.quick:
-            run_wrk(wrk, server, 1, args.client_cpu)  # warm-up, not counted
-        result = run_wrk(wrk, server, args.seconds, args.client_cpu)
+        if case.static:
+            verify_static(server, args.large)
+            if not args.quick:
+                run_wrk(wrk, server, 1, args.client_cpu, STATIC_SMALL)  # warm-up
+            result = run_wrk(wrk, server, args.seconds, args.client_cpu, STATIC_SMALL)
+            if not args.quick:
+                run_wrk(wrk, server, 1, args.client_cpu, STATIC_LARGE)  # warm-up
+            large = run_wrk(wrk, server, args.seconds, args.client_cpu, STATIC_LARGE)
+            gib = large["mib_per_s"] * args.seconds / 1024  # about what went out
+            result.update(
+                large_mib_per_s=large["mib_per_s"],
+                large_requests=large["requests"],
+                large_server_cpu_percent=large["server_cpu_percent"],
+                large_server_cpu_s_per_gib=large["server_cpu_percent"] / 100 * args.seconds / gib
+                if gib
+                else 0.0,
+            )
+        else:
+            verify(server)
+            if not args.quick:
+                run_wrk(wrk, server, 1, args.client_cpu)  # warm-up, not counted
+            result = run_wrk(wrk, server, args.seconds, args.client_cpu)
+        del result["mib_per_s"]
         if server.proc.poll() is not None:
             raise Failed(f"{case.label} died:\n{server.said()}")
     except Failed:
@@ -605,22 +873,42 @@ def ratio_line(label: str, value: float, goal: float | None) -> str:
         verdict = "no goal"
     else:
         verdict = f"goal >= {goal}x  {'met' if value >= goal else 'NOT met'}"
-    return f"{label:40} {value:5.2f}x  {verdict}"
+    return f"{label:44} {value:5.2f}x  {verdict}"
 
 
 def report_servers(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    print(f"\n{'server':20} {'loop':14} {'requests/s':>11} {'server CPU':>11}")
-    for res in results.values():
-        print(
-            f"{res['label']:20} {res['loop']:14} {res['requests_per_s']:11,.0f} "
-            f"{res['server_cpu_percent']:10.0f}%"
-        )
+    apps = {name: res for name, res in results.items() if "large_mib_per_s" not in res}
+    static = {name: res for name, res in results.items() if "large_mib_per_s" in res}
     ratios = {}
-    for label, a, b, goal in SERVER_GOALS:
-        if a in results and b in results:
-            value = results[a]["requests_per_s"] / results[b]["requests_per_s"]
-            print(ratio_line(label, value, goal))
-            ratios[label] = value
+    if apps:
+        print(f"\n{'server':20} {'loop':14} {'requests/s':>11} {'server CPU':>11}")
+        for res in apps.values():
+            print(
+                f"{res['label']:20} {res['loop']:14} {res['requests_per_s']:11,.0f} "
+                f"{res['server_cpu_percent']:10.0f}%"
+            )
+        for label, a, b, goal in SERVER_GOALS:
+            if a in apps and b in apps:
+                value = apps[a]["requests_per_s"] / apps[b]["requests_per_s"]
+                print(ratio_line(label, value, goal))
+                ratios[label] = value
+    if static:
+        print(
+            f"\n{'static files':18} {'loop':13} {f'{STATIC_SMALL}/s':>12} {'CPU':>5} "
+            f"{'CPU µs/req':>10} {f'{STATIC_LARGE} MiB/s':>16} {'CPU':>5} {'CPU s/GiB':>9}"
+        )
+        for res in static.values():
+            print(
+                f"{res['label']:18} {res['loop']:13} {res['requests_per_s']:12,.0f} "
+                f"{res['server_cpu_percent']:4.0f}% {res['server_cpu_us_per_request']:10.1f} "
+                f"{res['large_mib_per_s']:16,.0f} {res['large_server_cpu_percent']:4.0f}% "
+                f"{res['large_server_cpu_s_per_gib']:9.3f}"
+            )
+        for label, a, b, measure, goal in STATIC_GOALS:
+            if a in static and b in results and measure in results[b]:
+                value = static[a][measure] / results[b][measure]
+                print(ratio_line(label, value, goal))
+                ratios[label] = value
     return ratios
 
 
@@ -660,14 +948,18 @@ def select(names: str | None) -> tuple[list[ServerCase], list[ClientCase]]:
     if names is None:
         return [c for c in servers if c.name not in OPTIONAL_SERVERS], clients
     wanted = {n.strip() for n in names.split(",") if n.strip()}
-    known = {c.name for c in servers} | {c.name for c in clients} | {"servers", "clients"}
+    known = {c.name for c in servers} | {c.name for c in clients} | {
+        "servers", "clients", "static"}
     unknown = wanted - known
     if unknown:
         raise SystemExit(
             f"--only: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
         )
-    servers = [c for c in servers
-               if c.name in wanted or ("servers" in wanted and c.name not in OPTIONAL_SERVERS)]
+    servers = [
+        c for c in servers
+        if c.name in wanted
+        or (c.name not in OPTIONAL_SERVERS and ("static" if c.static else "servers") in wanted)
+    ]
     clients = [c for c in clients if "clients" in wanted or c.name in wanted]
     return servers, clients
 
@@ -688,7 +980,7 @@ def main() -> int:
         metavar="NAMES",
         help="comma-separated cases: "
         + ", ".join(c.name for c in [*SERVER_CASES, *CLIENT_CASES])
-        + ", or servers / clients",
+        + ", or servers / static / clients",
     )
     parser.add_argument(
         "--allocator",
@@ -706,9 +998,17 @@ def main() -> int:
         "--baseline",
         metavar="DIR",
         help="a netshell source tree (e.g. a git worktree of an older commit) for the "
-        "server netshell-baseline (name it in --only), to compare a change in one run",
+        "servers netshell-baseline and static-netshell-baseline (name them in --only), to "
+        "compare a change in one run",
+    )
+    parser.add_argument(
+        "--large-mib",
+        type=int,
+        help="size of the large static file in MiB (default 10, quick 1)",
     )
     args = parser.parse_args()
+    if args.large_mib is None:
+        args.large_mib = 1 if args.quick else 10
     if args.seconds is None:
         args.seconds = 1 if args.quick else 5
     if args.requests is None:
@@ -718,27 +1018,27 @@ def main() -> int:
     args.warmup = 20 if args.quick else 500
     rounds = 1 if args.quick else max(1, args.rounds)
     server_cases, client_cases = select(args.only)
-    if any(c.name == "netshell-baseline" for c in server_cases):
+    if any(c.name in BASELINE_SERVERS for c in server_cases):
         if not args.baseline or not os.path.isfile(
                 os.path.join(args.baseline, "netshell", "__init__.py")):
-            parser.error("the server netshell-baseline needs --baseline DIR (a netshell tree)")
+            parser.error("the baseline servers need --baseline DIR (a netshell tree)")
         baseline = os.path.abspath(args.baseline)
         for c in server_cases:
-            if c.name == "netshell-baseline":
+            if c.name in BASELINE_SERVERS:
                 c.env = {"PYTHONPATH": baseline + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
     cpus = sorted(os.sched_getaffinity(0))
     args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
     os.sched_setaffinity(0, {args.client_cpu})
 
-    allocators = load_allocators()  # [default, levelled]
-    allocator_title, allocator_env = allocators[-1 if args.allocator == "levelled" else 0]
-
     skipped: dict[str, str] = {}
     for case in [*server_cases, *client_cases]:
         missing = [m for m in case.needs if not have(m)]
         if missing:
             skipped[case.name] = f"not installed: {', '.join(missing)} (pip install -e '.[bench]')"
+        absent = [p for p in getattr(case, "programs", ()) if find_program(p) is None]
+        if absent:
+            skipped[case.name] = f"not installed: {', '.join(absent)} (apt-get install nginx-light)"
     server_cases = [c for c in server_cases if c.name not in skipped]
     client_cases = [c for c in client_cases if c.name not in skipped]
     wrk = shutil.which("wrk")
@@ -747,6 +1047,34 @@ def main() -> int:
             skipped[case.name] = "wrk is not installed (apt-get install wrk)"
         server_cases = []
 
+    www = None
+    if any(c.static for c in server_cases):
+        # The static servers' directory: 0755, so that nginx's worker may read it too.
+        www = tempfile.TemporaryDirectory(prefix="bench-www-")
+        os.chmod(www.name, 0o755)
+        args.large = os.urandom(args.large_mib << 20)
+        for name, data in ((STATIC_SMALL, BODY), (STATIC_LARGE, args.large)):
+            with open(os.path.join(www.name, name), "wb") as f:
+                f.write(data)
+            os.chmod(os.path.join(www.name, name), 0o644)
+    args.www = www.name if www is not None else None
+    try:
+        return run(args, server_cases, client_cases, skipped, wrk, rounds)
+    finally:
+        if www is not None:
+            www.cleanup()
+
+
+def run(
+    args: argparse.Namespace,
+    server_cases: list[ServerCase],
+    client_cases: list[ClientCase],
+    skipped: dict[str, str],
+    wrk: str | None,
+    rounds: int,
+) -> int:
+    allocators = load_allocators()  # [default, levelled]
+    allocator_title, allocator_env = allocators[-1 if args.allocator == "levelled" else 0]
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
         f"{args.server_cpu}, load (wrk, clients) on CPU {args.client_cpu}; "
@@ -773,6 +1101,7 @@ def main() -> int:
         "sequential": args.sequential,
         "concurrent": args.concurrent,
         "in_flight": CONNECTIONS,
+        "static_files": {STATIC_SMALL: len(BODY), STATIC_LARGE: args.large_mib << 20},
         "skipped": skipped,
         "failed": {},
         "servers": {},
@@ -789,7 +1118,7 @@ def main() -> int:
             if case.name in failed:
                 continue
             assert wrk is not None
-            print(f"  {case.label} ...", end="", flush=True)
+            print(f"  {'static: ' if case.static else ''}{case.label} ...", end="", flush=True)
             try:
                 res = measure_server(case, args, wrk, allocator_env)
             except Failed as e:
@@ -797,9 +1126,18 @@ def main() -> int:
                 failed[case.name] = str(e)
                 best.pop(case.name, None)
                 continue
-            print(f" {res['requests_per_s']:,.0f}/s")
-            if case.name not in best or res["requests_per_s"] > best[case.name]["requests_per_s"]:
-                best[case.name] = res
+            if case.static:
+                print(f" {res['requests_per_s']:,.0f}/s, {res['large_mib_per_s']:,.0f} MiB/s")
+            else:
+                print(f" {res['requests_per_s']:,.0f}/s")
+            # The best of the rounds; a static server's small and large file each their own.
+            prev = best.setdefault(case.name, res)
+            if res["requests_per_s"] > prev["requests_per_s"]:
+                for key in SMALL_KEYS:
+                    prev[key] = res[key]
+            if case.static and res["large_mib_per_s"] > prev["large_mib_per_s"]:
+                for key in LARGE_KEYS:
+                    prev[key] = res[key]
     if best:
         out["servers"] = {c.name: best[c.name] for c in server_cases if c.name in best}
         out["server_ratios"] = report_servers(out["servers"])
