@@ -293,12 +293,21 @@ class _Runner:
         closed = [str(x.address) for x in r.listeners]
         for listener in r.listeners:
             listener.close()
+        own: list[Any] = []
+        if self.signal is not None:
+            # The script's own connections (it connected out; no listener accepted them)
+            # close at once, as at Ctrl-D at the prompt: the grace is for the peers served.
+            own = [c for c in r.connections if c.listener is None]
+            for c in own:
+                c.close()
+        served = [c for c in r.connections if c.listener is not None]
         if self.signal is not None and not self.options.quiet:
             name = signal.Signals(self.signal).name
+            closing = f"; closed {len(own)} connection(s) of its own" if own else ""
             waiting = (f"; waiting up to {self.options.grace:g}s for "
-                       f"{len(r.connections)} connection(s)" if r.connections else "")
+                       f"{len(served)} connection(s)" if served else "")
             stopped = f"stopped listening on {', '.join(closed)}" if closed else "stopping"
-            print(f"netsh: {name}: {stopped}{waiting}", file=sys.stderr, flush=True)
+            print(f"netsh: {name}: {stopped}{closing}{waiting}", file=sys.stderr, flush=True)
         if r.connections and self.signal is not None:
             # Serving was interrupted: requests under way get ``grace`` seconds to finish.
             finished, _ = await asyncio.wait([r.connections_closed().as_future()],
@@ -306,8 +315,20 @@ class _Runner:
             if not finished and r.connections:
                 log.warning("%d connections still open after %ss: closing them",
                             len(r.connections), self.options.grace)
+                await _cut(r.connections)  # their grace is over: stop() gives them no other
         r.shutdown_timeout = self.options.grace
         await r.stop()
+
+
+async def _cut(connections: list[Any]) -> None:
+    """Close ``connections`` now: an idle one cleanly, one that cannot send what it holds
+    (a peer that does not read, a TLS peer that does not answer close_notify) at once."""
+    for c in connections:
+        c.close()
+    await asyncio.sleep(0)  # a clean close ends in the next turn of the loop: let it
+    for c in connections:
+        if not c.lost:
+            c.abort()
 
 
 async def _eval_async(code: Any, ns: dict[str, Any]) -> SystemExit | None:
