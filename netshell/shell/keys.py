@@ -14,7 +14,8 @@
   the pasted text brings its own leading whitespace, replaces that indent; a paste into an
   empty input loses the indent its lines all share, as IPython does). Enter right after a
   paste runs it if Python's parser says it is finished (nothing open, no block header
-  waiting for its body), as in IPython: one Enter, not a blank line to end each block.
+  waiting for its body), as in IPython: one Enter, not a blank line to end each block. So
+  does Enter on an input recalled from history and not changed since (it ran whole before).
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ def typing_bindings(is_complete: Callable[[str], bool]) -> KeyBindings:
     def holds_only_auto_indent(buf: Buffer) -> bool:
         return auto_indented == (buf.text, buf.cursor_position)
 
+    def recalled(buf: Buffer) -> bool:
+        # An input from history, unchanged: it ran as a whole before (a pasted block too).
+        # The buffer's working lines are the history's strings, oldest first, then the new
+        # input; a mismatch (history still loading) just means Enter goes by the typing rules.
+        strings = buf.history.get_strings()
+        return 0 <= buf.working_index < len(strings) and strings[buf.working_index] == buf.text
+
     @Condition
     def on_auto_indent() -> bool:
         return holds_only_auto_indent(get_app().current_buffer)
@@ -81,10 +89,10 @@ def typing_bindings(is_complete: Callable[[str], bool]) -> KeyBindings:
         nonlocal auto_indented, pasted
         buf = event.current_buffer
         doc = buf.document
-        after_paste = pasted == doc.text
+        whole = pasted == doc.text or recalled(buf)
         pasted = None
         if doc.is_cursor_at_the_end:
-            done = (not parser_wants_more(doc.text)) if after_paste else is_complete(doc.text)
+            done = (not parser_wants_more(doc.text)) if whole else is_complete(doc.text)
             if done:
                 auto_indented = None
                 buf.validate_and_handle()

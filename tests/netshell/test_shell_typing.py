@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from peers import free_port
 from prompt_toolkit import PromptSession
+from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from terminal import Terminal, netsh_argv
@@ -25,6 +26,7 @@ from netshell.shell.keys import parser_wants_more, typing_bindings
 
 ENTER = "\r"
 BACKSPACE = "\x7f"
+UP = "\x1b[A"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -37,13 +39,16 @@ class Typed:
     """Keys sent to a prompt with netsh's typing bindings: ``text`` is what Enter ran, or
     ``None``; ``left`` is what the input held when the keys ran out."""
 
-    def __init__(self, *keys: str) -> None:
+    def __init__(self, *keys: str, history: tuple[str, ...] = ()) -> None:
         console = Console({})
         self.text: str | None = None
+        past = InMemoryHistory()
+        for entry in history:
+            past.append_string(entry)
         with create_pipe_input() as pipe:
             session: PromptSession[str] = PromptSession(
                 multiline=True, key_bindings=typing_bindings(console.is_complete),
-                output=DummyOutput(), input=pipe)
+                output=DummyOutput(), input=pipe, history=past)
             pipe.send_text("".join(keys))
             pipe.close()  # the keys sent are read, then the end of input ends the prompt
             try:
@@ -125,6 +130,13 @@ def test_a_pasted_class_and_call_run_on_one_enter_as_pasted():
 def test_a_pasted_block_ending_in_its_body_runs_on_one_enter():
     block = "class B:\n    def g(self):\n        return 1"
     assert Typed(paste(block), ENTER).text == block
+
+
+def test_a_pasted_block_recalled_from_history_runs_on_one_enter():
+    block = "class B:\n    x = 1\nB.x\n"
+    assert Typed(UP, ENTER, history=("before", block)).text == block
+    changed = Typed(UP, "0", ENTER, history=("before", block))  # edited: typed rules
+    assert changed.text is None and changed.left == block + "0\n"
 
 
 def test_a_pasted_block_header_still_wants_its_body():
@@ -265,6 +277,11 @@ def test_a_bracketed_paste_runs_on_one_enter(netsh):
     screen = t.wait_for(r"^counted 42$")
     t.wait_prompt(2)
     assert re.search(r"^\.\.\.\.         self\.n = 0$", screen, re.M), screen  # not indented more
+    t.key("Up")  # the pasted block again, from history: it too runs on one Enter
+    t.wait_for(r"^\[2\]> class Counter:$")
+    t.key("Enter")
+    t.wait_for(lambda screen: len(re.findall(r"^counted 42$", screen, re.M)) == 2)
+    t.wait_prompt(3)
 
 
 def test_an_unfinished_input_still_gets_a_new_line(netsh):
