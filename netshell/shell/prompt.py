@@ -27,10 +27,8 @@ from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import Completer, Completion, ThreadedCompleter
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyBindingsBase, merge_key_bindings
-from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
-from pygments.lexers.python import PythonLexer  # type: ignore[import-untyped]
 
 import netshell
 from netshell.reactor import Reactor, install
@@ -38,6 +36,7 @@ from netshell.shell import chains, namespace
 from netshell.shell.console import Console, close_everything
 from netshell.shell.display import human_bytes
 from netshell.shell.keys import typing_bindings
+from netshell.shell.lexer import python_lexer  # pygments loads after the first prompt
 from netshell.shell.session import new_transcript, state_dir
 
 __all__ = ["Prompt", "history_path", "run_prompt"]
@@ -268,7 +267,7 @@ class Prompt:
             message=lambda: f"[{console.count + 1}]> ",
             multiline=True,
             prompt_continuation=lambda width, line, soft: "." * (width - 1) + " ",
-            lexer=PygmentsLexer(PythonLexer),
+            lexer=python_lexer(),
             history=FileHistory(str(self.history_file)),
             auto_suggest=AutoSuggestFromHistory(),
             completer=ThreadedCompleter(NamespaceCompleter(ns)),

@@ -18,7 +18,8 @@ ratios against bare Python printed side by side:
 ``--floor`` adds what no prompt on prompt_toolkit can beat: ``import prompt_toolkit``
 (until exit) and a bare prompt_toolkit prompt (``PromptSession.prompt_async`` on
 asyncio inside ``patch_stdout``, with a toolbar, as netsh draws it), timed as
-the prompts are.
+the prompts are. ``--baseline DIR`` adds ``netsh (baseline)``: the same command run
+with netshell from the source tree DIR (a worktree of an older commit), interleaved.
 
 Every prompt runs with a throwaway ``XDG_STATE_HOME`` and ``IPYTHONDIR`` (no
 history or profile of yours is read). Python's bytecode caches are warmed by
@@ -28,6 +29,7 @@ drift on the machine hits every command alike.
 Usage::
 
     python scripts/bench/startup.py --runs 21 --floor    # the full run (docs/performance.md)
+    python scripts/bench/startup.py --baseline ../before  # and netsh from another tree
     python scripts/bench/startup.py --quick --json s.json  # what the smoke test runs
 """
 
@@ -101,15 +103,21 @@ def time_to_prompt(argv: list[str], prompt: str | None,
     return ready, first
 
 
-def measure(cases: dict[str, tuple[list[str], str | None]], runs: int,
+Case = tuple[list[str], "str | None"]  # argv; the prompt's regex, or None: until it exits
+BASELINE = ""  # --baseline DIR: "netsh (baseline)" runs netshell from the source tree DIR
+
+
+def measure(cases: dict[str, Case], runs: int,
             env: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
     """Medians per case: (until the prompt takes input, until the first result)."""
-    for argv, prompt in cases.values():  # warm the bytecode caches, untimed
-        time_to_prompt(argv, prompt, env)
+    envs = {name: dict(env, PYTHONPATH=BASELINE) if name.endswith("(baseline)") else env
+            for name in cases}
+    for name, (argv, prompt) in cases.items():  # warm the bytecode caches, untimed
+        time_to_prompt(argv, prompt, envs[name])
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for _ in range(runs):  # interleaved, so drift hits every case alike
         for name, (argv, prompt) in cases.items():
-            times[name].append(time_to_prompt(argv, prompt, env))
+            times[name].append(time_to_prompt(argv, prompt, envs[name]))
     ready = {name: statistics.median(t[0] for t in ts) for name, ts in times.items()}
     first = {name: statistics.median(t[1] for t in ts) for name, ts in times.items()}
     return ready, first
@@ -137,8 +145,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one run each, for a smoke test")
     parser.add_argument("--floor", action="store_true",
                         help="also time `import prompt_toolkit` and a bare prompt_toolkit prompt")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also time `netsh` from the source tree DIR (say a worktree of "
+                             "an older commit), interleaved with this one's")
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE")
     args = parser.parse_args()
+    global BASELINE
+    BASELINE = str(Path(args.baseline).resolve()) if args.baseline else ""
     if args.quick:
         args.runs = 1
 
@@ -149,20 +162,22 @@ def main() -> None:
         empty.write_text("")
         bare_prompt = Path(tmp) / "bare_prompt.py"
         bare_prompt.write_text(BARE_PROMPT)
-        prompts: dict[str, tuple[list[str], str | None]] = {
+        prompts: dict[str, Case] = {
             "python -c pass": ([PYTHON, "-c", "pass"], None),
             "netsh": (_netsh(), r"\[1\]>"),
             "netsh --ipython": (_netsh("--ipython"), IPY_PROMPT),
         }
         if IPYTHON:
             prompts["ipython"] = ([IPYTHON, "--no-banner"], IPY_PROMPT)
-        floor: dict[str, tuple[list[str], str | None]] = {}
+        floor: dict[str, Case] = {}
+        if BASELINE:
+            floor["netsh (baseline)"] = (_netsh(), r"\[1\]>")
         if args.floor:
-            floor = {
+            floor |= {
                 "import prompt_toolkit": ([PYTHON, "-c", "import prompt_toolkit"], None),
                 "bare prompt_toolkit": ([PYTHON, str(bare_prompt)], r"\[1\]>"),
             }
-        headless: dict[str, tuple[list[str], str | None]] = {
+        headless: dict[str, Case] = {
             "python -c pass": ([PYTHON, "-c", "pass"], None),
             "netsh run empty.py": (_netsh("run", str(empty)), None),
         }
@@ -182,6 +197,7 @@ def main() -> None:
             json.dump({"quick": args.quick, "runs": args.runs, "prompt": first,
                        "first_result": {name: result[name] for name in prompts},
                        "floor": {name: ready[name] for name in floor},
+                       "floor_first_result": {name: result[name] for name in floor},
                        "headless": runs}, f)
     base = ready["python -c pass"]
     print(f"time to first prompt, drawn and echoing a key (median of {args.runs}), "
@@ -192,8 +208,10 @@ def main() -> None:
         after = f"{r * 1000:7.0f} ms" if r != t else ""
         print(f"  {name:<24} {t * 1000:7.0f} ms   {t / base:5.1f}x bare python {after:>14}")
     if "ipython" in ready:
-        print(f"  netsh / ipython: {ready['netsh'] / ready['ipython']:.2f} (goal <= 0.6); "
-              f"first result: {result['netsh'] / result['ipython']:.2f}")
+        for name in ("netsh", "netsh (baseline)"):
+            if name in ready:
+                print(f"  {name} / ipython: {ready[name] / ready['ipython']:.2f} (goal <= 0.6); "
+                      f"first result: {result[name] / result['ipython']:.2f}")
     base = runs["python -c pass"]
     print(f"\nheadless start (median of {args.runs})")
     for name, t in runs.items():

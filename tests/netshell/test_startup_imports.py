@@ -9,13 +9,19 @@ Deferreds walks the heap) makes those lazy modules load themselves.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
+from prompt_toolkit.document import Document
+from prompt_toolkit.lexers import Lexer, SimpleLexer
 from terminal import Terminal, netsh_argv
+
+from netshell.shell.lexer import LaterLexer, python_lexer
 
 #: Never loaded before the first prompt is drawn (nor by the first input that uses none).
 HEAVY = (
@@ -28,6 +34,9 @@ HEAVY = (
     "protocols.http.client",
     "netshell.kernel",
 )
+
+#: Loaded after the first prompt is drawn, in a thread: the highlighting.
+AFTER_THE_PROMPT = ("pygments", "pygments.lexers.python")
 
 #: In the namespace by name, loaded on first use: present in sys.modules, not yet run.
 LAZY = ("netshell.tls", "protocols.http", "protocols.wire", "protocols.basic")
@@ -68,14 +77,15 @@ def test_the_drawn_prompt_has_loaded_none_of_the_heavy_modules(netsh):
     t.wait_prompt(1)
     t.wait_for(r"pending Deferreds \d+ .*F2 hides")
     t.line(state_of(HEAVY + LAZY))
-    seen = states(t.wait_for(r"^STATE \{"))
+    seen = states(t.wait_for(r"^STATE \{.*\}$"))
     assert {m: s for m, s in seen.items() if m in HEAVY and s != "NoneType"} == {}
     assert {m: seen[m] for m in LAZY} == dict.fromkeys(LAZY, "_LazyModule")
     # Still there by name, and the first use loads them.
     t.wait_prompt(2)
     t.line('_d = dir(); print("NAMES", sorted(n for n in ("tls", "http", "wire") if n in _d), '
            'callable(http.serve), tls.__name__)')
-    screen = t.wait_for(r"^NAMES ")
+    # print() writes piece by piece: wait for the line's end.
+    screen = t.wait_for(r"^NAMES .* netshell\.tls$")
     assert re.search(r"^NAMES \['http', 'tls', 'wire'\] True netshell\.tls$", screen, re.M), screen
 
 
@@ -113,7 +123,82 @@ def test_importing_the_prompt_loads_none_of_the_heavy_modules():
         "import netshell.app.cli as cli\n"
         "cli.build_parser()\n"
         "import netshell.shell.prompt\n"
-        + state_of(HEAVY) + "\n"
+        + state_of(HEAVY + AFTER_THE_PROMPT) + "\n"
     )
     seen = states(run_python(code))
     assert {m: s for m, s in seen.items() if s != "NoneType"} == {}
+
+
+# ---- the highlighting, built after the first drawing
+
+
+def fragments(lexer: Lexer, text: str) -> list[tuple[str, str]]:
+    return [(style, t) for style, t, *_ in lexer.lex_document(Document(text))(0)]
+
+
+class Built:
+    """A build function that says where it ran; it waits for ``gate`` when given one."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.threads: list[str] = []
+        self.gate = gate
+
+    def __call__(self) -> Lexer:
+        self.threads.append(threading.current_thread().name)
+        if self.gate is not None:
+            assert self.gate.wait(30)
+        return SimpleLexer(style="class:built")
+
+
+def test_the_highlighting_is_plain_until_built_in_a_thread_after_the_loops_turn():
+    gate = threading.Event()
+    built = Built(gate)
+    lexer = LaterLexer(built)
+
+    async def first_drawing() -> tuple[list[tuple[str, str]], list[str]]:
+        plain = fragments(lexer, "x = 1")
+        # Nothing is built, nor a thread started, during the drawing that asked: the
+        # prompt goes out first.
+        return plain, [*built.threads, *(t.name for t in threading.enumerate())]
+
+    async def main() -> None:
+        plain, during = await first_drawing()
+        assert plain == [("", "x = 1")]
+        assert "netsh-highlighting" not in during
+        assert "MainThread" not in built.threads
+        gate.set()
+        assert await asyncio.to_thread(lexer.ready.wait, 30)
+
+    asyncio.run(main())
+    assert built.threads == ["netsh-highlighting"]
+    assert fragments(lexer, "x = 1") == [("class:built", "x = 1")]
+    # Once: asking again builds nothing more.
+    fragments(lexer, "y")
+    assert built.threads == ["netsh-highlighting"]
+
+
+def test_the_highlighting_changes_its_hash_when_built_so_the_input_is_lexed_again():
+    lexer = LaterLexer(Built())
+    before = lexer.invalidation_hash()
+    lexer.start()  # no loop running: built here, at once
+    assert lexer.ready.is_set()
+    assert lexer.invalidation_hash() != before
+
+
+def test_a_build_that_fails_leaves_the_input_plain(caplog):
+    def broken() -> Lexer:
+        raise RuntimeError("no pygments today")
+
+    lexer = LaterLexer(broken)
+    lexer.start()
+    assert lexer.ready.is_set()
+    assert fragments(lexer, "x = 1") == [("", "x = 1")]
+    assert "highlighting failed" in caplog.text
+
+
+def test_the_python_lexer_highlights_once_built():
+    lexer = python_lexer()
+    lexer.start()
+    styles = dict((t, style) for style, t in fragments(lexer, "def f(): pass"))
+    assert styles["def"] == "class:pygments.keyword"
+    assert styles["f"] == "class:pygments.name.function"

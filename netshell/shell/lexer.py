@@ -1,0 +1,93 @@
+"""The prompt's Python highlighting, built after the first prompt is drawn.
+
+pygments' Python lexer costs about 45 ms to make (importing pygments, then compiling
+the lexer's regular expressions on first use): a fifth of what ``netsh`` spent before
+its first prompt. :class:`LaterLexer` is a prompt_toolkit lexer that shows the text
+plain until the real one is ready. The first time it is asked to lex (the first
+drawing of the prompt), it asks the loop to start a thread that builds the real lexer
+once that drawing is written out; when the thread is done, the prompt is redrawn,
+highlighted. Keys typed meanwhile are read and drawn as always (the thread lets the
+loop run between its bytecodes), only without colour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from prompt_toolkit.application.current import get_app_or_none
+from prompt_toolkit.document import Document
+from prompt_toolkit.lexers import Lexer, PygmentsLexer, SimpleLexer
+
+__all__ = ["LaterLexer", "python_lexer"]
+
+log = logging.getLogger("netshell.shell")
+
+
+class LaterLexer(Lexer):
+    """Plain text until ``build()`` (run in a thread, once) has returned the real lexer."""
+
+    def __init__(self, build: Callable[[], Lexer]) -> None:
+        self._build = build
+        self._plain = SimpleLexer()
+        self._lexer: Lexer | None = None
+        self._started = False
+        #: set once the real lexer is in use (or failed to build: then it stays plain)
+        self.ready = threading.Event()
+
+    def lex_document(self, document: Document) -> Callable[[int], Any]:
+        lexer = self._lexer
+        if lexer is None:
+            self.start()
+            return self._plain.lex_document(document)
+        return lexer.lex_document(document)
+
+    def invalidation_hash(self) -> Hashable:
+        # Changes when the real lexer arrives, so the buffer is lexed again.
+        return (self._lexer or self._plain).invalidation_hash()
+
+    def start(self) -> None:
+        """Start building the real lexer: after the loop's current turn when a loop runs
+        (the drawing that asked is written out first), else at once, here."""
+        if self._started:
+            return
+        self._started = True
+        app = get_app_or_none()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._load(app)
+            return
+        loop.call_soon(self._thread, app)
+
+    def _thread(self, app: Any) -> None:
+        # Not a daemon: leaving the prompt at once waits for the build (tens of ms) rather
+        # than stopping the thread in the middle of an import.
+        threading.Thread(target=self._load, args=(app,), name="netsh-highlighting").start()
+
+    def _load(self, app: Any) -> None:
+        try:
+            self._lexer = self._build()
+        except Exception:
+            log.exception("building the prompt's highlighting failed; the input stays plain")
+        finally:
+            self.ready.set()
+        if app is not None and self._lexer is not None:
+            app.invalidate()  # thread-safe: the redraw happens on the loop
+
+
+def _build_python_lexer() -> Lexer:
+    from pygments.lexers.python import PythonLexer  # type: ignore[import-untyped]
+
+    lexer = PygmentsLexer(PythonLexer)
+    # The regular expressions compile on the first lexing: do it here, in the thread.
+    lexer.lex_document(Document("pass"))(0)
+    return lexer
+
+
+def python_lexer() -> LaterLexer:
+    """The prompt's lexer: Python, highlighted by pygments once that is loaded."""
+    return LaterLexer(_build_python_lexer)
