@@ -228,7 +228,8 @@ class _Runner:
     def _print_exception(self, e: BaseException) -> None:
         """Print ``e`` on stderr as the prompt shows it: short unless ``--verbose``."""
         self.console.last_error = e
-        text = format_error(e, verbose=self.options.verbose, namespace=self.console.namespace,
+        # --verbose sets the console's switch; the script may turn it on with verbose(True)
+        text = format_error(e, verbose=self.console.verbose, namespace=self.console.namespace,
                             skip=__file__)
         print(text, file=sys.stderr)
 

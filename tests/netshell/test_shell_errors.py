@@ -312,6 +312,14 @@ def test_netsh_run_verbose_shows_every_frame(tmp_path: Path) -> None:
     assert done.stderr.splitlines()[-1].startswith("netshell.errors.AddressInUse: cannot listen")
 
 
+def test_a_script_may_turn_verbose_on_itself(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text("verbose(True)\n" + SCRIPT)
+    done = netsh_run("--exit", str(script))
+    assert done.returncode == 1
+    assert os.path.join(NETSHELL_DIR, "listener.py") in done.stderr
+
+
 def test_netsh_run_cells_show_a_refused_connection_in_one_line(tmp_path: Path) -> None:
     port = refused_port()
     script = tmp_path / "cells.py"
