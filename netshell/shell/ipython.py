@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -79,6 +80,10 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
     return console
 
 
+# A cell's frame, named as IPython names it in its own tracebacks.
+_CELL = re.compile(r'File "<ipython-input-(\d+)-[0-9a-f]+>", line (\d+)')
+
+
 def show_errors_shortly(shell: Any, console: Console) -> None:
     """Make ``shell`` (IPython) show errors as the netsh prompt does.
 
@@ -100,7 +105,7 @@ def show_errors_shortly(shell: Any, console: Console) -> None:
         if console.verbose:
             ip.showtraceback((etype, value, tb), tb_offset=tb_offset)
             return None
-        text = format_error(value, namespace=ip.user_ns)
+        text = _CELL.sub(r"Cell In[\1], line \2", format_error(value, namespace=ip.user_ns))
         ip._showtraceback(etype, value, text.splitlines())  # as IPython shows one: stdout
         return None
 

@@ -190,3 +190,15 @@ def test_ctrl_c_during_an_await_in_ipython_prints_cancelled_and_leaves_cleanly(
     assert "GeneratorExit" not in screen
     assert "Traceback" not in screen
     assert "Exception ignored" not in screen
+
+
+def test_in_ipython_a_mistake_in_your_function_shows_your_cells(ipython: Terminal) -> None:
+    assert ipython_input(ipython, 1, "first = listen(0, Protocol)") == []
+    assert ipython_input(ipython, 2, "def start(port): return listen(port, Protocol)") == []
+    printed = ipython_input(ipython, 3, "start(first.port)")
+    assert printed[0] == "Traceback (most recent call last):"
+    assert '  Cell In[3], line 1, in <module>' in printed
+    assert '  Cell In[2], line 1, in start' in printed
+    assert re.fullmatch(r"cannot listen on 127\.0\.0\.1:\d+: address already in use — held by "
+                        r"listener #1 — listener\(1\)\.close\(\)", printed[-1]), printed
+    assert NETSHELL_DIR not in "\n".join(printed)
