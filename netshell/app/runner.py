@@ -50,6 +50,7 @@ log = logging.getLogger("netshell.runner")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 QUIET = 0.05  # seconds without bytes moving after which a connection counts as idle
+CUT_WAIT = 0.1  # seconds a connection closed after its grace gets to close cleanly
 
 
 @dataclass
@@ -316,19 +317,22 @@ class _Runner:
             if not finished and r.connections:
                 log.warning("%d connections still open after %ss: closing them",
                             len(r.connections), self.options.grace)
-                await _cut(r.connections)  # their grace is over: stop() gives them no other
+                await _cut(r)  # their grace is over: stop() gives them no other
         r.shutdown_timeout = self.options.grace
         await r.stop()
 
 
-async def _cut(connections: list[Any]) -> None:
-    """Close ``connections`` now: an idle one cleanly, one that cannot send what it holds
-    (a peer that does not read, a TLS peer that does not answer close_notify) at once."""
-    for c in connections:
+async def _cut(r: Reactor) -> None:
+    """Close ``r``'s connections now: an idle one cleanly; one that cannot close within
+    CUT_WAIT (a peer that reads nothing, a TLS peer that does not answer close_notify)
+    is aborted."""
+    for c in r.connections:
         c.close()
-    await asyncio.sleep(0)  # a clean close ends in the next turn of the loop: let it
-    for c in connections:
-        if not c.lost:
+    closed = r.connections_closed()
+    done, _ = await asyncio.wait([closed.as_future()], timeout=CUT_WAIT)
+    if not done:
+        closed.cancel()
+        for c in r.connections:
             c.abort()
 
 

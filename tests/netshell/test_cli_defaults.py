@@ -83,6 +83,7 @@ class SlowConnection:
     """
 
     bytes_received = bytes_sent = write_buffer_size = 0
+    listener: Any = "accepted"  # a connection a listener accepted (not one the script made)
 
     def __init__(self, reactor: Reactor, closes_in: float | None = None) -> None:
         self.reactor = reactor
