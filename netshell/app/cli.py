@@ -2,19 +2,23 @@
 
 The prompt's terminal libraries (prompt_toolkit, IPython) are imported only
 when the prompt is asked for: ``netsh run``, ``-c``, ``serve`` and ``diff``
-never load them.
+never load them. A bare ``netsh`` goes straight to the prompt: with nothing to
+parse, argparse is not even imported (the prompt is wanted fast; see
+docs/performance.md, Start-up).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 import sys
 import tokenize
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import netshell
+
+if TYPE_CHECKING:
+    import argparse
 
 EXAMPLES = """\
 examples:
@@ -40,6 +44,8 @@ exit codes: 0 success, 1 the script raised, 2 usage error, 130 SIGINT, 143 SIGTE
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="netsh",
         description="netshell: an interactive network shell on an event-driven core.",
@@ -118,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _port(text: str) -> int:
+    import argparse
+
     try:
         port = int(text)
     except ValueError:
@@ -145,6 +153,8 @@ def _headless_logging(level: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``netsh`` with ``argv`` (default: the process's arguments); return the exit code."""
+    if not (sys.argv[1:] if argv is None else argv):
+        return _prompt(logging.WARNING, None)  # the defaults of every option below
     parser = build_parser()
     args = parser.parse_args(argv)
     level = _level(args.log_level, args.quiet)
@@ -172,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         from netshell.shell.ipython import run_ipython
 
         return run_ipython(log_level=level)
+    return _prompt(level, uvloop)
+
+
+def _prompt(level: int, uvloop: bool | None) -> int:
     from netshell.shell.prompt import run_prompt
 
     return run_prompt(log_level=level, use_uvloop=uvloop)

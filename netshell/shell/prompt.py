@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import platform
 import signal
 import sys
 import time
@@ -249,7 +248,7 @@ class Prompt:
 
     def banner(self) -> str:
         return (
-            f"netsh {netshell.__version__} on Python {platform.python_version()}, "
+            f"netsh {netshell.__version__} on Python {sys.version.split()[0]}, "
             f"loop: {self.reactor.loop_name}\n"
             "help() gives a short tour; Ctrl-D or exit() leaves."
         )

@@ -22,9 +22,10 @@ the prompts are. ``--baseline DIR`` adds ``netsh (baseline)``: the same command 
 with netshell from the source tree DIR (a worktree of an older commit), interleaved.
 
 Every prompt runs with a throwaway ``XDG_STATE_HOME`` and ``IPYTHONDIR`` (no
-history or profile of yours is read). Python's bytecode caches are warmed by
-one untimed run of each command first; the commands' runs are interleaved, so
-drift on the machine hits every command alike.
+history or profile of yours is read). Python's bytecode caches (kept under the
+temp dir by ``PYTHONPYCACHEPREFIX``, and written even when ``PYTHONDONTWRITEBYTECODE``
+is set) are warmed by one untimed run of each command first; the commands' runs are
+interleaved, so drift on the machine hits every command alike.
 
 Usage::
 
@@ -157,7 +158,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, XDG_STATE_HOME=str(Path(tmp) / "state"),
-                   IPYTHONDIR=str(Path(tmp) / "ipython"), TERM="xterm")
+                   IPYTHONDIR=str(Path(tmp) / "ipython"), TERM="xterm",
+                   # Bytecode caches for everything, in the temp dir (the source tree stays
+                   # clean); the untimed first run writes them. With PYTHONDONTWRITEBYTECODE
+                   # (set on some machines) a source tree would be compiled at every start,
+                   # unlike an installed netsh, or IPython, whose caches pip wrote.
+                   PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         empty = Path(tmp) / "empty.py"
         empty.write_text("")
         bare_prompt = Path(tmp) / "bare_prompt.py"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -202,3 +203,30 @@ def test_the_python_lexer_highlights_once_built():
     styles = dict((t, style) for style, t in fragments(lexer, "def f(): pass"))
     assert styles["def"] == "class:pygments.keyword"
     assert styles["f"] == "class:pygments.name.function"
+
+
+# ---- the command line
+
+
+def test_a_bare_netsh_goes_to_the_prompt_without_building_the_parser(monkeypatch):
+    from netshell.app import cli
+
+    def no_parser() -> None:
+        raise AssertionError("a bare netsh has nothing to parse")
+
+    started: list[tuple[int, bool | None]] = []
+    monkeypatch.setattr(cli, "build_parser", no_parser)
+    monkeypatch.setattr(cli, "_prompt", lambda level, uvloop: started.append((level, uvloop)) or 0)
+    monkeypatch.setattr(sys, "argv", ["netsh"])
+    assert cli.main() == 0
+    assert cli.main([]) == 0
+    assert started == [(logging.WARNING, None)] * 2
+
+
+def test_what_a_bare_netsh_imports_before_its_prompt_has_no_argparse_nor_runner():
+    code = (
+        "import netshell.app.cli, netshell.shell.prompt\n"
+        + state_of(("argparse", "netshell.app.runner", "platform")) + "\n"
+    )
+    seen = states(run_python(code))
+    assert {m: s for m, s in seen.items() if s != "NoneType"} == {}
