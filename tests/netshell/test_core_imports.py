@@ -84,3 +84,28 @@ def test_importing_the_core_loads_none_of_them() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert json.loads(done.stdout) == []
+
+
+# Above the core, the shell and the command line may use these, but only once they are needed:
+# importing any of their modules loads none of them (the netsh prompt offers tls and http by
+# name, loaded on first use; pygments comes after the first prompt, IPython with --ipython).
+# tests/netshell/test_startup_imports.py checks the drawn prompt itself.
+LOADED_ON_USE = ("OpenSSL", "cryptography", "IPython", "jedi", "pygments", "hypothesis",
+                 "ipykernel", "protocols.http.server", "protocols.http.client")
+
+
+def test_importing_the_shell_and_the_command_line_loads_none_of_the_heavy_modules() -> None:
+    code = (
+        "import importlib, json, pkgutil, sys\n"
+        "import netshell.app, netshell.shell\n"
+        "for pkg in (netshell.shell, netshell.app):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        f"heavy = {LOADED_ON_USE!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules\n"
+        "                        if any(m == h or m.startswith(h + '.') for h in heavy))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout) == []
