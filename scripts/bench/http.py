@@ -338,6 +338,7 @@ class ServerCase:
         self.needs = needs
         self.static = static
         self.programs = programs
+        self.cwd = ROOT  # a baseline server runs from its own tree
 
 
 SERVER_CASES = [
@@ -601,7 +602,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             env=full,
-            cwd=ROOT,
+            cwd=case.cwd,
             text=True,
         )
         line = read_line(self.proc, 30).split()
@@ -1026,6 +1027,19 @@ def main() -> int:
         for c in server_cases:
             if c.name in BASELINE_SERVERS:
                 c.env = {"PYTHONPATH": baseline + os.pathsep + os.environ.get("PYTHONPATH", "")}
+                # Run from the baseline tree: "python -c" puts its working directory first
+                # on sys.path, so from this tree it would import this tree's netshell.
+                c.cwd = baseline
+        check = subprocess.run(
+            [sys.executable, "-c", "import netshell, protocols.http; "
+             "print(netshell.__file__); print(protocols.http.__file__)"],
+            env=base_env(0, {"PYTHONPATH": baseline}), cwd=baseline,
+            capture_output=True, text=True,
+        )
+        if check.returncode != 0 or any(
+                not line.startswith(baseline + os.sep) for line in check.stdout.split()):
+            parser.error(f"--baseline: {baseline} does not import its own netshell: "
+                         f"{check.stdout}{check.stderr}")
 
     cpus = sorted(os.sched_getaffinity(0))
     args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
