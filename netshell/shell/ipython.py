@@ -172,17 +172,21 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
     install(r)
     transcript_path, transcript = new_transcript("ipython")
     console = load_into(shell, r, transcript)
-    handler = PromptLogHandler()
+    handler = PromptLogHandler(console)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                            "%H:%M:%S"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(log_level)
+    access = logging.getLogger(namespace.ACCESS_LOGGER)
+    old_access_level = access.level
+    shell.user_ns["log"](True)  # the requests an HTTP server answers, as at the netsh prompt
     helpers = shell.user_ns["_helpers"]  # IPython empties user_ns on the way out
     try:
         shell.mainloop()
     finally:
         root.removeHandler(handler)
+        access.setLevel(old_access_level)
         helpers.tracer.stop()
         chains.stop_recording()
         console.close()

@@ -59,17 +59,53 @@ def _exit(code: Any = 0) -> None:
 
 
 class PromptLogHandler(logging.Handler):
-    """Prints log records through the current ``sys.stdout``: above the prompt."""
+    """Prints log records through the current ``sys.stdout``: above the prompt.
+
+    With a ``console``, an error logged with its exception (an error in a protocol's
+    callback, an unhandled failure in a Deferred) is shown as the console shows the
+    errors of inputs: without netshell's and asyncio's frames, a common mistake on
+    one line, unless ``verbose(True)``; and ``tb()`` then shows it in full.
+    """
+
+    def __init__(self, console: Any = None) -> None:
+        super().__init__()
+        self.console = console
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             # An access-log line says what it is already: it is printed as it is.
-            text = (record.getMessage() if record.name == namespace.ACCESS_LOGGER
-                    else self.format(record))
+            if record.name == namespace.ACCESS_LOGGER:
+                text = record.getMessage()
+            elif self._short(record):
+                text = self._short_text(record)
+            else:
+                text = self.format(record)
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
         except Exception:
             self.handleError(record)
+
+    def _short(self, record: logging.LogRecord) -> bool:
+        console = self.console
+        return (console is not None and not console.verbose and record.exc_info is not None
+                and record.exc_info[1] is not None)
+
+    def _short_text(self, record: logging.LogRecord) -> str:
+        from netshell.shell.tracebacks import format_error  # not needed for the first prompt
+
+        assert record.exc_info is not None
+        exc = record.exc_info[1]
+        assert exc is not None
+        self.console.last_error = exc
+        # The record is formatted without its exception (and without caching a text
+        # other handlers would reuse), then the exception the short way.
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            head = self.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+        return head + "\n" + format_error(exc, namespace=self.console.namespace)
 
 
 class NamespaceCompleter(Completer):
@@ -277,7 +313,7 @@ class Prompt:
             style=Style.from_dict({"bottom-toolbar": "noreverse bg:#303030 #d0d0d0"}),
             enable_history_search=False,
         )
-        handler = PromptLogHandler()
+        handler = PromptLogHandler(console)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                                "%H:%M:%S"))
         root = logging.getLogger()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netshell import Listener, StreamTransport, observe
-from netshell.defer import Deferred
+from netshell.defer import CancelledError, Deferred
 from netshell.errors import ConnectionDone
 from netshell.failure import Failure
 from netshell.interfaces import format_hostport
@@ -180,6 +180,9 @@ class _EverythingEvents(observe.Observer):
         self.tracer.emit(f"timed call {_call_text(call)} fires")
 
     def deferred_fired(self, d: Deferred[Any], result: Any) -> None:
+        if isinstance(result, Failure) and result.check(CancelledError):
+            self.tracer.emit(f"Deferred #{d.number} cancelled")
+            return
         shown = short_repr(result.value if isinstance(result, Failure) else result)
         verb = "failed" if isinstance(result, Failure) else "fired"
         self.tracer.emit(f"Deferred #{d.number} {verb}: {shown}")

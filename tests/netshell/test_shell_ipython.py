@@ -107,3 +107,15 @@ def test_history_and_save_work_in_ipython(ipython, tmp_path):
     entries = [json.loads(line) for line in transcript.read_text().splitlines()]
     assert entries[0] == {**entries[0], "type": "session", "kind": "ipython"}
     assert [e["input"] for e in entries[1:3]] == ["x = 40 + 2", "1 / 0"]
+
+
+def test_an_http_server_in_ipython_logs_each_request_above_the_prompt(ipython, tmp_path):
+    (tmp_path / "hello.txt").write_text("hello" * 3)
+    cell(ipython, 1, f"site = http.serve({str(tmp_path)!r})")
+    cell(ipython, 2, 'r = await http.get(f"http://127.0.0.1:{site.port}/hello.txt")')
+    ipython.wait_for(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /hello\.txt HTTP/1\.1" 200 15$')
+    cell(ipython, 3, "log(False)")
+    cell(ipython, 4, 'r = await http.get(f"http://127.0.0.1:{site.port}/hello.txt")')
+    cell(ipython, 5, "r.status")
+    screen = ipython.wait_for(r"^Out\[5\]: 200$")
+    assert len(re.findall(r'"GET /hello\.txt HTTP/1\.1" 200 15', screen)) == 1

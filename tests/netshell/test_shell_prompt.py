@@ -362,3 +362,23 @@ def test_an_http_server_at_the_prompt_logs_each_request_above_it(netsh, tmp_path
     t.line('r = await http.get(f"http://127.0.0.1:{site.port}/hello.txt"); r.status')
     screen = t.wait_for(r"^200$")
     assert len(re.findall(r'"GET /hello\.txt HTTP/1\.1" 200 5', screen)) == 1
+
+
+def test_an_error_in_a_protocol_callback_is_logged_short_above_the_prompt(netsh, tmp_path):
+    # The protocol's data_received raises; the reactor logs it above the prompt without
+    # netshell's and asyncio's frames: the person's own frame and the error stay.
+    port = free_port()
+    t = netsh()
+    t.wait_prompt(1)
+    t.line("class Boom(Protocol):\n    def data_received(self, data):\n"
+           "        raise ValueError(f'bad byte {data[0] * 2}')\n")
+    t.wait_prompt(2)
+    t.line(f"srv = listen('tcp:{port}', Factory.for_protocol(Boom))")
+    t.wait_prompt(3)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"!")  # 33: the error says 66, which nothing here typed
+        screen = t.wait_for(r"^ValueError: bad byte 66$")
+    assert 'File "<netsh-1>", line 3, in data_received' in screen
+    assert "netshell/" not in screen and "asyncio/" not in screen, screen
+    t.line("tb()")
+    t.wait_for(r"netshell/transport\.py")  # in full: the frames the short form left out

@@ -303,6 +303,17 @@ async def test_tracing_everything_shows_timed_calls_and_deferreds_firing(
     assert traced.lines.index("T timed call fire_later.<locals>.fire_it(7) fires") < fired_at
 
 
+async def test_a_cancelled_deferred_is_traced_as_cancelled(
+    reactor: ns.Reactor, traced: Traced
+) -> None:
+    traced.tracer.start(None)
+    d: Deferred[None] = Deferred()
+    d.add_errback(lambda f: None)
+    d.cancel()
+    assert f"T Deferred #{d.number} cancelled" in traced.lines
+    assert not any("CancelledError" in line for line in traced.lines)
+
+
 async def test_timed_calls_and_deferreds_are_shown_only_when_tracing_everything(
     reactor: ns.Reactor, traced: Traced
 ) -> None:
