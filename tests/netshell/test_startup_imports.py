@@ -157,6 +157,12 @@ def test_the_highlighting_is_plain_until_built_in_a_thread_after_the_loops_turn(
     lexer = LaterLexer(built)
 
     async def first_drawing() -> tuple[list[tuple[str, str]], list[str]]:
+        # The empty prompt needs no lexer: nothing starts.
+        assert fragments(lexer, "") == [("", "")]
+        await asyncio.sleep(0)
+        assert built.threads == [] and not any(
+            t.name == "netsh-highlighting" for t in threading.enumerate())
+        # The first key typed.
         plain = fragments(lexer, "x = 1")
         # Nothing is built, nor a thread started, during the drawing that asked: the
         # prompt goes out first.
