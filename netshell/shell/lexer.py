@@ -43,11 +43,25 @@ class LaterLexer(Lexer):
 
     def lex_document(self, document: Document) -> Callable[[int], Any]:
         lexer = self._lexer
-        if lexer is None:
-            if document.text:  # the first key typed; the empty prompt needs no lexer
-                self.start()
-            return self._plain.lex_document(document)
-        return lexer.lex_document(document)
+        if lexer is not None:
+            return lexer.lex_document(document)
+        if document.text:  # the first key typed; the empty prompt needs no lexer
+            self.start()
+        plain = self._plain.lex_document(document)
+        real: list[Callable[[int], Any]] = []
+
+        # prompt_toolkit keeps the function returned here for as long as the text stays
+        # the same (its cache key has the text and the id of the session's lexer, which
+        # never changes): so the function itself turns to the real lexer once it is built.
+        def line(number: int) -> Any:
+            lexer = self._lexer
+            if lexer is None:
+                return plain(number)
+            if not real:
+                real.append(lexer.lex_document(document))
+            return real[0](number)
+
+        return line
 
     def invalidation_hash(self) -> Hashable:
         # Changes when the real lexer arrives, so the buffer is lexed again.

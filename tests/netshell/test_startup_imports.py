@@ -16,6 +16,9 @@ import re
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from prompt_toolkit.document import Document
@@ -90,6 +93,21 @@ def test_the_drawn_prompt_has_loaded_none_of_the_heavy_modules(netsh):
     assert re.search(r"^NAMES \['http', 'tls', 'wire'\] True netshell\.tls$", screen, re.M), screen
 
 
+def test_what_was_typed_before_the_highlighting_was_built_is_highlighted_without_a_key(netsh):
+    t = netsh()
+    t.wait_prompt(1)
+    t.type("def f(): return 1")  # no further key: the redraw when the lexer is built shows it
+    deadline = time.monotonic() + 15
+    while True:
+        # -e: with the colours (Terminal.screen() leaves them out)
+        screen = t._tmux("capture-pane", "-p", "-e", "-t", "main")
+        if re.search(r"^\[1\]> (\x1b\[[0-9;]*m)+def(\x1b\[[0-9;]*m)* (\x1b\[[0-9;]*m)+f", screen,
+                     re.M):
+            break
+        assert time.monotonic() < deadline, f"not highlighted after 15 s:\n{screen!r}"
+        time.sleep(0.02)  # polling the screen, as Terminal.wait_for does
+
+
 def run_python(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
@@ -155,6 +173,7 @@ def test_the_highlighting_is_plain_until_built_in_a_thread_after_the_loops_turn(
     gate = threading.Event()
     built = Built(gate)
     lexer = LaterLexer(built)
+    lines: list[Callable[[int], Any]] = []
 
     async def first_drawing() -> tuple[list[tuple[str, str]], list[str]]:
         # The empty prompt needs no lexer: nothing starts.
@@ -163,6 +182,7 @@ def test_the_highlighting_is_plain_until_built_in_a_thread_after_the_loops_turn(
         assert built.threads == [] and not any(
             t.name == "netsh-highlighting" for t in threading.enumerate())
         # The first key typed.
+        lines.append(lexer.lex_document(Document("x = 1")))
         plain = fragments(lexer, "x = 1")
         # Nothing is built, nor a thread started, during the drawing that asked: the
         # prompt goes out first.
@@ -179,6 +199,9 @@ def test_the_highlighting_is_plain_until_built_in_a_thread_after_the_loops_turn(
     asyncio.run(main())
     assert built.threads == ["netsh-highlighting"]
     assert fragments(lexer, "x = 1") == [("class:built", "x = 1")]
+    # prompt_toolkit keeps what lex_document returned while the text is unchanged: that
+    # too gives the highlighted line now.
+    assert [(style, t) for style, t, *_ in lines[0](0)] == [("class:built", "x = 1")]
     # Once: asking again builds nothing more.
     fragments(lexer, "y")
     assert built.threads == ["netsh-highlighting"]
