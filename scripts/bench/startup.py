@@ -41,6 +41,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -124,6 +125,15 @@ def measure(cases: dict[str, Case], runs: int,
     return ready, first
 
 
+def check_baseline(env: dict[str, str], cwd: str) -> None:
+    """Make sure ``PYTHONPATH=BASELINE`` runs netshell from that tree, as ``netsh`` will."""
+    where = subprocess.run([PYTHON, "-c", "import netshell.app.cli as m; print(m.__file__)"],
+                           env=dict(env, PYTHONPATH=BASELINE), cwd=cwd, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    if not where.startswith(BASELINE + os.sep):
+        raise SystemExit(f"--baseline {BASELINE}: netshell came from {where}")
+
+
 BARE_PROMPT = """\
 import asyncio
 from prompt_toolkit import PromptSession
@@ -178,6 +188,7 @@ def main() -> None:
             prompts["ipython"] = ([IPYTHON, "--no-banner"], IPY_PROMPT)
         floor: dict[str, Case] = {}
         if BASELINE:
+            check_baseline(env, tmp)
             floor["netsh (baseline)"] = (_netsh(), r"\[1\]>")
         if args.floor:
             floor |= {
