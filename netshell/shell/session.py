@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import ast
-import difflib
 import io
 import itertools
 import json
@@ -226,6 +225,8 @@ def diff(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]], names: tuple[
     """
     ia, na = _comparable(a)
     ib, nb = _comparable(b)
+    import difflib  # only diff() needs it: not loaded at start-up
+
     lines = list(difflib.unified_diff(_lines(ia), _lines(ib), *names, lineterm=""))
     lines += list(difflib.unified_diff(na, nb, f"{names[0]} notes", f"{names[1]} notes",
                                        lineterm=""))

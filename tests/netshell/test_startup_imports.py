@@ -259,3 +259,14 @@ def test_what_a_bare_netsh_imports_before_its_prompt_has_no_argparse_nor_runner(
     )
     seen = states(run_python(code))
     assert {m: s for m, s in seen.items() if s != "NoneType"} == {}
+
+
+def test_the_small_stdlib_modules_only_a_mistake_or_a_diff_needs_wait_for_them():
+    # difflib (the "did you mean" of a bad endpoint, diff()), decimal (an endpoint's
+    # timeout written back) and dataclasses cost the first prompt ~4 ms together.
+    code = (
+        "import netshell.app.cli, netshell.shell.prompt\n"
+        + state_of(("difflib", "decimal", "dataclasses")) + "\n"
+    )
+    seen = states(run_python(code))
+    assert {m: s for m, s in seen.items() if s != "NoneType"} == {}
