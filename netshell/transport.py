@@ -6,12 +6,13 @@ with ``connection_made`` and talks through ``write`` / ``close`` /
 connection, so between the event loop and a protocol's ``data_received``
 there is one method that counts bytes and catches errors, nothing more.
 
-Data reaches the protocol in one place, ``StreamTransport._deliver`` (plain
-bytes, or plaintext after TLS); the connection is made in one place
-(``_attach_protocol``) and lost in one (``connection_lost``); these places, and
-``write``/``write_sequence``, tell the observers (:mod:`netshell.observe`). While TLS is on,
-the transport holds a :class:`netshell.tls_layer.TLSConnection` (the handshake
-and its deadline, close_notify, held plaintext), loaded only when TLS is used.
+Data reaches the protocol in ``StreamTransport.data_received`` (plain bytes: the
+hottest path, written out) and ``StreamTransport._deliver`` (plaintext after TLS);
+the connection is made in one place (``_attach_protocol``) and lost in one
+(``connection_lost``); these places, and ``write``/``write_sequence``, tell the
+observers (:mod:`netshell.observe`). While TLS is on, the transport holds a
+:class:`netshell.tls_layer.TLSConnection` (the handshake and its deadline,
+close_notify, held plaintext), loaded only when TLS is used.
 
 Listening and connecting are in :mod:`netshell.listener` (Listener) and
 :mod:`netshell.connector` (Connector), which build StreamTransports.
@@ -50,6 +51,19 @@ __all__ = [
 ]
 
 log = logging.getLogger("netshell.transport")
+
+# The observers of data in and out, mirrored from netshell.observe into this module so that
+# the hottest paths (every read, every write) test one global: kept up to date by on_change.
+_data_in: tuple[Any, ...] = ()
+_data_out: tuple[Any, ...] = ()
+
+
+def _sync_observers() -> None:
+    global _data_in, _data_out
+    _data_in, _data_out = _observe.data_in, _observe.data_out
+
+
+_observe.on_change(_sync_observers)
 
 
 class PeerCredentials(NamedTuple):
@@ -247,12 +261,18 @@ class StreamTransport(asyncio.Protocol):
             self._held.append(data)
             self._t.pause_reading()
             return
-        self._deliver(data)
+        # What _deliver does, written out: this is the path of every read on TCP and Unix.
+        if _data_in:
+            _observe.notify("data_in", self, data, None)
+        try:
+            self.protocol.data_received(data)
+        except Exception as e:
+            self._protocol_error(e, "data_received")
 
     def _deliver(self, data: bytes) -> bool:
-        """Hand ``data`` to the protocol: the one place data reaches it (plain bytes, or
-        plaintext after TLS). False if the protocol raised (its connection is aborted)."""
-        if _observe.data_in:
+        """Hand plaintext to the protocol after TLS (plain reads do the same in
+        :meth:`data_received`). False if the protocol raised (its connection is aborted)."""
+        if _data_in:
             _observe.notify("data_in", self, data, None)
         try:
             self.protocol.data_received(data)
@@ -353,7 +373,7 @@ class StreamTransport(asyncio.Protocol):
         else:
             self._tls.send(data)
         self.bytes_sent += len(data)
-        if _observe.data_out:
+        if _data_out:
             _observe.notify("data_out", self, data, None)
 
     def write_sequence(self, chunks: Iterable[bytes]) -> None:
@@ -366,7 +386,7 @@ class StreamTransport(asyncio.Protocol):
         else:
             self._tls.send(b"".join(chunks))
         self.bytes_sent += sum(map(len, chunks))
-        if _observe.data_out:
+        if _data_out:
             _observe.notify("data_out", self, b"".join(chunks), None)
 
     def write_eof(self) -> None:

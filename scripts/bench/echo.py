@@ -222,8 +222,10 @@ def start_server(
     if on_uvloop:
         env["NETSHELL_LOOP"] = "uvloop"
     code = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n" + textwrap.dedent(PROGRAMS[program])
+    # Run from the tree: "python -c" puts its working directory first on sys.path, so run
+    # from elsewhere (this checkout, say) the baseline would import that netshell instead.
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True, cwd=root
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -513,6 +515,14 @@ def main() -> int:
         if not os.path.isfile(os.path.join(args.baseline, "netshell", "__init__.py")):
             parser.error(f"--baseline: {args.baseline} has no netshell/ package")
         BASELINE = os.path.abspath(args.baseline)
+        check = subprocess.run(
+            [sys.executable, "-c", "import netshell; print(netshell.__file__)"],
+            env=dict(os.environ, PYTHONPATH=BASELINE), cwd=BASELINE,
+            capture_output=True, text=True,
+        )
+        if check.returncode != 0 or not check.stdout.startswith(BASELINE + os.sep):
+            parser.error(f"--baseline: {BASELINE} does not import its own netshell: "
+                         f"{check.stdout}{check.stderr}")
         if "netshell-baseline" not in args.servers.split(","):
             args.servers += ",netshell-baseline"
     quick = args.quick
