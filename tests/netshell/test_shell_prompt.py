@@ -382,3 +382,25 @@ def test_an_error_in_a_protocol_callback_is_logged_short_above_the_prompt(netsh,
     assert "netshell/" not in screen and "asyncio/" not in screen, screen
     t.line("tb()")
     t.wait_for(r"netshell/transport\.py")  # in full: the frames the short form left out
+
+
+def test_deferreds_lists_the_pending_ones_at_the_prompt(netsh):
+    t = netsh()
+    t.wait_prompt(1)
+    t.line("a = Deferred(); b = Deferred(); b.add_callback(str); b.add_callback(len)")
+    t.wait_prompt(2)
+    t.line("c = Deferred(); c.add_callback(lambda _: a); c.callback(None)")
+    t.wait_prompt(3)
+    t.line("done = Deferred(); done.callback(1); a.number, b.number, c.number, done.number")
+    screen = t.wait_for(r"^\(\d+, \d+, \d+, \d+\)$")
+    a, b, c, done = map(int, re.findall(r"^\((\d+), (\d+), (\d+), (\d+)\)$", screen, re.M)[-1])
+    t.wait_prompt(4)
+    t.line("deferreds()")
+    screen = t.wait_for(r"^id\s+created at\s+waits on\s+age\s+callbacks$")
+    screen = t.wait_prompt(5)
+    table = screen[screen.rindex("deferreds()"):]
+    rows = {int(m.group(1)): m.group(0)
+            for m in re.finditer(r"^#(\d+)\s.*$", table, re.M)}
+    assert set(rows) >= {a, b, c} and done not in rows, table
+    assert re.search(r"\s2$", rows[b]), rows[b]  # two callbacks wait in b
+    assert re.search(rf"#{a}\b", rows[c].split(None, 1)[1]), rows[c]  # c waits on a
