@@ -215,11 +215,17 @@ class Console:
     # ---- running
 
     def is_complete(self, source: str) -> bool:
-        """True if ``source`` is a whole input (Enter runs it), False if it wants more lines."""
+        """True if ``source`` is a whole input (Enter runs it), False if it wants more lines.
+
+        As IPython decides: an empty (or blank) last line ends a block; otherwise the input
+        is whole when Python's parser finds nothing open (no bracket, string, backslash or
+        block header waiting for its body) and its last line is not inside a block (not
+        indented). An input with an error is whole: Enter runs it and the error is shown.
+        """
         if not source.strip():
             return True
-        lines = source.rstrip("\n").split("\n")
-        if source.endswith("\n\n") or (len(lines) > 1 and not lines[-1].strip()):
+        lines = source.split("\n")
+        if len(lines) > 1 and not lines[-1].strip():
             return True  # an empty line ends a block, as in the standard REPL
         try:
             # codeop knows what wants more lines (a lone decorator, an open string...).
@@ -227,17 +233,8 @@ class Console:
                 return False
         except (SyntaxError, OverflowError, ValueError):
             return True  # an error: Enter runs it, and the error is shown
-        last = lines[-1].rstrip()
-        # A compound statement wants its body, or a blank line to end it.
-        if last.endswith(":") or last.endswith("\\"):
-            return False
-        if len(lines) > 1 or lines[0][:1] in (" ", "\t"):
-            first = lines[0].lstrip()
-            compound = ("def ", "async ", "class ", "if ", "for ", "while ", "with ", "try",
-                        "match ", "@")
-            if first.startswith(compound):
-                return False
-        return True
+        # The last line inside a block: the block may go on (a blank line ends it).
+        return lines[-1][:1] not in (" ", "\t")
 
     async def run(self, source: str, filename: str | None = None) -> dict[str, Any]:
         """Run one input; display its value; return (and record) its transcript entry.

@@ -383,7 +383,11 @@ def test_classify_code(source: str) -> None:
     ["x = 1", "print('hi')", "f(1, 2)", "x = (1,\n2)", "", "   ", "x = 1 + \\\n2",
      "def f():\n    return 1\n\n", "def f():\n    return 1\n    ",
      "for i in range(3):\n    print(i)\n\n", "@dec\ndef f():\n    pass\n\n",
-     "a = 1\nb = 2", "1 +"],  # a plain error is complete: running it shows the error
+     "a = 1\nb = 2", "1 +",  # a plain error is complete: running it shows the error
+     # A last line back at column 0, or emptied (Backspace over the auto-indent), ends the
+     # block, as in IPython; a colon in a comment opens nothing.
+     "@deco\ndef h(): return 21", "class B:\n    x = 1\n", "if x:\n    a()\nelse: b()",
+     "x = 1  # note:", "def f():\n    return 1\nf()"],
 )
 def test_is_complete(console: Console, source: str) -> None:
     assert console.is_complete(source)
