@@ -146,9 +146,15 @@ def _level(name: str | None, quiet: bool) -> int:
     return level
 
 
-def _headless_logging(level: int) -> None:
-    logging.basicConfig(stream=sys.stderr, level=level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _headless_logging(level: int, verbose: bool = False) -> None:
+    from netshell.shell.tracebacks import ShortFormatter
+
+    # An error logged with its exception (in a protocol's callback, say) is shown as the
+    # prompt shows it: without netshell's and asyncio's frames, unless --verbose.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(ShortFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                        verbose=lambda: verbose))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "serve") or args.code is not None:
         from netshell.app.runner import RunOptions, run_source, serve
 
-        _headless_logging(level)
+        _headless_logging(level, bool(getattr(args, "verbose", False)))
         if args.command == "serve":
             if args.directory is not None and args.service != "http":
                 parser.error("only `netsh serve http` takes a directory")

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import linecache
+import logging
 import os
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import netshell
@@ -45,7 +46,7 @@ from netshell.errors import (
 from netshell.interfaces import format_hostport
 from netshell.shell.hints import with_hint
 
-__all__ = ["format_error", "held_by", "is_hidden", "one_line"]
+__all__ = ["ShortFormatter", "format_error", "held_by", "is_hidden", "one_line"]
 
 
 def _package_dir(name: str) -> str | None:
@@ -197,3 +198,21 @@ def format_error(
     _trim(te, keep_chain=False)
     text = "".join(te.format())
     return with_hint(text.rstrip("\n"), exc, namespace)
+
+
+class ShortFormatter(logging.Formatter):
+    """A logging formatter that shows a logged exception as :func:`format_error` does:
+    short (the person's frames, a common mistake on one line) unless ``verbose()`` says
+    otherwise. ``netsh run`` and ``netsh serve`` log through it, so an error in a protocol's
+    callback reads there as it does at the prompt."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None,
+                 verbose: Callable[[], bool] = lambda: False) -> None:
+        super().__init__(fmt, datefmt)
+        self.verbose = verbose
+
+    def formatException(self, ei: Any) -> str:
+        exc = ei[1]
+        if exc is None or self.verbose():
+            return super().formatException(ei)
+        return format_error(exc)

@@ -340,3 +340,37 @@ def test_netsh_c_shows_a_bad_endpoint_in_one_line() -> None:
     assert done.returncode == 1
     assert done.stderr == ("endpoint 'tpc:80': unknown kind 'tpc' (did you mean 'tcp'?); "
                            "known kinds: tcp, tcp6, unix, udp, tls\n")
+
+
+CALLBACK_SCRIPT = """\
+class Bad(Protocol):
+    def data_received(self, data):
+        raise ValueError(f"bad byte {data[0] * 2}")
+
+
+class Client(Protocol):
+    def __init__(self):
+        self.gone = Deferred()
+
+    def connection_lost(self, reason):
+        self.gone.callback(None)
+
+
+srv = listen(0, Factory.for_protocol(Bad))
+c = await connect(f"tcp:127.0.0.1:{srv.port}", Client)
+c.transport.write(b"!")
+await c.gone  # the server aborts the connection whose protocol raised
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_netsh_run_logs_an_error_in_a_protocol_callback_as_the_prompt_shows_it(
+    tmp_path: Path, verbose: bool
+) -> None:
+    script = tmp_path / "bad.py"
+    script.write_text(CALLBACK_SCRIPT)
+    done = netsh_run(*(["--verbose"] if verbose else []), "--exit", str(script))
+    assert "ValueError: bad byte 66" in done.stderr, done.stderr  # 66: '!' doubled
+    assert f'File "{script}", line 3, in data_received' in done.stderr
+    # Short by default (no netshell frame); every frame with --verbose.
+    assert (NETSHELL_DIR in done.stderr) is verbose, done.stderr
