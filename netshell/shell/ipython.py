@@ -64,6 +64,8 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
             return
         console.count += 1
         error = result.error_before_exec or result.error_in_exec
+        if error is not None:
+            console.last_error = error  # a SyntaxError too, which IPython shows itself: tb()
         value = result.result
         begun = started.pop("time", time.time())
         console.record(input_entry(

@@ -202,3 +202,11 @@ def test_in_ipython_a_mistake_in_your_function_shows_your_cells(ipython: Termina
     assert re.fullmatch(r"cannot listen on 127\.0\.0\.1:\d+: address already in use — held by "
                         r"listener #1 — listener\(1\)\.close\(\)", printed[-1]), printed
     assert NETSHELL_DIR not in "\n".join(printed)
+
+
+def test_tb_in_ipython_shows_a_syntax_error_that_came_last(ipython: Terminal) -> None:
+    ipython_input(ipython, 1, "lisen")  # a NameError first
+    ipython_input(ipython, 2, "f = lambda: await d")  # then a SyntaxError IPython shows
+    shown = "\n".join(ipython_input(ipython, 3, "tb()"))
+    assert "SyntaxError" in shown and "await" in shown, shown
+    assert "NameError" not in shown, shown
