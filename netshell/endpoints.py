@@ -215,6 +215,8 @@ class _Reader:
     def port(self, text: str, what: str = "port") -> int:
         if not text:
             raise self.error(f"missing {what}: expected {_USAGE[self.mode, self.kind]}")
+        if text[:1] == "-" and _DIGITS.fullmatch(text[1:]):
+            raise self.error(f"{what} {text} is out of range (0-65535)")
         if not _DIGITS.fullmatch(text):
             expected = f" (expected {_USAGE[self.mode, self.kind]})" if what == "port" else ""
             raise self.error(f"{what} {text!r} is not a number{expected}")
@@ -360,6 +362,11 @@ def parse(description: str, mode: str = "listen") -> Endpoint:
         meant = f" (did you mean {close[0]!r}?)" if close else ""
         if _DIGITS.fullmatch(kind):
             meant = f" (did you mean 'tcp:{description}'?)"
+        elif kind.lower() in ("http", "https") and mode == "connect":
+            meant = f" (a URL: http.get({description!r}) fetches it)"
+        elif (mode == "connect" and len(fields) == 2 and fields[1].key is None
+              and _DIGITS.fullmatch(fields[1].value)):
+            meant = f" (did you mean 'tcp:{description}'?)"  # host:port without its kind
         raise EndpointError(
             description, f"unknown kind {kind!r}{meant}; known kinds: {', '.join(grammar)}"
         )

@@ -185,7 +185,7 @@ ERRORS = [
     ("unix", "listen", "missing path: expected unix:PATH"),
     ("unix:", "connect", "missing path"),
     ("tcp:http", "listen", "port 'http' is not a number"),
-    ("tcp:-1", "listen", "port '-1' is not a number"),
+    ("tcp:-1", "listen", "port -1 is out of range (0-65535)"),
     ("tcp:+80", "listen", "port '+80' is not a number"),
     ("tcp:\uff18\uff10", "listen", "port '\uff18\uff10' is not a number"),  # fullwidth 80
     ("tcp:65536", "listen", "port 65536 is out of range (0-65535)"),
@@ -677,3 +677,28 @@ async def test_listen_udp_gives_a_datagram_listener(reactor: ns.Reactor) -> None
         closed = listener.close()
         if isinstance(closed, ns.Deferred):
             await closed
+
+
+@pytest.mark.parametrize(
+    ("description", "mode", "hint"),
+    [
+        ("localhost:9", "connect", "(did you mean 'tcp:localhost:9'?)"),
+        ("127.0.0.1:9", "connect", "(did you mean 'tcp:127.0.0.1:9'?)"),
+        ("http://localhost:8000", "connect",
+         "(a URL: http.get('http://localhost:8000') fetches it)"),
+        ("https://example.org/", "connect", "(a URL: http.get('https://example.org/') fetches it)"),
+    ],
+)
+def test_a_host_and_port_without_a_kind_or_a_url_gets_a_hint(
+    description: str, mode: str, hint: str
+) -> None:
+    with pytest.raises(EndpointError) as caught:
+        parse(description, mode)
+    assert hint in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["tcp:-1", "tcp:-80"])
+def test_a_negative_port_is_out_of_range_not_a_non_number(text: str) -> None:
+    with pytest.raises(EndpointError) as caught:
+        parse(text)
+    assert str(caught.value) == f"endpoint {text!r}: port {text[4:]} is out of range (0-65535)"
