@@ -155,7 +155,8 @@ class Listener:
     """A listening socket and the factory that makes a protocol per connection.
 
     ``address`` (an :class:`Address`) and ``port`` tell where it listens;
-    ``connections`` lists the connections it accepted that are open now.
+    ``connections`` lists the connections it accepted that are open now;
+    ``bytes_received`` and ``bytes_sent`` count what all of them, open and closed, did.
     """
 
     def __init__(
@@ -181,6 +182,10 @@ class Listener:
         self._sock = sock
         self.address = address_of(kind, sock.getsockname())
         self._connections: dict[StreamTransport, None] = {}
+        # What the connections accepted and lost since received and sent: with the open
+        # ones', the listener's totals (bytes_received, bytes_sent).
+        self._received_by_closed = 0
+        self._sent_by_closed = 0
         self._server: asyncio.AbstractServer | None = None
         self._closing: Deferred[None] | None = None
         self._drained: Deferred[None] | None = None
@@ -225,6 +230,16 @@ class Listener:
         """The accepted connections that are open now."""
         return list(self._connections)
 
+    @property
+    def bytes_received(self) -> int:
+        """Bytes received by all the connections it accepted, open and closed."""
+        return self._received_by_closed + sum(t.bytes_received for t in self._connections)
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes sent by all the connections it accepted, open and closed."""
+        return self._sent_by_closed + sum(t.bytes_sent for t in self._connections)
+
     def add_connection(self, t: StreamTransport) -> None:
         """Count ``t`` among :attr:`connections` (called by the transport once its protocol
         is attached; not for applications)."""
@@ -233,7 +248,9 @@ class Listener:
     def remove_connection(self, t: StreamTransport) -> None:
         """Drop ``t`` from :attr:`connections` once it is lost (called by the transport; not
         for applications): the last one gone ends a draining :meth:`close`."""
-        self._connections.pop(t, None)
+        if self._connections.pop(t, 0) is None:  # it was counted among the open ones
+            self._received_by_closed += t.bytes_received
+            self._sent_by_closed += t.bytes_sent
         if not self._connections and self._drained is not None and not self._drained.called:
             self._drained.callback(None)
 

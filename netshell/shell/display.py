@@ -204,7 +204,7 @@ def _listener_bytes(listener: Any, attr: str) -> int:
     transport = getattr(listener, "transport", None)
     if transport is not None:  # datagram listener
         return int(getattr(transport, attr, 0))
-    return sum(getattr(c, attr, 0) for c in getattr(listener, "connections", []))
+    return int(getattr(listener, attr, 0))  # every connection it accepted, closed ones too
 
 
 def _listener_state(listener: Any) -> str:

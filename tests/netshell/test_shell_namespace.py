@@ -145,6 +145,25 @@ async def test_listeners_and_conns_are_tables_of_the_live_objects(
         "id", "kind", "local", "peer", "protocol", "state", "conns", "in", "out", "age", "tls"]
 
 
+async def test_a_listeners_byte_counts_keep_what_its_closed_connections_did(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    listener, client, server = await echo_pair(reactor)
+    client.transport.write(b"x" * 1234)
+    assert len(await client.wait_for_bytes(1234)) == 1234
+    second = await reactor.connect_tcp(
+        "127.0.0.1", listener.port, ns.ClientFactory.for_protocol(RecordingProtocol))
+    second.transport.write(b"y" * 10)
+    await second.wait_for_bytes(10)
+    client.transport.close()
+    await client.done
+    await server.done  # the server's side of the first one is gone too
+    assert len(listener.connections) == 1
+    assert (listener.bytes_received, listener.bytes_sent) == (1244, 1244)
+    row = repr(shell["listeners"]()).splitlines()[1]
+    assert row.split()[6:9] == ["1", "1,244", "1,244"], row  # conns, in, out
+
+
 def test_empty_tables(reactor: ns.Reactor, shell: Shell) -> None:
     assert repr(shell["listeners"]()) == "(no listeners)"
     assert repr(shell["conns"]()) == "(no connections)"
