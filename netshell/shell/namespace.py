@@ -228,10 +228,13 @@ class Helpers:
         """Turn the notes printed when a shown Deferred fires on or off."""
         self.console.notes.enabled = on
 
-    def log(self, on: bool = True) -> None:
+    def log(self, on: bool = True) -> _Text:
         """Show (``log()``) or hush (``log(False)``) the HTTP servers' access log: one line
-        per request, above the prompt (the prompt starts with it on)."""
+        per request, above the prompt (the prompt starts with it on); says which it is."""
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if on else logging.WARNING)
+        if on:
+            return _Text("request log on: each HTTP request is shown; log(False) hushes it")
+        return _Text("request log off; log() shows it again")
 
     # ---- errors
 

@@ -470,8 +470,13 @@ async def test_log_shows_and_hushes_the_http_access_log(
     url = f"http://127.0.0.1:{server.port}/"
     try:
         with caplog.at_level(logging.NOTSET, logger=namespace.ACCESS_LOGGER):
-            shell["log"]()
+            said = shell["log"]()
             assert access.level == logging.INFO
+            assert repr(said) == ("request log on: each HTTP request is shown; "
+                                  "log(False) hushes it")
+            assert repr(shell["log"](False)) == "request log off; log() shows it again"
+            assert access.level == logging.WARNING
+            shell["log"]()
             await http.get(url)
             assert [r.getMessage() for r in caplog.records
                     if r.name == namespace.ACCESS_LOGGER][-1].endswith('"GET / HTTP/1.1" 200 2')
