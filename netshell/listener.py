@@ -16,6 +16,7 @@ import os
 import socket
 import stat
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from netshell.defer import Deferred, ensure_deferred, succeed
@@ -219,6 +220,20 @@ class Listener:
                 start_serving=False,
             )
         await self._server.start_serving()
+
+    def __await__(self) -> Generator[Any, None, Listener]:
+        """``await listener``: itself, once it accepts connections (it is bound already).
+
+        So ``srv = await listen(...)`` works as a person writes it, as well as without
+        the ``await``.
+        """
+        if not self._starting.done():
+            try:
+                yield from asyncio.shield(self._starting).__await__()
+            except asyncio.CancelledError:
+                if not self._starting.cancelled():
+                    raise  # the awaiter was cancelled, not the listener's start
+        return self
 
     @property
     def port(self) -> int:

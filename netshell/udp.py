@@ -29,6 +29,7 @@ import logging
 import socket
 import sys
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from netshell import observe as _observe
@@ -536,6 +537,11 @@ class DatagramListener:
         self.address = transport.host
         self.group = group
         transport.listener = self
+
+    def __await__(self) -> Generator[Any, None, DatagramListener]:
+        """``await listener``: itself (it is bound already), as a stream Listener awaits."""
+        return self
+        yield  # a generator: awaiting it never suspends
 
     @property
     def port(self) -> int:

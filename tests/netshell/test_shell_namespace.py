@@ -487,3 +487,19 @@ async def test_log_shows_and_hushes_the_http_access_log(
     finally:
         access.setLevel(before)
         await server.close()
+
+
+async def test_await_listen_gives_the_listener_as_a_person_writes_it(
+    reactor: ns.Reactor, shell: Shell
+) -> None:
+    srv = await shell["listen"](0, shell["wire"].Echo)
+    assert isinstance(srv, ns.Listener) and srv in reactor.listeners
+    client = await reactor.connect_tcp(
+        "127.0.0.1", srv.port, ns.ClientFactory.for_protocol(RecordingProtocol))
+    client.transport.write(b"hi")
+    assert await client.wait_for_bytes(2) == b"hi"  # serving once awaited
+    udp = await shell["listen"]("udp:0", ns.DatagramProtocol())
+    assert udp in reactor.listeners and udp.port > 0
+    closed = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
+    await closed.close()
+    assert await closed is closed  # awaiting one closed before it started is no error
