@@ -71,6 +71,14 @@ class Protocol:
     def connection_lost(self, reason: Failure) -> None:
         """The connection is gone; ``reason`` says whether it ended cleanly."""
 
+    def stop_gracefully(self) -> None:
+        """The server is shutting down (``netsh run``/``netsh serve`` got SIGINT or SIGTERM).
+
+        A protocol that knows when nothing is under way (HTTP between requests) closes
+        the connection then: at once if idle, else once the work under way is done. The
+        default does nothing: the connection keeps the shutdown's grace period.
+        """
+
 
 class DatagramProtocol:
     """Base class for datagram (UDP) protocols.

@@ -624,7 +624,14 @@ class Reactor:
 
     def _on_signal(self, sig: int) -> None:
         if self._stopping is not None:
+            # No second grace: connections are aborted (nothing more is flushed) and the
+            # graceful shutdown under way is given up; run() returns and closes the rest.
             log.warning("Second %s: stopping now", signal.Signals(sig).name)
+            for t in self.connections:
+                t.abort()
+            if not self._stopping.called:
+                self._stopping.add_errback(lambda f: f.trap(asyncio.CancelledError))
+                self._stopping.cancel()
             self.loop.stop()
             return
         log.info("Received %s: shutting down", signal.Signals(sig).name)

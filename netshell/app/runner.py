@@ -9,8 +9,10 @@ seconds — so Deferred notes appear as they did at the prompt.
 
 When the script ends with listeners open, the runner serves until SIGINT or
 SIGTERM (unless ``exit_when_done``), then shuts down gracefully: it stops
-accepting, lets connections finish within ``grace`` seconds, runs the
-``on_shutdown`` hooks. Exit codes: 0 success, 1 an uncaught exception
+accepting, asks each served connection's protocol to ``stop_gracefully()`` (HTTP
+closes the idle ones at once), lets connections finish within ``grace`` seconds, runs
+the ``on_shutdown`` hooks. A second signal leaves at once, connections aborted, with
+the signal's exit code. Exit codes: 0 success, 1 an uncaught exception
 (on stderr: a common mistake on one line, any other error as a traceback of
 the script's own frames, with its line numbers; every frame with ``verbose``),
 2 usage error, 130 SIGINT,
@@ -74,6 +76,7 @@ class _Runner:
         self.filename = filename
         self.options = options
         self.signal: int | None = None
+        self.leaving = False  # a second signal: leave at once, no grace
         self.failed = False  # a cell raised (with keep_going)
         self.stop_serving: asyncio.Event = asyncio.Event()
         self.console = Console({"__file__": filename}, transcript_file=options.transcript,
@@ -91,6 +94,9 @@ class _Runner:
         # the first has not ended things, leaves at once from wherever the code is.
         if self.signal is not None:
             log.warning("Second %s: leaving now", signal.Signals(sig).name)
+            # Whoever catches this SystemExit (the script's run, _run_main) sees ``leaving``
+            # and leaves without the graceful shutdown: no second grace.
+            self.leaving = True
             raise SystemExit(EXIT_CODES.get(sig, 1))
         self.signal = sig
         if not self.options.quiet:
@@ -171,6 +177,8 @@ class _Runner:
             await self._shutdown()
             return EXIT_ERROR
         except SystemExit as e:
+            if self.leaving:
+                raise  # the second signal: _run_main leaves at once
             await self._shutdown()
             return _exit_code(e)
         if self.signal is None and self.reactor.listeners and not self.options.exit_when_done:
@@ -292,6 +300,9 @@ class _Runner:
 
     async def _shutdown(self) -> None:
         r = self.reactor
+        if self.leaving:
+            _abort_all(r)
+            return
         closed = [str(x.address) for x in r.listeners]
         for listener in r.listeners:
             listener.close()
@@ -303,11 +314,24 @@ class _Runner:
             for c in own:
                 c.close()
         served = [c for c in r.connections if c.listener is not None]
+        if self.signal is not None and served:
+            # Protocols that know when they are between requests (HTTP keep-alive) close
+            # the idle ones now and the others after their answer: the grace is for work
+            # under way. Any other protocol keeps its connection open for the grace.
+            for c in served:
+                stop = getattr(getattr(c, "protocol", None), "stop_gracefully", None)
+                if stop is not None:
+                    try:
+                        stop()
+                    except Exception:
+                        log.exception("Error in %r.stop_gracefully", c.protocol)
+            await asyncio.sleep(0)  # a plain close is over after one turn of the loop
+            served = [c for c in r.connections if c.listener is not None]
         if self.signal is not None and not self.options.quiet:
             name = signal.Signals(self.signal).name
-            closing = f"; closed {len(own)} connection(s) of its own" if own else ""
+            closing = f"; closed {_connections(len(own))} of its own" if own else ""
             waiting = (f"; waiting up to {self.options.grace:g}s for "
-                       f"{len(served)} connection(s)" if served else "")
+                       f"{_connections(len(served))}" if served else "")
             stopped = f"stopped listening on {', '.join(closed)}" if closed else "stopping"
             print(f"netsh: {name}: {stopped}{closing}{waiting}", file=sys.stderr, flush=True)
         if r.connections and self.signal is not None:
@@ -315,11 +339,23 @@ class _Runner:
             finished, _ = await asyncio.wait([r.connections_closed().as_future()],
                                              timeout=self.options.grace)
             if not finished and r.connections:
-                log.warning("%d connections still open after %ss: closing them",
-                            len(r.connections), self.options.grace)
+                log.warning("%s still open after %ss: closing them",
+                            _connections(len(r.connections)), self.options.grace)
                 await _cut(r)  # their grace is over: stop() gives them no other
         r.shutdown_timeout = self.options.grace
         await r.stop()
+
+
+def _connections(n: int) -> str:
+    return f"{n} connection" if n == 1 else f"{n} connections"
+
+
+def _abort_all(r: Reactor) -> None:
+    """Leave at once (a second signal): stop listening, abort every connection."""
+    for listener in r.listeners:
+        listener.close()
+    for c in r.connections:
+        c.abort()
 
 
 async def _cut(r: Reactor) -> None:
@@ -400,6 +436,15 @@ def _run_main(
     try:
         return r.run_until(main)
     except SystemExit as e:
+        if runner.leaving:
+            # A second signal: no graceful shutdown (it may be the one under way), no
+            # grace again. Connections are aborted; the loop turns only long enough for
+            # the script's task to end and the sockets to close.
+            _abort_all(r)
+            main.cancel()
+            with contextlib.suppress(BaseException):
+                r.run_until(asyncio.wait([main], timeout=CUT_WAIT))
+            return _exit_code(e)
         # sys.exit() in a callback (a timer, a protocol) stops the loop at once: finish
         # the way the script's own sys.exit() does, hooks and grace included.
         main.cancel()

@@ -241,6 +241,7 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
         self._init_pipeline()
         self._served = 0
         self._stopped = False  # reading no more requests: the connection ends after the queue
+        self._closing = False  # stop_gracefully(): close once nothing is under way
         self._eof = False
         self._lost = False
         self._write_paused = False
@@ -321,6 +322,31 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
         self._queue.clear()
         self._incoming = None
 
+    def stop_gracefully(self) -> None:
+        """The server shuts down: close now if idle between requests, else after the
+        answers to the requests already begun (the last one says ``Connection: close``).
+
+        An idle keep-alive connection (any open browser tab holds one) does not hold up
+        the shutdown; a request being read or answered gets the shutdown's grace.
+        """
+        if self._closing or self._stopped or self._lost:
+            return
+        self._closing = True
+        # The last request begun is the last answered: it tells the client we close.
+        if self._incoming is not None:
+            self._incoming.keep_alive = False
+        elif self._queue:
+            self._queue[-1].keep_alive = False
+        elif self._current is not None and self._current.status == 0:  # not framed yet
+            self._current.keep_alive = False
+        self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if (self._closing and not self._stopped and not self._lost and self._current is None
+                and not self._queue and self._incoming is None and self._in_state == _WAIT):
+            self._stopped = True
+            self.transport.close()
+
     # ---- the transport's producer interface: it tells when its write buffer is full
 
     def pause_producing(self) -> None:
@@ -344,7 +370,7 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
 
     def _on_head(self, head: RequestHead) -> None:
         request = _request(head, self._client)
-        ex = Exchange(request, head.keep_alive)
+        ex = Exchange(request, head.keep_alive and not self._closing)
         self._incoming = ex
         if head.body_kind != "none":
             self._in_state = _BODY
@@ -515,6 +541,9 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
             return
         if not self._serving:  # inside _serve_next's loop, it goes on by itself
             self._serve_next()
+        if self._closing:
+            # Shutting down: an answer already framed to keep the connection open ends it.
+            self._close_if_idle()
 
     def __repr__(self) -> str:
         return f"<HTTPServerProtocol {self._peer_host} {self._served} served>"

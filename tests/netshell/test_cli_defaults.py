@@ -271,7 +271,7 @@ def test_sigterm_lets_a_connection_finish_in_4_s_under_the_default_grace(
     conn = sigterm_while_serving(loop, options, finishes_in=4)
     assert (conn.closed_at, conn.aborted_at) == (None, None)  # left alone to finish
     assert conn.gone_at == pytest.approx(5.0, abs=1e-6)
-    assert "waiting up to 5s for 1 connection(s)" in capsys.readouterr().err
+    assert "waiting up to 5s for 1 connection" in capsys.readouterr().err
 
 
 def test_sigterm_closes_a_connection_that_needs_6_s_after_the_default_grace(

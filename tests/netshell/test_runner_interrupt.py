@@ -79,8 +79,8 @@ def test_sigint_closes_the_scripts_own_connection_at_once_while_served_ones_get_
             assert served.recv(100) == b"served\n"  # accepted, and being served
             proc.send_signal(signal.SIGINT)
             notice = stderr_line(proc, "netsh: SIGINT: stopped listening")
-            assert "closed 1 connection(s) of its own" in notice, notice
-            assert "waiting up to 60s for 1 connection(s)" in notice, notice
+            assert "closed 1 connection of its own" in notice, notice
+            assert "waiting up to 60s for 1 connection" in notice, notice
             # The peer sees the script's connection end now, not when the grace is over:
             assert sees_eof(own)
             # ...while the connection being served still has its grace: still open, and
@@ -137,7 +137,7 @@ def test_a_connection_that_cannot_finish_gets_the_grace_once_not_twice(tmp_path)
             assert proc.wait(WAIT) == 130
             took = time.monotonic() - started
         rest = proc.stderr.read()
-        assert "1 connections still open after 2.0s: closing them" in rest, rest
+        assert "1 connection still open after 2.0s: closing them" in rest, rest
         assert "Connections still open" not in rest, rest  # the reactor's own warning
         assert took < 2 * grace, f"stopping took {took:.1f}s for a grace of {grace}s"
     finally:
