@@ -162,7 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     if not (sys.argv[1:] if argv is None else argv):
         return _prompt(logging.WARNING, None)  # the defaults of every option below
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if (extra and len(extra) == 1 and not extra[0].startswith("-")
+            and args.command == "serve" and args.directory is None):
+        # `netsh serve http --port 8000 DIR`: argparse takes the optional DIR together with
+        # the service, before the options, and leaves it over; python -m http.server's
+        # users write it last.
+        args.directory = extra.pop()
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     level = _level(args.log_level, args.quiet)
     uvloop = True if args.uvloop else None
     if args.command == "diff":

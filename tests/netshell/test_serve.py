@@ -214,3 +214,23 @@ def test_the_default_ports_are_the_documented_ones():
     for service, port in runner.DEFAULT_PORTS.items():
         assert f"| `{service}` | {port} |" in page, service
         assert f"{service} {port}" in action.help, service
+
+
+def test_the_directory_may_come_after_the_options_as_with_http_server(tmp_path):
+    (tmp_path / "where.txt").write_text("here")
+    proc = start("http", "--port", "0", str(tmp_path))
+    try:
+        m = SERVING.fullmatch(proc.stdout.readline())
+        assert m is not None, proc.stderr.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/where.txt",
+                                    timeout=WAIT) as answer:
+            assert answer.read() == b"here"
+    finally:
+        stop(proc)
+
+
+def test_a_second_directory_is_still_refused(tmp_path):
+    done = subprocess.run(netsh_argv("serve", "http", "--port", "0", str(tmp_path), "extra"),
+                          capture_output=True, text=True, timeout=WAIT)
+    assert done.returncode == 2 and "unrecognized arguments:" in done.stderr
+    assert "extra" in done.stderr.splitlines()[-1]
