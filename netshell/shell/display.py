@@ -197,7 +197,8 @@ def _listener_protocol(listener: Any) -> str:
     cls = getattr(factory, "protocol", None)
     if isinstance(cls, type):
         return display_name(cls)
-    return type(factory).__name__
+    # A factory that makes its protocols itself (no protocol class) may name them.
+    return getattr(type(factory), "display_name", None) or type(factory).__name__
 
 
 def _listener_bytes(listener: Any, attr: str) -> int:

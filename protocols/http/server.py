@@ -129,6 +129,9 @@ class HTTPServerFactory(Factory):
     other arguments are as for :func:`serve`.
     """
 
+    #: what ``listeners()`` at the prompt names its protocol, as ``conns()`` names each one
+    display_name = "http server"
+
     def __init__(
         self,
         handler: Callable[[Request], Any],

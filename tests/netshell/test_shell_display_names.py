@@ -57,6 +57,8 @@ async def test_the_http_clients_pooled_connection_shows_as_http_client(reactor: 
         assert response.status == 200
         # the connection stays in the client's keep-alive pool: it is live, and shown
         shown = [row[4] for row in connection_table(reactor.connections).cells()]
+        # The listener too: its factory makes the protocols itself and names them.
+        assert listener_table([server]).cells()[0][4] == "http server"
         assert "http client" in shown
         assert "http server" in shown
         assert not any("Connection" in name for name in shown), shown
