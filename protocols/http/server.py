@@ -322,6 +322,11 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
         self._cancel_timer()
         if self._streamer is not None:
             self._streamer.stop()
+            ex = self._current
+            # An answer cut off while its body was on the way is logged too (as nginx and
+            # http.server log it): the request line and the status that was sent.
+            if ex is not None and access_log.isEnabledFor(_INFO):
+                _log_access(self._peer_host, ex)
         self._queue.clear()
         self._incoming = None
 

@@ -311,3 +311,35 @@ async def test_a_remembered_file_moved_out_of_the_root_behind_a_link_is_404(
     client.send(get_request("/sub/a%20b.txt"))
     assert (await client.answer()).status == 404
     client.close()
+
+
+async def test_a_download_cut_off_by_the_client_is_still_logged(
+    root: Path, big_file: bytes
+) -> None:
+    import netshell as ns
+    from netshell.testing import PausedReader
+
+    logged: ns.Deferred[str] = ns.Deferred()
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if not logged.called:
+                logged.callback(record.getMessage())
+
+    access = logging.getLogger("netshell.http.access")
+    handler, before = Catch(), access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    server = http.serve(str(root))
+    try:
+        reader = await ns.reactor.connect_tcp(
+            "127.0.0.1", server.port, ns.ClientFactory.for_protocol(PausedReader))
+        reader.transport.write(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.read_until(10_000)  # the head and a little of the body
+        reader.transport.abort()  # the client goes away mid-body
+        line = await logged.add_timeout(10)
+        assert '"GET /big.bin HTTP/1.1" 200' in line, line
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(before)
+        await server.close()
