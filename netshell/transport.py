@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netshell import observe as _observe
-from netshell.defer import Deferred, ensure_deferred, succeed
+from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectError, ConnectionDone, ConnectionLost
 from netshell.failure import Failure
 from netshell.interfaces import Address
@@ -101,6 +101,40 @@ TLS_HANDSHAKE_TIMEOUT = 30.0
 
 _READ_SIZE = 127 * 1024  # under glibc's default mmap threshold (128 KiB), with room for headers
 
+#: bytes per loop.sendfile call when a file goes out with sendfile(2): asyncio tells how much
+#: went out only when a call ends, so ``bytes_sent`` follows a transfer this closely
+SENDFILE_CHUNK = 4 * 1024 * 1024
+
+
+class _NativeSend:
+    """A file on its way out with loop.sendfile (:meth:`StreamTransport.send_file`).
+
+    It holds the task that sends it until the task ends, and tells a close or abort
+    how to end it: asyncio's transport must not be closed while loop.sendfile runs
+    (its ``_call_connection_lost`` then fails on the finished "empty waiter", and the
+    sendfile future is left pending for ever), so the transfer is ended first, by
+    shutting the socket's sending side (sendfile(2) fails at once with EPIPE), and the
+    transport is closed once loop.sendfile has given the transport back.
+    """
+
+    __slots__ = ("drained", "ending", "in_sendfile", "shut", "task")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[int] | None = None
+        #: True while loop.sendfile runs (the asyncio transport is lent to it)
+        self.in_sendfile = False
+        #: why the transfer is being cut short: "close", "abort" or "lost" (else None)
+        self.ending: str | None = None
+        #: the socket's sending side is shut (to end a running loop.sendfile)
+        self.shut = False
+        #: set while waiting for the write buffer to empty before a loop.sendfile call
+        self.drained: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        drained = self.drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
 
 #: Numbers for connections, shown by the prompt's tables and traces.
 connection_numbers = itertools.count(1)
@@ -126,6 +160,7 @@ class StreamTransport(asyncio.Protocol):
         "_factory",
         "_held",
         "_made",
+        "_native",
         "_producer",
         "_pull_scheduled",
         "_reactor",
@@ -184,6 +219,7 @@ class StreamTransport(asyncio.Protocol):
         self._pull_scheduled = False
         self._read_paused = False
         self._held: list[bytes] | None = None
+        self._native: _NativeSend | None = None
 
     # ---- called by the event loop
 
@@ -300,6 +336,10 @@ class StreamTransport(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
+        native = self._native
+        if native is not None:  # a file was waiting for the write buffer to empty
+            native.ending = native.ending or "lost"
+            native.wake()
         tls = self._tls
         if tls is not None:
             tls.connection_lost(exc, self._error)  # a handshake cut short fails here
@@ -345,6 +385,8 @@ class StreamTransport(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._native is not None:
+            self._native.wake()  # the write buffer is empty: send_file's next sendfile call
         if self._producer is not None:
             if self._streaming:
                 self._producer.resume_producing()
@@ -407,6 +449,8 @@ class StreamTransport(asyncio.Protocol):
         """
         if self._t is None:
             return
+        if self._native is not None and self._end_native("close"):
+            return  # closed once loop.sendfile has given the transport back
         tls = self._tls
         if tls is not None and tls.close(TLS_CLOSE_TIMEOUT):
             return  # close_notify sent: the TLS connection closes once the peer's comes
@@ -484,8 +528,30 @@ class StreamTransport(asyncio.Protocol):
     def abort(self) -> None:
         """Close at once, dropping anything not yet sent."""
         self._aborted = True
+        if self._native is not None and self._end_native("abort"):
+            return  # aborted once loop.sendfile has given the transport back
         if self._t is not None:
             self._t.abort()
+
+    def _end_native(self, how: str) -> bool:
+        """Cut short the file being sent with loop.sendfile, for close() or abort() (``how``):
+        True if the transport must be closed later, once loop.sendfile has ended."""
+        native = self._native
+        assert native is not None
+        if native.ending is None or how == "abort":
+            native.ending = how
+        native.wake()
+        if not native.in_sendfile:
+            return False  # waiting for the buffer to empty, or not started: close it now
+        if not native.shut:
+            native.shut = True
+            sock = self._t.get_extra_info("socket")
+            try:
+                # sendfile(2) fails with EPIPE at once; bytes already in the kernel still go.
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the peer reset it: sendfile fails anyway
+        return True
 
     def pause_reading(self) -> None:
         """Stop delivering data to the protocol until :meth:`resume_reading`."""
@@ -522,8 +588,17 @@ class StreamTransport(asyncio.Protocol):
         kernel copies the file (sendfile(2)); otherwise (TLS, uvloop) the file is read
         64 KiB at a time as the write buffer drains, by a pull producer. Either way the
         file is never read into memory whole. The Deferred fails with ConnectionLost if
-        the connection ends first, with EOFError if the file is shorter than ``count``,
-        and with RuntimeError if a producer is registered already.
+        the connection ends first (closed or aborted by this side, or by the peer; the
+        message says how many bytes went out), with EOFError if the file is shorter than
+        ``count``, and with RuntimeError if a producer is registered already (or a file
+        is being sent already). Cancelling it aborts the connection.
+
+        ``bytes_sent`` counts the file as it goes: with sendfile(2), after each
+        ``SENDFILE_CHUNK`` (4 MiB) and, when the connection ends part-way, what went out
+        of the last one. ``data_out`` observers see the bytes sent by pieces, not those
+        the kernel copies with sendfile(2) (they are never in memory). While the kernel
+        copies the file, ``close()`` and ``abort()`` end the transfer first (the bytes
+        already handed to the kernel still go out), then close the connection.
         """
         if self._producer is not None:
             busy: Deferred[int] = Deferred()
@@ -574,20 +649,119 @@ class StreamTransport(asyncio.Protocol):
 
         if self._tls is not None or self._t is None or not hasattr(loop, "sock_sendfile"):
             return by_pieces()
+        if self._native is not None:
+            busy = Deferred()
+            busy.errback(RuntimeError("a file is being sent already"))
+            return busy
+        try:
+            fd = file.fileno()
+        except (AttributeError, OSError, ValueError):
+            return by_pieces()
+        return self._send_natively(file, fd, offset, total, by_pieces)
 
-        async def native() -> int:
+    def _send_natively(
+        self, file: Any, fd: int, offset: int, total: int, by_pieces: Any
+    ) -> Deferred[int]:
+        """send_file with loop.sendfile (sendfile(2)), SENDFILE_CHUNK bytes per call, each
+        counted in ``bytes_sent`` when it ends (and what a call cut short sent, from the
+        file's position, where asyncio leaves it)."""
+        native = self._native = _NativeSend()
+        t = self._t
+        loop = self._reactor.loop
+        end = offset + total
+
+        def cut_short(position: int, cause: BaseException | None = None) -> ConnectionLost:
+            how = {"close": "closed", "abort": "aborted"}.get(native.ending or "", "lost")
+            what = f"({position - offset} of {total} bytes sent)"
+            if cause is None:
+                return ConnectionLost(f"the connection was {how} while sending a file {what}")
+            return ConnectionLost(f"the connection was lost while sending a file {what}: {cause!r}")
+
+        async def send() -> Any:
+            position = offset
             try:
-                sent = await loop.sendfile(self._t, file, offset, total, fallback=False)
-            except (asyncio.SendfileNotAvailableError, NotImplementedError, RuntimeError):
-                # Raised before a byte was sent: this socket or loop has no sendfile.
-                return await by_pieces()
-            except OSError as e:
-                lost = ConnectionLost(f"the connection was lost while sending a file: {e!r}")
-                raise lost from e
-            self.bytes_sent += sent
-            return int(sent)
+                while position < end:
+                    while native.ending is None and t.get_write_buffer_size():
+                        await self._drain(native)
+                    if native.ending is not None or t.is_closing():
+                        raise cut_short(position)
+                    chunk = min(end - position, SENDFILE_CHUNK)
+                    os.lseek(fd, position, os.SEEK_SET)  # where asyncio leaves it tells progress
+                    native.in_sendfile = True
+                    try:
+                        sent = await loop.sendfile(t, file, position, chunk, fallback=False)
+                    except (OSError, RuntimeError, NotImplementedError) as e:
+                        native.in_sendfile = False
+                        done = min(max(os.lseek(fd, 0, os.SEEK_CUR) - position, 0), chunk)
+                        position += done
+                        self.bytes_sent += done
+                        if native.ending is not None:
+                            raise cut_short(position) from e
+                        context = e.__context__
+                        no_sendfile = isinstance(
+                            e,
+                            (asyncio.SendfileNotAvailableError, NotImplementedError, RuntimeError),
+                        ) and not isinstance(context, ConnectionError)
+                        if no_sendfile and position == offset:
+                            # Before a byte was sent: this socket, file or loop has no sendfile.
+                            self._native = None
+                            return by_pieces()
+                        cause = context if isinstance(context, OSError) else e
+                        raise cut_short(position, cause) from e
+                    finally:
+                        native.in_sendfile = False
+                    position += sent
+                    self.bytes_sent += sent
+                    if sent < chunk:
+                        raise EOFError(f"the file ended {end - position} bytes early")
+                return total
+            finally:
+                if self._native is native:
+                    self._native = None
+                if native.ending == "abort":
+                    t.abort()
+                elif native.ending == "close":
+                    self.close()
 
-        return ensure_deferred(native())
+        def cancel(_: Deferred[int]) -> None:
+            self.abort()  # a file cut short leaves the stream unusable
+
+        d: Deferred[int] = Deferred(cancel)
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            if task.cancelled():
+                if not d.called:
+                    d.errback(Failure(asyncio.CancelledError()))
+                return
+            exc = task.exception()  # retrieved even when nobody waits any more
+            if d.called:
+                return
+            if exc is not None:
+                d.errback(Failure(exc))
+                return
+            result = task.result()
+            if isinstance(result, Deferred):
+                result.chain_deferred(d)  # sent by pieces after all
+            else:
+                d.callback(result)
+
+        native.task = task = loop.create_task(send())
+        task.add_done_callback(finished)
+        return d
+
+    async def _drain(self, native: _NativeSend) -> None:
+        """Wait until the write buffer is empty (or the transfer is ended): loop.sendfile
+        would wait itself, but a close in that wait breaks asyncio's transport."""
+        t = self._t
+        low, high = t.get_write_buffer_limits()
+        native.drained = self._reactor.loop.create_future()
+        t.set_write_buffer_limits(high=0, low=0)  # resume_writing() once it is empty
+        try:
+            await native.drained
+        finally:
+            native.drained = None
+            if not t.is_closing():
+                t.set_write_buffer_limits(high=high, low=low)
 
     def register_producer(self, producer: Any, streaming: bool) -> None:
         """Let ``producer`` feed this transport with flow control.
@@ -658,6 +832,8 @@ class StreamTransport(asyncio.Protocol):
         """ "open", "closing" or "closed"."""
         if self.lost:
             return "closed"
+        if self._native is not None and self._native.ending is not None:
+            return "closing"  # closed once loop.sendfile has ended
         if self._t is not None and (
             self._t.is_closing() or (self._tls is not None and self._tls.closing())
         ):
