@@ -120,7 +120,7 @@ class _NativeSend:
     __slots__ = ("drained", "ending", "in_sendfile", "shut", "task")
 
     def __init__(self) -> None:
-        self.task: asyncio.Task[int] | None = None
+        self.task: asyncio.Task[None] | None = None
         #: True while loop.sendfile runs (the asyncio transport is lent to it)
         self.in_sendfile = False
         #: why the transfer is being cut short: "close", "abort" or "lost" (else None)
@@ -728,25 +728,28 @@ class StreamTransport(asyncio.Protocol):
 
         d: Deferred[int] = Deferred(cancel)
 
-        def finished(task: asyncio.Task[Any]) -> None:
-            if task.cancelled():
+        async def run() -> None:
+            # The Deferred is fired from the task itself, not from a done-callback: a loop
+            # closed right after the task ends (Reactor.close) never runs those, and the
+            # task's exception would be reported as never retrieved.
+            try:
+                result = await send()
+            except asyncio.CancelledError:
                 if not d.called:
                     d.errback(Failure(asyncio.CancelledError()))
+                raise
+            except Exception as e:
+                if not d.called:
+                    d.errback(Failure(e))
                 return
-            exc = task.exception()  # retrieved even when nobody waits any more
             if d.called:
                 return
-            if exc is not None:
-                d.errback(Failure(exc))
-                return
-            result = task.result()
             if isinstance(result, Deferred):
                 result.chain_deferred(d)  # sent by pieces after all
             else:
                 d.callback(result)
 
-        native.task = task = loop.create_task(send())
-        task.add_done_callback(finished)
+        native.task = loop.create_task(run())
         return d
 
     async def _drain(self, native: _NativeSend) -> None:
