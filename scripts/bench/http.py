@@ -702,11 +702,17 @@ def verify(server: Server) -> None:
         ctype = response.headers.get("Content-Type", "")
     if status != 200 or body != BODY or not ctype.startswith("text/plain"):
         raise Failed(f"{label} answered {status} {ctype!r} {body[:80]!r}")
+    check_kept_alive(server, "/")
+
+
+def check_kept_alive(server: Server, path: str) -> None:
+    """Two GETs of ``path`` (answered with BODY) over one connection: it must stay alive."""
+    label = server.case.label
     conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         socks = []
         for _ in range(2):
-            conn.request("GET", "/")
+            conn.request("GET", path)
             response = conn.getresponse()
             if response.status != 200 or response.read() != BODY:
                 raise Failed(f"{label} answered {response.status} on a kept-alive connection")
@@ -730,19 +736,7 @@ def verify_static(server: Server, large: bytes) -> None:
             ctype = response.headers.get("Content-Type", "")
         if status != 200 or body != expected or not ctype.startswith(ctype_wanted):
             raise Failed(f"{label} answered {status} {ctype!r} {len(body)} bytes for {name}")
-    conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        socks = []
-        for _ in range(2):
-            conn.request("GET", "/" + STATIC_SMALL)
-            response = conn.getresponse()
-            if response.status != 200 or response.read() != BODY:
-                raise Failed(f"{label} answered {response.status} on a kept-alive connection")
-            socks.append(conn.sock)
-        if socks[0] is None or socks[0] is not socks[1]:
-            raise Failed(f"{label} did not keep the connection alive")
-    finally:
-        conn.close()
+    check_kept_alive(server, "/" + STATIC_SMALL)
 
 
 WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
