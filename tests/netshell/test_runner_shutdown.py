@@ -15,6 +15,7 @@ import socket
 import subprocess
 import textwrap
 from collections.abc import Iterator
+from typing import IO
 
 import pytest
 from terminal import netsh_argv
@@ -47,32 +48,27 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
                 stream.close()
 
 
+def line_from(stream: IO[str] | None, starts: str) -> str:
+    """The next line of ``stream`` that starts with ``starts`` (the process must print it)."""
+    assert stream is not None
+    while True:
+        line = stream.readline()
+        assert line, f"the process ended without printing {starts!r}"
+        if line.startswith(starts):
+            return line
+
+
 def serving_port(proc: subprocess.Popen[str]) -> int:
     """The port of the first ``Serving HTTP on 127.0.0.1 port N`` line on stdout."""
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        assert line, "the process ended without saying where it serves"
-        if line.startswith("Serving "):
-            return int(line.split(" port ")[1].split()[0])
+    return int(line_from(proc.stdout, "Serving ").split(" port ")[1].split()[0])
 
 
 def stdout_line(proc: subprocess.Popen[str], starts: str) -> str:
-    assert proc.stdout is not None
-    while True:
-        line = proc.stdout.readline()
-        assert line, f"the process ended without printing {starts!r}"
-        if line.startswith(starts):
-            return line
+    return line_from(proc.stdout, starts)
 
 
 def stderr_line(proc: subprocess.Popen[str], starts: str) -> str:
-    assert proc.stderr is not None
-    while True:
-        line = proc.stderr.readline()
-        assert line, f"the process ended without printing {starts!r}"
-        if line.startswith(starts):
-            return line
+    return line_from(proc.stderr, starts)
 
 
 def connect(port: int) -> socket.socket:
