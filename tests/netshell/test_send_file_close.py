@@ -100,9 +100,10 @@ async def read_to_end(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> i
 
 
 async def settle(reactor: ns.Reactor) -> None:
-    """Let callbacks run out, then collect garbage (a pending task destroyed is reported)."""
-    for _ in range(5):
-        await ns.sleep(0.01)
+    """Let callbacks run out (loop turns, each polling the sockets once), then collect
+    garbage (a pending task destroyed is reported)."""
+    for _ in range(20):
+        await ns.sleep(0)
     gc.collect()
     await ns.sleep(0)
 
@@ -114,8 +115,9 @@ async def stalled_transfer(
     factory = SenderFactory(f, preamble)
     listener = reactor.listen_tcp(0, factory, interface="127.0.0.1")
     sock = await stalled_client(reactor.loop, listener.port, len(HEADER) + 64 * 1024)
+    # The client has read file bytes (or, with a preamble, waits in it): the transfer is
+    # under way, and cannot end while the client reads no more.
     sender = await factory.senders.get()
-    await ns.sleep(0.2)  # the socket buffers fill; the transfer stalls
     assert not sender.sent.called
     return f, sender, sock
 
@@ -255,7 +257,11 @@ async def test_http_server_closing_a_connection_mid_sendfile_logs_no_error(
         while b"\r\n\r\n" not in head:
             head += await reactor.loop.sock_recv(sock, 1)
         assert head.startswith(b"HTTP/1.1 200")
-        await ns.sleep(0.2)
+        body = 0
+        while body < 64 * 1024:  # file bytes arrive: the sendfile is under way
+            data = await reactor.loop.sock_recv(sock, 64 * 1024 - body)
+            assert data
+            body += len(data)
         (conn,) = listener.connections
         conn.close()
         await read_to_end(reactor.loop, sock)
@@ -282,9 +288,7 @@ def test_reactor_close_mid_sendfile_leaves_nothing_pending(big_path: Path) -> No
 
         async def start() -> tuple[Sender, socket.socket]:
             sock = await stalled_client(r.loop, listener.port, len(HEADER) + 64 * 1024)
-            sender = await factory.senders.get()
-            await ns.sleep(0.2)
-            return sender, sock
+            return await factory.senders.get(), sock  # file bytes arrived: under way
 
         sender, sock = r.run_until(start())
         try:
