@@ -136,7 +136,8 @@ HTTP_SCRIPT = """\
     async def slow(request):
         if request.target == "/slow":
             print("ANSWERING", flush=True)
-            await sleep(1.0)
+            while not srv.closed:  # answered only once the shutdown has begun
+                await sleep(0.01)
             return "slow done"
         return "hello"
 
