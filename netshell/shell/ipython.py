@@ -175,8 +175,6 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
     transcript_path, transcript = new_transcript("ipython")
     console = load_into(shell, r, transcript)
     handler = PromptLogHandler(console)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                           "%H:%M:%S"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(log_level)

@@ -37,6 +37,7 @@ from netshell.shell.display import human_bytes
 from netshell.shell.keys import typing_bindings
 from netshell.shell.lexer import python_lexer  # pygments loads after the first prompt
 from netshell.shell.session import new_transcript, state_dir
+from netshell.shell.tracebacks import ShortFormatter
 
 __all__ = ["Prompt", "history_path", "run_prompt"]
 
@@ -63,49 +64,31 @@ class PromptLogHandler(logging.Handler):
 
     With a ``console``, an error logged with its exception (an error in a protocol's
     callback, an unhandled failure in a Deferred) is shown as the console shows the
-    errors of inputs: without netshell's and asyncio's frames, a common mistake on
-    one line, unless ``verbose(True)``; and ``tb()`` then shows it in full.
+    errors of inputs (:class:`~netshell.shell.tracebacks.ShortFormatter`): without
+    netshell's and asyncio's frames unless ``verbose(True)``; ``tb()`` then shows it in full.
     """
 
     def __init__(self, console: Any = None) -> None:
         super().__init__()
         self.console = console
+        verbose = (lambda: console.verbose) if console is not None else (lambda: True)
+        self.setFormatter(ShortFormatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S", verbose=verbose,
+            namespace=console.namespace if console is not None else None))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             # An access-log line says what it is already: it is printed as it is.
             if record.name == namespace.ACCESS_LOGGER:
                 text = record.getMessage()
-            elif self._short(record):
-                text = self._short_text(record)
             else:
+                if self.console is not None and record.exc_info and record.exc_info[1]:
+                    self.console.last_error = record.exc_info[1]
                 text = self.format(record)
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
         except Exception:
             self.handleError(record)
-
-    def _short(self, record: logging.LogRecord) -> bool:
-        console = self.console
-        return (console is not None and not console.verbose and record.exc_info is not None
-                and record.exc_info[1] is not None)
-
-    def _short_text(self, record: logging.LogRecord) -> str:
-        from netshell.shell.tracebacks import format_error  # not needed for the first prompt
-
-        assert record.exc_info is not None
-        exc = record.exc_info[1]
-        assert exc is not None
-        self.console.last_error = exc
-        # The record is formatted without its exception (and without caching a text
-        # other handlers would reuse), then the exception the short way.
-        saved = record.exc_info, record.exc_text
-        record.exc_info, record.exc_text = None, None
-        try:
-            head = self.format(record)
-        finally:
-            record.exc_info, record.exc_text = saved
-        return head + "\n" + format_error(exc, namespace=self.console.namespace)
 
 
 class NamespaceCompleter(Completer):
@@ -314,8 +297,6 @@ class Prompt:
             enable_history_search=False,
         )
         handler = PromptLogHandler(console)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                               "%H:%M:%S"))
         root = logging.getLogger()
         old_level = root.level
         root.addHandler(handler)

@@ -207,12 +207,22 @@ class ShortFormatter(logging.Formatter):
     callback reads there as it does at the prompt."""
 
     def __init__(self, fmt: str | None = None, datefmt: str | None = None,
-                 verbose: Callable[[], bool] = lambda: False) -> None:
+                 verbose: Callable[[], bool] = lambda: False,
+                 namespace: Mapping[str, Any] | None = None) -> None:
         super().__init__(fmt, datefmt)
         self.verbose = verbose
+        self.namespace = namespace  # where a mistyped name is looked for
+
+    def format(self, record: logging.LogRecord) -> str:
+        # Not cached on the record: verbose() may change, and other handlers format anew.
+        record.exc_text = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = None
 
     def formatException(self, ei: Any) -> str:
         exc = ei[1]
         if exc is None or self.verbose():
             return super().formatException(ei)
-        return format_error(exc)
+        return format_error(exc, namespace=self.namespace)
