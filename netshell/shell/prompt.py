@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,10 @@ def _ignore_signal(signum: int, frame: Any) -> None:
     pass
 
 
+def _blocked_hint() -> None:
+    print("Still running: the input blocks the loop. Ctrl-C again interrupts it.", flush=True)
+
+
 # asyncio's and selectors' code, and (for uvloop, whose loop is compiled) the reactor's
 # run_until: a signal arriving in these finds the loop waiting or dispatching, not an input.
 _LOOP_FILES = (
@@ -166,9 +171,14 @@ def _in_the_loop(frame: Any) -> bool:
 class PromptConsole(Console):
     """A Console whose Ctrl-C handling fits a prompt on the reactor's loop."""
 
+    #: Seconds after a first Ctrl-C with the input still running (the loop blocked) before
+    #: the prompt says that a second Ctrl-C interrupts it.
+    blocked_hint_after = 1.0
+
     def __init__(self, *a: Any, loop: asyncio.AbstractEventLoop, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.loop = loop
+        self._hint: threading.Timer | None = None
 
     def idle(self) -> None:
         """SIGINT while no input runs: nothing stops (prompt_toolkit reads Ctrl-C as a key)."""
@@ -195,12 +205,20 @@ class PromptConsole(Console):
             if presses == 1:
                 print()  # the terminal echoed ^C without a newline
                 loop.call_soon_threadsafe(task.cancel)
+                # A thread, as the loop may be blocked: if the input is still running by
+                # then, it is not giving the loop a turn, and the person is told what to do.
+                self._hint = threading.Timer(self.blocked_hint_after, _blocked_hint)
+                self._hint.daemon = True
+                self._hint.start()
             elif frame is not None and not _in_the_loop(frame):
                 raise InputInterrupted("Ctrl-C twice: the input was not giving the loop a turn")
 
         signal.signal(signal.SIGINT, interrupt)
 
     def task_finished(self, task: asyncio.Task[Any]) -> None:
+        if self._hint is not None:
+            self._hint.cancel()
+            self._hint = None
         self.idle()
 
 

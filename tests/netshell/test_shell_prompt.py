@@ -331,6 +331,7 @@ def test_a_second_ctrl_c_stops_an_awaiting_line_that_blocks_the_loop(netsh):
     t.line('import time; await sleep(0); print("bl" + "ocking", flush=True); time.sleep(3600)')
     t.wait_for(r"^blocking$")  # the task runs, and blocks the loop
     t.key("C-c")  # cancels the task, but the task never gives the loop a turn...
+    t.wait_for(r"^Still running: the input blocks the loop\. Ctrl-C again interrupts it\.$")
     t.key("C-c")  # ...so the second press interrupts it where it runs
     t.wait_for(r"InputInterrupted: Ctrl-C twice")
     t.wait_prompt(3)
