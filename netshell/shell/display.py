@@ -186,7 +186,14 @@ def display_name(protocol: Any) -> str:
 
 
 def _protocol_name(obj: Any) -> str:
-    return display_name(obj) if obj is not None else "-"
+    if obj is None:
+        return "-"
+    name = display_name(obj)
+    # A connection that serves another (an FTP data connection) says which: its protocol's
+    # ``control`` is the other connection's protocol.
+    control = getattr(obj, "control", None)
+    number = getattr(getattr(control, "transport", None), "number", None)
+    return f"{name} for #{number}" if isinstance(number, int) else name
 
 
 def _listener_protocol(listener: Any) -> str:

@@ -65,3 +65,26 @@ async def test_the_http_clients_pooled_connection_shows_as_http_client(reactor: 
     finally:
         client.close()
         await server.close()
+
+
+class Data(ns.Protocol):
+    display_name = "data"
+
+    def __init__(self, control: Any = None) -> None:
+        self.control = control
+
+
+async def test_a_connection_serving_another_names_it(reactor: Any) -> None:
+    # An FTP data connection's protocol points at its control connection's (``control``):
+    # conns() shows which connection it serves, by that connection's number.
+    listener = reactor.listen_tcp(0, ns.Factory.for_protocol(Named))
+    control = await reactor.connect_tcp("127.0.0.1", listener.port,
+                                        ns.ClientFactory.for_protocol(Plain))
+    data = await reactor.connect_tcp("127.0.0.1", listener.port,
+                                     ns.ClientFactory.for_protocol(Data, control))
+    rows = {row[0]: row[4] for row in connection_table(reactor.connections).cells()}
+    assert rows[f"#{data.transport.number}"] == f"data for #{control.transport.number}"
+    assert rows[f"#{control.transport.number}"] == "Plain"
+    # a control connection gone (no transport): the name alone
+    data.control = Plain()
+    assert connection_table([data.transport]).cells()[0][4] == "data"
