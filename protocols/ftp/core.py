@@ -17,8 +17,14 @@ encoding, so nothing a peer sent is lost or turned into an exception here.
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import re
+import stat
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from netshell.errors import NetshellError
@@ -69,6 +75,25 @@ MAX_REPLY_LINES = 100_000
 #: the MLSx facts this module knows, in the order they are written (RFC 3659 §7.5)
 MLST_FACTS = ("type", "size", "modify", "perm", "unique")
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_REPLY_LINE = re.compile(r"([1-5][0-9][0-9])(?:([ -])(.*))?", re.DOTALL)
+_VERB = re.compile(rb"[A-Za-z]+")
+_DIGITS = re.compile(r"[0-9]+")
+_PASV_NUMBERS = re.compile(r"(?<![0-9])" + r"\s*,\s*".join([r"([0-9]+)"] * 6) + r"(?![0-9])")
+_PORT_ARG = re.compile(r",".join([r"([0-9]{1,3})"] * 6))
+_EPSV_ANSWER = re.compile(r"\(([!-~])\1\1([0-9]{1,5})\1\)")
+_MDTM = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})(\.[0-9]+)?")
+
+# Telnet (RFC 854): IAC starts a command; WILL/WONT/DO/DONT take one option byte more
+_IAC = 255
+_TN_DATA, _TN_IAC, _TN_OPTION = 0, 1, 2
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_NUMBER = {name.lower(): number for number, name in enumerate(_MONTHS, 1)}
+#: ls's "recent": half of an average Gregorian year (GNU coreutils' 31556952 / 2 seconds)
+_SIX_MONTHS = 31556952 // 2
+
 
 # ---- replies
 
@@ -82,6 +107,9 @@ class Reply:
     (RFC 959 §4.2): the first line ``211-Features:``, the middle lines as given (a middle line
     that starts with three digits gets a leading space, so no client takes it for the end),
     the last ``211 End``. Texts never hold CR or LF (a line break in ``text`` splits lines).
+    RFC 959 asks for the padding only before a middle line that starts with a number; any
+    leading digit gets it here, which is what the reader of the other side can least misread.
+    ``code`` is 100-599 (ValueError otherwise); an empty ``text`` is one empty line.
 
     >>> Reply(227, "Entering Passive Mode (127,0,0,1,4,1).").to_bytes()
     b'227 Entering Passive Mode (127,0,0,1,4,1).\\r\\n'
@@ -93,21 +121,37 @@ class Reply:
     lines: tuple[str, ...]
 
     def __init__(self, code: int, text: str | Sequence[str]) -> None:
-        raise NotImplementedError
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            raise ValueError(f"a reply code is a number from 100 to 599, not {code!r}")
+        pieces = [text] if isinstance(text, str) else list(text)
+        lines: list[str] = []
+        for piece in pieces:
+            lines.extend(_LINE_BREAK.split(piece))
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "lines", tuple(lines) or ("",))
 
     @property
     def text(self) -> str:
         """The lines joined by newlines (for messages and errors)."""
-        raise NotImplementedError
+        return "\n".join(self.lines)
 
     @property
     def kind(self) -> int:
         """The first digit: 1 preliminary, 2 done, 3 more needed, 4 try again, 5 refused."""
-        raise NotImplementedError
+        return self.code // 100
 
     def to_bytes(self) -> bytes:
         """The reply as sent: CRLF line ends, UTF-8 (surrogates back to their bytes)."""
-        raise NotImplementedError
+        code = str(self.code)
+        lines = self.lines
+        if len(lines) == 1:
+            out = f"{code} {lines[0]}\r\n"
+        else:
+            middle = "".join(
+                (" " + line if line[:1].isdigit() else line) + "\r\n" for line in lines[1:-1]
+            )
+            out = f"{code}-{lines[0]}\r\n{middle}{code} {lines[-1]}\r\n"
+        return out.encode("utf-8", "surrogateescape")
 
 
 class ReplyReader:
@@ -116,15 +160,74 @@ class ReplyReader:
     Handles multi-line replies (``123-`` up to the line that starts ``123 ``), lines ended by
     CRLF or a bare LF, and replies split across any number of :meth:`feed` calls. A line that
     is not a reply (no three-digit code where one must be), a line over ``max_line`` bytes or
-    a reply over ``max_lines`` lines raises :class:`FTPProtocolError`.
+    a reply over ``max_lines`` lines raises :class:`FTPProtocolError`. Middle lines are kept
+    as sent, except that one starting with the reply's own ``code-`` (as ProFTPD and IIS
+    write every line) loses that prefix.
+
+    >>> reader = ReplyReader()
+    >>> reader.feed(b"230-Welcome.\\r\\n230-Be nice.\\r\\n230 Logged")
+    []
+    >>> reader.feed(b" in.\\r\\n")
+    [Reply(code=230, lines=('Welcome.', 'Be nice.', 'Logged in.'))]
     """
 
     def __init__(self, max_line: int = MAX_REPLY_LINE, max_lines: int = MAX_REPLY_LINES) -> None:
-        raise NotImplementedError
+        self.max_line = max_line
+        self.max_lines = max_lines
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of _buffer already known to hold no LF
+        self._code: str | None = None  # the code of the multi-line reply being read
+        self._lines: list[str] = []
 
     def feed(self, data: bytes) -> list[Reply]:
         """The replies that ``data`` completes, in order (often none, usually one)."""
-        raise NotImplementedError
+        buffer = self._buffer
+        buffer += data
+        replies: list[Reply] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n", max(start, self._scanned))
+            if end < 0:
+                break
+            stop = end - 1 if end > start and buffer[end - 1] == 0x0D else end
+            if stop - start > self.max_line:
+                raise FTPProtocolError(None, f"reply line longer than {self.max_line} bytes")
+            line = bytes(buffer[start:stop]).decode("utf-8", "surrogateescape")
+            start = end + 1
+            self._scanned = start
+            reply = self._line(line)
+            if reply is not None:
+                replies.append(reply)
+        del buffer[:start]
+        self._scanned = len(buffer)
+        # a CR may still be followed by its LF: allow one byte beyond the longest line
+        if len(buffer) > self.max_line + 1:
+            raise FTPProtocolError(None, f"reply line longer than {self.max_line} bytes")
+        return replies
+
+    def _line(self, line: str) -> Reply | None:
+        """Take one line; the Reply it completes, if any."""
+        if self._code is None:
+            match = _REPLY_LINE.fullmatch(line)
+            if match is None:
+                raise FTPProtocolError(None, f"not an FTP reply: {line[:80]!r}")
+            code, separator, text = match.groups()
+            if separator == "-":
+                self._code = code
+                self._lines = [text]
+                return None
+            return Reply(int(code), text or "")
+        code = self._code
+        if line[:3] == code and line[3:4] in ("", " "):
+            self._lines.append(line[4:])
+            lines, self._code, self._lines = self._lines, None, []
+            return Reply(int(code), lines)
+        if len(self._lines) + 1 >= self.max_lines:
+            raise FTPProtocolError(None, f"a reply of more than {self.max_lines} lines")
+        # RFC 959 lets middle lines start with the code and "-" too (ProFTPD, IIS write
+        # every line so): they are text lines; only "code " ends the reply
+        self._lines.append(line[4:] if line[:3] == code and line[3:4] == "-" else line)
+        return None
 
 
 # ---- commands
@@ -161,7 +264,12 @@ def parse_command(line: bytes) -> Command:
     >>> parse_command(b"NOOP")
     Command(verb='NOOP', arg='')
     """
-    raise NotImplementedError
+    verb, _, arg = line.partition(b" ")
+    if not verb:
+        raise CommandError(Reply(500, "Syntax error, command unrecognized."))
+    if not _VERB.fullmatch(verb):
+        raise CommandError(Reply(500, "Syntax error, command unrecognized."))
+    return Command(verb.decode("ascii").upper(), arg.decode("utf-8", "surrogateescape"))
 
 
 def format_command(verb: str, arg: str = "") -> bytes:
@@ -173,7 +281,12 @@ def format_command(verb: str, arg: str = "") -> bytes:
     >>> format_command("RETR", "a b.txt")
     b'RETR a b.txt\\r\\n'
     """
-    raise NotImplementedError
+    if not _VERB.fullmatch(verb.encode("utf-8", "surrogateescape")):
+        raise ValueError(f"an FTP verb is ASCII letters, not {verb!r}")
+    if "\r" in arg or "\n" in arg or "\0" in arg:
+        raise ValueError(f"an FTP argument cannot hold CR, LF or NUL: {arg!r}")
+    line = f"{verb} {arg}\r\n" if arg else f"{verb}\r\n"
+    return line.encode("utf-8", "surrogateescape")
 
 
 class CommandReader:
@@ -182,22 +295,106 @@ class CommandReader:
     Lines end with CRLF; a bare LF is taken as well (as vsftpd and pyftpdlib do). Telnet
     sequences are removed: ``IAC IAC`` is a literal 0xFF byte, ``IAC`` + a command byte
     (IP, DM, AYT, ...) and ``IAC WILL/WONT/DO/DONT option`` vanish, so ``ABOR`` after the
-    Telnet "Synch" that ftplib sends parses. A line over ``max_line`` bytes yields one
-    :class:`CommandError` (reply 500, "line too long") and is skipped up to its end, however
-    many feeds that takes, without holding it in memory; later lines parse normally.
+    Telnet "Synch" (``IAC IP IAC DM``) parses. When the DM went as TCP urgent data and the
+    socket dropped it, an ``IAC`` before an ordinary byte is left: the ``IAC`` goes, the byte
+    stays. (Python's ftplib sends its whole ``ABOR\\r\\n`` with MSG_OOB, so its LF is the
+    urgent byte: a server must read with SO_OOBINLINE on to see that line end.)
+    A line over ``max_line`` bytes yields one :class:`CommandError` (reply 500, "line too
+    long") and is skipped up to its end, however many feeds that takes, without holding it
+    in memory; later lines parse normally. An empty line or a bad verb is a CommandError
+    (500) in the list too.
+
+    >>> reader = CommandReader()
+    >>> reader.feed(b"USER anonymous\\r\\nPA")
+    [Command(verb='USER', arg='anonymous')]
+    >>> reader.feed(b"SS a@b\\n\\xff\\xf4\\xff\\xf2ABOR\\r\\n")
+    [Command(verb='PASS', arg='a@b'), Command(verb='ABOR', arg='')]
     """
 
     def __init__(self, max_line: int = MAX_COMMAND_LINE) -> None:
-        raise NotImplementedError
+        self.max_line = max_line
+        self._line = bytearray()
+        self._telnet = _TN_DATA  # where the Telnet filter stands between feeds
+        self._skipping = False  # inside a line that was too long, until its LF
 
     def feed(self, data: bytes) -> list[Command | CommandError]:
         """What ``data`` completes, in order."""
-        raise NotImplementedError
+        if self._telnet != _TN_DATA or b"\xff" in data:
+            data = self._untelnet(data)
+        out: list[Command | CommandError] = []
+        line = self._line
+        limit = self.max_line
+        pos = 0
+        size = len(data)
+        while pos < size:
+            end = data.find(b"\n", pos)
+            piece_end = size if end < 0 else end
+            if self._skipping:
+                if end < 0:
+                    break
+                self._skipping = False
+            else:
+                line += data[pos:piece_end]
+                # a trailing CR may be the first half of CRLF: it does not count yet
+                length = len(line) - (1 if line[-1:] == b"\r" else 0)
+                if length > limit:
+                    del line[:]
+                    out.append(CommandError(Reply(500, "Command line too long.")))
+                    if end < 0:
+                        self._skipping = True
+                        break
+                elif end >= 0:
+                    if line[-1:] == b"\r":
+                        del line[-1:]
+                    try:
+                        out.append(parse_command(bytes(line)))
+                    except CommandError as error:
+                        out.append(error)
+                    del line[:]
+            if end < 0:
+                break
+            pos = end + 1
+        return out
+
+    def _untelnet(self, data: bytes) -> bytes:
+        """``data`` without its Telnet commands; IAC IAC becomes one 0xFF byte."""
+        out = bytearray()
+        state = self._telnet
+        pos, size = 0, len(data)
+        while pos < size:
+            if state == _TN_DATA:
+                iac = data.find(b"\xff", pos)
+                if iac < 0:
+                    out += data[pos:]
+                    break
+                out += data[pos:iac]
+                pos = iac + 1
+                state = _TN_IAC
+                continue
+            byte = data[pos]
+            pos += 1
+            if state == _TN_OPTION:
+                state = _TN_DATA
+            elif byte == _IAC:
+                out.append(_IAC)
+                state = _TN_DATA
+            elif 251 <= byte <= 254:  # WILL, WONT, DO, DONT: an option byte follows
+                state = _TN_OPTION
+            elif byte >= 240:  # SE NOP DM BRK IP AO AYT EC EL GA SB: one byte, gone
+                state = _TN_DATA
+            else:
+                # an IAC before an ordinary byte: what is left of IAC DM when the DM
+                # went as TCP urgent data and the socket dropped it (ftplib-style Synch)
+                out.append(byte)
+                state = _TN_DATA
+        self._telnet = state
+        return bytes(out)
 
     @property
     def buffered(self) -> int:
-        """Bytes held for a line not yet complete (at most ``max_line``)."""
-        raise NotImplementedError
+        """Bytes held for a line not yet complete: at most ``max_line``, plus one for a CR
+        waiting for its LF. A line being skipped (too long) holds nothing."""
+        return len(self._line)
 
 
 # ---- addresses: PORT / PASV (RFC 959), EPRT / EPSV (RFC 2428)
@@ -206,9 +403,14 @@ class CommandReader:
 def format_pasv(host: str, port: int) -> str:
     """The text of a 227 reply: ``Entering Passive Mode (h1,h2,h3,h4,p1,p2).``
 
-    ``host`` is a dotted IPv4 address. ValueError for anything else.
+    ``host`` is a dotted IPv4 address, ``port`` 0-65535. ValueError for anything else.
+
+    >>> format_pasv("127.0.0.1", 1025)
+    'Entering Passive Mode (127,0,0,1,4,1).'
+    >>> parse_pasv("Entering Passive Mode 127,0,0,1,4,1")
+    ('127.0.0.1', 1025)
     """
-    raise NotImplementedError
+    return f"Entering Passive Mode ({format_port(host, port)})."
 
 
 def parse_pasv(text: str) -> tuple[str, int]:
@@ -217,34 +419,59 @@ def parse_pasv(text: str) -> tuple[str, int]:
 
     Raises FTPProtocolError when there is none or a number is over 255.
     """
-    raise NotImplementedError
+    match = _PASV_NUMBERS.search(text)
+    if match is None:
+        raise FTPProtocolError(None, f"no address in the passive mode reply: {text!r}")
+    numbers = [int(n) for n in match.groups()]
+    if any(n > 255 for n in numbers):
+        raise FTPProtocolError(None, f"a number over 255 in the passive mode reply: {text!r}")
+    return ".".join(map(str, numbers[:4])), numbers[4] * 256 + numbers[5]
 
 
 def format_port(host: str, port: int) -> str:
     """The argument of PORT: ``h1,h2,h3,h4,p1,p2``."""
-    raise NotImplementedError
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise ValueError(f"not a dotted IPv4 address: {host!r}") from None
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"not a port number: {port!r}")
+    return ",".join([*str(address).split("."), str(port >> 8), str(port & 0xFF)])
 
 
 def parse_port(arg: str) -> tuple[str, int]:
     """``(host, port)`` from PORT's argument; CommandError (501) when it is malformed
     (not six numbers 0-255, spaces or signs included)."""
-    raise NotImplementedError
+    match = _PORT_ARG.fullmatch(arg)
+    numbers = [int(n) for n in match.groups()] if match else []
+    if not numbers or any(n > 255 for n in numbers):
+        raise CommandError(Reply(501, "Syntax error in parameters or arguments."))
+    return ".".join(map(str, numbers[:4])), numbers[4] * 256 + numbers[5]
 
 
 def format_epsv(port: int) -> str:
     """The text of a 229 reply: ``Entering Extended Passive Mode (|||port|)``."""
-    raise NotImplementedError
+    _check_port(port)
+    return f"Entering Extended Passive Mode (|||{port}|)"
 
 
 def parse_epsv(text: str) -> int:
     """The port from a 229 reply's text (``(|||6446|)``, any delimiter 33-126 repeated);
     FTPProtocolError when malformed."""
-    raise NotImplementedError
+    match = _EPSV_ANSWER.search(text)
+    if match is None or not 1 <= int(match.group(2)) <= 65535:
+        raise FTPProtocolError(None, f"no port in the extended passive mode reply: {text!r}")
+    return int(match.group(2))
 
 
 def format_eprt(host: str, port: int) -> str:
     """The argument of EPRT: ``|1|132.235.1.2|6275|`` or ``|2|::1|6275|``."""
-    raise NotImplementedError
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"not an IP address: {host!r}") from None
+    _check_port(port)
+    return f"|{1 if address.version == 4 else 2}|{address}|{port}|"
 
 
 def parse_eprt(arg: str) -> tuple[int, str, int]:
@@ -254,7 +481,26 @@ def parse_eprt(arg: str) -> tuple[int, str, int]:
     family, 501 for anything malformed (bad delimiter, address not of its family, port not
     1-65535).
     """
-    raise NotImplementedError
+    malformed = CommandError(Reply(501, "Syntax error in parameters or arguments."))
+    if not arg or not 33 <= ord(arg[0]) <= 126:
+        raise malformed
+    parts = arg.split(arg[0])
+    if len(parts) != 5 or parts[0] or parts[4]:
+        raise malformed
+    family, host, port = parts[1:4]
+    if not _DIGITS.fullmatch(family):
+        raise malformed
+    if family not in ("1", "2"):
+        raise CommandError(Reply(522, "Network protocol not supported, use (1,2)"))
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = (
+            ipaddress.IPv4Address(host) if family == "1" else ipaddress.IPv6Address(host)
+        )
+    except ValueError:
+        raise malformed from None
+    if not _DIGITS.fullmatch(port) or not 1 <= int(port) <= 65535:
+        raise malformed
+    return int(family), str(address), int(port)
 
 
 # ---- listings
@@ -284,6 +530,15 @@ class FileInfo:
     facts: Mapping[str, str] = field(default_factory=dict)
 
 
+def _utc(t: float) -> datetime:
+    return _EPOCH + timedelta(seconds=math.floor(t))
+
+
+def _check_port(port: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"not a port number (1-65535): {port!r}")
+
+
 def list_line(info: FileInfo, now: float) -> str:
     """One line of a LIST answer, as ``ls -l`` writes it (what every client parses).
 
@@ -292,19 +547,57 @@ def list_line(info: FileInfo, now: float) -> str:
     the year (``Jan 01  2025``), as ``ls`` does; a symlink is ``name -> target``. Month
     names are English whatever the locale. No CRLF.
     """
-    raise NotImplementedError
+    mode = info.mode
+    if not stat.S_IFMT(mode):
+        mode |= stat.S_IFLNK if info.is_link else stat.S_IFDIR if info.is_dir else stat.S_IFREG
+    mtime = info.mtime if info.mtime is not None else 0.0
+    when = _utc(mtime)
+    if now - _SIX_MONTHS < mtime < now + 3600:
+        date = f"{_MONTHS[when.month - 1]} {when.day:02d} {when.hour:02d}:{when.minute:02d}"
+    else:
+        date = f"{_MONTHS[when.month - 1]} {when.day:02d}  {when.year}"
+    name = info.name
+    if info.is_link and info.target is not None:
+        name = f"{name} -> {info.target}"
+    return (
+        f"{stat.filemode(mode)} {info.nlink:3d} {info.owner:<8} {info.group:<8} "
+        f"{max(info.size, 0):8d} {date} {name}"
+    )
 
 
 def mlsx_line(info: FileInfo, facts: Iterable[str], perm: str) -> str:
     """One MLSD line or MLST entry (RFC 3659 §7): ``type=file;size=12;modify=...; name``.
 
     Writes the facts named in ``facts`` (a subset of :data:`MLST_FACTS`) that apply, in
-    :data:`MLST_FACTS` order: ``type`` is ``file``, ``dir`` (``cdir``/``pdir`` are the
-    server's to give), ``size`` only for files, ``modify`` as ``YYYYMMDDHHMMSS`` UTC,
-    ``perm`` as given (``"adfrw"``, ``"elcmp"``...), ``unique`` when known. No CRLF, no
-    leading space (MLST's reply adds one).
+    :data:`MLST_FACTS` order: ``type`` is ``file``, ``dir``, or ``cdir``/``pdir`` when
+    ``info.facts["type"]`` says so (the server's to give), ``size`` only for files,
+    ``modify`` as ``YYYYMMDDHHMMSS`` UTC, ``perm`` as given (``"adfrw"``, ``"elcmp"``...),
+    ``unique`` when known. Fact names are case-insensitive. No CRLF, no leading space
+    (MLST's reply adds one).
+
+    >>> mlsx_line(FileInfo("a.txt", size=12, mtime=0), ["Type", "SIZE", "modify"], "")
+    'type=file;size=12;modify=19700101000000; a.txt'
     """
-    raise NotImplementedError
+    wanted = {fact.lower() for fact in facts}
+    out = []
+    for fact in MLST_FACTS:
+        if fact not in wanted:
+            continue
+        if fact == "type":
+            given = info.facts.get("type", "").lower()
+            value = given if given in ("cdir", "pdir") else "dir" if info.is_dir else "file"
+            out.append(f"type={value};")
+        elif fact == "size":
+            if not info.is_dir and info.size >= 0:
+                out.append(f"size={info.size};")
+        elif fact == "modify":
+            if info.mtime is not None:
+                out.append(f"modify={format_mdtm(info.mtime)};")
+        elif fact == "perm":
+            out.append(f"perm={perm};")
+        elif fact == "unique" and info.unique:
+            out.append(f"unique={info.unique};")
+    return "".join(out) + " " + info.name
 
 
 def parse_mlsx_line(line: str) -> FileInfo:
@@ -312,9 +605,60 @@ def parse_mlsx_line(line: str) -> FileInfo:
 
     ``type`` sets ``is_dir`` (``dir``, ``cdir``, ``pdir``), ``size`` (or ``sizd``) the size,
     ``modify`` the mtime (fractions allowed), ``unique`` the unique fact, ``unix.mode`` the
-    mode. FTPProtocolError when there is no ``"; "`` or a fact lacks its ``=``.
+    mode (with the type's bits), ``unix.owner``/``unix.group`` (or ``unix.ownername``/
+    ``unix.groupname``) the owner and group. A line that starts with a space has no facts
+    (RFC 3659 §7.2); so pass MLST's entry lines without their leading space.
+    FTPProtocolError when there is no ``"; "``, a fact lacks its ``=``, or a size, modify or
+    unix.mode value is not one.
+
+    >>> info = parse_mlsx_line("type=file;Size=12;modify=20261205081700; a b.txt")
+    >>> info.name, info.size, info.is_dir, format_mdtm(info.mtime), info.facts["size"]
+    ('a b.txt', 12, False, '20261205081700', '12')
     """
-    raise NotImplementedError
+    if line.startswith(" "):
+        text, name = "", line[1:]
+    else:
+        cut = line.find("; ")
+        if cut < 0:
+            raise FTPProtocolError(None, f"not an MLSx line (no '; '): {line!r}")
+        text, name = line[:cut], line[cut + 2 :]
+    facts: dict[str, str] = {}
+    for fact in text.split(";"):
+        if not fact:
+            continue
+        key, equals, value = fact.partition("=")
+        if not equals or not key:
+            raise FTPProtocolError(None, f"an MLSx fact without '=': {fact!r}")
+        facts[key.lower()] = value
+    kind = facts.get("type", "").lower()
+    is_dir = kind in ("dir", "cdir", "pdir")
+    size = -1
+    mtime = None
+    mode = 0
+    try:
+        for key in ("size", "sizd"):
+            if key in facts:
+                size = int(facts[key])
+                if size < 0:
+                    raise ValueError(f"negative {key}")
+                break
+        if "modify" in facts:
+            mtime = parse_mdtm(facts["modify"])
+        if "unix.mode" in facts:
+            mode = int(facts["unix.mode"], 8) | (stat.S_IFDIR if is_dir else stat.S_IFREG)
+    except ValueError as error:
+        raise FTPProtocolError(None, f"a bad MLSx fact in {line!r}: {error}") from None
+    return FileInfo(
+        name=name,
+        is_dir=is_dir,
+        size=size,
+        mtime=mtime,
+        mode=mode,
+        owner=facts.get("unix.ownername", facts.get("unix.owner", "owner")),
+        group=facts.get("unix.groupname", facts.get("unix.group", "group")),
+        unique=facts.get("unique"),
+        facts=facts,
+    )
 
 
 def parse_list_line(line: str, now: float | None = None) -> FileInfo | None:
@@ -324,19 +668,160 @@ def parse_list_line(line: str, now: float | None = None) -> FileInfo | None:
     as some servers write), size, ``Mon DD HH:MM`` (a year guessed from ``now``: the last
     12 months) or ``Mon DD YYYY``, name (spaces kept; ``name -> target`` for a link).
     DOS: ``MM-DD-YY  HH:MMAM  <DIR>  name`` or with a size instead of ``<DIR>``
-    (2- or 4-digit years, 12- or 24-hour times). ``total N`` lines give None.
+    (2- or 4-digit years, 12- or 24-hour times). ``total N`` lines give None. Times are
+    taken as UTC; English month names only.
+
+    >>> info = parse_list_line("-rw-r--r--    1 0        0            1234 Dec 05  2025 a b")
+    >>> info.name, info.size, info.is_dir, format_mdtm(info.mtime)
+    ('a b', 1234, False, '20251205000000')
+    >>> parse_list_line("12-05-26  08:17PM       <DIR>          pub").is_dir
+    True
     """
-    raise NotImplementedError
+    line = line.rstrip("\r\n")
+    match = _UNIX_LINE.match(line)
+    if match is not None:
+        return _unix_entry(match, time.time() if now is None else now)
+    match = _DOS_LINE.match(line)
+    if match is not None:
+        return _dos_entry(match)
+    return None
+
+
+# ls -l: type and permissions (and an ACL/SELinux mark), links, owner and group (either may
+# be missing), size (or "major, minor" for a device), date, name
+_UNIX_LINE = re.compile(
+    r"(?P<mode>[-bcdlpsDw?][-rwxsStTlL]{9})[+@.]?\s+"
+    r"(?:(?P<nlink>[0-9]+)\s+)?"
+    r"(?:(?P<owner>\S+)\s+)??(?:(?P<group>\S+)\s+)??"
+    r"(?P<size>[0-9]+|[0-9]+,\s*[0-9]+)\s+"
+    r"(?P<month>[A-Za-z]{3})\s+(?P<day>[0-9]{1,2})\s+"
+    r"(?:(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})|(?P<year>[0-9]{4}))"
+    r" (?P<name>.+)",
+    re.DOTALL,
+)
+# DOS / IIS: 12-05-26  08:17AM       <DIR>          name
+_DOS_LINE = re.compile(
+    r"(?P<month>[0-9]{2})-(?P<day>[0-9]{2})-(?P<year>[0-9]{4}|[0-9]{2})\s+"
+    r"(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})\s*(?P<ampm>[AaPp][Mm])?\s+"
+    r"(?:(?P<dir><DIR>)|(?P<size>[0-9][0-9,]*))\s+(?P<name>\S.*)",
+    re.DOTALL,
+)
+_TYPE_BITS = {
+    "-": stat.S_IFREG,
+    "d": stat.S_IFDIR,
+    "l": stat.S_IFLNK,
+    "b": stat.S_IFBLK,
+    "c": stat.S_IFCHR,
+    "p": stat.S_IFIFO,
+    "s": stat.S_IFSOCK,
+}
+
+
+def _mode_bits(text: str) -> int:
+    """An st_mode from ``drwxr-sr-t``."""
+    mode = _TYPE_BITS.get(text[0], 0)
+    for index, (char, bit) in enumerate(zip(text[1:], "rwxrwxrwx", strict=True)):
+        shift = 8 - index
+        if char == bit or (bit == "x" and char in "stl"):
+            mode |= 1 << shift
+        if bit == "x" and char in "sStTlL":
+            mode |= (stat.S_ISUID, stat.S_ISGID, stat.S_ISVTX)[index // 3]
+    return mode
+
+
+def _unix_entry(match: re.Match[str], now: float) -> FileInfo | None:
+    month = _MONTH_NUMBER.get(match["month"].lower())
+    day = int(match["day"])
+    if month is None or not 1 <= day <= 31:
+        return None
+    try:
+        if match["year"] is not None:
+            when = datetime(int(match["year"]), month, day, tzinfo=UTC)
+        else:
+            hour, minute = int(match["hour"]), int(match["minute"])
+            when = _recent_date(month, day, hour, minute, now)
+    except ValueError:
+        return None
+    mode_text = match["mode"]
+    is_link = mode_text[0] == "l"
+    name, target = match["name"], None
+    if is_link and " -> " in name:
+        name, target = name.split(" -> ", 1)
+    size_text = match["size"]
+    owner, group = match["owner"], match["group"]
+    return FileInfo(
+        name=name,
+        is_dir=mode_text[0] == "d",
+        size=int(size_text) if size_text.isdigit() else -1,
+        mtime=(when - _EPOCH) / timedelta(seconds=1),
+        mode=_mode_bits(mode_text),
+        nlink=int(match["nlink"]) if match["nlink"] else 1,
+        owner=owner if owner is not None else "owner",
+        group=group if group is not None else "group",
+        is_link=is_link,
+        target=target,
+    )
+
+
+def _recent_date(month: int, day: int, hour: int, minute: int, now: float) -> datetime:
+    """The latest such date no later than a day after ``now`` (ls shows no year for those)."""
+    latest = _utc(now) + timedelta(days=1)
+    for year in range(latest.year, latest.year - 8, -1):
+        try:
+            when = datetime(year, month, day, hour, minute, tzinfo=UTC)
+        except ValueError:
+            if month == 2 and day == 29:
+                continue  # not a leap year: an earlier one
+            raise
+        if when <= latest:
+            return when
+    raise ValueError("no such date")
+
+
+def _dos_entry(match: re.Match[str]) -> FileInfo | None:
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        year += 2000 if year < 69 else 1900  # as POSIX strptime's %y
+    hour, minute = int(match["hour"]), int(match["minute"])
+    ampm = match["ampm"]
+    if ampm is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
+    try:
+        when = datetime(year, int(match["month"]), int(match["day"]), hour, minute, tzinfo=UTC)
+    except ValueError:
+        return None
+    is_dir = match["dir"] is not None
+    return FileInfo(
+        name=match["name"],
+        is_dir=is_dir,
+        size=-1 if is_dir else int(match["size"].replace(",", "")),
+        mtime=(when - _EPOCH) / timedelta(seconds=1),
+        mode=stat.S_IFDIR if is_dir else stat.S_IFREG,
+    )
 
 
 def format_mdtm(t: float) -> str:
     """A time as MDTM and MLSx write it: ``YYYYMMDDHHMMSS`` in UTC."""
-    raise NotImplementedError
+    try:
+        when = _EPOCH + timedelta(seconds=math.floor(t))
+    except OverflowError:
+        raise ValueError(f"time out of range: {t!r}") from None
+    return f"{when.year:04d}{when:%m%d%H%M%S}"
 
 
 def parse_mdtm(text: str) -> float:
     """Seconds since the epoch from ``YYYYMMDDHHMMSS[.sss]`` (UTC); ValueError otherwise."""
-    raise NotImplementedError
+    match = _MDTM.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a YYYYMMDDHHMMSS time: {text!r}")
+    year, month, day, hour, minute, second, fraction = match.groups()
+    when = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
+    )
+    seconds = (when - _EPOCH) // timedelta(seconds=1)
+    return seconds + float("0" + fraction) if fraction else float(seconds)
 
 
 # ---- TYPE A (RFC 959 §3.1.1.1): the wire's line end is CRLF
@@ -349,12 +834,24 @@ class AsciiEncoder:
     ``\\r`` and ``\\n`` arrive in different chunks.
     """
 
+    def __init__(self) -> None:
+        self._cr = False  # the last byte fed was a CR
+
     def feed(self, data: bytes) -> bytes:
-        raise NotImplementedError
+        if not data:
+            return b""
+        head = b""
+        if self._cr and data[:1] == b"\n":
+            head, rest = b"\n", data[1:]
+        else:
+            rest = data
+        self._cr = data[-1:] == b"\r"
+        return head + rest.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
     def flush(self) -> bytes:
         """What is held back at the end of the data."""
-        raise NotImplementedError
+        self._cr = False
+        return b""
 
 
 class AsciiDecoder:
@@ -364,11 +861,22 @@ class AsciiDecoder:
     for the next (or :meth:`flush`).
     """
 
+    def __init__(self) -> None:
+        self._cr = False  # the last byte fed was a CR
+
     def feed(self, data: bytes) -> bytes:
-        raise NotImplementedError
+        if self._cr:
+            data = b"\r" + data
+            self._cr = False
+        if data[-1:] == b"\r":
+            data = data[:-1]
+            self._cr = True
+        return data.replace(b"\r\n", b"\n")
 
     def flush(self) -> bytes:
-        raise NotImplementedError
+        held = b"\r" if self._cr else b""
+        self._cr = False
+        return held
 
 
 # ---- the client's errors
@@ -386,8 +894,11 @@ class FTPError(NetshellError):
     def __init__(self, reply: Reply | None, message: str | None = None) -> None:
         self.reply = reply
         self.code = reply.code if reply is not None else 0
-        text = message if message is not None else (
-            f"{reply.code} {' '.join(line.strip() for line in reply.lines)}" if reply else "")
+        text = (
+            message
+            if message is not None
+            else (f"{reply.code} {' '.join(line.strip() for line in reply.lines)}" if reply else "")
+        )
         super().__init__(text)
 
 
@@ -405,4 +916,8 @@ class FTPProtocolError(FTPError):
 
 def error_for(reply: Reply) -> FTPError:
     """The FTPError subclass that fits ``reply`` (4xx, 5xx, else FTPProtocolError)."""
-    raise NotImplementedError
+    if reply.kind == 4:
+        return FTPTemporaryError(reply)
+    if reply.kind == 5:
+        return FTPPermanentError(reply)
+    return FTPProtocolError(reply)
