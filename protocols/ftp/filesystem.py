@@ -28,8 +28,14 @@ server from the file objects returned here, never read whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import BinaryIO
+import errno
+import os
+import re
+import secrets
+import stat as stat_mod
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, cast
 
 from protocols.ftp.core import FileInfo
 
@@ -39,11 +45,49 @@ __all__ = ["MAX_NAME", "MAX_PATH", "FSError", "FileSystem", "Upload"]
 MAX_NAME = 255
 MAX_PATH = 4096
 
+#: the prefix of upload temp files: listings hide them
+_TEMP_PREFIX = b".netshell-upload-"
+#: symbolic links followed while resolving one path before giving up (Linux's own limit)
+_MAX_LINKS = 40
+
+_O_PATH = getattr(os, "O_PATH", os.O_RDONLY)  # O_PATH walks directories we may not read
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_DIR_FLAGS = _O_PATH | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
+
+_ESCAPED = re.compile(rb"\\x([89a-f][0-9a-f])")
+
+_MESSAGES = {
+    errno.ENOENT: (550, "No such file or directory"),
+    errno.EACCES: (550, "Permission denied"),
+    errno.EPERM: (550, "Permission denied"),
+    errno.EROFS: (550, "Read-only file system"),
+    errno.ENOTEMPTY: (550, "Directory not empty"),
+    errno.EEXIST: (550, "File exists"),
+    errno.EISDIR: (550, "Is a directory"),
+    errno.ENOTDIR: (550, "Not a directory"),
+    errno.ELOOP: (550, "Too many levels of symbolic links"),
+    errno.EXDEV: (550, "Cannot move across file systems"),
+    errno.EINVAL: (550, "Invalid argument"),
+    errno.ENAMETOOLONG: (553, "File name too long"),
+    errno.ENOSPC: (452, "Insufficient storage space"),
+    errno.EDQUOT: (452, "Insufficient storage space"),
+    errno.EFBIG: (452, "File too large"),
+    errno.EBUSY: (450, "File busy"),
+    errno.ETXTBSY: (450, "File busy"),
+}
+
 
 class FSError(OSError):
     """A file operation refused or failed: ``code`` is the FTP reply code to send.
 
     ``str()`` is the reply's text: ``No such file or directory: /x.txt``.
+
+    >>> e = FSError(550, "No such file or directory: /x.txt")
+    >>> e.code, str(e)
+    (550, 'No such file or directory: /x.txt')
     """
 
     def __init__(self, code: int, message: str) -> None:
@@ -55,41 +99,232 @@ class FSError(OSError):
         return self.message
 
 
+def _display(path: str) -> str:
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoder made: show it as text
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _error(exc: OSError, vpath: str) -> FSError:
+    """The FSError for an OSError met on ``vpath``: its message never names the real path."""
+    if isinstance(exc, FSError):
+        return exc
+    code, text = _MESSAGES.get(exc.errno or 0, (451, "Local error in processing"))
+    return FSError(code, f"{text}: {_display(vpath)}")
+
+
+def _no_such(vpath: str) -> FSError:
+    return FSError(550, f"No such file or directory: {_display(vpath)}")
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
+
+
+class _Escape(Exception):
+    """A symbolic link leads out of the root."""
+
+
+class _Location:
+    """Where a virtual path is on disk: an entry ``name`` in the open directory ``parent``.
+
+    ``fds`` are open directories from the root down (``fds[-1]`` is ``parent``); ``names``
+    their names below the root. ``name`` is None for the root itself; ``st`` is the entry's
+    ``lstat`` (None when it does not exist). Close it (``with``) to close the directories.
+    """
+
+    __slots__ = ("fds", "names", "name", "st")
+
+    def __init__(
+        self, fds: list[int], names: list[bytes], name: bytes | None, st: os.stat_result | None
+    ) -> None:
+        self.fds = fds
+        self.names = names
+        self.name = name
+        self.st = st
+
+    @property
+    def parent(self) -> int:
+        return self.fds[-1]
+
+    @property
+    def is_root(self) -> bool:
+        return self.name is None
+
+    def close(self) -> None:
+        _close_all(self.fds)
+
+    def __enter__(self) -> _Location:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Upload:
     """A file being written by STOR/APPE/STOU: ``write`` chunks, then ``commit`` or ``abort``.
 
     ``path`` is the virtual path the file will have; ``offset`` where writing started.
-    ``written`` counts bytes written so far.
+    ``written`` counts bytes written so far. Made by :meth:`FileSystem.open_upload`.
+    A fresh upload writes into a temp file (``.netshell-upload-<random>.<name>``) in the
+    target's directory, which stays open so that ``commit`` renames into that very
+    directory even if it was renamed meanwhile. Collected without ``commit``, it aborts.
     """
 
     path: str
     offset: int
     written: int
 
+    def __init__(
+        self,
+        path: str,
+        offset: int,
+        fd: int,
+        parent_fd: int | None = None,
+        temp: bytes | None = None,
+        target: bytes | None = None,
+    ) -> None:
+        self.path = path
+        self.offset = offset
+        self.written = 0
+        self._fd: int | None = fd
+        self._parent_fd = parent_fd
+        self._temp = temp
+        self._target = target
+
+    @property
+    def closed(self) -> bool:
+        """True once committed or aborted."""
+        return self._fd is None
+
+    def fileno(self) -> int:
+        """The descriptor being written (for a server that writes itself; count ``written``)."""
+        if self._fd is None:
+            raise ValueError("upload is closed")
+        return self._fd
+
     def write(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Write ``data`` (all of it); FSError (452 when the disk is full) on failure."""
+        if self._fd is None:
+            raise ValueError("upload is closed")
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                self.written += n
+                view = view[n:]
+        except OSError as exc:
+            raise _error(exc, self.path) from None
 
     def commit(self) -> None:
         """Flush, close and put the file in place (atomic rename for a fresh upload)."""
-        raise NotImplementedError
+        if self._fd is None:
+            raise ValueError("upload is closed")
+        fd, self._fd = self._fd, None
+        try:
+            os.close(fd)  # unbuffered writes: nothing to flush; close reports NFS errors
+            if self._temp is not None:
+                assert self._target is not None and self._parent_fd is not None
+                os.replace(
+                    self._temp, self._target, src_dir_fd=self._parent_fd, dst_dir_fd=self._parent_fd
+                )
+                self._temp = None
+        except OSError as exc:
+            self._remove_temp()
+            raise _error(exc, self.path) from None
+        finally:
+            self._close_parent()
 
     def abort(self) -> None:
         """Give up: a fresh upload's temp file is removed; a resumed one keeps what arrived."""
-        raise NotImplementedError
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        self._remove_temp()
+        self._close_parent()
+
+    def _remove_temp(self) -> None:
+        if self._temp is not None and self._parent_fd is not None:
+            try:
+                os.unlink(self._temp, dir_fd=self._parent_fd)
+            except OSError:
+                pass
+            self._temp = None
+
+    def _close_parent(self) -> None:
+        if self._parent_fd is not None:
+            os.close(self._parent_fd)
+            self._parent_fd = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            self.abort()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd is None else "open"
+        return (
+            f"<Upload {_display(self.path)!r} offset={self.offset} written={self.written} {state}>"
+        )
 
 
 class FileSystem:
     """The files under ``root`` as an FTP session sees them; ``writable`` allows changes.
 
     Every changing method raises FSError(550, "Permission denied: ...") when not writable.
-    """
 
-    def __init__(self, root: str, writable: bool = False) -> None:
-        raise NotImplementedError
+    Each call walks from the root one directory at a time with ``openat``-style calls
+    (``dir_fd``, ``O_NOFOLLOW``): a symbolic link met on the way is read and followed by this
+    code, from the directory it sits in, and refused if it leaves the root; the last
+    operation (open, unlink, rename, ...) is made on a name inside a directory already
+    checked and held open. So a link swapped in or a directory moved after a check leads
+    nowhere outside, whatever the timing.
+
+    Owners and groups are listed as numbers (``1000 1000``), as vsftpd does by default:
+    no user database is read per entry (fast for large listings), and no account names
+    of the host are shown to clients.
+
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> fs = FileSystem(tmp.name, writable=True)
+    >>> fs.resolve("/pub", "../../hello.txt")
+    '/hello.txt'
+    >>> up = fs.open_upload("/hello.txt"); up.write(b"hi\\n"); up.commit()
+    >>> [(i.name, i.size) for i in fs.listdir("/")]
+    [('hello.txt', 3)]
+    >>> fs.real_path("/hello.txt") == fs.root + "/hello.txt"
+    True
+    >>> fs.stat("/nope")
+    Traceback (most recent call last):
+    ...
+    protocols.ftp.filesystem.FSError: No such file or directory: /nope
+    >>> tmp.cleanup()
+    """
 
     #: the root's real, absolute path (symlinks resolved)
     root: str
     writable: bool
+
+    def __init__(self, root: str, writable: bool = False) -> None:
+        real = os.path.realpath(os.fspath(root))
+        if not os.path.isdir(real):
+            raise NotADirectoryError(errno.ENOTDIR, "FTP root is not a directory", real)
+        self.root = real
+        self.writable = writable
+        self._root_bytes = os.fsencode(real)
+
+    def __repr__(self) -> str:
+        mode = "writable" if self.writable else "read-only"
+        return f"<FileSystem {self.root!r} {mode}>"
+
+    # ---- virtual paths
 
     def resolve(self, cwd: str, path: str) -> str:
         """The virtual path ``path`` names, seen from the virtual directory ``cwd``.
@@ -97,36 +332,300 @@ class FileSystem:
         ``""`` is ``cwd``; an absolute ``path`` starts at the root; ``//`` and ``\\``-free
         parts normalise as POSIX does; ``..`` never climbs above ``/``. Raises FSError (553)
         for NUL or a name/path over the limits. Does not touch the disk.
+
+        A backslash is an ordinary character of a name, as on any POSIX system:
+        ``..\\..`` names one entry inside the current directory, never a climb.
+
+        >>> fs = FileSystem("/")
+        >>> fs.resolve("/a/b", "../c//./d/")
+        '/a/c/d'
+        >>> fs.resolve("/", "../../..")
+        '/'
+        >>> fs.resolve("/a", "..\\\\..")
+        '/a/..\\\\..'
         """
-        raise NotImplementedError
+        return "/" + "/".join(self._parts(cwd, path))
+
+    def _parts(self, cwd: str, path: str) -> list[str]:
+        for text in (cwd, path):
+            if "\x00" in text:
+                raise FSError(553, "File name not allowed (NUL)")
+            if len(text) > MAX_PATH and _byte_len(text) > MAX_PATH:
+                raise FSError(553, "Path too long")
+        parts: list[str] = []
+        for text in (path,) if path.startswith("/") else (cwd, path):
+            for part in text.split("/"):
+                if part == "..":
+                    if parts:
+                        parts.pop()
+                elif part and part != ".":
+                    parts.append(part)
+        total = 0
+        for part in parts:
+            n = _byte_len(part)
+            if n > MAX_NAME:
+                raise FSError(553, "File name too long")
+            total += n + 1
+        if total > MAX_PATH:
+            raise FSError(553, "Path too long")
+        return parts
+
+    def display(self, path: str) -> str:
+        """``path`` as shown to clients (undecodable bytes escaped), for replies and logs.
+
+        >>> FileSystem("/").display("/caf\\udce9.txt")
+        '/caf\\\\xe9.txt'
+        """
+        return _display(path)
+
+    # ---- walking the disk
+
+    def _open_root(self) -> int:
+        return os.open(self.root, _DIR_FLAGS)
+
+    def _component(self, dir_fd: int, name: str) -> bytes:
+        """The name on disk of the virtual name ``name`` in the directory ``dir_fd``."""
+        try:
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise FSError(553, f"File name not allowed: {_display(name)}") from None
+        if b"\\x" in raw:
+            # "\xNN" is how listings write an undecodable byte; a name that really has
+            # those characters wins when both exist.
+            escaped = _ESCAPED.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+            same = escaped.decode("utf-8", "backslashreplace") == raw.decode(
+                "utf-8", "backslashreplace"
+            )
+            if escaped != raw and same and not _exists(raw, dir_fd) and _exists(escaped, dir_fd):
+                return escaped
+        return raw
+
+    def _inside(self, target: bytes) -> list[bytes]:
+        """The names below the root of the absolute link target ``target``; _Escape if outside."""
+        real = os.path.realpath(target)
+        if real == self._root_bytes:
+            return []
+        prefix = self._root_bytes.rstrip(b"/") + b"/"
+        if real.startswith(prefix):
+            return real[len(prefix) :].split(b"/")
+        raise _Escape
+
+    def _walk(
+        self, items: Sequence[tuple[bool, str | bytes]], vpath: str, follow: bool = True
+    ) -> _Location:
+        """Find ``items`` (virtual str names, or raw bytes names, ``..`` allowed in the
+        latter) below the root, following links inside it; ``follow`` the last one too."""
+        fds = [self._open_root()]
+        names: list[bytes] = []
+        pending: deque[tuple[bool, str | bytes]] = deque(items)
+        links = 0
+        try:
+            while pending:
+                raw, item = pending.popleft()
+                if raw:
+                    name = cast(bytes, item)
+                    if name in (b"", b"."):
+                        continue
+                    if name == b"..":
+                        if not names:
+                            raise _Escape
+                        os.close(fds.pop())
+                        names.pop()
+                        continue
+                else:
+                    name = self._component(fds[-1], cast(str, item))
+                last = not pending
+                try:
+                    st = os.stat(name, dir_fd=fds[-1], follow_symlinks=False)
+                except FileNotFoundError:
+                    if last:
+                        return _Location(fds, names, name, None)
+                    raise
+                if stat_mod.S_ISLNK(st.st_mode) and (follow or not last):
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise OSError(errno.ELOOP, "too many links")
+                    target = os.readlink(name, dir_fd=fds[-1])
+                    if target.startswith(b"/"):
+                        parts = self._inside(target)
+                        _close_all(fds[1:])
+                        del fds[1:]
+                        names.clear()
+                    else:
+                        parts = target.split(b"/")
+                    pending.extendleft((True, p) for p in reversed(parts))
+                    continue
+                if last:
+                    return _Location(fds, names, name, st)
+                if not stat_mod.S_ISDIR(st.st_mode):
+                    raise OSError(errno.ENOTDIR, "not a directory")
+                fds.append(os.open(name, _DIR_FLAGS, dir_fd=fds[-1]))
+                names.append(name)
+            # Ended on a directory already opened (the root, or a link's "x/.." or "x/").
+            if not names:
+                return _Location(fds, names, None, None)
+            os.close(fds.pop())
+            name = names.pop()
+            return _Location(fds, names, name, os.stat(name, dir_fd=fds[-1], follow_symlinks=False))
+        except _Escape:
+            _close_all(fds)
+            raise _no_such(vpath) from None
+        except OSError as exc:
+            _close_all(fds)
+            raise _error(exc, vpath) from None
+        except BaseException:
+            _close_all(fds)
+            raise
+
+    def _locate(self, path: str, follow: bool = True) -> tuple[str, _Location]:
+        """The normalised virtual ``path`` and where it is; a last-component link that is not
+        followed must still lead inside the root (else it is refused like any other)."""
+        parts = self._parts("/", path)
+        vpath = "/" + "/".join(parts)
+        loc = self._walk([(False, p) for p in parts], vpath, follow)
+        if not follow and loc.st is not None and stat_mod.S_ISLNK(loc.st.st_mode):
+            try:
+                self._walk(
+                    [(True, n) for n in loc.names] + [(True, cast(bytes, loc.name))], vpath
+                ).close()
+            except FSError:
+                loc.close()
+                raise
+        return vpath, loc
+
+    def _check_writable(self, vpath: str) -> None:
+        if not self.writable:
+            raise FSError(550, f"Permission denied: {_display(vpath)}")
+
+    # ---- reading
 
     def real_path(self, path: str) -> str:
         """The real path on disk of the virtual ``path``, checked to be inside the root
         (symlinks resolved); FSError(550) if it leads outside."""
-        raise NotImplementedError
+        _, loc = self._locate(path)
+        with loc:
+            names = [*loc.names] if loc.name is None else [*loc.names, loc.name]
+        return os.fsdecode(os.path.join(self._root_bytes, *names)) if names else self.root
 
     def stat(self, path: str) -> FileInfo:
         """The entry at ``path`` (a symlink inside the root is followed); FSError(550) if none."""
-        raise NotImplementedError
+        vpath, loc = self._locate(path)
+        with loc:
+            if loc.is_root:
+                st = os.stat(loc.parent)
+                name = "/"
+            elif loc.st is None:
+                raise _no_such(vpath)
+            else:
+                st = loc.st
+                name = _display(vpath.rsplit("/", 1)[1])
+        return _info(name, st)
 
     def is_dir(self, path: str) -> bool:
-        raise NotImplementedError
+        """True if ``path`` is a directory inside the root (False for anything refused).
+
+        >>> FileSystem("/").is_dir("/")
+        True
+        """
+        try:
+            return self.stat(path).is_dir
+        except FSError:
+            return False
 
     def is_file(self, path: str) -> bool:
-        raise NotImplementedError
+        """True if ``path`` is a regular file inside the root (False for anything refused)."""
+        try:
+            return stat_mod.S_ISREG(self.stat(path).mode)
+        except FSError:
+            return False
 
     def listdir(self, path: str) -> list[FileInfo]:
         """The entries of the directory ``path``, sorted by name, names escaped as above.
 
         Entries whose symlink leads outside the root are left out; upload temp files too.
         FSError(550) if ``path`` is not a directory.
+
+        A symlink inside the root is listed with what it points to (size, type, mode:
+        it is followed, as everywhere), ``is_link`` set and ``target`` its virtual path.
         """
-        raise NotImplementedError
+        return sorted(self._scan(path)[1], key=lambda info: info.name)
+
+    def _scan(self, path: str) -> tuple[str, list[FileInfo], list[bytes]]:
+        """(virtual path, entries, the directory's names below the root)."""
+        vpath, loc = self._locate(path)
+        with loc:
+            try:
+                if loc.is_root:
+                    fd = os.open(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+                    names = []
+                else:
+                    if loc.st is None:
+                        raise _no_such(vpath)
+                    if not stat_mod.S_ISDIR(loc.st.st_mode):
+                        raise FSError(550, f"Not a directory: {_display(vpath)}")
+                    fd = os.open(
+                        cast(bytes, loc.name),
+                        os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
+                        dir_fd=loc.parent,
+                    )
+                    names = [*loc.names, cast(bytes, loc.name)]
+                try:
+                    entries = self._entries(fd, names, vpath)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise _error(exc, vpath) from None
+        return vpath, entries, names
+
+    def _entries(self, fd: int, names: list[bytes], vpath: str) -> list[FileInfo]:
+        infos = []
+        base = vpath.rstrip("/")
+        with os.scandir(fd) as it:
+            for entry in it:
+                raw = os.fsencode(entry.name)
+                if raw.startswith(_TEMP_PREFIX):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # gone since the directory was read
+                name = raw.decode("utf-8", "backslashreplace")
+                if not stat_mod.S_ISLNK(st.st_mode):
+                    infos.append(_info(name, st))
+                    continue
+                try:
+                    loc = self._walk([(True, n) for n in names] + [(True, raw)], f"{base}/{name}")
+                except FSError as exc:
+                    if "No such file" in exc.message:
+                        continue  # leads outside the root: not there for a client
+                    infos.append(_info(name, st, is_link=True))
+                    continue
+                with loc:
+                    real = [*loc.names] if loc.name is None else [*loc.names, loc.name]
+                    target = "/" + "/".join(n.decode("utf-8", "backslashreplace") for n in real)
+                    try:
+                        tst = os.stat(loc.parent) if loc.is_root else loc.st
+                    except OSError:
+                        tst = None
+                infos.append(_info(name, tst or st, is_link=True, target=target))
+        return infos
 
     def iter_tree(self, path: str) -> Iterator[tuple[str, FileInfo]]:
         """Every entry under ``path`` (virtual path, info), depth first; not used by commands
-        that a client can make expensive (kept for STAT and tools)."""
-        raise NotImplementedError
+        that a client can make expensive (kept for STAT and tools).
+
+        Linked directories are listed but not entered (no loops).
+        """
+        _, entries, _ = self._scan(path)
+        base = self.resolve("/", path).rstrip("/")
+        for info in sorted(entries, key=lambda i: i.name):
+            child = f"{base}/{info.name}"
+            yield child, info
+            if info.is_dir and not info.is_link:
+                try:
+                    yield from self.iter_tree(child)
+                except FSError:
+                    continue  # removed or made unreadable meanwhile
 
     def open_read(self, path: str, offset: int = 0) -> BinaryIO:
         """The file at ``path`` opened for reading, positioned at ``offset``.
@@ -134,37 +633,290 @@ class FileSystem:
         FSError(550) for a directory, a missing file or one outside the root; FSError(554)
         (RFC 3659 REST) when ``offset`` is past its end.
         """
-        raise NotImplementedError
+        vpath, loc = self._locate(path)
+        with loc:
+            if loc.is_root:
+                raise FSError(550, f"Is a directory: {_display(vpath)}")
+            if loc.st is None:
+                raise _no_such(vpath)
+            try:
+                # O_NOFOLLOW: a link swapped in since the walk is refused, not followed;
+                # O_NONBLOCK: a FIFO must not hang the server in open().
+                fd = os.open(
+                    cast(bytes, loc.name),
+                    os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC,
+                    dir_fd=loc.parent,
+                )
+            except OSError as exc:
+                raise _error(exc, vpath) from None
+        try:
+            st = os.fstat(fd)
+            if stat_mod.S_ISDIR(st.st_mode):
+                raise FSError(550, f"Is a directory: {_display(vpath)}")
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise FSError(550, f"Not a regular file: {_display(vpath)}")
+            if offset < 0 or offset > st.st_size:
+                raise FSError(
+                    554, f"Invalid REST offset {offset}: {_display(vpath)} has {st.st_size} bytes"
+                )
+            os.set_blocking(fd, True)
+            if offset:
+                os.lseek(fd, offset, os.SEEK_SET)
+            return cast(BinaryIO, os.fdopen(fd, "rb"))
+        except BaseException as exc:
+            os.close(fd)
+            if isinstance(exc, OSError):
+                raise _error(exc, vpath) from None
+            raise
+
+    # ---- writing
 
     def open_upload(self, path: str, offset: int = 0, append: bool = False) -> Upload:
         """Start writing the file ``path``: fresh (atomic, via a temp file) when ``offset``
         is 0 and not ``append``; else into the file itself from ``offset`` (truncated there)
         or from its end. FSError(550) when the directory is missing or ``path`` is a
-        directory; FSError(554) when ``offset`` is past the file's size."""
-        raise NotImplementedError
+        directory; FSError(554) when ``offset`` is past the file's size.
+
+        With ``append``, ``offset`` is ignored and the file is created if missing. A link
+        inside the root is followed: the file it points to is written.
+        """
+        vpath = self.resolve("/", path)
+        self._check_writable(vpath)
+        if offset < 0:
+            raise FSError(554, f"Invalid REST offset {offset}")
+        _, loc = self._locate(vpath)
+        with loc:
+            if loc.is_root or (loc.st is not None and stat_mod.S_ISDIR(loc.st.st_mode)):
+                raise FSError(550, f"Is a directory: {_display(vpath)}")
+            name = cast(bytes, loc.name)
+            if loc.st is not None and not stat_mod.S_ISREG(loc.st.st_mode):
+                raise FSError(550, f"Not a regular file: {_display(vpath)}")
+            try:
+                if append or offset:
+                    return self._resume(vpath, loc, name, offset, append)
+                return self._fresh(vpath, loc, name)
+            except OSError as exc:
+                raise _error(exc, vpath) from None
+
+    def _resume(self, vpath: str, loc: _Location, name: bytes, offset: int, append: bool) -> Upload:
+        flags = os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC
+        if append:
+            flags |= os.O_CREAT
+        fd = os.open(name, flags, 0o666, dir_fd=loc.parent)
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise FSError(550, f"Not a regular file: {_display(vpath)}")
+            os.set_blocking(fd, True)
+            if append:
+                offset = st.st_size
+            elif offset > st.st_size:
+                raise FSError(
+                    554, f"Invalid REST offset {offset}: {_display(vpath)} has {st.st_size} bytes"
+                )
+            else:
+                os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        return Upload(vpath, offset, fd)
+
+    def _fresh(self, vpath: str, loc: _Location, name: bytes) -> Upload:
+        if loc.st is not None and not os.access(
+            name, os.W_OK, dir_fd=loc.parent, follow_symlinks=False
+        ):
+            raise FSError(550, f"Permission denied: {_display(vpath)}")
+        tag = _TEMP_PREFIX + secrets.token_hex(8).encode() + b"."
+        temp = tag + name[: MAX_NAME - len(tag)]
+        parent = os.dup(loc.parent)
+        try:
+            fd = os.open(
+                temp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC,
+                0o666,
+                dir_fd=parent,
+            )
+        except BaseException:
+            os.close(parent)
+            raise
+        if loc.st is not None:
+            try:  # a replaced file keeps its permissions
+                os.fchmod(fd, stat_mod.S_IMODE(loc.st.st_mode))
+            except OSError:
+                pass
+        return Upload(vpath, 0, fd, parent, temp, name)
 
     def unique_name(self, directory: str, hint: str | None = None) -> str:
-        """A virtual path in ``directory`` that no file has (STOU), based on ``hint``."""
-        raise NotImplementedError
+        """A virtual path in ``directory`` that no file has (STOU), based on ``hint``.
+
+        ``hint`` itself if free, else ``hint.1``, ``hint.2``...; ``file`` without a hint.
+        """
+        dpath = self.resolve("/", directory)
+        base = (hint or "").rsplit("/", 1)[-1]
+        if base in ("", ".", ".."):
+            base = "file"
+        if not self.stat(dpath).is_dir:
+            raise FSError(550, f"Not a directory: {_display(dpath)}")
+        prefix = dpath.rstrip("/") + "/"
+        for n in range(1000):
+            candidate = base if n == 0 else f"{base}.{n}"
+            if n == 999:
+                candidate = f"{base}.{secrets.token_hex(8)}"
+            full = self.resolve("/", prefix + candidate)
+            _, loc = self._locate(full, follow=False)
+            with loc:
+                if loc.st is None:
+                    return full
+        raise FSError(450, f"No unique name free in {_display(dpath)}")  # pragma: no cover
 
     def delete(self, path: str) -> None:
-        raise NotImplementedError
+        """Remove the file ``path`` (a link is removed, not what it points to); FSError(550)
+        for a directory."""
+        vpath = self.resolve("/", path)
+        self._check_writable(vpath)
+        _, loc = self._locate(vpath, follow=False)
+        with loc:
+            if loc.is_root or (loc.st is not None and stat_mod.S_ISDIR(loc.st.st_mode)):
+                raise FSError(550, f"Is a directory: {_display(vpath)}")
+            if loc.st is None:
+                raise _no_such(vpath)
+            try:
+                os.unlink(cast(bytes, loc.name), dir_fd=loc.parent)
+            except OSError as exc:
+                raise _error(exc, vpath) from None
 
     def mkdir(self, path: str) -> None:
-        raise NotImplementedError
+        """Make the directory ``path``; FSError(550) if it exists or its parent does not."""
+        vpath = self.resolve("/", path)
+        self._check_writable(vpath)
+        _, loc = self._locate(vpath, follow=False)
+        with loc:
+            if loc.is_root:
+                raise FSError(550, f"File exists: {_display(vpath)}")
+            try:
+                os.mkdir(cast(bytes, loc.name), 0o777, dir_fd=loc.parent)
+            except OSError as exc:
+                raise _error(exc, vpath) from None
 
     def rmdir(self, path: str) -> None:
         """Remove an empty directory; FSError(550) if not empty, or if it is the root."""
-        raise NotImplementedError
+        vpath = self.resolve("/", path)
+        self._check_writable(vpath)
+        _, loc = self._locate(vpath, follow=False)
+        with loc:
+            if loc.is_root:
+                raise FSError(550, "Cannot remove the root directory")
+            if loc.st is None:
+                raise _no_such(vpath)
+            if not stat_mod.S_ISDIR(loc.st.st_mode):
+                raise FSError(550, f"Not a directory: {_display(vpath)}")
+            try:
+                os.rmdir(cast(bytes, loc.name), dir_fd=loc.parent)
+            except OSError as exc:
+                raise _error(exc, vpath) from None
 
     def rename(self, source: str, target: str) -> None:
-        """Rename (files or directories) within the root; FSError(550/553) when refused."""
-        raise NotImplementedError
+        """Rename (files or directories) within the root; FSError(550/553) when refused.
+
+        An existing target file is replaced (as POSIX ``rename``); a link is renamed
+        itself. The root cannot be renamed or replaced, nor a directory moved into itself.
+        """
+        spath = self.resolve("/", source)
+        tpath = self.resolve("/", target)
+        self._check_writable(spath)
+        if spath == "/" or tpath == "/":
+            raise FSError(550, "Cannot rename the root directory")
+        if tpath.startswith(spath.rstrip("/") + "/"):
+            raise FSError(550, f"Cannot move a directory into itself: {_display(tpath)}")
+        _, src = self._locate(spath, follow=False)
+        with src:
+            if src.st is None:
+                raise _no_such(spath)
+            _, dst = self._locate(tpath, follow=False)
+            with dst:
+                if dst.is_root:
+                    raise FSError(550, "Cannot rename the root directory")
+                try:
+                    os.rename(
+                        cast(bytes, src.name),
+                        cast(bytes, dst.name),
+                        src_dir_fd=src.parent,
+                        dst_dir_fd=dst.parent,
+                    )
+                except OSError as exc:
+                    if exc.errno == errno.EINVAL:
+                        raise FSError(
+                            550, f"Cannot move a directory into itself: {_display(tpath)}"
+                        ) from None
+                    which = (
+                        tpath
+                        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR)
+                        else spath
+                    )
+                    raise _error(exc, which) from None
 
     def chmod(self, path: str, mode: int) -> None:
         """SITE CHMOD: permission bits only (0o7777 at most)."""
-        raise NotImplementedError
+        vpath = self.resolve("/", path)
+        self._check_writable(vpath)
+        if not 0 <= mode <= 0o7777:
+            raise FSError(501, f"Invalid mode {mode:o}")
+        _, loc = self._locate(vpath)
+        with loc:
+            if loc.is_root:
+                raise FSError(550, f"Permission denied: {_display(vpath)}")
+            if loc.st is None:
+                raise _no_such(vpath)
+            try:
+                _chmod_at(loc.parent, cast(bytes, loc.name), mode)
+            except OSError as exc:
+                raise _error(exc, vpath) from None
 
-    def display(self, path: str) -> str:
-        """``path`` as shown to clients (undecodable bytes escaped), for replies and logs."""
-        raise NotImplementedError
+
+def _chmod_at(dir_fd: int, name: bytes, mode: int) -> None:
+    """chmod the entry ``name`` of ``dir_fd``, never through a link swapped in meanwhile."""
+    if _O_PATH != os.O_RDONLY and os.path.isdir("/proc/self/fd"):
+        fd = os.open(name, _O_PATH | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            if stat_mod.S_ISLNK(os.fstat(fd).st_mode):
+                raise OSError(errno.ELOOP, "a link")
+            os.chmod(f"/proc/self/fd/{fd}", mode)
+        finally:
+            os.close(fd)
+    else:  # pragma: no cover - no O_PATH: a small window remains
+        os.chmod(name, mode, dir_fd=dir_fd, follow_symlinks=True)
+
+
+def _byte_len(text: str) -> int:
+    try:
+        return len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _exists(name: bytes, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _info(
+    name: str, st: os.stat_result, is_link: bool = False, target: str | None = None
+) -> FileInfo:
+    is_dir = stat_mod.S_ISDIR(st.st_mode)
+    return FileInfo(
+        name=name,
+        is_dir=is_dir,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        mode=st.st_mode,
+        nlink=st.st_nlink,
+        owner=str(st.st_uid),
+        group=str(st.st_gid),
+        is_link=is_link,
+        target=target,
+        unique=f"{st.st_dev:x}U{st.st_ino:x}",
+    )
