@@ -129,6 +129,11 @@ class _Escape(Exception):
     """A symbolic link leads out of the root."""
 
 
+class _Outside(FSError):
+    """The FSError for a path whose symbolic links lead out of the root: it reads as a
+    missing file (such links are invisible to clients)."""
+
+
 class _Location:
     """Where a virtual path is on disk: an entry ``name`` in the open directory ``parent``.
 
@@ -469,7 +474,7 @@ class FileSystem:
             return _Location(fds, names, name, os.stat(name, dir_fd=fds[-1], follow_symlinks=False))
         except _Escape:
             _close_all(fds)
-            raise _no_such(vpath) from None
+            raise _Outside(550, f"No such file or directory: {_display(vpath)}") from None
         except OSError as exc:
             _close_all(fds)
             raise _error(exc, vpath) from None
@@ -488,9 +493,11 @@ class FileSystem:
                 self._walk(
                     [(True, n) for n in loc.names] + [(True, cast(bytes, loc.name))], vpath
                 ).close()
-            except FSError:
+            except _Outside:
                 loc.close()
                 raise
+            except FSError:
+                pass  # a loop inside the root: the link itself may still be removed
         return vpath, loc
 
     def _check_writable(self, vpath: str) -> None:
@@ -545,8 +552,9 @@ class FileSystem:
         Entries whose symlink leads outside the root are left out; upload temp files too.
         FSError(550) if ``path`` is not a directory.
 
-        A symlink inside the root is listed with what it points to (size, type, mode:
-        it is followed, as everywhere), ``is_link`` set and ``target`` its virtual path.
+        A symlink inside the root is listed as what it points to (type, size, mode: it is
+        followed, as everywhere, like ``ls -lL``), with ``is_link`` set; a dangling one as
+        the link itself (``l`` mode) with ``target`` the virtual path it names.
         """
         return sorted(self._scan(path)[1], key=lambda info: info.name)
 
@@ -595,19 +603,20 @@ class FileSystem:
                     continue
                 try:
                     loc = self._walk([(True, n) for n in names] + [(True, raw)], f"{base}/{name}")
-                except FSError as exc:
-                    if "No such file" in exc.message:
-                        continue  # leads outside the root: not there for a client
-                    infos.append(_info(name, st, is_link=True))
+                except _Outside:
+                    continue  # not there for a client
+                except FSError:
+                    infos.append(_info(name, st, is_link=True))  # a loop: shown as a link
                     continue
                 with loc:
-                    real = [*loc.names] if loc.name is None else [*loc.names, loc.name]
-                    target = "/" + "/".join(n.decode("utf-8", "backslashreplace") for n in real)
-                    try:
-                        tst = os.stat(loc.parent) if loc.is_root else loc.st
-                    except OSError:
-                        tst = None
-                infos.append(_info(name, tst or st, is_link=True, target=target))
+                    if loc.is_root:
+                        infos.append(_info(name, os.stat(loc.parent), is_link=True))
+                    elif loc.st is not None:
+                        infos.append(_info(name, loc.st, is_link=True))
+                    else:  # dangling: the link itself, with where it points
+                        real = [*loc.names, cast(bytes, loc.name)]
+                        target = "/" + "/".join(n.decode("utf-8", "backslashreplace") for n in real)
+                        infos.append(_info(name, st, is_link=True, target=target))
         return infos
 
     def iter_tree(self, path: str) -> Iterator[tuple[str, FileInfo]]:
