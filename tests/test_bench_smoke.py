@@ -2,7 +2,9 @@
 the echo benchmark (scripts/bench/echo.py) measures every server on both allocator
 settings and gives one verdict per comparison; the TLS benchmark
 (scripts/bench/tls.py) measures every server; the HTTP benchmark
-(scripts/bench/http.py) measures every server with wrk and every client.
+(scripts/bench/http.py) measures every server with wrk and every client; the FTP
+benchmark (scripts/bench/ftp.py) measures every server with curl and its own login
+client, every transfer verified.
 
 A smoke test only: ``--quick`` counts are far too small to mean anything, so
 nothing here looks at speed, only that each case ran, was verified and gave a
@@ -298,3 +300,66 @@ def test_startup_bench_quick_runs(tmp_path: Path) -> None:
     }
     for times in (data["prompt"], data["headless"]):
         assert all(t > 0 for t in times.values())
+
+
+FTP_BENCH = ROOT / "scripts" / "bench" / "ftp.py"
+# server -> how its table row is labelled
+FTP_SERVERS = {"netshell": "netshell", "pyftpdlib": "pyftpdlib", "twisted": "Twisted FTP"}
+FTP_MEASURES = (
+    "retr_mib_per_s",
+    "retr_parallel_mib_per_s",
+    "stor_mib_per_s",
+    "stor_parallel_mib_per_s",
+    "logins_per_s",
+    "idle_bytes_per_conn",
+)
+
+
+def _ftp_serve_unwritten() -> bool:
+    """Whether this tree's protocols.ftp.serve is still the placeholder (before issue 14)."""
+    from protocols import ftp
+
+    try:
+        ftp.serve(ROOT, port=0)
+    except NotImplementedError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@pytest.mark.timeout(120)
+def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
+    require("curl")
+    require_modules("twisted", "pyftpdlib")
+    data, stdout = run_bench(FTP_BENCH, tmp_path / "ftp.json", "--quick", timeout=100)
+    assert data["quick"] is True
+    assert data["skipped"] == {}
+    assert data["failed"] == {}
+    assert data["size_mib"] == 1 and data["parallel"] == 10
+    assert data["logins"] == 30 and data["idle_connections"] == 20
+    assert len(data["sha256"]) == 64
+    unavailable = set(data["unavailable"])
+    if unavailable:
+        # only netshell, and only in a tree whose ftp.serve is the placeholder
+        assert unavailable == {"netshell"} and _ftp_serve_unwritten(), data["unavailable"]
+        assert re.search(r"^netshell +not available: ", stdout, re.M), stdout
+    assert set(data["servers"]) == set(FTP_SERVERS) - unavailable
+    for name, result in data["servers"].items():
+        assert result["verified"] is True, name
+        for key in FTP_MEASURES:
+            # every measure of every server: a positive number, one per round
+            assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
+            assert result[key + "_rounds"] == [result[key]], (name, key)
+        label = FTP_SERVERS[name]
+        assert re.search(rf"^{re.escape(label)}( +[0-9,]+){{6}}$", stdout, re.M), label
+    for label, ratio in data["ratios"].items():
+        assert 0 < ratio < math.inf, label
+    if "netshell" not in unavailable:
+        assert {
+            "RETR: netshell / pyftpdlib",
+            "STOR: netshell / pyftpdlib",
+            "logins: netshell / the better of the two",
+            "idle memory: netshell / pyftpdlib",
+        } <= set(data["ratios"])
+        assert "goal >= 1.5x" in stdout

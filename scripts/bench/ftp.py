@@ -1,0 +1,844 @@
+"""FTP benchmark: netshell's FTP server against pyftpdlib and Twisted's, side by side.
+
+Servers. Each runs in its own process, pinned to CPU 0, serving one directory
+(made afresh, 0755) to the user ``u`` (password ``p``) with every write right, on
+127.0.0.1, with no log line per command:
+
+- netshell: ``ftp.serve(root, users={"u": "p"}, writable=True)`` on asyncio's
+  default loop (its limits for many connections from one address lifted where
+  ``ftp.serve`` has them: every client here comes from 127.0.0.1);
+- pyftpdlib: ``FTPServer`` with ``FTPHandler`` and a ``DummyAuthorizer``
+  (``perm="elradfmwMT"``), its defaults otherwise (``sendfile`` on, logging at
+  WARNING: it logs every command at INFO when nothing configured logging);
+- twisted: ``FTPFactory`` over a ``Portal`` with an in-memory checker and a realm
+  whose home directory is the root, on the epoll reactor.
+
+Each server says its port on its first line of stdout once it listens; the
+netshell server says ``UNAVAILABLE`` instead when ``ftp.serve`` is not written
+yet (a tree before issue 14): its row says "not available" and the run goes on.
+
+Before anything is timed, each server is checked: ``LIST`` shows the big file, a
+download of it (curl) has its size and sha256, an upload (curl ``-T``) arrives
+whole with its sha256. Then, all from curl pinned to CPU 1 with taskset, passive
+mode, binary:
+
+- RETR: ``curl -s -o /dev/null ftp://u:p@127.0.0.1:PORT/big.bin`` of a ``--size``
+  MiB file (200 by default), one client (the best of ``--repeat``), then 10 at once
+  (their bytes over the wall time from the first start to the last end); MiB/s one
+  client is curl's own: bytes over its ``time_total``, the whole session (connect,
+  login, EPSV, RETR, 226);
+- STOR: ``curl -s -T big.bin ftp://u:p@127.0.0.1:PORT/up-N.bin`` the same way;
+- every transfer's exit status and byte count (``size_download``/``size_upload``)
+  are checked, and every uploaded file's size on disk; uploads are removed after
+  each run, outside the timing;
+- logins: ``--logins`` (300) clients at once, from this process (asyncio, pinned to
+  CPU 1), each connects, reads the banner, ``USER u`` (331), ``PASS p`` (230),
+  ``QUIT`` (221) and closes; every reply code is checked; logins/s is their count
+  over the wall time;
+- idle memory: on a fresh server process (measured first), after one login to warm
+  it up, its RSS (VmRSS) with ``--idle`` (300) connections logged in and idle, minus
+  its RSS with none, divided by their number.
+
+Next to RETR and STOR, the server's CPU per GiB moved (from /proc: near 0 when the
+kernel's sendfile does the work). Each round starts every server afresh; rounds are
+interleaved, the best kept (the lowest for memory). Servers run with the levelled
+glibc allocator of scripts/bench/echo.py (``--allocator default`` for glibc as it
+comes).
+
+Usage::
+
+    python scripts/bench/ftp.py                       # the full run
+    python scripts/bench/ftp.py --quick --json out.json   # seconds: a smoke test
+    python scripts/bench/ftp.py --size 50 --only netshell,pyftpdlib
+    # a change side by side with the tree before it:
+    python scripts/bench/ftp.py --only netshell,netshell-baseline --baseline ../before
+
+It prints the ratios the issue names, with its goals: RETR netshell/pyftpdlib
+(>= 1x), STOR netshell/pyftpdlib (>= 1.2x), logins netshell / the better of the two
+(>= 1.5x), idle memory per connection netshell/pyftpdlib (<= 1x), and the others
+without a goal. It is a measurement: it exits 0 whatever the ratios, and 1 only if a
+server answered wrongly, lost or mangled a transfer, or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import resource
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+USER, PASSWORD = "u", "p"
+BIG = "big.bin"
+PARALLEL = 10
+
+# Run first in every server: pin it, and say when it listens ("READY port what") on the
+# first line of stdout, or that it cannot run here ("UNAVAILABLE why").
+SERVER_PRELUDE = """
+import os, sys
+os.sched_setaffinity(0, {int(os.environ["BENCH_FTP_CPU"])})
+ROOT = os.environ["BENCH_FTP_ROOT"]
+USER, PASSWORD = "u", "p"
+def ready(port, what):
+    print("READY", port, what, flush=True)
+def unavailable(why):
+    print("UNAVAILABLE", why, flush=True)
+    sys.exit(0)
+"""
+
+SERVERS = {
+    "netshell": """
+        import inspect
+        from netshell import reactor
+        from protocols import ftp
+        # Every client of the benchmark comes from 127.0.0.1: lift the per-address and
+        # overall connection limits where ftp.serve has them (their names vary).
+        accepted = inspect.signature(ftp.serve).parameters
+        lifted = {name: None for name in (
+            "max_connections", "max_connections_per_ip", "max_per_ip",
+        ) if name in accepted}
+        if "backlog" in accepted:
+            lifted["backlog"] = 4096
+        try:
+            listener = ftp.serve(ROOT, port=0, users={USER: PASSWORD}, writable=True,
+                                 **lifted)
+        except NotImplementedError as e:
+            unavailable(f"protocols.ftp.serve is not written in this tree "
+                        f"(NotImplementedError{': ' + str(e) if str(e) else ''})")
+        ready(listener.port, "asyncio " + ",".join(f"{k}={v}" for k, v in lifted.items()))
+        reactor.run()
+    """,
+    "pyftpdlib": """
+        import logging
+        logging.basicConfig(level=logging.WARNING)  # no line per command
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import FTPServer
+        authorizer = DummyAuthorizer()
+        authorizer.add_user(USER, PASSWORD, ROOT, perm="elradfmwMT")
+        FTPHandler.authorizer = authorizer
+        server = FTPServer(("127.0.0.1", 0), FTPHandler, backlog=4096)
+        ready(server.address[1], "sendfile" if FTPHandler.use_sendfile else "no-sendfile")
+        server.serve_forever(handle_exit=True)
+    """,
+    "twisted": """
+        from twisted.internet import epollreactor
+        epollreactor.install()
+        from twisted.internet import reactor
+        from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+        from twisted.cred.portal import Portal
+        from twisted.protocols.ftp import BaseFTPRealm, FTPFactory
+        from twisted.python.filepath import FilePath
+        class Realm(BaseFTPRealm):
+            def getHomeDirectory(self, avatarId):
+                return FilePath(ROOT)
+        checker = InMemoryUsernamePasswordDatabaseDontUse()
+        checker.addUser(USER, PASSWORD)  # str, not bytes: bytes fail the login
+        factory = FTPFactory(Portal(Realm(ROOT), [checker]))
+        port = reactor.listenTCP(0, factory, backlog=4096, interface="127.0.0.1")
+        ready(port.getHost().port, "EPollReactor")
+        reactor.run()
+    """,
+}
+
+
+class ServerCase:
+    """One server: the program it runs, what it needs, the tree it runs from."""
+
+    def __init__(self, name: str, label: str, program: str, needs: list[str]) -> None:
+        self.name = name
+        self.label = label
+        self.program = program
+        self.needs = needs
+        self.cwd = ROOT  # a baseline server runs from its own tree
+        self.env: dict[str, str] = {}
+
+
+SERVER_CASES = [
+    ServerCase("netshell", "netshell", "netshell", []),
+    ServerCase("pyftpdlib", "pyftpdlib", "pyftpdlib", ["pyftpdlib"]),
+    ServerCase("twisted", "Twisted FTP", "twisted", ["twisted"]),
+    # Only when named in --only: the tree before a change (--baseline DIR).
+    ServerCase("netshell-baseline", "netshell baseline", "netshell", []),
+]
+OPTIONAL_SERVERS = {"netshell-baseline"}
+
+# measure key -> (column title, format, higher is better)
+MEASURES: dict[str, tuple[str, str, bool]] = {
+    "retr_mib_per_s": ("RETR MiB/s", ",.0f", True),
+    "retr_parallel_mib_per_s": (f"RETR x{PARALLEL}", ",.0f", True),
+    "stor_mib_per_s": ("STOR MiB/s", ",.0f", True),
+    "stor_parallel_mib_per_s": (f"STOR x{PARALLEL}", ",.0f", True),
+    "logins_per_s": ("logins/s", ",.0f", True),
+    "idle_bytes_per_conn": ("idle B/conn", ",.0f", False),
+}
+# kept with the best of their transfer measure
+CPU_KEYS = {
+    "retr_mib_per_s": "retr_server_cpu_s_per_gib",
+    "stor_mib_per_s": "stor_server_cpu_s_per_gib",
+}
+MEASURE_GROUPS = {
+    "retr": ("retr_mib_per_s", "retr_parallel_mib_per_s"),
+    "stor": ("stor_mib_per_s", "stor_parallel_mib_per_s"),
+    "logins": ("logins_per_s",),
+    "idle": ("idle_bytes_per_conn",),
+}
+
+# (label, measure, numerator, denominators (the better of them), goal, op); the ratio
+# is numerator / best denominator.
+GOALS: list[tuple[str, str, str, tuple[str, ...], float | None, str]] = [
+    ("RETR: netshell / pyftpdlib", "retr_mib_per_s", "netshell", ("pyftpdlib",), 1.0, ">="),
+    ("RETR: netshell / Twisted", "retr_mib_per_s", "netshell", ("twisted",), None, ">="),
+    (f"RETR x{PARALLEL}: netshell / pyftpdlib", "retr_parallel_mib_per_s", "netshell",
+     ("pyftpdlib",), None, ">="),
+    (f"RETR x{PARALLEL}: netshell / Twisted", "retr_parallel_mib_per_s", "netshell",
+     ("twisted",), None, ">="),
+    ("STOR: netshell / pyftpdlib", "stor_mib_per_s", "netshell", ("pyftpdlib",), 1.2, ">="),
+    ("STOR: netshell / Twisted", "stor_mib_per_s", "netshell", ("twisted",), None, ">="),
+    (f"STOR x{PARALLEL}: netshell / pyftpdlib", "stor_parallel_mib_per_s", "netshell",
+     ("pyftpdlib",), None, ">="),
+    (f"STOR x{PARALLEL}: netshell / Twisted", "stor_parallel_mib_per_s", "netshell",
+     ("twisted",), None, ">="),
+    ("logins: netshell / the better of the two", "logins_per_s", "netshell",
+     ("pyftpdlib", "twisted"), 1.5, ">="),
+    ("logins: netshell / pyftpdlib", "logins_per_s", "netshell", ("pyftpdlib",), None, ">="),
+    ("logins: netshell / Twisted", "logins_per_s", "netshell", ("twisted",), None, ">="),
+    ("idle memory: netshell / pyftpdlib", "idle_bytes_per_conn", "netshell", ("pyftpdlib",),
+     1.0, "<="),
+    ("idle memory: netshell / Twisted", "idle_bytes_per_conn", "netshell", ("twisted",), None,
+     "<="),
+    ("RETR: netshell / netshell baseline", "retr_mib_per_s", "netshell",
+     ("netshell-baseline",), None, ">="),
+    ("STOR: netshell / netshell baseline", "stor_mib_per_s", "netshell",
+     ("netshell-baseline",), None, ">="),
+    ("logins: netshell / netshell baseline", "logins_per_s", "netshell",
+     ("netshell-baseline",), None, ">="),
+    ("idle memory: netshell / netshell baseline", "idle_bytes_per_conn", "netshell",
+     ("netshell-baseline",), None, "<="),
+]
+
+
+class Failed(Exception):
+    """A server answered wrongly, lost or mangled a transfer, or did not start."""
+
+
+class Unavailable(Exception):
+    """The server cannot run in this tree (netshell before its FTP server was written)."""
+
+
+def have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def base_env(cpu: int, extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NETSHELL_LOOP", None)
+    env["BENCH_FTP_CPU"] = str(cpu)
+    env.update(extra)
+    return env
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The process's next stdout line, or "" if it says nothing in ``timeout`` seconds."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            return ""
+    return proc.stdout.readline()
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+# ---- servers
+
+
+class Server:
+    """One server process on its CPU, listening when constructed; stop() kills it."""
+
+    def __init__(self, case: ServerCase, cpu: int, root: str, allocator_env: dict[str, str]):
+        self.case = case
+        env = base_env(cpu, {**allocator_env, **case.env, "BENCH_FTP_ROOT": root})
+        code = textwrap.dedent(SERVER_PRELUDE) + textwrap.dedent(SERVERS[case.program])
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=env,
+            cwd=case.cwd,
+            text=True,
+        )
+        words = read_line(self.proc, 30).split(maxsplit=2)
+        if words[:1] == ["UNAVAILABLE"]:
+            self.stop()
+            raise Unavailable(" ".join(words[1:]))
+        if len(words) < 2 or words[0] != "READY":
+            said = self.said()
+            self.stop()
+            raise Failed(f"the {case.label} server did not start:\n{said}")
+        self.port = int(words[1])
+        self.what = words[2].strip() if len(words) > 2 else ""
+
+    def url(self, path: str) -> str:
+        return f"ftp://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{path}"
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def said(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()[-4000:]
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise Failed(f"{self.case.label} died (exit {self.proc.returncode}):\n{self.said()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.stderr.close()
+
+
+# ---- curl
+
+
+def curl_command(args: argparse.Namespace, *curl_args: str) -> list[str]:
+    cmd = [args.curl, "-sS", "--max-time", "300", *curl_args]
+    # Without taskset curl still runs on the load's CPU: it inherits this process's affinity.
+    return [args.taskset, "-c", str(args.client_cpu), *cmd] if args.taskset else cmd
+
+
+def start_curl(args: argparse.Namespace, *curl_args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        curl_command(args, *curl_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish_curl(proc: subprocess.Popen[str], what: str, size: int) -> float:
+    """Wait for a curl started with ``-w '%{size_...} %{time_total}'``; its seconds.
+
+    Fails unless it exited 0 having moved exactly ``size`` bytes."""
+    out, err = proc.communicate(timeout=330)
+    fields = out.split()
+    if proc.returncode != 0 or len(fields) != 2:
+        raise Failed(f"curl {what} failed (exit {proc.returncode}): {err.strip()} {out!r}")
+    moved, seconds = int(fields[0]), float(fields[1])
+    if moved != size:
+        raise Failed(f"curl {what} moved {moved:,} bytes, not {size:,}")
+    return seconds
+
+
+def retrieve_args(server: Server, to: str = os.devnull) -> list[str]:
+    return ["-o", to, "-w", "%{size_download} %{time_total}", server.url(BIG)]
+
+
+def store_args(server: Server, source: str, name: str) -> list[str]:
+    return ["-T", source, "-w", "%{size_upload} %{time_total}", server.url(name)]
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(server: Server, args: argparse.Namespace) -> None:
+    """LIST shows the file; a download and an upload arrive whole, with their sha256."""
+    label = server.case.label
+    listing = subprocess.run(
+        curl_command(args, server.url("")), capture_output=True, text=True, timeout=60
+    )
+    if listing.returncode != 0 or not any(
+        line.split()[-1:] == [BIG] and str(args.size_bytes) in line.split()
+        for line in listing.stdout.splitlines()
+    ):
+        raise Failed(f"{label}: LIST does not show {BIG} with its size:\n{listing.stdout}")
+    with tempfile.TemporaryDirectory(prefix="bench-ftp-got-") as got:
+        target = os.path.join(got, BIG)
+        finish_curl(start_curl(args, *retrieve_args(server, target)), f"RETR from {label}",
+                    args.size_bytes)
+        if sha256_file(target) != args.sha256:
+            raise Failed(f"{label}: the downloaded file's sha256 differs from the original")
+    name = "verify-upload.bin"
+    finish_curl(start_curl(args, *store_args(server, args.source, name)), f"STOR to {label}",
+                args.size_bytes)
+    uploaded = os.path.join(args.root, name)
+    try:
+        if sha256_file(uploaded) != args.sha256:
+            raise Failed(f"{label}: the uploaded file's sha256 differs from the original")
+    except FileNotFoundError:
+        raise Failed(f"{label}: the upload is not in the root after 226") from None
+    finally:
+        remove_uploads(args.root)
+
+
+def remove_uploads(root: str) -> None:
+    for name in os.listdir(root):
+        if name != BIG:
+            path = os.path.join(root, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+
+def transfers(server: Server, args: argparse.Namespace, kind: str) -> dict[str, float]:
+    """One client (best of --repeat; its server CPU per GiB), then PARALLEL at once."""
+    size = args.size_bytes
+    label = server.case.label
+    best_rate, cpu_per_gib = 0.0, 0.0
+    for i in range(args.repeat):
+        cpu0 = server.cpu_seconds()
+        if kind == "retr":
+            proc = start_curl(args, *retrieve_args(server))
+        else:
+            proc = start_curl(args, *store_args(server, args.source, f"up-{i}.bin"))
+        seconds = finish_curl(proc, f"{kind.upper()} with {label}", size)
+        cpu = server.cpu_seconds() - cpu0
+        if kind == "stor":
+            check_uploads(args, [f"up-{i}.bin"], label)
+        rate = size / (1 << 20) / seconds
+        if rate > best_rate:
+            best_rate, cpu_per_gib = rate, cpu / (size / (1 << 30))
+    names = [f"par-{i}.bin" for i in range(PARALLEL)]
+    start = time.perf_counter()
+    if kind == "retr":
+        procs = [start_curl(args, *retrieve_args(server)) for _ in names]
+    else:
+        procs = [start_curl(args, *store_args(server, args.source, n)) for n in names]
+    for proc in procs:
+        finish_curl(proc, f"{kind.upper()} x{PARALLEL} with {label}", size)
+    wall = time.perf_counter() - start
+    if kind == "stor":
+        check_uploads(args, names, label)
+    server.alive()
+    return {
+        f"{kind}_mib_per_s": best_rate,
+        f"{kind}_parallel_mib_per_s": PARALLEL * size / (1 << 20) / wall,
+        f"{kind}_server_cpu_s_per_gib": cpu_per_gib,
+    }
+
+
+def check_uploads(args: argparse.Namespace, names: list[str], label: str) -> None:
+    """Every upload is in the root with its full size (then all uploads are removed)."""
+    try:
+        for name in names:
+            path = os.path.join(args.root, name)
+            if not os.path.isfile(path) or os.path.getsize(path) != args.size_bytes:
+                got = f"{os.path.getsize(path):,} bytes" if os.path.exists(path) else "missing"
+                raise Failed(f"{label}: upload {name} is {got}, not {args.size_bytes:,} bytes")
+    finally:
+        remove_uploads(args.root)
+
+
+# ---- logins and idle connections (asyncio, in this process on the load's CPU)
+
+
+async def reply(reader: asyncio.StreamReader, want: int, what: str) -> None:
+    """Read one reply (multi-line ones whole); its code must be ``want``."""
+    line = await reader.readline()
+    code = line[:3]
+    if line[3:4] == b"-":
+        while True:
+            more = await reader.readline()
+            if not more:
+                break
+            if more[:3] == code and more[3:4] == b" ":
+                break
+    if not code.isdigit() or int(code) != want:
+        raise Failed(f"{what}: expected {want}, got {line[:200]!r}")
+
+
+async def login(port: int, hold: asyncio.Event | None = None,
+                logged_in: list[int] | None = None) -> None:
+    """Connect, banner, USER/331, PASS/230, (held open until ``hold`` is set), QUIT/221."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await reply(reader, 220, "banner")
+        writer.write(f"USER {USER}\r\n".encode())
+        await reply(reader, 331, "USER")
+        writer.write(f"PASS {PASSWORD}\r\n".encode())
+        await reply(reader, 230, "PASS")
+        if hold is not None:
+            assert logged_in is not None
+            logged_in.append(1)
+            await hold.wait()
+        writer.write(b"QUIT\r\n")
+        await reply(reader, 221, "QUIT")
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+
+
+async def many_logins(port: int, count: int) -> float:
+    """``count`` clients at once log in and quit; logins per second."""
+    start = time.perf_counter()
+    await asyncio.gather(*(login(port) for _ in range(count)))
+    return count / (time.perf_counter() - start)
+
+
+async def idle_rss(server: Server, count: int) -> float:
+    """RSS growth of the server per idle logged-in connection, with ``count`` of them."""
+    await login(server.port)  # warm: the login's code paths loaded once
+    before = rss_bytes(server.proc.pid)
+    hold = asyncio.Event()
+    logged_in: list[int] = []
+    tasks = [asyncio.ensure_future(login(server.port, hold, logged_in)) for _ in range(count)]
+    try:
+        while len(logged_in) < count:
+            done = [t for t in tasks if t.done()]
+            for t in done:
+                t.result()  # a failed login raises here
+            await asyncio.sleep(0.01)
+        after = rss_bytes(server.proc.pid)
+    finally:
+        hold.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for t in tasks:
+        t.result()
+    return (after - before) / count
+
+
+# ---- one server, one round
+
+
+def measure_server(
+    case: ServerCase, args: argparse.Namespace, allocator_env: dict[str, str]
+) -> dict[str, Any]:
+    server = Server(case, args.server_cpu, args.root, allocator_env)
+    result: dict[str, Any] = {"label": case.label, "what": server.what}
+    try:
+        if "idle" in args.measures:
+            result["idle_bytes_per_conn"] = asyncio.run(idle_rss(server, args.idle))
+            server.alive()
+        verify(server, args)
+        result["verified"] = True
+        for kind in ("retr", "stor"):
+            if kind in args.measures:
+                result.update(transfers(server, args, kind))
+        if "logins" in args.measures:
+            asyncio.run(many_logins(server.port, min(20, args.logins)))  # warm-up
+            result["logins_per_s"] = asyncio.run(many_logins(server.port, args.logins))
+        server.alive()
+    except (Failed, Unavailable):
+        raise
+    except Exception as e:
+        raise Failed(f"{case.label}: {type(e).__name__}: {e}\n{server.said()}") from e
+    finally:
+        server.stop()
+        remove_uploads(args.root)
+    return result
+
+
+# ---- the report
+
+
+def ratio_line(label: str, value: float, goal: float | None, op: str) -> str:
+    if goal is None:
+        verdict = "no goal"
+    else:
+        met = value >= goal if op == ">=" else value <= goal
+        verdict = f"goal {op} {goal}x  {'met' if met else 'NOT met'}"
+    return f"{label:44} {value:5.2f}x  {verdict}"
+
+
+def report(
+    cases: list[ServerCase], results: dict[str, dict[str, Any]], unavailable: dict[str, str]
+) -> dict[str, float]:
+    keys = [k for k in MEASURES if any(k in r for r in results.values())]
+    header = f"{'server':18}" + "".join(f" {MEASURES[k][0]:>12}" for k in keys)
+    print("\n" + header)
+    for case in cases:
+        if case.name in unavailable:
+            print(f"{case.label:18} not available: {unavailable[case.name]}")
+            continue
+        res = results.get(case.name)
+        if res is None:
+            continue
+        cells = "".join(
+            f" {format(res[k], MEASURES[k][1]):>12}" if k in res else f" {'-':>12}" for k in keys
+        )
+        print(f"{case.label:18}{cells}")
+    cpu_rows = [(c, results[c.name]) for c in cases if c.name in results
+                and any(k in results[c.name] for k in CPU_KEYS.values())]
+    if cpu_rows:
+        print(f"\n{'server CPU s/GiB':18} {'RETR':>8} {'STOR':>8}   (one client)")
+        for case, res in cpu_rows:
+            cells = "".join(
+                f" {res[k]:8.2f}" if k in res else f" {'-':>8}" for k in CPU_KEYS.values()
+            )
+            print(f"{case.label:18}{cells}")
+    ratios: dict[str, float] = {}
+    for label, measure, a, bs, goal, op in GOALS:
+        if measure not in results.get(a, {}):
+            continue
+        others = [results[b][measure] for b in bs if measure in results.get(b, {})]
+        if len(others) != len(bs):
+            continue
+        higher_better = MEASURES[measure][2]
+        best_other = max(others) if higher_better else min(others)
+        if best_other <= 0:
+            continue
+        value = results[a][measure] / best_other
+        ratios[label] = value
+        print(ratio_line(label, value, goal, op))
+    return ratios
+
+
+def load_allocators() -> list[tuple[str, dict[str, str]]]:
+    """The allocator settings of scripts/bench/echo.py (imported by path: no package here)."""
+    spec = importlib.util.spec_from_file_location(
+        "netshell_bench_echo", os.path.join(HERE, "echo.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.ALLOCATORS)
+
+
+def select(names: str | None) -> list[ServerCase]:
+    if names is None:
+        return [c for c in SERVER_CASES if c.name not in OPTIONAL_SERVERS]
+    wanted = {n.strip() for n in names.split(",") if n.strip()}
+    known = {c.name for c in SERVER_CASES}
+    unknown = wanted - known
+    if unknown:
+        raise SystemExit(
+            f"--only: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
+    return [c for c in SERVER_CASES if c.name in wanted]
+
+
+def use_baseline(cases: list[ServerCase], baseline_dir: str | None,
+                 parser: argparse.ArgumentParser) -> None:
+    if not any(c.name == "netshell-baseline" for c in cases):
+        return
+    if not baseline_dir or not os.path.isfile(
+            os.path.join(baseline_dir, "netshell", "__init__.py")):
+        parser.error("the server netshell-baseline needs --baseline DIR (a netshell tree)")
+    baseline = os.path.abspath(baseline_dir)
+    for c in cases:
+        if c.name == "netshell-baseline":
+            c.env = {"PYTHONPATH": baseline + os.pathsep + os.environ.get("PYTHONPATH", "")}
+            # "python -c" puts its working directory first on sys.path: run from that tree.
+            c.cwd = baseline
+    check = subprocess.run(
+        [sys.executable, "-c", "import netshell, protocols.ftp; "
+         "print(netshell.__file__); print(protocols.ftp.__file__)"],
+        env=base_env(0, {"PYTHONPATH": baseline}), cwd=baseline, capture_output=True, text=True,
+    )
+    if check.returncode != 0 or any(
+            not line.startswith(baseline + os.sep) for line in check.stdout.split()):
+        parser.error(f"--baseline: {baseline} does not import its own netshell and "
+                     f"protocols.ftp: {check.stdout}{check.stderr}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run, for a smoke test")
+    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--size", type=int, help="the file's size in MiB (default 200, quick 1)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser.add_argument(
+        "--repeat", type=int, help="one-client transfers per round, best kept (default 3)"
+    )
+    parser.add_argument("--logins", type=int, help="clients logging in at once (default 300)")
+    parser.add_argument(
+        "--idle", type=int, help="idle logged-in connections for the memory measure (300)"
+    )
+    parser.add_argument(
+        "--measures",
+        default="retr,stor,logins,idle",
+        help="comma-separated: retr, stor, logins, idle (default all)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated servers: " + ", ".join(c.name for c in SERVER_CASES),
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=["levelled", "default"],
+        default="levelled",
+        help="glibc settings for the servers (see scripts/bench/echo.py)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a netshell source tree (e.g. a git worktree of an older commit) for the "
+        "server netshell-baseline (name it in --only), to compare a change in one run",
+    )
+    args = parser.parse_args()
+    args.size = args.size if args.size is not None else (1 if args.quick else 200)
+    args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    args.logins = args.logins if args.logins is not None else (30 if args.quick else 300)
+    args.idle = args.idle if args.idle is not None else (20 if args.quick else 300)
+    rounds = 1 if args.quick else max(1, args.rounds)
+    args.measures = [m.strip() for m in args.measures.split(",") if m.strip()]
+    if set(args.measures) - set(MEASURE_GROUPS) or not args.measures:
+        parser.error(f"--measures: choose among {', '.join(MEASURE_GROUPS)}")
+    if min(args.size, args.repeat, args.logins, args.idle) < 1:
+        parser.error("--size, --repeat, --logins and --idle must be positive")
+    cases = select(args.only)
+    use_baseline(cases, args.baseline, parser)
+
+    cpus = sorted(os.sched_getaffinity(0))
+    args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
+    os.sched_setaffinity(0, {args.client_cpu})
+    # Every connection is a descriptor here and one in the server (which inherits this).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * max(args.logins, args.idle) + 200
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+    args.curl = shutil.which("curl")
+    args.taskset = shutil.which("taskset")
+    skipped: dict[str, str] = {}
+    for case in cases:
+        missing = [m for m in case.needs if not have(m)]
+        if missing:
+            skipped[case.name] = (
+                f"not installed: {', '.join(missing)} (pip install -e '.[bench,test]')"
+            )
+    cases = [c for c in cases if c.name not in skipped]
+    if args.curl is None:
+        print("scripts/bench/ftp.py: curl is not installed (apt-get install curl)",
+              file=sys.stderr)
+        return 1
+
+    # The served directory: 0755, holding the big file of random bytes.
+    with tempfile.TemporaryDirectory(prefix="bench-ftp-") as work:
+        args.root = os.path.join(work, "root")
+        os.mkdir(args.root, 0o755)
+        os.chmod(work, 0o755)
+        args.source = os.path.join(args.root, BIG)
+        args.size_bytes = args.size << 20
+        digest = hashlib.sha256()
+        with open(args.source, "wb") as f:
+            for _ in range(args.size):
+                chunk = os.urandom(1 << 20)
+                digest.update(chunk)
+                f.write(chunk)
+        os.chmod(args.source, 0o644)
+        args.sha256 = digest.hexdigest()
+        return run(args, cases, skipped, rounds)
+
+
+def run(
+    args: argparse.Namespace, cases: list[ServerCase], skipped: dict[str, str], rounds: int
+) -> int:
+    allocators = load_allocators()  # [default, levelled]
+    allocator_title, allocator_env = allocators[-1 if args.allocator == "levelled" else 0]
+    print(
+        f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
+        f"{args.server_cpu}, load (curl, login clients) on CPU {args.client_cpu}; "
+        f"{rounds} round(s), best kept\n"
+        f"file {args.size:,} MiB; one client (best of {args.repeat}) and {PARALLEL} at once; "
+        f"{args.logins} logins at once; {args.idle} idle connections; {allocator_title}"
+    )
+    for name, why in skipped.items():
+        print(f"left out {name}: {why}")
+
+    out: dict[str, Any] = {
+        "quick": args.quick,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "server_cpu": args.server_cpu,
+        "client_cpu": args.client_cpu,
+        "size_mib": args.size,
+        "sha256": args.sha256,
+        "parallel": PARALLEL,
+        "repeat": args.repeat,
+        "logins": args.logins,
+        "idle_connections": args.idle,
+        "rounds": rounds,
+        "measures": args.measures,
+        "allocator": allocator_title,
+        "skipped": skipped,
+        "unavailable": {},
+        "failed": {},
+        "servers": {},
+        "ratios": {},
+    }
+    failed: dict[str, str] = out["failed"]
+    unavailable: dict[str, str] = out["unavailable"]
+    best: dict[str, dict[str, Any]] = {}
+    for _ in range(rounds):
+        for case in cases:
+            if case.name in failed or case.name in unavailable:
+                continue
+            print(f"  {case.label} ...", end="", flush=True)
+            try:
+                res = measure_server(case, args, allocator_env)
+            except Unavailable as e:
+                print(" not available")
+                unavailable[case.name] = str(e)
+                continue
+            except Failed as e:
+                print(" FAILED")
+                failed[case.name] = str(e)
+                best.pop(case.name, None)
+                continue
+            print(
+                " " + ", ".join(
+                    f"{MEASURES[k][0]} {format(res[k], MEASURES[k][1])}"
+                    for k in MEASURES if k in res
+                )
+            )
+            prev = best.setdefault(case.name, dict(res))
+            for key, (_, _, higher) in MEASURES.items():
+                if key not in res:
+                    continue
+                rounds_key = key + "_rounds"
+                prev.setdefault(rounds_key, [])
+                prev[rounds_key].append(res[key])
+                better = res[key] > prev[key] if higher else res[key] < prev[key]
+                if better:
+                    prev[key] = res[key]
+                    if key in CPU_KEYS:
+                        prev[CPU_KEYS[key]] = res[CPU_KEYS[key]]
+    out["servers"] = {c.name: best[c.name] for c in cases if c.name in best}
+    out["ratios"] = report(cases, out["servers"], unavailable)
+    for name, why in failed.items():
+        print(f"\nFAILED {name}: {why}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
