@@ -488,7 +488,7 @@ def parse_eprt(arg: str) -> tuple[int, str, int]:
     if len(parts) != 5 or parts[0] or parts[4]:
         raise malformed
     family, host, port = parts[1:4]
-    if not _DIGITS.fullmatch(family):
+    if not _DIGITS.fullmatch(family) or "%" in host:  # no zone: RFC 2428 takes RFC 2373's form
         raise malformed
     if family not in ("1", "2"):
         raise CommandError(Reply(522, "Network protocol not supported, use (1,2)"))
