@@ -108,7 +108,7 @@ _PYFTPDLIB = """
 import logging, sys
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.servers import FTPServer
-host, port, root, user, password, perm, certfile, keyfile = sys.argv[1:9]
+host, port, root, user, password, perm, certfile, keyfile, passive = sys.argv[1:10]
 logging.basicConfig(level=logging.WARNING)
 authorizer = DummyAuthorizer()
 if user:
@@ -124,8 +124,12 @@ if certfile:
 else:
     from pyftpdlib.handlers import FTPHandler as Handler
 Handler.authorizer = authorizer
+if passive:
+    low, high = map(int, passive.split("-"))
+    Handler.passive_ports = list(range(low, high + 1))
 Handler.permit_foreign_addresses = False
 Handler.banner = "pyftpdlib ready"
+Handler.auth_failed_timeout = 0.1  # not 3 s after a wrong password: tests stay fast
 server = FTPServer((host, int(port)), Handler)
 print("READY", server.address[1], flush=True)
 server.serve_forever(handle_exit=True)
@@ -141,6 +145,7 @@ async def pyftpdlib_server(
     tls: bool = False,
     certfile: str | os.PathLike[str] | None = None,
     keyfile: str | os.PathLike[str] | None = None,
+    passive_ports: range | None = None,
 ) -> AsyncIterator[FTPPeer]:
     """pyftpdlib serving ``root`` on a port of its own.
 
@@ -150,7 +155,8 @@ async def pyftpdlib_server(
     and ``tls_data_required`` (AUTH TLS before USER, PROT P before transfers), with
     ``certfile``/``keyfile`` or a throwaway certificate from
     :func:`netshell.tls.self_signed_files` (its authority in ``.ca``). Passive ports
-    are the kernel's pick.
+    are the kernel's pick, or taken from ``passive_ports`` (a range). A wrong
+    password is answered after 0.1 s, not pyftpdlib's 3 s.
     """
     require_module("pyftpdlib")
     if tls:
@@ -176,6 +182,7 @@ async def pyftpdlib_server(
             "elradfmwMT" if writable else "elr",
             cert,
             key,
+            f"{passive_ports[0]}-{passive_ports[-1]}" if passive_ports else "",
         ]
         script = work / "pyftpdlib_server.py"
         script.write_text(_PYFTPDLIB, encoding="utf-8")

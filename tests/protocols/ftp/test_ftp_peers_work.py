@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from ftp_peers import FTPPeer, pyftpdlib_server, twisted_ftp_server, vsftpd_server
-from peers import run_peer
+from peers import free_port, run_peer
 
 import netshell as ns
 
@@ -106,9 +106,22 @@ async def test_pyftpdlib_refuses_a_wrong_password(reactor, tmp_path):
 
 
 async def test_pyftpdlib_ftps_serves_ftplib_with_prot_p(reactor, tmp_path):
-    async with pyftpdlib_server(_root(tmp_path), user="u", password="p", tls=True) as server:
+    first = free_port()
+    passive = range(first, first + 3)
+    async with pyftpdlib_server(
+        _root(tmp_path), user="u", password="p", tls=True, passive_ports=passive
+    ) as server:
         assert server.ca is not None and server.tls
         await _check_serves(server, _ftp_tls)
+
+        def passive_port() -> int:
+            ftp = _ftp_tls(server)
+            try:
+                return ftp.makepasv()[1]
+            finally:
+                ftp.quit()
+
+        assert await ns.defer_to_thread(passive_port) in passive
 
         # tls_control_required: a login in clear is refused
         def in_clear() -> None:
