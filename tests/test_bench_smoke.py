@@ -337,7 +337,7 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
     assert data["skipped"] == {}
     assert data["failed"] == {}
     assert data["size_mib"] == 1 and data["parallel"] == 10
-    assert data["logins"] == 30 and data["idle_connections"] == 20
+    assert data["logins"] == 30 and data["idle_connections"] == 200
     assert len(data["sha256"]) == 64
     unavailable = set(data["unavailable"])
     if unavailable:

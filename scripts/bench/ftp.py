@@ -4,9 +4,10 @@ Servers. Each runs in its own process, pinned to CPU 0, serving one directory
 (made afresh, 0755) to the user ``u`` (password ``p``) with every write right, on
 127.0.0.1, with no log line per command:
 
-- netshell: ``ftp.serve(root, users={"u": "p"}, writable=True)`` on asyncio's
-  default loop (its limits for many connections from one address lifted where
-  ``ftp.serve`` has them: every client here comes from 127.0.0.1);
+- netshell: ``ftp.serve(root, users={"u": "p"}, writable=True,
+  max_connections_per_ip=0, backlog=4096)`` on asyncio's default loop (every
+  client here comes from 127.0.0.1: no limit per address, as pyftpdlib by default;
+  at most 512 connections overall, as both);
 - pyftpdlib: ``FTPServer`` with ``FTPHandler`` and a ``DummyAuthorizer``
   (``perm="elradfmwMT"``), its defaults otherwise (``sendfile`` on, logging at
   WARNING: it logs every command at INFO when nothing configured logging);
@@ -104,14 +105,11 @@ SERVERS = {
         import inspect
         from netshell import reactor
         from protocols import ftp
-        # Every client of the benchmark comes from 127.0.0.1: lift the per-address and
-        # overall connection limits where ftp.serve has them (their names vary).
+        # Every client here comes from 127.0.0.1: no limit per address (pyftpdlib's
+        # default); the overall one stays at its default (512, as pyftpdlib's max_cons).
         accepted = inspect.signature(ftp.serve).parameters
-        lifted = {name: None for name in (
-            "max_connections", "max_connections_per_ip", "max_per_ip",
-        ) if name in accepted}
-        if "backlog" in accepted:
-            lifted["backlog"] = 4096
+        lifted = {k: v for k, v in (("max_connections_per_ip", 0), ("backlog", 4096))
+                  if k in accepted}
         try:
             listener = ftp.serve(ROOT, port=0, users={USER: PASSWORD}, writable=True,
                                  **lifted)
@@ -705,7 +703,7 @@ def main() -> int:
     args.size = args.size if args.size is not None else (1 if args.quick else 200)
     args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     args.logins = args.logins if args.logins is not None else (30 if args.quick else 300)
-    args.idle = args.idle if args.idle is not None else (20 if args.quick else 300)
+    args.idle = args.idle if args.idle is not None else (200 if args.quick else 300)
     rounds = 1 if args.quick else max(1, args.rounds)
     args.measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     if set(args.measures) - set(MEASURE_GROUPS) or not args.measures:
