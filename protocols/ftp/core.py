@@ -692,7 +692,7 @@ def parse_list_line(line: str, now: float | None = None) -> FileInfo | None:
 _UNIX_LINE = re.compile(
     r"(?P<mode>[-bcdlpsDw?][-rwxsStTlL]{9})[+@.]?\s+"
     r"(?:(?P<nlink>[0-9]+)\s+)?"
-    r"(?:(?P<owner>\S+)\s+)??(?:(?P<group>\S+)\s+)??"
+    r"(?:(?P<owner>\S+)\s+(?:(?P<group>\S+)\s+)??)??"
     r"(?P<size>[0-9]+|[0-9]+,\s*[0-9]+)\s+"
     r"(?P<month>[A-Za-z]{3})\s+(?P<day>[0-9]{1,2})\s+"
     r"(?:(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})|(?P<year>[0-9]{4}))"
