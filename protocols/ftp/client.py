@@ -454,7 +454,8 @@ class FTPClient:
 
     ``host``, ``port``, ``user``, ``tls`` (None, ``"explicit"`` or ``"implicit"``),
     ``directory`` (the working directory as the server last named it), ``passive``
-    (settable), ``timeout`` (settable), ``features`` (FEAT's answer: upper-case name ->
+    (settable), ``timeout`` (settable), ``data_tls`` (the last data connection's TLS
+    details), ``features`` (FEAT's answer: upper-case name ->
     parameters), ``welcome`` (the server's greeting) and ``closed``. Every method returns a
     Deferred; calls wait for the one before to finish. See the module docstring.
     """
@@ -483,6 +484,9 @@ class FTPClient:
         self.directory: str | None = None
         self.features: dict[str, str] = {}
         self.welcome: Reply | None = None
+        #: the TLS details of the last data connection (``session_reused`` says whether it
+        #: resumed the control connection's session), None without PROT P
+        self.data_tls: Any = None
         self._owed = 1  # final replies the server owes us (its greeting first)
         self._epsv = True
         self._type: str | None = None
@@ -1064,7 +1068,7 @@ class FTPClient:
         if handshake is None:
             handshake = self._secure(protocol)
         if handshake is not None:
-            await self._bounded(handshake, "the data connection's TLS handshake")
+            self.data_tls = await self._bounded(handshake, "the data connection's TLS handshake")
 
     def _progress(self, given: Progress | None, label: str) -> Progress | None:
         if given is not None:
