@@ -1219,6 +1219,7 @@ class FTPServerProtocol(Protocol):
         else:
             lines = [list_line(info, now)] if verb == "LIST" else [fs.display(path)]
         transfer = Transfer(self, verb, fs.display(path), "out", self._transfer_done)
+        transfer.ascii = True  # listings are text (for the log)
         chunks = _lines_to_chunks(lines)
         self._start(channel, transfer, lambda t, data: t.send_chunks(data, chunks))
 

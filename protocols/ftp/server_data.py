@@ -254,7 +254,9 @@ class DataChannel:
                     "refused a TLS data connection from %s (%s): it did not reuse the control "
                     "connection's TLS session", self.session.peer_host, self.session.display_user,
                 )
-                protocol.transport.abort()
+                # Closed with close_notify, not reset: the client then reads the 522 on the
+                # control connection instead of failing in its TLS layer.
+                protocol.transport.close()
                 self._settle(DataRefused(
                     Reply(522, "SSL connection failed: session reuse required.")))
                 return
@@ -335,7 +337,8 @@ class DataChannel:
         if self._connecting is not None and not self._connecting.called:
             self._connecting.cancel()
         protocol = self.protocol
-        if protocol is not None and protocol.transfer is None and not protocol.lost:
+        if (protocol is not None and protocol.transfer is None and not protocol.lost
+                and not protocol.transport.is_closing()):
             protocol.transport.abort()
         self._settle(DataRefused(Reply(426, "Data connection closed; transfer aborted.")))
 

@@ -179,3 +179,20 @@ def make_tree(base: Path) -> Path:
     (root / "spaced name.txt").write_bytes(b"spaces\n")
     (base / "secret.txt").write_bytes(b"top secret")
     return root
+
+
+#: the users the server tests serve: alice may write, reader may not
+USERS = {"alice": "wonderland", "reader": "pw"}
+
+
+def serve_tree(root: Path, **kw: object) -> object:
+    """An FTP server on ``root`` for a test (close it after): alice writable, quick timers."""
+    from protocols import ftp
+
+    options: dict[str, object] = {
+        "users": {"alice": ftp.User("wonderland", writable=True), "reader": "pw"},
+        "login_delay": 0.05,
+        "data_timeout": 5.0,
+    }
+    options.update(kw)
+    return ftp.serve(root, **options)  # type: ignore[arg-type]
