@@ -292,7 +292,7 @@ class Server:
         words = read_line(self.proc, 30).split(maxsplit=2)
         if words[:1] == ["UNAVAILABLE"]:
             self.stop()
-            raise Unavailable(" ".join(words[1:]))
+            raise Unavailable(" ".join(words[1:]).strip())
         if len(words) < 2 or words[0] != "READY":
             said = self.said()
             self.stop()
