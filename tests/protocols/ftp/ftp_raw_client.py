@@ -9,10 +9,13 @@ Data connections are opened by hand (PASV/EPSV, or a listener for PORT/EPRT).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import socket
 import ssl as _ssl
+import struct
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: seconds a read may take before the test fails (so a bug cannot hang the run)
 READ_TIMEOUT = 10.0
@@ -196,3 +199,52 @@ def serve_tree(root: Path, **kw: object) -> object:
     }
     options.update(kw)
     return ftp.serve(root, **options)  # type: ignore[arg-type]
+
+
+class TransferLog(logging.Handler):
+    """Collects the server's transfer records (``netshell.ftp``, ``ftp_transfer``) and lets a
+    test wait for the next one: how a test knows the server has finished with a transfer
+    (a client that vanished, an abort) without sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[dict[str, Any]] = []
+        self.messages: list[logging.LogRecord] = []
+        self._changed = asyncio.Event()
+        self._logger = logging.getLogger("netshell.ftp")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record)
+        info = getattr(record, "ftp_transfer", None)
+        if info is not None:
+            self.records.append(info)
+            self._changed.set()
+
+    async def wait(self, count: int = 1, timeout: float = READ_TIMEOUT) -> list[dict[str, Any]]:
+        """Wait until ``count`` transfers are logged; all logged so far."""
+        async def until() -> None:
+            while len(self.records) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(until(), timeout)
+        return self.records
+
+    def warnings(self) -> list[str]:
+        return [r.getMessage() for r in self.messages if r.levelno >= logging.WARNING]
+
+    def __enter__(self) -> TransferLog:
+        self._old_level = self._logger.level
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._old_level)
+
+
+def reset_on_close(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0): how a crashed client's socket may end."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
