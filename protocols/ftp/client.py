@@ -252,8 +252,10 @@ class _Control(ns.Protocol):
             self.lost_waiters.append(d)
         return d
 
-    def error(self) -> FTPConnectionClosed:
-        last = self.last if self.last is not None and self.last.code == 421 else None
+    def error(self, reply: Reply | None = None) -> FTPConnectionClosed:
+        """The error for operations on a closed connection (carrying ``reply``, or the
+        server's last 421)."""
+        last = reply or (self.last if self.last is not None and self.last.code == 421 else None)
         why = self.why_closed or "the server closed it"
         said = f": {last.code} {' '.join(line.strip() for line in last.lines)}" if last else ""
         peer = self.transport.peer if self.transport is not None else "the server"
@@ -586,6 +588,11 @@ class FTPClient:
             ) from None
         if reply.code >= 200:
             self._owed -= 1
+        if reply.code == 421:
+            # "Service not available, closing control connection": whatever it answers.
+            self._control.why_closed = "the server is closing it"
+            self._control.transport.close()
+            raise self._control.error(reply)
         return reply
 
     async def _final(self, what: str) -> Reply:
