@@ -184,8 +184,8 @@ class FakeFTP(ns.Protocol):
         self.reply(350, f"restarting at {arg}")
 
     def _listen(self) -> int:
-        self.data = DataSide()
-        factory = ns.Factory.for_protocol(lambda: self.data)
+        self.data = data = DataSide()
+        factory = ns.Factory.for_protocol(lambda: data)
         self.data_listener = ns.reactor.listen_tcp(0, factory)
         return self.data_listener.port
 
@@ -202,10 +202,10 @@ class FakeFTP(ns.Protocol):
     async def ftp_PORT(self, arg: str) -> None:
         numbers = [int(n) for n in arg.split(",")]
         host, port = ".".join(map(str, numbers[:4])), numbers[4] * 256 + numbers[5]
-        self.data = DataSide()
+        self.data = data = DataSide()
         self.reply(200, "PORT ok")
         ns.reactor.connect_tcp(
-            host, port, ns.ClientFactory.for_protocol(lambda: self.data),
+            host, port, ns.ClientFactory.for_protocol(lambda: data),
             bind_address=(self.server.connect_from, 0),
         ).add_errback(lambda f: None)
 

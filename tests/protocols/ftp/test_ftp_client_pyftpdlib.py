@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ftp_peers import FTPPeer, pyftpdlib_server
@@ -36,7 +37,7 @@ def _root(tmp_path: Path) -> Path:
     return root
 
 
-async def _connect(server: FTPPeer, **kw: object) -> FTPClient:
+async def _connect(server: FTPPeer, **kw: Any) -> FTPClient:
     user, password = server.login
     return await ftp.connect(server.host, server.port, user=user, password=password, **kw)
 
@@ -213,7 +214,7 @@ async def test_abort_mid_transfer(tmp_path: Path) -> None:
     async with pyftpdlib_server(root) as server:
         client = await _connect(server)
         received = 0
-        aborted: list[ns.Deferred[object]] = []
+        aborted: list[Any] = []
 
         def sink(data: bytes) -> None:
             nonlocal received
