@@ -334,6 +334,9 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
             # every measure of every server: a positive number, one per round
             assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
             assert result[key + "_rounds"] == [result[key]], (name, key)
+        for key in ("retr_server_cpu_s_per_gib", "stor_server_cpu_s_per_gib",
+                    "login_server_cpu_us"):
+            assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
         label = FTP_SERVERS[name]
         assert re.search(rf"^{re.escape(label)}( +[0-9,]+){{6}}$", stdout, re.M), label
     # every ratio of netshell to each peer, the goals among them, printed
@@ -341,7 +344,11 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
         f"{what}: netshell / {peer}"
         for what in ("RETR", "RETR x10", "STOR", "STOR x10", "logins", "idle memory")
         for peer in ("pyftpdlib", "Twisted")
-    } | {"logins: netshell / the better of the two"}
+    } | {"logins: netshell / the better of the two"} | {
+        f"CPU/{what}: netshell / {peer}"
+        for what in ("GiB RETR", "GiB STOR", "login")
+        for peer in ("pyftpdlib", "Twisted")
+    }
     for label, ratio in data["ratios"].items():
         assert 0 < ratio < math.inf, label
         assert re.search(rf"^{re.escape(label)} +[0-9.]+x  ", stdout, re.M), label
