@@ -249,7 +249,11 @@ class FakeFTP(ns.Protocol):
             self.server.stall_retr = False
             self.transferring = data
             data.transport.write(body[: len(body) // 2])
-            return  # waits for ABOR, or for the client to give up
+            await data.lost  # waits for ABOR, or for the client to give up
+            if self.transferring is data:
+                self.transferring = None
+                self.reply(426, "data connection closed; transfer aborted")
+            return
         if cut is not None:
             self.server.break_retr = None
             data.transport.write(body[:cut])
@@ -368,6 +372,38 @@ async def test_closed_control_connection_fails_pending_and_later_operations() ->
     assert client.closed and "closed" in repr(client)
 
 
+async def test_a_connection_that_just_ends_fails_what_waits_on_it() -> None:
+    server = FakeServer()
+    client = await _client(server)
+    server.hold["NOOP"] = ns.Deferred()
+    got = server.seen("NOOP")
+    waiting = client.noop()
+    await got
+    server.listener.connections[0].abort()  # no 421, no goodbye
+    with pytest.raises(FTPConnectionClosed) as info:
+        await waiting
+    assert info.value.code == 0 and "closed" in str(info.value)
+
+
+def test_a_sink_that_answers_with_a_deferred_pauses_reading() -> None:
+    from netshell.testing import StringTransport
+
+    pending: ns.Deferred[None] = ns.Deferred()
+    chunks: list[bytes] = []
+
+    def sink(data: bytes) -> ns.Deferred[None]:
+        chunks.append(data)
+        return pending
+
+    data = ftp_client._Data(sink)
+    transport = StringTransport()
+    data.connection_made(transport)
+    data.data_received(b"first")
+    assert transport.reading_paused  # no more until the sink is done with it
+    pending.callback(None)
+    assert not transport.reading_paused
+
+
 async def test_garbage_from_the_server_is_a_protocol_error() -> None:
     server = FakeServer()
     client = await _client(server)
@@ -444,6 +480,17 @@ async def test_abort_answers_with_abors_reply_and_the_session_goes_on() -> None:
         await transfer
     assert info.value.code == 426
     assert await client.pwd() == "/"
+    await client.quit()
+
+
+async def test_a_transfer_that_stops_moving_times_out() -> None:
+    server = FakeServer({"big.bin": os.urandom(100_000)}, stall_retr=True)
+    client = await _client(server, timeout=0.3)
+    with pytest.raises(FTPTimeoutError) as info:
+        await client.retrieve("big.bin", lambda data: None)
+    assert "nothing moved" in str(info.value)
+    client.timeout = 10
+    assert (await client.noop()).code == 200  # in step: the 426 went to the transfer
     await client.quit()
 
 
