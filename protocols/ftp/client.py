@@ -688,10 +688,9 @@ class FTPClient:
     def login(
         self, user: str = "anonymous", password: str = "", account: str = ""
     ) -> Deferred[None]:
-        """Log in (again) as ``user`` (USER, PASS, ACCT when asked), then FEAT, PBSZ/PROT on
-        TLS, TYPE I and PWD. :func:`connect` does it for you; this is for another user on
-        the same connection (servers that allow USER again: pyftpdlib, ours). A refused
-        login fails with FTPPermanentError 530.
+        """Log in as ``user`` (USER, PASS, ACCT when asked), then FEAT, PBSZ/PROT on TLS,
+        TYPE I and PWD. :func:`connect` does it unless given ``login=False``; a refused
+        login fails with FTPPermanentError 530 and may be tried again.
         """
         return self._run(lambda: self._login(user, password, account))
 
@@ -1538,6 +1537,7 @@ def connect(
     verify: bool = True,
     ca: Any = None,
     account: str = "",
+    login: bool = True,
 ) -> Deferred[FTPClient]:
     """Connect, log in, and fire with the :class:`FTPClient`.
 
@@ -1549,8 +1549,9 @@ def connect(
     ``ca`` (PEM or a path) to trust instead of the system's store, ``context`` to give a
     :func:`netshell.tls.client_context` of your own, ``verify=False`` to turn checking off.
     ``passive=False`` makes the server connect back (PORT/EPRT). ``timeout`` bounds each
-    wait (None: no bound). Fails with ConnectError, TLSError, FTPError (a refused login
-    is an FTPPermanentError 530).
+    wait (None: no bound). ``login=False`` stops after the greeting (and AUTH TLS):
+    call :meth:`FTPClient.login` yourself. Fails with ConnectError, TLSError, FTPError
+    (a refused login is an FTPPermanentError 530).
     """
     host = url_or_host
     path = ""
@@ -1568,7 +1569,7 @@ def connect(
         port = 990 if mode == "implicit" else 21
     return ensure_deferred(
         _connect(host, port, user or "anonymous", password or "", mode, passive, timeout,
-                 context, verify, ca, account, path)
+                 context, verify, ca, account, path if login else "", login)
     )
 
 
@@ -1595,6 +1596,7 @@ async def _connect(
     ca: Any,
     account: str,
     path: str,
+    login: bool,
 ) -> FTPClient:
     reactor = get_reactor()
     if mode is not None and context is None:
@@ -1617,7 +1619,8 @@ async def _connect(
         await client._greet()
         if mode == "explicit":
             await client._start_tls()
-        await client._login(user, password, account)
+        if login:
+            await client._login(user, password, account)
         if path:
             await client._command("CWD", path)
             await client._pwd()

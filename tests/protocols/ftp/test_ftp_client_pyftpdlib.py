@@ -302,6 +302,17 @@ async def test_ftps_explicit(tmp_path: Path) -> None:
                               tls=True, ca=server.ca)
         assert wrong.value.code == 530
 
+        # login=False: connected (and TLS on), logging in is the caller's, tries included.
+        later = await ftp.connect(server.host, server.port, tls=True, ca=server.ca,
+                                  login=False)
+        assert later.user is None
+        with pytest.raises(ftp.FTPPermanentError) as again:
+            await later.login("alice", "wrong")
+        assert again.value.code == 530
+        await later.login("alice", "secret")
+        assert later.user == "alice" and await later.size("hello.txt") == 13
+        await later.quit()
+
 
 async def test_download_and_upload_resume(tmp_path: Path) -> None:
     root = _root(tmp_path)
