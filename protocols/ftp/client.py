@@ -550,7 +550,12 @@ class FTPClient:
             return
         turn: Deferred[None] = Deferred(self._leave_queue)
         self._queue.append(turn)
-        await turn  # _release hands the turn over with _busy still True
+        try:
+            await turn  # _release hands the turn over with _busy still True
+        except BaseException:
+            if turn.called and not isinstance(turn.result, Failure):
+                self._release()  # handed the turn, then cancelled before it woke: pass it on
+            raise
 
     def _leave_queue(self, d: Deferred[None]) -> None:
         try:
@@ -1260,9 +1265,9 @@ class FTPClient:
         transfer.cut()
         if (
             isinstance(exc, ns.CancelledError)
+            and transfer.started
             and transfer.aborting is None
             and not self.closed
-            and self._owed
         ):
             self._send("ABOR")
         aborting = transfer.aborting

@@ -336,6 +336,26 @@ async def test_commands_go_one_at_a_time_in_order() -> None:
     await client.quit()
 
 
+async def test_a_call_cancelled_while_waiting_its_turn_is_never_sent() -> None:
+    server = FakeServer()
+    client = await _client(server)
+    held: ns.Deferred[None] = ns.Deferred()
+    server.hold["SYST"] = held
+    got = server.seen("SYST")
+    first = client.quote("SYST")
+    second = client.quote("STAT")
+    third = client.noop()
+    await got
+    second.cancel()
+    with pytest.raises(ns.CancelledError):
+        await second
+    held.callback(None)
+    assert (await first).code == 215
+    assert (await third).code == 200
+    assert "STAT" not in server.commands
+    await client.quit()
+
+
 async def test_a_reply_too_late_is_dropped_not_given_to_the_next_command() -> None:
     server = FakeServer()
     client = await _client(server, timeout=0.3)
