@@ -513,3 +513,96 @@ async def test_auth_without_tls_configured(server: Any) -> None:
     assert (await alice.cmd("PBSZ 0")).code == 503
     assert (await alice.cmd("PROT P")).code == 503
     assert (await alice.cmd("NOOP")).code == 200
+
+
+async def test_binary_retr_uses_sendfile_on_plain_tcp(server: Any, tree: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from netshell.transport import StreamTransport
+
+    calls: list[int] = []
+    real = StreamTransport.send_file
+
+    def spy(self: Any, file: Any, offset: int = 0, count: Any = None) -> Any:
+        calls.append(offset)
+        return real(self, file, offset, count)
+
+    monkeypatch.setattr(StreamTransport, "send_file", spy)
+    alice = await login_alice(server)
+    await alice.cmd("TYPE I")
+    await alice.cmd("REST 10")
+    _, data, _ = await alice.transfer_out("RETR blob.bin")
+    assert data == (tree / "blob.bin").read_bytes()[10:]
+    assert calls == [10]
+    await alice.cmd("TYPE A")
+    _, data, _ = await alice.transfer_out("RETR lines.txt")  # converted: by pieces
+    assert data == b"one\r\ntwo\r\nthree\r\n" and calls == [10]
+
+
+async def test_a_slow_reader_does_not_make_the_server_buffer(server: Any, tree: Path) -> None:
+    (tree / "text.txt").write_bytes(b"line\n" * (8 << 20))  # 40 MiB, sent by pieces (TYPE A)
+    alice = await login_alice(server)
+    reader, writer = await alice.open_data()
+    assert (await alice.cmd("RETR text.txt")).code == 125
+    session = next(iter(server.factory.sessions))
+    data = session.transfer.data
+    # The client reads nothing: the transport's buffer fills, and the server stops reading
+    # the file (a pull producer is asked for more only below the high-water mark).
+    while not data.transport._write_paused:
+        await asyncio.sleep(0)
+    for _ in range(50):  # loop turns, no more pieces go out
+        await asyncio.sleep(0)
+    assert data.transport.write_buffer_size <= 2 * (256 * 1024) + 64 * 1024
+    assert data.transport.bytes_sent < 16 << 20
+    got = await asyncio.wait_for(reader.read(), 30)  # and all of it comes when read
+    assert len(got) == 48 << 20
+    writer.close()
+    assert (await alice.reply()).code == 226
+
+
+async def test_stat_and_quit_during_a_transfer(server: Any, tree: Path) -> None:
+    (tree / "big.bin").write_bytes(os.urandom(16 << 20))
+    alice = await login_alice(server)
+    await alice.cmd("TYPE I")
+    reader, writer = await alice.open_data()
+    assert (await alice.cmd("RETR big.bin")).code == 125
+    await reader.readexactly(1 << 16)
+    r = await alice.cmd("STAT")  # answered while the transfer goes on (RFC 959 4.1.3)
+    assert r.code == 211 and any("RETR /big.bin" in line for line in r.lines)
+    alice.send("NOOP")  # waits for the transfer to end
+    alice.send("QUIT")  # acted on now, answered after the transfer's reply
+    rest = await asyncio.wait_for(reader.read(), 30)
+    assert len(rest) == (16 << 20) - (1 << 16)
+    writer.close()
+    assert [(await alice.reply()).code for _ in range(2)] == [226, 221]
+    assert await alice.closed()
+
+
+async def test_abor_while_waiting_for_the_data_connection(server: Any) -> None:
+    alice = await login_alice(server)
+    host, port = await alice.pasv()
+    assert (await alice.cmd("LIST")).code == 150
+    r1, r2 = await alice.cmd("ABOR"), await alice.reply()
+    assert (r1.code, r2.code) == (426, 226)
+    with pytest.raises(OSError):  # the passive port is given up
+        await asyncio.open_connection(host, port)
+    assert (await alice.cmd("NOOP")).code == 200
+
+
+async def test_data_connections_name_their_control_connection(server: Any, tree: Path) -> None:
+    from netshell.shell.display import display_name
+
+    (tree / "big.bin").write_bytes(os.urandom(16 << 20))
+    alice = await login_alice(server)
+    await alice.cmd("TYPE I")
+    reader, writer = await alice.open_data()
+    assert (await alice.cmd("RETR big.bin")).code == 125
+    await reader.readexactly(1 << 16)
+    (session,) = server.factory.sessions
+    (data,) = session.data_connections
+    assert data.control is session and data.role == "ftp-data"
+    assert session.role == "ftp-control"
+    assert display_name(data) == "ftp data" and display_name(session) == "ftp server"
+    await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    assert (await alice.reply()).code == 226
+    assert session.data_connections == []
