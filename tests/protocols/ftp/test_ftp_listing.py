@@ -203,10 +203,11 @@ def test_month_names_are_english_whatever_the_locale(tmp_path):
         "import calendar, locale, time\n"
         "from protocols.ftp.core import FileInfo, list_line\n"
         "locale.setlocale(locale.LC_ALL, '')\n"
-        "now = 1796458620.0\n"
         "for month in range(1, 13):\n"
         "    t = calendar.timegm((2019, month, 15, 12, 0, 0))\n"
-        "    print(time.strftime('%b', time.gmtime(t)), list_line(FileInfo('x', mtime=t), now))\n"
+        "    old = list_line(FileInfo('x', mtime=t), t + 400 * 86400)\n"
+        "    recent = list_line(FileInfo('x', mtime=t), t + 60)\n"
+        "    print(time.strftime('%b', time.gmtime(t)), old, recent, sep='|')\n"
     )
     env = {**os.environ, "LOCPATH": str(locales), "LC_ALL": "de_DE.UTF-8", "TZ": "UTC"}
     out = subprocess.run(
@@ -217,10 +218,13 @@ def test_month_names_are_english_whatever_the_locale(tmp_path):
         cwd=Path(__file__).resolve().parents[3],
         check=True,
     ).stdout.splitlines()
-    localized = [line.split(" ", 1)[0] for line in out]
+    localized = [line.split("|")[0] for line in out]
     assert localized[11] == "Dez" and localized[2] == "M\u00e4r"  # the locale is in force
     english = [time.strftime("%b", (2019, m, 15, 12, 0, 0, 0, 1, 0)) for m in range(1, 13)]
-    assert [columns(line.split(" ", 1)[1])[5] for line in out] == english
+    old = [columns(line.split("|")[1]) for line in out]
+    recent = [columns(line.split("|")[2]) for line in out]
+    assert [cols[5] for cols in old] == english and {cols[7] for cols in old} == {" 2019"}
+    assert [cols[5] for cols in recent] == english and {cols[7] for cols in recent} == {"12:00"}
 
 
 # ---- parse_list_line: recorded lines of real servers
