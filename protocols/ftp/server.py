@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 import logging
 import os
@@ -157,6 +158,12 @@ _COMMANDS: dict[str, tuple[str, bool, str, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=512)
+def _reply_bytes(code: int, text: str) -> bytes:
+    """A one-line reply's bytes, formatted once for the replies every session sends."""
+    return Reply(code, text).to_bytes()
+
+
 def _quote(path: str) -> str:
     """A path in a 257 reply: in double quotes, each one inside doubled (RFC 959 §7)."""
     return '"' + path.replace('"', '""') + '"'
@@ -257,9 +264,19 @@ class FTPServerFactory(Factory):
         #: the control connections being served, and how many come from each address
         self.sessions: set[FTPServerProtocol] = set()
         self.per_ip: dict[str, int] = {}
+        self._filesystems: dict[tuple[str, bool], FileSystem] = {}
 
     def build_protocol(self, addr: Any) -> FTPServerProtocol:
         return FTPServerProtocol(self)
+
+    def filesystem(self, root: str, writable: bool) -> FileSystem:
+        """The FileSystem of ``root`` with those rights, shared by the sessions that use it
+        (it holds no per-session state: the working directory is the session's)."""
+        key = (root, writable)
+        fs = self._filesystems.get(key)
+        if fs is None:
+            fs = self._filesystems[key] = FileSystem(root, writable=writable)
+        return fs
 
     def authenticate(self, name: str, password: str) -> Deferred[User | None]:
         """The User that ``name`` and ``password`` log in as, or None if they do not."""
@@ -450,7 +467,12 @@ class FTPServerProtocol(Protocol):
 
     def reply(self, code: int, text: str | list[str]) -> None:
         """Send a reply (nothing once the connection is closing)."""
-        self._send(Reply(code, text))
+        if self._closed:
+            return
+        if isinstance(text, str):
+            self.transport.write(_reply_bytes(code, text))
+        else:
+            self.transport.write(Reply(code, text).to_bytes())
 
     def _close(self) -> None:
         if not self._closed:
@@ -501,8 +523,9 @@ class FTPServerProtocol(Protocol):
             self._send(item.reply)
             return
         verb, arg = item
-        log.debug("%s %s: %s", self.peer_host, self.display_user,
-                  verb if verb == "PASS" else f"{verb} {arg}".rstrip())
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s: %s", self.peer_host, self.display_user,
+                      verb if verb == "PASS" else f"{verb} {arg}".rstrip())
         spec = _COMMANDS.get(verb)
         if spec is None:
             self.reply(500, "Unknown command.")
@@ -576,7 +599,7 @@ class FTPServerProtocol(Protocol):
         root = user.root if user.root is not None else factory.root
         writable = user.writable if user.writable is not None else factory.writable
         try:
-            fs = FileSystem(os.fspath(root), writable=writable)
+            fs = factory.filesystem(os.fspath(root), writable)
         except Exception as e:
             log.error("the root of %r (%s) cannot be served: %s", name, root, e)
             self.busy = False
