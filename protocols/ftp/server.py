@@ -373,7 +373,9 @@ class FTPServerProtocol(Protocol):
         factory = self.factory
         peer = transport.peer
         self.peer_host, self.peer_port = peer.host, peer.port
-        self.local_host = transport.host.host
+        # An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d: data connections
+        # are plain IPv4 ones.
+        self.local_host = transport.host.host.removeprefix("::ffff:")
         if len(factory.sessions) >= factory.max_connections > 0:
             log.warning("refused %s: %d connections already (max_connections)",
                         self.peer_host, len(factory.sessions))
@@ -740,7 +742,6 @@ class FTPServerProtocol(Protocol):
             fs.stat(path)  # 550 no such file, if that is why
             self.reply(550, f"Not a directory: {fs.display(path)}")
             return
-        fs.listdir(path)  # a directory that cannot be read is no place to be
         self.cwd = path
         self.reply(250, f"Directory changed to {fs.display(path)}.")
 
@@ -999,8 +1000,7 @@ class FTPServerProtocol(Protocol):
             self.data_connections.remove(protocol)
 
     def _family_ok(self, family: int) -> bool:
-        ipv6 = ":" in self.local_host and not self.local_host.startswith("::ffff:")
-        return family == (2 if ipv6 else 1)
+        return family == (2 if ":" in self.local_host else 1)
 
     def ftp_pasv(self, arg: str) -> None:
         if self.epsv_all:
@@ -1011,7 +1011,7 @@ class FTPServerProtocol(Protocol):
             return
         if self._listen():
             assert self.channel is not None
-            host = self.factory.masquerade_address or self.local_host.removeprefix("::ffff:")
+            host = self.factory.masquerade_address or self.local_host
             self.reply(227, format_pasv(host, self.channel.port))
 
     def ftp_epsv(self, arg: str) -> None:

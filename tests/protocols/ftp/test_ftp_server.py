@@ -606,3 +606,46 @@ async def test_data_connections_name_their_control_connection(server: Any, tree:
     writer.close()
     assert (await alice.reply()).code == 226
     assert session.data_connections == []
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this host")
+async def test_ipv6_epsv_and_eprt(tree: Path, reactor: Any) -> None:
+    listener = serve_tree(tree, interface="::1")
+    client = await RawFTP.connect(listener.port, host="::1")
+    await client.login("alice", "wonderland")
+    await client.cmd("TYPE I")
+    assert (await client.cmd("PASV")).code == 425  # PASV can only name IPv4
+    assert (await client.cmd("PORT 127,0,0,1,200,10")).code == 522
+    assert (await client.cmd("EPSV 1")).code == 522
+    port = await client.epsv()
+    reader, writer = await asyncio.open_connection("::1", port)
+    assert (await client.cmd("RETR hello.txt")).code == 125
+    assert await asyncio.wait_for(reader.read(), 10) == b"hello, world\n"
+    writer.close()
+    assert (await client.reply()).code == 226
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        got.set_result(await r.read())
+        w.close()
+
+    data_server = await asyncio.start_server(accept, "::1", 0)
+    data_port = data_server.sockets[0].getsockname()[1]
+    assert (await client.cmd(f"EPRT |2|::1|{data_port}|")).code == 200
+    assert (await client.cmd("RETR hello.txt")).code == 150
+    assert await asyncio.wait_for(got, 10) == b"hello, world\n"
+    assert (await client.reply()).code == 226
+    data_server.close()
+    client.close()
+    await listener.close()

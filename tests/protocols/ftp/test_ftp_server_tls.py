@@ -253,3 +253,19 @@ async def test_lftp_ftps_mirror(tree: Path, certs: Any, tmp_path: Path) -> None:
     assert (local / "inner.txt").read_bytes() == b"inner\n"
     assert (local / "deeper" / "deep.txt").read_bytes() == b"deep\n"
     await listener.close()
+
+
+async def test_ftplib_active_mode_with_prot_p(server: Any, tree: Path, certs: Any) -> None:
+    def work() -> bytes:
+        f = ftplib.FTP_TLS(context=client_ssl(certs))
+        f.connect("127.0.0.1", server.port, timeout=10)
+        f.auth()
+        f.login("alice", "wonderland")
+        f.prot_p()
+        f.set_pasv(False)  # the server connects out, and is the TLS server all the same
+        got = io.BytesIO()
+        f.retrbinary("RETR blob.bin", got.write)
+        f.quit()
+        return got.getvalue()
+
+    assert await ns.defer_to_thread(work) == (tree / "blob.bin").read_bytes()
