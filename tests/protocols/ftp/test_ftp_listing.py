@@ -710,6 +710,8 @@ def test_mlsx_line_parses_back():
         "",
         "noname;",
         "type=file;size; x",
+        "type=file;novalue; x",
+        "perm; x",
         "type=file;=3; x",
         "type=file;size=x; n",
         "type=file;size=-1; n",
