@@ -665,11 +665,16 @@ def parse_list_line(line: str, now: float | None = None) -> FileInfo | None:
     """A FileInfo from one LIST line, Unix (``ls -l``) or DOS/IIS style; None if neither.
 
     Unix: permissions (``d``/``-``/``l``...), links, owner, group (either may be absent,
-    as some servers write), size, ``Mon DD HH:MM`` (a year guessed from ``now``: the last
-    12 months) or ``Mon DD YYYY``, name (spaces kept; ``name -> target`` for a link).
-    DOS: ``MM-DD-YY  HH:MMAM  <DIR>  name`` or with a size instead of ``<DIR>``
-    (2- or 4-digit years, 12- or 24-hour times). ``total N`` lines give None. Times are
-    taken as UTC; English month names only.
+    as some servers write; a lone name is the owner), size, ``Mon DD HH:MM`` (the year
+    guessed from ``now``: the latest such date no later than a day after ``now``, so the
+    last 12 months with room for a server clock or time zone ahead) or ``Mon DD YYYY``,
+    name (after one space, the rest of the line: spaces kept; for a link, ``name ->
+    target`` split at the first arrow). A device's ``major, minor`` gives ``size`` -1.
+    DOS: ``MM-DD-YY  HH:MMAM  <DIR>  name`` or with a size (thousands separators allowed)
+    instead of ``<DIR>`` (2- or 4-digit years, two-digit ones as POSIX ``%y``: 69-99 are
+    19xx; 12- or 24-hour times); the name starts at its first non-blank character.
+    ``total N`` lines give None. Times are taken as UTC; English month names only (any
+    case).
 
     >>> info = parse_list_line("-rw-r--r--    1 0        0            1234 Dec 05  2025 a b")
     >>> info.name, info.size, info.is_dir, format_mdtm(info.mtime)
