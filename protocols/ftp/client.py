@@ -1238,6 +1238,10 @@ class FTPClient:
         aborting = transfer.aborting
         if aborting is not None:
             abor = await self._final("ABOR")  # ABOR's own reply follows the transfer's
+            if abor.kind != 2 and final.kind == 2:
+                # ABOR is answered 225/226; a 4xx after it is the transfer's, sent late by
+                # a server that answered ABOR first (a race some servers have).
+                final, abor = abor, final
             if not aborting.called:
                 aborting.callback(abor)
             raise FTPTransferAborted(final, f"{label} was aborted ({final.code})")

@@ -46,6 +46,7 @@ class FakeServer:
         self.break_retr: int | None = quirks.get("break_retr")
         self.break_stor: int | None = quirks.get("break_stor")
         self.stall_retr: bool = quirks.get("stall_retr", False)
+        self.abor_first: bool = quirks.get("abor_first", False)
         self.hold: dict[str, ns.Deferred[None]] = {}
         self._seen: dict[str, list[ns.Deferred[str]]] = {}
         self.received: dict[str, bytes] = {}  # raw bytes of each upload, as on the wire
@@ -232,8 +233,12 @@ class FakeFTP(ns.Protocol):
         assert data is not None
         self.transferring = None
         data.transport.abort()
-        self.reply(426, "transfer aborted")
-        self.reply(226, "ABOR ok")
+        if self.server.abor_first:  # out of RFC 959's order, as a racing server may
+            self.reply(226, "ABOR ok")
+            self.reply(426, "transfer aborted")
+        else:
+            self.reply(426, "transfer aborted")
+            self.reply(226, "ABOR ok")
 
     async def ftp_RETR(self, arg: str) -> None:
         content = self.server.files.get(arg)
@@ -481,8 +486,9 @@ async def test_active_mode_refuses_a_data_connection_from_elsewhere(
     await client.quit()
 
 
-async def test_abort_answers_with_abors_reply_and_the_session_goes_on() -> None:
-    server = FakeServer({"big.bin": os.urandom(100_000)}, stall_retr=True)
+@pytest.mark.parametrize("abor_first", [False, True])
+async def test_abort_answers_with_abors_reply_and_the_session_goes_on(abor_first: bool) -> None:
+    server = FakeServer({"big.bin": os.urandom(100_000)}, stall_retr=True, abor_first=abor_first)
     client = await _client(server)
     got: list[bytes] = []
     first: ns.Deferred[None] = ns.Deferred()
