@@ -836,8 +836,6 @@ class FileSystem:
         self._check_writable(spath)
         if spath == "/" or tpath == "/":
             raise FSError(550, "Cannot rename the root directory")
-        if tpath.startswith(spath.rstrip("/") + "/"):
-            raise FSError(550, f"Cannot move a directory into itself: {_display(tpath)}")
         _, src = self._locate(spath, follow=False)
         with src:
             if src.st is None:
