@@ -649,3 +649,16 @@ async def test_ipv6_epsv_and_eprt(tree: Path, reactor: Any) -> None:
     data_server.close()
     client.close()
     await listener.close()
+
+
+async def test_data_sent_before_the_stor_command_is_kept(server: Any, tree: Path) -> None:
+    alice = await login_alice(server)
+    await alice.cmd("TYPE I")
+    _reader, writer = await alice.open_data()
+    payload = os.urandom(200_000)
+    writer.write(payload)  # an eager client: the data before the command
+    await writer.drain()
+    writer.close()
+    assert (await alice.cmd("STOR early.bin")).code == 125
+    assert (await alice.reply()).code == 226
+    assert (tree / "early.bin").read_bytes() == payload

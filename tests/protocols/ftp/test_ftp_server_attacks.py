@@ -335,3 +335,19 @@ async def test_500_concurrent_control_connections(tree: Path) -> None:
     results = await asyncio.gather(*(one(n) for n in range(500)))
     assert len(results) == 500 and all(r == expected for r in results)
     await listener.close()
+
+
+async def test_a_stalled_data_connection_times_out(tree: Path) -> None:
+    listener = serve_tree(tree, data_timeout=0.3)
+    client = await login(listener)
+    await client.cmd("TYPE I")
+    _reader, writer = await client.open_data()
+    assert (await client.cmd("STOR slow.bin")).code == 125
+    writer.write(b"a little")  # then nothing more: no progress for data_timeout
+    r = await client.reply()
+    assert r.code == 426 and "timed out" in r.text
+    assert not (tree / "slow.bin").exists()
+    assert (await client.cmd("NOOP")).code == 200  # the control connection lives on
+    writer.close()
+    client.close()
+    await listener.close()
