@@ -9,6 +9,23 @@ separated escape, a name over 255 bytes or a path over 4096, and symlinks whose 
 outside the root (checked on the real path, at use, so a link made later cannot slip
 through; files are opened without following a last-component symlink out).
 
+How the check holds against races: each call walks down from the root one directory at a
+time, holding each directory open and naming the next entry relative to it (``dir_fd``,
+``O_NOFOLLOW``, ``O_PATH``, as ``openat`` does); a symbolic link met on the way is read and
+followed by this code, never by the kernel, and refused if it climbs above the root or
+names a place outside it. The final call (open, unlink, rename, mkdir, chmod) acts on a name
+inside a directory already checked and still held, and never follows a link. So a link
+swapped in after a check, or a directory moved meanwhile (a relative link moved up a level
+can come to point outside), leads nowhere outside. What remains out of reach: hard links and
+bind mounts that an administrator puts inside the root (they are the root's content).
+
+A backslash is an ordinary character of a POSIX name: ``..\\..`` names one entry, inside.
+Links inside the root are followed everywhere: a listing shows what they point to (as
+``ls -lL`` does; ``is_link`` set), so a client never sees ``name -> target`` nor learns
+a real path from a link. Owners and groups are listed as numbers, as vsftpd does by default
+(``hide_ids`` off, no user database read per entry); pyftpdlib shows names, which costs a
+lookup per entry and tells clients the host's account names.
+
 Names on disk that are not valid UTF-8 are listed with each undecodable byte written
 ``\\xNN`` (a backslash, ``x``, two hex digits), so a listing is always valid UTF-8 that any
 client decodes; such a name given back by a client reaches the same file.
