@@ -12,13 +12,15 @@ from typing import Any
 
 import pytest
 from ftp_raw_client import make_tree
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netshell.defer import Deferred
 from netshell.errors import ConnectionDone
 from netshell.failure import Failure
 from netshell.interfaces import Address
 from netshell.testing import Clock, StringTransport
-from protocols.ftp.server import FTPServerFactory, FTPServerProtocol, User
+from protocols.ftp.server import _COMMANDS, FTPServerFactory, FTPServerProtocol, User
 
 
 @pytest.fixture
@@ -175,3 +177,46 @@ def test_serve_checks_its_arguments(tree: Path) -> None:
         make_factory(tree, clock, passive_ports=[0])
     with pytest.raises(TypeError, match="users"):
         make_factory(tree, clock, users=42)
+
+
+_VERBS = [*sorted(set(_COMMANDS) - {"PASV", "EPSV", "PORT", "EPRT", "QUIT"}), "XYZ", "RETR"]
+_ARGS = st.one_of(
+    st.just(""),
+    st.sampled_from(["hello.txt", "sub", "..", "../secret.txt", "/", "-la", "A", "I", "S",
+                     "F", "0", "P", "CHMOD 600 hello.txt", "UTF8 ON", "MLST type;", "x" * 300,
+                     "TLS", "nowhere/deep", "a\udcffb", '"q"']),
+    st.text(alphabet=st.characters(blacklist_characters="\r\n\x00",
+                                   blacklist_categories=("Cs",)), max_size=40),
+)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(commands=st.lists(st.tuples(st.sampled_from(_VERBS), _ARGS), min_size=1, max_size=12),
+       login_first=st.booleans())
+def test_every_command_gets_exactly_one_reply(tmp_path: Path, commands: list[tuple[str, str]],
+                                              login_first: bool) -> None:
+    """Whatever a client sends, each command line gets one well-formed reply and the session
+    goes on (unless the rules say close: three failed logins)."""
+    root = tmp_path / "fuzz"
+    if not root.exists():
+        make_tree(root)
+    clock = Clock()
+    factory = make_factory(root / "root", clock, login_delay=0, writable=False)
+    protocol, t = session(factory)
+    t.clear()
+    sent = 0
+    if login_first:
+        protocol.data_received(b"USER alice\r\nPASS wonderland\r\n")
+        sent += 2
+    for verb, arg in commands:
+        line = f"{verb} {arg}".rstrip(" ") if arg else verb
+        protocol.data_received(line.encode("utf-8", "surrogateescape") + b"\r\n")
+        sent += 1
+        if t.disconnecting:
+            break
+    answers = [line for line in t.value().decode("utf-8", "surrogateescape").split("\r\n")
+               if len(line) >= 4 and line[:3].isdigit() and line[3] == " "]
+    assert all(100 <= int(a[:3]) < 600 for a in answers)
+    assert len(answers) == sent or t.disconnecting
+    assert not any(a.startswith("451 ") for a in answers)  # no internal error on any input
