@@ -258,6 +258,8 @@ class FTPServerFactory(Factory):
         self.max_login_attempts = max_login_attempts
         self.login_delay = login_delay
         self.banner = [banner] if isinstance(banner, str) else list(banner)
+        #: the greeting as sent, formatted once
+        self.greeting = Reply(220, self.banner).to_bytes()
         self.reactor = reactor if reactor is not None else get_reactor()
         #: what times logins, idle and data timeouts (the reactor; tests may give a Clock)
         self.clock = clock if clock is not None else self.reactor
@@ -401,7 +403,7 @@ class FTPServerProtocol(Protocol):
             except (OSError, AttributeError):
                 pass
         self.tls_control = getattr(transport, "tls", None) is not None
-        self._send(Reply(220, factory.banner))
+        transport.write(factory.greeting)
         self._last = factory.clock.seconds()
         if factory.idle_timeout:
             self._idle_timer = factory.clock.call_later(factory.idle_timeout, self._idle_check)

@@ -5,14 +5,22 @@ one-shot listener (passive; it takes one connection, from the control connection
 address only, and stops listening) or an address to connect to (active; only the client's
 own address, never a port below 1024: the control protocol checks that). Its
 :meth:`DataChannel.connection` gives the connection once it is there, with TLS on it when
-the session asked for PROT P (the server is the TLS server on data connections too, and
-with ``require_tls_reuse`` the client must resume the control connection's session).
+the session asked for PROT P (the server is the TLS server on data connections too).
+
+With ``require_tls_reuse`` the data connection's handshake must resume a TLS session, as
+vsftpd's ``require_ssl_reuse`` demands (a stranger who stole the data port cannot, lacking
+the control connection's session ticket or id). pyOpenSSL has no public way to ask, so the
+answer is OpenSSL's ``SSL_session_reused``, read by netshell's TLS layer
+(``transport.tls.session_reused``, through pyOpenSSL's private cffi binding). Like vsftpd's,
+the check says that *a* session of this server was resumed, not whose: sessions and tickets
+are the server context's, shared by all its connections.
 
 A :class:`Transfer` moves one file or listing over that connection: out with sendfile(2)
 (``transport.send_file``) for binary files on plain TCP, else with a pull producer that
 reads the next piece only when the transport wants one (flow control: a slow client never
-makes the server buffer more than a piece); in into an :class:`~protocols.ftp.filesystem.
-Upload`, written as it arrives (disk writes are synchronous, so nothing piles up). It
+makes the server buffer more than a piece); in into an
+:class:`~protocols.ftp.filesystem.Upload`, written as it arrives (disk writes are
+synchronous, so nothing piles up). It
 reports to the control connection once, with the reply to send (226 complete, 426 cut,
 425 no connection...), and a line for the transfer log.
 
