@@ -118,6 +118,64 @@ def test_replies_read_back_in_any_split(sent, cut):
         assert ReplyReader().feed(reply.to_bytes()) == [as_read(reply)]
 
 
+def ftplib_reply_count(data: bytes) -> int:
+    text = data.decode("utf-8", "surrogateescape")
+    reader = ftplib.FTP()
+    reader.file = io.StringIO(text, newline="")
+    count = 0
+    while reader.file.tell() < len(text):
+        reader.getmultiline()
+        count += 1
+    return count
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(replies, st.lists(st.sampled_from(["code-", "space", "raw"]), min_size=6)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+    cuts,
+)
+def test_replies_as_other_servers_write_them_read_as_their_lines(sent, bare_lf, cut):
+    """Middle lines as ProFTPD and IIS write them (``code-`` first), padded with a space,
+    or bare; the last line ``code`` alone when its text is empty; LF or CRLF."""
+    end = "\n" if bare_lf else "\r\n"
+    wire = []
+    expected = []
+    for reply, styles in sent:
+        code, lines = str(reply.code), reply.lines
+        if len(lines) == 1:
+            wire.append(f"{code} {lines[0]}{end}")
+            expected.append(reply)
+            continue
+        out = [f"{code}-{lines[0]}{end}"]
+        read = [lines[0]]
+        for line, style in zip(lines[1:-1], styles, strict=False):
+            if style == "raw" and not line[:1].isdigit():
+                out.append(line + end)
+                read.append(line)
+            elif style == "space":
+                out.append(" " + line + end)
+                read.append(" " + line)
+            else:
+                out.append(f"{code}-{line}{end}")
+                read.append(line)
+        out.append(f"{code}{end}" if lines[-1] == "" else f"{code} {lines[-1]}{end}")
+        read.append(lines[-1])
+        wire += out
+        expected.append(Reply(reply.code, read))
+    data = "".join(wire).encode("utf-8", "surrogateescape")
+    reader = ReplyReader()
+    got: list[Reply] = []
+    for piece in pieces(data, cut):
+        got += reader.feed(piece)
+    assert got == expected
+    assert ftplib_reply_count(data) == len(expected)  # where ftplib sees the replies end
+
+
 @SETTINGS
 @given(replies)
 def test_ftplib_reads_a_formatted_reply_as_one(reply):
