@@ -48,7 +48,7 @@ from netshell.protocol import Factory, Protocol
 from protocols.ftp.core import AsciiDecoder, AsciiEncoder, Reply
 from protocols.ftp.filesystem import FSError, Upload
 
-__all__ = ["DataChannel", "DataProtocol", "DataRefused", "Transfer", "same_host"]
+__all__ = ["DataChannel", "DataProtocol", "DataRefused", "Transfer", "peer_gone", "same_host"]
 
 log = logging.getLogger("netshell.ftp")
 
