@@ -46,6 +46,7 @@ Example (no server needed to see the URL handling)::
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
@@ -109,7 +110,6 @@ Names: TypeAlias = "list[str]"
 Chunks: TypeAlias = "list[bytes]"
 
 _PIECE = 256 * 1024  # read and sent this much at a time when not using sendfile(2)
-_TRANSIENT = (FTPTemporaryError, ConnectionError, TimeoutError)
 
 
 # ---- errors of the client (the core's tree: FTPError > ...)
@@ -135,6 +135,10 @@ class FTPTransferAborted(FTPError):
 class FTPDataConnectionError(FTPError):
     """The data connection could not be made, or ended before the transfer was complete,
     while the server's reply (if any) did not say why."""
+
+
+#: what a broken transfer fails with, that trying again (and resuming) may cure
+_TRANSIENT = (FTPTemporaryError, FTPDataConnectionError, ConnectionError, TimeoutError)
 
 
 # ---- URLs
@@ -663,7 +667,10 @@ class FTPClient:
             self._send("OPTS", "UTF8 ON")
             await self._final("OPTS UTF8 ON")  # names are UTF-8 either way
         await self._set_type("I")
-        await self._pwd()
+        try:
+            await self._pwd()
+        except FTPError as e:  # a server without PWD, or one that names no directory
+            log.debug("PWD after login on %s: %s", self.host, e)
 
     # ---- helpers
 
@@ -1138,7 +1145,7 @@ class FTPClient:
                     sink(tail)
             return count
         except BaseException as e:
-            self._cut_on_error(e)
+            await self._cut_on_error(e)
             raise
         finally:
             self._transfer = None
@@ -1191,7 +1198,7 @@ class FTPClient:
                 transport.abort()  # a TLS peer that never answers our close_notify
             return sent
         except BaseException as e:
-            self._cut_on_error(e)
+            await self._cut_on_error(e)
             raise
         finally:
             self._transfer = None
@@ -1237,11 +1244,18 @@ class FTPClient:
         """Judge a transfer by its final reply, how its data connection went, and abort()."""
         aborting = transfer.aborting
         if aborting is not None:
-            abor = await self._final("ABOR")  # ABOR's own reply follows the transfer's
-            if abor.kind != 2 and final.kind == 2:
-                # ABOR is answered 225/226; a 4xx after it is the transfer's, sent late by
-                # a server that answered ABOR first (a race some servers have).
-                final, abor = abor, final
+            # abort() sent ABOR and then NOOP: the replies up to NOOP's 200 are the
+            # transfer's and ABOR's. Servers differ in how many and in which order
+            # (pyftpdlib may answer ABOR alone, 225; ours has answered ABOR before the
+            # transfer's 426), so NOOP's reply, not a count, says when they are all in.
+            replies = [final]
+            while replies[-1].code != 200:
+                replies.append(await self._final("ABOR"))
+            self._owed = 0
+            answers = replies[:-1] or replies
+            abor = next((r for r in reversed(answers) if r.code in (225, 226)), answers[-1])
+            others = [r for r in answers if r is not abor]
+            final = next((r for r in others if r.kind != 2), others[0] if others else abor)
             if not aborting.called:
                 aborting.callback(abor)
             raise FTPTransferAborted(final, f"{label} was aborted ({final.code})")
@@ -1260,20 +1274,32 @@ class FTPClient:
         # over the protected control connection, says the transfer is complete: many
         # servers never send close_notify on data connections.
 
-    def _cut_on_error(self, exc: BaseException) -> None:
-        """A transfer failed or was cancelled: its data connection goes; a cancelled one
-        also gets ABOR (its replies are dropped with the others owed)."""
+    async def _cut_on_error(self, exc: BaseException) -> None:
+        """A transfer failed or was cancelled: its data connection goes. A cancelled one
+        whose command went out is aborted as abort() does it (ABOR, NOOP, the replies up
+        to NOOP's), before the next call may send anything: a server may answer that next
+        command before it notices the data connection is gone (pyftpdlib does), so the
+        transfer's reply cannot simply be dropped when it comes."""
         transfer = self._transfer
         if transfer is None:
             return
         transfer.cut()
         if (
-            isinstance(exc, ns.CancelledError)
+            isinstance(exc, asyncio.CancelledError)
             and transfer.started
             and transfer.aborting is None
             and not self.closed
         ):
-            self._send("ABOR")
+            # The caller has its CancelledError already (the Deferred failed at once);
+            # this task goes on, holding the session's turn until the session is in step.
+            try:
+                self._send("ABOR")
+                self._send("NOOP")
+                while (await self._final("ABOR")).code != 200:
+                    pass
+                self._owed = 0
+            except Exception as e:  # timeout, closed: _run drops what is still owed
+                log.debug("resynchronising %s after a cancelled transfer: %s", self.host, e)
         aborting = transfer.aborting
         if aborting is not None and not aborting.called:
             if not transfer.started:
@@ -1298,11 +1324,12 @@ class FTPClient:
     # ---- abort and quit
 
     def abort(self) -> Deferred[Reply | None]:
-        """Stop the transfer under way: its data connection is closed and ABOR sent; the
-        transfer fails with FTPTransferAborted, and this fires with ABOR's reply once the
-        server has answered both (with None when the transfer command was not sent yet:
-        the transfer stops before it). With no transfer under way, ABOR is sent as any
-        command (after those before it) and this fires with its reply.
+        """Stop the transfer under way: its data connection is closed and ABOR sent (then
+        NOOP, whose reply marks the end of those to the transfer and to ABOR); the transfer
+        fails with FTPTransferAborted, and this fires with ABOR's reply (with None when the
+        transfer command was not sent yet: the transfer stops before it). With no transfer
+        under way, ABOR is sent as any command (after those before it) and this fires with
+        its reply.
         """
         transfer = self._transfer
         if transfer is None or transfer.aborting is not None:
@@ -1311,7 +1338,10 @@ class FTPClient:
         transfer.aborting = answered
         transfer.cut()
         if transfer.started:
-            self._send("ABOR")  # the transfer's operation reads its reply (see _conclude)
+            # The transfer's operation reads the replies (see _conclude); NOOP's marks
+            # the end of them.
+            self._send("ABOR")
+            self._send("NOOP")
         return answered
 
     def quit(self) -> Deferred[Reply]:
@@ -1716,6 +1746,7 @@ async def _with_retries(
                 raise
             log.info("transfer with %s broke (%s): resuming, try %d of %d",
                      url.host, e, attempt, retries)
+            await ns.sleep(0.1 * 2 ** (attempt - 1))  # a server restarting gets a moment
         except BaseException:
             if client is not None:
                 client.close()

@@ -47,6 +47,7 @@ class FakeServer:
         self.break_stor: int | None = quirks.get("break_stor")
         self.stall_retr: bool = quirks.get("stall_retr", False)
         self.abor_first: bool = quirks.get("abor_first", False)
+        self.pasv_host: str = quirks.get("pasv_host", "127.0.0.1")
         self.hold: dict[str, ns.Deferred[None]] = {}
         self._seen: dict[str, list[ns.Deferred[str]]] = {}
         self.received: dict[str, bytes] = {}  # raw bytes of each upload, as on the wire
@@ -198,7 +199,8 @@ class FakeFTP(ns.Protocol):
 
     def ftp_PASV(self, arg: str) -> None:
         port = self._listen()
-        self.reply(227, f"Entering Passive Mode (127,0,0,1,{port >> 8},{port & 255}).")
+        host = self.server.pasv_host.replace(".", ",")
+        self.reply(227, f"Entering Passive Mode ({host},{port >> 8},{port & 255}).")
 
     async def ftp_PORT(self, arg: str) -> None:
         numbers = [int(n) for n in arg.split(",")]
@@ -318,6 +320,14 @@ async def test_epsv_refused_falls_back_to_pasv_and_remembers() -> None:
     assert verbs.count("EPSV") == 1  # asked once; PASV from then on
     assert verbs.count("PASV") == 2
     assert verbs.index("EPSV") < verbs.index("PASV")
+    await client.quit()
+
+
+async def test_pasv_address_other_than_the_servers_is_not_followed() -> None:
+    # A NATed server names its private address; a hostile one could name anyone's.
+    server = FakeServer({"a.txt": b"alpha"}, epsv=False, pasv_host="192.0.2.7")
+    client = await _client(server, timeout=2)
+    assert await client.retrieve("a.txt") == b"alpha"
     await client.quit()
 
 
