@@ -314,14 +314,21 @@ def test_command_reader_takes_any_bytes(data, cut):
 
 
 @SETTINGS
-@given(st.binary(max_size=60))
+@given(
+    st.one_of(
+        st.binary(max_size=60),
+        st.text(st.sampled_from("aZrT09 -\t\xff\u00e9\r\n\0"), max_size=12).map(str.encode),
+    )
+)
 def test_parse_command_gives_a_command_or_a_500(line):
+    verb, _, rest = line.partition(b" ")
     try:
         command = parse_command(line)
     except CommandError as error:
         assert error.reply.code == 500
+        assert not re.fullmatch(rb"[A-Za-z]+", verb)
         return
-    verb, _, rest = line.partition(b" ")
+    assert re.fullmatch(rb"[A-Za-z]+", verb)
     assert command.verb.encode() == verb.upper()
     assert command.arg.encode("utf-8", "surrogateescape") == rest
 
