@@ -1065,6 +1065,23 @@ class FTPClient:
         # The TLS client hello goes out at once; a server that starts its side only after
         # the transfer command (vsftpd) finds it waiting.
         handshake = self._secure(protocol) if self.passive else None
+        try:
+            await self._start_transfer(transfer, verb, arg, rest, made, handshake)
+        except BaseException:
+            if handshake is not None:
+                handshake.add_errback(lambda _: None)  # cut short with the transfer: not news
+            raise
+
+    async def _start_transfer(
+        self,
+        transfer: _Transfer,
+        verb: str,
+        arg: str,
+        rest: int,
+        made: Callable[[], Any],
+        handshake: Deferred[Any] | None,
+    ) -> None:
+        protocol = transfer.data
         if rest:
             await self._command("REST", str(rest), ok=(3,))
         if transfer.aborting is not None:

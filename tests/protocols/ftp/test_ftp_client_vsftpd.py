@@ -9,6 +9,7 @@ refused (522), this client is not.
 from __future__ import annotations
 
 import ftplib
+import gc
 import os
 import ssl
 from pathlib import Path
@@ -86,7 +87,9 @@ async def test_writable_vsftpd(tmp_path: Path) -> None:
         await client.quit()
 
 
-async def test_ftps_with_required_session_reuse(tmp_path: Path) -> None:
+async def test_ftps_with_required_session_reuse(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = _root(tmp_path)
     async with vsftpd_server(root, tls=True, require_ssl_reuse=True) as server:
         assert server.ca is not None
@@ -110,7 +113,13 @@ async def test_ftps_with_required_session_reuse(tmp_path: Path) -> None:
         assert (await ns.defer_to_thread(with_ftplib)).startswith("522")
 
         client: FTPClient = await ftp.connect(server.host, server.port, tls=True, ca=server.ca)
+        # A refused RETR: vsftpd never starts TLS on that data connection; the handshake
+        # the client began is cut short with it, quietly.
+        with pytest.raises(ftp.FTPPermanentError):
+            await client.retrieve("missing.txt")
         assert await client.retrieve("hello.txt") == b"hello from vsftpd\n"
+        gc.collect()
+        assert "Unhandled error" not in caplog.text
         assert client.data_tls is not None and client.data_tls.session_reused is True
         names = {e.name for e in await client.list()}
         assert names == {p.name for p in root.iterdir()}
