@@ -66,6 +66,10 @@ MAX_PATH = 4096
 _TEMP_PREFIX = b".netshell-upload-"
 #: symbolic links followed while resolving one path before giving up (Linux's own limit)
 _MAX_LINKS = 40
+#: directories a walk holds open at once: a path 2,000 levels deep must not take 2,000
+#: descriptors (the process limit is shared by every session); higher ones are closed and
+#: opened again from the root, the same checked way, if a link's ".." climbs back to them
+_MAX_HELD = 8
 
 _O_PATH = getattr(os, "O_PATH", os.O_RDONLY)  # O_PATH walks directories we may not read
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -73,6 +77,7 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIR_FLAGS = _O_PATH | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
+_READ_DIR = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 
 _ESCAPED = re.compile(rb"\\x([89a-f][0-9a-f])")
 
@@ -138,7 +143,8 @@ def _no_such(vpath: str) -> FSError:
 
 def _close_all(fds: list[int]) -> None:
     for fd in fds:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     fds.clear()
 
 
@@ -157,6 +163,7 @@ class _Location:
     ``fds`` are open directories from the root down (``fds[-1]`` is ``parent``); ``names``
     their names below the root. ``name`` is None for the root itself; ``st`` is the entry's
     ``lstat`` (None when it does not exist). Close it (``with``) to close the directories.
+    Only the last few of ``fds`` are open (-1 for the others), ``parent`` always.
     """
 
     __slots__ = ("fds", "names", "name", "st")
@@ -185,6 +192,26 @@ class _Location:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Frame:
+    """One directory of :meth:`FileSystem.iter_tree`: its descriptor (-1 once closed to
+    spare descriptors), names below the root, virtual path and entries left to yield."""
+
+    __slots__ = ("entries", "fd", "names", "prefix")
+
+    def __init__(
+        self, fd: int, names: list[bytes], prefix: str, entries: list[tuple[bytes, FileInfo]]
+    ) -> None:
+        self.fd = fd
+        self.names = names
+        self.prefix = prefix
+        self.entries = deque(entries)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class Upload:
@@ -451,8 +478,7 @@ class FileSystem:
                     if name == b"..":
                         if not names:
                             raise _Escape
-                        os.close(fds.pop())
-                        names.pop()
+                        self._up(fds, names)
                         continue
                 else:
                     name = self._component(fds[-1], cast(str, item))
@@ -483,11 +509,14 @@ class FileSystem:
                     raise OSError(errno.ENOTDIR, "not a directory")
                 fds.append(os.open(name, _DIR_FLAGS, dir_fd=fds[-1]))
                 names.append(name)
+                far = len(fds) - 1 - _MAX_HELD
+                if far >= 1 and fds[far] >= 0:
+                    os.close(fds[far])
+                    fds[far] = -1
             # Ended on a directory already opened (the root, or a link's "x/.." or "x/").
             if not names:
                 return _Location(fds, names, None, None)
-            os.close(fds.pop())
-            name = names.pop()
+            name = self._up(fds, names)
             return _Location(fds, names, name, os.stat(name, dir_fd=fds[-1], follow_symlinks=False))
         except _Escape:
             _close_all(fds)
@@ -498,6 +527,23 @@ class FileSystem:
         except BaseException:
             _close_all(fds)
             raise
+
+    def _up(self, fds: list[int], names: list[bytes]) -> bytes:
+        """Leave the innermost directory of a walk; its name. The one above is opened again
+        (from the root, each step checked as before) if it was closed to spare descriptors."""
+        fd = fds.pop()
+        if fd >= 0:
+            os.close(fd)
+        name = names.pop()
+        if fds[-1] < 0:
+            current = fds[0]
+            for step in names:
+                opened = os.open(step, _DIR_FLAGS, dir_fd=current)
+                if current != fds[0]:
+                    os.close(current)
+                current = opened
+            fds[-1] = current
+        return name
 
     def _locate(self, path: str, follow: bool = True) -> tuple[str, _Location]:
         """The normalised virtual ``path`` and where it is; a last-component link that is not
@@ -573,37 +619,35 @@ class FileSystem:
         followed, as everywhere, like ``ls -lL``), with ``is_link`` set; a dangling one as
         the link itself (``l`` mode) with ``target`` the virtual path it names.
         """
-        return sorted(self._scan(path)[1], key=lambda info: info.name)
-
-    def _scan(self, path: str) -> tuple[str, list[FileInfo], list[bytes]]:
-        """(virtual path, entries, the directory's names below the root)."""
         vpath, loc = self._locate(path)
         with loc:
-            try:
-                if loc.is_root:
-                    fd = os.open(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-                    names = []
-                else:
-                    if loc.st is None:
-                        raise _no_such(vpath)
-                    if not stat_mod.S_ISDIR(loc.st.st_mode):
-                        raise FSError(550, f"Not a directory: {_display(vpath)}")
-                    fd = os.open(
-                        cast(bytes, loc.name),
-                        os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
-                        dir_fd=loc.parent,
-                    )
-                    names = [*loc.names, cast(bytes, loc.name)]
-                try:
-                    entries = self._entries(fd, names, vpath)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise _error(exc, vpath) from None
-        return vpath, entries, names
+            fd, names = self._open_dir(loc, vpath)
+        try:
+            return [info for _, info in self._entries(fd, names, vpath)]
+        except OSError as exc:
+            raise _error(exc, vpath) from None
+        finally:
+            os.close(fd)
 
-    def _entries(self, fd: int, names: list[bytes], vpath: str) -> list[FileInfo]:
-        infos = []
+    def _open_dir(self, loc: _Location, vpath: str) -> tuple[int, list[bytes]]:
+        """The directory at ``loc`` opened for reading (never through a link swapped in
+        meanwhile), and its names below the root."""
+        try:
+            if loc.is_root:
+                return os.open(self.root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC), []
+            if loc.st is None:
+                raise _no_such(vpath)
+            if not stat_mod.S_ISDIR(loc.st.st_mode):
+                raise FSError(550, f"Not a directory: {_display(vpath)}")
+            name = cast(bytes, loc.name)
+            fd = os.open(name, _READ_DIR, dir_fd=loc.parent)
+            return fd, [*loc.names, name]
+        except OSError as exc:
+            raise _error(exc, vpath) from None
+
+    def _entries(self, fd: int, names: list[bytes], vpath: str) -> list[tuple[bytes, FileInfo]]:
+        """(name on disk, info) of the directory open as ``fd``, sorted by listed name."""
+        infos: list[tuple[bytes, FileInfo]] = []
         base = vpath.rstrip("/")
         with os.scandir(fd) as it:
             for entry in it:
@@ -616,42 +660,77 @@ class FileSystem:
                     continue  # gone since the directory was read
                 name = raw.decode("utf-8", "backslashreplace")
                 if not stat_mod.S_ISLNK(st.st_mode):
-                    infos.append(_info(name, st))
+                    infos.append((raw, _info(name, st)))
                     continue
                 try:
                     loc = self._walk([(True, n) for n in names] + [(True, raw)], f"{base}/{name}")
                 except _Outside:
                     continue  # not there for a client
                 except FSError:
-                    infos.append(_info(name, st, is_link=True))  # a loop: shown as a link
+                    infos.append((raw, _info(name, st, is_link=True)))  # a loop: as a link
                     continue
                 with loc:
                     if loc.is_root:
-                        infos.append(_info(name, os.stat(loc.parent), is_link=True))
+                        infos.append((raw, _info(name, os.stat(loc.parent), is_link=True)))
                     elif loc.st is not None:
-                        infos.append(_info(name, loc.st, is_link=True))
+                        infos.append((raw, _info(name, loc.st, is_link=True)))
                     else:  # dangling: the link itself, with where it points
                         real = [*loc.names, cast(bytes, loc.name)]
                         target = "/" + "/".join(n.decode("utf-8", "backslashreplace") for n in real)
-                        infos.append(_info(name, st, is_link=True, target=target))
+                        infos.append((raw, _info(name, st, is_link=True, target=target)))
+        infos.sort(key=lambda pair: pair[1].name)
         return infos
 
     def iter_tree(self, path: str) -> Iterator[tuple[str, FileInfo]]:
         """Every entry under ``path`` (virtual path, info), depth first; not used by commands
         that a client can make expensive (kept for STAT and tools).
 
-        Linked directories are listed but not entered (no loops).
+        Linked directories are listed but not entered (no loops); a directory removed or
+        made unreadable meanwhile is skipped. Each directory is entered from its parent,
+        held open (the last few levels; higher ones are opened again when needed), so the
+        walk costs one open per directory, at any depth the limits allow.
         """
-        _, entries, _ = self._scan(path)
-        base = self.resolve("/", path).rstrip("/")
-        for info in sorted(entries, key=lambda i: i.name):
-            child = f"{base}/{info.name}"
-            yield child, info
-            if info.is_dir and not info.is_link:
+        vpath = self.resolve("/", path)
+        _, loc = self._locate(vpath)
+        with loc:
+            fd, names = self._open_dir(loc, vpath)
+        frames: list[_Frame] = []
+        try:
+            try:
+                entries = self._entries(fd, names, vpath)
+            except OSError as exc:
+                raise _error(exc, vpath) from None
+            frames.append(_Frame(fd, names, vpath.rstrip("/"), entries))
+            while frames:
+                top = frames[-1]
+                if not top.entries:
+                    frames.pop()
+                    top.close()
+                    continue
+                raw, info = top.entries.popleft()
+                child = f"{top.prefix}/{info.name}"
+                yield child, info
+                if not info.is_dir or info.is_link:
+                    continue
                 try:
-                    yield from self.iter_tree(child)
-                except FSError:
-                    continue  # removed or made unreadable meanwhile
+                    if top.fd < 0:
+                        where = top.prefix or "/"
+                        with self._walk([(True, n) for n in top.names], where) as loc:
+                            top.fd, _ = self._open_dir(loc, where)
+                    fd = os.open(raw, _READ_DIR, dir_fd=top.fd)
+                    try:
+                        entries = self._entries(fd, [*top.names, raw], child)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                except OSError:
+                    continue  # removed, replaced or unreadable since it was listed
+                frames.append(_Frame(fd, [*top.names, raw], child, entries))
+                if len(frames) > _MAX_HELD:
+                    frames[-1 - _MAX_HELD].close()
+        finally:
+            for frame in frames:
+                frame.close()
 
     def open_read(self, path: str, offset: int = 0) -> BinaryIO:
         """The file at ``path`` opened for reading, positioned at ``offset``.
