@@ -250,12 +250,6 @@ class Upload:
         """True once committed or aborted."""
         return self._fd is None
 
-    def fileno(self) -> int:
-        """The descriptor being written (for a server that writes itself; count ``written``)."""
-        if self._fd is None:
-            raise ValueError("upload is closed")
-        return self._fd
-
     def write(self, data: bytes) -> None:
         """Write ``data`` (all of it); FSError (452 when the disk is full) on failure."""
         if self._fd is None:

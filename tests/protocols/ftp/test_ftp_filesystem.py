@@ -442,6 +442,19 @@ def test_commit_replaces_atomically(fs: FileSystem, root: Path) -> None:
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o604  # permissions kept
 
 
+def test_a_commit_that_cannot_rename_leaves_nothing(fs: FileSystem, root: Path) -> None:
+    up = fs.open_upload("/pub/x")
+    up.write(b"data")
+    (root / "pub" / "x").mkdir()  # the name became a directory meanwhile
+    (root / "pub" / "x" / "keep").write_bytes(b"")
+    with pytest.raises(FSError) as info:
+        up.commit()
+    assert info.value.code == 550
+    assert info.value.message.endswith("/pub/x")
+    assert names_on_disk(root / "pub") == {"a.txt", "b.bin", "sub", "x"}
+    assert up.closed
+
+
 def test_an_upload_collected_without_commit_removes_its_temp(fs: FileSystem, root: Path) -> None:
     up = fs.open_upload("/pub/new.bin")
     up.write(b"lost")
