@@ -37,6 +37,9 @@ examples:
                                           (echo on port 7007 unless --port says otherwise)
   netsh serve http ./site                 static files over HTTP/1.1 on port 8000, as
                                           python -m http.server
+  netsh serve ftp ./site --user ann:secret --writable
+                                          FTP on port 2121 (anonymous and read-only
+                                          without --user; --tls for FTPS)
 
 exit codes: 0 success, 1 the script raised, 2 usage error, 130 SIGINT, 143 SIGTERM
 (netsh serve exits 0 on Ctrl-C, as python -m http.server)
@@ -105,14 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("directory", nargs="?", metavar="DIR",
-                       help="http only: the directory to serve (default: the current one)")
+                       help="http and ftp: the directory to serve (default: the current one)")
     serve.add_argument("--port", type=_port, default=None,
-                       help="port (default: http 8000, echo 7007, discard 9009, daytime "
-                            "13013, qotd 17017, chargen 19019; 0 picks any free one)")
+                       help="port (default: http 8000, ftp 2121, echo 7007, discard 9009, "
+                            "daytime 13013, qotd 17017, chargen 19019; 0 picks any free one)")
     serve.add_argument("--interface", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1)")
     serve.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
                        help="at shutdown, time connections get to finish (default 5)")
+    ftp = serve.add_argument_group("ftp")
+    ftp.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
+                     help="a user who may log in (repeat for more); with none, anonymous "
+                          "logins only")
+    ftp.add_argument("--writable", action="store_true",
+                     help="users may upload, rename and delete (default: read-only)")
+    ftp.add_argument("--tls", action="store_true",
+                     help="FTPS: AUTH TLS, required before login; a throwaway certificate "
+                          "(its fingerprint printed) unless --cert and --key")
+    ftp.add_argument("--cert", metavar="PEM", help="with --tls: the certificate (and chain)")
+    ftp.add_argument("--key", metavar="PEM", help="with --tls: its private key")
 
     diff = sub.add_parser("diff", help="compare two transcripts",
                           description="Show where two transcripts differ, ignoring times, "
@@ -176,15 +190,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         return _diff(args.a, args.b)
     if args.command in ("run", "serve") or args.code is not None:
-        from netshell.app.runner import RunOptions, run_source, serve
+        from netshell.app.runner import FTPOptions, RunOptions, run_source, serve
 
         _headless_logging(level, bool(getattr(args, "verbose", False)))
         if args.command == "serve":
-            if args.directory is not None and args.service != "http":
-                parser.error("only `netsh serve http` takes a directory")
+            if args.directory is not None and args.service not in ("http", "ftp"):
+                parser.error("only `netsh serve http` and `netsh serve ftp` take a directory")
+            ftp_flags = [name for name, on in (
+                ("--user", args.user), ("--writable", args.writable), ("--tls", args.tls),
+                ("--cert", args.cert), ("--key", args.key)) if on]
+            if ftp_flags and args.service != "ftp":
+                parser.error(f"{ftp_flags[0]} is for `netsh serve ftp` only")
+            if (args.cert or args.key) and not args.tls:
+                parser.error("--cert and --key go with --tls")
+            ftp_options = FTPOptions(users=args.user, writable=args.writable, tls=args.tls,
+                                     cert=args.cert, key=args.key)
             return serve(args.service, args.port, args.interface,
                          RunOptions(grace=args.grace, quiet=args.quiet), args.directory,
-                         use_uvloop=uvloop)
+                         use_uvloop=uvloop, ftp_options=ftp_options)
         if args.command is None:
             return run_source(args.code, "<string>", ["-c"], RunOptions(exit_when_done=True,
                                                                          quiet=args.quiet),

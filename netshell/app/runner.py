@@ -35,7 +35,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from netshell.defer import Deferred, has_canceller, next_deferred_number
@@ -467,7 +467,8 @@ def _run_main(
 def serving_line(service: str, host: str, port: int) -> str:
     """What ``netsh serve`` prints once it listens: python -m http.server's line."""
     url_host = f"[{host}]" if ":" in host else host
-    url = f" (http://{url_host}:{port}/)" if service == "http" else ""
+    scheme = {"http": "http", "ftp": "ftp"}.get(service)
+    url = f" ({scheme}://{url_host}:{port}/)" if scheme else ""
     return f"Serving {service.upper()} on {host} port {port}{url} ..."
 
 
@@ -516,33 +517,117 @@ def _access_log_on_stderr() -> Iterator[None]:
         access_log.propagate = propagate
 
 
-SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http")
+@contextlib.contextmanager
+def _session_log_on_stderr(name: str) -> Iterator[None]:
+    """Logger ``name``'s INFO lines (an FTP server's logins and transfers) on stderr."""
+    logger = logging.getLogger(name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@dataclass
+class FTPOptions:
+    """``netsh serve ftp``'s own options."""
+
+    users: list[str] = field(default_factory=list)  # NAME:PASSWORD, as typed
+    writable: bool = False
+    tls: bool = False
+    cert: str | None = None
+    key: str | None = None
+
+
+def _ftp_users(specs: list[str]) -> dict[str, str]:
+    users: dict[str, str] = {}
+    for spec in specs:
+        name, sep, password = spec.partition(":")
+        if not sep or not name:
+            raise ValueError(f"--user takes NAME:PASSWORD, not {spec!r}")
+        users[name] = password
+    return users
+
+
+def _ftp_tls(options: FTPOptions) -> Any:
+    """The server context for ``--tls``: from --cert/--key, or a throwaway certificate
+    whose SHA-256 fingerprint is printed (a client checks it, or trusts it once)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from netshell import tls
+
+    if options.cert or options.key:
+        if not (options.cert and options.key):
+            raise ValueError("--cert and --key go together")
+        cert: Any = options.cert
+        context = tls.server_context(options.cert, options.key)
+        with open(options.cert, "rb") as f:
+            cert = f.read()
+    else:
+        cert, key, _ca = tls.self_signed("localhost", "127.0.0.1", "::1")
+        context = tls.server_context(cert, key)
+    digest = x509.load_pem_x509_certificate(cert).fingerprint(hashes.SHA256()).hex(":").upper()
+    what = "certificate" if options.cert else "throwaway certificate"
+    print(f"TLS {what}, SHA-256 fingerprint {digest}", flush=True)
+    return context
+
+
+SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http", "ftp")
 # The port each service listens on when no --port is given, fixed as http.server's 8000 is.
 # The customary ports of the small services (echo 7, discard 9, daytime 13, qotd 17,
 # chargen 19) need privileges: theirs here is that number written twice, unprivileged.
-DEFAULT_PORTS = {"http": 8000, "echo": 7007, "discard": 9009, "daytime": 13013, "qotd": 17017,
-                 "chargen": 19019}
+# FTP's 21 needs privileges too: 2121, as python -m pyftpdlib.
+DEFAULT_PORTS = {"http": 8000, "ftp": 2121, "echo": 7007, "discard": 9009, "daytime": 13013,
+                 "qotd": 17017, "chargen": 19019}
 
 
 def serve(service: str, port: int | None, interface: str, options: RunOptions,
-          directory: str | None = None, use_uvloop: bool | None = None) -> int:
+          directory: str | None = None, use_uvloop: bool | None = None,
+          ftp_options: FTPOptions | None = None) -> int:
     """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM.
 
-    ``http`` serves ``directory`` (default: the current one) as static files.
+    ``http`` serves ``directory`` (default: the current one) as static files; ``ftp``
+    serves it over FTP (anonymous and read-only unless ``ftp_options`` say otherwise).
     """
     # The protocol library is imported here, not at the top: `netsh run` does not pay for it.
     from protocols import http, wire
 
     if port is None:
         port = DEFAULT_PORTS[service]
-    if service == "http":
+    start: Callable[[], Any]
+    if service in ("http", "ftp"):
         root = os.path.abspath(directory or ".")
         if not os.path.isdir(root):
-            print(f"netsh serve http: not a directory: {root}", file=sys.stderr)
+            print(f"netsh serve {service}: not a directory: {root}", file=sys.stderr)
             return EXIT_USAGE
+    if service == "http":
 
         def start() -> Any:
             return http.serve(root, port=port, interface=interface)
+
+    elif service == "ftp":
+        from protocols import ftp
+
+        fo = ftp_options or FTPOptions()
+        try:
+            users = _ftp_users(fo.users)
+            context = _ftp_tls(fo) if fo.tls else None
+        except (ValueError, OSError) as e:
+            print(f"netsh serve ftp: {e}", file=sys.stderr)
+            return EXIT_USAGE
+
+        def start() -> Any:
+            return ftp.serve(root, port=port, interface=interface, users=users or None,
+                             anonymous=not users, writable=fo.writable, tls=context,
+                             require_tls=context is not None)
 
     else:
         make_factory = getattr(wire, f"{service}_factory")
@@ -550,10 +635,14 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
         def start() -> Any:
             return get_reactor().listen_tcp(port, make_factory(), interface=interface)
 
-    access_log = service == "http" and not options.quiet
+    log: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if not options.quiet and service == "http":
+        log = _access_log_on_stderr()
+    elif not options.quiet and service == "ftp":
+        log = _session_log_on_stderr("netshell.ftp")
     options.exit_when_done = False
     options.quiet = True
-    with _access_log_on_stderr() if access_log else contextlib.nullcontext():
+    with log:
         return _run_main(
             lambda runner: runner.serve(start, service),
             f"<serve {service}>",
