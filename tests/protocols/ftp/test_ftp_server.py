@@ -662,3 +662,40 @@ async def test_data_sent_before_the_stor_command_is_kept(server: Any, tree: Path
     assert (await alice.cmd("STOR early.bin")).code == 125
     assert (await alice.reply()).code == 226
     assert (tree / "early.bin").read_bytes() == payload
+
+
+async def test_a_big_listing_to_a_slow_reader_is_produced_as_it_drains(server: Any,
+                                                                       tree: Path) -> None:
+    import socket
+
+    big = tree / "many"
+    big.mkdir()
+    for i in range(2000):  # some 600 KB of listing
+        (big / f"{i:05}-{'long name ' * 23}.txt").touch()
+    alice = await login_alice(server)
+    reader, writer = await alice.open_data()
+    (session,) = server.factory.sessions
+
+    async def until(condition: Any) -> None:
+        while not condition():
+            await asyncio.sleep(0)  # loop turns, not time
+
+    await asyncio.wait_for(until(lambda: session.channel.protocol is not None), 10)
+    data = session.channel.protocol
+    # Small kernel buffers on the server's side: the transport's own buffer must do the rest.
+    data.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    writer.transport.pause_reading()  # the client reads nothing for now
+    assert (await alice.cmd("LIST many")).code == 125
+    await asyncio.wait_for(until(lambda: data.transport._write_paused), 10)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert data.transport.write_buffer_size <= 2 * 64 * 1024 + 64 * 1024  # a piece or so
+    assert data.transport.bytes_sent < 450_000  # of some 600 KB
+    # The usual buffer again (a 4 KB one crawls), and the client reads it all.
+    data.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                       1 << 20)
+    writer.transport.resume_reading()
+    listing = await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    assert listing.count(b"\r\n") == 2000
+    assert (await alice.reply()).code == 226
