@@ -380,8 +380,13 @@ class _SessionReuse:
 class _Watchdog:
     """Calls ``expire`` when ``moved()`` (a byte count) stays the same for ``seconds``."""
 
-    def __init__(self, reactor: Reactor, seconds: float | None, moved: Callable[[], int],
-                 expire: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        reactor: Reactor,
+        seconds: float | None,
+        moved: Callable[[], int],
+        expire: Callable[[], None],
+    ) -> None:
         self.reactor = reactor
         self.seconds = seconds
         self.moved = moved
@@ -978,7 +983,13 @@ class FTPClient:
                 total = _remaining(file)
             try:
                 return await self._transfer_out(
-                    verb, path, data, file, offset if rest else 0, total, progress,
+                    verb,
+                    path,
+                    data,
+                    file,
+                    offset if rest else 0,
+                    total,
+                    progress,
                     "A" if ascii else "I",
                 )
             finally:
@@ -1053,9 +1064,7 @@ class FTPClient:
 
         return protocol.transport.start_tls(_SessionReuse(self._context, session))
 
-    async def _begin(
-        self, transfer: _Transfer, verb: str, arg: str, rest: int, kind: str
-    ) -> None:
+    async def _begin(self, transfer: _Transfer, verb: str, arg: str, rest: int, kind: str) -> None:
         """Open the data connection and start a transfer: once this returns, the server has
         said 1xx, the data connection is made and its TLS (if any) is up."""
         protocol = transfer.data
@@ -1191,8 +1200,10 @@ class FTPClient:
             await self._begin(transfer, verb, arg, rest, kind)
             transport = protocol.transport
             watchdog = _Watchdog(
-                self.reactor, self.timeout,
-                lambda: transport.bytes_sent if transport is not None else 0, transfer.cut,
+                self.reactor,
+                self.timeout,
+                lambda: transport.bytes_sent if transport is not None else 0,
+                transfer.cut,
             )
             sent = 0
             broken: BaseException | None = None
@@ -1284,8 +1295,9 @@ class FTPClient:
             raise error_for(final) from broken
         if broken is not None:
             raise FTPDataConnectionError(
-                final, f"{label}: the data connection broke ({broken}), yet the server "
-                f"answered {final.code}"
+                final,
+                f"{label}: the data connection broke ({broken}), yet the server "
+                f"answered {final.code}",
             ) from broken
         # A data connection that ended without TLS's close_notify is fine when the server,
         # over the protected control connection, says the transfer is complete: many
@@ -1427,8 +1439,15 @@ class FTPClient:
 class _Pieces:
     """A pull producer sending a file (through TYPE A's encoder if asked) with progress."""
 
-    def __init__(self, transport: Any, file: IO[bytes], kind: str,
-                 progress: Progress | None, start: int, end: int | None) -> None:
+    def __init__(
+        self,
+        transport: Any,
+        file: IO[bytes],
+        kind: str,
+        progress: Progress | None,
+        start: int,
+        end: int | None,
+    ) -> None:
         self.transport = transport
         self.file = file
         self.encoder = AsciiEncoder() if kind == "A" else None
@@ -1624,8 +1643,21 @@ def connect(
     if port is None:
         port = 990 if mode == "implicit" else 21
     return ensure_deferred(
-        _connect(host, port, user or "anonymous", password or "", mode, passive, timeout,
-                 context, verify, ca, account, path if login else "", login)
+        _connect(
+            host,
+            port,
+            user or "anonymous",
+            password or "",
+            mode,
+            passive,
+            timeout,
+            context,
+            verify,
+            ca,
+            account,
+            path if login else "",
+            login,
+        )
     )
 
 
@@ -1667,8 +1699,14 @@ async def _connect(
         control = await reactor.connect_tcp(host, port, factory, timeout=wait)
     assert isinstance(control, _Control)
     client = FTPClient(
-        control, host=host, port=port, tls=mode, context=context, passive=passive,
-        timeout=timeout, reactor=reactor,
+        control,
+        host=host,
+        port=port,
+        tls=mode,
+        context=context,
+        passive=passive,
+        timeout=timeout,
+        reactor=reactor,
     )
 
     async def set_up() -> None:
@@ -1746,7 +1784,9 @@ async def _with_retries(
         client: FTPClient | None = None
         try:
             client = await connect(
-                f"{url.scheme}://{url.host}:{url.port}/", user=url.user, password=url.password,
+                f"{url.scheme}://{url.host}:{url.port}/",
+                user=url.user,
+                password=url.password,
                 **kw,
             )
             result = await once(client)
@@ -1761,8 +1801,9 @@ async def _with_retries(
             attempt += 1
             if attempt > retries:
                 raise
-            log.info("transfer with %s broke (%s): resuming, try %d of %d",
-                     url.host, e, attempt, retries)
+            log.info(
+                "transfer with %s broke (%s): resuming, try %d of %d", url.host, e, attempt, retries
+            )
             await ns.sleep(0.1 * 2 ** (attempt - 1))  # a server restarting gets a moment
         except BaseException:
             if client is not None:
@@ -1793,7 +1834,9 @@ def download(
     async def run() -> Path:
         try:
             return await _with_retries(
-                parsed, kw, retries,
+                parsed,
+                kw,
+                retries,
                 lambda client: _download_once(client, parsed.path, target, _quiet(bar)),
             )
         finally:
@@ -1826,7 +1869,9 @@ def upload(
     async def run() -> int:
         try:
             return await _with_retries(
-                parsed, kw, retries,
+                parsed,
+                kw,
+                retries,
                 lambda client: _upload_once(client, local, path, _quiet(bar)),
             )
         finally:

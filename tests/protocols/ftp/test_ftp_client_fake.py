@@ -149,8 +149,9 @@ class FakeFTP(ns.Protocol):
 
     def ftp_FEAT(self, arg: str) -> None:
         features = [" SIZE", " REST STREAM"] + ([" MLST type*;size*;"] if self.server.mlst else [])
-        self.transport.write(("211-Features:\r\n" + "\r\n".join(features) + "\r\n211 End\r\n")
-                             .encode())
+        self.transport.write(
+            ("211-Features:\r\n" + "\r\n".join(features) + "\r\n211 End\r\n").encode()
+        )
 
     def ftp_TYPE(self, arg: str) -> None:
         self.reply(200, f"type {arg}")
@@ -208,7 +209,9 @@ class FakeFTP(ns.Protocol):
         self.data = data = DataSide()
         self.reply(200, "PORT ok")
         ns.reactor.connect_tcp(
-            host, port, ns.ClientFactory.for_protocol(lambda: data),
+            host,
+            port,
+            ns.ClientFactory.for_protocol(lambda: data),
             bind_address=(self.server.connect_from, 0),
         ).add_errback(lambda f: None)
 
@@ -346,7 +349,7 @@ async def test_commands_go_one_at_a_time_in_order() -> None:
     assert (await first).code == 215
     assert await second == 5
     assert await third == "/"
-    tail = server.commands[server.commands.index("SYST"):]
+    tail = server.commands[server.commands.index("SYST") :]
     assert tail[:2] == ["SYST", "TYPE I"] or tail[:2] == ["SYST", "SIZE a.txt"]
     await client.quit()
 

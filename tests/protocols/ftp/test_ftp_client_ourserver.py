@@ -90,8 +90,13 @@ async def test_abort_mid_download_our_server(tmp_path: Path) -> None:
 async def test_explicit_ftps_with_session_reuse_required(tmp_path: Path) -> None:
     root = _root(tmp_path)
     cert, key, ca = tls.self_signed("localhost", "127.0.0.1")
-    listener = ftp.serve(root, writable=True, tls=tls.server_context(cert, key),
-                         require_tls=True, require_tls_reuse=True)
+    listener = ftp.serve(
+        root,
+        writable=True,
+        tls=tls.server_context(cert, key),
+        require_tls=True,
+        require_tls_reuse=True,
+    )
     try:
         with pytest.raises(ftp.FTPPermanentError):
             await ftp.connect("127.0.0.1", listener.port)  # no TLS: USER refused

@@ -298,13 +298,13 @@ async def test_ftps_explicit(tmp_path: Path) -> None:
         await client.quit()
 
         with pytest.raises(ftp.FTPPermanentError) as wrong:
-            await ftp.connect(server.host, server.port, user="alice", password="wrong",
-                              tls=True, ca=server.ca)
+            await ftp.connect(
+                server.host, server.port, user="alice", password="wrong", tls=True, ca=server.ca
+            )
         assert wrong.value.code == 530
 
         # login=False: connected (and TLS on), logging in is the caller's, tries included.
-        later = await ftp.connect(server.host, server.port, tls=True, ca=server.ca,
-                                  login=False)
+        later = await ftp.connect(server.host, server.port, tls=True, ca=server.ca, login=False)
         assert later.user is None
         with pytest.raises(ftp.FTPPermanentError) as again:
             await later.login("alice", "wrong")
@@ -327,8 +327,9 @@ async def test_download_and_upload_resume(tmp_path: Path) -> None:
         partial = tmp_path / "big.bin"
         partial.write_bytes(content[: MiB // 2])
         seen: list[int] = []
-        got = await ftp_client.download(url + "big.bin", tmp_path,
-                                        progress=lambda d, t: seen.append(d))
+        got = await ftp_client.download(
+            url + "big.bin", tmp_path, progress=lambda d, t: seen.append(d)
+        )
         assert got == partial and partial.read_bytes() == content
         assert seen[0] == MiB // 2  # resumed, not started again
 
@@ -347,7 +348,32 @@ async def test_download_and_upload_resume(tmp_path: Path) -> None:
         assert 0 < kept < len(content)
 
         starts: list[int] = []
-        await ftp_client.upload(local, url + "up.bin",
-                                progress=lambda d, t: starts.append(d))
+        await ftp_client.upload(local, url + "up.bin", progress=lambda d, t: starts.append(d))
         assert starts[0] == kept  # REST + STOR from what the server had
         assert (root / "up.bin").read_bytes() == content
+
+
+async def test_client_download_and_upload_methods(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    content = os.urandom(400_000)
+    (root / "f.bin").write_bytes(content)
+    local_dir = tmp_path / "here"
+    local_dir.mkdir()
+    (local_dir / "f.bin").write_bytes(content[:150_000])
+    async with pyftpdlib_server(root) as server:
+        client = await _connect(server)
+        starts: list[int] = []
+        got = await client.download("f.bin", local_dir, progress=lambda d, t: starts.append(d))
+        assert got == local_dir / "f.bin" and got.read_bytes() == content
+        assert starts[0] == 150_000
+        starts.clear()
+        await client.download("f.bin", local_dir, progress=lambda d, t: starts.append(d))
+        assert starts == []  # complete already: nothing fetched
+
+        (root / "g.bin").write_bytes(content[:300_000])
+        source = tmp_path / "g.bin"
+        source.write_bytes(content)
+        assert await client.upload(source) == 100_000  # the rest only
+        assert (root / "g.bin").read_bytes() == content
+        assert await client.upload(source, "g.bin") == 0  # the same size there: done
+        await client.quit()

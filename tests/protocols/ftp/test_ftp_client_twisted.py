@@ -23,8 +23,9 @@ async def test_twisted_ftp_server(tmp_path: Path) -> None:
     (root / "hello.txt").write_bytes(b"hello from twisted\n")
     (root / "dir").mkdir()
     async with twisted_ftp_server(root) as server:
-        client = await ftp.connect(server.host, server.port, user=server.user,
-                                   password=server.password)
+        client = await ftp.connect(
+            server.host, server.port, user=server.user, password=server.password
+        )
         entries = {e.name: e for e in await client.list()}
         assert set(entries) == {"hello.txt", "dir"}
         assert entries["dir"].is_dir and entries["hello.txt"].size == 19
