@@ -531,6 +531,12 @@ def shared_jail(tmp_path_factory: pytest.TempPathFactory) -> FileSystem:
     return FileSystem(str(root))
 
 
+@pytest.fixture(scope="module")
+def outside(shared_jail: FileSystem) -> set[str]:
+    root = Path(shared_jail.root)
+    return outside_ids(root.parent, root)
+
+
 @settings(
     max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -560,3 +566,38 @@ def test_property_real_path_never_leaves_the_root(
     # and once resolved on disk (links followed by the kernel), still inside
     resolved = os.path.realpath(real)
     assert resolved == root or resolved.startswith(root + os.sep)
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_names_not_allowed_are_553_for_every_operation(
+    jail: tuple[FileSystem, Path], op: str
+) -> None:
+    fs, _ = jail
+    paths = ["/pub/a\x00b", "/pub/" + "x" * (MAX_NAME + 1), "/" + "é" * 128, "a/" * 2500]
+    if op == "unique_name_hint":
+        paths.pop()  # a hint's last name is all it takes: "" here, so a default name
+    for path in paths:
+        with pytest.raises(FSError) as info:
+            OPS[op](fs, path)
+        assert info.value.code == 553, (op, path[:20])
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(path=st.lists(st.sampled_from(TOKENS), max_size=16).map("".join))
+def test_property_nothing_listed_or_read_comes_from_outside(
+    shared_jail: FileSystem, outside: set[str], path: str
+) -> None:
+    fs = shared_jail
+    for op in ("stat", "listdir", "open_read", "iter_tree"):
+        try:
+            result = OPS[op](fs, path)
+        except FSError as exc:
+            assert exc.code in (550, 553, 554)
+            assert fs.root not in str(exc)
+            continue
+        if isinstance(result, bytes):
+            assert result != SECRET
+        for info in result if isinstance(result, list) else [result]:
+            assert info.unique not in outside, (op, path, info)
