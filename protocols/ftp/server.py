@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hmac
+import ipaddress
 import logging
 import os
 import socket
@@ -241,6 +242,12 @@ class FTPServerFactory(Factory):
             ports = tuple(int(p) for p in passive_ports)
             if not ports or not all(0 < p < 65536 for p in ports):
                 raise ValueError("passive_ports must be ports between 1 and 65535")
+        if masquerade_address is not None:
+            try:
+                ipaddress.IPv4Address(masquerade_address)
+            except ValueError:
+                raise ValueError("masquerade_address is the IPv4 address PASV announces, "
+                                 f"not {masquerade_address!r}") from None
         self.root = root
         self.users = users
         self.anonymous = anonymous

@@ -175,6 +175,8 @@ def test_serve_checks_its_arguments(tree: Path) -> None:
         make_factory(tree, clock, require_tls=True)
     with pytest.raises(ValueError, match="passive_ports"):
         make_factory(tree, clock, passive_ports=[0])
+    with pytest.raises(ValueError, match="masquerade_address"):
+        make_factory(tree, clock, masquerade_address="ftp.example.org")
     with pytest.raises(TypeError, match="users"):
         make_factory(tree, clock, users=42)
 
