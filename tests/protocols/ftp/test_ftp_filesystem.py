@@ -454,6 +454,22 @@ def test_commit_replaces_atomically(fs: FileSystem, root: Path) -> None:
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o604  # permissions kept
 
 
+def test_a_file_we_may_not_write_is_not_replaced(
+    fs: FileSystem, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rename() would replace it regardless of its mode, as an in-place write would not:
+    # the permission is checked first. (Tests run as root, so the kernel is asked to say no.)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, m, **kw: False if p == b"a.txt" else real_access(p, m, **kw)
+    )
+    with pytest.raises(FSError) as info:
+        fs.open_upload("/pub/a.txt")
+    assert str(info.value) == "Permission denied: /pub/a.txt"
+    assert (root / "pub" / "a.txt").read_bytes() == b"alpha\n"
+    assert names_on_disk(root / "pub") == {"a.txt", "b.bin", "sub"}
+
+
 def test_a_commit_that_cannot_rename_leaves_nothing(fs: FileSystem, root: Path) -> None:
     up = fs.open_upload("/pub/x")
     up.write(b"data")
