@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ftplib
 import io
 import ipaddress
@@ -551,9 +552,19 @@ file_infos = st.builds(
 )
 
 
+# a time near where ls's choice between "HH:MM" and the year changes, or anywhere
+near_edges = st.one_of(
+    st.floats(min_value=-SIX_MONTHS - 3 * DAY, max_value=-SIX_MONTHS + 3 * DAY),
+    st.floats(min_value=3600 - 120, max_value=3600 + 120),
+    st.floats(min_value=-400 * DAY, max_value=400 * DAY),
+)
+
+
 @SETTINGS
-@given(file_infos, st.floats(min_value=0, max_value=4102444799))
-def test_list_line_parses_back(info, now):
+@given(file_infos, st.floats(min_value=400 * DAY, max_value=4000000000), st.none() | near_edges)
+def test_list_line_parses_back(info, now, delta):
+    if delta is not None:
+        info = dataclasses.replace(info, mtime=now + delta)
     line = list_line(info, now)
     assert "\n" not in line and "\r" not in line
     back = parse_list_line(line, now)
