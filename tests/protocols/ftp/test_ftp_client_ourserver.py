@@ -35,7 +35,7 @@ async def test_session_against_our_server(tmp_path: Path) -> None:
     root = _root(tmp_path)
     listener = ftp.serve(root, writable=True)
     try:
-        client = await ftp.connect("127.0.0.1", listener.port)
+        client = await ftp.connect("127.0.0.1", listener.port, timeout=10)
         entries = {e.name: e for e in await client.list()}
         assert set(entries) == {"hello.txt", "dir"}
         assert entries["dir"].is_dir and entries["hello.txt"].size == 20
@@ -70,7 +70,7 @@ async def test_abort_mid_download_our_server(tmp_path: Path) -> None:
         f.truncate(64 * MiB)
     listener = ftp.serve(root)
     try:
-        client = await ftp.connect("127.0.0.1", listener.port)
+        client = await ftp.connect("127.0.0.1", listener.port, timeout=10)
         aborted: list[Any] = []
 
         def sink(data: bytes) -> None:
@@ -100,7 +100,7 @@ async def test_explicit_ftps_with_session_reuse_required(tmp_path: Path) -> None
     try:
         with pytest.raises(ftp.FTPPermanentError):
             await ftp.connect("127.0.0.1", listener.port)  # no TLS: USER refused
-        client = await ftp.connect("127.0.0.1", listener.port, tls=True, ca=ca)
+        client = await ftp.connect("127.0.0.1", listener.port, tls=True, ca=ca, timeout=10)
         assert await client.retrieve("hello.txt") == b"hello from netshell\n"
         assert client.data_tls is not None and client.data_tls.session_reused is True
         await client.store("secret.bin", b"s" * 100_000)
@@ -115,7 +115,7 @@ async def test_implicit_ftps(tmp_path: Path) -> None:
     cert, key, ca = tls.self_signed("localhost", "127.0.0.1")
     listener = ftp.serve(root, tls=tls.server_context(cert, key), implicit_tls=True)
     try:
-        client = await ftp.connect(f"ftps://127.0.0.1:{listener.port}/", ca=ca)
+        client = await ftp.connect(f"ftps://127.0.0.1:{listener.port}/", ca=ca, timeout=10)
         assert client.tls == "implicit" and "TLS implicit" in repr(client)
         assert {e.name for e in await client.list()} == {"hello.txt", "dir"}
         assert await client.retrieve("hello.txt") == b"hello from netshell\n"
