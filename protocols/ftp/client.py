@@ -1636,8 +1636,8 @@ def connect(
         host, path = url.host, url.path
         if url.scheme == "ftps" and mode is None:
             mode = "implicit"
-        if port is None and (url.scheme == "ftp" or mode == "implicit"):
-            port = url.port
+        if port is None:
+            port = urlsplit(url_or_host).port  # the URL's own, if it names one
         user = user if user is not None else url.user
         password = password if password is not None else url.password
     if port is None:
