@@ -178,15 +178,16 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(log_level)
-    access = logging.getLogger(namespace.ACCESS_LOGGER)
-    old_access_level = access.level
+    request_logs = [logging.getLogger(name) for name in namespace.REQUEST_LOGGERS]
+    old_levels = [logger.level for logger in request_logs]
     shell.user_ns["log"](True)  # the requests an HTTP server answers, as at the netsh prompt
     helpers = shell.user_ns["_helpers"]  # IPython empties user_ns on the way out
     try:
         shell.mainloop()
     finally:
         root.removeHandler(handler)
-        access.setLevel(old_access_level)
+        for logger, level in zip(request_logs, old_levels, strict=True):
+            logger.setLevel(level)
         helpers.tracer.stop()
         chains.stop_recording()
         console.close()

@@ -35,6 +35,9 @@ log = logging.getLogger("netshell.shell")
 
 #: The logger the HTTP servers write their access log to (protocols/http/server.py).
 ACCESS_LOGGER = "netshell.http.access"
+#: The loggers whose INFO lines ``log()`` shows above the prompt, as they are: the HTTP
+#: access log, and the FTP servers' logins and transfers (protocols/ftp/server.py).
+REQUEST_LOGGERS = (ACCESS_LOGGER, "netshell.ftp")
 
 #: Protocol modules put in the namespace when they exist (they land issue by issue).
 PROTOCOL_MODULES = ("basic", "wire", "http", "ftp", "irc", "smtp", "pop3", "imap", "nntp", "dns",
@@ -229,11 +232,14 @@ class Helpers:
         self.console.notes.enabled = on
 
     def log(self, on: bool = True) -> _Text:
-        """Show (``log()``) or hush (``log(False)``) the HTTP servers' access log: one line
-        per request, above the prompt (the prompt starts with it on); says which it is."""
-        logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if on else logging.WARNING)
+        """Show (``log()``) or hush (``log(False)``) the servers' request log: a line per
+        HTTP request, per FTP login and transfer, above the prompt (the prompt starts with it
+        on); says which it is. Warnings (a refused bounce, failed logins) show either way."""
+        for name in REQUEST_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO if on else logging.WARNING)
         if on:
-            return _Text("request log on: each HTTP request is shown; log(False) hushes it")
+            return _Text("request log on: each HTTP request, FTP login and transfer is shown; "
+                         "log(False) hushes it")
         return _Text("request log off; log() shows it again")
 
     # ---- errors
@@ -420,7 +426,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
     for module in PROTOCOL_MODULES:
         try:
             # The shell, not the protocol library, draws the download progress bar.
-            then = progress.install if module == "http" else None
+            then = progress.install if module in ("http", "ftp") else None
             found = lazy_module(f"protocols.{module}", then)
         except ModuleNotFoundError:
             continue  # not written yet

@@ -1,4 +1,5 @@
-"""The terminal progress bar that the shell draws for long transfers (``http.download``).
+"""The terminal progress bar that the shell draws for long transfers (``http.download``,
+FTP transfers).
 
 :class:`TerminalProgress` is a one-line bar redrawn in place on a terminal stream;
 :func:`terminal_progress` makes one for a URL when standard error is a terminal, and
@@ -15,29 +16,60 @@ import time
 from types import ModuleType
 from typing import IO
 
-__all__ = ["TerminalProgress", "install", "terminal_progress"]
+__all__ = ["SHOW_AFTER", "TerminalProgress", "install", "make_room", "terminal_progress"]
+
+
+#: Seconds a transfer runs before :func:`terminal_progress`'s bar appears: one that is done
+#: sooner (most at the prompt) leaves no bar behind.
+SHOW_AFTER = 0.25
+
+#: The bar on the screen now, if any: other output clears its line first (:func:`make_room`).
+_shown: TerminalProgress | None = None
+
+
+def make_room() -> None:
+    """Clear the line of the bar being drawn, if one is, so a line printed next (a log line
+    above the prompt) starts at the left; the bar is drawn again below it on its next update.
+    """
+    bar = _shown
+    if bar is not None and bar._on_screen:
+        bar.stream.write("\r\x1b[K")
+        bar.stream.flush()
+        bar._on_screen = False
 
 
 class TerminalProgress:
     """A one-line progress bar redrawn with "\\r" on a terminal stream (stderr by default).
 
     Call it with (received, total); ``finish()`` ends the line. Redraws at most ten times
-    a second, and always for the last call.
+    a second, and always for the last call. With ``show_after``, nothing is drawn until the
+    first call that many seconds after the first one.
     """
 
-    def __init__(self, label: str, stream: IO[str] | None = None, width: int = 30) -> None:
+    def __init__(self, label: str, stream: IO[str] | None = None, width: int = 30,
+                 show_after: float = 0.0) -> None:
         self.label = label if len(label) <= 40 else "..." + label[-37:]
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
+        self.show_after = show_after
+        self._started: float | None = None
         self._last = 0.0
         self._drawn = False
+        self._on_screen = False  # the bar's line is on screen (not cleared by make_room)
+        self._line = ""
 
     def __call__(self, received: int, total: int | None) -> None:
+        global _shown
         now = time.monotonic()
-        if self._drawn and now - self._last < 0.1 and received != total:
+        if self._started is None:
+            self._started = now
+        if now - self._started < self.show_after:
+            return
+        if self._on_screen and now - self._last < 0.1 and received != total:
             return
         self._last = now
-        self._drawn = True
+        self._drawn = self._on_screen = True
+        _shown = self
         if total:
             done = min(received / total, 1.0)
             filled = int(done * self.width)
@@ -45,13 +77,19 @@ class TerminalProgress:
             line = f"{self.label} [{bar}] {done:4.0%} {_size(received)}/{_size(total)}"
         else:
             line = f"{self.label} {_size(received)}"
+        self._line = line
         self.stream.write("\r" + line + "\x1b[K")
         self.stream.flush()
 
     def finish(self) -> None:
+        global _shown
+        if _shown is self:
+            _shown = None
         if self._drawn:
-            self.stream.write("\n")
+            # cleared for a line printed meanwhile: the bar's last state, once more, below it
+            self.stream.write(("" if self._on_screen else "\r" + self._line + "\x1b[K") + "\n")
             self.stream.flush()
+            self._on_screen = False
 
 
 def _size(n: int) -> str:
@@ -66,10 +104,11 @@ def terminal_progress(label: str) -> TerminalProgress | None:
     """A bar labelled ``label`` on standard error when it is a terminal, else None."""
     stream = sys.stderr
     if stream is not None and hasattr(stream, "isatty") and stream.isatty():
-        return TerminalProgress(label, stream)
+        return TerminalProgress(label, stream, show_after=SHOW_AFTER)
     return None
 
 
-def install(http: ModuleType) -> None:
-    """Make the terminal bar the default progress display of ``http`` (``protocols.http``)."""
-    http.client.make_progress = terminal_progress
+def install(module: ModuleType) -> None:
+    """Make the terminal bar the default progress display of a protocol package whose client
+    draws one (``protocols.http``, ``protocols.ftp``: their ``client.make_progress``)."""
+    module.client.make_progress = terminal_progress

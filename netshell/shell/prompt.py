@@ -32,7 +32,7 @@ from prompt_toolkit.styles import Style
 
 import netshell
 from netshell.reactor import Reactor, install
-from netshell.shell import chains, namespace
+from netshell.shell import chains, namespace, progress
 from netshell.shell.console import Console, close_everything
 from netshell.shell.display import human_bytes
 from netshell.shell.keys import typing_bindings
@@ -79,13 +79,14 @@ class PromptLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            # An access-log line says what it is already: it is printed as it is.
-            if record.name == namespace.ACCESS_LOGGER:
+            # A request-log line says what it is already: it is printed as it is.
+            if record.name in namespace.REQUEST_LOGGERS and record.levelno == logging.INFO:
                 text = record.getMessage()
             else:
                 if self.console is not None and record.exc_info and record.exc_info[1]:
                     self.console.last_error = record.exc_info[1]
                 text = self.format(record)
+            progress.make_room()  # a progress bar being drawn: the line starts at the left
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
         except Exception:
@@ -319,8 +320,8 @@ class Prompt:
         old_level = root.level
         root.addHandler(handler)
         root.setLevel(self.log_level)
-        access = logging.getLogger(namespace.ACCESS_LOGGER)
-        old_access_level = access.level
+        request_logs = [logging.getLogger(name) for name in namespace.REQUEST_LOGGERS]
+        old_levels = [logger.level for logger in request_logs]
         ns["log"](True)  # the requests an HTTP server answers, above the prompt
         try:
             print(self.banner())
@@ -332,7 +333,8 @@ class Prompt:
             print(f"The session's transcript: {transcript_path}")
             root.removeHandler(handler)
             root.setLevel(old_level)
-            access.setLevel(old_access_level)
+            for logger, level in zip(request_logs, old_levels, strict=True):
+                logger.setLevel(level)
             ns["_helpers"].tracer.stop()
             chains.stop_recording()
             console.close()

@@ -1,11 +1,22 @@
 """FTP (RFC 959 and its extensions, FTPS): a sans-I/O core, a server and a client.
 
 The names most people need are here: ``serve`` (a server on a directory), ``connect``
-(a client), ``FTPClient``, ``User`` and the errors ``FTPError``, ``FTPTemporaryError``
-(4xx), ``FTPPermanentError`` (5xx) and ``FTPProtocolError``.
+(a client), ``FTPClient``, ``download`` and ``upload`` (a file by URL, resumed when a
+transfer breaks), ``User``, and the errors: ``FTPError`` > ``FTPTemporaryError`` (4xx),
+``FTPPermanentError`` (5xx), ``FTPProtocolError``, ``FTPConnectionClosed``,
+``FTPTimeoutError``, ``FTPTransferAborted``, ``FTPDataConnectionError``.
 """
 
-from protocols.ftp.client import FTPClient, connect
+from protocols.ftp.client import (
+    FTPClient,
+    FTPConnectionClosed,
+    FTPDataConnectionError,
+    FTPTimeoutError,
+    FTPTransferAborted,
+    connect,
+    download,
+    upload,
+)
 from protocols.ftp.core import (
     FileInfo,
     FTPError,
@@ -18,13 +29,19 @@ from protocols.ftp.server import User, serve
 
 __all__ = [
     "FTPClient",
+    "FTPConnectionClosed",
+    "FTPDataConnectionError",
     "FTPError",
     "FTPPermanentError",
     "FTPProtocolError",
     "FTPTemporaryError",
+    "FTPTimeoutError",
+    "FTPTransferAborted",
     "FileInfo",
     "Reply",
     "User",
     "connect",
+    "download",
     "serve",
+    "upload",
 ]

@@ -472,8 +472,9 @@ async def test_log_shows_and_hushes_the_http_access_log(
         with caplog.at_level(logging.NOTSET, logger=namespace.ACCESS_LOGGER):
             said = shell["log"]()
             assert access.level == logging.INFO
-            assert repr(said) == ("request log on: each HTTP request is shown; "
-                                  "log(False) hushes it")
+            assert repr(said) == ("request log on: each HTTP request, FTP login and "
+                                  "transfer is shown; log(False) hushes it")
+            assert logging.getLogger("netshell.ftp").level == logging.INFO
             assert repr(shell["log"](False)) == "request log off; log() shows it again"
             assert access.level == logging.WARNING
             shell["log"]()

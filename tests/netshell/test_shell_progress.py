@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 import netshell as ns
-from netshell.shell import namespace
+from netshell.shell import namespace, progress
 from netshell.shell.console import Console
-from netshell.shell.progress import TerminalProgress, terminal_progress
+from netshell.shell.progress import TerminalProgress, make_room, terminal_progress
 from protocols import http
 from protocols.http import client
 from protocols.http.client import HTTPClient
@@ -31,7 +31,9 @@ class TTY(io.StringIO):
 
 @pytest.fixture
 def shell_bar(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The namespace built as the prompt builds it: its bar is the default, until the end."""
+    """The namespace built as the prompt builds it: its bar is the default, until the end,
+    and drawn at once (not only for transfers that take a while)."""
+    monkeypatch.setattr(progress, "SHOW_AFTER", 0.0)
     monkeypatch.setattr(client, "make_progress", client.make_progress)
     names = namespace.build(Console({}, out=lambda s: None), out=lambda s: None)
     assert client.make_progress is terminal_progress
@@ -101,3 +103,50 @@ def test_the_protocol_library_does_not_import_the_shell() -> None:
             else:
                 continue
             assert not any(n.startswith("netshell.shell") for n in names), (path, node.lineno)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bar_shows_only_once_the_transfer_has_taken_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(progress.time, "monotonic", clock)
+    screen = TTY()
+    monkeypatch.setattr("sys.stderr", screen)
+    quick = terminal_progress("RETR /small")
+    assert quick is not None
+    quick(0, 10)
+    clock.now += progress.SHOW_AFTER / 2
+    quick(10, 10)
+    quick.finish()
+    assert screen.getvalue() == ""  # done before the bar was due: nothing left on screen
+    slow = terminal_progress("RETR /big")
+    assert slow is not None
+    slow(0, 100)
+    clock.now += progress.SHOW_AFTER
+    slow(40, 100)
+    slow.finish()
+    assert screen.getvalue() == (
+        "\rRETR /big [############..................]  40% 40 B/100 B\x1b[K\n")
+
+
+def test_a_line_printed_meanwhile_gets_the_bar_out_of_its_way() -> None:
+    screen = io.StringIO()
+    bar = TerminalProgress("get x", screen, width=4)
+    bar(1, 4)
+    make_room()  # what the prompt's log handler does before it prints a line
+    screen.write("a log line\n")
+    bar.finish()  # the bar's last state again, below the line, then its newline
+    assert screen.getvalue() == ("\rget x [#...]  25% 1 B/4 B\x1b[K"
+                                 "\r\x1b[K"
+                                 "a log line\n"
+                                 "\rget x [#...]  25% 1 B/4 B\x1b[K\n")
+    make_room()  # no bar now: nothing to clear
+    assert screen.getvalue().endswith("\x1b[K\n")

@@ -365,6 +365,26 @@ def test_an_http_server_at_the_prompt_logs_each_request_above_it(netsh, tmp_path
     assert len(re.findall(r'"GET /hello\.txt HTTP/1\.1" 200 5', screen)) == 1
 
 
+def test_an_ftp_server_at_the_prompt_logs_logins_and_transfers_above_it(netsh, tmp_path):
+    (tmp_path / "hello.txt").write_text("hello")
+    t = netsh()
+    t.wait_prompt(1)
+    t.line(f"srv = ftp.serve({str(tmp_path)!r})")
+    t.wait_prompt(2)
+    t.line("c = await ftp.connect('127.0.0.1', srv.port); data = await c.retrieve('hello.txt')")
+    # as they are (no time or level): the session's login, then the transfer with its size,
+    # each at the start of its line (a transfer this quick draws no progress bar)
+    t.wait_for(r"^127\.0\.0\.1 anonymous logged in$")
+    t.wait_for(r"^127\.0\.0\.1 anonymous RETR /hello\.txt 5 bytes in [0-9.]+ s \(out, binary\) "
+               r"complete$")
+    t.wait_prompt(3)
+    t.line("log(False)")
+    t.wait_prompt(4)
+    t.line("data = await c.retrieve('hello.txt'); len(data)")
+    screen = t.wait_for(r"^5$")
+    assert len(re.findall(r"RETR /hello\.txt 5 bytes", screen)) == 1
+
+
 def test_an_error_in_a_protocol_callback_is_logged_short_above_the_prompt(netsh, tmp_path):
     # The protocol's data_received raises; the reactor logs it above the prompt without
     # netshell's and asyncio's frames: the person's own frame and the error stay.
