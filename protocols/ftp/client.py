@@ -51,6 +51,7 @@ import inspect
 import logging
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -89,6 +90,7 @@ __all__ = [
     "FTPDataConnectionError",
     "FTPTimeoutError",
     "FTPTransferAborted",
+    "Listing",
     "connect",
     "download",
     "make_progress",
@@ -105,7 +107,36 @@ Target: TypeAlias = "str | os.PathLike[str] | IO[bytes] | Callable[[bytes], Any]
 #: what ``store`` sends
 Source: TypeAlias = "bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes]"
 
-Entries: TypeAlias = "list[FileInfo]"  # (FTPClient.list hides the builtin in its body)
+
+
+class Listing(list[FileInfo]):
+    """A directory's entries (:class:`~protocols.ftp.core.FileInfo`), a list that shows as
+    a table at the prompt: size (exact; ``-`` for a directory or when unknown), modification
+    time (local), name (a directory's with ``/``, a link's with ``@``).
+
+    >>> Listing([FileInfo("a.txt", size=1234, mtime=0.0), FileInfo("sub", is_dir=True)])
+    ... # doctest: +ELLIPSIS
+           size  modified          name
+          1,234  19...  a.txt
+              -  -                 sub/
+    >>> Listing()
+    (an empty listing)
+    """
+
+    def __repr__(self) -> str:
+        if not self:
+            return "(an empty listing)"
+        rows = [(f"{i.size:,}" if i.size >= 0 and not i.is_dir else "-",
+                 time.strftime("%Y-%m-%d %H:%M", time.localtime(i.mtime))
+                 if i.mtime is not None else "-",
+                 i.name + ("/" if i.is_dir else "@" if i.is_link else "")) for i in self]
+        width = max(4, *(len(size) for size, _, _ in rows))
+        lines = [f"  {'size':>{width}}  {'modified':<16}  name"]
+        lines += [f"  {size:>{width}}  {when:<16}  {name}" for size, when, name in rows]
+        return "\n".join(lines)
+
+
+Entries: TypeAlias = "Listing"  # (FTPClient.list hides the builtin in its body)
 Names: TypeAlias = "list[str]"
 Chunks: TypeAlias = "list[bytes]"
 
@@ -815,7 +846,7 @@ class FTPClient:
         async def work() -> Entries:
             mlsd = "MLST" in self.features
             lines = await self._listing("MLSD" if mlsd else "LIST", path)
-            out: Entries = []
+            out: Entries = Listing()
             for line in lines:
                 if mlsd:
                     info = parse_mlsx_line(line)

@@ -8,6 +8,7 @@ TLS session reuse on data connections (``require_tls_reuse``, vsftpd's protectio
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,5 +125,27 @@ async def test_implicit_ftps(tmp_path: Path) -> None:
         # Plain FTP there waits for a greeting that never comes (the server waits for TLS).
         with pytest.raises(ftp_client.FTPTimeoutError):
             await ftp.connect("127.0.0.1", listener.port, timeout=0.3)
+    finally:
+        await listener.close()
+
+
+async def test_a_listing_shows_as_a_table_at_the_prompt(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    (root / "big.bin").write_bytes(b"z" * 123_456)
+    os.utime(root / "big.bin", (0, 1_700_000_000))
+    listener = ftp.serve(root)
+    try:
+        client = await ftp.connect("127.0.0.1", listener.port, timeout=10)
+        listing = await client.list()
+        assert isinstance(listing, ftp_client.Listing) and len(listing) == 3
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(1_700_000_000))
+        lines = repr(listing).splitlines()
+        assert lines[0].split() == ["size", "modified", "name"]
+        # exact sizes with separators, local times, directories marked, sorted as listed
+        assert lines[1].split() == ["123,456", *when.split(), "big.bin"]
+        assert lines[2].split()[-1] == "dir/" and lines[2].split()[0] == "-"
+        assert lines[3].split()[0] == "20" and lines[3].split()[-1] == "hello.txt"
+        assert repr(await client.list("dir")) == "(an empty listing)"
+        await client.quit()
     finally:
         await listener.close()
