@@ -521,12 +521,25 @@ class Transfer:
 
     def _file_sent(self, count: int) -> None:
         self._sending_file = False
+        if self.finished:
+            self._close_file()  # ended meanwhile (ABOR): the kernel is done with the file now
+            return
         self._all_sent()
 
     def _file_failed(self, failure: Failure) -> None:
         self._sending_file = False
         if not self.finished:
             self._finish(Reply(426, "Connection closed; transfer aborted."), False)
+        else:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
 
     def _all_sent(self) -> None:
         """Everything is written: close the data connection; 226 once it is closed (the
@@ -616,11 +629,10 @@ class Transfer:
                 self.upload.abort()
             except (FSError, OSError) as e:
                 log.warning("cleaning up %s failed: %s", self.path, e)
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError:
-                pass
+        if not self._sending_file:
+            # (while sendfile(2) runs, the file stays open until the transport says the
+            # kernel is done with it: aborting the connection below ends that first)
+            self._close_file()
         data = self.data
         if data is not None and not data.lost:
             transport = data.transport

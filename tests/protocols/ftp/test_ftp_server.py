@@ -515,6 +515,33 @@ async def test_auth_without_tls_configured(server: Any) -> None:
     assert (await alice.cmd("NOOP")).code == 200
 
 
+async def test_abor_during_sendfile_closes_the_file_only_once_the_kernel_is_done(
+        server: Any, tree: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The file stays open while sendfile(2) runs: closing it first made asyncio's sendfile
+    # fail in lseek (EBADF, logged as an error) and left its task pending.
+    (tree / "huge.bin").write_bytes(os.urandom(64 * 1024 * 1024))
+    alice = await login_alice(server)
+    await alice.cmd("TYPE I")
+    reader, writer = await alice.open_data()
+    assert (await alice.cmd("RETR huge.bin")).code == 125
+    await reader.readexactly(65536)
+    session = next(iter(server.factory.sessions))
+    file = session.transfer._file
+    assert session.transfer._sending_file and not file.closed
+    with caplog.at_level(logging.DEBUG):
+        alice.send(b"ABOR\r\n")
+        assert [(await alice.reply()).code, (await alice.reply()).code] == [426, 226]
+        writer.close()
+        for _ in range(1000):  # loop turns until the transport says sendfile is over
+            if file.closed:
+                break
+            await asyncio.sleep(0)
+        assert file.closed
+        assert (await alice.cmd("NOOP")).code == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+
+
 async def test_binary_retr_uses_sendfile_on_plain_tcp(server: Any, tree: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from netshell.transport import StreamTransport
