@@ -28,7 +28,9 @@ lookup per entry and tells clients the host's account names.
 
 Names on disk that are not valid UTF-8 are listed with each undecodable byte written
 ``\\xNN`` (a backslash, ``x``, two hex digits), so a listing is always valid UTF-8 that any
-client decodes; such a name given back by a client reaches the same file.
+client decodes; such a name given back by a client reaches the same file. CR and LF in a
+name are written the same way (``\\x0d``, ``\\x0a``): a name never makes a line of its own
+in a listing or a reply (a file named ``"a\\r\\n-rw-r--r-- ... passwd"`` cannot fake an entry).
 
 Errors are :class:`FSError` values carrying the reply an FTP server sends (550 for most,
 553 for a name that is not allowed, 450 for a file busy), with messages that name the
@@ -79,7 +81,7 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _DIR_FLAGS = _O_PATH | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 _READ_DIR = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 
-_ESCAPED = re.compile(rb"\\x([89a-f][0-9a-f])")
+_ESCAPED = re.compile(rb"\\x([89a-f][0-9a-f]|0[ad])")
 
 _MESSAGES = {
     errno.ENOENT: (550, "No such file or directory"),
@@ -121,12 +123,22 @@ class FSError(OSError):
         return self.message
 
 
+# CR and LF in a name are written as undecodable bytes are: a name listed on a line of its
+# own (LIST, NLST, MLSD) or quoted in a reply can never make a line of its own.
+_LINE_BREAKS = str.maketrans({"\r": "\\x0d", "\n": "\\x0a"})
+
+
+def _listed(raw: bytes) -> str:
+    """A name (or path) on disk as listings and replies write it: valid UTF-8, one line."""
+    return raw.decode("utf-8", "backslashreplace").translate(_LINE_BREAKS)
+
+
 def _display(path: str) -> str:
     try:
         raw = path.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a surrogate no decoder made: show it as text
-        return path.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
+        return path.encode("utf-8", "backslashreplace").decode("utf-8").translate(_LINE_BREAKS)
+    return _listed(raw)
 
 
 def _error(exc: OSError, vpath: str) -> FSError:
@@ -436,9 +448,7 @@ class FileSystem:
             # "\xNN" is how listings write an undecodable byte; a name that really has
             # those characters wins when both exist.
             escaped = _ESCAPED.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
-            same = escaped.decode("utf-8", "backslashreplace") == raw.decode(
-                "utf-8", "backslashreplace"
-            )
+            same = _listed(escaped) == raw.decode("utf-8", "backslashreplace")
             if escaped != raw and same and not _exists(raw, dir_fd) and _exists(escaped, dir_fd):
                 return escaped
         return raw
@@ -652,7 +662,7 @@ class FileSystem:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue  # gone since the directory was read
-                name = raw.decode("utf-8", "backslashreplace")
+                name = _listed(raw)
                 if not stat_mod.S_ISLNK(st.st_mode):
                     infos.append((raw, _info(name, st)))
                     continue
@@ -670,7 +680,7 @@ class FileSystem:
                         infos.append((raw, _info(name, loc.st, is_link=True)))
                     else:  # dangling: the link itself, with where it points
                         real = [*loc.names, cast(bytes, loc.name)]
-                        target = "/" + "/".join(n.decode("utf-8", "backslashreplace") for n in real)
+                        target = "/" + "/".join(_listed(n) for n in real)
                         infos.append((raw, _info(name, st, is_link=True, target=target)))
         infos.sort(key=lambda pair: pair[1].name)
         return infos

@@ -353,6 +353,27 @@ def test_escapes_of_valid_utf8_are_not_decoded(fs: FileSystem, root: Path) -> No
     assert name in names_on_disk(root)
 
 
+def test_line_breaks_in_names_are_listed_escaped_and_reach_the_file(
+        fs: FileSystem, root: Path) -> None:
+    # A name holding CR LF and a fake "ls -l" line after it must stay one listed name: a
+    # client reading the listing line by line would otherwise see an entry that is not there.
+    fake = "a\r\n-rw-r--r--   1 0 0 99 Jan 01  2025 passwd"
+    (root / fake).write_bytes(b"one")
+    (root / "b\nc").write_bytes(b"two")
+    listed = {i.name for i in fs.listdir("/")}
+    shown_fake = "a" + "\\x0d" + "\\x0a" + "-rw-r--r--   1 0 0 99 Jan 01  2025 passwd"
+    assert {shown_fake, "b" + "\\x0a" + "c"} <= listed
+    assert not any("\r" in name or "\n" in name for name in listed)
+    with fs.open_read("/" + shown_fake) as f:  # the name as listed reaches the file
+        assert f.read() == b"one"
+    assert fs.display("/b\nc") == "/b" + "\\x0a" + "c"
+    assert [p for p, _ in fs.iter_tree("/") if p.startswith("/b")] == ["/b" + "\\x0a" + "c"]
+    # "\x41" is not how a listing writes "A": it names itself
+    (root / "A").write_bytes(b"plain")
+    with pytest.raises(FSError):
+        fs.stat("/" + "\\x41")
+
+
 # ---- reading
 
 
