@@ -31,6 +31,7 @@ from netshell.errors import NetshellError
 
 __all__ = [
     "MAX_COMMAND_LINE",
+    "MAX_REPLY_BYTES",
     "MAX_REPLY_LINE",
     "MAX_REPLY_LINES",
     "MLST_FACTS",
@@ -72,6 +73,9 @@ MAX_COMMAND_LINE = 4096
 #: (a STAT listing may be long); beyond either the reply is an FTPProtocolError
 MAX_REPLY_LINE = 8192
 MAX_REPLY_LINES = 100_000
+#: the most bytes one multi-line reply may hold (a hostile server could otherwise make a
+#: client keep MAX_REPLY_LINES lines of MAX_REPLY_LINE bytes: 800 MB)
+MAX_REPLY_BYTES = 16 * 1024 * 1024
 #: the MLSx facts this module knows, in the order they are written (RFC 3659 §7.5)
 MLST_FACTS = ("type", "size", "modify", "perm", "unique")
 
@@ -159,10 +163,10 @@ class ReplyReader:
 
     Handles multi-line replies (``123-`` up to the line that starts ``123 ``), lines ended by
     CRLF or a bare LF, and replies split across any number of :meth:`feed` calls. A line that
-    is not a reply (no three-digit code where one must be), a line over ``max_line`` bytes or
-    a reply over ``max_lines`` lines raises :class:`FTPProtocolError`. Middle lines are kept
-    as sent, except that one starting with the reply's own ``code-`` (as ProFTPD and IIS
-    write every line) loses that prefix.
+    is not a reply (no three-digit code where one must be), a line over ``max_line`` bytes, or
+    a reply over ``max_lines`` lines or ``max_bytes`` bytes raises :class:`FTPProtocolError`.
+    Middle lines are kept as sent, except that one starting with the reply's own ``code-``
+    (as ProFTPD and IIS write every line) loses that prefix.
 
     >>> reader = ReplyReader()
     >>> reader.feed(b"230-Welcome.\\r\\n230-Be nice.\\r\\n230 Logged")
@@ -171,13 +175,16 @@ class ReplyReader:
     [Reply(code=230, lines=('Welcome.', 'Be nice.', 'Logged in.'))]
     """
 
-    def __init__(self, max_line: int = MAX_REPLY_LINE, max_lines: int = MAX_REPLY_LINES) -> None:
+    def __init__(self, max_line: int = MAX_REPLY_LINE, max_lines: int = MAX_REPLY_LINES,
+                 max_bytes: int = MAX_REPLY_BYTES) -> None:
         self.max_line = max_line
         self.max_lines = max_lines
+        self.max_bytes = max_bytes
         self._buffer = bytearray()
         self._scanned = 0  # bytes of _buffer already known to hold no LF
         self._code: str | None = None  # the code of the multi-line reply being read
         self._lines: list[str] = []
+        self._size = 0  # bytes of the multi-line reply being read
 
     def feed(self, data: bytes) -> list[Reply]:
         """The replies that ``data`` completes, in order (often none, usually one)."""
@@ -215,6 +222,7 @@ class ReplyReader:
             if separator == "-":
                 self._code = code
                 self._lines = [text]
+                self._size = len(line)
                 return None
             return Reply(int(code), text or "")
         code = self._code
@@ -224,6 +232,9 @@ class ReplyReader:
             return Reply(int(code), lines)
         if len(self._lines) + 1 >= self.max_lines:
             raise FTPProtocolError(None, f"a reply of more than {self.max_lines} lines")
+        self._size += len(line) + 2
+        if self._size > self.max_bytes:
+            raise FTPProtocolError(None, f"a reply of more than {self.max_bytes:,} bytes")
         # RFC 959 lets middle lines start with the code and "-" too (ProFTPD, IIS write
         # every line so): they are text lines; only "code " ends the reply
         self._lines.append(line[4:] if line[:3] == code and line[3:4] == "-" else line)

@@ -268,6 +268,18 @@ def test_a_reply_of_too_many_lines_is_refused():
             reader.feed(b" line\r\n")
 
 
+def test_a_reply_of_too_many_bytes_is_refused_whatever_its_lines():
+    # Lines under the line limit, fewer than the line limit, but more bytes than allowed in
+    # all: a server cannot make a client hold max_lines * max_line bytes.
+    reader = ReplyReader(max_bytes=1000)
+    reader.feed(b"211-start\r\n")
+    with pytest.raises(FTPProtocolError, match="more than 1,000 bytes"):
+        for _ in range(20):
+            reader.feed(b" " + b"x" * 98 + b"\r\n")
+    line = b" " + b"x" * 98 + b"\r\n"
+    assert len(ReplyReader(max_bytes=1000).feed(b"211-s\r\n" + line * 9 + b"211 e\r\n")) == 1
+
+
 def test_the_default_limits_take_a_long_status_listing():
     lines = [f" -rw-r--r-- 1 0 0 {n} Dec 05 08:17 file{n}" for n in range(20_000)]
     data = Reply(213, ["Status follows:", *lines, "End of status"]).to_bytes()
