@@ -302,8 +302,17 @@ class FTPServerFactory(Factory):
                 expected.encode("utf-8", "surrogateescape"), given)
             return succeed(user if ok else None)
         if self.anonymous and name.lower() in _ANONYMOUS:
-            return succeed(User(None))
+            # Anonymous is read-only beside named users, whatever ``writable`` says (as
+            # vsftpd keeps anon_*_enable off): ``writable`` is meant for them. With no named
+            # users anonymous is the only user, and ``writable`` is for it (pyftpdlib -w).
+            return succeed(User(None, writable=False if self.named_users else None))
         return succeed(None)
+
+    @property
+    def named_users(self) -> bool:
+        """Whether named users may log in: a checker, or a mapping with someone in it."""
+        users = self.users
+        return users is not None and (not isinstance(users, Mapping) or len(users) > 0)
 
     def __repr__(self) -> str:
         return f"<FTPServerFactory of {self.root!r}, {len(self.sessions)} sessions>"
@@ -1311,7 +1320,12 @@ def serve(
     ``users`` maps names to passwords (``{"alice": "secret"}``) or to :class:`User` values
     (a root and rights of their own), or is a callable ``(name, password)`` answering a
     bool, a User or a Deferred of either. ``anonymous`` lets ``anonymous``/``ftp`` in with
-    any password. Everyone is read-only unless ``writable`` (or their User says otherwise).
+    any password. ``writable`` gives write rights (upload, delete, rename, MKD/RMD, SITE
+    CHMOD) to the named users, except those whose User says ``writable=False``; a User
+    with ``writable=True`` has them even when ``writable`` is False. Anonymous sessions are
+    read-only whenever named users are given (``users`` a callable or a non-empty dict),
+    whatever ``writable`` says; with no named users, anonymous is the only user and
+    ``writable=True`` applies to it.
 
     FTPS: ``tls`` is a server context (``tls.server_context(cert, key)``, or one made from
     ``tls.self_signed()``); clients secure the control connection with AUTH TLS and data
