@@ -80,6 +80,9 @@ log = logging.getLogger("netshell.ftp")
 DEFAULT_BANNER = "netshell FTP server ready."
 #: commands read ahead while one is under way before reading pauses
 MAX_PENDING = 32
+#: commands acted on in one turn of the loop; the rest wait for the next turn, so that a
+#: client pipelining thousands of commands does not starve the other connections
+COMMANDS_PER_TURN = 16
 #: the commands acted on while a transfer is under way (RFC 959 §4.1.3); others wait for it
 _URGENT = frozenset({"ABOR", "STAT", "QUIT"})
 _ANONYMOUS = frozenset({"anonymous", "ftp"})
@@ -380,6 +383,10 @@ class FTPServerProtocol(Protocol):
         self._closed = False
         self._running = False
         self._paused = False
+        #: the control connection's write buffer is full (its transport paused us): no
+        #: command is acted on until it drains, so replies never pile up without bound
+        self._write_paused = False
+        self._run_scheduled = False
         self._last = 0.0
         self._idle_timer: Any = None
         self._login_timer: Any = None
@@ -419,6 +426,9 @@ class FTPServerProtocol(Protocol):
             except (OSError, AttributeError):
                 pass
         self.tls_control = getattr(transport, "tls", None) is not None
+        # The transport tells (pause_producing/resume_producing) when the replies it holds
+        # pass its high-water mark and when they drained.
+        transport.register_producer(self, True)
         transport.write(factory.greeting)
         self._last = factory.clock.seconds()
         if factory.idle_timeout:
@@ -515,12 +525,40 @@ class FTPServerProtocol(Protocol):
         self.reply(421, "Timeout: closing control connection.")
         self._close()
 
+    # ---- the control transport's producer interface: backpressure on replies
+
+    def pause_producing(self) -> None:
+        self._write_paused = True
+
+    def resume_producing(self) -> None:
+        self._write_paused = False
+        if not self._closed:
+            self._run()
+
+    def stop_producing(self) -> None:
+        pass  # connection_lost follows
+
+    def _run_later(self) -> None:
+        self._run_scheduled = False
+        self._run()
+
     def _run(self) -> None:
         if self._running:
             return
         self._running = True
+        done = 0
         try:
             while self.pending and not self._closed:
+                if self._write_paused:
+                    # The client does not read its replies: act on nothing more (and read
+                    # nothing more, below, once MAX_PENDING wait) until they drain.
+                    break
+                if done >= COMMANDS_PER_TURN:
+                    if not self._run_scheduled:
+                        self._run_scheduled = True
+                        self.factory.clock.call_soon(self._run_later)
+                    break
+                done += 1
                 if self.busy:
                     if self.transfer is None:
                         break  # a login is being checked: everything waits

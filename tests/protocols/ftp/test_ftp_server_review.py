@@ -7,20 +7,31 @@ raw clients.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ftp_raw_client import make_tree
+from ftp_raw_client import READ_TIMEOUT, RawFTP, make_tree, serve_tree
 
 from netshell.interfaces import Address
 from netshell.testing import Clock, StringTransport
+from protocols.ftp import server as ftp_server
 from protocols.ftp.server import FTPServerFactory, FTPServerProtocol
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     return make_tree(tmp_path)
+
+
+@pytest.fixture
+def server(tree: Path, reactor: Any) -> Iterator[Any]:
+    listener = serve_tree(tree)
+    yield listener
+    listener.close()
 
 
 def session(factory: FTPServerFactory, buffer_limit: int | None = None
@@ -76,3 +87,63 @@ def test_anonymous_alone_gets_writable(tree: Path) -> None:
         replies(t)
         protocol.data_received(b"USER ftp\r\nPASS x\r\nMKD made\r\nRMD made\r\n")
         assert codes(t) == ["331", "230", "257", "250"]
+
+
+# ---- 2. a client that pipelines commands and never reads its replies
+
+
+async def test_a_client_that_never_reads_is_held_and_others_are_served(server: Any) -> None:
+    loop = asyncio.get_running_loop()
+    flooder = socket.socket()
+    flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flooder.setblocking(False)
+    await loop.sock_connect(flooder, ("127.0.0.1", server.port))
+    greeting = await asyncio.wait_for(loop.sock_recv(flooder, 1024), READ_TIMEOUT)
+    assert greeting.startswith(b"220")
+    (session,) = server.factory.sessions
+    held = loop.create_future()
+    pause = session.pause_producing
+
+    def paused() -> None:
+        pause()
+        if not held.done():
+            held.set_result(None)
+
+    session.pause_producing = paused
+    # 20,000 HELPs: 14 MB of replies, which the flooder never reads
+    flood = b"HELP\r\n" * 20_000
+    await loop.sock_sendall(flooder, flood)
+    await asyncio.wait_for(held, READ_TIMEOUT)
+    other = await RawFTP.connect(server.port)
+    assert (await other.cmd("NOOP")).code == 200
+    high = 64 * 1024 + ftp_server.COMMANDS_PER_TURN * 1024
+    assert session.transport.write_buffer_size <= high
+    assert (await other.cmd("NOOP")).code == 200
+    assert session.transport.write_buffer_size <= high
+    other.close()
+    flooder.close()
+
+
+def test_one_chunk_of_commands_is_acted_on_a_few_per_turn(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock))
+    replies(t)
+    protocol.data_received(b"NOOP\r\n" * 100)
+    assert len(replies(t)) == ftp_server.COMMANDS_PER_TURN  # the others wait a turn
+    clock.advance(0)
+    assert len(replies(t)) == 100 - ftp_server.COMMANDS_PER_TURN
+
+
+def test_replies_wait_while_the_write_buffer_is_full(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock), buffer_limit=4096)
+    replies(t)
+    protocol.data_received(b"HELP\r\n" * 40)
+    clock.advance(0)
+    assert 4096 < len(t.value()) < 4096 + 1024  # stopped at the first reply over the limit
+    answered = t.value().count(b"214 Help OK.")
+    assert len(protocol.pending) == 40 - answered > 0
+    while protocol.pending:
+        t.drain()  # the client reads: more is answered
+        clock.advance(0)
+        assert len(t.value()) < 4096 + 1024
