@@ -318,7 +318,7 @@ FTP_MEASURES = (
 @pytest.mark.timeout(120)
 def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
     require("curl")
-    require_modules("twisted", "pyftpdlib")
+    require_modules("twisted", "pyftpdlib", "uvloop")
     data, stdout = run_bench(FTP_BENCH, tmp_path / "ftp.json", "--quick", timeout=100)
     assert data["quick"] is True
     assert data["skipped"] == {}
@@ -326,6 +326,7 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
     assert data["size_mib"] == 1 and data["parallel"] == 10
     assert data["logins"] == 30 and data["idle_connections"] == 200
     assert len(data["sha256"]) == 64
+    assert data["client_loop"] == "uvloop"  # the bench extra installs it
     assert data["unavailable"] == {}  # netshell's server too: ftp.serve is written
     assert set(data["servers"]) == set(FTP_SERVERS)
     for name, result in data["servers"].items():

@@ -32,10 +32,12 @@ mode, binary:
 - every transfer's exit status and byte count (``size_download``/``size_upload``)
   are checked, and every uploaded file's size on disk; uploads are removed after
   each run, outside the timing;
-- logins: ``--logins`` (300) clients at once, from this process (asyncio, pinned to
-  CPU 1), each connects, reads the banner, ``USER u`` (331), ``PASS p`` (230),
-  ``QUIT`` (221) and closes; every reply code is checked; logins/s is their count
-  over the wall time, the best of ``--repeat`` such batches after one to warm up;
+- logins: ``--logins`` (300) clients at once, from this process (pinned to CPU 1; a
+  bare asyncio Protocol on uvloop when installed: asyncio's streams cost more CPU per
+  login than pyftpdlib's server, and set the pace), each connects, reads the banner,
+  ``USER u`` (331), ``PASS p`` (230), ``QUIT`` (221) and closes; every reply code is
+  checked; logins/s is their count over the wall time, the best of ``--repeat`` such
+  batches after one to warm up;
 - idle memory: on a fresh server process (measured first), after one login to warm
   it up, its RSS (VmRSS) with ``--idle`` (10,000) connections logged in and idle
   (50 logging in at a time), minus its RSS with none, divided by their number. Few
@@ -72,6 +74,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import importlib.util
 import json
@@ -85,7 +88,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from typing import Any
+from typing import Any, cast
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -489,60 +492,162 @@ def check_uploads(args: argparse.Namespace, names: list[str], label: str) -> Non
         remove_uploads(args.root)
 
 
-# ---- logins and idle connections (asyncio, in this process on the load's CPU)
+# ---- logins and idle connections (in this process on the load's CPU)
+#
+# The client must outpace the servers: asyncio's streams spent about 250 µs of CPU per
+# login (more than pyftpdlib's server), so logins/s measured the client. A bare Protocol
+# on uvloop (when installed) spends a fraction of that.
 
 
-async def reply(reader: asyncio.StreamReader, want: int, what: str) -> None:
-    """Read one reply (multi-line ones whole); its code must be ``want``."""
-    line = await reader.readline()
-    code = line[:3]
-    if line[3:4] == b"-":
-        while True:
-            more = await reader.readline()
-            if not more:
-                break
-            if more[:3] == code and more[3:4] == b" ":
-                break
-    if not code.isdigit() or int(code) != want:
-        raise Failed(f"{what}: expected {want}, got {line[:200]!r}")
+class Hold:
+    """Keeps logged-in clients waiting until released (then each sends its QUIT)."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self.waiting: list[Any] = []
+
+    def then(self, fn: Any) -> None:
+        if self.released:
+            fn()
+        else:
+            self.waiting.append(fn)
+
+    def release(self) -> None:
+        self.released = True
+        waiting, self.waiting = self.waiting, []
+        for fn in waiting:
+            fn()
 
 
-async def login(port: int, hold: asyncio.Event | None = None,
-                logged_in: list[int] | None = None,
+class LoginClient(asyncio.Protocol):
+    """Banner 220, USER/331, PASS/230, (held until ``hold`` is released), QUIT/221, close.
+
+    ``done`` gets None when the server said 221, or a Failed. ``on_login`` is called
+    at the 230."""
+
+    STEPS = (
+        (220, "banner", f"USER {USER}\r\n".encode()),
+        (331, "USER", f"PASS {PASSWORD}\r\n".encode()),
+        (230, "PASS", b"QUIT\r\n"),
+        (221, "QUIT", b""),
+    )
+
+    def __init__(self, done: asyncio.Future[None], hold: Hold | None = None,
+                 on_login: Any = None) -> None:
+        self.done = done
+        self.hold = hold
+        self.on_login = on_login
+        self.step = 0
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while not self.done.done():
+            reply = self._take_reply()
+            if reply is None:
+                return
+            code, line = reply
+            want, what, then = self.STEPS[self.step]
+            if code != want:
+                self._fail(f"{what}: expected {want}, got {line[:200]!r}")
+                return
+            self.step += 1
+            assert self.transport is not None
+            if want == 230:
+                if self.on_login is not None:
+                    self.on_login()
+                if self.hold is not None:
+                    self.hold.then(functools.partial(self._write, then))
+                    continue
+            if then:
+                self._write(then)
+            else:
+                self.transport.close()
+                self.done.set_result(None)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _take_reply(self) -> tuple[int, bytes] | None:
+        """The next whole reply (multi-line ones too): (code, first line), or None."""
+        end = self.buffer.find(b"\r\n")
+        if end < 0:
+            return None
+        first = self.buffer[:end]
+        code = first[:3]
+        if first[3:4] == b"-":
+            closing = b"\r\n" + code + b" "
+            last = self.buffer.find(closing, end)
+            if last < 0:
+                return None
+            end = self.buffer.find(b"\r\n", last + 2)
+            if end < 0:
+                return None
+        self.buffer = self.buffer[end + 2:]
+        return (int(code) if code.isdigit() else -1), first
+
+    def _fail(self, why: str) -> None:
+        if not self.done.done():
+            self.done.set_exception(Failed(why))
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self._fail(f"closed by the server after {self.step} replies ({exc!r})")
+
+
+async def login(port: int, hold: Hold | None = None, on_login: Any = None,
                 gate: asyncio.Semaphore | None = None) -> None:
-    """Connect, banner, USER/331, PASS/230, (held open until ``hold`` is set), QUIT/221.
+    """One client's login (see LoginClient); with ``gate``, up to the 230 holds a place."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    logged_in: asyncio.Future[None] = loop.create_future()
 
-    With ``gate``, the steps up to the 230 hold one of its places."""
+    def at_230() -> None:
+        logged_in.set_result(None)
+        if on_login is not None:
+            on_login()
+
     if gate is not None:
         await gate.acquire()
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except BaseException:
+        await loop.create_connection(
+            lambda: LoginClient(done, hold, at_230), "127.0.0.1", port
+        )
+        if gate is not None:
+            await asyncio.wait([logged_in, done], return_when=asyncio.FIRST_COMPLETED)
+    finally:
         if gate is not None:
             gate.release()
-        raise
-    try:
+    await done
+
+
+def run_client(coro: Any, timeout: float = 300) -> Any:
+    """Run a coroutine of the login client on uvloop when installed, else asyncio; a
+    client still waiting after ``timeout`` seconds is a failure, not a hang."""
+
+    async def bounded() -> Any:
         try:
-            await reply(reader, 220, "banner")
-            writer.write(f"USER {USER}\r\n".encode())
-            await reply(reader, 331, "USER")
-            writer.write(f"PASS {PASSWORD}\r\n".encode())
-            await reply(reader, 230, "PASS")
-        finally:
-            if gate is not None:
-                gate.release()
-        if hold is not None:
-            assert logged_in is not None
-            logged_in.append(1)
-            await hold.wait()
-        writer.write(b"QUIT\r\n")
-        await reply(reader, 221, "QUIT")
-    finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
+            return await asyncio.wait_for(coro, timeout)
+        except TimeoutError:
+            raise Failed(f"the login clients were not done after {timeout:.0f} s") from None
+
+    if have("uvloop"):
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(bounded())
+    return asyncio.run(bounded())
+
+
+def client_loop() -> str:
+    return "uvloop" if have("uvloop") else "asyncio"
 
 
 async def many_logins(port: int, count: int) -> float:
@@ -556,22 +661,32 @@ async def idle_rss(server: Server, count: int) -> float:
     """RSS growth of the server per idle logged-in connection, with ``count`` of them."""
     await login(server.port)  # warm: the login's code paths loaded once
     before = rss_bytes(server.proc.pid)
-    hold = asyncio.Event()
-    logged_in: list[int] = []
+    hold = Hold()
+    all_in = asyncio.Event()
+    logged_in = 0
+
+    def one_more() -> None:
+        nonlocal logged_in
+        logged_in += 1
+        if logged_in == count:
+            all_in.set()
+
     # IDLE_GATE logins at a time: the steady cost of a connection, not a burst's high water
     gate = asyncio.Semaphore(IDLE_GATE)
     tasks = [
-        asyncio.ensure_future(login(server.port, hold, logged_in, gate)) for _ in range(count)
+        asyncio.ensure_future(login(server.port, hold, one_more, gate)) for _ in range(count)
     ]
     try:
-        while len(logged_in) < count:
-            done = [t for t in tasks if t.done()]
-            for t in done:
+        waiter = asyncio.ensure_future(all_in.wait())
+        # all logged in, or the first client that fails
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t.done():
                 t.result()  # a failed login raises here
-            await asyncio.sleep(0.01)
+        await waiter
         after = rss_bytes(server.proc.pid)
     finally:
-        hold.set()
+        hold.release()
         await asyncio.gather(*tasks, return_exceptions=True)
     for t in tasks:
         t.result()
@@ -588,7 +703,7 @@ def measure_server(
     result: dict[str, Any] = {"label": case.label, "what": server.what}
     try:
         if "idle" in args.measures:
-            result["idle_bytes_per_conn"] = asyncio.run(idle_rss(server, args.idle))
+            result["idle_bytes_per_conn"] = run_client(idle_rss(server, args.idle))
             server.alive()
         verify(server, args)
         result["verified"] = True
@@ -596,11 +711,11 @@ def measure_server(
             if kind in args.measures:
                 result.update(transfers(server, args, kind))
         if "logins" in args.measures:
-            asyncio.run(many_logins(server.port, args.logins))  # warm-up, not counted
+            run_client(many_logins(server.port, args.logins))  # warm-up, not counted
             best_rate, best_cpu = 0.0, 0.0
             for _ in range(args.repeat):
                 cpu0 = server.cpu_seconds()
-                rate = asyncio.run(many_logins(server.port, args.logins))
+                rate = run_client(many_logins(server.port, args.logins))
                 cpu = server.cpu_seconds() - cpu0
                 if rate > best_rate:
                     best_rate, best_cpu = rate, cpu
@@ -829,7 +944,8 @@ def run(
         f"{args.server_cpu}, load (curl, login clients) on CPU {args.client_cpu}; "
         f"{rounds} round(s), best kept\n"
         f"file {args.size:,} MiB; one client (best of {args.repeat}) and {PARALLEL} at once; "
-        f"{args.logins} logins at once; {args.idle:,} idle connections"
+        f"{args.logins} logins at once (login client on {client_loop()}); "
+        f"{args.idle:,} idle connections"
         + (f" (lowered from {args.idle_asked:,}: fd limit {args.fd_limit:,})"
            if args.idle != args.idle_asked else "")
         + f"; {allocator_title}"
@@ -848,6 +964,7 @@ def run(
         "parallel": PARALLEL,
         "repeat": args.repeat,
         "logins": args.logins,
+        "client_loop": client_loop(),
         "idle_connections": args.idle,
         "idle_connections_asked": args.idle_asked,
         "fd_limit": args.fd_limit,
