@@ -184,6 +184,11 @@ def _strip_list_options(arg: str) -> str:
     return rest
 
 
+#: the pieces a ``STAT path`` listing is written in on the control connection, one more
+#: only once the transport has taken the last (a big directory is never one huge reply)
+STAT_PIECE = 16 * 1024
+
+
 def _lines_to_chunks(lines: Iterable[str], size: int = 64 * 1024) -> Iterator[bytes]:
     """Listing lines as CRLF-ended UTF-8, in pieces of about ``size`` bytes."""
     batch: list[bytes] = []
@@ -197,6 +202,59 @@ def _lines_to_chunks(lines: Iterable[str], size: int = 64 * 1024) -> Iterator[by
             batch, held = [], 0
     if batch:
         yield b"".join(batch)
+
+
+# ---- listings: read and formatted in the thread pool (a big directory takes seconds to
+# read and stat, which on the loop would stop every session). A FileSystem keeps no state
+# between calls (each opens and closes its own descriptors), so a thread may call it.
+
+
+def _perm(info: FileInfo, writable: bool) -> str:
+    """The MLSx ``perm`` fact of an entry for a session with (or without) write rights."""
+    if info.is_dir:
+        return "cdeflmp" if writable else "el"
+    return "adfrw" if writable else "r"
+
+
+def _prepare_listing(fs: FileSystem, verb: str, path: str, facts: list[str]) -> list[bytes]:
+    """LIST/NLST/MLSD of ``path``, as the data connection's pieces (runs in a thread)."""
+    info = fs.stat(path)
+    now = time.time()
+    lines: Iterable[str]
+    if verb == "MLSD":
+        if not info.is_dir:
+            raise FSError(501, f"Not a directory: {fs.display(path)}")
+        lines = (mlsx_line(e, facts, _perm(e, fs.writable)) for e in fs.listdir(path))
+    elif info.is_dir:
+        entries = fs.listdir(path)
+        if verb == "LIST":
+            lines = (list_line(e, now) for e in entries)
+        else:
+            lines = (e.name for e in entries)
+    elif verb == "LIST":
+        lines = [list_line(info, now)]
+    else:
+        lines = [fs.display(path).rsplit("/", 1)[-1]]  # NLST of a file: its name, as ls does
+    return list(_lines_to_chunks(lines))
+
+
+def _prepare_stat(fs: FileSystem, path: str) -> list[bytes]:
+    """The reply to ``STAT path`` as pieces of bytes (runs in a thread): exactly what
+    ``Reply(212 or 213, [...]).to_bytes()`` gives, without one string of it all."""
+    info = fs.stat(path)
+    now = time.time()
+    title = f"Status of {fs.display(path)}:"
+    if info.is_dir:
+        code = 212
+        lines: Iterable[str] = (" " + list_line(e, now) for e in fs.listdir(path))
+    else:
+        code = 213
+        lines = [" " + list_line(info, now)]
+    # Middle lines all begin with a space: Reply.to_bytes would add nothing to them.
+    head = f"{code}-{title}\r\n".encode("utf-8", "surrogateescape")
+    pieces = [head, *_lines_to_chunks(lines, STAT_PIECE)]
+    pieces.append(_reply_bytes(code, "End of status."))
+    return pieces
 
 
 # ---- the factory
@@ -387,6 +445,8 @@ class FTPServerProtocol(Protocol):
         #: command is acted on until it drains, so replies never pile up without bound
         self._write_paused = False
         self._run_scheduled = False
+        #: the rest of a ``STAT path`` reply, written as the control connection drains
+        self._stat_pieces: Iterator[bytes] | None = None
         self._last = 0.0
         self._idle_timer: Any = None
         self._login_timer: Any = None
@@ -532,8 +592,43 @@ class FTPServerProtocol(Protocol):
 
     def resume_producing(self) -> None:
         self._write_paused = False
-        if not self._closed:
+        if self._closed:
+            return
+        if self._stat_pieces is not None:
+            self._write_stat()
+        else:
             self._run()
+
+    def _blocking(self, f: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """``f(*args)`` in the thread pool (at once when the reactor has none: a test's
+        Clock)."""
+        run = getattr(self.factory.reactor, "defer_to_thread", None)
+        if run is None:
+            return maybe_deferred(f, *args)
+        d: Deferred[Any] = run(f, *args)
+        return d
+
+    def _ready_again(self) -> None:
+        """What held the commands behind it (a listing being read) is done: go on."""
+        self.busy = False
+        if self._closed:
+            return
+        if self.quitting:  # the server is shutting down (stop_gracefully)
+            self.reply(421, "Server shutting down.")
+            self._close()
+            return
+        self._run()
+
+    def _prepare_failed(self, failure: Failure, verb: str) -> None:
+        if not self._closed:
+            error = failure.value
+            if isinstance(error, FSError):
+                self.reply(error.code, str(error))
+            else:
+                log.error("Error answering %s from %s: %s", verb, self.peer_host,
+                          failure.get_traceback())
+                self.reply(451, "Requested action aborted: local error in processing.")
+        self._ready_again()
 
     def stop_producing(self) -> None:
         pass  # connection_lost follows
@@ -562,8 +657,10 @@ class FTPServerProtocol(Protocol):
                 if self.busy:
                     if self.transfer is None:
                         break  # a login is being checked: everything waits
+                    # (STAT with a path is a listing: it waits for the transfer)
                     urgent = next((c for c in self.pending
-                                   if isinstance(c, Command) and c.verb in _URGENT), None)
+                                   if isinstance(c, Command) and c.verb in _URGENT
+                                   and not (c.verb == "STAT" and c.arg.strip())), None)
                     if urgent is None:
                         break
                     self.pending.remove(urgent)
@@ -873,10 +970,7 @@ class FTPServerProtocol(Protocol):
         self.reply(213, format_mdtm(info.mtime))
 
     def _perm(self, info: FileInfo) -> str:
-        writable = self._fs().writable
-        if info.is_dir:
-            return "cdeflmp" if writable else "el"
-        return "adfrw" if writable else "r"
+        return _perm(info, self._fs().writable)
 
     def ftp_mlst(self, arg: str) -> None:
         fs = self._fs()
@@ -1030,14 +1124,27 @@ class FTPServerProtocol(Protocol):
     def _stat_path(self, arg: str) -> None:
         fs = self._fs()
         path = self._path(arg)
-        info = fs.stat(path)
-        now = time.time()
-        if info.is_dir:
-            lines = [" " + list_line(e, now) for e in fs.listdir(path)]
-            self.reply(212, [f"Status of {fs.display(path)}:", *lines, "End of status."])
-        else:
-            self.reply(213, [f"Status of {fs.display(path)}:", " " + list_line(info, now),
-                             "End of status."])
+        self.busy = True  # the commands after it wait for the whole reply
+        d = self._blocking(_prepare_stat, fs, path)
+        d.add_callbacks(self._stat_ready, self._prepare_failed, (), None, ("STAT",))
+
+    def _stat_ready(self, pieces: list[bytes]) -> None:
+        if self._closed:
+            self.busy = False
+            return
+        self._stat_pieces = iter(pieces)
+        self._write_stat()
+
+    def _write_stat(self) -> None:
+        """Write the STAT listing's next pieces while the control connection takes them."""
+        pieces = self._stat_pieces
+        while pieces is not None and not self._write_paused and not self._closed:
+            piece = next(pieces, None)
+            if piece is None:
+                self._stat_pieces = None
+                self._ready_again()
+                return
+            self.transport.write(piece)
 
     # ---- data connections
 
@@ -1279,28 +1386,27 @@ class FTPServerProtocol(Protocol):
             return
         fs = self._fs()
         path = self._path(_strip_list_options(arg) if verb != "MLSD" else arg)
-        info = fs.stat(path)
-        now = time.time()
-        lines: Iterable[str]
-        if verb == "MLSD":
-            if not info.is_dir:
-                self.reply(501, f"Not a directory: {fs.display(path)}")
-                return
-            facts = list(self.mlst_facts)
-            entries = fs.listdir(path)
-            lines = (mlsx_line(e, facts, self._perm(e)) for e in entries)
-        elif info.is_dir:
-            entries = fs.listdir(path)
-            if verb == "LIST":
-                lines = (list_line(e, now) for e in entries)
-            else:
-                lines = (e.name for e in entries)
-        else:
-            lines = [list_line(info, now)] if verb == "LIST" else [fs.display(path)]
-        transfer = Transfer(self, verb, fs.display(path), "out", self._transfer_done)
+        # Read and formatted in the thread pool; the commands after it wait (busy), as
+        # they would for the transfer.
+        self.busy = True
+        d = self._blocking(_prepare_listing, fs, verb, path, list(self.mlst_facts))
+        d.add_callbacks(self._listing_ready, self._prepare_failed,
+                        (verb, channel, fs.display(path)), None, (verb,))
+
+    def _listing_ready(self, chunks: list[bytes], verb: str, channel: DataChannel,
+                       shown: str) -> None:
+        if self._closed:
+            self.busy = False
+            return
+        if channel.closed or self.channel is not channel:
+            self.reply(425, "Use PORT or PASV first.")  # the channel was given up meanwhile
+            self._ready_again()
+            return
+        self.busy = False
+        transfer = Transfer(self, verb, shown, "out", self._transfer_done)
         transfer.ascii = True  # listings are text (for the log)
-        chunks = _lines_to_chunks(lines)
         self._start(channel, transfer, lambda t, data: t.send_chunks(data, chunks))
+        self._run()
 
     def ftp_list(self, arg: str) -> None:
         self._listing("LIST", arg)

@@ -8,7 +8,11 @@ raw clients.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ from ftp_raw_client import READ_TIMEOUT, RawFTP, make_tree, serve_tree
 from netshell.interfaces import Address
 from netshell.testing import Clock, StringTransport
 from protocols.ftp import server as ftp_server
+from protocols.ftp.core import Reply, list_line
+from protocols.ftp.filesystem import FileSystem
 from protocols.ftp.server import FTPServerFactory, FTPServerProtocol
 
 
@@ -147,3 +153,116 @@ def test_replies_wait_while_the_write_buffer_is_full(tree: Path) -> None:
         t.drain()  # the client reads: more is answered
         clock.advance(0)
         assert len(t.value()) < 4096 + 1024
+
+
+# ---- 3. big directories are read in the thread pool; STAT path is written as it drains
+
+
+class Gate:
+    """Holds FileSystem.listdir until the test opens it (or 5 s pass: a listing read on
+    the loop holds everything, and the test sees it was not opened in time)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.event = threading.Event()
+        self.in_time: list[bool] = []
+        listdir = FileSystem.listdir
+
+        def held(fs: FileSystem, path: str) -> Any:
+            self.in_time.append(self.event.wait(5))
+            return listdir(fs, path)
+
+        monkeypatch.setattr(FileSystem, "listdir", held)
+
+
+async def test_others_are_served_while_a_stat_listing_is_read(
+        server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = Gate(monkeypatch)
+    a = await RawFTP.connect(server.port)
+    await a.login("alice", "wonderland")
+    a.send("STAT sub")
+    b = await RawFTP.connect(server.port)
+    assert (await b.cmd("NOOP")).code == 200  # while the listing is being read
+    gate.event.set()
+    r = await a.reply()
+    assert r.code == 212 and "inner.txt" in r.text
+    assert gate.in_time == [True]
+    assert (await a.cmd("NOOP")).code == 200
+    a.close()
+    b.close()
+
+
+async def test_others_are_served_while_a_list_is_read(
+        server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = Gate(monkeypatch)
+    a = await RawFTP.connect(server.port)
+    await a.login("alice", "wonderland")
+    reader, writer = await a.open_data()
+    a.send("LIST sub")
+    b = await RawFTP.connect(server.port)
+    assert (await b.cmd("NOOP")).code == 200
+    gate.event.set()
+    assert (await a.reply()).code in (125, 150)
+    data = await asyncio.wait_for(reader.read(), READ_TIMEOUT)
+    assert b"inner.txt" in data
+    assert (await a.reply()).code == 226
+    assert gate.in_time == [True]
+    writer.close()
+    a.close()
+    b.close()
+
+
+def _old_stat_reply(fs: FileSystem, path: str) -> bytes:
+    """STAT path's reply as the server built it before: one Reply of every line."""
+    now = time.time()
+    info = fs.stat(path)
+    if info.is_dir:
+        lines = [" " + list_line(e, now) for e in fs.listdir(path)]
+        return Reply(212, [f"Status of {path}:", *lines, "End of status."]).to_bytes()
+    return Reply(213, [f"Status of {path}:", " " + list_line(info, now),
+                       "End of status."]).to_bytes()
+
+
+@pytest.mark.parametrize("path", ["/", "/sub", "/empty", "/hello.txt", '/quote"d dir'])
+def test_stat_path_replies_as_before(tree: Path, path: str) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, users={"u": "p"}))
+    protocol.data_received(b"USER u\r\nPASS p\r\n")
+    replies(t)
+    protocol.data_received(f"STAT {path}\r\n".encode())
+    assert t.value() == _old_stat_reply(FileSystem(str(tree)), path)
+
+
+def test_a_big_stat_listing_is_written_as_the_connection_drains(tree: Path) -> None:
+    for i in range(600):
+        (tree / "empty" / f"file-{i:04d}-{'x' * 40}").write_bytes(b"")
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, users={"u": "p"}), buffer_limit=4096)
+    protocol.data_received(b"USER u\r\nPASS p\r\n")
+    replies(t)
+    protocol.data_received(b"STAT empty\r\nNOOP\r\n")
+    got = b""
+    while not got.endswith(b"200 NOOP ok.\r\n"):
+        assert 0 < len(t.value()) <= 4096 + ftp_server.STAT_PIECE + 200
+        got += t.drain()
+        clock.advance(0)
+    assert got == _old_stat_reply(FileSystem(str(tree)), "/empty") + b"200 NOOP ok.\r\n"
+
+
+async def test_stat_of_twenty_thousand_entries(reactor: Any) -> None:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(dir=base) as root:
+        big = Path(root) / "big"
+        big.mkdir()
+        for i in range(20_000):
+            (big / f"f{i:05d}").write_bytes(b"")
+        listener = serve_tree(Path(root))
+        try:
+            a = await RawFTP.connect(listener.port)
+            await a.login("alice", "wonderland")
+            r = await a.cmd("STAT big")
+            assert r.code == 212 and len(r.lines) == 20_002
+            assert r.lines[-1] == "End of status." and r.lines[1].endswith(" f00000")
+            assert (await a.cmd("NOOP")).code == 200
+            a.close()
+        finally:
+            listener.close()
