@@ -334,6 +334,9 @@ class FTPServerFactory(Factory):
         #: the control connections being served, and how many come from each address
         self.sessions: set[FTPServerProtocol] = set()
         self.per_ip: dict[str, int] = {}
+        #: the files STOU is uploading now, (real root, path): their names are taken
+        #: already though no file has them until the upload commits
+        self.stou_names: set[tuple[str, str]] = set()
         self._filesystems: dict[tuple[str, bool], FileSystem] = {}
 
     def build_protocol(self, addr: Any) -> FTPServerProtocol:
@@ -447,6 +450,8 @@ class FTPServerProtocol(Protocol):
         self._run_scheduled = False
         #: the rest of a ``STAT path`` reply, written as the control connection drains
         self._stat_pieces: Iterator[bytes] | None = None
+        #: the name this session's STOU upload holds in factory.stou_names
+        self._stou_name: tuple[str, str] | None = None
         self._last = 0.0
         self._idle_timer: Any = None
         self._login_timer: Any = None
@@ -523,6 +528,7 @@ class FTPServerProtocol(Protocol):
             if timer is not None and timer.active():
                 timer.cancel()
         self._idle_timer = self._login_timer = None
+        self._release_stou_name()
         if self.transfer is not None:
             self.transfer.abort(Reply(426, "Connection closed; transfer aborted."))
         self._drop_channel()
@@ -1289,6 +1295,7 @@ class FTPServerProtocol(Protocol):
         if self.transfer is transfer:
             self.transfer = None
             self.busy = False
+            self._release_stou_name()
         channel, self._in_use = self._in_use, None
         if channel is not None:
             channel.close()
@@ -1353,10 +1360,19 @@ class FTPServerProtocol(Protocol):
             if self.rest:
                 self.reply(450, "Can't STOU while REST request is pending.")
                 return
-            hint = arg.strip() or None
-            path = fs.unique_name(self.cwd, hint)
-            upload = fs.open_upload(path)
-            preliminary = f"FILE: {fs.display(path).rsplit('/', 1)[-1]}"
+            hint = arg.strip()
+            path = self._unique_name(fs, hint)
+            name = (fs.root, path)
+            self.factory.stou_names.add(name)
+            self._stou_name = name
+            try:
+                upload = fs.open_upload(path)
+            except BaseException:
+                self._release_stou_name()
+                raise
+            # RFC 1123 §4.1.2.9: "FILE: name"; the path when the hint named a directory
+            shown = fs.display(path)
+            preliminary = f"FILE: {shown if '/' in hint else shown.rsplit('/', 1)[-1]}"
         else:
             path = self._path(arg)
             rest = self._take_rest()
@@ -1370,6 +1386,29 @@ class FTPServerProtocol(Protocol):
         transfer.ascii = ascii
         self._start(channel, transfer, lambda t, data: t.receive(data, upload, ascii),
                     preliminary)
+
+    def _unique_name(self, fs: FileSystem, hint: str) -> str:
+        """A path for STOU that no file has and no other STOU upload is writing: the
+        hint's name (in the hint's directory, else the working directory), else
+        ``name.1``, ``name.2``... (``file`` without a hint)."""
+        if hint:
+            target = self._path(hint)
+            directory, _, base = target.rpartition("/")
+            directory = directory or "/"
+        else:
+            directory, base = self.cwd, "file"
+        taken = self.factory.stou_names
+        path = fs.unique_name(directory, base)
+        n = 0
+        while (fs.root, path) in taken:
+            n += 1
+            path = fs.unique_name(directory, f"{base}.{n}")
+        return path
+
+    def _release_stou_name(self) -> None:
+        name, self._stou_name = self._stou_name, None
+        if name is not None:
+            self.factory.stou_names.discard(name)
 
     def ftp_stor(self, arg: str) -> None:
         self._upload("STOR", arg)

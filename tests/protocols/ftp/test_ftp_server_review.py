@@ -266,3 +266,48 @@ async def test_stat_of_twenty_thousand_entries(reactor: Any) -> None:
             a.close()
         finally:
             listener.close()
+
+
+# ---- 4. STOU: a name being uploaded is taken
+
+
+async def test_two_stou_at_once_with_the_same_hint_keep_both(server: Any, tree: Path) -> None:
+    a = await RawFTP.connect(server.port)
+    b = await RawFTP.connect(server.port)
+    streams = []
+    for client in (a, b):
+        await client.login("alice", "wonderland")
+        streams.append(await client.open_data())
+    names = []
+    for client in (a, b):
+        r = await client.cmd("STOU up.txt")
+        assert r.code in (125, 150), r
+        names.append(r.lines[0].removeprefix("FILE: "))
+    assert names == ["up.txt", "up.txt.1"]
+    for (_, writer), data in zip(streams, (b"from a", b"from b"), strict=True):
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+    assert (await a.reply()).code == 226 and (await b.reply()).code == 226
+    assert (tree / "up.txt").read_bytes() == b"from a"
+    assert (tree / "up.txt.1").read_bytes() == b"from b"
+    assert server.factory.stou_names == set()  # given back
+    # the next STOU sees the files themselves
+    r, last = await a.transfer_in("STOU up.txt", b"third")
+    assert r.lines[0] == "FILE: up.txt.2" and last.code == 226
+    a.close()
+    b.close()
+
+
+async def test_stou_into_a_directory_stores_there(server: Any, tree: Path) -> None:
+    a = await RawFTP.connect(server.port)
+    await a.login("alice", "wonderland")
+    r, last = await a.transfer_in("STOU sub/new.txt", b"new")
+    assert r.lines[0] == "FILE: /sub/new.txt" and last.code == 226
+    assert (tree / "sub" / "new.txt").read_bytes() == b"new"
+    assert not (tree / "new.txt").exists()
+    r, last = await a.transfer_in("STOU sub/inner.txt", b"other")
+    assert r.lines[0] == "FILE: /sub/inner.txt.1" and last.code == 226
+    r, _ = await a.transfer_in("STOU nowhere/x", b"x")
+    assert r.code == 550
+    a.close()
