@@ -454,6 +454,8 @@ class FTPServerProtocol(Protocol):
         self._stou_name: tuple[str, str] | None = None
         self._last = 0.0
         self._idle_timer: Any = None
+        #: closes a passive channel no transfer command took within data_timeout
+        self._pasv_timer: Any = None
         self._login_timer: Any = None
 
     # ---- connection events
@@ -502,8 +504,12 @@ class FTPServerProtocol(Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        self._last = self.factory.clock.seconds()
-        self.pending.extend(self.reader.feed(data))
+        items = self.reader.feed(data)
+        if items:
+            # Only a whole command line counts as activity: a client trickling a byte at a
+            # time, never ending its line, is idle (else it would hold its slot forever).
+            self._last = self.factory.clock.seconds()
+        self.pending.extend(items)
         if len(self.pending) >= MAX_PENDING and not self._paused:
             self._paused = True
             self.transport.pause_reading()
@@ -813,8 +819,14 @@ class FTPServerProtocol(Protocol):
         self.reply(220, "Ready for new user.")
 
     def ftp_quit(self, arg: str) -> None:
-        if self.transfer is not None:
+        transfer = self.transfer
+        if transfer is not None:
             self.quitting = True  # 221 once the transfer's reply is out (RFC 959 QUIT)
+            if transfer.data is None:
+                # Still waiting for its data connection: nothing is under way to finish,
+                # so the client is not made to wait the data timeout (426, 221, closed).
+                transfer.abort(Reply(426, "Transfer aborted: QUIT before the data "
+                                          "connection."))
             return
         self.reply(221, "Goodbye.")
         if self.authenticated:
@@ -1155,6 +1167,7 @@ class FTPServerProtocol(Protocol):
     # ---- data connections
 
     def _drop_channel(self) -> None:
+        self._stop_pasv_timer()
         channel, self.channel = self.channel, None
         if channel is not None:
             channel.close()
@@ -1208,7 +1221,31 @@ class FTPServerProtocol(Protocol):
             log.warning("%s: no passive port could be had: %s", self.peer_host, e)
             self.reply(425, "Can't open passive connection.")
             return False
+        timeout = self.factory.data_timeout
+        if timeout:
+            self._pasv_timer = self.factory.clock.call_later(timeout, self._pasv_expired,
+                                                             self.channel)
         return True
+
+    def _stop_pasv_timer(self) -> None:
+        timer, self._pasv_timer = self._pasv_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _pasv_expired(self, channel: DataChannel) -> None:
+        """No transfer command took the passive channel within data_timeout: give its port
+        back (PASV and NOOPs forever would hold ports until passive_ports ran out).
+
+        Closed quietly, as vsftpd's accept_timeout and pure-ftpd do, not with pyftpdlib's
+        unasked 421 that also ends the control connection: a reply nobody asked for would
+        be read as the answer to the client's next command. The session lives on; a
+        transfer command after this gets 425 "Use PORT or PASV first."."""
+        self._pasv_timer = None
+        if self.channel is not channel or self._closed:
+            return
+        log.info("%s %s: passive data channel on port %d unused for %ss: closed",
+                 self.peer_host, self.display_user, channel.port, self.factory.data_timeout)
+        self._drop_channel()
 
     def ftp_port(self, arg: str) -> None:
         if self.epsv_all:
@@ -1266,6 +1303,8 @@ class FTPServerProtocol(Protocol):
         begin: Callable[[Transfer, DataProtocol], None],
         preliminary: str | None = None,
     ) -> None:
+        if self.channel is channel:
+            self._stop_pasv_timer()
         self.channel = None
         self._in_use = channel
         self.transfer = transfer

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from ftp_raw_client import READ_TIMEOUT, RawFTP, make_tree, serve_tree
 
+from netshell.errors import ConnectionDone
+from netshell.failure import Failure
 from netshell.interfaces import Address
 from netshell.testing import Clock, StringTransport
 from protocols.ftp import server as ftp_server
@@ -311,3 +313,83 @@ async def test_stou_into_a_directory_stores_there(server: Any, tree: Path) -> No
     r, _ = await a.transfer_in("STOU nowhere/x", b"x")
     assert r.code == 550
     a.close()
+
+
+# ---- 5. a passive channel no transfer takes is closed after data_timeout
+# (data channels listen on the real reactor; the timers run on a Clock)
+
+
+def clocked_session(tree: Path, reactor: Any, **kw: Any
+                    ) -> tuple[FTPServerProtocol, StringTransport, Clock]:
+    clock = Clock()
+    options: dict[str, Any] = {"users": {"u": "p"}, "data_timeout": 30.0}
+    options.update(kw)
+    factory = FTPServerFactory(tree, reactor=reactor, clock=clock, login_delay=0, **options)
+    protocol, t = session(factory)
+    protocol.data_received(b"USER u\r\nPASS p\r\n")
+    replies(t)
+    return protocol, t, clock
+
+
+def test_an_unused_passive_channel_is_closed_after_the_data_timeout(
+        tree: Path, reactor: Any) -> None:
+    protocol, t, clock = clocked_session(tree, reactor)
+    protocol.data_received(b"PASV\r\n")
+    assert codes(t) == ["227"]
+    channel = protocol.channel
+    assert channel is not None and channel.listener is not None
+    for _ in range(5):  # NOOPs do not keep it
+        clock.advance(5)
+        protocol.data_received(b"NOOP\r\n")
+    assert codes(t) == ["200"] * 5 and not channel.closed
+    clock.advance(5)
+    assert channel.closed and channel.listener is None and protocol.channel is None
+    assert replies(t) == []  # quietly
+    protocol.data_received(b"RETR hello.txt\r\nNOOP\r\n")
+    assert replies(t) == ["425 Use PORT or PASV first.", "200 NOOP ok."]
+    # a channel taken by a transfer command is not closed by that timer
+    protocol.data_received(b"EPSV\r\nRETR hello.txt\r\n")
+    assert codes(t) == ["229", "150"]
+    clock.advance(29)
+    assert protocol.transfer is not None and replies(t) == []
+    protocol.connection_lost(Failure(ConnectionDone()))
+
+
+# ---- 6. QUIT while a transfer waits for its data connection
+
+
+def test_quit_while_a_transfer_waits_for_its_connection_ends_at_once(
+        tree: Path, reactor: Any) -> None:
+    protocol, t, _clock = clocked_session(tree, reactor)
+    protocol.data_received(b"PASV\r\nRETR hello.txt\r\n")
+    assert codes(t) == ["227", "150"]
+    protocol.data_received(b"QUIT\r\n")
+    assert codes(t) == ["426", "221"]
+    assert t.disconnecting
+    protocol.connection_lost(Failure(ConnectionDone()))
+
+
+# ---- 7. only a whole command line resets the idle timer
+
+
+def test_a_client_trickling_bytes_without_a_line_end_times_out(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, idle_timeout=10.0))
+    replies(t)
+    for _ in range(3):
+        clock.advance(3)
+        protocol.data_received(b"X")
+    clock.advance(1.5)
+    assert replies(t) == ["421 Timeout: closing control connection."]
+    assert t.disconnecting
+
+
+def test_whole_command_lines_keep_the_session(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, idle_timeout=10.0))
+    replies(t)
+    for _ in range(10):
+        clock.advance(3)
+        protocol.data_received(b"NO")
+        protocol.data_received(b"OP\r\n")
+    assert codes(t) == ["200"] * 10 and not t.disconnecting
