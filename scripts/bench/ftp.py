@@ -42,7 +42,7 @@ mode, binary:
   it up, its RSS (VmRSS) with ``--idle`` (10,000) connections logged in and idle
   (50 logging in at a time), minus its RSS with none, divided by their number. Few
   connections fit in the heap's slack after start-up and look free: netshell's
-  figure was 1.2 KB with 300, 3.6 KB with 2,000 and 5.0 KB with 10,000. The count is
+  figure was 0.9 KB with 300, 3.6 KB with 2,000 and 5.0 KB with 10,000. The count is
   lowered to what the file descriptor limit allows, and said so. No server limits
   the connections here (pyftpdlib's ``max_cons`` and netshell's ``max_connections``,
   512 by default, lifted; Twisted has none).
