@@ -222,6 +222,8 @@ class _Control(ns.Protocol):
     (``swallow``), so the next command gets its own.
     """
 
+    display_name = "ftp client"
+
     def __init__(self) -> None:
         self.reader = ReplyReader()
         self.waiters: deque[Deferred[Reply]] = deque()
@@ -317,9 +319,14 @@ class _Control(ns.Protocol):
 
 class _Data(ns.Protocol):
     """One data connection: received bytes to ``sink`` (with back-pressure when the sink
-    answers with an awaitable); ``done`` fires when it ends (``reason`` says how)."""
+    answers with an awaitable); ``done`` fires when it ends (``reason`` says how).
+    ``control`` is the control connection's protocol (``conns()`` shows "ftp data for #N").
+    """
 
-    def __init__(self, sink: Callable[[bytes], Any] | None) -> None:
+    display_name = "ftp data"
+
+    def __init__(self, sink: Callable[[bytes], Any] | None, control: Any = None) -> None:
+        self.control = control
         self.sink = sink
         self.received = 0
         self.made: Deferred[_Data] = Deferred()
@@ -1180,7 +1187,7 @@ class FTPClient:
                 progress(rest + count, total)
             return result
 
-        protocol = _Data(write)
+        protocol = _Data(write, self._control)
         transfer = self._transfer = _Transfer(protocol)
         try:
             if progress is not None:
@@ -1222,7 +1229,7 @@ class FTPClient:
     ) -> int:
         label = f"{verb} {arg}"
         progress = self._progress(progress, label)
-        protocol = _Data(None)
+        protocol = _Data(None, self._control)
         transfer = self._transfer = _Transfer(protocol)
         start = rest if verb == "STOR" else 0
         try:

@@ -149,3 +149,32 @@ async def test_a_listing_shows_as_a_table_at_the_prompt(tmp_path: Path) -> None:
         await client.quit()
     finally:
         await listener.close()
+
+
+async def test_conns_marks_each_data_connection_with_its_control_connection(
+        tmp_path: Path, reactor: Any) -> None:
+    from netshell.shell.display import connection_table
+
+    root = _root(tmp_path)
+    (root / "big.bin").write_bytes(b"z" * (4 * MiB))
+    listener = ftp.serve(root)
+    try:
+        client = await ftp.connect("127.0.0.1", listener.port, timeout=10)
+        seen: list[dict[str, str]] = []
+
+        def sink(chunk: bytes) -> None:
+            if not seen:  # mid-transfer: both ends of the data connection are live
+                seen.append({row[0]: row[4] for row in
+                             connection_table(reactor.connections).cells()})
+
+        await client.retrieve("big.bin", to=sink)
+        rows = seen[0]
+        client_control = f"#{client._control.transport.number}"
+        server_control = next(n for n, name in rows.items() if name == "ftp server")
+        assert rows[client_control] == "ftp client"
+        data = sorted(name for name in rows.values() if name.startswith("ftp data"))
+        assert data == sorted([f"ftp data for {client_control}",
+                               f"ftp data for {server_control}"])
+        await client.quit()
+    finally:
+        await listener.close()
