@@ -14,6 +14,10 @@ observers (:mod:`netshell.observe`). While TLS is on, the transport holds a
 :class:`netshell.tls_layer.TLSConnection` (the handshake and its deadline,
 close_notify, held plaintext), loaded only when TLS is used.
 
+Files go out with ``send_file`` (sendfile(2) on a plain socket) and come in with
+``receive_file`` (splice(2), socket to pipe to file, on a plain socket with asyncio's
+selector loop): the kernel moves the bytes, Python never holds them.
+
 Listening and connecting are in :mod:`netshell.listener` (Listener) and
 :mod:`netshell.connector` (Connector), which build StreamTransports.
 """
@@ -21,10 +25,14 @@ Listening and connecting are in :mod:`netshell.listener` (Listener) and
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
+import errno
+import fcntl
 import itertools
 import logging
 import os
 import socket
+import stat
 import struct
 import time
 from collections.abc import Iterable
@@ -105,6 +113,51 @@ _READ_SIZE = 127 * 1024  # under glibc's default mmap threshold (128 KiB), with 
 #: went out only when a call ends, so ``bytes_sent`` follows a transfer this closely
 SENDFILE_CHUNK = 4 * 1024 * 1024
 
+#: the size asked for the pipe of :meth:`StreamTransport.receive_file` with splice(2) (the
+#: most an unprivileged process may ask, by default), and the most it moves per splice call
+SPLICE_PIPE_SIZE = 1024 * 1024
+#: the most :meth:`StreamTransport.receive_file` moves with splice(2) each time the socket is
+#: readable, before the loop runs other callbacks (less when the socket has less)
+SPLICE_PER_WAKE = 1024 * 1024
+
+_splice = getattr(os, "splice", None)  # Linux, Python 3.10+
+_SPLICE_MOVE = getattr(os, "SPLICE_F_MOVE", 0)
+_SPLICE_NONBLOCK = getattr(os, "SPLICE_F_NONBLOCK", 0)
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_SelectorLoop = asyncio.selector_events.BaseSelectorEventLoop
+
+
+class _Receive:
+    """A file being written with what arrives (:meth:`StreamTransport.receive_file`)."""
+
+    __slots__ = ("d", "fd", "got", "left", "pipe", "reading", "sock_fd", "write")
+
+    def __init__(self, d: Deferred[int], fd: int | None, write: Any, left: int | None) -> None:
+        self.d = d
+        #: the file's descriptor (None: written with ``write``, a file object's method)
+        self.fd = fd
+        self.write = write
+        #: bytes written into the file so far
+        self.got = 0
+        #: bytes still wanted (None: to the end of the stream)
+        self.left = left
+        #: the pipe's (read end, write end) when the kernel moves the data with splice(2)
+        self.pipe: tuple[int, int] | None = None
+        #: with splice(2), a duplicate of the socket's descriptor: the splice reader's own
+        #: (the loop takes no second reader on the transport's descriptor)
+        self.sock_fd = -1
+        #: True while the splice reader is registered on the loop
+        self.reading = False
+
+    def close_fds(self) -> None:
+        pipe, self.pipe = self.pipe, None
+        if pipe is not None:
+            os.close(pipe[0])
+            os.close(pipe[1])
+        sock_fd, self.sock_fd = self.sock_fd, -1
+        if sock_fd >= 0:
+            os.close(sock_fd)
+
 
 class _NativeSend:
     """A file on its way out with loop.sendfile (:meth:`StreamTransport.send_file`).
@@ -165,6 +218,7 @@ class StreamTransport(asyncio.Protocol):
         "_pull_scheduled",
         "_reactor",
         "_read_paused",
+        "_receiving",
         "_streaming",
         "_t",
         "_tls",
@@ -220,6 +274,7 @@ class StreamTransport(asyncio.Protocol):
         self._read_paused = False
         self._held: list[bytes] | None = None
         self._native: _NativeSend | None = None
+        self._receiving: _Receive | None = None
 
     # ---- called by the event loop
 
@@ -300,6 +355,9 @@ class StreamTransport(asyncio.Protocol):
         # What _deliver does, written out: this is the path of every read on TCP and Unix.
         if _data_in:
             _observe.notify("data_in", self, data, None)
+        if self._receiving is not None:
+            self._receive_data(data)  # receive_file, by os.write
+            return
         try:
             self.protocol.data_received(data)
         except Exception as e:
@@ -310,6 +368,9 @@ class StreamTransport(asyncio.Protocol):
         :meth:`data_received`). False if the protocol raised (its connection is aborted)."""
         if _data_in:
             _observe.notify("data_in", self, data, None)
+        if self._receiving is not None:
+            self._receive_data(data)  # receive_file, by os.write
+            return True
         try:
             self.protocol.data_received(data)
         except Exception as e:
@@ -328,6 +389,8 @@ class StreamTransport(asyncio.Protocol):
         """Tell the protocol the peer sent all it will (a TCP end of file, or a TLS
         close_notify): the truth of its answer (keep the connection open), or None if
         it raised (its connection is aborted)."""
+        if self._receiving is not None:
+            self._end_receive(None)  # receive_file is done: the protocol hears of the end too
         try:
             return bool(self.protocol.eof_received())
         except Exception as e:
@@ -336,6 +399,8 @@ class StreamTransport(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
+        if self._receiving is not None:
+            self._receive_lost(exc)
         native = self._native
         if native is not None:  # a file was waiting for the write buffer to empty
             native.ending = native.ending or "lost"
@@ -558,6 +623,10 @@ class StreamTransport(asyncio.Protocol):
         self._read_paused = True
         if self._tls is not None:
             self._tls.reading_paused = True
+        receiving = self._receiving
+        if receiving is not None and receiving.pipe is not None:
+            self._splice_off(receiving)  # receive_file's splice reader (the transport's is off)
+            return
         self._t.pause_reading()
 
     def resume_reading(self) -> None:
@@ -568,7 +637,16 @@ class StreamTransport(asyncio.Protocol):
         if self._held or (self._tls is not None and self._tls.held):
             self._reactor.loop.call_soon(self._release_held)
         else:
+            self._resume_raw()
+
+    def _resume_raw(self) -> None:
+        """Read from the socket again: with receive_file's splice reader while it runs,
+        else with the asyncio transport's own."""
+        receiving = self._receiving
+        if receiving is None or receiving.pipe is None:
             self._t.resume_reading()
+        elif not self.lost and not self._t.is_closing():
+            self._splice_on(receiving)
 
     def _release_held(self) -> None:
         if self._tls is not None:
@@ -578,7 +656,7 @@ class StreamTransport(asyncio.Protocol):
             self.bytes_received -= len(data)  # counted when it arrived
             self.data_received(data)
         if not self._held and not self._read_paused:
-            self._t.resume_reading()
+            self._resume_raw()
 
     def send_file(self, file: Any, offset: int = 0, count: int | None = None) -> Deferred[int]:
         """Send ``count`` bytes of the open binary ``file`` from ``offset`` (to its end when
@@ -765,6 +843,243 @@ class StreamTransport(asyncio.Protocol):
             native.drained = None
             if not t.is_closing():
                 t.set_write_buffer_limits(high=high, low=low)
+
+    def receive_file(self, fd_or_file: Any, count: int | None = None) -> Deferred[int]:
+        """Write what arrives on this connection into the open file ``fd_or_file`` (a file
+        descriptor, or an object with ``fileno()``), ``count`` bytes of it or all until the
+        peer ends its side (when None); the Deferred fires with the number of bytes written.
+
+        On a plain socket with asyncio's own loop the kernel moves the bytes (splice(2):
+        socket to pipe to file, never into Python), up to ``SPLICE_PER_WAKE`` (1 MiB) each
+        time the socket is readable; otherwise (TLS, uvloop, a file splice(2) cannot write:
+        not a regular file, or opened to append) the bytes come as they would to
+        ``data_received`` and are written with ``os.write`` (with the object's ``write``
+        when it has no file descriptor). Writing starts at the file's position and moves it
+        on; an object's own buffer is bypassed (flush it first). Either way reading keeps
+        its flow control: ``pause_reading()`` stops the writing until ``resume_reading()``.
+
+        Bytes the protocol got in ``data_received`` before the call are its own: it writes
+        them first itself. Bytes held by a paused transport are written first. Once the
+        Deferred has fired, what arrives goes to the protocol again (the rest after ``count``
+        bytes, and the peer's end of file: ``eof_received``). The Deferred fails with
+        ConnectionLost if the connection ends first (reset by the peer, closed or aborted by
+        this side: the message says how many bytes were written), with the OSError if a
+        write to the file fails (ENOSPC...; the bytes of that write are lost, the connection
+        is left open), and with RuntimeError if a file is being received already. Cancelling
+        it aborts the connection. Raises ValueError if ``count`` is negative.
+
+        ``bytes_received`` counts the bytes as they come off the socket (with splice(2),
+        after each wake-up). ``data_in`` observers see the bytes written with ``os.write``,
+        not those the kernel moves: while an observer watches ``data_in`` (a trace, a
+        capture), the bytes go the ``os.write`` way, so it sees them all.
+
+        """
+        if count is not None and count < 0:
+            raise ValueError(f"count must be >= 0, not {count}")
+        if self._receiving is not None:
+            busy: Deferred[int] = Deferred()
+            busy.errback(RuntimeError("a file is being received already"))
+            return busy
+        if count == 0:
+            return succeed(0)
+        if self.lost or self._t is None or self.is_closing():
+            closed: Deferred[int] = Deferred()
+            closed.errback(ConnectionLost("the connection is closed: no file can be received"))
+            return closed
+        fd: int | None
+        if isinstance(fd_or_file, int):
+            fd, write = fd_or_file, None
+        else:
+            try:
+                fd, write = fd_or_file.fileno(), None
+            except (AttributeError, OSError, ValueError):
+                fd, write = None, fd_or_file.write
+
+        def cancel(_: Deferred[int]) -> None:
+            self.abort()  # the stream is cut at an unknown byte: unusable
+
+        d: Deferred[int] = Deferred(cancel)
+        receiving = self._receiving = _Receive(d, fd, write, count)
+        sock = self._t.get_extra_info("socket")
+        if fd is not None and sock is not None and self._can_splice(fd):
+            try:
+                receiving.sock_fd = os.dup(sock.fileno())
+                receiving.pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                receiving.close_fds()
+                return d  # no descriptors to be had (EMFILE): by os.write
+            try:
+                fcntl.fcntl(receiving.pipe[1], _F_SETPIPE_SZ, SPLICE_PIPE_SIZE)
+            except OSError:
+                pass  # a smaller pipe (64 KiB by default) moves less per call
+            self._t.pause_reading()  # the asyncio transport reads no more: splice(2) does
+            if not self._read_paused:
+                self._splice_on(receiving)
+        return d
+
+    def _can_splice(self, fd: int) -> bool:
+        """Whether receive_file can move the bytes with splice(2) into ``fd``."""
+        if _splice is None or self._tls is not None or _data_in:
+            return False
+        if not isinstance(self._reactor.loop, _SelectorLoop):
+            return False  # uvloop, or another loop: its transport owns the socket
+        try:
+            st = os.fstat(fd)
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            return False
+        # splice(2) refuses a file opened to append (EINVAL)
+        return stat.S_ISREG(st.st_mode) and not flags & os.O_APPEND
+
+    def _splice_on(self, receiving: _Receive) -> None:
+        if not receiving.reading:
+            receiving.reading = True
+            self._reactor.loop.add_reader(receiving.sock_fd, self._splice_ready)
+
+    def _splice_off(self, receiving: _Receive) -> None:
+        if receiving.reading:
+            receiving.reading = False
+            self._reactor.loop.remove_reader(receiving.sock_fd)
+
+    def _splice_ready(self) -> None:
+        """The socket is readable while receive_file runs with splice(2): move what it has
+        (at most SPLICE_PER_WAKE bytes) into the file, through the pipe."""
+        receiving = self._receiving
+        if receiving is None or receiving.pipe is None or not receiving.reading:
+            return
+        if self._t.is_closing():
+            # Closed or aborted (the transport's own reader is gone already): connection_lost
+            # comes next and fails the Deferred; nothing more goes into the file.
+            self._splice_off(receiving)
+            return
+        read_end, write_end = receiving.pipe
+        sock_fd, fd = receiving.sock_fd, receiving.fd
+        assert _splice is not None and fd is not None
+        moved = 0
+        while moved < SPLICE_PER_WAKE:
+            left = receiving.left
+            want = SPLICE_PIPE_SIZE if left is None else min(SPLICE_PIPE_SIZE, left)
+            try:
+                n = _splice(sock_fd, write_end, want, flags=_SPLICE_MOVE | _SPLICE_NONBLOCK)
+            except BlockingIOError:
+                return  # all read: wait for more
+            except OSError as e:
+                if e.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) and not moved \
+                        and not receiving.got:
+                    # This socket cannot be spliced: the os.write way, from the first byte.
+                    self._splice_off(receiving)
+                    receiving.close_fds()
+                    if not self._read_paused:
+                        self._t.resume_reading()
+                    return
+                # A reset: the connection is lost; connection_lost fails the Deferred.
+                if self._error is None:
+                    self._error = e
+                self._t.abort()
+                return
+            if n == 0:  # the peer's end of file: it reaches the protocol after the Deferred
+                self._end_receive(None)
+                return
+            self.bytes_received += n
+            moved += n
+            try:
+                while n:
+                    wrote = _splice(read_end, fd, n, flags=_SPLICE_MOVE)
+                    if wrote <= 0:
+                        raise OSError(errno.EIO, "splice(2) wrote nothing into the file")
+                    n -= wrote
+                    receiving.got += wrote
+                    if left is not None:
+                        receiving.left = left = left - wrote
+            except OSError as e:
+                self._end_receive(e)
+                return
+            if left == 0:
+                self._end_receive(None)
+                return
+
+    def _receive_data(self, data: bytes) -> None:
+        """Bytes that came while receive_file runs the os.write way: into the file (the
+        rest, past ``count``, to the protocol)."""
+        receiving = self._receiving
+        assert receiving is not None
+        view = memoryview(data)
+        rest = None
+        left = receiving.left
+        if left is not None and len(view) >= left:
+            view, rest = view[:left], view[left:]
+        try:
+            while view:
+                if receiving.fd is not None:
+                    wrote = os.write(receiving.fd, view)
+                else:
+                    wrote = receiving.write(view)
+                    wrote = len(view) if wrote is None else wrote
+                receiving.got += wrote
+                if left is not None:
+                    receiving.left = left = left - wrote
+                view = view[wrote:]
+        except OSError as e:
+            self._end_receive(e)
+            return
+        if left == 0:
+            self._end_receive(None)
+            if rest:
+                self._pass_on(bytes(rest))
+
+    def _pass_on(self, data: bytes) -> None:
+        """What came after receive_file's ``count``: to the next receive_file, the protocol,
+        or held if the Deferred's callbacks paused reading."""
+        if self._receiving is not None:
+            self._receive_data(data)
+        elif self._read_paused and self._tls is None:
+            if self._held is None:
+                self._held = []
+            self._held.insert(0, data)  # counted when it arrived, as _release_held expects
+        elif not self.lost:
+            try:
+                self.protocol.data_received(data)
+            except Exception as e:
+                self._protocol_error(e, "data_received")
+
+    def _end_receive(self, exc: BaseException | None) -> None:
+        """receive_file is done (``exc`` None: all written) or failed writing: reading goes
+        back to the transport, then the Deferred fires."""
+        receiving = self._receiving
+        assert receiving is not None
+        self._receiving = None
+        if receiving.pipe is not None:
+            self._splice_off(receiving)
+            receiving.close_fds()
+            if not self._read_paused and not self.lost:
+                # Before the Deferred fires: its callbacks may call receive_file again.
+                self._t.resume_reading()
+        if receiving.d.called:
+            return
+        if exc is None:
+            receiving.d.callback(receiving.got)
+        else:
+            receiving.d.errback(Failure(exc))
+
+    def _receive_lost(self, exc: BaseException | None) -> None:
+        """The connection ended while receive_file ran: its Deferred fails."""
+        receiving = self._receiving
+        assert receiving is not None
+        self._receiving = None
+        self._splice_off(receiving)
+        receiving.close_fds()
+        if receiving.d.called:
+            return  # cancelled
+        what = f"({receiving.got} bytes written)"
+        cause = self._error or exc
+        if cause is not None:
+            lost = ConnectionLost(f"the connection was lost while receiving a file {what}: "
+                                  f"{cause!r}")
+            lost.__cause__ = cause
+        else:
+            how = "aborted" if self._aborted else "closed"
+            lost = ConnectionLost(f"the connection was {how} while receiving a file {what}")
+        receiving.d.errback(Failure(lost))
 
     def register_producer(self, producer: Any, streaming: bool) -> None:
         """Let ``producer`` feed this transport with flow control.

@@ -275,6 +275,24 @@ class Upload:
         except OSError as exc:
             raise _error(exc, self.path) from None
 
+    def fileno(self) -> int:
+        """The open file's descriptor, for writing into it by other means than
+        :meth:`write` (splice(2), by the server): say how many bytes with :meth:`wrote`.
+        Raises ValueError once the upload is closed."""
+        if self._fd is None:
+            raise ValueError("upload is closed")
+        return self._fd
+
+    def wrote(self, count: int) -> None:
+        """Count ``count`` bytes written into :meth:`fileno` by other means than
+        :meth:`write` (``written`` stays right)."""
+        self.written += count
+
+    def error(self, exc: OSError) -> FSError:
+        """The FSError that :meth:`write` would raise for ``exc`` (452 when the disk is
+        full), its message naming the virtual path only."""
+        return _error(exc, self.path)
+
     def commit(self) -> None:
         """Flush, close and put the file in place (atomic rename for a fresh upload)."""
         if self._fd is None:

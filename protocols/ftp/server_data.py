@@ -19,9 +19,10 @@ A :class:`Transfer` moves one file or listing over that connection: out with sen
 (``transport.send_file``) for binary files on plain TCP, else with a pull producer that
 reads the next piece only when the transport wants one (flow control: a slow client never
 makes the server buffer more than a piece); in into an
-:class:`~protocols.ftp.filesystem.Upload`, written as it arrives (disk writes are
-synchronous, so nothing piles up). It
-reports to the control connection once, with the reply to send (226 complete, 426 cut,
+:class:`~protocols.ftp.filesystem.Upload`: by the kernel (``transport.receive_file``,
+splice(2) from the socket into the file) for binary uploads on plain TCP, else written as
+it arrives (TYPE A converts line ends; disk writes are synchronous, so nothing piles up).
+It reports to the control connection once, with the reply to send (226 complete, 426 cut,
 425 no connection...), and a line for the transfer log.
 
 Each data connection's protocol (:class:`DataProtocol`) has ``control``, the control
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import random
 import socket
 import struct
@@ -42,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from netshell.defer import Deferred, fail
-from netshell.errors import ConnectionDone
+from netshell.errors import ConnectionClosed, ConnectionDone
 from netshell.failure import Failure
 from netshell.protocol import Factory, Protocol
 from protocols.ftp.core import AsciiDecoder, AsciiEncoder, Reply
@@ -414,7 +416,7 @@ class Transfer:
         self.direction = direction
         self._done = done
         self.data: DataProtocol | None = None
-        self.bytes = 0
+        self._bytes = 0
         self.started = time.monotonic()
         self.finished = False
         self.complete = False
@@ -427,6 +429,8 @@ class Transfer:
         # in
         self.upload: Upload | None = None
         self._decoder: AsciiDecoder | None = None
+        #: the transport's receive_file while the kernel writes the upload
+        self._receiving: Deferred[int] | None = None
         # the data connection's stall timer
         self._timer: Any = None
         self._progress: tuple[int, int] = (-1, -1)
@@ -455,11 +459,54 @@ class Transfer:
         data.transport.register_producer(self, False)
 
     def receive(self, data: DataProtocol, upload: Upload, ascii: bool) -> None:
-        """Write what ``data`` brings into ``upload`` until the client ends it."""
+        """Write what ``data`` brings into ``upload`` until the client ends it: by the
+        kernel (``transport.receive_file``) when binary on plain TCP."""
         self.upload = upload
         self.ascii = ascii
         self._decoder = AsciiDecoder() if ascii else None
-        self._begin(data)
+        self._begin(data)  # what came early is written here, through received()
+        transport = data.transport
+        if (ascii or self.finished or data.lost or not hasattr(transport, "receive_file")
+                or getattr(transport, "tls", None) is not None):
+            return
+        d = self._receiving = transport.receive_file(upload.fileno())
+        d.add_callbacks(self._file_received, self._receive_failed)
+
+    def _sync_written(self) -> None:
+        """Count what receive_file wrote into the upload so far: its file position, past
+        where the upload started and what was counted already."""
+        upload = self.upload
+        if upload is None or upload.closed:
+            return
+        try:
+            position = os.lseek(upload.fileno(), 0, os.SEEK_CUR)
+        except OSError:
+            return
+        count = position - upload.offset - upload.written
+        if count > 0:
+            upload.wrote(count)
+            self._bytes += count
+
+    def _file_received(self, count: int) -> None:
+        """receive_file saw the client's end of file: the data connection's eof_received,
+        which comes next, commits the upload (:meth:`eof`)."""
+        self._sync_written()
+        self._receiving = None
+
+    def _receive_failed(self, failure: Failure) -> None:
+        self._sync_written()
+        self._receiving = None
+        if self.finished or failure.check(ConnectionClosed):
+            return  # lost(): the data connection tells the transfer next
+        e = failure.value
+        if isinstance(e, OSError) and self.upload is not None:
+            fs_error = self.upload.error(e)
+            log.warning("writing %s for %s failed: %s", self.path, self.session.peer_host, e)
+            self._finish(Reply(fs_error.code if fs_error.code >= 400 else 451,
+                               f"Write failed: {_reason(fs_error)}"), False)
+            return
+        log.error("receiving %s for %s failed: %s", self.path, self.session.peer_host, e)
+        self._finish(Reply(451, "Requested action aborted: local error in processing."), False)
 
     def _begin(self, data: DataProtocol) -> None:
         self.data = data
@@ -573,6 +620,7 @@ class Transfer:
             return None
         if self.upload is None:
             return True  # sending: the client's end of file changes nothing
+        self._sync_written()
         if self.session.gone():
             # The control connection ended too: a client that vanished, not one that finished.
             self._finish(Reply(426, "Connection closed; transfer aborted."), False)
@@ -624,6 +672,8 @@ class Transfer:
         if self.direction == "out" and self.data is not None:
             # What the data connection took: the file sent with sendfile(2) counted too.
             self.bytes = int(getattr(self.data.transport, "bytes_sent", self.bytes))
+        if self._receiving is not None:
+            self._sync_written()  # before the upload closes (aborting the connection ends it)
         if self.upload is not None and not committed:
             try:
                 self.upload.abort()
@@ -641,6 +691,18 @@ class Transfer:
             else:
                 transport.abort()
         self._done(reply, self)
+
+    # (last in the class: above, ``bytes`` in annotations is the built-in type)
+    @property
+    def bytes(self) -> int:
+        """Bytes moved so far (in: written into the upload, after TYPE A conversion)."""
+        if self._receiving is not None:
+            self._sync_written()  # the kernel writes: the file's position tells how far
+        return self._bytes
+
+    @bytes.setter
+    def bytes(self, value: int) -> None:
+        self._bytes = value
 
     @property
     def seconds(self) -> float:
