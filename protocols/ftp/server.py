@@ -86,6 +86,12 @@ COMMANDS_PER_TURN = 16
 #: the commands acted on while a transfer is under way (RFC 959 §4.1.3); others wait for it
 _URGENT = frozenset({"ABOR", "STAT", "QUIT"})
 _ANONYMOUS = frozenset({"anonymous", "ftp"})
+#: the commands that keep a REST offset: the transfers, and those that only prepare one
+#: (ftplib sends PASV between REST and RETR). Any other command cancels it: RFC 3659 §5.3
+#: wants REST immediately before the transfer, and an offset left over from an earlier
+#: exchange must not silently cut a later download.
+_KEEP_REST = frozenset({"REST", "RETR", "STOR", "APPE", "STOU", "PASV", "EPSV", "PORT",
+                        "EPRT", "TYPE", "MODE", "STRU"})
 
 
 @dataclass(frozen=True)
@@ -700,6 +706,8 @@ class FTPServerProtocol(Protocol):
         name, needs_login, takes, _ = spec
         if verb != "RNTO":
             self._rnfr, self.rnfr = self.rnfr, None
+        if self.rest and verb not in _KEEP_REST:
+            self.rest = 0
         else:
             self._rnfr = self.rnfr
         if takes == "required" and not arg.strip():
@@ -1011,6 +1019,12 @@ class FTPServerProtocol(Protocol):
         if not name or not mode or len(mode) > 4 or any(c not in "01234567" for c in mode):
             self.reply(501, "Syntax: SITE CHMOD <octal mode> <path>.")
             return
+        if int(mode, 8) & 0o7000:
+            # Refused, not masked: a user must not make set-user-ID, set-group-ID or sticky
+            # files on the server's disk (a setuid file is a way to the server's account),
+            # and a silently different mode would mislead the client.
+            self.reply(550, "SITE CHMOD: setuid, setgid and sticky bits are not allowed.")
+            return
         fs = self._fs()
         path = self._path(name)
         fs.chmod(path, int(mode, 8))
@@ -1184,6 +1198,12 @@ class FTPServerProtocol(Protocol):
     def _family_ok(self, family: int) -> bool:
         return family == (2 if ":" in self.local_host else 1)
 
+    def _family_unsupported(self) -> None:
+        """522 with the one family this connection's data connections use (RFC 2428 §2):
+        the same list whatever family was asked for."""
+        ours = 2 if ":" in self.local_host else 1
+        self.reply(522, f"Network protocol not supported, use ({ours})")
+
     def ftp_pasv(self, arg: str) -> None:
         if self.epsv_all:
             self.reply(503, "PASV not allowed after EPSV ALL.")
@@ -1203,11 +1223,11 @@ class FTPServerProtocol(Protocol):
             self.reply(200, "EPSV ALL ok.")
             return
         if value:
-            if value not in ("1", "2"):
+            if not value.isdigit():
                 self.reply(501, "EPSV takes 1, 2 or ALL.")
                 return
             if not self._family_ok(int(value)):
-                self.reply(522, f"Network protocol not supported, use ({2 if value == '1' else 1})")
+                self._family_unsupported()
                 return
         if self._listen():
             assert self.channel is not None
@@ -1252,7 +1272,7 @@ class FTPServerProtocol(Protocol):
             self.reply(503, "PORT not allowed after EPSV ALL.")
             return
         if not self._family_ok(1):
-            self.reply(522, "Network protocol not supported, use (2)")
+            self._family_unsupported()
             return
         host, port = parse_port(arg)
         self._active(host, port, "PORT")
@@ -1261,10 +1281,15 @@ class FTPServerProtocol(Protocol):
         if self.epsv_all:
             self.reply(503, "EPRT not allowed after EPSV ALL.")
             return
-        family, host, port = parse_eprt(arg)
+        try:
+            family, host, port = parse_eprt(arg)
+        except CommandError as e:
+            if e.reply.code == 522:  # a family we have not: this connection's, as below
+                self._family_unsupported()
+                return
+            raise
         if not self._family_ok(family):
-            ours = 2 if family == 1 else 1
-            self.reply(522, f"Network protocol not supported, use ({ours})")
+            self._family_unsupported()
             return
         self._active(host, port, "EPRT")
 
@@ -1390,15 +1415,18 @@ class FTPServerProtocol(Protocol):
                     lambda t, data: t.send_file(data, file, rest, ascii))
 
     def _upload(self, verb: str, arg: str) -> None:
+        if verb in ("STOU", "APPE") and self.rest:
+            # APPE writes at the end, STOU a new file: an offset means nothing to them
+            # (pyftpdlib refuses them the same way); the offset is dropped.
+            self.rest = 0
+            self.reply(450, f"Can't {verb} while REST request is pending.")
+            return
         channel = self._take_channel()
         if channel is None:
             return
         fs = self._fs()
         preliminary = None
         if verb == "STOU":
-            if self.rest:
-                self.reply(450, "Can't STOU while REST request is pending.")
-                return
             hint = arg.strip()
             path = self._unique_name(fs, hint)
             name = (fs.root, path)

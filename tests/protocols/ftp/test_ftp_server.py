@@ -417,7 +417,8 @@ async def test_pasv_epsv_port_eprt_replies(tree: Path, server: Any) -> None:
     host, port = await alice.pasv()
     assert host == "127.0.0.1" and port > 0
     assert (await alice.cmd("EPSV 2")).code == 522
-    assert (await alice.cmd("EPSV 9")).code == 501
+    assert (await alice.cmd("EPSV 9")).code == 522  # RFC 2428 §3: an unknown protocol
+    assert (await alice.cmd("EPSV x")).code == 501
     assert (await alice.cmd("EPRT |3|x|1|")).code == 522
     assert (await alice.cmd("EPRT |2|::1|5000|")).code == 522  # an IPv4 control connection
     assert (await alice.cmd("PORT 1,2,3")).code == 501

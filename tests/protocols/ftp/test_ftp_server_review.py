@@ -393,3 +393,78 @@ def test_whole_command_lines_keep_the_session(tree: Path) -> None:
         protocol.data_received(b"NO")
         protocol.data_received(b"OP\r\n")
     assert codes(t) == ["200"] * 10 and not t.disconnecting
+
+
+# ---- polish
+
+
+def test_rest_then_appe_or_stou_is_refused_and_rest_dropped(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, users={"u": "p"}, writable=True))
+    protocol.data_received(b"USER u\r\nPASS p\r\n")
+    replies(t)
+    for verb in ("APPE", "STOU"):
+        protocol.data_received(f"REST 2\r\n{verb} hello.txt\r\n".encode())
+        assert replies(t)[1] == f"450 Can't {verb} while REST request is pending."
+        assert protocol.rest == 0
+
+
+def test_rest_is_cancelled_by_a_command_that_is_no_transfer(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, users={"u": "p"}))
+    protocol.data_received(b"USER u\r\nPASS p\r\n")
+    replies(t)
+    protocol.data_received(b"REST 3\r\nTYPE I\r\nMODE S\r\n")
+    assert protocol.rest == 3  # what prepares the transfer keeps it
+    protocol.data_received(b"NOOP\r\n")
+    assert protocol.rest == 0
+    protocol.data_received(b"REST 3\r\nPWD\r\n")
+    assert protocol.rest == 0
+    protocol.data_received(b"REST 3\r\nSIZE hello.txt\r\n")
+    assert protocol.rest == 0
+
+
+async def test_rest_before_pasv_and_retr_still_resumes(server: Any) -> None:
+    a = await RawFTP.connect(server.port)
+    await a.login("alice", "wonderland")
+    await a.cmd("TYPE I")
+    assert (await a.cmd("REST 7")).code == 350
+    _, data, last = await a.transfer_out("RETR hello.txt")  # EPSV between: kept
+    assert data == b"world\n" and last.code == 226
+    assert (await a.cmd("REST 7")).code == 350
+    assert (await a.cmd("NOOP")).code == 200
+    _, data, last = await a.transfer_out("RETR hello.txt")  # cancelled by NOOP
+    assert data == b"hello, world\n" and last.code == 226
+    a.close()
+
+
+async def test_nlst_of_a_file_gives_its_name(server: Any) -> None:
+    a = await RawFTP.connect(server.port)
+    await a.login("alice", "wonderland")
+    _, data, last = await a.transfer_out("NLST sub/inner.txt")
+    assert data == b"inner.txt\r\n" and last.code == 226
+    a.close()
+
+
+def test_family_errors_name_the_connections_family(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, users={"u": "p"}))
+    protocol.data_received(b"USER u\r\nPASS p\r\n")
+    replies(t)
+    protocol.data_received(b"EPRT |3|x|1|\r\nEPRT |2|::1|5000|\r\nEPSV 2\r\nEPSV 7\r\n")
+    assert replies(t) == ["522 Network protocol not supported, use (1)"] * 4
+
+
+def test_site_chmod_refuses_setuid_setgid_and_sticky(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, users={"u": "p"}, writable=True))
+    protocol.data_received(b"USER u\r\nPASS p\r\n")
+    replies(t)
+    before = (tree / "hello.txt").stat().st_mode
+    for mode in ("4755", "2755", "1777", "6777"):
+        protocol.data_received(f"SITE CHMOD {mode} hello.txt\r\n".encode())
+        assert codes(t) == ["550"]
+    assert (tree / "hello.txt").stat().st_mode == before
+    protocol.data_received(b"SITE CHMOD 600 hello.txt\r\n")
+    assert codes(t) == ["200"]
+    assert (tree / "hello.txt").stat().st_mode & 0o7777 == 0o600
