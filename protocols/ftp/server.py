@@ -599,6 +599,14 @@ class FTPServerProtocol(Protocol):
         if left > 0:
             self._idle_timer = clock.call_later(left, self._idle_check)
             return
+        if self._write_paused:
+            # It reads none of its replies: a 421 and a close would wait behind them
+            # forever (close flushes first), keeping the connection and its buffer.
+            log.info("%s %s: idle for %ss reading none of its replies, aborted",
+                     self.peer_host, self.display_user, timeout)
+            self._closed = True
+            self.transport.abort()
+            return
         log.info("%s %s: idle for %ss, disconnected", self.peer_host, self.display_user, timeout)
         self.reply(421, "Timeout: closing control connection.")
         self._close()

@@ -468,3 +468,13 @@ def test_site_chmod_refuses_setuid_setgid_and_sticky(tree: Path) -> None:
     protocol.data_received(b"SITE CHMOD 600 hello.txt\r\n")
     assert codes(t) == ["200"]
     assert (tree / "hello.txt").stat().st_mode & 0o7777 == 0o600
+
+
+def test_a_client_reading_nothing_is_aborted_when_idle(tree: Path) -> None:
+    clock = Clock()
+    protocol, t = session(make_factory(tree, clock, idle_timeout=10.0), buffer_limit=4096)
+    protocol.data_received(b"HELP\r\n" * 40)
+    clock.advance(0)
+    assert protocol.pending and not t.disconnecting  # held: the buffer is full
+    clock.advance(10)
+    assert t.aborted  # not a close that would wait for the client to read
