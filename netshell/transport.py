@@ -982,6 +982,7 @@ class StreamTransport(asyncio.Protocol):
                 return
             self.bytes_received += n
             moved += n
+            moved_now = n
             try:
                 while n:
                     wrote = _splice(read_end, fd, n, flags=_SPLICE_MOVE)
@@ -997,6 +998,8 @@ class StreamTransport(asyncio.Protocol):
             if left == 0:
                 self._end_receive(None)
                 return
+            if moved_now < want:
+                return  # the socket had no more: wait for the next wake-up, not for EAGAIN
 
     def _receive_data(self, data: bytes) -> None:
         """Bytes that came while receive_file runs the os.write way: into the file (the
