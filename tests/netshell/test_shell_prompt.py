@@ -316,12 +316,23 @@ def test_download_draws_a_progress_bar_at_the_prompt(netsh, tmp_path):
     (site / "big.bin").write_bytes(bytes(range(256)) * 8192)  # 2 MiB
     t = netsh()
     t.wait_prompt(1)
-    t.line(f'site = http.serve({str(site)!r})')
+    # The bar shows once a transfer has taken SHOW_AFTER seconds (test_shell_progress.py);
+    # this one over loopback takes less: drawn from the start here.
+    t.line('import netshell.shell.progress; netshell.shell.progress.SHOW_AFTER = 0')
     t.wait_prompt(2)
+    t.line(f'site = http.serve({str(site)!r})')
+    t.wait_prompt(3)
     t.line('await http.download(f"http://127.0.0.1:{site.port}/big.bin", "copy.bin")')
     screen = t.wait_for(r"^PosixPath\('copy\.bin'\)$")
     assert re.search(r"big\.bin \[#+\] 100% 2\.0 MiB/2\.0 MiB", screen), screen
     assert (tmp_path / "copy.bin").read_bytes() == (site / "big.bin").read_bytes()
+    t.wait_prompt(4)
+    t.line(f"srv = ftp.serve({str(site)!r}); c = await ftp.connect('127.0.0.1', srv.port)")
+    t.wait_prompt(5)
+    t.line('await c.download("big.bin", "ftp-copy.bin")')
+    screen = t.wait_for(r"^PosixPath\('ftp-copy\.bin'\)$")
+    assert re.search(r"^RETR big\.bin \[#+\] 100% 2\.0 MiB/2\.0 MiB", screen, re.M), screen
+    assert (tmp_path / "ftp-copy.bin").read_bytes() == (site / "big.bin").read_bytes()
 
 
 def test_a_second_ctrl_c_stops_an_awaiting_line_that_blocks_the_loop(netsh):
