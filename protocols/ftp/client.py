@@ -51,6 +51,8 @@ import inspect
 import logging
 import os
 import re
+import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -90,6 +92,7 @@ __all__ = [
     "FTPDataConnectionError",
     "FTPTimeoutError",
     "FTPTransferAborted",
+    "FTPTransferIncomplete",
     "Listing",
     "connect",
     "download",
@@ -166,6 +169,27 @@ class FTPTransferAborted(FTPError):
 class FTPDataConnectionError(FTPError):
     """The data connection could not be made, or ended before the transfer was complete,
     while the server's reply (if any) did not say why."""
+
+
+class FTPTransferIncomplete(FTPDataConnectionError):
+    """A binary transfer ended (the server said 226) with another byte count than the
+    size the server gave (SIZE, or its 150 reply's "(N bytes)"): ``expected`` and
+    ``received`` say how many. :func:`download` resumes a short one."""
+
+    def __init__(
+        self, reply: Reply | None, message: str, *, expected: int = 0, received: int = 0
+    ) -> None:
+        super().__init__(reply, message)
+        self.expected = expected
+        self.received = received
+
+
+class _SourceFailed(Exception):
+    """The local source of an upload failed to read (carried out of the producer)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 #: what a broken transfer fails with, that trying again (and resuming) may cure
@@ -1245,6 +1269,7 @@ class FTPClient:
             )
             sent = 0
             broken: BaseException | None = None
+            local: BaseException | None = None
             try:
                 if transport is None or protocol.cut:
                     raise FTPDataConnectionError(None, "the data connection was cut")
@@ -1255,11 +1280,29 @@ class FTPClient:
                 # says why): judged with the final reply.
                 broken = e
                 if transport is not None:
+                    if isinstance(e, _SourceFailed):
+                        _reset(transport)
                     transport.abort()
+                if isinstance(e, _SourceFailed):
+                    # The local file failed to read: a clean close (FIN) would tell the
+                    # server the upload is complete. The reset above and ABOR tell it
+                    # the upload is broken, so it keeps no cut-off file as a whole one.
+                    local = e.error
+                    if transfer.aborting is None and not self.closed:
+                        transfer.aborting = Deferred()
+                        transfer.aborting.add_errback(lambda _: None)
+                        self._send("ABOR")
+                        self._send("NOOP")
             finally:
                 watchdog.stop()
             final = await self._final(verb)
-            await self._conclude(transfer, final, protocol, broken, watchdog, label)
+            try:
+                await self._conclude(transfer, final, protocol, broken, watchdog, label)
+            except FTPTransferAborted:
+                if local is None:
+                    raise
+            if local is not None:
+                raise local
             if not protocol.done.called and transport is not None:
                 transport.abort()  # a TLS peer that never answers our close_notify
             return sent
@@ -1505,7 +1548,7 @@ class _Pieces:
             data = self.file.read(_PIECE)
         except Exception as e:
             self.transport.unregister_producer()
-            self.done.errback(e)
+            self.done.errback(_SourceFailed(e))
             return
         if not data:
             self.transport.unregister_producer()
@@ -1566,6 +1609,17 @@ def _quoted_path(reply: Reply) -> str:
         out.append(c)
         i += 1
     raise FTPProtocolError(reply, f"{reply.code} with an unterminated path: {text!r}")
+
+
+def _reset(transport: Any) -> None:
+    """Make the transport's coming abort() a TCP reset (SO_LINGER 0), not a clean end."""
+    sock = transport.get_extra_info("socket") if hasattr(transport, "get_extra_info") else None
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass  # gone already
 
 
 def _seekable(file: Any) -> bool:
