@@ -40,6 +40,7 @@ from netshell.errors import (
     AddressInUse,
     ConnectError,
     ListenError,
+    NetshellError,
     TLSError,
     TLSVerificationError,
 )
@@ -111,7 +112,9 @@ def held_by(exc: AddressInUse, reactor: Any = None) -> Any:
 
 
 def one_line(exc: BaseException, reactor: Any = None) -> str | None:
-    """The one line that says what went wrong, when ``exc`` is a common mistake; else None.
+    """The one line that says what went wrong, when ``exc`` is a common mistake (or any
+    of netshell's own errors, :class:`~netshell.NetshellError`, which carry a message that
+    says it); else None.
 
     An address in use held by one of this session's listeners says which, and how to
     close it (``listener(1).close()``, the prompt's helper).
@@ -131,6 +134,11 @@ def one_line(exc: BaseException, reactor: Any = None) -> str | None:
         return f"TLS certificate verification failed for {where}: {exc}"
     if isinstance(exc, TLSError):
         return str(exc)
+    if isinstance(exc, NetshellError) and str(exc):
+        # The protocol library's errors (an FTP reply that refused, an HTTP response that
+        # broke the protocol) say what happened in their message: the class, by its short
+        # name, tells what to catch.
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 

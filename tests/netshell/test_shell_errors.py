@@ -103,6 +103,27 @@ async def test_a_refused_connection_is_one_line(console, shown) -> None:
     assert text == f"cannot connect to 127.0.0.1:{port}: connection refused"
 
 
+async def test_a_protocol_librarys_refusal_is_one_line_naming_its_class(
+        console, shown, tmp_path) -> None:
+    # An FTP server's refusal (a NetshellError of the protocol library) says what happened
+    # in its message: one line, the class by its short name (what to catch), no frames.
+    await run(console, shown, f"srv = ftp.serve({str(tmp_path)!r}, users={{'bob': 'pw'}}, "
+                              "anonymous=False, login_delay=0)")
+    text = await run(console, shown,
+                     "await ftp.connect('127.0.0.1', srv.port, user='bob', password='x')")
+    assert text == "FTPPermanentError: 530 Login incorrect."
+    await run(console, shown, "c = await ftp.connect('127.0.0.1', srv.port, user='bob', "
+                              "password='pw')")
+    text = await run(console, shown, "await c.retrieve('nothing.txt')")
+    assert text == "FTPPermanentError: 550 No such file or directory: /nothing.txt"
+    # the person's own frames still show when there are some worth showing
+    text = await run(console, shown, "async def get():\n    return await c.size('gone')\n")
+    text = await run(console, shown, "await get()")
+    assert text.startswith("Traceback (most recent call last):")
+    assert text.endswith("FTPPermanentError: 550 No such file or directory: /gone")
+    assert "protocols/ftp" not in text
+
+
 async def test_a_timed_out_connection_is_one_line(console, shown) -> None:
     # A backlog of 0 holds one connection that nobody accepts; the next SYN goes unanswered.
     with socket.socket() as full, socket.socket() as first:
