@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from netshell.defer import Deferred
-from netshell.shell import chains
+from netshell.shell import chains, progress
 from netshell.shell.display import Table
 from netshell.shell.hints import with_hint
 from netshell.shell.tracebacks import format_error
@@ -171,6 +171,13 @@ class _Tee(io.TextIOBase):
         return self.stream.fileno()
 
 
+def _print(text: str) -> None:
+    # A transfer's progress bar being drawn (a download running in the background) gets
+    # out of the way first: the line starts at the left, the bar comes back below it.
+    progress.make_room()
+    print(text)
+
+
 class Console:
     """Executes inputs in ``namespace`` on the current reactor's loop.
 
@@ -190,7 +197,7 @@ class Console:
         err: Callable[[str], None] | None = None,
     ) -> None:
         self.namespace = namespace
-        self.out = out or (lambda text: print(text))
+        self.out = out or _print
         #: where errors are shown (``netsh run`` sends them to stderr); default: ``out``
         self.err = err or self.out
         self.color = color

@@ -150,3 +150,19 @@ def test_a_line_printed_meanwhile_gets_the_bar_out_of_its_way() -> None:
                                  "\rget x [#...]  25% 1 B/4 B\x1b[K\n")
     make_room()  # no bar now: nothing to clear
     assert screen.getvalue().endswith("\x1b[K\n")
+
+
+def test_what_the_prompt_prints_meanwhile_gets_the_bar_out_of_its_way(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A transfer left running in the background draws its bar; a table the person asks for
+    # (conns()) is printed on a line of its own, not after the bar.
+    screen = io.StringIO()
+    bar = TerminalProgress("STOR big.bin", screen, width=4)
+    bar(1, 4)
+    console = Console({})
+    console.display(42)
+    assert capsys.readouterr().out == "42\n"
+    assert screen.getvalue().endswith("\x1b[K\r\x1b[K")  # the bar's line cleared first
+    bar(2, 4)  # drawn again, below
+    assert screen.getvalue().endswith("\rSTOR big.bin [##..]  50% 2 B/4 B\x1b[K")
+    bar.finish()
