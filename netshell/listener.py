@@ -314,4 +314,5 @@ class Listener:
         name = getattr(self.factory.protocol, "__qualname__", type(self.factory).__name__)
         count = len(self._connections)
         kind = f"{self.kind}+tls" if self.tls_context is not None else self.kind
-        return f"<Listener {kind} {self.address} {name} {state}, {count} connections>"
+        conns = "1 connection" if count == 1 else f"{count} connections"
+        return f"<Listener {kind} {self.address} {name} {state}, {conns}>"

@@ -712,3 +712,23 @@ def test_listen_tcp_refuses_a_port_out_of_range(reactor, port):
     # getaddrinfo would keep the low 16 bits: 70000 would bind port 4464.
     with pytest.raises(ValueError, match="0 to 65535"):
         reactor.listen_tcp(port, ns.Factory.for_protocol(ns.Protocol))
+
+
+async def test_a_listeners_repr_counts_its_connections_in_words(reactor: Any) -> None:
+    listener = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
+    try:
+        assert repr(listener).endswith(" listening, 0 connections>")
+        first = await reactor.connect_tcp("127.0.0.1", listener.port,
+                                          ns.ClientFactory.for_protocol(ns.Protocol))
+        while len(listener.connections) < 1:  # accepted on a later loop turn
+            await ns.sleep(0)
+        assert repr(listener).endswith(" listening, 1 connection>")
+        second = await reactor.connect_tcp("127.0.0.1", listener.port,
+                                           ns.ClientFactory.for_protocol(ns.Protocol))
+        while len(listener.connections) < 2:
+            await ns.sleep(0)
+        assert repr(listener).endswith(" listening, 2 connections>")
+        first.transport.close()
+        second.transport.close()
+    finally:
+        await listener.close()
