@@ -79,9 +79,12 @@ class PromptLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            # A request-log line says what it is already: it is printed as it is.
+            # A request-log line says what it is already: it is printed as it is, after the
+            # time of day when it has none of its own (the HTTP access log has).
             if record.name in namespace.REQUEST_LOGGERS and record.levelno == logging.INFO:
                 text = record.getMessage()
+                if record.name != namespace.ACCESS_LOGGER:
+                    text = time.strftime("%H:%M:%S ", time.localtime(record.created)) + text
             else:
                 if self.console is not None and record.exc_info and record.exc_info[1]:
                     self.console.last_error = record.exc_info[1]

@@ -383,11 +383,12 @@ def test_an_ftp_server_at_the_prompt_logs_logins_and_transfers_above_it(netsh, t
     t.line(f"srv = ftp.serve({str(tmp_path)!r})")
     t.wait_prompt(2)
     t.line("c = await ftp.connect('127.0.0.1', srv.port); data = await c.retrieve('hello.txt')")
-    # as they are (no time or level): the session's login, then the transfer with its size,
-    # each at the start of its line (a transfer this quick draws no progress bar)
-    t.wait_for(r"^127\.0\.0\.1 anonymous logged in$")
-    t.wait_for(r"^127\.0\.0\.1 anonymous RETR /hello\.txt 5 bytes in [0-9.]+ s \(out, binary\) "
-               r"complete$")
+    # the time of day, then the line as it is (no level, no logger): the session's login,
+    # then the transfer with its size, each at the start of its line (a transfer this
+    # quick draws no progress bar)
+    t.wait_for(r"^\d\d:\d\d:\d\d 127\.0\.0\.1 anonymous logged in$")
+    t.wait_for(r"^\d\d:\d\d:\d\d 127\.0\.0\.1 anonymous RETR /hello\.txt 5 bytes in [0-9.]+ s "
+               r"\(out, binary\) complete$")
     t.wait_prompt(3)
     t.line("log(False)")
     t.wait_prompt(4)
