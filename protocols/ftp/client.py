@@ -143,6 +143,9 @@ Entries: TypeAlias = "Listing"  # (FTPClient.list hides the builtin in its body)
 Names: TypeAlias = "list[str]"
 Chunks: TypeAlias = "list[bytes]"
 
+#: the size in a 150 reply: "Opening BINARY mode data connection for a.bin (1234 bytes)"
+_TOLD_SIZE = re.compile(r"\((\d+) bytes?\)", re.IGNORECASE)
+
 _PIECE = 256 * 1024  # read and sent this much at a time when not using sendfile(2)
 
 
@@ -487,6 +490,7 @@ class _Transfer:
         self.data = data
         self.listener: Any = None
         self.started = False  # the transfer command was sent
+        self.first: Reply | None = None  # the server's 1xx to the transfer command
         self.aborting: Deferred[Reply | None] | None = None
 
     def cut(self) -> None:
@@ -925,6 +929,7 @@ class FTPClient:
         *,
         ascii: bool = False,
         progress: Progress | None = None,
+        size: int | None = None,
     ) -> Deferred[Any]:
         """Download ``path`` (RETR, after REST ``offset`` when it is not 0).
 
@@ -936,6 +941,12 @@ class FTPClient:
         fires with the bytes themselves (in memory: for small files). A broken transfer
         leaves what arrived in the file, to be resumed with ``offset`` set to its size.
         ``ascii=True``: TYPE A, the wire's CRLF become ``\\n``.
+
+        ``size`` is the remote file's size when known (SIZE asked already: it is not asked
+        again). A binary transfer that ends with another byte count than the size known
+        (``size``, SIZE asked for the progress display, or the 150 reply's "(N bytes)")
+        fails: :class:`FTPTransferIncomplete` when short ("received 50,000 of 100,000
+        bytes"; what arrived is kept, to be resumed), FTPProtocolError when longer.
         """
         if offset < 0:
             raise ValueError("offset must be 0 or more")
@@ -962,7 +973,7 @@ class FTPClient:
                 raise TypeError(f"retrieve to a path, a binary file or a callable, not {to!r}")
             try:
                 count = await self._transfer_in(
-                    "RETR", path, sink, offset, progress, "A" if ascii else "I"
+                    "RETR", path, sink, offset, progress, "A" if ascii else "I", size
                 )
                 if local is not None:
                     local.ensure()  # an empty file is a file too
@@ -1160,6 +1171,7 @@ class FTPClient:
         self._send(verb, arg)
         transfer.started = True
         first = await self._reply(verb)
+        transfer.first = first
         if first.code >= 200:
             if first.kind == 2:
                 raise FTPProtocolError(first, f"{verb} answered {first.code} with no transfer")
@@ -1189,15 +1201,16 @@ class FTPClient:
         rest: int,
         progress: Progress | None,
         kind: str,
+        size: int | None = None,
     ) -> int:
         label = f"{verb} {arg}".strip()
-        total: int | None = None
+        total: int | None = size
         if verb == "RETR":
             progress = self._progress(progress, label)
-            if progress is not None:
+            if progress is not None and total is None:
                 total = await self._size_quietly(arg)
-                if total is not None and kind == "A":
-                    total = None  # the size on the server is not the size here
+            if total is not None and kind == "A":
+                total = None  # the size on the server is not the size here
         decoder = AsciiDecoder() if kind == "A" and verb == "RETR" else None
         count = 0
 
@@ -1226,6 +1239,8 @@ class FTPClient:
                 watchdog.stop()
             final = await self._final(verb)
             await self._conclude(transfer, final, protocol, None, watchdog, label)
+            if verb == "RETR" and kind == "I":
+                self._check_size(final, label, rest, count, total, transfer.first)
             if decoder is not None:
                 tail = decoder.flush()
                 if tail:
@@ -1420,6 +1435,38 @@ class FTPClient:
                 aborting.errback(exc)
             else:
                 aborting.errback(FTPTransferAborted(None, f"the transfer ended: {exc!r}"))
+
+    def _check_size(
+        self,
+        final: Reply,
+        label: str,
+        rest: int,
+        count: int,
+        total: int | None,
+        first: Reply | None,
+    ) -> None:
+        """A binary RETR that the server said is complete (226): the bytes must be the
+        size known (SIZE, or the 150 reply's "(N bytes)" when not resumed: servers differ
+        on whether that counts from REST)."""
+        if total is None and not rest and first is not None:
+            told = _TOLD_SIZE.search(first.text)
+            if told:
+                total = int(told.group(1))
+        if total is None:
+            return
+        have = rest + count
+        if have < total:
+            raise FTPTransferIncomplete(
+                final,
+                f"{label}: received {have:,} of {total:,} bytes (a partial file, "
+                f"though the server answered {final.code})",
+                expected=total,
+                received=have,
+            )
+        if have > total:
+            raise FTPProtocolError(
+                final, f"{label}: received {have:,} bytes, more than the {total:,} told"
+            )
 
     async def _size_quietly(self, path: str) -> int | None:
         self._send("SIZE", path)
@@ -1835,12 +1882,12 @@ async def _download_once(
         return target  # complete already
     offset = have if size is not None and have < size else 0
     try:
-        await client.retrieve(path, target, offset, progress=progress)
+        await client.retrieve(path, target, offset, progress=progress, size=size)
     except FTPPermanentError as e:
         if not offset or e.code not in (500, 501, 502, 504):
             raise
         log.info("%s refused REST (%s): downloading %s from the start", client.host, e, path)
-        await client.retrieve(path, target, 0, progress=progress)
+        await client.retrieve(path, target, 0, progress=progress, size=size)
     return target
 
 

@@ -16,6 +16,7 @@ import pytest
 
 import netshell as ns
 from protocols import ftp
+from protocols.ftp import client as ftp_client
 from tests.protocols.ftp.test_ftp_client_fake import FakeFTP, FakeServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -85,4 +86,73 @@ async def test_a_failing_source_resets_the_data_connection_and_sends_abor() -> N
     assert server.reset  # type: ignore[attr-defined]
     assert "ABOR" in server.verbs()[server.verbs().index("STOR"):]
     assert await client.pwd() == "/"
+    await client.quit()
+
+
+# ---- 2. a transfer shorter or longer than the size told
+
+
+class Miscounting(FakeFTP):
+    """RETR sends ``server.short`` bytes fewer (once) or ``server.extra`` bytes more, then
+    226 as if all were well."""
+
+    async def ftp_RETR(self, arg: str) -> None:
+        content = self.server.files[arg]
+        rest, self.rest = self.rest, 0
+        body = content[rest:]
+        self.reply(150, f"sending {arg} ({len(body)} bytes)")
+        data = await self._data()
+        short = getattr(self.server, "short", 0)
+        if short:
+            self.server.short = 0
+            body = body[:-short]
+        body += b"x" * getattr(self.server, "extra", 0)
+        data.transport.write(body)
+        data.transport.close()
+        await data.lost
+        self.reply(226, "sent")
+
+
+async def test_a_short_binary_transfer_fails_with_the_counts() -> None:
+    server = Quirky(Miscounting, {"f.bin": b"a" * 100_000})
+    server.short = 50_000  # type: ignore[attr-defined]
+    client = await ftp.connect("127.0.0.1", server.port)
+    with pytest.raises(ftp_client.FTPTransferIncomplete) as info:
+        await client.retrieve("f.bin", lambda data: None)  # the 150's "(N bytes)" told it
+    assert "received 50,000 of 100,000 bytes" in str(info.value)
+    assert isinstance(info.value, ftp_client.FTPDataConnectionError)
+    assert (info.value.expected, info.value.received) == (100_000, 50_000)
+    assert "SIZE" not in server.verbs()
+    assert len(await client.retrieve("f.bin")) == 100_000  # in step
+    await client.quit()
+
+
+async def test_a_longer_binary_transfer_is_an_error() -> None:
+    server = Quirky(Miscounting, {"f.bin": b"a" * 1000})
+    server.extra = 10  # type: ignore[attr-defined]
+    client = await ftp.connect("127.0.0.1", server.port)
+    with pytest.raises(ftp.FTPProtocolError, match="1,010 bytes, more than the 1,000"):
+        await client.retrieve("f.bin", size=1000)
+    await client.quit()
+
+
+async def test_download_resumes_a_short_transfer_and_asks_size_once(tmp_path: Path) -> None:
+    content = os.urandom(200_000)
+    server = Quirky(Miscounting, {"f.bin": content})
+    server.short = 80_000  # type: ignore[attr-defined]
+    got = await ftp_client.download(f"ftp://127.0.0.1:{server.port}/f.bin", tmp_path)
+    assert got.read_bytes() == content
+    assert "REST 120000" in server.commands
+    verbs = server.verbs()
+    assert verbs.count("USER") == 2 and verbs.count("SIZE") == 2  # once per attempt
+
+
+async def test_a_short_download_on_one_connection_is_not_kept_as_done(tmp_path: Path) -> None:
+    server = Quirky(Miscounting, {"f.bin": b"b" * 10_000})
+    server.short = 1  # type: ignore[attr-defined]
+    client = await ftp.connect("127.0.0.1", server.port)
+    with pytest.raises(ftp_client.FTPTransferIncomplete):
+        await client.download("f.bin", tmp_path / "f.bin", progress=lambda done, total: None)
+    assert server.verbs().count("SIZE") == 1
+    assert (tmp_path / "f.bin").stat().st_size == 9_999
     await client.quit()
