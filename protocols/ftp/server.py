@@ -92,6 +92,11 @@ _ANONYMOUS = frozenset({"anonymous", "ftp"})
 #: exchange must not silently cut a later download.
 _KEEP_REST = frozenset({"REST", "RETR", "STOR", "APPE", "STOU", "PASV", "EPSV", "PORT",
                         "EPRT", "TYPE", "MODE", "STRU"})
+#: shared by the sessions that have none of their own yet (never changed: a session
+#: makes its own deque or list before adding to it)
+_NO_PENDING: deque[Any] = deque()
+_NO_DATA_CONNECTIONS: list[Any] = []
+_ALL_FACTS: list[str] = list(MLST_FACTS)
 
 
 @dataclass(frozen=True)
@@ -339,6 +344,11 @@ class FTPServerFactory(Factory):
         self.clock = clock if clock is not None else self.reactor
         #: the control connections being served, and how many come from each address
         self.sessions: set[FTPServerProtocol] = set()
+        #: the counted sessions, least recently active first (a command line moves one to
+        #: the end): one timer per factory, due when the first of them goes idle, times
+        #: them all out, instead of a timer per session
+        self._by_activity: dict[FTPServerProtocol, None] = {}
+        self._idle_timer: Any = None
         self.per_ip: dict[str, int] = {}
         #: the files STOU is uploading now, (real root, path): their names are taken
         #: already though no file has them until the upload commits
@@ -347,6 +357,44 @@ class FTPServerFactory(Factory):
 
     def build_protocol(self, addr: Any) -> FTPServerProtocol:
         return FTPServerProtocol(self)
+
+    def _arm_idle_timer(self) -> None:
+        """Set the idle timer for the least recently active session (none: no timer)."""
+        order = self._by_activity
+        if not order or not self.idle_timeout:
+            return
+        first = next(iter(order))
+        clock = self.clock
+        left = first._last + self.idle_timeout - clock.seconds()
+        self._idle_timer = clock.call_later(max(left, 0.0), self._idle_sweep)
+
+    def _stop_idle_timer(self) -> None:
+        timer, self._idle_timer = self._idle_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _idle_sweep(self) -> None:
+        """Time out every session idle for ``idle_timeout``, then set the timer again."""
+        self._idle_timer = None
+        timeout = self.idle_timeout
+        if not timeout:
+            return
+        order = self._by_activity
+        now = self.clock.seconds()
+        while order:
+            session = next(iter(order))
+            if session._last + timeout - now > 0:
+                break
+            del order[session]
+            if session._closed:
+                continue
+            if session.transfer is not None or session.busy:
+                # the data connection has its own timeout: look again a timeout from now
+                session._last = now
+                order[session] = None
+                continue
+            session._idle_timed_out(timeout)
+        self._arm_idle_timer()
 
     def filesystem(self, root: str, writable: bool) -> FileSystem:
         """The FileSystem of ``root`` with those rights, shared by the sessions that use it
@@ -413,11 +461,22 @@ class FTPServerProtocol(Protocol):
     display_name = "ftp server"
     role = "ftp-control"
 
+    # Every attribute is a slot: a session held idle costs its slots, not a dict of them.
+    __slots__ = (
+        "factory", "transport", "reader", "pending", "peer_host", "peer_port", "local_host",
+        "user", "username", "authenticated", "fs", "cwd", "type", "rest", "rnfr", "_rnfr",
+        "channel", "transfer", "_in_use", "data_connections", "tls_control", "pbsz",
+        "prot_private", "epsv_all", "mlst_facts", "failed_logins", "busy", "quitting", "lost",
+        "counted", "_closed", "_running", "_paused", "_write_paused", "_run_scheduled",
+        "_stat_pieces", "_stou_name", "_last", "_pasv_timer", "_login_timer",
+    )
+
     def __init__(self, factory: FTPServerFactory) -> None:
         self.factory = factory
         self.transport: Any = None
         self.reader = CommandReader()
-        self.pending: deque[Command | CommandError] = deque()
+        #: the commands read and not yet acted on (a deque of its own only while some wait)
+        self.pending: deque[Command | CommandError] = _NO_PENDING
         self.peer_host = "-"
         self.peer_port = 0
         self.local_host = "127.0.0.1"
@@ -435,13 +494,14 @@ class FTPServerProtocol(Protocol):
         self.channel: DataChannel | None = None
         self.transfer: Transfer | None = None
         self._in_use: DataChannel | None = None  # the channel of the transfer under way
-        #: the data connections open now (for inspection)
-        self.data_connections: list[DataProtocol] = []
+        #: the data connections open now (for inspection; a list once there was one)
+        self.data_connections: list[DataProtocol] = _NO_DATA_CONNECTIONS
         self.tls_control = False
         self.pbsz = False
         self.prot_private = False
         self.epsv_all = False
-        self.mlst_facts: list[str] = list(MLST_FACTS)
+        #: the facts MLST/MLSD give (OPTS MLST replaces the list, never changes it)
+        self.mlst_facts: list[str] = _ALL_FACTS
         self.failed_logins = 0
         self.busy = False  # a command waits for something: those after it wait too
         self.quitting = False
@@ -458,8 +518,8 @@ class FTPServerProtocol(Protocol):
         self._stat_pieces: Iterator[bytes] | None = None
         #: the name this session's STOU upload holds in factory.stou_names
         self._stou_name: tuple[str, str] | None = None
+        #: when the last whole command line came (the idle timeout counts from it)
         self._last = 0.0
-        self._idle_timer: Any = None
         #: closes a passive channel no transfer command took within data_timeout
         self._pasv_timer: Any = None
         self._login_timer: Any = None
@@ -505,18 +565,30 @@ class FTPServerProtocol(Protocol):
         transport.write(factory.greeting)
         self._last = factory.clock.seconds()
         if factory.idle_timeout:
-            self._idle_timer = factory.clock.call_later(factory.idle_timeout, self._idle_check)
+            factory._by_activity[self] = None
+            if factory._idle_timer is None:
+                factory._arm_idle_timer()
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
         items = self.reader.feed(data)
-        if items:
-            # Only a whole command line counts as activity: a client trickling a byte at a
-            # time, never ending its line, is idle (else it would hold its slot forever).
-            self._last = self.factory.clock.seconds()
-        self.pending.extend(items)
-        if len(self.pending) >= MAX_PENDING and not self._paused:
+        if not items:
+            return
+        # Only a whole command line counts as activity: a client trickling a byte at a
+        # time, never ending its line, is idle (else it would hold its slot forever).
+        factory = self.factory
+        self._last = factory.clock.seconds()
+        order = factory._by_activity
+        if self in order:  # now the most recently active
+            del order[self]
+            order[self] = None
+        pending = self.pending
+        if pending:
+            pending.extend(items)
+        else:
+            self.pending = pending = deque(items)
+        if len(pending) >= MAX_PENDING and not self._paused:
             self._paused = True
             self.transport.pause_reading()
         self._run()
@@ -536,17 +608,19 @@ class FTPServerProtocol(Protocol):
                 factory.per_ip[self.peer_host] = left
             else:
                 factory.per_ip.pop(self.peer_host, None)
-        for timer in (self._idle_timer, self._login_timer):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self._idle_timer = self._login_timer = None
+        order = factory._by_activity
+        if order.pop(self, 0) is None and not order:
+            factory._stop_idle_timer()  # the last session: no timer left behind
+        timer, self._login_timer = self._login_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         self._release_stou_name()
         if self.transfer is not None:
             self.transfer.abort(Reply(426, "Connection closed; transfer aborted."))
         self._drop_channel()
         if self.authenticated:
             log.info("%s %s logged out", self.peer_host, self.username)
-        self.pending.clear()
+        self.pending = _NO_PENDING
 
     def stop_gracefully(self) -> None:
         """The server shuts down: close now when idle, else once the transfer is done."""
@@ -587,18 +661,9 @@ class FTPServerProtocol(Protocol):
             self._closed = True
             self.transport.close()
 
-    def _idle_check(self) -> None:
-        self._idle_timer = None
-        if self._closed:
-            return
-        clock = self.factory.clock
-        timeout = self.factory.idle_timeout
-        left = self._last + timeout - clock.seconds()
-        if self.transfer is not None or self.busy:
-            left = timeout  # the data connection has its own timeout
-        if left > 0:
-            self._idle_timer = clock.call_later(left, self._idle_check)
-            return
+    def _idle_timed_out(self, timeout: float) -> None:
+        """No command line for ``timeout`` seconds, and nothing under way (the factory's
+        idle sweep calls this): 421 and close."""
         if self._write_paused:
             # It reads none of its replies: a 421 and a close would wait behind them
             # forever (close flushes first), keeping the connection and its buffer.
@@ -695,6 +760,8 @@ class FTPServerProtocol(Protocol):
                 self._dispatch(self.pending.popleft())
         finally:
             self._running = False
+        if not self.pending:
+            self.pending = _NO_PENDING  # an idle session holds no deque
         if self._paused and len(self.pending) < MAX_PENDING // 2 and not self._closed:
             self._paused = False
             self.transport.resume_reading()
@@ -830,7 +897,7 @@ class FTPServerProtocol(Protocol):
         self._logout("REIN")
         self.user = None
         self.type = "A"
-        self.mlst_facts = list(MLST_FACTS)
+        self.mlst_facts = _ALL_FACTS
         self.epsv_all = False
         self.reply(220, "Ready for new user.")
 
@@ -866,7 +933,7 @@ class FTPServerProtocol(Protocol):
         self.reply(234, "AUTH TLS successful.")
         # Whatever came after AUTH in clear is dropped: it must not pass for commands sent
         # under TLS (the STARTTLS command-injection attack).
-        self.pending.clear()
+        self.pending = _NO_PENDING
         self.reader = CommandReader()
         self.tls_control = True
         d = self.transport.start_tls(tls)
@@ -1196,6 +1263,8 @@ class FTPServerProtocol(Protocol):
 
     def data_connection_made(self, protocol: DataProtocol) -> None:
         """A data connection of this session is up (called by its channel)."""
+        if self.data_connections is _NO_DATA_CONNECTIONS:
+            self.data_connections = []
         self.data_connections.append(protocol)
 
     def data_connection_lost(self, protocol: DataProtocol) -> None:
