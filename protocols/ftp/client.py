@@ -572,6 +572,7 @@ class FTPClient:
         self._busy = False
         self._transfer: _Transfer | None = None
         self._quitting = False
+        self._resync = False  # replies up to a NOOP's are owed (a stalled transfer)
         control.on_lost = self._control_lost
 
     # ---- state
@@ -605,12 +606,14 @@ class FTPClient:
             try:
                 if self.closed:
                     raise self._control.error()
+                if self._resync:
+                    await self._resynchronise()
                 try:
                     return await work()
                 except BaseException:
                     # Gave up (error, timeout, cancel) with replies still owed: they are
                     # dropped as they come, so the next command gets its own.
-                    if self._owed:
+                    if self._owed and not self._resync:
                         self._control.drop(self._owed)
                         self._owed = 0
                     raise
@@ -655,10 +658,10 @@ class FTPClient:
         self._control.transport.write(line)
         self._owed += 1
 
-    async def _reply(self, what: str) -> Reply:
-        """The next reply (1xx included), within the timeout."""
+    async def _reply(self, what: str, bounded: bool = True) -> Reply:
+        """The next reply (1xx included), within the timeout (``bounded``)."""
         d = self._control.next_reply()
-        if self.timeout is not None and not d.called:
+        if bounded and self.timeout is not None and not d.called:
             d.add_timeout(self.timeout)
         try:
             reply = await d
@@ -675,11 +678,85 @@ class FTPClient:
             raise self._control.error(reply)
         return reply
 
-    async def _final(self, what: str) -> Reply:
+    async def _final(self, what: str, bounded: bool = True) -> Reply:
         while True:
-            reply = await self._reply(what)
+            reply = await self._reply(what, bounded)
             if reply.code >= 200:
                 return reply
+
+    def _watch_final(self, transfer: _Transfer, verb: str) -> Deferred[Reply]:
+        """The transfer command's final reply, listened for while the data moves (no
+        bound: a long transfer is the watchdog's business): an error reply cuts the data
+        connection at once, so the transfer fails with it rather than waiting."""
+
+        def judged(reply: Reply) -> Reply:
+            if reply.kind not in (1, 2):
+                transfer.cut()
+            return reply
+
+        def gone(failure: Failure) -> Failure:
+            transfer.cut()  # the control connection ended (or a 421)
+            return failure
+
+        final = ensure_deferred(self._final(verb, bounded=False))
+        final.add_callbacks(judged, gone)
+        return final
+
+    async def _await_final(self, final: Deferred[Reply], label: str) -> Reply:
+        """The final reply watched by :meth:`_watch_final`, now that the data is done:
+        within the timeout."""
+        if final.called or self.timeout is None:
+            return await final
+        waited: Deferred[None] = Deferred()
+
+        def wake(result: Any = None) -> Any:
+            if not waited.called:
+                waited.callback(None)
+            return result
+
+        final.add_both(wake)
+        timer = self.reactor.call_later(self.timeout, wake)
+        try:
+            await waited
+        finally:
+            if timer.active():
+                timer.cancel()
+        if not final.called:
+            raise FTPTimeoutError(
+                None, f"no reply to {label} from {self.host} within {self.timeout} seconds"
+            )
+        return await final
+
+    def _stalled(self) -> None:
+        """A transfer stalled and was cut: ABOR (a server still in it ends it) and NOOP,
+        whose 200 marks the end of the replies owed; the next operation reads them."""
+        if self.closed:
+            return
+        self._send("ABOR")
+        self._send("NOOP")
+        self._resync = True
+
+    async def _resynchronise(self) -> None:
+        """Read the replies owed up to NOOP's 200 (see :meth:`_stalled`); a server that
+        does not give them within the timeout is out of step: the session is closed."""
+        self._resync = False
+        try:
+            while (await self._final("NOOP")).code != 200:
+                pass
+            self._owed = 0
+        except FTPTimeoutError:
+            self._control.why_closed = "the server is out of step after a stalled transfer"
+            self.close()
+            raise self._control.error() from None
+
+    @staticmethod
+    def _settle(final: Deferred[Reply] | None) -> None:
+        """A watched final reply nobody will await: stop waiting, and its error is no news."""
+        if final is None:
+            return
+        if not final.called:
+            final.cancel()
+        final.add_errback(lambda _: None)
 
     async def _command(self, verb: str, arg: str = "", ok: tuple[int, ...] = (2,)) -> Reply:
         """Send a command; its final reply, or its error when the first digit is not in ``ok``."""
@@ -1226,6 +1303,7 @@ class FTPClient:
 
         protocol = _Data(write, self._control)
         transfer = self._transfer = _Transfer(protocol)
+        watched: Deferred[Reply] | None = None
         try:
             if progress is not None:
                 progress(rest, total)
@@ -1233,11 +1311,18 @@ class FTPClient:
             watchdog = _Watchdog(
                 self.reactor, self.timeout, lambda: protocol.received, transfer.cut
             )
+            watched = self._watch_final(transfer, verb)
             try:
                 await protocol.done
             finally:
                 watchdog.stop()
-            final = await self._final(verb)
+            if watchdog.expired and not watched.called and transfer.aborting is None:
+                # Nothing moved: the error at once, not after one more timeout for a
+                # reply; ABOR and NOOP go out, and the next operation reads the replies
+                # up to NOOP's before it starts (see _resynchronise).
+                self._stalled()
+                raise FTPTimeoutError(None, f"{label}: nothing moved for {self.timeout} seconds")
+            final = await self._await_final(watched, label)
             await self._conclude(transfer, final, protocol, None, watchdog, label)
             if verb == "RETR" and kind == "I":
                 self._check_size(final, label, rest, count, total, transfer.first)
@@ -1251,6 +1336,7 @@ class FTPClient:
             await self._cut_on_error(e)
             raise
         finally:
+            self._settle(watched)
             self._transfer = None
             if progress is not None and hasattr(progress, "finish"):
                 progress.finish()
@@ -1271,6 +1357,7 @@ class FTPClient:
         protocol = _Data(None, self._control)
         transfer = self._transfer = _Transfer(protocol)
         start = rest if verb == "STOR" else 0
+        watched: Deferred[Reply] | None = None
         try:
             if progress is not None:
                 progress(start, None if total is None else start + total)
@@ -1282,6 +1369,7 @@ class FTPClient:
                 lambda: transport.bytes_sent if transport is not None else 0,
                 transfer.cut,
             )
+            watched = self._watch_final(transfer, verb)
             sent = 0
             broken: BaseException | None = None
             local: BaseException | None = None
@@ -1310,7 +1398,10 @@ class FTPClient:
                         self._send("NOOP")
             finally:
                 watchdog.stop()
-            final = await self._final(verb)
+            if watchdog.expired and not watched.called and transfer.aborting is None:
+                self._stalled()
+                raise FTPTimeoutError(None, f"{label}: nothing moved for {self.timeout} seconds")
+            final = await self._await_final(watched, label)
             try:
                 await self._conclude(transfer, final, protocol, broken, watchdog, label)
             except FTPTransferAborted:
@@ -1325,6 +1416,7 @@ class FTPClient:
             await self._cut_on_error(e)
             raise
         finally:
+            self._settle(watched)
             self._transfer = None
             if progress is not None and hasattr(progress, "finish"):
                 progress.finish()

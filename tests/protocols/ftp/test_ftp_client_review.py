@@ -156,3 +156,77 @@ async def test_a_short_download_on_one_connection_is_not_kept_as_done(tmp_path: 
     assert server.verbs().count("SIZE") == 1
     assert (tmp_path / "f.bin").stat().st_size == 9_999
     await client.quit()
+
+
+# ---- 3. a final reply while the data connection stays open
+
+
+class FailsHalfway(FakeFTP):
+    """RETR: 150, some data, then ``server.final`` on the control connection while the
+    data connection stays open; with ``server.rest`` after the reply (a 226 first)."""
+
+    async def ftp_RETR(self, arg: str) -> None:
+        content = self.server.files[arg]
+        self.reply(150, "sending")
+        data = await self._data()
+        code, text = self.server.final  # type: ignore[attr-defined]
+        if code == 226:
+            self.reply(code, text)
+            await ns.sleep(0)
+            data.transport.write(content)
+            data.transport.close()
+            return
+        data.transport.write(content[:1000])
+        self.reply(code, text)
+        self.server.replied.callback(None)  # type: ignore[attr-defined]
+        await data.lost
+
+
+async def test_an_error_reply_during_a_transfer_fails_it_at_once() -> None:
+    server = Quirky(FailsHalfway, {"f.bin": b"c" * 5000})
+    server.final = (550, "Failed halfway: disk error")  # type: ignore[attr-defined]
+    server.replied = ns.Deferred()  # type: ignore[attr-defined]
+    # A timeout longer than the test's: only acting on the reply at once can pass.
+    client = await ftp.connect("127.0.0.1", server.port, timeout=60)
+    with pytest.raises(ftp.FTPPermanentError) as info:
+        await client.retrieve("f.bin").add_timeout(10)
+    assert info.value.code == 550 and "disk error" in str(info.value)
+    assert await client.pwd() == "/"  # in step
+    await client.quit()
+
+
+async def test_a_226_before_the_data_ends_waits_for_the_data() -> None:
+    server = Quirky(FailsHalfway, {"f.bin": os.urandom(300_000)})
+    server.final = (226, "done early")  # type: ignore[attr-defined]
+    client = await ftp.connect("127.0.0.1", server.port)
+    assert await client.retrieve("f.bin") == server.files["f.bin"]
+    assert await client.pwd() == "/"
+    await client.quit()
+
+
+# ---- 7. a stalled download: one timeout, and the right error
+
+
+class Stalls(FakeFTP):
+    """RETR: half the data, then nothing (no reply either) until ABOR."""
+
+    async def ftp_RETR(self, arg: str) -> None:
+        content = self.server.files[arg]
+        self.reply(150, "sending")
+        data = await self._data()
+        self.transferring = data
+        data.transport.write(content[: len(content) // 2])
+        await data.lost  # abort_transfer (ABOR) answers 426 and 226
+
+
+async def test_a_stalled_download_fails_after_one_timeout_saying_nothing_moved() -> None:
+    server = Quirky(Stalls, {"big.bin": os.urandom(100_000)})
+    client = await ftp.connect("127.0.0.1", server.port, timeout=0.5)
+    with pytest.raises(ftp_client.FTPTimeoutError) as info:
+        await client.retrieve("big.bin", lambda data: None)
+    # The watchdog's error at once, not a second timeout waiting for 226 ("no reply")
+    assert "nothing moved for 0.5 seconds" in str(info.value)
+    client.timeout = 10
+    assert (await client.noop()).code == 200  # in step: ABOR's replies were read first
+    assert (await client.pwd()) == "/"
+    await client.quit()
