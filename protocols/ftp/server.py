@@ -76,6 +76,7 @@ from protocols.ftp.server_data import (
 __all__ = ["FTPServerFactory", "FTPServerProtocol", "User", "serve"]
 
 log = logging.getLogger("netshell.ftp")
+_debug = functools.partial(log.isEnabledFor, logging.DEBUG)
 
 DEFAULT_BANNER = "netshell FTP server ready."
 #: commands read ahead while one is under way before reading pauses
@@ -170,6 +171,12 @@ _COMMANDS: dict[str, tuple[str, bool, str, str]] = {
     "XMKD": ("mkd", True, "required", "XMKD <path> (as MKD)"),
     "XPWD": ("pwd", True, "none", "XPWD (as PWD)"),
     "XRMD": ("rmd", True, "required", "XRMD <path> (as RMD)"),
+}
+
+
+#: verb -> (the method's name, needs login, takes an argument), looked up per command
+_DISPATCH: dict[str, tuple[str, bool, str]] = {
+    verb: ("ftp_" + name, login, takes) for verb, (name, login, takes, _) in _COMMANDS.items()
 }
 
 
@@ -411,6 +418,11 @@ class FTPServerFactory(Factory):
         if users is not None and not isinstance(users, Mapping):
             d = maybe_deferred(users, name, password)
             return d.add_callback(_as_user)
+        return succeed(self._check(name, password))
+
+    def _check(self, name: str, password: str) -> User | None:
+        """:meth:`authenticate` without a checker callable: answered at once."""
+        users = self.users
         if users is not None and name in users:
             entry = users[name]
             user = entry if isinstance(entry, User) else User(str(entry))
@@ -418,13 +430,13 @@ class FTPServerFactory(Factory):
             given = password.encode("utf-8", "surrogateescape")
             ok = expected is not None and hmac.compare_digest(
                 expected.encode("utf-8", "surrogateescape"), given)
-            return succeed(user if ok else None)
+            return user if ok else None
         if self.anonymous and name.lower() in _ANONYMOUS:
             # Anonymous is read-only beside named users, whatever ``writable`` says (as
             # vsftpd keeps anon_*_enable off): ``writable`` is meant for them. With no named
             # users anonymous is the only user, and ``writable`` is for it (pyftpdlib -w).
-            return succeed(User(None, writable=False if self.named_users else None))
-        return succeed(None)
+            return User(None, writable=False if self.named_users else None)
+        return None
 
     @property
     def named_users(self) -> bool:
@@ -771,31 +783,33 @@ class FTPServerProtocol(Protocol):
             self._send(item.reply)
             return
         verb, arg = item
-        if log.isEnabledFor(logging.DEBUG):
+        if _debug():
             log.debug("%s %s: %s", self.peer_host, self.display_user,
                       verb if verb == "PASS" else f"{verb} {arg}".rstrip())
-        spec = _COMMANDS.get(verb)
+        spec = _DISPATCH.get(verb)
         if spec is None:
             self.reply(500, "Unknown command.")
             return
-        name, needs_login, takes, _ = spec
+        method, needs_login, takes = spec
         if verb != "RNTO":
             self._rnfr, self.rnfr = self.rnfr, None
         if self.rest and verb not in _KEEP_REST:
             self.rest = 0
         else:
             self._rnfr = self.rnfr
-        if takes == "required" and not arg.strip():
-            self.reply(501, "Syntax error: command needs an argument.")
-            return
-        if takes == "none" and arg.strip():
-            self.reply(501, "Syntax error: command takes no argument.")
-            return
+        if takes != "optional":
+            if takes == "required":
+                if not arg.strip():
+                    self.reply(501, "Syntax error: command needs an argument.")
+                    return
+            elif arg and arg.strip():
+                self.reply(501, "Syntax error: command takes no argument.")
+                return
         if needs_login and not self.authenticated:
             self.reply(530, "Please log in with USER and PASS first.")
             return
         try:
-            getattr(self, "ftp_" + name)(arg)
+            getattr(self, method)(arg)
         except FSError as e:
             self.reply(e.code, str(e))
         except CommandError as e:
@@ -824,7 +838,13 @@ class FTPServerProtocol(Protocol):
             return
         name, self.user = self.user, None
         self.busy = True
-        d = self.factory.authenticate(name, arg)
+        factory = self.factory
+        users = factory.users
+        if (users is None or isinstance(users, Mapping)) and (
+                type(factory).authenticate is FTPServerFactory.authenticate):
+            self._login_checked(factory._check(name, arg), name)  # no Deferred to wait for
+            return
+        d = factory.authenticate(name, arg)
         d.add_callbacks(self._login_checked, self._login_error, (name,), None, (name,))
 
     def _login_error(self, failure: Failure, name: str) -> None:
