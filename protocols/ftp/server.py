@@ -598,6 +598,15 @@ class FTPServerProtocol(Protocol):
         pending = self.pending
         if pending:
             pending.extend(items)
+        elif len(items) == 1 and not (self.busy or self._running or self._write_paused):
+            # One command and nothing waiting (a client waiting for each reply): acted on
+            # at once, as _run would, without a queue.
+            self._running = True
+            try:
+                self._dispatch(items[0])
+            finally:
+                self._running = False
+            return
         else:
             self.pending = pending = deque(items)
         if len(pending) >= MAX_PENDING and not self._paused:
