@@ -261,6 +261,8 @@ class _Control(ns.Protocol):
         self.closed = False
         self.on_lost: Callable[[], None] | None = None
         self.lost_waiters: list[Deferred[None]] = []
+        #: how many final replies the client is owed (None: not counted)
+        self.owed: Callable[[], int] | None = None
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -280,10 +282,34 @@ class _Control(ns.Protocol):
             if reply.code >= 200:
                 self.swallow -= 1
             return
+        if not self.waiters and self.owed is not None:
+            kept = sum(1 for r in self.ready if r.code >= 200)
+            if reply.code >= 200 and kept >= self.owed():
+                self._unsolicited(reply)
+                return
         if self.waiters:
             self.waiters.popleft().callback(reply)
         else:
             self.ready.append(reply)
+
+    def _unsolicited(self, reply: Reply) -> None:
+        """A final reply with no command outstanding. A 421 (closing) is the one a server
+        sends on its own: the session ends with it. Any other would be taken by the next
+        command for its own and shift every later reply by one: the server is out of
+        step, so the session is closed (no reply can be proved harmless)."""
+        said = f"{reply.code} {' '.join(line.strip() for line in reply.lines)}"
+        if reply.code == 421:
+            self.why_closed = "the server is closing it"
+            log.info("%s closes the session: %s", self.transport.peer, said)
+            self.transport.close()
+            return
+        log.warning(
+            "%s sent a reply with no command outstanding (%s): out of step; closing the session",
+            self.transport.peer,
+            said,
+        )
+        self.why_closed = f"the server is out of step: it sent {reply.code} unasked"
+        self.transport.abort()
 
     def next_reply(self) -> Deferred[Reply]:
         """The next reply (kept, or to come); fails with FTPConnectionClosed after the end."""
@@ -574,6 +600,7 @@ class FTPClient:
         self._quitting = False
         self._resync = False  # replies up to a NOOP's are owed (a stalled transfer)
         control.on_lost = self._control_lost
+        control.owed = lambda: self._owed
 
     # ---- state
 
@@ -761,10 +788,25 @@ class FTPClient:
     async def _command(self, verb: str, arg: str = "", ok: tuple[int, ...] = (2,)) -> Reply:
         """Send a command; its final reply, or its error when the first digit is not in ``ok``."""
         self._send(verb, arg)
-        reply = await self._final(verb)
+        reply = self._in_step(verb, await self._final(verb))
         if reply.kind not in ok:
             raise error_for(reply)
         return reply
+
+    def _in_step(self, verb: str, reply: Reply) -> Reply:
+        """``reply`` if it may answer ``verb`` (RFC 959 §5.4's command-reply sequences);
+        else the server is out of step (an extra reply shifted every later one): the
+        session is closed and this raises FTPProtocolError."""
+        if _fits(verb.upper(), reply):
+            return reply
+        error = FTPProtocolError(
+            reply, f"unexpected reply {reply.code} to {verb}: the server is out of step"
+        )
+        log.warning("%s: %s; closing the session", self.host, error)
+        if not self.closed:
+            self._control.why_closed = f"out of step: {reply.code} to {verb}"
+            self._control.transport.abort()
+        raise error
 
     def _control_lost(self) -> None:
         if self._transfer is not None:
@@ -804,7 +846,7 @@ class FTPClient:
 
     async def _setup(self) -> None:
         self._send("FEAT")
-        reply = await self._final("FEAT")
+        reply = self._in_step("FEAT", await self._final("FEAT"))
         if reply.kind == 2:
             self.features = _parse_feat(reply)
         if self.tls:
@@ -813,7 +855,8 @@ class FTPClient:
             self._prot_p = True
         if "UTF8" in self.features:
             self._send("OPTS", "UTF8 ON")
-            await self._final("OPTS UTF8 ON")  # names are UTF-8 either way
+            # names are UTF-8 either way
+            self._in_step("OPTS", await self._final("OPTS UTF8 ON"))
         await self._set_type("I")
         try:
             await self._pwd()
@@ -1179,7 +1222,7 @@ class FTPClient:
     async def _passive_port(self, host: str) -> int:
         if self._epsv:
             self._send("EPSV")
-            reply = await self._final("EPSV")
+            reply = self._in_step("EPSV", await self._final("EPSV"))
             if reply.code == 229:
                 return parse_epsv(reply.text)
             if reply.kind != 5:
@@ -1249,6 +1292,8 @@ class FTPClient:
         transfer.started = True
         first = await self._reply(verb)
         transfer.first = first
+        if first.code >= 200 and first.code not in (226, 250):
+            self._in_step(verb, first)
         if first.code >= 200:
             if first.kind == 2:
                 raise FTPProtocolError(first, f"{verb} answered {first.code} with no transfer")
@@ -1475,6 +1520,7 @@ class FTPClient:
             if not aborting.called:
                 aborting.callback(abor)
             raise FTPTransferAborted(final, f"{label} was aborted ({final.code})")
+        self._in_step(label.split(" ", 1)[0], final)
         if protocol.error is not None:
             raise protocol.error  # ours: the file or callable receiving the data failed
         if watchdog.expired:
@@ -1562,7 +1608,7 @@ class FTPClient:
 
     async def _size_quietly(self, path: str) -> int | None:
         self._send("SIZE", path)
-        reply = await self._final("SIZE")
+        reply = self._in_step("SIZE", await self._final("SIZE"))
         if reply.kind != 2:
             return None
         try:
@@ -1602,7 +1648,7 @@ class FTPClient:
             lost = self._control.when_lost()
             self._send("QUIT")
             try:
-                reply = await self._final("QUIT")
+                reply = self._in_step("QUIT", await self._final("QUIT"))
             finally:
                 self._control.why_closed = "closed by quit()"
                 self._control.transport.close()
@@ -1714,6 +1760,49 @@ class _Pieces:
 
 
 # ---- small helpers
+
+
+#: the 2xx/3xx replies each command may get (RFC 959 §5.4) where they are particular to it
+_REPLIES: dict[str, frozenset[int]] = {
+    "USER": frozenset({230, 232, 331, 332}),
+    "PASS": frozenset({202, 230, 332}),
+    "ACCT": frozenset({202, 230}),
+    "PWD": frozenset({257}),
+    "XPWD": frozenset({257}),
+    "MKD": frozenset({250, 257}),
+    "EPSV": frozenset({229}),
+    "PASV": frozenset({227}),
+    "SIZE": frozenset({213}),
+    "MDTM": frozenset({213}),
+    "REST": frozenset({350}),
+    "RNFR": frozenset({350}),
+    "AUTH": frozenset({234, 334}),
+    "SYST": frozenset({215}),
+    "FEAT": frozenset({211, 214}),
+    "QUIT": frozenset({221, 200}),
+}
+#: 2xx replies particular to other commands: never a reply to the rest
+_PARTICULAR = frozenset({211, 213, 214, 215, 221, 227, 229, 230, 234, 257})
+#: commands that open a data connection (1xx, then 226/250 or an error)
+_TRANSFERS = frozenset({"RETR", "STOR", "STOU", "APPE", "LIST", "NLST", "MLSD"})
+
+
+def _fits(verb: str, reply: Reply) -> bool:
+    """Whether ``reply`` (a final one) may answer ``verb``; 4xx and 5xx answer anything.
+
+    >>> _fits("PWD", Reply(200, "surprise")), _fits("PWD", Reply(257, '"/"'))
+    (False, True)
+    >>> _fits("TYPE", Reply(257, '"/"')), _fits("NOOP", Reply(550, "no"))
+    (False, True)
+    """
+    if reply.kind in (4, 5):
+        return True
+    particular = _REPLIES.get(verb)
+    if particular is not None:
+        return reply.code in particular
+    if verb in _TRANSFERS:
+        return reply.code in (225, 226, 250)
+    return reply.kind == 2 and reply.code not in _PARTICULAR
 
 
 def _parse_feat(reply: Reply) -> dict[str, str]:

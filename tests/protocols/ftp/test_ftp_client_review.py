@@ -230,3 +230,64 @@ async def test_a_stalled_download_fails_after_one_timeout_saying_nothing_moved()
     assert (await client.noop()).code == 200  # in step: ABOR's replies were read first
     assert (await client.pwd()) == "/"
     await client.quit()
+
+
+# ---- 4. replies out of step
+
+
+class Chatty(FakeFTP):
+    """Says ``server.extra`` after its reply to ``server.after`` (a verb); keeps itself in
+    ``server.sessions`` for the tests to make it speak unasked."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.server.__dict__.setdefault("sessions", []).append(self)
+
+    def note_extra(self, verb: str) -> None:
+        if getattr(self.server, "after", None) == verb:
+            self.reply(*self.server.extra)  # type: ignore[attr-defined]
+
+    def ftp_PASS(self, arg: str) -> None:
+        super().ftp_PASS(arg)
+        self.note_extra("PASS")
+
+    def ftp_TYPE(self, arg: str) -> None:
+        super().ftp_TYPE(arg)
+        self.note_extra("TYPE")
+
+
+async def test_an_extra_reply_after_login_is_caught_not_shifted_along() -> None:
+    server = Quirky(Chatty)
+    server.after, server.extra = "PASS", (200, "surprise")  # type: ignore[attr-defined]
+    with pytest.raises(ftp.FTPProtocolError, match=r"unexpected reply 200 to .*out of step"):
+        await ftp.connect("127.0.0.1", server.port)
+
+
+async def test_a_reply_of_another_command_closes_the_session() -> None:
+    server = Quirky(Chatty, {"f.bin": b"data"})
+    client = await ftp.connect("127.0.0.1", server.port)
+    server.after, server.extra = "TYPE", (257, '"/" stray')  # type: ignore[attr-defined]
+    with pytest.raises(ftp.FTPProtocolError, match="unexpected reply 257 to"):
+        await client.retrieve("f.bin", ascii=True)  # TYPE A, then EPSV gets the 257
+    await client._control.when_lost()
+    with pytest.raises(ftp_client.FTPConnectionClosed, match="out of step"):
+        await client.pwd()
+
+
+async def test_an_unsolicited_reply_closes_the_session_with_a_clear_reason() -> None:
+    server = Quirky(Chatty)
+    client = await ftp.connect("127.0.0.1", server.port)
+    server.sessions[0].reply(200, "surprise")  # type: ignore[attr-defined]
+    await client._control.when_lost()
+    with pytest.raises(ftp_client.FTPConnectionClosed, match=r"out of step.*200"):
+        await client.pwd()
+
+
+async def test_an_unsolicited_421_closes_the_session_with_its_text() -> None:
+    server = Quirky(Chatty)
+    client = await ftp.connect("127.0.0.1", server.port)
+    server.sessions[0].reply(421, "shutting down")  # type: ignore[attr-defined]
+    await client._control.when_lost()
+    with pytest.raises(ftp_client.FTPConnectionClosed, match="421 shutting down") as info:
+        await client.pwd()
+    assert info.value.code == 421
