@@ -186,6 +186,12 @@ def _reply_bytes(code: int, text: str) -> bytes:
     return Reply(code, text).to_bytes()
 
 
+# the replies of every login, formatted once
+_PASSWORD_PLEASE = _reply_bytes(331, "Please specify the password.")
+_LOGGED_IN = _reply_bytes(230, "Login successful.")
+_GOODBYE = _reply_bytes(221, "Goodbye.")
+
+
 def _quote(path: str) -> str:
     """A path in a 257 reply: in double quotes, each one inside doubled (RFC 959 §7)."""
     return '"' + path.replace('"', '""') + '"'
@@ -836,7 +842,8 @@ class FTPServerProtocol(Protocol):
         if self.authenticated:
             self._logout("switching user")
         self.user = arg
-        self.reply(331, "Please specify the password.")
+        if not self._closed:
+            self.transport.write(_PASSWORD_PLEASE)
 
     def ftp_pass_(self, arg: str) -> None:
         if self.authenticated:
@@ -891,7 +898,8 @@ class FTPServerProtocol(Protocol):
         self.cwd = "/"
         log.info("%s %s logged in%s", self.peer_host, name, " (read-write)" if writable else "")
         self.busy = False
-        self.reply(230, "Login successful.")
+        if not self._closed:
+            self.transport.write(_LOGGED_IN)
         self._run()
 
     def _login_refused(self, name: str) -> None:
@@ -940,7 +948,8 @@ class FTPServerProtocol(Protocol):
                 transfer.abort(Reply(426, "Transfer aborted: QUIT before the data "
                                           "connection."))
             return
-        self.reply(221, "Goodbye.")
+        if not self._closed:
+            self.transport.write(_GOODBYE)
         if self.authenticated:
             log.info("%s %s logged out (QUIT)", self.peer_host, self.username)
             self.authenticated = False
