@@ -146,6 +146,9 @@ Chunks: TypeAlias = "list[bytes]"
 #: the size in a 150 reply: "Opening BINARY mode data connection for a.bin (1234 bytes)"
 _TOLD_SIZE = re.compile(r"\((\d+) bytes?\)", re.IGNORECASE)
 
+#: a LIST line that is no entry: "total 12"
+_TOTAL = re.compile(r"total\s+[0-9]+\s*$", re.IGNORECASE)
+
 _PIECE = 256 * 1024  # read and sent this much at a time when not using sendfile(2)
 
 
@@ -592,6 +595,7 @@ class FTPClient:
         self.data_tls: Any = None
         self._owed = 1  # final replies the server owes us (its greeting first)
         self._epsv = True
+        self._mlsd = True  # MLSD when FEAT says MLST, until the server refuses it
         self._type: str | None = None
         self._prot_p = False
         self._queue: deque[Deferred[None]] = deque()
@@ -994,27 +998,56 @@ class FTPClient:
 
     def list(self, path: str = "") -> Deferred[Entries]:
         """The entries of a directory, parsed: MLSD when the server has MLST (every fact it
-        gives, in ``facts``), else LIST parsed from Unix ``ls -l`` or DOS lines (lines
-        neither can read are left out). ``.`` and ``..`` are left out.
+        gives, in ``facts``; a fact that is not one is left out of the entry; MLSD refused
+        with 500/502: LIST for the rest of the session), else LIST parsed from Unix ``ls
+        -l`` (long-iso times too) or DOS lines. Lines that cannot be read are left out with
+        one warning per listing (their count and the first). ``.`` and ``..`` are left out.
         """
 
         async def work() -> Entries:
-            mlsd = "MLST" in self.features
-            lines = await self._listing("MLSD" if mlsd else "LIST", path)
+            mlsd = "MLST" in self.features and self._mlsd
+            if mlsd:
+                try:
+                    lines = await self._listing("MLSD", path)
+                except FTPPermanentError as e:
+                    if e.code not in (500, 502):
+                        raise
+                    log.info("%s refused MLSD (%s): LIST from now on", self.host, e.code)
+                    self._mlsd = mlsd = False
+            if not mlsd:
+                lines = await self._listing("LIST", path)
             out: Entries = Listing()
+            bad: Names = []
             for line in lines:
                 if mlsd:
-                    info = parse_mlsx_line(line)
+                    try:
+                        info = parse_mlsx_line(line, strict=False)
+                    except FTPProtocolError:
+                        bad.append(line)
+                        continue
                     if info.facts.get("type", "").lower() in ("cdir", "pdir"):
                         continue
                 else:
                     parsed = parse_list_line(line)
                     if parsed is None:
+                        if not _TOTAL.match(line):
+                            bad.append(line)
                         continue
                     info = parsed
                 if info.name in (".", ".."):
                     continue
                 out.append(info)
+            if bad:
+                log.warning(
+                    "%s: %d line%s of the listing of %r could not be read and %s left out "
+                    "(the first: %r)",
+                    self.host,
+                    len(bad),
+                    "" if len(bad) == 1 else "s",
+                    path or ".",
+                    "is" if len(bad) == 1 else "are",
+                    bad[0],
+                )
             return out
 
         return self._run(work)

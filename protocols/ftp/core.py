@@ -611,7 +611,7 @@ def mlsx_line(info: FileInfo, facts: Iterable[str], perm: str) -> str:
     return "".join(out) + " " + info.name
 
 
-def parse_mlsx_line(line: str) -> FileInfo:
+def parse_mlsx_line(line: str, strict: bool = True) -> FileInfo:
     """A FileInfo from an MLSD line (``facts; name``); facts kept in ``facts``.
 
     ``type`` sets ``is_dir`` (``dir``, ``cdir``, ``pdir``), ``size`` (or ``sizd``) the size,
@@ -620,7 +620,11 @@ def parse_mlsx_line(line: str) -> FileInfo:
     ``unix.groupname``) the owner and group. A line that starts with a space has no facts
     (RFC 3659 §7.2); so pass MLST's entry lines without their leading space.
     FTPProtocolError when there is no ``"; "``, a fact lacks its ``=``, or a size, modify or
-    unix.mode value is not one.
+    unix.mode value is not one; with ``strict=False`` a bad fact is left out (the entry
+    keeps what parsed) and only a line without ``"; "`` fails.
+
+    >>> parse_mlsx_line("type=dir;modify=bogus;size=abc; d", strict=False).is_dir
+    True
 
     >>> info = parse_mlsx_line("type=file;Size=12;modify=20261205081700; a b.txt")
     >>> info.name, info.size, info.is_dir, format_mdtm(info.mtime), info.facts["size"]
@@ -639,6 +643,8 @@ def parse_mlsx_line(line: str) -> FileInfo:
             continue
         key, equals, value = fact.partition("=")
         if not equals or not key:
+            if not strict:
+                continue
             raise FTPProtocolError(None, f"an MLSx fact without '=': {fact!r}")
         facts[key.lower()] = value
     kind = facts.get("type", "").lower()
@@ -646,19 +652,32 @@ def parse_mlsx_line(line: str) -> FileInfo:
     size = -1
     mtime = None
     mode = 0
-    try:
-        for key in ("size", "sizd"):
-            if key in facts:
+
+    def bad(error: ValueError) -> None:
+        if strict:
+            raise FTPProtocolError(None, f"a bad MLSx fact in {line!r}: {error}") from None
+
+    for key in ("size", "sizd"):
+        if key in facts:
+            try:
                 size = int(facts[key])
                 if size < 0:
+                    size = -1
                     raise ValueError(f"negative {key}")
-                break
-        if "modify" in facts:
+            except ValueError as error:
+                size = -1
+                bad(error)
+            break
+    if "modify" in facts:
+        try:
             mtime = parse_mdtm(facts["modify"])
-        if "unix.mode" in facts:
+        except ValueError as error:
+            bad(error)
+    if "unix.mode" in facts:
+        try:
             mode = int(facts["unix.mode"], 8) | (stat.S_IFDIR if is_dir else stat.S_IFREG)
-    except ValueError as error:
-        raise FTPProtocolError(None, f"a bad MLSx fact in {line!r}: {error}") from None
+        except ValueError as error:
+            bad(error)
     return FileInfo(
         name=name,
         is_dir=is_dir,
@@ -679,7 +698,8 @@ def parse_list_line(line: str, now: float | None = None) -> FileInfo | None:
     as some servers write; a lone name is the owner), size, ``Mon DD HH:MM`` (the year
     guessed from ``now``: the latest such date no later than a day after ``now``, so the
     last 12 months with room for a server clock or time zone ahead) or ``Mon DD YYYY``,
-    name (after one space, the rest of the line: spaces kept; for a link, ``name ->
+    or ``ls --time-style=long-iso``'s ``YYYY-MM-DD HH:MM`` (full-iso's seconds, fraction
+    and zone too), name (after one space, the rest of the line: spaces kept; for a link, ``name ->
     target`` split at the first arrow). A device's ``major, minor`` gives ``size`` -1.
     DOS: ``MM-DD-YY  HH:MMAM  <DIR>  name`` or with a size (thousands separators allowed)
     instead of ``<DIR>`` (2- or 4-digit years, two-digit ones as POSIX ``%y``: 69-99 are
@@ -710,8 +730,11 @@ _UNIX_LINE = re.compile(
     r"(?:(?P<nlink>[0-9]+)\s+)?"
     r"(?:(?P<owner>\S+)\s+(?:(?P<group>\S+)\s+)??)??"
     r"(?P<size>[0-9]+|[0-9]+,\s*[0-9]+)\s+"
-    r"(?P<month>[A-Za-z]{3})\s+(?P<day>[0-9]{1,2})\s+"
+    r"(?:(?P<month>[A-Za-z]{3})\s+(?P<day>[0-9]{1,2})\s+"
     r"(?:(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})|(?P<year>[0-9]{4}))"
+    # ls --time-style=long-iso (2024-01-02 10:00) and full-iso (with seconds and a zone)
+    r"|(?P<iso>[0-9]{4}-[0-9]{2}-[0-9]{2}) (?P<isotime>[0-9]{2}:[0-9]{2})"
+    r"(?::(?P<isosecond>[0-9]{2})(?:\.[0-9]+)?)?(?: (?P<zone>[-+][0-9]{4}))?)"
     r" (?P<name>.+)",
     re.DOTALL,
 )
@@ -746,12 +769,24 @@ def _mode_bits(text: str) -> int:
 
 
 def _unix_entry(match: re.Match[str], now: float) -> FileInfo | None:
-    month = _MONTH_NUMBER.get(match["month"].lower())
-    day = int(match["day"])
+    month: int | None = 1
+    day = 1
+    if match["iso"] is None:
+        month = _MONTH_NUMBER.get(match["month"].lower())
+        day = int(match["day"])
     if month is None or not 1 <= day <= 31:
         return None
     try:
-        if match["year"] is not None:
+        if match["iso"] is not None:
+            when = datetime.strptime(
+                f"{match['iso']} {match['isotime']}:{match['isosecond'] or '00'}",
+                "%Y-%m-%d %H:%M:%S",
+            ).replace(tzinfo=UTC)
+            zone = match["zone"]
+            if zone:
+                sign = -1 if zone[0] == "-" else 1
+                when -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
+        elif match["year"] is not None:
             when = datetime(int(match["year"]), month, day, tzinfo=UTC)
         else:
             hour, minute = int(match["hour"]), int(match["minute"])

@@ -17,6 +17,7 @@ import pytest
 import netshell as ns
 from protocols import ftp
 from protocols.ftp import client as ftp_client
+from protocols.ftp.core import format_mdtm
 from tests.protocols.ftp.test_ftp_client_fake import FakeFTP, FakeServer
 
 pytestmark = pytest.mark.timeout(30)
@@ -291,3 +292,78 @@ async def test_an_unsolicited_421_closes_the_session_with_its_text() -> None:
     with pytest.raises(ftp_client.FTPConnectionClosed, match="421 shutting down") as info:
         await client.pwd()
     assert info.value.code == 421
+
+
+# ---- 6. listings with lines or facts that cannot be read
+
+
+class Lister(FakeFTP):
+    """MLSD sends ``server.mlsd_text`` (or is refused with ``server.refuse_mlsd``)."""
+
+    async def ftp_MLSD(self, arg: str) -> None:
+        refused = getattr(self.server, "refuse_mlsd", None)
+        if refused:
+            self.reply(refused, "MLSD not understood")
+            return
+        self.reply(150, "here it comes")
+        data = await self._data()
+        data.transport.write(self.server.mlsd_text)  # type: ignore[attr-defined]
+        data.transport.close()
+        await data.lost
+        self.reply(226, "listed")
+
+
+async def test_bad_mlsd_facts_and_lines_do_not_fail_the_listing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = Quirky(Lister)
+    server.mlsd_text = (  # type: ignore[attr-defined]
+        b"type=dir;modify=bogus; d\r\n"
+        b"type=file;size=abc; a\r\n"
+        b"type=file;size=-3;modify=20240102100000; b\r\n"
+        b"type=file;size=5 no separator\r\n"
+        b"type=file;size=7; good\r\n"
+    )
+    client = await ftp.connect("127.0.0.1", server.port)
+    with caplog.at_level("WARNING", logger="netshell.ftp.client"):
+        entries = await client.list()
+    by_name = {e.name: e for e in entries}
+    assert sorted(by_name) == ["a", "b", "d", "good"]
+    assert by_name["d"].is_dir and by_name["d"].mtime is None
+    assert by_name["a"].size == -1 and by_name["b"].size == -1
+    assert by_name["b"].mtime is not None and by_name["good"].size == 7
+    assert "1 line of the listing" in caplog.text and "no separator" in caplog.text
+    await client.quit()
+
+
+async def test_unreadable_list_lines_are_reported_and_long_iso_lines_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = FakeServer(
+        mlst=False,
+        list_text=(
+            b"total 3\r\n"
+            b"-rw-r--r-- 1 user group 5 2024-01-02 10:00 iso.txt\r\n"
+            b"-rw-r--r-- 1 user group 6 2024-01-02 10:00:05.000000000 +0100 full.txt\r\n"
+            b"what is this\r\n"
+            b"nor this\r\n"
+        ),
+    )
+    client = await ftp.connect("127.0.0.1", server.port)
+    with caplog.at_level("WARNING", logger="netshell.ftp.client"):
+        entries = await client.list()
+    assert [(e.name, e.size) for e in entries] == [("iso.txt", 5), ("full.txt", 6)]
+    assert format_mdtm(entries[0].mtime) == "20240102100000"
+    assert format_mdtm(entries[1].mtime) == "20240102090005"
+    assert "2 lines of the listing" in caplog.text and "what is this" in caplog.text
+    await client.quit()
+
+
+async def test_mlsd_refused_falls_back_to_list_for_the_session() -> None:
+    server = Quirky(Lister, list_text=b"-rw-r--r-- 1 u g 3 Jan 01  2024 x.txt\r\n")
+    server.refuse_mlsd = 500  # type: ignore[attr-defined]
+    client = await ftp.connect("127.0.0.1", server.port)
+    assert [e.name for e in await client.list()] == ["x.txt"]
+    assert [e.name for e in await client.list()] == ["x.txt"]
+    assert server.verbs().count("MLSD") == 1 and server.verbs().count("LIST") == 2
+    await client.quit()
