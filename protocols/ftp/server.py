@@ -1503,8 +1503,9 @@ class FTPServerProtocol(Protocol):
             "complete": transfer.complete,
         }
         log.info(
-            "%s %s %s %s %d bytes in %.3f s (%s, %s) %s",
-            self.peer_host, self.display_user, transfer.verb, transfer.path, transfer.bytes,
+            "%s %s %s %s %s bytes in %.3f s (%s, %s) %s",
+            self.peer_host, self.display_user, transfer.verb, transfer.path,
+            f"{transfer.bytes:,}",
             transfer.seconds, "out" if transfer.direction == "out" else "in", record["type"],
             "complete" if transfer.complete else "incomplete",
             extra={"ftp_transfer": record},

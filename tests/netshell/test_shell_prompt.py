@@ -332,6 +332,8 @@ def test_download_draws_a_progress_bar_at_the_prompt(netsh, tmp_path):
     t.line('await c.download("big.bin", "ftp-copy.bin")')
     screen = t.wait_for(r"^PosixPath\('ftp-copy\.bin'\)$")
     assert re.search(r"^RETR big\.bin \[#+\] 100% 2\.0 MiB/2\.0 MiB", screen, re.M), screen
+    # the server's log line (above) says the exact count, as a person checks it
+    assert re.search(r"anonymous RETR /big\.bin 2,097,152 bytes in ", screen), screen
     assert (tmp_path / "ftp-copy.bin").read_bytes() == (site / "big.bin").read_bytes()
 
 

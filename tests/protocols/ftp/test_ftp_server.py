@@ -505,7 +505,7 @@ async def test_one_log_line_per_transfer(server: Any, caplog: pytest.LogCaptureF
     assert (retr["user"], retr["path"], retr["bytes"], retr["complete"]) == (
         "alice", "/blob.bin", 1024 * 1024, True)
     assert (stor["direction"], stor["bytes"], stor["path"]) == ("in", 5, "/new.bin")
-    assert "alice RETR /blob.bin 1048576 bytes" in records[0].getMessage()
+    assert "alice RETR /blob.bin 1,048,576 bytes" in records[0].getMessage()
 
 
 async def test_auth_without_tls_configured(server: Any) -> None:
