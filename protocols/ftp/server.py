@@ -87,6 +87,8 @@ COMMANDS_PER_TURN = 16
 #: the commands acted on while a transfer is under way (RFC 959 §4.1.3); others wait for it
 _URGENT = frozenset({"ABOR", "STAT", "QUIT"})
 _ANONYMOUS = frozenset({"anonymous", "ftp"})
+#: the commands that use a data channel
+_TRANSFER_VERBS = frozenset({"RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD"})
 #: the commands that keep a REST offset: the transfers, and those that only prepare one
 #: (ftplib sends PASV between REST and RETR). Any other command cancels it: RFC 3659 §5.3
 #: wants REST immediately before the transfer, and an offset left over from an earlier
@@ -739,6 +741,7 @@ class FTPServerProtocol(Protocol):
 
     def _prepare_failed(self, failure: Failure, verb: str) -> None:
         if not self._closed:
+            self._refused_transfer(verb)
             error = failure.value
             if isinstance(error, FSError):
                 self.reply(error.code, str(error))
@@ -826,12 +829,22 @@ class FTPServerProtocol(Protocol):
         try:
             getattr(self, method)(arg)
         except FSError as e:
+            self._refused_transfer(verb)
             self.reply(e.code, str(e))
         except CommandError as e:
+            self._refused_transfer(verb)
             self._send(e.reply)
         except Exception:
             log.exception("Error answering %s from %s", verb, self.peer_host)
+            self._refused_transfer(verb)
             self.reply(451, "Requested action aborted: local error in processing.")
+
+    def _refused_transfer(self, verb: str) -> None:
+        # A transfer command refused before it began (no such file...) gives its data
+        # channel up, as vsftpd does: the client has connected it, or is about to, and
+        # closes its end on the refusal; the next transfer makes a new one.
+        if verb in _TRANSFER_VERBS and self.channel is not None:
+            self._drop_channel()
 
     # ---- login
 

@@ -478,3 +478,24 @@ def test_a_client_reading_nothing_is_aborted_when_idle(tree: Path) -> None:
     assert protocol.pending and not t.disconnecting  # held: the buffer is full
     clock.advance(10)
     assert t.aborted  # not a close that would wait for the client to read
+
+
+async def test_a_refused_transfer_gives_its_data_channel_up(tree: Path, reactor: Any) -> None:
+    # The client connected the passive channel, then the command was refused: the server
+    # closes its end at once (it held the connection until data_timeout before).
+    listener = serve_tree(tree)
+    try:
+        client = await RawFTP.connect(listener.port)
+        assert (await client.login("alice", "wonderland")).code == 230
+        session = next(iter(listener.factory.sessions))
+        for command, code in (("RETR missing.txt", 550), ("MLSD hello.txt", 501),
+                              ("LIST nowhere", 550)):
+            reader, writer = await client.open_data()
+            assert (await client.cmd(command)).code == code
+            assert session.channel is None  # given up with the refusal, not at a timeout
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+            writer.close()
+        assert (await client.cmd("NOOP")).code == 200
+        client.close()
+    finally:
+        listener.close()
