@@ -603,6 +603,7 @@ class FTPClient:
         self._transfer: _Transfer | None = None
         self._quitting = False
         self._resync = False  # replies up to a NOOP's are owed (a stalled transfer)
+        self._ready = False  # connect() has handed the session out
         control.on_lost = self._control_lost
         control.owed = lambda: self._owed
 
@@ -816,7 +817,14 @@ class FTPClient:
         if self._transfer is not None:
             self._transfer.cut()
         if not self._quitting:
-            log.info("FTP control connection to %s:%s ended", self.host, self.port)
+            # A session that never got going (a refused TLS handshake, a failed login)
+            # fails connect() with the reason: a line at INFO would only stand above it.
+            log.log(
+                logging.INFO if self._ready else logging.DEBUG,
+                "FTP control connection to %s:%s ended",
+                self.host,
+                self.port,
+            )
 
     # ---- session set-up (used by connect)
 
@@ -1977,9 +1985,10 @@ def connect(
     ``ca`` (PEM or a path) to trust instead of the system's store, ``context`` to give a
     :func:`netshell.tls.client_context` of your own, ``verify=False`` to turn checking off.
     ``passive=False`` makes the server connect back (PORT/EPRT). ``timeout`` bounds each
-    wait (None: no bound). ``login=False`` stops after the greeting (and AUTH TLS):
-    call :meth:`FTPClient.login` yourself. Fails with ConnectError, TLSError, FTPError
-    (a refused login is an FTPPermanentError 530).
+    wait (None: no bound on replies, handshakes and transfers; making a TCP connection,
+    control or data, is still bounded at 30 seconds). ``login=False`` stops after the
+    greeting (and AUTH TLS): call :meth:`FTPClient.login` yourself. Fails with
+    ConnectError, TLSError, FTPError (a refused login is an FTPPermanentError 530).
     """
     host = url_or_host
     path = ""
@@ -2077,6 +2086,7 @@ async def _connect(
     except BaseException:
         client.close()
         raise
+    client._ready = True
     return client
 
 

@@ -428,7 +428,12 @@ def parse_pasv(text: str) -> tuple[str, int]:
     """``(host, port)`` from a 227 reply's text: the first ``h1,h2,h3,h4,p1,p2`` in it,
     with or without parentheses (RFC 1123 §4.1.2.6 says to scan for the numbers).
 
-    Raises FTPProtocolError when there is none or a number is over 255.
+    Raises FTPProtocolError when there is none, a number is over 255 or the port is 0.
+
+    >>> parse_pasv("Entering Passive Mode (127,0,0,1,0,0)")
+    Traceback (most recent call last):
+    ...
+    protocols.ftp.core.FTPProtocolError: port 0 in the passive mode reply: '...'
     """
     match = _PASV_NUMBERS.search(text)
     if match is None:
@@ -436,6 +441,8 @@ def parse_pasv(text: str) -> tuple[str, int]:
     numbers = [int(n) for n in match.groups()]
     if any(n > 255 for n in numbers):
         raise FTPProtocolError(None, f"a number over 255 in the passive mode reply: {text!r}")
+    if numbers[4] == numbers[5] == 0:
+        raise FTPProtocolError(None, f"port 0 in the passive mode reply: {text!r}")
     return ".".join(map(str, numbers[:4])), numbers[4] * 256 + numbers[5]
 
 
@@ -524,7 +531,8 @@ class FileInfo:
     ``mode`` is an ``st_mode`` (type and permission bits); ``mtime`` seconds since the epoch
     (UTC). ``unique`` is MLSx's unique fact (server: ``"{dev:x}U{ino:x}"``). ``facts`` holds
     every MLSx fact a parsed line carried, lower-cased names, values as sent. Fields a parsed
-    listing does not give are left at their defaults (``size`` -1 when unknown).
+    listing does not give are left at their defaults (``size`` -1 when unknown, ``owner``
+    and ``group`` empty).
     """
 
     name: str
@@ -533,8 +541,8 @@ class FileInfo:
     mtime: float | None = None
     mode: int = 0
     nlink: int = 1
-    owner: str = "owner"
-    group: str = "group"
+    owner: str = ""
+    group: str = ""
     is_link: bool = False
     target: str | None = None
     unique: str | None = None
@@ -553,7 +561,8 @@ def _check_port(port: int) -> None:
 def list_line(info: FileInfo, now: float) -> str:
     """One line of a LIST answer, as ``ls -l`` writes it (what every client parses).
 
-    ``drwxr-xr-x   2 owner    group        4096 Dec 05 08:17 name`` — the time for entries
+    ``drwxr-xr-x   2 1000     1000         4096 Dec 05 08:17 name`` (an empty owner or group
+    written ``-``, so the columns stay where parsers look) — the time for entries
     modified within the 6 months before ``now`` (or in the future by under an hour), else
     the year (``Jan 01  2025``), as ``ls`` does; a symlink is ``name -> target``. Month
     names are English whatever the locale. No CRLF.
@@ -571,7 +580,7 @@ def list_line(info: FileInfo, now: float) -> str:
     if info.is_link and info.target is not None:
         name = f"{name} -> {info.target}"
     return (
-        f"{stat.filemode(mode)} {info.nlink:3d} {info.owner:<8} {info.group:<8} "
+        f"{stat.filemode(mode)} {info.nlink:3d} {info.owner or '-':<8} {info.group or '-':<8} "
         f"{max(info.size, 0):8d} {date} {name}"
     )
 
@@ -684,8 +693,8 @@ def parse_mlsx_line(line: str, strict: bool = True) -> FileInfo:
         size=size,
         mtime=mtime,
         mode=mode,
-        owner=facts.get("unix.ownername", facts.get("unix.owner", "owner")),
-        group=facts.get("unix.groupname", facts.get("unix.group", "group")),
+        owner=facts.get("unix.ownername", facts.get("unix.owner", "")),
+        group=facts.get("unix.groupname", facts.get("unix.group", "")),
         unique=facts.get("unique"),
         facts=facts,
     )
@@ -807,8 +816,8 @@ def _unix_entry(match: re.Match[str], now: float) -> FileInfo | None:
         mtime=(when - _EPOCH) / timedelta(seconds=1),
         mode=_mode_bits(mode_text),
         nlink=int(match["nlink"]) if match["nlink"] else 1,
-        owner=owner if owner is not None else "owner",
-        group=group if group is not None else "group",
+        owner=owner if owner is not None else "",
+        group=group if group is not None else "",
         is_link=is_link,
         target=target,
     )

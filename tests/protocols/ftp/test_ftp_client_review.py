@@ -367,3 +367,43 @@ async def test_mlsd_refused_falls_back_to_list_for_the_session() -> None:
     assert [e.name for e in await client.list()] == ["x.txt"]
     assert server.verbs().count("MLSD") == 1 and server.verbs().count("LIST") == 2
     await client.quit()
+
+
+# ---- polish
+
+
+def test_owner_and_group_default_to_empty_and_list_line_keeps_its_columns() -> None:
+    from protocols.ftp.core import FileInfo, list_line, parse_list_line, parse_mlsx_line
+
+    assert (FileInfo("x").owner, FileInfo("x").group) == ("", "")
+    dos = parse_list_line("12-05-26  08:17PM       <DIR>          pub")
+    assert dos is not None and (dos.owner, dos.group) == ("", "")
+    mlsd = parse_mlsx_line("type=file;size=1; a")
+    assert (mlsd.owner, mlsd.group) == ("", "")
+    line = list_line(FileInfo("a b.txt", size=5, mtime=0.0), now=0.0)
+    back = parse_list_line(line, now=0.0)
+    assert back is not None and (back.name, back.size, back.owner) == ("a b.txt", 5, "-"), line
+
+
+def test_a_pasv_reply_with_port_0_is_a_protocol_error() -> None:
+    from protocols.ftp.core import FTPProtocolError, parse_pasv
+
+    with pytest.raises(FTPProtocolError, match="port 0"):
+        parse_pasv("Entering Passive Mode (127,0,0,1,0,0)")
+
+
+async def test_a_failed_tls_start_logs_no_info_line_above_the_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class NoTLS(FakeFTP):
+        def ftp_AUTH(self, arg: str) -> None:
+            self.reply(234, "go ahead")
+            self.transport.write(b"this is not TLS\r\n")
+            self.transport.close()
+
+    server = Quirky(NoTLS)
+    logged = caplog.at_level("INFO", logger="netshell.ftp.client")
+    with logged, pytest.raises(Exception) as info:
+        await ftp.connect("127.0.0.1", server.port, tls=True, verify=False)
+    assert isinstance(info.value, ns.ConnectionClosed | ns.TLSError | ftp.FTPError), info.value
+    assert not [r for r in caplog.records if r.levelname == "INFO" and "ended" in r.message]

@@ -343,7 +343,7 @@ no_digits = st.text(st.characters(exclude_categories=("Nd", "Cs")), max_size=10)
 
 
 @SETTINGS
-@given(ipv4, ports, no_digits, no_digits)
+@given(ipv4, ports1, no_digits, no_digits)  # port 0 in a 227: FTPProtocolError (below)
 def test_pasv_and_port_round_trip(host, port, before, after):
     assert parse_port(format_port(host, port)) == (host, port)
     assert parse_pasv(format_pasv(host, port)) == (host, port)
@@ -488,7 +488,7 @@ def test_generated_unix_lines_parse_to_their_fields(
     assert info.is_dir == (kind == "d") and info.is_link == (kind == "l")
     assert info.target == (target if kind == "l" else None)
     assert stat.filemode(info.mode) == kind + perms
-    assert (info.nlink, info.owner, info.group) == (nlink, owner or "owner", group or "group"), line
+    assert (info.nlink, info.owner, info.group) == (nlink, owner or "", group or ""), line
 
 
 dos_names = names.filter(lambda name: not name[0].isspace())
