@@ -8,6 +8,7 @@ subclassing it) and, where the server's side matters, our own server.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -407,3 +408,21 @@ async def test_a_failed_tls_start_logs_no_info_line_above_the_error(
         await ftp.connect("127.0.0.1", server.port, tls=True, verify=False)
     assert isinstance(info.value, ns.ConnectionClosed | ns.TLSError | ftp.FTPError), info.value
     assert not [r for r in caplog.records if r.levelname == "INFO" and "ended" in r.message]
+
+
+async def test_an_error_reply_during_an_upload_fails_it_at_once() -> None:
+    class Full(FakeFTP):
+        async def _store(self, name: str, append: bool) -> None:
+            self.reply(150, "send it")
+            data = await self._data()
+            data.transport.pause_reading()  # reads nothing: the client's sending stalls
+            self.reply(452, "Insufficient storage space")  # the data connection left open
+
+    server = Quirky(Full)
+    client = await ftp.connect("127.0.0.1", server.port, timeout=60)
+    source = io.BytesIO(os.urandom(32 * 1024 * 1024))  # sent in pieces (no sendfile)
+    with pytest.raises(ftp.FTPTemporaryError) as info:
+        await client.store("big.bin", source).add_timeout(10)
+    assert info.value.code == 452 and "storage" in str(info.value)
+    assert await client.pwd() == "/"
+    await client.quit()
