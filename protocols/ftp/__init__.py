@@ -4,7 +4,8 @@ The names most people need are here: ``serve`` (a server on a directory), ``conn
 (a client), ``FTPClient``, ``download`` and ``upload`` (a file by URL, resumed when a
 transfer breaks), ``User``, and the errors: ``FTPError`` > ``FTPTemporaryError`` (4xx),
 ``FTPPermanentError`` (5xx), ``FTPProtocolError``, ``FTPConnectionClosed``,
-``FTPTimeoutError``, ``FTPTransferAborted``, ``FTPDataConnectionError``.
+``FTPTimeoutError``, ``FTPTransferAborted``, ``FTPDataConnectionError`` >
+``FTPTransferIncomplete``.
 """
 
 from protocols.ftp.client import (
@@ -13,6 +14,7 @@ from protocols.ftp.client import (
     FTPDataConnectionError,
     FTPTimeoutError,
     FTPTransferAborted,
+    FTPTransferIncomplete,
     connect,
     download,
     upload,
@@ -37,6 +39,7 @@ __all__ = [
     "FTPTemporaryError",
     "FTPTimeoutError",
     "FTPTransferAborted",
+    "FTPTransferIncomplete",
     "FileInfo",
     "Reply",
     "User",
