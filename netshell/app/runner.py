@@ -499,30 +499,12 @@ class AccessLogFormatter(logging.Formatter):
 
 
 @contextlib.contextmanager
-def _access_log_on_stderr() -> Iterator[None]:
-    """The HTTP access log, one line per answer on stderr, while the block runs."""
-    from protocols.http.server import access_log
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(AccessLogFormatter())
-    level, propagate = access_log.level, access_log.propagate
-    access_log.addHandler(handler)
-    access_log.setLevel(logging.INFO)
-    access_log.propagate = False
-    try:
-        yield
-    finally:
-        access_log.removeHandler(handler)
-        access_log.setLevel(level)
-        access_log.propagate = propagate
-
-
-@contextlib.contextmanager
-def _session_log_on_stderr(name: str) -> Iterator[None]:
-    """Logger ``name``'s INFO lines (an FTP server's logins and transfers) on stderr."""
+def _log_on_stderr(name: str, formatter: logging.Formatter) -> Iterator[None]:
+    """Logger ``name``'s INFO lines on stderr, and only there, while the block runs: the
+    HTTP access log (one line per answer), an FTP server's logins and transfers."""
     logger = logging.getLogger(name)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(formatter)
     level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -637,9 +619,10 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
 
     log: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if not options.quiet and service == "http":
-        log = _access_log_on_stderr()
+        log = _log_on_stderr(namespace.ACCESS_LOGGER, AccessLogFormatter())
     elif not options.quiet and service == "ftp":
-        log = _session_log_on_stderr("netshell.ftp")
+        log = _log_on_stderr("netshell.ftp", logging.Formatter("%(asctime)s %(message)s",
+                                                               "%Y-%m-%d %H:%M:%S"))
     options.exit_when_done = False
     options.quiet = True
     with log:
