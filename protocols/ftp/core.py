@@ -276,11 +276,38 @@ def parse_command(line: bytes) -> Command:
     Command(verb='NOOP', arg='')
     """
     verb, _, arg = line.partition(b" ")
+    # the verbs clients send, as they send them: a dict look-up instead of the regex
+    name = _KNOWN_VERBS.get(verb) if type(verb) is bytes else None
+    if name is not None:
+        return _new_command(Command, (name, arg.decode("utf-8", "surrogateescape")))
+    return _parse_command(verb, arg)
+
+
+def _parse_command(verb: bytes, arg: bytes) -> Command:
+    """:func:`parse_command`'s general path (any verb), from the line's two halves."""
     if not verb:
         raise CommandError(Reply(500, "Syntax error, command unrecognized."))
     if not _VERB.fullmatch(verb):
         raise CommandError(Reply(500, "Syntax error, command unrecognized."))
     return Command(verb.decode("ascii").upper(), arg.decode("utf-8", "surrogateescape"))
+
+
+#: Command(verb, arg) without the Python-level __new__ of a NamedTuple
+_new_command = tuple.__new__
+#: the verbs of RFC 959, 2228, 2389, 2428, 3659 and the X* aliases, upper-, lower- and
+#: capitalised as sent, each to its upper-case name: parse_command's fast path (any other
+#: verb, and any other spelling, takes the general path, with the same result)
+_KNOWN_VERBS: dict[bytes, str] = {
+    spelling.encode("ascii"): name
+    for name in (
+        "ABOR", "ACCT", "ADAT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CONF", "CWD", "DELE",
+        "ENC", "EPRT", "EPSV", "FEAT", "HELP", "LANG", "LIST", "MDTM", "MIC", "MKD", "MLSD",
+        "MLST", "MODE", "NLST", "NOOP", "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD",
+        "QUIT", "REIN", "REST", "RETR", "RMD", "RNFR", "RNTO", "SITE", "SIZE", "SMNT", "STAT",
+        "STOR", "STOU", "STRU", "SYST", "TYPE", "USER", "XCUP", "XCWD", "XMKD", "XPWD", "XRMD",
+    )
+    for spelling in (name, name.lower(), name.capitalize())
+}
 
 
 def format_command(verb: str, arg: str = "") -> bytes:
@@ -330,6 +357,21 @@ class CommandReader:
 
     def feed(self, data: bytes) -> list[Command | CommandError]:
         """What ``data`` completes, in order."""
+        # The fast path: what a client waiting for each reply sends, one whole line (CRLF
+        # or LF) and nothing before it held, no Telnet byte, shorter than max_line (so
+        # "too long" cannot apply). _feed gives the same for it, in more steps.
+        size = len(data)
+        if (0 < size <= self.max_line and data.find(b"\n") == size - 1
+                and type(data) is bytes and not self._line and not self._skipping
+                and self._telnet == _TN_DATA and b"\xff" not in data):
+            try:
+                return [parse_command(data[:-2] if data[-2:-1] == b"\r" else data[:-1])]
+            except CommandError as error:
+                return [error]
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> list[Command | CommandError]:
+        """:meth:`feed`'s general path: any bytes, in any state."""
         if self._telnet != _TN_DATA or b"\xff" in data:
             data = self._untelnet(data)
         out: list[Command | CommandError] = []
