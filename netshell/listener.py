@@ -2,7 +2,10 @@
 
 A :class:`Listener` is a listening TCP or Unix socket with the factory that makes
 a protocol for each connection it accepts (with a TLS server context, every
-connection is TLS from its first byte). :func:`bind_socket` binds the sockets
+connection is TLS from its first byte). On asyncio's own (selector) loop it accepts
+connections itself and reads and writes each through a :class:`~netshell.socket_io.SocketIO`
+(a connection then costs less CPU); on another loop (uvloop) through
+``loop.create_server``. :func:`bind_socket` binds the sockets
 that listeners and UDP ports use; the reactor's ``listen_tcp`` / ``listen_unix``
 / ``listen_tls`` bind with :func:`bind_tcp` / :func:`bind_unix` and build the Listener.
 """
@@ -10,8 +13,10 @@ that listeners and UDP ports use; the reactor's ``listen_tcp`` / ``listen_unix``
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import errno
 import itertools
+import logging
 import os
 import socket
 import stat
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from netshell.defer import Deferred, ensure_deferred, succeed
 from netshell.errors import AddressInUse, ListenError
 from netshell.interfaces import format_hostport
+from netshell.socket_io import SocketIO
 from netshell.transport import StreamTransport, address_of
 
 if TYPE_CHECKING:
@@ -32,6 +38,15 @@ __all__ = ["Listener", "bind_socket", "bind_tcp", "bind_unix"]
 
 #: Numbers for listeners (stream and datagram), shown by the prompt's tables and traces.
 listener_numbers = itertools.count(1)
+
+log = logging.getLogger("netshell.listener")
+
+_SelectorLoop = asyncio.selector_events.BaseSelectorEventLoop
+
+#: seconds a listener waits before accepting again after running out of descriptors or
+#: memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), as asyncio's servers do
+ACCEPT_RETRY_DELAY = 1.0
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def bind_socket(
@@ -181,6 +196,7 @@ class Listener:
         self.factory = factory
         self.kind = kind
         self._sock = sock
+        self._family = int(sock.family)
         self.address = address_of(kind, sock.getsockname())
         self._connections: dict[StreamTransport, None] = {}
         # What the connections accepted and lost since received and sent: with the open
@@ -188,6 +204,9 @@ class Listener:
         self._received_by_closed = 0
         self._sent_by_closed = 0
         self._server: asyncio.AbstractServer | None = None
+        #: accepting by itself (asyncio's selector loop): the listening socket's reader is on
+        self._accepting = False
+        self._retry: asyncio.TimerHandle | None = None
         self._closing: Deferred[None] | None = None
         self._drained: Deferred[None] | None = None
         self.closed = False
@@ -199,6 +218,11 @@ class Listener:
         loop = self.reactor.loop
         kind = self.kind
         backlog = self.backlog
+        if isinstance(loop, _SelectorLoop):
+            # The socket listens already (bind_socket): watch it and accept here.
+            self._accepting = True
+            loop.add_reader(self._sock.fileno(), self._accept)
+            return
         # Not serving until self._server is set: close() must find the server that
         # watches the socket, or it would close the fd under the selector's feet.
         if kind == "unix":
@@ -220,6 +244,46 @@ class Listener:
                 start_serving=False,
             )
         await self._server.start_serving()
+
+    def _accept(self) -> None:
+        """The listening socket is readable: accept what waits (as many as the backlog
+        each time, as asyncio does), one StreamTransport on a SocketIO for each."""
+        sock = self._sock
+        loop = self.reactor.loop
+        reactor, kind, factory = self.reactor, self.kind, self.factory
+        tls_context = self.tls_context
+        family, proto = self._family, sock.proto
+        tcp = kind != "unix"
+        new_socket = socket.socket
+        for _ in range(self.backlog):
+            try:
+                # What sock.accept() does, without asking the listening socket its family
+                # and type (two enum conversions) for every connection.
+                fd, addr = sock._accept()  # type: ignore[attr-defined]
+                conn = new_socket(family, socket.SOCK_STREAM, proto, fileno=fd)
+                conn.setblocking(False)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # none left
+            except OSError as e:
+                if e.errno in _OUT_OF_RESOURCES:
+                    # The socket stays readable: stop watching it for a while, or the loop
+                    # would spin on it.
+                    log.error("%s cannot accept a connection: %s; trying again in %g s",
+                              self, e, ACCEPT_RETRY_DELAY)
+                    loop.remove_reader(sock.fileno())
+                    self._retry = loop.call_later(ACCEPT_RETRY_DELAY, self._accept_again)
+                else:
+                    log.error("%s: accept() failed: %s", self, e)
+                return
+            SocketIO(loop, conn, StreamTransport(reactor, kind, factory, self,
+                                                 tls_context=tls_context), addr, tcp)
+            if not self._accepting:
+                return  # the connection closed the listener (an FTP passive channel does)
+
+    def _accept_again(self) -> None:
+        self._retry = None
+        if not self.closed:
+            self.reactor.loop.add_reader(self._sock.fileno(), self._accept)
 
     def __await__(self) -> Generator[Any, None, Listener]:
         """``await listener``: itself, once it accepts connections (it is bound already).
@@ -280,7 +344,16 @@ class Listener:
         if self._closing is not None:
             return self._closing
         self.closed = True
-        if self._server is not None:
+        if self._accepting:
+            self._accepting = False
+            if self._retry is not None:
+                self._retry.cancel()
+                self._retry = None
+            loop = self.reactor.loop
+            if not loop.is_closed():
+                loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+        elif self._server is not None:
             self._server.close()
         else:
             self._starting.cancel()

@@ -3,8 +3,10 @@
 A protocol never touches a socket. It is handed a :class:`StreamTransport`
 with ``connection_made`` and talks through ``write`` / ``close`` /
 ``abort``. The StreamTransport is itself the asyncio protocol of the
-connection, so between the event loop and a protocol's ``data_received``
-there is one method that counts bytes and catches errors, nothing more.
+connection (of asyncio's transport, or for a listener's connections on asyncio's
+own loop, of a :class:`~netshell.socket_io.SocketIO`), so between the event loop and
+a protocol's ``data_received`` there is one method that counts bytes and catches
+errors, nothing more.
 
 Data reaches the protocol in ``StreamTransport.data_received`` (plain bytes: the
 hottest path, written out) and ``StreamTransport._deliver`` (plaintext after TLS);
@@ -43,6 +45,7 @@ from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectError, ConnectionDone, ConnectionLost
 from netshell.failure import Failure
 from netshell.interfaces import Address
+from netshell.socket_io import SocketIO
 
 if TYPE_CHECKING:
     from netshell.connector import Connector
@@ -287,10 +290,12 @@ class StreamTransport(asyncio.Protocol):
             # stay on the heap whatever that history.
             transport.max_size = _READ_SIZE
         self.connected_at = time.time()
-        sock = transport.get_extra_info("socket")
-        if self.kind in ("tcp", "tcp6") and sock is not None:
+        if self.listener is None and self.kind in ("tcp", "tcp6"):
             # A host name may resolve to either family: the socket tells which it was.
-            self.kind = "tcp6" if sock.family == socket.AF_INET6 else "tcp"
+            # (A listener's connections are of its family, which its kind tells.)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self.kind = "tcp6" if sock.family == socket.AF_INET6 else "tcp"
         if self._tls_context is not None:
             # listen_tls / connect_tls: the protocol meets the connection only
             # once the handshake (and certificate check) has succeeded.
@@ -767,7 +772,10 @@ class StreamTransport(asyncio.Protocol):
                     os.lseek(fd, position, os.SEEK_SET)  # where asyncio leaves it tells progress
                     native.in_sendfile = True
                     try:
-                        sent = await loop.sendfile(t, file, position, chunk, fallback=False)
+                        if isinstance(t, SocketIO):  # an accepted connection (listener.py)
+                            sent = await t.sendfile(file, position, chunk)
+                        else:
+                            sent = await loop.sendfile(t, file, position, chunk, fallback=False)
                     except (OSError, RuntimeError, NotImplementedError) as e:
                         native.in_sendfile = False
                         done = min(max(os.lseek(fd, 0, os.SEEK_CUR) - position, 0), chunk)

@@ -41,6 +41,7 @@ LAYERS: list[set[str]] = [
     # the transports; listener and connector build stream transports (udp shares the
     # listener's bind_socket and numbering, so they are one layer, not one above)
     {
+        "netshell.socket_io",
         "netshell.transport",
         "netshell.listener",
         "netshell.connector",
