@@ -326,7 +326,8 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
     assert data["size_mib"] == 1 and data["parallel"] == 10
     assert data["logins"] == 30 and data["idle_connections"] == 200
     assert len(data["sha256"]) == 64
-    assert data["client_loop"] == "uvloop"  # the bench extra installs it
+    assert data["client_loop"] == "uvloop"  # the idle clients': the bench extra installs it
+    assert data["login_client"] == "epoll"
     assert data["unavailable"] == {}  # netshell's server too: ftp.serve is written
     assert set(data["servers"]) == set(FTP_SERVERS)
     for name, result in data["servers"].items():
@@ -336,7 +337,7 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
             assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
             assert result[key + "_rounds"] == [result[key]], (name, key)
         for key in ("retr_server_cpu_s_per_gib", "stor_server_cpu_s_per_gib",
-                    "login_server_cpu_us"):
+                    "login_server_cpu_us", "login_client_cpu_us"):
             assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
         label = FTP_SERVERS[name]
         assert re.search(rf"^{re.escape(label)}( +[0-9,]+){{6}}$", stdout, re.M), label
