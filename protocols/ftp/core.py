@@ -310,6 +310,14 @@ _KNOWN_VERBS: dict[bytes, str] = {
 }
 
 
+#: those verbs alone on a line (CRLF or LF), each to its Command (a tuple: one may be shared)
+_KNOWN_LINES: dict[bytes, Command] = {
+    spelling + end: Command(name, "")
+    for spelling, name in _KNOWN_VERBS.items()
+    for end in (b"\r\n", b"\n")
+}
+
+
 def format_command(verb: str, arg: str = "") -> bytes:
     """A command line as a client sends it, CRLF included.
 
@@ -354,6 +362,9 @@ class CommandReader:
         self._line = bytearray()
         self._telnet = _TN_DATA  # where the Telnet filter stands between feeds
         self._skipping = False  # inside a line that was too long, until its LF
+        #: nothing held: no bytes of a line, no line being skipped, no Telnet command begun
+        #: (what feed's fast path needs; kept by _feed)
+        self._clean = True
 
     def feed(self, data: bytes) -> list[Command | CommandError]:
         """What ``data`` completes, in order."""
@@ -361,18 +372,27 @@ class CommandReader:
         # or LF) and nothing before it held, no Telnet byte, shorter than max_line (so
         # "too long" cannot apply). _feed gives the same for it, in more steps.
         size = len(data)
-        if (0 < size <= self.max_line and data.find(b"\n") == size - 1
-                and type(data) is bytes and not self._line and not self._skipping
-                and self._telnet == _TN_DATA and b"\xff" not in data):
+        if not (self._clean and 0 < size <= self.max_line and type(data) is bytes):
+            return self._feed(data)
+        command = _KNOWN_LINES.get(data)  # QUIT, NOOP, PASV...: one look-up
+        if command is not None:
+            return [command]
+        # (``_IAC in data``, an int, is a plain byte search: ``b"\xff" in data`` is not)
+        if data.find(b"\n") == size - 1 and _IAC not in data:
+            line = data[:-2] if size > 1 and data[-2] == 0x0D else data[:-1]
+            verb, _, arg = line.partition(b" ")
+            name = _KNOWN_VERBS.get(verb)  # parse_command's fast path, inline
+            if name is not None:
+                return [_new_command(Command, (name, arg.decode("utf-8", "surrogateescape")))]
             try:
-                return [parse_command(data[:-2] if data[-2:-1] == b"\r" else data[:-1])]
+                return [_parse_command(verb, arg)]
             except CommandError as error:
                 return [error]
         return self._feed(data)
 
     def _feed(self, data: bytes) -> list[Command | CommandError]:
         """:meth:`feed`'s general path: any bytes, in any state."""
-        if self._telnet != _TN_DATA or b"\xff" in data:
+        if self._telnet != _TN_DATA or _IAC in data:
             data = self._untelnet(data)
         out: list[Command | CommandError] = []
         line = self._line
@@ -407,6 +427,7 @@ class CommandReader:
             if end < 0:
                 break
             pos = end + 1
+        self._clean = not line and not self._skipping and self._telnet == _TN_DATA
         return out
 
     def _untelnet(self, data: bytes) -> bytes:

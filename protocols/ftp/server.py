@@ -369,6 +369,9 @@ class FTPServerFactory(Factory):
         #: already though no file has them until the upload commits
         self.stou_names: set[tuple[str, str]] = set()
         self._filesystems: dict[tuple[str, bool], FileSystem] = {}
+        #: the User of each password given as a plain string in ``users``, and the
+        #: password's bytes (see _check)
+        self._password_users: dict[str, tuple[User, bytes]] = {}
 
     def build_protocol(self, addr: Any) -> FTPServerProtocol:
         return FTPServerProtocol(self)
@@ -433,12 +436,24 @@ class FTPServerFactory(Factory):
         users = self.users
         if users is not None and name in users:
             entry = users[name]
-            user = entry if isinstance(entry, User) else User(str(entry))
-            expected = user.password
             given = password.encode("utf-8", "surrogateescape")
+            if not isinstance(entry, User):
+                # a password: its User (frozen, so one may serve every login) and its bytes,
+                # made once
+                password_users = self._password_users
+                key = str(entry)
+                known = password_users.get(key)
+                if known is None:
+                    if len(password_users) >= 1024:
+                        password_users.clear()
+                    known = password_users[key] = (User(key), key.encode("utf-8",
+                                                                         "surrogateescape"))
+                user, expected_bytes = known
+                return user if hmac.compare_digest(expected_bytes, given) else None
+            expected = entry.password
             ok = expected is not None and hmac.compare_digest(
                 expected.encode("utf-8", "surrogateescape"), given)
-            return user if ok else None
+            return entry if ok else None
         if self.anonymous and name.lower() in _ANONYMOUS:
             # Anonymous is read-only beside named users, whatever ``writable`` says (as
             # vsftpd keeps anon_*_enable off): ``writable`` is meant for them. With no named
@@ -550,25 +565,28 @@ class FTPServerProtocol(Protocol):
         self.transport = transport
         factory = self.factory
         peer = transport.peer
-        self.peer_host, self.peer_port = peer.host, peer.port
+        self.peer_host = host = peer.host
+        self.peer_port = peer.port
         # An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d: data connections
         # are plain IPv4 ones.
         self.local_host = transport.host.host.removeprefix("::ffff:")
-        if len(factory.sessions) >= factory.max_connections > 0:
+        sessions = factory.sessions
+        if len(sessions) >= factory.max_connections > 0:
             log.warning("refused %s: %d connections already (max_connections)",
-                        self.peer_host, len(factory.sessions))
+                        host, len(sessions))
             self._send(Reply(421, "Too many connections; try again later."))
             self._close()
             return
-        per_ip = factory.per_ip.get(self.peer_host, 0)
+        counts = factory.per_ip
+        per_ip = counts.get(host, 0)
         if per_ip >= factory.max_connections_per_ip > 0:
             log.warning("refused %s: %d connections from it already (max_connections_per_ip)",
-                        self.peer_host, per_ip)
+                        host, per_ip)
             self._send(Reply(421, "Too many connections from your address."))
             self._close()
             return
-        factory.sessions.add(self)
-        factory.per_ip[self.peer_host] = per_ip + 1
+        sessions.add(self)
+        counts[host] = per_ip + 1
         self.counted = True
         get_info = getattr(transport, "get_extra_info", None)
         sock = get_info("socket") if get_info is not None else None
@@ -600,8 +618,7 @@ class FTPServerProtocol(Protocol):
         factory = self.factory
         self._last = factory.clock.seconds()
         order = factory._by_activity
-        if self in order:  # now the most recently active
-            del order[self]
+        if order.pop(self, 1) is None:  # it was there: now the most recently active
             order[self] = None
         pending = self.pending
         if pending:
@@ -643,10 +660,12 @@ class FTPServerProtocol(Protocol):
         timer, self._login_timer = self._login_timer, None
         if timer is not None and timer.active():
             timer.cancel()
-        self._release_stou_name()
+        if self._stou_name is not None:
+            self._release_stou_name()
         if self.transfer is not None:
             self.transfer.abort(Reply(426, "Connection closed; transfer aborted."))
-        self._drop_channel()
+        if self.channel is not None or self._pasv_timer is not None:
+            self._drop_channel()
         if self.authenticated:
             log.info("%s %s logged out", self.peer_host, self.username)
         self.pending = _NO_PENDING
@@ -809,12 +828,14 @@ class FTPServerProtocol(Protocol):
             self.reply(500, "Unknown command.")
             return
         method, needs_login, takes = spec
-        if verb != "RNTO":
-            self._rnfr, self.rnfr = self.rnfr, None
-        if self.rest and verb not in _KEEP_REST:
-            self.rest = 0
-        else:
-            self._rnfr = self.rnfr
+        # (with no RNFR path and no REST offset this changes nothing: not done then)
+        if self.rnfr is not None or self._rnfr is not None or self.rest:
+            if verb != "RNTO":
+                self._rnfr, self.rnfr = self.rnfr, None
+            if self.rest and verb not in _KEEP_REST:
+                self.rest = 0
+            else:
+                self._rnfr = self.rnfr
         if takes != "optional":
             if takes == "required":
                 if not arg.strip():
@@ -869,7 +890,7 @@ class FTPServerProtocol(Protocol):
         self.busy = True
         factory = self.factory
         users = factory.users
-        if (users is None or isinstance(users, Mapping)) and (
+        if (users is None or type(users) is dict or isinstance(users, Mapping)) and (
                 type(factory).authenticate is FTPServerFactory.authenticate):
             self._login_checked(factory._check(name, arg), name)  # no Deferred to wait for
             return
@@ -913,7 +934,8 @@ class FTPServerProtocol(Protocol):
         self.busy = False
         if not self._closed:
             self.transport.write(_LOGGED_IN)
-        self._run()
+        if not self._running:  # (checked at once, from _dispatch: it goes on itself)
+            self._run()
 
     def _login_refused(self, name: str) -> None:
         self._login_timer = None

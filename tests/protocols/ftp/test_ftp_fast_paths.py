@@ -49,7 +49,7 @@ def items(results: list[Command | CommandError]) -> list[tuple[Any, ...]]:
 
 
 def state(reader: CommandReader) -> tuple[Any, ...]:
-    return (bytes(reader._line), reader._skipping, reader._telnet, reader.buffered)
+    return (bytes(reader._line), reader._skipping, reader._telnet, reader.buffered, reader._clean)
 
 
 KNOWN = sorted(core._KNOWN_VERBS)
@@ -79,6 +79,14 @@ def test_every_known_verb_is_what_the_general_path_makes_of_it() -> None:
         assert core._VERB.fullmatch(spelling)
         assert name == spelling.decode("ascii").upper()
         assert parse_command(spelling + b" x") == general_parse(spelling + b" x") == (name, "x")
+
+
+def test_every_known_line_is_what_the_general_path_makes_of_it() -> None:
+    assert len(core._KNOWN_LINES) == 2 * len(core._KNOWN_VERBS)
+    for line, command in core._KNOWN_LINES.items():
+        assert items([command]) == items(CommandReader()._feed(line))
+        for limit in (1, len(line) - 2, len(line) - 1, len(line)):  # too long, or not
+            assert items(CommandReader(limit).feed(line)) == items(CommandReader(limit)._feed(line))
 
 
 def test_parse_command_takes_a_bytearray_as_before() -> None:
