@@ -19,7 +19,6 @@ meanwhile a write raises RuntimeError, as it does on asyncio's transport.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from typing import Any
@@ -39,9 +38,11 @@ class SocketIO:
     asyncio-style protocol: ``connection_made``, ``data_received``, ``eof_received``,
     ``connection_lost``, ``pause_writing``, ``resume_writing``).
 
-    ``connection_made`` is called from the constructor, then reading starts (unless the
-    protocol paused it there). ``peername`` is the address accept() gave; ``nodelay``
-    (for TCP) turns Nagle's algorithm off.
+    ``loop`` is asyncio's selector loop (its ``_add_reader`` & co. are used, as its own
+    transports use them: the public ones check each time that no asyncio transport owns
+    the descriptor). ``connection_made`` is called from the constructor, then reading
+    starts (unless the protocol paused it there). ``peername`` is the address accept()
+    gave; ``nodelay`` (for TCP) turns Nagle's algorithm off.
     """
 
     __slots__ = (
@@ -65,7 +66,7 @@ class SocketIO:
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        loop: Any,
         sock: socket.socket,
         protocol: Any,
         peername: Any = None,
@@ -99,7 +100,7 @@ class SocketIO:
             self._fatal_error(e, "Fatal error: protocol.connection_made() call failed.")
             return
         if not self._closing and not self._paused:
-            loop.add_reader(self._fd, self._read_ready)
+            loop._add_reader(self._fd, self._read_ready)
 
     # ---- reading
 
@@ -129,7 +130,7 @@ class SocketIO:
             return
         if keep_open:
             # Still writable: only reading is over.
-            self._loop.remove_reader(self._fd)
+            self._loop._remove_reader(self._fd)
         else:
             self.close()
 
@@ -140,13 +141,13 @@ class SocketIO:
         if self._closing or self._paused:
             return
         self._paused = True
-        self._loop.remove_reader(self._fd)
+        self._loop._remove_reader(self._fd)
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop.add_reader(self._fd, self._read_ready)
+        self._loop._add_reader(self._fd, self._read_ready)
 
     # ---- writing
 
@@ -176,7 +177,7 @@ class SocketIO:
             if n == len(data):
                 return
             data = memoryview(data)[n:]
-            self._loop.add_writer(self._fd, self._write_ready)
+            self._loop._add_writer(self._fd, self._write_ready)
         buffer.extend(data)
         if len(buffer) > self._high and not self._protocol_paused:
             self._protocol_paused = True
@@ -197,7 +198,7 @@ class SocketIO:
         except (BlockingIOError, InterruptedError):
             return
         except Exception as e:
-            self._loop.remove_writer(self._fd)
+            self._loop._remove_writer(self._fd)
             buffer.clear()
             self._fatal_error(e, "Fatal write error on socket transport")
             return
@@ -205,7 +206,7 @@ class SocketIO:
             del buffer[:n]
         self._maybe_resume_protocol()  # may write more
         if not buffer:
-            self._loop.remove_writer(self._fd)
+            self._loop._remove_writer(self._fd)
             if self._closing:
                 self._call_connection_lost(None)
             elif self._eof:
@@ -287,7 +288,7 @@ class SocketIO:
         if self._closing:
             return
         self._closing = True
-        self._loop.remove_reader(self._fd)
+        self._loop._remove_reader(self._fd)
         if not self._buffer:  # (no writer is registered while the buffer is empty)
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
@@ -310,10 +311,10 @@ class SocketIO:
             return
         if self._buffer:
             self._buffer.clear()
-            self._loop.remove_writer(self._fd)
+            self._loop._remove_writer(self._fd)
         if not self._closing:
             self._closing = True
-            self._loop.remove_reader(self._fd)
+            self._loop._remove_reader(self._fd)
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
