@@ -19,6 +19,7 @@ meanwhile a write raises RuntimeError, as it does on asyncio's transport.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any
@@ -38,11 +39,9 @@ class SocketIO:
     asyncio-style protocol: ``connection_made``, ``data_received``, ``eof_received``,
     ``connection_lost``, ``pause_writing``, ``resume_writing``).
 
-    ``loop`` is asyncio's selector loop (its ``_add_reader`` & co. are used, as its own
-    transports use them: the public ones check each time that no asyncio transport owns
-    the descriptor). ``connection_made`` is called from the constructor, then reading
-    starts (unless the protocol paused it there). ``peername`` is the address accept()
-    gave; ``nodelay`` (for TCP) turns Nagle's algorithm off.
+    ``connection_made`` is called from the constructor, then reading starts (unless the
+    protocol paused it there). ``peername`` is the address accept() gave; ``nodelay``
+    (for TCP) turns Nagle's algorithm off.
     """
 
     __slots__ = (
@@ -66,7 +65,7 @@ class SocketIO:
 
     def __init__(
         self,
-        loop: Any,
+        loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
         protocol: Any,
         peername: Any = None,
@@ -100,7 +99,7 @@ class SocketIO:
             self._fatal_error(e, "Fatal error: protocol.connection_made() call failed.")
             return
         if not self._closing and not self._paused:
-            loop._add_reader(self._fd, self._read_ready)
+            loop.add_reader(self._fd, self._read_ready)
 
     # ---- reading
 
@@ -130,7 +129,7 @@ class SocketIO:
             return
         if keep_open:
             # Still writable: only reading is over.
-            self._loop._remove_reader(self._fd)
+            self._loop.remove_reader(self._fd)
         else:
             self.close()
 
@@ -141,13 +140,13 @@ class SocketIO:
         if self._closing or self._paused:
             return
         self._paused = True
-        self._loop._remove_reader(self._fd)
+        self._loop.remove_reader(self._fd)
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop._add_reader(self._fd, self._read_ready)
+        self._loop.add_reader(self._fd, self._read_ready)
 
     # ---- writing
 
@@ -177,7 +176,7 @@ class SocketIO:
             if n == len(data):
                 return
             data = memoryview(data)[n:]
-            self._loop._add_writer(self._fd, self._write_ready)
+            self._loop.add_writer(self._fd, self._write_ready)
         buffer.extend(data)
         if len(buffer) > self._high and not self._protocol_paused:
             self._protocol_paused = True
@@ -198,7 +197,7 @@ class SocketIO:
         except (BlockingIOError, InterruptedError):
             return
         except Exception as e:
-            self._loop._remove_writer(self._fd)
+            self._loop.remove_writer(self._fd)
             buffer.clear()
             self._fatal_error(e, "Fatal write error on socket transport")
             return
@@ -206,7 +205,7 @@ class SocketIO:
             del buffer[:n]
         self._maybe_resume_protocol()  # may write more
         if not buffer:
-            self._loop._remove_writer(self._fd)
+            self._loop.remove_writer(self._fd)
             if self._closing:
                 self._call_connection_lost(None)
             elif self._eof:
@@ -288,7 +287,7 @@ class SocketIO:
         if self._closing:
             return
         self._closing = True
-        self._loop._remove_reader(self._fd)
+        self._loop.remove_reader(self._fd)
         if not self._buffer:  # (no writer is registered while the buffer is empty)
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
@@ -311,10 +310,10 @@ class SocketIO:
             return
         if self._buffer:
             self._buffer.clear()
-            self._loop._remove_writer(self._fd)
+            self._loop.remove_writer(self._fd)
         if not self._closing:
             self._closing = True
-            self._loop._remove_reader(self._fd)
+            self._loop.remove_reader(self._fd)
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
