@@ -221,7 +221,7 @@ class Listener:
         if isinstance(loop, _SelectorLoop):
             # The socket listens already (bind_socket): watch it and accept here.
             self._accepting = True
-            loop.add_reader(self._sock.fileno(), self._accept)
+            loop.add_reader(self._sock.fileno(), self._accept_waiting)
             return
         # Not serving until self._server is set: close() must find the server that
         # watches the socket, or it would close the fd under the selector's feet.
@@ -245,7 +245,7 @@ class Listener:
             )
         await self._server.start_serving()
 
-    def _accept(self) -> None:
+    def _accept_waiting(self) -> None:
         """The listening socket is readable: accept what waits (as many as the backlog
         each time, as asyncio does), one StreamTransport on a SocketIO for each."""
         sock = self._sock
@@ -283,7 +283,7 @@ class Listener:
     def _accept_again(self) -> None:
         self._retry = None
         if not self.closed:
-            self.reactor.loop.add_reader(self._sock.fileno(), self._accept)
+            self.reactor.loop.add_reader(self._sock.fileno(), self._accept_waiting)
 
     def __await__(self) -> Generator[Any, None, Listener]:
         """``await listener``: itself, once it accepts connections (it is bound already).

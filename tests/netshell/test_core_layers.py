@@ -445,6 +445,11 @@ PRIVATE_USES_ALLOWED = {
         "resumed (its docstring says so; None if the internals change)"
     ),
     ("netshell.tls_layer", "from OpenSSL._util import lib"): "_session_reused(), as above",
+    ("netshell.listener", "sock._accept"): (
+        "Listener._accept_waiting(): what socket.accept() does (it calls _accept() itself), "
+        "without asking the listening socket its family and type, two enum conversions, "
+        "for every connection accepted"
+    ),
 }
 
 
