@@ -60,6 +60,7 @@ class SocketIO:
         "_protocol_paused",
         "_sock",
         "_sockname",
+        "_writing",
         "max_size",
     )
 
@@ -84,6 +85,8 @@ class SocketIO:
         self._paused = False
         self._protocol_paused = False
         self._lent = False
+        #: the loop watches the socket for writing (while the buffer holds something)
+        self._writing = False
         self._high = HIGH_WATER
         self._low = HIGH_WATER // 4
         self.max_size = READ_SIZE
@@ -95,7 +98,9 @@ class SocketIO:
                 pass
         try:
             protocol.connection_made(self)
-        except Exception as e:
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # CancelledError too: this connection only
             self._fatal_error(e, "Fatal error: protocol.connection_made() call failed.")
             return
         if not self._closing and not self._paused:
@@ -118,13 +123,17 @@ class SocketIO:
             return
         try:
             self._protocol.data_received(data)
-        except Exception as e:
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:
             self._fatal_error(e, "Fatal error: protocol.data_received() call failed.")
 
     def _on_eof(self) -> None:
         try:
             keep_open = self._protocol.eof_received()
-        except Exception as e:
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:
             self._fatal_error(e, "Fatal error: protocol.eof_received() call failed.")
             return
         if keep_open:
@@ -159,6 +168,8 @@ class SocketIO:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._lent:
             raise RuntimeError("unable to write; sendfile is in progress")
+        if isinstance(data, memoryview) and (data.itemsize != 1 or data.ndim != 1):
+            data = data.cast("B")  # counted and cut in bytes, as send() counts
         if not data:
             return
         if self._conn_lost:
@@ -176,6 +187,7 @@ class SocketIO:
             if n == len(data):
                 return
             data = memoryview(data)[n:]
+            self._writing = True
             self._loop.add_writer(self._fd, self._write_ready)
         buffer.extend(data)
         if len(buffer) > self._high and not self._protocol_paused:
@@ -197,7 +209,7 @@ class SocketIO:
         except (BlockingIOError, InterruptedError):
             return
         except Exception as e:
-            self._loop.remove_writer(self._fd)
+            self._stop_writing()
             buffer.clear()
             self._fatal_error(e, "Fatal write error on socket transport")
             return
@@ -205,11 +217,16 @@ class SocketIO:
             del buffer[:n]
         self._maybe_resume_protocol()  # may write more
         if not buffer:
-            self._loop.remove_writer(self._fd)
+            self._stop_writing()
             if self._closing:
                 self._call_connection_lost(None)
             elif self._eof:
                 self._shutdown_write()
+
+    def _stop_writing(self) -> None:
+        if self._writing:
+            self._writing = False
+            self._loop.remove_writer(self._fd)
 
     def _maybe_resume_protocol(self) -> None:
         if self._protocol_paused and len(self._buffer) <= self._low:
@@ -288,7 +305,8 @@ class SocketIO:
             return
         self._closing = True
         self._loop.remove_reader(self._fd)
-        if not self._buffer:  # (no writer is registered while the buffer is empty)
+        if not self._buffer:
+            self._stop_writing()
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
 
@@ -308,9 +326,8 @@ class SocketIO:
     def _force_close(self, exc: BaseException | None) -> None:
         if self._conn_lost:
             return
-        if self._buffer:
-            self._buffer.clear()
-            self._loop.remove_writer(self._fd)
+        self._buffer.clear()
+        self._stop_writing()
         if not self._closing:
             self._closing = True
             self._loop.remove_reader(self._fd)
@@ -318,6 +335,9 @@ class SocketIO:
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
+        if self._protocol is None:
+            return  # told already (a close that waited for the buffer, then an abort)
+        self._conn_lost += 1  # what is written from now on is dropped
         try:
             self._protocol.connection_lost(exc)
         finally:

@@ -10,10 +10,12 @@ Deferreds their protocols fire.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import errno
 import hashlib
 import logging
+import selectors
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -334,3 +336,102 @@ def test_a_file_sent_over_socket_io_refuses_writes_meanwhile_and_arrives_whole(
         lst.close()
 
     reactor.run_until(go(), timeout=30)
+
+
+# ---- found by review: what asyncio's transport does and SocketIO must too
+
+
+def watched_for_writing(r: Reactor, raw: SocketIO) -> bool:
+    key = r.loop._selector.get_map().get(raw._fd)  # type: ignore[attr-defined]
+    return key is not None and bool(key.events & selectors.EVENT_WRITE)
+
+
+def test_a_memoryview_of_wide_items_is_counted_in_bytes(reactor: Reactor) -> None:
+    """send() counts bytes, len() of a memoryview of ints counts items: a whole send must
+    not leave a writer registered (the loop would spin, and the descriptor's next owner
+    fail), and a partial one must keep the right bytes."""
+    small = array.array("i", range(1000))
+    big = array.array("i", range(2 * 1024 * 1024))  # 8 MiB: more than the kernel takes
+
+    async def go() -> None:
+        lst, c, s = await accepted_pair(reactor, server=RecordingProtocol, client=PausedReader)
+        raw = raw_of(s.transport)
+        raw.write(memoryview(small))
+        assert not watched_for_writing(reactor, raw)  # all sent: nothing left to watch
+        raw.write(memoryview(big))
+        assert watched_for_writing(reactor, raw) and raw.get_write_buffer_size() > 0
+        await c.read_until(len(small.tobytes()) + len(big.tobytes()))
+        expected = hashlib.sha256(small.tobytes() + big.tobytes()).hexdigest()
+        assert c.sha.hexdigest() == expected
+        assert raw.get_write_buffer_size() == 0 and not watched_for_writing(reactor, raw)
+        lst.close()
+
+    reactor.run_until(go(), timeout=30)
+
+
+class CancelledOnData(RecordingProtocol):
+    calls = 0
+
+    def data_received(self, data: bytes) -> None:
+        CancelledOnData.calls += 1
+        raise asyncio.CancelledError()  # a BaseException, not an Exception
+
+
+class CancelledOnEof(RecordingProtocol):
+    calls = 0
+
+    def eof_received(self) -> bool | None:
+        CancelledOnEof.calls += 1
+        raise asyncio.CancelledError()
+
+
+def test_a_base_exception_from_the_protocol_loses_that_connection_once(
+    reactor: Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def go() -> None:
+        lst, c, s = await accepted_pair(reactor, server=CancelledOnData)
+        c.transport.write(b"x")
+        await s.done
+        assert s.reason.check(ns.ConnectionLost)
+        await c.done
+        assert CancelledOnData.calls == 1
+
+        lst2, c2, s2 = await accepted_pair(reactor, server=CancelledOnEof)
+        c2.transport.write_eof()
+        await s2.done
+        assert s2.reason.check(ns.ConnectionLost)
+        assert CancelledOnEof.calls == 1  # not called again and again by a spinning loop
+        # the listeners serve on
+        lst3, c3, _s3 = await accepted_pair(reactor)
+        c3.transport.write(b"ok")
+        assert await c3.wait_for_bytes(2) == b"ok"
+        for listener in (lst, lst2, lst3):
+            listener.close()
+
+    with caplog.at_level(logging.ERROR):
+        reactor.run_until(go(), timeout=30)
+    reported = [r for r in caplog.records if r.exc_info and r.exc_info[0] is asyncio.CancelledError]
+    assert len(reported) == 2  # each reported once, with its traceback
+
+
+def test_writes_after_the_connection_is_lost_are_dropped_quietly(
+    reactor: Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def go() -> None:
+        lst, c, s = await accepted_pair(reactor, server=RecordingProtocol)
+        raw = raw_of(s.transport)
+        big = b"y" * (4 * 1024 * 1024)
+        raw.write(big)
+        raw.close()  # waits for the buffer, then the protocol hears of it
+        await c.wait_for_bytes(len(big))
+        await s.done
+        raw.write(b"late")  # a timer's write after connection_lost
+        raw.abort()
+        await c.done
+        assert len(c.received) == len(big)
+        lst.close()
+
+    with caplog.at_level(logging.WARNING):
+        reactor.run_until(go(), timeout=30)
+        reactor.run_until(asyncio.sleep(0), timeout=5)  # one more turn: anything queued runs
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
