@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import stat
+import sys
 import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,19 @@ _SelectorLoop = asyncio.selector_events.BaseSelectorEventLoop
 #: memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), as asyncio's servers do
 ACCEPT_RETRY_DELAY = 1.0
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def _set_nodelay_for_all(sock: socket.socket) -> bool:
+    """Turn Nagle's algorithm off on a listening TCP socket, for the connections it
+    accepts: True where they inherit it (Linux copies a listener's options to them)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        return False
+    return True
 
 
 def bind_socket(
@@ -197,7 +211,15 @@ class Listener:
         self.kind = kind
         self._sock = sock
         self._family = int(sock.family)
-        self.address = address_of(kind, sock.getsockname())
+        sockname = sock.getsockname()
+        self.address = address_of(kind, sockname)
+        #: every accepted connection's own address when the socket is bound to one address
+        #: (not a wildcard): given to it rather than asked of each socket
+        self._conn_sockname = None if kind == "unix" or self.address.host in _WILDCARDS \
+            else sockname
+        #: TCP_NODELAY, set on the listening socket, is inherited by the accepted ones on
+        #: Linux; elsewhere each connection sets it
+        self._nodelay_each = kind != "unix" and not _set_nodelay_for_all(sock)
         self._connections: dict[StreamTransport, None] = {}
         # What the connections accepted and lost since received and sent: with the open
         # ones', the listener's totals (bytes_received, bytes_sent).
@@ -253,7 +275,7 @@ class Listener:
         reactor, kind, factory = self.reactor, self.kind, self.factory
         tls_context = self.tls_context
         family, proto = self._family, sock.proto
-        tcp = kind != "unix"
+        nodelay, sockname = self._nodelay_each, self._conn_sockname
         new_socket = socket.socket
         for _ in range(self.backlog):
             try:
@@ -276,7 +298,8 @@ class Listener:
                     log.error("%s: accept() failed: %s", self, e)
                 return
             SocketIO(loop, conn, StreamTransport(reactor, kind, factory, self,
-                                                 tls_context=tls_context), addr, tcp)
+                                                 tls_context=tls_context),
+                     addr, nodelay, sockname)
             if not self._accepting:
                 return  # the connection closed the listener (an FTP passive channel does)
 

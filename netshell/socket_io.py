@@ -41,7 +41,8 @@ class SocketIO:
 
     ``connection_made`` is called from the constructor, then reading starts (unless the
     protocol paused it there). ``peername`` is the address accept() gave; ``nodelay``
-    (for TCP) turns Nagle's algorithm off.
+    (for TCP) turns Nagle's algorithm off; ``sockname``, when the caller knows it (a
+    listener bound to one address), spares asking the socket.
     """
 
     __slots__ = (
@@ -71,13 +72,14 @@ class SocketIO:
         protocol: Any,
         peername: Any = None,
         nodelay: bool = False,
+        sockname: Any = None,
     ) -> None:
         self._loop = loop
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
         self._protocol = protocol
         self._peername = peername
-        self._sockname: Any = None
+        self._sockname: Any = sockname
         self._buffer = bytearray()
         self._closing = False
         self._conn_lost = 0

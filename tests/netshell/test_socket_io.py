@@ -435,3 +435,29 @@ def test_writes_after_the_connection_is_lost_are_dropped_quietly(
         reactor.run_until(go(), timeout=30)
         reactor.run_until(asyncio.sleep(0), timeout=5)  # one more turn: anything queued runs
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("interface", ["127.0.0.1", "0.0.0.0"])
+def test_accepted_connections_have_nagle_off_and_their_own_address(
+    any_loop: Reactor, interface: str
+) -> None:
+    """Set once on the listening socket (Linux passes it on) or per connection: small
+    writes go out at once. A listener bound to one address tells its connections their
+    address; one bound to the wildcard never gives them 0.0.0.0."""
+
+    async def go() -> None:
+        factory = RecordingFactory(RecordingEcho)
+        lst = any_loop.listen_tcp(0, factory, interface=interface)
+        c = await any_loop.connect_tcp(
+            "127.0.0.1", lst.port, ns.ClientFactory.for_protocol(RecordingProtocol))
+        s = await factory.accepted()
+        sock = s.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert s.transport.host == ns.Address("tcp", "127.0.0.1", lst.port)
+        assert s.transport.host == c.transport.peer
+        assert sock.getsockname() == ("127.0.0.1", lst.port)
+        c.transport.close()
+        await s.done
+        lst.close()
+
+    any_loop.run_until(go(), timeout=30)
