@@ -1,0 +1,1456 @@
+"""The IRC client: registration, state, requests answered by numerics, and event hooks.
+
+``client = await irc.connect("irc.example.org", 6667, "alice")`` answers with a registered
+:class:`IRCClient` (after 001 and the end of the MOTD). What it does, as the "Modern IRC
+Client Protocol" document and IRCv3 describe:
+
+- Registration: ``CAP LS 302`` (the capabilities the server offers among ``caps`` are
+  requested: server-time, message-tags, multi-prefix, echo-message, batch, away-notify,
+  account-tag; ``sasl`` when ``sasl=(user, password)`` is given, then SASL PLAIN),
+  ``PASS``, ``NICK``, ``USER``, ``CAP END``. A nick that is taken (433) or refused
+  (432, 436) during registration: the next one is tried (``nick_``, ``nick__``...).
+  ``connect`` fails with :class:`NickInUse`, :class:`PasswordMismatch` (464),
+  :class:`SASLFailed`, :class:`IRCConnectionClosed` (an ERROR, a closed connection),
+  :class:`IRCTimeoutError`, or netshell's ConnectError (refused, no such host).
+- ISUPPORT (005) is read and used: PREFIX (member prefixes, multi-prefix), CASEMAPPING
+  (names compared folded), CHANTYPES (what is a channel), CHANMODES (which modes take a
+  parameter).
+- PING is answered with PONG at once (ahead of anything the throttle holds back).
+- Methods: ``join``, ``part``, ``topic``, ``kick``, ``mode``, ``nick``, ``names``,
+  ``whois``, ``who``, ``ctcp`` answer with Deferreds built from the server's replies;
+  their errors (401, 403, 442, 482...) errback with :class:`IRCCommandError`, which carries
+  the numeric. ``msg``, ``notice``, ``action`` and ``quote`` send (long texts are split to
+  fit the 512-byte line); ``quit`` closes.
+- Events: override (or assign on the instance) the hooks ``on_message``, ``on_notice``,
+  ``on_action``, ``on_ctcp``, ``on_ctcp_reply``, ``on_join``, ``on_part``, ``on_kick``,
+  ``on_quit``, ``on_nick``, ``on_topic``, ``on_mode``, ``on_invite``, ``on_away``,
+  ``on_registered``, ``on_disconnected``, ``on_raw``; each gets one :class:`Event` (its
+  message with its tags, and its ``time``: the server's when server-time is on).
+  ``add_listener(kind, f)`` adds more; ``wait_for(kind, match)`` is a Deferred of the next
+  such event.
+- CTCP VERSION, PING, TIME and CLIENTINFO are answered; ACTION is sent and received.
+- Outgoing lines pass a token bucket (:class:`Throttle`: ``burst`` lines at once, then
+  ``rate`` a second) on the reactor's clock, so a server's flood control never kills us.
+- State: ``channels`` (name folded -> :class:`Channel`, with ``members``: nick ->
+  prefixes, and ``topic``), kept from JOIN, PART, KICK, QUIT, NICK, MODE, 353 and TOPIC.
+- ``reconnect=True``: a connection lost after registration is made again with back-off
+  (1 s doubling to 60 s), registering again and joining the channels it was in.
+
+Example (no server needed)::
+
+    >>> c = IRCClient("alice")
+    >>> c.is_channel("#netshell"), c.is_channel("bob")
+    (True, False)
+    >>> split_prefixes("@+bob", "@+")
+    ('@+', 'bob')
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import netshell as ns
+from netshell.defer import Deferred
+from netshell.failure import Failure
+from netshell.reactor import get_reactor
+from protocols.irc.core import LineReader, LineTooLong, Message, casefold, parse
+
+__all__ = [
+    "DEFAULT_CAPS",
+    "Channel",
+    "Event",
+    "IRCClient",
+    "IRCCommandError",
+    "IRCConnectionClosed",
+    "IRCError",
+    "IRCTimeoutError",
+    "ISupport",
+    "NickInUse",
+    "PasswordMismatch",
+    "SASLFailed",
+    "Throttle",
+    "WhoEntry",
+    "WhoisResult",
+    "connect",
+    "split_prefixes",
+]
+
+log = logging.getLogger("netshell.irc.client")
+
+T = TypeVar("T")
+
+#: the capabilities requested when the server offers them (``sasl`` is added when asked)
+DEFAULT_CAPS = (
+    "server-time",
+    "message-tags",
+    "multi-prefix",
+    "echo-message",
+    "batch",
+    "away-notify",
+    "account-tag",
+)
+
+VERSION = "netshell IRC client"
+
+
+# ---- errors
+
+
+class IRCError(Exception):
+    """The base of the IRC client's errors."""
+
+
+class IRCCommandError(IRCError):
+    """The server refused a command: ``numeric`` (e.g. ``"401"``), ``message`` (the whole
+    reply as a :class:`~protocols.irc.core.Message`, or None) and ``text`` (its reason)."""
+
+    def __init__(self, numeric: str, text: str, message: Message | None = None) -> None:
+        super().__init__(f"{numeric} {text}")
+        self.numeric = numeric
+        self.text = text
+        self.message = message
+
+
+class NickInUse(IRCCommandError):
+    """Registration failed: every nick tried was taken or refused (433, 432, 436)."""
+
+
+class PasswordMismatch(IRCCommandError):
+    """The server refused the connection password (464)."""
+
+
+class SASLFailed(IRCCommandError):
+    """SASL authentication failed (902, 904, 905, 906, 908, or the server lacks SASL)."""
+
+
+class IRCConnectionClosed(IRCError, ns.ConnectionClosed):
+    """The connection ended (``ERROR`` from the server, or lost): what waited on it fails."""
+
+
+class IRCTimeoutError(IRCError, ns.TimeoutError):
+    """Registration or a reply did not come within the timeout."""
+
+
+# ---- small pieces
+
+
+def split_prefixes(name: str, symbols: str) -> tuple[str, str]:
+    """``name`` as given in a NAMES reply split into (its prefix symbols, the nick)."""
+    i = 0
+    while i < len(name) and name[i] in symbols:
+        i += 1
+    return name[:i], name[i:]
+
+
+def _fold(name: str, casemapping: str) -> str:
+    if casemapping in ("rfc1459", "strict-rfc1459"):
+        return casefold(name, "rfc1459")
+    if casemapping == "ascii":
+        return casefold(name, "ascii")
+    return name.lower()  # rfc7613 and others: Unicode lower case is the closest
+
+
+class ISupport:
+    """What the server said in its 005 (RPL_ISUPPORT) lines: ``tokens`` (name -> value,
+    "" for a token with none), and the parts the client uses, read from them."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+
+    def update(self, params: Sequence[str]) -> None:
+        for token in params:
+            if token.startswith("-"):
+                self.tokens.pop(token[1:], None)
+                continue
+            key, _, value = token.partition("=")
+            self.tokens[key] = value
+
+    @property
+    def casemapping(self) -> str:
+        return self.tokens.get("CASEMAPPING") or "rfc1459"
+
+    @property
+    def chantypes(self) -> str:
+        return self.tokens.get("CHANTYPES", "#&")
+
+    @property
+    def prefix(self) -> list[tuple[str, str]]:
+        """(mode, symbol) pairs, highest first (``PREFIX=(ov)@+``: ``[("o", "@"), ("v", "+")]``)."""
+        value = self.tokens.get("PREFIX", "(ov)@+")
+        if not value.startswith("(") or ")" not in value:
+            return []
+        modes, _, symbols = value[1:].partition(")")
+        return list(zip(modes, symbols, strict=False))
+
+    @property
+    def prefix_symbols(self) -> str:
+        return "".join(symbol for _, symbol in self.prefix)
+
+    @property
+    def chanmodes(self) -> tuple[str, str, str, str]:
+        """CHANMODES' four groups: list modes, always a parameter, a parameter when set,
+        never a parameter."""
+        parts = (self.tokens.get("CHANMODES") or "beI,k,l,imnpst").split(",")
+        parts += [""] * (4 - len(parts))
+        return parts[0], parts[1], parts[2], parts[3]
+
+    @property
+    def network(self) -> str | None:
+        return self.tokens.get("NETWORK")
+
+
+@dataclass
+class Channel:
+    """A channel the client is in: ``name``, ``members`` (nick -> its prefix symbols, e.g.
+    ``"@"``; nicks as the server spells them), ``topic`` and ``topic_by``."""
+
+    name: str
+    members: dict[str, str] = field(default_factory=dict)
+    topic: str | None = None
+    topic_by: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.name} {len(self.members)} members>"
+
+
+@dataclass
+class WhoisResult:
+    """What WHOIS told about ``nick`` (311, 312, 319, 317, 330, 313, 301; ended by 318)."""
+
+    nick: str
+    user: str | None = None
+    host: str | None = None
+    realname: str | None = None
+    server: str | None = None
+    server_info: str | None = None
+    channels: list[str] = field(default_factory=list)
+    idle: int | None = None
+    account: str | None = None
+    operator: bool = False
+    away: str | None = None
+
+
+@dataclass
+class WhoEntry:
+    """One 352 (RPL_WHOREPLY) line."""
+
+    channel: str
+    user: str
+    host: str
+    server: str
+    nick: str
+    flags: str
+    hops: int
+    realname: str
+
+
+@dataclass
+class Event:
+    """Something the server told: ``kind`` ("message", "join"...), the ``message`` (with
+    its ``tags``), who sent it (``source``, ``nick``), ``target`` (a channel or our nick),
+    ``text``, and ``time`` (the server-time tag's, else when it arrived, UTC).
+    Per kind: ``channel``; ``new_nick`` (nick); ``victim`` (kick); ``ctcp`` and ``text``
+    (the CTCP command and its argument); ``own`` is true for what we sent ourselves
+    (echo-message, our own join...)."""
+
+    kind: str
+    message: Message
+    time: datetime
+    nick: str | None = None
+    target: str | None = None
+    text: str | None = None
+    channel: str | None = None
+    new_nick: str | None = None
+    victim: str | None = None
+    ctcp: str | None = None
+    own: bool = False
+    client: IRCClient | None = field(default=None, repr=False)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return self.message.tags
+
+    @property
+    def source(self) -> str | None:
+        return self.message.source
+
+    def reply(self, text: str) -> None:
+        """Answer where the event came from: the channel, else the sender."""
+        assert self.client is not None
+        to = self.channel or self.nick
+        if to:
+            self.client.msg(to, text)
+
+
+def server_time(message: Message) -> datetime:
+    """The message's ``time`` tag (IRCv3 server-time), else now, in UTC."""
+    raw = message.tags.get("time")
+    if raw:
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+class Throttle:
+    """A token bucket for outgoing lines: ``burst`` lines go at once, then ``rate`` lines
+    a second; the rest wait in order. ``clock`` is the reactor (or a testing Clock).
+    ``rate=None`` lets everything through."""
+
+    def __init__(
+        self,
+        send: Callable[[bytes], Any],
+        clock: Any,
+        rate: float | None = 1.0,
+        burst: int = 8,
+    ) -> None:
+        self.send = send
+        self.clock = clock
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = clock.seconds()
+        self.queue: list[bytes] = []
+        self.timer: Any = None
+
+    def _refill(self) -> None:
+        now = self.clock.seconds()
+        if self.rate is not None:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def write(self, line: bytes, urgent: bool = False) -> None:
+        """Send ``line`` now if a token is left, else queue it (``urgent``: ahead of the
+        queue, and sent even without a token: for PONG)."""
+        if self.rate is None:
+            self.send(line)
+            return
+        self._refill()
+        if urgent:
+            self.tokens -= 1
+            self.send(line)
+            return
+        if not self.queue and self.tokens >= 1:
+            self.tokens -= 1
+            self.send(line)
+            return
+        self.queue.append(line)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.timer is not None or not self.queue or self.rate is None:
+            return
+        wait = max(0.0, (1 - self.tokens) / self.rate)
+        self.timer = self.clock.call_later(wait, self._drain)
+
+    def _drain(self) -> None:
+        self.timer = None
+        self._refill()
+        while self.queue and self.tokens >= 1:
+            self.tokens -= 1
+            self.send(self.queue.pop(0))
+        self._schedule()
+
+    def clear(self) -> None:
+        """Drop what waits (the connection is gone)."""
+        self.queue.clear()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+
+# ---- waiting for replies
+
+
+class _Pending:
+    """A request waiting for the server's reply: it looks at each message and says
+    whether it is done with it. ``key`` is the folded name the replies carry."""
+
+    #: numerics that fail the request, when their second parameter is the key
+    errors: frozenset[str] = frozenset()
+    #: the kind of request, for _answer_error's fallbacks
+    kind = ""
+
+    def __init__(self, client: IRCClient, key: str, also: Iterable[str] = ()) -> None:
+        self.client = client
+        self.key = key
+        #: more folded names an error may carry (KICK's nick)
+        self.also = frozenset(also)
+        self.d: Deferred[Any] = Deferred()
+
+    def same(self, name: str) -> bool:
+        return self.client.fold(name) == self.key
+
+    def feed(self, msg: Message) -> bool:
+        """Look at ``msg``; True when the request is finished (fired or failed)."""
+        if msg.command in self.errors and len(msg.params) >= 2 and (
+            self.same(msg.params[1]) or self.client.fold(msg.params[1]) in self.also
+        ):
+            self.fail(msg)
+            return True
+        return self.take(msg)
+
+    def take(self, msg: Message) -> bool:
+        return False
+
+    def fail(self, msg: Message) -> None:
+        if not self.d.called:
+            text = msg.params[-1] if msg.params else ""
+            self.d.errback(IRCCommandError(msg.command, text, msg))
+
+    def finish(self, value: Any) -> None:
+        if not self.d.called:
+            self.d.callback(value)
+
+
+class _Join(_Pending):
+    errors = frozenset({"403", "405", "471", "473", "474", "475", "476", "477", "437", "489"})
+
+    def take(self, msg: Message) -> bool:
+        if msg.command == "366" and len(msg.params) >= 2 and self.same(msg.params[1]):
+            self.finish(self.client.channels.get(self.key))
+            return True
+        return False
+
+
+class _Echo(_Pending):
+    """Done when the server sends our own ``command`` back for the key (PART, KICK,
+    TOPIC, MODE, NICK): fires with that message."""
+
+    def __init__(
+        self, client: IRCClient, key: str, command: str, errors: Iterable[str],
+        replies: Iterable[str] = (), also: Iterable[str] = (), own: str | None = None,
+    ) -> None:
+        super().__init__(client, key, also)
+        self.command = command
+        self.errors = frozenset(errors)
+        self.replies = frozenset(replies)
+        #: the folded nick the echo comes from (ours when the request was made)
+        self.own = own if own is not None else client.fold(client.nick)
+
+    def take(self, msg: Message) -> bool:
+        if msg.command == self.command and msg.nick is not None \
+                and self.client.fold(msg.nick) == self.own \
+                and msg.params and self.same(msg.params[0]):
+            self.finish(msg)
+            return True
+        if msg.command in self.replies and len(msg.params) >= 2 and (
+            msg.command == "221" or self.same(msg.params[1])
+        ):
+            self.finish(msg)
+            return True
+        return False
+
+
+class _Topic(_Pending):
+    errors = frozenset({"403", "442", "482", "477"})
+
+    def take(self, msg: Message) -> bool:
+        if len(msg.params) < 2 or not self.same(msg.params[1]):
+            return False
+        if msg.command == "332":
+            self.finish(msg.params[-1])
+            return True
+        if msg.command == "331":
+            self.finish(None)
+            return True
+        return False
+
+
+class _Names(_Pending):
+    errors = frozenset({"403", "402"})
+
+    def __init__(self, client: IRCClient, key: str) -> None:
+        super().__init__(client, key)
+        self.names: list[str] = []
+
+    def take(self, msg: Message) -> bool:
+        if msg.command == "353" and len(msg.params) >= 4 and self.same(msg.params[2]):
+            self.names.extend(msg.params[3].split())
+            return False
+        if msg.command == "366" and len(msg.params) >= 2 and self.same(msg.params[1]):
+            self.finish(self.names)
+            return True
+        return False
+
+
+class _Whois(_Pending):
+    errors = frozenset({"401", "402", "431"})
+
+    def __init__(self, client: IRCClient, key: str, nick: str) -> None:
+        super().__init__(client, key)
+        self.result = WhoisResult(nick)
+
+    def take(self, msg: Message) -> bool:
+        p = msg.params
+        if len(p) < 2 or not self.same(p[1]):
+            return False
+        r = self.result
+        c = msg.command
+        if c == "311" and len(p) >= 6:
+            r.nick, r.user, r.host, r.realname = p[1], p[2], p[3], p[5]
+        elif c == "312" and len(p) >= 3:
+            r.server = p[2]
+            r.server_info = p[3] if len(p) >= 4 else None
+        elif c == "319":
+            r.channels.extend(p[-1].split())
+        elif c == "317" and len(p) >= 3 and p[2].isdigit():
+            r.idle = int(p[2])
+        elif c == "330" and len(p) >= 3:
+            r.account = p[2]
+        elif c == "313":
+            r.operator = True
+        elif c == "301":
+            r.away = p[-1]
+        elif c == "318":
+            self.finish(r)
+            return True
+        return False
+
+
+class _Who(_Pending):
+    errors = frozenset({"402", "403"})
+
+    def __init__(self, client: IRCClient, key: str) -> None:
+        super().__init__(client, key)
+        self.entries: list[WhoEntry] = []
+
+    def take(self, msg: Message) -> bool:
+        p = msg.params
+        if msg.command == "352" and len(p) >= 8:
+            hops, _, realname = p[7].partition(" ")
+            self.entries.append(WhoEntry(
+                p[1], p[2], p[3], p[4], p[5], p[6], int(hops) if hops.isdigit() else 0,
+                realname,
+            ))
+            return False
+        if msg.command == "315" and len(p) >= 2 and self.same(p[1]):
+            self.finish(self.entries)
+            return True
+        return False
+
+
+class _CTCP(_Pending):
+    def __init__(self, client: IRCClient, key: str, command: str) -> None:
+        super().__init__(client, key)
+        self.command = command.upper()
+        self.errors = frozenset({"401"})
+
+    def take(self, msg: Message) -> bool:
+        if msg.command != "NOTICE" or msg.nick is None or not self.same(msg.nick):
+            return False
+        ctcp = _parse_ctcp(msg.params[-1] if msg.params else "")
+        if ctcp is None or ctcp[0] != self.command:
+            return False
+        self.finish(ctcp[1])
+        return True
+
+
+def _parse_ctcp(text: str) -> tuple[str, str] | None:
+    """(command, argument) of a CTCP message (``\\x01CMD arg\\x01``), else None."""
+    if len(text) < 2 or not text.startswith("\x01"):
+        return None
+    body = text[1:]
+    if body.endswith("\x01"):
+        body = body[:-1]
+    command, _, arg = body.partition(" ")
+    if not command:
+        return None
+    return command.upper(), arg
+
+
+# ---- the connection
+
+
+class _IRCProtocol(ns.Protocol):
+    """The bytes of one connection: split into lines, parsed, handed to the client."""
+
+    display_name = "irc client"
+
+    def __init__(self, client: IRCClient) -> None:
+        # A server's lines may carry up to 8191 bytes of tags; the rest is read
+        # generously too (some servers go past 512).
+        self.reader = LineReader(max_line=4096)
+        self.client = client
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.client._connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        for line in self.reader.feed(data):
+            if isinstance(line, LineTooLong):
+                log.warning("dropped an over-long line from the server (%r)", line)
+                continue
+            try:
+                msg = parse(line)
+            except ValueError as e:
+                log.warning("dropped a line the server sent that is not IRC (%s): %r", e, line)
+                continue
+            try:
+                self.client._line_received(msg)
+            except Exception:
+                log.exception("the IRC client failed on %r", line)
+
+    def connection_lost(self, reason: Failure) -> None:
+        self.client._connection_lost(self, reason)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class IRCClient:
+    """One IRC session (see the module's docstring). Made by :func:`connect`; make one
+    yourself (``IRCClient(nick, ...)``) and hand ``make_protocol()``'s protocol a
+    transport to drive it in memory."""
+
+    def __init__(
+        self,
+        nick: str,
+        *,
+        user: str | None = None,
+        realname: str | None = None,
+        password: str | None = None,
+        sasl: tuple[str, str] | None = None,
+        caps: Iterable[str] = DEFAULT_CAPS,
+        reconnect: bool = False,
+        rate: float | None = 1.0,
+        burst: int = 8,
+        timeout: float | None = 30,
+        clock: Any = None,
+        alt_nicks: int = 5,
+    ) -> None:
+        self.wanted_nick = nick
+        self.nick = nick
+        self.user = user or nick
+        self.realname = realname or nick
+        self.password = password
+        self.sasl = sasl
+        self.wanted_caps = set(caps) | ({"sasl"} if sasl else set())
+        self.reconnect = reconnect
+        self.timeout = timeout
+        self.clock = clock if clock is not None else get_reactor()
+        self.alt_nicks = alt_nicks
+        self.rate = rate
+        self.burst = burst
+        #: capabilities the server offers (name -> value) and those enabled
+        self.server_caps: dict[str, str] = {}
+        self.caps: set[str] = set()
+        self.isupport = ISupport()
+        #: folded name -> Channel
+        self.channels: dict[str, Channel] = {}
+        self.registered = False
+        self.closed = False
+        self.account: str | None = None
+        self.server_name: str | None = None
+        self.protocol: _IRCProtocol | None = None
+        self.throttle = Throttle(self._write_now, self.clock, rate, burst)
+        self._pending: list[_Pending] = []
+        self._listeners: dict[str, list[Callable[[Event], Any]]] = {}
+        self._ready: Deferred[IRCClient] | None = None
+        self._welcomed = False
+        self._nick_tries = 0
+        self._cap_ls: dict[str, str] = {}
+        self._cap_done = False
+        self._names_buffer: dict[str, dict[str, str]] = {}
+        self._quitting = False
+        self._closed_waiters: list[Deferred[None]] = []
+        self._reconnect_delay = 1.0
+        self._connect_args: tuple[Any, ...] | None = None
+        self._reconnect_call: Any = None
+        self._rejoin: list[str] = []
+        self.why_closed: str | None = None
+
+    def __repr__(self) -> str:
+        state = "registered" if self.registered else ("closed" if self.closed else "connecting")
+        return f"<IRCClient {self.nick} {state}, {len(self.channels)} channels>"
+
+    # -- names
+
+    def fold(self, name: str) -> str:
+        """``name`` folded by the server's CASEMAPPING."""
+        return _fold(name, self.isupport.casemapping)
+
+    def is_channel(self, name: str) -> bool:
+        return bool(name) and name[0] in self.isupport.chantypes
+
+    def is_me(self, nick: str | None) -> bool:
+        return nick is not None and self.fold(nick) == self.fold(self.nick)
+
+    # -- the connection
+
+    def make_protocol(self) -> _IRCProtocol:
+        return _IRCProtocol(self)
+
+    def _connection_made(self, protocol: _IRCProtocol) -> None:
+        self.protocol = protocol
+        self.closed = False
+        self.registered = False
+        self._welcomed = False
+        self._cap_done = False
+        self._cap_ls = {}
+        self._nick_tries = 0
+        self.nick = self.wanted_nick
+        self.caps = set()
+        self.throttle = Throttle(self._write_now, self.clock, self.rate, self.burst)
+        # Registration is not throttled: a server counts it apart, and it must be quick.
+        self._send_now(Message("CAP", ["LS", "302"]))
+        if self.password:
+            self._send_now(Message("PASS", [self.password]))
+        self._send_now(Message("NICK", [self.nick]))
+        self._send_now(Message("USER", [self.user, "0", "*", self.realname]))
+
+    def _write_now(self, data: bytes) -> None:
+        if self.protocol is not None:
+            log.debug("-> %r", data)
+            self.protocol.write(data)
+
+    def _send_now(self, msg: Message) -> None:
+        self._write_now(msg.to_bytes())
+
+    def send(self, msg: Message, urgent: bool = False) -> None:
+        """Send ``msg`` through the throttle."""
+        if self.protocol is None or self.closed:
+            raise IRCConnectionClosed(f"the IRC connection is closed ({self.why_closed})")
+        self.throttle.write(msg.to_bytes(), urgent)
+
+    def quote(self, raw: str) -> None:
+        """Send one raw line (checked: it must parse as an IRC message)."""
+        self.send(parse(raw))
+
+    def _connection_lost(self, protocol: _IRCProtocol, reason: Failure) -> None:
+        if protocol is not self.protocol:
+            return
+        self.closed = True
+        self.throttle.clear()
+        if self.why_closed is None:
+            self.why_closed = "closed" if reason.check(ns.ConnectionDone) else str(reason.value)
+        error = IRCConnectionClosed(f"the IRC connection is closed ({self.why_closed})")
+        pending, self._pending = self._pending, []
+        for p in pending:
+            if not p.d.called:
+                p.d.errback(error)
+        if self._ready is not None and not self._ready.called:
+            self._ready.errback(error)
+        was_registered = self.registered
+        self.registered = False
+        self._rejoin = [c.name for c in self.channels.values()] or self._rejoin
+        self.channels.clear()
+        waiters, self._closed_waiters = self._closed_waiters, []
+        for d in waiters:
+            d.callback(None)
+        self._emit(Event("disconnected", Message("ERROR", [self.why_closed or ""]),
+                         datetime.now(UTC), text=self.why_closed, client=self))
+        if was_registered and self.reconnect and not self._quitting \
+                and self._connect_args is not None:
+            self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        delay = self._reconnect_delay
+        self._reconnect_delay = min(self._reconnect_delay * 2, 60.0)
+        log.info("IRC connection lost; connecting again in %.0f s", delay)
+        self._reconnect_call = self.clock.call_later(delay, self._reconnect_now)
+
+    def _reconnect_now(self) -> None:
+        self._reconnect_call = None
+        if self._quitting or self._connect_args is None:
+            return
+        self.why_closed = None
+        d = _open(self, *self._connect_args)
+
+        def failed(f: Failure) -> None:
+            log.info("IRC reconnect failed: %s", f.value)
+            if not self._quitting:
+                self._schedule_reconnect()
+
+        d.add_errback(failed)
+
+    def when_closed(self) -> Deferred[None]:
+        """Fires once the connection is closed."""
+        d: Deferred[None] = Deferred()
+        if self.closed:
+            d.callback(None)
+        else:
+            self._closed_waiters.append(d)
+        return d
+
+    def close(self) -> None:
+        """Drop the connection without QUIT (no reconnect)."""
+        self._quitting = True
+        if self._reconnect_call is not None:
+            self._reconnect_call.cancel()
+            self._reconnect_call = None
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.close()
+
+    # -- the hooks: override them, or assign a callable on the instance
+
+    def on_message(self, event: Event) -> Any:
+        """A PRIVMSG (``event.channel`` is None when it was sent to us alone)."""
+
+    def on_notice(self, event: Event) -> Any:
+        """A NOTICE."""
+
+    def on_action(self, event: Event) -> Any:
+        """A CTCP ACTION ("/me"); ``event.text`` is what was done."""
+
+    def on_ctcp(self, event: Event) -> Any:
+        """A CTCP request (``event.ctcp``: VERSION, PING...; answered already when known)."""
+
+    def on_ctcp_reply(self, event: Event) -> Any:
+        """A CTCP reply (a NOTICE)."""
+
+    def on_join(self, event: Event) -> Any:
+        """Someone (``event.own``: we) joined ``event.channel``."""
+
+    def on_part(self, event: Event) -> Any:
+        """Someone left ``event.channel`` (``event.text``: the reason)."""
+
+    def on_kick(self, event: Event) -> Any:
+        """``event.victim`` was kicked from ``event.channel`` by ``event.nick``."""
+
+    def on_quit(self, event: Event) -> Any:
+        """Someone quit (``event.text``: the reason)."""
+
+    def on_nick(self, event: Event) -> Any:
+        """``event.nick`` is now ``event.new_nick``."""
+
+    def on_topic(self, event: Event) -> Any:
+        """The topic of ``event.channel`` is now ``event.text``."""
+
+    def on_mode(self, event: Event) -> Any:
+        """Modes changed on ``event.target`` (``event.text``: the changes)."""
+
+    def on_invite(self, event: Event) -> Any:
+        """We are invited to ``event.channel``."""
+
+    def on_away(self, event: Event) -> Any:
+        """``event.nick`` went away (``event.text``) or came back (None; away-notify)."""
+
+    def on_registered(self, event: Event) -> Any:
+        """Registration is done (also after each reconnect)."""
+
+    def on_disconnected(self, event: Event) -> Any:
+        """The connection ended (``event.text``: why)."""
+
+    def on_raw(self, event: Event) -> Any:
+        """Every message from the server (but PING), before it is handled."""
+
+    # -- lines in
+
+    def _line_received(self, msg: Message) -> None:
+        log.debug("<- %s", msg)
+        c = msg.command
+        if c == "PING":
+            self.throttle.write(Message("PONG", msg.params[-1:] or [""]).to_bytes(), urgent=True)
+            return
+        self._emit(self._event("raw", msg))
+        handler = getattr(self, f"_on_{c}", None)
+        if not self.registered:
+            self._registration(msg)
+        if handler is not None:
+            handler(msg)
+        for p in list(self._pending):
+            if p.feed(msg):
+                self._pending.remove(p)
+                break
+        if self._welcomed and not self.registered and c in ("376", "422"):
+            self._now_registered()
+
+    def _registration(self, msg: Message) -> None:
+        c = msg.command
+        if c in ("433", "432", "436") and not self._welcomed:
+            self._nick_tries += 1
+            if self._nick_tries > self.alt_nicks:
+                self._fail(NickInUse(c, f"no nick left to try (the last, {self.nick!r}: "
+                                     f"{msg.params[-1] if msg.params else ''})", msg))
+                return
+            self.nick = self.wanted_nick + "_" * self._nick_tries
+            self._send_now(Message("NICK", [self.nick]))
+        elif c == "464":
+            self._fail(PasswordMismatch(c, msg.params[-1] if msg.params else "", msg))
+        elif c == "465":
+            self._fail(IRCCommandError(c, msg.params[-1] if msg.params else "", msg))
+        elif c == "001":
+            self._welcomed = True
+            if msg.params:
+                self.nick = msg.params[0]
+            self.server_name = msg.source
+        elif c == "CAP":
+            self._cap(msg)
+        elif c == "AUTHENTICATE":
+            self._authenticate(msg)
+        elif c in ("900",):
+            self.account = msg.params[2] if len(msg.params) >= 3 else None
+        elif c in ("903", "907"):
+            self._cap_end()
+        elif c in ("902", "904", "905", "906", "908"):
+            if c == "908":
+                return  # the list of mechanisms: 904 follows
+            self._fail(SASLFailed(c, msg.params[-1] if msg.params else "", msg))
+        elif c == "421" and len(msg.params) >= 2 and msg.params[1].upper() == "CAP":
+            self._cap_done = True  # no CAP here: registration goes on without
+        elif self._welcomed and c not in _WELCOME_BURST and not c.isdigit() and c != "MODE":
+            self._now_registered()  # a server with no MOTD end: anything else means done
+
+    def _fail(self, error: Exception) -> None:
+        if self._ready is not None and not self._ready.called:
+            self._ready.errback(error)
+        self.why_closed = str(error)
+        self._quitting = True
+        if self.protocol is not None and self.protocol.transport is not None:
+            self.protocol.transport.close()
+
+    def _cap(self, msg: Message) -> None:
+        p = msg.params
+        if len(p) < 3:
+            return
+        sub = p[1].upper()
+        if sub == "LS":
+            more = len(p) >= 4 and p[2] == "*"
+            for item in p[-1].split():
+                name, _, value = item.partition("=")
+                self._cap_ls[name] = value
+            if more:
+                return
+            self.server_caps = dict(self._cap_ls)
+            want = sorted(c for c in self.wanted_caps if c in self.server_caps)
+            if want:
+                self._send_now(Message("CAP", ["REQ", " ".join(want)]))
+            else:
+                self._after_caps()
+        elif sub == "ACK":
+            for name in p[-1].split():
+                if name.startswith("-"):
+                    self.caps.discard(name[1:])
+                else:
+                    self.caps.add(name)
+            self._after_caps()
+        elif sub == "NAK":
+            self._after_caps()
+
+    def _after_caps(self) -> None:
+        if self.sasl is not None:
+            if "sasl" in self.caps:
+                self._send_now(Message("AUTHENTICATE", ["PLAIN"]))
+                return
+            self._fail(SASLFailed("904", "the server does not offer SASL"))
+            return
+        self._cap_end()
+
+    def _cap_end(self) -> None:
+        if not self._cap_done:
+            self._cap_done = True
+            self._send_now(Message("CAP", ["END"]))
+
+    def _authenticate(self, msg: Message) -> None:
+        if self.sasl is None or not msg.params or msg.params[0] != "+":
+            return
+        account, password = self.sasl
+        blob = base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
+        for i in range(0, len(blob), 400):
+            self._send_now(Message("AUTHENTICATE", [blob[i:i + 400]]))
+        if len(blob) % 400 == 0:
+            self._send_now(Message("AUTHENTICATE", ["+"]))
+
+    def _now_registered(self) -> None:
+        self.registered = True
+        self._reconnect_delay = 1.0
+        self._emit(self._event("registered", Message("001", [self.nick])))
+        if self._ready is not None and not self._ready.called:
+            self._ready.callback(self)
+        rejoin, self._rejoin = self._rejoin, []
+        for name in rejoin:
+            self.join(name).add_errback(lambda f: log.info("rejoin failed: %s", f.value))
+
+    # -- state and events from the server
+
+    def _event(self, kind: str, msg: Message, **kw: Any) -> Event:
+        return Event(kind, msg, server_time(msg), nick=msg.nick, client=self,
+                     own=self.is_me(msg.nick), **kw)
+
+    def _emit(self, event: Event) -> None:
+        hook = getattr(self, f"on_{event.kind}", None)
+        for f in ([hook] if hook is not None else []) + self._listeners.get(event.kind, []):
+            try:
+                result = f(event)
+                if isinstance(result, Deferred):
+                    result.add_errback(lambda fl: log.error("an IRC event handler failed: %s",
+                                                            fl.get_traceback()))
+            except Exception:
+                log.exception("an IRC event handler for %r failed", event.kind)
+
+    def add_listener(self, kind: str, f: Callable[[Event], Any]) -> None:
+        """Call ``f(event)`` for each event of ``kind`` (besides the ``on_<kind>`` hook)."""
+        self._listeners.setdefault(kind, []).append(f)
+
+    def remove_listener(self, kind: str, f: Callable[[Event], Any]) -> None:
+        self._listeners.get(kind, []).remove(f)
+
+    def wait_for(
+        self, kind: str, match: Callable[[Event], bool] | None = None,
+        timeout: float | None = None,
+    ) -> Deferred[Event]:
+        """The next event of ``kind`` for which ``match(event)`` is true."""
+        d: Deferred[Event] = Deferred()
+
+        def listener(event: Event) -> None:
+            if d.called or (match is not None and not match(event)):
+                return
+            self.remove_listener(kind, listener)
+            d.callback(event)
+
+        self.add_listener(kind, listener)
+        if timeout is not None:
+            d.add_timeout(timeout, self.clock)
+
+            def forget(f: Failure) -> Failure:
+                if listener in self._listeners.get(kind, []):
+                    self.remove_listener(kind, listener)
+                return f
+
+            d.add_errback(forget)
+        return d
+
+    def _on_005(self, msg: Message) -> None:
+        self.isupport.update(msg.params[1:-1])
+        if self.channels:  # the case mapping may have changed: fold again
+            self.channels = {self.fold(c.name): c for c in self.channels.values()}
+
+    def _on_JOIN(self, msg: Message) -> None:
+        if not msg.params or msg.nick is None:
+            return
+        name = msg.params[0]
+        key = self.fold(name)
+        if self.is_me(msg.nick):
+            self.channels[key] = Channel(name, {msg.nick: ""})
+        else:
+            channel = self.channels.get(key)
+            if channel is not None:
+                channel.members[msg.nick] = ""
+        self._emit(self._event("join", msg, target=name, channel=name))
+
+    def _remove_member(self, channel: Channel, nick: str) -> None:
+        folded = self.fold(nick)
+        for member in list(channel.members):
+            if self.fold(member) == folded:
+                del channel.members[member]
+
+    def _on_PART(self, msg: Message) -> None:
+        if not msg.params or msg.nick is None:
+            return
+        name = msg.params[0]
+        key = self.fold(name)
+        if self.is_me(msg.nick):
+            self.channels.pop(key, None)
+        elif key in self.channels:
+            self._remove_member(self.channels[key], msg.nick)
+        text = msg.params[1] if len(msg.params) > 1 else None
+        self._emit(self._event("part", msg, target=name, channel=name, text=text))
+
+    def _on_KICK(self, msg: Message) -> None:
+        if len(msg.params) < 2:
+            return
+        name, victim = msg.params[0], msg.params[1]
+        key = self.fold(name)
+        if self.is_me(victim):
+            self.channels.pop(key, None)
+        elif key in self.channels:
+            self._remove_member(self.channels[key], victim)
+        text = msg.params[2] if len(msg.params) > 2 else None
+        self._emit(self._event("kick", msg, target=name, channel=name, victim=victim, text=text))
+
+    def _on_QUIT(self, msg: Message) -> None:
+        if msg.nick is None:
+            return
+        for channel in self.channels.values():
+            self._remove_member(channel, msg.nick)
+        self._emit(self._event("quit", msg, text=msg.params[0] if msg.params else None))
+
+    def _on_NICK(self, msg: Message) -> None:
+        if not msg.params or msg.nick is None:
+            return
+        old, new = msg.nick, msg.params[0]
+        event = self._event("nick", msg, new_nick=new)
+        if self.is_me(old):
+            self.nick = new
+            self.wanted_nick = new
+        folded = self.fold(old)
+        for channel in self.channels.values():
+            for member, prefixes in list(channel.members.items()):
+                if self.fold(member) == folded:
+                    del channel.members[member]
+                    channel.members[new] = prefixes
+        self._emit(event)
+
+    def _on_353(self, msg: Message) -> None:
+        if len(msg.params) < 4:
+            return
+        key = self.fold(msg.params[2])
+        if key not in self.channels:
+            return
+        buffer = self._names_buffer.setdefault(key, {})
+        symbols = self.isupport.prefix_symbols
+        for item in msg.params[3].split():
+            prefixes, nick = split_prefixes(item, symbols)
+            nick = nick.split("!", 1)[0]  # userhost-in-names
+            buffer[nick] = prefixes
+
+    def _on_366(self, msg: Message) -> None:
+        if len(msg.params) < 2:
+            return
+        key = self.fold(msg.params[1])
+        buffer = self._names_buffer.pop(key, None)
+        if buffer is not None and key in self.channels:
+            self.channels[key].members = buffer
+
+    def _on_332(self, msg: Message) -> None:
+        if len(msg.params) >= 3 and self.fold(msg.params[1]) in self.channels:
+            self.channels[self.fold(msg.params[1])].topic = msg.params[2]
+
+    def _on_333(self, msg: Message) -> None:
+        if len(msg.params) >= 3 and self.fold(msg.params[1]) in self.channels:
+            self.channels[self.fold(msg.params[1])].topic_by = msg.params[2]
+
+    def _on_TOPIC(self, msg: Message) -> None:
+        if not msg.params:
+            return
+        name = msg.params[0]
+        text = msg.params[1] if len(msg.params) > 1 else ""
+        channel = self.channels.get(self.fold(name))
+        if channel is not None:
+            channel.topic = text or None
+            channel.topic_by = msg.source
+        self._emit(self._event("topic", msg, target=name, channel=name, text=text))
+
+    def _on_MODE(self, msg: Message) -> None:
+        if len(msg.params) < 2:
+            return
+        target = msg.params[0]
+        channel = self.channels.get(self.fold(target)) if self.is_channel(target) else None
+        if channel is not None:
+            self._apply_modes(channel, msg.params[1], msg.params[2:])
+        self._emit(self._event("mode", msg, target=target,
+                               channel=target if self.is_channel(target) else None,
+                               text=" ".join(msg.params[1:])))
+
+    def _apply_modes(self, channel: Channel, modes: str, args: list[str]) -> None:
+        prefix = dict(self.isupport.prefix)
+        order = self.isupport.prefix_symbols
+        lists, always, when_set, _ = self.isupport.chanmodes
+        adding = True
+        args = list(args)
+        for m in modes:
+            if m == "+":
+                adding = True
+            elif m == "-":
+                adding = False
+            elif m in prefix:
+                if not args:
+                    continue
+                nick = args.pop(0)
+                for member, prefixes in list(channel.members.items()):
+                    if self.fold(member) == self.fold(nick):
+                        symbol = prefix[m]
+                        have = set(prefixes)
+                        if adding:
+                            have.add(symbol)
+                        else:
+                            have.discard(symbol)
+                        channel.members[member] = "".join(s for s in order if s in have)
+            elif (m in lists or m in always or (m in when_set and adding)) and args:
+                args.pop(0)
+
+    def _on_PRIVMSG(self, msg: Message) -> None:
+        self._message(msg, "message")
+
+    def _on_NOTICE(self, msg: Message) -> None:
+        self._message(msg, "notice")
+
+    def _message(self, msg: Message, kind: str) -> None:
+        if len(msg.params) < 2:
+            return
+        target, text = msg.params[0], msg.params[1]
+        # "@#chan" (STATUSMSG) still names the channel
+        bare = target.lstrip(self.isupport.prefix_symbols)
+        channel = bare if self.is_channel(bare) else None
+        ctcp = _parse_ctcp(text)
+        if ctcp is not None:
+            command, arg = ctcp
+            if command == "ACTION" and kind == "message":
+                self._emit(self._event("action", msg, target=target, channel=channel, text=arg,
+                                       ctcp=command))
+                return
+            event = self._event("ctcp" if kind == "message" else "ctcp_reply", msg,
+                                target=target, channel=channel, text=arg, ctcp=command)
+            if kind == "message" and msg.nick is not None and not event.own:
+                self._answer_ctcp(msg.nick, command, arg)
+            self._emit(event)
+            return
+        self._emit(self._event(kind, msg, target=target, channel=channel, text=text))
+
+    def _answer_ctcp(self, nick: str, command: str, arg: str) -> None:
+        answer: str | None = None
+        if command == "VERSION":
+            answer = VERSION
+        elif command == "PING":
+            answer = arg
+        elif command == "TIME":
+            answer = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        elif command == "CLIENTINFO":
+            answer = "ACTION CLIENTINFO PING TIME VERSION"
+        if answer is not None:
+            body = f"{command} {answer}" if answer else command
+            self.send(Message("NOTICE", [nick, f"\x01{body}\x01"]))
+
+    def _on_INVITE(self, msg: Message) -> None:
+        if len(msg.params) >= 2:
+            self._emit(self._event("invite", msg, target=msg.params[0], channel=msg.params[1]))
+
+    def _on_AWAY(self, msg: Message) -> None:
+        self._emit(self._event("away", msg, text=msg.params[0] if msg.params else None))
+
+    def _on_ERROR(self, msg: Message) -> None:
+        self.why_closed = f"the server said ERROR: {msg.params[-1] if msg.params else ''}"
+        if self._ready is not None and not self._ready.called:
+            self._ready.errback(IRCConnectionClosed(self.why_closed))
+
+    # -- commands
+
+    def _request(self, pending: _Pending, *messages: Message) -> Deferred[Any]:
+        for m in messages:
+            self.send(m)
+        self._pending.append(pending)
+        if self.timeout is not None:
+            pending.d.add_timeout(self.timeout, self.clock)
+
+            def timed_out(f: Failure) -> Failure:
+                if pending in self._pending:
+                    self._pending.remove(pending)
+                if f.check(ns.TimeoutError) and not f.check(IRCTimeoutError):
+                    raise IRCTimeoutError(f"no reply from the server in {self.timeout} s")
+                return f
+
+            pending.d.add_errback(timed_out)
+        return pending.d
+
+    def join(self, channel: str, key: str | None = None) -> Deferred[Channel]:
+        """Join ``channel``; fires with its :class:`Channel` once the member list came
+        (366). Errbacks with IRCCommandError (403, 471, 473, 474, 475...)."""
+        params = [channel] + ([key] if key else [])
+        return self._request(_Join(self, self.fold(channel)), Message("JOIN", params))
+
+    def part(self, channel: str, reason: str | None = None) -> Deferred[Message]:
+        """Leave ``channel``; fires with the PART message (errbacks 403, 442)."""
+        params = [channel] + ([reason] if reason else [])
+        return self._request(_Echo(self, self.fold(channel), "PART", {"403", "442"}),
+                             Message("PART", params))
+
+    def msg(self, target: str, text: str) -> None:
+        """Send a PRIVMSG to ``target`` (a channel or nick); lines and long texts are split
+        into several messages."""
+        for piece in self._split(target, text, "PRIVMSG"):
+            self.send(Message("PRIVMSG", [target, piece]))
+
+    def notice(self, target: str, text: str) -> None:
+        """Send a NOTICE (split as :meth:`msg`)."""
+        for piece in self._split(target, text, "NOTICE"):
+            self.send(Message("NOTICE", [target, piece]))
+
+    def action(self, target: str, text: str) -> None:
+        """Send a CTCP ACTION ("/me")."""
+        self.send(Message("PRIVMSG", [target, f"\x01ACTION {text}\x01"]))
+
+    def ctcp(self, target: str, command: str, arg: str = "") -> Deferred[str]:
+        """Send a CTCP request to the nick ``target``; fires with the argument of its reply
+        (e.g. ``await client.ctcp("bob", "VERSION")``)."""
+        body = f"{command.upper()} {arg}" if arg else command.upper()
+        return self._request(_CTCP(self, self.fold(target), command),
+                             Message("PRIVMSG", [target, f"\x01{body}\x01"]))
+
+    def _split(self, target: str, text: str, command: str) -> list[str]:
+        # The server relays ":nick!user@host COMMAND target :text\r\n": keep room for the
+        # source it adds (user and host as long as they may be).
+        room = 512 - len(f":{self.nick}!{'u' * 10}@{'h' * 63} {command} {target} :\r\n".encode())
+        room = max(room, 64)
+        pieces: list[str] = []
+        for line in text.splitlines() or [""]:
+            while len(line.encode()) > room:
+                cut = len(line.encode()[:room].decode("utf-8", "ignore"))
+                space = line.rfind(" ", 0, cut)
+                if space > cut // 2:
+                    cut = space
+                pieces.append(line[:cut])
+                line = line[cut:].lstrip(" ")
+            if line:
+                pieces.append(line)
+        return pieces
+
+    def topic(self, channel: str, text: str | None = None) -> Deferred[Any]:
+        """With ``text``: set the topic, firing with the TOPIC message. Without: fire with
+        the topic (None when there is none). Errbacks 403, 442, 482."""
+        if text is None:
+            return self._request(_Topic(self, self.fold(channel)),
+                                 Message("TOPIC", [channel]))
+        return self._request(
+            _Echo(self, self.fold(channel), "TOPIC", {"403", "442", "482", "477"}),
+            Message("TOPIC", [channel, text]),
+        )
+
+    def kick(self, channel: str, nick: str, reason: str | None = None) -> Deferred[Message]:
+        """Kick ``nick`` from ``channel``; fires with the KICK message (errbacks 401, 403,
+        441, 442, 482)."""
+        params = [channel, nick] + ([reason] if reason else [])
+        return self._request(
+            _Echo(self, self.fold(channel), "KICK", {"401", "403", "441", "442", "482"},
+                  also=[self.fold(nick)]),
+            Message("KICK", params),
+        )
+
+    def mode(self, target: str, modes: str | None = None, *args: str) -> Deferred[Message]:
+        """Set modes (fires with the MODE message the server sends back) or, without
+        ``modes``, ask them (fires with the 324 or 221 reply). Errbacks 401, 403, 442,
+        472, 482, 501, 502."""
+        errors = {"401", "403", "442", "472", "477", "482", "501", "502"}
+        params = [target] + ([modes] if modes else []) + list(args)
+        replies = set() if modes else ({"221"} if self.is_me(target) else {"324"})
+        return self._request(_Echo(self, self.fold(target), "MODE", errors, replies=replies),
+                             Message("MODE", params))
+
+    def set_nick(self, nick: str) -> Deferred[Message]:
+        """Change our nick; fires with the NICK message (errbacks 432, 433, 436)."""
+        return self._request(_Echo(self, self.fold(nick), "NICK", {"432", "433", "436"}),
+                             Message("NICK", [nick]))
+
+    def names(self, channel: str) -> Deferred[list[str]]:
+        """The nicks in ``channel`` (353 ... 366), each with its prefix symbols (``@bob``)."""
+        return self._request(_Names(self, self.fold(channel)), Message("NAMES", [channel]))
+
+    def whois(self, nick: str) -> Deferred[WhoisResult]:
+        """What the server tells of ``nick`` (a :class:`WhoisResult`); errbacks 401."""
+        return self._request(_Whois(self, self.fold(nick), nick), Message("WHOIS", [nick]))
+
+    def who(self, mask: str) -> Deferred[list[WhoEntry]]:
+        """The 352 lines for ``mask`` (a channel or a nick mask) as :class:`WhoEntry`."""
+        return self._request(_Who(self, self.fold(mask)), Message("WHO", [mask]))
+
+    def quit(self, reason: str | None = None) -> Deferred[None]:
+        """Send QUIT and fire once the server closed the connection (no reconnect)."""
+        self._quitting = True
+        if self._reconnect_call is not None:
+            self._reconnect_call.cancel()
+            self._reconnect_call = None
+        if self.closed or self.protocol is None:
+            return ns.succeed(None)
+        self.why_closed = "we quit"
+        d = self.when_closed()
+        self.throttle.write(Message("QUIT", [reason] if reason else []).to_bytes(), urgent=True)
+        if self.timeout is not None:
+            # a server that never closes: close ourselves
+            call = self.clock.call_later(self.timeout, self.close)
+            d.add_both(lambda r: (call.cancel() if call.active() else None, r)[1])
+        return d
+
+
+_WELCOME_BURST = frozenset({"CAP", "AUTHENTICATE", "NOTICE"})
+
+
+# ---- connecting
+
+
+def connect(
+    host: str,
+    port: int = 6667,
+    nick: str = "netshell",
+    *,
+    user: str | None = None,
+    realname: str | None = None,
+    password: str | None = None,
+    sasl: tuple[str, str] | None = None,
+    tls: bool = False,
+    caps: Iterable[str] = DEFAULT_CAPS,
+    reconnect: bool = True,
+    reactor: Any = None,
+    timeout: float | None = 30,
+    rate: float | None = 1.0,
+    burst: int = 8,
+    ca: Any = None,
+    verify: bool = True,
+    context: Any = None,
+    client_class: type[IRCClient] = IRCClient,
+    alt_nicks: int = 5,
+) -> Deferred[IRCClient]:
+    """Connect to an IRC server, register, and fire with the :class:`IRCClient`.
+
+    ``sasl=(account, password)`` logs in with SASL PLAIN (failing with SASLFailed if the
+    server refuses or lacks it). ``tls=True`` speaks TLS and verifies the server's
+    certificate for ``host`` (``ca``: PEM or a path to trust instead of the system's
+    store; ``verify=False`` turns checking off; ``context`` gives a
+    :func:`netshell.tls.client_context`). ``rate``/``burst`` set the throttle (lines per
+    second after a burst; None: none). ``timeout`` bounds the connection and
+    registration, and every request's reply. ``reconnect``: after the connection is lost
+    (not by ``quit``), connect again with back-off and rejoin the channels.
+    ``client_class``: a subclass of IRCClient with its own ``on_*`` hooks. ``alt_nicks``:
+    how many next nicks (``nick_``, ``nick__``...) to try when the nick is taken.
+
+    Fails with ConnectError (refused...), NickInUse, PasswordMismatch, SASLFailed,
+    IRCConnectionClosed (ERROR) or IRCTimeoutError.
+    """
+    clock = reactor if reactor is not None else get_reactor()
+    client = client_class(
+        nick, user=user, realname=realname, password=password, sasl=sasl, caps=caps,
+        reconnect=reconnect, rate=rate, burst=burst, timeout=timeout, clock=clock,
+        alt_nicks=alt_nicks,
+    )
+    if tls and context is None:
+        from netshell.tls import client_context  # pyOpenSSL only for those who use TLS
+
+        context = client_context(host, ca=ca, verify=verify)
+    client._connect_args = (host, port, context if tls else None, timeout, clock)
+    return _open(client, host, port, context if tls else None, timeout, clock)
+
+
+def _open(
+    client: IRCClient, host: str, port: int, context: Any, timeout: float | None, clock: Any,
+) -> Deferred[IRCClient]:
+    ready: Deferred[IRCClient] = Deferred()
+    client._ready = ready
+    client._quitting = False
+    factory = ns.ClientFactory.for_protocol(client.make_protocol)
+    wait = timeout if timeout is not None else 30
+    if context is not None:
+        connecting = clock.connect_tls(host, port, factory, context, timeout=wait)
+    else:
+        connecting = clock.connect_tcp(host, port, factory, timeout=wait)
+
+    def not_connected(f: Failure) -> None:
+        if not ready.called:
+            ready.errback(f)
+
+    connecting.add_errback(not_connected)
+    if timeout is not None:
+        timer = clock.call_later(timeout, _registration_timeout, client, ready, timeout)
+        ready.add_both(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+    return ready
+
+
+def _registration_timeout(client: IRCClient, ready: Deferred[IRCClient], timeout: float) -> None:
+    if ready.called:
+        return
+    ready.errback(IRCTimeoutError(f"not registered within {timeout} s"))
+    client._quitting = True
+    client.why_closed = "registration timed out"
+    if client.protocol is not None and client.protocol.transport is not None:
+        client.protocol.transport.abort()

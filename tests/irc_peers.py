@@ -1,0 +1,170 @@
+"""Real IRC servers for the tests: ngIRCd (Debian's), in the foreground, on a port of its own.
+
+``ngircd_server()`` is a context manager (``ngircd`` below is the module-scoped fixture built
+on it) that writes a temp configuration as shared/PEERS.md shows, starts
+``ngircd --nodaemon`` and waits, with a deadline and no sleep, until it says it listens
+and a TCP connection to it is accepted. It yields an :class:`IRCPeer` (``host``, ``port``,
+``name``, ``log()``) and always stops the server, also when the test fails.
+
+ngIRCd missing is a failure of the test (``pytest.fail``), never a skip: the suite says
+the peer must be installed (``apt-get install -y ngircd``).
+
+Use it from a test module (a fixture of the module's own, so the name is not shadowed)::
+
+    @pytest.fixture(scope="module")
+    def server():
+        with ngircd_server() as peer:
+            yield peer
+
+    async def test_x(server):
+        client = await irc.connect(server.host, server.port, "alice")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = ["IRCPeer", "free_port", "ngircd", "ngircd_server"]
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 15.0
+
+NGIRCD_CONF = """\
+[Global]
+Name = {name}
+Info = t
+Listen = {host}
+Ports = {port}
+PidFile = {dir}/run/ngircd.pid
+MotdPhrase = test
+AdminInfo1 = t
+AdminInfo2 = t
+AdminEMail = a@irc.test
+{extra_global}
+[Limits]
+MaxConnectionsIP = 0
+MaxPenaltyTime = 0
+[Options]
+PAM = no
+Ident = no
+DNS = no
+"""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port nobody listens on now (the kernel's pick, freed for the caller)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class IRCPeer:
+    """A running IRC server: where it listens, its ``name`` (the source of its numerics),
+    and what it printed so far (``log()``)."""
+
+    name: str
+    host: str
+    port: int
+    directory: Path
+    lines: list[str] = field(default_factory=list)
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+
+def _require(cmd: str) -> str:
+    path = shutil.which(cmd) or (f"/usr/sbin/{cmd}" if os.path.exists(f"/usr/sbin/{cmd}") else None)
+    if path is None:
+        pytest.fail(
+            f"test peer {cmd!r} is not installed: apt-get install -y {cmd} (shared/PEERS.md); "
+            "a missing peer fails the tests, it never skips them"
+        )
+    return path
+
+
+def _accepts(host: str, port: int, deadline: float) -> None:
+    """Connect to host:port until a connection is accepted (a refusal comes back at once)."""
+    last: OSError | None = None
+    while time.monotonic() < deadline:
+        try:
+            left = max(0.1, deadline - time.monotonic())
+            with socket.create_connection((host, port), timeout=left):
+                return
+        except ConnectionRefusedError as e:
+            last = e
+    raise TimeoutError(f"nothing accepted connections on {host}:{port} in time ({last})")
+
+
+@contextlib.contextmanager
+def ngircd_server(name: str = "irc.test", password: str | None = None) -> Iterator[IRCPeer]:
+    """ngIRCd with a temp configuration on a free port (``password``: its connection
+    password, sent with PASS)."""
+    program = _require("ngircd")
+    directory = Path(tempfile.mkdtemp(prefix="netshell-ngircd-"))
+    directory.chmod(0o755)  # ngircd drops to nobody: it must read its files
+    port = free_port()
+    try:
+        subprocess.run(["install", "-d", "-o", "nobody", str(directory / "run")], check=True)
+        extra = f"Password = {password}" if password else ""
+        conf = directory / "ngircd.conf"
+        conf.write_text(NGIRCD_CONF.format(
+            name=name, host=HOST, port=port, dir=directory, extra_global=extra,
+        ))
+        conf.chmod(0o644)
+        proc = subprocess.Popen(
+            [program, "--nodaemon", "--config", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        peer = IRCPeer(name, HOST, port, directory)
+        listening = threading.Event()
+
+        def drain() -> None:
+            # Read all it prints, so a chatty server never blocks on a full pipe.
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                peer.lines.append(line)
+                if "Now listening on" in line:
+                    listening.set()
+            listening.set()  # it exited: the wait below checks how
+
+        reader = threading.Thread(target=drain, name="ngircd-log", daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            if not listening.wait(START_TIMEOUT) or proc.poll() is not None:
+                raise RuntimeError(f"ngircd did not start (exit {proc.poll()}): {peer.log()}")
+            _accepts(HOST, port, deadline)
+            yield peer
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            reader.join(5)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ngircd() -> Iterator[IRCPeer]:
+    """One ngIRCd for the test module."""
+    with ngircd_server() as peer:
+        yield peer

@@ -1,0 +1,230 @@
+"""Our IRC client against ngIRCd (a real server no one here wrote): registration, two
+clients in a channel seeing each other's messages, topic, kick, nick change, part and
+quit; names/whois/who; a taken nick; CTCP."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from irc_peers import IRCPeer, free_port, ngircd_server
+
+import netshell as ns
+from protocols import irc
+from protocols.irc.client import (
+    IRCClient,
+    IRCCommandError,
+    IRCConnectionClosed,
+    NickInUse,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[IRCPeer]:
+    """One ngIRCd for the module."""
+    with ngircd_server() as peer:
+        yield peer
+
+
+def nick(base: str) -> str:
+    """A nick no other test of the module uses (ngIRCd's NICKLEN is 9)."""
+    return f"{base}{next(_names)}"
+
+
+async def pair(server: IRCPeer, channel: str) -> tuple[IRCClient, IRCClient]:
+    a = await irc.connect(server.host, server.port, nick("a"), rate=None, timeout=10)
+    b = await irc.connect(server.host, server.port, nick("b"), rate=None, timeout=10)
+    await a.join(channel)
+    joined = a.wait_for("join", lambda e: e.nick == b.nick)
+    await b.join(channel)
+    await joined
+    return a, b
+
+
+async def test_registers_and_reads_isupport(server: IRCPeer) -> None:
+    client = await irc.connect(server.host, server.port, nick("r"), timeout=10)
+    try:
+        assert client.registered
+        assert client.server_name == "irc.test"
+        assert client.isupport.casemapping == "ascii"
+        assert client.isupport.prefix_symbols == "~&@%+"
+        assert client.is_channel("+modeless") and not client.is_channel("bob")
+        # ngIRCd offers multi-prefix only: asked for and enabled
+        assert client.caps == {"multi-prefix"}
+    finally:
+        await client.quit("bye")
+    assert client.closed
+
+
+async def test_two_clients_see_each_other(server: IRCPeer) -> None:
+    a, b = await pair(server, "#talk")
+    try:
+        # members with prefixes: the first in is the operator
+        chan = a.channels[a.fold("#talk")]
+        assert chan.members == {a.nick: "@", b.nick: ""}
+        assert b.channels[b.fold("#TALK")].members == {a.nick: "@", b.nick: ""}
+
+        got = b.wait_for("message")
+        a.msg("#talk", "hello there")
+        event = await got
+        assert (event.nick, event.channel, event.text) == (a.nick, "#talk", "hello there")
+        assert event.message.command == "PRIVMSG" and event.time is not None
+
+        got = a.wait_for("message")
+        b.msg(a.nick, "psst")
+        event = await got
+        assert event.channel is None and event.text == "psst" and event.nick == b.nick
+
+        got = b.wait_for("action")
+        a.action("#talk", "waves")
+        assert (await got).text == "waves"
+
+        got = b.wait_for("notice")
+        a.notice("#talk", "note")
+        assert (await got).text == "note"
+
+        # topic: set by a, seen by b, read back by b
+        seen = b.wait_for("topic")
+        await a.topic("#talk", "the topic")
+        event = await seen
+        assert (event.nick, event.text) == (a.nick, "the topic")
+        assert b.channels[b.fold("#talk")].topic == "the topic"
+        assert await b.topic("#talk") == "the topic"
+
+        # nick change, seen by both and kept in the member lists
+        old = b.nick
+        new = nick("n")
+        seen_nick = a.wait_for("nick")
+        await b.set_nick(new)
+        event = await seen_nick
+        assert (event.nick, event.new_nick) == (old, new)
+        assert b.nick == new
+        assert a.channels[a.fold("#talk")].members == {a.nick: "@", new: ""}
+
+        # mode: +v for b, the prefix tracked
+        await a.mode("#talk", "+v", new)
+        assert a.channels[a.fold("#talk")].members[new] == "+"
+
+        # kick: b is kicked by a
+        kicked = b.wait_for("kick")
+        await a.kick("#talk", new, "out")
+        event = await kicked
+        assert (event.nick, event.victim, event.text) == (a.nick, new, "out")
+        assert b.fold("#talk") not in b.channels
+        assert a.channels[a.fold("#talk")].members == {a.nick: "@"}
+
+        # back in, then part
+        joined = a.wait_for("join")
+        await b.join("#talk")
+        await joined
+        parted = a.wait_for("part")
+        await b.part("#talk", "later")
+        event = await parted
+        assert (event.nick, event.text) == (new, "later")
+        assert new not in a.channels[a.fold("#talk")].members
+
+        # quit, seen by a (they share a channel again)
+        joined = a.wait_for("join")
+        await b.join("#talk")
+        await joined
+        quitted = a.wait_for("quit")
+        await b.quit("gone")
+        event = await quitted
+        assert event.nick == new and "gone" in (event.text or "")
+        assert a.channels[a.fold("#talk")].members == {a.nick: "@"}
+    finally:
+        await a.quit()
+        await b.quit()
+
+
+async def test_names_whois_who(server: IRCPeer) -> None:
+    a, b = await pair(server, "#ask")
+    try:
+        assert sorted(await b.names("#ask")) == sorted([f"@{a.nick}", b.nick])
+        info = await a.whois(b.nick)
+        assert info.nick == b.nick and info.server == "irc.test"
+        assert info.host == "127.0.0.1" and info.realname == b.nick
+        assert "#ask" in info.channels
+        entries = await a.who("#ask")
+        assert sorted(e.nick for e in entries) == sorted([a.nick, b.nick])
+        assert {e.nick: e.flags for e in entries}[a.nick] == "H@"
+        with pytest.raises(IRCCommandError) as raised:
+            await a.whois("nobody")
+        assert raised.value.numeric == "401"
+        # the 318 after the 401 did not confuse the next request
+        assert (await a.whois(a.nick)).nick == a.nick
+        with pytest.raises(IRCCommandError) as raised:
+            await a.part("#notthere")
+        assert raised.value.numeric in ("403", "442")
+        with pytest.raises(IRCCommandError) as raised:
+            await b.kick("#ask", a.nick)
+        assert raised.value.numeric == "482"
+        with pytest.raises(IRCCommandError) as raised:
+            await a.kick("#ask", "nobody")
+        assert raised.value.numeric == "401"
+        assert await a.topic("#ask") is None
+    finally:
+        await a.quit()
+        await b.quit()
+
+
+async def test_taken_nick_gets_the_next(server: IRCPeer) -> None:
+    base = nick("t")
+    first = await irc.connect(server.host, server.port, base, timeout=10)
+    second = await irc.connect(server.host, server.port, base, timeout=10)
+    third = await irc.connect(server.host, server.port, base, timeout=10)
+    try:
+        assert (first.nick, second.nick, third.nick) == (base, base + "_", base + "__")
+        with pytest.raises(IRCCommandError) as raised:
+            await third.set_nick(base)
+        assert raised.value.numeric == "433"
+    finally:
+        for c in (first, second, third):
+            await c.quit()
+
+
+async def test_no_nick_left_fails(server: IRCPeer) -> None:
+    base = nick("u")
+    held = [await irc.connect(server.host, server.port, base, timeout=10)]
+    held.append(await irc.connect(server.host, server.port, base, timeout=10))
+    try:
+        with pytest.raises(NickInUse) as raised:
+            await irc.connect(server.host, server.port, base, timeout=10, alt_nicks=1)
+        assert raised.value.numeric == "433"
+    finally:
+        for c in held:
+            await c.quit()
+
+
+async def test_ctcp(server: IRCPeer) -> None:
+    a, b = await pair(server, "#ctcp")
+    try:
+        asked = b.wait_for("ctcp")
+        version = await a.ctcp(b.nick, "VERSION")
+        assert version == "netshell IRC client"
+        assert (await asked).ctcp == "VERSION"
+        assert await a.ctcp(b.nick, "PING", "12345") == "12345"
+        assert "+0000" in await a.ctcp(b.nick, "TIME")
+    finally:
+        await a.quit()
+        await b.quit()
+
+
+async def test_refused_connection_fails() -> None:
+    with pytest.raises(ns.ConnectionRefused):
+        await irc.connect("127.0.0.1", free_port(), "x", timeout=5)
+
+
+async def test_wrong_password_fails() -> None:
+    with ngircd_server(password="sesame") as peer:
+        # ngIRCd says ERROR alone (no 464): the unit tests cover 464
+        with pytest.raises(IRCConnectionClosed, match="Bad password"):
+            await irc.connect(peer.host, peer.port, "p", password="wrong", timeout=10)
+        client = await irc.connect(peer.host, peer.port, "p", password="sesame", timeout=10)
+        assert client.registered
+        await client.quit()
