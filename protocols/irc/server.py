@@ -1,0 +1,1205 @@
+"""The IRC server: ``serve()`` listens, and a protocol per connection speaks IRC.
+
+The rules are the "Modern IRC Client Protocol" document's, RFC 1459/2812's where it is
+silent, and the IRCv3 specifications': numerics carry their parameters in the order written
+there, the first always the client's nick (``*`` before it has one). The users, channels and
+modes live in :class:`~protocols.irc.server_state.ServerState`, apart from the connections.
+
+- Registration: PASS, NICK, USER, and CAP (LS 302, REQ, ACK/NAK, LIST, END) holding it until
+  CAP END; then 001-005, LUSERS (251-255, 265, 266) and the MOTD (375/372/376, or 422).
+- Commands: PING/PONG, NICK, JOIN (keys, ``JOIN 0``), PART, QUIT, PRIVMSG/NOTICE (several
+  targets, ``@#chan``), TOPIC, NAMES, KICK, INVITE, MODE (channel ``b e I k l i m n s t o
+  v``, user ``i w``), WHO, WHOIS, WHOWAS, AWAY, ISON, USERHOST, LIST, LUSERS, MOTD, TIME,
+  VERSION, ADMIN, INFO, OPER, KILL.
+- Capabilities: multi-prefix, server-time, message-tags, echo-message, away-notify,
+  extended-join, userhost-in-names, cap-notify, invite-notify.
+- Limits: a line over 512 bytes is dropped and answered 417 (the connection lives on), bad
+  UTF-8 is answered ``FAIL <command> INVALID_UTF8`` (UTF8ONLY; the connection lives on), a
+  client idle for ``ping_interval`` is sent a PING and closed (``ERROR``) when it has not
+  answered ``ping_timeout`` seconds later, and a client sending faster than its penalty
+  budget allows is closed with ``ERROR :... (Excess Flood)``.
+
+Logging (logger ``netshell.irc``): one INFO line per registration and per disconnection.
+
+Example::
+
+    >>> from protocols import irc
+    >>> listener = irc.serve(name="irc.example", network="Example")
+    >>> listener.factory.state.casemapping
+    'rfc1459'
+    >>> _ = listener.close()
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from netshell.failure import Failure
+from netshell.listener import Listener
+from netshell.protocol import Factory, Protocol
+from netshell.reactor import get_reactor
+from protocols.irc.core import IRCParseError, LineReader, LineTooLong, Message, parse
+from protocols.irc.server_state import (
+    CHANNEL_MODES,
+    Channel,
+    ServerState,
+    User,
+    format_mode_changes,
+    mask_matches,
+)
+
+__all__ = ["IRCServerFactory", "IRCServerProtocol", "serve"]
+
+log = logging.getLogger("netshell.irc")
+
+VERSION = "netshell-irc-0.1"
+
+#: the capabilities offered, with their values in CAP LS 302
+CAPABILITIES: dict[str, str | None] = {
+    "away-notify": None,
+    "cap-notify": None,
+    "echo-message": None,
+    "extended-join": None,
+    "invite-notify": None,
+    "message-tags": None,
+    "multi-prefix": None,
+    "server-time": None,
+    "userhost-in-names": None,
+}
+
+#: the commands a client may send before it is registered
+_BEFORE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "QUIT", "PING", "PONG"})
+
+#: what a command costs in the flood budget (seconds of it), when not 1
+_PENALTY = {"PONG": 0.0, "PING": 0.5, "CAP": 0.5}
+
+
+def _now_tag() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+# ---- the factory
+
+
+class IRCServerFactory(Factory):
+    """Makes an :class:`IRCServerProtocol` per connection; holds the settings and the
+    :class:`ServerState` they share. The arguments are as for :func:`serve`."""
+
+    display_name = "irc server"
+
+    def __init__(
+        self,
+        name: str = "irc.local",
+        network: str = "netshell",
+        motd: str | Iterable[str] | None = None,
+        password: str | None = None,
+        opers: Mapping[str, str] | None = None,
+        accounts: Mapping[str, str] | None = None,
+        *,
+        casemapping: str = "rfc1459",
+        ping_interval: float = 120.0,
+        ping_timeout: float = 60.0,
+        flood_burst: float = 20.0,
+        flood_rate: float = 2.0,
+        reactor: Any = None,
+        clock: Any = None,
+    ) -> None:
+        self.name = name
+        self.network = network
+        if isinstance(motd, str):
+            motd = motd.splitlines()
+        self.motd: list[str] | None = list(motd) if motd is not None else None
+        self.password = password
+        self.opers = dict(opers or {})
+        self.accounts = dict(accounts or {})
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        #: a client may be ``flood_burst`` commands ahead of ``flood_rate`` per second
+        #: (0: no flood control)
+        self.flood_burst = flood_burst
+        self.flood_rate = flood_rate
+        self.state = ServerState(casemapping)
+        self.reactor = reactor if reactor is not None else get_reactor()
+        #: what times PINGs and timeouts (the reactor; tests may give a Clock)
+        self.clock = clock if clock is not None else self.reactor
+        self.created = datetime.now(UTC)
+        #: the connections being served, registered or not
+        self.connections: set[IRCServerProtocol] = set()
+        self.isupport = self._isupport()
+
+    def build_protocol(self, addr: Any) -> IRCServerProtocol:
+        return IRCServerProtocol(self)
+
+    def _isupport(self) -> list[str]:
+        s = self.state
+        return [
+            f"AWAYLEN={s.awaylen}",
+            f"CASEMAPPING={s.casemapping}",
+            f"CHANLIMIT=#:{s.max_channels}",
+            "CHANMODES=beI,k,l,imnst",
+            f"CHANNELLEN={s.channellen}",
+            "CHANTYPES=#",
+            "ELIST=",
+            "EXCEPTS=e",
+            "INVEX=I",
+            f"KICKLEN={s.kicklen}",
+            f"MAXLIST=beI:{s.max_list_entries}",
+            f"MODES={s.modes_per_command}",
+            f"NETWORK={self.network}",
+            f"NICKLEN={s.nicklen}",
+            "PREFIX=(ov)@+",
+            "STATUSMSG=@+",
+            "TARGMAX=JOIN:,KICK:1,NAMES:,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
+            f"TOPICLEN={s.topiclen}",
+            "UTF8ONLY",
+        ]
+
+
+# ---- one connection
+
+
+class IRCServerProtocol(Protocol):
+    """One client connection, server side. ``user`` is its :class:`User` once it has a
+    nick; ``nick`` is shown by ``conns()``."""
+
+    display_name = "irc server"
+
+    def __init__(self, factory: IRCServerFactory) -> None:
+        self.factory = factory
+        self.state = factory.state
+        self.reader = LineReader()
+        self.user: User | None = None
+        self.username: str | None = None
+        self.realname = ""
+        self.password: str | None = None
+        self.caps: set[str] = set()
+        self.cap_version = 0
+        self.cap_negotiating = False
+        self.registered = False
+        self.host = "localhost"
+        self._closed = False
+        self._quit_reason: str | None = None
+        self._last = 0.0
+        self._ping_sent = False
+        self._ping_at = 0.0
+        self._timer: Any = None
+        self._flood = 0.0  # the time the client's penalty budget is spent up to
+
+    @property
+    def nick(self) -> str | None:
+        return self.user.nick if self.user is not None else None
+
+    def __repr__(self) -> str:
+        return f"<IRCServerProtocol {self.host} {self.nick or '*'}>"
+
+    # ---- connection events
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        peer = getattr(transport, "peer", None)
+        self.host = str(getattr(peer, "host", None) or "localhost")
+        self.factory.connections.add(self)
+        self._last = self.factory.clock.seconds()
+        self._flood = self._last
+        self._arm_timer(self.factory.ping_interval)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        items = self.reader.feed(data)
+        if not items:
+            return
+        self._last = self.factory.clock.seconds()
+        self._ping_sent = False
+        for item in items:
+            if self._closed:
+                return
+            if isinstance(item, LineTooLong):
+                self.numeric("417", "Input line was too long")
+                continue
+            if not self._charge(item):
+                return
+            self._line(item)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, reason: Failure) -> None:
+        self._closed = True
+        self._stop_timer()
+        self.factory.connections.discard(self)
+        if self._quit_reason is None:
+            self._quit_reason = "Connection closed"
+        self._leave(self._quit_reason)
+
+    # ---- lines in
+
+    def _charge(self, line: bytes) -> bool:
+        """Count the line against the flood budget; False (and the connection closed) when
+        the client is over it."""
+        burst = self.factory.flood_burst
+        if not burst:
+            return True
+        command = line.split(b" ", 2)
+        verb = command[0]
+        if verb.startswith((b"@", b":")) and len(command) > 1:
+            verb = command[1]
+        cost = _PENALTY.get(verb.upper().decode("ascii", "replace"), 1.0)
+        now = self.factory.clock.seconds()
+        self._flood = max(self._flood, now) + cost / self.factory.flood_rate
+        if self._flood - now > burst / self.factory.flood_rate:
+            self.close("Excess Flood")
+            return False
+        return True
+
+    def _line(self, raw: bytes) -> None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                command = parse(raw).command
+            except IRCParseError:
+                command = "*"
+            self.send(Message("FAIL", [command, "INVALID_UTF8",
+                                       "Message rejected for containing invalid UTF-8"],
+                              source=self.factory.name))
+            return
+        try:
+            msg = parse(text)
+        except IRCParseError:
+            return  # Modern IRC: a malformed message is ignored
+        command = msg.command
+        handler: Callable[[Message], None] | None = getattr(self, "irc_" + command, None)
+        if handler is None:
+            if command.isdigit():
+                return  # numerics from a client mean nothing
+            self.numeric("421", command, "Unknown command")
+            return
+        if not self.registered and command not in _BEFORE_REGISTRATION:
+            self.numeric("451", "You have not registered")
+            return
+        if self.user is not None and self.registered and command not in ("PING", "PONG"):
+            self.user.last_active = time.time()
+        try:
+            handler(msg)
+        except Exception:
+            log.exception("%r: %s failed", self, command)
+
+    # ---- lines out
+
+    def send(self, msg: Message) -> None:
+        """Write ``msg`` to the client (nothing once the connection is closing), adding the
+        tags its capabilities ask for."""
+        if self._closed:
+            return
+        if "server-time" in self.caps and "time" not in msg.tags:
+            msg = Message(msg.command, msg.params, msg.source, {**msg.tags, "time": _now_tag()})
+        if msg.tags and "message-tags" not in self.caps:
+            tags = {k: v for k, v in msg.tags.items() if not k.startswith("+") and k != "msgid"}
+            if "server-time" not in self.caps:
+                tags.pop("time", None)
+            msg = Message(msg.command, msg.params, msg.source, tags)
+        self.transport.write(msg.to_bytes())
+
+    def numeric(self, code: str, *params: str) -> None:
+        """Send numeric ``code`` with the client's nick (``*`` before it has one) first."""
+        self.send(Message(code, [self.nick or "*", *params], source=self.factory.name))
+
+    def close(self, reason: str) -> None:
+        """Send ``ERROR`` and close; the user leaves with ``reason`` as its QUIT message."""
+        if self._closed:
+            return
+        if self._quit_reason is None:
+            self._quit_reason = reason
+        self.send(Message("ERROR", [f"Closing Link: {self.host} ({reason})"]))
+        self._closed = True
+        self._stop_timer()
+        self._leave(self._quit_reason)
+        self.transport.close()
+
+    def _leave(self, reason: str) -> None:
+        """The user goes: QUIT to everyone sharing a channel, forgotten by the state."""
+        user, self.user = self.user, None
+        if user is None:
+            return
+        if user.registered:
+            msg = Message("QUIT", [reason], source=user.source)
+            for other in self.state.neighbours(user):
+                other.conn.send(msg)
+            log.info("%s %s left: %s", self.host, user.nick, reason)
+        self.state.remove_user(user)
+
+    # ---- timers: PING on idle, the ping timeout
+
+    def _arm_timer(self, delay: float) -> None:
+        if delay and delay > 0:
+            self._timer = self.factory.clock.call_later(delay, self._tick)
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        factory = self.factory
+        now = factory.clock.seconds()
+        if self._ping_sent:
+            waited = now - self._ping_at
+            if waited >= factory.ping_timeout:
+                self.close(f"Ping timeout: {int(factory.ping_interval + waited)} seconds")
+                return
+            self._arm_timer(factory.ping_timeout - waited)
+            return
+        idle = now - self._last
+        if idle >= factory.ping_interval:
+            self._ping_sent = True
+            self._ping_at = now
+            self.send(Message("PING", [factory.name]))
+            self._arm_timer(factory.ping_timeout)
+        else:
+            self._arm_timer(factory.ping_interval - idle)
+
+    # ---- registration
+
+    def irc_PASS(self, msg: Message) -> None:
+        if self.registered:
+            self.numeric("462", "You may not reregister")
+            return
+        if not msg.params:
+            self.numeric("461", "PASS", "Not enough parameters")
+            return
+        self.password = msg.params[0]
+
+    def irc_NICK(self, msg: Message) -> None:
+        if not msg.params or not msg.params[0]:
+            self.numeric("431", "No nickname given")
+            return
+        nick = msg.params[0]
+        state = self.state
+        if not state.valid_nick(nick):
+            self.numeric("432", nick, "Erroneus nickname")
+            return
+        user = self.user
+        other = state.find_user(nick)
+        if other is not None and other is not user:
+            self.numeric("433", nick, "Nickname is already in use")
+            return
+        if user is None:
+            self.user = state.add_user(nick, self)
+            self.user.hostname = self.host
+            self._maybe_register()
+            return
+        if user.nick == nick:
+            return
+        source = user.source
+        state.rename(user, nick)
+        if self.registered:
+            out = Message("NICK", [nick], source=source)
+            self.send(out)
+            for other in state.neighbours(user):
+                other.conn.send(out)
+
+    def irc_USER(self, msg: Message) -> None:
+        if self.registered or self.username is not None:
+            self.numeric("462", "You may not reregister")
+            return
+        if len(msg.params) < 4 or not msg.params[0]:
+            self.numeric("461", "USER", "Not enough parameters")
+            return
+        username = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.")[:10]
+        self.username = "~" + (username or "user")
+        self.realname = msg.params[3]
+        self._maybe_register()
+
+    def _maybe_register(self) -> None:
+        user = self.user
+        if self.registered or user is None or self.username is None or self.cap_negotiating:
+            return
+        factory = self.factory
+        if factory.password is not None and not (
+            self.password is not None
+            and hmac.compare_digest(self.password.encode(), factory.password.encode())
+        ):
+            self.numeric("464", "Password incorrect")
+            self.close("Bad password")
+            return
+        user.username = self.username
+        user.realname = self.realname
+        user.hostname = self.host
+        self.registered = True
+        self.state.register(user)
+        log.info("%s registered as %s", self.host, user.source)
+        self.numeric("001", f"Welcome to the {factory.network} Network, {user.source}")
+        self.numeric("002", f"Your host is {factory.name}, running version {VERSION}")
+        created = factory.created.strftime("%a %b %d %Y at %H:%M:%S UTC")
+        self.numeric("003", f"This server was created {created}")
+        self.numeric("004", factory.name, VERSION, "iow", "beIiklmnostv", "beIklov")
+        tokens = factory.isupport
+        for i in range(0, len(tokens), 13):
+            self.numeric("005", *tokens[i:i + 13], "are supported by this server")
+        self._lusers()
+        self._motd()
+
+    # ---- CAP
+
+    def irc_CAP(self, msg: Message) -> None:
+        if not msg.params:
+            self.numeric("461", "CAP", "Not enough parameters")
+            return
+        sub = msg.params[0].upper()
+        client = self.nick or "*"
+        name = self.factory.name
+        if sub == "LS":
+            if not self.registered:
+                self.cap_negotiating = True
+            version = 0
+            if len(msg.params) > 1 and msg.params[1].isdigit():
+                version = int(msg.params[1])
+            self.cap_version = max(self.cap_version, version)
+            if version >= 302:
+                self.caps.add("cap-notify")
+            items = [k if v is None or self.cap_version < 302 else f"{k}={v}"
+                     for k, v in CAPABILITIES.items()]
+            self.send(Message("CAP", [client, "LS", " ".join(items)], source=name))
+        elif sub == "LIST":
+            self.send(Message("CAP", [client, "LIST", " ".join(sorted(self.caps))],
+                              source=name))
+        elif sub == "REQ":
+            if not self.registered:
+                self.cap_negotiating = True
+            asked = msg.params[1] if len(msg.params) > 1 else ""
+            wanted = asked.split()
+            ok = bool(wanted) and all(w.removeprefix("-") in CAPABILITIES for w in wanted)
+            if ok:
+                for w in wanted:
+                    if w.startswith("-"):
+                        self.caps.discard(w[1:])
+                    else:
+                        self.caps.add(w)
+            self.send(Message("CAP", [client, "ACK" if ok else "NAK", asked], source=name))
+        elif sub == "END":
+            if not self.registered and self.cap_negotiating:
+                self.cap_negotiating = False
+                self._maybe_register()
+        else:
+            self.numeric("410", msg.params[0], "Invalid CAP command")
+
+    # ---- connection upkeep
+
+    def irc_PING(self, msg: Message) -> None:
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "PING", "Not enough parameters")
+            return
+        name = self.factory.name
+        self.send(Message("PONG", [name, msg.params[0]], source=name))
+
+    def irc_PONG(self, msg: Message) -> None:
+        pass  # any line counts as activity
+
+    def irc_QUIT(self, msg: Message) -> None:
+        reason = msg.params[0] if msg.params else ""
+        self._quit_reason = f"Quit: {reason}" if reason else "Quit"
+        self.close(self._quit_reason)
+
+    # ---- server information
+
+    def irc_LUSERS(self, msg: Message) -> None:
+        self._lusers()
+
+    def _lusers(self) -> None:
+        state = self.state
+        users = [u for u in state.users.values() if u.registered]
+        invisible = sum(1 for u in users if "i" in u.modes)
+        ops = sum(1 for u in users if u.oper)
+        unknown = sum(1 for c in self.factory.connections if not c.registered)
+        total = len(users)
+        top = state.max_users
+        self.numeric("251", f"There are {total - invisible} users and {invisible} invisible "
+                            "on 1 servers")
+        self.numeric("252", str(ops), "operator(s) online")
+        self.numeric("253", str(unknown), "unknown connection(s)")
+        self.numeric("254", str(len(state.channels)), "channels formed")
+        self.numeric("255", f"I have {total} clients and 0 servers")
+        self.numeric("265", str(total), str(top), f"Current local users {total}, max {top}")
+        self.numeric("266", str(total), str(top), f"Current global users {total}, max {top}")
+
+    def irc_MOTD(self, msg: Message) -> None:
+        self._motd()
+
+    def _motd(self) -> None:
+        motd = self.factory.motd
+        if motd is None:
+            self.numeric("422", "MOTD File is missing")
+            return
+        self.numeric("375", f"- {self.factory.name} Message of the day - ")
+        for line in motd:
+            self.numeric("372", f"- {line}")
+        self.numeric("376", "End of /MOTD command.")
+
+    def irc_VERSION(self, msg: Message) -> None:
+        self.numeric("351", VERSION, self.factory.name, "netshell IRC server")
+        tokens = self.factory.isupport
+        for i in range(0, len(tokens), 13):
+            self.numeric("005", *tokens[i:i + 13], "are supported by this server")
+
+    def irc_TIME(self, msg: Message) -> None:
+        now = datetime.now(UTC)
+        self.numeric("391", self.factory.name, now.strftime("%A %B %d %Y -- %H:%M:%S UTC"))
+
+    def irc_ADMIN(self, msg: Message) -> None:
+        name = self.factory.name
+        self.numeric("256", name, "Administrative info")
+        self.numeric("257", f"{self.factory.network} IRC network")
+        self.numeric("258", f"Server {name}")
+        self.numeric("259", f"admin@{name}")
+
+    def irc_INFO(self, msg: Message) -> None:
+        self.numeric("371", f"{VERSION}: the netshell IRC server")
+        self.numeric("374", "End of INFO list")
+
+    # ---- nick queries
+
+    def irc_ISON(self, msg: Message) -> None:
+        if not msg.params:
+            self.numeric("461", "ISON", "Not enough parameters")
+            return
+        found = []
+        for param in msg.params:
+            for nick in param.split():
+                user = self.state.find_user(nick)
+                if user is not None and user.registered:
+                    found.append(user.nick)
+        self.numeric("303", " ".join(found))
+
+    def irc_USERHOST(self, msg: Message) -> None:
+        if not msg.params:
+            self.numeric("461", "USERHOST", "Not enough parameters")
+            return
+        replies = []
+        for nick in msg.params[:5]:
+            user = self.state.find_user(nick)
+            if user is None or not user.registered:
+                continue
+            star = "*" if user.oper else ""
+            away = "-" if user.away is not None else "+"
+            replies.append(f"{user.nick}{star}={away}{user.username}@{user.hostname}")
+        self.numeric("302", " ".join(replies))
+
+    def irc_AWAY(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        text = msg.params[0] if msg.params else ""
+        if text:
+            user.away = text[: self.state.awaylen]
+            self.numeric("306", "You have been marked as being away")
+            params = [user.away]
+        else:
+            user.away = None
+            self.numeric("305", "You are no longer marked as being away")
+            params = []
+        out = Message("AWAY", params, source=user.source)
+        for other in self.state.neighbours(user):
+            if "away-notify" in other.conn.caps:
+                other.conn.send(out)
+
+    def irc_WHOIS(self, msg: Message) -> None:
+        params = msg.params
+        if not params or not params[-1]:
+            self.numeric("431", "No nickname given")
+            return
+        me = self.user
+        assert me is not None
+        nick = params[-1].split(",")[0]
+        user = self.state.find_user(nick)
+        if user is None or not user.registered:
+            self.numeric("401", nick, "No such nick/channel")
+            self.numeric("318", nick, "End of /WHOIS list")
+            return
+        n = user.nick
+        self.numeric("311", n, user.username, user.hostname, "*", user.realname)
+        multi = "multi-prefix" in self.caps
+        chans = [c.prefixes(user, multi) + c.name for c in user.channels.values()
+                 if self.state.visible(c, me)]
+        if chans:
+            self.numeric("319", n, " ".join(chans))
+        self.numeric("312", n, self.factory.name, f"{self.factory.network} IRC server")
+        if user.oper:
+            self.numeric("313", n, "is an IRC operator")
+        if user.away is not None:
+            self.numeric("301", n, user.away)
+        idle = max(0, int(time.time() - user.last_active))
+        self.numeric("317", n, str(idle), str(int(user.signon)), "seconds idle, signon time")
+        self.numeric("318", n, "End of /WHOIS list")
+
+    def irc_WHOWAS(self, msg: Message) -> None:
+        if not msg.params or not msg.params[0]:
+            self.numeric("431", "No nickname given")
+            return
+        nick = msg.params[0]
+        entries = self.state.whowas.get(self.state.fold(nick), [])
+        if not entries:
+            self.numeric("406", nick, "There was no such nickname")
+        for old, username, host, realname, _when in entries:
+            self.numeric("314", old, username, host, "*", realname)
+            self.numeric("312", old, self.factory.name, f"{self.factory.network} IRC server")
+        self.numeric("369", nick, "End of WHOWAS")
+
+    def irc_WHO(self, msg: Message) -> None:
+        me = self.user
+        assert me is not None
+        mask = msg.params[0] if msg.params and msg.params[0] else "*"
+        state = self.state
+        multi = "multi-prefix" in self.caps
+        name = self.factory.name
+        if mask.startswith("#"):
+            channel = state.find_channel(mask)
+            if channel is not None and state.visible(channel, me):
+                for user in list(channel.members):
+                    if "i" in user.modes and me not in channel.members:
+                        continue
+                    self._who_line(channel.name, user, channel.prefixes(user, multi), name)
+        else:
+            for user in list(state.users.values()):
+                if not user.registered:
+                    continue
+                if not (mask_matches(mask, user.nick, state.casemapping)
+                        or mask_matches(mask, user.source, state.casemapping)):
+                    continue
+                if "i" in user.modes and user is not me and not (
+                    state.neighbours(me) & {user}) and state.fold(mask) != state.fold(user.nick):
+                    continue
+                shared = next((c for c in user.channels.values() if state.visible(c, me)),
+                              None)
+                self._who_line(shared.name if shared else "*", user,
+                               shared.prefixes(user, multi) if shared else "", name)
+        self.numeric("315", mask, "End of WHO list")
+
+    def _who_line(self, channel: str, user: User, prefix: str, server: str) -> None:
+        flags = ("G" if user.away is not None else "H") + ("*" if user.oper else "") + prefix
+        self.numeric("352", channel, user.username, user.hostname, server, user.nick, flags,
+                     f"0 {user.realname}")
+
+    # ---- channels
+
+    def irc_JOIN(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "JOIN", "Not enough parameters")
+            return
+        if msg.params[0] == "0":
+            for left in list(user.channels.values()):
+                self._part(user, left, None)
+            return
+        names = msg.params[0].split(",")
+        keys = msg.params[1].split(",") if len(msg.params) > 1 else []
+        state = self.state
+        for i, name in enumerate(names):
+            if not name:
+                continue
+            key = keys[i] if i < len(keys) else None
+            if not state.valid_channel(name):
+                self.numeric("476", name, "Bad Channel Mask")
+                continue
+            channel = state.find_channel(name)
+            if channel is not None and user in channel.members:
+                continue
+            if len(user.channels) >= state.max_channels:
+                self.numeric("405", name, "You have joined too many channels")
+                continue
+            if channel is not None:
+                refused = state.may_join(user, channel, key)
+                if refused is not None:
+                    text = {"471": "Cannot join channel (+l)", "473": "Cannot join channel (+i)",
+                            "474": "Cannot join channel (+b)",
+                            "475": "Cannot join channel (+k)"}[refused]
+                    self.numeric(refused, channel.name, text)
+                    continue
+            joined, _created = state.join(user, name)
+            plain = Message("JOIN", [joined.name], source=user.source)
+            extended = Message("JOIN", [joined.name, user.account or "*", user.realname],
+                               source=user.source)
+            for member in list(joined.members):
+                conn = member.conn
+                conn.send(extended if "extended-join" in conn.caps else plain)
+                if member is not user and user.away is not None and "away-notify" in conn.caps:
+                    conn.send(Message("AWAY", [user.away], source=user.source))
+            if joined.topic:
+                self._topic_reply(joined)
+            self._names(joined)
+
+    def irc_PART(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "PART", "Not enough parameters")
+            return
+        reason = msg.params[1] if len(msg.params) > 1 else None
+        for name in msg.params[0].split(","):
+            if not name:
+                continue
+            channel = self.state.find_channel(name)
+            if channel is None:
+                self.numeric("403", name, "No such channel")
+            elif user not in channel.members:
+                self.numeric("442", channel.name, "You're not on that channel")
+            else:
+                self._part(user, channel, reason)
+
+    def _part(self, user: User, channel: Channel, reason: str | None) -> None:
+        params = [channel.name] if reason is None else [channel.name, reason]
+        out = Message("PART", params, source=user.source)
+        for member in list(channel.members):
+            member.conn.send(out)
+        self.state.part(user, channel)
+
+    def irc_TOPIC(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "TOPIC", "Not enough parameters")
+            return
+        channel = self.state.find_channel(msg.params[0])
+        if channel is None:
+            self.numeric("403", msg.params[0], "No such channel")
+            return
+        member = user in channel.members
+        if len(msg.params) < 2:
+            if not member and "s" in channel.modes:
+                self.numeric("442", channel.name, "You're not on that channel")
+                return
+            if channel.topic:
+                self._topic_reply(channel)
+            else:
+                self.numeric("331", channel.name, "No topic is set")
+            return
+        if not member:
+            self.numeric("442", channel.name, "You're not on that channel")
+            return
+        if "t" in channel.modes and not channel.is_op(user):
+            self.numeric("482", channel.name, "You're not channel operator")
+            return
+        channel.topic = msg.params[1][: self.state.topiclen]
+        channel.topic_by = user.source
+        channel.topic_at = int(time.time())
+        out = Message("TOPIC", [channel.name, channel.topic], source=user.source)
+        for m in list(channel.members):
+            m.conn.send(out)
+
+    def _topic_reply(self, channel: Channel) -> None:
+        self.numeric("332", channel.name, channel.topic)
+        self.numeric("333", channel.name, channel.topic_by, str(channel.topic_at))
+
+    def irc_NAMES(self, msg: Message) -> None:
+        if not msg.params or not msg.params[0]:
+            self.numeric("366", "*", "End of /NAMES list")
+            return
+        me = self.user
+        assert me is not None
+        for name in msg.params[0].split(","):
+            channel = self.state.find_channel(name)
+            if channel is not None and self.state.visible(channel, me):
+                self._names(channel)
+            else:
+                self.numeric("366", name, "End of /NAMES list")
+
+    def _names(self, channel: Channel) -> None:
+        me = self.user
+        multi = "multi-prefix" in self.caps
+        full = "userhost-in-names" in self.caps
+        outside = me not in channel.members
+        names = [
+            channel.prefixes(u, multi) + (u.source if full else u.nick)
+            for u in channel.members
+            if not (outside and "i" in u.modes)
+        ]
+        # each 353 fits in 512 bytes with the prefix and parameters around it
+        head = len(self.factory.name) + len(self.nick or "*") + len(channel.name) + 20
+        budget = 510 - head
+        line: list[str] = []
+        size = 0
+        for n in names:
+            if line and size + len(n) + 1 > budget:
+                self.numeric("353", channel.symbol, channel.name, " ".join(line))
+                line, size = [], 0
+            line.append(n)
+            size += len(n) + 1
+        if line:
+            self.numeric("353", channel.symbol, channel.name, " ".join(line))
+        self.numeric("366", channel.name, "End of /NAMES list")
+
+    def irc_LIST(self, msg: Message) -> None:
+        me = self.user
+        assert me is not None
+        state = self.state
+        self.numeric("321", "Channel", "Users  Name")
+        wanted = msg.params[0].split(",") if msg.params and msg.params[0] else None
+        for channel in state.iter_channels():
+            if not state.visible(channel, me):
+                continue
+            if wanted is not None and not any(
+                mask_matches(w, channel.name, state.casemapping) for w in wanted
+            ):
+                continue
+            self.numeric("322", channel.name, str(len(channel.members)), channel.topic)
+        self.numeric("323", "End of /LIST")
+
+    def irc_KICK(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if len(msg.params) < 2:
+            self.numeric("461", "KICK", "Not enough parameters")
+            return
+        channel = self.state.find_channel(msg.params[0])
+        if channel is None:
+            self.numeric("403", msg.params[0], "No such channel")
+            return
+        if user not in channel.members:
+            self.numeric("442", channel.name, "You're not on that channel")
+            return
+        if not channel.is_op(user):
+            self.numeric("482", channel.name, "You're not channel operator")
+            return
+        reason = msg.params[2] if len(msg.params) > 2 and msg.params[2] else user.nick
+        reason = reason[: self.state.kicklen]
+        for nick in msg.params[1].split(","):
+            target = self.state.find_user(nick)
+            if target is None or target not in channel.members:
+                self.numeric("441", nick, channel.name, "They aren't on that channel")
+                continue
+            out = Message("KICK", [channel.name, target.nick, reason], source=user.source)
+            for m in list(channel.members):
+                m.conn.send(out)
+            self.state.part(target, channel)
+
+    def irc_INVITE(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if len(msg.params) < 2:
+            self.numeric("461", "INVITE", "Not enough parameters")
+            return
+        nick, name = msg.params[0], msg.params[1]
+        target = self.state.find_user(nick)
+        if target is None or not target.registered:
+            self.numeric("401", nick, "No such nick/channel")
+            return
+        channel = self.state.find_channel(name)
+        if channel is None:
+            self.numeric("403", name, "No such channel")
+            return
+        if user not in channel.members:
+            self.numeric("442", channel.name, "You're not on that channel")
+            return
+        if "i" in channel.modes and not channel.is_op(user):
+            self.numeric("482", channel.name, "You're not channel operator")
+            return
+        if target in channel.members:
+            self.numeric("443", target.nick, channel.name, "is already on channel")
+            return
+        channel.invited.add(self.state.fold(target.nick))
+        self.numeric("341", target.nick, channel.name)
+        out = Message("INVITE", [target.nick, channel.name], source=user.source)
+        target.conn.send(out)
+        for m in list(channel.members):
+            if m is not user and channel.is_op(m) and "invite-notify" in m.conn.caps:
+                m.conn.send(out)
+
+    # ---- messages
+
+    def irc_PRIVMSG(self, msg: Message) -> None:
+        self._message(msg, notice=False)
+
+    def irc_NOTICE(self, msg: Message) -> None:
+        self._message(msg, notice=True)
+
+    def _message(self, msg: Message, notice: bool) -> None:
+        user = self.user
+        assert user is not None
+        command = msg.command
+        # NOTICE is never answered with an error (RFC 2812 §3.3.2)
+        numeric = self._no_reply if notice else self.numeric
+        if not msg.params or not msg.params[0]:
+            numeric("411", f"No recipient given ({command})")
+            return
+        if len(msg.params) < 2 or not msg.params[1]:
+            numeric("412", "No text to send")
+            return
+        text = msg.params[1]
+        tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}
+        targets = msg.params[0].split(",")
+        if len(targets) > 4:
+            numeric("407", msg.params[0], "Too many recipients")
+            return
+        state = self.state
+        for target in targets:
+            if not target:
+                continue
+            status = ""
+            name = target
+            while name[:1] in ("@", "+") and len(name) > 1:
+                status += name[0]
+                name = name[1:]
+            if name.startswith("#"):
+                channel = state.find_channel(name)
+                if channel is None:
+                    numeric("403", name, "No such channel")
+                    continue
+                if not state.may_speak(user, channel):
+                    numeric("404", channel.name, "Cannot send to channel")
+                    continue
+                out = Message(command, [status + channel.name, text], source=user.source,
+                              tags=tags)
+                for member in list(channel.members):
+                    if member is user:
+                        continue
+                    if status and not self._status_ok(channel, member, status):
+                        continue
+                    member.conn.send(out)
+                if "echo-message" in self.caps:
+                    self.send(out)
+                continue
+            other = state.find_user(target)
+            if other is None or not other.registered:
+                numeric("401", target, "No such nick/channel")
+                continue
+            out = Message(command, [other.nick, text], source=user.source, tags=tags)
+            other.conn.send(out)
+            if "echo-message" in self.caps:
+                self.send(out)
+            if not notice and other.away is not None:
+                self.numeric("301", other.nick, other.away)
+
+    def irc_TAGMSG(self, msg: Message) -> None:
+        if "message-tags" not in self.caps:
+            self.numeric("421", "TAGMSG", "Unknown command")
+            return
+        user = self.user
+        assert user is not None
+        if not msg.params or not msg.params[0]:
+            self.numeric("411", "No recipient given (TAGMSG)")
+            return
+        tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}
+        target = msg.params[0]
+        channel = self.state.find_channel(target) if target.startswith("#") else None
+        if target.startswith("#"):
+            if channel is None:
+                self.numeric("403", target, "No such channel")
+                return
+            if not self.state.may_speak(user, channel):
+                self.numeric("404", channel.name, "Cannot send to channel")
+                return
+            out = Message("TAGMSG", [channel.name], source=user.source, tags=tags)
+            for member in list(channel.members):
+                if member is not user and "message-tags" in member.conn.caps:
+                    member.conn.send(out)
+        else:
+            other = self.state.find_user(target)
+            if other is None or not other.registered:
+                self.numeric("401", target, "No such nick/channel")
+                return
+            out = Message("TAGMSG", [other.nick], source=user.source, tags=tags)
+            if "message-tags" in other.conn.caps:
+                other.conn.send(out)
+        if "echo-message" in self.caps:
+            self.send(out)
+
+    def _no_reply(self, code: str, *params: str) -> None:
+        pass
+
+    @staticmethod
+    def _status_ok(channel: Channel, member: User, status: str) -> bool:
+        # '@#chan' reaches operators; '+#chan' voiced users and operators
+        if channel.is_op(member):
+            return True
+        return "@" not in status and channel.is_voiced(member)
+
+    # ---- modes
+
+    def irc_MODE(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "MODE", "Not enough parameters")
+            return
+        target = msg.params[0]
+        if target.startswith("#"):
+            self._channel_mode(user, target, msg.params[1:])
+        else:
+            self._user_mode(user, target, msg.params[1:])
+
+    def _channel_mode(self, user: User, name: str, params: list[str]) -> None:
+        state = self.state
+        channel = state.find_channel(name)
+        if channel is None:
+            self.numeric("403", name, "No such channel")
+            return
+        if not params:
+            modes, args = channel.mode_string(show_key=user in channel.members)
+            self.numeric("324", channel.name, modes, *args)
+            self.numeric("329", channel.name, str(channel.created))
+            return
+        modestring, args = params[0], params[1:]
+        # a list asked for (MODE #c b) needs no operator
+        only_lists = all(c in "+beI" for c in modestring) and not args
+        if not only_lists and not channel.is_op(user):
+            if user not in channel.members:
+                self.numeric("442", channel.name, "You're not on that channel")
+            else:
+                self.numeric("482", channel.name, "You're not channel operator")
+            return
+        changes, errors, lists = state.apply_channel_modes(user, channel, modestring, args)
+        for error in errors:
+            self.numeric(error.numeric, *error.params)
+        for mode in lists:
+            self._mode_list(channel, mode)
+        if changes:
+            out = Message("MODE", [channel.name, *format_mode_changes(changes)],
+                          source=user.source)
+            for m in list(channel.members):
+                m.conn.send(out)
+
+    _LIST_NUMERICS = {
+        "b": ("367", "368", "End of channel ban list"),
+        "e": ("348", "349", "End of channel exception list"),
+        "I": ("346", "347", "End of channel invite list"),
+    }
+
+    def _mode_list(self, channel: Channel, mode: str) -> None:
+        entry, end, text = self._LIST_NUMERICS[mode]
+        for mask, who, when in channel.lists[mode]:
+            self.numeric(entry, channel.name, mask, who, str(when))
+        self.numeric(end, channel.name, text)
+
+    def _user_mode(self, user: User, nick: str, params: list[str]) -> None:
+        target = self.state.find_user(nick)
+        if target is None:
+            self.numeric("401", nick, "No such nick/channel")
+            return
+        if target is not user:
+            self.numeric("502", "Cant change mode for other users")
+            return
+        if not params:
+            self.numeric("221", "+" + "".join(sorted(user.modes)))
+            return
+        sign = "+"
+        changed: list[tuple[str, str]] = []
+        unknown = False
+        for c in params[0]:
+            if c in "+-":
+                sign = c
+            elif c in "iw":
+                if (sign == "+") != (c in user.modes):
+                    (user.modes.add if sign == "+" else user.modes.discard)(c)
+                    changed.append((sign, c))
+            elif c == "o":
+                if sign == "-" and "o" in user.modes:
+                    user.modes.discard("o")
+                    changed.append(("-", "o"))
+            else:
+                unknown = True
+        if unknown:
+            self.numeric("501", "Unknown MODE flag")
+        if changed:
+            out, last = "", ""
+            for s, c in changed:
+                out += (s if s != last else "") + c
+                last = s
+            self.send(Message("MODE", [user.nick, out], source=user.source))
+
+    # ---- operators
+
+    def irc_OPER(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if len(msg.params) < 2:
+            self.numeric("461", "OPER", "Not enough parameters")
+            return
+        name, password = msg.params[0], msg.params[1]
+        expected = self.factory.opers.get(name)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            self.numeric("464", "Password incorrect")
+            return
+        user.modes.add("o")
+        self.numeric("381", "You are now an IRC operator")
+        self.send(Message("MODE", [user.nick, "+o"], source=user.source))
+
+    def irc_KILL(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if len(msg.params) < 2:
+            self.numeric("461", "KILL", "Not enough parameters")
+            return
+        if not user.oper:
+            self.numeric("481", "Permission Denied- You're not an IRC operator")
+            return
+        target = self.state.find_user(msg.params[0])
+        if target is None or not target.registered:
+            self.numeric("401", msg.params[0], "No such nick/channel")
+            return
+        reason = f"Killed ({user.nick} ({msg.params[1]}))"
+        target.conn.close(reason)
+
+
+# ---- serve
+
+
+def serve(
+    port: int = 0,
+    interface: str = "127.0.0.1",
+    name: str = "irc.local",
+    network: str = "netshell",
+    motd: str | Iterable[str] | None = None,
+    password: str | None = None,
+    opers: Mapping[str, str] | None = None,
+    accounts: Mapping[str, str] | None = None,
+    tls: Any = None,
+    reactor: Any = None,
+    *,
+    casemapping: str = "rfc1459",
+    ping_interval: float = 120.0,
+    ping_timeout: float = 60.0,
+    flood_burst: float = 20.0,
+    flood_rate: float = 2.0,
+    clock: Any = None,
+    backlog: int = 1024,
+) -> Listener:
+    """Serve IRC on ``interface:port`` (0: a free port); returns the Listener.
+
+    ``name`` is the server's name (the source of its numerics), ``network`` the NETWORK it
+    announces, ``motd`` the message of the day (a string or lines; None: 422), ``password``
+    the connection password PASS must give (464 and ERROR otherwise), ``opers`` maps OPER
+    names to passwords, ``accounts`` maps account names to passwords (for SASL, to come).
+    ``tls`` is a server context (``tls.server_context(...)``): the listener speaks TLS.
+    A client idle for ``ping_interval`` seconds is sent a PING, and closed when it has not
+    answered ``ping_timeout`` seconds later; a client may send ``flood_burst`` commands
+    ahead of ``flood_rate`` per second before it is closed (Excess Flood; 0: no limit).
+    Raises OSError when the port is taken.
+
+    >>> from protocols import irc
+    >>> listener = irc.serve(motd="hello")
+    >>> listener.factory.motd
+    ['hello']
+    >>> _ = listener.close()
+    """
+    reactor = reactor if reactor is not None else get_reactor()
+    factory = IRCServerFactory(
+        name, network, motd, password, opers, accounts,
+        casemapping=casemapping, ping_interval=ping_interval, ping_timeout=ping_timeout,
+        flood_burst=flood_burst, flood_rate=flood_rate, reactor=reactor, clock=clock,
+    )
+    if tls is not None:
+        return reactor.listen_tls(port, factory, tls, interface=interface, backlog=backlog)
+    return reactor.listen_tcp(port, factory, interface=interface, backlog=backlog)
+
+
+# the channel modes this server knows, for 004 and tests
+CHANNEL_MODE_LETTERS = CHANNEL_MODES
