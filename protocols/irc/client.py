@@ -660,6 +660,7 @@ class IRCClient:
         self._pending: list[_Pending] = []
         self._listeners: dict[str, list[Callable[[Event], Any]]] = {}
         self._ready: Deferred[IRCClient] | None = None
+        self._registration_waiters: list[Deferred[IRCClient]] = []
         self._welcomed = False
         self._nick_tries = 0
         self._cap_ls: dict[str, str] = {}
@@ -667,6 +668,8 @@ class IRCClient:
         self._names_buffer: dict[str, dict[str, str]] = {}
         self._quitting = False
         self._closed_waiters: list[Deferred[None]] = []
+        #: the first wait before connecting again (doubling each failure, to 60 s)
+        self.reconnect_initial = 1.0
         self._reconnect_delay = 1.0
         self._connect_args: tuple[Any, ...] | None = None
         self._reconnect_call: Any = None
@@ -742,8 +745,7 @@ class IRCClient:
         for p in pending:
             if not p.d.called:
                 p.d.errback(error)
-        if self._ready is not None and not self._ready.called:
-            self._ready.errback(error)
+        self._registration_failed(error)
         was_registered = self.registered
         self.registered = False
         self._rejoin = [c.name for c in self.channels.values()] or self._rejoin
@@ -759,8 +761,8 @@ class IRCClient:
 
     def _schedule_reconnect(self) -> None:
         delay = self._reconnect_delay
-        self._reconnect_delay = min(self._reconnect_delay * 2, 60.0)
-        log.info("IRC connection lost; connecting again in %.0f s", delay)
+        self._reconnect_delay = min(delay * 2, 60.0)
+        log.info("IRC connection lost; connecting again in %.1f s", delay)
         self._reconnect_call = self.clock.call_later(delay, self._reconnect_now)
 
     def _reconnect_now(self) -> None:
@@ -776,6 +778,22 @@ class IRCClient:
                 self._schedule_reconnect()
 
         d.add_errback(failed)
+
+    def when_registered(self) -> Deferred[IRCClient]:
+        """Fires with the client once registration is done (at once if it is); fails as
+        :func:`connect` does."""
+        if self.registered:
+            return ns.succeed(self)
+        d: Deferred[IRCClient] = Deferred()
+        self._registration_waiters.append(d)
+        return d
+
+    def _registration_failed(self, error: Exception) -> None:
+        waiters, self._registration_waiters = self._registration_waiters, []
+        if self._ready is not None and not self._ready.called:
+            waiters.insert(0, self._ready)
+        for d in waiters:
+            d.errback(error)
 
     def when_closed(self) -> Deferred[None]:
         """Fires once the connection is closed."""
@@ -906,8 +924,7 @@ class IRCClient:
             self._now_registered()  # a server with no MOTD end: anything else means done
 
     def _fail(self, error: Exception) -> None:
-        if self._ready is not None and not self._ready.called:
-            self._ready.errback(error)
+        self._registration_failed(error)
         self.why_closed = str(error)
         self._quitting = True
         if self.protocol is not None and self.protocol.transport is not None:
@@ -926,6 +943,12 @@ class IRCClient:
             if more:
                 return
             self.server_caps = dict(self._cap_ls)
+            if self.sasl is not None:
+                mechanisms = self.server_caps.get("sasl")
+                if mechanisms is None or (mechanisms and "PLAIN" not in mechanisms.split(",")):
+                    self._fail(SASLFailed("904", "the server does not offer SASL PLAIN "
+                                          f"(its capabilities: {' '.join(self.server_caps)})"))
+                    return
             want = sorted(c for c in self.wanted_caps if c in self.server_caps)
             if want:
                 self._send_now(Message("CAP", ["REQ", " ".join(want)]))
@@ -967,10 +990,13 @@ class IRCClient:
 
     def _now_registered(self) -> None:
         self.registered = True
-        self._reconnect_delay = 1.0
+        self._reconnect_delay = self.reconnect_initial
         self._emit(self._event("registered", Message("001", [self.nick])))
+        waiters, self._registration_waiters = self._registration_waiters, []
         if self._ready is not None and not self._ready.called:
-            self._ready.callback(self)
+            waiters.insert(0, self._ready)
+        for d in waiters:
+            d.callback(self)
         rejoin, self._rejoin = self._rejoin, []
         for name in rejoin:
             self.join(name).add_errback(lambda f: log.info("rejoin failed: %s", f.value))
@@ -1224,8 +1250,7 @@ class IRCClient:
 
     def _on_ERROR(self, msg: Message) -> None:
         self.why_closed = f"the server said ERROR: {msg.params[-1] if msg.params else ''}"
-        if self._ready is not None and not self._ready.called:
-            self._ready.errback(IRCConnectionClosed(self.why_closed))
+        self._registration_failed(IRCConnectionClosed(self.why_closed))
 
     # -- commands
 
@@ -1449,7 +1474,7 @@ def _open(
 def _registration_timeout(client: IRCClient, ready: Deferred[IRCClient], timeout: float) -> None:
     if ready.called:
         return
-    ready.errback(IRCTimeoutError(f"not registered within {timeout} s"))
+    client._registration_failed(IRCTimeoutError(f"not registered within {timeout} s"))
     client._quitting = True
     client.why_closed = "registration timed out"
     if client.protocol is not None and client.protocol.transport is not None:
