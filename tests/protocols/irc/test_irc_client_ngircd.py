@@ -228,3 +228,42 @@ async def test_wrong_password_fails() -> None:
         client = await irc.connect(peer.host, peer.port, "p", password="sesame", timeout=10)
         assert client.registered
         await client.quit()
+
+
+async def test_reconnects_and_rejoins(server: IRCPeer) -> None:
+    client = await irc.connect(server.host, server.port, nick("re"), rate=None, timeout=10,
+                               reconnect=True)
+    watcher = await irc.connect(server.host, server.port, nick("w"), rate=None, timeout=10)
+    try:
+        client.reconnect_initial = 0.01  # not a second: the test waits for the event
+        client._reconnect_delay = 0.01
+        await client.join("#again")
+        await client.join("#more")
+        await watcher.join("#again")
+        lost = client.wait_for("disconnected", timeout=10)
+        back = client.wait_for("registered", timeout=10)
+        rejoined = watcher.wait_for("join", lambda e: e.nick == client.nick, timeout=10)
+        client.protocol.transport.abort()  # the connection breaks (not a quit)
+        await lost
+        assert client.closed and client.channels == {}
+        await back
+        await rejoined
+        assert client.registered and not client.closed
+        assert sorted(c.name for c in client.channels.values()) == ["#again", "#more"]
+        assert client.channels[client.fold("#again")].members.keys() == {
+            client.nick, watcher.nick}
+        # and it still works
+        got = watcher.wait_for("message", timeout=10)
+        client.msg("#again", "back")
+        assert (await got).text == "back"
+    finally:
+        await client.quit()
+        await watcher.quit()
+    assert client.closed and client._reconnect_call is None
+
+
+async def test_quit_does_not_reconnect(server: IRCPeer) -> None:
+    client = await irc.connect(server.host, server.port, nick("q"), rate=None, timeout=10,
+                               reconnect=True)
+    await client.quit("done")
+    assert client.closed and client._reconnect_call is None

@@ -327,3 +327,29 @@ def test_quote_checks_the_line() -> None:
     assert w.sent() == ["PRIVMSG #c :raw text"]
     with pytest.raises(ValueError):
         w.client.quote("")
+
+
+def test_reconnect_backs_off_and_not_after_quit() -> None:
+    w = Wire(reconnect=True)
+    w.register()
+    w.client._connect_args = ("127.0.0.1", 1, None, 5, w.clock)
+    w.feed(":me!u@h JOIN #c", ":irc.x 366 me #c :End")
+    w.protocol.connection_lost(Failure(ConnectionResetError("reset")))
+    assert w.client._rejoin == ["#c"]
+    (call,) = w.clock.calls
+    assert call.time == 1.0
+    call.cancel()
+    delays = []
+    for _ in range(8):
+        w.client._schedule_reconnect()
+        delays.append(w.clock.calls[-1].time - w.clock.seconds())
+        w.clock.calls[-1].cancel()
+    assert delays == [2, 4, 8, 16, 32, 60, 60, 60]
+    # a quit (or a failed registration) never reconnects
+    w = Wire(reconnect=True)
+    w.register()
+    w.client._connect_args = ("127.0.0.1", 1, None, 5, w.clock)
+    w.client.quit("bye")
+    assert w.sent() == ["QUIT bye"]
+    w.protocol.connection_lost(Failure(ConnectionResetError("closed")))
+    assert [c for c in w.clock.calls if c.active()] == []
