@@ -60,6 +60,12 @@ MaxPenaltyTime = 0
 PAM = no
 Ident = no
 DNS = no
+{ssl}"""
+
+NGIRCD_SSL = """[SSL]
+CertFile = {cert}
+KeyFile = {key}
+Ports = {port}
 """
 
 
@@ -80,6 +86,10 @@ class IRCPeer:
     port: int
     directory: Path
     lines: list[str] = field(default_factory=list)
+    #: with TLS: the port that speaks it, and the PEM file of the authority to trust
+    #: (the certificate is for localhost and 127.0.0.1)
+    tls_port: int | None = None
+    ca: Path | None = None
 
     def log(self) -> str:
         return "".join(self.lines)
@@ -109,9 +119,11 @@ def _accepts(host: str, port: int, deadline: float) -> None:
 
 
 @contextlib.contextmanager
-def ngircd_server(name: str = "irc.test", password: str | None = None) -> Iterator[IRCPeer]:
+def ngircd_server(
+    name: str = "irc.test", password: str | None = None, tls: bool = False
+) -> Iterator[IRCPeer]:
     """ngIRCd with a temp configuration on a free port (``password``: its connection
-    password, sent with PASS)."""
+    password, sent with PASS; ``tls``: also a TLS port, with a throwaway certificate)."""
     program = _require("ngircd")
     directory = Path(tempfile.mkdtemp(prefix="netshell-ngircd-"))
     directory.chmod(0o755)  # ngircd drops to nobody: it must read its files
@@ -119,9 +131,18 @@ def ngircd_server(name: str = "irc.test", password: str | None = None) -> Iterat
     try:
         subprocess.run(["install", "-d", "-o", "nobody", str(directory / "run")], check=True)
         extra = f"Password = {password}" if password else ""
+        ssl = ""
+        tls_port = ca = None
+        if tls:
+            from netshell.tls import self_signed_files
+
+            cert, key, ca = self_signed_files(directory / "tls", "localhost", HOST)
+            key.chmod(0o644)  # throwaway; ngircd may read it as nobody
+            tls_port = free_port()
+            ssl = NGIRCD_SSL.format(cert=cert, key=key, port=tls_port)
         conf = directory / "ngircd.conf"
         conf.write_text(NGIRCD_CONF.format(
-            name=name, host=HOST, port=port, dir=directory, extra_global=extra,
+            name=name, host=HOST, port=port, dir=directory, extra_global=extra, ssl=ssl,
         ))
         conf.chmod(0o644)
         proc = subprocess.Popen(
@@ -131,7 +152,7 @@ def ngircd_server(name: str = "irc.test", password: str | None = None) -> Iterat
             stderr=subprocess.STDOUT,
             text=True,
         )
-        peer = IRCPeer(name, HOST, port, directory)
+        peer = IRCPeer(name, HOST, port, directory, tls_port=tls_port, ca=ca)
         listening = threading.Event()
 
         def drain() -> None:
@@ -150,6 +171,8 @@ def ngircd_server(name: str = "irc.test", password: str | None = None) -> Iterat
             if not listening.wait(START_TIMEOUT) or proc.poll() is not None:
                 raise RuntimeError(f"ngircd did not start (exit {proc.poll()}): {peer.log()}")
             _accepts(HOST, port, deadline)
+            if tls_port is not None:
+                _accepts(HOST, tls_port, deadline)
             yield peer
         finally:
             proc.terminate()

@@ -267,3 +267,33 @@ async def test_quit_does_not_reconnect(server: IRCPeer) -> None:
                                reconnect=True)
     await client.quit("done")
     assert client.closed and client._reconnect_call is None
+
+
+async def test_tls_verifies_the_server() -> None:
+    with ngircd_server(tls=True) as peer:
+        assert peer.tls_port is not None and peer.ca is not None
+        client = await irc.connect(peer.host, peer.tls_port, "sec", tls=True, ca=peer.ca,
+                                   timeout=10)
+        try:
+            assert client.registered
+            assert client.protocol is not None and client.protocol.transport.tls is not None
+            await client.join("#tls")
+        finally:
+            await client.quit()
+        # our own throwaway authority is not in the system's store: refused
+        with pytest.raises(ns.TLSError):
+            await irc.connect(peer.host, peer.tls_port, "sec2", tls=True, timeout=10)
+        # a name the certificate is not for: refused
+        with pytest.raises(ns.TLSError):
+            await irc.connect(peer.host, peer.tls_port, "sec3", tls=True, ca=peer.ca,
+                              timeout=10, context=_context_for("other.example", peer.ca))
+        # verify=False: let through
+        client = await irc.connect(peer.host, peer.tls_port, "sec4", tls=True, verify=False,
+                                   timeout=10)
+        await client.quit()
+
+
+def _context_for(name: str, ca: object) -> object:
+    from netshell.tls import client_context
+
+    return client_context(name, ca=ca)  # type: ignore[arg-type]
