@@ -32,8 +32,12 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -61,19 +65,29 @@ VERSION = "netshell-irc-0.1"
 
 #: the capabilities offered, with their values in CAP LS 302
 CAPABILITIES: dict[str, str | None] = {
+    "account-notify": None,
+    "account-tag": None,
     "away-notify": None,
+    "batch": None,
     "cap-notify": None,
     "echo-message": None,
     "extended-join": None,
     "invite-notify": None,
+    "labeled-response": None,
     "message-tags": None,
     "multi-prefix": None,
+    "sasl": "PLAIN",
     "server-time": None,
+    "setname": None,
     "userhost-in-names": None,
 }
 
 #: the commands a client may send before it is registered
-_BEFORE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "QUIT", "PING", "PONG"})
+_BEFORE_REGISTRATION = frozenset(
+    {"CAP", "PASS", "NICK", "USER", "QUIT", "PING", "PONG", "AUTHENTICATE"})
+
+#: the WHOX fields, in the order RPL_WHOSPCRPL gives them
+_WHOX_FIELDS = "tcuihsnfdlaor"
 
 #: what a command costs in the flood budget (seconds of it), when not 1
 _PENALTY = {"PONG": 0.0, "PING": 0.5, "CAP": 0.5}
@@ -131,25 +145,46 @@ class IRCServerFactory(Factory):
         self.created = datetime.now(UTC)
         #: the connections being served, registered or not
         self.connections: set[IRCServerProtocol] = set()
+        #: nick (folded) -> the connections that MONITOR it
+        self.monitors: dict[str, set[IRCServerProtocol]] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(4).hex()
         self.isupport = self._isupport()
 
     def build_protocol(self, addr: Any) -> IRCServerProtocol:
         return IRCServerProtocol(self)
 
+    def new_id(self) -> str:
+        """A fresh id, for a msgid tag or a batch reference."""
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    def monitor_notify(self, nick: str, online: bool, source: str) -> None:
+        """Tell the connections monitoring ``nick`` that it came (730) or went (731)."""
+        watchers = self.monitors.get(self.state.fold(nick))
+        if not watchers:
+            return
+        for conn in list(watchers):
+            if online:
+                conn.numeric("730", source)
+            else:
+                conn.numeric("731", nick)
+
     def _isupport(self) -> list[str]:
         s = self.state
         return [
             f"AWAYLEN={s.awaylen}",
+            "BOT=B",
             f"CASEMAPPING={s.casemapping}",
             f"CHANLIMIT=#:{s.max_channels}",
             "CHANMODES=beI,k,l,imnst",
             f"CHANNELLEN={s.channellen}",
             "CHANTYPES=#",
-            "ELIST=",
+            "ELIST=U",
             "EXCEPTS=e",
             "INVEX=I",
             f"KICKLEN={s.kicklen}",
             f"MAXLIST=beI:{s.max_list_entries}",
+            "MONITOR=100",
             f"MODES={s.modes_per_command}",
             f"NETWORK={self.network}",
             f"NICKLEN={s.nicklen}",
@@ -158,6 +193,7 @@ class IRCServerFactory(Factory):
             "TARGMAX=JOIN:,KICK:1,NAMES:,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
             f"TOPICLEN={s.topiclen}",
             "UTF8ONLY",
+            "WHOX",
         ]
 
 
@@ -190,6 +226,13 @@ class IRCServerProtocol(Protocol):
         self._ping_at = 0.0
         self._timer: Any = None
         self._flood = 0.0  # the time the client's penalty budget is spent up to
+        #: the replies held while a labeled command runs (labeled-response), or None
+        self._capture: list[Message] | None = None
+        self._sasl: str | None = None  # the SASL payload so far, once AUTHENTICATE PLAIN
+        self.account: str | None = None
+        #: the nicks this connection MONITORs (folded -> as given)
+        self.monitoring: dict[str, str] = {}
+        self._whox: tuple[str, str] | None = None
 
     @property
     def nick(self) -> str | None:
@@ -274,6 +317,17 @@ class IRCServerProtocol(Protocol):
             msg = parse(text)
         except IRCParseError:
             return  # Modern IRC: a malformed message is ignored
+        label = msg.tags.get("label")
+        if label and "labeled-response" in self.caps and "batch" in self.caps:
+            self._capture = []
+            try:
+                self._dispatch(msg)
+            finally:
+                self._flush_labeled(label)
+        else:
+            self._dispatch(msg)
+
+    def _dispatch(self, msg: Message) -> None:
         command = msg.command
         handler: Callable[[Message], None] | None = getattr(self, "irc_" + command, None)
         if handler is None:
@@ -294,18 +348,60 @@ class IRCServerProtocol(Protocol):
     # ---- lines out
 
     def send(self, msg: Message) -> None:
-        """Write ``msg`` to the client (nothing once the connection is closing), adding the
-        tags its capabilities ask for."""
+        """Send ``msg`` to the client (nothing once the connection is closing), with the
+        tags its capabilities ask for; held while a labeled command runs."""
         if self._closed:
             return
-        if "server-time" in self.caps and "time" not in msg.tags:
-            msg = Message(msg.command, msg.params, msg.source, {**msg.tags, "time": _now_tag()})
-        if msg.tags and "message-tags" not in self.caps:
-            tags = {k: v for k, v in msg.tags.items() if not k.startswith("+") and k != "msgid"}
-            if "server-time" not in self.caps:
-                tags.pop("time", None)
-            msg = Message(msg.command, msg.params, msg.source, tags)
-        self.transport.write(msg.to_bytes())
+        if self._capture is not None:
+            self._capture.append(msg)
+            return
+        self._write(msg)
+
+    def _write(self, msg: Message, extra: dict[str, str] | None = None) -> None:
+        """Write ``msg`` now, its tags filtered by the client's capabilities."""
+        if self._closed:
+            return
+        caps = self.caps
+        if not caps:
+            if msg.tags:
+                msg = Message(msg.command, msg.params, msg.source)
+            self.transport.write(msg.to_bytes())
+            return
+        tags: dict[str, str] = {}
+        for key, value in msg.tags.items():
+            if key.startswith("+") or key in ("msgid", "bot"):
+                if "message-tags" not in caps:
+                    continue
+            elif key == "account":
+                if "account-tag" not in caps:
+                    continue
+            elif key == "time" and "server-time" not in caps:
+                continue
+            tags[key] = value
+        if "server-time" in caps and "time" not in tags:
+            tags["time"] = _now_tag()
+        if extra:
+            tags.update(extra)
+        self.transport.write(Message(msg.command, msg.params, msg.source, tags).to_bytes())
+
+    def _flush_labeled(self, label: str) -> None:
+        """Send the replies held for a labeled command: an ACK for none, the one reply
+        labeled, or several in a labeled-response batch (IRCv3 labeled-response)."""
+        held, self._capture = self._capture, None
+        if held is None or self._closed:
+            return
+        name = self.factory.name
+        if not held:
+            self._write(Message("ACK", [], source=name), {"label": label})
+        elif len(held) == 1:
+            self._write(held[0], {"label": label})
+        else:
+            ref = self.factory.new_id()
+            self._write(Message("BATCH", ["+" + ref, "labeled-response"], source=name),
+                        {"label": label})
+            for msg in held:
+                self._write(msg, {"batch": ref})
+            self._write(Message("BATCH", ["-" + ref], source=name))
 
     def numeric(self, code: str, *params: str) -> None:
         """Send numeric ``code`` with the client's nick (``*`` before it has one) first."""
@@ -317,7 +413,10 @@ class IRCServerProtocol(Protocol):
             return
         if self._quit_reason is None:
             self._quit_reason = reason
-        self.send(Message("ERROR", [f"Closing Link: {self.host} ({reason})"]))
+        held, self._capture = self._capture, None
+        for msg in held or ():
+            self._write(msg)
+        self._write(Message("ERROR", [f"Closing Link: {self.host} ({reason})"]))
         self._closed = True
         self._stop_timer()
         self._leave(self._quit_reason)
@@ -325,6 +424,14 @@ class IRCServerProtocol(Protocol):
 
     def _leave(self, reason: str) -> None:
         """The user goes: QUIT to everyone sharing a channel, forgotten by the state."""
+        factory = self.factory
+        for key in self.monitoring:
+            watchers = factory.monitors.get(key)
+            if watchers is not None:
+                watchers.discard(self)
+                if not watchers:
+                    del factory.monitors[key]
+        self.monitoring = {}
         user, self.user = self.user, None
         if user is None:
             return
@@ -334,6 +441,8 @@ class IRCServerProtocol(Protocol):
                 other.conn.send(msg)
             log.info("%s %s left: %s", self.host, user.nick, reason)
         self.state.remove_user(user)
+        if user.registered:
+            factory.monitor_notify(user.nick, False, user.source)
 
     # ---- timers: PING on idle, the ping timeout
 
@@ -407,6 +516,10 @@ class IRCServerProtocol(Protocol):
             self.send(out)
             for other in state.neighbours(user):
                 other.conn.send(out)
+            old = source.split("!", 1)[0]
+            if state.fold(old) != state.fold(nick):
+                self.factory.monitor_notify(old, False, source)
+                self.factory.monitor_notify(nick, True, user.source)
 
     def irc_USER(self, msg: Message) -> None:
         if self.registered or self.username is not None:
@@ -442,12 +555,13 @@ class IRCServerProtocol(Protocol):
         self.numeric("002", f"Your host is {factory.name}, running version {VERSION}")
         created = factory.created.strftime("%a %b %d %Y at %H:%M:%S UTC")
         self.numeric("003", f"This server was created {created}")
-        self.numeric("004", factory.name, VERSION, "iow", "beIiklmnostv", "beIklov")
+        self.numeric("004", factory.name, VERSION, "Biow", "beIiklmnostv", "beIklov")
         tokens = factory.isupport
         for i in range(0, len(tokens), 13):
             self.numeric("005", *tokens[i:i + 13], "are supported by this server")
         self._lusers()
         self._motd()
+        factory.monitor_notify(user.nick, True, user.source)
 
     # ---- CAP
 
@@ -636,6 +750,10 @@ class IRCServerProtocol(Protocol):
             self.numeric("313", n, "is an IRC operator")
         if user.away is not None:
             self.numeric("301", n, user.away)
+        if "B" in user.modes:
+            self.numeric("335", n, "is a bot")
+        if user.account is not None:
+            self.numeric("330", n, user.account, "is logged in as")
         idle = max(0, int(time.time() - user.last_active))
         self.numeric("317", n, str(idle), str(int(user.signon)), "seconds idle, signon time")
         self.numeric("318", n, "End of /WHOIS list")
@@ -657,6 +775,10 @@ class IRCServerProtocol(Protocol):
         me = self.user
         assert me is not None
         mask = msg.params[0] if msg.params and msg.params[0] else "*"
+        self._whox = None
+        if len(msg.params) > 1 and msg.params[1].startswith("%"):
+            fields, _, token = msg.params[1][1:].partition(",")
+            self._whox = (fields, token or "0")
         state = self.state
         multi = "multi-prefix" in self.caps
         name = self.factory.name
@@ -685,8 +807,21 @@ class IRCServerProtocol(Protocol):
 
     def _who_line(self, channel: str, user: User, prefix: str, server: str) -> None:
         flags = ("G" if user.away is not None else "H") + ("*" if user.oper else "") + prefix
-        self.numeric("352", channel, user.username, user.hostname, server, user.nick, flags,
-                     f"0 {user.realname}")
+        if "B" in user.modes:
+            flags += "B"
+        whox = self._whox
+        if whox is None:
+            self.numeric("352", channel, user.username, user.hostname, server, user.nick,
+                         flags, f"0 {user.realname}")
+            return
+        fields, token = whox
+        values = {
+            "t": token, "c": channel, "u": user.username, "i": "255.255.255.255",
+            "h": user.hostname, "s": server, "n": user.nick, "f": flags, "d": "0",
+            "l": str(max(0, int(time.time() - user.last_active))),
+            "a": user.account or "0", "o": "n/a", "r": user.realname,
+        }
+        self.numeric("354", *[values[f] for f in _WHOX_FIELDS if f in fields])
 
     # ---- channels
 
@@ -842,9 +977,21 @@ class IRCServerProtocol(Protocol):
         assert me is not None
         state = self.state
         self.numeric("321", "Channel", "Users  Name")
-        wanted = msg.params[0].split(",") if msg.params and msg.params[0] else None
+        wanted: list[str] | None = None
+        least, most = 0, None
+        for item in (msg.params[0].split(",") if msg.params and msg.params[0] else []):
+            if item[:1] in "<>" and item[1:].isdigit():
+                if item[0] == ">":
+                    least = int(item[1:]) + 1
+                else:
+                    most = int(item[1:]) - 1
+            elif item:
+                wanted = [*(wanted or []), item]
         for channel in state.iter_channels():
             if not state.visible(channel, me):
+                continue
+            count = len(channel.members)
+            if count < least or (most is not None and count > most):
                 continue
             if wanted is not None and not any(
                 mask_matches(w, channel.name, state.casemapping) for w in wanted
@@ -934,7 +1081,7 @@ class IRCServerProtocol(Protocol):
             numeric("412", "No text to send")
             return
         text = msg.params[1]
-        tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}
+        tags = self._outgoing_tags(msg, user)
         targets = msg.params[0].split(",")
         if len(targets) > 4:
             numeric("407", msg.params[0], "Too many recipients")
@@ -972,7 +1119,10 @@ class IRCServerProtocol(Protocol):
                 numeric("401", target, "No such nick/channel")
                 continue
             out = Message(command, [other.nick, text], source=user.source, tags=tags)
-            other.conn.send(out)
+            if other is user:
+                self._write(out)  # what one sends oneself is delivered unlabeled
+            else:
+                other.conn.send(out)
             if "echo-message" in self.caps:
                 self.send(out)
             if not notice and other.away is not None:
@@ -987,7 +1137,7 @@ class IRCServerProtocol(Protocol):
         if not msg.params or not msg.params[0]:
             self.numeric("411", "No recipient given (TAGMSG)")
             return
-        tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}
+        tags = self._outgoing_tags(msg, user)
         target = msg.params[0]
         channel = self.state.find_channel(target) if target.startswith("#") else None
         if target.startswith("#"):
@@ -1008,12 +1158,27 @@ class IRCServerProtocol(Protocol):
                 return
             out = Message("TAGMSG", [other.nick], source=user.source, tags=tags)
             if "message-tags" in other.conn.caps:
-                other.conn.send(out)
+                if other is user:
+                    self._write(out)
+                else:
+                    other.conn.send(out)
         if "echo-message" in self.caps:
             self.send(out)
 
     def _no_reply(self, code: str, *params: str) -> None:
         pass
+
+    def _outgoing_tags(self, msg: Message, user: User) -> dict[str, str]:
+        """The tags a message from ``user`` goes out with: the client-only tags it gave,
+        a msgid, its account and the bot tag (each kept only for those whose capabilities
+        ask for it)."""
+        tags = {k: v for k, v in msg.tags.items() if k.startswith("+")}
+        tags["msgid"] = self.factory.new_id()
+        if user.account is not None:
+            tags["account"] = user.account
+        if "B" in user.modes:
+            tags["bot"] = ""
+        return tags
 
     @staticmethod
     def _status_ok(channel: Channel, member: User, status: str) -> bool:
@@ -1096,7 +1261,7 @@ class IRCServerProtocol(Protocol):
         for c in params[0]:
             if c in "+-":
                 sign = c
-            elif c in "iw":
+            elif c in "iwB":
                 if (sign == "+") != (c in user.modes):
                     (user.modes.add if sign == "+" else user.modes.discard)(c)
                     changed.append((sign, c))
@@ -1114,6 +1279,166 @@ class IRCServerProtocol(Protocol):
                 out += (s if s != last else "") + c
                 last = s
             self.send(Message("MODE", [user.nick, out], source=user.source))
+
+    # ---- SASL (PLAIN, against ``accounts``)
+
+    def irc_AUTHENTICATE(self, msg: Message) -> None:
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "AUTHENTICATE", "Not enough parameters")
+            return
+        if "sasl" not in self.caps:
+            self.numeric("904", "SASL authentication failed")
+            return
+        if self.account is not None:
+            self.numeric("907", "You have already authenticated using SASL")
+            return
+        arg = msg.params[0]
+        if arg == "*":
+            self._sasl = None
+            self.numeric("906", "SASL authentication aborted")
+            return
+        if self._sasl is None:
+            if arg.upper() != "PLAIN":
+                self.numeric("908", "PLAIN", "are available SASL mechanisms")
+                self.numeric("904", "SASL authentication failed")
+                return
+            self._sasl = ""
+            self.send(Message("AUTHENTICATE", ["+"]))
+            return
+        if len(arg) > 400:
+            self._sasl = None
+            self.numeric("905", "SASL message too long")
+            return
+        if arg != "+":
+            self._sasl += arg
+        if len(arg) == 400:
+            if len(self._sasl) > 4096:
+                self._sasl = None
+                self.numeric("905", "SASL message too long")
+            return  # more to come
+        payload, self._sasl = self._sasl, None
+        account = self._sasl_plain(payload)
+        if account is None:
+            self.numeric("904", "SASL authentication failed")
+            return
+        self.account = account
+        user = self.user
+        source = user.source if user is not None and self.registered else (
+            f"{self.nick or '*'}!{self.username or '*'}@{self.host}")
+        self.numeric("900", source, account, f"You are now logged in as {account}")
+        self.numeric("903", "SASL authentication successful")
+        if user is not None:
+            user.account = account
+            if self.registered:
+                out = Message("ACCOUNT", [account], source=user.source)
+                for other in self.state.neighbours(user):
+                    if "account-notify" in other.conn.caps:
+                        other.conn.send(out)
+
+    def _sasl_plain(self, payload: str) -> str | None:
+        """The account a PLAIN payload (authzid NUL authcid NUL password) logs in to."""
+        try:
+            raw = base64.b64decode(payload, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        parts = raw.split("\0")
+        if len(parts) != 3:
+            return None
+        authzid, authcid, password = parts
+        expected = self.factory.accounts.get(authcid)
+        if expected is None or authzid not in ("", authcid):
+            return None
+        if not hmac.compare_digest(expected.encode(), password.encode()):
+            return None
+        return authcid
+
+    # ---- MONITOR
+
+    def irc_MONITOR(self, msg: Message) -> None:
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "MONITOR", "Not enough parameters")
+            return
+        sub = msg.params[0]
+        targets = [t for t in (msg.params[1] if len(msg.params) > 1 else "").split(",") if t]
+        state = self.state
+        monitors = self.factory.monitors
+        if sub == "+":
+            if len(msg.params) < 2:
+                self.numeric("461", "MONITOR", "Not enough parameters")
+                return
+            online: list[str] = []
+            offline: list[str] = []
+            for i, nick in enumerate(targets):
+                key = state.fold(nick)
+                if key not in self.monitoring and len(self.monitoring) >= 100:
+                    self.numeric("734", "100", ",".join(targets[i:]), "Monitor list is full.")
+                    break
+                self.monitoring[key] = nick
+                monitors.setdefault(key, set()).add(self)
+                user = state.find_user(nick)
+                if user is not None and user.registered:
+                    online.append(user.source)
+                else:
+                    offline.append(nick)
+            if online:
+                self.numeric("730", ",".join(online))
+            if offline:
+                self.numeric("731", ",".join(offline))
+        elif sub == "-":
+            for nick in targets:
+                key = state.fold(nick)
+                if self.monitoring.pop(key, None) is not None:
+                    watchers = monitors.get(key)
+                    if watchers is not None:
+                        watchers.discard(self)
+                        if not watchers:
+                            del monitors[key]
+        elif sub.upper() == "C":
+            for key in list(self.monitoring):
+                watchers = monitors.get(key)
+                if watchers is not None:
+                    watchers.discard(self)
+                    if not watchers:
+                        del monitors[key]
+            self.monitoring = {}
+        elif sub.upper() == "L":
+            if self.monitoring:
+                self.numeric("732", ",".join(self.monitoring.values()))
+            self.numeric("733", "End of MONITOR list")
+        elif sub.upper() == "S":
+            online, offline = [], []
+            for nick in self.monitoring.values():
+                user = state.find_user(nick)
+                if user is not None and user.registered:
+                    online.append(user.source)
+                else:
+                    offline.append(nick)
+            if online:
+                self.numeric("730", ",".join(online))
+            if offline:
+                self.numeric("731", ",".join(offline))
+
+    # ---- SETNAME
+
+    def irc_SETNAME(self, msg: Message) -> None:
+        user = self.user
+        assert user is not None
+        if not msg.params or not msg.params[0]:
+            self.numeric("461", "SETNAME", "Not enough parameters")
+            return
+        realname = msg.params[0]
+        if len(realname) > 390:
+            self.send(Message("FAIL", ["SETNAME", "INVALID_REALNAME",
+                                       "Realname is not valid"], source=self.factory.name))
+            return
+        user.realname = realname
+        self.realname = realname
+        out = Message("SETNAME", [realname], source=user.source)
+        if "setname" in self.caps:
+            self.send(out)
+        for other in self.state.neighbours(user):
+            if "setname" in other.conn.caps:
+                other.conn.send(out)
 
     # ---- operators
 

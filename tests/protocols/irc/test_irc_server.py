@@ -36,6 +36,15 @@ def canon(texts: list[str]) -> list[str]:
     return [canon_line(split_line(t)) for t in texts]
 
 
+def tag_dict(line: Line) -> dict[str, str]:
+    """A line's tags (values left escaped: the tests use plain ones)."""
+    out = {}
+    for item in line.tags.split(";") if line.tags else []:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
 def params(lines: list[Line], command: str) -> list[list[str]]:
     return [line.params for line in by_command(lines, command)]
 
@@ -495,15 +504,26 @@ def test_echo_message_and_tags(server: Any) -> None:
     b.take("CAP END")
     c = registered(server, "carol")
     a.send("@+draft/react=x;label=no :ignored!x@y PRIVMSG bob :hello")
-    assert [(line.tags, line.source, line.params) for line in a.lines()] == [
-        ("+draft/react=x", "alice!~u@127.0.0.1", ["bob", "hello"])]
-    assert raws(b.lines()) == canon(["@+draft/react=x :alice!~u@127.0.0.1 PRIVMSG bob :hello"])
+    echo = a.lines()
+    assert [(line.source, line.params) for line in echo] == [
+        ("alice!~u@127.0.0.1", ["bob", "hello"])]
+    got = b.lines()
+    assert [(line.source, line.params) for line in got] == [
+        ("alice!~u@127.0.0.1", ["bob", "hello"])]
+    # the client-only tag relayed, a msgid added (the same in the echo), the label not
+    tags = tag_dict(got[0])
+    assert tags["+draft/react"] == "x" and tags["msgid"] and set(tags) == {"+draft/react",
+                                                                            "msgid"}
+    assert tag_dict(echo[0]) == tags
     a.send("@+draft/react=x PRIVMSG carol :hi")
     assert raws(c.lines()) == canon([":alice!~u@127.0.0.1 PRIVMSG carol :hi"])
     # TAGMSG reaches only those with message-tags
     a.lines()
     a.send("@+typing=active TAGMSG bob")
-    assert raws(b.lines()) == canon(["@+typing=active :alice!~u@127.0.0.1 TAGMSG bob"])
+    got = b.lines()
+    assert [(line.source, line.command, line.params) for line in got] == [
+        ("alice!~u@127.0.0.1", "TAGMSG", ["bob"])]
+    assert tag_dict(got[0])["+typing"] == "active"
     assert params(c.take("TAGMSG bob"), "421") == [["carol", "TAGMSG", "Unknown command"]]
 
 
