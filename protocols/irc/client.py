@@ -372,9 +372,15 @@ class Throttle:
 # ---- waiting for replies
 
 
+#: what _Pending.take says of a message it kept, but that did not end it (no later
+#: request sees that message: replies come in the order of the requests)
+USED = "used"
+
+
 class _Pending:
     """A request waiting for the server's reply: it looks at each message and says
-    whether it is done with it. ``key`` is the folded name the replies carry."""
+    whether it is done with it (True), kept it (USED) or not (False). ``key`` is the
+    folded name the replies carry."""
 
     #: numerics that fail the request, when their second parameter is the key
     errors: frozenset[str] = frozenset()
@@ -391,7 +397,7 @@ class _Pending:
     def same(self, name: str) -> bool:
         return self.client.fold(name) == self.key
 
-    def feed(self, msg: Message) -> bool:
+    def feed(self, msg: Message) -> bool | str:
         """Look at ``msg``; True when the request is finished (fired or failed)."""
         if msg.command in self.errors and len(msg.params) >= 2 and (
             self.same(msg.params[1]) or self.client.fold(msg.params[1]) in self.also
@@ -400,7 +406,7 @@ class _Pending:
             return True
         return self.take(msg)
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         return False
 
     def fail(self, msg: Message) -> None:
@@ -416,7 +422,7 @@ class _Pending:
 class _Join(_Pending):
     errors = frozenset({"403", "405", "471", "473", "474", "475", "476", "477", "437", "489"})
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         if msg.command == "366" and len(msg.params) >= 2 and self.same(msg.params[1]):
             self.finish(self.client.channels.get(self.key))
             return True
@@ -438,7 +444,7 @@ class _Echo(_Pending):
         #: the folded nick the echo comes from (ours when the request was made)
         self.own = own if own is not None else client.fold(client.nick)
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         if msg.command == self.command and msg.nick is not None \
                 and self.client.fold(msg.nick) == self.own \
                 and msg.params and self.same(msg.params[0]):
@@ -455,7 +461,7 @@ class _Echo(_Pending):
 class _Topic(_Pending):
     errors = frozenset({"403", "442", "482", "477"})
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         if len(msg.params) < 2 or not self.same(msg.params[1]):
             return False
         if msg.command == "332":
@@ -474,10 +480,10 @@ class _Names(_Pending):
         super().__init__(client, key)
         self.names: list[str] = []
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         if msg.command == "353" and len(msg.params) >= 4 and self.same(msg.params[2]):
             self.names.extend(msg.params[3].split())
-            return False
+            return USED
         if msg.command == "366" and len(msg.params) >= 2 and self.same(msg.params[1]):
             self.finish(self.names)
             return True
@@ -491,7 +497,7 @@ class _Whois(_Pending):
         super().__init__(client, key)
         self.result = WhoisResult(nick)
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         p = msg.params
         if len(p) < 2 or not self.same(p[1]):
             return False
@@ -515,7 +521,9 @@ class _Whois(_Pending):
         elif c == "318":
             self.finish(r)
             return True
-        return False
+        else:
+            return False
+        return USED
 
 
 class _Who(_Pending):
@@ -525,7 +533,7 @@ class _Who(_Pending):
         super().__init__(client, key)
         self.entries: list[WhoEntry] = []
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         p = msg.params
         if msg.command == "352" and len(p) >= 8:
             hops, _, realname = p[7].partition(" ")
@@ -533,7 +541,7 @@ class _Who(_Pending):
                 p[1], p[2], p[3], p[4], p[5], p[6], int(hops) if hops.isdigit() else 0,
                 realname,
             ))
-            return False
+            return USED
         if msg.command == "315" and len(p) >= 2 and self.same(p[1]):
             self.finish(self.entries)
             return True
@@ -546,7 +554,7 @@ class _CTCP(_Pending):
         self.command = command.upper()
         self.errors = frozenset({"401"})
 
-    def take(self, msg: Message) -> bool:
+    def take(self, msg: Message) -> bool | str:
         if msg.command != "NOTICE" or msg.nick is None or not self.same(msg.nick):
             return False
         ctcp = _parse_ctcp(msg.params[-1] if msg.params else "")
@@ -881,8 +889,10 @@ class IRCClient:
         if handler is not None:
             handler(msg)
         for p in list(self._pending):
-            if p.feed(msg):
+            answer = p.feed(msg)
+            if answer is True:
                 self._pending.remove(p)
+            if answer:
                 break
         if self._welcomed and not self.registered and c in ("376", "422"):
             self._now_registered()
@@ -1237,7 +1247,7 @@ class IRCClient:
             answer = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
         elif command == "CLIENTINFO":
             answer = "ACTION CLIENTINFO PING TIME VERSION"
-        if answer is not None:
+        if answer is not None and self.throttle.pending < 8:  # a CTCP flood: not answered
             body = f"{command} {answer}" if answer else command
             self.send(Message("NOTICE", [nick, f"\x01{body}\x01"]))
 

@@ -353,3 +353,33 @@ def test_reconnect_backs_off_and_not_after_quit() -> None:
     assert w.sent() == ["QUIT bye"]
     w.protocol.connection_lost(Failure(ConnectionResetError("closed")))
     assert [c for c in w.clock.calls if c.active()] == []
+
+
+def test_requests_answered_in_order_each_with_its_own_replies() -> None:
+    w = Wire()
+    w.register()
+    first = w.client.names("#c")
+    second = w.client.names("#C")
+    who1 = w.client.who("#c")
+    who2 = w.client.who("bob")
+    w.feed(":irc.x 353 me = #c :@me a", ":irc.x 366 me #c :End",
+           ":irc.x 353 me = #c :@me a b", ":irc.x 366 me #c :End",
+           ":irc.x 352 me #c ~m h irc.x me H@ :0 Me",
+           ":irc.x 352 me #c ~a h irc.x a H :0 A",
+           ":irc.x 315 me #c :End",
+           ":irc.x 352 me * ~b h irc.x bob G :3 Bob B",
+           ":irc.x 315 me bob :End")
+    assert success_result_of(first) == ["@me", "a"]
+    assert success_result_of(second) == ["@me", "a", "b"]
+    assert [(e.nick, e.flags) for e in success_result_of(who1)] == [("me", "H@"), ("a", "H")]
+    (bob,) = success_result_of(who2)
+    assert (bob.nick, bob.hops, bob.realname, bob.channel) == ("bob", 3, "Bob B", "*")
+
+
+def test_ctcp_flood_is_not_all_answered() -> None:
+    w = Wire(rate=1.0, burst=2)
+    w.register()
+    for i in range(50):
+        w.feed(f":bob!b@h PRIVMSG me :\x01PING {i}\x01")
+    assert len(w.sent()) == 2
+    assert w.client.throttle.pending == 8
