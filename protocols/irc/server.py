@@ -93,6 +93,14 @@ _WHOX_FIELDS = "tcuihsnfdlaor"
 _PENALTY = {"PONG": 0.0, "PING": 0.5, "CAP": 0.5}
 
 
+def _truncate(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:max(limit, 0)].decode("utf-8", "ignore")
+
+
 def _now_tag() -> str:
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
@@ -121,10 +129,13 @@ class IRCServerFactory(Factory):
         ping_timeout: float = 60.0,
         flood_burst: float = 20.0,
         flood_rate: float = 2.0,
+        sts_duration: float = 0,
         reactor: Any = None,
         clock: Any = None,
     ) -> None:
         self.name = name
+        #: the STS duration (seconds) advertised on TLS connections (0: none)
+        self.sts_duration = sts_duration
         self.network = network
         if isinstance(motd, str):
             motd = motd.splitlines()
@@ -148,6 +159,9 @@ class IRCServerFactory(Factory):
         #: nick (folded) -> the connections that MONITOR it
         self.monitors: dict[str, set[IRCServerProtocol]] = {}
         self._ids = itertools.count(1)
+        #: the last message written without tags, and its bytes: a message sent to a
+        #: whole channel is encoded once
+        self._last_plain: tuple[Message | None, bytes] = (None, b"")
         self._id_prefix = os.urandom(4).hex()
         self.isupport = self._isupport()
 
@@ -363,9 +377,13 @@ class IRCServerProtocol(Protocol):
             return
         caps = self.caps
         if not caps:
-            if msg.tags:
-                msg = Message(msg.command, msg.params, msg.source)
-            self.transport.write(msg.to_bytes())
+            factory = self.factory
+            last, data = factory._last_plain
+            if last is not msg:
+                plain = Message(msg.command, msg.params, msg.source) if msg.tags else msg
+                data = plain.to_bytes()
+                factory._last_plain = (msg, data)
+            self.transport.write(data)
             return
         tags: dict[str, str] = {}
         for key, value in msg.tags.items():
@@ -581,8 +599,12 @@ class IRCServerProtocol(Protocol):
             self.cap_version = max(self.cap_version, version)
             if version >= 302:
                 self.caps.add("cap-notify")
+            offered = dict(CAPABILITIES)
+            if getattr(self.transport, "tls", None) is not None and self.factory.sts_duration:
+                # STS: the persistence policy, on a secure connection only
+                offered["sts"] = f"duration={int(self.factory.sts_duration)}"
             items = [k if v is None or self.cap_version < 302 else f"{k}={v}"
-                     for k, v in CAPABILITIES.items()]
+                     for k, v in sorted(offered.items())]
             self.send(Message("CAP", [client, "LS", " ".join(items)], source=name))
         elif sub == "LIST":
             self.send(Message("CAP", [client, "LIST", " ".join(sorted(self.caps))],
@@ -1083,6 +1105,9 @@ class IRCServerProtocol(Protocol):
         text = msg.params[1]
         tags = self._outgoing_tags(msg, user)
         targets = msg.params[0].split(",")
+        # what is relayed fits in 512 bytes with the sender's source in front of it
+        room = 510 - len(f":{user.source} {command} {max(targets, key=len)} :".encode())
+        text = _truncate(text, room)
         if len(targets) > 4:
             numeric("407", msg.params[0], "Too many recipients")
             return
@@ -1494,6 +1519,7 @@ def serve(
     ping_timeout: float = 60.0,
     flood_burst: float = 20.0,
     flood_rate: float = 2.0,
+    sts_duration: float = 2592000,
     clock: Any = None,
     backlog: int = 1024,
 ) -> Listener:
@@ -1503,7 +1529,8 @@ def serve(
     announces, ``motd`` the message of the day (a string or lines; None: 422), ``password``
     the connection password PASS must give (464 and ERROR otherwise), ``opers`` maps OPER
     names to passwords, ``accounts`` maps account names to passwords (for SASL, to come).
-    ``tls`` is a server context (``tls.server_context(...)``): the listener speaks TLS.
+    ``tls`` is a server context (``tls.server_context(...)``): the listener speaks TLS, and
+    its connections are offered the ``sts`` capability with ``sts_duration`` (IRCv3 STS).
     A client idle for ``ping_interval`` seconds is sent a PING, and closed when it has not
     answered ``ping_timeout`` seconds later; a client may send ``flood_burst`` commands
     ahead of ``flood_rate`` per second before it is closed (Excess Flood; 0: no limit).
@@ -1520,6 +1547,7 @@ def serve(
         name, network, motd, password, opers, accounts,
         casemapping=casemapping, ping_interval=ping_interval, ping_timeout=ping_timeout,
         flood_burst=flood_burst, flood_rate=flood_rate, reactor=reactor, clock=clock,
+        sts_duration=sts_duration if tls is not None else 0,
     )
     if tls is not None:
         return reactor.listen_tls(port, factory, tls, interface=interface, backlog=backlog)

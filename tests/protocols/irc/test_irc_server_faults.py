@@ -1,0 +1,137 @@
+"""The IRC server under faults and load, and over TLS: many clients on one channel, a client
+that vanishes mid-burst, over-long lines in pieces, relayed lines kept within 512 bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from irc_test_helpers import (
+    Fake,
+    RawIRC,
+    by_command,
+    connect_registered,
+    memory_server,
+    split_line,
+)
+
+from netshell import tls
+from protocols import irc as ns_irc
+
+
+def test_a_thousand_clients_join_one_channel() -> None:
+    factory, _ = memory_server()
+    clients = []
+    for i in range(1000):
+        c = Fake(factory)
+        c.register(f"user{i}")
+        c.send("JOIN #big")
+        c.transport.clear()
+        clients.append(c)
+    channel = factory.state.find_channel("#big")
+    assert channel is not None and len(channel.members) == 1000
+    for c in clients:
+        c.transport.clear()
+    clients[0].send("PRIVMSG #big :hello everyone")
+    for c in clients[1:]:
+        assert c.transport.value() == b":user0!~u@127.0.0.1 PRIVMSG #big :hello everyone\r\n"
+    assert clients[0].transport.value() == b""
+    lines = clients[500].take("NAMES #big")
+    names = [n for line in by_command(lines, "353") for n in line.params[3].split()]
+    assert len(names) == 1000 and names.count("@user0") == 1
+    assert all(len(line.raw.encode()) + 2 <= 512 for line in lines)
+
+
+def test_relayed_messages_fit_in_512_bytes() -> None:
+    factory, _ = memory_server()
+    a = Fake(factory)
+    a.register("a" * 29)  # an odd number of bytes left for the text
+    b = Fake(factory)
+    b.register("b")
+    text = "\u00e9" * 240  # 480 bytes: fits coming in, not going out with the source
+    a.send(f"PRIVMSG b :{text}")
+    raw = b.transport.value()
+    assert len(raw) <= 512
+    line = split_line(raw.decode("utf-8").rstrip("\r\n"))  # not cut inside a character
+    assert (line.source, line.command, line.params[0]) == (
+        f"{'a' * 29}!~u@127.0.0.1", "PRIVMSG", "b")
+    assert set(line.params[1]) == {"\u00e9"} and 200 < len(line.params[1]) < 240
+    b.transport.clear()
+    a.send("PRIVMSG b :short")
+    assert b.transport.value().endswith(b" PRIVMSG b short\r\n")
+
+
+def test_long_line_in_pieces_then_a_good_one() -> None:
+    factory, _ = memory_server()
+    c = Fake(factory)
+    c.register("alice")
+    for _ in range(10):
+        c.protocol.data_received(b"x" * 100)
+    c.protocol.data_received(b"yy\r\nPING :after\r\n")
+    lines = c.lines()
+    assert [(line.command, line.params) for line in lines] == [
+        ("417", ["alice", "Input line was too long"]), ("PONG", ["irc.local", "after"])]
+
+
+def test_client_vanishing_mid_burst_is_a_quit() -> None:
+    factory, _ = memory_server()
+    a = Fake(factory)
+    a.register("alice")
+    a.send("JOIN #x")
+    b = Fake(factory)
+    b.register("bob")
+    a.lines()
+    # a burst that ends half way through a line, then the connection is gone
+    b.protocol.data_received(b"JOIN #x\r\nPRIVMSG #x :one\r\nPRIVMSG #x :tw")
+    b.lost()
+    got = [(line.command, line.params) for line in a.lines()]
+    assert got == [("JOIN", ["#x"]), ("PRIVMSG", ["#x", "one"]), ("QUIT", ["Connection closed"])]
+    assert factory.state.find_user("bob") is None
+    b.protocol.data_received(b"o\r\nPRIVMSG #x :three\r\n")  # late bytes are ignored
+    assert a.lines() == []
+
+
+@pytest.fixture(scope="module")
+def certs() -> tuple[bytes, bytes, bytes]:
+    return tls.self_signed("localhost", "127.0.0.1")
+
+
+@pytest.fixture
+def tls_server(certs: tuple[bytes, bytes, bytes], reactor: Any) -> Iterator[Any]:
+    listener = ns_irc.serve(tls=tls.server_context(certs[0], certs[1]), sts_duration=3600)
+    yield listener
+    listener.close()
+
+
+async def test_tls_listener_offers_sts(tls_server: Any, certs: tuple[bytes, bytes, bytes]
+                                       ) -> None:
+    context = ssl.create_default_context(cadata=certs[2].decode())
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(
+        "127.0.0.1", tls_server.port, ssl=context, server_hostname="localhost"), 10)
+    c = RawIRC(reader, writer)
+    c.send("CAP LS 302")
+    ls = await c.expect("CAP")
+    assert "sts=duration=3600" in ls.params[2].split()
+    c.send("CAP REQ sts")
+    assert (await c.expect("CAP")).params[1] == "NAK"  # sts is never requested
+    c.send("CAP END")
+    lines = await c.register("alice")
+    assert lines[0].command == "001"
+    c.close()
+
+
+async def test_plain_listener_offers_no_sts(reactor: Any) -> None:
+    listener = ns_irc.serve()
+    try:
+        c = await RawIRC.connect(listener.port)
+        c.send("CAP LS 302")
+        ls = await c.expect("CAP")
+        assert not any(cap.startswith("sts") for cap in ls.params[2].split())
+        c.close()
+        other = await connect_registered(listener.port, "bob")
+        other.close()
+    finally:
+        listener.close()
