@@ -1,4 +1,5 @@
-"""Real IRC servers for the tests: ngIRCd (Debian's), in the foreground, on a port of its own.
+"""Real IRC servers for the tests: ngIRCd and InspIRCd (Debian's), in the foreground, each
+on a port of its own.
 
 ``ngircd_server()`` is a context manager (``ngircd`` below is the module-scoped fixture built
 on it) that writes a temp configuration as shared/PEERS.md shows, starts
@@ -36,7 +37,9 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["IRCPeer", "free_port", "ngircd", "ngircd_server"]
+__all__ = [
+    "IRCPeer", "free_port", "inspircd_server", "irc_server", "ngircd", "ngircd_server",
+]
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
@@ -68,6 +71,28 @@ KeyFile = {key}
 Ports = {port}
 """
 
+INSPIRCD_CONF = """\
+<config format="xml">
+<server name="{name}" description="t" network="TestNet">
+<admin name="a" nick="a" email="a@irc.test">
+<bind address="{host}" port="{port}" type="clients">
+<connect name="main" allow="*" timeout="60" pingfreq="120" hardsendq="1048576"
+  softsendq="65536" recvq="65536" threshold="1000" commandrate="100000" fakelag="no"
+  localmax="1000" globalmax="1000" resolvehostnames="no" useident="no">
+<path configdir="{dir}" datadir="{dir}" logdir="{dir}" runtimedir="{dir}">
+<pid file="{dir}/inspircd.pid">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{dir}/ircd.log">
+<dns server="127.0.0.1" timeout="1">
+<module name="cap">
+<module name="ircv3">
+<module name="ircv3_servertime">
+<module name="ircv3_echomessage">
+<module name="ircv3_batch">
+<module name="ircv3_msgid">
+<module name="ircv3_ctctags">
+<module name="namesx">
+"""
+
 
 def free_port(host: str = HOST) -> int:
     """A TCP port nobody listens on now (the kernel's pick, freed for the caller)."""
@@ -85,6 +110,8 @@ class IRCPeer:
     host: str
     port: int
     directory: Path
+    #: which server: "ngircd" or "inspircd"
+    kind: str = "ngircd"
     lines: list[str] = field(default_factory=list)
     #: with TLS: the port that speaks it, and the PEM file of the authority to trust
     #: (the certificate is for localhost and 127.0.0.1)
@@ -119,6 +146,44 @@ def _accepts(host: str, port: int, deadline: float) -> None:
 
 
 @contextlib.contextmanager
+def _running(argv: list[str], peer: IRCPeer, ready: str, ports: list[int]) -> Iterator[IRCPeer]:
+    """Run ``argv`` while the caller needs it: wait until it prints ``ready`` and each of
+    ``ports`` accepts a connection (deadline, no sleep); stop it after, come what may."""
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    listening = threading.Event()
+
+    def drain() -> None:
+        # Read all it prints, so a chatty server never blocks on a full pipe.
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            peer.lines.append(line)
+            if ready in line:
+                listening.set()
+        listening.set()  # it exited: the wait below checks how
+
+    reader = threading.Thread(target=drain, name=f"{peer.kind}-log", daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        if not listening.wait(START_TIMEOUT) or proc.poll() is not None:
+            raise RuntimeError(f"{argv[0]} did not start (exit {proc.poll()}): {peer.log()}")
+        for port in ports:
+            _accepts(peer.host, port, deadline)
+        yield peer
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
+
+
+@contextlib.contextmanager
 def ngircd_server(
     name: str = "irc.test", password: str | None = None, tls: bool = False
 ) -> Iterator[IRCPeer]:
@@ -145,45 +210,41 @@ def ngircd_server(
             name=name, host=HOST, port=port, dir=directory, extra_global=extra, ssl=ssl,
         ))
         conf.chmod(0o644)
-        proc = subprocess.Popen(
-            [program, "--nodaemon", "--config", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        peer = IRCPeer(name, HOST, port, directory, tls_port=tls_port, ca=ca)
-        listening = threading.Event()
-
-        def drain() -> None:
-            # Read all it prints, so a chatty server never blocks on a full pipe.
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                peer.lines.append(line)
-                if "Now listening on" in line:
-                    listening.set()
-            listening.set()  # it exited: the wait below checks how
-
-        reader = threading.Thread(target=drain, name="ngircd-log", daemon=True)
-        reader.start()
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            if not listening.wait(START_TIMEOUT) or proc.poll() is not None:
-                raise RuntimeError(f"ngircd did not start (exit {proc.poll()}): {peer.log()}")
-            _accepts(HOST, port, deadline)
-            if tls_port is not None:
-                _accepts(HOST, tls_port, deadline)
+        peer = IRCPeer(name, HOST, port, directory, "ngircd", tls_port=tls_port, ca=ca)
+        ports = [port] + ([tls_port] if tls_port is not None else [])
+        argv = [program, "--nodaemon", "--config", str(conf)]
+        with _running(argv, peer, "Now listening on", ports):
             yield peer
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            reader.join(5)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def inspircd_server(name: str = "irc.test") -> Iterator[IRCPeer]:
+    """InspIRCd 3 with a temp configuration on a free port, its IRCv3 modules loaded
+    (cap, server-time, echo-message, batch, msgid, message-tags, multi-prefix)."""
+    program = _require("inspircd")
+    directory = Path(tempfile.mkdtemp(prefix="netshell-inspircd-"))
+    directory.chmod(0o755)
+    port = free_port()
+    try:
+        conf = directory / "inspircd.conf"
+        conf.write_text(INSPIRCD_CONF.format(name=name, host=HOST, port=port, dir=directory))
+        peer = IRCPeer(name, HOST, port, directory, "inspircd")
+        argv = [program, "--nofork", "--runasroot", "--config", str(conf)]
+        with _running(argv, peer, "InspIRCd is now running", [port]):
+            yield peer
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def irc_server(kind: str) -> contextlib.AbstractContextManager[IRCPeer]:
+    """``ngircd_server()`` or ``inspircd_server()``, by name."""
+    if kind == "ngircd":
+        return ngircd_server()
+    if kind == "inspircd":
+        return inspircd_server()
+    raise ValueError(f"no IRC peer {kind!r}: ngircd or inspircd")
 
 
 @pytest.fixture(scope="module")

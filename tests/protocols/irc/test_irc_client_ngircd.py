@@ -1,6 +1,7 @@
-"""Our IRC client against ngIRCd (a real server no one here wrote): registration, two
-clients in a channel seeing each other's messages, topic, kick, nick change, part and
-quit; names/whois/who; a taken nick; CTCP."""
+"""Our IRC client against ngIRCd and InspIRCd (real servers no one here wrote), the same
+script on each: registration, two clients in a channel seeing each other's messages,
+topic, kick, nick change, part and quit; names/whois/who; a taken nick; CTCP; reconnect.
+ngIRCd alone: a bad password, TLS."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from irc_peers import IRCPeer, free_port, ngircd_server
+from irc_peers import IRCPeer, free_port, irc_server, ngircd_server
 
 import netshell as ns
 from protocols import irc
@@ -17,6 +18,7 @@ from protocols.irc.client import (
     IRCCommandError,
     IRCConnectionClosed,
     NickInUse,
+    server_time,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -24,10 +26,10 @@ pytestmark = pytest.mark.timeout(60)
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[IRCPeer]:
-    """One ngIRCd for the module."""
-    with ngircd_server() as peer:
+@pytest.fixture(scope="module", params=["ngircd", "inspircd"])
+def server(request: pytest.FixtureRequest) -> Iterator[IRCPeer]:
+    """One server of each kind for the module."""
+    with irc_server(request.param) as peer:
         yield peer
 
 
@@ -51,11 +53,21 @@ async def test_registers_and_reads_isupport(server: IRCPeer) -> None:
     try:
         assert client.registered
         assert client.server_name == "irc.test"
-        assert client.isupport.casemapping == "ascii"
-        assert client.isupport.prefix_symbols == "~&@%+"
-        assert client.is_channel("+modeless") and not client.is_channel("bob")
-        # ngIRCd offers multi-prefix only: asked for and enabled
-        assert client.caps == {"multi-prefix"}
+        assert not client.is_channel("bob")
+        if server.kind == "ngircd":
+            assert client.isupport.casemapping == "ascii"
+            assert client.isupport.prefix_symbols == "~&@%+"
+            assert client.is_channel("+modeless")
+            # ngIRCd offers multi-prefix only: asked for and enabled
+            assert client.caps == {"multi-prefix"}
+        else:
+            assert client.isupport.casemapping == "rfc1459"
+            assert client.isupport.prefix_symbols == "@+"
+            assert not client.is_channel("+modeless")
+            # what InspIRCd offers among what we want; not what we did not ask for
+            assert client.caps == {"multi-prefix", "server-time", "echo-message", "batch",
+                                   "message-tags", "away-notify"}
+            assert "extended-join" in client.server_caps
     finally:
         await client.quit("bye")
     assert client.closed
@@ -70,26 +82,36 @@ async def test_two_clients_see_each_other(server: IRCPeer) -> None:
         assert b.channels[b.fold("#TALK")].members == {a.nick: "@", b.nick: ""}
 
         got = b.wait_for("message")
+        own = a.wait_for("message", lambda e: e.own, timeout=10)
         a.msg("#talk", "hello there")
         event = await got
         assert (event.nick, event.channel, event.text) == (a.nick, "#talk", "hello there")
         assert event.message.command == "PRIVMSG" and event.time is not None
+        assert not event.own
+        if "server-time" in b.caps:
+            assert event.tags["time"].endswith("Z")
+            assert event.time == server_time(event.message)
+        if "echo-message" in a.caps:  # a sees its own, marked as such
+            assert (await own).text == "hello there"
+        else:
+            own.cancel()
+            own.add_errback(lambda f: None)
 
-        got = a.wait_for("message")
+        got = a.wait_for("message", lambda e: e.nick == b.nick)
         b.msg(a.nick, "psst")
         event = await got
         assert event.channel is None and event.text == "psst" and event.nick == b.nick
 
-        got = b.wait_for("action")
+        got = b.wait_for("action", lambda e: e.nick == a.nick)
         a.action("#talk", "waves")
         assert (await got).text == "waves"
 
-        got = b.wait_for("notice")
+        got = b.wait_for("notice", lambda e: e.nick == a.nick)
         a.notice("#talk", "note")
         assert (await got).text == "note"
 
         # topic: set by a, seen by b, read back by b
-        seen = b.wait_for("topic")
+        seen = b.wait_for("topic", lambda e: e.nick == a.nick)
         await a.topic("#talk", "the topic")
         event = await seen
         assert (event.nick, event.text) == (a.nick, "the topic")
@@ -99,7 +121,7 @@ async def test_two_clients_see_each_other(server: IRCPeer) -> None:
         # nick change, seen by both and kept in the member lists
         old = b.nick
         new = nick("n")
-        seen_nick = a.wait_for("nick")
+        seen_nick = a.wait_for("nick", lambda e: e.nick == old)
         await b.set_nick(new)
         event = await seen_nick
         assert (event.nick, event.new_nick) == (old, new)
@@ -111,7 +133,7 @@ async def test_two_clients_see_each_other(server: IRCPeer) -> None:
         assert a.channels[a.fold("#talk")].members[new] == "+"
 
         # kick: b is kicked by a
-        kicked = b.wait_for("kick")
+        kicked = b.wait_for("kick", lambda e: e.victim == new)
         await a.kick("#talk", new, "out")
         event = await kicked
         assert (event.nick, event.victim, event.text) == (a.nick, new, "out")
@@ -119,20 +141,20 @@ async def test_two_clients_see_each_other(server: IRCPeer) -> None:
         assert a.channels[a.fold("#talk")].members == {a.nick: "@"}
 
         # back in, then part
-        joined = a.wait_for("join")
+        joined = a.wait_for("join", lambda e: e.nick == new)
         await b.join("#talk")
         await joined
-        parted = a.wait_for("part")
+        parted = a.wait_for("part", lambda e: e.nick == new)
         await b.part("#talk", "later")
         event = await parted
         assert (event.nick, event.text) == (new, "later")
         assert new not in a.channels[a.fold("#talk")].members
 
         # quit, seen by a (they share a channel again)
-        joined = a.wait_for("join")
+        joined = a.wait_for("join", lambda e: e.nick == new)
         await b.join("#talk")
         await joined
-        quitted = a.wait_for("quit")
+        quitted = a.wait_for("quit", lambda e: e.nick == new)
         await b.quit("gone")
         event = await quitted
         assert event.nick == new and "gone" in (event.text or "")
@@ -204,7 +226,7 @@ async def test_no_nick_left_fails(server: IRCPeer) -> None:
 async def test_ctcp(server: IRCPeer) -> None:
     a, b = await pair(server, "#ctcp")
     try:
-        asked = b.wait_for("ctcp")
+        asked = b.wait_for("ctcp", lambda e: e.nick == a.nick)
         version = await a.ctcp(b.nick, "VERSION")
         assert version == "netshell IRC client"
         assert (await asked).ctcp == "VERSION"
@@ -253,7 +275,7 @@ async def test_reconnects_and_rejoins(server: IRCPeer) -> None:
         assert client.channels[client.fold("#again")].members.keys() == {
             client.nick, watcher.nick}
         # and it still works
-        got = watcher.wait_for("message", timeout=10)
+        got = watcher.wait_for("message", lambda e: e.nick == client.nick, timeout=10)
         client.msg("#again", "back")
         assert (await got).text == "back"
     finally:
