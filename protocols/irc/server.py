@@ -39,6 +39,7 @@ import itertools
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -129,6 +130,7 @@ class IRCServerFactory(Factory):
         ping_timeout: float = 60.0,
         flood_burst: float = 20.0,
         flood_rate: float = 2.0,
+        flood_queue: int = 200,
         sts_duration: float = 0,
         reactor: Any = None,
         clock: Any = None,
@@ -149,6 +151,8 @@ class IRCServerFactory(Factory):
         #: (0: no flood control)
         self.flood_burst = flood_burst
         self.flood_rate = flood_rate
+        #: lines held for a flooding client before it is closed (Excess Flood)
+        self.flood_queue = flood_queue
         self.state = ServerState(casemapping)
         self.reactor = reactor if reactor is not None else get_reactor()
         #: what times PINGs and timeouts (the reactor; tests may give a Clock)
@@ -214,11 +218,20 @@ class IRCServerFactory(Factory):
 # ---- one connection
 
 
+class _DisplayName:
+    """``display_name``: "irc server" on the class (what ``conns()`` shows today, as it
+    reads the class), "irc server alice" on a connection whose client is alice."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> str:
+        nick = obj.nick if obj is not None else None
+        return f"irc server {nick}" if nick else "irc server"
+
+
 class IRCServerProtocol(Protocol):
     """One client connection, server side. ``user`` is its :class:`User` once it has a
-    nick; ``nick`` is shown by ``conns()``."""
+    nick; ``nick`` and ``display_name`` ("irc server alice") name it for tables."""
 
-    display_name = "irc server"
+    display_name = _DisplayName()
 
     def __init__(self, factory: IRCServerFactory) -> None:
         self.factory = factory
@@ -240,6 +253,9 @@ class IRCServerProtocol(Protocol):
         self._ping_at = 0.0
         self._timer: Any = None
         self._flood = 0.0  # the time the client's penalty budget is spent up to
+        #: the lines waiting for the penalty budget, and the timer that acts on them
+        self._queue: deque[bytes | LineTooLong] = deque()
+        self._drain_timer: Any = None
         #: the replies held while a labeled command runs (labeled-response), or None
         self._capture: list[Message] | None = None
         self._sasl: str | None = None  # the SASL payload so far, once AUTHENTICATE PLAIN
@@ -274,15 +290,43 @@ class IRCServerProtocol(Protocol):
             return
         self._last = self.factory.clock.seconds()
         self._ping_sent = False
+        if self.factory.flood_burst:
+            self._queue.extend(items)
+            if len(self._queue) > self.factory.flood_queue:
+                self.close("Excess Flood")
+                return
+            self._drain()
+            return
         for item in items:
             if self._closed:
                 return
-            if isinstance(item, LineTooLong):
-                self.numeric("417", "Input line was too long")
-                continue
-            if not self._charge(item):
-                return
+            self._item(item)
+
+    def _item(self, item: bytes | LineTooLong) -> None:
+        if isinstance(item, LineTooLong):
+            self.numeric("417", "Input line was too long")
+        else:
             self._line(item)
+
+    def _drain(self) -> None:
+        """Act on the lines held while the client is within its penalty budget; the rest
+        wait until it has earned them (RFC 1459 §8.10: flooders are slowed down, and
+        closed only when they send more than ``flood_queue`` lines ahead)."""
+        self._drain_timer = None
+        queue = self._queue
+        factory = self.factory
+        clock = factory.clock
+        ahead = factory.flood_burst / factory.flood_rate
+        while queue and not self._closed:
+            now = clock.seconds()
+            if self._flood - now > ahead:
+                wait = self._flood - now - ahead
+                self._drain_timer = clock.call_later(wait, self._drain)
+                return
+            item = queue.popleft()
+            if not isinstance(item, LineTooLong):
+                self._charge(item, now)
+            self._item(item)
 
     def eof_received(self) -> bool | None:
         return None
@@ -297,23 +341,14 @@ class IRCServerProtocol(Protocol):
 
     # ---- lines in
 
-    def _charge(self, line: bytes) -> bool:
-        """Count the line against the flood budget; False (and the connection closed) when
-        the client is over it."""
-        burst = self.factory.flood_burst
-        if not burst:
-            return True
+    def _charge(self, line: bytes, now: float) -> None:
+        """Count the line against the penalty budget."""
         command = line.split(b" ", 2)
         verb = command[0]
         if verb.startswith((b"@", b":")) and len(command) > 1:
             verb = command[1]
         cost = _PENALTY.get(verb.upper().decode("ascii", "replace"), 1.0)
-        now = self.factory.clock.seconds()
         self._flood = max(self._flood, now) + cost / self.factory.flood_rate
-        if self._flood - now > burst / self.factory.flood_rate:
-            self.close("Excess Flood")
-            return False
-        return True
 
     def _line(self, raw: bytes) -> None:
         try:
@@ -472,6 +507,10 @@ class IRCServerProtocol(Protocol):
         timer, self._timer = self._timer, None
         if timer is not None and timer.active():
             timer.cancel()
+        timer, self._drain_timer = self._drain_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        self._queue.clear()
 
     def _tick(self) -> None:
         self._timer = None
@@ -1519,6 +1558,7 @@ def serve(
     ping_timeout: float = 60.0,
     flood_burst: float = 20.0,
     flood_rate: float = 2.0,
+    flood_queue: int = 200,
     sts_duration: float = 2592000,
     clock: Any = None,
     backlog: int = 1024,
@@ -1532,8 +1572,9 @@ def serve(
     ``tls`` is a server context (``tls.server_context(...)``): the listener speaks TLS, and
     its connections are offered the ``sts`` capability with ``sts_duration`` (IRCv3 STS).
     A client idle for ``ping_interval`` seconds is sent a PING, and closed when it has not
-    answered ``ping_timeout`` seconds later; a client may send ``flood_burst`` commands
-    ahead of ``flood_rate`` per second before it is closed (Excess Flood; 0: no limit).
+    answered ``ping_timeout`` seconds later. A client may send ``flood_burst`` commands
+    ahead of ``flood_rate`` per second; what it sends beyond waits until it has earned it,
+    and more than ``flood_queue`` lines waiting close it (Excess Flood; burst 0: no limit).
     Raises OSError when the port is taken.
 
     >>> from protocols import irc
@@ -1546,7 +1587,8 @@ def serve(
     factory = IRCServerFactory(
         name, network, motd, password, opers, accounts,
         casemapping=casemapping, ping_interval=ping_interval, ping_timeout=ping_timeout,
-        flood_burst=flood_burst, flood_rate=flood_rate, reactor=reactor, clock=clock,
+        flood_burst=flood_burst, flood_rate=flood_rate, flood_queue=flood_queue,
+        reactor=reactor, clock=clock,
         sts_duration=sts_duration if tls is not None else 0,
     )
     if tls is not None:

@@ -302,29 +302,45 @@ def test_bad_utf8_is_fail_and_the_connection_lives(server: Any) -> None:
     assert params(b.lines(), "PRIVMSG") == [["bob", "caf\u00e9"]]
 
 
-def test_excess_flood_closes_that_connection_only() -> None:
-    factory, clock = memory_server(flood_burst=10, flood_rate=1)
+def test_flood_is_slowed_then_closed_that_connection_only() -> None:
+    factory, clock = memory_server(flood_burst=10, flood_rate=1, flood_queue=20)
     a = Fake(factory)
     b = Fake(factory)
     a.register("alice")
     b.register("bob")
     clock.advance(60)  # the registration lines are paid for
     a.lines()
-    for _ in range(9):
-        a.send("PRIVMSG bob :hi")
+    for i in range(15):
+        a.send(f"PRIVMSG bob :{i}")
+    # the burst goes through at once, the rest waits for the budget
+    assert [line.params[1] for line in b.lines()] == [str(i) for i in range(11)]
+    clock.advance(1)
+    assert [line.params[1] for line in b.lines()] == ["11"]
+    assert params(a.take("PING x"), "PONG") == []  # queued behind the rest, in order
+    clock.advance(3)
+    assert [line.params[1] for line in b.lines()] == ["12", "13", "14"]
+    clock.advance(1)
+    assert params(a.lines(), "PONG") == [["irc.local", "x"]]
     assert not a.transport.closed
-    clock.advance(9)
-    for _ in range(9):  # paid for as it goes: one a second
-        a.send("PRIVMSG bob :hi")
-        clock.advance(1)
-    assert not a.transport.closed
-    for _ in range(12):
-        a.send("PRIVMSG bob :hi")
+    clock.advance(60)
+    # more lines ahead than flood_queue: closed, with ERROR
+    a.protocol.data_received(b"PRIVMSG bob :spam\r\n" * 35)
     assert a.transport.closed
     lines = a.lines()
     assert lines[-1].command == "ERROR" and "Excess Flood" in lines[-1].params[0]
     assert not b.transport.closed
+    assert len(b.lines()) <= 11
     assert params(b.take("PING x"), "PONG") == [["irc.local", "x"]]
+
+
+def test_no_flood_control_when_burst_is_0() -> None:
+    factory, _ = memory_server(flood_burst=0)
+    a = Fake(factory)
+    b = Fake(factory)
+    a.register("alice")
+    b.register("bob")
+    a.protocol.data_received(b"PRIVMSG bob :x\r\n" * 500)
+    assert len(b.lines()) == 500 and not a.transport.closed
 
 
 # ---- nick changes, channels

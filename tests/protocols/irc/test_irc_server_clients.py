@@ -16,7 +16,9 @@ import irc.client_aio
 import pytest
 from irc_test_helpers import READ_TIMEOUT, RawIRC, by_command, connect_registered
 
+from netshell.shell.display import connection_table, display_name
 from protocols import irc as ns_irc
+from protocols.irc.server import IRCServerProtocol
 
 # ---- fixtures
 
@@ -127,6 +129,12 @@ async def test_disconnect_is_a_quit_and_conns_show_nicks(server: Any, reactor: A
     await a.expect("JOIN")
     protocols = {c.protocol.nick for c in server.connections}
     assert protocols == {"alice", "bob"}
+    assert {c.protocol.display_name for c in server.connections} == {
+        "irc server alice", "irc server bob"}
+    # the table of connections names the protocol
+    assert display_name(IRCServerProtocol) == "irc server"
+    table = connection_table(reactor.connections).render(color=False)
+    assert "irc server" in table
     b.writer.transport.abort()
     quit_line = await a.expect("QUIT")
     assert quit_line.source == "bob!~u@127.0.0.1"
