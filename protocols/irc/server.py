@@ -276,7 +276,10 @@ class IRCServerProtocol(Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         peer = getattr(transport, "peer", None)
-        self.host = str(getattr(peer, "host", None) or "localhost")
+        host = str(getattr(peer, "host", None) or "localhost").removeprefix("::ffff:")
+        # a host never starts with ':' (it would read as a trailing parameter): "::1" is
+        # written "0::1" (Modern IRC, RPL_WHOISUSER)
+        self.host = "0" + host if host.startswith(":") else host
         self.factory.connections.add(self)
         self._last = self.factory.clock.seconds()
         self._flood = self._last
@@ -382,6 +385,9 @@ class IRCServerProtocol(Protocol):
         if handler is None:
             if command.isdigit():
                 return  # numerics from a client mean nothing
+            if not self.registered:
+                self.numeric("451", "You have not registered")
+                return
             self.numeric("421", command, "Unknown command")
             return
         if not self.registered and command not in _BEFORE_REGISTRATION:
@@ -793,11 +799,12 @@ class IRCServerProtocol(Protocol):
             return
         me = self.user
         assert me is not None
-        nick = params[-1].split(",")[0]
+        asked = params[-1]  # RPL_ENDOFWHOIS gives it back exactly as sent
+        nick = asked.split(",")[0]
         user = self.state.find_user(nick)
         if user is None or not user.registered:
             self.numeric("401", nick, "No such nick/channel")
-            self.numeric("318", nick, "End of /WHOIS list")
+            self.numeric("318", asked, "End of /WHOIS list")
             return
         n = user.nick
         self.numeric("311", n, user.username, user.hostname, "*", user.realname)
@@ -817,7 +824,7 @@ class IRCServerProtocol(Protocol):
             self.numeric("330", n, user.account, "is logged in as")
         idle = max(0, int(time.time() - user.last_active))
         self.numeric("317", n, str(idle), str(int(user.signon)), "seconds idle, signon time")
-        self.numeric("318", n, "End of /WHOIS list")
+        self.numeric("318", asked, "End of /WHOIS list")
 
     def irc_WHOWAS(self, msg: Message) -> None:
         if not msg.params or not msg.params[0]:
@@ -826,7 +833,7 @@ class IRCServerProtocol(Protocol):
         nick = msg.params[0]
         entries = self.state.whowas.get(self.state.fold(nick), [])
         if not entries:
-            self.numeric("406", nick, "There was no such nickname")
+            self.numeric("406", "There was no such nickname")
         for old, username, host, realname, _when in entries:
             self.numeric("314", old, username, host, "*", realname)
             self.numeric("312", old, self.factory.name, f"{self.factory.network} IRC server")
@@ -1299,13 +1306,16 @@ class IRCServerProtocol(Protocol):
     _LIST_NUMERICS = {
         "b": ("367", "368", "End of channel ban list"),
         "e": ("348", "349", "End of channel exception list"),
-        "I": ("346", "347", "End of channel invite list"),
+        "I": ("346", "347", "End of Channel Invite Exception List"),
     }
 
     def _mode_list(self, channel: Channel, mode: str) -> None:
         entry, end, text = self._LIST_NUMERICS[mode]
         for mask, who, when in channel.lists[mode]:
-            self.numeric(entry, channel.name, mask, who, str(when))
+            if mode == "b":  # RPL_BANLIST has who set it and when; the others the mask only
+                self.numeric(entry, channel.name, mask, who, str(when))
+            else:
+                self.numeric(entry, channel.name, mask)
         self.numeric(end, channel.name, text)
 
     def _user_mode(self, user: User, nick: str, params: list[str]) -> None:

@@ -115,7 +115,7 @@ class Channel:
     key: str | None = None
     limit: int | None = None
     members: dict[User, str] = field(default_factory=dict)
-    #: the list modes' entries: mode -> [(mask, set by, set at)]
+    #: the list modes' entries: mode -> [(mask, set by, set at)]; MAXLIST counts them all
     lists: dict[str, list[tuple[str, str, int]]] = field(
         default_factory=lambda: {m: [] for m in LIST_MODES}
     )
@@ -465,7 +465,7 @@ class ServerState:
         if add:
             if found is not None:
                 return None
-            if len(entries) >= self.max_list_entries:
+            if sum(len(x) for x in channel.lists.values()) >= self.max_list_entries:
                 errors.append(ModeError("478", (channel.name, mask, "Channel list is full")))
                 return None
             entries.append((mask, user.source, int(time.time())))

@@ -116,7 +116,7 @@ def test_user_before_nick_and_unknown_connections(server: Any) -> None:
 
 def test_commands_before_registration_get_451(server: Any) -> None:
     c = Fake(server)
-    for line in ("JOIN #a", "PRIVMSG x :y", "WHOIS x", "MODE x", "LUSERS", "MOTD"):
+    for line in ("JOIN #a", "PRIVMSG x :y", "WHOIS x", "MODE x", "LUSERS", "MOTD", "FOOBAR"):
         assert params(c.take(line), "451") == [["*", "You have not registered"]], line
     c.send("NICK early")
     assert params(c.take("JOIN #a"), "451") == [["early", "You have not registered"]]
@@ -722,7 +722,7 @@ def test_whois(server: Any) -> None:
     assert lines[2].params == ["alice", "bob", "irc.test", "TestNet IRC server"]
     assert lines[3].params[:2] == ["alice", "bob"] and lines[3].params[4] == (
         "seconds idle, signon time")
-    assert lines[4].params == ["alice", "bob", "End of /WHOIS list"]
+    assert lines[4].params == ["alice", "BOB", "End of /WHOIS list"]  # as asked
     lines = a.take("WHOIS nobody")
     assert [line.params for line in lines] == [
         ["alice", "nobody", "No such nick/channel"], ["alice", "nobody", "End of /WHOIS list"]]
@@ -781,4 +781,29 @@ def test_whowas(server: Any) -> None:
     lines = a.take("WHOWAS bob")
     assert params(lines, "314") == [["alice", "bob", "~u", "127.0.0.1", "*", "Real Name"]]
     assert params(lines, "369") == [["alice", "bob", "End of WHOWAS"]]
-    assert params(a.take("WHOWAS zed"), "406") == [["alice", "zed", "There was no such nickname"]]
+    assert params(a.take("WHOWAS zed"), "406") == [["alice", "There was no such nickname"]]
+    assert params(a.take("WHOWAS zed"), "369") == [["alice", "zed", "End of WHOWAS"]]
+
+
+def test_ipv6_host_never_starts_with_a_colon(server: Any) -> None:
+    c = Fake(server, host="::1")
+    lines = c.register("alice")
+    assert lines[0].params[1].endswith("alice!~u@0::1")
+    assert params(c.take("WHOIS alice"), "311") == [
+        ["alice", "alice", "~u", "0::1", "*", "Real Name"]]
+
+
+def test_list_modes_share_one_limit() -> None:
+    factory, _ = memory_server()
+    factory.state.max_list_entries = 3
+    a = Fake(factory)
+    a.register("alice")
+    a.take("JOIN #x")
+    a.take("MODE #x +bb x y")
+    lines = a.take("MODE #x +eI z w")
+    assert [line.params for line in by_command(lines, "MODE")] == [["#x", "+e", "z!*@*"]]
+    assert params(lines, "478") == [["alice", "#x", "w!*@*", "Channel list is full"]]
+    lines = a.take("MODE #x I")
+    assert numerics(lines) == ["347"] and lines[0].params == [
+        "alice", "#x", "End of Channel Invite Exception List"]
+    assert params(a.take("MODE #x e"), "348") == [["alice", "#x", "z!*@*"]]
