@@ -210,6 +210,7 @@ class IRCServerFactory(Factory):
             "STATUSMSG=@+",
             "TARGMAX=JOIN:,KICK:1,NAMES:,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
             f"TOPICLEN={s.topiclen}",
+            "USERLEN=10",
             "UTF8ONLY",
             "WHOX",
         ]
@@ -688,7 +689,8 @@ class IRCServerProtocol(Protocol):
 
     def irc_QUIT(self, msg: Message) -> None:
         reason = msg.params[0] if msg.params else ""
-        self._quit_reason = f"Quit: {reason}" if reason else "Quit"
+        # Modern IRC: "Quit: " before the reason, even an empty one
+        self._quit_reason = f"Quit: {reason}"
         self.close(self._quit_reason)
 
     # ---- server information
@@ -1099,6 +1101,14 @@ class IRCServerProtocol(Protocol):
     def irc_INVITE(self, msg: Message) -> None:
         user = self.user
         assert user is not None
+        if not msg.params:
+            # the channels this client is invited to (RPL_INVITELIST, RPL_ENDOFINVITELIST)
+            me = self.state.fold(user.nick)
+            for channel in self.state.iter_channels():
+                if me in channel.invited:
+                    self.numeric("336", channel.name)
+            self.numeric("337", "End of /INVITE list")
+            return
         if len(msg.params) < 2:
             self.numeric("461", "INVITE", "Not enough parameters")
             return

@@ -78,7 +78,7 @@ def test_registration_burst(server: Any) -> None:
     for token in ("CASEMAPPING=rfc1459", "CHANTYPES=#", "CHANMODES=beI,k,l,imnst",
                   "PREFIX=(ov)@+", "NICKLEN=30", "CHANNELLEN=50", "TOPICLEN=390",
                   "KICKLEN=390", "AWAYLEN=390", "MODES=4", "STATUSMSG=@+", "NETWORK=TestNet",
-                  "UTF8ONLY"):
+                  "UTF8ONLY", "USERLEN=10"):
         assert token in tokens, token
     assert any(t.startswith("TARGMAX=") for t in tokens)
     assert params(lines, "251") == [["alice", "There are 1 users and 0 invisible on 1 servers"]]
@@ -444,6 +444,11 @@ def test_quit_broadcast(server: Any) -> None:
     assert raws(a.lines()) == canon([":bob!~u@127.0.0.1 QUIT :Quit: gone fishing"])
     b.lost()
     assert a.lines() == []  # told once
+    c = registered(server, "carol")
+    c.take("JOIN #x")
+    a.lines()
+    c.take("QUIT")
+    assert params(a.lines(), "QUIT") == [["Quit: "]]
     assert params(a.take("NAMES #x"), "353") == [["alice", "=", "#x", "@alice"]]
 
 
@@ -667,7 +672,11 @@ def test_invite_only_limit_and_key_refusals(server: Any) -> None:
     lines = a.take("INVITE bob #x")
     assert params(lines, "341") == [["alice", "bob", "#x"]]
     assert raws(b.lines()) == canon([":alice!~u@127.0.0.1 INVITE bob #x"])
+    assert [line.params for line in b.take("INVITE")] == [
+        ["bob", "#x"], ["bob", "End of /INVITE list"]]
     assert numerics(b.take("JOIN #x"))[0] == "JOIN"
+    assert [line.params for line in b.take("INVITE")] == [
+        ["bob", "End of /INVITE list"]]  # used already
     assert params(a.take("INVITE bob #x"), "443") == [
         ["alice", "bob", "#x", "is already on channel"]]
     b.take("PART #x")
