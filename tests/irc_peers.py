@@ -77,7 +77,7 @@ INSPIRCD_CONF = """\
 <admin name="a" nick="a" email="a@irc.test">
 <bind address="{host}" port="{port}" type="clients">
 <connect name="main" allow="*" timeout="60" pingfreq="120" hardsendq="1048576"
-  softsendq="65536" recvq="65536" threshold="1000" commandrate="100000" fakelag="no"
+  softsendq="65536" recvq="65536" threshold="{threshold}" commandrate="{commandrate}" fakelag="no"
   localmax="1000" globalmax="1000" resolvehostnames="no" useident="no">
 <path configdir="{dir}" datadir="{dir}" logdir="{dir}" runtimedir="{dir}">
 <pid file="{dir}/inspircd.pid">
@@ -220,16 +220,23 @@ def ngircd_server(
 
 
 @contextlib.contextmanager
-def inspircd_server(name: str = "irc.test") -> Iterator[IRCPeer]:
+def inspircd_server(
+    name: str = "irc.test", threshold: int = 1000, commandrate: int = 100000
+) -> Iterator[IRCPeer]:
     """InspIRCd 3 with a temp configuration on a free port, its IRCv3 modules loaded
-    (cap, server-time, echo-message, batch, msgid, message-tags, multi-prefix)."""
+    (cap, server-time, echo-message, batch, msgid, message-tags, multi-prefix).
+    ``threshold`` and ``commandrate`` are its flood control (fakelag off: a client over
+    them is closed with "Excess Flood"); by default high enough never to matter."""
     program = _require("inspircd")
     directory = Path(tempfile.mkdtemp(prefix="netshell-inspircd-"))
     directory.chmod(0o755)
     port = free_port()
     try:
         conf = directory / "inspircd.conf"
-        conf.write_text(INSPIRCD_CONF.format(name=name, host=HOST, port=port, dir=directory))
+        conf.write_text(INSPIRCD_CONF.format(
+            name=name, host=HOST, port=port, dir=directory, threshold=threshold,
+            commandrate=commandrate,
+        ))
         peer = IRCPeer(name, HOST, port, directory, "inspircd")
         argv = [program, "--nofork", "--runasroot", "--config", str(conf)]
         with _running(argv, peer, "InspIRCd is now running", [port]):
