@@ -1104,9 +1104,9 @@ class IRCServerProtocol(Protocol):
         if not msg.params:
             # the channels this client is invited to (RPL_INVITELIST, RPL_ENDOFINVITELIST)
             me = self.state.fold(user.nick)
-            for channel in self.state.iter_channels():
-                if me in channel.invited:
-                    self.numeric("336", channel.name)
+            for invited in self.state.iter_channels():
+                if me in invited.invited:
+                    self.numeric("336", invited.name)
             self.numeric("337", "End of /INVITE list")
             return
         if len(msg.params) < 2:
