@@ -230,3 +230,35 @@ async def test_jaraco_whois_and_errors(server: Any) -> None:
     assert taken.arguments == ["alice", "Nickname is already in use"]
     alice.conn.disconnect()
     bob.conn.disconnect()
+
+
+# ---- netshell's own client (protocols.irc.client) against this server
+
+
+async def test_our_client_against_our_server(reactor: Any) -> None:
+    listener = ns_irc.serve(accounts={"alice": "pw"})
+    try:
+        alice = await ns_irc.connect("127.0.0.1", listener.port, "alice", sasl=("alice", "pw"),
+                                     reconnect=False, timeout=10)
+        bob = await ns_irc.connect("127.0.0.1", listener.port, "bob", reconnect=False,
+                                   timeout=10)
+        await alice.join("#room")
+        await bob.join("#room")
+        got = bob.wait_for("message", lambda e: e.text == "hello", timeout=10)
+        alice.msg("#room", "hello")
+        event = await got
+        assert event.tags["account"] == "alice" and event.tags["msgid"]
+        assert sorted(await alice.names("#room")) == ["@alice", "bob"]
+        whois = await alice.whois("bob")
+        assert (whois.nick, whois.user, whois.channels) == ("bob", "~bob", ["#room"])
+        kicked = bob.wait_for("kick", timeout=10)
+        await alice.kick("#room", "bob", "bye")
+        await kicked
+        await bob.join("#room")
+        gone = alice.wait_for("quit", timeout=10)
+        await bob.quit("done")
+        event = await gone
+        assert (event.nick, event.text) == ("bob", "Quit: done")
+        await alice.quit()
+    finally:
+        listener.close()
