@@ -208,7 +208,7 @@ class IRCServerFactory(Factory):
             f"NICKLEN={s.nicklen}",
             "PREFIX=(ov)@+",
             "STATUSMSG=@+",
-            "TARGMAX=JOIN:,KICK:1,NAMES:,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
+            "TARGMAX=JOIN:,KICK:4,NAMES:,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
             f"TOPICLEN={s.topiclen}",
             "USERLEN=10",
             "UTF8ONLY",
@@ -1049,7 +1049,8 @@ class IRCServerProtocol(Protocol):
         self.numeric("321", "Channel", "Users  Name")
         wanted: list[str] | None = None
         least, most = 0, None
-        for item in (msg.params[0].split(",") if msg.params and msg.params[0] else []):
+        # LIST [<channel>{,<channel>}] [<elistcond>{,<elistcond>}]: either may come alone
+        for item in ",".join(msg.params[:2]).split(","):
             if item[:1] in "<>" and item[1:].isdigit():
                 if item[0] == ">":
                     least = int(item[1:]) + 1
@@ -1088,7 +1089,7 @@ class IRCServerProtocol(Protocol):
             return
         reason = msg.params[2] if len(msg.params) > 2 and msg.params[2] else user.nick
         reason = reason[: self.state.kicklen]
-        for nick in msg.params[1].split(","):
+        for nick in msg.params[1].split(",")[:4]:  # TARGMAX KICK:4, the rest dropped
             target = self.state.find_user(nick)
             if target is None or target not in channel.members:
                 self.numeric("441", nick, channel.name, "They aren't on that channel")

@@ -590,6 +590,13 @@ def test_kick(server: Any) -> None:
     b.take("JOIN #x")
     a.lines()
     assert [line.params for line in a.take("KICK #x bob")] == [["#x", "bob", "alice"]]
+    # several users: one KICK each, at most TARGMAX's 4
+    others = [registered(server, f"k{i}") for i in range(5)]
+    for o in others:
+        o.take("JOIN #x")
+    a.lines()
+    lines = a.take("KICK #x k0,k1,k2,k3,k4 :out")
+    assert [line.params for line in lines] == [["#x", f"k{i}", "out"] for i in range(4)]
 
 
 def test_names_and_secret_channels(server: Any) -> None:

@@ -268,6 +268,9 @@ def test_list_filters(server: Any) -> None:
     assert [p[1] for p in params(a.take("LIST >1"), "322")] == ["#two"]
     assert [p[1] for p in params(a.take("LIST <2"), "322")] == ["#one"]
     assert [p[1] for p in params(a.take("LIST #o*"), "322")] == ["#one"]
+    # channels first, conditions second
+    assert [p[1] for p in params(a.take("LIST #one,#two >1"), "322")] == ["#two"]
+    assert [p[1] for p in params(a.take("LIST #nope"), "322")] == []
 
 
 def test_bot_mode(server: Any) -> None:
