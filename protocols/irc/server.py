@@ -834,8 +834,12 @@ class IRCServerProtocol(Protocol):
             return
         nick = msg.params[0]
         entries = self.state.whowas.get(self.state.fold(nick), [])
+        if len(msg.params) > 1 and msg.params[1].isdigit() and int(msg.params[1]) > 0:
+            entries = entries[: int(msg.params[1])]
         if not entries:
-            self.numeric("406", "There was no such nickname")
+            # the appendix leaves <nick> out, the WHOWAS section's example (and every
+            # server) gives it
+            self.numeric("406", nick, "There was no such nickname")
         for old, username, host, realname, _when in entries:
             self.numeric("314", old, username, host, "*", realname)
             self.numeric("312", old, self.factory.name, f"{self.factory.network} IRC server")
@@ -860,14 +864,15 @@ class IRCServerProtocol(Protocol):
                         continue
                     self._who_line(channel.name, user, channel.prefixes(user, multi), name)
         else:
+            near = state.neighbours(me)
             for user in list(state.users.values()):
                 if not user.registered:
                     continue
                 if not (mask_matches(mask, user.nick, state.casemapping)
                         or mask_matches(mask, user.source, state.casemapping)):
                     continue
-                if "i" in user.modes and user is not me and not (
-                    state.neighbours(me) & {user}) and state.fold(mask) != state.fold(user.nick):
+                if ("i" in user.modes and user is not me and user not in near
+                        and state.fold(mask) != state.fold(user.nick)):
                     continue
                 shared = next((c for c in user.channels.values() if state.visible(c, me)),
                               None)

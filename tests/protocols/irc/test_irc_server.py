@@ -762,6 +762,17 @@ def test_who(server: Any) -> None:
     assert params(lines, "315") == [["bob", "alice", "End of WHO list"]]
 
 
+def test_who_hides_invisible_strangers(server: Any) -> None:
+    a = registered(server, "alice")
+    b = registered(server, "bob")
+    b.take("MODE bob +i")
+    assert params(a.take("WHO b*"), "352") == []  # invisible, no channel shared
+    assert len(params(a.take("WHO bob"), "352")) == 1  # an exact nick is answered
+    a.take("JOIN #x")
+    b.take("JOIN #x")
+    assert [p[5] for p in params(a.take("WHO b*"), "352")] == ["bob"]
+
+
 def test_ison_userhost(server: Any) -> None:
     a = registered(server, "alice")
     registered(server, "Bob")
@@ -797,7 +808,12 @@ def test_whowas(server: Any) -> None:
     lines = a.take("WHOWAS bob")
     assert params(lines, "314") == [["alice", "bob", "~u", "127.0.0.1", "*", "Real Name"]]
     assert params(lines, "369") == [["alice", "bob", "End of WHOWAS"]]
-    assert params(a.take("WHOWAS zed"), "406") == [["alice", "There was no such nickname"]]
+    assert params(a.take("WHOWAS zed"), "406") == [["alice", "zed", "There was no such nickname"]]
+    c = registered(server, "bob")
+    c.take("NICK bobby")
+    lines = a.take("WHOWAS bob")
+    assert [p[:3] for p in params(lines, "314")] == [["alice", "bob", "~u"]] * 2
+    assert len(params(a.take("WHOWAS bob 1"), "314")) == 1
     assert params(a.take("WHOWAS zed"), "369") == [["alice", "zed", "End of WHOWAS"]]
 
 
