@@ -916,8 +916,6 @@ class IRCClient:
             if msg.params:
                 self.nick = msg.params[0]
             self.server_name = msg.source
-        elif c == "CAP":
-            self._cap(msg)
         elif c == "AUTHENTICATE":
             self._authenticate(msg)
         elif c in ("900",):
@@ -940,12 +938,30 @@ class IRCClient:
         if self.protocol is not None and self.protocol.transport is not None:
             self.protocol.transport.close()
 
-    def _cap(self, msg: Message) -> None:
+    def _on_CAP(self, msg: Message) -> None:
         p = msg.params
         if len(p) < 3:
             return
         sub = p[1].upper()
-        if sub == "LS":
+        if self._cap_done and sub in ("ACK", "NAK"):
+            # after registration (a CAP NEW answered): just note what is on
+            if sub == "ACK":
+                self._acked(p[-1])
+            return
+        if sub == "NEW":  # cap-notify, implied by CAP LS 302
+            offered = {}
+            for item in p[-1].split():
+                name, _, value = item.partition("=")
+                offered[name] = value
+            self.server_caps.update(offered)
+            want = sorted(c for c in self.wanted_caps - self.caps if c in offered and c != "sasl")
+            if want:
+                self._send_now(Message("CAP", ["REQ", " ".join(want)]))
+        elif sub == "DEL":
+            for name in p[-1].split():
+                self.server_caps.pop(name, None)
+                self.caps.discard(name)
+        elif sub == "LS":
             more = len(p) >= 4 and p[2] == "*"
             for item in p[-1].split():
                 name, _, value = item.partition("=")
@@ -965,14 +981,17 @@ class IRCClient:
             else:
                 self._after_caps()
         elif sub == "ACK":
-            for name in p[-1].split():
-                if name.startswith("-"):
-                    self.caps.discard(name[1:])
-                else:
-                    self.caps.add(name)
+            self._acked(p[-1])
             self._after_caps()
         elif sub == "NAK":
             self._after_caps()
+
+    def _acked(self, names: str) -> None:
+        for name in names.split():
+            if name.startswith("-"):
+                self.caps.discard(name[1:])
+            else:
+                self.caps.add(name)
 
     def _after_caps(self) -> None:
         if self.sasl is not None:

@@ -383,3 +383,19 @@ def test_ctcp_flood_is_not_all_answered() -> None:
         w.feed(f":bob!b@h PRIVMSG me :\x01PING {i}\x01")
     assert len(w.sent()) == 2
     assert w.client.throttle.pending == 8
+
+
+def test_cap_new_and_del_after_registration() -> None:
+    w = Wire()
+    w.register()
+    assert w.client.caps == {"multi-prefix"}
+    w.feed(":irc.x CAP me NEW :away-notify unknown-cap sasl=PLAIN")
+    assert w.sent() == ["CAP REQ away-notify"]
+    w.feed(":irc.x CAP me ACK :away-notify")
+    assert w.sent() == []  # no second CAP END
+    assert w.client.caps == {"multi-prefix", "away-notify"}
+    w.feed(":irc.x CAP me DEL :multi-prefix")
+    assert w.client.caps == {"away-notify"} and "multi-prefix" not in w.client.server_caps
+    away = w.events("away")
+    w.feed(":bob!b@h AWAY :lunch", ":bob!b@h AWAY")
+    assert [(e.nick, e.text) for e in away] == [("bob", "lunch"), ("bob", None)]
