@@ -48,7 +48,14 @@ from netshell.failure import Failure
 from netshell.listener import Listener
 from netshell.protocol import Factory, Protocol
 from netshell.reactor import get_reactor
-from protocols.irc.core import IRCParseError, LineReader, LineTooLong, Message, parse
+from protocols.irc.core import (
+    MAX_CLIENT_TAGS_BYTES,
+    IRCParseError,
+    LineReader,
+    LineTooLong,
+    Message,
+    parse,
+)
 from protocols.irc.server_state import (
     CHANNEL_MODES,
     Channel,
@@ -237,7 +244,9 @@ class IRCServerProtocol(Protocol):
     def __init__(self, factory: IRCServerFactory) -> None:
         self.factory = factory
         self.state = factory.state
-        self.reader = LineReader()
+        # a client's tags take at most 4094 bytes, '@' and space included (IRCv3
+        # message-tags); over that, or 512 for the rest, the line is answered 417
+        self.reader = LineReader(max_tags=MAX_CLIENT_TAGS_BYTES)
         self.user: User | None = None
         self.username: str | None = None
         self.realname = ""
@@ -334,6 +343,10 @@ class IRCServerProtocol(Protocol):
 
     def eof_received(self) -> bool | None:
         return None
+
+    def stop_gracefully(self) -> None:
+        """The server shuts down: ERROR to the client, QUIT to those who see it."""
+        self.close("Server shutting down")
 
     def connection_lost(self, reason: Failure) -> None:
         self._closed = True

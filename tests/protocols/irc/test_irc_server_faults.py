@@ -135,3 +135,33 @@ async def test_plain_listener_offers_no_sts(reactor: Any) -> None:
         other.close()
     finally:
         listener.close()
+
+
+def test_client_tags_over_4094_bytes_are_417() -> None:
+    factory, _ = memory_server()
+    c = Fake(factory)
+    c.register("alice")
+    c.send("@+a=" + "x" * 4000 + " PING ok")  # 4006 bytes of tags: within the limit
+    assert [line.command for line in c.lines()] == ["PONG"]
+    c.send("@+a=" + "x" * 4100 + " PING no")
+    assert [(line.command, line.params) for line in c.lines()] == [
+        ("417", ["alice", "Input line was too long"])]
+    c.send("PING still")
+    assert [line.params for line in c.lines()] == [["irc.local", "still"]]
+
+
+def test_shutdown_says_error_and_quit() -> None:
+    factory, _ = memory_server()
+    a = Fake(factory)
+    a.register("alice")
+    b = Fake(factory)
+    b.register("bob")
+    a.send("JOIN #x")
+    b.send("JOIN #x")
+    a.lines()
+    b.lines()
+    b.protocol.stop_gracefully()
+    assert [line.command for line in b.lines()] == ["ERROR"]
+    assert b.transport.closed
+    assert [(line.command, line.params) for line in a.lines()] == [
+        ("QUIT", ["Server shutting down"])]
