@@ -185,14 +185,16 @@ def _running(argv: list[str], peer: IRCPeer, ready: str, ports: list[int]) -> It
 
 @contextlib.contextmanager
 def ngircd_server(
-    name: str = "irc.test", password: str | None = None, tls: bool = False
+    name: str = "irc.test", password: str | None = None, tls: bool = False,
+    port: int | None = None,
 ) -> Iterator[IRCPeer]:
-    """ngIRCd with a temp configuration on a free port (``password``: its connection
-    password, sent with PASS; ``tls``: also a TLS port, with a throwaway certificate)."""
+    """ngIRCd with a temp configuration on a free port (or ``port``: to start one again
+    where another was; ``password``: its connection password, sent with PASS; ``tls``:
+    also a TLS port, with a throwaway certificate)."""
     program = _require("ngircd")
     directory = Path(tempfile.mkdtemp(prefix="netshell-ngircd-"))
     directory.chmod(0o755)  # ngircd drops to nobody: it must read its files
-    port = free_port()
+    port = port or free_port()
     try:
         subprocess.run(["install", "-d", "-o", "nobody", str(directory / "run")], check=True)
         extra = f"Password = {password}" if password else ""

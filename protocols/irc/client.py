@@ -24,8 +24,9 @@ Client Protocol" document and IRCv3 describe:
 - Events: override (or assign on the instance) the hooks ``on_message``, ``on_notice``,
   ``on_action``, ``on_ctcp``, ``on_ctcp_reply``, ``on_join``, ``on_part``, ``on_kick``,
   ``on_quit``, ``on_nick``, ``on_topic``, ``on_mode``, ``on_invite``, ``on_away``,
-  ``on_registered``, ``on_disconnected``, ``on_raw``; each gets one :class:`Event` (its
-  message with its tags, and its ``time``: the server's when server-time is on).
+  ``on_registered``, ``on_disconnected``, ``on_reconnect_failed``, ``on_raw``; each gets
+  one :class:`Event` (its message with its tags, and its ``time``: the server's when
+  server-time is on).
   ``add_listener(kind, f)`` adds more; ``wait_for(kind, match)`` is a Deferred of the next
   such event.
 - CTCP VERSION, PING, TIME and CLIENTINFO are answered; ACTION is sent and received.
@@ -781,9 +782,14 @@ class IRCClient:
         d = _open(self, *self._connect_args)
 
         def failed(f: Failure) -> None:
+            if f.check(PasswordMismatch, SASLFailed):
+                log.warning("IRC reconnect refused for good (%s): not trying again", f.value)
+                return
             log.info("IRC reconnect failed: %s", f.value)
             if not self._quitting:
                 self._schedule_reconnect()
+            self._emit(Event("reconnect_failed", Message("ERROR", [str(f.value)]),
+                             datetime.now(UTC), text=str(f.value), client=self))
 
         d.add_errback(failed)
 
@@ -871,6 +877,9 @@ class IRCClient:
     def on_disconnected(self, event: Event) -> Any:
         """The connection ended (``event.text``: why)."""
 
+    def on_reconnect_failed(self, event: Event) -> Any:
+        """A try to connect again failed (``event.text``: why); the next is scheduled."""
+
     def on_raw(self, event: Event) -> Any:
         """Every message from the server (but PING), before it is handled."""
 
@@ -932,9 +941,10 @@ class IRCClient:
             self._now_registered()  # a server with no MOTD end: anything else means done
 
     def _fail(self, error: Exception) -> None:
+        # (no _quitting here: a reconnect whose registration fails is tried again,
+        # unless the error says trying again is useless: see _reconnect_now)
         self._registration_failed(error)
         self.why_closed = str(error)
-        self._quitting = True
         if self.protocol is not None and self.protocol.transport is not None:
             self.protocol.transport.close()
 
@@ -1504,7 +1514,6 @@ def _registration_timeout(client: IRCClient, ready: Deferred[IRCClient], timeout
     if ready.called:
         return
     client._registration_failed(IRCTimeoutError(f"not registered within {timeout} s"))
-    client._quitting = True
     client.why_closed = "registration timed out"
     if client.protocol is not None and client.protocol.transport is not None:
         client.protocol.transport.abort()

@@ -319,3 +319,29 @@ def _context_for(name: str, ca: object) -> object:
     from netshell.tls import client_context
 
     return client_context(name, ca=ca)  # type: ignore[arg-type]
+
+
+async def test_reconnects_once_the_server_is_back() -> None:
+    with ngircd_server() as first:
+        client = await irc.connect(first.host, first.port, "phoenix", rate=None, timeout=5,
+                                   reconnect=True)
+        client.reconnect_initial = client._reconnect_delay = 0.02
+        await client.join("#ashes")
+        lost = client.wait_for("disconnected", timeout=10)
+    # the server is gone: the client sees it and tries again, refused, backing off
+    await lost
+    assert client.closed
+    try:
+        refused = await client.wait_for("reconnect_failed", timeout=10)
+        assert "refused" in (refused.text or "").lower()
+        back = client.wait_for("registered", timeout=20)
+        with ngircd_server(port=first.port) as second:
+            await back
+            assert client.registered and client.nick == "phoenix"
+            await client.wait_for("join", lambda e: e.own, timeout=10) \
+                if client.fold("#ashes") not in client.channels else None
+            assert client.fold("#ashes") in client.channels
+            assert second.port == first.port
+            await client.quit()
+    finally:
+        client.close()
