@@ -170,9 +170,11 @@ class IRCServerFactory(Factory):
         #: nick (folded) -> the connections that MONITOR it
         self.monitors: dict[str, set[IRCServerProtocol]] = {}
         self._ids = itertools.count(1)
-        #: the last message written without tags, and its bytes: a message sent to a
-        #: whole channel is encoded once
-        self._last_plain: tuple[Message | None, bytes] = (None, b"")
+        #: the last message written, its bytes for each set of capabilities, and the
+        #: server-time it was given (see IRCServerProtocol._write)
+        self._encoded_msg: Message | None = None
+        self._encoded: dict[frozenset[str], bytes] = {}
+        self._encoded_time = ""
         self._id_prefix = os.urandom(4).hex()
         self.isupport = self._isupport()
 
@@ -252,6 +254,7 @@ class IRCServerProtocol(Protocol):
         self.realname = ""
         self.password: str | None = None
         self.caps: set[str] = set()
+        self._caps_key: frozenset[str] = frozenset()  # caps, hashable: the encoding cache's key
         self.cap_version = 0
         self.cap_negotiating = False
         self.registered = False
@@ -430,16 +433,32 @@ class IRCServerProtocol(Protocol):
         """Write ``msg`` now, its tags filtered by the client's capabilities."""
         if self._closed:
             return
+        if extra is not None:
+            self.transport.write(self._encode(msg, _now_tag(), extra))
+            return
+        # A message sent to a whole channel is encoded once per set of capabilities
+        # among its members (and stamped with one time), not once per member.
+        factory = self.factory
+        if factory._encoded_msg is not msg:
+            factory._encoded_msg = msg
+            factory._encoded = {}
+            factory._encoded_time = ""
+        key = self._caps_key
+        data = factory._encoded.get(key)
+        if data is None:
+            if not factory._encoded_time and "server-time" in self.caps:
+                factory._encoded_time = _now_tag()
+            data = factory._encoded[key] = self._encode(msg, factory._encoded_time, None)
+        self.transport.write(data)
+
+    def _encode(self, msg: Message, now: str, extra: dict[str, str] | None) -> bytes:
+        """``msg`` as this client gets it: the tags its capabilities ask for, ``now`` as
+        its server-time, and ``extra`` tags (label, batch)."""
         caps = self.caps
         if not caps:
-            factory = self.factory
-            last, data = factory._last_plain
-            if last is not msg:
-                plain = Message(msg.command, msg.params, msg.source) if msg.tags else msg
-                data = plain.to_bytes()
-                factory._last_plain = (msg, data)
-            self.transport.write(data)
-            return
+            if msg.tags:
+                msg = Message(msg.command, msg.params, msg.source)
+            return msg.to_bytes()
         tags: dict[str, str] = {}
         for key, value in msg.tags.items():
             if key.startswith("+") or key in ("msgid", "bot"):
@@ -452,10 +471,10 @@ class IRCServerProtocol(Protocol):
                 continue
             tags[key] = value
         if "server-time" in caps and "time" not in tags:
-            tags["time"] = _now_tag()
+            tags["time"] = now or _now_tag()
         if extra:
             tags.update(extra)
-        self.transport.write(Message(msg.command, msg.params, msg.source, tags).to_bytes())
+        return Message(msg.command, msg.params, msg.source, tags).to_bytes()
 
     def _flush_labeled(self, label: str) -> None:
         """Send the replies held for a labeled command: an ACK for none, the one reply
@@ -658,6 +677,7 @@ class IRCServerProtocol(Protocol):
             self.cap_version = max(self.cap_version, version)
             if version >= 302:
                 self.caps.add("cap-notify")
+                self._caps_key = frozenset(self.caps)
             offered = dict(CAPABILITIES)
             if getattr(self.transport, "tls", None) is not None and self.factory.sts_duration:
                 # STS: the persistence policy, on a secure connection only
@@ -680,6 +700,7 @@ class IRCServerProtocol(Protocol):
                         self.caps.discard(w[1:])
                     else:
                         self.caps.add(w)
+                self._caps_key = frozenset(self.caps)
             self.send(Message("CAP", [client, "ACK" if ok else "NAK", asked], source=name))
         elif sub == "END":
             if not self.registered and self.cap_negotiating:

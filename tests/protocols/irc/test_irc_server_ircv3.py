@@ -282,3 +282,28 @@ def test_bot_mode(server: Any) -> None:
     assert "bot" in tag_dict(b.lines()[0])
     a.take("JOIN #x")
     assert params(b.take("WHO #x"), "352")[0][6] == "H@B"
+
+
+def test_fan_out_gives_each_client_its_tags(server: Any) -> None:
+    sender = registered(server, "sender")
+    plain1 = registered(server, "plain1")
+    plain2 = registered(server, "plain2")
+    timed1 = with_caps(server, "timed1", "server-time")
+    timed2 = with_caps(server, "timed2", "server-time")
+    tagged = with_caps(server, "tagged", "message-tags server-time")
+    everyone = [sender, plain1, plain2, timed1, timed2, tagged]
+    for c in everyone:
+        c.take("JOIN #x")
+    for c in everyone:
+        c.lines()
+    sender.send("@+x=1 PRIVMSG #x :hi")
+    raw = {c.protocol.nick: c.transport.value() for c in everyone[1:]}
+    assert raw["plain1"] == raw["plain2"] == b":sender!~u@127.0.0.1 PRIVMSG #x hi\r\n"
+    assert raw["timed1"] == raw["timed2"] and raw["timed1"].startswith(b"@time=")
+    got = tag_dict(tagged.lines()[0])
+    assert set(got) == {"time", "msgid", "+x"}
+    assert tag_dict(timed1.lines()[0]) == {"time": got["time"]}  # one time for all
+    # the next message is a new one: encoded again
+    sender.send("PRIVMSG #x :again")
+    assert plain1.lines()[-1].params == ["#x", "again"]
+    assert [line.params for line in timed2.lines()][-1] == ["#x", "again"]
