@@ -10,20 +10,20 @@ limited per address):
   when ``protocols.irc`` has no working ``serve`` yet (ImportError, AttributeError or
   NotImplementedError);
 - ngircd: Debian's ``/usr/sbin/ngircd --nodaemon`` with a temp configuration (as
-  shared/PEERS.md shows: the directory 0755, ``run/`` owned by ``nobody``), ``[Limits]
-  MaxConnectionsIP = 0`` (5 from one address by default), ``MaxPenaltyTime = 0`` (no
-  penalty: without it ngIRCd delays a client's commands by a second per burst, and the
-  sender's PRIVMSGs crawl), ``MaxConnections = 0``, ``MaxJoins = 0``, ``MaxNickLength =
-  30``, ``PingTimeout = 600``; DNS, ident and PAM off; ``Password = p`` (with no
-  ``Password`` it refuses any PASS: "ERROR :Access denied: Bad password?"). Its log (a few
-  lines per connection) goes to a file;
+  shared/PEERS.md shows: the directory 0755, ``run/`` owned by ``nobody``). ``[Global]
+  Password = p``: with no ``Password`` it refuses any PASS ("ERROR :Access denied: Bad
+  password?"). ``[Limits] MaxPenaltyTime = 0``: no penalty (without it ngIRCd delays each
+  client's commands by penalty seconds; the quick run did 30 registrations/s and 160
+  deliveries/s). ``MaxConnectionsIP = 0`` (5 from one address by default),
+  ``MaxConnections = 0``, ``MaxJoins = 0``, ``MaxNickLength = 30``, ``PingTimeout = 600``;
+  DNS, ident and PAM off. Its log (a few lines per connection) goes to a file. Its listen
+  backlog is 10, hard-coded: see the registration measure below;
 - twisted: ``twisted.words.service.IRCFactory(realm, Portal(realm, [checker]))`` with
   ``InMemoryWordsRealm("irc.test")``, ``createGroupOnRequest = True``, on the epoll
-  reactor. Its ``IRCUser`` logs in at NICK with the password of the PASS before it (no PASS:
-  it asks NickServ for one), through the checker: an
-  ``InMemoryUsernamePasswordDatabaseDontUse`` holding every nick this bench uses, added as
-  str (bytes fail), all with the password ``p`` (a checker that accepts any name would do as
-  well; the in-memory one is Twisted's own). Twisted sends its 375/376 before 001, and
+  reactor. Its ``IRCUser`` logs in at NICK, with the password of the PASS before it (with
+  no PASS it asks NickServ for one and sends no 001), the nick as the user name: the checker,
+  an ``InMemoryUsernamePasswordDatabaseDontUse``, holds every nick this bench uses, added as
+  str (bytes fail), each with the password ``p``. It sends its 375/376 before 001, and
   closes on QUIT without ERROR.
 
 Every client sends ``PASS p``, ``NICK n``, ``USER n 0 * :bench`` to every server.
@@ -40,26 +40,30 @@ The load runs in this process, pinned to CPU 1: bare non-blocking sockets on epo
   instead: ngIRCd did 220,000 deliveries/s with a window of 16, its CPU mostly idle). The
   time runs until every member received every message. Each member checks that each line it
   gets is the next message, byte for byte, from the sender's own prefix (PING is answered;
-  anything else is a failure). Deliveries/s = (members - 1) x messages over that time, the best of
-  ``--repeat`` (3) such runs after one to warm up, all on the same members;
-- registration: ``--registrations`` (300) clients at once (ngIRCd: 10 at a time, see below;
-  ``--in-flight`` sets it for all) connect, send PASS, NICK, USER,
-  wait for their 001 (every line before it must be a numeric below 400, 422, a NOTICE or a
-  PING), send ``QUIT`` and wait for the server to close (ERROR allowed); a 4xx/5xx numeric,
-  an unexpected line or an early close is a failure. Nicks are new in every batch.
+  anything else is a failure). Deliveries/s = (members - 1) x messages over that time, the
+  best of ``--repeat`` (3) such runs after one to warm up, all on the same members;
+- registration: ``--registrations`` (300) clients at once (ngIRCd: 10 at a time, see
+  below; ``--in-flight`` sets it for all) connect, send PASS, NICK, USER, wait for their
+  001 (every line before it must be a numeric below 400, 422, a NOTICE or a PING), send
+  ``QUIT`` and wait for the server to close (ERROR allowed); a 4xx/5xx numeric, an
+  unexpected line or an early close is a failure. Nicks are new in every batch.
   Registrations/s is their count over the wall time, the best of ``--repeat`` batches after
   one to warm up. ngIRCd listens with a backlog of 10 (hard-coded; ``ss -ltn`` shows it):
   300 connections at once overflow its accept queue, SYNs are dropped and retried a second
-  later, and some clients are reset after a minute ("Connection reset by peer" before their
-  001). So no more than 10 of its clients are between connect and 001 at a time: its figure
-  is not "all at once" (fewer in flight lowered the Python servers' rates too: Twisted did
-  1,750/s with 10 at a time and 4,400/s with 300 at once), and no goal compares with it.
+  later, and some clients are reset ("Connection reset by peer" before their 001, after two
+  minutes of retries). So no more than 10 of its clients are between connect and 001 at a
+  time: its figure is not "all at once" (fewer in flight leave a server waiting on the load
+  more often), and no goal compares with it.
 
 Next to them, each server's CPU time (from /proc/PID/task/*/schedstat, in ns) per delivery
 and per registration, and this process's own: measures that hold when the load, not the
 server, sets the pace. Each round starts every server afresh; rounds are interleaved, the
 best kept (with its CPU figures). Servers run with the levelled glibc allocator of
-scripts/bench/echo.py (``--allocator default`` for glibc as it comes).
+scripts/bench/echo.py (``--allocator default`` for glibc as it comes). The load's CPU per
+delivery depends on how a server writes: a server that sends each line on its own costs
+it a ``recv`` per line (about 4 µs; 0.5 µs when lines come batched, as from Twisted). When
+the load's µs per delivery nears the wall time per delivery (1e6 / deliveries/s), the
+load, not the server, sets the pace.
 
 Usage::
 
