@@ -307,3 +307,37 @@ def test_fan_out_gives_each_client_its_tags(server: Any) -> None:
     sender.send("PRIVMSG #x :again")
     assert plain1.lines()[-1].params == ["#x", "again"]
     assert [line.params for line in timed2.lines()][-1] == ["#x", "again"]
+
+
+def test_invite_notify(server: Any) -> None:
+    op = with_caps(server, "op", "invite-notify")
+    other = with_caps(server, "other", "invite-notify")
+    plain = registered(server, "plain")
+    guest = registered(server, "guest")
+    op.take("JOIN #x")
+    other.take("JOIN #x")
+    op.take("MODE #x +o other")
+    plain.take("JOIN #x")
+    for c in (op, other, plain):
+        c.lines()
+    other.take("INVITE guest #x")
+    assert [(line.source, line.command, line.params) for line in op.lines()] == [
+        ("other!~u@127.0.0.1", "INVITE", ["guest", "#x"])]
+    assert plain.lines() == []  # no capability: not told (Modern IRC: others not notified)
+    assert [line.params for line in guest.lines()] == [["guest", "#x"]]
+
+
+def test_away_notify_on_join(server: Any) -> None:
+    watcher = with_caps(server, "watcher", "away-notify")
+    watcher.take("JOIN #x")
+    away = registered(server, "away")
+    away.take("AWAY :gone")
+    away.take("JOIN #x")
+    assert [(line.command, line.params) for line in watcher.lines()] == [
+        ("JOIN", ["#x"]), ("AWAY", ["gone"])]
+
+
+def test_userhost_in_names(server: Any) -> None:
+    c = with_caps(server, "alice", "userhost-in-names")
+    lines = c.take("JOIN #x")
+    assert params(lines, "353") == [["alice", "=", "#x", "@alice!~u@127.0.0.1"]]
