@@ -5,10 +5,16 @@ measured or said to be unavailable (while ``protocols.irc.serve`` is being writt
 A smoke test only: ``--quick`` counts are far too small to mean anything, so nothing here
 looks at speed, only that each server ran and gave positive numbers, and no server failed.
 ngIRCd or Twisted missing fails the test under CI (which installs both), never skips it.
+
+And the bench's load fails loudly rather than report a wrong number: against a fake server
+(asyncio, in a thread) that loses one delivery, repeats the last one, or answers 001 to
+another nick, it raises ``Failed`` saying so (and passes against the same fake unbroken).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import json
 import math
@@ -17,7 +23,10 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +107,100 @@ def test_irc_bench_quick_runs(tmp_path: Path) -> None:
         assert stdout.count("goal >= 2.0x") == 1
     else:
         assert data["ratios"] == {}
+
+
+# ---- the bench fails loudly: its load against a fake server that loses, repeats or
+# misaddresses lines (in this process, no peer needed)
+
+
+def load_bench() -> Any:
+    spec = importlib.util.spec_from_file_location("netshell_bench_irc", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def fake_server(fault: str | None) -> Iterator[int]:
+    """A tiny IRC server on asyncio in a thread (its port): registration, JOIN with NAMES,
+    PRIVMSG to #bench relayed to the others, PING, QUIT; ``fault`` breaks one thing."""
+    members: dict[str, asyncio.StreamWriter] = {}
+    relayed = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal relayed
+        nick = "*"
+        while line := (await reader.readline()).decode().rstrip("\r\n"):
+            command, _, rest = line.partition(" ")
+            if command == "NICK":
+                nick = rest
+            elif command == "USER":
+                to = nick + "x" if fault == "wrong-001" else nick
+                writer.write(f":fake 001 {to} :Welcome\r\n".encode())
+            elif command == "QUIT":
+                writer.write(b"ERROR :Closing link\r\n")
+                await writer.drain()
+                writer.close()
+                return
+            elif command == "JOIN":
+                members[nick] = writer
+                for w in members.values():
+                    w.write(f":{nick}!{nick}@h JOIN #bench\r\n".encode())
+                writer.write(f":fake 353 {nick} = #bench :{' '.join(members)}\r\n"
+                             f":fake 366 {nick} #bench :End\r\n".encode())
+            elif command == "PRIVMSG":
+                text = rest.partition(" :")[2]
+                for name, w in members.items():
+                    if name == nick or (fault == "lose" and relayed == 3 and name == "m1"):
+                        continue
+                    copies = 2 if fault == "repeat-last" and relayed == 9 and name == "m2" else 1
+                    w.write(f":{nick}!{nick}@h PRIVMSG #bench :{text}\r\n".encode() * copies)
+                relayed += 1
+            elif command == "PING":
+                writer.write(b":fake PONG fake :quiet\r\n")
+            await writer.drain()
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        server.close()
+        loop.close()
+
+
+def fan_out(bench: Any, port: int) -> None:
+    load = bench.FanOut(port, 5.0, 5, 4)
+    try:
+        load.setup()
+        load.run(0, 10)
+        load.check_quiet()
+    finally:
+        load.close_all()
+
+
+def test_fake_server_passes() -> None:
+    bench = load_bench()
+    with fake_server(None) as port:
+        fan_out(bench, port)
+        rate, _client_us = bench.Registrations(port, 5.0, ["r0x0", "r0x1"], 0).measure()
+        assert rate > 0
+
+
+@pytest.mark.parametrize(("fault", "said"), [
+    ("lose", "m1 expected message 3"),
+    ("repeat-last", "m2 got b':m0!m0@h PRIVMSG #bench :0.9 bench"),
+    ("wrong-001", "a wrong 001"),
+])
+def test_fails_loudly(fault: str, said: str) -> None:
+    bench = load_bench()
+    with fake_server(fault) as port, pytest.raises(bench.Failed, match=re.escape(said)):
+        if fault == "wrong-001":
+            bench.Registrations(port, 5.0, ["r0x0"], 0).measure()
+        else:
+            fan_out(bench, port)

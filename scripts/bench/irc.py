@@ -40,7 +40,8 @@ The load runs in this process, pinned to CPU 1: bare non-blocking sockets on epo
   instead: ngIRCd did 220,000 deliveries/s with a window of 16, its CPU mostly idle). The
   time runs until every member received every message. Each member checks that each line it
   gets is the next message, byte for byte, from the sender's own prefix (PING is answered;
-  anything else is a failure). Deliveries/s = (members - 1) x messages over that time, the
+  anything else is a failure; after the last run every member PINGs, and nothing but its
+  PONG may come). Deliveries/s = (members - 1) x messages over that time, the
   best of ``--repeat`` (3) such runs after one to warm up, all on the same members;
 - registration: ``--registrations`` (300) clients at once (ngIRCd: 10 at a time, see
   below; ``--in-flight`` sets it for all) connect, send PASS, NICK, USER, wait for their
@@ -654,6 +655,7 @@ class FanOut(Load):
         self.low = 0  # messages every receiver has
         self.sent = 0
         self.texts: list[bytes] = []
+        self.pongs = -1  # PONGs to the last check's PINGs (-1: none asked)
 
     def progress(self) -> str:
         return (f"{self.registering} registering, {self.joining} joining, {self.ready} "
@@ -755,6 +757,9 @@ class FanOut(Load):
         if command == b"PING":
             self.send(conn, b"PONG :%s\r\n" % (params[-1] if params else b""))
             return
+        if command == b"PONG" and self.pongs >= 0 and not self.expected:
+            self.pongs += 1  # (Twisted's PONG does not repeat the token)
+            return
         if conn is self.sender:
             raise Failed(f"the sender got {line[:300]!r}")
         if conn.index < len(self.expected):
@@ -774,6 +779,15 @@ class FanOut(Load):
         if self.sent < top and self.sender is not None:
             self.send(self.sender, b"".join(self.texts[self.sent:top]))
             self.sent = top
+
+    def check_quiet(self) -> None:
+        """Every member PINGs and gets its PONG with nothing else before it: no message
+        came twice or late after the last run, and the sender got none."""
+        self.pongs = 0
+        members = [*self.receivers, *([self.sender] if self.sender else [])]
+        for conn in members:
+            self.send(conn, b"PING :quiet\r\n")
+        self.run_until(lambda: self.pongs == len(members), "PING after the last run")
 
     def run(self, tag: int, messages: int) -> tuple[float, float]:
         """One timed run: (seconds, this process's CPU seconds)."""
@@ -836,6 +850,7 @@ def measure_server(case: ServerCase, args: argparse.Namespace,
                     if tag and deliveries / seconds > best[0]:
                         best = (deliveries / seconds, 1e6 * cpu / deliveries,
                                 1e6 * client_cpu / deliveries)
+                load.check_quiet()
             finally:
                 load.close_all()
             (result["fanout_deliveries_per_s"], result["fanout_server_cpu_us"],
