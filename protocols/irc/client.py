@@ -672,6 +672,7 @@ class IRCClient:
         self._registration_waiters: list[Deferred[IRCClient]] = []
         self._welcomed = False
         self._nick_tries = 0
+        self._short_nicks = False
         self._cap_ls: dict[str, str] = {}
         self._cap_done = False
         self._names_buffer: dict[str, dict[str, str]] = {}
@@ -714,8 +715,11 @@ class IRCClient:
         self._cap_done = False
         self._cap_ls = {}
         self._nick_tries = 0
+        self._short_nicks = False
         self.nick = self.wanted_nick
         self.caps = set()
+        self.isupport = ISupport()  # a server after a reconnect may say other things
+        self._names_buffer = {}
         self.throttle = Throttle(self._write_now, self.clock, self.rate, self.burst)
         # Registration is not throttled: a server counts it apart, and it must be quick.
         self._send_now(Message("CAP", ["LS", "302"]))
@@ -769,6 +773,8 @@ class IRCClient:
             self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:
+        if self._reconnect_call is not None and self._reconnect_call.active():
+            return  # one try at a time
         delay = self._reconnect_delay
         self._reconnect_delay = min(delay * 2, 60.0)
         log.info("IRC connection lost; connecting again in %.1f s", delay)
@@ -914,7 +920,15 @@ class IRCClient:
                 self._fail(NickInUse(c, f"no nick left to try (the last, {self.nick!r}: "
                                      f"{msg.params[-1] if msg.params else ''})", msg))
                 return
-            self.nick = self.wanted_nick + "_" * self._nick_tries
+            n = self._nick_tries
+            if c == "432" and self.nick != self.wanted_nick:
+                # the longer nick was refused (over NICKLEN, most likely): keep the length
+                self._short_nicks = True
+            if self._short_nicks:
+                base = self.wanted_nick
+                self.nick = base[:max(1, len(base) - n)] + "_" * n
+            else:
+                self.nick = self.wanted_nick + "_" * n
             self._send_now(Message("NICK", [self.nick]))
         elif c == "464":
             self._fail(PasswordMismatch(c, msg.params[-1] if msg.params else "", msg))
@@ -1311,8 +1325,8 @@ class IRCClient:
         return pending.d
 
     def join(self, channel: str, key: str | None = None) -> Deferred[Channel]:
-        """Join ``channel``; fires with its :class:`Channel` once the member list came
-        (366). Errbacks with IRCCommandError (403, 471, 473, 474, 475...)."""
+        """Join ``channel`` (one per call); fires with its :class:`Channel` once the member
+        list came (366). Errbacks with IRCCommandError (403, 471, 473, 474, 475...)."""
         params = [channel] + ([key] if key else [])
         return self._request(_Join(self, self.fold(channel)), Message("JOIN", params))
 
@@ -1386,7 +1400,8 @@ class IRCClient:
     def mode(self, target: str, modes: str | None = None, *args: str) -> Deferred[Message]:
         """Set modes (fires with the MODE message the server sends back) or, without
         ``modes``, ask them (fires with the 324 or 221 reply). Errbacks 401, 403, 442,
-        472, 482, 501, 502."""
+        472, 482, 501, 502. A change that changes nothing is not echoed by servers: its
+        Deferred then fails with IRCTimeoutError after ``timeout``."""
         errors = {"401", "403", "442", "472", "477", "482", "501", "502"}
         params = [target] + ([modes] if modes else []) + list(args)
         replies = set() if modes else ({"221"} if self.is_me(target) else {"324"})

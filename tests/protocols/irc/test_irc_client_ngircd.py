@@ -345,3 +345,16 @@ async def test_reconnects_once_the_server_is_back() -> None:
             await client.quit()
     finally:
         client.close()
+
+
+async def test_taken_nick_at_nicklen(server: IRCPeer) -> None:
+    if server.kind != "ngircd":
+        return  # NICKLEN 9 is ngIRCd's (InspIRCd's here is 30)
+    base = nick("longnick")[:9]
+    first = await irc.connect(server.host, server.port, base, timeout=10)
+    second = await irc.connect(server.host, server.port, base, timeout=10)
+    try:
+        assert len(second.nick) == 9 and second.nick != base and second.nick.endswith("_")
+    finally:
+        await first.quit()
+        await second.quit()

@@ -94,9 +94,9 @@ def test_nick_taken_tries_the_next_then_fails() -> None:
     w.sent()
     w.feed(":irc.x 433 * bob :Nickname is already in use")
     assert w.sent() == ["NICK bob_"]
-    w.feed(":irc.x 432 * bob_ :Erroneous nickname")
-    assert w.sent() == ["NICK bob__"]
-    w.feed(":irc.x 433 * bob__ :Nickname is already in use")
+    w.feed(":irc.x 432 * bob_ :Erroneous nickname")  # too long: the same length now
+    assert w.sent() == ["NICK b__"]
+    w.feed(":irc.x 433 * b__ :Nickname is already in use")
     error = failure_result_of(w.ready, NickInUse)
     assert error.value.numeric == "433"
     assert w.transport.closed
@@ -399,3 +399,14 @@ def test_cap_new_and_del_after_registration() -> None:
     away = w.events("away")
     w.feed(":bob!b@h AWAY :lunch", ":bob!b@h AWAY")
     assert [(e.nick, e.text) for e in away] == [("bob", "lunch"), ("bob", None)]
+
+
+def test_next_nick_keeps_the_length_when_longer_is_refused() -> None:
+    w = Wire(nick="ninechars")
+    w.sent()
+    w.feed(":irc.x 433 * ninechars :in use")
+    assert w.sent() == ["NICK ninechars_"]
+    w.feed(":irc.x 432 * ninechars_ :Erroneous nickname")  # over NICKLEN=9
+    assert w.sent() == ["NICK ninecha__"]
+    w.feed(":irc.x 433 * ninecha__ :in use")
+    assert w.sent() == ["NICK ninech___"]
