@@ -113,7 +113,10 @@ SERVER_PRELUDE = """
 import os, sys
 os.sched_setaffinity(0, {int(os.environ["BENCH_IRC_CPU"])})
 PASSWORD = "p"
-NICKS = os.environ["BENCH_IRC_NICKS"].split(",")
+# every nick the bench uses (as member_nick and registration_nick make them)
+_members, _batches, _registrations = map(int, os.environ["BENCH_IRC_NICKS"].split(","))
+NICKS = [f"m{i}" for i in range(_members)] + [
+    f"r{b}x{i}" for b in range(_batches) for i in range(_registrations)]
 def ready(port, what):
     print("READY", port, what, flush=True)
 def unavailable(why):
@@ -289,20 +292,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def nicks_used(args: argparse.Namespace) -> list[str]:
-    """Every nick a round uses (Twisted's checker holds each)."""
-    batches = args.repeat + 1
-    return ([member_nick(i) for i in range(args.members)]
-            + [registration_nick(b, i) for b in range(batches)
-               for i in range(args.registrations)])
+def nicks_used(args: argparse.Namespace) -> str:
+    """The nicks a round uses, for SERVER_PRELUDE's NICKS (Twisted's checker holds each):
+    "members,batches,registrations"."""
+    return f"{args.members},{args.repeat + 1},{args.registrations}"
 
 
 def member_nick(i: int) -> str:
-    return f"m{i}"  # m0 sends
+    return f"m{i}"  # m0 sends (SERVER_PRELUDE makes the same)
 
 
 def registration_nick(batch: int, i: int) -> str:
-    return f"r{batch}x{i}"
+    return f"r{batch}x{i}"  # (SERVER_PRELUDE makes the same)
 
 
 # ---- servers
@@ -318,7 +319,7 @@ class Server:
         self.workdir: str | None = None
         self.proc: subprocess.Popen[str]
         env = base_env(args.server_cpu, {**allocator_env, **case.env,
-                                         "BENCH_IRC_NICKS": ",".join(args.nicks)})
+                                         "BENCH_IRC_NICKS": args.nicks})
         if case.command is not None:
             self._start_ngircd(case, args, env)
             return
@@ -345,7 +346,11 @@ class Server:
         os.chmod(self.workdir, 0o755)  # it drops to nobody: it must read its files
         self.port = free_port()
         run_dir = os.path.join(self.workdir, "run")
-        subprocess.run(["install", "-d", "-o", "nobody", run_dir], check=True)
+        if os.geteuid() == 0:  # it drops to nobody before writing its pid there
+            os.mkdir(run_dir, 0o755)
+            shutil.chown(run_dir, "nobody")
+        else:
+            os.mkdir(run_dir, 0o755)
         conf = os.path.join(self.workdir, "ngircd.conf")
         with open(conf, "w") as f:
             f.write(NGIRCD_CONF.format(port=self.port, dir=self.workdir, password=PASSWORD))
@@ -817,7 +822,12 @@ class FanOut(Load):
 
 def measure_server(case: ServerCase, args: argparse.Namespace,
                    allocator_env: dict[str, str]) -> dict[str, Any]:
-    server = Server(case, args, allocator_env)
+    try:
+        server = Server(case, args, allocator_env)
+    except (Failed, Unavailable):
+        raise
+    except Exception as e:
+        raise Failed(f"{case.label} did not start: {type(e).__name__}: {e}") from e
     result: dict[str, Any] = {"label": case.label, "what": server.what}
     try:
         if "registration" in args.measures:
