@@ -346,11 +346,9 @@ class Server:
         os.chmod(self.workdir, 0o755)  # it drops to nobody: it must read its files
         self.port = free_port()
         run_dir = os.path.join(self.workdir, "run")
+        os.mkdir(run_dir, 0o755)
         if os.geteuid() == 0:  # it drops to nobody before writing its pid there
-            os.mkdir(run_dir, 0o755)
             shutil.chown(run_dir, "nobody")
-        else:
-            os.mkdir(run_dir, 0o755)
         conf = os.path.join(self.workdir, "ngircd.conf")
         with open(conf, "w") as f:
             f.write(NGIRCD_CONF.format(port=self.port, dir=self.workdir, password=PASSWORD))
@@ -1003,8 +1001,9 @@ def main() -> int:
                         help="registering clients (connected, no 001 yet) at a time; 0: all "
                         "at once (default: all at once, 10 for ngIRCd: its accept queue "
                         "holds 10)")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds a step may take before it is a failure")
+    parser.add_argument("--timeout", type=float,
+                        help="seconds a step may take before it is a failure (default 120, "
+                        "quick 20)")
     parser.add_argument("--measures", default="fanout,registration",
                         help="comma-separated: fanout, registration (default both)")
     parser.add_argument("--only", metavar="NAMES",
@@ -1022,6 +1021,7 @@ def main() -> int:
     args.messages = args.messages if args.messages is not None else (20 if args.quick else 500)
     args.registrations = (args.registrations if args.registrations is not None
                           else (30 if args.quick else 300))
+    args.timeout = args.timeout if args.timeout is not None else (20.0 if args.quick else 120.0)
     rounds = 1 if args.quick else max(1, args.rounds)
     args.measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     if set(args.measures) - set(MEASURE_GROUPS) or not args.measures:
