@@ -24,7 +24,8 @@ Client Protocol" document and IRCv3 describe:
 - Events: override (or assign on the instance) the hooks ``on_message``, ``on_notice``,
   ``on_action``, ``on_ctcp``, ``on_ctcp_reply``, ``on_join``, ``on_part``, ``on_kick``,
   ``on_quit``, ``on_nick``, ``on_topic``, ``on_mode``, ``on_invite``, ``on_away``,
-  ``on_registered``, ``on_disconnected``, ``on_reconnect_failed``, ``on_raw``; each gets
+  ``on_batch``, ``on_registered``, ``on_disconnected``, ``on_reconnect_failed``,
+  ``on_raw``; each gets
   one :class:`Event` (its message with its tags, and its ``time``: the server's when
   server-time is on).
   ``add_listener(kind, f)`` adds more; ``wait_for(kind, match)`` is a Deferred of the next
@@ -63,6 +64,7 @@ from protocols.irc.core import LineReader, LineTooLong, Message, casefold, parse
 
 __all__ = [
     "DEFAULT_CAPS",
+    "Batch",
     "Channel",
     "Event",
     "IRCClient",
@@ -271,6 +273,8 @@ class Event:
     ctcp: str | None = None
     own: bool = False
     client: IRCClient | None = field(default=None, repr=False)
+    #: for a "batch" event: the batch that just ended, with its messages
+    batch_done: Batch | None = None
 
     @property
     def tags(self) -> dict[str, str]:
@@ -280,12 +284,42 @@ class Event:
     def source(self) -> str | None:
         return self.message.source
 
+    @property
+    def account(self) -> str | None:
+        """The sender's account (IRCv3 account-tag), if the server said it."""
+        return self.message.tags.get("account")
+
+    @property
+    def msgid(self) -> str | None:
+        """The message's id (IRCv3 msgid), if the server gave one."""
+        return self.message.tags.get("msgid")
+
+    @property
+    def batch(self) -> Batch | None:
+        """The batch this message came in (IRCv3 batch), if any and still known."""
+        ref = self.message.tags.get("batch")
+        if ref is None or self.client is None:
+            return None
+        return self.client.batches.get(ref)
+
     def reply(self, text: str) -> None:
         """Answer where the event came from: the channel, else the sender."""
         assert self.client is not None
         to = self.channel or self.nick
         if to:
             self.client.msg(to, text)
+
+
+@dataclass
+class Batch:
+    """An IRCv3 batch: its ``ref``, ``type`` (``netsplit``, ``chathistory``...),
+    ``params`` and the ``messages`` that came in it (each also given as its own event)."""
+
+    ref: str
+    type: str
+    params: list[str]
+    messages: list[Message] = field(default_factory=list)
+    outer: str | None = None
 
 
 def server_time(message: Message) -> datetime:
@@ -676,6 +710,8 @@ class IRCClient:
         self._cap_ls: dict[str, str] = {}
         self._cap_done = False
         self._names_buffer: dict[str, dict[str, str]] = {}
+        #: the batches open now (ref -> Batch)
+        self.batches: dict[str, Batch] = {}
         self._quitting = False
         self._closed_waiters: list[Deferred[None]] = []
         #: the first wait before connecting again (doubling each failure, to 60 s)
@@ -720,6 +756,7 @@ class IRCClient:
         self.caps = set()
         self.isupport = ISupport()  # a server after a reconnect may say other things
         self._names_buffer = {}
+        self.batches = {}
         self.throttle = Throttle(self._write_now, self.clock, self.rate, self.burst)
         # Registration is not throttled: a server counts it apart, and it must be quick.
         self._send_now(Message("CAP", ["LS", "302"]))
@@ -886,6 +923,9 @@ class IRCClient:
     def on_reconnect_failed(self, event: Event) -> Any:
         """A try to connect again failed (``event.text``: why); the next is scheduled."""
 
+    def on_batch(self, event: Event) -> Any:
+        """An IRCv3 batch ended: ``event.batch_done`` has its type and its messages."""
+
     def on_raw(self, event: Event) -> Any:
         """Every message from the server (but PING), before it is handled."""
 
@@ -898,6 +938,9 @@ class IRCClient:
             self.throttle.write(Message("PONG", msg.params[-1:] or [""]).to_bytes(), urgent=True)
             return
         self._emit(self._event("raw", msg))
+        ref = msg.tags.get("batch")
+        if ref is not None and ref in self.batches and c != "BATCH":
+            self.batches[ref].messages.append(msg)
         handler = getattr(self, f"_on_{c}", None)
         if not self.registered:
             self._registration(msg)
@@ -1293,6 +1336,20 @@ class IRCClient:
         if answer is not None and self.throttle.pending < 8:  # a CTCP flood: not answered
             body = f"{command} {answer}" if answer else command
             self.send(Message("NOTICE", [nick, f"\x01{body}\x01"]))
+
+    def _on_BATCH(self, msg: Message) -> None:
+        if not msg.params or len(msg.params[0]) < 2:
+            return
+        sign, ref = msg.params[0][0], msg.params[0][1:]
+        if sign == "+" and len(msg.params) >= 2:
+            self.batches[ref] = Batch(ref, msg.params[1], msg.params[2:],
+                                      outer=msg.tags.get("batch"))
+        elif sign == "-":
+            batch = self.batches.get(ref)
+            if batch is not None:
+                event = self._event("batch", msg, text=batch.type, batch_done=batch)
+                del self.batches[ref]
+                self._emit(event)
 
     def _on_INVITE(self, msg: Message) -> None:
         if len(msg.params) >= 2:

@@ -410,3 +410,28 @@ def test_next_nick_keeps_the_length_when_longer_is_refused() -> None:
     assert w.sent() == ["NICK ninecha__"]
     w.feed(":irc.x 433 * ninecha__ :in use")
     assert w.sent() == ["NICK ninech___"]
+
+
+def test_batch_account_and_msgid() -> None:
+    w = Wire()
+    w.register()
+    w.feed(":a!a@h JOIN #c", ":irc.x 366 me #c :End")
+    w.feed(":me!u@h JOIN #c", ":irc.x 353 me = #c :me a b", ":irc.x 366 me #c :End")
+    quits = w.events("quit")
+    batches = w.events("batch")
+    w.feed(":irc.x BATCH +s1 netsplit irc.a irc.b",
+           "@batch=s1 :a!a@h QUIT :irc.a irc.b",
+           "@batch=s1 :b!b@h QUIT :irc.a irc.b")
+    assert [q.batch.type if q.batch else None for q in quits] == ["netsplit", "netsplit"]
+    assert batches == []
+    w.feed(":irc.x BATCH -s1")
+    (done,) = batches
+    assert done.batch_done is not None and done.batch_done.type == "netsplit"
+    assert done.batch_done.params == ["irc.a", "irc.b"]
+    assert [m.nick for m in done.batch_done.messages] == ["a", "b"]
+    assert w.client.batches == {}
+    assert set(w.client.channels[w.client.fold("#c")].members) == {"me"}
+    got = w.events("message")
+    w.feed("@account=alice;msgid=m123 :alice!a@h PRIVMSG #c :hi", ":bob!b@h PRIVMSG #c :yo")
+    assert (got[0].account, got[0].msgid) == ("alice", "m123")
+    assert (got[1].account, got[1].msgid, got[1].batch) == (None, None, None)
