@@ -661,6 +661,13 @@ class IRCServerProtocol(Protocol):
 
     # ---- CAP
 
+    def _offered(self) -> dict[str, str | None]:
+        """The capabilities this server offers: sasl only with accounts to log in to."""
+        offered = dict(CAPABILITIES)
+        if not self.factory.accounts:
+            del offered["sasl"]
+        return offered
+
     def irc_CAP(self, msg: Message) -> None:
         if not msg.params:
             self.numeric("461", "CAP", "Not enough parameters")
@@ -678,13 +685,23 @@ class IRCServerProtocol(Protocol):
             if version >= 302:
                 self.caps.add("cap-notify")
                 self._caps_key = frozenset(self.caps)
-            offered = dict(CAPABILITIES)
+            offered = self._offered()
             if getattr(self.transport, "tls", None) is not None and self.factory.sts_duration:
                 # STS: the persistence policy, on a secure connection only
                 offered["sts"] = f"duration={int(self.factory.sts_duration)}"
             items = [k if v is None or self.cap_version < 302 else f"{k}={v}"
                      for k, v in sorted(offered.items())]
-            self.send(Message("CAP", [client, "LS", " ".join(items)], source=name))
+            # CAP LS 302 may take several lines, each but the last marked with '*'
+            lines: list[list[str]] = [[]]
+            for item in items:
+                if lines[-1] and len(" ".join([*lines[-1], item])) > 400 - len(client):
+                    lines.append([])
+                lines[-1].append(item)
+            if self.cap_version < 302:
+                lines = [items]
+            for i, chunk in enumerate(lines):
+                more = ["*"] if i < len(lines) - 1 else []
+                self.send(Message("CAP", [client, "LS", *more, " ".join(chunk)], source=name))
         elif sub == "LIST":
             self.send(Message("CAP", [client, "LIST", " ".join(sorted(self.caps))],
                               source=name))
@@ -693,7 +710,8 @@ class IRCServerProtocol(Protocol):
                 self.cap_negotiating = True
             asked = msg.params[1] if len(msg.params) > 1 else ""
             wanted = asked.split()
-            ok = bool(wanted) and all(w.removeprefix("-") in CAPABILITIES for w in wanted)
+            offered = self._offered()
+            ok = bool(wanted) and all(w.removeprefix("-") in offered for w in wanted)
             if ok:
                 for w in wanted:
                     if w.startswith("-"):

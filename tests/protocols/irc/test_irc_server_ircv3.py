@@ -59,6 +59,28 @@ def test_cap_ls_302_values(server: Any) -> None:
         assert cap in offered
     old = Fake(server)
     assert "sasl" in old.take("CAP LS")[0].params[2].split()  # no values before 302
+    # no accounts, no sasl
+    factory, _ = memory_server()
+    none = Fake(factory)
+    assert "sasl" not in none.take("CAP LS 302")[0].params[2]
+    assert none.take("CAP REQ sasl")[0].params[1] == "NAK"
+
+
+def test_cap_ls_302_in_several_lines(server: Any, monkeypatch: Any) -> None:
+    from protocols.irc import server as server_module
+
+    many = {**server_module.CAPABILITIES, **{f"vendor.example/cap-{i}": None for i in range(30)}}
+    monkeypatch.setattr(server_module, "CAPABILITIES", many)
+    c = Fake(server)
+    lines = c.take("CAP LS 302")
+    assert len(lines) > 1
+    assert [line.params[2] for line in lines[:-1]] == ["*"] * (len(lines) - 1)
+    assert len(lines[-1].params) == 3
+    got = [cap for line in lines for cap in line.params[-1].split()]
+    assert len(got) == len(many) and len(set(got)) == len(got)
+    assert all(len(line.raw.encode()) + 2 <= 512 for line in lines)
+    old = Fake(server)
+    assert len(old.take("CAP LS")) == 1  # before 302: one line, whatever its length
 
 
 def test_sasl_plain_success_before_registration(server: Any) -> None:
