@@ -752,11 +752,10 @@ class IRCServerProtocol(Protocol):
 
     def _lusers(self) -> None:
         state = self.state
-        users = [u for u in state.users.values() if u.registered]
-        invisible = sum(1 for u in users if "i" in u.modes)
-        ops = sum(1 for u in users if u.oper)
-        unknown = sum(1 for c in self.factory.connections if not c.registered)
-        total = len(users)
+        total = state.registered_count()
+        invisible = state.mode_counts.get("i", 0)
+        ops = state.mode_counts.get("o", 0)
+        unknown = max(0, len(self.factory.connections) - total)
         top = state.max_users
         self.numeric("251", f"There are {total - invisible} users and {invisible} invisible "
                             "on 1 servers")
@@ -1404,12 +1403,10 @@ class IRCServerProtocol(Protocol):
             if c in "+-":
                 sign = c
             elif c in "iwB":
-                if (sign == "+") != (c in user.modes):
-                    (user.modes.add if sign == "+" else user.modes.discard)(c)
+                if self.state.set_user_mode(user, c, sign == "+"):
                     changed.append((sign, c))
             elif c == "o":
-                if sign == "-" and "o" in user.modes:
-                    user.modes.discard("o")
+                if sign == "-" and self.state.set_user_mode(user, "o", False):
                     changed.append(("-", "o"))
             else:
                 unknown = True
@@ -1595,7 +1592,7 @@ class IRCServerProtocol(Protocol):
         if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
             self.numeric("464", "Password incorrect")
             return
-        user.modes.add("o")
+        self.state.set_user_mode(user, "o", True)
         self.numeric("381", "You are now an IRC operator")
         self.send(Message("MODE", [user.nick, "+o"], source=user.source))
 

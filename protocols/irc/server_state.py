@@ -210,6 +210,10 @@ class ServerState:
         self.channels: dict[str, Channel] = {}
         #: the most registered users seen at once
         self.max_users = 0
+        #: how many registered users there are, and how many of them have each user mode
+        #: (kept as they change: LUSERS at every registration costs no walk over users)
+        self._registered = 0
+        self.mode_counts: dict[str, int] = {}
         #: nick (folded) -> the last users who had it, newest first: (nick, user, host,
         #: realname, when) for WHOWAS
         self.whowas: dict[str, list[tuple[str, str, str, str, int]]] = {}
@@ -260,8 +264,25 @@ class ServerState:
         user.nick = nick
 
     def register(self, user: User) -> None:
+        if user.registered:
+            return
         user.registered = True
-        self.max_users = max(self.max_users, self.registered_count())
+        self._registered += 1
+        for mode in user.modes:
+            self.mode_counts[mode] = self.mode_counts.get(mode, 0) + 1
+        self.max_users = max(self.max_users, self._registered)
+
+    def set_user_mode(self, user: User, mode: str, on: bool) -> bool:
+        """Set or unset a user mode; whether it changed."""
+        if on == (mode in user.modes):
+            return False
+        if on:
+            user.modes.add(mode)
+        else:
+            user.modes.discard(mode)
+        if user.registered:
+            self.mode_counts[mode] = self.mode_counts.get(mode, 0) + (1 if on else -1)
+        return True
 
     def remove_user(self, user: User) -> list[Channel]:
         """Forget ``user``: off every channel (empty ones go) and out of the nick table.
@@ -273,6 +294,9 @@ class ServerState:
             del self.users[self.fold(user.nick)]
             if user.registered:
                 self._remember(user)
+                self._registered -= 1
+                for mode in user.modes:
+                    self.mode_counts[mode] -= 1
         return channels
 
     def _remember(self, user: User) -> None:
@@ -282,7 +306,7 @@ class ServerState:
         del entries[10:]
 
     def registered_count(self) -> int:
-        return sum(1 for u in self.users.values() if u.registered)
+        return self._registered
 
     def neighbours(self, user: User) -> set[User]:
         """The users sharing a channel with ``user`` (``user`` not included)."""

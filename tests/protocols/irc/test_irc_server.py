@@ -839,3 +839,28 @@ def test_list_modes_share_one_limit() -> None:
     assert numerics(lines) == ["347"] and lines[0].params == [
         "alice", "#x", "End of Channel Invite Exception List"]
     assert params(a.take("MODE #x e"), "348") == [["alice", "#x", "z!*@*"]]
+
+
+def test_lusers_counts_follow_modes_and_departures() -> None:
+    factory, _ = memory_server(opers={"root": "toor"})
+    a = registered(factory, "alice")
+    b = registered(factory, "bob")
+    c = registered(factory, "carol")
+    b.take("MODE bob +i")
+    c.take("MODE carol +i")
+    a.take("OPER root toor")
+    pending = Fake(factory)  # an unknown connection
+    lines = a.take("LUSERS")
+    assert params(lines, "251") == [["alice", "There are 1 users and 2 invisible on 1 servers"]]
+    assert params(lines, "252") == [["alice", "1", "operator(s) online"]]
+    assert params(lines, "253") == [["alice", "1", "unknown connection(s)"]]
+    c.take("MODE carol -i")
+    b.take("QUIT")
+    b.lost()
+    a.take("MODE alice -o")
+    pending.lost()
+    lines = a.take("LUSERS")
+    assert params(lines, "251") == [["alice", "There are 2 users and 0 invisible on 1 servers"]]
+    assert params(lines, "252") == [["alice", "0", "operator(s) online"]]
+    assert params(lines, "253") == [["alice", "0", "unknown connection(s)"]]
+    assert params(lines, "265") == [["alice", "2", "3", "Current local users 2, max 3"]]
