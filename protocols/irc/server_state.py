@@ -194,6 +194,7 @@ class ServerState:
         awaylen: int = 390,
         max_channels: int = 50,
         max_list_entries: int = 100,
+        whowas_nicks: int = 1000,
         modes_per_command: int = 4,
     ) -> None:
         casefold("", casemapping)  # refuses an unknown mapping
@@ -206,6 +207,8 @@ class ServerState:
         self.max_channels = max_channels
         self.max_list_entries = max_list_entries
         self.modes_per_command = modes_per_command
+        #: how many nicks WHOWAS remembers (10 entries each at most)
+        self.whowas_nicks = whowas_nicks
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
         #: the most registered users seen at once
@@ -300,7 +303,11 @@ class ServerState:
         return channels
 
     def _remember(self, user: User) -> None:
-        entries = self.whowas.setdefault(self.fold(user.nick), [])
+        key = self.fold(user.nick)
+        entries = self.whowas.pop(key, [])
+        self.whowas[key] = entries  # the most recently gone nick last
+        if len(self.whowas) > self.whowas_nicks:  # the oldest nick's history goes
+            del self.whowas[next(iter(self.whowas))]
         entries.insert(0, (user.nick, user.username, user.hostname, user.realname,
                            int(time.time())))
         del entries[10:]

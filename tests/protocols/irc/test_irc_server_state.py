@@ -99,3 +99,16 @@ def test_apply_channel_modes() -> None:
     assert changes == [] and errors[0].numeric == "696"
     changes, errors, _ = state.apply_channel_modes(op, channel, "-k+x", [])
     assert changes == [ModeChange("-", "k", "*")] and errors[0].numeric == "472"
+
+
+def test_whowas_is_bounded() -> None:
+    state = ServerState(whowas_nicks=3)
+    for i in range(5):
+        user = state.add_user(f"n{i}")
+        state.register(user)
+        for _ in range(12):  # a nick's history keeps its 10 newest entries
+            state.rename(user, f"n{i}x")
+            state.rename(user, f"n{i}")
+        state.remove_user(user)
+    assert list(state.whowas) == ["n3", "n4x", "n4"]  # the most recently gone, last
+    assert len(state.whowas["n4"]) == 10
