@@ -948,7 +948,7 @@ class IRCClient:
             handler(msg)
         for p in list(self._pending):
             answer = p.feed(msg)
-            if answer is True:
+            if answer is True and p in self._pending:  # (a failure's errback took it)
                 self._pending.remove(p)
             if answer:
                 break

@@ -33,6 +33,15 @@ def server(request: pytest.FixtureRequest) -> Iterator[IRCPeer]:
         yield peer
 
 
+@pytest.fixture(autouse=True)
+def no_client_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever a test checks, the client logged no error of its own on the way."""
+    yield
+    errors = [r.getMessage() for r in caplog.records
+              if r.name.startswith("netshell.irc") and r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == []
+
+
 def nick(base: str) -> str:
     """A nick no other test of the module uses (ngIRCd's NICKLEN is 9)."""
     return f"{base}{next(_names)}"

@@ -246,7 +246,7 @@ def test_join_and_names_deferreds() -> None:
     assert error.numeric == "471" and error.message is not None
 
 
-def test_whois_result_and_error() -> None:
+def test_whois_result_and_error(caplog: pytest.LogCaptureFixture) -> None:
     w = Wire()
     w.register()
     d = w.client.whois("Bob")
@@ -263,6 +263,9 @@ def test_whois_result_and_error() -> None:
     d = w.client.whois("ghost")
     w.feed(":irc.x 401 me ghost :No such nick", ":irc.x 318 me ghost :End")
     assert failure_result_of(d, IRCCommandError).value.numeric == "401"
+    assert w.client._pending == []
+    # nothing went wrong inside the client on the way
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 def test_request_times_out() -> None:
