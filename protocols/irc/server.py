@@ -496,8 +496,14 @@ class IRCServerProtocol(Protocol):
             self._write(Message("BATCH", ["-" + ref], source=name))
 
     def numeric(self, code: str, *params: str) -> None:
-        """Send numeric ``code`` with the client's nick (``*`` before it has one) first."""
-        self.send(Message(code, [self.nick or "*", *params], source=self.factory.name))
+        """Send numeric ``code`` with the client's nick (``*`` before it has one) first.
+
+        A parameter before the last that could not be written as one (empty, with a
+        space, or starting with ':': what a client may have sent as its last parameter)
+        is given as ``*``."""
+        middle = [p if p and " " not in p and p[0] != ":" else "*" for p in params[:-1]]
+        self.send(Message(code, [self.nick or "*", *middle, *params[-1:]],
+                          source=self.factory.name))
 
     def close(self, reason: str) -> None:
         """Send ``ERROR`` and close; the user leaves with ``reason`` as its QUIT message."""

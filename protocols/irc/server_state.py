@@ -488,7 +488,9 @@ class ServerState:
                 return None
             channel.limit = limit
             return ModeChange("+", "l", str(limit))
-        # a list mode with a mask
+        # a list mode with a mask (one word: it is given back as a parameter)
+        if not param or " " in param or param[0] == ":":
+            return None
         mask = normalize_mask(param)
         entries = channel.lists[mode]
         folded = self.fold(mask)
