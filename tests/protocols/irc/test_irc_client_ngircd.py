@@ -37,7 +37,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[IRCPeer]:
 def no_client_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Whatever a test checks, the client logged no error of its own on the way."""
     yield
-    errors = [r.getMessage() for r in caplog.records
+    # (in teardown caplog.records is teardown's: ask for the test's own records)
+    errors = [r.getMessage() for r in caplog.get_records("call")
               if r.name.startswith("netshell.irc") and r.levelname in ("ERROR", "CRITICAL")]
     assert errors == []
 
