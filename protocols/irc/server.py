@@ -802,6 +802,25 @@ class IRCServerProtocol(Protocol):
         self.numeric("258", f"Server {name}")
         self.numeric("259", f"admin@{name}")
 
+    def irc_LINKS(self, msg: Message) -> None:
+        name = self.factory.name
+        self.numeric("364", "*", name, f"0 {self.factory.network} IRC server")
+        self.numeric("365", "*", "End of /LINKS list")
+
+    def irc_HELP(self, msg: Message) -> None:
+        subject = msg.params[0].upper() if msg.params and msg.params[0] else "*"
+        commands = sorted(n[4:] for n in dir(self) if n.startswith("irc_"))
+        if subject != "*" and subject not in commands:
+            self.numeric("524", subject, "I do not know anything about this")
+            return
+        if subject == "*":
+            self.numeric("704", "*", "** Help System **")
+            self.numeric("705", "*", "")
+            self.numeric("706", "*", "Commands: " + " ".join(commands))
+        else:
+            self.numeric("704", subject, f"** The {subject} command **")
+            self.numeric("706", subject, f"{subject}: see the Modern IRC Client Protocol")
+
     def irc_INFO(self, msg: Message) -> None:
         self.numeric("371", f"{VERSION}: the netshell IRC server")
         self.numeric("374", "End of INFO list")

@@ -418,8 +418,7 @@ class ServerState:
                     if mode == "k" and sign == "-":
                         param = "*"
                     else:
-                        errors.append(ModeError("461", ("MODE", "Not enough parameters")))
-                        continue
+                        continue  # Modern IRC: a type B or C mode set without one is ignored
                 else:
                     if with_param >= self.modes_per_command:
                         break

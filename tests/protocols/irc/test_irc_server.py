@@ -655,7 +655,8 @@ def test_channel_mode_query_and_changes(server: Any) -> None:
     assert params(c.take("MODE #x"), "324") == [["carol", "#x", "+nkl", "*", "10"]]
     assert params(a.take("MODE #x +k other"), "467") == [["alice", "#x", "Key already set"]]
     assert params(a.take("MODE #x +z"), "472") == [["alice", "z", "is unknown mode char to me"]]
-    assert params(a.take("MODE #x +o"), "461") == [["alice", "MODE", "Not enough parameters"]]
+    assert a.take("MODE #x +o") == []  # a type B/C mode without its parameter: ignored
+    assert a.take("MODE #x +l") == [] and a.take("MODE #x +k") == []
     assert params(b.take("MODE #x +m"), "482") == [["bob", "#x", "You're not channel operator"]]
     assert params(a.take("MODE #nope"), "403") == [["alice", "#nope", "No such channel"]]
     assert params(a.take("MODE #x +o carol"), "441") == [
@@ -864,3 +865,24 @@ def test_lusers_counts_follow_modes_and_departures() -> None:
     assert params(lines, "252") == [["alice", "0", "operator(s) online"]]
     assert params(lines, "253") == [["alice", "0", "unknown connection(s)"]]
     assert params(lines, "265") == [["alice", "2", "3", "Current local users 2, max 3"]]
+
+
+def test_links_help_and_server_queries(server: Any) -> None:
+    a = registered(server, "alice")
+    assert [line.params for line in a.take("LINKS")] == [
+        ["alice", "*", "irc.test", "0 TestNet IRC server"], ["alice", "*", "End of /LINKS list"]]
+    lines = a.take("HELP")
+    assert numerics(lines) == ["704", "705", "706"] and lines[0].params[1] == "*"
+    assert "PRIVMSG" in lines[-1].params[-1].split()
+    lines = a.take("HELP privmsg")
+    assert numerics(lines) == ["704", "706"] and lines[0].params[1] == "PRIVMSG"
+    # a subject that is no valid parameter is given back as '*' (Modern IRC, HELP)
+    assert params(a.take("HELP :no such"), "524") == [
+        ["alice", "*", "I do not know anything about this"]]
+    assert params(a.take("HELP nosuch"), "524") == [
+        ["alice", "NOSUCH", "I do not know anything about this"]]
+    assert params(a.take("VERSION"), "351")[0][1:3] == ["netshell-irc-0.1", "irc.test"]
+    assert "005" in numerics(a.take("VERSION"))
+    assert params(a.take("TIME"), "391")[0][1] == "irc.test"
+    assert numerics(a.take("ADMIN")) == ["256", "257", "258", "259"]
+    assert numerics(a.take("INFO")) == ["371", "374"]
