@@ -20,6 +20,15 @@ from protocols.irc.client import Event, IRCClient
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.fixture(autouse=True)
+def no_client_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever a test checks, the client logged no error of its own on the way."""
+    yield
+    errors = [r.getMessage() for r in caplog.get_records("call")
+              if r.name == "netshell.irc.client" and r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == []
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[IRCPeer]:
     with ngircd_server() as peer:

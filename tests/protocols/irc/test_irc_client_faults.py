@@ -4,7 +4,7 @@ demand a PONG before welcoming, never end the MOTD."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +14,15 @@ from protocols import irc
 from protocols.irc.client import IRCConnectionClosed, IRCTimeoutError
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(autouse=True)
+def no_client_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Whatever a test checks, the client logged no error of its own on the way."""
+    yield
+    errors = [r.getMessage() for r in caplog.get_records("call")
+              if r.name == "netshell.irc.client" and r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == []
 
 WELCOME = b":srv 001 me :Welcome\r\n:srv 005 me CHANTYPES=# :ok\r\n:srv 376 me :End\r\n"
 
