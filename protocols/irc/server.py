@@ -5,19 +5,23 @@ silent, and the IRCv3 specifications': numerics carry their parameters in the or
 there, the first always the client's nick (``*`` before it has one). The users, channels and
 modes live in :class:`~protocols.irc.server_state.ServerState`, apart from the connections.
 
-- Registration: PASS, NICK, USER, and CAP (LS 302, REQ, ACK/NAK, LIST, END) holding it until
-  CAP END; then 001-005, LUSERS (251-255, 265, 266) and the MOTD (375/372/376, or 422).
-- Commands: PING/PONG, NICK, JOIN (keys, ``JOIN 0``), PART, QUIT, PRIVMSG/NOTICE (several
-  targets, ``@#chan``), TOPIC, NAMES, KICK, INVITE, MODE (channel ``b e I k l i m n s t o
-  v``, user ``i w``), WHO, WHOIS, WHOWAS, AWAY, ISON, USERHOST, LIST, LUSERS, MOTD, TIME,
-  VERSION, ADMIN, INFO, OPER, KILL.
-- Capabilities: multi-prefix, server-time, message-tags, echo-message, away-notify,
-  extended-join, userhost-in-names, cap-notify, invite-notify.
-- Limits: a line over 512 bytes is dropped and answered 417 (the connection lives on), bad
-  UTF-8 is answered ``FAIL <command> INVALID_UTF8`` (UTF8ONLY; the connection lives on), a
-  client idle for ``ping_interval`` is sent a PING and closed (``ERROR``) when it has not
-  answered ``ping_timeout`` seconds later, and a client sending faster than its penalty
-  budget allows is closed with ``ERROR :... (Excess Flood)``.
+- Registration: PASS, NICK, USER, CAP (LS 302, REQ, ACK/NAK, LIST, END) holding it until
+  CAP END, and SASL PLAIN (AUTHENTICATE, against ``accounts``); then 001-005, LUSERS
+  (251-255, 265, 266) and the MOTD (375/372/376, or 422).
+- Commands: PING/PONG, NICK, JOIN (keys, ``JOIN 0``), PART, QUIT, PRIVMSG/NOTICE/TAGMSG
+  (several targets, ``@#chan``), TOPIC, NAMES, KICK, INVITE, MODE (channel ``b e I k l i m
+  n s t o v``, user ``i w B``), WHO (and WHOX), WHOIS, WHOWAS, AWAY, ISON, USERHOST, LIST
+  (ELIST U), MONITOR, SETNAME, LUSERS, MOTD, TIME, VERSION, ADMIN, INFO, LINKS, HELP, OPER,
+  KILL.
+- Capabilities: account-notify, account-tag, away-notify, batch, cap-notify, echo-message,
+  extended-join, invite-notify, labeled-response, message-tags (with msgid), multi-prefix,
+  sasl, server-time, setname, userhost-in-names, and sts on TLS listeners.
+- Limits: a line over 512 bytes (or tags over 4094) is dropped and answered 417 (the
+  connection lives on), bad UTF-8 is answered ``FAIL <command> INVALID_UTF8`` (UTF8ONLY;
+  the connection lives on), a relayed message is cut to fit 512 bytes, a client idle for
+  ``ping_interval`` is sent a PING and closed (``ERROR``) when it has not answered
+  ``ping_timeout`` seconds later, and a client sending faster than its penalty budget is
+  slowed down, then closed with ``ERROR :... (Excess Flood)`` when too much waits.
 
 Logging (logger ``netshell.irc``): one INFO line per registration and per disconnection.
 
