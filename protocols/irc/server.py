@@ -139,6 +139,7 @@ class IRCServerFactory(Factory):
         casemapping: str = "rfc1459",
         ping_interval: float = 120.0,
         ping_timeout: float = 60.0,
+        registration_timeout: float = 60.0,
         flood_burst: float = 20.0,
         flood_rate: float = 2.0,
         flood_queue: int = 200,
@@ -158,6 +159,8 @@ class IRCServerFactory(Factory):
         self.accounts = dict(accounts or {})
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        #: seconds a connection has to register before it is closed (0: forever)
+        self.registration_timeout = registration_timeout
         #: a client may be ``flood_burst`` commands ahead of ``flood_rate`` per second
         #: (0: no flood control)
         self.flood_burst = flood_burst
@@ -273,6 +276,7 @@ class IRCServerProtocol(Protocol):
         #: the lines waiting for the penalty budget, and the timer that acts on them
         self._queue: deque[bytes | LineTooLong] = deque()
         self._drain_timer: Any = None
+        self._register_timer: Any = None
         #: the replies held while a labeled command runs (labeled-response), or None
         self._capture: list[Message] | None = None
         self._sasl: str | None = None  # the SASL payload so far, once AUTHENTICATE PLAIN
@@ -301,6 +305,14 @@ class IRCServerProtocol(Protocol):
         self._last = self.factory.clock.seconds()
         self._flood = self._last
         self._arm_timer(self.factory.ping_interval)
+        if self.factory.registration_timeout:
+            self._register_timer = self.factory.clock.call_later(
+                self.factory.registration_timeout, self._registration_expired)
+
+    def _registration_expired(self) -> None:
+        self._register_timer = None
+        if not self.registered:
+            self.close("Registration timed out")
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
@@ -556,9 +568,11 @@ class IRCServerProtocol(Protocol):
         timer, self._timer = self._timer, None
         if timer is not None and timer.active():
             timer.cancel()
-        timer, self._drain_timer = self._drain_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        for name in ("_drain_timer", "_register_timer"):
+            timer = getattr(self, name)
+            setattr(self, name, None)
+            if timer is not None and timer.active():
+                timer.cancel()
         self._queue.clear()
 
     def _tick(self) -> None:
@@ -656,6 +670,9 @@ class IRCServerProtocol(Protocol):
         user.hostname = self.host
         self.registered = True
         self.state.register(user)
+        timer, self._register_timer = self._register_timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
         log.info("%s registered as %s", self.host, user.source)
         self.numeric("001", f"Welcome to the {factory.network} Network, {user.source}")
         self.numeric("002", f"Your host is {factory.name}, running version {VERSION}")
@@ -1660,6 +1677,7 @@ def serve(
     casemapping: str = "rfc1459",
     ping_interval: float = 120.0,
     ping_timeout: float = 60.0,
+    registration_timeout: float = 60.0,
     flood_burst: float = 20.0,
     flood_rate: float = 2.0,
     flood_queue: int = 200,
@@ -1676,7 +1694,8 @@ def serve(
     ``tls`` is a server context (``tls.server_context(...)``): the listener speaks TLS, and
     its connections are offered the ``sts`` capability with ``sts_duration`` (IRCv3 STS).
     A client idle for ``ping_interval`` seconds is sent a PING, and closed when it has not
-    answered ``ping_timeout`` seconds later. A client may send ``flood_burst`` commands
+    answered ``ping_timeout`` seconds later; one not registered after
+    ``registration_timeout`` seconds is closed. A client may send ``flood_burst`` commands
     ahead of ``flood_rate`` per second; what it sends beyond waits until it has earned it,
     and more than ``flood_queue`` lines waiting close it (Excess Flood; burst 0: no limit).
     Raises OSError when the port is taken.
@@ -1691,6 +1710,7 @@ def serve(
     factory = IRCServerFactory(
         name, network, motd, password, opers, accounts,
         casemapping=casemapping, ping_interval=ping_interval, ping_timeout=ping_timeout,
+        registration_timeout=registration_timeout,
         flood_burst=flood_burst, flood_rate=flood_rate, flood_queue=flood_queue,
         reactor=reactor, clock=clock,
         sts_duration=sts_duration if tls is not None else 0,

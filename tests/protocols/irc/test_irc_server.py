@@ -886,3 +886,20 @@ def test_links_help_and_server_queries(server: Any) -> None:
     assert params(a.take("TIME"), "391")[0][1] == "irc.test"
     assert numerics(a.take("ADMIN")) == ["256", "257", "258", "259"]
     assert numerics(a.take("INFO")) == ["371", "374"]
+
+
+def test_registration_timeout() -> None:
+    factory, clock = memory_server(registration_timeout=30, ping_interval=1000)
+    slow = Fake(factory)
+    slow.send("NICK slow")
+    quick = Fake(factory)
+    quick.register("quick")
+    quick.lines()
+    clock.advance(29)
+    slow.send("PING keepalive")  # activity does not stop the clock on registration
+    assert not slow.transport.closed
+    clock.advance(1)
+    lines = slow.lines()
+    assert lines[-1].command == "ERROR" and "Registration timed out" in lines[-1].params[0]
+    assert slow.transport.closed and factory.state.find_user("slow") is None
+    assert not quick.transport.closed and quick.lines() == []
