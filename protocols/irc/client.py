@@ -1194,9 +1194,16 @@ class IRCClient:
         text = msg.params[2] if len(msg.params) > 2 else None
         self._emit(self._event("kick", msg, target=name, channel=name, victim=victim, text=text))
 
+    def _regain_nick(self, freed: str) -> None:
+        """Registered under a next nick: when the one we wanted is freed, take it."""
+        if self.registered and not self.is_me(self.wanted_nick) \
+                and self.fold(freed) == self.fold(self.wanted_nick):
+            self.send(Message("NICK", [self.wanted_nick]))
+
     def _on_QUIT(self, msg: Message) -> None:
         if msg.nick is None:
             return
+        self._regain_nick(msg.nick)
         for channel in self.channels.values():
             self._remove_member(channel, msg.nick)
         self._emit(self._event("quit", msg, text=msg.params[0] if msg.params else None))
@@ -1207,8 +1214,9 @@ class IRCClient:
         old, new = msg.nick, msg.params[0]
         event = self._event("nick", msg, new_nick=new)
         if self.is_me(old):
-            self.nick = new
-            self.wanted_nick = new
+            self.nick = new  # (set_nick made it the wanted one; a server's change did not)
+        else:
+            self._regain_nick(old)
         folded = self.fold(old)
         for channel in self.channels.values():
             for member, prefixes in list(channel.members.items()):
@@ -1466,9 +1474,15 @@ class IRCClient:
                              Message("MODE", params))
 
     def set_nick(self, nick: str) -> Deferred[Message]:
-        """Change our nick; fires with the NICK message (errbacks 432, 433, 436)."""
+        """Change our nick; fires with the NICK message (errbacks 432, 433, 436). The new
+        nick is the one wanted from now on (after a reconnect too)."""
+
+        def wanted(msg: Message) -> Message:
+            self.wanted_nick = nick
+            return msg
+
         return self._request(_Echo(self, self.fold(nick), "NICK", {"432", "433", "436"}),
-                             Message("NICK", [nick]))
+                             Message("NICK", [nick])).add_callback(wanted)
 
     def names(self, channel: str) -> Deferred[list[str]]:
         """The nicks in ``channel`` (353 ... 366), each with its prefix symbols (``@bob``)."""

@@ -438,3 +438,28 @@ def test_batch_account_and_msgid() -> None:
     w.feed("@account=alice;msgid=m123 :alice!a@h PRIVMSG #c :hi", ":bob!b@h PRIVMSG #c :yo")
     assert (got[0].account, got[0].msgid) == ("alice", "m123")
     assert (got[1].account, got[1].msgid, got[1].batch) == (None, None, None)
+
+
+def test_wanted_nick_taken_back_when_freed() -> None:
+    w = Wire(nick="bob")
+    w.feed(":irc.x 433 * bob :in use", ":irc.x 001 bob_ :Welcome", ":irc.x 376 bob_ :end")
+    w.sent()
+    w.feed(":carol!c@h QUIT :bye")  # someone else: nothing
+    assert w.sent() == []
+    w.feed(":BOB!b@h QUIT :bye")  # the holder left
+    assert w.sent() == ["NICK bob"]
+    w.feed(":bob_!u@h NICK bob")
+    assert w.client.nick == "bob"
+    w.feed(":bob2!b@h NICK bobby")
+    assert w.sent() == []  # we have it: nothing more
+    # held by someone who renames: taken when they do
+    w = Wire(nick="ann")
+    w.feed(":irc.x 433 * ann :in use", ":irc.x 001 ann_ :Welcome", ":irc.x 376 ann_ :end")
+    w.sent()
+    w.feed(":ann!a@h NICK annie")
+    assert w.sent() == ["NICK ann"]
+    # a nick chosen with set_nick is the wanted one after
+    d = w.client.set_nick("anna")
+    w.feed(":ann_!u@h NICK anna")
+    success_result_of(d)
+    assert w.client.wanted_nick == "anna"
