@@ -143,6 +143,8 @@ class IRCServerFactory(Factory):
         flood_burst: float = 20.0,
         flood_rate: float = 2.0,
         flood_queue: int = 200,
+        max_connections: int = 10000,
+        max_connections_per_ip: int = 0,
         sts_duration: float = 0,
         reactor: Any = None,
         clock: Any = None,
@@ -161,6 +163,10 @@ class IRCServerFactory(Factory):
         self.ping_timeout = ping_timeout
         #: seconds a connection has to register before it is closed (0: forever)
         self.registration_timeout = registration_timeout
+        #: connections served at most, overall and from one address (0: no limit)
+        self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
+        self.per_ip: dict[str, int] = {}
         #: a client may be ``flood_burst`` commands ahead of ``flood_rate`` per second
         #: (0: no flood control)
         self.flood_burst = flood_burst
@@ -277,6 +283,7 @@ class IRCServerProtocol(Protocol):
         self._queue: deque[bytes | LineTooLong] = deque()
         self._drain_timer: Any = None
         self._register_timer: Any = None
+        self._counted = False  # in the factory's per-address count
         #: the replies held while a labeled command runs (labeled-response), or None
         self._capture: list[Message] | None = None
         self._sasl: str | None = None  # the SASL payload so far, once AUTHENTICATE PLAIN
@@ -301,6 +308,16 @@ class IRCServerProtocol(Protocol):
         # a host never starts with ':' (it would read as a trailing parameter): "::1" is
         # written "0::1" (Modern IRC, RPL_WHOISUSER)
         self.host = "0" + host if host.startswith(":") else host
+        factory = self.factory
+        if 0 < factory.max_connections <= len(factory.connections):
+            self.close("Too many connections")
+            return
+        count = factory.per_ip.get(self.host, 0)
+        if 0 < factory.max_connections_per_ip <= count:
+            self.close("Too many connections from this IP")
+            return
+        factory.per_ip[self.host] = count + 1
+        self._counted = True
         self.factory.connections.add(self)
         self._last = self.factory.clock.seconds()
         self._flood = self._last
@@ -371,6 +388,13 @@ class IRCServerProtocol(Protocol):
         self._closed = True
         self._stop_timer()
         self.factory.connections.discard(self)
+        if self._counted:
+            self._counted = False
+            left = self.factory.per_ip.get(self.host, 1) - 1
+            if left > 0:
+                self.factory.per_ip[self.host] = left
+            else:
+                self.factory.per_ip.pop(self.host, None)
         if self._quit_reason is None:
             self._quit_reason = "Connection closed"
         self._leave(self._quit_reason)
@@ -1678,6 +1702,8 @@ def serve(
     ping_interval: float = 120.0,
     ping_timeout: float = 60.0,
     registration_timeout: float = 60.0,
+    max_connections: int = 10000,
+    max_connections_per_ip: int = 0,
     flood_burst: float = 20.0,
     flood_rate: float = 2.0,
     flood_queue: int = 200,
@@ -1695,7 +1721,9 @@ def serve(
     its connections are offered the ``sts`` capability with ``sts_duration`` (IRCv3 STS).
     A client idle for ``ping_interval`` seconds is sent a PING, and closed when it has not
     answered ``ping_timeout`` seconds later; one not registered after
-    ``registration_timeout`` seconds is closed. A client may send ``flood_burst`` commands
+    ``registration_timeout`` seconds is closed. Beyond ``max_connections``, or
+    ``max_connections_per_ip`` from one address (0: no limit), a connection is told ERROR
+    and closed at once. A client may send ``flood_burst`` commands
     ahead of ``flood_rate`` per second; what it sends beyond waits until it has earned it,
     and more than ``flood_queue`` lines waiting close it (Excess Flood; burst 0: no limit).
     Raises OSError when the port is taken.
@@ -1710,7 +1738,8 @@ def serve(
     factory = IRCServerFactory(
         name, network, motd, password, opers, accounts,
         casemapping=casemapping, ping_interval=ping_interval, ping_timeout=ping_timeout,
-        registration_timeout=registration_timeout,
+        registration_timeout=registration_timeout, max_connections=max_connections,
+        max_connections_per_ip=max_connections_per_ip,
         flood_burst=flood_burst, flood_rate=flood_rate, flood_queue=flood_queue,
         reactor=reactor, clock=clock,
         sts_duration=sts_duration if tls is not None else 0,

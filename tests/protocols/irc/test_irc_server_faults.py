@@ -165,3 +165,23 @@ def test_shutdown_says_error_and_quit() -> None:
     assert b.transport.closed
     assert [(line.command, line.params) for line in a.lines()] == [
         ("QUIT", ["Server shutting down"])]
+
+
+def test_connection_limits() -> None:
+    factory, _ = memory_server(max_connections=3, max_connections_per_ip=2)
+    a1 = Fake(factory, host="10.0.0.1")
+    a2 = Fake(factory, host="10.0.0.1")
+    a3 = Fake(factory, host="10.0.0.1")
+    assert not a1.transport.closed and not a2.transport.closed
+    assert a3.transport.closed
+    assert "Too many connections from this IP" in a3.lines()[0].params[0]
+    b1 = Fake(factory, host="10.0.0.2")
+    b2 = Fake(factory, host="10.0.0.3")
+    assert not b1.transport.closed
+    assert b2.transport.closed and "Too many connections" in b2.lines()[0].params[0]
+    for refused in (a3, b2):
+        refused.lost()
+    a1.lost()  # a place comes free, for that address too
+    a4 = Fake(factory, host="10.0.0.1")
+    assert not a4.transport.closed
+    assert factory.per_ip == {"10.0.0.1": 2, "10.0.0.2": 1}
