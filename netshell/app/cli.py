@@ -38,6 +38,7 @@ examples:
   netsh serve http ./site                 static files over HTTP/1.1 on port 8000, as
                                           python -m http.server
   netsh serve ftp ./site --user ann:secret --writable
+  netsh serve irc --oper admin:secret
                                           FTP on port 2121 (anonymous and read-only
                                           without --user; --tls for FTPS)
 
@@ -110,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("directory", nargs="?", metavar="DIR",
                        help="http and ftp: the directory to serve (default: the current one)")
     serve.add_argument("--port", type=_port, default=None,
-                       help="port (default: http 8000, ftp 2121, echo 7007, discard 9009, "
-                            "daytime 13013, qotd 17017, chargen 19019; 0 picks any free one)")
+                       help="port (default: http 8000, ftp 2121, irc 6667, echo 7007, "
+                            "discard 9009, daytime 13013, qotd 17017, chargen 19019; 0 picks "
+                            "any free one)")
     serve.add_argument("--interface", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1)")
     serve.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
@@ -123,10 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     ftp.add_argument("--writable", action="store_true",
                      help="users may upload, rename and delete (default: read-only)")
     ftp.add_argument("--tls", action="store_true",
-                     help="FTPS: AUTH TLS, required before login; a throwaway certificate "
-                          "(its fingerprint printed) unless --cert and --key")
+                     help="ftp: FTPS, AUTH TLS required before login; irc: TLS from the "
+                          "first byte; a throwaway certificate (its fingerprint printed) "
+                          "unless --cert and --key")
     ftp.add_argument("--cert", metavar="PEM", help="with --tls: the certificate (and chain)")
     ftp.add_argument("--key", metavar="PEM", help="with --tls: its private key")
+    irc = serve.add_argument_group("irc")
+    irc.add_argument("--name", default=None,
+                     help="the server's name, the source of its replies (default irc.local)")
+    irc.add_argument("--password", default=None, help="the password PASS must give")
+    irc.add_argument("--oper", action="append", default=[], metavar="NAME:PASSWORD",
+                     help="who may become an IRC operator with OPER (repeat for more)")
+    irc.add_argument("--account", action="append", default=[], metavar="NAME:PASSWORD",
+                     help="an account clients log in to with SASL PLAIN (repeat for more)")
 
     diff = sub.add_parser("diff", help="compare two transcripts",
                           description="Show where two transcripts differ, ignoring times, "
@@ -190,24 +201,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         return _diff(args.a, args.b)
     if args.command in ("run", "serve") or args.code is not None:
-        from netshell.app.runner import FTPOptions, RunOptions, run_source, serve
+        from netshell.app.runner import FTPOptions, IRCOptions, RunOptions, run_source, serve
 
         _headless_logging(level, bool(getattr(args, "verbose", False)))
         if args.command == "serve":
             if args.directory is not None and args.service not in ("http", "ftp"):
                 parser.error("only `netsh serve http` and `netsh serve ftp` take a directory")
             ftp_flags = [name for name, on in (
-                ("--user", args.user), ("--writable", args.writable), ("--tls", args.tls),
-                ("--cert", args.cert), ("--key", args.key)) if on]
+                ("--user", args.user), ("--writable", args.writable)) if on]
             if ftp_flags and args.service != "ftp":
                 parser.error(f"{ftp_flags[0]} is for `netsh serve ftp` only")
+            irc_flags = [name for name, on in (
+                ("--name", args.name is not None), ("--password", args.password is not None),
+                ("--oper", args.oper), ("--account", args.account)) if on]
+            if irc_flags and args.service != "irc":
+                parser.error(f"{irc_flags[0]} is for `netsh serve irc` only")
+            tls_flags = [name for name, on in (
+                ("--tls", args.tls), ("--cert", args.cert), ("--key", args.key)) if on]
+            if tls_flags and args.service not in ("ftp", "irc"):
+                parser.error(f"{tls_flags[0]} is for `netsh serve ftp` and `netsh serve irc`")
             if (args.cert or args.key) and not args.tls:
                 parser.error("--cert and --key go with --tls")
             ftp_options = FTPOptions(users=args.user, writable=args.writable, tls=args.tls,
                                      cert=args.cert, key=args.key)
+            irc_options = IRCOptions(name=args.name, password=args.password, opers=args.oper,
+                                     accounts=args.account, tls=args.tls, cert=args.cert,
+                                     key=args.key)
             return serve(args.service, args.port, args.interface,
                          RunOptions(grace=args.grace, quiet=args.quiet), args.directory,
-                         use_uvloop=uvloop, ftp_options=ftp_options)
+                         use_uvloop=uvloop, ftp_options=ftp_options, irc_options=irc_options)
         if args.command is None:
             return run_source(args.code, "<string>", ["-c"], RunOptions(exit_when_done=True,
                                                                          quiet=args.quiet),

@@ -467,7 +467,7 @@ def _run_main(
 def serving_line(service: str, host: str, port: int) -> str:
     """What ``netsh serve`` prints once it listens: python -m http.server's line."""
     url_host = f"[{host}]" if ":" in host else host
-    scheme = {"http": "http", "ftp": "ftp"}.get(service)
+    scheme = {"http": "http", "ftp": "ftp", "irc": "irc"}.get(service)
     url = f" ({scheme}://{url_host}:{port}/)" if scheme else ""
     return f"Serving {service.upper()} on {host} port {port}{url} ..."
 
@@ -528,17 +528,30 @@ class FTPOptions:
     key: str | None = None
 
 
-def _ftp_users(specs: list[str]) -> dict[str, str]:
+@dataclass
+class IRCOptions:
+    """``netsh serve irc``'s own options."""
+
+    name: str | None = None
+    password: str | None = None
+    opers: list[str] = field(default_factory=list)  # NAME:PASSWORD, as typed
+    accounts: list[str] = field(default_factory=list)
+    tls: bool = False
+    cert: str | None = None
+    key: str | None = None
+
+
+def _ftp_users(specs: list[str], flag: str = "--user") -> dict[str, str]:
     users: dict[str, str] = {}
     for spec in specs:
         name, sep, password = spec.partition(":")
         if not sep or not name:
-            raise ValueError(f"--user takes NAME:PASSWORD, not {spec!r}")
+            raise ValueError(f"{flag} takes NAME:PASSWORD, not {spec!r}")
         users[name] = password
     return users
 
 
-def _ftp_tls(options: FTPOptions) -> Any:
+def _ftp_tls(options: FTPOptions | IRCOptions) -> Any:
     """The server context for ``--tls``: from --cert/--key, or a throwaway certificate
     whose SHA-256 fingerprint is printed (a client checks it, or trusts it once)."""
     from cryptography import x509
@@ -562,22 +575,23 @@ def _ftp_tls(options: FTPOptions) -> Any:
     return context
 
 
-SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http", "ftp")
+SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http", "ftp", "irc")
 # The port each service listens on when no --port is given, fixed as http.server's 8000 is.
 # The customary ports of the small services (echo 7, discard 9, daytime 13, qotd 17,
 # chargen 19) need privileges: theirs here is that number written twice, unprivileged.
-# FTP's 21 needs privileges too: 2121, as python -m pyftpdlib.
-DEFAULT_PORTS = {"http": 8000, "ftp": 2121, "echo": 7007, "discard": 9009, "daytime": 13013,
-                 "qotd": 17017, "chargen": 19019}
+# FTP's 21 needs privileges too: 2121, as python -m pyftpdlib. IRC's own 6667 needs none.
+DEFAULT_PORTS = {"http": 8000, "ftp": 2121, "irc": 6667, "echo": 7007, "discard": 9009,
+                 "daytime": 13013, "qotd": 17017, "chargen": 19019}
 
 
 def serve(service: str, port: int | None, interface: str, options: RunOptions,
           directory: str | None = None, use_uvloop: bool | None = None,
-          ftp_options: FTPOptions | None = None) -> int:
+          ftp_options: FTPOptions | None = None, irc_options: IRCOptions | None = None) -> int:
     """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM.
 
     ``http`` serves ``directory`` (default: the current one) as static files; ``ftp``
-    serves it over FTP (anonymous and read-only unless ``ftp_options`` say otherwise).
+    serves it over FTP (anonymous and read-only unless ``ftp_options`` say otherwise); ``irc``
+    is an IRC server (its name, password, operators, accounts and TLS in ``irc_options``).
     """
     # The protocol library is imported here, not at the top: `netsh run` does not pay for it.
     from protocols import http, wire
@@ -611,6 +625,23 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
                              anonymous=not users, writable=fo.writable, tls=context,
                              require_tls=context is not None)
 
+    elif service == "irc":
+        from protocols import irc
+
+        io_ = irc_options or IRCOptions()
+        try:
+            opers = _ftp_users(io_.opers, "--oper")
+            accounts = _ftp_users(io_.accounts, "--account")
+            irc_context = _ftp_tls(io_) if io_.tls else None
+        except (ValueError, OSError) as e:
+            print(f"netsh serve irc: {e}", file=sys.stderr)
+            return EXIT_USAGE
+
+        def start() -> Any:
+            return irc.serve(port=port, interface=interface, name=io_.name or "irc.local",
+                             password=io_.password, opers=opers or None,
+                             accounts=accounts or None, tls=irc_context)
+
     else:
         make_factory = getattr(wire, f"{service}_factory")
 
@@ -620,9 +651,9 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
     log: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if not options.quiet and service == "http":
         log = _log_on_stderr(namespace.ACCESS_LOGGER, AccessLogFormatter())
-    elif not options.quiet and service == "ftp":
-        log = _log_on_stderr("netshell.ftp", logging.Formatter("%(asctime)s %(message)s",
-                                                               "%Y-%m-%d %H:%M:%S"))
+    elif not options.quiet and service in ("ftp", "irc"):
+        log = _log_on_stderr(f"netshell.{service}", logging.Formatter(
+            "%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     options.exit_when_done = False
     options.quiet = True
     with log:
