@@ -104,8 +104,8 @@ def _valid_key(key: str) -> bool:
     name = key[1:] if key.startswith("+") else key
     if not name:
         return False
-    vendor, _, short = name.rpartition("/")
-    if not short:
+    vendor, slash, short = name.rpartition("/")
+    if not short or (slash and not vendor):
         return False
     if not all(c.isascii() and (c.isalnum() or c == "-") for c in short):
         return False
@@ -128,11 +128,14 @@ def parse_tags(raw: str) -> dict[str, str]:
 
 
 def format_tags(tags: Mapping[str, str | None]) -> str:
-    """``tags`` written for the wire, without the '@' (a None or "" value: the key alone)."""
+    """``tags`` written for the wire, without the '@' (a None or "" value: the key alone).
+    Raises ValueError for a bad tag name or a value holding NUL (no escape writes it)."""
     parts = []
     for key, value in tags.items():
         if not _valid_key(key):
             raise ValueError(f"bad tag name: {key!r}")
+        if value and "\0" in value:
+            raise ValueError(f"the value of tag {key!r} holds NUL: {value!r}")
         parts.append(f"{key}={escape_tag_value(value)}" if value else key)
     return ";".join(parts)
 
@@ -162,9 +165,9 @@ class Message:
         """The message as a line, without CRLF. Raises ValueError if it cannot be written
         so that it reads back the same (see :func:`parse`)."""
         command = self.command
-        if not command or not ((command.isascii() and command.isalpha())
-                               or (len(command) == 3 and command.isdigit())):
-            raise ValueError(f"bad command: {command!r}")
+        if not _valid_command(command) or not (command.isupper() or command.isdigit()):
+            # a lower-case command would read back upper-cased: not the same message
+            raise ValueError(f"bad command: {command!r} (upper-case letters or 3 digits)")
         params = self.params
         if len(params) > MAX_PARAMS:
             raise ValueError(f"{len(params)} parameters: at most {MAX_PARAMS}")
@@ -204,6 +207,13 @@ def _bad_chars(text: str) -> bool:
     return "\r" in text or "\n" in text or "\0" in text
 
 
+def _valid_command(command: str) -> bool:
+    """Letters, or a three-digit numeric: ASCII only (``"١٢٣".isdigit()`` is true too)."""
+    return command.isascii() and (
+        command.isalpha() or (len(command) == 3 and command.isdigit())
+    )
+
+
 def parse(line: str | bytes) -> Message:
     """The :class:`Message` of one line (CRLF or LF at its end, if any, is dropped).
 
@@ -231,7 +241,7 @@ def parse(line: str | bytes) -> Message:
     command, _, rest = rest.partition(" ")
     if not command:
         raise IRCParseError("no command")
-    if not ((command.isascii() and command.isalpha()) or (len(command) == 3 and command.isdigit())):
+    if not _valid_command(command):
         raise IRCParseError(f"bad command: {command[:50]!r}")
     params: list[str] = []
     while rest:
@@ -253,8 +263,8 @@ def parse(line: str | bytes) -> Message:
 
 class LineTooLong:
     """What :class:`LineReader` gives in place of a line over its limit: the line was
-    dropped whole; ``length`` is how many bytes it had (at least), ``tags`` whether its
-    tags alone were over their limit."""
+    dropped whole; ``length`` is how many bytes it had, without its line end, ``tags``
+    whether its tags alone were over their limit. Two are equal when both are."""
 
     __slots__ = ("length", "tags")
 
@@ -262,72 +272,66 @@ class LineTooLong:
         self.length = length
         self.tags = tags
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LineTooLong):
+            return NotImplemented
+        return (self.length, self.tags) == (other.length, other.tags)
+
+    def __hash__(self) -> int:
+        return hash((self.length, self.tags))
+
     def __repr__(self) -> str:
         what = "tags" if self.tags else "line"
         return f"<LineTooLong {what}: {self.length} bytes>"
 
 
 class LineReader:
-    """Splits the bytes of a connection into lines (ending in LF, CRLF or a lone CR... as
-    the Modern IRC document allows: CR, LF or CRLF), each bytes without its line end.
+    """Splits the bytes of a connection into lines (ending in CR, LF or CRLF, as the
+    Modern IRC document allows), each bytes without its line end.
 
-    A line whose tags take more than ``max_tags`` bytes, or whose rest takes more than
-    ``max_line`` (with its CRLF), is dropped whole and given as a :class:`LineTooLong`
-    (the connection goes on: the server answers 417, or whatever it chooses). Nothing is
-    held beyond one over-long line's limit: the rest of such a line is skipped as it comes.
-    Empty lines are skipped.
+    A CR and a LF each end a line, and empty lines are skipped, so CRLF is one line end
+    however the bytes are split. A line whose tags take more than ``max_tags`` bytes, or
+    whose rest takes more than ``max_line`` (with its CRLF), is dropped whole and given as
+    a :class:`LineTooLong` (the connection goes on: the server answers 417, or whatever it
+    chooses). Nothing is held beyond one line's limits (:attr:`pending`): the rest of an
+    over-long line is skipped as it comes. The same bytes give the same lines however
+    they are split into pieces.
     """
 
     def __init__(self, max_line: int = MAX_LINE_BYTES, max_tags: int = MAX_TAGS_BYTES) -> None:
         self.max_line = max_line
         self.max_tags = max_tags
         self._buffer = b""
-        self._skipping = 0  # bytes of an over-long line dropped so far (0: not skipping)
+        self._skipping = False  # inside an over-long line, dropping its bytes as they come
+        self._skipped = 0  # bytes of it dropped so far
         self._skip_tags = False
 
     def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        """The lines ``data`` ends (with what came before it), in order."""
         out: list[bytes | LineTooLong] = []
+        if not data:
+            return out
         buffer = self._buffer + data if self._buffer else data
-        start = 0
-        n = len(buffer)
-        while start < n:
-            # the next line end: CR or LF
-            cr = buffer.find(b"\r", start)
-            lf = buffer.find(b"\n", start)
-            if cr < 0:
-                end = lf
-            elif lf < 0:
-                end = cr
-            else:
-                end = min(cr, lf)
-            if end < 0:
-                break
-            line = buffer[start:end]
-            # CRLF is one line end
-            nxt = end + 1
-            if buffer[end:end + 1] == b"\r" and buffer[nxt:nxt + 1] == b"\n":
-                nxt += 1
-            elif buffer[end:end + 1] == b"\r" and nxt == n:
-                # a CR at the end of what came: its LF may be in the next piece
-                break
-            start = nxt
-            if self._skipping:
-                out.append(LineTooLong(self._skipping + len(line) + 2, self._skip_tags))
-                self._skipping = 0
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r", b"\n")
+        *lines, rest = buffer.split(b"\n")
+        for line in lines:
+            if self._skipping:  # the end of an over-long line
+                out.append(LineTooLong(self._skipped + len(line), self._skip_tags))
+                self._skipping = False
+                self._skipped = 0
                 self._skip_tags = False
-                continue
-            if not line:
-                continue
-            too_long = self._too_long(line)
-            out.append(too_long if too_long is not None else line)
-        rest = buffer[start:]
+            elif line:
+                too_long = self._too_long(line)
+                out.append(line if too_long is None else too_long)
         if self._skipping:
-            self._skipping += len(rest)
+            self._skipped += len(rest)
             rest = b""
         elif rest:
             too_long = self._too_long(rest)
             if too_long is not None:  # over the limit without its end: skip the rest
-                self._skipping = len(rest)
+                self._skipping = True
+                self._skipped = len(rest)
                 self._skip_tags = too_long.tags
                 rest = b""
         self._buffer = rest
