@@ -1680,7 +1680,11 @@ class IRCServerProtocol(Protocol):
             self.numeric("401", msg.params[0], "No such nick/channel")
             return
         reason = f"Killed ({user.nick} ({msg.params[1]}))"
-        target.conn.close(reason)
+        # Modern IRC: the victim gets KILL from the operator, its own QUIT, then ERROR
+        victim = target.conn
+        victim.send(Message("KILL", [target.nick, msg.params[1]], source=user.source))
+        victim.send(Message("QUIT", [reason], source=target.source))
+        victim.close(reason)
 
 
 # ---- serve

@@ -798,7 +798,12 @@ def test_oper_and_kill() -> None:
     b.lines()
     lines = a.take("KILL bob :spam")
     assert b.transport.closed
-    assert by_command(b.lines(), "ERROR")[0].params[0].startswith("Closing Link")
+    got = b.lines()
+    assert [(line.source, line.command, line.params) for line in got] == [
+        ("alice!~u@127.0.0.1", "KILL", ["bob", "spam"]),
+        ("bob!~u@127.0.0.1", "QUIT", ["Killed (alice (spam))"]),
+        ("", "ERROR", ["Closing Link: 127.0.0.1 (Killed (alice (spam)))"]),
+    ]
     assert params(lines, "QUIT") == [["Killed (alice (spam))"]]
 
 
