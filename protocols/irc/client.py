@@ -674,6 +674,7 @@ class IRCClient:
         timeout: float | None = 30,
         clock: Any = None,
         alt_nicks: int = 5,
+        keepalive: float | None = 120,
     ) -> None:
         self.wanted_nick = nick
         self.nick = nick
@@ -686,6 +687,12 @@ class IRCClient:
         self.timeout = timeout
         self.clock = clock if clock is not None else get_reactor()
         self.alt_nicks = alt_nicks
+        #: seconds of silence from the server before we PING it (None: never); no
+        #: line at all within ``timeout`` (60 s without one) after that: the
+        #: connection is dead, it is dropped (and made again with ``reconnect``)
+        self.keepalive = keepalive
+        self._keepalive_call: Any = None
+        self._pinged = False
         self.rate = rate
         self.burst = burst
         #: capabilities the server offers (name -> value) and those enabled
@@ -788,6 +795,7 @@ class IRCClient:
             return
         self.closed = True
         self.throttle.clear()
+        self._stop_keepalive()
         if self.why_closed is None:
             self.why_closed = "closed" if reason.check(ns.ConnectionDone) else str(reason.value)
         error = IRCConnectionClosed(f"the IRC connection is closed ({self.why_closed})")
@@ -931,8 +939,39 @@ class IRCClient:
 
     # -- lines in
 
+    def _heard(self) -> None:
+        """A line came: the server is alive; wait ``keepalive`` seconds again."""
+        self._pinged = False
+        if self.keepalive is None:
+            return
+        if self._keepalive_call is not None and self._keepalive_call.active():
+            self._keepalive_call.reset(self.keepalive)
+        else:
+            self._keepalive_call = self.clock.call_later(self.keepalive, self._silence)
+
+    def _silence(self) -> None:
+        self._keepalive_call = None
+        if self.closed or self.protocol is None:
+            return
+        if not self._pinged:
+            self._pinged = True
+            self.throttle.write(Message("PING", ["netshell"]).to_bytes(), urgent=True)
+            wait = self.timeout if self.timeout is not None else 60
+            self._keepalive_call = self.clock.call_later(wait, self._silence)
+            return
+        self.why_closed = "the server stopped answering (no reply to PING)"
+        log.info("IRC: %s; dropping the connection", self.why_closed)
+        if self.protocol.transport is not None:
+            self.protocol.transport.abort()
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive_call is not None and self._keepalive_call.active():
+            self._keepalive_call.cancel()
+        self._keepalive_call = None
+
     def _line_received(self, msg: Message) -> None:
         log.debug("<- %s", msg)
+        self._heard()
         c = msg.command
         if c == "PING":
             self.throttle.write(Message("PONG", msg.params[-1:] or [""]).to_bytes(), urgent=True)
@@ -1541,6 +1580,7 @@ def connect(
     context: Any = None,
     client_class: type[IRCClient] = IRCClient,
     alt_nicks: int = 5,
+    keepalive: float | None = 120,
 ) -> Deferred[IRCClient]:
     """Connect to an IRC server, register, and fire with the :class:`IRCClient`.
 
@@ -1554,6 +1594,9 @@ def connect(
     (not by ``quit``), connect again with back-off and rejoin the channels.
     ``client_class``: a subclass of IRCClient with its own ``on_*`` hooks. ``alt_nicks``:
     how many next nicks (``nick_``, ``nick__``...) to try when the nick is taken.
+    ``keepalive``: after that many seconds with nothing from the server, PING it; no
+    answer within ``timeout``: the connection is taken for dead and dropped (then made
+    again, with ``reconnect``).
 
     Fails with ConnectError (refused...), NickInUse, PasswordMismatch, SASLFailed,
     IRCConnectionClosed (ERROR) or IRCTimeoutError.
@@ -1562,7 +1605,7 @@ def connect(
     client = client_class(
         nick, user=user, realname=realname, password=password, sasl=sasl, caps=caps,
         reconnect=reconnect, rate=rate, burst=burst, timeout=timeout, clock=clock,
-        alt_nicks=alt_nicks,
+        alt_nicks=alt_nicks, keepalive=keepalive,
     )
     if tls and context is None:
         from netshell.tls import client_context  # pyOpenSSL only for those who use TLS

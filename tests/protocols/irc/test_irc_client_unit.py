@@ -463,3 +463,32 @@ def test_wanted_nick_taken_back_when_freed() -> None:
     w.feed(":ann_!u@h NICK anna")
     success_result_of(d)
     assert w.client.wanted_nick == "anna"
+
+
+def test_keepalive_pings_a_silent_server_and_drops_a_dead_one() -> None:
+    w = Wire(keepalive=100, timeout=10)
+    w.register()
+    w.clock.advance(99)
+    w.feed(":bob!b@h PRIVMSG me :still here")  # a line: the wait starts again
+    w.clock.advance(99)
+    assert w.sent() == []
+    w.clock.advance(1)
+    assert w.sent() == ["PING netshell"]
+    w.clock.advance(9)
+    w.feed(":irc.x PONG irc.x netshell")
+    w.clock.advance(50)
+    assert not w.transport.aborted and w.sent() == []
+    w.clock.advance(50)
+    assert w.sent() == ["PING netshell"]
+    w.clock.advance(10)  # no answer
+    assert w.transport.aborted
+    assert "stopped answering" in (w.client.why_closed or "")
+    w.protocol.connection_lost(Failure(ConnectionResetError("aborted")))
+    assert [c for c in w.clock.calls if c.active()] == []
+
+
+def test_no_keepalive() -> None:
+    w = Wire(keepalive=None)
+    w.register()
+    w.clock.advance(10_000)
+    assert w.sent() == [] and not w.transport.aborted
