@@ -216,7 +216,7 @@ class IRCServerFactory(Factory):
             "BOT=B",
             f"CASEMAPPING={s.casemapping}",
             f"CHANLIMIT=#:{s.max_channels}",
-            "CHANMODES=beI,k,l,imnst",
+            "CHANMODES=beI,k,l,imnpst",
             f"CHANNELLEN={s.channellen}",
             "CHANTYPES=#",
             "ELIST=U",
@@ -702,7 +702,7 @@ class IRCServerProtocol(Protocol):
         self.numeric("002", f"Your host is {factory.name}, running version {VERSION}")
         created = factory.created.strftime("%a %b %d %Y at %H:%M:%S UTC")
         self.numeric("003", f"This server was created {created}")
-        self.numeric("004", factory.name, VERSION, "Biow", "beIiklmnostv", "beIklov")
+        self.numeric("004", factory.name, VERSION, "Biow", "beIiklmnopstv", "beIklov")
         tokens = factory.isupport
         for i in range(0, len(tokens), 13):
             self.numeric("005", *tokens[i:i + 13], "are supported by this server")
@@ -1187,6 +1187,8 @@ class IRCServerProtocol(Protocol):
         for channel in state.iter_channels():
             if not state.visible(channel, me):
                 continue
+            if "p" in channel.modes and me not in channel.members:
+                continue  # a private channel is not listed to outsiders
             count = len(channel.members)
             if count < least or (most is not None and count > most):
                 continue

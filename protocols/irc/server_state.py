@@ -37,11 +37,11 @@ __all__ = [
 ]
 
 #: the channel modes, by kind as CHANMODES gives them: lists, always a parameter, a
-#: parameter when set, never a parameter (ISUPPORT CHANMODES=beI,k,l,imnst)
+#: parameter when set, never a parameter (ISUPPORT CHANMODES=beI,k,l,imnpst)
 LIST_MODES = "beI"
 PARAM_MODES = "k"
 SET_PARAM_MODES = "l"
-FLAG_MODES = "imnst"
+FLAG_MODES = "imnpst"
 #: the membership modes and their prefixes, highest first (PREFIX=(ov)@+)
 PREFIX_MODES = "ov"
 PREFIX_CHARS = "@+"
@@ -135,8 +135,10 @@ class Channel:
 
     @property
     def symbol(self) -> str:
-        """The RPL_NAMREPLY symbol: ``@`` secret, ``=`` public."""
-        return "@" if "s" in self.modes else "="
+        """The RPL_NAMREPLY symbol: ``@`` secret, ``*`` private, ``=`` public."""
+        if "s" in self.modes:
+            return "@"
+        return "*" if "p" in self.modes else "="
 
     def mode_string(self, show_key: bool = True) -> tuple[str, list[str]]:
         """The channel's modes as RPL_CHANNELMODEIS gives them: ``+ntk``, [key]."""

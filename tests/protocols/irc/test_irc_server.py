@@ -75,7 +75,7 @@ def test_registration_burst(server: Any) -> None:
     tokens = [t for p in params(lines, "005") for t in p[1:-1]]
     assert all(p[-1] == "are supported by this server" for p in params(lines, "005"))
     assert all(len(p) - 2 <= 13 for p in params(lines, "005"))
-    for token in ("CASEMAPPING=rfc1459", "CHANTYPES=#", "CHANMODES=beI,k,l,imnst",
+    for token in ("CASEMAPPING=rfc1459", "CHANTYPES=#", "CHANMODES=beI,k,l,imnpst",
                   "PREFIX=(ov)@+", "NICKLEN=30", "CHANNELLEN=50", "TOPICLEN=390",
                   "KICKLEN=390", "AWAYLEN=390", "MODES=4", "STATUSMSG=@+", "NETWORK=TestNet",
                   "UTF8ONLY", "USERLEN=10"):
@@ -908,3 +908,14 @@ def test_registration_timeout() -> None:
     assert lines[-1].command == "ERROR" and "Registration timed out" in lines[-1].params[0]
     assert slow.transport.closed and factory.state.find_user("slow") is None
     assert not quick.transport.closed and quick.lines() == []
+
+
+def test_private_channel(server: Any) -> None:
+    a = registered(server, "alice")
+    b = registered(server, "bob")
+    a.take("JOIN #p")
+    a.take("MODE #p +p")
+    assert params(a.take("NAMES #p"), "353") == [["alice", "*", "#p", "@alice"]]
+    assert params(b.take("LIST"), "322") == []  # not listed to outsiders
+    assert [p[1] for p in params(a.take("LIST"), "322")] == ["#p"]
+    assert params(b.take("NAMES #p"), "353") == [["bob", "*", "#p", "@alice"]]
