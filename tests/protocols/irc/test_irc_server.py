@@ -919,3 +919,14 @@ def test_private_channel(server: Any) -> None:
     assert params(b.take("LIST"), "322") == []  # not listed to outsiders
     assert [p[1] for p in params(a.take("LIST"), "322")] == ["#p"]
     assert params(b.take("NAMES #p"), "353") == [["bob", "*", "#p", "@alice"]]
+
+
+def test_ascii_casemapping() -> None:
+    factory, _ = memory_server(casemapping="ascii")
+    a = Fake(factory)
+    lines = a.register("a[b]")
+    assert "CASEMAPPING=ascii" in [t for p in params(lines, "005") for t in p]
+    b = Fake(factory)
+    assert "001" in numerics(b.register("a{b}"))  # not the same nick under ascii
+    c = Fake(factory)
+    assert params(c.register("A[B]"), "433") == [["*", "A[B]", "Nickname is already in use"]]
