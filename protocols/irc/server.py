@@ -62,6 +62,10 @@ from protocols.irc.core import (
 )
 from protocols.irc.server_state import (
     CHANNEL_MODES,
+    LIST_MODES,
+    PARAM_MODES,
+    PREFIX_MODES,
+    SET_PARAM_MODES,
     Channel,
     ServerState,
     User,
@@ -97,6 +101,11 @@ CAPABILITIES: dict[str, str | None] = {
 #: the commands a client may send before it is registered
 _BEFORE_REGISTRATION = frozenset(
     {"CAP", "PASS", "NICK", "USER", "QUIT", "PING", "PONG", "AUTHENTICATE"})
+
+#: RPL_MYINFO's channel modes, and those of them taking a parameter
+_MODES_004 = "".join(sorted(CHANNEL_MODES, key=str.lower))
+_PARAM_MODES_004 = "".join(sorted(LIST_MODES + PARAM_MODES + SET_PARAM_MODES + PREFIX_MODES,
+                                  key=str.lower))
 
 #: the WHOX fields, in the order RPL_WHOSPCRPL gives them
 _WHOX_FIELDS = "tcuihsnfdlaor"
@@ -702,7 +711,7 @@ class IRCServerProtocol(Protocol):
         self.numeric("002", f"Your host is {factory.name}, running version {VERSION}")
         created = factory.created.strftime("%a %b %d %Y at %H:%M:%S UTC")
         self.numeric("003", f"This server was created {created}")
-        self.numeric("004", factory.name, VERSION, "Biow", "beIiklmnopstv", "beIklov")
+        self.numeric("004", factory.name, VERSION, "Biow", _MODES_004, _PARAM_MODES_004)
         tokens = factory.isupport
         for i in range(0, len(tokens), 13):
             self.numeric("005", *tokens[i:i + 13], "are supported by this server")
@@ -1754,6 +1763,3 @@ def serve(
         return reactor.listen_tls(port, factory, tls, interface=interface, backlog=backlog)
     return reactor.listen_tcp(port, factory, interface=interface, backlog=backlog)
 
-
-# the channel modes this server knows, for 004 and tests
-CHANNEL_MODE_LETTERS = CHANNEL_MODES

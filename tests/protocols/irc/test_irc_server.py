@@ -71,7 +71,8 @@ def test_registration_burst(server: Any) -> None:
     welcome = lines[0]
     assert welcome.source == "irc.test"
     assert welcome.params == ["alice", "Welcome to the TestNet Network, alice!~al@127.0.0.1"]
-    assert params(lines, "004")[0][:2] == ["alice", "irc.test"]
+    assert params(lines, "004") == [
+        ["alice", "irc.test", "netshell-irc-0.1", "Biow", "beIiklmnopstv", "beIklov"]]
     tokens = [t for p in params(lines, "005") for t in p[1:-1]]
     assert all(p[-1] == "are supported by this server" for p in params(lines, "005"))
     assert all(len(p) - 2 <= 13 for p in params(lines, "005"))
