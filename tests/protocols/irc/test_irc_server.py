@@ -931,3 +931,19 @@ def test_ascii_casemapping() -> None:
     assert "001" in numerics(b.register("a{b}"))  # not the same nick under ascii
     c = Fake(factory)
     assert params(c.register("A[B]"), "433") == [["*", "A[B]", "Nickname is already in use"]]
+
+
+def test_length_limits_cut_topic_kick_and_away() -> None:
+    factory, _ = memory_server()
+    state = factory.state
+    state.topiclen, state.kicklen, state.awaylen = 10, 8, 6
+    a = registered(factory, "alice")
+    b = registered(factory, "bob")
+    a.take("JOIN #x")
+    b.take("JOIN #x")
+    b.lines()
+    assert params(a.take("TOPIC #x :0123456789abc"), "TOPIC") == [["#x", "0123456789"]]
+    assert params(a.take("AWAY :abcdefgh"), "306")
+    assert params(b.take("PRIVMSG alice :hi"), "301") == [["bob", "alice", "abcdef"]]
+    b.lines()
+    assert params(a.take("KICK #x bob :0123456789"), "KICK") == [["#x", "bob", "01234567"]]
