@@ -155,12 +155,15 @@ class IRCServerFactory(Factory):
         max_connections: int = 10000,
         max_connections_per_ip: int = 0,
         sts_duration: float = 0,
+        sts_port: int = 0,
         reactor: Any = None,
         clock: Any = None,
     ) -> None:
         self.name = name
         #: the STS duration (seconds) advertised on TLS connections (0: none)
         self.sts_duration = sts_duration
+        #: the TLS port a plain connection is told to move to (STS upgrade policy; 0: none)
+        self.sts_port = sts_port
         self.network = network
         if isinstance(motd, str):
             motd = motd.splitlines()
@@ -746,9 +749,13 @@ class IRCServerProtocol(Protocol):
                 self.caps.add("cap-notify")
                 self._caps_key = frozenset(self.caps)
             offered = self._offered()
-            if getattr(self.transport, "tls", None) is not None and self.factory.sts_duration:
-                # STS: the persistence policy, on a secure connection only
+            secure = getattr(self.transport, "tls", None) is not None
+            if secure and self.factory.sts_duration:
+                # STS: the persistence policy, on a secure connection
                 offered["sts"] = f"duration={int(self.factory.sts_duration)}"
+            elif not secure and self.factory.sts_port:
+                # STS: the upgrade policy, on a plain one (where TLS is served)
+                offered["sts"] = f"port={int(self.factory.sts_port)}"
             items = [k if v is None or self.cap_version < 302 else f"{k}={v}"
                      for k, v in sorted(offered.items())]
             # CAP LS 302 may take several lines, each but the last marked with '*'
@@ -1723,6 +1730,7 @@ def serve(
     flood_rate: float = 2.0,
     flood_queue: int = 200,
     sts_duration: float = 2592000,
+    sts_port: int = 0,
     clock: Any = None,
     backlog: int = 1024,
 ) -> Listener:
@@ -1733,7 +1741,8 @@ def serve(
     the connection password PASS must give (464 and ERROR otherwise), ``opers`` maps OPER
     names to passwords, ``accounts`` maps account names to passwords (for SASL, to come).
     ``tls`` is a server context (``tls.server_context(...)``): the listener speaks TLS, and
-    its connections are offered the ``sts`` capability with ``sts_duration`` (IRCv3 STS).
+    its connections are offered the ``sts`` capability with ``sts_duration`` (IRCv3 STS); a
+    plain listener given ``sts_port`` (where a TLS listener serves) offers ``sts=port=``.
     A client idle for ``ping_interval`` seconds is sent a PING, and closed when it has not
     answered ``ping_timeout`` seconds later; one not registered after
     ``registration_timeout`` seconds is closed. Beyond ``max_connections``, or
@@ -1758,6 +1767,7 @@ def serve(
         flood_burst=flood_burst, flood_rate=flood_rate, flood_queue=flood_queue,
         reactor=reactor, clock=clock,
         sts_duration=sts_duration if tls is not None else 0,
+        sts_port=sts_port if tls is None else 0,
     )
     if tls is not None:
         return reactor.listen_tls(port, factory, tls, interface=interface, backlog=backlog)

@@ -185,3 +185,15 @@ def test_connection_limits() -> None:
     a4 = Fake(factory, host="10.0.0.1")
     assert not a4.transport.closed
     assert factory.per_ip == {"10.0.0.1": 2, "10.0.0.2": 1}
+
+
+async def test_plain_listener_points_to_the_tls_port(reactor: Any) -> None:
+    listener = ns_irc.serve(sts_port=6697)
+    try:
+        c = await RawIRC.connect(listener.port)
+        c.send("CAP LS 302")
+        ls = await c.expect("CAP")
+        assert "sts=port=6697" in ls.params[2].split()
+        c.close()
+    finally:
+        listener.close()
