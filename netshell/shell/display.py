@@ -171,7 +171,9 @@ def display_name(protocol: Any) -> str:
 
     A protocol class names itself for people with a class attribute ``display_name``
     (``"http client"`` for the HTTP client's pooled connection); without one, the class
-    name is shown.
+    name is shown. An instance may name itself more closely (a property, or a descriptor
+    that gives the class's name on the class: an IRC server's connection shows
+    ``"irc server alice"``, its listener ``"irc server"``).
 
     Example::
 
@@ -181,7 +183,10 @@ def display_name(protocol: Any) -> str:
         ('http client', 'http client', 'object')
     """
     cls = protocol if isinstance(protocol, type) else type(protocol)
-    name = getattr(cls, "display_name", None)
+    try:
+        name = getattr(protocol, "display_name", None)
+    except Exception:  # a broken property must not break the table
+        name = None
     return name if isinstance(name, str) and name else cls.__name__
 
 

@@ -88,3 +88,28 @@ async def test_a_connection_serving_another_names_it(reactor: Any) -> None:
     # a control connection gone (no transport): the name alone
     data.control = Plain()
     assert connection_table([data.transport]).cells()[0][4] == "data"
+
+
+async def test_an_irc_servers_connections_show_their_clients_nick(reactor: Any) -> None:
+    # The instance names itself ("irc server alice"); the listener, from the class, does not.
+    from protocols import irc
+
+    server = irc.serve()
+    try:
+        alice = await irc.connect("127.0.0.1", server.port, "alice", reconnect=False)
+        shown = [row[4] for row in connection_table(reactor.connections).cells()]
+        assert "irc server alice" in shown, shown
+        assert listener_table([server]).cells()[0][4] == "irc server"
+        await alice.quit()
+    finally:
+        await server.close()
+
+
+class BrokenName(ns.Protocol):
+    @property
+    def display_name(self) -> str:  # type: ignore[override]
+        raise RuntimeError("broken")
+
+
+def test_a_display_name_that_raises_falls_back_to_the_class_name() -> None:
+    assert display_name(BrokenName()) == "BrokenName"
