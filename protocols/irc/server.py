@@ -198,6 +198,10 @@ class IRCServerFactory(Factory):
         #: the last message written, its bytes for each set of capabilities, and the
         #: server-time it was given (see IRCServerProtocol._write)
         self._encoded_msg: Message | None = None
+        #: while a connection's input is acted on: what each connection is sent meanwhile,
+        #: written as one piece at the end (a burst of replies, or many messages relayed to
+        #: a channel's members, is one system call per member, not one per line)
+        self._batch: dict[IRCServerProtocol, list[bytes]] | None = None
         self._encoded: dict[frozenset[str], bytes] = {}
         self._encoded_time = ""
         self._id_prefix = os.urandom(4).hex()
@@ -205,6 +209,13 @@ class IRCServerFactory(Factory):
 
     def build_protocol(self, addr: Any) -> IRCServerProtocol:
         return IRCServerProtocol(self)
+
+    def flush(self) -> None:
+        """Write what each connection was sent while an input was acted on, one piece
+        per connection, and stop holding."""
+        batch, self._batch = self._batch, None
+        for conn, parts in (batch or {}).items():
+            conn.transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def new_id(self) -> str:
         """A fresh id, for a msgid tag or a batch reference."""
@@ -344,6 +355,17 @@ class IRCServerProtocol(Protocol):
             self.close("Registration timed out")
 
     def data_received(self, data: bytes) -> None:
+        factory = self.factory
+        if factory._batch is not None:
+            self._data_received(data)
+            return
+        factory._batch = {}
+        try:
+            self._data_received(data)
+        finally:
+            factory.flush()
+
+    def _data_received(self, data: bytes) -> None:
         if self._closed:
             return
         items = self.reader.feed(data)
@@ -362,6 +384,17 @@ class IRCServerProtocol(Protocol):
             if self._closed:
                 return
             self._item(item)
+
+    def _drain_later(self) -> None:
+        factory = self.factory
+        if factory._batch is not None:
+            self._drain()
+            return
+        factory._batch = {}
+        try:
+            self._drain()
+        finally:
+            factory.flush()
 
     def _item(self, item: bytes | LineTooLong) -> None:
         if isinstance(item, LineTooLong):
@@ -382,7 +415,7 @@ class IRCServerProtocol(Protocol):
             now = clock.seconds()
             if self._flood - now > ahead:
                 wait = self._flood - now - ahead
-                self._drain_timer = clock.call_later(wait, self._drain)
+                self._drain_timer = clock.call_later(wait, self._drain_later)
                 return
             item = queue.popleft()
             if not isinstance(item, LineTooLong):
@@ -486,7 +519,7 @@ class IRCServerProtocol(Protocol):
         if self._closed:
             return
         if extra is not None:
-            self.transport.write(self._encode(msg, _now_tag(), extra))
+            self._out(self._encode(msg, _now_tag(), extra))
             return
         # A message sent to a whole channel is encoded once per set of capabilities
         # among its members (and stamped with one time), not once per member.
@@ -501,7 +534,20 @@ class IRCServerProtocol(Protocol):
             if not factory._encoded_time and "server-time" in self.caps:
                 factory._encoded_time = _now_tag()
             data = factory._encoded[key] = self._encode(msg, factory._encoded_time, None)
-        self.transport.write(data)
+        self._out(data)
+
+    def _out(self, data: bytes) -> None:
+        """Write ``data`` now, or at the end of the input being acted on (see
+        IRCServerFactory.flush)."""
+        batch = self.factory._batch
+        if batch is None:
+            self.transport.write(data)
+            return
+        held = batch.get(self)
+        if held is None:
+            batch[self] = [data]
+        else:
+            held.append(data)
 
     def _encode(self, msg: Message, now: str, extra: dict[str, str] | None) -> bytes:
         """``msg`` as this client gets it: the tags its capabilities ask for, ``now`` as
@@ -570,6 +616,10 @@ class IRCServerProtocol(Protocol):
         self._closed = True
         self._stop_timer()
         self._leave(self._quit_reason)
+        batch = self.factory._batch
+        held_out = batch.pop(self, None) if batch is not None else None
+        if held_out:
+            self.transport.write(b"".join(held_out))  # before the close, in order
         self.transport.close()
 
     def _leave(self, reason: str) -> None:
