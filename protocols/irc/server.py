@@ -261,6 +261,25 @@ class IRCServerFactory(Factory):
         ]
 
 
+def numeric_line(name: str, code: str, nick: str, middle: list[str],
+                 last: str | None) -> bytes | None:
+    """The bytes of numeric ``code`` from server ``name`` to ``nick`` with parameters
+    ``middle`` (each one word, not starting with ':') and ``last``, exactly as
+    ``Message(code, [nick, *middle, last], source=name).to_bytes()`` writes them; None
+    when a parameter holds CR, LF or NUL (the Message refuses it)."""
+    if last is None:
+        text = f":{name} {code} {nick}"
+        if middle:
+            text = f"{text} {' '.join(middle)}"
+    else:
+        colon = not last or " " in last or last[0] == ":"
+        words = " ".join([nick, *middle])
+        text = f":{name} {code} {words} {':' if colon else ''}{last}"
+    if "\r" in text or "\n" in text or "\0" in text:
+        return None
+    return (text + "\r\n").encode("utf-8", "surrogateescape")
+
+
 # ---- one connection
 
 
@@ -600,6 +619,16 @@ class IRCServerProtocol(Protocol):
         space, or starting with ':': what a client may have sent as its last parameter)
         is given as ``*``."""
         middle = [p if p and " " not in p and p[0] != ":" else "*" for p in params[:-1]]
+        if not self.caps and self._capture is None:
+            # A client with no capabilities gets no tags: the line is written as
+            # Message.to_bytes would write it, without building the Message.
+            if self._closed:
+                return
+            data = numeric_line(self.factory.name, code, self.nick or "*", middle,
+                                params[-1] if params else None)
+            if data is not None:
+                self._out(data)
+                return
         self.send(Message(code, [self.nick or "*", *middle, *params[-1:]],
                           source=self.factory.name))
 
