@@ -301,9 +301,10 @@ class IRCServerProtocol(Protocol):
     def __init__(self, factory: IRCServerFactory) -> None:
         self.factory = factory
         self.state = factory.state
-        # a client's tags take at most 4094 bytes, '@' and space included (IRCv3
-        # message-tags); over that, or 512 for the rest, the line is answered 417
-        self.reader = LineReader(max_tags=MAX_CLIENT_TAGS_BYTES)
+        # a client's tag data takes at most 4094 bytes, 4096 with the '@' before it and the
+        # space after it (IRCv3 message-tags, as irctest checks); over that, or 512 bytes
+        # for the rest, the line is answered 417
+        self.reader = LineReader(max_tags=MAX_CLIENT_TAGS_BYTES + 2)
         self.user: User | None = None
         self.username: str | None = None
         self.realname = ""
@@ -763,7 +764,8 @@ class IRCServerProtocol(Protocol):
         if len(msg.params) < 4 or not msg.params[0]:
             self.numeric("461", "USER", "Not enough parameters")
             return
-        username = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.")[:10]
+        # USERLEN=10 with the '~' (no ident) in front
+        username = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.")[:9]
         self.username = "~" + (username or "user")
         self.realname = msg.params[3]
         self._maybe_register()
@@ -1384,7 +1386,8 @@ class IRCServerProtocol(Protocol):
             return
         text = msg.params[1]
         tags = self._outgoing_tags(msg, user)
-        targets = msg.params[0].split(",")
+        # a target named twice (in any case) gets the message once
+        targets = list({self.state.fold(t): t for t in msg.params[0].split(",")}.values())
         # what is relayed fits in 512 bytes with the sender's source in front of it
         room = 510 - len(f":{user.source} {command} {max(targets, key=len)} :".encode())
         text = _truncate(text, room)

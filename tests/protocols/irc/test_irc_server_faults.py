@@ -197,3 +197,43 @@ async def test_plain_listener_points_to_the_tls_port(reactor: Any) -> None:
         c.close()
     finally:
         listener.close()
+
+
+def test_a_clients_tags_may_take_4096_bytes_with_the_at_and_the_space() -> None:
+    # irctest message_tags.testLengthLimits: 4094 bytes of tag data, 4096 with '@' and ' '
+    factory, _ = memory_server()
+    c = Fake(factory)
+    c.register("alice")
+    c.send("@foo=bar;+baz=" + "a" * 4081 + " PING ok")  # exactly 4096
+    assert [line.command for line in c.lines()] == ["PONG"]
+    c.send("@foo=bar;+baz=" + "a" * 4082 + " PING no")  # 4097
+    assert [line.command for line in c.lines()] == ["417"]
+
+
+def test_usernames_fit_userlen_with_the_tilde() -> None:
+    factory, _ = memory_server()
+    c = Fake(factory)
+    c.send("NICK abc")
+    c.send("USER abcdefghijklmnop 0 * :R")
+    welcome = next(line for line in c.lines() if line.command == "001")
+    assert welcome.params[-1].endswith("abc!~abcdefghi@127.0.0.1")
+    assert "USERLEN=10" in " ".join(
+        p for line in factory_isupport_lines(factory) for p in line)
+
+
+def factory_isupport_lines(factory: object) -> list[list[str]]:
+    c = Fake(factory)  # type: ignore[arg-type]
+    c.send("NICK isupport")
+    c.send("USER u 0 * :R")
+    return [line.params for line in c.lines() if line.command == "005"]
+
+
+def test_a_target_named_twice_gets_the_message_once() -> None:
+    factory, _ = memory_server()
+    a = Fake(factory)
+    b = Fake(factory)
+    a.register("alice")
+    b.register("bob")
+    b.lines()
+    a.send("PRIVMSG bob,BOB,bob :once")
+    assert [line.params for line in b.lines()] == [["bob", "once"]]
