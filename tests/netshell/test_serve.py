@@ -38,6 +38,17 @@ def stop(proc: subprocess.Popen[str]) -> None:
             stream.close()
 
 
+def serving_port(proc: subprocess.Popen[str], service: str) -> int:
+    """The port ``netsh serve ftp`` or ``irc`` says it serves on, in its first line."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    name, scheme = service.upper(), service.lower()
+    m = re.fullmatch(rf"Serving {name} on 127\.0\.0\.1 port (\d+) "
+                     rf"\({scheme}://127\.0\.0\.1:\1/\) \.\.\.\n", line)
+    assert m is not None, (line, proc.stderr.read() if proc.poll() is not None else "")
+    return int(m.group(1))
+
+
 def hold(port: int) -> socket.socket:
     """A socket listening on 127.0.0.1:``port``; the test is skipped when it cannot bind."""
     s = socket.socket()

@@ -18,16 +18,11 @@ from pathlib import Path
 
 import pytest
 from test_serve import WAIT, start, stop
-
-SERVING = re.compile(r"Serving FTP on 127\.0\.0\.1 port (\d+) \(ftp://127\.0\.0\.1:\1/\) \.\.\.\n")
+from test_serve import serving_port as serve_port
 
 
 def serving_port(proc: subprocess.Popen[str]) -> int:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = SERVING.fullmatch(line)
-    assert m is not None, (line, proc.stderr.read() if proc.poll() is not None else "")
-    return int(m.group(1))
+    return serve_port(proc, "ftp")
 
 
 def test_anonymous_read_only_by_default(tmp_path: Path) -> None:

@@ -18,16 +18,11 @@ import time
 
 import pytest
 from test_serve import WAIT, start, stop
-
-SERVING = re.compile(r"Serving IRC on 127\.0\.0\.1 port (\d+) \(irc://127\.0\.0\.1:\1/\) \.\.\.\n")
+from test_serve import serving_port as serve_port
 
 
 def serving_port(proc: subprocess.Popen[str]) -> int:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = SERVING.fullmatch(line)
-    assert m is not None, (line, proc.stderr.read() if proc.poll() is not None else "")
-    return int(m.group(1))
+    return serve_port(proc, "irc")
 
 
 class Lines:
