@@ -152,6 +152,7 @@ class IRCServerFactory(Factory):
         flood_burst: float = 20.0,
         flood_rate: float = 2.0,
         flood_queue: int = 200,
+        sendq: int = 1 << 20,
         max_connections: int = 10000,
         max_connections_per_ip: int = 0,
         sts_duration: float = 0,
@@ -185,6 +186,8 @@ class IRCServerFactory(Factory):
         self.flood_rate = flood_rate
         #: lines held for a flooding client before it is closed (Excess Flood)
         self.flood_queue = flood_queue
+        #: bytes a client that does not read may owe before it is dropped (SendQ exceeded)
+        self.sendq = sendq
         self.state = ServerState(casemapping)
         self.reactor = reactor if reactor is not None else get_reactor()
         #: what times PINGs and timeouts (the reactor; tests may give a Clock)
@@ -216,6 +219,7 @@ class IRCServerFactory(Factory):
         batch, self._batch = self._batch, None
         for conn, parts in (batch or {}).items():
             conn.transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            conn._check_sendq()
 
     def new_id(self) -> str:
         """A fresh id, for a msgid tag or a batch reference."""
@@ -562,12 +566,28 @@ class IRCServerProtocol(Protocol):
         batch = self.factory._batch
         if batch is None:
             self.transport.write(data)
+            self._check_sendq()
             return
         held = batch.get(self)
         if held is None:
             batch[self] = [data]
         else:
             held.append(data)
+
+    def _check_sendq(self) -> None:
+        """Drop the client once it owes more than the factory's ``sendq`` bytes: it does
+        not read, and the server would hold all it is sent (its neighbours see it quit)."""
+        limit = self.factory.sendq
+        if not limit or self._closed:
+            return
+        if getattr(self.transport, "write_buffer_size", 0) > limit:
+            log.info("%s %s: SendQ exceeded", self.host, self.nick or "*")
+            if self._quit_reason is None:
+                self._quit_reason = "SendQ exceeded"
+            self._closed = True
+            self._stop_timer()
+            self._leave(self._quit_reason)
+            self.transport.abort()  # what it owes is dropped: it would never read it
 
     def _encode(self, msg: Message, now: str, extra: dict[str, str] | None) -> bytes:
         """``msg`` as this client gets it: the tags its capabilities ask for, ``now`` as
@@ -1811,6 +1831,7 @@ def serve(
     flood_burst: float = 20.0,
     flood_rate: float = 2.0,
     flood_queue: int = 200,
+    sendq: int = 1 << 20,
     sts_duration: float = 2592000,
     sts_port: int = 0,
     clock: Any = None,
@@ -1832,6 +1853,8 @@ def serve(
     and closed at once. A client may send ``flood_burst`` commands
     ahead of ``flood_rate`` per second; what it sends beyond waits until it has earned it,
     and more than ``flood_queue`` lines waiting close it (Excess Flood; burst 0: no limit).
+    A client that does not read what it is sent is dropped once more than ``sendq`` bytes
+    wait for it (SendQ exceeded, as InspIRCd's hardsendq and Ergo's sendq; 0: no limit).
     Raises OSError when the port is taken.
 
     >>> from protocols import irc
@@ -1847,7 +1870,7 @@ def serve(
         registration_timeout=registration_timeout, max_connections=max_connections,
         max_connections_per_ip=max_connections_per_ip,
         flood_burst=flood_burst, flood_rate=flood_rate, flood_queue=flood_queue,
-        reactor=reactor, clock=clock,
+        sendq=sendq, reactor=reactor, clock=clock,
         sts_duration=sts_duration if tls is not None else 0,
         sts_port=sts_port if tls is None else 0,
     )

@@ -237,3 +237,36 @@ def test_a_target_named_twice_gets_the_message_once() -> None:
     b.lines()
     a.send("PRIVMSG bob,BOB,bob :once")
     assert [line.params for line in b.lines()] == [["bob", "once"]]
+
+
+async def test_a_client_that_does_not_read_is_dropped_past_its_sendq(reactor: Any) -> None:
+    # A member that never reads while another talks to the channel: the server holds at
+    # most sendq bytes for it (past what the kernel holds), then drops it and its
+    # neighbours see it quit; the talker and the server go on.
+    server = ns_irc.serve(flood_burst=0, sendq=64 * 1024)
+    try:
+        slow = await connect_registered(server.port, "slow")
+        await slow.join("#x")
+        talker = await connect_registered(server.port, "talker")
+        await talker.join("#x")
+        await talker.sync()
+        line = b"PRIVMSG #x :" + b"y" * 400 + b"\r\n"
+        quit_line = None
+        for _ in range(200):  # up to 200 x 100 lines (8 MB): far more than the buffers
+            talker.writer.write(line * 100)
+            await talker.writer.drain()
+            seen = await talker.sync()
+            quits = [x for x in seen if x.command == "QUIT"]
+            if quits:
+                quit_line = quits[0]
+                break
+        assert quit_line is not None, "the reader that never reads was never dropped"
+        assert quit_line.source is not None and quit_line.source.startswith("slow!")
+        assert quit_line.params == ["SendQ exceeded"]
+        assert server.factory.state.find_user("slow") is None
+        talker.send("PRIVMSG #x :still here")
+        assert await talker.sync() == []
+        slow.close()
+        talker.close()
+    finally:
+        await server.close()
