@@ -192,12 +192,7 @@ class SocketIO:
             self._writing = True
             self._loop.add_writer(self._fd, self._write_ready)
         buffer.extend(data)
-        if len(buffer) > self._high and not self._protocol_paused:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except Exception:
-                log.exception("Error in %r.pause_writing", self._protocol)
+        self._maybe_pause_protocol()
 
     def writelines(self, chunks: Any) -> None:
         self.write(b"".join(chunks))

@@ -541,7 +541,7 @@ class IRCOptions:
     key: str | None = None
 
 
-def _ftp_users(specs: list[str], flag: str = "--user") -> dict[str, str]:
+def _name_passwords(specs: list[str], flag: str = "--user") -> dict[str, str]:
     users: dict[str, str] = {}
     for spec in specs:
         name, sep, password = spec.partition(":")
@@ -551,7 +551,7 @@ def _ftp_users(specs: list[str], flag: str = "--user") -> dict[str, str]:
     return users
 
 
-def _ftp_tls(options: FTPOptions | IRCOptions) -> Any:
+def _tls_context(options: FTPOptions | IRCOptions) -> Any:
     """The server context for ``--tls``: from --cert/--key, or a throwaway certificate
     whose SHA-256 fingerprint is printed (a client checks it, or trusts it once)."""
     from cryptography import x509
@@ -614,8 +614,8 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
 
         fo = ftp_options or FTPOptions()
         try:
-            users = _ftp_users(fo.users)
-            context = _ftp_tls(fo) if fo.tls else None
+            users = _name_passwords(fo.users)
+            context = _tls_context(fo) if fo.tls else None
         except (ValueError, OSError) as e:
             print(f"netsh serve ftp: {e}", file=sys.stderr)
             return EXIT_USAGE
@@ -630,9 +630,9 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
 
         io_ = irc_options or IRCOptions()
         try:
-            opers = _ftp_users(io_.opers, "--oper")
-            accounts = _ftp_users(io_.accounts, "--account")
-            irc_context = _ftp_tls(io_) if io_.tls else None
+            opers = _name_passwords(io_.opers, "--oper")
+            accounts = _name_passwords(io_.accounts, "--account")
+            irc_context = _tls_context(io_) if io_.tls else None
         except (ValueError, OSError) as e:
             print(f"netsh serve irc: {e}", file=sys.stderr)
             return EXIT_USAGE
