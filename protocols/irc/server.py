@@ -122,6 +122,14 @@ def _truncate(text: str, limit: int) -> str:
     return data[:max(limit, 0)].decode("utf-8", "ignore")
 
 
+_NEVER = float("inf")
+
+
+def _unwritable(text: str) -> bool:
+    """Whether ``text`` holds what no line may (CR, LF, NUL)."""
+    return "\r" in text or "\n" in text or "\0" in text
+
+
 def _now_tag() -> str:
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
@@ -209,9 +217,38 @@ class IRCServerFactory(Factory):
         self._encoded_time = ""
         self._id_prefix = os.urandom(4).hex()
         self.isupport = self._isupport()
+        #: the lines 002 to 005 and the MOTD as a client without capabilities gets them,
+        #: split where its nick goes, and the settings they were made from
+        self._welcome: tuple[list[bytes], list[bytes]] | None = None
+        self._welcome_key: tuple[Any, ...] = ()
+        #: PINGs and timeouts: one timer for all connections, every ``_sweep_period``
+        #: seconds while there are connections, acts on those whose ``_due`` time came
+        #: (a timer per connection cost more than a quarter of a registration)
+        periods = [t for t in (ping_interval, ping_timeout, registration_timeout) if t > 0]
+        self._sweep_period = min([1.0, *periods]) if periods else 0.0
+        self._sweeper: Any = None
 
     def build_protocol(self, addr: Any) -> IRCServerProtocol:
         return IRCServerProtocol(self)
+
+    def stop_factory(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None and sweeper.active():
+            sweeper.cancel()
+
+    def watch(self) -> None:
+        """A connection came: sweep for due PINGs and timeouts while there are any."""
+        if self._sweeper is None and self._sweep_period:
+            self._sweeper = self.clock.call_later(self._sweep_period, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self.clock.seconds()
+        for conn in [c for c in self.connections if c._due <= now]:
+            if not conn._closed:
+                conn._tick(now)
+        if self.connections:
+            self.watch()
 
     def flush(self) -> None:
         """Write what each connection was sent while an input was acted on, one piece
@@ -235,6 +272,47 @@ class IRCServerFactory(Factory):
                 conn.numeric("730", source)
             else:
                 conn.numeric("731", nick)
+
+    def welcome_parts(self) -> tuple[list[bytes], list[bytes]] | None:
+        """The burst after 001 minus LUSERS, for a client with no capabilities: two lists
+        of bytes, the lines 002 to 005 and the MOTD (or 422), each split where the
+        client's nick goes (``nick.join(parts)`` is the lines). Made once and kept while
+        the name, network, MOTD, ISUPPORT tokens and creation time stay as they are;
+        None when a setting holds what a line cannot (CR, LF, NUL)."""
+        motd = self.motd
+        key = (self.name, self.network, self.created,
+               None if motd is None else tuple(motd), tuple(self.isupport))
+        if key != self._welcome_key:
+            self._welcome_key = key
+            self._welcome = self._make_welcome()
+        return self._welcome
+
+    def _make_welcome(self) -> tuple[list[bytes], list[bytes]] | None:
+        mark = f"\0{os.urandom(8).hex()}\0"  # where the nick goes: no setting holds it
+        name = self.name
+        created = self.created.strftime("%a %b %d %Y at %H:%M:%S UTC")
+        head = [
+            ("002", [f"Your host is {name}, running version {VERSION}"]),
+            ("003", [f"This server was created {created}"]),
+            ("004", [name, VERSION, "Biow", _MODES_004, _PARAM_MODES_004]),
+        ]
+        tokens = self.isupport
+        for i in range(0, len(tokens), 13):
+            head.append(("005", [*tokens[i:i + 13], "are supported by this server"]))
+        if self.motd is None:
+            tail = [("422", ["MOTD File is missing"])]
+        else:
+            tail = [("375", [f"- {name} Message of the day - "])]
+            tail += [("372", [f"- {line}"]) for line in self.motd]
+            tail.append(("376", ["End of /MOTD command."]))
+        parts = []
+        for lines in (head, tail):
+            text = "".join(numeric_text(name, code, mark, params) for code, params in lines)
+            bare = text.replace("\r\n", "").replace(mark, "")
+            if "\r" in bare or "\n" in bare or "\0" in bare:
+                return None
+            parts.append([p.encode("utf-8", "surrogateescape") for p in text.split(mark)])
+        return parts[0], parts[1]
 
     def _isupport(self) -> list[str]:
         s = self.state
@@ -265,21 +343,34 @@ class IRCServerFactory(Factory):
         ]
 
 
+def numeric_text(name: str, code: str, nick: str, params: Iterable[str]) -> str:
+    """Numeric ``code`` as :meth:`IRCServerProtocol.numeric` sends it to a client without
+    capabilities, as text with its CRLF (not checked for CR, LF or NUL)."""
+    params = list(params)
+    middle = [p if p and " " not in p and p[0] != ":" else "*" for p in params[:-1]]
+    return _numeric_text(name, code, nick, middle, params[-1] if params else None) + "\r\n"
+
+
+def _numeric_text(name: str, code: str, nick: str, middle: list[str],
+                  last: str | None) -> str:
+    if last is None:
+        text = f":{name} {code} {nick}"
+        if middle:
+            text = f"{text} {' '.join(middle)}"
+        return text
+    colon = not last or " " in last or last[0] == ":"
+    words = " ".join([nick, *middle])
+    return f":{name} {code} {words} {':' if colon else ''}{last}"
+
+
 def numeric_line(name: str, code: str, nick: str, middle: list[str],
                  last: str | None) -> bytes | None:
     """The bytes of numeric ``code`` from server ``name`` to ``nick`` with parameters
     ``middle`` (each one word, not starting with ':') and ``last``, exactly as
     ``Message(code, [nick, *middle, last], source=name).to_bytes()`` writes them; None
     when a parameter holds CR, LF or NUL (the Message refuses it)."""
-    if last is None:
-        text = f":{name} {code} {nick}"
-        if middle:
-            text = f"{text} {' '.join(middle)}"
-    else:
-        colon = not last or " " in last or last[0] == ":"
-        words = " ".join([nick, *middle])
-        text = f":{name} {code} {words} {':' if colon else ''}{last}"
-    if "\r" in text or "\n" in text or "\0" in text:
+    text = _numeric_text(name, code, nick, middle, last)
+    if _unwritable(text):
         return None
     return (text + "\r\n").encode("utf-8", "surrogateescape")
 
@@ -324,12 +415,13 @@ class IRCServerProtocol(Protocol):
         self._last = 0.0
         self._ping_sent = False
         self._ping_at = 0.0
-        self._timer: Any = None
+        self._connected_at = 0.0
+        #: when the factory's sweep is next to look at this connection (see _tick)
+        self._due = _NEVER
         self._flood = 0.0  # the time the client's penalty budget is spent up to
         #: the lines waiting for the penalty budget, and the timer that acts on them
         self._queue: deque[bytes | LineTooLong] = deque()
         self._drain_timer: Any = None
-        self._register_timer: Any = None
         self._counted = False  # in the factory's per-address count
         #: the replies held while a labeled command runs (labeled-response), or None
         self._capture: list[Message] | None = None
@@ -365,18 +457,10 @@ class IRCServerProtocol(Protocol):
             return
         factory.per_ip[self.host] = count + 1
         self._counted = True
-        self.factory.connections.add(self)
-        self._last = self.factory.clock.seconds()
-        self._flood = self._last
-        self._arm_timer(self.factory.ping_interval)
-        if self.factory.registration_timeout:
-            self._register_timer = self.factory.clock.call_later(
-                self.factory.registration_timeout, self._registration_expired)
-
-    def _registration_expired(self) -> None:
-        self._register_timer = None
-        if not self.registered:
-            self.close("Registration timed out")
+        factory.connections.add(self)
+        self._connected_at = self._last = self._flood = factory.clock.seconds()
+        self._set_due()
+        factory.watch()
 
     def data_received(self, data: bytes) -> None:
         factory = self.factory
@@ -662,7 +746,11 @@ class IRCServerProtocol(Protocol):
         held, self._capture = self._capture, None
         for msg in held or ():
             self._write(msg)
-        self._write(Message("ERROR", [f"Closing Link: {self.host} ({reason})"]))
+        text = f"Closing Link: {self.host} ({reason})"
+        if self.caps or _unwritable(text):
+            self._write(Message("ERROR", [text]))
+        else:  # what the Message would be, for a client with no tags to get
+            self._out(f"ERROR :{text}\r\n".encode("utf-8", "surrogateescape"))
         self._closed = True
         self._stop_timer()
         self._leave(self._quit_reason)
@@ -675,63 +763,67 @@ class IRCServerProtocol(Protocol):
     def _leave(self, reason: str) -> None:
         """The user goes: QUIT to everyone sharing a channel, forgotten by the state."""
         factory = self.factory
-        for key in self.monitoring:
-            watchers = factory.monitors.get(key)
-            if watchers is not None:
-                watchers.discard(self)
-                if not watchers:
-                    del factory.monitors[key]
-        self.monitoring = {}
+        if self.monitoring:
+            for key in self.monitoring:
+                watchers = factory.monitors.get(key)
+                if watchers is not None:
+                    watchers.discard(self)
+                    if not watchers:
+                        del factory.monitors[key]
+            self.monitoring = {}
         user, self.user = self.user, None
         if user is None:
             return
         if user.registered:
-            msg = Message("QUIT", [reason], source=user.source)
-            for other in self.state.neighbours(user):
-                other.conn.send(msg)
+            if user.channels:
+                msg = Message("QUIT", [reason], source=user.source)
+                for other in self.state.neighbours(user):
+                    other.conn.send(msg)
             log.info("%s %s left: %s", self.host, user.nick, reason)
         self.state.remove_user(user)
-        if user.registered:
+        if user.registered and factory.monitors:
             factory.monitor_notify(user.nick, False, user.source)
 
     # ---- timers: PING on idle, the ping timeout
 
-    def _arm_timer(self, delay: float) -> None:
-        if delay and delay > 0:
-            self._timer = self.factory.clock.call_later(delay, self._tick)
+    def _set_due(self) -> None:
+        """When _tick is next to run: the PING on idle or its timeout, or the end of the
+        time to register (the sweep may run it up to a sweep period late)."""
+        factory = self.factory
+        due = _NEVER
+        if self._ping_sent:
+            if factory.ping_timeout > 0:
+                due = self._ping_at + factory.ping_timeout
+        elif factory.ping_interval > 0:
+            due = self._last + factory.ping_interval
+        if not self.registered and factory.registration_timeout > 0:
+            due = min(due, self._connected_at + factory.registration_timeout)
+        self._due = due
 
     def _stop_timer(self) -> None:
-        timer, self._timer = self._timer, None
+        self._due = _NEVER
+        timer, self._drain_timer = self._drain_timer, None
         if timer is not None and timer.active():
             timer.cancel()
-        for name in ("_drain_timer", "_register_timer"):
-            timer = getattr(self, name)
-            setattr(self, name, None)
-            if timer is not None and timer.active():
-                timer.cancel()
         self._queue.clear()
 
-    def _tick(self) -> None:
-        self._timer = None
-        if self._closed:
-            return
+    def _tick(self, now: float) -> None:
+        """The sweep's look at this connection, once its ``_due`` time came."""
         factory = self.factory
-        now = factory.clock.seconds()
+        timeout = factory.registration_timeout
+        if not self.registered and timeout > 0 and now - self._connected_at >= timeout:
+            self.close("Registration timed out")
+            return
         if self._ping_sent:
             waited = now - self._ping_at
-            if waited >= factory.ping_timeout:
+            if factory.ping_timeout > 0 and waited >= factory.ping_timeout:
                 self.close(f"Ping timeout: {int(factory.ping_interval + waited)} seconds")
                 return
-            self._arm_timer(factory.ping_timeout - waited)
-            return
-        idle = now - self._last
-        if idle >= factory.ping_interval:
+        elif factory.ping_interval > 0 and now - self._last >= factory.ping_interval:
             self._ping_sent = True
             self._ping_at = now
             self.send(Message("PING", [factory.name]))
-            self._arm_timer(factory.ping_timeout)
-        else:
-            self._arm_timer(factory.ping_interval - idle)
+        self._set_due()
 
     # ---- registration
 
@@ -785,7 +877,10 @@ class IRCServerProtocol(Protocol):
             self.numeric("461", "USER", "Not enough parameters")
             return
         # USERLEN=10 with the '~' (no ident) in front
-        username = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.")[:9]
+        username = msg.params[0]
+        if not username.isalnum():
+            username = "".join(c for c in username if c.isalnum() or c in "-_.")
+        username = username[:9]
         self.username = "~" + (username or "user")
         self.realname = msg.params[3]
         self._maybe_register()
@@ -807,21 +902,30 @@ class IRCServerProtocol(Protocol):
         user.hostname = self.host
         self.registered = True
         self.state.register(user)
-        timer, self._register_timer = self._register_timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-        log.info("%s registered as %s", self.host, user.source)
-        self.numeric("001", f"Welcome to the {factory.network} Network, {user.source}")
-        self.numeric("002", f"Your host is {factory.name}, running version {VERSION}")
-        created = factory.created.strftime("%a %b %d %Y at %H:%M:%S UTC")
-        self.numeric("003", f"This server was created {created}")
-        self.numeric("004", factory.name, VERSION, "Biow", _MODES_004, _PARAM_MODES_004)
-        tokens = factory.isupport
-        for i in range(0, len(tokens), 13):
-            self.numeric("005", *tokens[i:i + 13], "are supported by this server")
-        self._lusers()
-        self._motd()
-        factory.monitor_notify(user.nick, True, user.source)
+        source = user.source
+        log.info("%s registered as %s", self.host, source)
+        welcome = f"Welcome to the {factory.network} Network, {source}"
+        parts = factory.welcome_parts() if not self.caps and self._capture is None else None
+        line = parts and numeric_line(factory.name, "001", user.nick, [], welcome)
+        if parts and line:
+            # A client with no capabilities (most, and every benchmark's) gets the burst
+            # the slow way below would send, made from the factory's cached lines.
+            nick = user.nick.encode("utf-8", "surrogateescape")
+            self._out(b"".join((line, nick.join(parts[0]), self._lusers_bytes(user.nick),
+                                nick.join(parts[1]))))
+        else:
+            self.numeric("001", welcome)
+            self.numeric("002", f"Your host is {factory.name}, running version {VERSION}")
+            created = factory.created.strftime("%a %b %d %Y at %H:%M:%S UTC")
+            self.numeric("003", f"This server was created {created}")
+            self.numeric("004", factory.name, VERSION, "Biow", _MODES_004, _PARAM_MODES_004)
+            tokens = factory.isupport
+            for i in range(0, len(tokens), 13):
+                self.numeric("005", *tokens[i:i + 13], "are supported by this server")
+            self._lusers()
+            self._motd()
+        if factory.monitors:
+            factory.monitor_notify(user.nick, True, source)
 
     # ---- CAP
 
@@ -918,21 +1022,40 @@ class IRCServerProtocol(Protocol):
     def irc_LUSERS(self, msg: Message) -> None:
         self._lusers()
 
-    def _lusers(self) -> None:
+    def _lusers_counts(self) -> tuple[int, int, int, int, int, int]:
+        """(users, invisible, operators, unknown connections, channels, most users)."""
         state = self.state
         total = state.registered_count()
-        invisible = state.mode_counts.get("i", 0)
-        ops = state.mode_counts.get("o", 0)
-        unknown = max(0, len(self.factory.connections) - total)
-        top = state.max_users
+        counts = state.mode_counts
+        return (total, counts.get("i", 0), counts.get("o", 0),
+                max(0, len(self.factory.connections) - total), len(state.channels),
+                state.max_users)
+
+    def _lusers(self) -> None:
+        total, invisible, ops, unknown, channels, top = self._lusers_counts()
         self.numeric("251", f"There are {total - invisible} users and {invisible} invisible "
                             "on 1 servers")
         self.numeric("252", str(ops), "operator(s) online")
         self.numeric("253", str(unknown), "unknown connection(s)")
-        self.numeric("254", str(len(state.channels)), "channels formed")
+        self.numeric("254", str(channels), "channels formed")
         self.numeric("255", f"I have {total} clients and 0 servers")
         self.numeric("265", str(total), str(top), f"Current local users {total}, max {top}")
         self.numeric("266", str(total), str(top), f"Current global users {total}, max {top}")
+
+    def _lusers_bytes(self, nick: str) -> bytes:
+        """The lines _lusers sends a client with no capabilities, as one piece."""
+        total, invisible, ops, unknown, channels, top = self._lusers_counts()
+        p = f":{self.factory.name} "
+        return (
+            f"{p}251 {nick} :There are {total - invisible} users and {invisible} invisible "
+            f"on 1 servers\r\n"
+            f"{p}252 {nick} {ops} :operator(s) online\r\n"
+            f"{p}253 {nick} {unknown} :unknown connection(s)\r\n"
+            f"{p}254 {nick} {channels} :channels formed\r\n"
+            f"{p}255 {nick} :I have {total} clients and 0 servers\r\n"
+            f"{p}265 {nick} {total} {top} :Current local users {total}, max {top}\r\n"
+            f"{p}266 {nick} {total} {top} :Current global users {total}, max {top}\r\n"
+        ).encode("utf-8", "surrogateescape")
 
     def irc_MOTD(self, msg: Message) -> None:
         self._motd()

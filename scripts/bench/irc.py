@@ -5,10 +5,10 @@ per command, and accepts the flood of this bench (nothing throttled, penalised o
 limited per address):
 
 - netshell: ``irc.serve(port=0, interface="127.0.0.1", name="irc.test", motd="test",
-  flood_burst=0, backlog=4096)`` (each keyword only when ``serve`` takes it; flood control
-  off, as ngIRCd's penalties are) on asyncio's default loop; its row says "not available"
-  when ``protocols.irc`` has no working ``serve`` yet (ImportError, AttributeError or
-  NotImplementedError);
+  flood_burst=0, backlog=4096, max_connections_per_ip=0)`` (each keyword only when
+  ``serve`` takes it; flood control and the per-address limit off, as ngIRCd's are) on
+  asyncio's default loop; its row says "not available" when ``protocols.irc`` has no
+  working ``serve`` yet (ImportError, AttributeError or NotImplementedError);
 - ngircd: Debian's ``/usr/sbin/ngircd --nodaemon`` with a temp configuration (as
   shared/PEERS.md shows: the directory 0755, ``run/`` owned by ``nobody``). ``[Global]
   Password = p``: with no ``Password`` it refuses any PASS ("ERROR :Access denied: Bad
@@ -134,6 +134,7 @@ SERVERS = {
             accepted = inspect.signature(serve).parameters
             # flood control off (ngIRCd's penalties are off too); a deep accept queue
             lifted = {k: v for k, v in (("flood_burst", 0), ("backlog", 4096),
+                                        ("max_connections_per_ip", 0),
                                         ("motd", "test")) if k in accepted}
             listener = serve(port=0, interface="127.0.0.1", name="irc.test", **lifted)
         except (ImportError, AttributeError, NotImplementedError) as e:
@@ -431,6 +432,23 @@ def parse(line: bytes) -> tuple[bytes, bytes, list[bytes]]:
     return source, words[0].upper(), params
 
 
+def command_and_target(line: bytes) -> tuple[bytes, bytes]:
+    """The command of a line and its first parameter (b"" if none), as ``parse`` reads
+    them, for less: a registration's burst is checked line by line."""
+    if line[:1] == b"@":
+        line = line.partition(b" ")[2]
+    if line[:1] == b":":
+        line = line.partition(b" ")[2]
+    words = line.split(b" ", 2)
+    if len(words) < 2 or b"" in words[:2]:  # spaces doubled, or no parameter: the long way
+        _, command, params = parse(line)
+        return command, params[0] if params else b""
+    target = words[1]
+    if target[:1] == b":":  # the first parameter is the trailing one
+        target = line.partition(b" :")[2]
+    return words[0].upper(), target
+
+
 def is_numeric(command: bytes) -> bool:
     return len(command) == 3 and command.isdigit()
 
@@ -440,7 +458,7 @@ CONNECTING, REGISTERING, REGISTERED, QUITTING, JOINING, JOINED, READY, GONE = ra
 
 
 class Conn:
-    __slots__ = ("sock", "fd", "nick", "held", "state", "index", "out", "names")
+    __slots__ = ("sock", "fd", "nick", "held", "state", "index", "out", "names", "events")
 
     def __init__(self, sock: socket.socket, nick: bytes) -> None:
         self.sock = sock
@@ -451,6 +469,7 @@ class Conn:
         self.index = 0  # the next message expected (fan-out)
         self.out = b""  # bytes not sent yet (the sender's)
         self.names: list[bytes] = []  # from 353 (the sender's)
+        self.events = select_module.EPOLLOUT  # what epoll watches it for
 
 
 class Load:
@@ -479,7 +498,6 @@ class Load:
         err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise Failed(f"{conn.nick.decode()}: connect: {os.strerror(err)}")
-        self.ep.modify(conn.fd, select_module.EPOLLIN)
         conn.state = REGISTERING
         n = conn.nick
         self.send(conn, b"PASS %s\r\nNICK %s\r\nUSER %s 0 * :bench\r\n"
@@ -499,8 +517,10 @@ class Load:
         except OSError as e:
             raise Failed(f"{conn.nick.decode()}: send: {e!r}") from e
         conn.out = conn.out[sent:]
-        self.ep.modify(conn.fd, select_module.EPOLLIN
-                       | (select_module.EPOLLOUT if conn.out else 0))
+        events = select_module.EPOLLIN | (select_module.EPOLLOUT if conn.out else 0)
+        if events != conn.events:  # an epoll_ctl only when it changes
+            conn.events = events
+            self.ep.modify(conn.fd, events)
 
     def close(self, conn: Conn) -> None:
         conn.state = GONE
@@ -561,19 +581,25 @@ class Load:
         raise NotImplementedError
 
     def setup_line(self, conn: Conn, line: bytes) -> tuple[bytes, bytes, list[bytes]]:
+        """check_line, and the line parsed for the caller to look further."""
+        self.check_line(conn, line)
+        return parse(line)
+
+    def check_line(self, conn: Conn, line: bytes) -> None:
         """A line during registration or after it: PING answered, 001 checked, errors
-        fail; returns it parsed for the caller to look further."""
-        source, command, params = parse(line)
+        fail."""
+        command, target = command_and_target(line)
         nick = conn.nick
         if command == b"PING":
+            params = parse(line)[2]
             self.send(conn, b"PONG :%s\r\n" % (params[-1] if params else b""))
         elif is_numeric(command):
             if command >= b"400" and command != b"422":  # 422: no MOTD
                 raise Failed(f"{nick.decode()}: an error numeric: {line[:300]!r}")
-            if params[:1] != [nick] and conn.state != REGISTERING:
+            if target != nick and conn.state != REGISTERING:
                 raise Failed(f"{nick.decode()}: a numeric not to its nick: {line[:300]!r}")
             if command == b"001":
-                if conn.state != REGISTERING or params[:1] != [nick]:
+                if conn.state != REGISTERING or target != nick:
                     raise Failed(f"{nick.decode()}: a wrong 001: {line[:300]!r}")
                 conn.state = REGISTERED
         elif command == b"ERROR" and conn.state == QUITTING:
@@ -581,7 +607,6 @@ class Load:
         elif command not in (b"NOTICE", b"MODE") and not (
                 command == b"JOIN" and conn.state in (JOINING, JOINED)):
             raise Failed(f"{nick.decode()} (state {conn.state}): unexpected {line[:300]!r}")
-        return source, command, params
 
 
 class Registrations(Load):
@@ -621,7 +646,7 @@ class Registrations(Load):
 
     def lines(self, conn: Conn, lines: list[bytes]) -> None:
         for line in lines:
-            self.setup_line(conn, line)
+            self.check_line(conn, line)
             if conn.state == REGISTERED:
                 conn.state = QUITTING
                 self.send(conn, b"QUIT :bench\r\n")
