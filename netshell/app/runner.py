@@ -143,7 +143,8 @@ class _Runner:
                 self._print_exception(e)
                 await self._shutdown()
                 return EXIT_ERROR
-            print(serving_line(service, listener.address.host, listener.address.port),
+            tls = getattr(listener, "tls_context", None) is not None
+            print(serving_line(service, listener.address.host, listener.address.port, tls),
                   flush=True)
             if self.signal is None:
                 await self.stop_serving.wait()
@@ -464,10 +465,12 @@ def _run_main(
         asyncio.set_event_loop(None)
 
 
-def serving_line(service: str, host: str, port: int) -> str:
-    """What ``netsh serve`` prints once it listens: python -m http.server's line."""
+def serving_line(service: str, host: str, port: int, tls: bool = False) -> str:
+    """What ``netsh serve`` prints once it listens: python -m http.server's line. ``tls``:
+    the listener speaks TLS from the first byte (IRC's URL is then ircs://; FTP's TLS is
+    asked for on the connection, its URL stays ftp://)."""
     url_host = f"[{host}]" if ":" in host else host
-    scheme = {"http": "http", "ftp": "ftp", "irc": "irc"}.get(service)
+    scheme = {"http": "http", "ftp": "ftp", "irc": "ircs" if tls else "irc"}.get(service)
     url = f" ({scheme}://{url_host}:{port}/)" if scheme else ""
     return f"Serving {service.upper()} on {host} port {port}{url} ..."
 

@@ -38,11 +38,12 @@ def stop(proc: subprocess.Popen[str]) -> None:
             stream.close()
 
 
-def serving_port(proc: subprocess.Popen[str], service: str) -> int:
-    """The port ``netsh serve ftp`` or ``irc`` says it serves on, in its first line."""
+def serving_port(proc: subprocess.Popen[str], service: str, scheme: str | None = None) -> int:
+    """The port ``netsh serve ftp`` or ``irc`` says it serves on, in its first line, with
+    the URL's ``scheme`` (the service's name unless given)."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    name, scheme = service.upper(), service.lower()
+    name, scheme = service.upper(), scheme or service.lower()
     m = re.fullmatch(rf"Serving {name} on 127\.0\.0\.1 port (\d+) "
                      rf"\({scheme}://127\.0\.0\.1:\1/\) \.\.\.\n", line)
     assert m is not None, (line, proc.stderr.read() if proc.poll() is not None else "")

@@ -21,8 +21,8 @@ from test_serve import WAIT, start, stop
 from test_serve import serving_port as serve_port
 
 
-def serving_port(proc: subprocess.Popen[str]) -> int:
-    return serve_port(proc, "irc")
+def serving_port(proc: subprocess.Popen[str], scheme: str = "irc") -> int:
+    return serve_port(proc, "irc", scheme)
 
 
 class Lines:
@@ -112,7 +112,7 @@ def test_a_wrong_password_is_refused_with_464() -> None:
         stop(proc)
 
 
-def test_tls_with_a_throwaway_certificate_whose_fingerprint_is_printed() -> None:
+def test_tls_with_a_throwaway_certificate_whose_fingerprint_is_printed_and_an_ircs_url() -> None:
     proc = start("irc", "--port", "0", "--tls")
     try:
         assert proc.stdout is not None
@@ -120,7 +120,7 @@ def test_tls_with_a_throwaway_certificate_whose_fingerprint_is_printed() -> None
         m = re.fullmatch(r"TLS throwaway certificate, SHA-256 fingerprint ([0-9A-F:]{95})\n",
                          first)
         assert m is not None, first
-        port = serving_port(proc)
+        port = serving_port(proc, "ircs")  # TLS from the first byte: an ircs:// URL
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # checked by its fingerprint below
