@@ -88,6 +88,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import resource
 import select as select_module  # (select() below picks servers)
 import shutil
@@ -432,6 +433,10 @@ def parse(line: bytes) -> tuple[bytes, bytes, list[bytes]]:
     return source, words[0].upper(), params
 
 
+#: a numeric from a server (no tags), and its first parameter
+_NUMERIC_TO = re.compile(rb":[^ ]+ ([0-9]{3}) ([^ ]+)")
+
+
 def command_and_target(line: bytes) -> tuple[bytes, bytes]:
     """The command of a line and its first parameter (b"" if none), as ``parse`` reads
     them, for less: a registration's burst is checked line by line."""
@@ -645,7 +650,14 @@ class Registrations(Load):
                 f"{states.count(QUITTING)} for the close, {len(self.to_open)} not started")
 
     def lines(self, conn: Conn, lines: list[bytes]) -> None:
+        nick = conn.nick
         for line in lines:
+            # Most of a burst is numerics below 400 to the client's nick once it has its
+            # 001: those pass here, for less; every other line is checked in full.
+            m = _NUMERIC_TO.match(line)
+            if (m is not None and m[2] == nick and m[1] < b"400" and m[1] != b"001"
+                    and conn.state != REGISTERING):
+                continue
             self.check_line(conn, line)
             if conn.state == REGISTERED:
                 conn.state = QUITTING
