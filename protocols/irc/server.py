@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import itertools
 import logging
 import os
@@ -145,6 +146,13 @@ def _room(*parts: str) -> int:
     return 510 - sum(utf8_len(p) for p in parts)
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _now_tag() -> str:
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
@@ -158,6 +166,13 @@ class IRCServerFactory(Factory):
     :class:`ServerState` they share. The arguments are as for :func:`serve`."""
 
     display_name = "irc server"
+
+    #: connections served at most from one address other than loopback while
+    #: ``max_connections_per_ip`` is 0 (0: no limit). ngIRCd allows 5 (MaxConnectionsIP),
+    #: InspIRCd's example configuration 3 (<connect localmax>); 64 is this project's FTP
+    #: server's, and lets a household or an office behind one address on. Loopback is
+    #: not limited: the person running the server may run as many clients as they like.
+    max_connections_per_remote_ip = 64
 
     def __init__(
         self,
@@ -234,6 +249,14 @@ class IRCServerFactory(Factory):
         self.isupport = self._isupport()
 
     def build_protocol(self, addr: Any) -> IRCServerProtocol:
+        limit = self.max_connections_per_remote_ip
+        host = str(getattr(addr, "host", None) or "").removeprefix("::ffff:")
+        if limit > 0 and not self.max_connections_per_ip and host and not _loopback(host):
+            key = "0" + host if host.startswith(":") else host  # as connection_made has it
+            if self.per_ip.get(key, 0) >= limit:
+                refused = _Refused(self)
+                refused.host = key
+                return refused
         return IRCServerProtocol(self)
 
     def flush(self) -> None:
@@ -1954,6 +1977,15 @@ class IRCServerProtocol(Protocol):
         victim.close(reason)
 
 
+class _Refused(IRCServerProtocol):
+    """A connection from an address that has ``max_connections_per_remote_ip`` already:
+    told ERROR and closed, never counted."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.close("Too many connections from this IP")
+
+
 # ---- serve
 
 
@@ -1975,6 +2007,7 @@ def serve(
     registration_timeout: float = 60.0,
     max_connections: int = 10000,
     max_connections_per_ip: int = 0,
+    max_connections_per_remote_ip: int = IRCServerFactory.max_connections_per_remote_ip,
     flood_burst: float = 20.0,
     flood_rate: float = 2.0,
     flood_queue: int = 200,
@@ -1997,7 +2030,9 @@ def serve(
     answered ``ping_timeout`` seconds later; one not registered after
     ``registration_timeout`` seconds is closed. Beyond ``max_connections``, or
     ``max_connections_per_ip`` from one address (0: no limit), a connection is told ERROR
-    and closed at once. A client may send ``flood_burst`` commands
+    and closed at once; while ``max_connections_per_ip`` is 0, an address other than
+    loopback may have ``max_connections_per_remote_ip`` (64; 0: no limit), loopback any
+    number. A client may send ``flood_burst`` commands
     ahead of ``flood_rate`` per second; what it sends beyond waits until it has earned it,
     and more than ``flood_queue`` lines waiting close it (Excess Flood; burst 0: no limit).
     A client that does not read what it is sent is dropped once more than ``sendq`` bytes
@@ -2021,6 +2056,7 @@ def serve(
         sts_duration=sts_duration if tls is not None else 0,
         sts_port=sts_port if tls is None else 0,
     )
+    factory.max_connections_per_remote_ip = max_connections_per_remote_ip
     if tls is not None:
         return reactor.listen_tls(port, factory, tls, interface=interface, backlog=backlog)
     return reactor.listen_tcp(port, factory, interface=interface, backlog=backlog)
