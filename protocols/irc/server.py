@@ -835,7 +835,7 @@ class IRCServerProtocol(Protocol):
         # USERLEN=10 with the '~' (no ident) in front
         username = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.")[:9]
         self.username = "~" + (username or "user")
-        self.realname = msg.params[3]
+        self.realname = _truncate(msg.params[3], 390)  # as SETNAME allows
         self._maybe_register()
 
     def _maybe_register(self) -> None:
