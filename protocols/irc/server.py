@@ -13,12 +13,14 @@ modes live in :class:`~protocols.irc.server_state.ServerState`, apart from the c
   n s t o v``, user ``i w B``), WHO (and WHOX), WHOIS, WHOWAS, AWAY, ISON, USERHOST, LIST
   (ELIST U), MONITOR, SETNAME, LUSERS, MOTD, TIME, VERSION, ADMIN, INFO, LINKS, HELP, OPER,
   KILL.
-- Capabilities: account-notify, account-tag, away-notify, batch, cap-notify, echo-message,
-  extended-join, invite-notify, labeled-response, message-tags (with msgid), multi-prefix,
-  sasl, server-time, setname, userhost-in-names, and sts on TLS listeners.
+- Capabilities: account-notify, account-tag, away-notify, batch, cap-notify, chghost,
+  echo-message, extended-join, invite-notify, labeled-response, message-tags (with msgid),
+  multi-prefix, sasl, server-time, setname, standard-replies, userhost-in-names, and sts
+  on TLS listeners.
 - Limits: a line over 512 bytes (or tags over 4094) is dropped and answered 417 (the
   connection lives on), bad UTF-8 is answered ``FAIL <command> INVALID_UTF8`` (UTF8ONLY;
-  the connection lives on), a relayed message is cut to fit 512 bytes, a client idle for
+  the connection lives on), no line sent is over 512 bytes (lists take several lines,
+  relayed texts are cut to fit; lengths count bytes of UTF-8), a client idle for
   ``ping_interval`` is sent a PING and closed (``ERROR``) when it has not answered
   ``ping_timeout`` seconds later, and a client sending faster than its penalty budget is
   slowed down, then closed with ``ERROR :... (Excess Flood)`` when too much waits.

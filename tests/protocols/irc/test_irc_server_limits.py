@@ -448,3 +448,20 @@ def test_unregistered_connections_close_after_the_registration_timeout() -> None
     clock.advance(1)
     assert c.transport.closed
     assert "Registration timed out" in c.lines()[-1].params[0]
+
+
+def test_list_masks_are_bounded_so_their_lines_fit() -> None:
+    factory, _ = memory_server(name=SERVER)
+    a = registered(factory, "a" * 30, "2001:db8:85a3:1234:5678:8a2e:370:7334")
+    channel = "#" + "c" * 49
+    a.send(f"JOIN {channel}")
+    a.lines()
+    a.send(f"MODE {channel} +b " + "m" * 250 + "!*@*")  # over 200 bytes: not taken
+    a.send(f"MODE {channel} +b " + "m" * 190 + "!*@*")
+    a.lines()
+    a.send(f"MODE {channel} b")
+    lines = raw_lines(a)
+    assert_fits(lines)
+    bans = params([_split(x) for x in lines], "367")
+    assert [p[2] for p in bans] == ["m" * 190 + "!*@*"]
+    assert bans[0][4].isdigit()  # the time it was set, whole
