@@ -1492,7 +1492,7 @@ class IRCServerProtocol(Protocol):
         # a target named twice (in any case) gets the message once
         targets = list({self.state.fold(t): t for t in msg.params[0].split(",")}.values())
         # what is relayed fits in 512 bytes with the sender's source in front of it
-        room = 510 - len(f":{user.source} {command} {max(targets, key=len)} :".encode())
+        room = _room(f":{user.source} {command} {max(targets, key=utf8_len)} :")
         text = _truncate(text, room)
         if len(targets) > 4:
             numeric("407", msg.params[0], "Too many recipients")

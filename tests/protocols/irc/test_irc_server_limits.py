@@ -465,3 +465,20 @@ def test_list_masks_are_bounded_so_their_lines_fit() -> None:
     bans = params([_split(x) for x in lines], "367")
     assert [p[2] for p in bans] == ["m" * 190 + "!*@*"]
     assert bans[0][4].isdigit()  # the time it was set, whole
+
+
+def test_privmsg_to_a_channel_of_many_bytes_fits() -> None:
+    # the room for the text is counted with the longest target in bytes, not characters
+    factory, _ = memory_server(name="irc.test")
+    a = registered(factory, "a" * 30, "2001:db8:85a3:1234:5678:8a2e:370:7334")
+    b = registered(factory, "b" * 30)
+    wide, narrow = "#" + "€" * 16, "#" + "n" * 20  # 49 bytes in 17 characters; 21 bytes
+    for c in (a, b):
+        c.send(f"JOIN {wide}")
+    b.lines()
+    a.send(f"PRIVMSG {narrow},{wide} :" + "x" * 420)
+    lines = [_split(x) for x in raw_lines(b)]
+    text = by_command(lines, "PRIVMSG")[0].params[1]
+    assert text == "x" * len(text)  # whole characters, cut before the guard must cut
+    line = f":{'a' * 30}!~u@2001:db8:85a3:1234:5678:8a2e:370:7334 PRIVMSG {wide} :{text}"
+    assert len(line.encode()) <= 510
