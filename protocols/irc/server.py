@@ -169,13 +169,6 @@ class IRCServerFactory(Factory):
 
     display_name = "irc server"
 
-    #: connections served at most from one address other than loopback while
-    #: ``max_connections_per_ip`` is 0 (0: no limit). ngIRCd allows 5 (MaxConnectionsIP),
-    #: InspIRCd's example configuration 3 (<connect localmax>); 64 is this project's FTP
-    #: server's, and lets a household or an office behind one address on. Loopback is
-    #: not limited: the person running the server may run as many clients as they like.
-    max_connections_per_remote_ip = 64
-
     def __init__(
         self,
         name: str = "irc.local",
@@ -260,6 +253,13 @@ class IRCServerFactory(Factory):
                 refused.host = key
                 return refused
         return IRCServerProtocol(self)
+
+    #: connections served at most from one address other than loopback while
+    #: ``max_connections_per_ip`` is 0 (0: no limit). ngIRCd allows 5 (MaxConnectionsIP),
+    #: InspIRCd's example configuration 3 (<connect localmax>); 64 is this project's FTP
+    #: server's, and lets a household or an office behind one address on. Loopback is
+    #: not limited: the person running the server may run as many clients as they like.
+    max_connections_per_remote_ip = 64
 
     def flush(self) -> None:
         """Write what each connection was sent while an input was acted on, one piece
