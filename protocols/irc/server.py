@@ -13,12 +13,14 @@ modes live in :class:`~protocols.irc.server_state.ServerState`, apart from the c
   n s t o v``, user ``i w B``), WHO (and WHOX), WHOIS, WHOWAS, AWAY, ISON, USERHOST, LIST
   (ELIST U), MONITOR, SETNAME, LUSERS, MOTD, TIME, VERSION, ADMIN, INFO, LINKS, HELP, OPER,
   KILL.
-- Capabilities: account-notify, account-tag, away-notify, batch, cap-notify, echo-message,
-  extended-join, invite-notify, labeled-response, message-tags (with msgid), multi-prefix,
-  sasl, server-time, setname, userhost-in-names, and sts on TLS listeners.
+- Capabilities: account-notify, account-tag, away-notify, batch, cap-notify, chghost,
+  echo-message, extended-join, invite-notify, labeled-response, message-tags (with msgid),
+  multi-prefix, sasl, server-time, setname, standard-replies, userhost-in-names, and sts
+  on TLS listeners.
 - Limits: a line over 512 bytes (or tags over 4094) is dropped and answered 417 (the
   connection lives on), bad UTF-8 is answered ``FAIL <command> INVALID_UTF8`` (UTF8ONLY;
-  the connection lives on), a relayed message is cut to fit 512 bytes, a client idle for
+  the connection lives on), no line sent is over 512 bytes (lists take several lines,
+  relayed texts are cut to fit; lengths count bytes of UTF-8), a client idle for
   ``ping_interval`` is sent a PING and closed (``ERROR``) when it has not answered
   ``ping_timeout`` seconds later, and a client sending faster than its penalty budget is
   slowed down, then closed with ``ERROR :... (Excess Flood)`` when too much waits.
@@ -39,6 +41,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import itertools
 import logging
 import os
@@ -69,8 +72,10 @@ from protocols.irc.server_state import (
     Channel,
     ServerState,
     User,
+    _mask_regex,
     format_mode_changes,
     mask_matches,
+    utf8_len,
 )
 
 __all__ = ["IRCServerFactory", "IRCServerProtocol", "serve"]
@@ -86,6 +91,7 @@ CAPABILITIES: dict[str, str | None] = {
     "away-notify": None,
     "batch": None,
     "cap-notify": None,
+    "chghost": None,
     "echo-message": None,
     "extended-join": None,
     "invite-notify": None,
@@ -95,6 +101,7 @@ CAPABILITIES: dict[str, str | None] = {
     "sasl": "PLAIN",
     "server-time": None,
     "setname": None,
+    "standard-replies": None,
     "userhost-in-names": None,
 }
 
@@ -130,6 +137,32 @@ def _unwritable(text: str) -> bool:
     return "\r" in text or "\n" in text or "\0" in text
 
 
+def _fit(data: bytes) -> bytes:
+    """The line ``data`` (CRLF at its end) cut to 512 bytes with its CRLF, its tags aside,
+    never inside a UTF-8 character: what no line sent may exceed (RFC 1459 2.3, Modern
+    IRC). What is cut is the end of its last parameter; the callers cut texts to fit
+    before they build a line, this is the rule's last guard."""
+    start = data.index(b" ") + 1 if data[:1] == b"@" and b" " in data else 0
+    if len(data) - start <= 512:
+        return data
+    cut = start + 510
+    while cut > start and (data[cut] & 0xC0) == 0x80:  # a UTF-8 continuation byte
+        cut -= 1
+    return data[:cut] + b"\r\n"
+
+
+def _room(*parts: str) -> int:
+    """The bytes left in a line of 512 (CRLF included) after ``parts``."""
+    return 510 - sum(utf8_len(p) for p in parts)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _now_tag() -> str:
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
@@ -162,7 +195,7 @@ class IRCServerFactory(Factory):
         flood_queue: int = 200,
         sendq: int = 1 << 20,
         max_connections: int = 10000,
-        max_connections_per_ip: int = 0,
+        max_connections_per_ip: int = 64,
         sts_duration: float = 0,
         sts_port: int = 0,
         reactor: Any = None,
@@ -311,6 +344,12 @@ class IRCServerFactory(Factory):
             bare = text.replace("\r\n", "").replace(mark, "")
             if "\r" in bare or "\n" in bare or "\0" in bare:
                 return None
+            # each line must fit in 512 bytes with the longest nick: or the long way,
+            # which cuts each line to fit
+            room = 512 - self.state.nicklen + len(mark)
+            if any(len(x.encode("utf-8", "surrogateescape")) + 2 > room
+                   for x in text.split("\r\n")):
+                return None
             parts.append([p.encode("utf-8", "surrogateescape") for p in text.split(mark)])
         return parts[0], parts[1]
 
@@ -452,7 +491,7 @@ class IRCServerProtocol(Protocol):
             self.close("Too many connections")
             return
         count = factory.per_ip.get(self.host, 0)
-        if 0 < factory.max_connections_per_ip <= count:
+        if 0 < factory.max_connections_per_ip <= count and not _loopback(self.host):
             self.close("Too many connections from this IP")
             return
         factory.per_ip[self.host] = count + 1
@@ -645,8 +684,14 @@ class IRCServerProtocol(Protocol):
         self._out(data)
 
     def _out(self, data: bytes) -> None:
-        """Write ``data`` now, or at the end of the input being acted on (see
-        IRCServerFactory.flush)."""
+        """Write the line ``data`` now, or at the end of the input being acted on (see
+        IRCServerFactory.flush), cut to 512 bytes if it is longer."""
+        if len(data) > 512:
+            data = _fit(data)
+        self._put(data)
+
+    def _put(self, data: bytes) -> None:
+        """Write ``data``, lines known to fit, as _out does."""
         batch = self.factory._batch
         if batch is None:
             self.transport.write(data)
@@ -882,7 +927,7 @@ class IRCServerProtocol(Protocol):
             username = "".join(c for c in username if c.isalnum() or c in "-_.")
         username = username[:9]
         self.username = "~" + (username or "user")
-        self.realname = msg.params[3]
+        self.realname = _truncate(msg.params[3], 390)  # as SETNAME allows
         self._maybe_register()
 
     def _maybe_register(self) -> None:
@@ -907,11 +952,11 @@ class IRCServerProtocol(Protocol):
         welcome = f"Welcome to the {factory.network} Network, {source}"
         parts = factory.welcome_parts() if not self.caps and self._capture is None else None
         line = parts and numeric_line(factory.name, "001", user.nick, [], welcome)
-        if parts and line:
+        if parts and line and len(line) <= 512:
             # A client with no capabilities (most, and every benchmark's) gets the burst
             # the slow way below would send, made from the factory's cached lines.
             nick = user.nick.encode("utf-8", "surrogateescape")
-            self._out(b"".join((line, nick.join(parts[0]), self._lusers_bytes(user.nick),
+            self._put(b"".join((line, nick.join(parts[0]), self._lusers_bytes(user.nick),
                                 nick.join(parts[1]))))
         else:
             self.numeric("001", welcome)
@@ -1013,6 +1058,11 @@ class IRCServerProtocol(Protocol):
 
     def irc_QUIT(self, msg: Message) -> None:
         reason = msg.params[0] if msg.params else ""
+        user = self.user
+        # the QUIT relayed and the ERROR fit 512 bytes
+        reason = _truncate(reason, min(
+            _room(f":{user.source if user else '*'} QUIT :Quit: "),
+            _room(f"ERROR :Closing Link: {self.host} (Quit: )")))
         # Modern IRC: "Quit: " before the reason, even an empty one
         self._quit_reason = f"Quit: {reason}"
         self.close(self._quit_reason)
@@ -1122,7 +1172,10 @@ class IRCServerProtocol(Protocol):
                 user = self.state.find_user(nick)
                 if user is not None and user.registered:
                     found.append(user.nick)
-        self.numeric("303", " ".join(found))
+        if found:
+            self._numeric_list("303", [], found)
+        else:
+            self.numeric("303", "")
 
     def irc_USERHOST(self, msg: Message) -> None:
         if not msg.params:
@@ -1136,14 +1189,17 @@ class IRCServerProtocol(Protocol):
             star = "*" if user.oper else ""
             away = "-" if user.away is not None else "+"
             replies.append(f"{user.nick}{star}={away}{user.username}@{user.hostname}")
-        self.numeric("302", " ".join(replies))
+        if replies:
+            self._numeric_list("302", [], replies)
+        else:
+            self.numeric("302", "")
 
     def irc_AWAY(self, msg: Message) -> None:
         user = self.user
         assert user is not None
         text = msg.params[0] if msg.params else ""
         if text:
-            user.away = text[: self.state.awaylen]
+            user.away = _truncate(text, self.state.awaylen)
             self.numeric("306", "You have been marked as being away")
             params = [user.away]
         else:
@@ -1172,11 +1228,13 @@ class IRCServerProtocol(Protocol):
         n = user.nick
         self.numeric("311", n, user.username, user.hostname, "*", user.realname)
         multi = "multi-prefix" in self.caps
-        chans = [c.prefixes(user, multi) + c.name for c in user.channels.values()
-                 if self.state.visible(c, me)]
-        if chans:
-            self.numeric("319", n, " ".join(chans))
+        # a secret or private channel only to those on it (RFC 2811 4.2.6); as many 319
+        # lines as it takes
+        self._numeric_list("319", [n], [c.prefixes(user, multi) + c.name
+                                        for c in user.channels.values() if c.public(me)])
         self.numeric("312", n, self.factory.name, f"{self.factory.network} IRC server")
+        if getattr(getattr(user.conn, "transport", None), "tls", None) is not None:
+            self.numeric("671", n, "is using a secure connection")
         if user.oper:
             self.numeric("313", n, "is an IRC operator")
         if user.away is not None:
@@ -1211,9 +1269,14 @@ class IRCServerProtocol(Protocol):
         assert me is not None
         mask = msg.params[0] if msg.params and msg.params[0] else "*"
         self._whox = None
-        if len(msg.params) > 1 and msg.params[1].startswith("%"):
-            fields, _, token = msg.params[1][1:].partition(",")
-            self._whox = (fields, token or "0")
+        # WHO <mask> [o][%<fields>[,<token>]]: 'o' asks for operators only (RFC 2812)
+        flags = ""
+        if len(msg.params) > 1:
+            flags, percent, rest = msg.params[1].partition("%")
+            if percent:
+                fields, _, token = rest.partition(",")
+                self._whox = (fields, token or "0")
+        opers_only = "o" in flags
         state = self.state
         multi = "multi-prefix" in self.caps
         name = self.factory.name
@@ -1223,20 +1286,27 @@ class IRCServerProtocol(Protocol):
                 for user in list(channel.members):
                     if "i" in user.modes and me not in channel.members:
                         continue
+                    if opers_only and not user.oper:
+                        continue
                     self._who_line(channel.name, user, channel.prefixes(user, multi), name)
         else:
+            # the mask is matched against the nick, the username, the host, the server
+            # and the real name (RFC 2812 3.6.1; Modern IRC: servers MAY); "0" is all
+            pattern = _mask_regex("*" if mask == "0" else mask, state.casemapping)
+            server = state.fold(name)
             near = state.neighbours(me)
             for user in list(state.users.values()):
-                if not user.registered:
+                if not user.registered or (opers_only and not user.oper):
                     continue
-                if not (mask_matches(mask, user.nick, state.casemapping)
-                        or mask_matches(mask, user.source, state.casemapping)):
+                if not any(pattern.match(state.fold(value)) for value in (
+                        user.nick, user.username, user.hostname, user.realname)) and not (
+                        pattern.match(server)):
                     continue
                 if ("i" in user.modes and user is not me and user not in near
                         and state.fold(mask) != state.fold(user.nick)):
                     continue
-                shared = next((c for c in user.channels.values() if state.visible(c, me)),
-                              None)
+                # the channel shown is one the asker may know of
+                shared = next((c for c in user.channels.values() if c.public(me)), None)
                 self._who_line(shared.name if shared else "*", user,
                                shared.prefixes(user, multi) if shared else "", name)
         self.numeric("315", mask, "End of WHO list")
@@ -1299,11 +1369,15 @@ class IRCServerProtocol(Protocol):
             plain = Message("JOIN", [joined.name], source=user.source)
             extended = Message("JOIN", [joined.name, user.account or "*", user.realname],
                                source=user.source)
-            for member in list(joined.members):
-                conn = member.conn
-                conn.send(extended if "extended-join" in conn.caps else plain)
-                if member is not user and user.away is not None and "away-notify" in conn.caps:
-                    conn.send(Message("AWAY", [user.away], source=user.source))
+            if user.away is None:
+                self._broadcast(list(joined.members), plain, extended, "extended-join")
+            else:
+                away = Message("AWAY", [user.away], source=user.source)
+                for member in list(joined.members):
+                    conn = member.conn
+                    conn.send(extended if "extended-join" in conn.caps else plain)
+                    if member is not user and "away-notify" in conn.caps:
+                        conn.send(away)
             if joined.topic:
                 self._topic_reply(joined)
             self._names(joined)
@@ -1327,6 +1401,8 @@ class IRCServerProtocol(Protocol):
                 self._part(user, channel, reason)
 
     def _part(self, user: User, channel: Channel, reason: str | None) -> None:
+        if reason is not None:
+            reason = _truncate(reason, _room(f":{user.source} PART {channel.name} :"))
         params = [channel.name] if reason is None else [channel.name, reason]
         out = Message("PART", params, source=user.source)
         for member in list(channel.members):
@@ -1346,7 +1422,8 @@ class IRCServerProtocol(Protocol):
         member = user in channel.members
         if len(msg.params) < 2:
             if not member and "s" in channel.modes:
-                self.numeric("442", channel.name, "You're not on that channel")
+                # a secret channel is as if it did not exist to those not on it (RFC 2811)
+                self.numeric("403", msg.params[0], "No such channel")
                 return
             if channel.topic:
                 self._topic_reply(channel)
@@ -1359,7 +1436,9 @@ class IRCServerProtocol(Protocol):
         if "t" in channel.modes and not channel.is_op(user):
             self.numeric("482", channel.name, "You're not channel operator")
             return
-        channel.topic = msg.params[1][: self.state.topiclen]
+        # TOPICLEN in bytes, and the TOPIC relayed fits 512 bytes
+        channel.topic = _truncate(msg.params[1], min(
+            self.state.topiclen, _room(f":{user.source} TOPIC {channel.name} :")))
         channel.topic_by = user.source
         channel.topic_at = int(time.time())
         out = Message("TOPIC", [channel.name, channel.topic], source=user.source)
@@ -1387,25 +1466,15 @@ class IRCServerProtocol(Protocol):
         me = self.user
         multi = "multi-prefix" in self.caps
         full = "userhost-in-names" in self.caps
-        outside = me not in channel.members
-        names = [
-            channel.prefixes(u, multi) + (u.source if full else u.nick)
-            for u in channel.members
-            if not (outside and "i" in u.modes)
-        ]
         # each 353 fits in 512 bytes with the prefix and parameters around it
-        head = len(self.factory.name) + len(self.nick or "*") + len(channel.name) + 20
-        budget = 510 - head
-        line: list[str] = []
-        size = 0
-        for n in names:
-            if line and size + len(n) + 1 > budget:
-                self.numeric("353", channel.symbol, channel.name, " ".join(line))
-                line, size = [], 0
-            line.append(n)
-            size += len(n) + 1
-        if line:
-            self.numeric("353", channel.symbol, channel.name, " ".join(line))
+        budget = _room(f":{self.factory.name} 353 {self.nick or '*'} {channel.symbol} "
+                       f"{channel.name} :")
+        if me in channel.members:
+            texts = channel.names(multi, full, budget)
+        else:
+            texts = channel.names(multi, full, budget, lambda u: "i" in u.modes)
+        for text in texts:
+            self.numeric("353", channel.symbol, channel.name, text)
         self.numeric("366", channel.name, "End of /NAMES list")
 
     def irc_LIST(self, msg: Message) -> None:
@@ -1455,14 +1524,23 @@ class IRCServerProtocol(Protocol):
         if not channel.is_op(user):
             self.numeric("482", channel.name, "You're not channel operator")
             return
+        nicks = msg.params[1].split(",")
+        if len(nicks) > 4:
+            # TARGMAX KICK:4: more is refused whole, as PRIVMSG's are (ERR_TOOMANYTARGETS),
+            # rather than dropped unsaid
+            self.numeric("407", msg.params[1], "Too many targets")
+            return
         reason = msg.params[2] if len(msg.params) > 2 and msg.params[2] else user.nick
-        reason = reason[: self.state.kicklen]
-        for nick in msg.params[1].split(",")[:4]:  # TARGMAX KICK:4, the rest dropped
+        reason = _truncate(reason, self.state.kicklen)  # KICKLEN counts bytes
+        for nick in nicks:
             target = self.state.find_user(nick)
             if target is None or target not in channel.members:
                 self.numeric("441", nick, channel.name, "They aren't on that channel")
                 continue
-            out = Message("KICK", [channel.name, target.nick, reason], source=user.source)
+            # the KICK relayed fits 512 bytes
+            text = _truncate(reason, _room(f":{user.source} KICK {channel.name} "
+                                           f"{target.nick} :"))
+            out = Message("KICK", [channel.name, target.nick, text], source=user.source)
             for m in list(channel.members):
                 m.conn.send(out)
             self.state.part(target, channel)
@@ -1532,7 +1610,7 @@ class IRCServerProtocol(Protocol):
         # a target named twice (in any case) gets the message once
         targets = list({self.state.fold(t): t for t in msg.params[0].split(",")}.values())
         # what is relayed fits in 512 bytes with the sender's source in front of it
-        room = 510 - len(f":{user.source} {command} {max(targets, key=len)} :".encode())
+        room = _room(f":{user.source} {command} {max(targets, key=utf8_len)} :")
         text = _truncate(text, room)
         if len(targets) > 4:
             numeric("407", msg.params[0], "Too many recipients")
@@ -1619,6 +1697,94 @@ class IRCServerProtocol(Protocol):
     def _no_reply(self, code: str, *params: str) -> None:
         pass
 
+    def _numeric_list(self, code: str, middle: list[str], items: Iterable[str],
+                      sep: str = " ") -> None:
+        """Numeric ``code`` with ``middle``, then ``items`` joined by ``sep`` as its last
+        parameter: as many lines as it takes for each to fit 512 bytes (none without
+        items). A list is split this way, never cut (e.g. RPL_WHOISCHANNELS, RPL_MONLIST)."""
+        budget = _room(f":{self.factory.name} {code} {self.nick or '*'} ",
+                       *[f"{m} " for m in middle], ":")
+        chunk: list[str] = []
+        size = 0
+        for item in items:
+            n = utf8_len(item)
+            if chunk and size + len(sep) + n > budget:
+                self.numeric(code, *middle, sep.join(chunk))
+                chunk, size = [], 0
+            size += n + (len(sep) if chunk else 0)
+            chunk.append(item)
+        if chunk:
+            self.numeric(code, *middle, sep.join(chunk))
+
+    def _broadcast(self, users: Iterable[User], msg: Message,
+                   alt: Message | None = None, alt_cap: str = "") -> None:
+        """Send ``msg`` to each of ``users`` (``alt`` instead to those with capability
+        ``alt_cap``): what :meth:`send` does for each, with the work per member kept to a
+        look-up, as one line reaches the whole channel."""
+        batch = self.factory._batch
+        encoded: dict[frozenset[str], bytes] = {}
+        stamp = ""
+        for user in users:
+            conn = user.conn
+            if conn._closed:
+                continue
+            if batch is None or conn._capture is not None:
+                conn.send(alt if alt is not None and alt_cap in conn.caps else msg)
+                continue
+            key = conn._caps_key
+            data = encoded.get(key)
+            if data is None:
+                out = alt if alt is not None and alt_cap in conn.caps else msg
+                if not stamp and "server-time" in conn.caps:
+                    stamp = _now_tag()
+                data = conn._encode(out, stamp, None)
+                if len(data) > 512:
+                    data = _fit(data)
+                encoded[key] = data
+            held = batch.get(conn)
+            if held is None:
+                batch[conn] = [data]
+            else:
+                held.append(data)
+
+    def change_host(self, username: str, hostname: str) -> None:
+        """Give this user a new username and visible host (a cloak, a virtual host: for
+        the application serving IRC; no command here changes a host). Those sharing a
+        channel with it, and itself, are told ``CHGHOST`` when they have the chghost
+        capability; the others see it quit and join again, with its channel modes
+        (IRCv3 chghost)."""
+        user = self.user
+        if user is None or not self.registered:
+            raise ValueError("change_host: the client has not registered")
+        old = user.source
+        if (user.username, user.hostname) == (username, hostname):
+            return
+        self.state.set_host(user, username, hostname)
+        change = Message("CHGHOST", [username, hostname], source=old)
+        if "chghost" in self.caps:
+            self.send(change)
+        quit_ = Message("QUIT", ["Changing host"], source=old)
+        others = self.state.neighbours(user)
+        told = [o for o in others if "chghost" in o.conn.caps]
+        self._broadcast(told, change)
+        rejoin = [o for o in others if "chghost" not in o.conn.caps]
+        self._broadcast(rejoin, quit_)
+        name = self.factory.name
+        for channel in user.channels.values():
+            members = [m for m in channel.members if m in others and m not in told]
+            join = Message("JOIN", [channel.name], source=user.source)
+            extended = Message("JOIN", [channel.name, user.account or "*", user.realname],
+                               source=user.source)
+            self._broadcast(members, join, extended, "extended-join")
+            modes = channel.members[user]
+            if modes:
+                self._broadcast(members, Message(
+                    "MODE", [channel.name, "+" + modes, *[user.nick] * len(modes)],
+                    source=name))
+            if user.away is not None:
+                self._broadcast([m for m in members if "away-notify" in m.conn.caps],
+                                Message("AWAY", [user.away], source=user.source))
+
     def _outgoing_tags(self, msg: Message, user: User) -> dict[str, str]:
         """The tags a message from ``user`` goes out with: the client-only tags it gave,
         a msgid, its account and the bot tag (each kept only for those whose capabilities
@@ -1676,7 +1842,9 @@ class IRCServerProtocol(Protocol):
         for error in errors:
             self.numeric(error.numeric, *error.params)
         for mode in lists:
-            self._mode_list(channel, mode)
+            # a secret or private channel's lists only to its members (as InspIRCd: the
+            # end of the list alone to the others)
+            self._mode_list(channel, mode, shown=channel.public(user))
         if changes:
             out = Message("MODE", [channel.name, *format_mode_changes(changes)],
                           source=user.source)
@@ -1689,9 +1857,9 @@ class IRCServerProtocol(Protocol):
         "I": ("346", "347", "End of Channel Invite Exception List"),
     }
 
-    def _mode_list(self, channel: Channel, mode: str) -> None:
+    def _mode_list(self, channel: Channel, mode: str, shown: bool = True) -> None:
         entry, end, text = self._LIST_NUMERICS[mode]
-        for mask, who, when in channel.lists[mode]:
+        for mask, who, when in channel.lists[mode] if shown else ():
             if mode == "b":  # RPL_BANLIST has who set it and when; the others the mask only
                 self.numeric(entry, channel.name, mask, who, str(when))
             else:
@@ -1832,10 +2000,8 @@ class IRCServerProtocol(Protocol):
                     online.append(user.source)
                 else:
                     offline.append(nick)
-            if online:
-                self.numeric("730", ",".join(online))
-            if offline:
-                self.numeric("731", ",".join(offline))
+            self._numeric_list("730", [], online, ",")
+            self._numeric_list("731", [], offline, ",")
         elif sub == "-":
             for nick in targets:
                 key = state.fold(nick)
@@ -1854,8 +2020,7 @@ class IRCServerProtocol(Protocol):
                         del monitors[key]
             self.monitoring = {}
         elif sub.upper() == "L":
-            if self.monitoring:
-                self.numeric("732", ",".join(self.monitoring.values()))
+            self._numeric_list("732", [], self.monitoring.values(), ",")
             self.numeric("733", "End of MONITOR list")
         elif sub.upper() == "S":
             online, offline = [], []
@@ -1865,10 +2030,8 @@ class IRCServerProtocol(Protocol):
                     online.append(user.source)
                 else:
                     offline.append(nick)
-            if online:
-                self.numeric("730", ",".join(online))
-            if offline:
-                self.numeric("731", ",".join(offline))
+            self._numeric_list("730", [], online, ",")
+            self._numeric_list("731", [], offline, ",")
 
     # ---- SETNAME
 
@@ -1879,7 +2042,7 @@ class IRCServerProtocol(Protocol):
             self.numeric("461", "SETNAME", "Not enough parameters")
             return
         realname = msg.params[0]
-        if len(realname) > 390:
+        if utf8_len(realname) > 390:
             self.send(Message("FAIL", ["SETNAME", "INVALID_REALNAME",
                                        "Realname is not valid"], source=self.factory.name))
             return
@@ -1922,10 +2085,14 @@ class IRCServerProtocol(Protocol):
         if target is None or not target.registered:
             self.numeric("401", msg.params[0], "No such nick/channel")
             return
-        reason = f"Killed ({user.nick} ({msg.params[1]}))"
+        comment = _truncate(msg.params[1], min(  # what is relayed fits 512 bytes
+            _room(f":{user.source} KILL {target.nick} :"),
+            _room(f":{target.source} QUIT :Killed ({user.nick} ())"),
+            _room(f"ERROR :Closing Link: {target.conn.host} (Killed ({user.nick} ()))")))
+        reason = f"Killed ({user.nick} ({comment}))"
         # Modern IRC: the victim gets KILL from the operator, its own QUIT, then ERROR
         victim = target.conn
-        victim.send(Message("KILL", [target.nick, msg.params[1]], source=user.source))
+        victim.send(Message("KILL", [target.nick, comment], source=user.source))
         victim.send(Message("QUIT", [reason], source=target.source))
         victim.close(reason)
 
@@ -1950,7 +2117,7 @@ def serve(
     ping_timeout: float = 60.0,
     registration_timeout: float = 60.0,
     max_connections: int = 10000,
-    max_connections_per_ip: int = 0,
+    max_connections_per_ip: int = 64,
     flood_burst: float = 20.0,
     flood_rate: float = 2.0,
     flood_queue: int = 200,
@@ -1972,8 +2139,10 @@ def serve(
     A client idle for ``ping_interval`` seconds is sent a PING, and closed when it has not
     answered ``ping_timeout`` seconds later; one not registered after
     ``registration_timeout`` seconds is closed. Beyond ``max_connections``, or
-    ``max_connections_per_ip`` from one address (0: no limit), a connection is told ERROR
-    and closed at once. A client may send ``flood_burst`` commands
+    ``max_connections_per_ip`` from one address (64; 0: no limit; loopback addresses, the
+    machine's own clients, are not limited), a connection is told ERROR and closed at
+    once (ngIRCd allows 5 by default, InspIRCd's example configuration 3; 64 lets a
+    household or an office behind one address on). A client may send ``flood_burst`` commands
     ahead of ``flood_rate`` per second; what it sends beyond waits until it has earned it,
     and more than ``flood_queue`` lines waiting close it (Excess Flood; burst 0: no limit).
     A client that does not read what it is sent is dropped once more than ``sendq`` bytes

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "ServerState",
     "User",
     "mask_matches",
+    "utf8_len",
 ]
 
 #: the channel modes, by kind as CHANMODES gives them: lists, always a parameter, a
@@ -47,6 +48,9 @@ PREFIX_MODES = "ov"
 PREFIX_CHARS = "@+"
 CHANNEL_MODES = LIST_MODES + PARAM_MODES + SET_PARAM_MODES + FLAG_MODES + PREFIX_MODES
 USER_MODES = "iow"
+#: the longest mask a ban, exception or invite list holds (bytes): its RPL_BANLIST line,
+#: with the server, the nick, the channel and the setter's source, fits 512 bytes
+MAX_MASK_BYTES = 200
 
 #: the characters a nick may hold (Modern IRC: no space, comma, '*', '?', '!', '@'; not
 #: starting with '$', ':', a channel type or a digit; we keep to RFC 2812's set)
@@ -120,6 +124,11 @@ class Channel:
         default_factory=lambda: {m: [] for m in LIST_MODES}
     )
     invited: set[str] = field(default_factory=set)  # folded nicks
+    #: RPL_NAMREPLY's texts, kept while the members change only by joining (a join adds
+    #: its name to each; anything else clears them): (multi-prefix, userhost-in-names,
+    #: bytes a text may take) -> [[names joined by spaces, their bytes]]
+    names_lines: dict[tuple[bool, bool, int], list[list[Any]]] = field(
+        default_factory=dict, repr=False)
 
     def prefixes(self, user: User, multi: bool = True) -> str:
         """The prefix characters of ``user`` here (all of them, or the highest one)."""
@@ -132,6 +141,35 @@ class Channel:
 
     def is_voiced(self, user: User) -> bool:
         return "v" in self.members.get(user, "")
+
+    def name_entry(self, user: User, multi: bool, full: bool) -> str:
+        """How RPL_NAMREPLY names ``user``: its prefixes, then its nick (or source)."""
+        return self.prefixes(user, multi) + (user.source if full else user.nick)
+
+    def names(self, multi: bool, full: bool, budget: int,
+              hide: Callable[[User], bool] | None = None) -> list[str]:
+        """The members' names as RPL_NAMREPLY gives them, joined by spaces into texts of
+        at most ``budget`` bytes of UTF-8 each; the members for which ``hide`` is true left
+        out. Without ``hide`` the texts are kept until the members change (a join adds to
+        them: a thousand joins cost a thousand names, not half a million)."""
+        if hide is not None:
+            lines: list[list[Any]] = []
+            for user in self.members:
+                if not hide(user):
+                    _add_name(lines, self.name_entry(user, multi, full), budget)
+            return [text for text, _ in lines]
+        key = (multi, full, budget)
+        kept = self.names_lines.get(key)
+        if kept is None:
+            kept = self.names_lines[key] = []
+            for user in self.members:
+                _add_name(kept, self.name_entry(user, multi, full), budget)
+        return [text for text, _ in kept]
+
+    def public(self, user: User) -> bool:
+        """Whether ``user`` may learn that the channel exists and who is on it: it is
+        neither secret nor private (+s, +p), or ``user`` is on it (RFC 2811 4.2.6)."""
+        return user in self.members or not ("s" in self.modes or "p" in self.modes)
 
     @property
     def symbol(self) -> str:
@@ -154,6 +192,23 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"<Channel {self.name} {len(self.members)} members>"
+
+
+def _add_name(lines: list[list[Any]], entry: str, budget: int) -> None:
+    """Add ``entry`` to the last text of ``lines``, or start a new one where it would not
+    fit in ``budget`` bytes."""
+    size = len(entry.encode("utf-8"))
+    if lines and lines[-1][1] + 1 + size <= budget:
+        last = lines[-1]
+        last[0] = f"{last[0]} {entry}"
+        last[1] += 1 + size
+    else:
+        lines.append([entry, size])
+
+
+def utf8_len(text: str) -> int:
+    """``text``'s length in bytes of UTF-8 (what the IRC limits count)."""
+    return len(text.encode("utf-8", "surrogateescape"))
 
 
 def _mask_regex(mask: str, casemapping: str) -> re.Pattern[str]:
@@ -229,11 +284,11 @@ class ServerState:
         return casefold(name, self.casemapping)
 
     def valid_nick(self, nick: str) -> bool:
-        return 0 < len(nick) <= self.nicklen and _NICK_RE.match(nick) is not None
+        return 0 < utf8_len(nick) <= self.nicklen and _NICK_RE.match(nick) is not None
 
     def valid_channel(self, name: str) -> bool:
         return (
-            1 < len(name) <= self.channellen
+            1 < utf8_len(name) <= self.channellen
             and name[0] == "#"
             and not any(c in name for c in " ,\x07:")
             and name.isprintable()
@@ -267,6 +322,15 @@ class ServerState:
         del self.users[old]
         self.users[new] = user
         user.nick = nick
+        for channel in user.channels.values():
+            channel.names_lines.clear()
+
+    def set_host(self, user: User, username: str, hostname: str) -> None:
+        """Give ``user`` a new username and host (its source changes)."""
+        user.username = username
+        user.hostname = hostname
+        for channel in user.channels.values():
+            channel.names_lines.clear()
 
     def register(self, user: User) -> None:
         if user.registered:
@@ -336,7 +400,10 @@ class ServerState:
         created = channel is None
         if channel is None:
             channel = self.channels[key] = Channel(name)
-        channel.members[user] = "o" if created else ""
+        if user not in channel.members:
+            channel.members[user] = "o" if created else ""
+            for (multi, full, budget), lines in channel.names_lines.items():
+                _add_name(lines, channel.name_entry(user, multi, full), budget)
         user.channels[key] = channel
         channel.invited.discard(self.fold(user.nick))
         return channel, created
@@ -366,7 +433,8 @@ class ServerState:
 
     def part(self, user: User, channel: Channel) -> None:
         """Take ``user`` off ``channel``; a channel left empty goes."""
-        channel.members.pop(user, None)
+        if channel.members.pop(user, None) is not None:
+            channel.names_lines.clear()
         key = self.fold(channel.name)
         user.channels.pop(key, None)
         if not channel.members and self.channels.get(key) is channel:
@@ -463,6 +531,7 @@ class ServerState:
                 "".join(m for m in PREFIX_MODES if m in have or m == mode) if add
                 else have.replace(mode, "")
             )
+            channel.names_lines.clear()
             return ModeChange(sign, mode, target.nick)
         if mode == "k":
             if add:
@@ -493,6 +562,8 @@ class ServerState:
         if not param or " " in param or param[0] == ":":
             return None
         mask = normalize_mask(param)
+        if utf8_len(mask) > MAX_MASK_BYTES:
+            return None  # RPL_BANLIST (with the channel and who set it) must fit 512 bytes
         entries = channel.lists[mode]
         folded = self.fold(mask)
         found = next((e for e in entries if self.fold(e[0]) == folded), None)

@@ -287,9 +287,11 @@ def test_line_too_long_is_417_and_the_connection_lives(server: Any) -> None:
     assert params(lines, "417") == [["alice", "Input line was too long"]]
     assert not c.transport.closed
     assert params(c.take("PING ok"), "PONG") == [["irc.test", "ok"]]
-    # exactly 512 bytes with CRLF is fine
+    # exactly 512 bytes with CRLF is taken; the PONG, with the server's name twice, is cut
+    # to 512 bytes too (no line sent is longer)
     line = "PING :" + "y" * (510 - len("PING :"))
-    assert params(c.take(line), "PONG") == [["irc.test", "y" * 504]]
+    pong = c.take(line)
+    assert pong[0].raw == ":irc.test PONG irc.test " + "y" * (510 - len(":irc.test PONG irc.test "))
 
 
 def test_bad_utf8_is_fail_and_the_connection_lives(server: Any) -> None:
@@ -591,12 +593,17 @@ def test_kick(server: Any) -> None:
     b.take("JOIN #x")
     a.lines()
     assert [line.params for line in a.take("KICK #x bob")] == [["#x", "bob", "alice"]]
-    # several users: one KICK each, at most TARGMAX's 4
+    # several users: one KICK each, up to TARGMAX's 4; more is refused whole (407), not
+    # cut short unsaid
     others = [registered(server, f"k{i}") for i in range(5)]
     for o in others:
         o.take("JOIN #x")
-    a.lines()
+    for c in (a, *others):
+        c.lines()
     lines = a.take("KICK #x k0,k1,k2,k3,k4 :out")
+    assert [line.params for line in lines] == [["alice", "k0,k1,k2,k3,k4", "Too many targets"]]
+    assert all(o.lines() == [] for o in others)
+    lines = a.take("KICK #x k0,k1,k2,k3 :out")
     assert [line.params for line in lines] == [["#x", f"k{i}", "out"] for i in range(4)]
 
 

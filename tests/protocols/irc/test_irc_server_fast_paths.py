@@ -114,3 +114,13 @@ def test_stopping_the_factory_stops_the_sweep() -> None:
     assert clock.calls
     factory.stop_factory()
     assert clock.calls == []
+
+
+def test_a_motd_line_too_long_for_512_bytes_is_cut_in_the_burst_too() -> None:
+    factory, _clock = memory_server(name="irc.test", motd=["é" * 400, "short"])
+    for nick in ("n", "n" * 30):
+        data = burst(factory, nick)
+        lines = data.split(b"\r\n")[:-1]
+        assert 510 <= max(len(line) + 2 for line in lines) <= 512  # the long one, cut
+        assert b":- short" in data and lines[-1].endswith(b"End of /MOTD command.")
+        data.decode("utf-8")  # cut between characters, not inside one
