@@ -272,9 +272,12 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def netshell_server(name: str = "irc.test") -> Iterator[IRCPeer]:
+def netshell_server(
+    name: str = "irc.test", accounts: dict[str, str] | None = None,
+) -> Iterator[IRCPeer]:
     """netshell's own server as a person starts it, ``netsh serve irc --port N --name
-    NAME`` (run from this checkout), in a process of its own, like the other peers."""
+    NAME`` (run from this checkout), in a process of its own, like the other peers.
+    ``accounts``: name -> password, the SASL accounts (``--account NAME:PASSWORD``)."""
     directory = Path(tempfile.mkdtemp(prefix="netshell-irc-"))
     port = free_port()
     env = dict(os.environ)
@@ -284,6 +287,8 @@ def netshell_server(name: str = "irc.test") -> Iterator[IRCPeer]:
         peer = IRCPeer(name, HOST, port, directory, "netshell")
         argv = [sys.executable, "-m", "netshell.app.cli", "serve", "irc", "--port", str(port),
                 "--name", name]
+        for account, password in (accounts or {}).items():
+            argv += ["--account", f"{account}:{password}"]
         with _running(argv, peer, "Serving IRC on", [port], env=env):
             yield peer
     finally:
