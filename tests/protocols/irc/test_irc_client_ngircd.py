@@ -464,3 +464,32 @@ async def test_taken_nick_at_nicklen(server: IRCPeer) -> None:
     finally:
         await first.quit()
         await second.quit()
+
+
+async def test_join_several_channels_at_once_with_keys(server: IRCPeer) -> None:
+    a = await irc.connect(server.host, server.port, nick("j"), rate=None, timeout=10)
+    b = await irc.connect(server.host, server.port, nick("k"), rate=None, timeout=10)
+    try:
+        # one JOIN for both; a list of Channels in the order asked
+        first, second = await a.join("#one,#two")
+        assert (first.name, second.name) == ("#one", "#two")
+        assert first.members == {a.nick: "@"} and second.members == {a.nick: "@"}
+        await a.mode("#two", "+k", "sesame")
+        await a.mode("#one", "+k", "open")
+        # keys given per channel, as a list: the keyless one too
+        three, two, one = await b.join(["#three", "#two", "#one"], [None, "sesame", "open"])
+        assert [c.name for c in (three, two, one)] == ["#three", "#two", "#one"]
+        assert set(b.channels) == {b.fold(n) for n in ("#one", "#two", "#three")}
+        assert one.members == {a.nick: "@", b.nick: ""}
+        await b.part("#two")
+        # a wrong key for one channel: that one is refused (475), the other joined
+        with pytest.raises(IRCCommandError) as raised:
+            await b.join("#two,#four", "wrong")
+        assert raised.value.numeric == "475"
+        assert b.fold("#two") not in b.channels
+        await b.wait_for("join", lambda e: e.own and e.channel == "#four", timeout=10) \
+            if b.fold("#four") not in b.channels else None
+        assert b.fold("#four") in b.channels
+    finally:
+        await a.quit()
+        await b.quit()
