@@ -202,6 +202,7 @@ def test_monitor_fires_with_who_is_online_and_tells_the_changes() -> None:
     assert sent[0] == "MONITOR + Bob,carol"
     assert sent[1].startswith("PING ")
     token = sent[1].split(" ", 1)[1].lstrip(":")
+    w.feed(":irc.x PONG irc.x :netshell")  # the answer to another PING (keepalive)
     w.feed(":irc.x 730 me :bob!u@h", ":irc.x 731 me :carol")
     assert not d.called  # until the server has said all it says of the command
     w.feed(f":irc.x PONG irc.x :{token}")
