@@ -13,23 +13,29 @@ Client Protocol" document and IRCv3 describe:
   :class:`SASLFailed`, :class:`IRCConnectionClosed` (an ERROR, a closed connection),
   :class:`IRCTimeoutError`, or netshell's ConnectError (refused, no such host).
 - ISUPPORT (005) is read and used: PREFIX (member prefixes, multi-prefix), CASEMAPPING
-  (names compared folded), CHANTYPES (what is a channel), CHANMODES (which modes take a
-  parameter).
+  (names compared folded: rfc1459, strict-rfc1459, ascii; an unknown one as rfc1459),
+  CHANTYPES (what is a channel), CHANMODES (which modes take a parameter), TARGMAX
+  (channels per JOIN), WHOX, MONITOR. A line with any number of parameters is read.
 - PING is answered with PONG at once (ahead of anything the throttle holds back).
 - Methods: ``join``, ``part``, ``topic``, ``kick``, ``mode``, ``nick``, ``names``,
-  ``whois``, ``who``, ``ctcp`` answer with Deferreds built from the server's replies;
-  their errors (401, 403, 442, 482...) errback with :class:`IRCCommandError`, which carries
-  the numeric. ``msg``, ``notice``, ``action`` and ``quote`` send (long texts are split to
-  fit the 512-byte line); ``quit`` closes.
+  ``whois``, ``who``, ``ctcp``, ``monitor``, ``monitor_list`` answer with Deferreds built
+  from the server's replies; their errors (401, 403, 442, 482...) errback with
+  :class:`IRCCommandError`, which carries the numeric. ``join("#a,#b")`` (or a list)
+  joins several and gives the list of Channels; ``who`` uses WHOX when the server has it
+  (each entry with its ``account``); ``monitor`` and ``unmonitor`` are IRCv3 MONITOR.
+  ``msg``, ``notice``, ``action`` and ``quote`` send (long texts are split to fit the
+  512-byte line); ``quit`` closes.
 - Events: override (or assign on the instance) the hooks ``on_message``, ``on_notice``,
   ``on_action``, ``on_ctcp``, ``on_ctcp_reply``, ``on_join``, ``on_part``, ``on_kick``,
   ``on_quit``, ``on_nick``, ``on_topic``, ``on_mode``, ``on_invite``, ``on_away``,
-  ``on_batch``, ``on_registered``, ``on_disconnected``, ``on_reconnect_failed``,
-  ``on_raw``; each gets
+  ``on_batch``, ``on_online``, ``on_offline``, ``on_monitor_full``, ``on_registered``,
+  ``on_disconnected``, ``on_reconnect_failed``, ``on_raw``; each gets
   one :class:`Event` (its message with its tags, and its ``time``: the server's when
   server-time is on).
   ``add_listener(kind, f)`` adds more; ``wait_for(kind, match)`` is a Deferred of the next
-  such event.
+  such event. Each message, notice, action, join, part, quit, kick, nick and topic is
+  also logged at INFO to ``netshell.irc.client`` as one line (:meth:`IRCClient.describe`:
+  ``alice: #netshell <bob> hello``), which the netsh prompt shows above its line.
 - CTCP VERSION, PING, TIME and CLIENTINFO are answered; ACTION is sent and received.
 - Outgoing lines pass a token bucket (:class:`Throttle`: ``burst`` lines at once, then
   ``rate`` a second) on the reactor's clock, so a server's flood control never kills us.
