@@ -258,7 +258,8 @@ class Channel:
     topic_by: str | None = None
 
     def __repr__(self) -> str:
-        return f"<Channel {self.name} {len(self.members)} members>"
+        n = len(self.members)
+        return f"<Channel {self.name} {n} member{'' if n == 1 else 's'}>"
 
 
 @dataclass
