@@ -1,5 +1,5 @@
-"""Real IRC servers for the tests: ngIRCd and InspIRCd (Debian's), in the foreground, each
-on a port of its own.
+"""Real IRC servers for the tests: ngIRCd and InspIRCd (Debian's), and netshell's own
+(``netsh serve irc``, this checkout's), in the foreground, each on a port of its own.
 
 ``ngircd_server()`` is a context manager (``ngircd`` below is the module-scoped fixture built
 on it) that writes a temp configuration as shared/PEERS.md shows, starts
@@ -28,6 +28,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,7 +39,8 @@ from pathlib import Path
 import pytest
 
 __all__ = [
-    "IRCPeer", "free_port", "inspircd_server", "irc_server", "ngircd", "ngircd_server",
+    "IRCPeer", "free_port", "inspircd_server", "irc_server", "netshell_server", "ngircd",
+    "ngircd_server",
 ]
 
 HOST = "127.0.0.1"
@@ -90,7 +92,18 @@ INSPIRCD_CONF = """\
 <module name="ircv3_batch">
 <module name="ircv3_msgid">
 <module name="ircv3_ctctags">
+<module name="ircv3_accounttag">
+<module name="ircv3_capnotify">
+<module name="ircv3_labeledresponse">
+<module name="ircv3_invitenotify">
+<module name="ircv3_chghost">
+<module name="services_account">
+<module name="sasl">
+<sasl target="services.irc.test">
+<module name="monitor">
 <module name="namesx">
+<module name="uhnames">
+<module name="setname">
 """
 
 
@@ -110,7 +123,7 @@ class IRCPeer:
     host: str
     port: int
     directory: Path
-    #: which server: "ngircd" or "inspircd"
+    #: which server: "ngircd", "inspircd" or "netshell"
     kind: str = "ngircd"
     lines: list[str] = field(default_factory=list)
     #: with TLS: the port that speaks it, and the PEM file of the authority to trust
@@ -146,12 +159,15 @@ def _accepts(host: str, port: int, deadline: float) -> None:
 
 
 @contextlib.contextmanager
-def _running(argv: list[str], peer: IRCPeer, ready: str, ports: list[int]) -> Iterator[IRCPeer]:
+def _running(
+    argv: list[str], peer: IRCPeer, ready: str, ports: list[int],
+    env: dict[str, str] | None = None,
+) -> Iterator[IRCPeer]:
     """Run ``argv`` while the caller needs it: wait until it prints ``ready`` and each of
     ``ports`` accepts a connection (deadline, no sleep); stop it after, come what may."""
     proc = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
+        text=True, env=env,
     )
     listening = threading.Event()
 
@@ -225,8 +241,12 @@ def ngircd_server(
 def inspircd_server(
     name: str = "irc.test", threshold: int = 1000, commandrate: int = 100000
 ) -> Iterator[IRCPeer]:
-    """InspIRCd 3 with a temp configuration on a free port, its IRCv3 modules loaded
-    (cap, server-time, echo-message, batch, msgid, message-tags, multi-prefix).
+    """InspIRCd 3 with a temp configuration on a free port, the IRCv3 modules Debian's
+    package ships loaded (cap; away-notify, account-notify, extended-join; server-time,
+    echo-message, batch, msgid, message-tags, account-tag, cap-notify, labeled-response,
+    invite-notify, chghost, setname, multi-prefix, userhost-in-names; MONITOR; sasl,
+    which InspIRCd offers only while a services server is linked: never here). WHOX is
+    in its core.
     ``threshold`` and ``commandrate`` are its flood control (fakelag off: a client over
     them is closed with "Excess Flood"); by default high enough never to matter."""
     program = _require("inspircd")
@@ -247,13 +267,43 @@ def inspircd_server(
         shutil.rmtree(directory, ignore_errors=True)
 
 
+#: this checkout, whose ``netshell`` the server runs (not an installed one)
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def netshell_server(
+    name: str = "irc.test", accounts: dict[str, str] | None = None,
+) -> Iterator[IRCPeer]:
+    """netshell's own server as a person starts it, ``netsh serve irc --port N --name
+    NAME`` (run from this checkout), in a process of its own, like the other peers.
+    ``accounts``: name -> password, the SASL accounts (``--account NAME:PASSWORD``)."""
+    directory = Path(tempfile.mkdtemp(prefix="netshell-irc-"))
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    try:
+        peer = IRCPeer(name, HOST, port, directory, "netshell")
+        argv = [sys.executable, "-m", "netshell.app.cli", "serve", "irc", "--port", str(port),
+                "--name", name]
+        for account, password in (accounts or {}).items():
+            argv += ["--account", f"{account}:{password}"]
+        with _running(argv, peer, "Serving IRC on", [port], env=env):
+            yield peer
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def irc_server(kind: str) -> contextlib.AbstractContextManager[IRCPeer]:
-    """``ngircd_server()`` or ``inspircd_server()``, by name."""
+    """``ngircd_server()``, ``inspircd_server()`` or ``netshell_server()``, by name."""
     if kind == "ngircd":
         return ngircd_server()
     if kind == "inspircd":
         return inspircd_server()
-    raise ValueError(f"no IRC peer {kind!r}: ngircd or inspircd")
+    if kind == "netshell":
+        return netshell_server()
+    raise ValueError(f"no IRC peer {kind!r}: ngircd, inspircd or netshell")
 
 
 @pytest.fixture(scope="module")

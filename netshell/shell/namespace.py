@@ -36,8 +36,9 @@ log = logging.getLogger("netshell.shell")
 #: The logger the HTTP servers write their access log to (protocols/http/server.py).
 ACCESS_LOGGER = "netshell.http.access"
 #: The loggers whose INFO lines ``log()`` shows above the prompt, as they are: the HTTP
-#: access log, and the FTP servers' logins and transfers (protocols/ftp/server.py).
-REQUEST_LOGGERS = (ACCESS_LOGGER, "netshell.ftp")
+#: access log, the FTP servers' logins and transfers (protocols/ftp/server.py), and what
+#: IRC clients hear: messages, joins, parts... (protocols/irc/client.py).
+REQUEST_LOGGERS = (ACCESS_LOGGER, "netshell.ftp", "netshell.irc.client")
 
 #: Protocol modules put in the namespace when they exist (they land issue by issue).
 PROTOCOL_MODULES = ("basic", "wire", "http", "ftp", "irc", "smtp", "pop3", "imap", "nntp", "dns",
@@ -232,14 +233,15 @@ class Helpers:
         self.console.notes.enabled = on
 
     def log(self, on: bool = True) -> _Text:
-        """Show (``log()``) or hush (``log(False)``) the servers' request log: a line per
-        HTTP request, per FTP login and transfer, above the prompt (the prompt starts with it
-        on); says which it is. Warnings (a refused bounce, failed logins) show either way."""
+        """Show (``log()``) or hush (``log(False)``) the request log above the prompt: a
+        line per HTTP request, per FTP login and transfer, and per IRC message, join, part,
+        kick... an IRC client hears (the prompt starts with it on); says which it is.
+        Warnings (a refused bounce, failed logins) show either way."""
         for name in REQUEST_LOGGERS:
             logging.getLogger(name).setLevel(logging.INFO if on else logging.WARNING)
         if on:
-            return _Text("request log on: each HTTP request, FTP login and transfer is shown; "
-                         "log(False) hushes it")
+            return _Text("request log on: each HTTP request, FTP login and transfer, and what "
+                         "IRC clients hear is shown; log(False) hushes it")
         return _Text("request log off; log() shows it again")
 
     # ---- errors

@@ -13,23 +13,29 @@ Client Protocol" document and IRCv3 describe:
   :class:`SASLFailed`, :class:`IRCConnectionClosed` (an ERROR, a closed connection),
   :class:`IRCTimeoutError`, or netshell's ConnectError (refused, no such host).
 - ISUPPORT (005) is read and used: PREFIX (member prefixes, multi-prefix), CASEMAPPING
-  (names compared folded), CHANTYPES (what is a channel), CHANMODES (which modes take a
-  parameter).
+  (names compared folded: rfc1459, strict-rfc1459, ascii; an unknown one as rfc1459),
+  CHANTYPES (what is a channel), CHANMODES (which modes take a parameter), TARGMAX
+  (channels per JOIN), WHOX, MONITOR. A line with any number of parameters is read.
 - PING is answered with PONG at once (ahead of anything the throttle holds back).
 - Methods: ``join``, ``part``, ``topic``, ``kick``, ``mode``, ``nick``, ``names``,
-  ``whois``, ``who``, ``ctcp`` answer with Deferreds built from the server's replies;
-  their errors (401, 403, 442, 482...) errback with :class:`IRCCommandError`, which carries
-  the numeric. ``msg``, ``notice``, ``action`` and ``quote`` send (long texts are split to
-  fit the 512-byte line); ``quit`` closes.
+  ``whois``, ``who``, ``ctcp``, ``monitor``, ``monitor_list`` answer with Deferreds built
+  from the server's replies; their errors (401, 403, 442, 482...) errback with
+  :class:`IRCCommandError`, which carries the numeric. ``join("#a,#b")`` (or a list)
+  joins several and gives the list of Channels; ``who`` uses WHOX when the server has it
+  (each entry with its ``account``); ``monitor`` and ``unmonitor`` are IRCv3 MONITOR.
+  ``msg``, ``notice``, ``action`` and ``quote`` send (long texts are split to fit the
+  512-byte line); ``quit`` closes.
 - Events: override (or assign on the instance) the hooks ``on_message``, ``on_notice``,
   ``on_action``, ``on_ctcp``, ``on_ctcp_reply``, ``on_join``, ``on_part``, ``on_kick``,
   ``on_quit``, ``on_nick``, ``on_topic``, ``on_mode``, ``on_invite``, ``on_away``,
-  ``on_batch``, ``on_registered``, ``on_disconnected``, ``on_reconnect_failed``,
-  ``on_raw``; each gets
+  ``on_batch``, ``on_online``, ``on_offline``, ``on_monitor_full``, ``on_registered``,
+  ``on_disconnected``, ``on_reconnect_failed``, ``on_raw``; each gets
   one :class:`Event` (its message with its tags, and its ``time``: the server's when
   server-time is on).
   ``add_listener(kind, f)`` adds more; ``wait_for(kind, match)`` is a Deferred of the next
-  such event.
+  such event. Each message, notice, action, join, part, quit, kick, nick and topic is
+  also logged at INFO to ``netshell.irc.client`` as one line (:meth:`IRCClient.describe`:
+  ``alice: #netshell <bob> hello``), which the netsh prompt shows above its line.
 - CTCP VERSION, PING, TIME and CLIENTINFO are answered; ACTION is sent and received.
 - Outgoing lines pass a token bucket (:class:`Throttle`: ``burst`` lines at once, then
   ``rate`` a second) on the reactor's clock, so a server's flood control never kills us.
@@ -51,6 +57,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,8 +78,10 @@ __all__ = [
     "IRCCommandError",
     "IRCConnectionClosed",
     "IRCError",
+    "IRCNotSupported",
     "IRCTimeoutError",
     "ISupport",
+    "MonitorListFull",
     "NickInUse",
     "PasswordMismatch",
     "SASLFailed",
@@ -131,6 +140,21 @@ class SASLFailed(IRCCommandError):
     """SASL authentication failed (902, 904, 905, 906, 908, or the server lacks SASL)."""
 
 
+class MonitorListFull(IRCCommandError):
+    """The server's MONITOR list is full (734): ``limit`` is its size, ``nicks`` those
+    not added."""
+
+    def __init__(self, text: str, message: Message | None, limit: int | None,
+                 nicks: list[str]) -> None:
+        super().__init__("734", text, message)
+        self.limit = limit
+        self.nicks = nicks
+
+
+class IRCNotSupported(IRCError):
+    """The server does not offer what was asked (MONITOR without MONITOR in its 005)."""
+
+
 class IRCConnectionClosed(IRCError, ns.ConnectionClosed):
     """The connection ended (``ERROR`` from the server, or lost): what waited on it fails."""
 
@@ -150,14 +174,6 @@ def split_prefixes(name: str, symbols: str) -> tuple[str, str]:
     return name[:i], name[i:]
 
 
-def _fold(name: str, casemapping: str) -> str:
-    if casemapping in ("rfc1459", "strict-rfc1459"):
-        return casefold(name, "rfc1459")
-    if casemapping == "ascii":
-        return casefold(name, "ascii")
-    return name.lower()  # rfc7613 and others: Unicode lower case is the closest
-
-
 class ISupport:
     """What the server said in its 005 (RPL_ISUPPORT) lines: ``tokens`` (name -> value,
     "" for a token with none), and the parts the client uses, read from them."""
@@ -175,6 +191,8 @@ class ISupport:
 
     @property
     def casemapping(self) -> str:
+        """CASEMAPPING as the server said it (rfc1459 when it said none); names are
+        folded by it, and by rfc1459 when it is one :func:`casefold` does not know."""
         return self.tokens.get("CASEMAPPING") or "rfc1459"
 
     @property
@@ -206,6 +224,28 @@ class ISupport:
     def network(self) -> str | None:
         return self.tokens.get("NETWORK")
 
+    @property
+    def whox(self) -> bool:
+        """Whether the server speaks WHOX (``WHO mask %fields,token``)."""
+        return "WHOX" in self.tokens
+
+    @property
+    def monitor(self) -> int | None:
+        """MONITOR's limit: None without MONITOR, 0 for no limit given."""
+        if "MONITOR" not in self.tokens:
+            return None
+        value = self.tokens["MONITOR"]
+        return int(value) if value.isdigit() else 0
+
+    def targmax(self, command: str) -> int | None:
+        """How many targets ``command`` takes in one message (TARGMAX), None: no limit
+        said."""
+        for item in self.tokens.get("TARGMAX", "").split(","):
+            name, _, value = item.partition(":")
+            if name.upper() == command.upper():
+                return int(value) if value.isdigit() else None
+        return None
+
 
 @dataclass
 class Channel:
@@ -218,7 +258,8 @@ class Channel:
     topic_by: str | None = None
 
     def __repr__(self) -> str:
-        return f"<Channel {self.name} {len(self.members)} members>"
+        n = len(self.members)
+        return f"<Channel {self.name} {n} member{'' if n == 1 else 's'}>"
 
 
 @dataclass
@@ -240,7 +281,8 @@ class WhoisResult:
 
 @dataclass
 class WhoEntry:
-    """One 352 (RPL_WHOREPLY) line."""
+    """One 352 (RPL_WHOREPLY) line, or one 354 (WHOX) line: then ``account`` is the
+    account the user is logged in to (None when not)."""
 
     channel: str
     user: str
@@ -250,6 +292,7 @@ class WhoEntry:
     flags: str
     hops: int
     realname: str
+    account: str | None = None
 
 
 @dataclass
@@ -583,6 +626,88 @@ class _Who(_Pending):
         return False
 
 
+#: the WHOX fields asked for: token, channel, user, host, server, nick, flags, hops,
+#: account, realname (the reply gives them in the order of "tcuihsnfdlaor")
+WHOX_FIELDS = "tcuhsnfdar"
+
+
+class _WhoX(_Who):
+    """WHO with WHOX: the 354 lines that carry our token, then 315."""
+
+    def __init__(self, client: IRCClient, key: str, token: str) -> None:
+        super().__init__(client, key)
+        self.token = token
+
+    def take(self, msg: Message) -> bool | str:
+        p = msg.params
+        if msg.command == "354" and len(p) >= 11 and p[1] == self.token:
+            _, _, channel, user, host, server, nick, flags, hops, account, realname = p[:11]
+            self.entries.append(WhoEntry(
+                channel, user, host, server, nick, flags,
+                int(hops) if hops.isdigit() else 0, realname,
+                None if account in ("0", "*", "") else account,
+            ))
+            return USED
+        if msg.command == "352":
+            return False  # a server that ignored the WHOX: not ours to read
+        return super().take(msg)
+
+
+class _Monitor(_Pending):
+    """MONITOR +: the 730/731 for the nicks added, until the PONG to the PING sent after
+    it (a server answers in order; it may say nothing of a nick it refused, as InspIRCd
+    does of an invalid one). Fires with {nick: online}."""
+
+    def __init__(self, client: IRCClient, nicks: list[str], token: str) -> None:
+        super().__init__(client, "")
+        self.wanted = {client.fold(n): n for n in nicks}
+        self.token = token
+        self.status: dict[str, bool] = {}
+
+    def take(self, msg: Message) -> bool | str:
+        c = msg.command
+        if c in ("730", "731") and msg.params:
+            used = False
+            for target in msg.params[-1].split(","):
+                folded = self.client.fold(target.split("!", 1)[0])
+                if folded in self.wanted:
+                    self.status[self.wanted[folded]] = c == "730"
+                    used = True
+            return USED if used else False
+        if c == "734" and len(msg.params) >= 3:
+            if not self.d.called:
+                self.d.errback(_monitor_full(msg))
+            return True
+        if c == "PONG" and msg.params and msg.params[-1] == self.token:
+            self.finish(self.status)
+            return True
+        return False
+
+
+class _MonitorList(_Pending):
+    """MONITOR L: 732 lines until 733."""
+
+    def __init__(self, client: IRCClient) -> None:
+        super().__init__(client, "")
+        self.nicks: list[str] = []
+
+    def take(self, msg: Message) -> bool | str:
+        if msg.command == "732" and msg.params:
+            self.nicks.extend(n for n in msg.params[-1].split(",") if n)
+            return USED
+        if msg.command == "733":
+            self.finish(self.nicks)
+            return True
+        return False
+
+
+def _monitor_full(msg: Message) -> MonitorListFull:
+    limit = msg.params[1] if len(msg.params) >= 3 else ""
+    nicks = [n for n in msg.params[2].split(",") if n] if len(msg.params) >= 3 else []
+    return MonitorListFull(msg.params[-1] if msg.params else "", msg,
+                           int(limit) if limit.isdigit() else None, nicks)
+
+
 class _CTCP(_Pending):
     def __init__(self, client: IRCClient, key: str, command: str) -> None:
         super().__init__(client, key)
@@ -728,6 +853,10 @@ class IRCClient:
         self._reconnect_call: Any = None
         self._rejoin: list[str] = []
         self.why_closed: str | None = None
+        #: the nicks we MONITOR (folded -> as given), and those of them online (folded)
+        self.monitored: dict[str, str] = {}
+        self.online: set[str] = set()
+        self._tokens = 0
 
     def __repr__(self) -> str:
         state = "registered" if self.registered else ("closed" if self.closed else "connecting")
@@ -737,7 +866,7 @@ class IRCClient:
 
     def fold(self, name: str) -> str:
         """``name`` folded by the server's CASEMAPPING."""
-        return _fold(name, self.isupport.casemapping)
+        return casefold(name, self.isupport.casemapping, default="rfc1459")
 
     def is_channel(self, name: str) -> bool:
         return bool(name) and name[0] in self.isupport.chantypes
@@ -930,6 +1059,17 @@ class IRCClient:
 
     def on_reconnect_failed(self, event: Event) -> Any:
         """A try to connect again failed (``event.text``: why); the next is scheduled."""
+
+    def on_online(self, event: Event) -> Any:
+        """A nick we MONITOR is online (``event.nick``; ``event.text``: its
+        ``nick!user@host`` when the server said it), from 730."""
+
+    def on_offline(self, event: Event) -> Any:
+        """A nick we MONITOR is offline (``event.nick``), from 731."""
+
+    def on_monitor_full(self, event: Event) -> Any:
+        """The server's MONITOR list is full (734): ``event.text`` lists the nicks not
+        added."""
 
     def on_batch(self, event: Event) -> Any:
         """An IRCv3 batch ended: ``event.batch_done`` has its type and its messages."""
@@ -1135,6 +1275,13 @@ class IRCClient:
         rejoin, self._rejoin = self._rejoin, []
         for name in rejoin:
             self.join(name).add_errback(lambda f: log.info("rejoin failed: %s", f.value))
+        if self.monitored:  # (after a reconnect) a new connection monitors nothing yet
+            again = list(self.monitored.values())
+            self.monitored.clear()
+            self.online.clear()
+            if self.isupport.monitor is not None:
+                self.monitor(*again).add_errback(
+                    lambda f: log.info("MONITOR again failed: %s", f.value))
 
     # -- state and events from the server
 
@@ -1143,6 +1290,10 @@ class IRCClient:
                      own=self.is_me(msg.nick), **kw)
 
     def _emit(self, event: Event) -> None:
+        if event.kind in _SHOWN and log.isEnabledFor(logging.INFO):
+            line = self.describe(event)
+            if line is not None:
+                log.info("%s", line)
         hook = getattr(self, f"on_{event.kind}", None)
         for f in ([hook] if hook is not None else []) + self._listeners.get(event.kind, []):
             try:
@@ -1152,6 +1303,42 @@ class IRCClient:
                                                             fl.get_traceback()))
             except Exception:
                 log.exception("an IRC event handler for %r failed", event.kind)
+
+    def describe(self, event: Event) -> str | None:
+        """``event`` in one short line, as a person reads it, our nick first (two clients
+        at one prompt are told apart): ``alice: #netshell <bob> hello``. Control
+        characters and IRC formatting are made visible or dropped, so what a server sends
+        cannot drive the terminal. None for a kind not described.
+
+        This line is what the client logs at INFO to ``netshell.irc.client`` for each
+        message, notice, action, join, part, quit, kick, nick and topic: the netsh prompt
+        shows it above the line (``log(False)`` hushes it)."""
+        who = _printable(event.nick or "?")
+        where = _printable(event.channel) + " " if event.channel else ""
+        text = _printable(event.text) if event.text else ""
+        reason = f" ({text})" if text else ""
+        kind = event.kind
+        if kind == "message":
+            line = f"{where}<{who}> {text}"
+        elif kind == "notice":
+            line = f"{where}-{who}- {text}"
+        elif kind == "action":
+            line = f"{where}* {who} {text}"
+        elif kind == "join":
+            line = f"{where}{who} joined"
+        elif kind == "part":
+            line = f"{where}{who} left{reason}"
+        elif kind == "quit":
+            line = f"{who} quit{reason}"
+        elif kind == "kick":
+            line = f"{where}{who} kicked {_printable(event.victim or '?')}{reason}"
+        elif kind == "nick":
+            line = f"{who} is now {_printable(event.new_nick or '?')}"
+        elif kind == "topic":
+            line = f"{where}{who} " + (f"set the topic: {text}" if text else "cleared the topic")
+        else:
+            return None
+        return f"{_printable(self.nick)}: {line}"
 
     def add_listener(self, kind: str, f: Callable[[Event], Any]) -> None:
         """Call ``f(event)`` for each event of ``kind`` (besides the ``on_<kind>`` hook)."""
@@ -1398,6 +1585,34 @@ class IRCClient:
                 del self.batches[ref]
                 self._emit(event)
 
+    def _on_730(self, msg: Message) -> None:
+        self._monitor_reply(msg, True)
+
+    def _on_731(self, msg: Message) -> None:
+        self._monitor_reply(msg, False)
+
+    def _monitor_reply(self, msg: Message, online: bool) -> None:
+        if not msg.params:
+            return
+        for target in msg.params[-1].split(","):
+            nick = target.split("!", 1)[0]
+            if not nick:
+                continue
+            folded = self.fold(nick)
+            if online:
+                self.online.add(folded)
+            else:
+                self.online.discard(folded)
+            self._emit(Event("online" if online else "offline", msg, server_time(msg),
+                             nick=nick, text=target, client=self))
+
+    def _on_734(self, msg: Message) -> None:
+        error = _monitor_full(msg)
+        for nick in error.nicks:
+            self.monitored.pop(self.fold(nick), None)
+        self._emit(Event("monitor_full", msg, server_time(msg), text=",".join(error.nicks),
+                         client=self))
+
     def _on_INVITE(self, msg: Message) -> None:
         if len(msg.params) >= 2:
             self._emit(self._event("invite", msg, target=msg.params[0], channel=msg.params[1]))
@@ -1414,6 +1629,10 @@ class IRCClient:
     def _request(self, pending: _Pending, *messages: Message) -> Deferred[Any]:
         for m in messages:
             self.send(m)
+        return self._watch(pending)
+
+    def _watch(self, pending: _Pending) -> Deferred[Any]:
+        """Wait for ``pending``'s replies (with the timeout)."""
         self._pending.append(pending)
         if self.timeout is not None:
             pending.d.add_timeout(self.timeout, self.clock)
@@ -1428,11 +1647,46 @@ class IRCClient:
             pending.d.add_errback(timed_out)
         return pending.d
 
-    def join(self, channel: str, key: str | None = None) -> Deferred[Channel]:
-        """Join ``channel`` (one per call); fires with its :class:`Channel` once the member
-        list came (366). Errbacks with IRCCommandError (403, 471, 473, 474, 475...)."""
-        params = [channel] + ([key] if key else [])
-        return self._request(_Join(self, self.fold(channel)), Message("JOIN", params))
+    def join(
+        self, channel: str | Sequence[str], key: str | Sequence[str | None] | None = None,
+    ) -> Deferred[Any]:
+        """Join a channel, or several; each is joined once its member list came (366).
+
+        - ``join("#a")``, ``join("#a", "key")``: fires with the :class:`Channel`;
+        - ``join("#a,#b")`` or ``join(["#a", "#b"])``: fires with the list of the
+          Channels, in the order given. ``key``: ``"ka,kb"`` or ``["ka", None]``, a key
+          per channel in the same order (None or "" for a channel without one); they are
+          sent as JOIN wants them, the channels with a key first.
+
+        Errbacks with IRCCommandError (403, 405, 471, 473, 474, 475...); with several,
+        with the first channel refused (the others are still joined, and in
+        ``channels``). Raises ValueError for no channel, or more keys than channels.
+
+        Example: ``a, b = await client.join("#a,#b")``.
+        """
+        several = not isinstance(channel, str) or "," in channel
+        names = [c for c in (channel.split(",") if isinstance(channel, str) else channel) if c]
+        if not names:
+            raise ValueError(f"no channel to join in {channel!r}")
+        if key is None:
+            keys: list[str | None] = []
+        elif isinstance(key, str):
+            keys = list(key.split(","))
+        else:
+            keys = list(key)
+        if len(keys) > len(names):
+            raise ValueError(f"{len(keys)} keys for {len(names)} channels: at most one each")
+        keys += [None] * (len(names) - len(keys))
+        if not several:
+            params = [names[0]] + ([keys[0]] if keys[0] else [])
+            return self._request(_Join(self, self.fold(names[0])), Message("JOIN", params))
+        # JOIN pairs its keys with its first channels: those with a key go first
+        pairs = sorted(zip(names, keys, strict=True), key=lambda p: not p[1])
+        most = self.isupport.targmax("JOIN") or len(pairs)
+        for message in _join_lines(pairs, most):
+            self.send(message)
+        ds = [self._watch(_Join(self, self.fold(name))) for name in names]
+        return ns.gather(*ds, consume_errors=True)
 
     def part(self, channel: str, reason: str | None = None) -> Deferred[Message]:
         """Leave ``channel``; fires with the PART message (errbacks 403, 442)."""
@@ -1532,8 +1786,69 @@ class IRCClient:
         return self._request(_Whois(self, self.fold(nick), nick), Message("WHOIS", [nick]))
 
     def who(self, mask: str) -> Deferred[list[WhoEntry]]:
-        """The 352 lines for ``mask`` (a channel or a nick mask) as :class:`WhoEntry`."""
+        """Who matches ``mask`` (a channel or a nick mask): a :class:`WhoEntry` each.
+
+        When the server says WHOX in its 005, WHOX is used (``WHO mask
+        %tcuhsnfdar,TOKEN``): each entry has the ``account`` too (None when not logged
+        in). Without, a plain WHO (352 lines; ``account`` None)."""
+        if self.isupport.whox:
+            token = self._token()
+            return self._request(_WhoX(self, self.fold(mask), token),
+                                 Message("WHO", [mask, f"%{WHOX_FIELDS},{token}"]))
         return self._request(_Who(self, self.fold(mask)), Message("WHO", [mask]))
+
+    def _token(self) -> str:
+        """A number for a WHOX or PING token: 1 to 999 (WHOX takes three digits)."""
+        self._tokens = self._tokens % 999 + 1
+        return str(self._tokens)
+
+    # -- MONITOR (IRCv3)
+
+    def monitor(self, *nicks: str) -> Deferred[dict[str, bool]]:
+        """Be told when ``nicks`` come online or go offline (IRCv3 MONITOR): the events
+        ``online`` and ``offline`` (hooks ``on_online``, ``on_offline``), from now on.
+
+        Fires with {nick: online?} for the nicks newly added, once the server has
+        answered (a nick it refused silently is left out). Errbacks with
+        :class:`MonitorListFull` (734: the list is full; ``nicks`` those not added) and
+        with :class:`IRCNotSupported` when the server has no MONITOR. After a reconnect
+        the nicks are monitored again. ``monitored`` holds them, ``online`` those known
+        online (folded).
+
+        Example: ``await client.monitor("bob", "carol")`` → ``{"bob": True, "carol": False}``.
+        """
+        if self.isupport.monitor is None:
+            return ns.fail(IRCNotSupported(
+                "the server does not offer MONITOR (no MONITOR in its 005)"))
+        new: list[str] = []
+        for nick in nicks:
+            folded = self.fold(nick)
+            if folded not in self.monitored and all(self.fold(n) != folded for n in new):
+                new.append(nick)
+        if not new:
+            return ns.succeed({})
+        for nick in new:
+            self.monitored[self.fold(nick)] = nick
+        token = f"netshell-{self._token()}"
+        for chunk in _chunks(new, 400):
+            self.send(Message("MONITOR", ["+", ",".join(chunk)]))
+        self.send(Message("PING", [token]))
+        return self._watch(_Monitor(self, new, token))
+
+    def unmonitor(self, *nicks: str) -> None:
+        """Stop monitoring ``nicks`` (MONITOR -; the server answers nothing)."""
+        gone = [n for n in nicks if self.monitored.pop(self.fold(n), None) is not None]
+        for nick in gone:
+            self.online.discard(self.fold(nick))
+        for chunk in _chunks(gone, 400):
+            self.send(Message("MONITOR", ["-", ",".join(chunk)]))
+
+    def monitor_list(self) -> Deferred[list[str]]:
+        """The nicks the server says we monitor (MONITOR L: 732 lines, then 733)."""
+        if self.isupport.monitor is None:
+            return ns.fail(IRCNotSupported(
+                "the server does not offer MONITOR (no MONITOR in its 005)"))
+        return self._request(_MonitorList(self), Message("MONITOR", ["L"]))
 
     def quit(self, reason: str | None = None) -> Deferred[None]:
         """Send QUIT and fire once the server closed the connection (no reconnect)."""
@@ -1554,6 +1869,61 @@ class IRCClient:
 
 
 _WELCOME_BURST = frozenset({"CAP", "AUTHENTICATE", "NOTICE"})
+
+#: the events a person cares about: the client logs each at INFO (see IRCClient.describe)
+_SHOWN = frozenset({"message", "notice", "action", "join", "part", "quit", "kick", "nick",
+                    "topic"})
+
+#: IRC formatting (bold, color with its digits, italics, reverse, underline, reset...)
+_FORMATTING = re.compile(
+    r"\x03(\d{1,2}(,\d{1,2})?)?|\x04([0-9a-fA-F]{6}(,[0-9a-fA-F]{6})?)?"
+    r"|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
+)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """``text`` safe to print on a terminal: IRC formatting dropped, any other control
+    character (an escape sequence a server relays) written as ``\\xNN``."""
+    text = _FORMATTING.sub("", text)
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _chunks(items: list[str], room: int) -> list[list[str]]:
+    """``items`` in groups whose comma-joined text fits ``room`` bytes."""
+    out: list[list[str]] = []
+    size = 0
+    for item in items:
+        n = len(item.encode()) + 1
+        if not out or size + n > room:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return out
+
+
+def _join_lines(pairs: list[tuple[str, str | None]], most: int) -> list[Message]:
+    """JOIN messages for (channel, key) pairs (those with a key first): at most ``most``
+    channels each, and short enough for a line."""
+    out: list[Message] = []
+    group: list[tuple[str, str | None]] = []
+    size = 0
+    for pair in pairs:
+        n = len(pair[0].encode()) + len((pair[1] or "").encode()) + 2
+        if group and (len(group) >= most or size + n > 400):
+            out.append(_join_message(group))
+            group, size = [], 0
+        group.append(pair)
+        size += n
+    if group:
+        out.append(_join_message(group))
+    return out
+
+
+def _join_message(group: list[tuple[str, str | None]]) -> Message:
+    keys = [k for _, k in group if k]
+    return Message("JOIN", [",".join(c for c, _ in group)] + ([",".join(keys)] if keys else []))
 
 
 # ---- connecting

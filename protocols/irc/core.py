@@ -11,7 +11,10 @@ IRCv3 message tags::
   8191 bytes (:data:`MAX_TAGS_BYTES`).
 - the rest of the line, CRLF included, takes at most 512 bytes (:data:`MAX_LINE_BYTES`).
 - ``command``: letters (kept upper-case here) or a three-digit numeric.
-- ``params``: at most 15; the last may hold spaces, or be empty, after a ``:``.
+- ``params``: any number when read (Modern IRC: clients MUST parse incoming messages
+  with any number of them); at most 15 (:data:`MAX_PARAMS`) when written, as software
+  SHOULD AVOID sending more, unless told otherwise (``max_params``); the last may hold
+  spaces, or be empty, after a ``:``.
 
 Parsing is lenient where the document tells clients and servers to be (several spaces
 between parameters, a bare LF ending a line); formatting is strict, and refuses what could
@@ -33,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CASEMAPPINGS",
     "MAX_CLIENT_TAGS_BYTES",
     "MAX_LINE_BYTES",
     "MAX_PARAMS",
@@ -55,7 +59,8 @@ MAX_LINE_BYTES = 512
 MAX_TAGS_BYTES = 8191
 #: the most bytes of the client-only tags a client may send, '@' and ';'s included (IRCv3)
 MAX_CLIENT_TAGS_BYTES = 4094
-#: the most parameters a message has (RFC 1459 §2.3)
+#: the most parameters a message is written with (RFC 1459 §2.3: older software reads no
+#: more; Modern IRC: send no more, but read any number)
 MAX_PARAMS = 15
 
 
@@ -161,16 +166,17 @@ class Message:
             return None
         return self.source.split("!", 1)[0].split("@", 1)[0]
 
-    def to_line(self) -> str:
+    def to_line(self, max_params: int | None = MAX_PARAMS) -> str:
         """The message as a line, without CRLF. Raises ValueError if it cannot be written
-        so that it reads back the same (see :func:`parse`)."""
+        so that it reads back the same (see :func:`parse`), or if it has more than
+        ``max_params`` parameters (None: any number)."""
         command = self.command
         if not _valid_command(command) or not (command.isupper() or command.isdigit()):
             # a lower-case command would read back upper-cased: not the same message
             raise ValueError(f"bad command: {command!r} (upper-case letters or 3 digits)")
         params = self.params
-        if len(params) > MAX_PARAMS:
-            raise ValueError(f"{len(params)} parameters: at most {MAX_PARAMS}")
+        if max_params is not None and len(params) > max_params:
+            raise ValueError(f"{len(params)} parameters: at most {max_params}")
         pieces = []
         if self.tags:
             pieces.append("@" + format_tags(self.tags))
@@ -195,9 +201,9 @@ class Message:
             pieces.append(p)
         return " ".join(pieces)
 
-    def to_bytes(self) -> bytes:
-        """The line with its CRLF, in UTF-8."""
-        return (self.to_line() + "\r\n").encode("utf-8", "surrogateescape")
+    def to_bytes(self, max_params: int | None = MAX_PARAMS) -> bytes:
+        """The line with its CRLF, in UTF-8 (``max_params`` as for :meth:`to_line`)."""
+        return (self.to_line(max_params) + "\r\n").encode("utf-8", "surrogateescape")
 
     def __str__(self) -> str:
         return self.to_line()
@@ -214,12 +220,15 @@ def _valid_command(command: str) -> bool:
     )
 
 
-def parse(line: str | bytes) -> Message:
+def parse(line: str | bytes, max_params: int | None = None) -> Message:
     """The :class:`Message` of one line (CRLF or LF at its end, if any, is dropped).
 
     Bytes are read as UTF-8 (bytes that are not stay as surrogate escapes: decide what to
-    do with them before, as a server with UTF8ONLY must). Raises IRCParseError for a line
-    with no command, a bad command, bad tags or more than 15 parameters.
+    do with them before, as a server with UTF8ONLY must). Any number of parameters is
+    read, as Modern IRC requires of clients (a server's 005 may carry more than 15);
+    ``max_params`` refuses more than that many, for a reader that wants RFC 1459's limit.
+    Raises IRCParseError for a line with no command, a bad command, bad tags or more than
+    ``max_params`` parameters.
     """
     if isinstance(line, bytes):
         line = line.decode("utf-8", "surrogateescape")
@@ -253,8 +262,8 @@ def parse(line: str | bytes) -> Message:
             break
         param, _, rest = rest.partition(" ")
         params.append(param)
-    if len(params) > MAX_PARAMS:
-        raise IRCParseError(f"{len(params)} parameters: at most {MAX_PARAMS}")
+    if max_params is not None and len(params) > max_params:
+        raise IRCParseError(f"{len(params)} parameters: at most {max_params}")
     return Message(command.upper(), params, source, tags)
 
 
@@ -363,28 +372,48 @@ class LineReader:
 
 # ---- case mapping
 
-_RFC1459_UPPER = "[]\\~"
-_RFC1459_LOWER = "{}|^"
-_RFC1459 = str.maketrans(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + _RFC1459_UPPER, "abcdefghijklmnopqrstuvwxyz" + _RFC1459_LOWER
-)
-_ASCII = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+#: the case mappings :func:`casefold` knows (Modern IRC's CASEMAPPING values but rfc7613)
+CASEMAPPINGS = ("ascii", "rfc1459", "strict-rfc1459")
+
+_LETTERS_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LETTERS_LOWER = "abcdefghijklmnopqrstuvwxyz"
+_FOLDS = {
+    # ascii: A-Z are a-z, nothing else
+    "ascii": str.maketrans(_LETTERS_UPPER, _LETTERS_LOWER),
+    # rfc1459: ascii, and []\\~ are the upper case of {}|^
+    "rfc1459": str.maketrans(_LETTERS_UPPER + "[]\\~", _LETTERS_LOWER + "{}|^"),
+    # strict-rfc1459: as rfc1459 but ~ and ^ are two characters
+    "strict-rfc1459": str.maketrans(_LETTERS_UPPER + "[]\\", _LETTERS_LOWER + "{}|"),
+}
 
 
-def casefold(name: str, casemapping: str = "rfc1459") -> str:
-    """``name`` (a nick or channel) in the one case names are compared in.
+def casefold(name: str, casemapping: str = "rfc1459", default: str | None = None) -> str:
+    """``name`` (a nick or channel) in the one case names are compared in, by the
+    server's CASEMAPPING (Modern IRC, "CASEMAPPING Parameter"):
 
-    ``rfc1459``: ASCII letters, and ``[]\\~`` as ``{}|^`` (RFC 1459 §2.2); ``ascii``: only
-    ASCII letters.
+    - ``ascii``: only the letters A-Z are the upper case of a-z;
+    - ``rfc1459``: ascii, and ``[]\\~`` are the upper case of ``{}|^`` (RFC 1459 §2.2);
+    - ``strict-rfc1459``: rfc1459 without ``~`` and ``^``.
+
+    Any other value (``rfc7613``, one a server made up) is folded by ``default`` when
+    given: a client passes ``default="rfc1459"``, the mapping Modern IRC tells clients to
+    assume when none is said, and goes on with whatever a server says. Without
+    ``default`` an unknown mapping raises ValueError (a server refuses to be configured
+    with one: :data:`CASEMAPPINGS` lists those known).
 
     >>> casefold("Nick[away]")
     'nick{away}'
+    >>> casefold("Nick[away]~", "strict-rfc1459")
+    'nick{away}~'
     >>> casefold("Nick[away]", "ascii")
     'nick[away]'
+    >>> casefold("Nick[away]", "rfc7613", default="rfc1459")
+    'nick{away}'
     """
-    if casemapping == "rfc1459":
-        return name.translate(_RFC1459)
-    if casemapping == "ascii":
-        return name.translate(_ASCII)
-    raise ValueError(f"unknown case mapping: {casemapping!r} (rfc1459 or ascii)")
-
+    table = _FOLDS.get(casemapping)
+    if table is None:
+        table = _FOLDS.get(default) if default is not None else None
+        if table is None:
+            raise ValueError(f"unknown case mapping: {casemapping!r} "
+                             f"({', '.join(CASEMAPPINGS)})")
+    return name.translate(table)

@@ -457,7 +457,7 @@ async def test_log_shows_and_hushes_the_http_access_log(
     reactor: ns.Reactor, shell: Shell, caplog: pytest.LogCaptureFixture
 ) -> None:
     access = logging.getLogger(namespace.ACCESS_LOGGER)
-    before = access.level
+    before = {name: logging.getLogger(name).level for name in namespace.REQUEST_LOGGERS}
     from protocols import http
 
     app = http.App()
@@ -473,10 +473,13 @@ async def test_log_shows_and_hushes_the_http_access_log(
             said = shell["log"]()
             assert access.level == logging.INFO
             assert repr(said) == ("request log on: each HTTP request, FTP login and "
-                                  "transfer is shown; log(False) hushes it")
+                                  "transfer, and what IRC clients hear is shown; "
+                                  "log(False) hushes it")
             assert logging.getLogger("netshell.ftp").level == logging.INFO
+            assert logging.getLogger("netshell.irc.client").level == logging.INFO
             assert repr(shell["log"](False)) == "request log off; log() shows it again"
             assert access.level == logging.WARNING
+            assert logging.getLogger("netshell.irc.client").level == logging.WARNING
             shell["log"]()
             await http.get(url)
             assert [r.getMessage() for r in caplog.records
@@ -486,7 +489,8 @@ async def test_log_shows_and_hushes_the_http_access_log(
             await http.get(url)
             assert [r for r in caplog.records if r.name == namespace.ACCESS_LOGGER] == []
     finally:
-        access.setLevel(before)
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
         await server.close()
 
 

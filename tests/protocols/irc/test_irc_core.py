@@ -202,14 +202,30 @@ def test_numerics_and_lower_case_commands() -> None:
     assert parse("Cap ls 302").command == "CAP"
 
 
-def test_fifteen_parameters_at_most() -> None:
+def test_any_number_of_parameters_is_read() -> None:
+    # Modern IRC: "clients MUST parse incoming messages with any number of them"
     fifteen = " ".join(f"p{i}" for i in range(MAX_PARAMS))
     assert len(parse(f"CMD {fifteen}").params) == MAX_PARAMS
     assert len(parse(f"CMD {fifteen[:-4]} :a b c").params) == MAX_PARAMS
+    assert parse(f"CMD {fifteen} p15").params[-2:] == ["p14", "p15"]
+    assert parse(f"CMD {fifteen} :trailing").params[-1] == "trailing"
+
+
+def test_a_005_with_many_tokens() -> None:
+    tokens = [f"TOKEN{i}=v{i}" for i in range(25)]
+    m = parse(":irc.example.org 005 alice " + " ".join(tokens) + " :are supported by this server")
+    assert m.params == ["alice", *tokens, "are supported by this server"]
+
+
+def test_max_params_refuses_more_when_asked() -> None:
+    fifteen = " ".join(f"p{i}" for i in range(MAX_PARAMS))
+    assert len(parse(f"CMD {fifteen}", max_params=MAX_PARAMS).params) == MAX_PARAMS
     with pytest.raises(IRCParseError, match="at most 15"):
-        parse(f"CMD {fifteen} p15")
+        parse(f"CMD {fifteen} p15", max_params=MAX_PARAMS)
     with pytest.raises(IRCParseError, match="at most 15"):
-        parse(f"CMD {fifteen} :trailing")
+        parse(f"CMD {fifteen} :trailing", max_params=MAX_PARAMS)
+    with pytest.raises(IRCParseError, match="at most 2"):
+        parse("CMD a b c", max_params=2)
 
 
 @pytest.mark.parametrize(
@@ -313,6 +329,14 @@ def test_fifteen_parameters_are_written() -> None:
     assert parse(m.to_line()) == m
 
 
+def test_more_than_fifteen_written_only_when_asked() -> None:
+    m = Message("CMD", [f"p{i}" for i in range(20)] + ["last one"])
+    with pytest.raises(ValueError, match="at most 15"):
+        m.to_line()
+    assert parse(m.to_line(max_params=None)) == m
+    assert parse(m.to_bytes(max_params=None)) == m
+
+
 # ---- LineReader
 
 
@@ -387,5 +411,22 @@ def test_casefold_rfc1459_and_ascii() -> None:
     assert casefold("#ChAn") == casefold("#chan", "ascii") == "#chan"
     assert casefold("ÉÀΣ") == "ÉÀΣ"  # only ASCII letters fold
     assert casefold("ÉÀΣ", "ascii") == "ÉÀΣ"
-    with pytest.raises(ValueError, match="case mapping"):
-        casefold("x", "rfc3454")
+
+
+def test_casefold_strict_rfc1459() -> None:
+    # Modern IRC: strict-rfc1459 is rfc1459 without ~ and ^ as a pair
+    assert casefold("Nick[A]\\~", "strict-rfc1459") == "nick{a}|~"
+    assert casefold("Nick^", "strict-rfc1459") == "nick^"
+    assert casefold("A~", "strict-rfc1459") != casefold("a^", "strict-rfc1459")
+    assert casefold("A~", "rfc1459") == casefold("a^", "rfc1459")
+
+
+@pytest.mark.parametrize("unknown", ["rfc7613", "rfc3454", "", "RFC1459", "made-up"])
+def test_casefold_an_unknown_mapping_folds_by_the_default(unknown: str) -> None:
+    # a server may say anything: a client goes on with rfc1459, as with none said
+    assert casefold("Nick[away]\\~", unknown, default="rfc1459") == "nick{away}|^"
+    assert casefold("Nick[away]\\~", unknown, default="ascii") == "nick[away]\\~"
+    # without a default it is refused (a server configured with it must not start)
+    with pytest.raises(ValueError, match="unknown case mapping"):
+        casefold("x", unknown)
+

@@ -3,7 +3,9 @@
 - Messages: any Message obeying the rules (tags with any values, escapes and non-ASCII
   included; a source; up to 15 parameters, only the last with spaces, empty or starting
   with ':') is written as a line that parses back to the same Message, as str and as
-  bytes, and through a LineReader fed the bytes in any pieces.
+  bytes, and through a LineReader fed the bytes in any pieces. With any number of
+  parameters (written with ``max_params=None``) too: a client reads them all (Modern
+  IRC); ``max_params=n`` refuses exactly the lines with more than n.
 - Tag values: unescape(escape(v)) == v, and what escape writes holds none of the
   characters a tag value may not hold on the wire.
 - parse raises nothing but IRCParseError, whatever the text.
@@ -89,8 +91,8 @@ lasts = st.one_of(_last_text, st.just(""), _last_text.map(lambda p: ":" + p), mi
 
 
 @st.composite
-def messages(draw: st.DrawFn) -> Message:
-    n = draw(st.integers(0, MAX_PARAMS))
+def messages(draw: st.DrawFn, most: int = MAX_PARAMS) -> Message:
+    n = draw(st.integers(0, most))
     params = draw(st.lists(middles, min_size=max(n - 1, 0), max_size=max(n - 1, 0)))
     if n:
         params.append(draw(lasts))
@@ -113,6 +115,27 @@ def test_message_to_line_parses_back_the_same(m: Message) -> None:
     assert parse(line) == m
     assert parse(m.to_bytes()) == m
     assert m.to_bytes().endswith(b"\r\n")
+
+
+@given(messages(most=60))
+@example(Message("005", ["alice", *[f"T{i}=v" for i in range(30)], "are supported"]))
+def test_any_number_of_parameters_parses_back_the_same(m: Message) -> None:
+    line = m.to_line(max_params=None)
+    assert parse(line) == m
+    assert parse(m.to_bytes(max_params=None)) == m
+    if len(m.params) > MAX_PARAMS:
+        with pytest.raises(ValueError):
+            m.to_line()  # written only when asked
+
+
+@given(messages(most=40), st.integers(0, 40))
+def test_max_params_refuses_exactly_the_lines_over_it(m: Message, limit: int) -> None:
+    line = m.to_line(max_params=None)
+    if len(m.params) > limit:
+        with pytest.raises(IRCParseError, match=f"at most {limit}"):
+            parse(line, max_params=limit)
+    else:
+        assert parse(line, max_params=limit) == m
 
 
 @given(st.lists(messages(), min_size=1, max_size=6), st.data())
@@ -182,7 +205,6 @@ def test_parse_raises_only_its_error(text: str) -> None:
     except IRCParseError:
         return
     assert re.fullmatch(r"[A-Z]+|[0-9]{3}", m.command)
-    assert len(m.params) <= MAX_PARAMS
 
 
 @given(messages(), st.lists(st.integers(1, 3), min_size=4, max_size=4))
@@ -213,6 +235,12 @@ def test_casefold(name: str) -> None:
     assert not set(folded) & set("ABCXYZ[]\\~")
     ascii_folded = casefold(name, "ascii")
     assert ascii_folded == name.translate(str.maketrans("ABCXYZ", "abcxyz"))
+    # strict-rfc1459: []\ with {}| but ~ and ^ apart (Modern IRC)
+    strict = casefold(name, "strict-rfc1459")
+    assert casefold(name.translate(str.maketrans("{}|", "[]\\")), "strict-rfc1459") == strict
+    assert strict.count("~") == name.count("~") and strict.count("^") == name.count("^")
+    # an unknown mapping with rfc1459 as the default: rfc1459, no error
+    assert casefold(name, "rfc7613", default="rfc1459") == folded
 
 
 # ---- LineReader
