@@ -45,6 +45,7 @@ import ipaddress
 import itertools
 import logging
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -382,6 +383,20 @@ class IRCServerFactory(Factory):
         ]
 
 
+#: a line's tags, source and command, its 14 middle parameters, and the rest
+_FIFTEEN = re.compile(r"(?:@[^ ]+ +)?(?::[^ ]+ +)?[^ ]+(?: +[^ :][^ ]*){14} +(.*)")
+
+
+def fold_params(text: str, params: list[str]) -> list[str]:
+    """The parameters of a line of more than 15 read as RFC 2812 §2.3.1 reads them:
+    after 14 middle parameters, the rest of the line is the last one (a 15th starting
+    with ':' would have made 15)."""
+    m = _FIFTEEN.fullmatch(text.rstrip("\r\n"))
+    if m is None:  # cannot happen for a line parse read: keep what it read, in 15
+        return [*params[:14], " ".join(params[14:])]
+    return [*params[:14], m.group(1)]
+
+
 def numeric_text(name: str, code: str, nick: str, params: Iterable[str]) -> str:
     """Numeric ``code`` as :meth:`IRCServerProtocol.numeric` sends it to a client without
     capabilities, as text with its CRLF (not checked for CR, LF or NUL)."""
@@ -618,6 +633,8 @@ class IRCServerProtocol(Protocol):
             msg = parse(text)
         except IRCParseError:
             return  # Modern IRC: a malformed message is ignored
+        if len(msg.params) > 15:
+            msg.params = fold_params(text, msg.params)
         label = msg.tags.get("label")
         if label and "labeled-response" in self.caps and "batch" in self.caps:
             self._capture = []

@@ -9,9 +9,12 @@ timer per server (a sweep), not one per connection.
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from irc_test_helpers import Fake, memory_server
 
-from protocols.irc.server import IRCServerFactory
+from protocols.irc.core import parse
+from protocols.irc.server import IRCServerFactory, fold_params
 
 
 def burst(factory: IRCServerFactory, nick: str, caps: str | None = None) -> bytes:
@@ -124,3 +127,37 @@ def test_a_motd_line_too_long_for_512_bytes_is_cut_in_the_burst_too() -> None:
         assert 510 <= max(len(line) + 2 for line in lines) <= 512  # the long one, cut
         assert b":- short" in data and lines[-1].endswith(b"End of /MOTD command.")
         data.decode("utf-8")  # cut between characters, not inside one
+
+
+# ---- more than 15 parameters: RFC 2812 2.3.1's grammar
+
+
+def test_a_line_of_more_than_15_parameters_is_read_not_dropped() -> None:
+    factory, _clock = memory_server()
+    a, b = Fake(factory), Fake(factory)
+    a.register("a")
+    b.register("b")
+    a.send("JOIN #c")
+    b.send("JOIN #c")
+    b.lines()
+    words = " ".join(f"w{i}" for i in range(20))
+    a.send(f"PRIVMSG #c hi {words}")
+    got = [line for line in b.lines() if line.command == "PRIVMSG"]
+    assert [line.params for line in got] == [["#c", "hi"]]
+
+
+middle = st.text(alphabet="abcxyz:09", min_size=1, max_size=4).filter(
+    lambda w: not w.startswith(":"))
+rest = st.text(alphabet="ab :", max_size=12).filter(lambda r: r.strip() == r and " " in r)
+
+
+@given(st.lists(middle, min_size=14, max_size=14), rest)
+def test_fold_params_keeps_the_rest_of_the_line_after_14_middles(middles: list[str],
+                                                                  tail: str) -> None:
+    for text in (f"CMD {' '.join(middles)} {tail}", f"@k=v :src CMD {' '.join(middles)} {tail}"):
+        parsed = parse(text)
+        if len(parsed.params) <= 15:
+            continue
+        folded = fold_params(text, parsed.params)
+        assert folded[:14] == middles
+        assert folded[14] == tail
