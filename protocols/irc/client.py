@@ -1215,6 +1215,8 @@ class IRCClient:
             if more:
                 return
             self.server_caps = dict(self._cap_ls)
+            if "cap-notify" in self.server_caps:
+                self.caps.add("cap-notify")  # on without a REQ after CAP LS 302 (IRCv3)
             if self.sasl is not None:
                 mechanisms = self.server_caps.get("sasl")
                 if mechanisms is None or (mechanisms and "PLAIN" not in mechanisms.split(",")):

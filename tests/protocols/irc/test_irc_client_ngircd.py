@@ -160,9 +160,10 @@ async def test_registers_and_reads_isupport(server: IRCPeer) -> None:
             assert client.isupport.prefix_symbols == "@+"
             assert not client.is_channel("+modeless")
             # InspIRCd with its IRCv3 modules, and ours: all we ask for (sasl aside: not
-            # asked for without an account) and not what we did not ask for
+            # asked for without an account), cap-notify (on with CAP LS 302), no more
             assert client.caps == {"multi-prefix", "server-time", "echo-message", "batch",
-                                   "message-tags", "away-notify", "account-tag"}
+                                   "message-tags", "away-notify", "account-tag",
+                                   "cap-notify"}
             assert "extended-join" in client.server_caps
             assert client.isupport.whox and client.isupport.monitor
     finally:
