@@ -234,6 +234,8 @@ class IRCServerFactory(Factory):
         self.reactor = reactor if reactor is not None else get_reactor()
         #: what times PINGs and timeouts (the reactor; tests may give a Clock)
         self.clock = clock if clock is not None else self.reactor
+        #: writes held for a whole turn of the loop (see hold): on the reactor only
+        self._coalesce = clock is None and hasattr(self.reactor, "call_soon")
         self.created = datetime.now(UTC)
         #: the connections being served, registered or not
         self.connections: set[IRCServerProtocol] = set()
@@ -284,11 +286,28 @@ class IRCServerFactory(Factory):
         if self.connections:
             self.watch()
 
+    def hold(self) -> bool:
+        """Hold what connections are sent from now on (unless held already), to be
+        written by :meth:`flush`, one piece per connection. On the reactor the writes of
+        every input of one turn of the loop are held together and written at the start
+        of the next (a thousand clients joining at once: a member gets their JOINs in
+        one write, not one each); with a test clock, and so in the tests' memory, each
+        input's at its end. True: the caller flushes when its input is done."""
+        if self._batch is not None:
+            return False
+        self._batch = {}
+        if self._coalesce:
+            self.reactor.call_soon(self.flush)
+            return False
+        return True
+
     def flush(self) -> None:
-        """Write what each connection was sent while an input was acted on, one piece
-        per connection, and stop holding."""
+        """Write what each connection was sent while writes were held, one piece per
+        connection, and stop holding."""
         batch, self._batch = self._batch, None
         for conn, parts in (batch or {}).items():
+            if conn._closed:
+                continue  # gone meanwhile (its own close writes what it was sent)
             conn.transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
             conn._check_sendq()
 
@@ -518,10 +537,9 @@ class IRCServerProtocol(Protocol):
 
     def data_received(self, data: bytes) -> None:
         factory = self.factory
-        if factory._batch is not None:
+        if not factory.hold():
             self._data_received(data)
             return
-        factory._batch = {}
         try:
             self._data_received(data)
         finally:
@@ -549,10 +567,9 @@ class IRCServerProtocol(Protocol):
 
     def _drain_later(self) -> None:
         factory = self.factory
-        if factory._batch is not None:
+        if not factory.hold():
             self._drain()
             return
-        factory._batch = {}
         try:
             self._drain()
         finally:

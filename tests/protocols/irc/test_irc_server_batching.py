@@ -7,7 +7,14 @@ gets what it was sent (ERROR last) before its connection closes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from irc_test_helpers import Fake, memory_server, split_line
+
+import netshell as ns
+from netshell.interfaces import Address
+from netshell.testing.transports import StringTransport
+from protocols.irc.server import IRCServerFactory
 
 
 def counting(fake: Fake) -> list[bytes]:
@@ -25,6 +32,21 @@ def counting(fake: Fake) -> list[bytes]:
 
 def commands(data: bytes) -> list[str]:
     return [split_line(raw).command for raw in data.decode().split("\r\n") if raw]
+
+
+class OnReactor:
+    """A connection of a factory on the reactor, over a StringTransport; what the
+    client sends is given to the server as it would come off the socket."""
+
+    def __init__(self, factory: IRCServerFactory, nick: str) -> None:
+        self.protocol = factory.build_protocol(None)
+        self.transport = StringTransport(peer=Address("tcp", "127.0.0.1", 40000))
+        self.protocol.connection_made(self.transport)
+        self.protocol.data_received(f"NICK {nick}\r\nUSER u 0 * :R\r\n".encode())
+
+
+def on_reactor(factory: IRCServerFactory, nick: str) -> OnReactor:
+    return OnReactor(factory, nick)
 
 
 def test_a_registration_burst_is_one_write() -> None:
@@ -76,3 +98,39 @@ def test_writes_outside_an_input_are_not_held() -> None:
     clock.advance(11)  # a timer's PING: written at once, nothing holds it
     assert [commands(w) for w in writes] == [["PING"]]
     assert factory._batch is None
+
+
+async def test_on_the_reactor_a_turn_of_the_loop_is_one_write_per_member(reactor: Any) -> None:
+    """Three clients join in one turn of the loop: a member already there gets their
+    three JOINs in one write, made at the start of the next turn (a thousand clients
+    joining at once cost each member a write per turn, not one per join)."""
+    factory = IRCServerFactory(flood_burst=0)  # no clock given: the reactor's
+    old = on_reactor(factory, "old")
+    await ns.sleep(0)
+    old.protocol.data_received(b"JOIN #c\r\n")
+    await ns.sleep(0)
+    writes = counting(old)
+    joiners = [on_reactor(factory, f"new{i}") for i in range(3)]
+    for j in joiners:
+        j.protocol.data_received(b"JOIN #c\r\n")
+    assert writes == []  # held until the turn ends
+    await ns.sleep(0)
+    assert [commands(w) for w in writes] == [["JOIN", "JOIN", "JOIN"]]
+    assert all(b" 366 " in j.transport.value() for j in joiners)
+
+
+async def test_what_a_connection_gone_meanwhile_was_sent_is_not_written(reactor: Any) -> None:
+    from netshell.errors import ConnectionDone
+    from netshell.failure import Failure
+
+    factory = IRCServerFactory(flood_burst=0)
+    old = on_reactor(factory, "old")
+    old.protocol.data_received(b"JOIN #c\r\n")
+    await ns.sleep(0)
+    writes = counting(old)
+    new = on_reactor(factory, "new")
+    new.protocol.data_received(b"JOIN #c\r\n")  # old is sent the JOIN, held
+    old.protocol.connection_lost(Failure(ConnectionDone()))  # and is gone before the turn ends
+    await ns.sleep(0)
+    assert writes == []
+    assert b" 366 " in new.transport.value()
