@@ -73,7 +73,7 @@ from protocols.irc.server_state import (
     Channel,
     ServerState,
     User,
-    _mask_regex,
+    compile_mask,
     format_mode_changes,
     mask_matches,
     utf8_len,
@@ -1326,15 +1326,15 @@ class IRCServerProtocol(Protocol):
         else:
             # the mask is matched against the nick, the username, the host, the server
             # and the real name (RFC 2812 3.6.1; Modern IRC: servers MAY); "0" is all
-            pattern = _mask_regex("*" if mask == "0" else mask, state.casemapping)
-            server = state.fold(name)
+            # (matched in time linear in each value times the mask: see Mask)
+            pattern = compile_mask("*" if mask == "0" else mask, state.casemapping)
+            all_match = pattern.match(state.fold(name))  # the server's name
             near = state.neighbours(me)
             for user in list(state.users.values()):
                 if not user.registered or (opers_only and not user.oper):
                     continue
-                if not any(pattern.match(state.fold(value)) for value in (
-                        user.nick, user.username, user.hostname, user.realname)) and not (
-                        pattern.match(server)):
+                if not all_match and not any(pattern.match(state.fold(value)) for value in (
+                        user.nick, user.username, user.hostname, user.realname)):
                     continue
                 if ("i" in user.modes and user is not me and user not in near
                         and state.fold(mask) != state.fold(user.nick)):
