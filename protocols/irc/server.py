@@ -932,6 +932,8 @@ class IRCServerProtocol(Protocol):
         if user is None:
             self.user = state.add_user(nick, self)
             self.user.hostname = self.host
+            # SASL may come before NICK (irctest's order: CAP REQ, AUTHENTICATE, NICK)
+            self.user.account = self.account
             self._maybe_register()
             return
         if user.nick == nick:
@@ -952,7 +954,9 @@ class IRCServerProtocol(Protocol):
         if self.registered or self.username is not None:
             self.numeric("462", "You may not reregister")
             return
-        if len(msg.params) < 4 or not msg.params[0]:
+        # an empty username or real name is refused (Modern IRC: username; InspIRCd and
+        # irctest's testEmptyRealname: the real name too)
+        if len(msg.params) < 4 or not msg.params[0] or not msg.params[3]:
             self.numeric("461", "USER", "Not enough parameters")
             return
         # USERLEN=10 with the '~' (no ident) in front
