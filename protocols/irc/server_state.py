@@ -567,10 +567,15 @@ class ServerState:
                     else:
                         continue  # Modern IRC: a type B or C mode set without one is ignored
                 else:
-                    if with_param >= self.modes_per_command:
-                        break
-                    with_param += 1
                     param = args.pop(0)
+                    with_param += 1
+                    if with_param > self.modes_per_command:
+                        # ISUPPORT MODES: at most this many modes with a parameter in one
+                        # command (Modern IRC: types A, B, C and the prefixes); one more is
+                        # skipped, its parameter with it, as Solanum and Hybrid do, and the
+                        # flags after it are still applied (InspIRCd and ngIRCd stop at
+                        # the limit, dropping the flags unsaid)
+                        continue
             change = self._apply_one(user, channel, sign, mode, param, errors)
             if change is not None:
                 changes.append(change)

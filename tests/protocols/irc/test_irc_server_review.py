@@ -17,6 +17,8 @@ from typing import Any
 
 from irc_test_helpers import Fake, Line, by_command, memory_server, numerics
 
+from protocols.irc.server_state import ServerState
+
 
 def params(lines: list[Line], command: str) -> list[list[str]]:
     return [line.params for line in by_command(lines, command)]
@@ -85,5 +87,37 @@ def test_user_with_an_empty_realname_is_refused() -> None:
     assert params(a.take("USER username * * :"), "461") == [
         ["foo", "USER", "Not enough parameters"]]
     assert "001" in numerics(a.take("USER username * * :Real"))  # may try again
+
+
+# ---- MODE past the MODES limit
+
+
+def test_mode_applies_flags_after_the_modes_limit() -> None:
+    factory, _ = memory_server()
+    a = registered(factory, "alice")
+    a.take("JOIN #c")
+    a.take("MODE #c -t")
+    lines = a.take("MODE #c +bbbbbtm a b c d e")
+    assert params(lines, "MODE") == [
+        ["#c", "+bbbbtm", "a!*@*", "b!*@*", "c!*@*", "d!*@*"]]
+    assert params(a.take("MODE #c"), "324")[0][2] == "+mnt"
+    assert [p[2] for p in params(a.take("MODE #c b"), "367")] == [
+        "a!*@*", "b!*@*", "c!*@*", "d!*@*"]  # MODES=4: the fifth not set
+
+
+def test_modes_over_the_limit_skip_their_own_parameter() -> None:
+    state = ServerState()
+    op = state.add_user("op")
+    channel, _ = state.join(op, "#x")
+    changes, errors, _ = state.apply_channel_modes(
+        op, channel, "+bbbbkis-n", ["a", "b", "c", "d", "key"])
+    # +k is a fifth parameter mode (type B): skipped with its parameter, the flags kept
+    assert channel.key is None and errors == []
+    assert [(c.sign, c.mode) for c in changes][-3:] == [("+", "i"), ("+", "s"), ("-", "n")]
+    changes, _, _ = state.apply_channel_modes(
+        op, channel, "+l-bbbb+bm", ["5", "a", "b", "c", "x", "y"])
+    assert channel.limit == 5 and "m" in channel.modes
+    assert [mask for mask, _, _ in channel.lists["b"]] == ["d!*@*"]  # -b x, +b y skipped
+    assert "+m" in "".join(c.sign + c.mode for c in changes)
 
 
