@@ -374,6 +374,13 @@ class IRCServerFactory(Factory):
         return parts[0], parts[1]
 
     def _isupport(self) -> list[str]:
+        tokens = self._isupport_tokens()
+        for token in tokens:  # each one word: numeric() would make any other a '*'
+            if not token or " " in token or token[0] == ":" or not token.isprintable():
+                raise ValueError(f"ISUPPORT token not one word: {token!r}")
+        return tokens
+
+    def _isupport_tokens(self) -> list[str]:
         s = self.state
         return [
             f"AWAYLEN={s.awaylen}",
@@ -390,7 +397,7 @@ class IRCServerFactory(Factory):
             f"MAXLIST=beI:{s.max_list_entries}",
             "MONITOR=100",
             f"MODES={s.modes_per_command}",
-            f"NETWORK={self.network}",
+            f"NETWORK={isupport_value(self.network)}",
             f"NICKLEN={s.nicklen}",
             "PREFIX=(ov)@+",
             "STATUSMSG=@+",
@@ -400,6 +407,19 @@ class IRCServerFactory(Factory):
             "UTF8ONLY",
             "WHOX",
         ]
+
+
+def isupport_value(value: str) -> str:
+    r"""``value`` as an ISUPPORT token's value: space, backslash and '=' as Modern IRC
+    escapes them (``\x20``, ``\x5C``, ``\x3D``), and any other character that cannot be
+    in a parameter (controls, DEL) the same way, so the token stays one word.
+
+    >>> print(isupport_value("My Net=\\1"))
+    My\x20Net\x3D\x5C1
+    """
+    return "".join(
+        f"\\x{ord(c):02X}" if c in " =\\" or ord(c) < 0x20 or ord(c) == 0x7F else c
+        for c in value)
 
 
 #: a line's tags, source and command, its 14 middle parameters, and the rest

@@ -121,3 +121,19 @@ def test_modes_over_the_limit_skip_their_own_parameter() -> None:
     assert "+m" in "".join(c.sign + c.mode for c in changes)
 
 
+# ---- ISUPPORT values
+
+
+def isupport_tokens(lines: list[Line]) -> list[str]:
+    return [t for p in params(lines, "005") for t in p[1:-1]]
+
+
+def test_isupport_escapes_a_network_name_with_spaces() -> None:
+    factory, _ = memory_server(network="My Net=Best\\")
+    plain = Fake(factory)
+    tokens = isupport_tokens(plain.register("al"))  # the cached welcome
+    assert "NETWORK=My\\x20Net\\x3DBest\\x5C" in tokens
+    assert "*" not in tokens and all("=" not in t.split("=", 1)[1] for t in tokens if "=" in t)
+    capped = registered(factory, "bo", "server-time")  # the welcome made line by line
+    assert "NETWORK=My\\x20Net\\x3DBest\\x5C" in isupport_tokens(capped.take("VERSION"))
+    assert "*" not in isupport_tokens(plain.take("VERSION"))
