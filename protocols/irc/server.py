@@ -1608,10 +1608,8 @@ class IRCServerProtocol(Protocol):
         assert user is not None
         if not msg.params:
             # the channels this client is invited to (RPL_INVITELIST, RPL_ENDOFINVITELIST)
-            me = self.state.fold(user.nick)
-            for invited in self.state.iter_channels():
-                if me in invited.invited:
-                    self.numeric("336", invited.name)
+            for invited in sorted(user.invites, key=lambda c: self.state.fold(c.name)):
+                self.numeric("336", invited.name)
             self.numeric("337", "End of /INVITE list")
             return
         if len(msg.params) < 2:
@@ -1635,8 +1633,10 @@ class IRCServerProtocol(Protocol):
         if target in channel.members:
             self.numeric("443", target.nick, channel.name, "is already on channel")
             return
-        channel.invited.add(self.state.fold(target.nick))
+        self.state.invite(target, channel)
         self.numeric("341", target.nick, channel.name)
+        if target.away is not None:  # RFC 2812 3.2.7 lists RPL_AWAY (InspIRCd, ngIRCd)
+            self.numeric("301", target.nick, target.away)
         out = Message("INVITE", [target.nick, channel.name], source=user.source)
         target.conn.send(out)
         for m in list(channel.members):

@@ -77,6 +77,9 @@ class User:
     last_active: float = field(default_factory=time.time)
     #: the channels the user is on, by folded name
     channels: dict[str, Channel] = field(default_factory=dict)
+    #: the channels the user was invited to and has not joined since (the invite is the
+    #: user's, not its nick's: it goes when the user quits, or the channel goes)
+    invites: set[Channel] = field(default_factory=set)
 
     @property
     def source(self) -> str:
@@ -126,7 +129,8 @@ class Channel:
     lists: dict[str, list[tuple[str, str, int]]] = field(
         default_factory=lambda: {m: [] for m in LIST_MODES}
     )
-    invited: set[str] = field(default_factory=set)  # folded nicks
+    #: the users invited here (each :attr:`User.invites` has this channel)
+    invited: set[User] = field(default_factory=set)
     #: RPL_NAMREPLY's texts, kept while the members change only by joining (a join adds
     #: its name to each; anything else clears them): (multi-prefix, userhost-in-names,
     #: bytes a text may take) -> [[names joined by spaces, their bytes]]
@@ -436,6 +440,9 @@ class ServerState:
         channels = list(user.channels.values())
         for channel in channels:
             self.part(user, channel)
+        for channel in user.invites:
+            channel.invited.discard(user)
+        user.invites.clear()
         if self.users.get(self.fold(user.nick)) is user:
             del self.users[self.fold(user.nick)]
             if user.registered:
@@ -482,14 +489,26 @@ class ServerState:
             for (multi, full, budget), lines in channel.names_lines.items():
                 _add_name(lines, channel.name_entry(user, multi, full), budget)
         user.channels[key] = channel
-        channel.invited.discard(self.fold(user.nick))
+        if user in channel.invited:  # an invite lets its user in once
+            channel.invited.discard(user)
+            user.invites.discard(channel)
         return channel, created
+
+    def invite(self, user: User, channel: Channel) -> None:
+        """Invite ``user`` to ``channel`` (see :meth:`may_join`)."""
+        channel.invited.add(user)
+        user.invites.add(channel)
 
     def may_join(self, user: User, channel: Channel, key: str | None) -> str | None:
         """The numeric refusing ``user`` a place on ``channel`` (None: welcome), in the
-        order servers check them: ban (474), invite only (473), key (475), limit (471)."""
-        invited = self.fold(user.nick) in channel.invited
-        if self.banned(user, channel) and not invited:
+        order servers check them: ban (474), invite only (473), key (475), limit (471).
+
+        An invite lets its user past +i and +l, not past a ban or a key, as Solanum's
+        (and ircd-ratbox's, Charybdis's) can_join: RFC 2811 4.3.1 refuses a banned user
+        unless an exception (+e) matches, invited or not. (InspIRCd and ngIRCd let an
+        invite past a ban too.)"""
+        invited = user in channel.invited
+        if self.banned(user, channel):
             return "474"
         if "i" in channel.modes and not invited and not any(
             mask_matches(m, user.source, self.casemapping) for m, _, _ in channel.lists["I"]
@@ -497,7 +516,7 @@ class ServerState:
             return "473"
         if channel.key is not None and key != channel.key:
             return "475"
-        if channel.limit is not None and len(channel.members) >= channel.limit:
+        if channel.limit is not None and len(channel.members) >= channel.limit and not invited:
             return "471"
         return None
 
@@ -516,6 +535,9 @@ class ServerState:
         user.channels.pop(key, None)
         if not channel.members and self.channels.get(key) is channel:
             del self.channels[key]
+            for invited in channel.invited:  # the invites to it go with it
+                invited.invites.discard(channel)
+            channel.invited.clear()
 
     def may_speak(self, user: User, channel: Channel) -> bool:
         """Whether ``user`` may send to ``channel`` (+n, +m and bans)."""

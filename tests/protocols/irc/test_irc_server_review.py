@@ -77,6 +77,85 @@ def test_sasl_after_nick_before_user_keeps_the_account() -> None:
     assert factory.state.find_user("early").account == "acct"
 
 
+# ---- invites
+
+
+def test_an_invite_does_not_pass_to_whoever_takes_the_nick() -> None:
+    factory, _ = memory_server()
+    op = registered(factory, "op")
+    op.take("JOIN #priv")
+    op.take("MODE #priv +i")
+    bob = registered(factory, "bob")
+    assert numerics(op.take("INVITE bob #priv")) == ["341"]
+    bob.take("QUIT :bye")
+    eve = registered(factory, "eve")
+    eve.take("NICK bob")
+    assert params(eve.take("JOIN #priv"), "473") == [
+        ["bob", "#priv", "Cannot join channel (+i)"]]
+    assert params(eve.take("INVITE"), "336") == []
+    channel = factory.state.find_channel("#priv")
+    assert channel.invited == set()  # nothing kept for the user gone
+
+
+def test_an_invite_is_its_users_across_a_nick_change() -> None:
+    factory, _ = memory_server()
+    op = registered(factory, "op")
+    op.take("JOIN #priv")
+    op.take("MODE #priv +i")
+    bob = registered(factory, "bob")
+    op.take("INVITE bob #priv")
+    bob.take("NICK robert")
+    assert params(bob.take("INVITE"), "336") == [["robert", "#priv"]]
+    assert numerics(bob.take("JOIN #priv"))[0] == "JOIN"  # the same person (InspIRCd)
+    eve = registered(factory, "bob")  # the old nick, someone else
+    assert numerics(eve.take("JOIN #priv")) == ["473"]
+
+
+def test_an_invite_passes_invite_only_and_limit_not_ban_or_key() -> None:
+    factory, _ = memory_server()
+    op = registered(factory, "op")
+    op.take("JOIN #x")
+    bob = registered(factory, "bob")
+    op.take("MODE #x +il 1")
+    op.take("INVITE bob #x")
+    bob.lines()
+    assert numerics(bob.take("JOIN #x"))[0] == "JOIN"  # +i and a full +l
+    bob.take("PART #x")
+    op.take("MODE #x -l+b bob")
+    op.take("INVITE bob #x")
+    bob.lines()
+    assert numerics(bob.take("JOIN #x")) == ["474"]  # banned, invited or not
+    op.take("MODE #x +e bob!*@*")
+    assert numerics(bob.take("JOIN #x"))[0] == "JOIN"  # an exception does it
+    bob.take("PART #x")
+    op.take("MODE #x -be+k bob!*@* bob!*@* key")
+    op.take("INVITE bob #x")
+    bob.lines()
+    assert numerics(bob.take("JOIN #x")) == ["475"]  # the key is still asked
+    assert numerics(bob.take("JOIN #x key"))[0] == "JOIN"
+    bob.take("PART #x")
+    assert numerics(bob.take("JOIN #x key")) == ["473"]  # an invite lets in once
+
+
+def test_invites_are_forgotten_with_the_user_or_the_channel() -> None:
+    state = ServerState()
+    op = state.add_user("op")
+    channel, _ = state.join(op, "#x")
+    for i in range(50):
+        guest = state.add_user(f"g{i}")
+        state.invite(guest, channel)
+        assert guest.invites == {channel}
+        state.remove_user(guest)
+        assert guest.invites == set()
+    assert channel.invited == set()  # no set growing with every nick ever invited
+    guest = state.add_user("guest")
+    state.invite(guest, channel)
+    state.part(op, channel)  # the channel goes: so does the invite to it
+    assert guest.invites == set() and state.find_channel("#x") is None
+    again, created = state.join(op, "#x")
+    assert created and again.invited == set()
+
+
 # ---- USER with an empty real name
 
 
@@ -119,6 +198,24 @@ def test_modes_over_the_limit_skip_their_own_parameter() -> None:
     assert channel.limit == 5 and "m" in channel.modes
     assert [mask for mask, _, _ in channel.lists["b"]] == ["d!*@*"]  # -b x, +b y skipped
     assert "+m" in "".join(c.sign + c.mode for c in changes)
+
+
+# ---- INVITE to an away user
+
+
+def test_invite_to_an_away_user_says_so() -> None:
+    factory, _ = memory_server()
+    a = registered(factory, "alice")
+    b = registered(factory, "bob")
+    a.take("JOIN #c")
+    b.take("AWAY :on holiday")
+    lines = a.take("INVITE bob #c")
+    assert [(line.command, line.params) for line in lines] == [
+        ("341", ["alice", "bob", "#c"]), ("301", ["alice", "bob", "on holiday"])]
+    b.take("AWAY")
+    b.lines()
+    a.take("MODE #c +i")
+    assert numerics(a.take("INVITE bob #c")) == ["341"]  # not away: no 301
 
 
 # ---- ISUPPORT values
