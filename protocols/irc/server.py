@@ -73,7 +73,7 @@ from protocols.irc.server_state import (
     Channel,
     ServerState,
     User,
-    _mask_regex,
+    compile_mask,
     format_mode_changes,
     mask_matches,
     utf8_len,
@@ -374,6 +374,13 @@ class IRCServerFactory(Factory):
         return parts[0], parts[1]
 
     def _isupport(self) -> list[str]:
+        tokens = self._isupport_tokens()
+        for token in tokens:  # each one word: numeric() would make any other a '*'
+            if not token or " " in token or token[0] == ":" or not token.isprintable():
+                raise ValueError(f"ISUPPORT token not one word: {token!r}")
+        return tokens
+
+    def _isupport_tokens(self) -> list[str]:
         s = self.state
         return [
             f"AWAYLEN={s.awaylen}",
@@ -390,7 +397,7 @@ class IRCServerFactory(Factory):
             f"MAXLIST=beI:{s.max_list_entries}",
             "MONITOR=100",
             f"MODES={s.modes_per_command}",
-            f"NETWORK={self.network}",
+            f"NETWORK={isupport_value(self.network)}",
             f"NICKLEN={s.nicklen}",
             "PREFIX=(ov)@+",
             "STATUSMSG=@+",
@@ -400,6 +407,19 @@ class IRCServerFactory(Factory):
             "UTF8ONLY",
             "WHOX",
         ]
+
+
+def isupport_value(value: str) -> str:
+    r"""``value`` as an ISUPPORT token's value: space, backslash and '=' as Modern IRC
+    escapes them (``\x20``, ``\x5C``, ``\x3D``), and any other character that cannot be
+    in a parameter (controls, DEL) the same way, so the token stays one word.
+
+    >>> print(isupport_value("My Net=\\1"))
+    My\x20Net\x3D\x5C1
+    """
+    return "".join(
+        f"\\x{ord(c):02X}" if c in " =\\" or ord(c) < 0x20 or ord(c) == 0x7F else c
+        for c in value)
 
 
 #: a line's tags, source and command, its 14 middle parameters, and the rest
@@ -932,6 +952,8 @@ class IRCServerProtocol(Protocol):
         if user is None:
             self.user = state.add_user(nick, self)
             self.user.hostname = self.host
+            # SASL may come before NICK (irctest's order: CAP REQ, AUTHENTICATE, NICK)
+            self.user.account = self.account
             self._maybe_register()
             return
         if user.nick == nick:
@@ -952,7 +974,9 @@ class IRCServerProtocol(Protocol):
         if self.registered or self.username is not None:
             self.numeric("462", "You may not reregister")
             return
-        if len(msg.params) < 4 or not msg.params[0]:
+        # an empty username or real name is refused (Modern IRC: username; InspIRCd and
+        # irctest's testEmptyRealname: the real name too)
+        if len(msg.params) < 4 or not msg.params[0] or not msg.params[3]:
             self.numeric("461", "USER", "Not enough parameters")
             return
         # USERLEN=10 with the '~' (no ident) in front
@@ -1326,15 +1350,15 @@ class IRCServerProtocol(Protocol):
         else:
             # the mask is matched against the nick, the username, the host, the server
             # and the real name (RFC 2812 3.6.1; Modern IRC: servers MAY); "0" is all
-            pattern = _mask_regex("*" if mask == "0" else mask, state.casemapping)
-            server = state.fold(name)
+            # (matched in time linear in each value times the mask: see Mask)
+            pattern = compile_mask("*" if mask == "0" else mask, state.casemapping)
+            all_match = pattern.match(state.fold(name))  # the server's name
             near = state.neighbours(me)
             for user in list(state.users.values()):
                 if not user.registered or (opers_only and not user.oper):
                     continue
-                if not any(pattern.match(state.fold(value)) for value in (
-                        user.nick, user.username, user.hostname, user.realname)) and not (
-                        pattern.match(server)):
+                if not all_match and not any(pattern.match(state.fold(value)) for value in (
+                        user.nick, user.username, user.hostname, user.realname)):
                     continue
                 if ("i" in user.modes and user is not me and user not in near
                         and state.fold(mask) != state.fold(user.nick)):
@@ -1584,10 +1608,8 @@ class IRCServerProtocol(Protocol):
         assert user is not None
         if not msg.params:
             # the channels this client is invited to (RPL_INVITELIST, RPL_ENDOFINVITELIST)
-            me = self.state.fold(user.nick)
-            for invited in self.state.iter_channels():
-                if me in invited.invited:
-                    self.numeric("336", invited.name)
+            for invited in sorted(user.invites, key=lambda c: self.state.fold(c.name)):
+                self.numeric("336", invited.name)
             self.numeric("337", "End of /INVITE list")
             return
         if len(msg.params) < 2:
@@ -1611,8 +1633,10 @@ class IRCServerProtocol(Protocol):
         if target in channel.members:
             self.numeric("443", target.nick, channel.name, "is already on channel")
             return
-        channel.invited.add(self.state.fold(target.nick))
+        self.state.invite(target, channel)
         self.numeric("341", target.nick, channel.name)
+        if target.away is not None:  # RFC 2812 3.2.7 lists RPL_AWAY (InspIRCd, ngIRCd)
+            self.numeric("301", target.nick, target.away)
         out = Message("INVITE", [target.nick, channel.name], source=user.source)
         target.conn.send(out)
         for m in list(channel.members):

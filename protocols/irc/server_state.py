@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -29,10 +30,12 @@ from protocols.irc.core import casefold
 __all__ = [
     "CHANNEL_MODES",
     "Channel",
+    "Mask",
     "ModeChange",
     "ModeError",
     "ServerState",
     "User",
+    "compile_mask",
     "mask_matches",
     "utf8_len",
 ]
@@ -74,6 +77,9 @@ class User:
     last_active: float = field(default_factory=time.time)
     #: the channels the user is on, by folded name
     channels: dict[str, Channel] = field(default_factory=dict)
+    #: the channels the user was invited to and has not joined since (the invite is the
+    #: user's, not its nick's: it goes when the user quits, or the channel goes)
+    invites: set[Channel] = field(default_factory=set)
 
     @property
     def source(self) -> str:
@@ -123,7 +129,8 @@ class Channel:
     lists: dict[str, list[tuple[str, str, int]]] = field(
         default_factory=lambda: {m: [] for m in LIST_MODES}
     )
-    invited: set[str] = field(default_factory=set)  # folded nicks
+    #: the users invited here (each :attr:`User.invites` has this channel)
+    invited: set[User] = field(default_factory=set)
     #: RPL_NAMREPLY's texts, kept while the members change only by joining (a join adds
     #: its name to each; anything else clears them): (multi-prefix, userhost-in-names,
     #: bytes a text may take) -> [[names joined by spaces, their bytes]]
@@ -211,9 +218,83 @@ def utf8_len(text: str) -> int:
     return len(text.encode("utf-8", "surrogateescape"))
 
 
-def _mask_regex(mask: str, casemapping: str) -> re.Pattern[str]:
-    pattern = re.escape(casefold(mask, casemapping)).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.compile(pattern + r"\Z", re.DOTALL)
+class Mask:
+    """A wildcard mask made ready to match many names: ``*`` any run of characters,
+    ``?`` one character, everything else itself (case-folded by ``casemapping``). There
+    is no escape: ``\\`` is a character of nicks (Modern IRC's ``\\*`` is not read as
+    a literal ``*``, as InspIRCd's and Solanum's ``match`` do not).
+
+    Matching takes time linear in the name times the mask, never more: the runs between
+    the stars are found left to right, each where it first fits (a run that fits
+    earlier leaves the rest of the name no worse off), which is what matching with
+    backtracking only to the last ``*`` comes to. A regular expression ``.*a.*a.*b``
+    backtracks through every way to place each ``a`` instead: ``*a*a*a*a*b`` against
+    300 characters took seconds.
+
+    >>> Mask("*!*@Host").match("bob!b@host"), Mask("a?c").match("abd")
+    (True, False)
+    """
+
+    __slots__ = ("_first", "_last", "_middle", "_whole")
+
+    def __init__(self, mask: str, casemapping: str = "rfc1459") -> None:
+        runs = casefold(mask, casemapping).split("*")
+        self._whole: bool = len(runs) == 1  # no star: the run is the whole name
+        self._first = _run(runs[0])
+        self._last = _run(runs[-1])
+        self._middle = [_run(r) for r in runs[1:-1] if r]
+
+    def match(self, name: str) -> bool:
+        """Whether ``name`` (already case-folded) matches the mask."""
+        first, last = self._first, self._last
+        if self._whole:
+            return len(name) == first[0] and _run_at(first, name, 0)
+        end = len(name) - last[0]
+        if end < first[0] or not _run_at(first, name, 0) or not _run_at(last, name, end):
+            return False
+        pos = first[0]
+        for run in self._middle:
+            pos = _run_find(run, name, pos, end)
+            if pos < 0:
+                return False
+        return True
+
+
+#: a run of a mask between stars: its length, and the text (no '?' in it) or the
+#: pattern (literal characters and '.' for each '?', so of fixed length: it cannot
+#: backtrack)
+_Run = tuple[int, str | re.Pattern[str]]
+
+
+def _run(text: str) -> _Run:
+    if "?" not in text:
+        return len(text), text
+    return len(text), re.compile(
+        "".join("." if c == "?" else re.escape(c) for c in text), re.DOTALL)
+
+
+def _run_at(run: _Run, name: str, pos: int) -> bool:
+    """Whether ``run`` is in ``name`` at ``pos``."""
+    size, what = run
+    if isinstance(what, str):
+        return name.startswith(what, pos)
+    return what.match(name, pos, pos + size) is not None
+
+
+def _run_find(run: _Run, name: str, pos: int, end: int) -> int:
+    """Where the first ``run`` in ``name[pos:end]`` ends, or -1."""
+    size, what = run
+    if isinstance(what, str):
+        at = name.find(what, pos, end)
+        return at + size if at >= 0 else -1
+    found = what.search(name, pos, end)
+    return found.end() if found is not None else -1
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_mask(mask: str, casemapping: str = "rfc1459") -> Mask:
+    """The :class:`Mask` for ``mask`` (kept: a ban is matched at every message)."""
+    return Mask(mask, casemapping)
 
 
 def mask_matches(mask: str, name: str, casemapping: str = "rfc1459") -> bool:
@@ -223,7 +304,7 @@ def mask_matches(mask: str, name: str, casemapping: str = "rfc1459") -> bool:
     >>> mask_matches("*!*@Host", "bob!b@host"), mask_matches("a?c", "abd")
     (True, False)
     """
-    return _mask_regex(mask, casemapping).match(casefold(name, casemapping)) is not None
+    return compile_mask(mask, casemapping).match(casefold(name, casemapping))
 
 
 def normalize_mask(mask: str) -> str:
@@ -359,6 +440,9 @@ class ServerState:
         channels = list(user.channels.values())
         for channel in channels:
             self.part(user, channel)
+        for channel in user.invites:
+            channel.invited.discard(user)
+        user.invites.clear()
         if self.users.get(self.fold(user.nick)) is user:
             del self.users[self.fold(user.nick)]
             if user.registered:
@@ -405,14 +489,26 @@ class ServerState:
             for (multi, full, budget), lines in channel.names_lines.items():
                 _add_name(lines, channel.name_entry(user, multi, full), budget)
         user.channels[key] = channel
-        channel.invited.discard(self.fold(user.nick))
+        if user in channel.invited:  # an invite lets its user in once
+            channel.invited.discard(user)
+            user.invites.discard(channel)
         return channel, created
+
+    def invite(self, user: User, channel: Channel) -> None:
+        """Invite ``user`` to ``channel`` (see :meth:`may_join`)."""
+        channel.invited.add(user)
+        user.invites.add(channel)
 
     def may_join(self, user: User, channel: Channel, key: str | None) -> str | None:
         """The numeric refusing ``user`` a place on ``channel`` (None: welcome), in the
-        order servers check them: ban (474), invite only (473), key (475), limit (471)."""
-        invited = self.fold(user.nick) in channel.invited
-        if self.banned(user, channel) and not invited:
+        order servers check them: ban (474), invite only (473), key (475), limit (471).
+
+        An invite lets its user past +i and +l, not past a ban or a key, as Solanum's
+        (and ircd-ratbox's, Charybdis's) can_join: RFC 2811 4.3.1 refuses a banned user
+        unless an exception (+e) matches, invited or not. (InspIRCd and ngIRCd let an
+        invite past a ban too.)"""
+        invited = user in channel.invited
+        if self.banned(user, channel):
             return "474"
         if "i" in channel.modes and not invited and not any(
             mask_matches(m, user.source, self.casemapping) for m, _, _ in channel.lists["I"]
@@ -420,7 +516,7 @@ class ServerState:
             return "473"
         if channel.key is not None and key != channel.key:
             return "475"
-        if channel.limit is not None and len(channel.members) >= channel.limit:
+        if channel.limit is not None and len(channel.members) >= channel.limit and not invited:
             return "471"
         return None
 
@@ -439,6 +535,9 @@ class ServerState:
         user.channels.pop(key, None)
         if not channel.members and self.channels.get(key) is channel:
             del self.channels[key]
+            for invited in channel.invited:  # the invites to it go with it
+                invited.invites.discard(channel)
+            channel.invited.clear()
 
     def may_speak(self, user: User, channel: Channel) -> bool:
         """Whether ``user`` may send to ``channel`` (+n, +m and bans)."""
@@ -490,10 +589,15 @@ class ServerState:
                     else:
                         continue  # Modern IRC: a type B or C mode set without one is ignored
                 else:
-                    if with_param >= self.modes_per_command:
-                        break
-                    with_param += 1
                     param = args.pop(0)
+                    with_param += 1
+                    if with_param > self.modes_per_command:
+                        # ISUPPORT MODES: at most this many modes with a parameter in one
+                        # command (Modern IRC: types A, B, C and the prefixes); one more is
+                        # skipped, its parameter with it, as Solanum and Hybrid do, and the
+                        # flags after it are still applied (InspIRCd and ngIRCd stop at
+                        # the limit, dropping the flags unsaid)
+                        continue
             change = self._apply_one(user, channel, sign, mode, param, errors)
             if change is not None:
                 changes.append(change)
