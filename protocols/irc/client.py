@@ -42,7 +42,8 @@ Client Protocol" document and IRCv3 describe:
 - State: ``channels`` (name folded -> :class:`Channel`, with ``members``: nick ->
   prefixes, and ``topic``), kept from JOIN, PART, KICK, QUIT, NICK, MODE, 353 and TOPIC.
 - ``reconnect=True``: a connection lost after registration is made again with back-off
-  (1 s doubling to 60 s), registering again and joining the channels it was in.
+  (1 s doubling to 60 s), registering again and joining the channels it was in (each
+  with its ``key``, see :class:`Channel`).
 
 Example (no server needed)::
 
