@@ -543,6 +543,9 @@ class _Join(_Pending):
         super().__init__(client, key)
         #: the channel key the JOIN was sent with (kept on the Channel once joined)
         self.channel_key = channel_key or None
+        #: (name, key) when this is a rejoin after a reconnect (tried again after the
+        #: next one if the connection is lost before it is answered)
+        self.rejoin: tuple[str, str | None] | None = None
 
     def take(self, msg: Message) -> bool | str:
         if msg.command == "366" and len(msg.params) >= 2 and self.same(msg.params[1]):
@@ -994,7 +997,11 @@ class IRCClient:
         self._registration_failed(error)
         was_registered = self.registered
         self.registered = False
-        self._rejoin = [(c.name, c.key) for c in self.channels.values()] or self._rejoin
+        # the channels we are in, and those a rejoin was sent for but not yet answered
+        unanswered = [p.rejoin for p in pending if isinstance(p, _Join)
+                      and p.rejoin is not None and p.key not in self.channels]
+        self._rejoin = [(c.name, c.key) for c in self.channels.values()] + unanswered \
+            or self._rejoin
         self.channels.clear()
         waiters, self._closed_waiters = self._closed_waiters, []
         for d in waiters:
@@ -1335,7 +1342,10 @@ class IRCClient:
             d.callback(self)
         rejoin, self._rejoin = self._rejoin, []
         for name, key in rejoin:
-            self.join(name, key).add_errback(lambda f: log.info("rejoin failed: %s", f.value))
+            join = _Join(self, self.fold(name), key)
+            join.rejoin = (name, key)
+            self._request(join, Message("JOIN", [name] + ([key] if key else []))).add_errback(
+                lambda f: log.info("rejoin failed: %s", f.value))
         if self.monitored:  # (after a reconnect) a new connection monitors nothing yet
             again = list(self.monitored.values())
             self.monitored.clear()

@@ -255,3 +255,25 @@ def test_statusmsg_keeps_its_prefix_and_is_answered_to_it() -> None:
     for event in (ops, everyone, private, actions[0]):
         event.reply("ok")
     assert w.sent() == ["PRIVMSG @#c ok", "PRIVMSG #c ok", "PRIVMSG op ok", "PRIVMSG +#c ok"]
+
+
+def test_rejoin_not_yet_answered_is_tried_again_after_the_next_reconnect() -> None:
+    w = Wire()
+    w.register()
+    w.client.join("#locked", "sekrit")
+    w.client.join("#open")
+    w.feed(":me!u@h JOIN #locked", ":irc.x 366 me #locked :End",
+           ":me!u@h JOIN #open", ":irc.x 366 me #open :End")
+    for _ in range(2):  # lost again before the rejoins are answered: still to rejoin
+        w.protocol.connection_lost(Failure(ConnectionResetError("reset")))
+        assert sorted(w.client._rejoin) == [("#locked", "sekrit"), ("#open", None)]
+        w.transport = type(w.transport)()
+        w.protocol = type(w.protocol)(w.client)
+        w.protocol.connection_made(w.transport)
+        w.sent()
+        w.feed(":irc.x CAP * LS :", ":irc.x 001 me :Welcome", ":irc.x 376 me :End of MOTD")
+        assert w.sent() == ["CAP END", "JOIN #locked sekrit", "JOIN #open"]
+    # one answered (its JOIN came, not yet its 366), one refused: nothing left over
+    w.feed(":me!u@h JOIN #locked", ":irc.x 475 me #open :Cannot join channel (+k)")
+    w.protocol.connection_lost(Failure(ConnectionResetError("reset")))
+    assert w.client._rejoin == [("#locked", "sekrit")]
