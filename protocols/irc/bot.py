@@ -20,9 +20,11 @@ A command is said as ``!hello`` (the ``prefix``) in a channel or in private, as
 ``hellobot: hello`` in a channel, or as ``hello`` alone in private. The handler gets a
 :class:`CommandContext` (``nick``, ``channel``, ``args``, ``rest``, ``event``, ``reply``);
 what it returns (a string, or what its coroutine or Deferred gives) is the reply, sent
-where the command came from, one line per line. An error in a handler is logged and
-told in one line; the bot goes on. ``help`` lists the commands. ``@bot.on("join")``
-adds a hook for any client event (see :class:`~protocols.irc.client.IRCClient`).
+where the command came from, one line per line (a command said to a channel's ops
+only, ``PRIVMSG @#chan``, is answered to its ops only: to ``@#chan``). An error in a
+handler is logged and told in one line; the bot goes on. ``help`` lists the commands.
+``@bot.on("join")`` adds a hook for any client event (see
+:class:`~protocols.irc.client.IRCClient`).
 
 At the prompt or in a running script: ``client = await bot.start(host, port)``; then
 ``await bot.stop()``.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +50,9 @@ __all__ = ["Bot", "CommandContext"]
 log = logging.getLogger("netshell.irc.bot")
 
 Handler = Callable[["CommandContext"], Any]
+
+#: the line breaks of a reply (not str.splitlines()'s others: \x1d, \x1e are formatting)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -74,9 +80,16 @@ class CommandContext:
         assert self.bot.client is not None
         return self.bot.client
 
+    @property
+    def status_prefix(self) -> str | None:
+        """The status prefix the command was said to (``"@"`` of ``@#chan``: ops only),
+        else None."""
+        return self.event.status_prefix
+
     def reply(self, text: str) -> None:
-        """Answer where the command came from (the channel, else the nick)."""
-        self.bot.say(self.channel or self.nick, text)
+        """Answer where the command came from: the channel (its ops only, ``@#chan``, for
+        a command said to them), else the nick."""
+        self.bot.say(self.event.reply_to or self.nick, text)
 
 
 class Bot:
@@ -230,7 +243,7 @@ class Bot:
             return
         if self.client is None or self.client.closed:
             return
-        for line in str(value).splitlines():
+        for line in _LINE_BREAK.split(str(value)):
             if line:
                 ctx.reply(line)
 

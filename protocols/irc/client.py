@@ -42,7 +42,8 @@ Client Protocol" document and IRCv3 describe:
 - State: ``channels`` (name folded -> :class:`Channel`, with ``members``: nick ->
   prefixes, and ``topic``), kept from JOIN, PART, KICK, QUIT, NICK, MODE, 353 and TOPIC.
 - ``reconnect=True``: a connection lost after registration is made again with back-off
-  (1 s doubling to 60 s), registering again and joining the channels it was in.
+  (1 s doubling to 60 s), registering again and joining the channels it was in (each
+  with its ``key``, see :class:`Channel`).
 
 Example (no server needed)::
 
@@ -250,12 +251,15 @@ class ISupport:
 @dataclass
 class Channel:
     """A channel the client is in: ``name``, ``members`` (nick -> its prefix symbols, e.g.
-    ``"@"``; nicks as the server spells them), ``topic`` and ``topic_by``."""
+    ``"@"``; nicks as the server spells them), ``topic`` and ``topic_by``, and ``key``:
+    the channel's key as the client knows it (the one it joined with, or one a MODE +k
+    or a 324 told since; None when none), which a rejoin after a reconnect gives."""
 
     name: str
     members: dict[str, str] = field(default_factory=dict)
     topic: str | None = None
     topic_by: str | None = None
+    key: str | None = None
 
     def __repr__(self) -> str:
         n = len(self.members)
@@ -302,7 +306,10 @@ class Event:
     ``text``, and ``time`` (the server-time tag's, else when it arrived, UTC).
     Per kind: ``channel``; ``new_nick`` (nick); ``victim`` (kick); ``ctcp`` and ``text``
     (the CTCP command and its argument); ``own`` is true for what we sent ourselves
-    (echo-message, our own join...)."""
+    (echo-message, our own join...). A message sent to a channel's members of a status
+    only (STATUSMSG, ``PRIVMSG @#chan``) has ``target`` as received (``"@#chan"``),
+    ``channel`` the channel (``"#chan"``) and ``status_prefix`` the prefix (``"@"``;
+    None for any other message); :meth:`reply` answers those members only."""
 
     kind: str
     message: Message
@@ -318,6 +325,8 @@ class Event:
     client: IRCClient | None = field(default=None, repr=False)
     #: for a "batch" event: the batch that just ended, with its messages
     batch_done: Batch | None = None
+    #: the status prefix of a STATUSMSG target ("@" of "@#chan"), else None
+    status_prefix: str | None = None
 
     @property
     def tags(self) -> dict[str, str]:
@@ -345,10 +354,19 @@ class Event:
             return None
         return self.client.batches.get(ref)
 
+    @property
+    def reply_to(self) -> str | None:
+        """Where an answer goes: the channel (to the same members for a STATUSMSG:
+        ``"@#chan"``), else the sender."""
+        if self.channel:
+            return (self.status_prefix or "") + self.channel
+        return self.nick
+
     def reply(self, text: str) -> None:
-        """Answer where the event came from: the channel, else the sender."""
+        """Answer where the event came from (:attr:`reply_to`): the channel, else the
+        sender; a message to a channel's ops (``@#chan``) is answered to its ops."""
         assert self.client is not None
-        to = self.channel or self.nick
+        to = self.reply_to
         if to:
             self.client.msg(to, text)
 
@@ -453,6 +471,9 @@ class Throttle:
 #: what _Pending.take says of a message it kept, but that did not end it (no later
 #: request sees that message: replies come in the order of the requests)
 USED = "used"
+#: what _Pending.feed says when it is finished without the message: the request is
+#: dropped and the message goes on to the next requests
+GONE = "gone"
 
 
 class _Pending:
@@ -471,6 +492,24 @@ class _Pending:
         #: more folded names an error may carry (KICK's nick)
         self.also = frozenset(also)
         self.d: Deferred[Any] = Deferred()
+        #: the Deferreds of the same request made again while this one waits: each
+        #: gets what this one gets (see IRCClient._watch)
+        self.followers: list[Deferred[Any]] = []
+
+    def follow(self) -> Deferred[Any]:
+        """A Deferred that fires as this request's does (a second, identical request)."""
+        d: Deferred[Any] = Deferred()
+        self.followers.append(d)
+        return d
+
+    def _fan_out(self, result: Any) -> Any:
+        followers, self.followers = self.followers, []
+        for d in followers:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+        return result
 
     def same(self, name: str) -> bool:
         return self.client.fold(name) == self.key
@@ -499,6 +538,14 @@ class _Pending:
 
 class _Join(_Pending):
     errors = frozenset({"403", "405", "471", "473", "474", "475", "476", "477", "437", "489"})
+
+    def __init__(self, client: IRCClient, key: str, channel_key: str | None = None) -> None:
+        super().__init__(client, key)
+        #: the channel key the JOIN was sent with (kept on the Channel once joined)
+        self.channel_key = channel_key or None
+        #: (name, key) when this is a rejoin after a reconnect (tried again after the
+        #: next one if the connection is lost before it is answered)
+        self.rejoin: tuple[str, str | None] | None = None
 
     def take(self, msg: Message) -> bool | str:
         if msg.command == "366" and len(msg.params) >= 2 and self.same(msg.params[1]):
@@ -574,6 +621,20 @@ class _Whois(_Pending):
     def __init__(self, client: IRCClient, key: str, nick: str) -> None:
         super().__init__(client, key)
         self.result = WhoisResult(nick)
+        #: failed on a 401/402: the 318 that servers send right after it is ours too
+        self.ending = False
+
+    def feed(self, msg: Message) -> bool | str:
+        if self.ending:
+            # the line right after our 401: our 318 (taken), else none comes (we go)
+            if msg.command == "318" and len(msg.params) >= 2 and self.same(msg.params[1]):
+                return True
+            return GONE
+        answer = super().feed(msg)
+        if answer is True and self.d.called and msg.command in ("401", "402"):
+            self.ending = True
+            return USED
+        return answer
 
     def take(self, msg: Message) -> bool | str:
         p = msg.params
@@ -851,7 +912,8 @@ class IRCClient:
         self._reconnect_delay = 1.0
         self._connect_args: tuple[Any, ...] | None = None
         self._reconnect_call: Any = None
-        self._rejoin: list[str] = []
+        #: (name, key) of the channels to join again once registered after a reconnect
+        self._rejoin: list[tuple[str, str | None]] = []
         self.why_closed: str | None = None
         #: the nicks we MONITOR (folded -> as given), and those of them online (folded)
         self.monitored: dict[str, str] = {}
@@ -935,7 +997,11 @@ class IRCClient:
         self._registration_failed(error)
         was_registered = self.registered
         self.registered = False
-        self._rejoin = [c.name for c in self.channels.values()] or self._rejoin
+        # the channels we are in, and those a rejoin was sent for but not yet answered
+        unanswered = [p.rejoin for p in pending if isinstance(p, _Join)
+                      and p.rejoin is not None and p.key not in self.channels]
+        self._rejoin = [(c.name, c.key) for c in self.channels.values()] + unanswered \
+            or self._rejoin
         self.channels.clear()
         waiters, self._closed_waiters = self._closed_waiters, []
         for d in waiters:
@@ -1127,9 +1193,9 @@ class IRCClient:
             handler(msg)
         for p in list(self._pending):
             answer = p.feed(msg)
-            if answer is True and p in self._pending:  # (a failure's errback took it)
-                self._pending.remove(p)
-            if answer:
+            if (answer is True or answer == GONE) and p in self._pending:
+                self._pending.remove(p)  # ("in": a failure's errback may have taken it)
+            if answer is True or answer == USED:
                 break
         if self._welcomed and not self.registered and c in ("376", "422"):
             self._now_registered()
@@ -1275,8 +1341,11 @@ class IRCClient:
         for d in waiters:
             d.callback(self)
         rejoin, self._rejoin = self._rejoin, []
-        for name in rejoin:
-            self.join(name).add_errback(lambda f: log.info("rejoin failed: %s", f.value))
+        for name, key in rejoin:
+            join = _Join(self, self.fold(name), key)
+            join.rejoin = (name, key)
+            self._request(join, Message("JOIN", [name] + ([key] if key else []))).add_errback(
+                lambda f: log.info("rejoin failed: %s", f.value))
         if self.monitored:  # (after a reconnect) a new connection monitors nothing yet
             again = list(self.monitored.values())
             self.monitored.clear()
@@ -1385,7 +1454,10 @@ class IRCClient:
         name = msg.params[0]
         key = self.fold(name)
         if self.is_me(msg.nick):
-            self.channels[key] = Channel(name, {msg.nick: ""})
+            # the key our JOIN for it was sent with, if we asked (not a forced join)
+            channel_key = next((p.channel_key for p in self._pending
+                                if isinstance(p, _Join) and p.key == key), None)
+            self.channels[key] = Channel(name, {msg.nick: ""}, key=channel_key)
         else:
             channel = self.channels.get(key)
             if channel is not None:
@@ -1529,7 +1601,22 @@ class IRCClient:
                             have.discard(symbol)
                         channel.members[member] = "".join(s for s in order if s in have)
             elif (m in lists or m in always or (m in when_set and adding)) and args:
-                args.pop(0)
+                arg = args.pop(0)
+                if m == "k":
+                    channel.key = arg if adding else None
+            elif m == "k" and not adding:
+                channel.key = None  # "-k" said without its parameter
+
+    def _on_324(self, msg: Message) -> None:
+        # RPL_CHANNELMODEIS "me #c +knt key": the channel's modes now, its key among them
+        if len(msg.params) < 3:
+            return
+        channel = self.channels.get(self.fold(msg.params[1]))
+        if channel is None:
+            return
+        if "k" not in msg.params[2]:
+            channel.key = None
+        self._apply_modes(channel, msg.params[2], msg.params[3:])
 
     def _on_PRIVMSG(self, msg: Message) -> None:
         self._message(msg, "message")
@@ -1541,23 +1628,26 @@ class IRCClient:
         if len(msg.params) < 2:
             return
         target, text = msg.params[0], msg.params[1]
-        # "@#chan" (STATUSMSG) still names the channel
+        # "@#chan" (STATUSMSG) still names the channel; the prefix is kept apart
         bare = target.lstrip(self.isupport.prefix_symbols)
         channel = bare if self.is_channel(bare) else None
+        status = target[:len(target) - len(bare)] or None if channel is not None else None
         ctcp = _parse_ctcp(text)
         if ctcp is not None:
             command, arg = ctcp
             if command == "ACTION" and kind == "message":
                 self._emit(self._event("action", msg, target=target, channel=channel, text=arg,
-                                       ctcp=command))
+                                       ctcp=command, status_prefix=status))
                 return
             event = self._event("ctcp" if kind == "message" else "ctcp_reply", msg,
-                                target=target, channel=channel, text=arg, ctcp=command)
+                                target=target, channel=channel, text=arg, ctcp=command,
+                                status_prefix=status)
             if kind == "message" and msg.nick is not None and not event.own:
                 self._answer_ctcp(msg.nick, command, arg)
             self._emit(event)
             return
-        self._emit(self._event(kind, msg, target=target, channel=channel, text=text))
+        self._emit(self._event(kind, msg, target=target, channel=channel, text=text,
+                               status_prefix=status))
 
     def _answer_ctcp(self, nick: str, command: str, arg: str) -> None:
         answer: str | None = None
@@ -1640,14 +1730,29 @@ class IRCClient:
             pending.d.add_timeout(self.timeout, self.clock)
 
             def timed_out(f: Failure) -> Failure:
-                if pending in self._pending:
+                # (a request the server refused is dropped by _line_received: a WHOIS
+                # refused with 401 stays for the 318 that follows)
+                if pending in self._pending and not f.check(IRCCommandError):
                     self._pending.remove(pending)
                 if f.check(ns.TimeoutError) and not f.check(IRCTimeoutError):
                     raise IRCTimeoutError(f"no reply from the server in {self.timeout} s")
                 return f
 
             pending.d.add_errback(timed_out)
+        pending.d.add_both(pending._fan_out)  # before any caller's callbacks
         return pending.d
+
+    def _joining(self, folded: str, key: str | None) -> Deferred[Any] | None:
+        """A join of ``folded`` that needs no JOIN sent: fires with the Channel at once
+        when we are in it (a server answers nothing to a JOIN of a channel one is in),
+        or as the join of it under way does (same key, or none given); else None."""
+        for p in self._pending:
+            if isinstance(p, _Join) and p.key == folded and not p.d.called \
+                    and (not key or key == p.channel_key):
+                return p.follow()
+        if folded in self.channels:
+            return ns.succeed(self.channels[folded])
+        return None
 
     def join(
         self, channel: str | Sequence[str], key: str | Sequence[str | None] | None = None,
@@ -1680,14 +1785,25 @@ class IRCClient:
             raise ValueError(f"{len(keys)} keys for {len(names)} channels: at most one each")
         keys += [None] * (len(names) - len(keys))
         if not several:
+            known = self._joining(self.fold(names[0]), keys[0])
+            if known is not None:
+                return known
             params = [names[0]] + ([keys[0]] if keys[0] else [])
-            return self._request(_Join(self, self.fold(names[0])), Message("JOIN", params))
+            return self._request(_Join(self, self.fold(names[0]), keys[0]),
+                                 Message("JOIN", params))
+        ds: list[Deferred[Any]] = []
+        pairs: list[tuple[str, str | None]] = []
+        for name, k in zip(names, keys, strict=True):
+            known = self._joining(self.fold(name), k)  # (a name given twice: once)
+            if known is None:
+                pairs.append((name, k))
+                known = self._watch(_Join(self, self.fold(name), k))
+            ds.append(known)
         # JOIN pairs its keys with its first channels: those with a key go first
-        pairs = sorted(zip(names, keys, strict=True), key=lambda p: not p[1])
+        pairs.sort(key=lambda p: not p[1])
         most = self.isupport.targmax("JOIN") or len(pairs)
         for message in _join_lines(pairs, most):
             self.send(message)
-        ds = [self._watch(_Join(self, self.fold(name))) for name in names]
         return ns.gather(*ds, consume_errors=True)
 
     def part(self, channel: str, reason: str | None = None) -> Deferred[Message]:
@@ -1708,23 +1824,38 @@ class IRCClient:
             self.send(Message("NOTICE", [target, piece]))
 
     def action(self, target: str, text: str) -> None:
-        """Send a CTCP ACTION ("/me")."""
-        self.send(Message("PRIVMSG", [target, f"\x01ACTION {text}\x01"]))
+        """Send a CTCP ACTION ("/me"); split as :meth:`msg`, each piece its own ACTION."""
+        wrap = "\x01ACTION \x01"
+        for piece in self._split(target, text, "PRIVMSG", len(wrap.encode())):
+            self.send(Message("PRIVMSG", [target, f"\x01ACTION {piece}\x01"]))
 
     def ctcp(self, target: str, command: str, arg: str = "") -> Deferred[str]:
         """Send a CTCP request to the nick ``target``; fires with the argument of its reply
-        (e.g. ``await client.ctcp("bob", "VERSION")``)."""
+        (e.g. ``await client.ctcp("bob", "VERSION")``). Raises ValueError for a request
+        that does not fit one line (one request is one message: it is not split), or
+        has a line break in it."""
         body = f"{command.upper()} {arg}" if arg else command.upper()
+        if _LINE_BREAK.search(body) or len(body.encode()) + 2 > self._room(target, "PRIVMSG"):
+            raise ValueError(f"a CTCP request must fit one line: {body[:40]!r}...")
         return self._request(_CTCP(self, self.fold(target), command),
                              Message("PRIVMSG", [target, f"\x01{body}\x01"]))
 
-    def _split(self, target: str, text: str, command: str) -> list[str]:
-        # The server relays ":nick!user@host COMMAND target :text\r\n": keep room for the
-        # source it adds (user and host as long as they may be).
+    def _room(self, target: str, command: str) -> int:
+        """The bytes of text one ``command`` to ``target`` carries. The server relays
+        ":nick!user@host COMMAND target :text\\r\\n": room is kept for the source it adds
+        (user and host as long as they may be)."""
         room = 512 - len(f":{self.nick}!{'u' * 10}@{'h' * 63} {command} {target} :\r\n".encode())
-        room = max(room, 64)
+        return max(room, 64)
+
+    def _split(self, target: str, text: str, command: str, overhead: int = 0) -> list[str]:
+        """``text`` in pieces that each fit one ``command`` line to ``target`` (with
+        ``overhead`` bytes more around each: a CTCP's), cut at line breaks (CR, LF, CRLF
+        only: other characters str.splitlines() breaks at are IRC formatting, \\x1d
+        italics, \\x1e strikethrough), then by bytes, at a space if one is near, never
+        inside a UTF-8 character."""
+        room = max(self._room(target, command) - overhead, 32)
         pieces: list[str] = []
-        for line in text.splitlines() or [""]:
+        for line in _LINE_BREAK.split(text):
             while len(line.encode()) > room:
                 cut = len(line.encode()[:room].decode("utf-8", "ignore"))
                 space = line.rfind(" ", 0, cut)
@@ -1882,6 +2013,8 @@ _FORMATTING = re.compile(
     r"|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
 )
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: what ends a line in a text sent: CR, LF, CRLF (IRC's own), nothing else
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _printable(text: str) -> str:

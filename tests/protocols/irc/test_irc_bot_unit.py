@@ -42,6 +42,9 @@ def said(transport: StringTransport) -> list[str]:
         (":u!u@h PRIVMSG #c :!", None),
         (":bot!b@h PRIVMSG #c :!echo my own echo", None),
         (":u!u@h NOTICE #c :!echo notices are not commands", None),
+        # said to the channel's ops only (STATUSMSG): answered to them only
+        (":u!u@h PRIVMSG @#c :!echo ops", "PRIVMSG @#c ops"),
+        (":u!u@h PRIVMSG +#c :bot: echo voiced", "PRIVMSG +#c voiced"),
     ],
 )
 def test_what_is_a_command(line: str, answer: str | None) -> None:
@@ -86,3 +89,22 @@ def test_command_names_are_one_word() -> None:
         bot.command("two words")
     with pytest.raises(RuntimeError):
         bot.say("#c", "not connected")
+
+
+def test_statusmsg_command_context_and_formatting_kept_in_one_line() -> None:
+    bot = Bot("bot")
+    seen: list[CommandContext] = []
+
+    @bot.command("fmt")
+    def fmt(ctx: CommandContext) -> str:
+        seen.append(ctx)
+        return "\x1ditalic\x1d \x1estrike\x1e\r\nsecond"
+
+    _client, transport, protocol = wired(bot)
+    protocol.data_received(b":u!u@h PRIVMSG @#c :!fmt\r\n")
+    assert said(transport) == ["PRIVMSG @#c :\x1ditalic\x1d \x1estrike\x1e",
+                               "PRIVMSG @#c second"]
+    (ctx,) = seen
+    assert (ctx.channel, ctx.status_prefix, ctx.event.target) == ("#c", "@", "@#c")
+    ctx.reply("again")
+    assert said(transport) == ["PRIVMSG @#c again"]

@@ -107,8 +107,8 @@ def test_join_keys_as_a_comma_string() -> None:
     w.register()
     w.client.join("#a,#b", "ka,kb")
     assert w.sent() == ["JOIN #a,#b ka,kb"]
-    w.client.join("#a,#b", ",kb")  # only #b has a key
-    assert w.sent() == ["JOIN #b,#a kb"]
+    w.client.join("#c,#d", ",kd")  # only #d has a key
+    assert w.sent() == ["JOIN #d,#c kd"]
 
 
 def test_join_several_one_refused_errbacks_with_its_numeric() -> None:

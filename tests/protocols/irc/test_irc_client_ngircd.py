@@ -494,3 +494,89 @@ async def test_join_several_channels_at_once_with_keys(server: IRCPeer) -> None:
     finally:
         await a.quit()
         await b.quit()
+
+
+async def test_rejoins_a_keyed_channel_with_its_key(server: IRCPeer) -> None:
+    op = await irc.connect(server.host, server.port, nick("ko"), rate=None, timeout=10)
+    client = await irc.connect(server.host, server.port, nick("kc"), rate=None, timeout=10,
+                               reconnect=True)
+    try:
+        client.reconnect_initial = client._reconnect_delay = 0.01
+        await op.join("#keyed")
+        await op.mode("#keyed", "+k", "sekrit")
+        await op.join("#later")
+        await client.join("#keyed", "sekrit")  # the key joined with
+        await client.join("#later")
+        changed = client.wait_for("mode", lambda e: e.channel == "#later", timeout=10)
+        await op.mode("#later", "+k", "newkey")  # a key set while we are in
+        await changed
+        assert client.channels[client.fold("#later")].key == "newkey"
+        back = client.wait_for("registered", timeout=10)
+        keyed = client.wait_for("join", lambda e: e.own and e.channel == "#keyed", timeout=10)
+        later = client.wait_for("join", lambda e: e.own and e.channel == "#later", timeout=10)
+        client.protocol.transport.abort()
+        await back
+        await keyed
+        await later
+        await client.names("#later")  # (366 of the rejoins came)
+        assert client.channels[client.fold("#keyed")].key == "sekrit"
+        assert client.channels[client.fold("#later")].key == "newkey"
+    finally:
+        await client.quit()
+        await op.quit()
+
+
+async def test_join_of_a_channel_we_are_in_fires_at_once(server: IRCPeer) -> None:
+    client = await irc.connect(server.host, server.port, nick("jj"), rate=None, timeout=10)
+    try:
+        a, b = client.join("#twice"), client.join("#twice")  # (the second is shared)
+        chan = await a
+        assert await b is chan
+        clock = ns.get_reactor()
+        start = clock.seconds()
+        assert await client.join("#twice") is chan
+        assert clock.seconds() - start < 1
+        # the server has nothing to say to it: the next request is answered as usual
+        assert await client.names("#twice") == [f"@{client.nick}"]
+    finally:
+        await client.quit()
+
+
+async def test_concurrent_whois_of_a_missing_nick_both_fail(server: IRCPeer) -> None:
+    client = await irc.connect(server.host, server.port, nick("wq"), rate=None, timeout=10)
+    other = await irc.connect(server.host, server.port, nick("wt"), rate=None, timeout=10)
+    try:
+        d1, d2 = client.whois("ghost"), client.whois("ghost")
+        d3 = client.whois(other.nick)
+        for d in (d1, d2):
+            with pytest.raises(IRCCommandError) as raised:
+                await d
+            assert raised.value.numeric == "401"
+        assert (await d3).user is not None
+        assert client._pending == []
+    finally:
+        await client.quit()
+        await other.quit()
+
+
+async def test_a_long_action_is_heard_whole(server: IRCPeer) -> None:
+    a = await irc.connect(server.host, server.port, nick("aa"), rate=None, timeout=10)
+    b = await irc.connect(server.host, server.port, nick("ab"), rate=None, timeout=10)
+    try:
+        await a.join("#act")
+        await b.join("#act")
+        heard: list[str] = []
+        b.add_listener("action", lambda e: heard.append(e.text or ""))
+        refused: list[str] = []  # (ours says 417 to a line over 512 bytes)
+        a.add_listener("raw", lambda e: refused.append(str(e.message))
+                       if e.message.command == "417" else None)
+        text = "waves " * 100 + "\x1ditalic\x1d é" * 30
+        a.action("#act", text)
+        got = b.wait_for("message", lambda e: e.text == "end", timeout=10)
+        a.msg("#act", "end")
+        await got
+        assert " ".join(heard).split() == text.split()
+        assert refused == []
+    finally:
+        await a.quit()
+        await b.quit()

@@ -338,7 +338,7 @@ def test_reconnect_backs_off_and_not_after_quit() -> None:
     w.client._connect_args = ("127.0.0.1", 1, None, 5, w.clock)
     w.feed(":me!u@h JOIN #c", ":irc.x 366 me #c :End")
     w.protocol.connection_lost(Failure(ConnectionResetError("reset")))
-    assert w.client._rejoin == ["#c"]
+    assert w.client._rejoin == [("#c", None)]
     (call,) = w.clock.calls
     assert call.time == 1.0
     call.cancel()
