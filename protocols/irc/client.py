@@ -175,6 +175,10 @@ def split_prefixes(name: str, symbols: str) -> tuple[str, str]:
     return name[:i], name[i:]
 
 
+#: an escaped character in an ISUPPORT value (Modern IRC: \x20 for a space, \x5C, \x3D)
+_ISUPPORT_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+
+
 class ISupport:
     """What the server said in its 005 (RPL_ISUPPORT) lines: ``tokens`` (name -> value,
     "" for a token with none), and the parts the client uses, read from them."""
@@ -188,6 +192,8 @@ class ISupport:
                 self.tokens.pop(token[1:], None)
                 continue
             key, _, value = token.partition("=")
+            if "\\x" in value:
+                value = _ISUPPORT_ESCAPE.sub(lambda m: chr(int(m[1], 16)), value)
             self.tokens[key] = value
 
     @property

@@ -492,3 +492,23 @@ def test_no_keepalive() -> None:
     w.register()
     w.clock.advance(10_000)
     assert w.sent() == [] and not w.transport.aborted
+
+
+def test_isupport_values_are_unescaped() -> None:
+    """Modern IRC: a value escapes space, backslash and '=' as \\x20, \\x5C and \\x3D."""
+    w = Wire()
+    w.register(r"NETWORK=My\x20Net\x3D1 CHANTYPES=# EXTBAN=\x5C,b")
+    assert w.client.isupport.network == "My Net=1"
+    assert w.client.isupport.tokens["EXTBAN"] == "\\,b"
+
+
+async def test_our_server_network_with_a_space_reads_back(reactor: Any) -> None:
+    from protocols import irc
+
+    srv = irc.serve(network="My Net")
+    try:
+        c = await irc.connect("127.0.0.1", srv.port, "netter", rate=None, timeout=10)
+        assert c.isupport.network == "My Net"
+        await c.quit()
+    finally:
+        await srv.close()
