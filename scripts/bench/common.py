@@ -14,13 +14,14 @@ import argparse
 import importlib.util
 import json
 import os
+import platform
 import selectors
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -42,6 +43,19 @@ ALLOCATORS = [
     ),
 ]
 ALLOCATOR_NAMES = ("default", "levelled")  # short names of ALLOCATORS, in order
+
+
+# Program text, for a Python server run with "python -c" (it cannot import this module):
+# how it says it listens ("READY port what", its first line of stdout) or that it cannot
+# run here ("UNAVAILABLE why"), as ServerProcess.start_python reads it.
+SAY_READY = """
+import sys
+def ready(port, what):
+    print("READY", port, what, flush=True)
+def unavailable(why):
+    print("UNAVAILABLE", why, flush=True)
+    sys.exit(0)
+"""
 
 
 def allocator(name: str) -> tuple[str, dict[str, str]]:
@@ -76,6 +90,18 @@ def python_env(
         env.pop(name, None)
     env.update(extra)
     return env
+
+
+def machine(args: argparse.Namespace) -> dict[str, Any]:
+    """The first entries of a run's JSON: what ran where (``args.server_cpu`` and
+    ``args.client_cpu`` from pin_load)."""
+    return {
+        "quick": args.quick,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "server_cpu": args.server_cpu,
+        "client_cpu": args.client_cpu,
+    }
 
 
 def pin_load() -> tuple[int, int]:
@@ -216,14 +242,21 @@ def add_baseline_option(
 # ---- the servers a run measures
 
 
-class Case(Protocol):
-    name: str
-    label: str
-    env: dict[str, str]
-    cwd: str
+class ServerCase:
+    """One server: the program it runs, the Python modules it needs, what it adds to its
+    environment, the tree it runs from."""
+
+    def __init__(self, name: str, label: str, program: str, needs: list[str],
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.label = label
+        self.program = program
+        self.needs = needs
+        self.env: dict[str, str] = env if env is not None else {}
+        self.cwd = ROOT  # a baseline server runs from its own tree
 
 
-C = TypeVar("C", bound=Case)
+C = TypeVar("C", bound=ServerCase)
 
 
 def select(cases: Sequence[C], optional: set[str], names: str | None) -> list[C]:
@@ -241,7 +274,7 @@ def select(cases: Sequence[C], optional: set[str], names: str | None) -> list[C]
 
 
 def use_baseline(
-    cases: Sequence[Case],
+    cases: Sequence[ServerCase],
     baseline_dir: str | None,
     parser: argparse.ArgumentParser,
     package: str,
@@ -289,18 +322,24 @@ def not_installed(needs: Iterable[str], extras: str) -> str | None:
 Measures = dict[str, tuple[str, str, bool]]
 
 
-def run_rounds(
-    cases: Sequence[Case],
+def measure_all(
+    out: dict[str, Any],
+    cases: Sequence[ServerCase],
     rounds: int,
     measure: Callable[[Any], dict[str, Any]],
     measures: Measures,
-    cpu_keys: dict[str, tuple[str, ...]],
-    failed: dict[str, str],
-    unavailable: dict[str, str],
-) -> dict[str, dict[str, Any]]:
+    cpu_keys: Mapping[str, tuple[str, ...]],
+    report: Callable[[Any, dict[str, dict[str, Any]], dict[str, str]], dict[str, float]],
+    json_path: str | None,
+) -> int:
     """Each round measures every case (``measure(case)``) not failed or unavailable yet,
     and says so; per case, the best of each measure over the rounds (with the ``cpu_keys``
-    of that measure's best round) and every round's value (``<measure>_rounds``)."""
+    of that measure's best round) and every round's value (``<measure>_rounds``). Then
+    ``report(cases, results, unavailable)`` and finish: the exit status. ``out`` (the
+    JSON) gets "unavailable", "failed", "servers" (the results) and "ratios"."""
+    out.update(unavailable={}, failed={}, servers={}, ratios={})
+    failed: dict[str, str] = out["failed"]
+    unavailable: dict[str, str] = out["unavailable"]
     best: dict[str, dict[str, Any]] = {}
     for _ in range(rounds):
         for case in cases:
@@ -329,25 +368,7 @@ def run_rounds(
                     prev[key] = res[key]
                     for cpu_key in cpu_keys.get(key, ()):
                         prev[cpu_key] = res[cpu_key]
-    return {c.name: best[c.name] for c in cases if c.name in best}
-
-
-def measure_all(
-    out: dict[str, Any],
-    cases: Sequence[Case],
-    rounds: int,
-    measure: Callable[[Any], dict[str, Any]],
-    measures: Measures,
-    cpu_keys: dict[str, tuple[str, ...]],
-    report: Callable[[Any, dict[str, dict[str, Any]], dict[str, str]], dict[str, float]],
-    json_path: str | None,
-) -> int:
-    """run_rounds, then ``report(cases, results, unavailable)``, then finish: the exit
-    status. ``out`` (the JSON) gets "unavailable", "failed", "servers" and "ratios"."""
-    out.update(unavailable={}, failed={}, servers={}, ratios={})
-    failed: dict[str, str] = out["failed"]
-    unavailable: dict[str, str] = out["unavailable"]
-    out["servers"] = run_rounds(cases, rounds, measure, measures, cpu_keys, failed, unavailable)
+    out["servers"] = {c.name: best[c.name] for c in cases if c.name in best}
     out["ratios"] = report(cases, out["servers"], unavailable)
     return finish(out, failed, json_path)
 
@@ -379,7 +400,7 @@ def ratio_line(label: str, value: float, goal: float | None, op: str = ">=",
     return f"{label:{width}} {value:5.2f}x  {verdict}"
 
 
-def print_table(cases: Sequence[Case], results: dict[str, dict[str, Any]],
+def print_table(cases: Sequence[ServerCase], results: dict[str, dict[str, Any]],
                 unavailable: dict[str, str], measures: Measures) -> list[str]:
     """One row per server, one column per measure any of them has: those measures."""
     keys = [k for k in measures if any(k in r for r in results.values())]
@@ -400,7 +421,7 @@ def print_table(cases: Sequence[Case], results: dict[str, dict[str, Any]],
 
 # (label, measure, numerator, denominators (the better of them), goal, op); the ratio
 # is numerator / best denominator.
-Goals = list[tuple[str, str, str, tuple[str, ...], "float | None", str]]
+Goals = list[tuple[str, str, str, tuple[str, ...], float | None, str]]
 
 
 def print_ratios(goals: Goals, measures: Measures,

@@ -81,7 +81,7 @@ import hashlib
 import os
 import platform
 import resource
-import select as select_module  # (select() below picks servers)
+import select as select_module  # (select, from common, picks servers)
 import shutil
 import socket
 import subprocess
@@ -92,14 +92,16 @@ import time
 from typing import Any, cast
 
 from common import (
-    ROOT,
+    SAY_READY,
     Failed,
+    ServerCase,
     ServerProcess,
     Unavailable,
     add_allocator_option,
     add_baseline_option,
     allocator,
     have,
+    machine,
     measure_all,
     not_installed,
     pin_load,
@@ -116,18 +118,13 @@ BIG = "big.bin"
 PARALLEL = 10
 IDLE_GATE = 50  # idle connections logging in at a time
 
-# Run first in every server: pin it, and say when it listens ("READY port what") on the
-# first line of stdout, or that it cannot run here ("UNAVAILABLE why").
+# Run first in every server: pin it; then SAY_READY (common.py) gives it ready(port, what)
+# and unavailable(why), for the first line of its stdout.
 SERVER_PRELUDE = """
-import os, sys
+import os
 os.sched_setaffinity(0, {int(os.environ["BENCH_FTP_CPU"])})
 ROOT = os.environ["BENCH_FTP_ROOT"]
 USER, PASSWORD = "u", "p"
-def ready(port, what):
-    print("READY", port, what, flush=True)
-def unavailable(why):
-    print("UNAVAILABLE", why, flush=True)
-    sys.exit(0)
 """
 
 SERVERS = {
@@ -182,18 +179,6 @@ SERVERS = {
         reactor.run()
     """,
 }
-
-
-class ServerCase:
-    """One server: the program it runs, what it needs, the tree it runs from."""
-
-    def __init__(self, name: str, label: str, program: str, needs: list[str]) -> None:
-        self.name = name
-        self.label = label
-        self.program = program
-        self.needs = needs
-        self.cwd = ROOT  # a baseline server runs from its own tree
-        self.env: dict[str, str] = {}
 
 
 SERVER_CASES = [
@@ -285,7 +270,8 @@ class Server(ServerProcess):
         self.case = case
         env = python_env({**allocator_env, **case.env, "BENCH_FTP_ROOT": root,
                           "BENCH_FTP_CPU": str(cpu)})
-        code = textwrap.dedent(SERVER_PRELUDE) + textwrap.dedent(SERVERS[case.program])
+        code = (textwrap.dedent(SERVER_PRELUDE) + SAY_READY
+                + textwrap.dedent(SERVERS[case.program]))
         self.port, self.what = self.start_python(
             code, env, case.cwd, "the {label} server did not start:\n{said}")
 
@@ -861,11 +847,7 @@ def run(
         print(f"left out {name}: {why}")
 
     out: dict[str, Any] = {
-        "quick": args.quick,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "server_cpu": args.server_cpu,
-        "client_cpu": args.client_cpu,
+        **machine(args),
         "size_mib": args.size,
         "sha256": args.sha256,
         "parallel": PARALLEL,

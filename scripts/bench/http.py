@@ -100,7 +100,7 @@ if __name__ == "http":
     sys.modules["http"] = _stdlib
     _spec.loader.exec_module(_stdlib)
 else:
-    import common  # noqa: F401 (scripts/bench/common.py, while its folder is on sys.path)
+    import common  # (scripts/bench/common.py: imported before its folder leaves sys.path)
 
     sys.path[:] = _PATH
 
@@ -119,6 +119,7 @@ import urllib.request  # noqa: E402
 from http.client import HTTPConnection  # noqa: E402
 from typing import Any  # noqa: E402
 
+import common  # noqa: E402
 from common import (  # noqa: E402
     PROFILE_ENV,
     Failed,
@@ -128,6 +129,7 @@ from common import (  # noqa: E402
     allocator,
     finish,
     have,
+    machine,
     not_installed,
     pin_load,
     python_env,
@@ -330,7 +332,7 @@ SERVERS = {
 }
 
 
-class ServerCase:
+class ServerCase(common.ServerCase):
     """One server configuration: the program it runs, its environment, what it needs.
 
     ``static``: it serves the benchmark's directory of files (measured on a small and a
@@ -348,14 +350,9 @@ class ServerCase:
         static: bool = False,
         programs: tuple[str, ...] = (),
     ) -> None:
-        self.name = name
-        self.label = label
-        self.program = program
-        self.env = env
-        self.needs = needs
+        super().__init__(name, label, program, needs, env)
         self.static = static
         self.programs = programs
-        self.cwd = ROOT  # a baseline server runs from its own tree
 
 
 SERVER_CASES = [
@@ -1021,11 +1018,7 @@ def run(
         print(f"profiling the servers into {args.profile}: these numbers are not comparable")
 
     out: dict[str, Any] = {
-        "quick": args.quick,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "server_cpu": args.server_cpu,
-        "client_cpu": args.client_cpu,
+        **machine(args),
         "wrk": " ".join(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{args.seconds}s"]),
         "seconds": args.seconds,
         "rounds": rounds,

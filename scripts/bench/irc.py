@@ -88,7 +88,7 @@ import os
 import platform
 import re
 import resource
-import select as select_module  # (select() below picks servers)
+import select as select_module  # (select, from common, picks servers)
 import shutil
 import socket
 import subprocess
@@ -98,14 +98,16 @@ import textwrap
 import time
 from typing import Any
 
+import common
 from common import (
-    ROOT,
+    SAY_READY,
     Failed,
     ServerProcess,
     Unavailable,
     add_allocator_option,
     add_baseline_option,
     allocator,
+    machine,
     measure_all,
     not_installed,
     pin_load,
@@ -122,21 +124,16 @@ SERVER_NAME = "irc.test"
 JOIN_GATE = 50  # JOINs outstanding at a time while the channel fills
 CONNECT_GATE = 100  # members registering at a time while the channel fills
 
-# Run first in every Python server: pin it, and say when it listens ("READY port what") on
-# the first line of stdout, or that it cannot run here ("UNAVAILABLE why").
+# Run first in every Python server: pin it; then SAY_READY (common.py) gives it
+# ready(port, what) and unavailable(why), for the first line of its stdout.
 SERVER_PRELUDE = """
-import os, sys
+import os
 os.sched_setaffinity(0, {int(os.environ["BENCH_IRC_CPU"])})
 PASSWORD = "p"
 # every nick the bench uses (as member_nick and registration_nick make them)
 _members, _batches, _registrations = map(int, os.environ["BENCH_IRC_NICKS"].split(","))
 NICKS = [f"m{i}" for i in range(_members)] + [
     f"r{b}x{i}" for b in range(_batches) for i in range(_registrations)]
-def ready(port, what):
-    print("READY", port, what, flush=True)
-def unavailable(why):
-    print("UNAVAILABLE", why, flush=True)
-    sys.exit(0)
 """
 
 SERVERS = {
@@ -205,20 +202,15 @@ DNS = no
 NGIRCD = "/usr/sbin/ngircd"
 
 
-class ServerCase:
-    """One server: the program it runs, what it needs, the tree it runs from."""
+class ServerCase(common.ServerCase):
+    """One server; ``command``: a program it runs (ngircd) rather than Python."""
 
     def __init__(self, name: str, label: str, program: str, needs: list[str],
                  command: str | None = None) -> None:
-        self.name = name
-        self.label = label
-        self.program = program
-        self.needs = needs  # Python modules
-        self.command = command  # a program it runs (ngircd)
+        super().__init__(name, label, program, needs)
+        self.command = command
         # registering clients at a time, by default (0: all at once)
         self.in_flight = 10 if command is not None else 0
-        self.cwd = ROOT  # a baseline server runs from its own tree
-        self.env: dict[str, str] = {}
 
 
 SERVER_CASES = [
@@ -308,7 +300,8 @@ class Server(ServerProcess):
         if case.command is not None:
             self._start_ngircd(case, args, env)
             return
-        code = textwrap.dedent(SERVER_PRELUDE) + textwrap.dedent(SERVERS[case.program])
+        code = (textwrap.dedent(SERVER_PRELUDE) + SAY_READY
+                + textwrap.dedent(SERVERS[case.program]))
         self.port, self.what = self.start_python(
             code, env, case.cwd, "{label} did not start: {words!r}\n{said}")
 
@@ -972,11 +965,7 @@ def run(args: argparse.Namespace, cases: list[ServerCase], skipped: dict[str, st
         print(f"left out {name}: {why}")
 
     out: dict[str, Any] = {
-        "quick": args.quick,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "server_cpu": args.server_cpu,
-        "client_cpu": args.client_cpu,
+        **machine(args),
         "members": args.members,
         "messages": args.messages,
         "window": args.window,
