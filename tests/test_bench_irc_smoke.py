@@ -114,10 +114,17 @@ def test_irc_bench_quick_runs(tmp_path: Path) -> None:
 
 
 def load_bench() -> Any:
+    """irc.py as a module; its ``import common`` (scripts/bench/common.py) finds that folder
+    on sys.path only while it loads: left there, it would shadow the standard library's
+    ``http`` with scripts/bench/http.py."""
     spec = importlib.util.spec_from_file_location("netshell_bench_irc", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH.parent))
     return module
 
 

@@ -19,7 +19,7 @@ fresh server process (``--measures`` picks a subset):
   and written to the JSON (``idle_connections``, ``fd_limit``).
 
 Every server runs under both glibc allocator settings (``--allocator``, see
-ALLOCATORS below), and each set of measures is repeated in ``--rounds``
+ALLOCATORS in common.py), and each set of measures is repeated in ``--rounds``
 interleaved rounds; the best and the median of the rounds are reported.
 
 Usage::
@@ -45,7 +45,6 @@ import argparse
 import asyncio
 import functools
 import importlib.util
-import json
 import os
 import platform
 import resource
@@ -57,8 +56,15 @@ import textwrap
 import time
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+from common import (
+    ALLOCATOR_NAMES,
+    ALLOCATORS,
+    ROOT,
+    pin_load,
+    python_env,
+    rss_bytes,
+    write_json,
+)
 
 MIB = 1 << 20
 PING_PONG_CONNECTIONS = 10
@@ -152,22 +158,8 @@ MEASURES: dict[str, tuple[str, str, str, Any]] = {
     "idle": ("idle_bytes_per_conn", "idle B/conn", ",.0f", min),
 }
 
-# glibc serves a request of 128 KiB or more with mmap, unless its dynamic threshold
-# was raised by an earlier free of such a block. asyncio's selector transport reads
-# into a fresh 256 KiB buffer, so whether a server pays mmap/mremap/munmap on every
-# read depends on the allocator's history: a 4x swing in ping-pong that has nothing
-# to do with the server's code. So each set runs twice: as a user gets it, and with
-# the threshold fixed for every server (both variables: fixing the mmap threshold
-# alone also freezes the trim threshold, which then costs a brk per read instead).
-# (title, environment) pairs; tls.py and http.py load this list by path.
-ALLOCATORS = [
-    ("default allocator", {}),
-    (
-        "levelled allocator (MALLOC_MMAP_THRESHOLD_=4MiB, MALLOC_TRIM_THRESHOLD_=64MiB)",
-        {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)},
-    ),
-]
-ALLOCATOR_NAMES = ("default", "levelled")  # short names of ALLOCATORS, in order
+# The glibc allocator settings every server runs under (--allocator): ALLOCATORS in
+# common.py, as a user gets it and with the mmap threshold levelled (see there).
 
 # (label, server a, server b, measure, goal, op): the ratio is a / b.
 GOALS = [
@@ -216,9 +208,7 @@ def start_server(
 ) -> tuple[subprocess.Popen[str], int]:
     program, on_uvloop, _, _ = SERVERS[name]
     root = BASELINE if name == "netshell-baseline" and BASELINE else ROOT
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.update(extra_env)
-    env.pop("NETSHELL_LOOP", None)
+    env = python_env(extra_env, root=root)
     if on_uvloop:
         env["NETSHELL_LOOP"] = "uvloop"
     code = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n" + textwrap.dedent(PROGRAMS[program])
@@ -234,14 +224,6 @@ def start_server(
         proc.wait()
         raise RuntimeError(f"{name} server did not start")
     return proc, int(line)
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 class WrongEcho(Exception):
@@ -357,7 +339,7 @@ async def bulk(port: int, mib: int) -> float:
 async def idle_rss(pid: int, port: int, conns: int) -> tuple[float, int]:
     """(RSS growth in bytes per connection, connections opened) with ``conns`` idle ones."""
     loop = asyncio.get_running_loop()
-    before = rss_kib(pid)
+    before = rss_bytes(pid)
     socks = []
     try:
         for _ in range(conns):
@@ -370,11 +352,11 @@ async def idle_rss(pid: int, port: int, conns: int) -> tuple[float, int]:
         await loop.sock_sendall(probe, b"?")
         if await loop.sock_recv(probe, 1) != b"?":
             raise WrongEcho("the probe was not echoed")
-        after = rss_kib(pid)
+        after = rss_bytes(pid)
     finally:
         for s in socks:
             s.close()
-    return (after - before) * 1024 / len(socks), len(socks)
+    return (after - before) / len(socks), len(socks)
 
 
 async def measure(
@@ -559,9 +541,7 @@ def main() -> int:
     idle_asked = args.idle
     if "idle" in measures and args.idle + 100 > hard:
         args.idle = max(1, hard - 200)
-    cpus = sorted(os.sched_getaffinity(0))
-    args.server_cpu, client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
-    os.sched_setaffinity(0, {client_cpu})
+    args.server_cpu, client_cpu = pin_load()
 
     left_out: dict[str, str] = {}
     for name in list(names):
@@ -664,9 +644,7 @@ def main() -> int:
         text = verdict(per, goal, op)
         print(f"  {label:40} {shown}  goal {op} {goal}x: {text}")
         out["verdicts"][label] = {"goal": f"{op} {goal}", **per, "verdict": text}
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    write_json(args.json, out)
     return 0
 
 

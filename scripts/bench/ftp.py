@@ -53,7 +53,7 @@ client (near 0 when the kernel's sendfile does the work) and per login: measures
 that hold when the load, not the server, sets the pace, or the machine is busy.
 Each round starts every server afresh; rounds are interleaved, the best kept (the
 lowest for memory; the CPU figures are those of the best run). Servers run with the levelled
-glibc allocator of scripts/bench/echo.py (``--allocator default`` for glibc as it
+glibc allocator of scripts/bench/common.py (``--allocator default`` for glibc as it
 comes).
 
 Usage::
@@ -78,13 +78,10 @@ import asyncio
 import errno
 import functools
 import hashlib
-import importlib.util
-import json
 import os
 import platform
 import resource
-import select as select_module  # (select() below picks servers)
-import selectors
+import select as select_module  # (select, from common, picks servers)
 import shutil
 import socket
 import subprocess
@@ -94,25 +91,40 @@ import textwrap
 import time
 from typing import Any, cast
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+from common import (
+    SAY_READY,
+    Failed,
+    ServerCase,
+    ServerProcess,
+    Unavailable,
+    add_allocator_option,
+    add_baseline_option,
+    allocator,
+    have,
+    machine,
+    measure_all,
+    not_installed,
+    pin_load,
+    print_ratios,
+    print_table,
+    python_env,
+    rss_bytes,
+    select,
+    use_baseline,
+)
+
 USER, PASSWORD = "u", "p"
 BIG = "big.bin"
 PARALLEL = 10
 IDLE_GATE = 50  # idle connections logging in at a time
 
-# Run first in every server: pin it, and say when it listens ("READY port what") on the
-# first line of stdout, or that it cannot run here ("UNAVAILABLE why").
+# Run first in every server: pin it; then SAY_READY (common.py) gives it ready(port, what)
+# and unavailable(why), for the first line of its stdout.
 SERVER_PRELUDE = """
-import os, sys
+import os
 os.sched_setaffinity(0, {int(os.environ["BENCH_FTP_CPU"])})
 ROOT = os.environ["BENCH_FTP_ROOT"]
 USER, PASSWORD = "u", "p"
-def ready(port, what):
-    print("READY", port, what, flush=True)
-def unavailable(why):
-    print("UNAVAILABLE", why, flush=True)
-    sys.exit(0)
 """
 
 SERVERS = {
@@ -167,18 +179,6 @@ SERVERS = {
         reactor.run()
     """,
 }
-
-
-class ServerCase:
-    """One server: the program it runs, what it needs, the tree it runs from."""
-
-    def __init__(self, name: str, label: str, program: str, needs: list[str]) -> None:
-        self.name = name
-        self.label = label
-        self.program = program
-        self.needs = needs
-        self.cwd = ROOT  # a baseline server runs from its own tree
-        self.env: dict[str, str] = {}
 
 
 SERVER_CASES = [
@@ -259,107 +259,24 @@ GOALS: list[tuple[str, str, str, tuple[str, ...], float | None, str]] = [
 ]
 
 
-class Failed(Exception):
-    """A server answered wrongly, lost or mangled a transfer, or did not start."""
-
-
-class Unavailable(Exception):
-    """The server cannot run in this tree (netshell before its FTP server was written)."""
-
-
-def have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
-
-
-def base_env(cpu: int, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("NETSHELL_LOOP", None)
-    env["BENCH_FTP_CPU"] = str(cpu)
-    env.update(extra)
-    return env
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The process's next stdout line, or "" if it says nothing in ``timeout`` seconds."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            return ""
-    return proc.stdout.readline()
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
 # ---- servers
 
 
-class Server:
+class Server(ServerProcess):
     """One server process on its CPU, listening when constructed; stop() kills it."""
 
     def __init__(self, case: ServerCase, cpu: int, root: str, allocator_env: dict[str, str]):
+        super().__init__(case.label)
         self.case = case
-        env = base_env(cpu, {**allocator_env, **case.env, "BENCH_FTP_ROOT": root})
-        code = textwrap.dedent(SERVER_PRELUDE) + textwrap.dedent(SERVERS[case.program])
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            env=env,
-            cwd=case.cwd,
-            text=True,
-        )
-        words = read_line(self.proc, 30).split(maxsplit=2)
-        if words[:1] == ["UNAVAILABLE"]:
-            self.stop()
-            raise Unavailable(" ".join(words[1:]).strip())
-        if len(words) < 2 or words[0] != "READY":
-            said = self.said()
-            self.stop()
-            raise Failed(f"the {case.label} server did not start:\n{said}")
-        self.port = int(words[1])
-        self.what = words[2].strip() if len(words) > 2 else ""
+        env = python_env({**allocator_env, **case.env, "BENCH_FTP_ROOT": root,
+                          "BENCH_FTP_CPU": str(cpu)})
+        code = (textwrap.dedent(SERVER_PRELUDE) + SAY_READY
+                + textwrap.dedent(SERVERS[case.program]))
+        self.port, self.what = self.start_python(
+            code, env, case.cwd, "the {label} server did not start:\n{said}")
 
     def url(self, path: str) -> str:
         return f"ftp://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{path}"
-
-    def cpu_seconds(self) -> float:
-        """CPU time of the server's threads so far, in ns steps (/proc/PID/task/*/schedstat;
-        /proc/PID/stat counts 10 ms ticks, too coarse for one batch of logins)."""
-        total = 0
-        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-            try:
-                with open(f"/proc/{self.proc.pid}/task/{task}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except FileNotFoundError:
-                continue  # a thread that ended meanwhile
-        return total / 1e9
-
-    def said(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read()[-4000:]
-
-    def alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise Failed(f"{self.case.label} died (exit {self.proc.returncode}):\n{self.said()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.stderr.close()
 
 
 # ---- curl
@@ -809,32 +726,10 @@ def measure_server(
 # ---- the report
 
 
-def ratio_line(label: str, value: float, goal: float | None, op: str) -> str:
-    if goal is None:
-        verdict = "no goal"
-    else:
-        met = value >= goal if op == ">=" else value <= goal
-        verdict = f"goal {op} {goal}x  {'met' if met else 'NOT met'}"
-    return f"{label:44} {value:5.2f}x  {verdict}"
-
-
 def report(
     cases: list[ServerCase], results: dict[str, dict[str, Any]], unavailable: dict[str, str]
 ) -> dict[str, float]:
-    keys = [k for k in MEASURES if any(k in r for r in results.values())]
-    header = f"{'server':18}" + "".join(f" {MEASURES[k][0]:>12}" for k in keys)
-    print("\n" + header)
-    for case in cases:
-        if case.name in unavailable:
-            print(f"{case.label:18} not available: {unavailable[case.name]}")
-            continue
-        res = results.get(case.name)
-        if res is None:
-            continue
-        cells = "".join(
-            f" {format(res[k], MEASURES[k][1]):>12}" if k in res else f" {'-':>12}" for k in keys
-        )
-        print(f"{case.label:18}{cells}")
+    print_table(cases, results, unavailable, MEASURES)
     cpu_rows = [(c, results[c.name]) for c in cases if c.name in results
                 and any(k in results[c.name] for k in CPU_KEYS.values())]
     if cpu_rows:
@@ -846,69 +741,7 @@ def report(
                 for k in (*CPU_KEYS.values(), "login_client_cpu_us")
             )
             print(f"{case.label:18}{cells}")
-    ratios: dict[str, float] = {}
-    for label, measure, a, bs, goal, op in GOALS:
-        if measure not in results.get(a, {}):
-            continue
-        others = [results[b][measure] for b in bs if measure in results.get(b, {})]
-        if len(others) != len(bs):
-            continue
-        higher_better = measure in MEASURES and MEASURES[measure][2]  # CPU: lower
-        best_other = max(others) if higher_better else min(others)
-        if best_other <= 0:
-            continue
-        value = results[a][measure] / best_other
-        ratios[label] = value
-        print(ratio_line(label, value, goal, op))
-    return ratios
-
-
-def load_allocators() -> list[tuple[str, dict[str, str]]]:
-    """The allocator settings of scripts/bench/echo.py (imported by path: no package here)."""
-    spec = importlib.util.spec_from_file_location(
-        "netshell_bench_echo", os.path.join(HERE, "echo.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return list(module.ALLOCATORS)
-
-
-def select(names: str | None) -> list[ServerCase]:
-    if names is None:
-        return [c for c in SERVER_CASES if c.name not in OPTIONAL_SERVERS]
-    wanted = {n.strip() for n in names.split(",") if n.strip()}
-    known = {c.name for c in SERVER_CASES}
-    unknown = wanted - known
-    if unknown:
-        raise SystemExit(
-            f"--only: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-        )
-    return [c for c in SERVER_CASES if c.name in wanted]
-
-
-def use_baseline(cases: list[ServerCase], baseline_dir: str | None,
-                 parser: argparse.ArgumentParser) -> None:
-    if not any(c.name == "netshell-baseline" for c in cases):
-        return
-    if not baseline_dir or not os.path.isfile(
-            os.path.join(baseline_dir, "netshell", "__init__.py")):
-        parser.error("the server netshell-baseline needs --baseline DIR (a netshell tree)")
-    baseline = os.path.abspath(baseline_dir)
-    for c in cases:
-        if c.name == "netshell-baseline":
-            c.env = {"PYTHONPATH": baseline + os.pathsep + os.environ.get("PYTHONPATH", "")}
-            # "python -c" puts its working directory first on sys.path: run from that tree.
-            c.cwd = baseline
-    check = subprocess.run(
-        [sys.executable, "-c", "import netshell, protocols.ftp; "
-         "print(netshell.__file__); print(protocols.ftp.__file__)"],
-        env=base_env(0, {"PYTHONPATH": baseline}), cwd=baseline, capture_output=True, text=True,
-    )
-    if check.returncode != 0 or any(
-            not line.startswith(baseline + os.sep) for line in check.stdout.split()):
-        parser.error(f"--baseline: {baseline} does not import its own netshell and "
-                     f"protocols.ftp: {check.stdout}{check.stderr}")
+    return print_ratios(GOALS, MEASURES, results)
 
 
 def main() -> int:
@@ -935,18 +768,8 @@ def main() -> int:
         metavar="NAMES",
         help="comma-separated servers: " + ", ".join(c.name for c in SERVER_CASES),
     )
-    parser.add_argument(
-        "--allocator",
-        choices=["levelled", "default"],
-        default="levelled",
-        help="glibc settings for the servers (see scripts/bench/echo.py)",
-    )
-    parser.add_argument(
-        "--baseline",
-        metavar="DIR",
-        help="a netshell source tree (e.g. a git worktree of an older commit) for the "
-        "server netshell-baseline (name it in --only), to compare a change in one run",
-    )
+    add_allocator_option(parser)
+    add_baseline_option(parser)
     args = parser.parse_args()
     args.size = args.size if args.size is not None else (1 if args.quick else 200)
     args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
@@ -958,12 +781,10 @@ def main() -> int:
         parser.error(f"--measures: choose among {', '.join(MEASURE_GROUPS)}")
     if min(args.size, args.repeat, args.logins, args.idle) < 1:
         parser.error("--size, --repeat, --logins and --idle must be positive")
-    cases = select(args.only)
-    use_baseline(cases, args.baseline, parser)
+    cases = select(SERVER_CASES, OPTIONAL_SERVERS, args.only)
+    use_baseline(cases, args.baseline, parser, "protocols.ftp")
 
-    cpus = sorted(os.sched_getaffinity(0))
-    args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
-    os.sched_setaffinity(0, {args.client_cpu})
+    args.server_cpu, args.client_cpu = pin_load()
     # Every connection is a descriptor here and one in the server (which inherits this
     # limit); the idle measure is lowered to what the hard limit allows, and says so.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -980,11 +801,9 @@ def main() -> int:
     args.taskset = shutil.which("taskset")
     skipped: dict[str, str] = {}
     for case in cases:
-        missing = [m for m in case.needs if not have(m)]
-        if missing:
-            skipped[case.name] = (
-                f"not installed: {', '.join(missing)} (pip install -e '.[bench,test]')"
-            )
+        why = not_installed(case.needs, "bench,test")
+        if why:
+            skipped[case.name] = why
     cases = [c for c in cases if c.name not in skipped]
     if args.curl is None:
         print("scripts/bench/ftp.py: curl is not installed (apt-get install curl)",
@@ -1012,8 +831,7 @@ def main() -> int:
 def run(
     args: argparse.Namespace, cases: list[ServerCase], skipped: dict[str, str], rounds: int
 ) -> int:
-    allocators = load_allocators()  # [default, levelled]
-    allocator_title, allocator_env = allocators[-1 if args.allocator == "levelled" else 0]
+    allocator_title, allocator_env = allocator(args.allocator)
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
         f"{args.server_cpu}, load (curl, login clients) on CPU {args.client_cpu}; "
@@ -1029,11 +847,7 @@ def run(
         print(f"left out {name}: {why}")
 
     out: dict[str, Any] = {
-        "quick": args.quick,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "server_cpu": args.server_cpu,
-        "client_cpu": args.client_cpu,
+        **machine(args),
         "size_mib": args.size,
         "sha256": args.sha256,
         "parallel": PARALLEL,
@@ -1048,57 +862,11 @@ def run(
         "measures": args.measures,
         "allocator": allocator_title,
         "skipped": skipped,
-        "unavailable": {},
-        "failed": {},
-        "servers": {},
-        "ratios": {},
     }
-    failed: dict[str, str] = out["failed"]
-    unavailable: dict[str, str] = out["unavailable"]
-    best: dict[str, dict[str, Any]] = {}
-    for _ in range(rounds):
-        for case in cases:
-            if case.name in failed or case.name in unavailable:
-                continue
-            print(f"  {case.label} ...", end="", flush=True)
-            try:
-                res = measure_server(case, args, allocator_env)
-            except Unavailable as e:
-                print(" not available")
-                unavailable[case.name] = str(e)
-                continue
-            except Failed as e:
-                print(" FAILED")
-                failed[case.name] = str(e)
-                best.pop(case.name, None)
-                continue
-            print(
-                " " + ", ".join(
-                    f"{MEASURES[k][0]} {format(res[k], MEASURES[k][1])}"
-                    for k in MEASURES if k in res
-                )
-            )
-            prev = best.setdefault(case.name, dict(res))
-            for key, (_, _, higher) in MEASURES.items():
-                if key not in res:
-                    continue
-                rounds_key = key + "_rounds"
-                prev.setdefault(rounds_key, [])
-                prev[rounds_key].append(res[key])
-                better = res[key] > prev[key] if higher else res[key] < prev[key]
-                if better:
-                    prev[key] = res[key]
-                    if key in CPU_KEYS:
-                        prev[CPU_KEYS[key]] = res[CPU_KEYS[key]]
-    out["servers"] = {c.name: best[c.name] for c in cases if c.name in best}
-    out["ratios"] = report(cases, out["servers"], unavailable)
-    for name, why in failed.items():
-        print(f"\nFAILED {name}: {why}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    return 1 if failed else 0
-
+    return measure_all(
+        out, cases, rounds, lambda case: measure_server(case, args, allocator_env), MEASURES,
+        {k: (v,) for k, v in CPU_KEYS.items()}, report, args.json,
+    )
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,7 @@ parsed from its output, and a run with any non-2xx answer or socket error marks
 the server failed (reported, not measured). Each round starts every server
 afresh; rounds are interleaved and the best kept. Next to each rate: how busy
 the server's CPU was (near 100% means the server, not wrk, was the limit).
-Servers run with the levelled glibc allocator of scripts/bench/echo.py
+Servers run with the levelled glibc allocator of scripts/bench/common.py
 (``--allocator default`` for glibc as it comes).
 
 Static files. Each static server serves one directory (made afresh, 0755) holding
@@ -100,14 +100,14 @@ if __name__ == "http":
     sys.modules["http"] = _stdlib
     _spec.loader.exec_module(_stdlib)
 else:
+    import common  # (scripts/bench/common.py: imported before its folder leaves sys.path)
+
     sys.path[:] = _PATH
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
-import selectors  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -119,9 +119,28 @@ import urllib.request  # noqa: E402
 from http.client import HTTPConnection  # noqa: E402
 from typing import Any  # noqa: E402
 
+import common  # noqa: E402
+from common import (  # noqa: E402
+    PROFILE_ENV,
+    Failed,
+    add_allocator_option,
+    add_baseline_option,
+    add_profile_option,
+    allocator,
+    finish,
+    have,
+    machine,
+    not_installed,
+    pin_load,
+    python_env,
+    ratio_line,
+    read_line,
+    stop_process,
+    use_baseline,
+)
+
 BODY = b"Hello, World!"
 CONNECTIONS = 50  # wrk -c, and the client's requests in flight
-PROFILE_ENV = "NETSHELL_BENCH_PROFILE"
 
 # Run first in every server: pin it, and say when it is ready (the port and the
 # loop it runs on, on the first line of stdout). With a profile path, serving()
@@ -313,7 +332,7 @@ SERVERS = {
 }
 
 
-class ServerCase:
+class ServerCase(common.ServerCase):
     """One server configuration: the program it runs, its environment, what it needs.
 
     ``static``: it serves the benchmark's directory of files (measured on a small and a
@@ -331,14 +350,9 @@ class ServerCase:
         static: bool = False,
         programs: tuple[str, ...] = (),
     ) -> None:
-        self.name = name
-        self.label = label
-        self.program = program
-        self.env = env
-        self.needs = needs
+        super().__init__(name, label, program, needs, env)
         self.static = static
         self.programs = programs
-        self.cwd = ROOT  # a baseline server runs from its own tree
 
 
 SERVER_CASES = [
@@ -529,17 +543,6 @@ CLIENT_RATIOS = [
 ]
 
 
-class Failed(Exception):
-    """A server or client answered wrongly, erred under load, or did not start."""
-
-
-def have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
-
-
 def find_program(name: str) -> str | None:
     """An executable on PATH, or in the sbin directories (nginx lives in /usr/sbin)."""
     path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
@@ -547,22 +550,7 @@ def find_program(name: str) -> str | None:
 
 
 def base_env(cpu: int, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("NETSHELL_LOOP", None)
-    env.pop(PROFILE_ENV, None)
-    env["BENCH_HTTP_CPU"] = str(cpu)
-    env.update(extra)
-    return env
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The process's next stdout line, or "" if it says nothing in ``timeout`` seconds."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            return ""
-    return proc.stdout.readline()
+    return python_env({"BENCH_HTTP_CPU": str(cpu), **extra}, drop=("NETSHELL_LOOP", PROFILE_ENV))
 
 
 # ---- servers
@@ -676,18 +664,7 @@ class Server:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        if self.proc.poll() is None:
-            if self.profiling:
-                self.proc.send_signal(signal.SIGUSR2)
-                try:
-                    self.proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    pass
-            if self.proc.poll() is None:
-                self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        stop_process(self.proc, self.profiling)
         self.stderr.close()
         if self.work is not None:
             shutil.rmtree(self.work, ignore_errors=True)
@@ -863,14 +840,6 @@ def measure_client(case: ClientCase, url: str, args: argparse.Namespace) -> dict
 # ---- the report
 
 
-def ratio_line(label: str, value: float, goal: float | None) -> str:
-    if goal is None:
-        verdict = "no goal"
-    else:
-        verdict = f"goal >= {goal}x  {'met' if value >= goal else 'NOT met'}"
-    return f"{label:44} {value:5.2f}x  {verdict}"
-
-
 def report_servers(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     apps = {name: res for name, res in results.items() if "large_mib_per_s" not in res}
     static = {name: res for name, res in results.items() if "large_mib_per_s" in res}
@@ -927,17 +896,6 @@ def report_clients(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     return ratios
 
 
-def load_allocators() -> list[tuple[str, dict[str, str]]]:
-    """The allocator settings of scripts/bench/echo.py (imported by path: no package here)."""
-    spec = importlib.util.spec_from_file_location(
-        "netshell_bench_echo", os.path.join(HERE, "echo.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return list(module.ALLOCATORS)
-
-
 def select(names: str | None) -> tuple[list[ServerCase], list[ClientCase]]:
     servers, clients = list(SERVER_CASES), list(CLIENT_CASES)
     if names is None:
@@ -977,24 +935,10 @@ def main() -> int:
         + ", ".join(c.name for c in [*SERVER_CASES, *CLIENT_CASES])
         + ", or servers / static / clients",
     )
-    parser.add_argument(
-        "--allocator",
-        choices=["levelled", "default"],
-        default="levelled",
-        help="glibc settings for the servers (see scripts/bench/echo.py)",
-    )
-    parser.add_argument(
-        "--profile",
-        default=os.environ.get(PROFILE_ENV) or None,
-        metavar="DIR",
-        help=f"cProfile every server into DIR (also ${PROFILE_ENV}); slows them down",
-    )
-    parser.add_argument(
-        "--baseline",
-        metavar="DIR",
-        help="a netshell source tree (e.g. a git worktree of an older commit) for the "
-        "servers netshell-baseline and static-netshell-baseline (name them in --only), to "
-        "compare a change in one run",
+    add_allocator_option(parser)
+    add_profile_option(parser)
+    add_baseline_option(
+        parser, "the servers netshell-baseline and static-netshell-baseline (name them in --only)"
     )
     parser.add_argument(
         "--large-mib",
@@ -1013,37 +957,16 @@ def main() -> int:
     args.warmup = 20 if args.quick else 500
     rounds = 1 if args.quick else max(1, args.rounds)
     server_cases, client_cases = select(args.only)
-    if any(c.name in BASELINE_SERVERS for c in server_cases):
-        if not args.baseline or not os.path.isfile(
-                os.path.join(args.baseline, "netshell", "__init__.py")):
-            parser.error("the baseline servers need --baseline DIR (a netshell tree)")
-        baseline = os.path.abspath(args.baseline)
-        for c in server_cases:
-            if c.name in BASELINE_SERVERS:
-                c.env = {"PYTHONPATH": baseline + os.pathsep + os.environ.get("PYTHONPATH", "")}
-                # Run from the baseline tree: "python -c" puts its working directory first
-                # on sys.path, so from this tree it would import this tree's netshell.
-                c.cwd = baseline
-        check = subprocess.run(
-            [sys.executable, "-c", "import netshell, protocols.http; "
-             "print(netshell.__file__); print(protocols.http.__file__)"],
-            env=base_env(0, {"PYTHONPATH": baseline}), cwd=baseline,
-            capture_output=True, text=True,
-        )
-        if check.returncode != 0 or any(
-                not line.startswith(baseline + os.sep) for line in check.stdout.split()):
-            parser.error(f"--baseline: {baseline} does not import its own netshell: "
-                         f"{check.stdout}{check.stderr}")
+    use_baseline(server_cases, args.baseline, parser, "protocols.http",
+                 servers=BASELINE_SERVERS, need="the baseline servers need", own="netshell")
 
-    cpus = sorted(os.sched_getaffinity(0))
-    args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
-    os.sched_setaffinity(0, {args.client_cpu})
+    args.server_cpu, args.client_cpu = pin_load()
 
     skipped: dict[str, str] = {}
     for case in [*server_cases, *client_cases]:
-        missing = [m for m in case.needs if not have(m)]
-        if missing:
-            skipped[case.name] = f"not installed: {', '.join(missing)} (pip install -e '.[bench]')"
+        why = not_installed(case.needs, "bench")
+        if why:
+            skipped[case.name] = why
         absent = [p for p in getattr(case, "programs", ()) if find_program(p) is None]
         if absent:
             skipped[case.name] = f"not installed: {', '.join(absent)} (apt-get install nginx-light)"
@@ -1081,8 +1004,7 @@ def run(
     wrk: str | None,
     rounds: int,
 ) -> int:
-    allocators = load_allocators()  # [default, levelled]
-    allocator_title, allocator_env = allocators[-1 if args.allocator == "levelled" else 0]
+    allocator_title, allocator_env = allocator(args.allocator)
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
         f"{args.server_cpu}, load (wrk, clients) on CPU {args.client_cpu}; "
@@ -1096,11 +1018,7 @@ def run(
         print(f"profiling the servers into {args.profile}: these numbers are not comparable")
 
     out: dict[str, Any] = {
-        "quick": args.quick,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "server_cpu": args.server_cpu,
-        "client_cpu": args.client_cpu,
+        **machine(args),
         "wrk": " ".join(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{args.seconds}s"]),
         "seconds": args.seconds,
         "rounds": rounds,
@@ -1155,12 +1073,7 @@ def run(
             client_cases, args, rounds, allocator_env, failed, out
         )
 
-    for name, why in failed.items():
-        print(f"\nFAILED {name}: {why}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    return 1 if failed else 0
+    return finish(out, failed, args.json)
 
 
 def run_clients(

@@ -60,7 +60,7 @@ Next to them, each server's CPU time (from /proc/PID/task/*/schedstat, in ns) pe
 and per registration, and this process's own: measures that hold when the load, not the
 server, sets the pace. Each round starts every server afresh; rounds are interleaved, the
 best kept (with its CPU figures). Servers run with the levelled glibc allocator of
-scripts/bench/echo.py (``--allocator default`` for glibc as it comes). The load's CPU per
+scripts/bench/common.py (``--allocator default`` for glibc as it comes). The load's CPU per
 delivery depends on how a server writes: a server that sends each line on its own costs
 it a ``recv`` per line (about 4 µs; 0.5 µs when lines come batched, as from Twisted). When
 the load's µs per delivery nears the wall time per delivery (1e6 / deliveries/s), the
@@ -84,13 +84,11 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib.util
-import json
 import os
 import platform
 import re
 import resource
-import select as select_module  # (select() below picks servers)
+import select as select_module  # (select, from common, picks servers)
 import shutil
 import socket
 import subprocess
@@ -100,29 +98,42 @@ import textwrap
 import time
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+import common
+from common import (
+    SAY_READY,
+    Failed,
+    ServerProcess,
+    Unavailable,
+    add_allocator_option,
+    add_baseline_option,
+    allocator,
+    machine,
+    measure_all,
+    not_installed,
+    pin_load,
+    print_ratios,
+    print_table,
+    python_env,
+    select,
+    use_baseline,
+)
+
 PASSWORD = "p"
 CHANNEL = b"#bench"
 SERVER_NAME = "irc.test"
 JOIN_GATE = 50  # JOINs outstanding at a time while the channel fills
 CONNECT_GATE = 100  # members registering at a time while the channel fills
 
-# Run first in every Python server: pin it, and say when it listens ("READY port what") on
-# the first line of stdout, or that it cannot run here ("UNAVAILABLE why").
+# Run first in every Python server: pin it; then SAY_READY (common.py) gives it
+# ready(port, what) and unavailable(why), for the first line of its stdout.
 SERVER_PRELUDE = """
-import os, sys
+import os
 os.sched_setaffinity(0, {int(os.environ["BENCH_IRC_CPU"])})
 PASSWORD = "p"
 # every nick the bench uses (as member_nick and registration_nick make them)
 _members, _batches, _registrations = map(int, os.environ["BENCH_IRC_NICKS"].split(","))
 NICKS = [f"m{i}" for i in range(_members)] + [
     f"r{b}x{i}" for b in range(_batches) for i in range(_registrations)]
-def ready(port, what):
-    print("READY", port, what, flush=True)
-def unavailable(why):
-    print("UNAVAILABLE", why, flush=True)
-    sys.exit(0)
 """
 
 SERVERS = {
@@ -191,20 +202,15 @@ DNS = no
 NGIRCD = "/usr/sbin/ngircd"
 
 
-class ServerCase:
-    """One server: the program it runs, what it needs, the tree it runs from."""
+class ServerCase(common.ServerCase):
+    """One server; ``command``: a program it runs (ngircd) rather than Python."""
 
     def __init__(self, name: str, label: str, program: str, needs: list[str],
                  command: str | None = None) -> None:
-        self.name = name
-        self.label = label
-        self.program = program
-        self.needs = needs  # Python modules
-        self.command = command  # a program it runs (ngircd)
+        super().__init__(name, label, program, needs)
+        self.command = command
         # registering clients at a time, by default (0: all at once)
         self.in_flight = 10 if command is not None else 0
-        self.cwd = ROOT  # a baseline server runs from its own tree
-        self.env: dict[str, str] = {}
 
 
 SERVER_CASES = [
@@ -258,36 +264,6 @@ GOALS: list[tuple[str, str, str, tuple[str, ...], float | None, str]] = [
 ]
 
 
-class Failed(Exception):
-    """A server answered wrongly, lost a message, closed a client, or did not start."""
-
-
-class Unavailable(Exception):
-    """The server cannot run in this tree (netshell before its IRC server was written)."""
-
-
-def have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
-
-
-def base_env(cpu: int, extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("NETSHELL_LOOP", None)
-    env["BENCH_IRC_CPU"] = str(cpu)
-    env.update(extra)
-    return env
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The process's next stdout line, or "" if it says nothing in ``timeout`` seconds."""
-    assert proc.stdout is not None
-    ready, _, _ = select_module.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline() if ready else ""
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -311,35 +287,23 @@ def registration_nick(batch: int, i: int) -> str:
 # ---- servers
 
 
-class Server:
+class Server(ServerProcess):
     """One server process on its CPU, listening when constructed; stop() kills it."""
 
     def __init__(self, case: ServerCase, args: argparse.Namespace,
                  allocator_env: dict[str, str]) -> None:
+        super().__init__(case.label)
         self.case = case
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.workdir: str | None = None
-        self.proc: subprocess.Popen[str]
-        env = base_env(args.server_cpu, {**allocator_env, **case.env,
-                                         "BENCH_IRC_NICKS": args.nicks})
+        env = python_env({**allocator_env, **case.env, "BENCH_IRC_NICKS": args.nicks,
+                          "BENCH_IRC_CPU": str(args.server_cpu)})
         if case.command is not None:
             self._start_ngircd(case, args, env)
             return
-        code = textwrap.dedent(SERVER_PRELUDE) + textwrap.dedent(SERVERS[case.program])
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=self.log,
-            env=env, cwd=case.cwd, text=True,
-        )
-        words = read_line(self.proc, 30).split(maxsplit=2)
-        if words[:1] == ["UNAVAILABLE"]:
-            self.stop()
-            raise Unavailable(" ".join(words[1:]).strip())
-        if len(words) < 2 or words[0] != "READY":
-            said = self.said()
-            self.stop()
-            raise Failed(f"{case.label} did not start: {' '.join(words)!r}\n{said}")
-        self.port = int(words[1])
-        self.what = words[2].strip() if len(words) > 2 else ""
+        code = (textwrap.dedent(SERVER_PRELUDE) + SAY_READY
+                + textwrap.dedent(SERVERS[case.program]))
+        self.port, self.what = self.start_python(
+            code, env, case.cwd, "{label} did not start: {words!r}\n{said}")
 
     def _start_ngircd(self, case: ServerCase, args: argparse.Namespace,
                       env: dict[str, str]) -> None:
@@ -380,33 +344,8 @@ class Server:
                 raise Failed(f"ngIRCd did not listen on {self.port} in 15 s:\n{said}")
             time.sleep(0.02)
 
-    def cpu_seconds(self) -> float:
-        """CPU time of the server's threads so far, in ns steps (/proc/PID/task/*/schedstat;
-        /proc/PID/stat counts 10 ms ticks, too coarse for one batch)."""
-        total = 0
-        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
-            try:
-                with open(f"/proc/{self.proc.pid}/task/{task}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except FileNotFoundError:
-                continue  # a thread that ended meanwhile
-        return total / 1e9
-
-    def said(self) -> str:
-        self.log.seek(0)
-        return self.log.read()[-4000:]
-
-    def alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise Failed(f"{self.case.label} died (exit {self.proc.returncode}):\n{self.said()}")
-
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.log.close()
+        super().stop()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -913,30 +852,9 @@ def measure_server(case: ServerCase, args: argparse.Namespace,
 # ---- the report
 
 
-def ratio_line(label: str, value: float, goal: float | None, op: str) -> str:
-    if goal is None:
-        verdict = "no goal"
-    else:
-        met = value >= goal if op == ">=" else value <= goal
-        verdict = f"goal {op} {goal}x  {'met' if met else 'NOT met'}"
-    return f"{label:44} {value:5.2f}x  {verdict}"
-
-
 def report(cases: list[ServerCase], results: dict[str, dict[str, Any]],
            unavailable: dict[str, str]) -> dict[str, float]:
-    keys = [k for k in MEASURES if any(k in r for r in results.values())]
-    print("\n" + f"{'server':18}" + "".join(f" {MEASURES[k][0]:>12}" for k in keys))
-    for case in cases:
-        if case.name in unavailable:
-            print(f"{case.label:18} not available: {unavailable[case.name]}")
-            continue
-        res = results.get(case.name)
-        if res is None:
-            continue
-        cells = "".join(
-            f" {format(res[k], MEASURES[k][1]):>12}" if k in res else f" {'-':>12}" for k in keys
-        )
-        print(f"{case.label:18}{cells}")
+    keys = print_table(cases, results, unavailable, MEASURES)
     cpu_keys = [k for m in keys for k in CPU_KEYS[m]]
     if cpu_keys:
         titles = {"fanout_server_cpu_us": "µs/delivery", "fanout_client_cpu_us": "client µs",
@@ -954,69 +872,7 @@ def report(cases: list[ServerCase], results: dict[str, dict[str, Any]],
              for c in cases if results.get(c.name, {}).get("registration_in_flight")]
     if paced:
         print("registration: " + ", ".join(paced) + "; the others all at once")
-    ratios: dict[str, float] = {}
-    for label, measure, a, bs, goal, op in GOALS:
-        if measure not in results.get(a, {}):
-            continue
-        others = [results[b][measure] for b in bs if measure in results.get(b, {})]
-        if len(others) != len(bs):
-            continue
-        higher_better = measure in MEASURES and MEASURES[measure][2]  # CPU: lower
-        best_other = max(others) if higher_better else min(others)
-        if best_other <= 0:
-            continue
-        value = results[a][measure] / best_other
-        ratios[label] = value
-        print(ratio_line(label, value, goal, op))
-    return ratios
-
-
-def load_allocators() -> list[tuple[str, dict[str, str]]]:
-    """The allocator settings of scripts/bench/echo.py (imported by path: no package here)."""
-    spec = importlib.util.spec_from_file_location(
-        "netshell_bench_echo", os.path.join(HERE, "echo.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return list(module.ALLOCATORS)
-
-
-def select(names: str | None) -> list[ServerCase]:
-    if names is None:
-        return [c for c in SERVER_CASES if c.name not in OPTIONAL_SERVERS]
-    wanted = {n.strip() for n in names.split(",") if n.strip()}
-    known = {c.name for c in SERVER_CASES}
-    unknown = wanted - known
-    if unknown:
-        raise SystemExit(
-            f"--only: unknown {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-        )
-    return [c for c in SERVER_CASES if c.name in wanted]
-
-
-def use_baseline(cases: list[ServerCase], baseline_dir: str | None,
-                 parser: argparse.ArgumentParser) -> None:
-    if not any(c.name == "netshell-baseline" for c in cases):
-        return
-    if not baseline_dir or not os.path.isfile(
-            os.path.join(baseline_dir, "netshell", "__init__.py")):
-        parser.error("the server netshell-baseline needs --baseline DIR (a netshell tree)")
-    baseline = os.path.abspath(baseline_dir)
-    for c in cases:
-        if c.name == "netshell-baseline":
-            c.env = {"PYTHONPATH": baseline + os.pathsep + os.environ.get("PYTHONPATH", "")}
-            # "python -c" puts its working directory first on sys.path: run from that tree.
-            c.cwd = baseline
-    check = subprocess.run(
-        [sys.executable, "-c", "import netshell, protocols.irc; "
-         "print(netshell.__file__); print(protocols.irc.__file__)"],
-        env=base_env(0, {"PYTHONPATH": baseline}), cwd=baseline, capture_output=True, text=True,
-    )
-    if check.returncode != 0 or any(
-            not line.startswith(baseline + os.sep) for line in check.stdout.split()):
-        parser.error(f"--baseline: {baseline} does not import its own netshell and "
-                     f"protocols.irc: {check.stdout}{check.stderr}")
+    return print_ratios(GOALS, MEASURES, results)
 
 
 def main() -> int:
@@ -1045,13 +901,8 @@ def main() -> int:
                         help="comma-separated: fanout, registration (default both)")
     parser.add_argument("--only", metavar="NAMES",
                         help="comma-separated servers: " + ", ".join(c.name for c in SERVER_CASES))
-    parser.add_argument("--allocator", choices=["levelled", "default"], default="levelled",
-                        help="glibc settings for the servers (see scripts/bench/echo.py)")
-    parser.add_argument(
-        "--baseline", metavar="DIR",
-        help="a netshell source tree (e.g. a git worktree of an older commit) for the "
-        "server netshell-baseline (name it in --only), to compare a change in one run",
-    )
+    add_allocator_option(parser)
+    add_baseline_option(parser)
     args = parser.parse_args()
     args.repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     args.members = args.members if args.members is not None else (50 if args.quick else 500)
@@ -1067,13 +918,11 @@ def main() -> int:
         parser.error("--repeat, --messages, --registrations and --window must be positive")
     if args.members < 2:
         parser.error("--members must be at least 2 (a sender and a receiver)")
-    cases = select(args.only)
-    use_baseline(cases, args.baseline, parser)
+    cases = select(SERVER_CASES, OPTIONAL_SERVERS, args.only)
+    use_baseline(cases, args.baseline, parser, "protocols.irc")
     args.nicks = nicks_used(args)
 
-    cpus = sorted(os.sched_getaffinity(0))
-    args.server_cpu, args.client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
-    os.sched_setaffinity(0, {args.client_cpu})
+    args.server_cpu, args.client_cpu = pin_load()
     # Every client is a descriptor here and one in the server (which inherits this limit).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(args.members, args.registrations) + 200
@@ -1084,11 +933,9 @@ def main() -> int:
 
     skipped: dict[str, str] = {}
     for case in cases:
-        missing = [m for m in case.needs if not have(m)]
-        if missing:
-            skipped[case.name] = (
-                f"not installed: {', '.join(missing)} (pip install -e '.[bench,test]')"
-            )
+        why = not_installed(case.needs, "bench,test")
+        if why:
+            skipped[case.name] = why
         if case.command is not None and not os.access(case.command, os.X_OK):
             skipped[case.name] = f"not installed: {case.command} (apt-get install -y ngircd)"
     cases = [c for c in cases if c.name not in skipped]
@@ -1101,8 +948,7 @@ def main() -> int:
 
 def run(args: argparse.Namespace, cases: list[ServerCase], skipped: dict[str, str],
         rounds: int) -> int:
-    allocators = load_allocators()  # [default, levelled]
-    allocator_title, allocator_env = allocators[-1 if args.allocator == "levelled" else 0]
+    allocator_title, allocator_env = allocator(args.allocator)
     print(
         f"Python {platform.python_version()}, {os.cpu_count()} cores; servers on CPU "
         f"{args.server_cpu}, load (clients on epoll, bare sockets, this process) on CPU "
@@ -1119,11 +965,7 @@ def run(args: argparse.Namespace, cases: list[ServerCase], skipped: dict[str, st
         print(f"left out {name}: {why}")
 
     out: dict[str, Any] = {
-        "quick": args.quick,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "server_cpu": args.server_cpu,
-        "client_cpu": args.client_cpu,
+        **machine(args),
         "members": args.members,
         "messages": args.messages,
         "window": args.window,
@@ -1135,50 +977,11 @@ def run(args: argparse.Namespace, cases: list[ServerCase], skipped: dict[str, st
         "measures": args.measures,
         "allocator": allocator_title,
         "skipped": skipped,
-        "unavailable": {},
-        "failed": {},
-        "servers": {},
-        "ratios": {},
     }
-    failed: dict[str, str] = out["failed"]
-    unavailable: dict[str, str] = out["unavailable"]
-    best: dict[str, dict[str, Any]] = {}
-    for _ in range(rounds):
-        for case in cases:
-            if case.name in failed or case.name in unavailable:
-                continue
-            print(f"  {case.label} ...", end="", flush=True)
-            try:
-                res = measure_server(case, args, allocator_env)
-            except Unavailable as e:
-                print(" not available")
-                unavailable[case.name] = str(e)
-                continue
-            except Failed as e:
-                print(" FAILED")
-                failed[case.name] = str(e)
-                best.pop(case.name, None)
-                continue
-            print(" " + ", ".join(f"{MEASURES[k][0]} {format(res[k], MEASURES[k][1])}"
-                                  for k in MEASURES if k in res))
-            prev = best.setdefault(case.name, dict(res))
-            for key, (_, _, higher) in MEASURES.items():
-                if key not in res:
-                    continue
-                prev.setdefault(key + "_rounds", []).append(res[key])
-                if res[key] > prev[key] if higher else res[key] < prev[key]:
-                    prev[key] = res[key]
-                    for cpu_key in CPU_KEYS[key]:
-                        prev[cpu_key] = res[cpu_key]
-    out["servers"] = {c.name: best[c.name] for c in cases if c.name in best}
-    out["ratios"] = report(cases, out["servers"], unavailable)
-    for name, why in failed.items():
-        print(f"\nFAILED {name}: {why}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
-    return 1 if failed else 0
-
+    return measure_all(
+        out, cases, rounds, lambda case: measure_server(case, args, allocator_env), MEASURES,
+        CPU_KEYS, report, args.json,
+    )
 
 if __name__ == "__main__":
     sys.exit(main())

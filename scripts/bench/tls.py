@@ -43,7 +43,7 @@ Usage::
     python scripts/bench/tls.py --json out.json
     python scripts/bench/tls.py --profile DIR  # cProfile each server; numbers not comparable
 
-The servers run with the levelled allocator of scripts/bench/echo.py
+The servers run with the levelled allocator of scripts/bench/common.py
 (``--allocator both`` adds the default one): glibc's mmap threshold must not
 decide the result. ``NETSHELL_BENCH_PROFILE=DIR`` in the environment does the
 same as ``--profile DIR``: each server process writes a cProfile dump
@@ -61,7 +61,6 @@ import argparse
 import asyncio
 import hashlib
 import importlib.util
-import json
 import os
 import platform
 import random
@@ -75,10 +74,18 @@ import textwrap
 import time
 from typing import Any, NamedTuple
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+from common import (
+    ALLOCATORS,
+    PROFILE_ENV,
+    add_allocator_option,
+    add_profile_option,
+    pin_load,
+    python_env,
+    ratio_line,
+    stop_process,
+    write_json,
+)
 
-PROFILE_ENV = "NETSHELL_BENCH_PROFILE"
 WORKERS = 8  # concurrent handshake loops
 CHUNK = 64 * 1024  # bulk: bytes per client write
 MIB, GIB = 1 << 20, 1 << 30  # rates and costs are in binary units
@@ -195,17 +202,6 @@ class Cert(NamedTuple):
     leaf_der: bytes
 
 
-def load_allocators() -> list[tuple[str, dict[str, str]]]:
-    """The allocator settings of scripts/bench/echo.py (imported by path: no package here)."""
-    spec = importlib.util.spec_from_file_location(
-        "netshell_bench_echo", os.path.join(HERE, "echo.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return list(module.ALLOCATORS)
-
-
 # ---- the server processes
 
 
@@ -217,11 +213,9 @@ class Server:
         self, name: str, cert: Cert, env: dict[str, str], profile: str | None, tag: str
     ) -> None:
         self.name = name
-        full = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        full.pop("NETSHELL_LOOP", None)  # asyncio's default loop for every server
-        full.pop(PROFILE_ENV, None)
-        full.update(env)
-        full.update(BENCH_TLS_CERT=cert.cert, BENCH_TLS_KEY=cert.key, BENCH_TLS_NAME=name)
+        # asyncio's default loop for every server
+        full = python_env({**env, "BENCH_TLS_CERT": cert.cert, "BENCH_TLS_KEY": cert.key,
+                           "BENCH_TLS_NAME": name}, drop=("NETSHELL_LOOP", PROFILE_ENV))
         self.profiling = bool(profile)
         if profile:
             os.makedirs(profile, exist_ok=True)
@@ -257,19 +251,8 @@ class Server:
         return self.stderr.read()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            # With a profile to write, ask for it; otherwise (and if that fails) kill.
-            if self.profiling:
-                self.proc.send_signal(signal.SIGUSR2)
-                try:
-                    self.proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    pass
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        # With a profile to write, ask for it; otherwise (and if that fails) kill.
+        stop_process(self.proc, self.profiling)
 
 
 # ---- the load generator
@@ -580,11 +563,7 @@ def report(title: str, best: dict[str, dict[str, Any]]) -> dict[str, float]:
             continue
         ours, theirs = best["netshell"][key], best[other][key]
         value = theirs / ours if key.startswith("server_cpu_") else ours / theirs
-        if goal is None:
-            verdict = "no goal"
-        else:
-            verdict = f"goal >= {goal}x  {'met' if value >= goal else 'NOT met'}"
-        print(f"{label:48} {value:5.2f}x  {verdict}")
+        print(ratio_line(label, value, goal, width=48))
         ratios[label] = value
     return ratios
 
@@ -614,18 +593,8 @@ def main() -> int:
         action="store_true",
         help="leave Nagle's algorithm on for Twisted, its default (asyncio turns it off)",
     )
-    parser.add_argument(
-        "--allocator",
-        choices=["levelled", "default", "both"],
-        default="levelled",
-        help="glibc settings for the servers (see scripts/bench/echo.py)",
-    )
-    parser.add_argument(
-        "--profile",
-        default=os.environ.get(PROFILE_ENV) or None,
-        metavar="DIR",
-        help=f"cProfile every server into DIR (also ${PROFILE_ENV}); slows them down",
-    )
+    add_allocator_option(parser, ("levelled", "default", "both"))
+    add_profile_option(parser)
     parser.add_argument(
         "--servers",
         default=",".join(SERVERS),
@@ -640,9 +609,7 @@ def main() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # CPU 0 for the servers and CPU 1 for us, or the first two this process may use.
-    cpus = sorted(os.sched_getaffinity(0))
-    server_cpu, client_cpu = cpus[0], cpus[1] if len(cpus) > 1 else cpus[0]
-    os.sched_setaffinity(0, {client_cpu})
+    server_cpu, client_cpu = pin_load()
 
     try:
         import uvloop
@@ -656,7 +623,7 @@ def main() -> int:
         print("Twisted is not installed (pip install -e '.[bench]'): left out")
         names.remove("twisted")
 
-    allocators = load_allocators()  # [default, levelled]
+    allocators = ALLOCATORS  # [default, levelled]
     if args.allocator == "levelled":
         allocators = allocators[-1:]
     elif args.allocator == "default":
@@ -739,9 +706,7 @@ def main() -> int:
         for p in (cert_path, key_path, ca_path):
             p.unlink(missing_ok=True)
         os.rmdir(workdir)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    write_json(args.json, out)
     return status
 
 
