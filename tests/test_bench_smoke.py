@@ -333,8 +333,10 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
     for name, result in data["servers"].items():
         assert result["verified"] is True, name
         for key in FTP_MEASURES:
-            # every measure of every server: a positive number, one per round
-            assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
+            # every measure of every server: a positive number, one per round (idle
+            # memory may be 0: netshell's 200 quick connections fit in pages it holds)
+            low = 0 if key == "idle_bytes_per_conn" else math.ulp(0)
+            assert low <= result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
             assert result[key + "_rounds"] == [result[key]], (name, key)
         for key in ("retr_server_cpu_s_per_gib", "stor_server_cpu_s_per_gib",
                     "login_server_cpu_us", "login_client_cpu_us"):
@@ -352,6 +354,7 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
         for peer in ("pyftpdlib", "Twisted")
     }
     for label, ratio in data["ratios"].items():
-        assert 0 < ratio < math.inf, label
+        low = 0 if label.startswith("idle memory: netshell") else math.ulp(0)
+        assert low <= ratio < math.inf, label
         assert re.search(rf"^{re.escape(label)} +[0-9.]+x  ", stdout, re.M), label
     assert "goal >= 1.5x" in stdout and "goal <= 1.0x" in stdout
