@@ -109,6 +109,37 @@ def test_irc_bench_quick_runs(tmp_path: Path) -> None:
         assert data["ratios"] == {}
 
 
+def test_the_cores_with_canned_answers_run(tmp_path: Path) -> None:
+    """netshell-core and twisted-core (registrations only): each framework's core under
+    a protocol with canned answers, beside the IRC servers; their ratios printed."""
+    require_peers()
+    out = tmp_path / "cores.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json", str(out), "--measures",
+         "registration", "--only", "netshell,netshell-core,twisted,twisted-core"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=80,
+    )
+    assert proc.returncode == 0, proc.stdout
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["failed"] == {} and data["unavailable"] == {}
+    assert set(data["servers"]) == {"netshell", "netshell-core", "twisted", "twisted-core"}
+    for name in ("netshell-core", "twisted-core"):
+        result = data["servers"][name]
+        assert result["label"] == {"netshell-core": "netshell core",
+                                   "twisted-core": "Twisted core"}[name]
+        assert 0 < result["registrations_per_s"] < math.inf
+        assert 0 < result["registration_server_cpu_us"] < math.inf
+        assert "fanout_deliveries_per_s" not in result  # registrations only
+    for label in ("CPU/registration, core only: netshell / Twisted",
+                  "CPU/registration: netshell IRC / netshell core",
+                  "CPU/registration: Twisted IRC / Twisted core"):
+        assert 0 < data["ratios"][label] < math.inf, label
+        assert re.search(rf"^{re.escape(label)} +[0-9.]+x  ", proc.stdout, re.M), label
+
+
 # ---- the bench fails loudly: its load against a fake server that loses, repeats or
 # misaddresses lines (in this process, no peer needed)
 

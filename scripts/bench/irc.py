@@ -66,11 +66,21 @@ it a ``recv`` per line (about 4 µs; 0.5 µs when lines come batched, as from Tw
 the load's µs per delivery nears the wall time per delivery (1e6 / deliveries/s), the
 load, not the server, sets the pace.
 
+Two more servers run only when ``--only`` names them, registrations only:
+``netshell-core`` and ``twisted-core``, each framework's own TCP server and transport
+with a protocol that answers PASS/NICK/USER with a fixed 16-line burst of netshell's
+size and QUIT with ERROR and the close (``CANNED_PROTOCOL``): what a registration costs a
+framework before any IRC is done. Their ratios say how much of each server's cost is its
+core and how much its IRC.
+
 Usage::
 
     python scripts/bench/irc.py                           # the full run
     python scripts/bench/irc.py --quick --json out.json   # seconds: a smoke test
     python scripts/bench/irc.py --only netshell,ngircd --members 1000
+    # the cost of the cores under the IRC servers:
+    python scripts/bench/irc.py --only netshell,netshell-core,twisted,twisted-core \\
+        --measures registration
     # a change side by side with the tree before it:
     python scripts/bench/irc.py --only netshell,netshell-baseline --baseline ../before
 
@@ -136,7 +146,99 @@ NICKS = [f"m{i}" for i in range(_members)] + [
     f"r{b}x{i}" for b in range(_batches) for i in range(_registrations)]
 """
 
+# The "core" cases: each framework's own TCP server and transport, with a protocol that
+# answers PASS/NICK/USER with a fixed burst of 16 lines (1,286 bytes for a 4-letter nick,
+# the size of netshell's IRC server's), and QUIT with ERROR and the close: what a
+# registration costs a framework before any IRC is done. Registrations only.
+CANNED_PROTOCOL = """
+BURST = b"".join(
+    b":irc.test %s NICKMARK %s\\r\\n" % (code, text) for code, text in [
+        (b"001", b":Welcome to the netshell Network, NICKMARK!~NICKMARK@127.0.0.1"),
+        (b"002", b":Your host is irc.test, running version netshell-irc-0.1"),
+        (b"003", b":This server was created Sat Dec 05 2026 at 14:16:18 UTC"),
+        (b"004", b"irc.test netshell-irc-0.1 Biow Ibeiklmnopstv Ibehkov"),
+        (b"005", b"AWAYLEN=200 BOT=B CASEMAPPING=rfc1459 CHANLIMIT=#:50 CHANMODES=beI,k,l,"
+                 b"imnpst CHANNELLEN=50 CHANTYPES=# ELIST=U EXCEPTS=e INVEX=I KICKLEN=300 "
+                 b"MAXLIST=beI:100 MONITOR=100 :are supported by this server"),
+        (b"005", b"MODES=4 NETWORK=netshell NICKLEN=30 PREFIX=(ov)@+ STATUSMSG=@+ "
+                 b"TARGMAX=JOIN:,KICK:4,NAMES:,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1 TOPICLEN=300 "
+                 b"USERLEN=10 UTF8ONLY WHOX :are supported by this server"),
+        (b"251", b":There are 1 users and 0 invisible on 1 servers"),
+        (b"252", b"0 :operator(s) online"),
+        (b"253", b"0 :unknown connection(s)"),
+        (b"254", b"0 :channels formed"),
+        (b"255", b":I have 1 clients and 0 servers"),
+        (b"265", b"1 1 :Current local users 1, max 1"),
+        (b"266", b"1 1 :Current global users 1, max 1"),
+        (b"375", b":- irc.test Message of the day - "),
+        (b"372", b":- test"),
+        (b"376", b":End of /MOTD command."),
+    ])
+ERROR = b"ERROR :Closing Link: 127.0.0.1 (Quit: bench)\\r\\n"
+
+
+def answer(conn, data):
+    \"\"\"What the canned server says to ``data``; True once the client has quit.\"\"\"
+    conn.held += data
+    while b"\\n" in conn.held:
+        line, _, conn.held = conn.held.partition(b"\\n")
+        line = line.rstrip(b"\\r")
+        if line.startswith(b"NICK "):
+            conn.nick = line[5:]
+        elif line.startswith(b"USER "):
+            conn.write(BURST.replace(b"NICKMARK", conn.nick))
+        elif line.startswith(b"QUIT"):
+            conn.write(ERROR)
+            return True
+    return False
+"""
+
 SERVERS = {
+    "netshell-core": CANNED_PROTOCOL + """
+from netshell import reactor
+from netshell.protocol import Factory, Protocol
+
+
+class Canned(Protocol):
+    held = b""
+    nick = b"*"
+
+    def write(self, data):
+        self.transport.write(data)
+
+    def data_received(self, data):
+        if answer(self, data):
+            self.transport.close()
+
+
+listener = reactor.listen_tcp(0, Factory.for_protocol(Canned), interface="127.0.0.1",
+                              backlog=4096)
+ready(listener.port, "asyncio, canned answers")
+reactor.run()
+""",
+    "twisted-core": CANNED_PROTOCOL + """
+from twisted.internet import epollreactor
+epollreactor.install()
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
+
+
+class Canned(Protocol):
+    held = b""
+    nick = b"*"
+
+    def write(self, data):
+        self.transport.write(data)
+
+    def dataReceived(self, data):
+        if answer(self, data):
+            self.transport.loseConnection()
+
+
+port = reactor.listenTCP(0, Factory.forProtocol(Canned), backlog=4096, interface="127.0.0.1")
+ready(port.getHost().port, "EPollReactor, canned answers")
+reactor.run()
+""",
     "netshell": """
         import inspect
         from netshell import reactor
@@ -217,10 +319,15 @@ SERVER_CASES = [
     ServerCase("netshell", "netshell", "netshell", []),
     ServerCase("ngircd", "ngIRCd", "ngircd", [], NGIRCD),
     ServerCase("twisted", "Twisted IRC", "twisted", ["twisted"]),
-    # Only when named in --only: the tree before a change (--baseline DIR).
+    # Only when named in --only: the tree before a change (--baseline DIR), and each
+    # framework's core with canned answers (registrations only: see CANNED_PROTOCOL).
     ServerCase("netshell-baseline", "netshell baseline", "netshell", []),
+    ServerCase("netshell-core", "netshell core", "netshell-core", []),
+    ServerCase("twisted-core", "Twisted core", "twisted-core", ["twisted"]),
 ]
-OPTIONAL_SERVERS = {"netshell-baseline"}
+OPTIONAL_SERVERS = {"netshell-baseline", "netshell-core", "twisted-core"}
+#: cases that answer registrations only
+REGISTRATION_ONLY = {"netshell-core", "twisted-core"}
 
 # measure key -> (column title, format, higher is better)
 MEASURES: dict[str, tuple[str, str, bool]] = {
@@ -261,6 +368,13 @@ GOALS: list[tuple[str, str, str, tuple[str, ...], float | None, str]] = [
      ("netshell-baseline",), None, ">="),
     ("registration: netshell / netshell baseline", "registrations_per_s", "netshell",
      ("netshell-baseline",), None, ">="),
+    # the frameworks' cores with canned answers: what a registration costs before IRC
+    ("CPU/registration, core only: netshell / Twisted", "registration_server_cpu_us",
+     "netshell-core", ("twisted-core",), None, "<="),
+    ("CPU/registration: netshell IRC / netshell core", "registration_server_cpu_us",
+     "netshell", ("netshell-core",), None, "<="),
+    ("CPU/registration: Twisted IRC / Twisted core", "registration_server_cpu_us",
+     "twisted", ("twisted-core",), None, "<="),
 ]
 
 
@@ -819,7 +933,7 @@ def measure_server(case: ServerCase, args: argparse.Namespace,
                     best = (rate, 1e6 * cpu / args.registrations, client_us)
             (result["registrations_per_s"], result["registration_server_cpu_us"],
              result["registration_client_cpu_us"]) = best
-        if "fanout" in args.measures:
+        if "fanout" in args.measures and case.name not in REGISTRATION_ONLY:
             load = FanOut(server.port, args.timeout, args.members, args.window)
             try:
                 load.setup()
