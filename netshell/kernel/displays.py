@@ -191,10 +191,10 @@ def _what(row: _Row, detail: bool) -> str:
     if row.path in ("callback", "errback") and row.after in ("callback", "errback") and (
         row.after != row.path
     ):
-        where = "the errback side" if row.after == "errback" else "back to the callback side"
+        where = "to the errback side" if row.after == "errback" else "back to the callback side"
         colour = _SIDE_COLOURS[row.after][0]
         shown += (f' <span class="switch" style="color:{colour};font-weight:bold">'
-                  f"&#8631; switched to {where}</span>")
+                  f"&#8631; switched {where}</span>")
     return f'<td class="what" style="padding:3px 10px">{shown}</td>'
 
 
@@ -290,7 +290,7 @@ def explanation_html(explanation: chains.Explanation) -> str:
 # ---- trace()'s capture as a sequence diagram
 
 _MERMAID_ESCAPES = {"#": "#35;", ";": "#59;", "<": "#60;", ">": "#62;", "&": "#38;",
-                    "\n": " ", "\r": " ", '"': "#quot;"}
+                    "\n": " ", "\r": " ", '"': "#34;"}
 
 
 def mermaid_text(value: Any) -> str:
