@@ -7,17 +7,22 @@ disconnect with addresses, bytes in and out (an escaped preview, or a
 hexdump), and, when everything is traced, timed calls firing and Deferreds
 being fired. Data is traced as the protocol sees it (plaintext on TLS).
 
+Each target followed has a :class:`Capture` (what :meth:`Tracer.start` returns) that
+keeps the conversation, connections opened and closed and the bytes between them, which
+Jupyter draws as a sequence diagram.
+
 Example::
 
     >>> import netshell as ns
-    >>> from netshell.testing import loopback
     >>> lines = []
     >>> tracer = Tracer(lines.append, clock=lambda: "12:00:00.000")
-    >>> tracer.start(None)
+    >>> capture = tracer.start(None)
     >>> _ = ns.Deferred().callback(7)
     >>> tracer.stop()
     >>> lines
     ['12:00:00.000 Deferred #... fired: 7']
+    >>> capture
+    capture of everything (ended): 0 messages, 0 connections
 """
 
 from __future__ import annotations
