@@ -315,11 +315,25 @@ def _label(e: Any, limit: int = 60) -> str:
     return f"{e.note} {conn}".strip() if e.kind == "open" else f"{conn}{e.note}"
 
 
+#: The events a diagram draws at most (the first ones); a note says how many more there are.
+DRAW_LIMIT = 200
+
+
+def _drawn(capture: Any) -> tuple[list[Any], int]:
+    events = capture.conversation()
+    return events[:DRAW_LIMIT], max(len(events) - DRAW_LIMIT, 0)
+
+
+def _more(n: int) -> str:
+    return f"and {n:,} more events, not drawn (the capture's events has them all)"
+
+
 def capture_mermaid(capture: Any) -> str:
     """A capture as a mermaid ``sequenceDiagram``: one participant per address, an arrow per
-    message (``->>``), a dashed one per connection opened (``-->>``), a note per close."""
-    events = capture.conversation()
-    parties = _parties(events)
+    message (``->>``), a dashed one per connection opened (``-->>``), a note per close;
+    the first :data:`DRAW_LIMIT` events."""
+    events, more = _drawn(capture)
+    parties = _parties(events) or ["(nothing captured yet)"]
     ids = {party: f"P{i}" for i, party in enumerate(parties, 1)}
     lines = ["sequenceDiagram"]
     lines += [f"    participant {ids[p]} as {mermaid_text(p)}" for p in parties]
@@ -332,8 +346,9 @@ def capture_mermaid(capture: Any) -> str:
         else:
             over = a if a == b else f"{a},{b}"
             lines.append(f"    Note over {over}: {mermaid_text(_label(e))}")
-    if not events:
-        lines.append("    Note over nobody: nothing captured yet")
+    if more:
+        span = "P1" if len(parties) == 1 else f"P1,P{len(parties)}"
+        lines.append(f"    Note over {span}: {mermaid_text(_more(more))}")
     return "\n".join(lines)
 
 
@@ -346,12 +361,13 @@ _TOP = 56
 def capture_svg(capture: Any) -> str:
     """A capture as an SVG sequence diagram: a lifeline per address (``line.lifeline``), an
     arrow per message (``g.message``), a dashed arrow per connection opened
-    (``g.connect``), a note per close (``g.close``), top to bottom in order."""
-    events = capture.conversation()
+    (``g.connect``), a note per close (``g.close``), top to bottom in order; the first
+    :data:`DRAW_LIMIT` events, and a line (``text.more``) saying how many more there are."""
+    events, more = _drawn(capture)
     parties = _parties(events) or ["(nothing captured yet)"]
     marker = f"netshell-arrow-{next(_SVG_IDS)}"
     width = _COLUMN * len(parties) + 20
-    height = _TOP + _ROW * max(len(events), 1) + 24
+    height = _TOP + _ROW * (max(len(events), 1) + (1 if more else 0)) + 24
     x = {p: 10 + _COLUMN // 2 + i * _COLUMN for i, p in enumerate(parties)}
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="netshell-sequence" width="{width}" '
@@ -396,6 +412,9 @@ def capture_svg(capture: Any) -> str:
             f'<text x="{(x1 + x2) // 2}" y="{y}" text-anchor="middle" fill="{colour}">'
             f"{esc(_clip(label, room))}</text></g>"
         )
+    if more:
+        out.append(f'<text class="more" x="10" y="{_TOP + len(events) * _ROW + _ROW // 2}" '
+                   f'fill="#57606a">{esc(_more(more))}</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -250,7 +250,7 @@ class Capture:
     """
 
     limit = 10_000
-    keep = 4096
+    keep = 1024
 
     def __init__(self, target: Any = None) -> None:
         self.target = target

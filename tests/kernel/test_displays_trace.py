@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import netshell as ns
+from netshell.kernel import displays
 from netshell.kernel.displays import capture_mermaid, capture_svg, mermaid_text
 from netshell.shell.tracing import Capture, Tracer
 from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
@@ -181,7 +182,25 @@ def test_a_datagram_draws_its_sender_and_destination() -> None:
 def test_an_empty_capture_still_draws() -> None:
     capture = Capture()
     assert len(lifelines(capture_svg(capture))) == 1
-    assert capture_mermaid(capture).splitlines()[0] == "sequenceDiagram"
+    assert capture_mermaid(capture).splitlines() == [
+        "sequenceDiagram", "    participant P1 as (nothing captured yet)"]
+
+
+def test_a_long_conversation_draws_its_first_events_and_says_how_many_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(displays, "DRAW_LIMIT", 3)
+    capture = Capture()
+    t = stand_in()
+    for _ in range(5):
+        capture.data(t, "out", b"x")
+    svg = capture_svg(capture)
+    assert len(svg_groups(svg, "message")) == 3
+    (more,) = [e for e in ET.fromstring(svg).iter(f"{SVG}text") if e.get("class") == "more"]
+    assert (more.text or "").startswith("and 2 more events, not drawn")
+    lines = capture_mermaid(capture).splitlines()
+    assert len([line for line in lines if "->>" in line]) == 3
+    assert lines[-1].startswith("    Note over P1,P2: and 2 more events, not drawn")
 
 
 def test_a_capture_keeps_at_most_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
