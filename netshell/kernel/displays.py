@@ -402,7 +402,7 @@ def capture_svg(capture: Any) -> str:
         cls = "message" if e.kind == "data" else "connect"
         colour = "#24292f" if e.kind == "data" else "#0969da"
         dash = "" if e.kind == "data" else ' stroke-dasharray="6 4"'
-        room = max(abs(x2 - x1) // 7, 16)
+        room = max(abs(x2 - x1) // 8, 16)
         label = _label(e)
         out.append(
             f'<g class="{cls}" data-from="{esc(e.source)}" data-to="{esc(e.dest)}">'
