@@ -1,0 +1,120 @@
+"""A real ``netshell`` kernel: servers run between cells, and output goes to the cell that
+started the work, also after that cell finished and while another runs.
+
+One kernel plays a whole session, as a person in a notebook would: cell 1 starts an HTTP
+server and a TCP listener whose protocol prints, a timer and a thread job; the test process
+fetches from the server while no cell runs; cell 2 awaits a Deferred a timer fires; while
+cell 3 awaits, a connection to cell 1's listener prints (into cell 1) and wakes cell 3
+(whose own print goes to cell 3); an interrupt cancels ``await sleep(30)`` and leaves the
+servers running; a cell blocked in plain code gets KeyboardInterrupt; the kernel restarts
+cleanly and the ports are free. Every wait is on a message, with a timeout.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+
+from conftest import WAIT, Kernel, parent_of
+
+CELL_1 = """\
+import threading, time
+site = http.serve({root!r})
+
+class Shout(Protocol):
+    def data_received(self, data):
+        print("cell 1 heard", data.decode())
+        if waiting:
+            waiting.pop().callback(data.decode())
+
+waiting = []
+shout = listen(0, Shout)
+reactor.call_later(0.3, print, "timer of cell 1")
+defer_to_thread(time.sleep, 0.2).add_callback(lambda _: print("thread job of cell 1"))
+site.port, shout.port
+"""
+
+
+def fetch(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=WAIT) as r:
+        return r.read()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_work_started_in_a_cell_prints_into_that_cell(kernel: Kernel, tmp_path):
+    (tmp_path / "hello.txt").write_text("hello from the notebook")
+    cell1, out = kernel.run(CELL_1.format(root=str(tmp_path)))
+    site_port, shout_port = eval(out.strip().splitlines()[-1])
+
+    # No cell runs: the server answers, and its request log goes to cell 1.
+    assert fetch(site_port, "/hello.txt") == b"hello from the notebook"
+    log = kernel.wait_for_text('"GET /hello.txt HTTP/1.1" 200')
+    assert parent_of(log) == cell1
+    # the timer and the thread job cell 1 started print into cell 1, after it finished
+    assert parent_of(kernel.wait_for_text("timer of cell 1")) == cell1
+    assert parent_of(kernel.wait_for_text("thread job of cell 1")) == cell1
+
+    # Cell 2 awaits a Deferred that a timer fires.
+    cell2, out = kernel.run("d = Deferred()\nreactor.call_later(0.05, d.callback, 42)\nawait d")
+    assert out.strip() == "42"
+
+    # While cell 3 awaits, a connection to cell 1's listener prints into cell 1, and wakes
+    # cell 3, whose own print goes to cell 3.
+    cell3 = kernel.execute("d3 = Deferred(); waiting.append(d3)\n"
+                           "print('cell 3 waits'); got = await d3; print('cell 3 got', got)")
+    kernel.wait_for(lambda m: parent_of(m) == cell3 and "cell 3 waits" in m["content"].get(
+        "text", ""))
+    with socket.create_connection(("127.0.0.1", shout_port), timeout=WAIT) as client:
+        client.sendall(b"hi")
+        heard = kernel.wait_for_text("cell 1 heard hi")
+        assert parent_of(heard) == cell1
+        assert kernel.reply(cell3)["status"] == "ok"
+    assert parent_of(kernel.wait_for_text("cell 3 got hi")) == cell3
+    assert "cell 1 heard" not in kernel.output(cell3)
+
+
+def test_an_interrupt_cancels_the_awaiting_cell_and_leaves_the_servers(kernel: Kernel, tmp_path):
+    (tmp_path / "a.txt").write_text("still here")
+    _, out = kernel.run(f"site = http.serve({str(tmp_path)!r}); site.port")
+    port = int(out.strip())
+
+    cell = kernel.execute("print('waiting'); await sleep(30)")
+    kernel.wait_for(lambda m: parent_of(m) == cell and "waiting" in m["content"].get("text", ""))
+    started = time.monotonic()
+    kernel.km.interrupt_kernel()
+    kernel.reply(cell, timeout=WAIT)
+    assert time.monotonic() - started < 10  # cancelled, not slept through
+    kernel.wait_for(lambda m: parent_of(m) == cell and m["msg_type"] == "status"
+                    and m["content"]["execution_state"] == "idle")
+    assert kernel.output(cell).strip().splitlines()[-1] == "Cancelled"
+    assert "Traceback" not in kernel.output(cell)
+
+    assert fetch(port, "/a.txt") == b"still here"  # the reactor and its server go on
+    _, out = kernel.run("6 * 7")
+    assert out.strip() == "42"
+
+    # Plain code blocking the loop gets KeyboardInterrupt.
+    cell = kernel.execute("import time\nprint('blocking')\ntime.sleep(30)")
+    kernel.wait_for(lambda m: parent_of(m) == cell and "blocking" in m["content"].get(
+        "text", ""))
+    kernel.km.interrupt_kernel()
+    reply = kernel.reply(cell)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert fetch(port, "/a.txt") == b"still here"
+
+    # A restart is clean: the port is free, and the new kernel has netshell again.
+    kernel.km.restart_kernel(now=False)
+    kernel.kc.wait_for_ready(timeout=WAIT)
+    assert port_is_free(port)
+    kernel.messages.clear()
+    _, out = kernel.run("type(reactor).__name__, 'listen' in dir()")
+    assert out.strip() == "('_CurrentReactor', True)"
