@@ -50,7 +50,9 @@ class CellLogHandler(PromptLogHandler):
 
     def write(self, text: str, record: logging.LogRecord) -> None:
         if current_cell.get() is None:
-            self.kernel_log.log(record.levelno, "%s", text)
+            # The kernel's log says when and how bad itself.
+            self.kernel_log.log(record.levelno, "%s: %s", record.name, record.getMessage(),
+                                exc_info=record.exc_info)
             return
         stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
         stream.write(text + "\n")

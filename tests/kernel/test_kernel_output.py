@@ -17,6 +17,7 @@ import time
 import urllib.request
 
 from conftest import WAIT, Kernel, parent_of
+from jupyter_client.manager import KernelManager
 
 CELL_1 = """\
 import threading, time
@@ -109,3 +110,31 @@ def test_an_interrupt_cancels_the_awaiting_cell_and_leaves_the_servers(kernel: K
     _, out = kernel.run(f"site = http.serve({str(tmp_path)!r}, port={port}); site.port")
     assert out.strip() == str(port)
     assert fetch(port, "/a.txt") == b"still here"
+
+
+def test_a_log_record_no_cell_started_goes_to_the_kernels_log(tmp_path):
+    log = tmp_path / "kernel.log"
+    km = KernelManager(kernel_name="netshell")
+    with log.open("w") as stderr:
+        km.start_kernel(stderr=stderr)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=WAIT)
+        kernel = Kernel(km, kc)
+        _, out = kernel.run(
+            "import logging, threading\n"
+            "say = logging.getLogger('netshell.test').warning\n"
+            "t = threading.Thread(target=say, args=('from a thread of its own',))\n"
+            "t.start(); t.join()\n"
+            "say('from the cell')")
+        assert "from the cell" in out
+        assert "from a thread of its own" not in out
+        _, out = kernel.run("print('the next cell')")
+        assert out == "the next cell\n"
+        assert not any(m["msg_type"] == "stream" and "from a thread" in m["content"]["text"]
+                       for m in kernel.messages)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert "netshell.test: from a thread of its own" in log.read_text()
