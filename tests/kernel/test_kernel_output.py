@@ -84,15 +84,17 @@ def test_work_started_in_a_cell_prints_into_that_cell(kernel: Kernel, tmp_path):
 
 def test_an_interrupt_cancels_the_awaiting_cell_and_leaves_the_servers(kernel: Kernel, tmp_path):
     (tmp_path / "a.txt").write_text("still here")
-    _, out = kernel.run(f"site = http.serve({str(tmp_path)!r}); site.port")
-    port = int(out.strip())
-
-    cell = kernel.execute("print('waiting'); await sleep(30)")
-    kernel.wait_for(lambda m: parent_of(m) == cell and "waiting" in m["content"].get("text", ""))
+    # The first cell awaits (ipykernel's reply then has no earlier traceback to fall back on).
+    cell = kernel.execute(f"site = http.serve({str(tmp_path)!r})\n"
+                          "print(site.port, 'waiting'); await sleep(30)")
+    waiting = kernel.wait_for(lambda m: parent_of(m) == cell and "waiting" in m["content"].get(
+        "text", ""))
+    port = int(waiting["content"]["text"].split()[0])
     started = time.monotonic()
     kernel.km.interrupt_kernel()
-    kernel.reply(cell, timeout=WAIT)
+    reply = kernel.reply(cell, timeout=WAIT)
     assert time.monotonic() - started < 10  # cancelled, not slept through
+    assert reply["status"] == "error" and reply["traceback"] == ["Cancelled"], reply
     kernel.wait_for(lambda m: parent_of(m) == cell and m["msg_type"] == "status"
                     and m["content"]["execution_state"] == "idle")
     assert kernel.output(cell).strip().splitlines()[-1] == "Cancelled"
