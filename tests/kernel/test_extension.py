@@ -35,7 +35,7 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
     client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
 
     _, out = kernel.run("%unload_ext netshell\n"
-                        "[n for n in ('listen', 'reactor', 'conns', 'http') if n in dir()]")
+                        "[n for n in ('listen', 'reactor', 'conns', 'http') if n in globals()]")
     assert out.strip() == "[]"
     assert client.recv(10) == b""  # closed by the kernel
     client.close()
