@@ -12,6 +12,7 @@ cleanly and the ports are free. Every wait is on a message, with a timeout.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.request
@@ -60,6 +61,11 @@ def test_work_started_in_a_cell_prints_into_that_cell(kernel: Kernel, tmp_path):
     # Cell 2 awaits a Deferred that a timer fires.
     _, out = kernel.run("d = Deferred()\nreactor.call_later(0.05, d.callback, 42)\nawait d")
     assert out.strip() == "42"
+    # A Deferred shown unfired is watched, as at the prompt: its note comes into its cell.
+    shown, out = kernel.run("sleep(0.05).add_callback(lambda _: 7)")
+    number = re.fullmatch(r"<Deferred #(\d+) pending>", out.strip()).group(1)
+    note = kernel.wait_for_text(f"Deferred #{number} fired: 7")
+    assert parent_of(note) == shown
 
     # While cell 3 awaits, cell 1's work prints into cell 1: the timer and the thread job
     # that cell 3 sets off, the server's request log, and a connection to cell 1's
