@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from netshell import current
+from netshell import current, defer
 from netshell.defer import Deferred
 from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
@@ -136,6 +136,14 @@ def load_into(
     # bound to what was put there (a name the person rebound is theirs).
     before = dict(shell.user_ns)
     namespace.build(console)
+    # The rich displays (HTML tables, Deferred chains drawn, sequence diagrams): importing
+    # netshell.kernel.displays registers the Deferred's drawing with the core; watch()
+    # keeps a table up to date in a notebook cell's output.
+    renderer = defer.html_renderer
+    from netshell.kernel import displays
+
+    defer.html_renderer = displays.deferred_html
+    shell.user_ns["watch"] = displays.watch
     added = {k: v for k, v in shell.user_ns.items() if k not in before or before[k] is not v}
     hidden = getattr(shell, "user_ns_hidden", {})
     for k, v in added.items():
@@ -152,6 +160,11 @@ def load_into(
                 del hidden[k]
 
     loaded.on_unload(remove_names)
+
+    def restore_renderer() -> None:
+        defer.html_renderer = renderer
+
+    loaded.on_unload(restore_renderer)
 
     chains.record()
     loaded.on_unload(chains.stop_recording)

@@ -29,21 +29,24 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
     _, out = kernel.run(f"import asyncio\nloop = asyncio.get_running_loop()\n"
                         f"site = http.serve({str(tmp_path)!r}); d = Deferred(); site.port")
     port = int(out.strip())
+    assert "text/html" in result_of(kernel, kernel.run("d")[0])  # a Deferred drawn
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/f.txt", timeout=WAIT) as r:
         assert r.read() == b"served"
     # a connection left open: unloading closes it too
     client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
 
     _, out = kernel.run("%unload_ext netshell\n"
-                        "[n for n in ('listen', 'reactor', 'conns', 'http') if n in globals()]")
+                        "[n for n in ('listen', 'reactor', 'conns', 'http', 'watch')"
+                        " if n in globals()]")
     assert out.strip() == "[]"
     assert client.recv(10) == b""  # closed by the kernel
     client.close()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/f.txt", timeout=WAIT)
-    # A Deferred displayed is no longer bound to _dN and watched (IPython shows its repr).
-    kernel.run("d")
-    _, out = kernel.run("f'_d{d.number}' in dir()")
+    # A Deferred displayed is no longer bound to _dN and watched, nor drawn.
+    shown, _ = kernel.run("import netshell; d2 = netshell.Deferred(); d2")
+    assert "text/html" not in result_of(kernel, shown)
+    _, out = kernel.run("f'_d{d2.number}' in globals()")
     assert out.strip() == "False"
     msg_id = kernel.execute("1 / 0")
     reply = kernel.reply(msg_id)
@@ -52,15 +55,23 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
     assert any("-----" in line for line in reply["traceback"]), reply["traceback"]
 
     _, out = kernel.run("%load_ext netshell\n"
-                        f"site = http.serve({str(tmp_path)!r}); reactor.loop is loop, d")
+                        f"site = http.serve({str(tmp_path)!r}); reactor.loop is loop, d2")
     assert out.strip().startswith("(True, <Deferred #")
-    _, out = kernel.run("f'_d{d.number}' in dir()")
+    _, out = kernel.run("f'_d{d2.number}' in globals()")
     assert out.strip() == "True"
+    assert "text/html" in result_of(kernel, kernel.run("d2")[0])  # drawn again
     msg_id = kernel.execute("1 / 0")
     reply = kernel.reply(msg_id)
     # the short form again: no IPython frame banner
     assert reply["status"] == "error"
     assert not any("-----" in line for line in reply["traceback"]), reply["traceback"]
+
+
+def result_of(kernel: Kernel, msg_id: str) -> dict[str, str]:
+    """The data (mimetype -> content) of the cell's execute_result."""
+    msg = kernel.wait_for(lambda m: m["msg_type"] == "execute_result"
+                          and m["parent_header"].get("msg_id") == msg_id)
+    return msg["content"]["data"]
 
 
 def netsh(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
