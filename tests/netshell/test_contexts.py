@@ -44,6 +44,16 @@ async def test_a_timed_call_moved_from_another_context_keeps_its_own(reactor):
     assert await seen.add_timeout(WAIT) == "cell 1"
 
 
+def test_a_testing_clock_runs_a_call_in_its_makers_context_too():
+    from netshell.testing import Clock
+
+    clock = Clock()
+    seen = []
+    in_cell("cell 1", clock.call_later, 1, lambda: seen.append(cell.get()))
+    in_cell("cell 3", clock.advance, 1)
+    assert seen == ["cell 1"]
+
+
 async def test_a_deferred_from_a_thread_fires_in_the_context_that_made_the_job(reactor):
     def start():
         d = ns.defer_to_thread(cell.get)  # the worker sees the cell too
