@@ -87,6 +87,16 @@ def test_work_started_in_a_cell_prints_into_that_cell(kernel: Kernel, tmp_path):
     assert parent_of(kernel.wait_for_text("cell 3 got hi")) == cell3
     assert kernel.output(cell3) == "cell 3 waits\ncell 3 got hi\n"
 
+    # A trace prints into the cell that asked for it; the protocol's own print stays cell 1's.
+    traced, _ = kernel.run("trace(shout)")
+    with socket.create_connection(("127.0.0.1", shout_port), timeout=WAIT) as client:
+        client.sendall(b"traced")
+        assert parent_of(kernel.wait_for_text("cell 1 heard traced")) == cell1
+        line = kernel.wait_for(lambda m: m["msg_type"] == "stream"
+                               and "traced" in m["content"]["text"]
+                               and "cell 1 heard" not in m["content"]["text"])
+        assert parent_of(line) == traced, line
+
 
 def test_an_interrupt_cancels_the_awaiting_cell_and_leaves_the_servers(kernel: Kernel, tmp_path):
     (tmp_path / "a.txt").write_text("still here")
