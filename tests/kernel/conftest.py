@@ -4,7 +4,8 @@ The ``netshell`` kernelspec is installed (with ``netsh kernel install --prefix``
 code) into a temporary prefix once per run, and the environment points Jupyter at it
 (``JUPYTER_PATH``); ``PYTHONPATH`` puts this checkout first, so the kernel process
 imports the netshell under test, not another one installed on the machine. IPython's
-profile and history live in a temporary ``IPYTHONDIR``.
+profile and history, and Jupyter's config, data and connection files, live in temporary
+directories.
 
 :class:`Kernel` drives one kernel with jupyter_client's blocking client: it runs
 cells and collects the iopub messages, waiting on messages with timeouts (never on a
@@ -41,6 +42,9 @@ def netshell_kernelspec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT),
                                                               os.environ.get("PYTHONPATH")])))
         mp.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
+        # the person's own Jupyter config, data and runtime files stay out of it
+        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+            mp.setenv(name, str(tmp_path_factory.mktemp(name.lower())))
         mp.setenv("JUPYTER_PLATFORM_DIRS", "1")
         yield where
 
