@@ -5,6 +5,8 @@ the reactor (``netshell.reactor``, the current loop's), threads as sources of
 Deferreds, and protocols kept apart from transports.
 """
 
+from typing import Any
+
 from netshell.connector import Connector
 from netshell.defer import (
     AlreadyCalledError,
@@ -72,6 +74,23 @@ __version__ = "0.1.0"
 #: The reactor of the current loop (the running one, or this thread's).
 reactor = _current_reactor
 
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext netshell``: the netsh prompt's names, displays and errors in IPython or
+    Jupyter, the reactor on the kernel's loop (see :mod:`netshell.kernel.extension`)."""
+    # The core never imports IPython or the shell: the extension is found by name here,
+    # where IPython looks for it, and imported only when asked for.
+    from netshell.kernel import extension
+
+    extension.load_ipython_extension(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext netshell``: close listeners and connections, take out what was added."""
+    from netshell.kernel import extension
+
+    extension.unload_ipython_extension(shell)
+
 __all__ = [
     "Address",
     "AddressInUse",
@@ -127,10 +146,12 @@ __all__ = [
     "get_debugging",
     "get_reactor",
     "listen",
+    "load_ipython_extension",
     "maybe_deferred",
     "race",
     "reactor",
     "set_debugging",
     "sleep",
     "succeed",
+    "unload_ipython_extension",
 ]

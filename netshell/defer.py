@@ -772,6 +772,20 @@ class Deferred(Generic[T]):
             state += " (paused)"
         return f"<Deferred #{self._id} {state}>"
 
+    def _repr_html_(self) -> str | None:
+        """Jupyter's display: the state and the chain drawn, by :data:`html_renderer`.
+
+        None (Jupyter then shows the repr) while no renderer is registered.
+        """
+        render = html_renderer
+        return None if render is None else render(self)
+
+
+#: How Jupyter draws a Deferred (:meth:`Deferred._repr_html_`): a function of the Deferred
+#: that returns HTML. The notebook side registers it (importing netshell.kernel.displays
+#: sets it): the core never imports the shell or the kernel, and knows no HTML.
+html_renderer: Callable[[Deferred[Any]], str] | None = None
+
 
 class _DeferredFuture(asyncio.Future[T]):
     """The future of :meth:`Deferred.as_future`: cancelling it cancels the Deferred at once.

@@ -17,6 +17,7 @@ the unfired Deferreds walks the garbage collector's objects only when asked.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import os
@@ -87,9 +88,14 @@ class DelayedCall:
     :meth:`active`; doing so afterwards raises :class:`AlreadyCancelledError`
     or :class:`~netshell.AlreadyCalledError`. An exception raised by the
     call is logged with its traceback; the reactor goes on.
+
+    The call runs in the context (:mod:`contextvars`) of the code that made it, also
+    after a :meth:`reset` or :meth:`delay` from elsewhere, as asyncio's ``call_later``
+    does: in a Jupyter kernel, what it prints goes to the cell that scheduled it.
     """
 
-    __slots__ = ("func", "args", "kw", "time", "called", "cancelled", "_scheduler", "_handle")
+    __slots__ = ("func", "args", "kw", "time", "called", "cancelled", "context", "_scheduler",
+                 "_handle")
 
     def __init__(
         self,
@@ -105,6 +111,8 @@ class DelayedCall:
         self.time = time
         self.called = False
         self.cancelled = False
+        #: the context (:mod:`contextvars`) the call runs in: its maker's
+        self.context = contextvars.copy_context()
         self._scheduler = scheduler
         self._handle: Any = None
 
@@ -258,7 +266,7 @@ class Reactor:
         return self.loop.call_soon(f, *args)
 
     def _schedule(self, call: DelayedCall) -> None:
-        call._handle = self.loop.call_at(call.time, call._run)
+        call._handle = self.loop.call_at(call.time, call._run, context=call.context)
         self._delayed[call] = None
 
     def _unschedule(self, call: DelayedCall) -> None:

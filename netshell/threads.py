@@ -4,10 +4,15 @@ Blocking work (a DB-API call, a DNS lookup, a large file hash) runs in a worker
 thread; its result or exception comes back to the reactor's thread and fires a
 Deferred there. Nothing here touches the event loop from a worker except
 through ``call_soon_threadsafe``.
+
+A job runs in the context (:mod:`contextvars`) of the code that submitted it, as
+``asyncio.to_thread`` does: a Deferred fired from it, and what the thread's
+``call_from_thread`` runs, belong to the submitter (in a Jupyter kernel: its cell).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -25,7 +30,9 @@ log = logging.getLogger("netshell.threads")
 
 # on_done(ok, result) runs in the worker thread: result is a value, or a Failure.
 _OnDone = Callable[[bool, Any], None]
-_Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], _OnDone | None]
+_Job = tuple[
+    Callable[..., Any], tuple[Any, ...], dict[str, Any], _OnDone | None, contextvars.Context
+]
 
 
 class ThreadPool:
@@ -142,8 +149,9 @@ class ThreadPool:
     ) -> None:
         """Run ``f(*args, **kw)`` in a worker; then ``on_done(ok, result)`` in that worker.
 
-        Without ``on_done``, an exception from ``f`` is logged. Raises
-        RuntimeError once the pool is stopped.
+        Both run in a copy of the caller's context (:mod:`contextvars`). Without
+        ``on_done``, an exception from ``f`` is logged. Raises RuntimeError once the pool
+        is stopped.
         """
         with self._lock:
             if self._stopped:
@@ -152,7 +160,7 @@ class ThreadPool:
             start = self._queued > self._idle and len(self._workers) < self.max_workers
             if start:
                 t = self._new_worker()
-        self._queue.put((f, args, kw or {}, on_done))
+        self._queue.put((f, args, kw or {}, on_done, contextvars.copy_context()))
         if start:
             t.start()
 
@@ -183,10 +191,10 @@ class ThreadPool:
                     return
                 self._queued -= 1
                 self._busy += 1
-            f, args, kw, on_done = job
+            f, args, kw, on_done, context = job
             del job
             try:
-                result = f(*args, **kw)
+                result = context.run(f, *args, **kw)
                 ok = True
             except BaseException:
                 result = Failure()
@@ -201,13 +209,13 @@ class ThreadPool:
                     self._idle += 1
             try:
                 if on_done is not None:
-                    on_done(ok, result)
+                    context.run(on_done, ok, result)
                 elif not ok:
                     exc_info = (result.type, result.value, result.tb)
                     log.error("Error in %r run in a thread", f, exc_info=exc_info)
             except BaseException:
                 log.exception("Error while handing back the result of %r", f)
-            del f, args, kw, on_done, result
+            del f, args, kw, on_done, result, context
             if leaving:
                 return
 

@@ -33,6 +33,8 @@ examples:
   netsh run --transcript replay.jsonl demo.py
                                           record a transcript of the run
   netsh diff session.jsonl replay.jsonl   where a replay differs from the session
+  netsh kernel install --user             the Jupyter kernel (then: jupyter console
+                                          --kernel netshell)
   netsh serve echo                        one of echo, discard, chargen, daytime, qotd
                                           (echo on port 7007 unless --port says otherwise)
   netsh serve http ./site                 static files over HTTP/1.1 on port 8000, as
@@ -139,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     irc.add_argument("--account", action="append", default=[], metavar="NAME:PASSWORD",
                      help="an account clients log in to with SASL PLAIN (repeat for more)")
 
+    kernel = sub.add_parser("kernel", help="install or remove the Jupyter kernel",
+                            description="Install (or remove) the netshell Jupyter kernelspec: "
+                                        "ipykernel with the netshell extension loaded.",
+                            epilog="example: netsh kernel install --user; then "
+                                   "jupyter console --kernel netshell")
+    kernel.add_argument("action", choices=("install", "uninstall"))
+    where = kernel.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true",
+                       help="for this user only (the default)")
+    where.add_argument("--sys-prefix", action="store_true",
+                       help="into this Python's prefix (a virtualenv or conda env)")
+    where.add_argument("--prefix", metavar="DIR", help="into DIR/share/jupyter/kernels")
+    kernel.add_argument("--name", default=None,
+                        help="the kernelspec's name (default netshell)")
+    kernel.add_argument("--display-name", default=None, metavar="TEXT",
+                        help="the name Jupyter shows (default 'Netshell (Python 3)')")
+
     diff = sub.add_parser("diff", help="compare two transcripts",
                           description="Show where two transcripts differ, ignoring times, "
                                       "ports and Deferred numbers. Exit 0 when they agree.",
@@ -146,6 +165,37 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("a", metavar="SESSION.jsonl")
     diff.add_argument("b", metavar="REPLAY.jsonl")
     return parser
+
+
+def _kernel(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        from netshell.kernel import kernelspec
+    except ImportError as e:  # pragma: no cover - kernelspec imports nothing at module level
+        parser.error(str(e))
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    user = not prefix  # --user, and the default
+    name = args.name or kernelspec.DEFAULT_NAME
+    try:
+        if args.action == "install":
+            where = kernelspec.install(
+                name, args.display_name or kernelspec.DEFAULT_DISPLAY_NAME, user=user,
+                prefix=prefix)
+            print(f"Installed kernelspec {name} in {where}")
+            print(f"Start it with: jupyter console --kernel {name} (or pick "
+                  f"{args.display_name or kernelspec.DEFAULT_DISPLAY_NAME!r} in Jupyter)")
+        else:
+            if args.display_name:
+                parser.error("--display-name is for `netsh kernel install`")
+            where = kernelspec.uninstall(name, user=args.user, prefix=prefix)
+            print(f"Removed kernelspec {name} from {where}")
+    except ImportError as e:
+        print(f"netsh kernel: {e.name or e} is not installed; "
+              "install it with: pip install 'netshell[jupyter]'", file=sys.stderr)
+        return 1
+    except (LookupError, ValueError, OSError) as e:
+        print(f"netsh kernel: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _port(text: str) -> int:
@@ -200,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     uvloop = True if args.uvloop else None
     if args.command == "diff":
         return _diff(args.a, args.b)
+    if args.command == "kernel":
+        return _kernel(parser, args)
     if args.command in ("run", "serve") or args.code is not None:
         from netshell.app.runner import FTPOptions, IRCOptions, RunOptions, run_source, serve
 

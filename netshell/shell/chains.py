@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from netshell import observe
 from netshell.defer import CancelledError, Deferred
 from netshell.failure import Failure
 from netshell.shell.display import short_repr
 
-__all__ = ["Notes", "Step", "explain", "record", "recording", "stop_recording"]
+__all__ = ["Explanation", "Notes", "Step", "StepView", "chain_steps", "explain", "record",
+           "recording", "stop_recording"]
 
 _records: weakref.WeakKeyDictionary[Deferred[Any], list[Step]] = weakref.WeakKeyDictionary()
 
@@ -70,9 +71,12 @@ class Step:
     Deferred alive for good, and its unhandled failure unlogged.
     """
 
-    __slots__ = ("kind", "name", "ran", "got", "outcome")
+    __slots__ = ("kind", "name", "callback_name", "errback_name", "ran", "got", "outcome")
 
     def __init__(self, callback: Any, errback: Any) -> None:
+        #: the names of the pair's two sides (None for a side that lets the result pass)
+        self.callback_name = None if callback is None else callable_name(callback)
+        self.errback_name = None if errback is None else callable_name(errback)
         #: "callback", "errback", "both" (add_both) or "callbacks" (a pair)
         self.kind: str
         if callback is errback and callback is not None:
@@ -83,7 +87,7 @@ class Step:
             self.kind, self.name = "errback", callable_name(errback)
         else:
             self.kind = "callbacks"
-            self.name = f"{callable_name(callback)} / {callable_name(errback)}"
+            self.name = f"{self.callback_name} / {self.errback_name}"
         #: "callback", "errback", or None while it has not run
         self.ran: str | None = None
         self.got = ""
@@ -181,40 +185,111 @@ def recording() -> bool:
     return _recorder.taking
 
 
-def explain(d: Deferred[Any]) -> str:
-    """A Deferred's chain, step by step: each callback and errback, what ran, got and returned.
+class StepView(NamedTuple):
+    """One recorded step of a chain as ``explain`` tells it (and the notebook draws it)."""
 
-    Steps added while recording is on are shown with their story; the last
-    line says what the chain is waiting for now, if anything.
-    """
-    if not isinstance(d, Deferred):
-        raise TypeError(f"explain() takes a Deferred, not {type(d).__name__}")
-    lines = [f"Deferred #{d.number} {_state(d)}"]
+    number: int  #: 1 for the first step added
+    kind: str  #: "callback", "errback", "both" or "callbacks", as :attr:`Step.kind`
+    callback: str | None  #: the callback side's name (None: the result passes by there)
+    errback: str | None  #: the errback side's name
+    #: "callback" or "errback" (the side that ran), "skipped" (passed by), "pending"
+    status: str
+    got: str  #: the result it got, as text ("" unless it ran)
+    outcome: str  #: "returned ..." or "raised ..." ("" unless it ran)
+    text: str  #: explain's line for it, without the number: "callback f  got 1, returned 2"
+
+
+def chain_steps(d: Deferred[Any]) -> list[StepView]:
+    """The steps recorded for ``d``'s chain, in order, with what happened at each."""
     steps = _records.get(d, [])
     last_ran = max((i for i, s in enumerate(steps) if s.ran), default=-1)
+    views = []
     for i, step in enumerate(steps, 1):
-        text = f"  {i}. {step.describe()}"
+        text = step.describe()
         if step.ran:
+            status = step.ran
             if step.kind in ("callback", "errback"):
                 text += f"  got {step.got}, {step.outcome}"
             else:  # add_both, or add_callbacks with both sides: say which side ran
                 text += f"  ran as {step.ran}: got {step.got}, {step.outcome}"
         elif i - 1 < last_ran or (d.called and not _waiting(d) and not d.paused):
+            status = "skipped"
             side = "a Failure" if step.kind == "callback" else "a value"
             text += f"  passed by (the result was {side})"
         else:
+            status = "pending"
             text += "  not run yet"
-        lines.append(text)
+        views.append(StepView(i, step.kind, step.callback_name, step.errback_name, status,
+                              step.got, step.outcome, text))
+    return views
+
+
+class Explanation(str):
+    """What ``explain(d)`` returns: the text, shown without quotes; in Jupyter, a drawing.
+
+    Besides the text it keeps what the drawing needs, as it was when ``explain`` ran:
+    the Deferred's ``number``, its ``state`` ("fired: 42"), the ``steps``
+    (:class:`StepView`) and what the chain ``waits`` for now ("" when nothing).
+    """
+
+    number: int
+    state: str
+    steps: tuple[StepView, ...]
+    waits: str
+
+    def __new__(cls, text: str, number: int = 0, state: str = "",
+                steps: tuple[StepView, ...] = (), waits: str = "") -> Explanation:
+        self = super().__new__(cls, text)
+        self.number, self.state, self.steps, self.waits = number, state, steps, waits
+        return self
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:  # Jupyter's display (netshell.kernel.displays draws it)
+        from netshell.kernel.displays import explanation_html
+
+        return explanation_html(self)
+
+
+def explain(d: Deferred[Any]) -> Explanation:
+    """A Deferred's chain, step by step: each callback and errback, what ran, got and returned.
+
+    Steps added while recording is on are shown with their story; the last
+    line says what the chain is waiting for now, if anything. The text is an
+    :class:`Explanation` (a str), which Jupyter draws as a diagram.
+    """
+    if not isinstance(d, Deferred):
+        raise TypeError(f"explain() takes a Deferred, not {type(d).__name__}")
+    state = _state(d)
+    steps = chain_steps(d)
+    lines = [f"Deferred #{d.number} {state}"]
+    lines.extend(f"  {step.number}. {step.text}" for step in steps)
     if not steps:
         lines.append("  (no callbacks recorded)")
+    waits = waiting_text(d)
+    if waits:
+        lines.append(f"  {waits}")
+    return Explanation("\n".join(lines), d.number, state, tuple(steps), waits)
+
+
+def waiting_text(d: Deferred[Any]) -> str:
+    """What ``d``'s chain waits for now, as ``explain`` ends: "now waiting to be fired",
+    "now waiting on Deferred #5 (pending)", "now paused"; "" when it waits for nothing."""
     inner = d.waiting_on
     if inner is not None:
-        lines.append(f"  now waiting on Deferred #{inner.number} ({_state(inner)})")
-    elif not d.called:
-        lines.append("  now waiting to be fired")
-    elif d.paused:
-        lines.append("  now paused")
-    return "\n".join(lines)
+        return f"now waiting on Deferred #{inner.number} ({_state(inner)})"
+    if not d.called:
+        return "now waiting to be fired"
+    if d.paused:
+        return "now paused"
+    return ""
+
+
+def state_text(d: Deferred[Any]) -> str:
+    """``d``'s state as ``explain``'s first line says it: "pending", "fired: 42",
+    "failed: ValueError('bad')", "cancelled", "waiting on #5"."""
+    return _state(d)
 
 
 def _waiting(d: Deferred[Any]) -> bool:

@@ -3,7 +3,7 @@
 ``listeners()`` and ``conns()`` return a :class:`Table`: a list of the live
 listeners or connections that prints as aligned text (coloured at the
 prompt). Nothing here imports prompt_toolkit, so ``netsh run`` and Jupyter
-can use it too.
+can use it too; in Jupyter a table is an HTML table (``netshell.kernel.displays``).
 
 Example::
 
@@ -159,6 +159,11 @@ class Table(list[Any]):
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython's display
         p.text(self.render(color=True))
+
+    def _repr_html_(self) -> str:  # Jupyter's display: the same cells as an HTML table
+        from netshell.kernel.displays import table_html
+
+        return table_html(self)
 
 
 def _numeric(cell: str) -> bool:

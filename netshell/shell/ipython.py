@@ -1,27 +1,36 @@
-"""``netsh --ipython``: the prompt's namespace in IPython's terminal, reactor running while idle.
+"""The netsh prompt in IPython: ``netsh --ipython``, and ``%load_ext netshell`` anywhere.
 
-IPython runs its prompt on its own asyncio loop when ``%gui asyncio`` is on,
-and runs awaiting cells (``autoawait``) on that same loop; the reactor adopts
-it, so servers serve and timers fire at the idle prompt. Plain cells run with
-the loop stopped, as IPython does. An unfired Deferred that is displayed is
-bound to ``_dN`` and watched, as at the netsh prompt. :func:`load_into` is
-what a Jupyter kernel will reuse.
+:func:`load_into` is the one extension both use (``netsh --ipython`` and a Jupyter
+kernel, through :mod:`netshell.kernel.extension`): the prompt's names in the
+user namespace, its displays, its short errors, its request log and the
+transcript that ``history()`` and ``save()`` read; :meth:`Loaded.unload` takes
+all of it out again.
+
+Where the reactor runs: in a Jupyter kernel, on the kernel's running asyncio
+loop (bound on first use; no loop is ever made, run or stopped there). In
+IPython's terminal, on IPython's own asyncio loop, which runs awaiting cells
+(``autoawait``) and, with ``%gui asyncio`` (``netsh --ipython`` turns it on),
+the idle prompt too. An unfired Deferred that is displayed is bound to ``_dN``
+and watched, as at the netsh prompt.
 
 Errors look as they do at the netsh prompt: a common mistake on one line,
 other errors without netshell's and asyncio's frames (``verbose(True)`` gives
-IPython's own full tracebacks, ``tb()`` the last error in full). Ctrl-C during
-an awaiting cell cancels it and prints "Cancelled" (:func:`run_cell_coroutine`).
+IPython's own full tracebacks, ``tb()`` the last error in full). Ctrl-C (an
+interrupt, in Jupyter) during an awaiting cell cancels it and prints "Cancelled".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
+from netshell import current, defer
 from netshell.defer import Deferred
 from netshell.reactor import Reactor, install
 from netshell.shell import chains, namespace
@@ -30,17 +39,142 @@ from netshell.shell.prompt import EXIT_GRACE, PromptLogHandler
 from netshell.shell.session import new_transcript
 from netshell.shell.tracebacks import format_error
 
-__all__ = ["load_into", "run_cell_coroutine", "run_ipython"]
+__all__ = ["Loaded", "bind_reactor", "current_cell", "load_into", "run_cell_coroutine",
+           "run_ipython"]
+
+#: The number of the cell whose work runs now: set as each cell starts, and carried by
+#: everything the cell schedules (timed calls, tasks, threads, listeners), as ipykernel
+#: carries the cell's output. None where no cell started the work (a foreign thread).
+current_cell: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "netshell_current_cell", default=None
+)
 
 
-def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Console:
-    """Put the netsh namespace and displays into an IPython ``shell`` running ``reactor``.
+def bind_reactor(shell: Any) -> Reactor | None:
+    """The reactor for ``shell``'s session, bound to the loop its cells run on.
 
-    Each cell is recorded in the console's transcript (and ``transcript_file``, if given).
+    A loop running now (``%load_ext`` from a cell, in Jupyter or an awaiting
+    cell) gets its reactor (adopted). A Jupyter kernel whose loop does not run
+    yet (the kernelspec loads the extension before the kernel starts) gets none
+    now: the first cell that uses ``reactor`` binds it to the kernel's running
+    loop; nothing is made here that the kernel would not run. In IPython's
+    terminal, the reactor adopts IPython's asyncio loop and is installed for the
+    thread, so plain cells find it too.
     """
-    console = Console(shell.user_ns, color=True, name="ipython", transcript_file=transcript_file)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return current.get_reactor()
+    if getattr(shell, "kernel", None) is not None:
+        return None
+    from IPython.core.async_helpers import get_asyncio_loop
+
+    loop = get_asyncio_loop()
+    r = current.reactor_of(loop)
+    if r is None or r.closed:
+        r = Reactor(loop)
+    install(r)
+    return r
+
+
+class Loaded:
+    """What :func:`load_into` put into an IPython shell; :meth:`unload` takes it out."""
+
+    def __init__(self, shell: Any, console: Console) -> None:
+        self.shell = shell
+        self.console = console
+        #: the reactor bound at load, if one was (see :func:`bind_reactor`)
+        self.reactor: Reactor | None = None
+        self._undo: list[Callable[[], None]] = []
+
+    def on_unload(self, f: Callable[[], None]) -> None:
+        """Call ``f()`` when unloading (last added, first called)."""
+        self._undo.append(f)
+
+    def unload(self) -> None:
+        """Take out what :func:`load_into` added: names, displays, error handler, hooks and
+        log handler; close the reactor's listeners, connections and timed calls (the
+        reactor itself is forgotten: ``reactor`` then gives a fresh one on the same loop)."""
+        while self._undo:
+            f = self._undo.pop()
+            try:
+                f()
+            except Exception:
+                logging.getLogger("netshell.shell").exception("Error while unloading netshell")
+        loop = self.reactor.loop if self.reactor is not None else None
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        r = current.reactor_of(loop) if loop is not None else None
+        if r is not None and not r.closed:
+            r.close()  # never closes a loop it did not make
+
+
+def load_into(
+    shell: Any,
+    transcript_file: Any = None,
+    log_handler: Callable[[Console], logging.Handler] | None = None,
+    log_level: int = logging.WARNING,
+) -> Loaded:
+    """Put the netsh namespace, displays and errors into an IPython ``shell``.
+
+    Each cell is recorded in the console's transcript (and ``transcript_file``, if
+    given). Log records (a server's request log among them) go through
+    ``log_handler(console)`` (default: printed as at the netsh prompt); the root
+    logger's level is set to ``log_level`` until unloaded.
+    """
+    loaded = Loaded(shell, Console(shell.user_ns, color=True, name="ipython",
+                                   transcript_file=transcript_file))
+    console = loaded.console
+    loaded.reactor = bind_reactor(shell)
+
+    # The names, hidden from %who as IPython's own are; unloading removes those still
+    # bound to what was put there (a name the person rebound is theirs).
+    before = dict(shell.user_ns)
     namespace.build(console)
+    # The rich displays (HTML tables, Deferred chains drawn, sequence diagrams): importing
+    # netshell.kernel.displays registers the Deferred's drawing with the core; watch()
+    # keeps a table up to date in a notebook cell's output.
+    renderer = defer.html_renderer
+    from netshell.kernel import displays
+
+    defer.html_renderer = displays.deferred_html
+    shell.user_ns["watch"] = displays.watch
+    added = {k: v for k, v in shell.user_ns.items() if k not in before or before[k] is not v}
+    hidden = getattr(shell, "user_ns_hidden", {})
+    for k, v in added.items():
+        hidden[k] = v
+
+    def remove_names() -> None:
+        for k, v in added.items():
+            if shell.user_ns.get(k) is v:
+                if k in before:
+                    shell.user_ns[k] = before[k]
+                else:
+                    del shell.user_ns[k]
+            if hidden.get(k) is v:
+                del hidden[k]
+
+    loaded.on_unload(remove_names)
+
+    def restore_renderer() -> None:
+        defer.html_renderer = renderer
+
+    loaded.on_unload(restore_renderer)
+
     chains.record()
+    loaded.on_unload(chains.stop_recording)
+    helpers = shell.user_ns["_helpers"]
+    loaded.on_unload(lambda: helpers.tracer.stop())
+    loaded.on_unload(console.close)
+
+    # Displays: a Deferred as the prompt shows it (text); objects with _repr_html_ or
+    # _repr_mimebundle_ are shown richly by IPython's own formatters wherever the
+    # front end can (Jupyter).
     plain = shell.display_formatter.formatters["text/plain"]
 
     def show_deferred(d: Deferred[Any], p: Any, cycle: bool) -> None:
@@ -49,7 +183,8 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
             console.notes.watch(d)
         p.text(repr(d))
 
-    plain.for_type(Deferred, show_deferred)
+    previous = plain.for_type(Deferred, show_deferred)
+    loaded.on_unload(lambda: _restore_printer(plain, Deferred, previous))
 
     # IPython runs the cells itself: record each in the console's transcript, so that
     # history() and save() work here as at the netsh prompt.
@@ -57,6 +192,8 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
 
     def pre_run_cell(info: Any) -> None:
         started["time"] = time.time()
+        # What the cell starts carries its number (see current_cell).
+        current_cell.set(getattr(shell, "execution_count", 0))
 
     def post_run_cell(result: Any) -> None:
         source = result.info.raw_cell
@@ -78,8 +215,41 @@ def load_into(shell: Any, reactor: Reactor, transcript_file: Any = None) -> Cons
 
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.events.register("post_run_cell", post_run_cell)
+    loaded.on_unload(lambda: shell.events.unregister("pre_run_cell", pre_run_cell))
+    loaded.on_unload(lambda: shell.events.unregister("post_run_cell", post_run_cell))
+
+    custom = (shell.custom_exceptions, shell.CustomTB)
     show_errors_shortly(shell, console)
-    return console
+
+    def restore_errors() -> None:
+        shell.custom_exceptions, shell.CustomTB = custom
+
+    loaded.on_unload(restore_errors)
+
+    # The log: records printed as at the prompt, and the servers' request log on.
+    handler = (log_handler or PromptLogHandler)(console)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(log_level)
+    request_logs = [logging.getLogger(name) for name in namespace.REQUEST_LOGGERS]
+    old_levels = [logger.level for logger in request_logs]
+    helpers.log(True)  # the requests an HTTP server answers, as at the netsh prompt
+
+    def restore_logging() -> None:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        for logger, level in zip(request_logs, old_levels, strict=True):
+            logger.setLevel(level)
+
+    loaded.on_unload(restore_logging)
+    return loaded
+
+
+def _restore_printer(formatter: Any, typ: type, previous: Any) -> None:
+    formatter.pop(typ, None)
+    if previous is not None:
+        formatter.for_type(typ, previous)
 
 
 # A cell's frame, named as IPython names it in its own tracebacks.
@@ -99,6 +269,9 @@ def show_errors_shortly(shell: Any, console: Console) -> None:
                 tb_offset: int | None = None) -> None:
         if isinstance(value, asyncio.CancelledError):
             print("Cancelled")
+            # ipykernel's execute_reply carries the last traceback shown (it reads this
+            # attribute, which only _showtraceback sets): this one, not an older one.
+            ip._last_traceback = ["Cancelled"]
             return None
         console.last_error = value
         if isinstance(value, SyntaxError):
@@ -169,31 +342,18 @@ def run_ipython(log_level: int = logging.WARNING) -> int:
     shell.autoawait = True
     shell.loop_runner = run_cell_coroutine
     shell.enable_gui("asyncio")
-    loop = get_asyncio_loop()
-    r = Reactor(loop)
-    install(r)
     transcript_path, transcript = new_transcript("ipython")
-    console = load_into(shell, r, transcript)
-    handler = PromptLogHandler(console)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(log_level)
-    request_logs = [logging.getLogger(name) for name in namespace.REQUEST_LOGGERS]
-    old_levels = [logger.level for logger in request_logs]
-    shell.user_ns["log"](True)  # the requests an HTTP server answers, as at the netsh prompt
-    helpers = shell.user_ns["_helpers"]  # IPython empties user_ns on the way out
+    loaded = load_into(shell, transcript, log_level=log_level)
+    r = loaded.reactor
+    assert r is not None  # IPython's terminal: bound to its asyncio loop
     try:
         shell.mainloop()
     finally:
-        root.removeHandler(handler)
-        for logger, level in zip(request_logs, old_levels, strict=True):
-            logger.setLevel(level)
-        helpers.tracer.stop()
-        chains.stop_recording()
-        console.close()
+        loop = r.loop
         if not r.closed:
             loop.run_until_complete(close_everything(r, EXIT_GRACE))
+        loaded.unload()
         transcript.close()
         print(f"The session's transcript: {transcript_path}")
-    del console
+    del loaded
     return 0

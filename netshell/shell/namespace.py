@@ -11,6 +11,7 @@ and Jupyter share it.
 from __future__ import annotations
 
 import builtins
+import contextvars
 import importlib
 import importlib.abc
 import importlib.util
@@ -179,7 +180,11 @@ class Helpers:
     def __init__(self, console: Any, out: Callable[[str], None] | None = None) -> None:
         self.console = console
         self.out = out or (lambda text: print(text))
-        self.tracer = Tracer(self.out)
+        self.tracer = Tracer(self._trace_out)
+        # Where trace lines are printed from: the context of the last trace() call, so in
+        # Jupyter they go to the cell that asked for the trace, not to the cell whose
+        # listener or connection the traced events belong to.
+        self._trace_context: contextvars.Context | None = None
 
     # ---- what is live
 
@@ -216,9 +221,20 @@ class Helpers:
     def trace(self, target: Any = None, payload: bool = True, hexdump: bool = False) -> None:
         """Print every event of ``target`` (a listener, a connection, a protocol or its class;
         everything when left out) as it happens; ``untrace()`` stops."""
+        self._trace_context = contextvars.copy_context()
         self.tracer.start(target, payload=payload, hexdump=hexdump)
         what = "everything" if target is None else _name(target)
         self.out(f"tracing {what}; untrace() stops")
+
+    def _trace_out(self, text: str) -> None:
+        context = self._trace_context
+        if context is None:
+            self.out(text)
+            return
+        try:
+            context.run(self.out, text)
+        except RuntimeError:  # that context is running already (a trace inside the trace)
+            self.out(text)
 
     def untrace(self, target: Any = None) -> None:
         """Stop tracing ``target``, or everything when left out."""

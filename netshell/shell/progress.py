@@ -1,22 +1,29 @@
-"""The terminal progress bar that the shell draws for long transfers (``http.download``,
-FTP transfers).
+"""The progress bar that the shell draws for long transfers (``http.download``, FTP
+transfers): on the terminal, or in Jupyter in the cell's output.
 
 :class:`TerminalProgress` is a one-line bar redrawn in place on a terminal stream;
 :func:`terminal_progress` makes one for a URL when standard error is a terminal, and
 :func:`install` hands it to the protocol library as the default progress display of
 ``protocols.http.client.download`` (its ``make_progress`` hook). The protocol library
 draws nothing itself: the bar is the shell's, and the prompt, ``netsh run`` and
-``netsh --ipython`` install it when they build their namespace.
+``netsh --ipython`` install it when they build their namespace. Inside a Jupyter kernel
+(:func:`in_kernel`) the bar is :class:`netshell.kernel.displays.NotebookProgress`
+instead, an HTML ``<progress>`` updated in place.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["SHOW_AFTER", "TerminalProgress", "install", "make_room", "terminal_progress"]
+#: What the bars are to a transfer: called with (received, total); ``finish()`` at the end.
+Progress = Callable[[int, Any], None]
+
+__all__ = ["SHOW_AFTER", "TerminalProgress", "in_kernel", "install", "make_room", "progress_text",
+           "terminal_progress"]
 
 
 #: Seconds a transfer runs before :func:`terminal_progress`'s bar appears: one that is done
@@ -70,13 +77,7 @@ class TerminalProgress:
         self._last = now
         self._drawn = self._on_screen = True
         _shown = self
-        if total:
-            done = min(received / total, 1.0)
-            filled = int(done * self.width)
-            bar = "#" * filled + "." * (self.width - filled)
-            line = f"{self.label} [{bar}] {done:4.0%} {_size(received)}/{_size(total)}"
-        else:
-            line = f"{self.label} {_size(received)}"
+        line = progress_text(self.label, received, total, self.width)
         self._line = line
         self.stream.write("\r" + line + "\x1b[K")
         self.stream.flush()
@@ -92,6 +93,17 @@ class TerminalProgress:
             self._on_screen = False
 
 
+def progress_text(label: str, received: int, total: int | None, width: int = 30) -> str:
+    """The bar's line: ``label [#####.....]  50% 1.0 KiB/2.0 KiB`` (``label 1.0 KiB`` when
+    the size is not known)."""
+    if total:
+        done = min(received / total, 1.0)
+        filled = int(done * width)
+        bar = "#" * filled + "." * (width - filled)
+        return f"{label} [{bar}] {done:4.0%} {_size(received)}/{_size(total)}"
+    return f"{label} {_size(received)}"
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -100,8 +112,30 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def terminal_progress(label: str) -> TerminalProgress | None:
-    """A bar labelled ``label`` on standard error when it is a terminal, else None."""
+def in_kernel() -> bool:
+    """True when running inside a Jupyter kernel (IPython's shell there has a ``kernel``).
+
+    It imports nothing: without IPython loaded already, this is no kernel.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    if get_ipython is None:
+        return False
+    try:
+        shell = get_ipython()
+    except Exception:
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def terminal_progress(label: str) -> Progress | None:
+    """The shell's bar labelled ``label``: in the cell's output inside a Jupyter kernel
+    (:class:`netshell.kernel.displays.NotebookProgress`, updated in place), on standard
+    error when it is a terminal; else None."""
+    if in_kernel():
+        from netshell.kernel.displays import NotebookProgress
+
+        return NotebookProgress(label, show_after=SHOW_AFTER)
     stream = sys.stderr
     if stream is not None and hasattr(stream, "isatty") and stream.isatty():
         return TerminalProgress(label, stream, show_after=SHOW_AFTER)

@@ -89,11 +89,15 @@ class PromptLogHandler(logging.Handler):
                 if self.console is not None and record.exc_info and record.exc_info[1]:
                     self.console.last_error = record.exc_info[1]
                 text = self.format(record)
-            progress.make_room()  # a progress bar being drawn: the line starts at the left
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
+            self.write(text, record)
         except Exception:
             self.handleError(record)
+
+    def write(self, text: str, record: logging.LogRecord) -> None:
+        """Show one record's ``text``: printed above the prompt."""
+        progress.make_room()  # a progress bar being drawn: the line starts at the left
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 class NamespaceCompleter(Completer):

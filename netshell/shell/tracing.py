@@ -7,24 +7,29 @@ disconnect with addresses, bytes in and out (an escaped preview, or a
 hexdump), and, when everything is traced, timed calls firing and Deferreds
 being fired. Data is traced as the protocol sees it (plaintext on TLS).
 
+Each target followed has a :class:`Capture` (what :meth:`Tracer.start` returns) that
+keeps the conversation, connections opened and closed and the bytes between them, which
+Jupyter draws as a sequence diagram.
+
 Example::
 
     >>> import netshell as ns
-    >>> from netshell.testing import loopback
     >>> lines = []
     >>> tracer = Tracer(lines.append, clock=lambda: "12:00:00.000")
-    >>> tracer.start(None)
+    >>> capture = tracer.start(None)
     >>> _ = ns.Deferred().callback(7)
     >>> tracer.stop()
     >>> lines
     ['12:00:00.000 Deferred #... fired: 7']
+    >>> capture
+    capture of everything (ended): 0 messages, 0 connections
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from netshell import Listener, StreamTransport, observe
 from netshell.defer import CancelledError, Deferred
@@ -35,7 +40,7 @@ from netshell.reactor import DelayedCall
 from netshell.shell.display import hexdump, preview, short_repr
 from netshell.udp import DatagramListener, DatagramTransport
 
-__all__ = ["Tracer"]
+__all__ = ["Capture", "CaptureEvent", "Tracer"]
 
 
 def _now() -> str:
@@ -62,6 +67,8 @@ class Tracer:
         self.hexdump = hexdump
         self.clock = clock
         self.targets: list[Any] = []
+        #: the captures being filled: one per target followed (see :meth:`start`)
+        self.captures: list[Capture] = []
         self._connections = _ConnectionEvents(self)
         self._everything = _EverythingEvents(self)
 
@@ -72,7 +79,9 @@ class Tracer:
         return bool(self.targets)
 
     def start(self, target: Any = None, payload: bool | None = None, hexdump: bool | None = None
-              ) -> None:
+              ) -> Capture:
+        """Follow ``target``; returns the :class:`Capture` that keeps what it does (the same
+        one while ``target`` stays followed)."""
         _check_target(target)
         if payload is not None:
             self.payload = payload
@@ -80,7 +89,12 @@ class Tracer:
             self.hexdump = hexdump
         if target not in self.targets:
             self.targets.append(target)
+        capture = next((c for c in self.captures if c.target is target), None)
+        if capture is None:
+            capture = Capture(target)
+            self.captures.append(capture)
         self._register()
+        return capture
 
     def stop(self, target: Any = None, everything: bool = True) -> None:
         """Stop following ``target``; with the defaults, stop following anything."""
@@ -88,18 +102,18 @@ class Tracer:
             self.targets.clear()
         elif target in self.targets:
             self.targets.remove(target)
+        for capture in [c for c in self.captures if c.target not in self.targets]:
+            capture.active = False
+            self.captures.remove(capture)
         self._register()
 
     def follows(self, t: Any) -> bool:
         """True if connection (or datagram transport) ``t`` is traced."""
-        for target in self.targets:
-            if target is None or target is t or target is t.protocol:
-                return True
-            if isinstance(target, (Listener, DatagramListener)) and t.listener is target:
-                return True
-            if isinstance(target, type) and isinstance(t.protocol, target):
-                return True
-        return False
+        return _follows(self.targets, t)
+
+    def captures_of(self, t: Any) -> list[Capture]:
+        """The captures that keep what connection (or datagram transport) ``t`` does."""
+        return [c for c in self.captures if _follows((c.target,), t)]
 
     # ---- output
 
@@ -148,6 +162,8 @@ class _ConnectionEvents(observe.Observer):
                 f"#{t.number} {t.kind} {side}{tls}: {t.host} <-> {t.peer} "
                 f"{type(t.protocol).__name__}"
             )
+            for capture in tracer.captures_of(t):
+                capture.opened(t)
 
     def connection_lost(self, t: StreamTransport, reason: Failure) -> None:
         tracer = self.tracer
@@ -160,14 +176,20 @@ class _ConnectionEvents(observe.Observer):
             else:
                 how = f"lost: {short_repr(cause)}"
             tracer.emit(f"#{t.number} {how} ({t.bytes_received} B in, {t.bytes_sent} B out)")
+            for capture in tracer.captures_of(t):
+                capture.closed(t, how)
 
     def data_in(self, t: Any, data: bytes, addr: Any) -> None:
         if self.tracer.follows(t):
             self.tracer.data(t, "in", data, addr)
+            for capture in self.tracer.captures_of(t):
+                capture.data(t, "in", data, addr)
 
     def data_out(self, t: Any, data: bytes, addr: Any) -> None:
         if self.tracer.follows(t):
             self.tracer.data(t, "out", data, addr)
+            for capture in self.tracer.captures_of(t):
+                capture.data(t, "out", data, addr)
 
 
 class _EverythingEvents(observe.Observer):
@@ -186,6 +208,147 @@ class _EverythingEvents(observe.Observer):
         shown = short_repr(result.value if isinstance(result, Failure) else result)
         verb = "failed" if isinstance(result, Failure) else "fired"
         self.tracer.emit(f"Deferred #{d.number} {verb}: {shown}")
+
+
+def _follows(targets: Iterable[Any], t: Any) -> bool:
+    for target in targets:
+        if target is None or target is t or target is t.protocol:
+            return True
+        if isinstance(target, (Listener, DatagramListener)) and t.listener is target:
+            return True
+        if isinstance(target, type) and isinstance(t.protocol, target):
+            return True
+    return False
+
+
+# ---- captures
+
+
+class CaptureEvent(NamedTuple):
+    """One thing a :class:`Capture` kept: a connection opened or closed, or bytes sent."""
+
+    time: float  #: ``time.time()`` when it happened
+    kind: str  #: "open", "close" or "data"
+    number: int | None  #: the connection's number (None for a datagram)
+    source: str  #: the address the bytes (or the connection) came from
+    dest: str  #: the address they went to
+    data: bytes  #: the bytes ("data"; the first :attr:`Capture.keep` of them)
+    size: int  #: how many bytes there were
+    note: str  #: "connect", "closed", "aborted", "lost: ..."; "" for data
+    #: "in" or "out" as the traced end saw it; for "open", "accepted" or "connected"
+    direction: str
+
+
+class Capture:
+    """What a trace saw, kept: connections opened and closed and the bytes between them.
+
+    ``trace(target)`` fills one while ``target`` is followed; ``untrace`` ends it
+    (``active`` turns False). Its text is the conversation, one line per event; in
+    Jupyter it is drawn as a sequence diagram (SVG, and mermaid text). It keeps at most
+    ``limit`` events, and the first ``keep`` bytes of each message (``size`` says how many
+    there were); ``dropped`` counts the events past the limit.
+    """
+
+    limit = 10_000
+    keep = 1024
+
+    def __init__(self, target: Any = None) -> None:
+        self.target = target
+        self.events: list[CaptureEvent] = []
+        self.dropped = 0
+        self.active = True
+        #: connection number -> (local address, peer address), for what the diagram shows
+        self.ends: dict[int, tuple[str, str]] = {}
+
+    @property
+    def what(self) -> str:
+        """What it follows, in words: "everything", "Listener #1", "every Echo"."""
+        if self.target is None:
+            return "everything"
+        if isinstance(self.target, type):
+            return f"every {self.target.__name__}"
+        number = getattr(self.target, "number", None)
+        return f"{type(self.target).__name__} #{number}" if number is not None else (
+            type(self.target).__name__)
+
+    def _add(self, event: CaptureEvent) -> None:
+        if len(self.events) >= self.limit:
+            self.dropped += 1
+            return
+        self.events.append(event)
+
+    def opened(self, t: Any) -> None:
+        host, peer = str(t.host), str(t.peer)
+        self.ends[t.number] = (host, peer)
+        accepted = t.listener is not None
+        source, dest = (peer, host) if accepted else (host, peer)
+        self._add(CaptureEvent(time.time(), "open", t.number, source, dest, b"", 0, "connect",
+                               "accepted" if accepted else "connected"))
+
+    def closed(self, t: Any, how: str) -> None:
+        host, peer = self.ends.setdefault(t.number, (str(t.host), str(t.peer)))
+        self._add(CaptureEvent(time.time(), "close", t.number, host, peer, b"", 0, how, ""))
+
+    def data(self, t: Any, direction: str, data: bytes, addr: Any = None) -> None:
+        number = getattr(t, "number", None)
+        if number is not None:
+            host, peer = self.ends.setdefault(number, (str(t.host), str(t.peer)))
+        else:  # a datagram: the other end is the sender or the destination
+            host, peer = str(t.host), _addr(addr) if addr else "?"
+        source, dest = (host, peer) if direction == "out" else (peer, host)
+        self._add(CaptureEvent(time.time(), "data", number, source, dest,
+                               bytes(data[: self.keep]), len(data), "", direction))
+
+    def conversation(self) -> list[CaptureEvent]:
+        """The events to draw: each message once, though both of its ends are traced.
+
+        When both ends of a connection are in this process (a loopback) and traced, a
+        message is seen leaving one and arriving at the other; the arrival is left out,
+        as is the "accepted" twin of a "connected".
+        """
+        local = {ends for ends in self.ends.values()}
+        shown = []
+        for e in self.events:
+            if e.kind == "data" and e.direction == "in" and e.number is not None and (
+                (e.source, e.dest) in local
+            ):
+                continue  # the sending end is traced too: its "out" shows this message
+            if e.kind == "open" and e.direction == "accepted" and (e.source, e.dest) in local:
+                continue
+            shown.append(e)
+        return shown
+
+    def messages(self) -> list[CaptureEvent]:
+        """The messages (bytes sent) of the conversation, in order."""
+        return [e for e in self.conversation() if e.kind == "data"]
+
+    def lines(self) -> list[str]:
+        """The conversation as text, one line per event."""
+        out = []
+        for e in self.conversation():
+            conn = f"#{e.number} " if e.number is not None else ""
+            if e.kind == "open":
+                out.append(f"{conn}{e.source} -> {e.dest} connect")
+            elif e.kind == "close":
+                out.append(f"{conn}{e.note}")
+            else:
+                out.append(f"{conn}{e.source} -> {e.dest} {e.size} B  {preview(e.data, 40)}")
+        return out
+
+    def __repr__(self) -> str:
+        state = "" if self.active else " (ended)"
+        head = (f"capture of {self.what}{state}: {len(self.messages())} messages, "
+                f"{len(self.ends)} connections")
+        if self.dropped:
+            head += f", {self.dropped} events past the limit not kept"
+        return "\n".join([head, *("  " + line for line in self.lines())])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display: the sequence diagram as SVG and as mermaid text, and the text."""
+        from netshell.kernel.displays import capture_mermaid, capture_svg
+
+        return {"text/plain": repr(self), "image/svg+xml": capture_svg(self),
+                "text/vnd.mermaid": capture_mermaid(self)}
 
 
 def _call_text(call: DelayedCall) -> str:

@@ -83,7 +83,7 @@ class Clock:
         while self._calls and self._calls[0][0] <= target:
             when, _, call = self._calls[0]
             self.now = max(self.now, when)
-            call._run()
+            call.context.run(call._run)  # in its maker's context, as on the reactor
         self.now = target
 
     def pump(self, timings: Iterable[float]) -> None:

@@ -1,0 +1,2 @@
+"""Jupyter: the IPython extension (``%load_ext netshell``), the kernelspec, and the rich displays
+(:mod:`netshell.kernel.displays`)."""

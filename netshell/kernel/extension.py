@@ -1,0 +1,164 @@
+"""``%load_ext netshell``: the netsh prompt's names, displays and errors in IPython or Jupyter.
+
+``%load_ext netshell`` (or the ``netshell`` kernelspec, which loads it as the
+kernel starts) calls :func:`load_ipython_extension`; ``%unload_ext netshell``
+calls :func:`unload_ipython_extension`, which closes the reactor's listeners,
+connections and timed calls and takes out everything that was added. Loading
+is :func:`netshell.shell.ipython.load_into`, the same as ``netsh --ipython``'s.
+
+Where output goes in a kernel: what work prints (a Deferred's note, a protocol's
+callback, a timed call, a trace, a log record) goes to the cell that started the
+work, also after that cell finished and while another runs. ipykernel keeps the
+cell's parent header in a context variable, and netshell runs timed calls, thread
+jobs and the connections a listener accepts in the context of the code that
+started them. A log record no cell can be held to (one from a thread netshell did
+not start) goes to the kernel's log instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from netshell.shell.console import Console
+from netshell.shell.ipython import Loaded, current_cell, load_into
+from netshell.shell.prompt import PromptLogHandler
+
+__all__ = ["CellLogHandler", "load_ipython_extension", "unload_ipython_extension"]
+
+# The sessions loaded, by shell (an IPython process has one shell; tests make more).
+_loaded: dict[int, Loaded] = {}
+
+
+class CellLogHandler(PromptLogHandler):
+    """Log records into the output of the cell that started the work, in a kernel.
+
+    Records about the work of a cell go to that cell (warnings and errors on its
+    stderr, the request log on its stdout); a record no cell started (from a
+    foreign thread) goes to ``kernel_log``, the kernel's own log.
+    """
+
+    def __init__(self, console: Console, kernel_log: logging.Logger) -> None:
+        super().__init__(console)
+        self.kernel_log = kernel_log
+
+    def write(self, text: str, record: logging.LogRecord) -> None:
+        if current_cell.get() is None:
+            # The kernel's log says when and how bad itself.
+            self.kernel_log.log(record.levelno, "%s: %s", record.name, record.getMessage(),
+                                exc_info=record.exc_info)
+            return
+        stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+
+def wake_on_signals(loop: asyncio.AbstractEventLoop) -> Callable[[], None] | None:
+    """Make a signal wake ``loop`` at once; return how to undo it (None if nothing done).
+
+    An interrupt is SIGINT; ipykernel's handler for an awaiting cell cancels it by
+    scheduling a callback on the loop, from the loop's own thread, which does not
+    wake the loop: sleeping in ``select()``, it would see the callback only at its
+    next timer, so ``await sleep(30)`` would be cancelled after its 30 seconds. A
+    wakeup fd the loop watches (as asyncio sets one for its own signal handlers;
+    ipykernel sets none) wakes it at once. Only in the main thread, and only where
+    no wakeup fd is set already.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    try:
+        old = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except ValueError:
+        reader.close()
+        writer.close()
+        return None
+    if old != -1:  # someone else's (asyncio's, for its signal handlers): theirs wakes it
+        signal.set_wakeup_fd(old)
+        reader.close()
+        writer.close()
+        return None
+
+    def drain() -> None:
+        try:
+            while reader.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    loop.add_reader(reader.fileno(), drain)
+
+    def undo() -> None:
+        now = signal.set_wakeup_fd(-1)
+        if now != writer.fileno():
+            signal.set_wakeup_fd(now)  # someone else's since: leave it
+        loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
+
+    return undo
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """Load netshell into ``shell`` (what ``%load_ext netshell`` calls); again does nothing."""
+    if id(shell) in _loaded:
+        return
+    kernel = getattr(shell, "kernel", None)
+    make_handler = None
+    if kernel is not None:
+        kernel_log = getattr(kernel, "log", None) or logging.getLogger("netshell.kernel")
+
+        def make_handler(console: Console) -> logging.Handler:
+            return CellLogHandler(console, kernel_log)
+
+    loaded = _loaded[id(shell)] = load_into(shell, log_handler=make_handler)
+    if kernel is not None:
+        _wake_when_running(shell, loaded)
+
+
+def _wake_when_running(shell: Any, loaded: Loaded) -> None:
+    """Call :func:`wake_on_signals` for the kernel's loop: now if it runs, else as the
+    first cell starts (the kernelspec loads the extension before the loop runs)."""
+
+    def now() -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        undo = wake_on_signals(loop)
+        if undo is not None:
+            loaded.on_unload(undo)
+        return True
+
+    if now():
+        return
+
+    def first_cell(info: Any) -> None:
+        if now():
+            shell.events.unregister("pre_run_cell", first_cell)
+
+    shell.events.register("pre_run_cell", first_cell)
+    loaded.on_unload(lambda: _unregister(shell, "pre_run_cell", first_cell))
+
+
+def _unregister(shell: Any, event: str, f: Callable[..., Any]) -> None:
+    try:
+        shell.events.unregister(event, f)
+    except ValueError:
+        pass  # gone already
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """Take netshell out of ``shell`` (``%unload_ext netshell``): close its listeners,
+    connections and timed calls, remove its names, displays and hooks."""
+    loaded = _loaded.pop(id(shell), None)
+    if loaded is not None:
+        loaded.unload()

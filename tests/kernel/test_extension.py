@@ -1,0 +1,110 @@
+"""``%load_ext netshell`` / ``%unload_ext netshell`` in a kernel, and ``netsh kernel
+install|uninstall``.
+
+Unloading closes the listeners and connections and takes out the names, the Deferred
+display and the short errors; loading again brings them back, on the same running loop.
+The kernelspec is installed with the real command line into a temporary prefix, found by
+``jupyter kernelspec list``, and removed again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, WAIT, Kernel
+
+
+def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back(
+    kernel: Kernel, tmp_path: Path
+):
+    (tmp_path / "f.txt").write_text("served")
+    _, out = kernel.run(f"import asyncio\nloop = asyncio.get_running_loop()\n"
+                        f"site = http.serve({str(tmp_path)!r}); d = Deferred(); site.port")
+    port = int(out.strip())
+    assert "text/html" in result_of(kernel, kernel.run("d")[0])  # a Deferred drawn
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/f.txt", timeout=WAIT) as r:
+        assert r.read() == b"served"
+    # a connection left open: unloading closes it too
+    client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+
+    _, out = kernel.run("%unload_ext netshell\n"
+                        "[n for n in ('listen', 'reactor', 'conns', 'http', 'watch')"
+                        " if n in globals()]")
+    assert out.strip() == "[]"
+    assert client.recv(10) == b""  # closed by the kernel
+    client.close()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/f.txt", timeout=WAIT)
+    # A Deferred displayed is no longer bound to _dN and watched, nor drawn.
+    shown, _ = kernel.run("import netshell; d2 = netshell.Deferred(); d2")
+    assert "text/html" not in result_of(kernel, shown)
+    _, out = kernel.run("f'_d{d2.number}' in globals()")
+    assert out.strip() == "False"
+    msg_id = kernel.execute("1 / 0")
+    reply = kernel.reply(msg_id)
+    assert reply["status"] == "error"
+    # IPython's own traceback again, with its banner of dashes
+    assert any("-----" in line for line in reply["traceback"]), reply["traceback"]
+
+    _, out = kernel.run("%load_ext netshell\n"
+                        f"site = http.serve({str(tmp_path)!r}); reactor.loop is loop, d2")
+    assert out.strip().startswith("(True, <Deferred #")
+    _, out = kernel.run("f'_d{d2.number}' in globals()")
+    assert out.strip() == "True"
+    assert "text/html" in result_of(kernel, kernel.run("d2")[0])  # drawn again
+    msg_id = kernel.execute("1 / 0")
+    reply = kernel.reply(msg_id)
+    # the short form again: no IPython frame banner
+    assert reply["status"] == "error"
+    assert not any("-----" in line for line in reply["traceback"]), reply["traceback"]
+
+
+def result_of(kernel: Kernel, msg_id: str) -> dict[str, str]:
+    """The data (mimetype -> content) of the cell's execute_result."""
+    msg = kernel.wait_for(lambda m: m["msg_type"] == "execute_result"
+                          and m["parent_header"].get("msg_id") == msg_id)
+    return msg["content"]["data"]
+
+
+def netsh(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "netshell.app.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_netsh_kernel_install_and_uninstall(tmp_path: Path):
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "share" / "jupyter")}
+    done = netsh("kernel", "install", "--prefix", str(tmp_path), "--name", "ns-test",
+                 "--display-name", "Netshell test", env=env)
+    assert done.returncode == 0, done.stderr
+    where = tmp_path / "share" / "jupyter" / "kernels" / "ns-test"
+    assert done.stdout.startswith(f"Installed kernelspec ns-test in {where}")
+    spec = json.loads((where / "kernel.json").read_text())
+    assert spec["display_name"] == "Netshell test"
+    assert spec["argv"] == [sys.executable, "-m", "ipykernel_launcher", "-f",
+                            "{connection_file}", "--ext=netshell"]
+    for size in (32, 64):
+        png = (where / f"logo-{size}x{size}.png").read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert int.from_bytes(png[16:20], "big") == size  # IHDR width
+        assert int.from_bytes(png[20:24], "big") == size  # and height
+
+    listed = subprocess.run([sys.executable, "-m", "jupyter_client.kernelspecapp", "list",
+                             "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    kernelspecs = json.loads(listed.stdout)["kernelspecs"]
+    assert kernelspecs["ns-test"]["resource_dir"] == str(where)
+
+    done = netsh("kernel", "uninstall", "--prefix", str(tmp_path), "--name", "ns-test", env=env)
+    assert done.returncode == 0, done.stderr
+    assert not where.exists()
+    done = netsh("kernel", "uninstall", "--prefix", str(tmp_path), "--name", "ns-test", env=env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("netsh kernel: no kernelspec 'ns-test' in ")

@@ -1,0 +1,166 @@
+"""A real ``netshell`` kernel: servers run between cells, and output goes to the cell that
+started the work, also after that cell finished and while another runs.
+
+One kernel plays a whole session, as a person in a notebook would: cell 1 starts an HTTP
+server and a TCP listener whose protocol prints, a timer and a thread job; the test process
+fetches from the server while no cell runs; cell 2 awaits a Deferred a timer fires; while
+cell 3 awaits, a connection to cell 1's listener prints (into cell 1) and wakes cell 3
+(whose own print goes to cell 3); an interrupt cancels ``await sleep(30)`` and leaves the
+servers running; a cell blocked in plain code gets KeyboardInterrupt; the kernel restarts
+cleanly and the ports are free. Every wait is on a message, with a timeout.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import urllib.request
+
+from conftest import WAIT, Kernel, parent_of
+from jupyter_client.manager import KernelManager
+
+CELL_1 = """\
+import threading, time
+site = http.serve({root!r})
+
+class Shout(Protocol):
+    def data_received(self, data):
+        print("cell 1 heard", data.decode())
+        if waiting:
+            waiting.pop().callback(data.decode())
+
+waiting = []
+shout = listen(0, Shout)
+reactor.call_later(0.05, print, "timer of cell 1")
+# work of cell 1 that cell 3 will set off: a timer moved, a thread job let go
+later = reactor.call_later(3600, print, "moved timer of cell 1")
+gate = threading.Event()
+defer_to_thread(gate.wait, 60).add_callback(lambda _: print("thread job of cell 1"))
+site.port, shout.port
+"""
+
+
+def fetch(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=WAIT) as r:
+        return r.read()
+
+
+def test_work_started_in_a_cell_prints_into_that_cell(kernel: Kernel, tmp_path):
+    (tmp_path / "hello.txt").write_text("hello from the notebook")
+    cell1, out = kernel.run(CELL_1.format(root=str(tmp_path)))
+    site_port, shout_port = eval(out.strip().splitlines()[-1])
+
+    # No cell runs: the server answers, and its request log goes to cell 1.
+    assert fetch(site_port, "/hello.txt") == b"hello from the notebook"
+    log = kernel.wait_for_text('"GET /hello.txt HTTP/1.1" 200')
+    assert parent_of(log) == cell1
+    # the timer cell 1 started prints into cell 1, after it finished
+    assert parent_of(kernel.wait_for_text("timer of cell 1")) == cell1
+
+    # Cell 2 awaits a Deferred that a timer fires.
+    _, out = kernel.run("d = Deferred()\nreactor.call_later(0.05, d.callback, 42)\nawait d")
+    assert out.strip() == "42"
+    # A Deferred shown unfired is watched, as at the prompt: its note comes into its cell.
+    shown, out = kernel.run("sleep(0.05).add_callback(lambda _: 7)")
+    number = re.fullmatch(r"<Deferred #(\d+) pending>", out.strip()).group(1)
+    note = kernel.wait_for_text(f"Deferred #{number} fired: 7")
+    assert parent_of(note) == shown
+
+    # While cell 3 awaits, cell 1's work prints into cell 1: the timer and the thread job
+    # that cell 3 sets off, the server's request log, and a connection to cell 1's
+    # listener, which then wakes cell 3, whose own print goes to cell 3.
+    cell3 = kernel.execute("d3 = Deferred(); waiting.append(d3)\n"
+                           "later.reset(0); gate.set()\n"
+                           "print('cell 3 waits'); got = await d3; print('cell 3 got', got)")
+    kernel.wait_for(lambda m: parent_of(m) == cell3 and "cell 3 waits" in m["content"].get(
+        "text", ""))
+    assert parent_of(kernel.wait_for_text("moved timer of cell 1")) == cell1
+    assert parent_of(kernel.wait_for_text("thread job of cell 1")) == cell1
+    assert fetch(site_port, "/hello.txt?again") == b"hello from the notebook"
+    assert parent_of(kernel.wait_for_text('"GET /hello.txt?again HTTP/1.1" 200')) == cell1
+    with socket.create_connection(("127.0.0.1", shout_port), timeout=WAIT) as client:
+        client.sendall(b"hi")
+        heard = kernel.wait_for_text("cell 1 heard hi")
+        assert parent_of(heard) == cell1
+        assert kernel.reply(cell3)["status"] == "ok"
+    assert parent_of(kernel.wait_for_text("cell 3 got hi")) == cell3
+    assert kernel.output(cell3) == "cell 3 waits\ncell 3 got hi\n"
+
+    # A trace prints into the cell that asked for it; the protocol's own print stays cell 1's.
+    traced, _ = kernel.run("trace(shout)")
+    with socket.create_connection(("127.0.0.1", shout_port), timeout=WAIT) as client:
+        client.sendall(b"traced")
+        assert parent_of(kernel.wait_for_text("cell 1 heard traced")) == cell1
+        line = kernel.wait_for(lambda m: m["msg_type"] == "stream"
+                               and "traced" in m["content"]["text"]
+                               and "cell 1 heard" not in m["content"]["text"])
+        assert parent_of(line) == traced, line
+
+
+def test_an_interrupt_cancels_the_awaiting_cell_and_leaves_the_servers(kernel: Kernel, tmp_path):
+    (tmp_path / "a.txt").write_text("still here")
+    # The first cell awaits (ipykernel's reply then has no earlier traceback to fall back on).
+    cell = kernel.execute(f"site = http.serve({str(tmp_path)!r})\n"
+                          "print(site.port, 'waiting'); await sleep(30)")
+    waiting = kernel.wait_for(lambda m: parent_of(m) == cell and "waiting" in m["content"].get(
+        "text", ""))
+    port = int(waiting["content"]["text"].split()[0])
+    started = time.monotonic()
+    kernel.km.interrupt_kernel()
+    reply = kernel.reply(cell, timeout=WAIT)
+    assert time.monotonic() - started < 10  # cancelled, not slept through
+    assert reply["status"] == "error" and reply["traceback"] == ["Cancelled"], reply
+    kernel.wait_for(lambda m: parent_of(m) == cell and m["msg_type"] == "status"
+                    and m["content"]["execution_state"] == "idle")
+    assert kernel.output(cell).strip().splitlines()[-1] == "Cancelled"
+    assert "Traceback" not in kernel.output(cell)
+
+    assert fetch(port, "/a.txt") == b"still here"  # the reactor and its server go on
+    _, out = kernel.run("6 * 7")
+    assert out.strip() == "42"
+
+    # Plain code blocking the loop gets KeyboardInterrupt.
+    cell = kernel.execute("import time\nprint('blocking')\ntime.sleep(30)")
+    kernel.wait_for(lambda m: parent_of(m) == cell and "blocking" in m["content"].get(
+        "text", ""))
+    kernel.km.interrupt_kernel()
+    reply = kernel.reply(cell)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert fetch(port, "/a.txt") == b"still here"
+
+    # A restart is clean: the new kernel has netshell again, and serves on the same port.
+    kernel.km.restart_kernel(now=False)
+    kernel.kc.wait_for_ready(timeout=WAIT)
+    kernel.messages.clear()
+    _, out = kernel.run(f"site = http.serve({str(tmp_path)!r}, port={port}); site.port")
+    assert out.strip() == str(port)
+    assert fetch(port, "/a.txt") == b"still here"
+
+
+def test_a_log_record_no_cell_started_goes_to_the_kernels_log(tmp_path):
+    log = tmp_path / "kernel.log"
+    km = KernelManager(kernel_name="netshell")
+    with log.open("w") as stderr:
+        km.start_kernel(stderr=stderr)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=WAIT)
+        kernel = Kernel(km, kc)
+        _, out = kernel.run(
+            "import logging, threading\n"
+            "say = logging.getLogger('netshell.test').warning\n"
+            "t = threading.Thread(target=say, args=('from a thread of its own',))\n"
+            "t.start(); t.join()\n"
+            "say('from the cell')")
+        assert "from the cell" in out
+        assert "from a thread of its own" not in out
+        _, out = kernel.run("print('the next cell')")
+        assert out == "the next cell\n"
+        assert not any(m["msg_type"] == "stream" and "from a thread" in m["content"]["text"]
+                       for m in kernel.messages)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert "netshell.test: from a thread of its own" in log.read_text()
