@@ -1692,12 +1692,11 @@ class IRCServerProtocol(Protocol):
                     continue
                 out = Message(command, [status + channel.name, text], source=user.source,
                               tags=tags)
-                for member in list(channel.members):
-                    if member is user:
-                        continue
-                    if status and not self._status_ok(channel, member, status):
-                        continue
-                    member.conn.send(out)
+                if status:
+                    self._broadcast([m for m in channel.members if m is not user
+                                     and self._status_ok(channel, m, status)], out)
+                else:
+                    self._broadcast([m for m in channel.members if m is not user], out)
                 if "echo-message" in self.caps:
                     self.send(out)
                 continue
