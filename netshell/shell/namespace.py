@@ -218,13 +218,16 @@ class Helpers:
 
     # ---- watching
 
-    def trace(self, target: Any = None, payload: bool = True, hexdump: bool = False) -> None:
+    def trace(self, target: Any = None, payload: bool = True, hexdump: bool = False) -> Any:
         """Print every event of ``target`` (a listener, a connection, a protocol or its class;
-        everything when left out) as it happens; ``untrace()`` stops."""
+        everything when left out) as it happens; ``untrace()`` stops. Returns the
+        :class:`~netshell.shell.tracing.Capture` that keeps what it saw (in Jupyter, drawn
+        as a sequence diagram)."""
         self._trace_context = contextvars.copy_context()
-        self.tracer.start(target, payload=payload, hexdump=hexdump)
+        capture = self.tracer.start(target, payload=payload, hexdump=hexdump)
         what = "everything" if target is None else _name(target)
         self.out(f"tracing {what}; untrace() stops")
+        return capture
 
     def _trace_out(self, text: str) -> None:
         context = self._trace_context
@@ -240,9 +243,22 @@ class Helpers:
         """Stop tracing ``target``, or everything when left out."""
         self.tracer.stop(target)
 
-    def explain(self, d: Any) -> _Text:
-        """A Deferred's chain step by step: what ran, got and returned, what it waits on."""
-        return _Text(chains.explain(d))
+    def explain(self, d: Any) -> chains.Explanation:
+        """A Deferred's chain step by step: what ran, got and returned, what it waits on
+        (text shown without quotes; in Jupyter, drawn)."""
+        return chains.explain(d)
+
+    def watch(self, what: Any, every: float = 1.0) -> Any:
+        """Jupyter: show ``what`` (``conns``, ``listeners``, ``deferreds`` or any object)
+        and refresh it in place every ``every`` seconds, while no cell runs too, until
+        ``.stop()`` on what it returns. At the netsh prompt, call ``conns()`` itself."""
+        from netshell.kernel import displays
+        from netshell.shell.progress import in_kernel
+
+        if not in_kernel():
+            raise RuntimeError("watch() refreshes a display in place in Jupyter; at the netsh "
+                               "prompt, conns(), listeners() or deferreds() show one now")
+        return displays.watch(what, every)
 
     def notify(self, on: bool = True) -> None:
         """Turn the notes printed when a shown Deferred fires on or off."""
@@ -432,6 +448,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "trace": helpers.trace,
         "untrace": helpers.untrace,
         "explain": helpers.explain,
+        "watch": helpers.watch,
         "notify": helpers.notify,
         "log": helpers.log,
         "tb": helpers.tb,

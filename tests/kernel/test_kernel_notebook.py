@@ -46,3 +46,45 @@ def test_the_server_in_a_notebook_runs_with_the_netshell_kernel(tmp_path):
     assert re.match(rf"#\d+\s+tcp\s+127\.0\.0\.1:{port}\s", row), table
     assert timer == "'fired by a timer'"
     assert close == "(no listeners)"
+
+
+DRAWN = ROOT / "docs" / "deferreds-drawn.ipynb"
+
+
+def html_of(cell) -> str:
+    return "".join(out["data"].get("text/html", "") for out in cell.get("outputs", [])
+                   if out["output_type"] in ("execute_result", "display_data"))
+
+
+def steps(html: str) -> list[dict[str, str]]:
+    """The step rows of a drawn Deferred: their data- attributes."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(html)
+    return [dict(row.attrib) for row in root.iter("tr") if row.get("class") == "step"]
+
+
+def test_deferreds_drawn_runs_with_the_netshell_kernel(tmp_path):
+    """docs/deferreds-drawn.ipynb ("Deferreds, drawn"), with the netshell kernel: each
+    shown Deferred is drawn (its state, a row per step, the path taken), explain(d) too."""
+    nb = nbformat.read(DRAWN, as_version=4)
+    NotebookClient(nb, timeout=WAIT, kernel_name="netshell",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    outputs = [text_of(c) for c in code]
+    assert not any("ERROR" in o for o in outputs), outputs
+    _load, pending, fired, explained_html, explained_text, waiting, done, failed, rescued = code
+    # before firing: the steps wait
+    assert 'data-state="pending"' in html_of(pending)
+    # fired with 21: double and check ran, check raised, rescue handled it, len counted
+    after = steps(html_of(fired))
+    assert len(after) == len(steps(html_of(pending))) == 5
+    assert 'data-state="fired"' in html_of(fired)
+    assert "22" in text_of(fired)  # len("rescued: 42 is too big")
+    drawn = steps(html_of(explained_html))  # explain(d), drawn: the same five steps
+    assert [s["data-step"] for s in drawn] == [s["data-step"] for s in after]
+    assert "double" in text_of(explained_text) and "rescue" in text_of(explained_text)
+    assert 'data-state="waiting"' in html_of(waiting) or "waiting" in text_of(waiting)
+    assert "'DONE'" in text_of(done)
+    assert 'data-state="failed"' in html_of(failed)
+    assert 'data-state="fired"' in html_of(rescued) and "rescued" in text_of(rescued)

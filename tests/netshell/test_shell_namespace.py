@@ -508,3 +508,22 @@ async def test_await_listen_gives_the_listener_as_a_person_writes_it(
     closed = reactor.listen_tcp(0, ns.Factory.for_protocol(ns.Protocol))
     await closed.close()
     assert await closed is closed  # awaiting one closed before it started is no error
+
+
+def test_trace_returns_its_capture_and_explain_its_explanation(shell: Shell) -> None:
+    from netshell.shell.chains import Explanation
+    from netshell.shell.tracing import Capture
+
+    cap = shell["trace"]()
+    assert isinstance(cap, Capture) and cap.active  # DESIGN: cap = trace(target=None)
+    shell["untrace"]()
+    assert not cap.active
+    d = shell["Deferred"]()
+    d.callback(1)
+    explained = shell["explain"](d)
+    assert isinstance(explained, Explanation) and repr(explained) == str(explained)
+
+
+def test_watch_is_for_jupyter_and_says_so_at_the_prompt(shell: Shell) -> None:
+    with pytest.raises(RuntimeError, match=r"in Jupyter; at the netsh prompt, conns\(\)"):
+        shell["watch"](shell["conns"])
