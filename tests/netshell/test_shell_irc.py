@@ -6,23 +6,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from terminal import Above, Terminal, last_row, netsh_argv, when_go
-
-
-@pytest.fixture
-def netsh(tmp_path):
-    terms = []
-
-    def start(*args: str) -> Terminal:
-        t = Terminal(netsh_argv(*args), env={"XDG_STATE_HOME": str(tmp_path / "state")},
-                     cwd=str(tmp_path))
-        terms.append(t)
-        return t
-
-    yield start
-    for t in terms:
-        t.close()
+from terminal import Above, last_row, when_go
 
 
 def test_two_clients_at_the_prompt_see_each_others_lines_above_it(netsh, tmp_path):

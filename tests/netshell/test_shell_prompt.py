@@ -7,26 +7,10 @@ import re
 import socket
 import subprocess
 
-import pytest
 from peers import free_port, require
-from terminal import Above, Terminal, last_row, netsh_argv, when_go
+from terminal import Above, Terminal, last_row, when_go
 
 import netshell
-
-
-@pytest.fixture
-def netsh(tmp_path):
-    terms = []
-
-    def start(*args: str) -> Terminal:
-        t = Terminal(netsh_argv(*args), env={"XDG_STATE_HOME": str(tmp_path / "state")},
-                     cwd=str(tmp_path))
-        terms.append(t)
-        return t
-
-    yield start
-    for t in terms:
-        t.close()
 
 
 def echo_at_prompt(t: Terminal, port: int) -> None:
