@@ -11,13 +11,19 @@ callback, a timed call, a trace, a log record) goes to the cell that started the
 work, also after that cell finished and while another runs. ipykernel keeps the
 cell's parent header in a context variable, and netshell runs timed calls, thread
 jobs and the connections a listener accepts in the context of the code that
-started them. A log record no cell can be held to (one from a thread netshell did
-not start) goes to the kernel's log instead.
+started them. Threads started while a cell's work runs (``threading.Thread.start``,
+a thread pool's ``submit``) run in a copy of the starting context too, so their
+``print()`` goes to that cell rather than to whichever cell ran last. A log record
+no cell can be held to (from a thread started outside any cell's work) goes to the
+kernel's log instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import functools
 import logging
 import signal
 import socket
@@ -122,6 +128,48 @@ def load_ipython_extension(shell: Any) -> None:
     loaded = _loaded[id(shell)] = load_into(shell, log_handler=make_handler)
     if kernel is not None:
         _wake_when_running(shell, loaded)
+        loaded.on_unload(threads_carry_the_cell())
+
+
+def threads_carry_the_cell() -> Callable[[], None]:
+    """Make threads and thread-pool jobs started by a cell's work run in its context;
+    return how to undo it.
+
+    ipykernel routes a ``print()`` by the parent header in a context variable, and a
+    new thread starts with an empty context: its output would go to whichever cell
+    ran last. While ``current_cell`` is set (a cell runs, or work it started does),
+    ``Thread.start`` gives the thread a copy of the starting context to run its
+    ``run()`` in, and ``ThreadPoolExecutor.submit`` (``loop.run_in_executor`` too)
+    runs the job in the submitter's context, not in that of whichever cell started
+    the pool's worker. Outside any cell's work both behave as before.
+    """
+    thread_start = threading.Thread.start
+    pool_submit = concurrent.futures.ThreadPoolExecutor.submit
+
+    def start(self: threading.Thread) -> None:
+        if current_cell.get() is not None and "run" not in vars(self):
+            self.run = functools.partial(contextvars.copy_context().run,  # type: ignore[method-assign]
+                                         self.run)
+        thread_start(self)
+
+    def submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /,
+               *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        if current_cell.get() is not None:
+            return pool_submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
+        return pool_submit(self, fn, *args, **kwargs)
+
+    functools.update_wrapper(start, thread_start)
+    functools.update_wrapper(submit, pool_submit)  # type: ignore[arg-type]
+    threading.Thread.start = start  # type: ignore[method-assign]
+    concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign, assignment]
+
+    def undo() -> None:
+        if threading.Thread.start is start:
+            threading.Thread.start = thread_start  # type: ignore[method-assign]
+        if concurrent.futures.ThreadPoolExecutor.submit is submit:
+            concurrent.futures.ThreadPoolExecutor.submit = pool_submit  # type: ignore[method-assign]
+
+    return undo
 
 
 def _wake_when_running(shell: Any, loaded: Loaded) -> None:
