@@ -141,35 +141,51 @@ def threads_carry_the_cell() -> Callable[[], None]:
     ``Thread.start`` gives the thread a copy of the starting context to run its
     ``run()`` in, and ``ThreadPoolExecutor.submit`` (``loop.run_in_executor`` too)
     runs the job in the submitter's context, not in that of whichever cell started
-    the pool's worker. Outside any cell's work both behave as before.
+    the pool's worker. Outside any cell's work both behave as before. Calls nest
+    (a process may load several shells): the last undo puts both back.
     """
-    thread_start = threading.Thread.start
-    pool_submit = concurrent.futures.ThreadPoolExecutor.submit
-
-    def start(self: threading.Thread) -> None:
-        if current_cell.get() is not None and "run" not in vars(self):
-            self.run = functools.partial(contextvars.copy_context().run,  # type: ignore[method-assign]
-                                         self.run)
-        thread_start(self)
-
-    def submit(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /,
-               *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        if current_cell.get() is not None:
-            return pool_submit(self, contextvars.copy_context().run, fn, *args, **kwargs)
-        return pool_submit(self, fn, *args, **kwargs)
-
-    functools.update_wrapper(start, thread_start)
-    functools.update_wrapper(submit, pool_submit)  # type: ignore[arg-type]
-    threading.Thread.start = start  # type: ignore[method-assign]
-    concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign, assignment]
+    _carrying["count"] += 1
+    if _carrying["count"] == 1:
+        _carrying["saved"] = (threading.Thread.start,
+                              concurrent.futures.ThreadPoolExecutor.submit)
+        threading.Thread.start = _start_in_context  # type: ignore[method-assign]
+        concurrent.futures.ThreadPoolExecutor.submit = _submit_in_context  # type: ignore[method-assign, assignment]
+    undone = False
 
     def undo() -> None:
-        if threading.Thread.start is start:
-            threading.Thread.start = thread_start  # type: ignore[method-assign]
-        if concurrent.futures.ThreadPoolExecutor.submit is submit:
-            concurrent.futures.ThreadPoolExecutor.submit = pool_submit  # type: ignore[method-assign]
+        nonlocal undone
+        if undone:
+            return
+        undone = True
+        _carrying["count"] -= 1
+        if _carrying["count"] == 0:
+            start, submit = _carrying["saved"]
+            threading.Thread.start = start  # type: ignore[method-assign]
+            concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
 
     return undo
+
+
+# How many loaded kernels asked for threads_carry_the_cell, and what it replaced (what
+# the wrappers below call).
+_carrying: dict[str, Any] = {
+    "count": 0, "saved": (threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit)}
+
+
+@functools.wraps(threading.Thread.start)
+def _start_in_context(self: threading.Thread) -> None:
+    if current_cell.get() is not None and "run" not in vars(self):
+        self.run = functools.partial(contextvars.copy_context().run,  # type: ignore[method-assign]
+                                     self.run)
+    _carrying["saved"][0](self)
+
+
+@functools.wraps(concurrent.futures.ThreadPoolExecutor.submit)  # type: ignore[arg-type]
+def _submit_in_context(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /,
+                       *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+    if current_cell.get() is not None:
+        return _carrying["saved"][1](self, contextvars.copy_context().run, fn, *args, **kwargs)
+    return _carrying["saved"][1](self, fn, *args, **kwargs)
 
 
 def _wake_when_running(shell: Any, loaded: Loaded) -> None:
