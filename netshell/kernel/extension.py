@@ -11,13 +11,19 @@ callback, a timed call, a trace, a log record) goes to the cell that started the
 work, also after that cell finished and while another runs. ipykernel keeps the
 cell's parent header in a context variable, and netshell runs timed calls, thread
 jobs and the connections a listener accepts in the context of the code that
-started them. A log record no cell can be held to (one from a thread netshell did
-not start) goes to the kernel's log instead.
+started them. Threads started while a cell's work runs (``threading.Thread.start``,
+a thread pool's ``submit``) run in a copy of the starting context too, so their
+``print()`` goes to that cell rather than to whichever cell ran last. A log record
+no cell can be held to (from a thread started outside any cell's work) goes to the
+kernel's log instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
+import functools
 import logging
 import signal
 import socket
@@ -122,6 +128,64 @@ def load_ipython_extension(shell: Any) -> None:
     loaded = _loaded[id(shell)] = load_into(shell, log_handler=make_handler)
     if kernel is not None:
         _wake_when_running(shell, loaded)
+        loaded.on_unload(threads_carry_the_cell())
+
+
+def threads_carry_the_cell() -> Callable[[], None]:
+    """Make threads and thread-pool jobs started by a cell's work run in its context;
+    return how to undo it.
+
+    ipykernel routes a ``print()`` by the parent header in a context variable, and a
+    new thread starts with an empty context: its output would go to whichever cell
+    ran last. While ``current_cell`` is set (a cell runs, or work it started does),
+    ``Thread.start`` gives the thread a copy of the starting context to run its
+    ``run()`` in, and ``ThreadPoolExecutor.submit`` (``loop.run_in_executor`` too)
+    runs the job in the submitter's context, not in that of whichever cell started
+    the pool's worker. Outside any cell's work both behave as before. Calls nest
+    (a process may load several shells): the last undo puts both back.
+    """
+    _carrying["count"] += 1
+    if _carrying["count"] == 1:
+        _carrying["saved"] = (threading.Thread.start,
+                              concurrent.futures.ThreadPoolExecutor.submit)
+        threading.Thread.start = _start_in_context  # type: ignore[method-assign]
+        concurrent.futures.ThreadPoolExecutor.submit = _submit_in_context  # type: ignore[method-assign, assignment]
+    undone = False
+
+    def undo() -> None:
+        nonlocal undone
+        if undone:
+            return
+        undone = True
+        _carrying["count"] -= 1
+        if _carrying["count"] == 0:
+            start, submit = _carrying["saved"]
+            threading.Thread.start = start  # type: ignore[method-assign]
+            concurrent.futures.ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+
+    return undo
+
+
+# How many loaded kernels asked for threads_carry_the_cell, and what it replaced (what
+# the wrappers below call).
+_carrying: dict[str, Any] = {
+    "count": 0, "saved": (threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit)}
+
+
+@functools.wraps(threading.Thread.start)
+def _start_in_context(self: threading.Thread) -> None:
+    if current_cell.get() is not None and "run" not in vars(self):
+        self.run = functools.partial(contextvars.copy_context().run,  # type: ignore[method-assign]
+                                     self.run)
+    _carrying["saved"][0](self)
+
+
+@functools.wraps(concurrent.futures.ThreadPoolExecutor.submit)  # type: ignore[arg-type]
+def _submit_in_context(self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /,
+                       *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+    if current_cell.get() is not None:
+        return _carrying["saved"][1](self, contextvars.copy_context().run, fn, *args, **kwargs)
+    return _carrying["saved"][1](self, fn, *args, **kwargs)
 
 
 def _wake_when_running(shell: Any, loaded: Loaded) -> None:

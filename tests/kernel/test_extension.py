@@ -108,3 +108,50 @@ def test_netsh_kernel_install_and_uninstall(tmp_path: Path):
     done = netsh("kernel", "uninstall", "--prefix", str(tmp_path), "--name", "ns-test", env=env)
     assert done.returncode == 1
     assert done.stderr.startswith("netsh kernel: no kernelspec 'ns-test' in ")
+
+
+def test_threads_carry_the_cell_nests_and_puts_threading_back():
+    """In-process: while on, a thread or pool job started with ``current_cell`` set sees
+    the starter's context variables, one started outside any cell's work does not; two
+    users nest, and only the last undo (in either order) restores threading."""
+    import concurrent.futures
+    import contextvars
+    import threading
+
+    from netshell.kernel.extension import threads_carry_the_cell
+    from netshell.shell.ipython import current_cell
+
+    start, submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
+    mark: contextvars.ContextVar[str] = contextvars.ContextVar("mark", default="none")
+
+    def seen_by_a_thread() -> str:
+        got: list[str] = []
+        t = threading.Thread(target=lambda: got.append(mark.get()))
+        t.start()
+        t.join(WAIT)
+        return got[0]
+
+    def in_a_cell() -> tuple[str, str]:
+        current_cell.set(1)
+        mark.set("cell 1")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return seen_by_a_thread(), pool.submit(mark.get).result(WAIT)
+
+    def outside() -> str:
+        mark.set("no cell")
+        return seen_by_a_thread()
+
+    first = threads_carry_the_cell()
+    second = threads_carry_the_cell()
+    try:
+        assert contextvars.Context().run(in_a_cell) == ("cell 1", "cell 1")
+        assert contextvars.Context().run(outside) == "none"
+        first()
+        first()  # twice does nothing
+        assert threading.Thread.start is not start  # the second still wants it
+        assert contextvars.Context().run(in_a_cell) == ("cell 1", "cell 1")
+    finally:
+        second()
+    assert threading.Thread.start is start
+    assert concurrent.futures.ThreadPoolExecutor.submit is submit
+    assert contextvars.Context().run(in_a_cell) == ("none", "none")

@@ -3,12 +3,17 @@
 nbclient executes the notebook against the installed ``netshell`` kernelspec (the one the
 notebook's metadata names), as ``jupyter execute`` does, and the outputs are checked: the
 server's port, the fetched file, the table of listeners, the awaited timer, the closed
-listener, and no error anywhere.
+listener, and no error anywhere. ``jupyter execute --kernel_name netshell`` (the CLI
+nbclient installs) runs it too, into an output notebook checked the same way.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 from conftest import ROOT, WAIT
@@ -34,6 +39,11 @@ def test_the_server_in_a_notebook_runs_with_the_netshell_kernel(tmp_path):
     assert nb.metadata.kernelspec.name == "netshell"
     NotebookClient(nb, timeout=WAIT, kernel_name="netshell",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
+    check_server_outputs(nb)
+
+
+def check_server_outputs(nb) -> None:
+    """The outputs of an executed server-in-a-notebook.ipynb, cell by cell."""
     code = [c for c in nb.cells if c.cell_type == "code"]
     outputs = [text_of(c) for c in code]
     assert not any("ERROR" in o for o in outputs), outputs
@@ -46,6 +56,29 @@ def test_the_server_in_a_notebook_runs_with_the_netshell_kernel(tmp_path):
     assert re.match(rf"#\d+\s+tcp\s+127\.0\.0\.1:{port}\s", row), table
     assert timer == "'fired by a timer'"
     assert close == "(no listeners)"
+
+
+def test_jupyter_execute_runs_the_server_in_a_notebook(tmp_path):
+    """``jupyter execute --kernel_name netshell NOTEBOOK --output NAME``, the CLI nbclient
+    installs, as docs/jupyter.md shows it: the output notebook holds the same outputs.
+    (It runs the kernel in the notebook's folder and writes the output there: a copy in
+    tmp_path keeps docs/ clean. The copy names ipykernel's plain ``python3`` kernel, so
+    it is ``--kernel_name`` that picks netshell's.)"""
+    notebook = tmp_path / NOTEBOOK.name
+    shutil.copy(NOTEBOOK, notebook)
+    plain = nbformat.read(notebook, as_version=4)
+    plain.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(plain, notebook)
+    cli = Path(sys.executable).parent / "jupyter-execute"  # nbclient's console script
+    done = subprocess.run(
+        [str(cli), "--kernel_name", "netshell", f"--timeout={WAIT}",
+         f"--startup_timeout={WAIT}", str(notebook), "--output", "executed"],
+        capture_output=True, text=True, timeout=4 * WAIT, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    executed = tmp_path / "executed.ipynb"
+    assert executed.is_file(), (done.stderr, list(tmp_path.iterdir()))
+    check_server_outputs(nbformat.read(executed, as_version=4))
 
 
 DRAWN = ROOT / "docs" / "deferreds-drawn.ipynb"

@@ -149,18 +149,56 @@ def test_a_log_record_no_cell_started_goes_to_the_kernels_log(tmp_path):
         kc.wait_for_ready(timeout=WAIT)
         kernel = Kernel(km, kc)
         _, out = kernel.run(
-            "import logging, threading\n"
+            "import contextvars, logging, threading\n"
             "say = logging.getLogger('netshell.test').warning\n"
             "t = threading.Thread(target=say, args=('from a thread of its own',))\n"
+            "contextvars.Context().run(t.start); t.join()  # started outside any cell's work\n"
+            "t = threading.Thread(target=say, args=('from a thread of the cell',))\n"
             "t.start(); t.join()\n"
             "say('from the cell')")
         assert "from the cell" in out
+        assert "from a thread of the cell" in out  # a thread the cell started is its work
         assert "from a thread of its own" not in out
         _, out = kernel.run("print('the next cell')")
         assert out == "the next cell\n"
-        assert not any(m["msg_type"] == "stream" and "from a thread" in m["content"]["text"]
+        assert not any(m["msg_type"] == "stream"
+                       and "from a thread of its own" in m["content"]["text"]
                        for m in kernel.messages)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     assert "netshell.test: from a thread of its own" in log.read_text()
+
+
+def test_a_thread_a_cell_started_prints_into_that_cell(kernel: Kernel):
+    """A plain print() from a thread the user's code started goes to the cell that started
+    it, also after that cell finished and while another cell runs (ipykernel alone would
+    send it to whichever cell ran last); a thread pool's job goes to the cell that
+    submitted it, not to the one that started the pool's worker."""
+    cell1, _ = kernel.run(
+        "import threading\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "go, printed, pool = threading.Event(), threading.Event(), ThreadPoolExecutor(1)\n"
+        "def later():\n"
+        "    go.wait(60); print('thread of cell 1'); printed.set()\n"
+        "threading.Thread(target=later, daemon=True).start()\n"
+        "pool.submit(print, 'pool job of cell 1').result()")
+    # cell 2 lets the thread go and is still running when it prints
+    cell2, out = kernel.run("go.set(); printed.wait(60)\n"
+                            "pool.submit(print, 'pool job of cell 2').result()\n"
+                            "print('cell 2 done')")
+    assert parent_of(kernel.wait_for_text("thread of cell 1")) == cell1
+    assert "thread of cell 1" not in out
+    assert parent_of(kernel.wait_for_text("pool job of cell 1")) == cell1
+    assert parent_of(kernel.wait_for_text("pool job of cell 2")) == cell2
+    assert out == "pool job of cell 2\ncell 2 done\n"
+
+    # %unload_ext netshell puts threading back as it was
+    _, out = kernel.run(
+        "import threading, concurrent.futures\n"
+        "before = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit\n"
+        "%unload_ext netshell\n"
+        "after = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit\n"
+        "print(before != after, after[0] is threading.Thread.__dict__['start'],\n"
+        "      after[0].__module__, after[1].__module__)")
+    assert out == "True True threading concurrent.futures.thread\n"
