@@ -20,6 +20,7 @@ import re
 import resource
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -224,3 +225,23 @@ def each_way_observed(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         observe.remove_observer(observer)
     assert observer.events > 0, "the observed run saw no Deferred event"
+
+
+@pytest.fixture
+def netsh(tmp_path: Any) -> Iterator[Any]:
+    """``netsh(*args)`` starts the netsh prompt in a terminal (its state and cwd in
+    ``tmp_path``), for the tests that drive it; each is closed after the test. (A module
+    may define its own ``netsh``.)"""
+    from terminal import Terminal, netsh_argv
+
+    terms: list[Terminal] = []
+
+    def start(*args: str) -> Terminal:
+        t = Terminal(netsh_argv(*args), env={"XDG_STATE_HOME": str(tmp_path / "state")},
+                     cwd=str(tmp_path))
+        terms.append(t)
+        return t
+
+    yield start
+    for t in terms:
+        t.close()
