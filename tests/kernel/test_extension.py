@@ -110,6 +110,61 @@ def test_netsh_kernel_install_and_uninstall(tmp_path: Path):
     assert done.stderr.startswith("netsh kernel: no kernelspec 'ns-test' in ")
 
 
+def foreign_spec(where: Path) -> None:
+    """A kernelspec netshell did not install (ipykernel's python3, say), with an extra file."""
+    where.mkdir(parents=True)
+    (where / "kernel.json").write_text(json.dumps(
+        {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "Python 3", "language": "python", "metadata": {"debugger": True}}))
+    (where / "extra.txt").write_text("theirs")
+
+
+@pytest.mark.parametrize("name", ["python3", "netshell"])
+def test_netsh_kernel_install_and_uninstall_leave_a_foreign_spec_alone(tmp_path: Path,
+                                                                       name: str):
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "share" / "jupyter")}
+    where = tmp_path / "share" / "jupyter" / "kernels" / name
+    foreign_spec(where)
+    before = {p.name: p.read_bytes() for p in where.iterdir()}
+    for action in ("install", "uninstall"):
+        done = netsh("kernel", action, "--prefix", str(tmp_path), "--name", name, env=env)
+        assert done.returncode == 1, (action, done.stdout, done.stderr)
+        assert done.stderr.startswith(f"netsh kernel: {where} is a kernelspec netshell did "
+                                      "not install"), done.stderr
+        assert {p.name: p.read_bytes() for p in where.iterdir()} == before
+    # its own spec there is replaced by an install, and removed by an uninstall
+    mine = tmp_path / "share" / "jupyter" / "kernels" / "mine"
+    for display in ("First", "Second"):
+        done = netsh("kernel", "install", "--prefix", str(tmp_path), "--name", "mine",
+                     "--display-name", display, env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads((mine / "kernel.json").read_text())["display_name"] == display
+    done = netsh("kernel", "uninstall", "--prefix", str(tmp_path), "--name", "mine", env=env)
+    assert done.returncode == 0, done.stderr
+    assert not mine.exists()
+
+
+def test_netsh_kernel_uninstall_without_a_place_removes_what_install_without_one_made(
+    tmp_path: Path
+):
+    """Both default to the user's Jupyter data dir, even when another netshell spec of that
+    name comes first on Jupyter's path."""
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "share" / "jupyter"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data")}
+    done = netsh("kernel", "install", "--prefix", str(tmp_path), env=env)
+    assert done.returncode == 0, done.stderr
+    in_prefix = tmp_path / "share" / "jupyter" / "kernels" / "netshell"
+    done = netsh("kernel", "install", env=env)
+    assert done.returncode == 0, done.stderr
+    in_user = tmp_path / "data" / "kernels" / "netshell"
+    assert (in_user / "kernel.json").is_file()
+    done = netsh("kernel", "uninstall", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Removed kernelspec netshell from {in_user}")
+    assert not in_user.exists()
+    assert (in_prefix / "kernel.json").is_file()
+
+
 def test_threads_carry_the_cell_nests_and_puts_threading_back():
     """In-process: while on, a thread or pool job started with ``current_cell`` set sees
     the starter's context variables, one started outside any cell's work does not; two
