@@ -30,6 +30,9 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
                         f"site = http.serve({str(tmp_path)!r}); d = Deferred(); site.port")
     port = int(out.strip())
     assert "text/html" in result_of(kernel, kernel.run("d")[0])  # a Deferred drawn
+    _, out = kernel.run("import protocols.http.client as hc\n"
+                        "f'_d{d.number}' in globals(), hc.make_progress is hc.no_progress")
+    assert out.strip() == "(True, False)"  # bound when shown; the shell's progress bar
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/f.txt", timeout=WAIT) as r:
         assert r.read() == b"served"
     # a connection left open: unloading closes it too
@@ -39,6 +42,10 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
                         "[n for n in ('listen', 'reactor', 'conns', 'http', 'watch')"
                         " if n in globals()]")
     assert out.strip() == "[]"
+    # the _dN name bound when d was shown goes too, and the progress display is the
+    # library's own again
+    _, out = kernel.run("f'_d{d.number}' in globals(), hc.make_progress is hc.no_progress")
+    assert out.strip() == "(False, True)"
     assert client.recv(10) == b""  # closed by the kernel
     client.close()
     with pytest.raises(urllib.error.URLError):
