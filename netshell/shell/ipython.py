@@ -169,7 +169,7 @@ def load_into(
             client = sys.modules.get(name)
             if client is not None and getattr(client, "make_progress", None) is (
                     progress.terminal_progress):
-                client.make_progress = client.no_progress
+                setattr(client, "make_progress", client.no_progress)  # noqa: B010
 
     loaded.on_unload(restore_progress)
 
