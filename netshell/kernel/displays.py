@@ -198,6 +198,12 @@ def _what(row: _Row, detail: bool) -> str:
     return f'<td class="what" style="padding:3px 10px">{shown}</td>'
 
 
+#: A chain drawn shows its first CHAIN_HEAD and last CHAIN_TAIL steps at most, with a row
+#: (``tr.more``) saying how many are left out between.
+CHAIN_HEAD = 100
+CHAIN_TAIL = 20
+
+
 def chain_html(number: int, state: str, views: Iterable[chains.StepView], waits: str = "",
                detail: bool = True, note: str = "") -> str:
     """A chain drawn as HTML: a line with the Deferred's state, then one row per step with its
@@ -206,7 +212,8 @@ def chain_html(number: int, state: str, views: Iterable[chains.StepView], waits:
     (green: a value, on the callback side; red: a Failure, on the errback side).
 
     ``views`` are :class:`netshell.shell.chains.StepView`; ``detail`` adds what each step
-    got to what it returned; ``waits`` and ``note`` are lines shown under the steps.
+    got to what it returned; ``waits`` and ``note`` are lines shown under the steps. A long
+    chain shows its first :data:`CHAIN_HEAD` and last :data:`CHAIN_TAIL` steps.
     """
     kind = _state_kind(state)
     badge = (f'<span class="state" data-state="{kind}" style="background:{_STATE_BADGE[kind]};'
@@ -220,7 +227,15 @@ def chain_html(number: int, state: str, views: Iterable[chains.StepView], waits:
                        for t in ("", "callback side", "errback side", "what happened"))
         parts.append('<table class="chain" style="border-collapse:collapse">'
                      f'<thead><tr style="border-bottom:1px solid #ddd">{head}</tr></thead><tbody>')
-        for row in rows:
+        more = len(rows) - CHAIN_HEAD - CHAIN_TAIL
+        shown: list[_Row | None] = list(rows)
+        if more > 0:  # the first and last steps, and a row saying how many between
+            shown = [*rows[:CHAIN_HEAD], None, *rows[-CHAIN_TAIL:]]
+        for row in shown:
+            if row is None:
+                parts.append(f'<tr class="more"><td></td><td colspan="3" style="padding:3px 10px;'
+                             f'color:#57606a">... {more:,} more steps</td></tr>')
+                continue
             view = row.view
             switch = ""
             if row.path in ("callback", "errback") and row.after in ("callback", "errback") \
