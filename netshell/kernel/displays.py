@@ -43,8 +43,10 @@ from netshell.shell.progress import progress_text
 __all__ = [
     "NotebookProgress",
     "Watch",
+    "capture_bundle",
     "capture_mermaid",
     "capture_svg",
+    "capture_text",
     "chain_html",
     "deferred_html",
     "explanation_html",
@@ -365,6 +367,22 @@ def capture_mermaid(capture: Any) -> str:
         span = "P1" if len(parties) == 1 else f"P1,P{len(parties)}"
         lines.append(f"    Note over {span}: {mermaid_text(_more(more))}")
     return "\n".join(lines)
+
+
+def capture_text(capture: Any) -> str:
+    """A capture's text as a notebook keeps it (``text/plain``): its first line and the
+    first :data:`DRAW_LIMIT` events, and a line saying how many more there are."""
+    head, *lines = repr(capture).splitlines()
+    more = len(lines) - DRAW_LIMIT
+    if more > 0:
+        lines = [*lines[:DRAW_LIMIT], f"  ... {_more(more)}"]
+    return "\n".join([head, *lines])
+
+
+def capture_bundle(capture: Any) -> dict[str, str]:
+    """A capture's Jupyter display (its ``_repr_mimebundle_``), the text limited as the
+    diagrams are (:func:`capture_text`); the extension shows captures with this."""
+    return {**capture._repr_mimebundle_(), "text/plain": capture_text(capture)}
 
 
 _SVG_IDS = itertools.count(1)

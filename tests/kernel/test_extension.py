@@ -38,6 +38,15 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
     # a connection left open: unloading closes it too
     client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
 
+    # A capture's text/plain in the notebook is limited as its diagrams are
+    shown, _ = kernel.run(
+        "from types import SimpleNamespace\nfrom netshell.shell.tracing import Capture\n"
+        "cap = Capture(); t = SimpleNamespace(number=1, host='10.0.0.1:80', "
+        "peer='10.0.0.2:5000', listener=object())\n"
+        "for _ in range(5000): cap.data(t, 'out', b'ab')\ncap")
+    lines = result_of(kernel, shown)["text/plain"].splitlines()
+    assert len(lines) == 1 + 200 + 1
+    assert lines[-1].startswith("  ... and 4,800 more events, not drawn")
     _, out = kernel.run("%unload_ext netshell\n"
                         "[n for n in ('listen', 'reactor', 'conns', 'http', 'watch')"
                         " if n in globals()]")
@@ -46,6 +55,9 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
     # library's own again
     _, out = kernel.run("f'_d{d.number}' in globals(), hc.make_progress is hc.no_progress")
     assert out.strip() == "(False, True)"
+    # and a capture's text is all of it again (IPython shows its _repr_mimebundle_)
+    shown, _ = kernel.run("cap")
+    assert len(result_of(kernel, shown)["text/plain"].splitlines()) == 5001
     assert client.recv(10) == b""  # closed by the kernel
     client.close()
     with pytest.raises(urllib.error.URLError):
