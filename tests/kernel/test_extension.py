@@ -38,6 +38,12 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
     # a connection left open: unloading closes it too
     client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
 
+    # conns() and listeners(): the text/plain a notebook keeps is plain, no ANSI colours
+    for table in ("conns()", "listeners()"):
+        data = result_of(kernel, kernel.run(table)[0])
+        assert "<table" in data["text/html"]
+        assert data["text/plain"].split()[0] == "id", data["text/plain"]
+        assert "\x1b" not in data["text/plain"], data["text/plain"]
     # A capture's text/plain in the notebook is limited as its diagrams are
     shown, _ = kernel.run(
         "from types import SimpleNamespace\nfrom netshell.shell.tracing import Capture\n"
