@@ -186,7 +186,7 @@ def _kernel(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         else:
             if args.display_name:
                 parser.error("--display-name is for `netsh kernel install`")
-            where = kernelspec.uninstall(name, user=args.user, prefix=prefix)
+            where = kernelspec.uninstall(name, user=user, prefix=prefix)
             print(f"Removed kernelspec {name} from {where}")
     except ImportError as e:
         print(f"netsh kernel: {e.name or e} is not installed; "

@@ -43,8 +43,10 @@ from netshell.shell.progress import progress_text
 __all__ = [
     "NotebookProgress",
     "Watch",
+    "capture_bundle",
     "capture_mermaid",
     "capture_svg",
+    "capture_text",
     "chain_html",
     "deferred_html",
     "explanation_html",
@@ -198,6 +200,12 @@ def _what(row: _Row, detail: bool) -> str:
     return f'<td class="what" style="padding:3px 10px">{shown}</td>'
 
 
+#: A chain drawn shows its first CHAIN_HEAD and last CHAIN_TAIL steps at most, with a row
+#: (``tr.more``) saying how many are left out between.
+CHAIN_HEAD = 100
+CHAIN_TAIL = 20
+
+
 def chain_html(number: int, state: str, views: Iterable[chains.StepView], waits: str = "",
                detail: bool = True, note: str = "") -> str:
     """A chain drawn as HTML: a line with the Deferred's state, then one row per step with its
@@ -206,7 +214,8 @@ def chain_html(number: int, state: str, views: Iterable[chains.StepView], waits:
     (green: a value, on the callback side; red: a Failure, on the errback side).
 
     ``views`` are :class:`netshell.shell.chains.StepView`; ``detail`` adds what each step
-    got to what it returned; ``waits`` and ``note`` are lines shown under the steps.
+    got to what it returned; ``waits`` and ``note`` are lines shown under the steps. A long
+    chain shows its first :data:`CHAIN_HEAD` and last :data:`CHAIN_TAIL` steps.
     """
     kind = _state_kind(state)
     badge = (f'<span class="state" data-state="{kind}" style="background:{_STATE_BADGE[kind]};'
@@ -220,7 +229,15 @@ def chain_html(number: int, state: str, views: Iterable[chains.StepView], waits:
                        for t in ("", "callback side", "errback side", "what happened"))
         parts.append('<table class="chain" style="border-collapse:collapse">'
                      f'<thead><tr style="border-bottom:1px solid #ddd">{head}</tr></thead><tbody>')
-        for row in rows:
+        more = len(rows) - CHAIN_HEAD - CHAIN_TAIL
+        shown: list[_Row | None] = list(rows)
+        if more > 0:  # the first and last steps, and a row saying how many between
+            shown = [*rows[:CHAIN_HEAD], None, *rows[-CHAIN_TAIL:]]
+        for row in shown:
+            if row is None:
+                parts.append(f'<tr class="more"><td></td><td colspan="3" style="padding:3px 10px;'
+                             f'color:#57606a">... {more:,} more steps</td></tr>')
+                continue
             view = row.view
             switch = ""
             if row.path in ("callback", "errback") and row.after in ("callback", "errback") \
@@ -350,6 +367,22 @@ def capture_mermaid(capture: Any) -> str:
         span = "P1" if len(parties) == 1 else f"P1,P{len(parties)}"
         lines.append(f"    Note over {span}: {mermaid_text(_more(more))}")
     return "\n".join(lines)
+
+
+def capture_text(capture: Any) -> str:
+    """A capture's text as a notebook keeps it (``text/plain``): its first line and the
+    first :data:`DRAW_LIMIT` events, and a line saying how many more there are."""
+    head, *lines = repr(capture).splitlines()
+    more = len(lines) - DRAW_LIMIT
+    if more > 0:
+        lines = [*lines[:DRAW_LIMIT], f"  ... {_more(more)}"]
+    return "\n".join([head, *lines])
+
+
+def capture_bundle(capture: Any) -> dict[str, str]:
+    """A capture's Jupyter display (its ``_repr_mimebundle_``), the text limited as the
+    diagrams are (:func:`capture_text`); the extension shows captures with this."""
+    return {**capture._repr_mimebundle_(), "text/plain": capture_text(capture)}
 
 
 _SVG_IDS = itertools.count(1)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netshell.shell.console import Console
-from netshell.shell.ipython import Loaded, current_cell, load_into
+from netshell.shell.ipython import Loaded, _restore_printer, current_cell, load_into
 from netshell.shell.prompt import PromptLogHandler
 
 __all__ = ["CellLogHandler", "load_ipython_extension", "unload_ipython_extension"]
@@ -126,6 +126,13 @@ def load_ipython_extension(shell: Any) -> None:
             return CellLogHandler(console, kernel_log)
 
     loaded = _loaded[id(shell)] = load_into(shell, log_handler=make_handler)
+    # A trace's capture: its text in the notebook limited as its diagrams are.
+    from netshell.kernel.displays import capture_bundle
+    from netshell.shell.tracing import Capture
+
+    bundles = shell.display_formatter.mimebundle_formatter
+    previous = bundles.for_type(Capture, capture_bundle)
+    loaded.on_unload(lambda: _restore_printer(bundles, Capture, previous))
     if kernel is not None:
         _wake_when_running(shell, loaded)
         loaded.on_unload(threads_carry_the_cell())

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_DISPLAY_NAME",
     "DEFAULT_NAME",
     "install",
+    "is_ours",
     "kernel_json",
     "kernels_dir",
     "logo_png",
@@ -116,6 +117,26 @@ def kernels_dir(user: bool = False, prefix: str | None = None) -> Path:
     return Path(SYSTEM_JUPYTER_PATH[0]) / "kernels"
 
 
+def is_ours(where: Path) -> bool:
+    """Whether the kernelspec directory ``where`` is one netshell installed: its
+    ``kernel.json`` carries ``metadata.netshell`` (as :func:`kernel_json` writes)."""
+    try:
+        spec = json.loads((where / "kernel.json").read_text())
+    except (OSError, ValueError):
+        return False
+    metadata = spec.get("metadata") if isinstance(spec, dict) else None
+    return isinstance(metadata, dict) and isinstance(metadata.get("netshell"), dict)
+
+
+def _target(name: str, user: bool, prefix: str | None) -> Path:
+    """The directory of kernelspec ``name`` there, after checking the name."""
+    from jupyter_client.kernelspec import _is_valid_kernel_name
+
+    if not _is_valid_kernel_name(name):
+        raise ValueError(f"invalid kernelspec name {name!r}: letters, digits and -._ only")
+    return kernels_dir(user, prefix) / name.lower()
+
+
 def install(
     name: str = DEFAULT_NAME,
     display_name: str = DEFAULT_DISPLAY_NAME,
@@ -123,16 +144,23 @@ def install(
     user: bool = False,
     prefix: str | None = None,
 ) -> Path:
-    """Install the kernelspec (replacing one of that name there); return its directory.
+    """Install the kernelspec (replacing netshell's own of that name there); return its
+    directory.
 
     ``user`` puts it in the user's Jupyter data dir, ``prefix`` in
     ``PREFIX/share/jupyter/kernels``, neither in the system-wide one. Raises
-    ValueError for a name Jupyter does not accept (letters, digits, ``-._`` only),
+    ValueError for a name Jupyter does not accept (letters, digits, ``-._`` only)
+    or when a kernelspec of that name there is not netshell's (left untouched),
     ImportError when jupyter_client is not installed, OSError when the
     directory cannot be written.
     """
     from jupyter_client.kernelspec import KernelSpecManager
 
+    target = _target(name, user, prefix)
+    if target.exists() and not is_ours(target):
+        raise ValueError(f"{target} is a kernelspec netshell did not install; not replacing "
+                         "it (choose another --name, or remove it with jupyter kernelspec "
+                         "remove)")
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / name
         source.mkdir()
@@ -149,22 +177,17 @@ def install(
 
 def uninstall(name: str = DEFAULT_NAME, *, user: bool = False,
               prefix: str | None = None) -> Path:
-    """Remove the kernelspec ``name``; return the directory removed.
+    """Remove netshell's kernelspec ``name``; return the directory removed.
 
-    With ``user`` or ``prefix``, from that place only; otherwise from wherever
-    Jupyter finds it first. Raises LookupError when there is none.
+    From the place :func:`install` with the same ``user`` and ``prefix`` puts it.
+    Raises LookupError when there is none there, ValueError when the one there is not
+    netshell's (left untouched).
     """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    if user or prefix:
-        where = kernels_dir(user, prefix) / name.lower()
-        if not (where / "kernel.json").is_file():
-            raise LookupError(f"no kernelspec {name!r} in {where.parent}")
-        shutil.rmtree(where)
-        return where
-    try:
-        return Path(KernelSpecManager().remove_kernel_spec(name.lower()))
-    except (NoSuchKernel, KeyError):
-        raise LookupError(f"no kernelspec {name!r} found (jupyter kernelspec list shows "
-                          "those there are)") from None
-
+    where = _target(name, user, prefix)
+    if not (where / "kernel.json").is_file():
+        raise LookupError(f"no kernelspec {name!r} in {where.parent}")
+    if not is_ours(where):
+        raise ValueError(f"{where} is a kernelspec netshell did not install; not removing "
+                         "it (jupyter kernelspec remove does)")
+    shutil.rmtree(where)
+    return where

@@ -158,7 +158,11 @@ class Table(list[Any]):
         return self.render(color=False)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython's display
-        p.text(self.render(color=True))
+        # Coloured in a terminal; in a Jupyter kernel this is the text/plain a notebook
+        # keeps (beside the HTML table), which must be plain.
+        from netshell.shell.progress import in_kernel
+
+        p.text(self.render(color=not in_kernel()))
 
     def _repr_html_(self) -> str:  # Jupyter's display: the same cells as an HTML table
         from netshell.kernel.displays import table_html

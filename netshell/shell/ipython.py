@@ -33,7 +33,7 @@ from typing import Any
 from netshell import current, defer
 from netshell.defer import Deferred
 from netshell.reactor import Reactor, install
-from netshell.shell import chains, namespace
+from netshell.shell import chains, namespace, progress
 from netshell.shell.console import Console, close_everything, input_entry
 from netshell.shell.prompt import EXIT_GRACE, PromptLogHandler
 from netshell.shell.session import new_transcript
@@ -161,6 +161,18 @@ def load_into(
 
     loaded.on_unload(remove_names)
 
+    def restore_progress() -> None:
+        # namespace.build made the terminal bar the protocol clients' progress display
+        # (progress.install, when protocols.http or .ftp is first used): the library's
+        # own, no display, again.
+        for name in ("protocols.http.client", "protocols.ftp.client"):
+            client = sys.modules.get(name)
+            if client is not None and getattr(client, "make_progress", None) is (
+                    progress.terminal_progress):
+                setattr(client, "make_progress", client.no_progress)  # noqa: B010
+
+    loaded.on_unload(restore_progress)
+
     def restore_renderer() -> None:
         defer.html_renderer = renderer
 
@@ -177,11 +189,21 @@ def load_into(
     # front end can (Jupyter).
     plain = shell.display_formatter.formatters["text/plain"]
 
+    shown: dict[str, Deferred[Any]] = {}  # the _dN names bound below, taken out on unload
+
     def show_deferred(d: Deferred[Any], p: Any, cycle: bool) -> None:
         if not d.called or d.waiting_on is not None:
-            shell.user_ns[f"_d{d.number}"] = d
+            shell.user_ns[f"_d{d.number}"] = shown[f"_d{d.number}"] = d
             console.notes.watch(d)
         p.text(repr(d))
+
+    def remove_shown() -> None:
+        for k, d in shown.items():
+            if shell.user_ns.get(k) is d:
+                del shell.user_ns[k]
+        shown.clear()
+
+    loaded.on_unload(remove_shown)
 
     previous = plain.for_type(Deferred, show_deferred)
     loaded.on_unload(lambda: _restore_printer(plain, Deferred, previous))

@@ -302,3 +302,24 @@ def test_explain_draws_the_chain_as_it_was_when_asked(recording: None) -> None:
     assert row.get("data-status") == "pending"
     (row,) = steps(parse(chains.explain(d)._repr_html_()))
     assert row.get("data-status") == "callback"
+
+
+def test_a_long_chain_draws_its_first_and_last_steps_and_says_how_many_more(
+    recording: None,
+) -> None:
+    """Deferred and explain() both: 10,000 steps draw CHAIN_HEAD + CHAIN_TAIL rows and one
+    "... N more steps" row between them."""
+    d: ns.Deferred[Any] = ns.Deferred()
+    for _ in range(10_000):
+        d.add_callback(lambda x: x + 1)
+    d.callback(0)
+    head, tail = displays.CHAIN_HEAD, displays.CHAIN_TAIL
+    for markup in (displays.deferred_html(d), chains.explain(d)._repr_html_()):
+        root = parse(markup)
+        rows = steps(root)
+        assert len(rows) == head + tail
+        numbers = [int(r.get("data-step") or 0) for r in rows]
+        assert numbers == [*range(1, head + 1), *range(10_001 - tail, 10_001)]
+        (more,) = by_class(root, "tr", "more")
+        assert text(more) == f"... {10_000 - head - tail:,} more steps"
+        assert len(markup) < 100_000

@@ -223,3 +223,23 @@ def test_ipython_gets_svg_mermaid_and_text() -> None:
     assert set(data) >= {"text/plain", "image/svg+xml", "text/vnd.mermaid"}
     assert len(svg_groups(data["image/svg+xml"], "message")) == 1
     assert data["text/vnd.mermaid"].splitlines()[-1] == "    P1->>P2: 2 B b'hi'"
+
+
+def test_a_long_conversations_text_has_its_first_events_and_says_how_many_more() -> None:
+    capture = Capture()
+    t = stand_in()
+    n = displays.DRAW_LIMIT + 4_800
+    for _ in range(n):
+        capture.data(t, "out", b"ab")
+    head, *lines = displays.capture_text(capture).splitlines()
+    assert head == repr(capture).splitlines()[0]
+    assert lines[:-1] == repr(capture).splitlines()[1:displays.DRAW_LIMIT + 1]
+    assert lines[-1] == f"  ... and {n - displays.DRAW_LIMIT:,} more events, not drawn (the " \
+        "capture's events has them all)"
+    bundle = displays.capture_bundle(capture)
+    assert bundle["text/plain"] == displays.capture_text(capture)
+    assert len(svg_groups(bundle["image/svg+xml"], "message")) == displays.DRAW_LIMIT
+    assert bundle["text/vnd.mermaid"] == capture_mermaid(capture)
+    short = Capture()
+    short.data(t, "out", b"ab")
+    assert displays.capture_text(short) == repr(short)  # a short one: all of its text

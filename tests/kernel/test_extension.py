@@ -30,15 +30,40 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
                         f"site = http.serve({str(tmp_path)!r}); d = Deferred(); site.port")
     port = int(out.strip())
     assert "text/html" in result_of(kernel, kernel.run("d")[0])  # a Deferred drawn
+    _, out = kernel.run("import protocols.http.client as hc\n"
+                        "f'_d{d.number}' in globals(), hc.make_progress is hc.no_progress")
+    assert out.strip() == "(True, False)"  # bound when shown; the shell's progress bar
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/f.txt", timeout=WAIT) as r:
         assert r.read() == b"served"
     # a connection left open: unloading closes it too
     client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
 
+    # conns() and listeners(): the text/plain a notebook keeps is plain, no ANSI colours
+    for table in ("conns()", "listeners()"):
+        data = result_of(kernel, kernel.run(table)[0])
+        assert "<table" in data["text/html"]
+        assert data["text/plain"].split()[0] == "id", data["text/plain"]
+        assert "\x1b" not in data["text/plain"], data["text/plain"]
+    # A capture's text/plain in the notebook is limited as its diagrams are
+    shown, _ = kernel.run(
+        "from types import SimpleNamespace\nfrom netshell.shell.tracing import Capture\n"
+        "cap = Capture(); t = SimpleNamespace(number=1, host='10.0.0.1:80', "
+        "peer='10.0.0.2:5000', listener=object())\n"
+        "for _ in range(5000): cap.data(t, 'out', b'ab')\ncap")
+    lines = result_of(kernel, shown)["text/plain"].splitlines()
+    assert len(lines) == 1 + 200 + 1
+    assert lines[-1].startswith("  ... and 4,800 more events, not drawn")
     _, out = kernel.run("%unload_ext netshell\n"
                         "[n for n in ('listen', 'reactor', 'conns', 'http', 'watch')"
                         " if n in globals()]")
     assert out.strip() == "[]"
+    # the _dN name bound when d was shown goes too, and the progress display is the
+    # library's own again
+    _, out = kernel.run("f'_d{d.number}' in globals(), hc.make_progress is hc.no_progress")
+    assert out.strip() == "(False, True)"
+    # and a capture's text is all of it again (IPython shows its _repr_mimebundle_)
+    shown, _ = kernel.run("cap")
+    assert len(result_of(kernel, shown)["text/plain"].splitlines()) == 5001
     assert client.recv(10) == b""  # closed by the kernel
     client.close()
     with pytest.raises(urllib.error.URLError):
@@ -108,6 +133,61 @@ def test_netsh_kernel_install_and_uninstall(tmp_path: Path):
     done = netsh("kernel", "uninstall", "--prefix", str(tmp_path), "--name", "ns-test", env=env)
     assert done.returncode == 1
     assert done.stderr.startswith("netsh kernel: no kernelspec 'ns-test' in ")
+
+
+def foreign_spec(where: Path) -> None:
+    """A kernelspec netshell did not install (ipykernel's python3, say), with an extra file."""
+    where.mkdir(parents=True)
+    (where / "kernel.json").write_text(json.dumps(
+        {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "Python 3", "language": "python", "metadata": {"debugger": True}}))
+    (where / "extra.txt").write_text("theirs")
+
+
+@pytest.mark.parametrize("name", ["python3", "netshell"])
+def test_netsh_kernel_install_and_uninstall_leave_a_foreign_spec_alone(tmp_path: Path,
+                                                                       name: str):
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "share" / "jupyter")}
+    where = tmp_path / "share" / "jupyter" / "kernels" / name
+    foreign_spec(where)
+    before = {p.name: p.read_bytes() for p in where.iterdir()}
+    for action in ("install", "uninstall"):
+        done = netsh("kernel", action, "--prefix", str(tmp_path), "--name", name, env=env)
+        assert done.returncode == 1, (action, done.stdout, done.stderr)
+        assert done.stderr.startswith(f"netsh kernel: {where} is a kernelspec netshell did "
+                                      "not install"), done.stderr
+        assert {p.name: p.read_bytes() for p in where.iterdir()} == before
+    # its own spec there is replaced by an install, and removed by an uninstall
+    mine = tmp_path / "share" / "jupyter" / "kernels" / "mine"
+    for display in ("First", "Second"):
+        done = netsh("kernel", "install", "--prefix", str(tmp_path), "--name", "mine",
+                     "--display-name", display, env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads((mine / "kernel.json").read_text())["display_name"] == display
+    done = netsh("kernel", "uninstall", "--prefix", str(tmp_path), "--name", "mine", env=env)
+    assert done.returncode == 0, done.stderr
+    assert not mine.exists()
+
+
+def test_netsh_kernel_uninstall_without_a_place_removes_what_install_without_one_made(
+    tmp_path: Path
+):
+    """Both default to the user's Jupyter data dir, even when another netshell spec of that
+    name comes first on Jupyter's path."""
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path / "share" / "jupyter"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data")}
+    done = netsh("kernel", "install", "--prefix", str(tmp_path), env=env)
+    assert done.returncode == 0, done.stderr
+    in_prefix = tmp_path / "share" / "jupyter" / "kernels" / "netshell"
+    done = netsh("kernel", "install", env=env)
+    assert done.returncode == 0, done.stderr
+    in_user = tmp_path / "data" / "kernels" / "netshell"
+    assert (in_user / "kernel.json").is_file()
+    done = netsh("kernel", "uninstall", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Removed kernelspec netshell from {in_user}")
+    assert not in_user.exists()
+    assert (in_prefix / "kernel.json").is_file()
 
 
 def test_threads_carry_the_cell_nests_and_puts_threading_back():
