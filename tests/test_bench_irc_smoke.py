@@ -84,8 +84,12 @@ def test_irc_bench_quick_runs(tmp_path: Path) -> None:
         assert re.search(r"^netshell +not available: ", stdout, re.M)
     for name, result in data["servers"].items():
         assert result["label"] == LABELS[name]
-        for key in (*MEASURES, *CPU):
+        for key in MEASURES:
             assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
+        for key in CPU:
+            # a quick run's few deliveries may cost a server less than schedstat shows
+            # between two reads (ngIRCd's came out 0.0 once): a number, 0 allowed
+            assert 0 <= result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
         for key in MEASURES:
             assert result[key + "_rounds"] == [result[key]], (name, key)
         assert re.search(rf"^{re.escape(LABELS[name])}( +[0-9,]+){{2}}$", stdout, re.M), name
@@ -95,13 +99,19 @@ def test_irc_bench_quick_runs(tmp_path: Path) -> None:
     assert "registration: ngIRCd 10 at a time; the others all at once" in stdout
     # the ratios of netshell to each peer, the goals among them, when it ran
     if "netshell" in measured:
+        cpu_key = {"CPU/delivery": "fanout_server_cpu_us",
+                   "CPU/registration": "registration_server_cpu_us"}
+        peers = {"Twisted": "twisted", "ngIRCd": "ngircd"}
         assert set(data["ratios"]) == {
             f"{what}: netshell / {peer}"
             for what in ("fan-out", "registration", "CPU/delivery", "CPU/registration")
-            for peer in ("Twisted", "ngIRCd")
+            for peer in peers
+            # a CPU ratio over a peer whose quick CPU came out 0 is left out, as it must
+            if what not in cpu_key or data["servers"][peers[peer]][cpu_key[what]] > 0
         }
         for label, ratio in data["ratios"].items():
-            assert 0 < ratio < math.inf, label
+            low = 0 if label.startswith("CPU/") else math.ulp(0)
+            assert low <= ratio < math.inf, label
             assert re.search(rf"^{re.escape(label)} +[0-9.]+x  ", stdout, re.M), label
         assert stdout.count("goal >= 3.0x") == 1 and stdout.count("goal >= 0.5x") == 1
         assert stdout.count("goal >= 2.0x") == 1
