@@ -79,22 +79,34 @@ class LaterLexer(Lexer):
         except RuntimeError:
             self._load(app)
             return
-        loop.call_soon(self._thread, app)
+        loop.call_soon(self._thread, app, loop)
 
-    def _thread(self, app: Any) -> None:
+    def _thread(self, app: Any, loop: asyncio.AbstractEventLoop) -> None:
         # Not a daemon: leaving the prompt at once waits for the build (tens of ms) rather
         # than stopping the thread in the middle of an import.
-        threading.Thread(target=self._load, args=(app,), name="netsh-highlighting").start()
+        threading.Thread(
+            target=self._load, args=(app, loop), name="netsh-highlighting"
+        ).start()
 
-    def _load(self, app: Any) -> None:
+    def _load(self, app: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
         try:
             self._lexer = self._build()
         except Exception:
             log.exception("building the prompt's highlighting failed; the input stays plain")
         finally:
             self.ready.set()
-        if app is not None and self._lexer is not None:
-            app.invalidate()  # thread-safe: the redraw happens on the loop
+        if app is None or self._lexer is None:
+            return
+        if loop is None:
+            app.invalidate()
+            return
+        # Ask for the redraw on the loop that started the build. app.invalidate() from
+        # this thread is not safe: while a command runs the application is not running,
+        # and prompt_toolkit then looks for a running loop in the calling thread.
+        try:
+            loop.call_soon_threadsafe(app.invalidate)
+        except RuntimeError:  # the loop has closed: nothing is left to redraw
+            pass
 
 
 def _build_python_lexer() -> Lexer:

@@ -207,6 +207,36 @@ def test_the_highlighting_is_plain_until_built_in_a_thread_after_the_loops_turn(
     assert built.threads == ["netsh-highlighting"]
 
 
+def test_the_redraw_after_the_build_is_asked_for_on_the_loop_not_in_the_thread(monkeypatch):
+    # While a command runs, prompt_toolkit's application is not running and its
+    # invalidate() looks for a running loop in the calling thread: called from the
+    # highlighting thread it raised "no running event loop" over the user's screen.
+    class App:
+        def __init__(self) -> None:
+            self.redrawn = threading.Event()
+            self.threads: list[str] = []
+
+        def invalidate(self) -> None:
+            asyncio.get_running_loop()  # as prompt_toolkit does when it is not running
+            self.threads.append(threading.current_thread().name)
+            self.redrawn.set()
+
+    app = App()
+    monkeypatch.setattr("netshell.shell.lexer.get_app_or_none", lambda: app)
+    errors: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    lexer = LaterLexer(Built())
+
+    async def main() -> None:
+        lexer.start()
+        assert await asyncio.to_thread(lexer.ready.wait, 30)
+        assert await asyncio.to_thread(app.redrawn.wait, 30)
+
+    asyncio.run(main())
+    assert errors == []
+    assert app.threads == ["MainThread"]
+
+
 def test_the_highlighting_changes_its_hash_when_built_so_the_input_is_lexed_again():
     lexer = LaterLexer(Built())
     before = lexer.invalidation_hash()
