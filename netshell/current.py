@@ -11,12 +11,18 @@ which ``import netshell`` always does. ``netshell.reactor.get_reactor`` and
 
 The registry: a loop's reactor hangs off the loop itself, so the two live and
 die together (a registry keyed by loop would keep every loop it ever saw
-alive); this thread's reactor is kept in a thread-local.
+alive); this thread's reactor is kept in a thread-local. A worker of a
+reactor's thread pool has that reactor installed. Code can also carry a loop
+along in its context (:func:`carry_loop`: a Jupyter kernel does, for each cell):
+a thread that runs in a copy of that context, with no reactor of its own, finds
+that loop's reactor, so ``reactor.call_from_thread`` from it reaches the loop
+that runs rather than a fresh one nobody runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import weakref
 from collections.abc import Callable
@@ -25,12 +31,15 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from netshell.reactor import Reactor
 
-__all__ = ["get_reactor", "install", "set_reactor_type"]
+__all__ = ["carry_loop", "get_reactor", "install", "set_reactor_type"]
 
 _ATTR = "_netshell_reactor"
 _local = threading.local()
 _last: weakref.ref[Any] | None = None  # the reactor found last: most lookups repeat
 _get_running_loop = asyncio._get_running_loop
+# The loop the code of this context belongs to, where a thread has no reactor of its own.
+_carried: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "netshell_loop", default=None)
 # What get_reactor() calls to make a reactor: Reactor(loop), or Reactor() for a fresh loop.
 _make: Callable[[asyncio.AbstractEventLoop | None], Any] | None = None
 
@@ -65,6 +74,17 @@ def install(r: Reactor) -> None:
     _local.reactor = r
 
 
+def carry_loop(loop: asyncio.AbstractEventLoop | None) -> contextvars.Token[Any]:
+    """Make ``loop`` the loop of the code running in the current context, and of
+    everything that runs in a copy of it (tasks, timed calls, threads started with
+    the context); return the token that ``ContextVar.reset`` takes.
+
+    In a thread with no running loop and no reactor installed, :func:`get_reactor`
+    then gives ``loop``'s reactor instead of making one on a fresh loop.
+    """
+    return _carried.set(loop)
+
+
 def forget(r: Reactor) -> None:
     """Forget ``r`` everywhere it is recorded: its loop, this thread, the last lookup."""
     global _last
@@ -80,8 +100,10 @@ def get_reactor() -> Reactor:
     """The reactor of the current loop: the running one, or the one installed for this thread.
 
     Inside a running loop that has none yet, a reactor adopts it. With no
-    loop running, this thread's reactor is made on first use, and again after
-    the previous one stopped: on the loop set for the thread with
+    loop running: the reactor installed for this thread (a thread pool's worker
+    has its reactor's); else the reactor of the loop the context carries (see
+    :func:`carry_loop`); else this thread's reactor is made, on first use and
+    again after the previous one stopped: on the loop set for the thread with
     ``asyncio.set_event_loop()`` if there is one, else on a fresh loop.
     """
     global _last
@@ -98,6 +120,13 @@ def get_reactor() -> Reactor:
         return cast("Reactor", r)
     r = getattr(_local, "reactor", None)
     if r is None or r.closed:
+        loop = _carried.get()
+        if loop is not None and not loop.is_closed():
+            # Not installed for the thread: the thread may run work of other contexts.
+            r = getattr(loop, _ATTR, None)
+            if r is None or r.closed:
+                r = _new(loop)
+            return cast("Reactor", r)
         loop = _thread_loop()
         if loop is not None:
             # A loop set for this thread with asyncio.set_event_loop() is the one the

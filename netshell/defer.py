@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextvars
 import inspect
 import itertools
 import logging
@@ -129,7 +130,7 @@ class _FailureLogger:
     Deferred holding an unhandled failure pays for finalisation.
     """
 
-    __slots__ = ("deferred_id", "failure", "seen")
+    __slots__ = ("context", "deferred_id", "failure", "seen")
 
     def __init__(self, deferred_id: int, failure: Failure | None) -> None:
         self.deferred_id = deferred_id
@@ -138,19 +139,39 @@ class _FailureLogger:
         #: a failure someone has seen (an awaiter got it, the prompt noted it): should
         #: the chain come to rest with this very Failure, it is not logged
         self.seen: Failure | None = None
+        #: the context of the work that failed, where the record is made: whoever runs
+        #: the garbage collection, the record belongs to that work (in a Jupyter kernel,
+        #: to the cell that started it, not to whichever cell runs when it is collected)
+        self.context: contextvars.Context | None = (
+            None if failure is None else contextvars.copy_context())
+
+    def set_failure(self, failure: Failure) -> None:
+        """The chain came to rest with ``failure``, unhandled, in the current context."""
+        self.failure = failure
+        self.context = contextvars.copy_context()
 
     def __del__(self) -> None:
         f = self.failure
         if f is None:
             return
         try:
-            log.error(
-                "Unhandled error in Deferred #%d (nobody added an errback that handled it):",
-                self.deferred_id,
-                exc_info=(f.type, f.value, f.tb),
-            )
+            context = self.context
+            if context is None:
+                self._log(f)
+            else:
+                try:
+                    context.run(self._log, f)
+                except RuntimeError:  # that context is running now, in this thread
+                    self._log(f)
         except Exception:  # interpreter shutdown: logging may be gone
             pass
+
+    def _log(self, f: Failure) -> None:
+        log.error(
+            "Unhandled error in Deferred #%d (nobody added an errback that handled it):",
+            self.deferred_id,
+            exc_info=(f.type, f.value, f.tb),
+        )
 
 
 def _stack_here(skip: int) -> str:
@@ -518,8 +539,10 @@ class Deferred(Generic[T]):
                         logger = current._fail_logger
                         if logger is None:
                             current._fail_logger = _FailureLogger(current._id, result)
+                        elif result is logger.seen:
+                            logger.failure = None
                         else:
-                            logger.failure = None if result is logger.seen else result
+                            logger.set_failure(result)
                     elif current._fail_logger is not None:
                         current._fail_logger.failure = None
             if waiter is not None:
@@ -615,8 +638,10 @@ class Deferred(Generic[T]):
                         logger = current._fail_logger
                         if logger is None:
                             current._fail_logger = _FailureLogger(current._id, result)
+                        elif result is logger.seen:
+                            logger.failure = None
                         else:
-                            logger.failure = None if result is logger.seen else result
+                            logger.set_failure(result)
                     elif current._fail_logger is not None:
                         current._fail_logger.failure = None
                     if not current.paused:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import gc
 import logging
 import os
@@ -521,7 +522,9 @@ class Reactor:
     def thread_pool(self) -> ThreadPool:
         """The pool that runs defer_to_thread and call_in_thread (started on first use)."""
         if self._pool is None:
-            self._pool = ThreadPool(self._pool_size)
+            # Its workers' ``reactor`` is this one: call_from_thread from a job comes back
+            # here (not to a fresh reactor of the worker's own, on a loop nobody runs).
+            self._pool = ThreadPool(self._pool_size, worker_init=functools.partial(install, self))
         return self._pool
 
     def set_thread_pool_size(self, max_workers: int) -> None:

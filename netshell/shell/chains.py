@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -334,9 +335,16 @@ class Notes(observe.Observer):
         self.enabled = True
         # id(d) -> a weak reference to d, for each Deferred waiting for its note
         self._watched: dict[int, weakref.ref[Deferred[Any]]] = {}
+        # id(d) -> the context d was shown in: its note is written there
+        self._contexts: dict[int, contextvars.Context] = {}
 
     def watch(self, d: Deferred[Any]) -> None:
-        """Note when ``d``'s chain has run to its end."""
+        """Note when ``d``'s chain has run to its end.
+
+        The note is written in the context this is called in (a copy of it), whatever
+        code fires ``d``: in a Jupyter kernel, into the output of the cell that showed
+        ``d``, not into the cell (or the thread) that happens to fire it.
+        """
         if self.watching(d):
             return
         key = id(d)
@@ -346,6 +354,7 @@ class Notes(observe.Observer):
                 self._forget(key)
 
         self._watched[key] = weakref.ref(d, gone)
+        self._contexts[key] = contextvars.copy_context()
         observe.add_observer(self)
 
     def watching(self, d: Deferred[Any]) -> bool:
@@ -355,21 +364,28 @@ class Notes(observe.Observer):
     def close(self) -> None:
         """Forget every watched Deferred: no more notes."""
         self._watched.clear()
+        self._contexts.clear()
         observe.remove_observer(self)
 
-    def _forget(self, key: int) -> None:
+    def _forget(self, key: int) -> contextvars.Context | None:
         self._watched.pop(key, None)
+        context = self._contexts.pop(key, None)
         if not self._watched:
             observe.remove_observer(self)
+        return context
 
     def _note(self, d: Deferred[Any], result: Any) -> bool:
         if not self.watching(d):
             return False
-        self._forget(id(d))
+        context = self._forget(id(d))
         failed = isinstance(result, Failure)
         # notify(False) quiets the "fired" notes, never a failure: errors are not silent.
         if self.enabled or failed:
-            self.out(format_note(d.number, result))
+            text = format_note(d.number, result)
+            if context is None:
+                self.out(text)
+            else:
+                context.run(self.out, text)
         return failed
 
     # ---- the core's events

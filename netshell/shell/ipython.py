@@ -216,6 +216,14 @@ def load_into(
         started["time"] = time.time()
         # What the cell starts carries its number (see current_cell).
         current_cell.set(getattr(shell, "execution_count", 0))
+        # ... and the loop the cells run on: a thread the cell starts (or a pool job it
+        # submits) that asks for ``reactor`` gets that loop's, so reactor.call_from_thread
+        # from it reaches the kernel's loop rather than a fresh one nobody runs.
+        try:
+            current.carry_loop(asyncio.get_running_loop())
+        except RuntimeError:
+            if loaded.reactor is not None and not loaded.reactor.closed:
+                current.carry_loop(loaded.reactor.loop)
 
     def post_run_cell(result: Any) -> None:
         source = result.info.raw_cell

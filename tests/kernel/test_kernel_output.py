@@ -202,3 +202,69 @@ def test_a_thread_a_cell_started_prints_into_that_cell(kernel: Kernel):
         "print(before != after, after[0] is threading.Thread.__dict__['start'],\n"
         "      after[0].__module__, after[1].__module__)")
     assert out == "True True threading concurrent.futures.thread\n"
+
+
+def test_work_coming_back_from_threads_and_late_notes_go_to_the_cell_that_started_them(
+        kernel: Kernel):
+    """``reactor.call_from_thread`` from a thread a cell started (its own, the reactor's pool,
+    asyncio's executor) runs on the kernel's loop and prints into that cell; a Deferred's
+    note goes to the cell that showed it, not the one that fires it; "Unhandled error in
+    Deferred" goes to the cell whose work failed, not the one that runs when it is collected.
+    All while another cell runs."""
+    cell1, _ = kernel.run(
+        "import asyncio, logging, threading\n"
+        "go = threading.Event()\n"
+        "def where(who):\n"
+        "    main = threading.current_thread() is threading.main_thread()\n"
+        "    print(who, 'came back on', 'the main thread' if main else 'another thread')\n"
+        "def back(who):\n"
+        "    go.wait(60)\n"
+        "    reactor.call_from_thread(where, who)\n"
+        "    reactor.call_from_thread(logging.getLogger('netshell.test').warning,\n"
+        "                             'record of %s', who)\n"
+        "own = threading.Thread(target=back, args=('own thread',), daemon=True)\n"
+        "own.start()\n"
+        "pool_job = defer_to_thread(back, 'pool job')\n"
+        "executor_job = asyncio.get_running_loop().run_in_executor(None, back, 'executor job')\n"
+        "shown = Deferred(); shown")
+    number = re.search(r"<Deferred #(\d+) pending>", kernel.output(cell1)).group(1)
+    failing, _ = kernel.run("bad = sleep(0.01).add_callback(lambda _: 1 / 0)\n"
+                            "await sleep(0.05)")
+    # Cell 3 sets all of it off, and is still running while it happens.
+    cell3 = kernel.execute("go.set(); shown.callback('late')\n"
+                           "del bad; import gc; gc.collect()\n"
+                           "print('cell 3 waits')\n"
+                           "await pool_job; await executor_job; await asyncio.to_thread(own.join)\n"
+                           "print('cell 3 done')")
+    for who in ("own thread", "pool job", "executor job"):
+        line = kernel.wait_for_text(f"{who} came back on the main thread")
+        assert parent_of(line) == cell1, (who, line)
+        record = kernel.wait_for_text(f"record of {who}")
+        assert parent_of(record) == cell1, (who, record)
+        assert record["content"]["name"] == "stderr"
+    note = kernel.wait_for_text(f"Deferred #{number} fired: 'late'")
+    assert parent_of(note) == cell1
+    unhandled = kernel.wait_for_text("Unhandled error in Deferred")
+    assert parent_of(unhandled) == failing
+    assert "ZeroDivisionError" in kernel.output(failing)
+    assert kernel.reply(cell3)["status"] == "ok"
+    kernel.wait_for_text("cell 3 done")  # all of the above came while cell 3 ran
+    assert kernel.output(cell3) == "cell 3 waits\ncell 3 done\n"
+
+
+def test_an_interrupt_cancels_what_the_cell_awaits_and_shield_keeps_another_cells_deferred(
+        kernel: Kernel):
+    """As asyncio cancels a task awaited by a cancelled one (and as at the netsh prompt), an
+    interrupted ``await d1`` cancels d1, also when an earlier cell made it; awaiting
+    ``asyncio.shield(d1)`` ends only the wait."""
+    kernel.run("import asyncio\nd1 = sleep(60).add_callback(lambda _: 'slept')\n"
+               "d2 = sleep(60).add_callback(lambda _: 'slept')")
+    for code in ("print('waiting'); await asyncio.shield(d2)", "print('waiting'); await d1"):
+        cell = kernel.execute(code)
+        kernel.wait_for(lambda m, cell=cell: parent_of(m) == cell
+                        and "waiting" in m["content"].get("text", ""))
+        kernel.km.interrupt_kernel()
+        reply = kernel.reply(cell)
+        assert reply["status"] == "error" and reply["traceback"] == ["Cancelled"], reply
+    _, out = kernel.run("print(d1, d2, sep='\\n')")
+    assert re.fullmatch(r"<Deferred #\d+ cancelled>\n<Deferred #\d+ pending>\n", out), out

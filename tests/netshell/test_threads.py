@@ -254,6 +254,45 @@ def test_call_from_thread_from_a_pool_worker_runs_in_the_loop_thread(reactor):
     assert reactor.run_until(d, timeout=WAIT) == loop_thread
 
 
+def test_the_current_reactor_in_a_pool_worker_is_the_pools_own(reactor):
+    # ``netshell.reactor`` in a job: the reactor that runs, not a fresh one of the
+    # worker's own on a loop nobody runs (where call_from_thread would be lost).
+    loop_thread = threading.get_ident()
+    back = ns.Deferred()
+
+    def job():
+        ns.reactor.call_from_thread(lambda: back.callback(threading.get_ident()))
+        return ns.get_reactor()
+
+    assert reactor.run_until(ns.defer_to_thread(job), timeout=WAIT) is reactor
+    assert reactor.run_until(back, timeout=WAIT) == loop_thread
+
+
+def test_a_thread_in_a_context_that_carries_a_loop_gets_that_loops_reactor(reactor):
+    import contextvars
+
+    from netshell import current
+
+    found = {}
+
+    def which(name):
+        found[name] = ns.get_reactor()
+
+    def carried():
+        current.carry_loop(reactor.loop)
+        t = threading.Thread(target=contextvars.copy_context().run, args=(which, "carried"))
+        t.start()
+        t.join(WAIT)
+
+    contextvars.Context().run(carried)
+    t = threading.Thread(target=which, args=("own",))  # a context that carries nothing
+    t.start()
+    t.join(WAIT)
+    assert found["carried"] is reactor
+    assert found["own"] is not reactor and found["own"].loop is not reactor.loop
+    found["own"].close()
+
+
 def test_call_from_thread_after_the_loop_closed_raises_runtime_error():
     r = ns.Reactor()
     r.close()
