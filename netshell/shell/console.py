@@ -31,6 +31,7 @@ import inspect
 import io
 import json
 import linecache
+import logging
 import sys
 import time
 import traceback
@@ -212,6 +213,10 @@ class Console:
         self.verbose = False
         #: the last error an input raised (``tb()`` shows it in full)
         self.last_error: BaseException | None = None
+        #: called with each input's transcript entry once it has run and been recorded (at
+        #: the prompt, in ``netsh run``, after each IPython cell): what follows the person's
+        #: inputs (a lesson's checks, the late-failure report) hooks in here
+        self.after_input: list[Callable[[dict[str, Any]], None]] = []
         namespace.setdefault("__name__", "__main__")
         namespace.setdefault("__builtins__", builtins)
 
@@ -394,6 +399,11 @@ class Console:
         if self.transcript_file is not None:
             self.transcript_file.write(json.dumps(entry) + "\n")
             self.transcript_file.flush()
+        for f in list(self.after_input):
+            try:
+                f(entry)
+            except Exception:
+                logging.getLogger("netshell.shell").exception("Error in %r after an input", f)
 
 
 def _command_compiler() -> codeop.CommandCompiler:
