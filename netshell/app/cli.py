@@ -172,6 +172,8 @@ def _kernel(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from netshell.kernel import kernelspec
     except ImportError as e:  # pragma: no cover - kernelspec imports nothing at module level
         parser.error(str(e))
+    if args.prefix is not None and not args.prefix.strip():
+        parser.error("--prefix needs a directory (it was empty)")
     prefix = sys.prefix if args.sys_prefix else args.prefix
     user = not prefix  # --user, and the default
     name = args.name or kernelspec.DEFAULT_NAME

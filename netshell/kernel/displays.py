@@ -25,11 +25,14 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import html
 import itertools
 import logging
+import math
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -460,15 +463,21 @@ class Watch:
     :func:`watch`); ``updates`` counts the refreshes."""
 
     def __init__(self, what: Any, every: float, clock: Any, display: Callable[..., Any]) -> None:
-        if every <= 0:
+        if not 0 < every < math.inf:
             raise ValueError(f"watch() refreshes every so many seconds, more than 0: {every!r}")
         self.what = what
         self.every = every
         self.clock = clock
         self.updates = 0
         self.stopped = False
+        # Watching the same thing again (a cell run again) replaces the earlier watch: it
+        # would go on refreshing with no name left to stop it by.
+        for earlier in list(_watches):
+            if earlier.what == what:
+                earlier.stop()
         self.handle = display(self._current(), display_id=True)
         self._call: Any = clock.call_later(every, self._refresh)
+        _watches.add(self)
 
     @property
     def name(self) -> str:
@@ -484,7 +493,14 @@ class Watch:
         if self.stopped:
             return
         try:
-            self.handle.update(self._current())
+            now = self._current()
+            # Drawn here first: IPython would swallow an error of the object's own display
+            # and show it in the cell, every second, for ever.
+            for method in ("_repr_mimebundle_", "_repr_html_"):
+                draw = getattr(now, method, None)
+                if callable(draw) and not isinstance(now, type):
+                    draw()
+            self.handle.update(now)
         except Exception:
             self.stopped = True
             log.exception("watch(%s) stopped: refreshing it failed", self.name)
@@ -495,6 +511,7 @@ class Watch:
     def stop(self) -> None:
         """Stop refreshing; the display keeps what it showed last."""
         self.stopped = True
+        _watches.discard(self)
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
@@ -506,6 +523,10 @@ class Watch:
                 "stop it with .stop() on this object (w = watch(...); w.stop())")
 
 
+# The watches refreshing now.
+_watches: weakref.WeakSet[Watch] = weakref.WeakSet()
+
+
 def watch(what: Any, every: float = 1.0, *, clock: Any = None,
           display: Callable[..., Any] | None = None) -> Watch:
     """Show ``what`` in the cell's output and refresh it in place every ``every`` seconds,
@@ -515,7 +536,8 @@ def watch(what: Any, every: float = 1.0, *, clock: Any = None,
     ``watch(deferreds)``) or an object shown again as it is now. The refreshes are the
     reactor's timed calls (``clock``: the reactor, or a testing Clock); ``display`` is
     IPython's (``IPython.display.display``), imported only now. A refresh that raises
-    is logged and ends the watch.
+    (or whose display raises) is logged and ends the watch. Watching the same ``what``
+    again, as a cell run a second time does, stops the earlier watch.
 
     Example (in a notebook)::
 
@@ -581,6 +603,9 @@ class NotebookProgress:
         self._started: float | None = None
         self._last = 0.0
         self._pending: _Bar | None = None  # a state not drawn yet (the ten-a-second limit)
+        # The bar belongs to the code that started the transfer (in a kernel: its cell),
+        # not to whatever runs when bytes arrive (a reused connection's first user).
+        self._context = contextvars.copy_context()
 
     def __call__(self, received: int, total: int | None) -> None:
         now = self.clock()
@@ -596,6 +621,14 @@ class NotebookProgress:
         self._draw(bar)
 
     def _draw(self, bar: _Bar) -> None:
+        try:
+            self._context.run(self._draw_here, bar)
+        except RuntimeError as e:
+            if "already entered" not in str(e):
+                raise
+            self._draw_here(bar)  # called from inside that very context: draw here
+
+    def _draw_here(self, bar: _Bar) -> None:
         self._pending = None
         if self.handle is None:
             if self.display is None:

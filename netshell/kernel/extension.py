@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import logging
@@ -29,12 +30,12 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from netshell.shell.console import Console
 from netshell.shell.ipython import Loaded, _restore_printer, current_cell, load_into
-from netshell.shell.prompt import PromptLogHandler
+from netshell.shell.prompt import InputInterrupted, PromptLogHandler, _in_the_loop
 
 __all__ = ["CellLogHandler", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -136,6 +137,56 @@ def load_ipython_extension(shell: Any) -> None:
     if kernel is not None:
         _wake_when_running(shell, loaded)
         loaded.on_unload(threads_carry_the_cell())
+        undo = interrupt_blocking_cells(kernel)
+        if undo is not None:
+            loaded.on_unload(undo)
+
+
+def interrupt_blocking_cells(kernel: Any) -> Callable[[], None] | None:
+    """Make an interrupt stop a cell that awaits and then blocks the loop in plain code;
+    return how to undo it (None where the kernel has no such hook).
+
+    ipykernel runs a cell that awaits as a task, and its SIGINT handler only schedules
+    the task's cancellation on the loop: a cell that then runs ``time.sleep(30)`` or
+    ``while True: pass`` never gives the loop the turn that would cancel it, and the
+    stop button does nothing. Around each such cell, a handler of ours goes first: if
+    the signal comes while the cell's own code runs (not the loop waiting, nor other
+    work's callback), it raises :class:`~netshell.shell.prompt.InputInterrupted` there,
+    an Exception (KeyboardInterrupt raised inside a task would stop the kernel's loop).
+    Otherwise ipykernel's handler does what it does: the awaited work is cancelled.
+    """
+    original = getattr(kernel, "_cancel_on_sigint", None)
+    if original is None or "_cancel_on_sigint" in vars(kernel):
+        return None
+
+    @contextlib.contextmanager
+    def cancel_on_sigint(future: Any) -> Iterator[None]:
+        with original(future):
+            theirs = signal.getsignal(signal.SIGINT)
+            loop = asyncio.get_running_loop()
+
+            def interrupt(signum: int, frame: Any) -> None:
+                if (frame is not None and not _in_the_loop(frame) and not future.done()
+                        and asyncio.current_task(loop) is future):
+                    raise InputInterrupted(
+                        "interrupted: the cell kept the loop busy (it was not awaiting)")
+                if callable(theirs):
+                    theirs(signum, frame)
+
+            signal.signal(signal.SIGINT, interrupt)
+            try:
+                yield
+            finally:
+                if signal.getsignal(signal.SIGINT) is interrupt:
+                    signal.signal(signal.SIGINT, theirs)
+
+    kernel._cancel_on_sigint = cancel_on_sigint
+
+    def undo() -> None:
+        if vars(kernel).get("_cancel_on_sigint") is cancel_on_sigint:
+            del kernel._cancel_on_sigint
+
+    return undo
 
 
 def threads_carry_the_cell() -> Callable[[], None]:

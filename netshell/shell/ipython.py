@@ -245,6 +245,10 @@ def load_into(
 
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.events.register("post_run_cell", post_run_cell)
+    if getattr(shell, "kernel", None) is not None and _loop_running():
+        # Loaded by a cell (%load_ext netshell in a python3 kernel): that cell's own work
+        # is a cell's work too, though its pre_run_cell came before the hook was there.
+        pre_run_cell(None)
     loaded.on_unload(lambda: shell.events.unregister("pre_run_cell", pre_run_cell))
     loaded.on_unload(lambda: shell.events.unregister("post_run_cell", post_run_cell))
 
@@ -276,6 +280,14 @@ def load_into(
     return loaded
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _restore_printer(formatter: Any, typ: type, previous: Any) -> None:
     formatter.pop(typ, None)
     if previous is not None:
@@ -284,6 +296,23 @@ def _restore_printer(formatter: Any, typ: type, previous: Any) -> None:
 
 # A cell's frame, named as IPython names it in its own tracebacks.
 _CELL = re.compile(r'File "<ipython-input-(\d+)-[0-9a-f]+>", line (\d+)')
+_FILE = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _cells_named(ip: Any, text: str) -> str:
+    """``text`` with each cell's frame named ``Cell In[3], line 2``, as IPython does: the
+    terminal's cells are ``<ipython-input-3-...>``; a kernel's are files whose numbers
+    IPython's compiler keeps (``/tmp/ipykernel_.../....py``)."""
+    text = _CELL.sub(r"Cell In[\1], line \2", text)
+    numbers = getattr(getattr(ip, "compile", None), "_filename_map", None)
+    if not numbers:
+        return text
+
+    def name(m: re.Match[str]) -> str:
+        number = numbers.get(m.group(1))
+        return m.group(0) if number is None else f"Cell In[{number}], line {m.group(2)}"
+
+    return _FILE.sub(name, text)
 
 
 def show_errors_shortly(shell: Any, console: Console) -> None:
@@ -310,7 +339,7 @@ def show_errors_shortly(shell: Any, console: Console) -> None:
         if console.verbose:
             ip.showtraceback((etype, value, tb), tb_offset=tb_offset)
             return None
-        text = _CELL.sub(r"Cell In[\1], line \2", format_error(value, namespace=ip.user_ns))
+        text = _cells_named(ip, format_error(value, namespace=ip.user_ns))
         ip._showtraceback(etype, value, text.splitlines())  # as IPython shows one: stdout
         return None
 

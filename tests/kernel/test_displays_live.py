@@ -249,3 +249,77 @@ def test_asking_whether_in_a_kernel_imports_nothing() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.split() == ["False", "False", "False"]
+
+
+# ---- what the review found: displays that raise, odd intervals, a cell run again, contexts
+
+
+def test_a_display_that_raises_when_refreshed_is_logged_and_ends_the_watch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, display = Clock(), Display()
+
+    class Broken:
+        def _repr_html_(self) -> str:
+            raise RuntimeError("cannot draw")
+
+    w = watch(Broken, clock=clock, display=display)  # a class: called for each refresh
+    with caplog.at_level(logging.ERROR, logger="netshell.kernel"):
+        clock.advance(1)
+    assert w.stopped and clock.calls == []
+    assert "cannot draw" in caplog.text
+    assert len(display.handles[0].shown) == 1  # nothing broken was put in the cell
+
+
+@pytest.mark.parametrize("every", [float("nan"), float("inf"), -1.0])
+def test_watch_refuses_an_interval_that_is_not_a_positive_number(every: float) -> None:
+    with pytest.raises(ValueError, match="more than 0"):
+        watch(list, every=every, clock=Clock(), display=Display())
+
+
+def test_watching_the_same_thing_again_stops_the_earlier_watch() -> None:
+    clock, display = Clock(), Display()
+
+    def conns() -> str:
+        return "table"
+
+    first = watch(conns, clock=clock, display=display)
+    other = watch(list, clock=clock, display=display)
+    again = watch(conns, clock=clock, display=display)  # the cell, run a second time
+    assert first.stopped and not again.stopped and not other.stopped
+    clock.advance(1)
+    assert len(display.handles[0].shown) == 1  # the first one no longer refreshes
+    assert len(display.handles[2].shown) == 2
+    again.stop()
+    other.stop()
+
+
+def test_the_bar_draws_in_the_context_of_the_code_that_started_the_transfer() -> None:
+    import contextvars
+
+    cell: contextvars.ContextVar[str] = contextvars.ContextVar("cell", default="none")
+    seen: list[str] = []
+
+    class Where(Display):
+        def __call__(self, obj: Any, display_id: bool = False) -> Handle:
+            seen.append(cell.get())
+            handle = super().__call__(obj, display_id)
+            handle.update = lambda obj: seen.append(cell.get())  # type: ignore[method-assign]
+            return handle
+
+    ticks = Ticks()
+
+    def start() -> NotebookProgress:
+        cell.set("cell 2")  # the cell that asked for the download
+        return NotebookProgress("GET http://x/big", display=Where(), clock=ticks)
+
+    bar = contextvars.copy_context().run(start)
+
+    def bytes_arrive() -> None:  # the reused connection's data_received: cell 1's context
+        cell.set("cell 1")
+        bar(0, 100)
+        ticks.now = 1
+        bar(100, 100)
+
+    contextvars.copy_context().run(bytes_arrive)
+    assert seen == ["cell 2", "cell 2"]

@@ -235,3 +235,13 @@ def test_threads_carry_the_cell_nests_and_puts_threading_back():
     assert threading.Thread.start is start
     assert concurrent.futures.ThreadPoolExecutor.submit is submit
     assert contextvars.Context().run(in_a_cell) == ("none", "none")
+
+
+@pytest.mark.parametrize("action", ["install", "uninstall"])
+def test_an_empty_prefix_is_refused_not_taken_for_the_users_place(action: str, tmp_path: Path):
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "JUPYTER_DATA_DIR": str(home / "data")}
+    done = netsh("kernel", action, "--prefix", "", "--name", "ns-empty", env=env)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "--prefix needs a directory" in done.stderr
+    assert not home.exists()  # nothing installed (or removed) for the user instead

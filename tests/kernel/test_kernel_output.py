@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 from conftest import WAIT, Kernel, parent_of
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import KernelManager, start_new_kernel
 
 CELL_1 = """\
 import threading, time
@@ -128,6 +128,20 @@ def test_an_interrupt_cancels_the_awaiting_cell_and_leaves_the_servers(kernel: K
     reply = kernel.reply(cell)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
     assert fetch(port, "/a.txt") == b"still here"
+
+    # A cell that awaits runs as a task: when it then blocks the loop in plain code, the
+    # interrupt stops it where it runs (ipykernel alone only asks the blocked loop to
+    # cancel it, which never happens), and the loop, its server and the next cell go on.
+    for blocking in ("time.sleep(60)", "while True: pass"):
+        cell = kernel.execute(f"await sleep(0)\nprint('blocking after an await')\n{blocking}")
+        kernel.wait_for(lambda m, cell=cell: parent_of(m) == cell
+                        and "blocking after an await" in m["content"].get("text", ""))
+        kernel.km.interrupt_kernel()
+        reply = kernel.reply(cell)
+        assert reply["status"] == "error" and reply["ename"] == "InputInterrupted", reply
+        assert fetch(port, "/a.txt") == b"still here"
+        _, out = kernel.run("await sleep(0); 6 * 7")
+        assert out.strip() == "42"
 
     # A restart is clean: the new kernel has netshell again, and serves on the same port.
     kernel.km.restart_kernel(now=False)
@@ -268,3 +282,37 @@ def test_an_interrupt_cancels_what_the_cell_awaits_and_shield_keeps_another_cell
         assert reply["status"] == "error" and reply["traceback"] == ["Cancelled"], reply
     _, out = kernel.run("print(d1, d2, sep='\\n')")
     assert re.fullmatch(r"<Deferred #\d+ cancelled>\n<Deferred #\d+ pending>\n", out), out
+
+
+def test_the_cell_that_loads_the_extension_in_a_python3_kernel_gets_its_own_output(tmp_path):
+    """``%load_ext netshell`` in a plain kernel: the work of the cell that loaded it (a
+    server it starts, a warning) goes to that cell, as any later cell's does."""
+    (tmp_path / "a.txt").write_text("plain kernel")
+    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=WAIT)
+    try:
+        kernel = Kernel(km, kc)
+        loading, out = kernel.run(
+            "%load_ext netshell\n"
+            "import logging\n"
+            f"site = http.serve({str(tmp_path)!r})\n"
+            "logging.getLogger('netshell.test').warning('a warning of the loading cell')\n"
+            "site.port")
+        port = int(out.strip().splitlines()[-1])
+        assert "a warning of the loading cell" in kernel.output(loading)
+        assert fetch(port, "/a.txt") == b"plain kernel"
+        assert parent_of(kernel.wait_for_text('"GET /a.txt HTTP/1.1" 200')) == loading
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_a_short_error_names_the_cells_as_ipython_does(kernel: Kernel):
+    defining, _ = kernel.run("def half(n):\n    return n / 0")
+    number = kernel.wait_for(lambda m: m["msg_type"] == "execute_input"
+                             and parent_of(m) == defining)["content"]["execution_count"]
+    msg_id = kernel.execute("half(1)")
+    reply = kernel.reply(msg_id)
+    text = "\n".join(reply["traceback"])
+    assert reply["ename"] == "ZeroDivisionError"
+    assert f"Cell In[{number}], line 2" in text, text
+    assert "ipykernel_" not in text, text
