@@ -102,7 +102,9 @@ def test_an_interrupt_cancels_the_awaiting_cell_and_leaves_the_servers(kernel: K
     (tmp_path / "a.txt").write_text("still here")
     # The first cell awaits (ipykernel's reply then has no earlier traceback to fall back on).
     cell = kernel.execute(f"site = http.serve({str(tmp_path)!r})\n"
-                          "print(site.port, 'waiting'); await sleep(30)")
+                          # printed once the cell awaits (the loop's next turn): an interrupt
+                          # before that would stop the cell's running code instead
+                          "reactor.call_soon(print, site.port, 'waiting'); await sleep(30)")
     waiting = kernel.wait_for(lambda m: parent_of(m) == cell and "waiting" in m["content"].get(
         "text", ""))
     port = int(waiting["content"]["text"].split()[0])
@@ -273,7 +275,8 @@ def test_an_interrupt_cancels_what_the_cell_awaits_and_shield_keeps_another_cell
     ``asyncio.shield(d1)`` ends only the wait."""
     kernel.run("import asyncio\nd1 = sleep(60).add_callback(lambda _: 'slept')\n"
                "d2 = sleep(60).add_callback(lambda _: 'slept')")
-    for code in ("print('waiting'); await asyncio.shield(d2)", "print('waiting'); await d1"):
+    for code in ("reactor.call_soon(print, 'waiting'); await asyncio.shield(d2)",
+                 "reactor.call_soon(print, 'waiting'); await d1"):
         cell = kernel.execute(code)
         kernel.wait_for(lambda m, cell=cell: parent_of(m) == cell
                         and "waiting" in m["content"].get("text", ""))
