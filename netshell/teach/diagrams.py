@@ -81,10 +81,10 @@ def fit(text: str, width: int) -> str:
         >>> fit("ValueError('too big')", 10), fit("日本語", 5), fit("ok", 5)
         ('ValueErro…', '日本…', 'ok')
     """
-    if width <= 0:
-        return ""
     if cwidth(text) <= width:
         return text
+    if width <= 0:
+        return ""
     out, used = [], 0
     for c in text:
         w = _char_width(c)
