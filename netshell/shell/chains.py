@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import contextvars
+import gc
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -37,8 +38,8 @@ from netshell.failure import Failure
 from netshell.shell.display import short_repr
 from netshell.teach.diagrams import ChainDiagram
 
-__all__ = ["Explanation", "Notes", "Step", "StepView", "chain_steps", "explain", "record",
-           "recording", "stop_recording"]
+__all__ = ["Explanation", "Notes", "Step", "StepView", "chain_steps", "explain",
+           "follow_recording", "record", "recording", "stop_recording", "unfollow_recording"]
 
 _records: weakref.WeakKeyDictionary[Deferred[Any], list[Step]] = weakref.WeakKeyDictionary()
 
@@ -197,11 +198,21 @@ class _Recorder(observe.Observer):
 
 _recorder = _Recorder()
 
+# What starts and stops with recording: objects with start() and stop(), held weakly (the
+# late-failure report of each session, netshell.teach.late).
+_followers: weakref.WeakSet[Any] = weakref.WeakSet()
+
 
 def record() -> None:
     """Start recording every chain step (idempotent)."""
     _recorder.taking = True
     observe.add_observer(_recorder)
+    if _followers:
+        # A session dropped without being closed may be waiting in a reference cycle:
+        # collected first, it does not start again with this one.
+        gc.collect()
+    for follower in list(_followers):
+        follower.start()
 
 
 def stop_recording() -> None:
@@ -209,6 +220,23 @@ def stop_recording() -> None:
     how they run)."""
     _recorder.taking = False
     _recorder._maybe_leave()
+    for follower in list(_followers):
+        follower.stop()
+
+
+def follow_recording(follower: Any) -> None:
+    """Call ``follower.start()`` whenever recording starts (now, if it is on) and
+    ``follower.stop()`` whenever it stops, until ``follower`` is collected or
+    :func:`unfollow_recording`. The prompt and Jupyter record for a whole session: what
+    follows recording lives as long as the session."""
+    _followers.add(follower)
+    if recording():
+        follower.start()
+
+
+def unfollow_recording(follower: Any) -> None:
+    """Stop calling ``follower`` when recording starts and stops."""
+    _followers.discard(follower)
 
 
 def recording() -> bool:
@@ -431,6 +459,9 @@ class Notes(observe.Observer):
         self._watched: dict[int, weakref.ref[Deferred[Any]]] = {}
         # id(d) -> the context d was shown in: its note is written there
         self._contexts: dict[int, contextvars.Context] = {}
+        #: called (each once) by :meth:`close`: what else ends with the session's notes
+        #: (the late-failure report, :mod:`netshell.teach.late`)
+        self.on_close: list[Callable[[], None]] = []
 
     def watch(self, d: Deferred[Any]) -> None:
         """Note when ``d``'s chain has run to its end.
@@ -456,10 +487,13 @@ class Notes(observe.Observer):
         return ref is not None and ref() is d
 
     def close(self) -> None:
-        """Forget every watched Deferred: no more notes."""
+        """Forget every watched Deferred: no more notes (and call :attr:`on_close`)."""
         self._watched.clear()
         self._contexts.clear()
         observe.remove_observer(self)
+        closing, self.on_close = self.on_close, []
+        for f in closing:
+            f()
 
     def _forget(self, key: int) -> contextvars.Context | None:
         self._watched.pop(key, None)

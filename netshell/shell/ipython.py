@@ -178,9 +178,13 @@ def load_into(
 
     loaded.on_unload(restore_renderer)
 
+    helpers = shell.user_ns["_helpers"]
+    # A chain that ends with a failure no errback handled is reported into the output of
+    # the cell whose work it was (its context), naming that cell.
+    helpers.late.where = _cell_where
+    helpers.late.busy = lambda: None
     chains.record()
     loaded.on_unload(chains.stop_recording)
-    helpers = shell.user_ns["_helpers"]
     loaded.on_unload(lambda: helpers.tracer.stop())
     loaded.on_unload(console.close)
 
@@ -274,6 +278,11 @@ def load_into(
 
     loaded.on_unload(restore_logging)
     return loaded
+
+
+def _cell_where(failure: Any) -> str | None:
+    n = current_cell.get()
+    return None if n is None else f"cell [{n}]"
 
 
 def _restore_printer(formatter: Any, typ: type, previous: Any) -> None:
