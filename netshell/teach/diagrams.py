@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from netshell.shell.chains import Explanation, StepView
 
-__all__ = ["LEGEND", "MAX_WIDTH", "MIN_WIDTH", "ChainDiagram", "chain_svg", "chain_text",
+__all__ = ["HEAD", "LEGEND", "TAIL", "MAX_WIDTH", "MIN_WIDTH", "ChainDiagram", "chain_svg", "chain_text",
            "cwidth", "fit"]
 
 #: The narrowest a diagram is drawn (a smaller ``width`` is taken as this).
@@ -190,7 +190,23 @@ def _layout(e: Explanation, handed: tuple[str, str] | None = None
     elif e.waits:
         side = next((p for p in reversed(paths) if p is not None), None) or _CALLBACK
         items.append(_Line("end", side, e.waits))
-    return items
+    return _shortened(items, paths)
+
+
+#: A long chain is drawn with its first HEAD and last TAIL steps, and a line between
+#: saying how many are left out.
+HEAD, TAIL = 40, 10
+
+
+def _shortened(items: list[_Step | _Line], paths: list[str | None]) -> list[_Step | _Line]:
+    steps = [i for i, item in enumerate(items) if isinstance(item, _Step)]
+    if len(steps) <= HEAD + TAIL:
+        return items
+    cut_from, cut_to = steps[HEAD], steps[-TAIL]
+    side = next((p for p in reversed(paths[:HEAD + 1]) if p is not None), None) or _CALLBACK
+    more = len(steps) - HEAD - TAIL
+    return [*items[:cut_from], _Line("more", side, f"... {more:,} more steps"),
+            *items[cut_to:]]
 
 
 # ---- text
@@ -251,8 +267,8 @@ def _text_lines(e: Explanation, w: int, inner: bool,
             else:
                 line = f"╭{fill} {text} ─╯"
             lines.append(" " * gutter + line)
-        elif item.kind == "end":
-            mark = "▼" if not item.text.startswith("now") else "⋮"
+        elif item.kind in ("end", "more"):
+            mark = "▼" if item.kind == "end" and not item.text.startswith("now") else "⋮"
             lines.append(at(item.side, mark, item.text))
         else:
             lines.append(at(item.side, "│", item.text))

@@ -261,3 +261,17 @@ def test_jupyter_shows_the_svg(recording: None) -> None:
 
 def test_a_diagram_is_a_chain_diagram(recording: None) -> None:
     assert isinstance(chains.explain(ns.Deferred()).diagram(), ChainDiagram)
+
+
+def test_a_long_chain_shows_its_first_and_last_steps() -> None:
+    from netshell.teach.simulate import simulate
+
+    sim = simulate(["return x + 1"] * 100, 0, width=50)
+    lines = str(sim).splitlines()
+    numbers = [int(line.split()[0]) for line in lines if line[:4].strip().isdigit()]
+    assert numbers == [*range(1, diagrams.HEAD + 1), *range(101 - diagrams.TAIL, 101)]
+    assert f"      ⋮ ... {100 - diagrams.HEAD - diagrams.TAIL} more steps" in lines
+    assert lines[-2] == "      ▼ result: 100"
+    svg = ET.fromstring(sim.svg())
+    steps = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "step"]
+    assert len(steps) == diagrams.HEAD + diagrams.TAIL
