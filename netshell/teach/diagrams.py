@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from netshell.shell.chains import Explanation, StepView
 
-__all__ = ["HEAD", "LEGEND", "TAIL", "MAX_WIDTH", "MIN_WIDTH", "ChainDiagram", "chain_svg", "chain_text",
-           "cwidth", "fit"]
+__all__ = ["HEAD", "LEGEND", "MAX_WIDTH", "MIN_WIDTH", "TAIL", "ChainDiagram", "chain_svg",
+           "chain_text", "cwidth", "fit"]
 
 #: The narrowest a diagram is drawn (a smaller ``width`` is taken as this).
 MIN_WIDTH = 30
