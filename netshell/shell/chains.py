@@ -65,6 +65,15 @@ def _result_text(value: Any) -> str:
     return short_repr(value)
 
 
+def _as_result(value: Any, shortened: str) -> str:
+    """:func:`_result_text` of ``value``, given its :func:`_value_text`."""
+    if isinstance(value, Failure):
+        return f"Failure({shortened})"
+    if isinstance(value, Deferred):
+        return f"{shortened} (the chain waits on it)"
+    return shortened
+
+
 def _value_text(value: Any) -> str:
     if isinstance(value, Failure):
         return short_repr(value.value)
@@ -118,12 +127,14 @@ class Step:
     def finish(self, got: Any, result: Any, raised: bool) -> None:
         """Record one run of the pair: it got ``got`` and gave (or raised into) ``result``."""
         self.ran = "errback" if isinstance(got, Failure) else "callback"
-        self.got = _result_text(got)
+        # Each value is shortened once: the texts below are made from that.
         self.got_value = _value_text(got)
+        self.got = _as_result(got, self.got_value)
+        self.gave_value = _value_text(result)
         if raised:
-            self.outcome = f"raised {short_repr(result.value)}"
+            self.outcome = f"raised {self.gave_value}"
         else:
-            self.outcome = f"returned {_result_text(result)}"
+            self.outcome = f"returned {_as_result(result, self.gave_value)}"
         if isinstance(result, Failure):
             self.gave = "failure"
         elif isinstance(result, Deferred):
@@ -132,7 +143,6 @@ class Step:
             self.inner_number = result.number
         else:
             self.gave = "value"
-        self.gave_value = _value_text(result)
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}"
