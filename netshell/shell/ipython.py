@@ -50,6 +50,12 @@ current_cell: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 )
 
 
+def _cell_where(failure: Any) -> str | None:
+    """The cell a late failure's report names: the one whose work failed."""
+    n = current_cell.get()
+    return None if n is None else f"cell [{n}]"
+
+
 def bind_reactor(shell: Any) -> Reactor | None:
     """The reactor for ``shell``'s session, bound to the loop its cells run on.
 
@@ -278,11 +284,6 @@ def load_into(
 
     loaded.on_unload(restore_logging)
     return loaded
-
-
-def _cell_where(failure: Any) -> str | None:
-    n = current_cell.get()
-    return None if n is None else f"cell [{n}]"
 
 
 def _restore_printer(formatter: Any, typ: type, previous: Any) -> None:
