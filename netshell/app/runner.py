@@ -82,7 +82,13 @@ class _Runner:
         self.console = Console({"__file__": filename}, transcript_file=options.transcript,
                                name="cell", err=_print_stderr)
         self.console.verbose = options.verbose
-        namespace.build(self.console)
+        names = namespace.build(self.console)
+        # A chain that ends with a failure no errback handled is reported on stderr, with
+        # the script's line, shortly after (or as the script ends), not when collected.
+        self.late = names["_helpers"].late
+        self.late.where = self._script_line
+        self.late.on_report = self._print_failure
+        self.late.hint = "  (no errback handled it within {grace}s)"
         self._old_handlers: dict[int, Any] = {}
 
     # ---- signals
@@ -122,6 +128,9 @@ class _Runner:
     # ---- running the script
 
     async def run(self, source: str) -> int:
+        # Scripts only: `netsh serve` runs no chain of the person's, and watching every
+        # Deferred has a cost.
+        self.late.start()
         self.install_signals()
         try:
             return await self._run(source)
@@ -234,6 +243,20 @@ class _Runner:
         except BaseException as e:
             self._print_exception(e)
             raise ScriptFailed from e
+
+    def _script_line(self, failure: Any) -> str | None:
+        """Where in the script ``failure`` was raised: its innermost frame in the file."""
+        name = os.path.basename(self.filename)
+        found = None
+        for frame, line in traceback.walk_tb(failure.tb):
+            if frame.f_code.co_filename == self.filename:
+                found = f"{name}, line {line}"
+        return found
+
+    def _print_failure(self, failure: Any) -> None:
+        """Below a late failure's report: its traceback, as an error of the script's."""
+        if failure.tb is not None:
+            self._print_exception(failure.value.with_traceback(failure.tb))
 
     def _print_exception(self, e: BaseException) -> None:
         """Print ``e`` on stderr as the prompt shows it: short unless ``--verbose``."""
@@ -457,6 +480,8 @@ def _run_main(
             r.run_until(runner._shutdown())
         return _exit_code(e)
     finally:
+        # What waits for its grace is reported now: there is no later.
+        runner.late.flush("  (no errback handled it before the script ended)")
         chains.stop_recording()
         runner.console.close()
         sys.argv = old_argv

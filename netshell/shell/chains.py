@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import contextvars
+import gc
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -35,9 +36,10 @@ from netshell import observe
 from netshell.defer import CancelledError, Deferred
 from netshell.failure import Failure
 from netshell.shell.display import short_repr
+from netshell.teach.diagrams import ChainDiagram
 
-__all__ = ["Explanation", "Notes", "Step", "StepView", "chain_steps", "explain", "record",
-           "recording", "stop_recording"]
+__all__ = ["Explanation", "Notes", "Step", "StepView", "chain_steps", "explain",
+           "follow_recording", "record", "recording", "stop_recording", "unfollow_recording"]
 
 _records: weakref.WeakKeyDictionary[Deferred[Any], list[Step]] = weakref.WeakKeyDictionary()
 
@@ -63,6 +65,23 @@ def _result_text(value: Any) -> str:
     return short_repr(value)
 
 
+def _as_result(value: Any, shortened: str) -> str:
+    """:func:`_result_text` of ``value``, given its :func:`_value_text`."""
+    if isinstance(value, Failure):
+        return f"Failure({shortened})"
+    if isinstance(value, Deferred):
+        return f"{shortened} (the chain waits on it)"
+    return shortened
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, Failure):
+        return short_repr(value.value)
+    if isinstance(value, Deferred):
+        return f"Deferred #{value.number}"
+    return short_repr(value)
+
+
 class Step:
     """One callback/errback pair of a chain, and what happened when the chain reached it.
 
@@ -72,7 +91,8 @@ class Step:
     Deferred alive for good, and its unhandled failure unlogged.
     """
 
-    __slots__ = ("kind", "name", "callback_name", "errback_name", "ran", "got", "outcome")
+    __slots__ = ("kind", "name", "callback_name", "errback_name", "ran", "got", "outcome",
+                 "got_value", "gave", "gave_value", "inner", "inner_number")
 
     def __init__(self, callback: Any, errback: Any) -> None:
         #: the names of the pair's two sides (None for a side that lets the result pass)
@@ -93,15 +113,36 @@ class Step:
         self.ran: str | None = None
         self.got = ""
         self.outcome = ""
+        #: what the pair got, shortened: the value's repr, or the Failure's exception's
+        self.got_value = ""
+        #: what it gave: "value", "failure" (raised, or returned a Failure), "deferred"
+        #: (returned a Deferred the chain then waited on); "" while it has not run
+        self.gave = ""
+        #: what it gave, shortened (the exception's repr for a failure, "#9" for a Deferred)
+        self.gave_value = ""
+        #: the Deferred it returned (weakly: a Step keeps nothing alive), and its number
+        self.inner: weakref.ref[Deferred[Any]] | None = None
+        self.inner_number: int | None = None
 
     def finish(self, got: Any, result: Any, raised: bool) -> None:
         """Record one run of the pair: it got ``got`` and gave (or raised into) ``result``."""
         self.ran = "errback" if isinstance(got, Failure) else "callback"
-        self.got = _result_text(got)
+        # Each value is shortened once: the texts below are made from that.
+        self.got_value = _value_text(got)
+        self.got = _as_result(got, self.got_value)
+        self.gave_value = _value_text(result)
         if raised:
-            self.outcome = f"raised {short_repr(result.value)}"
+            self.outcome = f"raised {self.gave_value}"
         else:
-            self.outcome = f"returned {_result_text(result)}"
+            self.outcome = f"returned {_as_result(result, self.gave_value)}"
+        if isinstance(result, Failure):
+            self.gave = "failure"
+        elif isinstance(result, Deferred):
+            self.gave = "deferred"
+            self.inner = weakref.ref(result)
+            self.inner_number = result.number
+        else:
+            self.gave = "value"
 
     def describe(self) -> str:
         return f"{self.kind} {self.name}"
@@ -167,11 +208,21 @@ class _Recorder(observe.Observer):
 
 _recorder = _Recorder()
 
+# What starts and stops with recording: objects with start() and stop(), held weakly (the
+# late-failure report of each session, netshell.teach.late).
+_followers: weakref.WeakSet[Any] = weakref.WeakSet()
+
 
 def record() -> None:
     """Start recording every chain step (idempotent)."""
     _recorder.taking = True
     observe.add_observer(_recorder)
+    if _followers:
+        # A session dropped without being closed may be waiting in a reference cycle:
+        # collected first, it does not start again with this one.
+        gc.collect()
+    for follower in list(_followers):
+        follower.start()
 
 
 def stop_recording() -> None:
@@ -179,6 +230,23 @@ def stop_recording() -> None:
     how they run)."""
     _recorder.taking = False
     _recorder._maybe_leave()
+    for follower in list(_followers):
+        follower.stop()
+
+
+def follow_recording(follower: Any) -> None:
+    """Call ``follower.start()`` whenever recording starts (now, if it is on) and
+    ``follower.stop()`` whenever it stops, until ``follower`` is collected or
+    :func:`unfollow_recording`. The prompt and Jupyter record for a whole session: what
+    follows recording lives as long as the session."""
+    _followers.add(follower)
+    if recording():
+        follower.start()
+
+
+def unfollow_recording(follower: Any) -> None:
+    """Stop calling ``follower`` when recording starts and stops."""
+    _followers.discard(follower)
 
 
 def recording() -> bool:
@@ -198,6 +266,10 @@ class StepView(NamedTuple):
     got: str  #: the result it got, as text ("" unless it ran)
     outcome: str  #: "returned ..." or "raised ..." ("" unless it ran)
     text: str  #: explain's line for it, without the number: "callback f  got 1, returned 2"
+    got_value: str = ""  #: what it got, shortened (a Failure's exception's repr)
+    gave: str = ""  #: "value", "failure", "deferred" (it returned one), "" unless it ran
+    gave_value: str = ""  #: what it gave, shortened ("Deferred #9" for a Deferred)
+    inner: int | None = None  #: the number of the Deferred it returned, if it did
 
 
 def chain_steps(d: Deferred[Any]) -> list[StepView]:
@@ -221,8 +293,22 @@ def chain_steps(d: Deferred[Any]) -> list[StepView]:
             status = "pending"
             text += "  not run yet"
         views.append(StepView(i, step.kind, step.callback_name, step.errback_name, status,
-                              step.got, step.outcome, text))
+                              step.got, step.outcome, text, step.got_value, step.gave,
+                              step.gave_value, step.inner_number))
     return views
+
+
+def _inner_deferreds(d: Deferred[Any]) -> dict[int, Deferred[Any]]:
+    """The Deferreds ``d``'s recorded steps returned that are still alive, by number."""
+    found: dict[int, Deferred[Any]] = {}
+    for step in _records.get(d, []):
+        inner = step.inner() if step.inner is not None else None
+        if inner is not None:
+            found[inner.number] = inner
+    waiting = d.waiting_on
+    if waiting is not None:
+        found[waiting.number] = waiting
+    return found
 
 
 class Explanation(str):
@@ -237,15 +323,35 @@ class Explanation(str):
     state: str
     steps: tuple[StepView, ...]
     waits: str
+    #: how the chain stands: "value" or "failure" (it ran out of steps with one),
+    #: "waiting" (on another Deferred, or paused), "pending" (not fired)
+    ended: str
+    #: the result it ended with, shortened ("" unless ``ended`` is "value" or "failure")
+    ended_value: str
+    #: the explanations of the Deferreds its steps returned (still alive), by number
+    inners: dict[int, Explanation]
 
     def __new__(cls, text: str, number: int = 0, state: str = "",
-                steps: tuple[StepView, ...] = (), waits: str = "") -> Explanation:
+                steps: tuple[StepView, ...] = (), waits: str = "", ended: str = "",
+                ended_value: str = "", inners: dict[int, Explanation] | None = None
+                ) -> Explanation:
         self = super().__new__(cls, text)
         self.number, self.state, self.steps, self.waits = number, state, steps, waits
+        self.ended, self.ended_value, self.inners = ended, ended_value, inners or {}
         return self
 
     def __repr__(self) -> str:
         return str(self)
+
+    def diagram(self, width: int | None = None, inner: bool = True) -> ChainDiagram:
+        """The chain drawn: two columns (callback, errback), one row per step, the path
+        the result took marked, the value at each step, where it waited on another
+        Deferred (with that one's chain drawn inside, unless ``inner`` is False).
+
+        Text at the prompt, ``width`` columns wide (default: the terminal's, at most
+        100); SVG in Jupyter. See :mod:`netshell.teach.diagrams`.
+        """
+        return ChainDiagram(self, width=width, inner=inner)
 
     def _repr_html_(self) -> str:  # Jupyter's display (netshell.kernel.displays draws it)
         from netshell.kernel.displays import explanation_html
@@ -258,10 +364,15 @@ def explain(d: Deferred[Any]) -> Explanation:
 
     Steps added while recording is on are shown with their story; the last
     line says what the chain is waiting for now, if anything. The text is an
-    :class:`Explanation` (a str), which Jupyter draws as a diagram.
+    :class:`Explanation` (a str), which Jupyter draws as a diagram;
+    ``explain(d).diagram()`` draws it at the prompt too.
     """
     if not isinstance(d, Deferred):
         raise TypeError(f"explain() takes a Deferred, not {type(d).__name__}")
+    return _explain(d, 0)
+
+
+def _explain(d: Deferred[Any], depth: int) -> Explanation:
     state = _state(d)
     steps = chain_steps(d)
     lines = [f"Deferred #{d.number} {state}"]
@@ -271,7 +382,28 @@ def explain(d: Deferred[Any]) -> Explanation:
     waits = waiting_text(d)
     if waits:
         lines.append(f"  {waits}")
-    return Explanation("\n".join(lines), d.number, state, tuple(steps), waits)
+    ended, ended_value = _ended(d)
+    inners = {}
+    if depth < _INNER_DEPTH:
+        inners = {n: _explain(inner, depth + 1)
+                  for n, inner in _inner_deferreds(d).items() if inner is not d}
+    return Explanation("\n".join(lines), d.number, state, tuple(steps), waits, ended,
+                       ended_value, inners)
+
+
+#: How deep ``explain`` follows the Deferreds a chain waited on, for its diagram.
+_INNER_DEPTH = 3
+
+
+def _ended(d: Deferred[Any]) -> tuple[str, str]:
+    if not d.called:
+        return "pending", ""
+    if d.waiting_on is not None or d.paused:
+        return "waiting", ""
+    result = d.result
+    if isinstance(result, Failure):
+        return "failure", _value_text(result)
+    return "value", _value_text(result)
 
 
 def waiting_text(d: Deferred[Any]) -> str:
@@ -337,6 +469,9 @@ class Notes(observe.Observer):
         self._watched: dict[int, weakref.ref[Deferred[Any]]] = {}
         # id(d) -> the context d was shown in: its note is written there
         self._contexts: dict[int, contextvars.Context] = {}
+        #: called (each once) by :meth:`close`: what else ends with the session's notes
+        #: (the late-failure report, :mod:`netshell.teach.late`)
+        self.on_close: list[Callable[[], None]] = []
 
     def watch(self, d: Deferred[Any]) -> None:
         """Note when ``d``'s chain has run to its end.
@@ -362,10 +497,13 @@ class Notes(observe.Observer):
         return ref is not None and ref() is d
 
     def close(self) -> None:
-        """Forget every watched Deferred: no more notes."""
+        """Forget every watched Deferred: no more notes (and call :attr:`on_close`)."""
         self._watched.clear()
         self._contexts.clear()
         observe.remove_observer(self)
+        closing, self.on_close = self.on_close, []
+        for f in closing:
+            f()
 
     def _forget(self, key: int) -> contextvars.Context | None:
         self._watched.pop(key, None)

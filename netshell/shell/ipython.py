@@ -50,6 +50,12 @@ current_cell: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 )
 
 
+def _cell_where(failure: Any) -> str | None:
+    """The cell a late failure's report names: the one whose work failed."""
+    n = current_cell.get()
+    return None if n is None else f"cell [{n}]"
+
+
 def bind_reactor(shell: Any) -> Reactor | None:
     """The reactor for ``shell``'s session, bound to the loop its cells run on.
 
@@ -178,9 +184,13 @@ def load_into(
 
     loaded.on_unload(restore_renderer)
 
+    helpers = shell.user_ns["_helpers"]
+    # A chain that ends with a failure no errback handled is reported into the output of
+    # the cell whose work it was (its context), naming that cell.
+    helpers.late.where = _cell_where
+    helpers.late.busy = lambda: None
     chains.record()
     loaded.on_unload(chains.stop_recording)
-    helpers = shell.user_ns["_helpers"]
     loaded.on_unload(lambda: helpers.tracer.stop())
     loaded.on_unload(console.close)
 

@@ -4,8 +4,9 @@
 ``Deferred``, ``listen``, ...), the protocol modules that exist (``basic``,
 ``wire``, ``http``, ...) and the helpers ``listeners()``, ``conns()``, ``deferreds()``,
 ``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``explain(d)``,
-``notify()``, ``tb()``, ``verbose()`` and ``help()``. The prompt, ``netsh --ipython``
-and Jupyter share it.
+``notify()``, ``tb()``, ``verbose()``, ``help()``, ``simulate(steps, value)`` and
+``late_failures()`` (the report of a failure no errback handled, :mod:`netshell.teach.late`).
+The prompt, ``netsh --ipython`` and Jupyter share it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from netshell.protocol import ClientFactory, Factory, Protocol
 from netshell.shell import chains, progress, session
 from netshell.shell.display import Table, connection_table, human_age, listener_table
 from netshell.shell.tracing import Tracer
+from netshell.teach import late as late_failures
+from netshell.teach.simulate import simulate
 
 __all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "creation_site", "deferred_table",
            "pending_deferreds", "tour"]
@@ -59,6 +62,10 @@ TOUR_ROWS: list[tuple[str, str]] = [
     ('conn(3).write(b"hi"), listener(1).close()', "reach one by its number"),
     ("trace(), trace(conn(3)), untrace()", "print events and bytes as they happen"),
     ("explain(d)", "a Deferred's chain, step by step"),
+    ("explain(d).diagram(), simulate(steps, 21)",
+     "the chain drawn in two columns; a chain simulated"),
+    ("late_failures(grace=2)",
+     "wait longer before an unhandled failure is reported"),
     ("notify(False)", 'stop the "Deferred #7 fired" notes'),
     ("tb(), verbose(True)", "the last error in full; full tracebacks from now on"),
     ('history(), save("demo.py")',
@@ -185,6 +192,8 @@ class Helpers:
         # Jupyter they go to the cell that asked for the trace, not to the cell whose
         # listener or connection the traced events belong to.
         self._trace_context: contextvars.Context | None = None
+        #: the report of late failures (set by :func:`build`)
+        self.late: late_failures.LateFailures | None = None
 
     # ---- what is live
 
@@ -259,6 +268,28 @@ class Helpers:
             raise RuntimeError("watch() refreshes a display in place in Jupyter; at the netsh "
                                "prompt, conns(), listeners() or deferreds() show one now")
         return displays.watch(what, every)
+
+    def late_failures(self, on: bool | None = None, grace: float | None = None) -> _Text:
+        """The report of a Deferred whose chain ends with a failure no errback handled:
+        ``grace`` seconds after, naming the input and the chain's steps (instead of
+        "Unhandled error" when Python collects it). ``late_failures(grace=2)`` gives a
+        later input 2 seconds to add an errback; ``late_failures(False)`` turns the report
+        off (such failures are then logged when collected); says which it is."""
+        late = self.late
+        if late is None:
+            raise RuntimeError("this namespace reports no late failures")
+        if grace is not None:
+            if not grace >= 0:
+                raise ValueError(f"grace is a number of seconds, 0 or more, not {grace!r}")
+            late.grace = float(grace)
+        if on is not None:
+            late.enabled = bool(on)
+        if late.enabled:
+            return _Text(f"late failures reported: a chain that ends with a failure no errback "
+                         f"handled within {late.grace:g}s is reported; late_failures(False) "
+                         "turns it off")
+        return _Text("late failures not reported: they are logged when collected; "
+                     "late_failures(True) reports them")
 
     def notify(self, on: bool = True) -> None:
         """Turn the notes printed when a shown Deferred fires on or off."""
@@ -448,6 +479,8 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "trace": helpers.trace,
         "untrace": helpers.untrace,
         "explain": helpers.explain,
+        "simulate": simulate,
+        "late_failures": helpers.late_failures,
         "watch": helpers.watch,
         "notify": helpers.notify,
         "log": helpers.log,
@@ -471,4 +504,5 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         if found is not None:
             names[module] = found
     console.namespace.update(names)
+    helpers.late = late_failures.install(console)
     return console.namespace
