@@ -217,9 +217,10 @@ def record() -> None:
     """Start recording every chain step (idempotent)."""
     _recorder.taking = True
     observe.add_observer(_recorder)
-    if _followers:
+    if len(_followers) > 1:
         # A session dropped without being closed may be waiting in a reference cycle:
-        # collected first, it does not start again with this one.
+        # collected first, it does not start again with this one. (Not with one follower,
+        # the session starting now: a collection costs the prompt's start some 20 ms.)
         gc.collect()
     for follower in list(_followers):
         follower.start()
