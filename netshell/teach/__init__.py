@@ -1,0 +1,1 @@
+"""Teaching: lessons, Deferred and sequence diagrams, simulated chains, late-failure reports."""
