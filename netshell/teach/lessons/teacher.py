@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import netshell as ns
@@ -266,7 +266,29 @@ class Teacher:
         called, self._called_at = self._called_at, None
         if called is not None and called >= entry.get("time", 0.0):
             return  # the input ran a lesson command: not a try
-        self._cancel_check()
+        previous = self.task
+        loop = ns.reactor.loop
+        if previous is not None and not previous.done():
+            # The check of an earlier input is still under way (it connects, or waits for
+            # the loop): this input is checked once it has reported, against the step
+            # that is current then, so typing ahead never loses a step.
+            self.task = loop.create_task(self._queued(previous, entry))
+            return
+        later = self._check(entry)
+        if later is not None:
+            self.task = loop.create_task(later)
+
+    async def _queued(self, previous: asyncio.Task[Any], entry: dict[str, Any]) -> None:
+        await asyncio.wait([previous])
+        if self.lesson_now is None:
+            return
+        later = self._check(entry)
+        if later is not None:
+            await later
+
+    def _check(self, entry: dict[str, Any]) -> Coroutine[Any, Any, None] | None:
+        """Run the current step's check on ``entry``; a coroutine to await when the check
+        must let the loop turn before it can tell."""
         assert self.watch is not None
         state = State(ns.reactor, self.console.namespace, entry, self.memo, self.watch,
                       self._since, self._first_deferred, self._pauses)
@@ -274,18 +296,18 @@ class Teacher:
         try:
             outcome = step.check(state)
             if not isinstance(outcome, str):
-                self.task = ns.reactor.loop.create_task(self._later(outcome, step, entry))
-                return
+                return self._later(outcome, step, entry)
         except NotYet as e:
             self._not_yet(str(e), step, entry)
-            return
+            return None
         except Exception as e:
             log.exception("The check of this step failed")
             self._not_yet(f"the check itself failed ({type(e).__name__}: {e})", step, entry)
-            return
+            return None
         self._passed(outcome)
+        return None
 
-    async def _later(self, outcome: Any, step: Step, entry: dict[str, Any]) -> None:
+    async def _later(self, outcome: Awaitable[str], step: Step, entry: dict[str, Any]) -> None:
         try:
             line = await outcome
         except NotYet as e:
@@ -296,11 +318,10 @@ class Teacher:
             raise
         except Exception as e:
             log.exception("The check of this step failed")
-            self._not_yet(f"the check itself failed ({type(e).__name__}: {e})", step, entry)
+            if self._current() is step:
+                self._not_yet(f"the check itself failed ({type(e).__name__}: {e})", step,
+                              entry)
             return
-        finally:
-            if self.task is asyncio.current_task():
-                self.task = None
         if self._current() is step:
             self._passed(line)
 
@@ -323,16 +344,9 @@ class Teacher:
             task.cancel()
 
     async def settled(self) -> None:
-        """Wait until the check running now (if any) has reported (for tests and scripts)."""
-        while self.task is not None:
-            task = self.task
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
-            if self.task is task:
-                self.task = None
+        """Wait until the checks under way (if any) have reported (for tests and scripts)."""
+        while self.task is not None and not self.task.done():
+            await asyncio.wait([self.task])
 
 
 class LessonCommand:
