@@ -40,7 +40,7 @@ async def echoing_listener(state: State, protocol: type | None = None) -> str:
     if not listeners:
         what = f"serving {protocol.__name__} " if protocol is not None else ""
         raise NotYet(f"no listener {what}is open")
-    payload = b"hello from the lesson's check\r\n"
+    payload = b"hello from the check\r\n"
     tried = []
     for x in listeners:
         got = await state.exchange(x.port, payload, until=lambda b: len(b) >= len(payload),

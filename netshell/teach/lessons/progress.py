@@ -44,8 +44,8 @@ class Progress:
     def _load(self) -> None:
         try:
             text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing saved yet (a path that cannot be written is told on saving)
         except OSError as e:
             self.warn(f"lessons: cannot read {self.path} ({e.strerror or e}); "
                       "progress starts afresh")

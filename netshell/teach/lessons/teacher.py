@@ -226,6 +226,14 @@ class Teacher:
         now = ns.reactor.loop.time()
         return max(self._longest, now - self._last_beat - self.beat)
 
+    def _new_try(self) -> None:
+        # The loop's pauses are counted per try: what an earlier input did is not this
+        # one's. The pause the input itself just made (the heartbeat has not run since)
+        # is kept.
+        if self._beat is not None:
+            now = ns.reactor.loop.time()
+            self._longest = max(0.0, now - self._last_beat - self.beat)
+
     def _stop_beat(self) -> None:
         if self._beat is not None:
             self._beat.cancel()
@@ -266,6 +274,7 @@ class Teacher:
         called, self._called_at = self._called_at, None
         if called is not None and called >= entry.get("time", 0.0):
             return  # the input ran a lesson command: not a try
+        self._new_try()
         previous = self.task
         loop = ns.reactor.loop
         if previous is not None and not previous.done():
