@@ -233,7 +233,7 @@ async def test_skip_restart_hint_answer_and_stop(session: Session) -> None:
     await session.run("x = 1")
     assert session.shown[before:] == []  # no lesson running: nothing checks
     assert session.teacher.watch is None
-    with pytest.raises(ValueError, match="no lesson 13: lessons.. lists lessons 1 to 12"):
+    with pytest.raises(ValueError, match=r"no lesson 13: lessons\(\) lists lessons 1 to 12"):
         lesson(13)
 
 
