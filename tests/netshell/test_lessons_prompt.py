@@ -130,3 +130,91 @@ def test_each_lesson_done_at_the_prompt(netsh: Terminal, lesson: Any) -> None:
     screen = do_lesson(Typist(netsh), lesson)
     assert count(screen, r"^✓ ") == len(lesson.steps)
     assert "Traceback" not in screen and "The check of this step failed" not in screen
+
+
+def test_a_lesson_in_netsh_ipython(tmp_path: Path) -> None:
+    # IPython records each cell in the same Console (load_into), and its loop runs while
+    # the prompt is idle: the checks run after each cell, and report above the prompt.
+    t = Terminal(netsh_argv("--ipython"),
+                 env={"XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONPATH": str(ROOT),
+                      "IPYTHONDIR": str(tmp_path / "ipython")},
+                 cwd=str(tmp_path), height=60)
+    try:
+        t.wait_for(r"^In \[1\]:")
+        t.line("lesson(6)")
+        t.wait_for(r"^Step 1 of 3: write a protocol")
+        t.line("class Echo(Protocol):")
+        t.line("def data_received(self, data): self.transport.write(data)")  # IPython indents
+        t.key("Enter")
+        t.wait_for(r"^✓ Echo sent back b'ping\\r\\n'")
+        t.wait_for(r"^In \[3\]:")
+        t.line("srv = listen(0, Echo)")
+        t.wait_for(r"^✓ listener #\d+ on 127\.0\.0\.1:\d+ echoed the check's 22 bytes$")
+        t.wait_for(r"^In \[4\]:")
+        t.line("x = 1")
+        t.wait_for(r"^✗ Not yet: no connection of yours has sent bytes")
+        t.wait_for(r"^  Hint: p = await connect")
+    finally:
+        t.close()
+
+
+def _cell(kc: Any, code: str, timeout: float = 30) -> str:
+    """Run ``code`` in the kernel; what the cell printed and showed, once it is idle."""
+    parts: list[str] = []
+
+    def keep(msg: dict[str, Any]) -> None:
+        content = msg["content"]
+        if msg["msg_type"] == "stream":
+            parts.append(content["text"])
+        elif msg["msg_type"] in ("execute_result", "display_data"):
+            parts.append(content["data"].get("text/plain", "") + "\n")
+        elif msg["msg_type"] == "error":
+            parts.append(f"{content['ename']}: {content['evalue']}\n")
+
+    kc.execute_interactive(code, output_hook=keep, timeout=timeout)
+    return "".join(parts)
+
+
+def _later_output(kc: Any, pattern: str, timeout: float = 30) -> str:
+    """Wait for a stream message matching ``pattern`` (what a check prints after the cell)."""
+    import queue
+    import time
+
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if msg["msg_type"] == "stream":
+            seen.append(msg["content"]["text"])
+            if re.search(pattern, msg["content"]["text"], re.M):
+                return str(msg["content"]["text"])
+    raise AssertionError(f"no output matching {pattern!r} after {timeout}s: {seen!r}")
+
+
+def test_a_lesson_in_a_jupyter_kernel(tmp_path: Path) -> None:
+    import os
+
+    from jupyter_client.manager import start_new_kernel
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_STATE_HOME=str(tmp_path / "state"),
+               IPYTHONDIR=str(tmp_path / "ipython"))
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
+    try:
+        _cell(kc, "%load_ext netshell")
+        assert "Step 1 of 3: write a protocol" in _cell(kc, "lesson(6)")
+        out = _cell(kc, "class Echo(Protocol):\n    def data_received(self, data):\n"
+                        "        self.transport.write(data)")
+        assert "✓ Echo sent back b'ping\\r\\n'" in out and "Step 2 of 3" in out
+        # This check connects to the server: it reports after the cell, into the kernel's
+        # output, as the loop turns between cells.
+        _cell(kc, "srv = listen(0, Echo)")
+        _later_output(kc, r"^✓ listener #\d+ on 127\.0\.0\.1:\d+ echoed the check's 22 bytes")
+        out = _cell(kc, "x = 1")
+        assert "✗ Not yet: no connection of yours has sent bytes" in out or (
+            "✗ Not yet" in _later_output(kc, r"✗ Not yet"))
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
