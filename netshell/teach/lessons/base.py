@@ -21,8 +21,7 @@ import collections
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from netshell.defer import Deferred, next_deferred_number
 from netshell.failure import Failure
@@ -38,7 +37,10 @@ class NotYet(Exception):
     """Raised by a check: the step does not hold yet; the message says why."""
 
 
-@dataclass
+# Plain classes, not dataclasses: the prompt builds its namespace with these, and the
+# dataclasses module would cost its first prompt (tests/netshell/test_startup_imports.py).
+
+
 class Step:
     """One step of a lesson: what to do, how it is checked, the hint after a wrong try.
 
@@ -47,39 +49,49 @@ class Step:
     so a check can tell how long the loop stood still (:attr:`State.longest_pause`).
     """
 
-    text: str
-    check: Callable[[State], CheckResult]
-    hint: str
-    solution: list[str] = field(default_factory=list)
-    watch_loop: bool = False
+    def __init__(self, text: str, check: Callable[[State], CheckResult], hint: str,
+                 solution: list[str] | None = None, watch_loop: bool = False) -> None:
+        self.text = text
+        self.check = check
+        self.hint = hint
+        self.solution = solution or []
+        self.watch_loop = watch_loop
+
+    def __repr__(self) -> str:
+        return f"<Step {self.text.splitlines()[0]!r}>"
 
 
-@dataclass
 class Lesson:
     """A numbered lesson: a title, a short introduction, its steps and a closing word."""
 
-    number: int
-    title: str
-    intro: str
-    steps: list[Step]
-    outro: str = ""
+    def __init__(self, number: int, title: str, intro: str, steps: list[Step],
+                 outro: str = "") -> None:
+        self.number = number
+        self.title = title
+        self.intro = intro
+        self.steps = steps
+        self.outro = outro
+
+    def __repr__(self) -> str:
+        return f"<Lesson {self.number}: {self.title}, {len(self.steps)} steps>"
 
 
 # ---- what happened: recorded while a lesson runs
 
 
-@dataclass
 class Wire:
     """The bytes one connection carried while watched (the first :data:`KEEP` each way)."""
 
-    number: int
-    client: bool
-    protocol: str
-    sent: bytearray = field(default_factory=bytearray)
-    received: bytearray = field(default_factory=bytearray)
-    seq: int = 0  # the event count when it was first seen
-    lost: int = 0  # the event count when it was lost (0 while open)
-    transport: Any = None  # a weak reference to the transport
+    def __init__(self, number: int, client: bool, protocol: str, seq: int,
+                 transport: Any) -> None:
+        self.number = number
+        self.client = client
+        self.protocol = protocol
+        self.sent = bytearray()
+        self.received = bytearray()
+        self.seq = seq  # the event count when it was first seen
+        self.lost = 0  # the event count when it was lost (0 while open)
+        self.transport = transport  # a weak reference to the transport
 
     def live(self) -> Any:
         """The transport, while it is alive (None once collected)."""
@@ -90,8 +102,7 @@ class Wire:
 KEEP = 64 * 1024
 
 
-@dataclass
-class Settled:
+class Settled(NamedTuple):
     """A Deferred's chain that ran out of steps, and what it settled with."""
 
     seq: int
@@ -101,8 +112,7 @@ class Settled:
     deferred: Any  # a weak reference
 
 
-@dataclass
-class Ran:
+class Ran(NamedTuple):
     """One callback or errback that ran in a chain: what it got, what it gave."""
 
     seq: int
@@ -221,8 +231,7 @@ class _Probe(Protocol):
             self.done.callback(None)
 
 
-@dataclass
-class Exchange:
+class Exchange(NamedTuple):
     """What a check's own connection got: the bytes, and whether the peer closed it."""
 
     got: bytes

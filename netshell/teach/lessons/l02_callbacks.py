@@ -22,6 +22,10 @@ def _doubled(state: State) -> str:
     for s in reversed(settled):
         if s.result == 42 and s.steps_ran:
             return f"Deferred #{s.number} fired with 21; its callback made it {s.result!r}"
+    newest = max((s.number for s in settled), default=-1)
+    waiting = [d for d in state.deferreds() if not d.called and d.number > newest]
+    if waiting:
+        raise NotYet(f"Deferred #{waiting[0].number} has not fired yet")
     if any(s.result == 42 for s in settled):
         raise NotYet("a Deferred fired with 42 itself: no callback ran. Fire 21, and let a "
                      "callback double it")
