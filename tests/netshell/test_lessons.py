@@ -90,6 +90,11 @@ async def test_each_lesson_is_done_by_its_steps_and_a_wrong_try_gets_the_hint(
     assert "✓" not in wrong
 
     for i, step in enumerate(lesson.steps, 1):
+        # No step holds before it is done: an input that does nothing does not pass it.
+        before = len(session.shown)
+        await session.run("pass")
+        assert "✗ Not yet: " in session.said(before), (i, session.said(before))
+        assert "✓" not in session.said(before), (i, session.said(before))
         before = len(session.shown)
         for source in step.solution:
             entry = await session.run(source)
@@ -108,6 +113,7 @@ async def test_each_lesson_is_done_by_its_steps_and_a_wrong_try_gets_the_hint(
         table = session.names["lessons"]()
         assert table.cells()[lesson.number - 1][-1] == status
 
+    assert "the check itself failed" not in session.said()  # a crash is no verdict
     saved = progress_file(state_home)
     assert saved["lessons"][str(lesson.number)] == {"step": len(lesson.steps), "done": True}
     # Done: no more checks, and the observer is gone.
