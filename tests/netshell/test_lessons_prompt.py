@@ -215,6 +215,12 @@ def test_a_lesson_in_a_jupyter_kernel(tmp_path: Path) -> None:
         out = _cell(kc, "x = 1")
         assert "✗ Not yet: no connection of yours has sent bytes" in out or (
             "✗ Not yet" in _later_output(kc, r"✗ Not yet"))
+        # Unloading the extension stops the lesson: its observer of the core goes too.
+        watching = "from netshell import observe\nprint(sorted(type(o).__name__ for o in " \
+                   "observe.observers()))"
+        assert "Watch" in _cell(kc, watching)
+        _cell(kc, "%unload_ext netshell")
+        assert "Watch" not in _cell(kc, watching)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
