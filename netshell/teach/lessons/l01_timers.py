@@ -83,3 +83,5 @@ LESSON = Lesson(
     ],
     "call_later is the loop's clock: timeouts, retries and polling are built on it.",
 )
+
+__all__ = ["LESSON"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netshell.defer import Deferred
+from netshell.shell.display import short_repr
 from netshell.teach.lessons.base import Lesson, NotYet, State, Step
 
 
@@ -31,7 +31,7 @@ def _doubled(state: State) -> str:
                      "callback double it")
     if settled:
         s = settled[-1]
-        raise NotYet(f"Deferred #{s.number} ended with {s.result!r}, not 42")
+        raise NotYet(f"Deferred #{s.number} ended with {short_repr(s.result)}, not 42")
     raise NotYet("no Deferred has fired in this step yet")
 
 
@@ -103,4 +103,4 @@ LESSON = Lesson(
     "Every network operation in netshell gives a Deferred: connect, http.get, ftp.connect...",
 )
 
-__all__ = ["LESSON", "Deferred"]
+__all__ = ["LESSON"]

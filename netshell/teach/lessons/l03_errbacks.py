@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from netshell.failure import Failure
+from netshell.shell.display import short_repr
 from netshell.teach.lessons.base import Lesson, NotYet, State, Step, failure_of
 
 
@@ -21,7 +22,7 @@ def _recovered(state: State) -> str:
             if isinstance(r.result, Failure):
                 raise NotYet(f"{r.name} got the Failure but the chain still fails: return a "
                              "value from the errback")
-            return (f"{r.name} got the ValueError and returned {r.result!r}: Deferred "
+            return (f"{r.name} got the ValueError and returned {short_repr(r.result)}: Deferred "
                     f"#{r.number} is back on the callback path")
     raise NotYet("no errback has handled a ValueError in this step")
 
@@ -104,3 +105,5 @@ LESSON = Lesson(
     "A Failure nobody handles is logged when its Deferred is collected: errors are never "
     "silent.",
 )
+
+__all__ = ["LESSON"]

@@ -76,3 +76,5 @@ LESSON = Lesson(
     ],
     "explain(d) tells a chain's story step by step, waits included.",
 )
+
+__all__ = ["LESSON"]

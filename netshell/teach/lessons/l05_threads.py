@@ -78,3 +78,5 @@ LESSON = Lesson(
     ],
     "reactor.call_from_thread(f) is the way back: a thread asks the loop to run f.",
 )
+
+__all__ = ["LESSON"]

@@ -77,3 +77,5 @@ LESSON = Lesson(
     ],
     "listeners() and conns() show what you made; trace(srv) prints its bytes as they go.",
 )
+
+__all__ = ["LESSON"]

@@ -99,3 +99,5 @@ LESSON = Lesson(
     ],
     "basic also has NetstringReceiver and length-prefixed framing, for binary messages.",
 )
+
+__all__ = ["LESSON"]

@@ -106,3 +106,5 @@ LESSON = Lesson(
     ],
     "ns.ReconnectingClientFactory connects again when a connection is lost.",
 )
+
+__all__ = ["LESSON"]

@@ -106,3 +106,5 @@ LESSON = Lesson(
     ],
     "trace(srv) shows both requests' bytes: the same words, whoever wrote them.",
 )
+
+__all__ = ["LESSON"]

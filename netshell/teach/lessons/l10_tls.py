@@ -140,3 +140,5 @@ LESSON = Lesson(
     ],
     "http.serve, ftp.serve and irc.serve take tls= a server context the same way.",
 )
+
+__all__ = ["LESSON"]

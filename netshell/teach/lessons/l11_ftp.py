@@ -89,3 +89,5 @@ LESSON = Lesson(
     ],
     "trace(srv) shows the commands on the control connection: EPSV, then NLST.",
 )
+
+__all__ = ["LESSON"]

@@ -103,3 +103,5 @@ LESSON = Lesson(
     ],
     "irc.Bot(nick, channels) answers !commands: a bot in ten lines (see the IRC page).",
 )
+
+__all__ = ["LESSON"]
