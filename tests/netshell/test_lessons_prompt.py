@@ -62,10 +62,15 @@ def count(screen: str, pattern: str) -> int:
 
 
 def do_lesson(typist: Typist, lesson: Any) -> str:
-    """Do every step of ``lesson`` at the prompt; return the screen at the end."""
+    """Try ``lesson``'s first step wrong, then do every step at the prompt; return the
+    screen at the end."""
     t = typist.t
     screen = typist.enter(f"lesson({lesson.number})")
     assert f"Lesson {lesson.number}: {lesson.title}" in screen
+    # A wrong try first: it gets the step's hint.
+    typist.enter("x = 1")
+    hint = f"  Hint: {lesson.steps[0].hint}"
+    t.wait_for(lambda s: hint in s.splitlines() and count(s, r"^✗ Not yet: ") == 1)
     total = len(lesson.steps)
     for i, step in enumerate(lesson.steps, 1):
         ticks = count(t.screen(), r"^✓ ")
