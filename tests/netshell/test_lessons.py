@@ -263,6 +263,12 @@ async def test_progress_is_kept_and_a_lesson_resumes_where_it_was(
         other.console.close()
 
 
+def test_a_last_lesson_that_does_not_exist_here_is_not_an_error(session: Session) -> None:
+    session.teacher.progress.set(99, 1)  # a file written by a later version, with more
+    assert "lesson(1) starts the first" in session.names["lesson"]()
+    assert "lesson(1) starts the first" in session.names["lesson"].restart()
+
+
 def test_a_finished_lesson_starts_again_from_the_first_step(session: Session) -> None:
     session.teacher.progress.set(7, 3, done=True)
     text = session.names["lesson"](7)

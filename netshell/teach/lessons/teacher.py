@@ -125,7 +125,7 @@ class Teacher:
     def restart(self) -> _Text:
         """Start the current lesson (or the last one) again from its first step."""
         self._called()
-        number = self.lesson_now.number if self.lesson_now else self.progress.current
+        number = self.lesson_now.number if self.lesson_now else self._last()
         if number is None:
             return _Text(self._where())
         lesson = all_lessons()[number - 1]
@@ -180,13 +180,18 @@ class Teacher:
         if self.lesson_now is not None:
             return (f"Lesson {self.lesson_now.number}: {self.lesson_now.title}\n\n"
                     + self._step_text())
-        current = self.progress.current
+        current = self._last()
         if current is not None:
             lesson = all_lessons()[current - 1]
             status = self.progress.status(current, len(lesson.steps))
             return (f"No lesson is running. The last was lesson {current}, {lesson.title} "
                     f"({status}): lesson({current}) goes on with it; lessons() lists them all.")
         return "No lesson started yet: lessons() lists them, lesson(1) starts the first."
+
+    def _last(self) -> int | None:
+        """The lesson the progress file says was last, if there is such a lesson here."""
+        current = self.progress.current
+        return current if current is not None and 1 <= current <= len(all_lessons()) else None
 
     def _start(self, lesson: Lesson, step: int) -> None:
         self._cancel_check()
