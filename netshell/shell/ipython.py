@@ -192,6 +192,7 @@ def load_into(
     chains.record()
     loaded.on_unload(chains.stop_recording)
     loaded.on_unload(lambda: helpers.tracer.stop())
+    loaded.on_unload(shell.user_ns["lesson"].teacher.close)  # a lesson running stops
     loaded.on_unload(console.close)
 
     # Displays: a Deferred as the prompt shows it (text); objects with _repr_html_ or

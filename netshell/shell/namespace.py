@@ -30,6 +30,7 @@ from netshell.shell import chains, progress, session
 from netshell.shell.display import Table, connection_table, human_age, listener_table
 from netshell.shell.tracing import Tracer
 from netshell.teach import late as late_failures
+from netshell.teach.lessons.teacher import LessonCommand, Teacher
 from netshell.teach.simulate import simulate
 
 __all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "creation_site", "deferred_table",
@@ -70,6 +71,7 @@ TOUR_ROWS: list[tuple[str, str]] = [
     ("tb(), verbose(True)", "the last error in full; full tracebacks from now on"),
     ('history(), save("demo.py")',
      "this session's inputs; save them as a script\nthat `netsh run demo.py` replays"),
+    ("lessons(), lesson(1)", "guided lessons, checked against the live reactor"),
 ]
 
 TOUR_NAMES = ("reactor, Deferred, succeed, fail, gather, sleep, defer_to_thread, Protocol, "
@@ -451,6 +453,7 @@ def lazy_module(name: str, then: Callable[[Any], None] | None = None) -> Any:
 def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fill ``console.namespace`` with the prompt's names; returns it."""
     helpers = Helpers(console, out)
+    teacher = Teacher(console, out)
     names: dict[str, Any] = {
         "ns": ns,
         "reactor": ns.reactor,
@@ -489,6 +492,8 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "help": Help(helpers),
         "history": helpers.history,
         "save": helpers.save,
+        "lessons": teacher.lessons,
+        "lesson": LessonCommand(teacher),
         "_helpers": helpers,
     }
     for module in PROTOCOL_MODULES:
