@@ -12,7 +12,9 @@ real sockets; the loop's own default (no cell) is "none".
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import io
 import logging
 import socket
 import struct
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 import netshell as ns
+from netshell.socket_io import SocketIO
 from netshell.testing import StringTransport
 from protocols import http
 
@@ -63,12 +66,10 @@ class Notes:
         return d.add_timeout(WAIT)
 
 
-def noting(notes: Notes, pause_at_start: bool = False) -> type[ns.Protocol]:
+def noting(notes: Notes) -> type[ns.Protocol]:
     class Noting(ns.Protocol):
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            if pause_at_start:
-                transport.pause_reading()
             notes.add("made")
 
         def data_received(self, data: bytes) -> None:
@@ -80,9 +81,9 @@ def noting(notes: Notes, pause_at_start: bool = False) -> type[ns.Protocol]:
     return Noting
 
 
-async def listening(reactor: Any, notes: Notes, pause_at_start: bool = False) -> Any:
+async def listening(reactor: Any, notes: Notes) -> Any:
     """A listener started in "cell 1", and a plain socket connected to it."""
-    factory = ns.Factory.for_protocol(noting(notes, pause_at_start))
+    factory = ns.Factory.for_protocol(noting(notes))
     listener = await in_cell("cell 1", reactor.listen_tcp, 0, factory)
     client = socket.socket()
     client.setblocking(False)
@@ -140,16 +141,21 @@ async def test_data_after_a_pause_and_a_resume_from_elsewhere_is_the_listeners(r
 
 
 async def test_data_held_while_paused_is_delivered_in_the_listeners_context(reactor):
-    # Paused from connection_made: uvloop reads anyway and the transport holds the data
-    # until the resume (released by a call it schedules); asyncio's loop leaves it in the
-    # socket (read by the reader the resume makes).
+    # receive_file takes the first byte; the rest of the same read comes after its
+    # Deferred has fired, whose callback paused reading: the transport holds it, and a
+    # call it schedules on the resume hands it over.
     notes = Notes()
-    listener, client = await listening(reactor, notes, pause_at_start=True)
+    listener, client = await listening(reactor, notes)
     try:
         (t,) = listener.connections
-        await reactor.loop.sock_sendall(client, b"a")
+        file = io.BytesIO()  # no fileno(): written the os.write way, as the bytes come
+        got = in_cell("cell 2", t.receive_file, file, 1)
+        got.add_callback(lambda n: (t.pause_reading(), n)[1])
+        await reactor.loop.sock_sendall(client, b"ab")
+        assert await got.add_timeout(WAIT) == 1
+        assert file.getvalue() == b"a" and notes.seen == [("made", "cell 1")]  # b is held
         in_cell("cell 3", t.resume_reading)
-        assert await notes.when(2) == [("made", "cell 1"), ("data a", "cell 1")]
+        assert await notes.when(2) == [("made", "cell 1"), ("data b", "cell 1")]
     finally:
         client.close()
         await listener.close()
@@ -181,6 +187,50 @@ async def test_a_transports_in_context_runs_in_the_listeners_context(reactor):
 def test_a_string_transport_keeps_its_makers_context_too():
     t = in_cell("cell 1", StringTransport)
     assert in_cell("cell 2", t.in_context(cell.get)) == "cell 1"
+
+
+async def test_socket_io_calls_its_protocol_in_its_makers_context(reactor):
+    # SocketIO alone, under a plain asyncio protocol: its reader on resume, its writer
+    # (made when a write fills the kernel's buffer) and its call of connection_lost.
+    notes = Notes()
+
+    class Plain(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            notes.add("made")
+
+        def data_received(self, data: bytes) -> None:
+            notes.add(f"data {data.decode()}")
+
+        def pause_writing(self) -> None:
+            pass  # in the writer's own context: the one that wrote
+
+        def resume_writing(self) -> None:
+            notes.add("resume writing")
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            notes.add("lost")
+
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    try:
+        io = in_cell("cell 1", SocketIO, reactor.loop, ours, Plain())
+        in_cell("cell 2", io.pause_reading)
+        await reactor.loop.sock_sendall(theirs, b"a")
+        in_cell("cell 3", io.resume_reading)
+        assert (await notes.when(2))[1] == ("data a", "cell 1")
+        in_cell("cell 2", io.write, b"x" * (8 * 1024 * 1024))  # more than the kernel takes
+
+        async def drain() -> None:
+            while io.get_write_buffer_size():
+                await reactor.loop.sock_recv(theirs, 1024 * 1024)
+
+        await asyncio.wait_for(drain(), WAIT)
+        assert (await notes.when(3))[2] == ("resume writing", "cell 1")
+        in_cell("cell 2", io.close)
+        assert (await notes.when(4))[3] == ("lost", "cell 1")
+    finally:
+        theirs.close()
 
 
 # ---- connections made with connect (asyncio's own transport)
