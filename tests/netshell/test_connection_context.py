@@ -233,6 +233,28 @@ async def test_socket_io_calls_its_protocol_in_its_makers_context(reactor):
         theirs.close()
 
 
+async def test_a_tls_deadline_set_from_elsewhere_runs_in_the_listeners_context(
+        reactor, tmp_path, monkeypatch):
+    # start_tls from "cell 2", and a peer that never answers: the handshake's deadline
+    # fails it, in the connection's context (the Deferred, the log, the loss).
+    from netshell import tls
+    from netshell import transport as transport_module
+
+    monkeypatch.setattr(transport_module, "TLS_HANDSHAKE_TIMEOUT", 0.05)
+    cert, key, _ = tls.self_signed_files(tmp_path / "server", "localhost")
+    notes = Notes()
+    listener, client = await listening(reactor, notes)
+    try:
+        (t,) = listener.connections
+        started = in_cell("cell 2", t.start_tls, tls.server_context(cert, key))
+        started.add_errback(lambda f: notes.add(f"tls {f.type.__name__}"))
+        assert await notes.when(3) == [("made", "cell 1"), ("tls HandshakeFailed", "cell 1"),
+                                       ("lost ConnectionLost", "cell 1")]
+    finally:
+        client.close()
+        await listener.close()
+
+
 # ---- connections made with connect (asyncio's own transport)
 
 
