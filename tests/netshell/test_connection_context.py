@@ -161,6 +161,58 @@ async def test_data_held_while_paused_is_delivered_in_the_listeners_context(reac
         await listener.close()
 
 
+async def test_a_pull_producer_registered_from_elsewhere_is_asked_in_the_listeners_context(
+        reactor):
+    notes = Notes()
+    listener, client = await listening(reactor, notes)
+    try:
+        (t,) = listener.connections
+
+        class Once:
+            def resume_producing(self) -> None:
+                notes.add("produce")
+                t.unregister_producer()
+
+            def pause_producing(self) -> None:
+                pass
+
+            def stop_producing(self) -> None:
+                pass
+
+        in_cell("cell 2", t.register_producer, Once(), False)
+        assert await notes.when(2) == [("made", "cell 1"), ("produce", "cell 1")]
+    finally:
+        client.close()
+        await listener.close()
+
+
+async def test_a_file_sent_from_elsewhere_is_the_connections_work(reactor, tmp_path):
+    # send_file from "cell 2": its Deferred fires, and reading goes on after it, in the
+    # connection's context.
+    notes = Notes()
+    listener, client = await listening(reactor, notes)
+    path = tmp_path / "file"
+    path.write_bytes(b"f" * 100_000)
+    try:
+        (t,) = listener.connections
+        with path.open("rb") as file:
+            sent = in_cell("cell 2", t.send_file, file)
+            sent.add_callback(lambda n: notes.add(f"sent {n}"))
+
+            async def receive() -> None:
+                got = 0
+                while got < 100_000:
+                    got += len(await reactor.loop.sock_recv(client, 65536))
+
+            await asyncio.wait_for(receive(), WAIT)
+            assert await notes.when(2) == [("made", "cell 1"), ("sent 100000", "cell 1")]
+        await reactor.loop.sock_sendall(client, b"a")
+        assert (await notes.when(3))[2] == ("data a", "cell 1")
+    finally:
+        client.close()
+        await listener.close()
+
+
 async def test_a_transports_in_context_runs_in_the_listeners_context(reactor):
     notes = Notes()
     listener, client = await listening(reactor, notes)
