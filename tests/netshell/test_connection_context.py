@@ -25,7 +25,7 @@ import pytest
 
 import netshell as ns
 from netshell.socket_io import SocketIO
-from netshell.testing import StringTransport
+from netshell.testing import Clock, StringTransport
 from protocols import http
 
 WAIT = 10  # seconds: a bound for waits that should end at once
@@ -407,6 +407,99 @@ async def test_an_http_answer_fired_from_elsewhere_goes_on_in_the_listeners_cont
         access.setLevel(level)
         client.close()
         await listener.close()
+
+
+# ---- FTP: a password checker that answers with a Deferred another context fires
+
+
+class CellOfRecords(logging.Handler):
+    """Each record of a logger, with the cell it was made in (as a kernel routes it)."""
+
+    def __init__(self, logger: str, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self.logger = logging.getLogger(logger)
+        self.records: list[tuple[str, str, str]] = []  # (logger, message, cell)
+
+    def __enter__(self) -> CellOfRecords:
+        self.level_was = self.logger.level
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level_was)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.getMessage(), cell.get()))
+
+
+async def test_an_ftp_login_checked_elsewhere_goes_on_in_the_listeners_context(
+        reactor, tmp_path):
+    from protocols import ftp
+
+    checks: list[ns.Deferred[bool]] = []
+    asked: ns.Deferred[None] = ns.Deferred()
+
+    def checker(name: str, password: str) -> ns.Deferred[bool]:
+        d: ns.Deferred[bool] = ns.Deferred()
+        checks.append(d)
+        asked.callback(None)
+        return d
+
+    listener = in_cell("cell 1", lambda: ftp.serve(str(tmp_path), users=checker,
+                                                  anonymous=False))
+    client = socket.socket()
+    client.setblocking(False)
+
+    async def reply() -> bytes:
+        got = b""
+        while not (got.endswith(b"\r\n") and got.splitlines()[-1][3:4] == b" "):
+            got += await reactor.loop.sock_recv(client, 4096)
+        return got
+
+    try:
+        with CellOfRecords("netshell.ftp") as records:
+            await reactor.loop.sock_connect(client, ("127.0.0.1", listener.port))
+            assert (await asyncio.wait_for(reply(), WAIT)).startswith(b"220")
+            await reactor.loop.sock_sendall(client, b"USER alice\r\nPASS secret\r\n")
+            assert (await asyncio.wait_for(reply(), WAIT)).startswith(b"331")
+            await asyncio.wait_for(asked.as_future(), WAIT)
+            in_cell("cell 2", checks[0].callback, True)
+            assert (await asyncio.wait_for(reply(), WAIT)).startswith(b"230")
+            (logged_in,) = [r for r in records.records if "logged in" in r[1]]
+            assert logged_in[2] == "cell 1", logged_in
+    finally:
+        client.close()
+        await listener.close()
+
+
+# ---- IRC: a bot's command, and a client's event handler, answering with a Deferred
+
+
+def test_irc_work_answered_elsewhere_is_logged_in_the_connections_context():
+    from protocols.irc.bot import Bot
+    from protocols.irc.client import IRCClient, _IRCProtocol
+
+    bot = Bot("bot")
+    later: ns.Deferred[str] = ns.Deferred()
+    handled: ns.Deferred[None] = ns.Deferred()
+    bot.command("later")(lambda ctx: later)
+    client = IRCClient("bot", clock=Clock(), rate=None)
+    client.add_listener("message", lambda event: handled)
+    protocol = _IRCProtocol(client)
+    transport = in_cell("cell 1", StringTransport)  # the connection, made in cell 1
+    protocol.connection_made(transport)
+    protocol.data_received(b":s 001 bot :hi\r\n:s 376 bot :end\r\n")
+    bot.client = client
+    client.add_listener("message", bot._on_message)
+    with CellOfRecords("netshell.irc", logging.ERROR) as records:
+        protocol.data_received(b":u!u@h PRIVMSG #c :!later\r\n")
+        in_cell("cell 2", later.errback, RuntimeError("no answer"))
+        in_cell("cell 2", handled.errback, RuntimeError("no event"))
+    # each failure logged once (by the bot, by the client), as cell 1's
+    assert [(name, c) for name, _, c in records.records] == [
+        ("netshell.irc.bot", "cell 1"), ("netshell.irc.client", "cell 1")]
 
 
 # ---- UDP
