@@ -10,13 +10,16 @@ and nothing else, so the socket transports (:class:`~netshell.StreamTransport`,
 members, not by inheriting from it, and mypy checks that it does.
 
 Also here, because every transport uses them: :class:`Address`, one end of a
-connection, and :func:`format_hostport`, how an address is written.
+connection, :func:`format_hostport`, how an address is written, and
+:func:`bind_context`, what each transport's ``in_context`` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+import contextvars
+import functools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from netshell.defer import Deferred
@@ -27,8 +30,12 @@ __all__ = [
     "DatagramTransportLike",
     "ProducerLike",
     "StreamTransportLike",
+    "bind_context",
     "format_hostport",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def format_hostport(host: str, port: int) -> str:
@@ -41,6 +48,31 @@ def format_hostport(host: str, port: int) -> str:
     """
     host = str(host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def bind_context(context: contextvars.Context, f: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``f``, wrapped to run in a fresh copy of ``context`` (:mod:`contextvars`) each time
+    it is called, whoever calls it: what a transport's ``in_context`` returns.
+
+    ``context`` itself is never entered, so the wrapper may be called from code that runs
+    in ``context`` (or in another copy of it) without ``Context.run``'s RuntimeError.
+
+    Example::
+
+        >>> import contextvars
+        >>> var = contextvars.ContextVar("var", default="unset")
+        >>> def made_in(value):
+        ...     var.set(value)
+        ...     return contextvars.copy_context()
+        >>> read = bind_context(contextvars.Context().run(made_in, "cell 1"), var.get)
+        >>> var.get(), read()
+        ('unset', 'cell 1')
+    """
+
+    def in_context(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return context.copy().run(f, *args, **kwargs)
+
+    return functools.update_wrapper(in_context, f)
 
 
 class Address(NamedTuple):
@@ -88,6 +120,9 @@ class StreamTransportLike(Protocol):
     handshake is done) and ``tls`` then tells its details (None without TLS).
     ``send_file`` sends a part of an open binary file. ``bytes_sent``,
     ``bytes_received`` and ``connected_at`` (a ``time.time()``) count.
+    ``in_context(f)`` wraps ``f`` to run in the context (:mod:`contextvars`) the
+    connection was made in, as its own callbacks do, whoever calls it: for a callback
+    on a Deferred that other code fires.
 
     Example::
 
@@ -128,6 +163,8 @@ class StreamTransportLike(Protocol):
 
     def send_file(self, file: Any, offset: int = 0, count: int | None = None) -> Deferred[int]: ...
 
+    def in_context(self, f: Callable[_P, _R]) -> Callable[_P, _R]: ...
+
     @property
     def tls(self) -> TLSInfo | None: ...
 
@@ -148,7 +185,8 @@ class DatagramTransportLike(Protocol):
     address once ``connect``-ed); ``close`` closes after sending what is buffered,
     ``abort`` at once; ``is_closing`` is true from either on. ``host`` is the bound
     address, ``peer`` the connected one (port 0 until ``connect``). The counters
-    count bytes and datagrams each way.
+    count bytes and datagrams each way. ``in_context(f)`` wraps ``f`` to run in the
+    context the transport was made in, as the stream transports' does.
 
     Example::
 
@@ -168,6 +206,8 @@ class DatagramTransportLike(Protocol):
     def abort(self) -> None: ...
 
     def is_closing(self) -> bool: ...
+
+    def in_context(self, f: Callable[_P, _R]) -> Callable[_P, _R]: ...
 
     @property
     def host(self) -> Address: ...

@@ -15,11 +15,17 @@ Flow control is asyncio's: ``pause_writing()`` once more than the high-water mar
 default) waits to be sent, ``resume_writing()`` once it is down to the low-water mark (a
 quarter of it). Files go out with sendfile(2) through ``loop.sock_sendfile`` (:meth:`sendfile`);
 meanwhile a write raises RuntimeError, as it does on asyncio's transport.
+
+Unlike asyncio's transport, it calls its protocol in one context (:mod:`contextvars`), the
+one it was made in (a listener's accept runs in the listener's maker's): its reader, its
+writer and the call of ``connection_lost`` are made in copies of it, whichever code resumes
+reading, writes, closes or aborts (in a Jupyter kernel, another cell).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 from typing import Any
@@ -49,6 +55,7 @@ class SocketIO:
         "_buffer",
         "_closing",
         "_conn_lost",
+        "_context",
         "_eof",
         "_fd",
         "_high",
@@ -75,6 +82,7 @@ class SocketIO:
         sockname: Any = None,
     ) -> None:
         self._loop = loop
+        self._context = contextvars.copy_context()  # never entered itself: copies are
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
         self._protocol = protocol
@@ -157,7 +165,7 @@ class SocketIO:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop.add_reader(self._fd, self._read_ready)
+        self._context.copy().run(self._loop.add_reader, self._fd, self._read_ready)
 
     # ---- writing
 
@@ -190,7 +198,8 @@ class SocketIO:
                 return
             data = memoryview(data)[n:]
             self._writing = True
-            self._loop.add_writer(self._fd, self._write_ready)
+            # not per write: once each time the kernel's buffer fills
+            self._context.copy().run(self._loop.add_writer, self._fd, self._write_ready)
         buffer.extend(data)
         self._maybe_pause_protocol()
 
@@ -305,7 +314,7 @@ class SocketIO:
         if not self._buffer:
             self._stop_writing()
             self._conn_lost += 1
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._loop.call_soon(self._call_connection_lost, None, context=self._context.copy())
 
     def abort(self) -> None:
         """Close at once, dropping what is not yet sent."""
@@ -329,7 +338,7 @@ class SocketIO:
             self._closing = True
             self._loop.remove_reader(self._fd)
         self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc, context=self._context.copy())
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         if self._protocol is None:

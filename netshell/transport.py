@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.selector_events
+import contextvars
 import errno
 import fcntl
 import itertools
@@ -37,14 +38,14 @@ import socket
 import stat
 import struct
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from netshell import observe as _observe
 from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectError, ConnectionDone, ConnectionLost
 from netshell.failure import Failure
-from netshell.interfaces import Address
+from netshell.interfaces import Address, bind_context
 from netshell.socket_io import SocketIO
 
 if TYPE_CHECKING:
@@ -62,6 +63,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("netshell.transport")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 # The observers of data in and out, mirrored from netshell.observe into this module so that
 # the hottest paths (every read, every write) test one global: kept up to date by on_change.
@@ -207,11 +211,18 @@ class StreamTransport(asyncio.Protocol):
 
     An exception raised by the protocol is logged with its traceback and
     closes this connection only.
+
+    The protocol's callbacks run in the context (:mod:`contextvars`) of the code that
+    made the connection (that started the listener, or connected), also when other code
+    resumes reading, closes, aborts or breaks it: in a Jupyter kernel, what the
+    connection prints and logs goes to the cell that started it. :meth:`in_context`
+    gives the protocol the same for its own callbacks.
     """
 
     __slots__ = (
         "_aborted",
         "_connector",
+        "_context",
         "_error",
         "_factory",
         "_held",
@@ -251,6 +262,14 @@ class StreamTransport(asyncio.Protocol):
         tls_hostname: str | None = None,
     ) -> None:
         self._reactor = reactor
+        # The context (contextvars) of the code that made the connection: the listener's
+        # maker for an accepted one (accepting runs in its context), the connecting code
+        # for a client one. What this transport schedules or registers on the loop that
+        # leads to the protocol is made in a copy of it, never in the context of whoever
+        # resumes, closes or writes from elsewhere: in a Jupyter kernel, the connection's
+        # output goes to the cell that started it. Never entered itself (only copies are:
+        # Context.run refuses a context that is entered already).
+        self._context = contextvars.copy_context()
         #: this connection's number: per process, in order of creation (``conn(3)`` at the prompt)
         self.number = next(connection_numbers)
         self.kind = kind
@@ -403,6 +422,12 @@ class StreamTransport(asyncio.Protocol):
             return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        # Once per connection, in its own context: a close, an abort or a write error from
+        # code running elsewhere (another cell, a thread's callback, a TLS timer) schedules
+        # this call in that code's context.
+        self._context.copy().run(self._lost, exc)
+
+    def _lost(self, exc: BaseException | None) -> None:
         self.lost = True
         if self._receiving is not None:
             self._receive_lost(exc)
@@ -475,6 +500,28 @@ class StreamTransport(asyncio.Protocol):
         self.abort()
 
     # ---- used by the protocol
+
+    def in_context(self, f: Callable[_P, _R]) -> Callable[_P, _R]:
+        """``f``, wrapped to run in the connection's context (:mod:`contextvars`), whoever
+        calls it: each call runs in a fresh copy of the context the connection was made in.
+
+        The transport calls the protocol in that context; a callback the protocol adds to
+        a Deferred that other code fires runs in the firing code's context instead, unless
+        wrapped. In a Jupyter kernel, a wrapped callback's output and log records go to
+        the cell that started the connection, whichever cell fires the Deferred. Returns a
+        new callable (``f``'s name and docstring kept); ``f`` itself is left alone.
+
+        Example::
+
+            class Lookup(ns.Protocol):
+                def data_received(self, data):
+                    d = directory.find(data)  # fired by whoever answers, from anywhere
+                    d.add_callback(self.transport.in_context(self.answer))
+
+                def answer(self, entry):
+                    self.transport.write(entry)
+        """
+        return bind_context(self._context, f)
 
     def write(self, data: bytes) -> None:
         """Send ``data`` (bytes-like; str raises TypeError). Never blocks."""
@@ -559,7 +606,7 @@ class StreamTransport(asyncio.Protocol):
             started,
             TLS_HANDSHAKE_TIMEOUT,
             raw=self._t,
-            call_later=self._reactor.call_later,
+            call_later=self._call_later,
             deliver=self._deliver,
             deliver_eof=self._deliver_eof,
             attach=self._attach_protocol,
@@ -569,6 +616,11 @@ class StreamTransport(asyncio.Protocol):
             held=held,
         )
         tls.start()
+
+    def _call_later(self, delay: float, f: Any, *args: Any) -> Any:
+        """The reactor's call_later, the call made in the connection's context (the TLS
+        deadlines: close() may be called from anywhere)."""
+        return self._context.copy().run(self._reactor.call_later, delay, f, *args)
 
     def _tls_failed(self, exc: BaseException) -> bool:
         """Record that the TLS handshake failed with ``exc`` (for the TLSConnection): False if
@@ -640,16 +692,17 @@ class StreamTransport(asyncio.Protocol):
         if self._tls is not None:
             self._tls.reading_paused = False
         if self._held or (self._tls is not None and self._tls.held):
-            self._reactor.loop.call_soon(self._release_held)
+            self._reactor.loop.call_soon(self._release_held, context=self._context.copy())
         else:
             self._resume_raw()
 
     def _resume_raw(self) -> None:
         """Read from the socket again: with receive_file's splice reader while it runs,
-        else with the asyncio transport's own."""
+        else with the asyncio transport's own (its reader made in the connection's
+        context, whoever resumes)."""
         receiving = self._receiving
         if receiving is None or receiving.pipe is None:
-            self._t.resume_reading()
+            self._context.copy().run(self._t.resume_reading)
         elif not self.lost and not self._t.is_closing():
             self._splice_on(receiving)
 
@@ -835,7 +888,9 @@ class StreamTransport(asyncio.Protocol):
             else:
                 d.callback(result)
 
-        native.task = loop.create_task(run())
+        # In the connection's context: the transfer resumes reading when it ends, and its
+        # Deferred fires from there, as the transport's other Deferreds do.
+        native.task = loop.create_task(run(), context=self._context.copy())
         return d
 
     async def _drain(self, native: _NativeSend) -> None:
@@ -942,7 +997,8 @@ class StreamTransport(asyncio.Protocol):
     def _splice_on(self, receiving: _Receive) -> None:
         if not receiving.reading:
             receiving.reading = True
-            self._reactor.loop.add_reader(receiving.sock_fd, self._splice_ready)
+            self._context.copy().run(self._reactor.loop.add_reader, receiving.sock_fd,
+                                     self._splice_ready)
 
     def _splice_off(self, receiving: _Receive) -> None:
         if receiving.reading:
@@ -978,7 +1034,7 @@ class StreamTransport(asyncio.Protocol):
                     self._splice_off(receiving)
                     receiving.close_fds()
                     if not self._read_paused:
-                        self._t.resume_reading()
+                        self._resume_raw()  # _receiving is still set: asyncio's reader
                     return
                 # A reset: the connection is lost; connection_lost fails the Deferred.
                 if self._error is None:
@@ -1064,7 +1120,7 @@ class StreamTransport(asyncio.Protocol):
             receiving.close_fds()
             if not self._read_paused and not self.lost:
                 # Before the Deferred fires: its callbacks may call receive_file again.
-                self._t.resume_reading()
+                self._resume_raw()
         if receiving.d.called:
             return
         if exc is None:
@@ -1120,7 +1176,7 @@ class StreamTransport(asyncio.Protocol):
     def _schedule_pull(self) -> None:
         if not self._pull_scheduled:
             self._pull_scheduled = True
-            self._reactor.loop.call_soon(self._pull)
+            self._reactor.loop.call_soon(self._pull, context=self._context.copy())
 
     def _pull(self) -> None:
         self._pull_scheduled = False

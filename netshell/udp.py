@@ -24,19 +24,20 @@ reachable from every network. It also turns off Linux's
 from __future__ import annotations
 
 import collections
+import contextvars
 import ipaddress
 import logging
 import socket
 import sys
 import time
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from netshell import observe as _observe
 from netshell.defer import Deferred, succeed
 from netshell.errors import ConnectionDone, ConnectionLost
 from netshell.failure import Failure
-from netshell.interfaces import Address, format_hostport
+from netshell.interfaces import Address, bind_context, format_hostport
 from netshell.listener import bind_socket, listener_numbers
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 # Datagrams read per wakeup: enough to drain a burst cheaply, few enough that
 # one busy socket cannot starve the rest of the loop.
 _READS_PER_WAKEUP = 64
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def _address(kind: str, sockaddr: Any) -> Address:
@@ -75,6 +79,10 @@ class DatagramTransport:
     port unreachable on connected UDP, ``EMSGSIZE``...) go to
     ``protocol.error_received(exc)``. An exception raised by the protocol
     is logged with its traceback and the socket goes on serving.
+
+    The protocol is called in the context (:mod:`contextvars`) of the code that made
+    the transport (``listen_udp``'s caller), also when other code writes or closes:
+    in a Jupyter kernel, what it prints goes to the cell that made it.
 
     Example::
 
@@ -118,6 +126,9 @@ class DatagramTransport:
         self._sock: socket.socket | None = sock
         self._fd = sock.fileno()
         self._loop = reactor.loop
+        # Its maker's context: the writer and the closing call are made in copies of it,
+        # whoever writes or closes (the reader is made by its maker). Never entered itself.
+        self._context = contextvars.copy_context()
         self._buffer: collections.deque[tuple[bytes, Any]] = collections.deque()
         self._buffered_bytes = 0
         self._dropping = False
@@ -242,7 +253,7 @@ class DatagramTransport:
         self._buffer.append((data, addr))
         self._buffered_bytes += len(data)
         if not self._writing:
-            self._loop.add_writer(self._fd, self._write_ready)
+            self._context.copy().run(self._loop.add_writer, self._fd, self._write_ready)
             self._writing = True
 
     def _write_ready(self) -> None:
@@ -422,7 +433,7 @@ class DatagramTransport:
             return  # _write_ready finishes once the buffer is empty
         if running:
             # Not now: close() may be called from inside datagram_received.
-            self._loop.call_soon(self._finish_close)
+            self._loop.call_soon(self._finish_close, context=self._context.copy())
         else:
             self._finish_close()  # the loop will not run again to do it later
 
@@ -471,6 +482,12 @@ class DatagramTransport:
         if self._when_closed is None:
             self._when_closed = Deferred()
         return self._when_closed
+
+    def in_context(self, f: Callable[_P, _R]) -> Callable[_P, _R]:
+        """``f``, wrapped to run in a fresh copy of the context (:mod:`contextvars`) this
+        transport was made in, whoever calls it: for a callback on a Deferred that other
+        code fires (as :meth:`netshell.StreamTransport.in_context`)."""
+        return bind_context(self._context, f)
 
     # ---- inspection
 

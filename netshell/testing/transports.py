@@ -11,17 +11,21 @@ conversation (server and client) runs step by step inside a test.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
 
 from netshell.defer import Deferred, fail, succeed
 from netshell.errors import ConnectionDone, ConnectionLost
 from netshell.failure import Failure
-from netshell.interfaces import Address, ProducerLike, format_hostport
+from netshell.interfaces import Address, ProducerLike, bind_context, format_hostport
 
 __all__ = ["Loopback", "StringDatagramTransport", "StringTransport", "loopback"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def _check_bytes(data: Any) -> bytes:
@@ -51,7 +55,8 @@ class StringTransport:
 
     ``start_tls(context)`` records ``tls_context`` and returns ``tls_started``, a
     Deferred the test fires (after setting ``tls``, if the protocol looks at it).
-    ``send_file`` writes the file's bytes at once.
+    ``send_file`` writes the file's bytes at once. ``in_context(f)`` runs ``f`` in the
+    context (:mod:`contextvars`) the transport was made in, as a socket transport does.
 
     Example::
 
@@ -90,6 +95,7 @@ class StringTransport:
         self.buffer_limit = buffer_limit
         #: true while more than ``buffer_limit`` bytes wait to be drained
         self.write_paused = False
+        self._context = contextvars.copy_context()
 
     def write(self, data: bytes) -> None:
         """Record ``data``. Raises TypeError for str, RuntimeError after close."""
@@ -208,6 +214,10 @@ class StringTransport:
             return fail(EOFError(f"the file ended {count - len(data)} bytes early"))
         return succeed(len(data))
 
+    def in_context(self, f: Callable[_P, _R]) -> Callable[_P, _R]:
+        """``f``, wrapped to run in a copy of the context the transport was made in."""
+        return bind_context(self._context, f)
+
     def __repr__(self) -> str:
         state = "aborted" if self.aborted else "closed" if self.closed else "open"
         return f"<StringTransport {state} {self.host} <-> {self.peer}, {len(self.written)} bytes>"
@@ -249,6 +259,7 @@ class StringDatagramTransport:
         self.datagrams_received = 0
         self.closed = False
         self.aborted = False
+        self._context = contextvars.copy_context()
         if protocol is not None:
             protocol.connection_made(self)
 
@@ -315,6 +326,10 @@ class StringDatagramTransport:
     def is_closing(self) -> bool:
         """True once close() or abort() was called."""
         return self.closed
+
+    def in_context(self, f: Callable[_P, _R]) -> Callable[_P, _R]:
+        """``f``, wrapped to run in a copy of the context the transport was made in."""
+        return bind_context(self._context, f)
 
     def __repr__(self) -> str:
         state = "aborted" if self.aborted else "closed" if self.closed else "open"

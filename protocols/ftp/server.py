@@ -895,7 +895,11 @@ class FTPServerProtocol(Protocol):
             self._login_checked(factory._check(name, arg), name)  # no Deferred to wait for
             return
         d = factory.authenticate(name, arg)
-        d.add_callbacks(self._login_checked, self._login_error, (name,), None, (name,))
+        # A checker's Deferred may be fired from anywhere (another cell in a Jupyter
+        # kernel): the session goes on in the connection's context.
+        in_context = self.transport.in_context
+        d.add_callbacks(in_context(self._login_checked), in_context(self._login_error),
+                        (name,), None, (name,))
 
     def _login_error(self, failure: Failure, name: str) -> None:
         log.error("checking the password of %r failed: %s", name, failure.get_traceback())

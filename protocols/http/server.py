@@ -446,7 +446,16 @@ class HTTPServerProtocol(RequestPipeline, ConnectionDeadlines, Protocol):
         kind = type(result)
         if kind is Response or kind is bytes or kind is str or kind is dict or kind is list:
             self._respond(result, ex)
-        elif isinstance(result, Deferred) or inspect.isawaitable(result):
+        elif isinstance(result, Deferred):
+            # Fired by whoever answers (another cell in a Jupyter kernel, a thread's
+            # callback...): the answer, its log line and the rest of the connection's work
+            # go on in the connection's context, not the firing code's.
+            in_context = self.transport.in_context
+            result.add_callbacks(in_context(self._respond), in_context(self._handler_failed),
+                                 (ex,), None, (ex,))
+        elif inspect.isawaitable(result):
+            # A coroutine or future: its callbacks run in the context current now (a task,
+            # or a future's done-callbacks, copies it), the connection's.
             d = ensure_deferred(result)
             d.add_callbacks(self._respond, self._handler_failed, (ex,), None, (ex,))
         else:

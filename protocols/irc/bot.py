@@ -32,6 +32,7 @@ At the prompt or in a running script: ``client = await bot.start(host, port)``; 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import re
@@ -233,8 +234,11 @@ class Bot:
             self._failed(ctx, Failure(e))
             return
         if isinstance(result, Deferred):
-            result.add_callbacks(lambda value: self._answer(ctx, value),
-                                 lambda f: self._failed(ctx, f))
+            # Fired by whoever answers: the reply (and a failure's log record) are the
+            # connection's work, in its context.
+            in_context = ctx.client.in_context
+            result.add_callbacks(in_context(functools.partial(self._answer, ctx)),
+                                 in_context(functools.partial(self._failed, ctx)))
         else:
             self._answer(ctx, result)
 

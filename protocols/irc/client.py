@@ -62,7 +62,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import netshell as ns
 from netshell.defer import Deferred
@@ -96,6 +96,8 @@ __all__ = [
 log = logging.getLogger("netshell.irc.client")
 
 T = TypeVar("T")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 #: the capabilities requested when the server offers them (``sasl`` is added when asked)
 DEFAULT_CAPS = (
@@ -846,6 +848,10 @@ class _IRCProtocol(ns.Protocol):
             self.transport.write(data)
 
 
+def _handler_failed(failure: Failure) -> None:
+    log.error("an IRC event handler failed: %s", failure.get_traceback())
+
+
 class IRCClient:
     """One IRC session (see the module's docstring). Made by :func:`connect`; make one
     yourself (``IRCClient(nick, ...)``) and hand ``make_protocol()``'s protocol a
@@ -946,6 +952,16 @@ class IRCClient:
 
     def make_protocol(self) -> _IRCProtocol:
         return _IRCProtocol(self)
+
+    def in_context(self, f: Callable[_P, _R]) -> Callable[_P, _R]:
+        """``f``, wrapped to run in the context (:mod:`contextvars`) of the connection, as
+        its transport's ``in_context`` does (for a callback on a Deferred that other code
+        fires); ``f`` itself while there is no connection."""
+        protocol = self.protocol
+        if protocol is None or protocol.transport is None:
+            return f
+        wrapped: Callable[_P, _R] = protocol.transport.in_context(f)
+        return wrapped
 
     def _connection_made(self, protocol: _IRCProtocol) -> None:
         self.protocol = protocol
@@ -1376,8 +1392,8 @@ class IRCClient:
             try:
                 result = f(event)
                 if isinstance(result, Deferred):
-                    result.add_errback(lambda fl: log.error("an IRC event handler failed: %s",
-                                                            fl.get_traceback()))
+                    # fired from anywhere: the record is the connection's (its context)
+                    result.add_errback(self.in_context(_handler_failed))
             except Exception:
                 log.exception("an IRC event handler for %r failed", event.kind)
 

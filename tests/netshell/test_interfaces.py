@@ -68,9 +68,9 @@ def test_the_contracts_name_what_protocols_use() -> None:
     assert {
         "write", "write_sequence", "close", "abort", "is_closing", "peer", "host",
         "pause_reading", "resume_reading", "register_producer", "unregister_producer",
-        "start_tls", "bytes_sent", "bytes_received", "connected_at", "tls",
+        "start_tls", "bytes_sent", "bytes_received", "connected_at", "tls", "in_context",
     } <= set(STREAM)  # fmt: skip
-    assert {"write", "close", "abort", "is_closing", "host", "peer"} <= set(DATAGRAM)
+    assert {"write", "close", "abort", "is_closing", "host", "peer", "in_context"} <= set(DATAGRAM)
 
 
 def stream_transports() -> list[Any]:
