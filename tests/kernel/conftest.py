@@ -69,8 +69,12 @@ class Kernel:
         self.messages: list[dict[str, Any]] = []
 
     def execute(self, code: str) -> str:
-        """Send a cell; return its msg_id (its outputs' parent)."""
-        return self.kc.execute(code)
+        """Send a cell; return its msg_id (its outputs' parent).
+
+        Sent with ``stop_on_error=False``: after a cell that fails (an interrupted one
+        among them) ipykernel would otherwise abort the requests that reach it before it
+        has flushed its queue, and a test's next cell, sent at once, could be one."""
+        return self.kc.execute(code, stop_on_error=False)
 
     def reply(self, msg_id: str, timeout: float = WAIT) -> dict[str, Any]:
         """The execute_reply of ``msg_id``'s cell, once the cell is done."""

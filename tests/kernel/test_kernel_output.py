@@ -283,6 +283,10 @@ def test_an_interrupt_cancels_what_the_cell_awaits_and_shield_keeps_another_cell
         kernel.km.interrupt_kernel()
         reply = kernel.reply(cell)
         assert reply["status"] == "error" and reply["traceback"] == ["Cancelled"], reply
+        # ipykernel aborts what comes while it flushes its queue after an error: the next
+        # cell goes once this one is idle
+        kernel.wait_for(lambda m, cell=cell: parent_of(m) == cell and m["msg_type"] == "status"
+                        and m["content"]["execution_state"] == "idle")
     _, out = kernel.run("print(d1, d2, sep='\\n')")
     assert re.fullmatch(r"<Deferred #\d+ cancelled>\n<Deferred #\d+ pending>\n", out), out
 
