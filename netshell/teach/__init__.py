@@ -1,0 +1,1 @@
+"""Teaching aids: lessons, Deferred and sequence diagrams, captures and the pcapng writer."""
