@@ -37,7 +37,7 @@ import netshell as ns
 from netshell import defer
 from netshell.defer import Deferred
 from netshell.shell import chains
-from netshell.shell.display import Table, _numeric, human_bytes, preview
+from netshell.shell.display import Table, _numeric, human_bytes
 from netshell.shell.progress import progress_text
 
 __all__ = [

@@ -3,7 +3,7 @@
 :func:`build` returns the namespace dict: the core's names (``reactor``,
 ``Deferred``, ``listen``, ...), the protocol modules that exist (``basic``,
 ``wire``, ``http``, ...) and the helpers ``listeners()``, ``conns()``, ``deferreds()``,
-``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``explain(d)``,
+``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``show(msg)``, ``explain(d)``,
 ``notify()``, ``tb()``, ``verbose()`` and ``help()``. The prompt, ``netsh --ipython``
 and Jupyter share it.
 """
@@ -58,6 +58,9 @@ TOUR_ROWS: list[tuple[str, str]] = [
     ("deferreds()", "the pending Deferreds (those the toolbar counts)"),
     ('conn(3).write(b"hi"), listener(1).close()', "reach one by its number"),
     ("trace(), trace(conn(3)), untrace()", "print events and bytes as they happen"),
+    ("cap.diagram(), show(msg)",
+     "what trace() saw (it returns cap), drawn; a message's fields;\n"
+     'cap.messages() parsed, cap.save("x.pcapng") for Wireshark'),
     ("explain(d)", "a Deferred's chain, step by step"),
     ("notify(False)", 'stop the "Deferred #7 fired" notes'),
     ("tb(), verbose(True)", "the last error in full; full tracebacks from now on"),
@@ -238,6 +241,13 @@ class Helpers:
             context.run(self.out, text)
         except RuntimeError:  # that context is running already (a trace inside the trace)
             self.out(text)
+
+    def show(self, what: Any) -> None:
+        """Print the fields of a message of a capture (``show(cap.messages()[0])``), of
+        each of a list of them, or of each message of a capture, as scapy's ``show``."""
+        from netshell.teach.wire import show_text
+
+        self.out(show_text(what))
 
     def untrace(self, target: Any = None) -> None:
         """Stop tracing ``target``, or everything when left out."""
@@ -447,6 +457,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "listener": helpers.listener,
         "trace": helpers.trace,
         "untrace": helpers.untrace,
+        "show": helpers.show,
         "explain": helpers.explain,
         "watch": helpers.watch,
         "notify": helpers.notify,

@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -43,7 +44,7 @@ from netshell.reactor import DelayedCall
 from netshell.shell.display import hexdump, preview, short_repr
 from netshell.udp import DatagramListener, DatagramTransport
 
-__all__ = ["UNSEEN", "Capture", "CaptureEvent", "Tracer"]
+__all__ = ["UNSEEN_IN", "UNSEEN_OUT", "Capture", "CaptureEvent", "Tracer"]
 
 
 def _now() -> str:
@@ -258,8 +259,9 @@ class CaptureEvent(NamedTuple):
     control: int | None = None
 
 
-#: The note of the bytes a trace could not see, in a data event that has none of them.
-UNSEEN = "not seen: sent or received by the kernel (sendfile, splice)"
+#: The notes of bytes a trace could not see, in a data event that has none of them.
+UNSEEN_OUT = "not seen: sent by the kernel (sendfile)"
+UNSEEN_IN = "not seen: received by the kernel (splice)"
 
 
 class Capture:
@@ -274,7 +276,8 @@ class Capture:
     after that, the first ``snap`` bytes of each (``size`` says how many there were).
     Bytes the kernel moved without the protocol seeing them (a file sent with
     sendfile(2)) are a data event with no bytes, whose ``size`` says how many there
-    were (known from the transport's counters).
+    were (known from the transport's counters, asked at each event of the capture: they
+    show before the next event that follows them).
 
     :meth:`messages` parses the conversation with each protocol's own parser,
     :meth:`diagram` draws it as text, :meth:`hexdump` dumps its bytes and :meth:`save`
@@ -298,6 +301,10 @@ class Capture:
         # when last heard of: what it counts beyond that and no event brought, the trace
         # did not see (sendfile(2) copies a file with no data_out event)
         self._counted: dict[int, list[int]] = {}
+        # the connections open, weakly: when any event comes, each is asked whether it
+        # sent or received bytes unseen since (so a file sent by sendfile(2) shows before
+        # the "226 Transfer complete" written after it, not when its connection closes)
+        self._live: dict[int, weakref.ref[Any]] = {}
 
     @property
     def what(self) -> str:
@@ -333,6 +340,10 @@ class Capture:
         control = getattr(getattr(getattr(protocol, "control", None), "transport", None),
                           "number", None)
         self._counted[t.number] = [_count(t, "bytes_sent"), _count(t, "bytes_received")]
+        try:
+            self._live[t.number] = weakref.ref(t)
+        except TypeError:
+            pass  # a stand-in with no weak references: checked on its own events only
         self._add(CaptureEvent(time.time(), "open", t.number, source, dest, b"", 0, note,
                                "accepted" if accepted else "connected",
                                getattr(t, "tls", None) is not None,
@@ -340,29 +351,40 @@ class Capture:
                                control if isinstance(control, int) else None))
 
     def _seen(self, t: Any, sent: int = 0, received: int = 0) -> None:
-        """Account for a connection's bytes up to now, ``sent``/``received`` of them by the
-        event being added: first a data event with none of the bytes (note
-        :data:`UNSEEN`) for those the transport counted and no event brought."""
+        """Account for the bytes of the connections open up to now, ``sent``/``received``
+        of ``t``'s by the event being added: first a data event with none of the bytes
+        (note :data:`UNSEEN_OUT` or :data:`UNSEEN_IN`) for those a transport counted and
+        no event brought."""
         if t.number not in self.ends:
             self.opened(t, "already open")
             counted = self._counted[t.number]
             counted[0] -= sent
             counted[1] -= received
+        for number, ref in list(self._live.items()):
+            other = ref()
+            if other is None:
+                del self._live[number]
+            elif other is not t:
+                self._unseen(other)
+        self._unseen(t, sent, received)
+
+    def _unseen(self, t: Any, sent: int = 0, received: int = 0) -> None:
         counted = self._counted.get(t.number)
         if counted is None or getattr(t, "tls", None) is not None:
             return  # TLS counts the bytes on the wire, not the plaintext the trace sees
         host, peer = self.ends[t.number]
         now = _count(t, "bytes_sent"), _count(t, "bytes_received")
-        for i, (direction, source, dest) in enumerate((("out", host, peer),
-                                                       ("in", peer, host))):
+        for i, (direction, source, dest, note) in enumerate(
+                (("out", host, peer, UNSEEN_OUT), ("in", peer, host, UNSEEN_IN))):
             missed = now[i] - (sent, received)[i] - counted[i]
             if missed > 0:
                 self._add(CaptureEvent(time.time(), "data", t.number, source, dest, b"",
-                                       missed, UNSEEN, direction))
-            counted[i] = now[i]
+                                       missed, note, direction))
+                counted[i] = now[i] - (sent, received)[i]
 
     def closed(self, t: Any, how: str) -> None:
         self._seen(t)
+        self._live.pop(t.number, None)
         host, peer = self.ends[t.number]
         self._add(CaptureEvent(time.time(), "close", t.number, host, peer, b"", 0, how, ""))
 
@@ -371,6 +393,9 @@ class Capture:
         if number is not None:
             out = direction == "out"
             self._seen(t, len(data) if out else 0, 0 if out else len(data))
+            counted = self._counted.get(number)
+            if counted is not None:
+                counted[0 if out else 1] += len(data)
             host, peer = self.ends[number]
         else:  # a datagram: the other end is the sender or the destination
             host, peer = str(t.host), _addr(addr) if addr else "?"

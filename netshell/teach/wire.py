@@ -96,6 +96,7 @@ __all__ = [
     "hexdump_capture",
     "parse_capture",
     "show",
+    "show_text",
     "summary_rows",
 ]
 
@@ -389,19 +390,10 @@ class IRCMessage(Message):
     prefix: str | None = None
     command: str = ""
     params: list[str] = field(default_factory=list)
+    line: str = ""  #: the line as it was sent (without its line end)
 
     title: ClassVar[str] = "IRC message"
     protocol: ClassVar[str] = "irc"
-
-    @property
-    def line(self) -> str:
-        """The message as a line (without CRLF)."""
-        pieces = [f":{self.prefix}"] if self.prefix else []
-        pieces.append(self.command)
-        for i, p in enumerate(self.params):
-            last = i == len(self.params) - 1
-            pieces.append(f":{p}" if last and (not p or " " in p or p[0] == ":") else p)
-        return " ".join(pieces)
 
     def summary(self) -> str:
         return self.line
@@ -686,7 +678,8 @@ class _IRCParser(_Parser):
                 out.append(self.chunk(e, f"not IRC: {error}", bytes(line)))
                 continue
             out.append(IRCMessage(**self.base(e), tags=m.tags, prefix=m.source,
-                                  command=m.command, params=m.params))
+                                  command=m.command, params=m.params,
+                                  line=bytes(line).decode("utf-8", "replace")))
         return out
 
 
@@ -718,8 +711,8 @@ def protocol_of(flow: Flow, first: Any, ports: dict[int, int]) -> str:
     if path.startswith("protocols.http."):
         return "http"
     if path.startswith("protocols.ftp."):
-        data = flow.control is not None or "data" in path.rsplit(".", 1)[-1].lower()
-        return "ftp-data" if data else "ftp"
+        is_data = flow.control is not None or "data" in path.rsplit(".", 1)[-1].lower()
+        return "ftp-data" if is_data else "ftp"
     if path.startswith("protocols.irc."):
         return "irc"
     if flow.server_port in ports:
@@ -905,7 +898,8 @@ def parties_of(rows: Iterable[Row]) -> list[str]:
 def diagram(capture: Any, width: int | None = None) -> Diagram:
     """``capture.diagram()``: a column per address (its lifeline ``|``), a row per message
     (an arrow ``--->`` from its sender to its receiver), per connection opened (``- ->``)
-    and closed (``. . x``), each with its time on the left and its summary on the right.
+    and closed (``x . .``, the ``x`` on the end that saw it end), each with its time on
+    the left and its summary on the right.
     ``width`` cuts the lines to that many characters (none: summaries of 70 at most)."""
     rows = summary_rows(capture)
     parties = parties_of(rows)
@@ -918,6 +912,7 @@ def diagram(capture: Any, width: int | None = None) -> Diagram:
     head = [" " * left]
     for p in parties:
         head.append(p.center(col))
+    end = x[parties[-1]] + 1  # the summaries start after the last lifeline
     lines = ["".join(head).rstrip()]
     life = [" "] * span
     for p in parties:
@@ -938,14 +933,14 @@ def diagram(capture: Any, width: int | None = None) -> Diagram:
                 else:
                     cells[c] = "." if (c - lo) % 2 else " "
             if row.kind == "close":
-                cells[b] = "x"
+                cells[a] = "x"  # the end whose connection ended (the traced one)
             elif b > a:
                 cells[b - 1] = ">"
             else:
                 cells[b + 1] = "<"
-        room = 70 if width is None else max(width - span - 1, 10)
+        room = 70 if width is None else max(width - end - 2, 10)
         label = _clip(row.label(room), room)
-        lines.append(f"{clock(row.time)}  {''.join(cells)[left:]} {label}".rstrip())
+        lines.append(f"{clock(row.time)}  {''.join(cells)[left:end]}  {label}".rstrip())
     text = "\n".join(lines)
     if width is not None:
         text = "\n".join(line[:width] for line in text.splitlines())
@@ -996,6 +991,20 @@ def _show_lines(m: Message) -> list[str]:
     return lines
 
 
+def show_text(what: Any) -> str:
+    """What :func:`show` prints, as text."""
+    if isinstance(what, Message):
+        return "\n".join(_show_lines(what))
+    if hasattr(what, "messages") and hasattr(what, "conversation"):
+        what = what.messages()
+    if isinstance(what, list) and all(isinstance(m, Message) for m in what):
+        return "\n\n".join("\n".join(_show_lines(m)) for m in what) or "(no messages)"
+    raise TypeError(
+        "show() prints a message of a capture (cap.messages()[0]), a list of them, or a "
+        f"capture; not {type(what).__name__}"
+    )
+
+
 def show(what: Any) -> None:
     """Print the fields of a parsed message, as scapy's ``show`` does: its kind, then one
     ``name = value`` per line (headers, tags and multi-line texts indented below their
@@ -1003,15 +1012,4 @@ def show(what: Any) -> None:
 
     Raises TypeError for anything else.
     """
-    if isinstance(what, Message):
-        print("\n".join(_show_lines(what)))
-        return
-    if hasattr(what, "messages") and hasattr(what, "conversation"):
-        what = what.messages()
-    if isinstance(what, list) and all(isinstance(m, Message) for m in what):
-        print("\n\n".join("\n".join(_show_lines(m)) for m in what) or "(no messages)")
-        return
-    raise TypeError(
-        "show() prints a message of a capture (cap.messages()[0]), a list of them, or a "
-        f"capture; not {type(what).__name__}"
-    )
+    print(show_text(what))
