@@ -374,6 +374,7 @@ def write_pcapng(events: Sequence[Any], out: IO[bytes], what: str = "",
     writer = _Writer(out)
     addresses = _Addresses()
     streams: dict[int, _Stream] = {}
+    between: dict[frozenset[Endpoint], _Stream] = {}  # the ends -> the stream open there
     datagrams = 0
     for i, e in enumerate(events):
         flow = of_event[i]
@@ -397,6 +398,14 @@ def write_pcapng(events: Sequence[Any], out: IO[bytes], what: str = "",
         if s.ended:
             continue
         if not s.started:
+            ends = frozenset(_same_family(s.client, s.server))
+            old = between.get(ends)
+            if old is not None and not old.ended:
+                # the same ends again while the last connection between them was not
+                # seen to end (its close not kept): it ends now, so the two do not mix
+                closes = [events[j] for j in old.flow.events if events[j].kind == "close"]
+                _close(writer, old, e.time, closes[0] if closes else None)
+            between[ends] = s
             _handshake(writer, s, e.time)
         if e.kind == "data":
             _data(writer, s, e)
@@ -464,6 +473,10 @@ def _data(writer: _Writer, s: _Stream, e: Any) -> None:
 
 def _close(writer: _Writer, s: _Stream, when: float, first_close: Any) -> None:
     s.ended = True
+    if first_close is None:
+        writer.tcp(when, s, True, RST | ACK, comment=(
+            "a new connection between the same ends: this one's end was not seen"))
+        return
     closer = first_close.source == s.flow.client
     note = first_close.note
     if note == "aborted":

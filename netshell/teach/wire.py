@@ -137,6 +137,7 @@ class Flow:
     control: int | None = None  #: an FTP data connection's control connection number
     opened: bool = False  #: an "open" event was seen (else it was first seen by its data)
     note: str = ""  #: the note of its "open" event ("connect", "already open")
+    closed: bool = False  #: a "close" event was seen
     events: list[int] = field(default_factory=list)
 
     def from_client(self, source: str) -> bool:
@@ -163,7 +164,8 @@ def assemble(events: Sequence[Any]) -> list[Flow]:
     A connection whose two ends were traced (a loopback) is one flow: its second end's
     events are matched by the pair of addresses (Unix sockets, whose client ends have no
     name, by the connection number only). A new "open" between the same addresses starts
-    a new flow; datagrams between two addresses are one flow.
+    a new flow once the last one between them closed; datagrams between two addresses are
+    one flow.
     """
     flows: list[Flow] = []
     by_number: dict[int, Flow] = {}
@@ -190,9 +192,14 @@ def assemble(events: Sequence[Any]) -> list[Flow]:
                 flow = by_ends[key] = new(e, datagram=True)
         elif e.kind == "open":
             flow = by_number.get(e.number)
+            if flow is not None and flow.closed:
+                flow = None  # a number seen again after its close: a new connection
             if flow is None:
-                flow = new(e)
-                by_ends[key] = flow
+                # the same ends, not closed yet: the other end's "open" of the same
+                # connection (both ends traced), not a second connection
+                flow = by_ends.get(key)
+                if flow is None or flow.closed:
+                    flow = by_ends[key] = new(e)
             flow.opened = True
             flow.note = e.note
             flow.protocol = flow.protocol or getattr(e, "protocol", "")
@@ -203,8 +210,10 @@ def assemble(events: Sequence[Any]) -> list[Flow]:
             flow = by_number.get(e.number) or by_ends.get(key)
             if flow is None:
                 flow = by_ends[key] = new(e)
-        if e.number is not None:
-            by_number.setdefault(e.number, flow)
+        if e.number is not None and (e.number not in by_number or e.kind == "open"):
+            by_number[e.number] = flow
+        if e.kind == "close":
+            flow.closed = True
         flow.events.append(i)
     return flows
 
