@@ -211,6 +211,7 @@ def check_tcp(packets: list[Packet]) -> dict[frozenset[Any], list[Connection]]:
             assert s.flags == SYN | ACK and s.src != c.client and s.mss == MSS
             assert s.ack == c.next[c.client]
             c.next[s.src] = s.seq + 1
+            c.acked[c.client] = s.ack
             c.stage = "ack"
             continue
         assert not s.flags & SYN
@@ -224,7 +225,7 @@ def check_tcp(packets: list[Packet]) -> dict[frozenset[Any], list[Connection]]:
             continue
         c.next[s.src] = s.seq + s.length + (1 if s.flags & FIN else 0)
         c.payload[s.src] = c.payload.get(s.src, b"") + s.payload
-        unacked = c.next[s.src] - c.acked.get(s.src, c.next[s.src] - s.length)
+        unacked = c.next[s.src] - c.acked[s.src]
         assert unacked <= 65535, "more than a window unacknowledged"
         if s.flags & RST:
             c.stage = "closed"
@@ -374,6 +375,19 @@ def test_one_write_is_cut_into_segments_of_1460_and_acknowledged() -> None:
     assert segments[3].seq + 4000 == segments[6].ack
     (conn,) = check_tcp(read_pcapng(out.getvalue())[2]).values()
     assert conn[0].payload[segments[3].src] == b"x" * 4000
+
+
+def test_a_long_write_is_acknowledged_before_a_window_of_it_is_in_flight() -> None:
+    size = 100_000
+    events = [CaptureEvent(1.0, "data", 1, "127.0.0.1:80", "127.0.0.1:50000", b"", size,
+                           UNSEEN_OUT, "out")]
+    out = BytesIO()
+    write_pcapng(events, out)
+    packets = read_pcapng(out.getvalue())[2]
+    check_tcp(packets)  # never more than 65,535 bytes unacknowledged
+    acks = [s for s in map(dissect, packets) if s.src[1] == 50000 and s.flags == ACK]
+    segments = -(-size // MSS)
+    assert len(acks) == len(range(16, segments, 16)) + 1  # every 16 segments, and the last
 
 
 def test_an_aborted_connection_ends_with_a_rst_from_the_end_that_aborted() -> None:
