@@ -59,6 +59,17 @@ def assert_tcp_is_clean(path: Path, decode: str = "") -> None:
     expert = tshark(path, *decoding, "-q", "-z", "expert")
     assert "Errors (" not in expert and "Warns (" not in expert, expert
     assert "Notes (" in expert  # the closes are there: tshark did read the connections
+    # every connection complete as tshark sees it: SYN-ACK, ACK, data, FIN (2+4+8+16;
+    # its SYN bit is left out of the data connections that FTP's dissector announced
+    # before their SYN came), and one SYN per connection
+    complete: dict[str, int] = {}
+    for stream, flags in (row.split("\t") for row in tshark(
+            path, *decoding, "-T", "fields", "-e", "tcp.stream", "-e", "tcp.completeness",
+            "-Y", "tcp").splitlines()):
+        complete[stream] = max(complete.get(stream, 0), int(flags))
+    assert complete and all(flags & 30 == 30 for flags in complete.values()), complete
+    syns = tshark(path, *decoding, "-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0")
+    assert len(syns.splitlines()) == len(complete)
 
 
 def traced(target: object) -> tuple[Tracer, Capture]:
