@@ -441,6 +441,7 @@ class _Parser:
     def __init__(self, flow: Flow, ports: dict[int, int]) -> None:
         self.flow = flow
         self.ports = ports  # FTP data ports announced: port -> control connection number
+        self.fed: dict[bool, bytearray] = {}  # from the client? -> the last bytes fed
 
     def base(self, e: Any) -> dict[str, Any]:
         return {"time": e.time, "number": self.flow.number, "source": e.source,
@@ -466,10 +467,20 @@ class _Parser:
             if held:
                 source, dest = ((self.flow.client, self.flow.server) if from_client
                                 else (self.flow.server, self.flow.client))
+                tail = self.fed.get(from_client, b"")
+                data = bytes(tail[-held:]) if held <= len(tail) else b""
                 out.append(Chunk(e.time, self.flow.number, source, dest,
-                                 "out" if source == e.source else "in", b"", held,
+                                 "out" if source == e.source else "in", data, held,
                                  "the start of a message that never ended", self.name))
         return out
+
+    def remember(self, e: Any) -> None:
+        """Keep the last bytes fed from each side (what a reader holds is among them)."""
+        side = self.flow.from_client(e.source)
+        tail = self.fed.setdefault(side, bytearray())
+        tail += e.data
+        if len(tail) > KEEP_BODY * 16:
+            del tail[: len(tail) - KEEP_BODY * 16]
 
     def held(self) -> list[tuple[bool, int]]:
         """(from the client?, bytes held) for each direction's reader."""
@@ -537,6 +548,7 @@ class _HTTPParser(_Parser):
             return [self.chunk(e, side.dead)]
         out: list[Message] = []
         missing = e.size - len(e.data)
+        self.remember(e)
         try:
             self._take(side, e, side.reader.feed(e.data) if e.data else [], out, True)
             if missing:
@@ -621,6 +633,7 @@ class _FTPParser(_Parser):
             side.dead = e.note or "bytes missing: the rest is not parsed"
             return [self.chunk(e, side.dead)]
         out: list[Message] = []
+        self.remember(e)
         control = self.flow.number if self.flow.number is not None else -1
         if client:
             for item in side.reader.feed(e.data):
@@ -677,6 +690,7 @@ class _IRCParser(_Parser):
             side.dead = e.note or "bytes missing: the rest is not parsed"
             return [self.chunk(e, side.dead)]
         out: list[Message] = []
+        self.remember(e)
         for line in side.reader.feed(bytes(e.data)):
             if isinstance(line, LineTooLong):
                 out.append(self.chunk(e, f"an IRC line too long ({line.length:,} B)", b""))
@@ -711,9 +725,17 @@ _HTTP_PORTS = {80, 8000, 8008, 8080}
 _IRC_PORTS = {6665, 6666, 6667, 6668, 6669, 6697}
 
 
-def protocol_of(flow: Flow, first: Any, ports: dict[int, int]) -> str:
+#: Bytes of a connection's first words enough to guess its protocol by (a line ends
+#: sooner, and a line is enough).
+GUESS_BYTES = 64
+
+
+def protocol_of(flow: Flow, ports: dict[int, int], first: Sequence[Any] = (),
+                final: bool = True) -> str | None:
     """What ``flow`` speaks: "http", "ftp", "ftp-data", "irc" or "raw" (the module's
-    description says how it is chosen); ``first`` is its first data event."""
+    description says how it is chosen), from its class, an FTP data port, or its
+    ``first`` data events; None while those are too few to tell and more may come
+    (``final`` False)."""
     if flow.datagram:
         return "raw"
     path = flow.protocol
@@ -728,28 +750,29 @@ def protocol_of(flow: Flow, first: Any, ports: dict[int, int]) -> str:
         if flow.control is None:
             flow.control = ports[flow.server_port]
         return "ftp-data"
-    data = bytes(first.data[:512])
-    if flow.from_client(first.source):
-        if _HTTP_REQUEST.match(data):
-            return "http"
-        if _IRC_CLIENT.match(data):
-            return "irc"
-    else:
-        if _HTTP_RESPONSE.match(data):
-            return "http"
-        if _IRC_SERVER.match(data):
-            return "irc"
-        if _FTP_GREETING.match(data):
-            return "ftp"
+    said = {True: b"", False: b""}
+    for e in first:
+        said[flow.from_client(e.source)] += bytes(e.data[:512])
+    c, s = said[True], said[False]
+    if _HTTP_REQUEST.match(c) or _HTTP_RESPONSE.match(s):
+        return "http"
+    if _IRC_CLIENT.match(c) or _IRC_SERVER.match(s):
+        return "irc"
+    client_first = bool(first) and flow.from_client(first[0].source)
+    if _FTP_GREETING.match(s) and not client_first:
+        return "ftp"
+    opening = c if client_first else s
+    if not final and len(opening) < GUESS_BYTES and b"\n" not in opening and not any(
+            e.size > len(e.data) for e in first):
+        return None  # too few bytes yet to tell
     # The port, when the first bytes do not say otherwise (a line that begins as the
     # protocol's would, or no bytes seen).
     port = flow.server_port
-    client = flow.from_client(first.source)
-    if port in _HTTP_PORTS and client and _could_be(data, rb"[A-Z]"):
+    if port in _HTTP_PORTS and client_first and _could_be(c, rb"[A-Z]"):
         return "http"
-    if port == 21 and not client and _could_be(data, rb"[0-9]"):
+    if port == 21 and not client_first and _could_be(s, rb"[0-9]"):
         return "ftp"
-    if port in _IRC_PORTS and _could_be(data, rb"[@:A-Z]"):
+    if port in _IRC_PORTS and _could_be(opening, rb"[@:A-Z]"):
         return "irc"
     if flow.client_port == 20:
         return "ftp-data"
@@ -776,17 +799,37 @@ def _parse(capture: Any, protocol: str | None = None) -> _Parsed:
     of_event = {i: flow for flow in flows for i in flow.events}
     ports: dict[int, int] = {}
     parsers: dict[int, _Parser] = {}
+    waiting: dict[int, list[int]] = {}  # flow -> its data events before its protocol is known
     out: list[tuple[int, Message]] = []
+
+    def start(flow: Flow, final: bool) -> _Parser | None:
+        """The flow's parser, made (and fed what waited) once its protocol is known."""
+        held = waiting.get(flow.index, [])
+        name = protocol or protocol_of(flow, ports, [events[j] for j in held], final)
+        if name is None:
+            return None
+        parser = parsers[flow.index] = _PARSERS[name](flow, ports)
+        for j in waiting.pop(flow.index, []):
+            out.extend((j, m) for m in parser.feed(events[j]))
+        return parser
+
     for i, e in enumerate(events):
         flow = of_event[i]
         parser = parsers.get(flow.index)
         if e.kind == "data":
             if parser is None:
-                name = protocol or protocol_of(flow, e, ports)
-                parser = parsers[flow.index] = _PARSERS[name](flow, ports)
-            out += [(i, m) for m in parser.feed(e)]
-        elif e.kind == "close" and parser is not None:
-            out += [(i, m) for m in parser.close(e)]
+                waiting.setdefault(flow.index, []).append(i)
+                start(flow, final=False)
+            else:
+                out.extend((i, m) for m in parser.feed(e))
+        elif e.kind == "close":
+            if parser is None and flow.index in waiting:
+                parser = start(flow, final=True)
+            if parser is not None:
+                out.extend((i, m) for m in parser.close(e))
+    for flow in flows:
+        if flow.index in waiting:
+            start(flow, final=True)
     for flow in flows:
         parser = parsers.get(flow.index)
         if parser is not None:
