@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netshell.shell.tracing import UNSEEN_OUT, Capture
+from netshell.shell.tracing import UNSEEN_IN, UNSEEN_OUT, Capture
 from netshell.teach.wire import (
     Chunk,
     FTPCommand,
@@ -121,17 +121,22 @@ def test_a_body_sent_by_the_kernel_is_counted_not_seen() -> None:
     t = conn()
     cap = Capture()
     cap.opened(t)
-    cap.data(t, "in", b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
-    t.bytes_received += 27
+
+    def comes(data: bytes) -> None:  # as a transport does: counted, then observed
+        t.bytes_received += len(data)
+        cap.data(t, "in", data)
+
+    comes(b"GET /f HTTP/1.1\r\nHost: x\r\n\r\n")
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
     t.bytes_sent += len(head)
     cap.data(t, "out", head)
     t.bytes_sent += 5000  # sendfile(2): no data_out event
-    cap.data(t, "in", b"GET /g HTTP/1.1\r\nHost: x\r\n\r\n")  # the next event: noted before
-    t.bytes_received += 27
+    comes(b"GET /g HTTP/1.1\r\nHost: x\r\n\r\n")  # the next event: noted before it
     unseen = [e for e in cap.events if e.note == UNSEEN_OUT]
     assert [(e.size, e.data, e.direction) for e in unseen] == [(5000, b"", "out")]
     assert cap.events.index(unseen[0]) == len(cap.events) - 2  # before the second request
+    cap.closed(t, "closed")
+    assert [e.note for e in cap.events].count(UNSEEN_OUT) == 1  # noted once
     _, response, second = cap.messages()
     assert isinstance(response, HTTPResponse)
     assert (response.body_size, response.body_missing, response.complete) == (5000, 5000, True)
@@ -304,3 +309,19 @@ def test_the_list_prints_one_line_per_message() -> None:
     assert lines[0].startswith("[0] ")
     assert lines[0].endswith(f" #1 {CLIENT} -> {SERVER} GET /a HTTP/1.1")
     assert repr(Capture().messages()) == "(no messages)"
+
+
+def test_a_connection_first_seen_midway_is_already_open_with_nothing_unseen() -> None:
+    t = conn(sent=1000, received=500)  # what went before the trace is not the trace's
+    cap = Capture()
+    t.bytes_sent += 10
+    cap.data(t, "out", b"HTTP/1.1 2")
+    t.bytes_received += 4
+    cap.data(t, "in", b"more")
+    t.bytes_sent += 100  # unseen
+    t.bytes_received += 7  # unseen
+    cap.closed(t, "closed")
+    assert [(e.kind, e.size, e.note) for e in cap.events] == [
+        ("open", 0, "already open"), ("data", 10, ""), ("data", 4, ""),
+        ("data", 100, UNSEEN_OUT), ("data", 7, UNSEEN_IN), ("close", 0, "closed")]
+    assert cap.lines()[0] == f"#1 {CLIENT} -> {SERVER} already open"
