@@ -669,8 +669,8 @@ class _FTPParser(_Parser):
                 self.ports[parse_port(text)[1]] = control
             elif what == "EPRT":
                 self.ports[parse_eprt(text)[2]] = control
-        except ValueError:
-            pass  # a malformed address: the server answers it; nothing to note
+        except (ValueError, FTPProtocolError):
+            pass  # a malformed address: the other side answers it; nothing to note
 
 
 class _IRCParser(_Parser):

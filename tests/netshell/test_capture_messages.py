@@ -190,6 +190,18 @@ def test_ftp_commands_and_replies_however_the_bytes_are_cut(
     assert len(messages) == 12
 
 
+def test_what_is_not_ftp_becomes_bytes_and_a_bad_address_is_no_data_port() -> None:
+    t = conn(host="127.0.0.1:2121")
+    cap = conversation([("out", b"220 hi\r\n227 Entering Passive Mode (1,2).\r\n"),
+                        ("in", b"PORT x\r\n"), ("out", b"not a reply\r\n"),
+                        ("out", b"226 ok\r\n")], t)
+    greeting, pasv, port, bad, after = cap.messages()
+    assert isinstance(pasv, FTPReply) and pasv.code == 227
+    assert isinstance(port, FTPCommand) and port.arg == "x"
+    assert isinstance(bad, Chunk) and bad.note == "not FTP: not an FTP reply: 'not a reply'"
+    assert isinstance(after, Chunk) and after.data == b"226 ok\r\n"
+
+
 def test_a_data_connection_on_the_port_a_pasv_reply_gave_is_ftp_data() -> None:
     control = conn(1, host="127.0.0.1:2121")
     data = conn(2, host="127.0.0.1:1025", peer="127.0.0.1:50002")
@@ -325,3 +337,65 @@ def test_a_connection_first_seen_midway_is_already_open_with_nothing_unseen() ->
         ("open", 0, "already open"), ("data", 10, ""), ("data", 4, ""),
         ("data", 100, UNSEEN_OUT), ("data", 7, UNSEEN_IN), ("close", 0, "closed")]
     assert cap.lines()[0] == f"#1 {CLIENT} -> {SERVER} already open"
+
+
+WORDS = [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+         b"220 hi\r\n", b"USER a\r\n", b"NICK n\r\n", b":s 001 n :w\r\n", b"\r\n", b"\xff\xf4",
+         b"abc", b"HTTP/1.1 200", b"227 Entering Passive Mode (127,0,0,1,4,1).\r\n",
+         b"227 no address\r\n", b"229 (|||x|)\r\n", b"PORT 1,2\r\n", b"EPRT |9|x|1|\r\n",
+         b"not a reply\r\n", b"x" * 600 + b"\r\n"]
+
+
+@st.composite
+def any_capture(draw: Any) -> Capture:
+    """Connections on a few ports (HTTP's, FTP's, IRC's, none) with any of those words
+    and random bytes, cut short or unseen now and then, opened, closed or not."""
+    cap = Capture()
+    transports: dict[int, Any] = {}
+    for _ in range(draw(st.integers(0, 25))):
+        number = draw(st.integers(1, 4))
+        t = transports.get(number)
+        if t is None:
+            port = draw(st.sampled_from([80, 21, 6667, 1025, 9999]))
+            t = transports[number] = conn(number, host=f"127.0.0.1:{port}",
+                                          peer=f"127.0.0.1:{50000 + number}")
+        action = draw(st.sampled_from(["open", "data", "data", "data", "gap", "close"]))
+        if action == "open":
+            cap.opened(t)
+        elif action == "close":
+            cap.closed(t, draw(st.sampled_from(["closed", "aborted"])))
+        elif action == "gap":
+            t.bytes_sent += draw(st.integers(1, 5000))
+        else:
+            data = draw(st.sampled_from(WORDS) | st.binary(max_size=30))
+            direction = draw(st.sampled_from(["in", "out"]))
+            if direction == "in":
+                t.bytes_received += len(data)
+            else:
+                t.bytes_sent += len(data)
+            cap.data(t, direction, data)
+    return cap
+
+
+@settings(max_examples=120, deadline=None)
+@given(any_capture())
+def test_any_capture_parses_draws_and_dumps(cap: Capture) -> None:
+    for protocol in (None, "raw"):
+        messages = cap.messages(protocol)
+        times = [m.time for m in messages]
+        assert all(isinstance(m.summary(), str) for m in messages)
+        assert len(times) == len(messages)
+    raw = cap.messages("raw")
+    sent = [e for e in cap.conversation() if e.kind == "data"]
+    assert [(m.data, m.size) for m in raw] == [  # type: ignore[attr-defined]
+        (e.data, e.size) for e in sent]
+    assert len(str(cap.diagram()).splitlines()) == (
+        2 + len(wire_rows(cap)) if cap.events else 1)
+    assert repr(cap).startswith("capture of everything")
+    cap.hexdump()
+
+
+def wire_rows(cap: Capture) -> list[Any]:
+    from netshell.teach.wire import summary_rows
+
+    return summary_rows(cap)
