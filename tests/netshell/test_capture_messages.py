@@ -196,6 +196,7 @@ def test_what_is_not_ftp_becomes_bytes_and_a_bad_address_is_no_data_port() -> No
                         ("in", b"PORT x\r\n"), ("out", b"not a reply\r\n"),
                         ("out", b"226 ok\r\n")], t)
     greeting, pasv, port, bad, after = cap.messages()
+    assert isinstance(greeting, FTPReply) and greeting.code == 220
     assert isinstance(pasv, FTPReply) and pasv.code == 227
     assert isinstance(port, FTPCommand) and port.arg == "x"
     assert isinstance(bad, Chunk) and bad.note == "not FTP: not an FTP reply: 'not a reply'"
