@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import netshell as ns
+from netshell import tls
 from netshell.shell.tracing import Capture, Tracer
 from netshell.teach.wire import (
     FTPCommand,
@@ -228,4 +229,35 @@ async def test_irc_messages_of_two_clients(tmp_path: Path) -> None:
              for p, c in zip(row[0].split(","), row[1].split(","), strict=True)]
     assert ("irc.local", "001") in pairs
     assert [p.split("!")[0] for p, c in pairs if c == "PRIVMSG"] == ["alice"]
+    assert_tcp_is_clean(path, decode)
+
+
+async def test_https_is_saved_as_the_plaintext_the_protocol_saw_and_says_so(
+    tmp_path: Path,
+) -> None:
+    cert, key, ca = tls.self_signed_files(tmp_path / "certs", "localhost")
+    srv = http.serve(lambda request: "secret\n", tls=tls.server_context(cert, key))
+    tracer, cap = traced(srv)
+    exe = shutil.which("curl")
+    assert exe is not None
+    curl = await asyncio.create_subprocess_exec(
+        exe, "-sS", "-o", os.devnull, "--cacert", str(ca),
+        f"https://localhost:{srv.port}/private")
+    assert await asyncio.wait_for(curl.wait(), 30) == 0
+    await srv.close(drain=True, timeout=20)
+    tracer.stop()
+    assert cap.events[0].tls
+    request = next(m for m in cap.messages() if isinstance(m, HTTPRequest))
+    assert request.target == "/private"
+
+    path = tmp_path / "https.pcapng"
+    cap.save(path)
+    decode = f"tcp.port=={srv.port},http"
+    assert fields(path, "http.request", "http.request.uri", decode=decode) == [["/private"]]
+    comments = tshark(path, "-q", "-z", "expert", "-d", decode)
+    assert "TLS: the payload is the plaintext the protocol saw" in comments
+    capinfos = shutil.which("capinfos")  # wireshark-common's, with tshark
+    assert capinfos is not None
+    header = subprocess.run([capinfos, str(path)], capture_output=True, text=True).stdout
+    assert "TLS connections are shown as the plaintext the protocol saw" in header
     assert_tcp_is_clean(path, decode)
