@@ -7,11 +7,15 @@ by line. Jupyter's drawings label their arrows with the same summaries.
 
 from __future__ import annotations
 
+import os
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from terminal import Terminal, netsh_argv
 
 from netshell.kernel.displays import capture_mermaid, capture_svg
 from netshell.shell import namespace
@@ -189,3 +193,37 @@ def test_jupyter_draws_the_same_summaries() -> None:
     bundle = cap.diagram()._repr_mimebundle_()
     assert bundle["text/plain"].splitlines()[0].split() == [CLIENT, SERVER]
     assert bundle["image/svg+xml"].startswith("<svg")
+
+
+# ---- at the real prompt
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_at_the_netsh_prompt_a_trace_is_drawn_and_its_messages_shown(tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                       os.environ.get("PYTHONPATH")]))}
+    t = Terminal(netsh_argv(), env=env, cwd=str(tmp_path))
+    try:
+        t.wait_prompt(1)
+        t.line("import netshell; print('CODE', netshell.__file__)")
+        screen = t.wait_prompt(2)
+        assert f"CODE {ROOT / 'netshell' / '__init__.py'}" in screen  # this checkout's
+        t.line('srv = http.serve(lambda request: "hi\\n"); log(False)')
+        t.wait_prompt(3)
+        t.line("cap = trace(srv, payload=False)")
+        t.wait_prompt(4)
+        t.line('r = await http.get(f"http://127.0.0.1:{srv.port}/wire")')
+        t.wait_prompt(5)
+        t.line("untrace(); cap.diagram()")
+        screen = t.wait_for(r"\|<-+\|  HTTP/1\.1 200 OK \(3 B body\)$")
+        assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} +\|-+>\|  GET /wire HTTP/1\.1$", screen,
+                         re.M), screen
+        t.wait_prompt(6)
+        t.line("show(cap.messages()[0])")
+        screen = t.wait_for(r"^  target      = /wire$")
+        assert "###[ HTTP request ]###" in screen
+        t.wait_prompt(7)
+    finally:
+        t.close()
