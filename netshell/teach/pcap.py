@@ -50,6 +50,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple
 
+import netshell
 from netshell.shell.tracing import UNSEEN_IN, UNSEEN_OUT
 from netshell.teach.wire import Flow, Text, assemble
 
@@ -350,7 +351,7 @@ def _isn(flow: Flow, client: bool) -> int:
 
 
 def write_pcapng(events: Sequence[Any], out: IO[bytes], what: str = "",
-                 application: str = "netshell") -> PcapStats:
+                 application: str = f"netshell {netshell.__version__}") -> PcapStats:
     """Write ``events`` (a capture's conversation: :class:`~netshell.shell.tracing.
     CaptureEvent` values) to ``out`` as a pcapng file; returns what was written."""
     flows = assemble(events)
