@@ -990,8 +990,8 @@ def diagram(capture: Any, width: int | None = None) -> Diagram:
                 cells[b - 1] = ">"
             else:
                 cells[b + 1] = "<"
-        room = 70 if width is None else max(width - end - 2, 10)
-        label = _clip(row.label(room), room)
+        room = 70 if width is None else width - end - 2
+        label = _clip(row.label(room), room) if room > 3 else ""
         lines.append(f"{clock(row.time)}  {''.join(cells)[left:end]}  {label}".rstrip())
     text = "\n".join(lines)
     if width is not None:
