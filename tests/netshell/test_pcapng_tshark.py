@@ -261,3 +261,31 @@ async def test_https_is_saved_as_the_plaintext_the_protocol_saw_and_says_so(
     header = subprocess.run([capinfos, str(path)], capture_output=True, text=True).stdout
     assert "TLS connections are shown as the plaintext the protocol saw" in header
     assert_tcp_is_clean(path, decode)
+
+
+async def test_udp_datagrams_are_udp(tmp_path: Path, reactor: ns.Reactor) -> None:
+    from protocols import wire
+
+    srv = reactor.listen_udp(0, wire.EchoDatagram())
+    tracer, cap = traced(srv)
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[bytes] = loop.create_future()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            if not answered.done():
+                answered.set_result(data)
+
+    transport, _ = await loop.create_datagram_endpoint(
+        Client, remote_addr=("127.0.0.1", srv.port))
+    transport.sendto(b"ping over udp")
+    assert await asyncio.wait_for(answered, 20) == b"ping over udp"
+    transport.close()
+    tracer.stop()
+    srv.close()
+
+    path = tmp_path / "udp.pcapng"
+    assert "2 datagrams" in repr(cap.save(path))
+    rows = fields(path, "udp", "udp.srcport", "udp.dstport", "data.data")
+    assert [row[2] for row in rows] == [b"ping over udp".hex()] * 2
+    assert rows[0][1] == rows[1][0] == str(srv.port)
