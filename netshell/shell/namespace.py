@@ -3,7 +3,7 @@
 :func:`build` returns the namespace dict: the core's names (``reactor``,
 ``Deferred``, ``listen``, ...), the protocol modules that exist (``basic``,
 ``wire``, ``http``, ...) and the helpers ``listeners()``, ``conns()``, ``deferreds()``,
-``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``show(msg)``, ``explain(d)``,
+``conn(n)``, ``listener(n)``, ``trace()``, ``untrace()``, ``explain(d)``,
 ``notify()``, ``tb()``, ``verbose()`` and ``help()``. The prompt, ``netsh --ipython``
 and Jupyter share it.
 """

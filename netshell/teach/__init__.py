@@ -1,1 +1,1 @@
-"""Teaching aids: lessons, Deferred and sequence diagrams, captures and the pcapng writer."""
+"""Teaching: lessons, Deferred and sequence diagrams, simulated chains, late-failure reports."""
