@@ -19,6 +19,7 @@ from terminal import Terminal, netsh_argv
 
 from netshell.kernel.displays import capture_mermaid, capture_svg
 from netshell.shell import namespace
+from netshell.shell.console import Console
 from netshell.shell.tracing import UNSEEN_OUT, Capture
 from netshell.teach import wire
 from netshell.teach.wire import FTPReply, HTTPRequest, IRCMessage, show, show_text
@@ -158,8 +159,7 @@ def test_show_takes_a_capture_or_a_list_and_refuses_anything_else() -> None:
 
 def test_show_is_at_the_prompt_and_prints_through_its_output() -> None:
     shown: list[str] = []
-    console = SimpleNamespace(namespace={})
-    names = namespace.build(console, out=shown.append)
+    names = namespace.build(Console({}, out=shown.append), out=shown.append)
     try:
         names["show"](http_capture().messages()[1])
     finally:
