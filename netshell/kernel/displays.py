@@ -40,7 +40,7 @@ import netshell as ns
 from netshell import defer
 from netshell.defer import Deferred
 from netshell.shell import chains
-from netshell.shell.display import Table, _numeric, human_bytes, preview
+from netshell.shell.display import Table, _numeric, human_bytes
 from netshell.shell.progress import progress_text
 
 __all__ = [
@@ -320,19 +320,19 @@ def mermaid_text(value: Any) -> str:
     return "".join(_MERMAID_ESCAPES.get(c, c) for c in text)
 
 
-def _parties(events: Iterable[Any]) -> list[str]:
+def _parties(rows: Iterable[Any]) -> list[str]:
     seen: dict[str, None] = {}
-    for e in events:
-        seen.setdefault(e.source)
-        seen.setdefault(e.dest)
+    for row in rows:
+        seen.setdefault(row.source)
+        seen.setdefault(row.dest)
     return list(seen)
 
 
-def _label(e: Any, limit: int = 60) -> str:
-    if e.kind == "data":
-        return f"{e.size:,} B {preview(e.data, limit)}"
-    conn = f"#{e.number} " if e.number is not None else ""
-    return f"{e.note} {conn}".strip() if e.kind == "open" else f"{conn}{e.note}"
+def _label(row: Any, limit: int = 60) -> str:
+    """What is written by a row's arrow: the message in its protocol's words (an HTTP
+    request line, an FTP command or reply, an IRC line; size and first bytes for others),
+    or the connection's number and what happened to it."""
+    return str(row.label(limit))
 
 
 #: The events a diagram draws at most (the first ones); a note says how many more there are.
@@ -340,8 +340,12 @@ DRAW_LIMIT = 200
 
 
 def _drawn(capture: Any) -> tuple[list[Any], int]:
-    events = capture.conversation()
-    return events[:DRAW_LIMIT], max(len(events) - DRAW_LIMIT, 0)
+    if not capture.events:
+        return [], 0
+    from netshell.teach.wire import summary_rows
+
+    rows = summary_rows(capture)
+    return rows[:DRAW_LIMIT], max(len(rows) - DRAW_LIMIT, 0)
 
 
 def _more(n: int) -> str:
@@ -359,9 +363,9 @@ def capture_mermaid(capture: Any) -> str:
     lines += [f"    participant {ids[p]} as {mermaid_text(p)}" for p in parties]
     for e in events:
         a, b = ids[e.source], ids[e.dest]
-        if e.kind == "data":
+        if e.kind == "message":
             lines.append(f"    {a}->>{b}: {mermaid_text(_label(e, 40))}")
-        elif e.kind == "open":
+        elif e.kind == "connect":
             lines.append(f"    {a}-->>{b}: {mermaid_text(_label(e))}")
         else:
             over = a if a == b else f"{a},{b}"
@@ -435,9 +439,9 @@ def capture_svg(capture: Any) -> str:
                 f"{esc(_clip(_label(e), (right - left) // 7))}</text></g>"
             )
             continue
-        cls = "message" if e.kind == "data" else "connect"
-        colour = "#24292f" if e.kind == "data" else "#0969da"
-        dash = "" if e.kind == "data" else ' stroke-dasharray="6 4"'
+        cls = "message" if e.kind == "message" else "connect"
+        colour = "#24292f" if e.kind == "message" else "#0969da"
+        dash = "" if e.kind == "message" else ' stroke-dasharray="6 4"'
         room = max(abs(x2 - x1) // 8, 16)
         label = _label(e)
         out.append(

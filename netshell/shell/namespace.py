@@ -62,6 +62,9 @@ TOUR_ROWS: list[tuple[str, str]] = [
     ("deferreds()", "the pending Deferreds (those the toolbar counts)"),
     ('conn(3).write(b"hi"), listener(1).close()', "reach one by its number"),
     ("trace(), trace(conn(3)), untrace()", "print events and bytes as they happen"),
+    ("cap.diagram(), show(msg)",
+     "what trace() saw (it returns cap), drawn; a message's fields;\n"
+     'cap.messages() parsed, cap.save("x.pcapng") for Wireshark'),
     ("explain(d)", "a Deferred's chain, step by step"),
     ("explain(d).diagram(), simulate(steps, 21)",
      "the chain drawn in two columns; a chain simulated"),
@@ -249,6 +252,13 @@ class Helpers:
             context.run(self.out, text)
         except RuntimeError:  # that context is running already (a trace inside the trace)
             self.out(text)
+
+    def show(self, what: Any) -> None:
+        """Print the fields of a message of a capture (``show(cap.messages()[0])``), of
+        each of a list of them, or of each message of a capture, as scapy's ``show``."""
+        from netshell.teach.wire import show_text
+
+        self.out(show_text(what))
 
     def untrace(self, target: Any = None) -> None:
         """Stop tracing ``target``, or everything when left out."""
@@ -481,6 +491,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "listener": helpers.listener,
         "trace": helpers.trace,
         "untrace": helpers.untrace,
+        "show": helpers.show,
         "explain": helpers.explain,
         "simulate": simulate,
         "late_failures": helpers.late_failures,

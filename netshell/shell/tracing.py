@@ -8,8 +8,11 @@ hexdump), and, when everything is traced, timed calls firing and Deferreds
 being fired. Data is traced as the protocol sees it (plaintext on TLS).
 
 Each target followed has a :class:`Capture` (what :meth:`Tracer.start` returns) that
-keeps the conversation, connections opened and closed and the bytes between them, which
-Jupyter draws as a sequence diagram.
+keeps the conversation, connections opened and closed and the bytes between them: it
+parses them with each protocol's parser, draws them as a sequence diagram (text, or SVG in
+Jupyter), dumps them and saves them as pcapng (:mod:`netshell.teach.wire`,
+:mod:`netshell.teach.pcap`). A connection that serves a followed one (an FTP data
+connection, whose protocol's ``control`` is the control connection's) is followed too.
 
 Example::
 
@@ -28,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -40,7 +44,7 @@ from netshell.reactor import DelayedCall
 from netshell.shell.display import hexdump, preview, short_repr
 from netshell.udp import DatagramListener, DatagramTransport
 
-__all__ = ["Capture", "CaptureEvent", "Tracer"]
+__all__ = ["UNSEEN_IN", "UNSEEN_OUT", "Capture", "CaptureEvent", "Tracer"]
 
 
 def _now() -> str:
@@ -218,6 +222,11 @@ def _follows(targets: Iterable[Any], t: Any) -> bool:
             return True
         if isinstance(target, type) and isinstance(t.protocol, target):
             return True
+    # A connection that serves another one (an FTP data connection: its protocol's
+    # ``control`` is the control connection's) is followed with it.
+    control = getattr(getattr(getattr(t, "protocol", None), "control", None), "transport", None)
+    if control is not None and control is not t:
+        return _follows(targets, control)
     return False
 
 
@@ -232,25 +241,52 @@ class CaptureEvent(NamedTuple):
     number: int | None  #: the connection's number (None for a datagram)
     source: str  #: the address the bytes (or the connection) came from
     dest: str  #: the address they went to
-    data: bytes  #: the bytes ("data"; the first :attr:`Capture.keep` of them)
+    #: the bytes ("data"): all of them while the capture's budget lasts (``len(data) <
+    #: size`` after it, or for bytes the trace could not see)
+    data: bytes
     size: int  #: how many bytes there were
-    note: str  #: "connect", "closed", "aborted", "lost: ..."; "" for data
+    #: "connect" (or "already open" for a connection first seen open), "closed",
+    #: "aborted", "lost: ..."; for data, "" or why bytes are missing
+    note: str
     #: "in" or "out" as the traced end saw it; for "open", "accepted" or "connected"
     direction: str
+    tls: bool = False  #: "open": the connection is TLS (the data is the plaintext)
+    #: "open": the protocol's class, ``module.QualName`` (how :meth:`Capture.messages`
+    #: knows which parser reads it)
+    protocol: str = ""
+    #: "open": the control connection's number for an FTP data connection (its
+    #: protocol's ``control``), else None
+    control: int | None = None
+
+
+#: The notes of bytes a trace could not see, in a data event that has none of them.
+UNSEEN_OUT = "not seen: sent by the kernel (sendfile)"
+UNSEEN_IN = "not seen: received by the kernel (splice)"
 
 
 class Capture:
     """What a trace saw, kept: connections opened and closed and the bytes between them.
 
     ``trace(target)`` fills one while ``target`` is followed; ``untrace`` ends it
-    (``active`` turns False). Its text is the conversation, one line per event; in
-    Jupyter it is drawn as a sequence diagram (SVG, and mermaid text). It keeps at most
-    ``limit`` events, and the first ``keep`` bytes of each message (``size`` says how many
-    there were); ``dropped`` counts the events past the limit.
+    (``active`` turns False) and it stays readable. Its text is the conversation, one line
+    per message; in Jupyter it is drawn as a sequence diagram (SVG, and mermaid text).
+
+    It is bounded: it keeps at most ``limit`` events (``dropped`` counts those past it),
+    and the bytes of every message whole until ``max_bytes`` (16 MiB) are kept in all;
+    after that, the first ``snap`` bytes of each (``size`` says how many there were).
+    Bytes the kernel moved without the protocol seeing them (a file sent with
+    sendfile(2)) are a data event with no bytes, whose ``size`` says how many there
+    were (known from the transport's counters, asked at each event of the capture: they
+    show before the next event that follows them).
+
+    :meth:`messages` parses the conversation with each protocol's own parser,
+    :meth:`diagram` draws it as text, :meth:`hexdump` dumps its bytes and :meth:`save`
+    writes it as a pcapng file that Wireshark and tshark read.
     """
 
     limit = 10_000
-    keep = 1024
+    max_bytes = 16 * 1024 * 1024
+    snap = 256
 
     def __init__(self, target: Any = None) -> None:
         self.target = target
@@ -259,6 +295,16 @@ class Capture:
         self.active = True
         #: connection number -> (local address, peer address), for what the diagram shows
         self.ends: dict[int, tuple[str, str]] = {}
+        #: bytes of payload kept so far (against ``max_bytes``)
+        self.kept = 0
+        # connection number -> [bytes sent, bytes received] as the transport counted them
+        # when last heard of: what it counts beyond that and no event brought, the trace
+        # did not see (sendfile(2) copies a file with no data_out event)
+        self._counted: dict[int, list[int]] = {}
+        # the connections open, weakly: when any event comes, each is asked whether it
+        # sent or received bytes unseen since (so a file sent by sendfile(2) shows before
+        # the "226 Transfer complete" written after it, not when its connection closes)
+        self._live: dict[int, weakref.ref[Any]] = {}
 
     @property
     def what(self) -> str:
@@ -277,27 +323,85 @@ class Capture:
             return
         self.events.append(event)
 
-    def opened(self, t: Any) -> None:
+    def _keep(self, data: bytes) -> bytes:
+        room = self.max_bytes - self.kept
+        take = len(data) if len(data) <= room else min(len(data), self.snap)
+        if take > 0 and room > 0:
+            self.kept += min(take, room)
+        return bytes(data[:take])
+
+    def opened(self, t: Any, note: str = "connect") -> None:
         host, peer = str(t.host), str(t.peer)
         self.ends[t.number] = (host, peer)
         accepted = t.listener is not None
         source, dest = (peer, host) if accepted else (host, peer)
-        self._add(CaptureEvent(time.time(), "open", t.number, source, dest, b"", 0, "connect",
-                               "accepted" if accepted else "connected"))
+        protocol = getattr(t, "protocol", None)
+        cls = type(protocol)
+        control = getattr(getattr(getattr(protocol, "control", None), "transport", None),
+                          "number", None)
+        self._counted[t.number] = [_count(t, "bytes_sent"), _count(t, "bytes_received")]
+        try:
+            self._live[t.number] = weakref.ref(t)
+        except TypeError:
+            pass  # a stand-in with no weak references: checked on its own events only
+        self._add(CaptureEvent(time.time(), "open", t.number, source, dest, b"", 0, note,
+                               "accepted" if accepted else "connected",
+                               getattr(t, "tls", None) is not None,
+                               f"{cls.__module__}.{cls.__qualname__}" if protocol else "",
+                               control if isinstance(control, int) else None))
+
+    def _seen(self, t: Any, sent: int = 0, received: int = 0) -> None:
+        """Account for the bytes of the connections open up to now, ``sent``/``received``
+        of ``t``'s by the event being added: first a data event with none of the bytes
+        (note :data:`UNSEEN_OUT` or :data:`UNSEEN_IN`) for those a transport counted and
+        no event brought."""
+        if t.number not in self.ends:
+            self.opened(t, "already open")
+            counted = self._counted[t.number]
+            counted[0] -= sent
+            counted[1] -= received
+        for number, ref in list(self._live.items()):
+            other = ref()
+            if other is None:
+                del self._live[number]
+            elif other is not t:
+                self._unseen(other)
+        self._unseen(t, sent, received)
+
+    def _unseen(self, t: Any, sent: int = 0, received: int = 0) -> None:
+        counted = self._counted.get(t.number)
+        if counted is None or getattr(t, "tls", None) is not None:
+            return  # TLS counts the bytes on the wire, not the plaintext the trace sees
+        host, peer = self.ends[t.number]
+        now = _count(t, "bytes_sent"), _count(t, "bytes_received")
+        for i, (direction, source, dest, note) in enumerate(
+                (("out", host, peer, UNSEEN_OUT), ("in", peer, host, UNSEEN_IN))):
+            missed = now[i] - (sent, received)[i] - counted[i]
+            if missed > 0:
+                self._add(CaptureEvent(time.time(), "data", t.number, source, dest, b"",
+                                       missed, note, direction))
+                counted[i] = now[i] - (sent, received)[i]
 
     def closed(self, t: Any, how: str) -> None:
-        host, peer = self.ends.setdefault(t.number, (str(t.host), str(t.peer)))
+        self._seen(t)
+        self._live.pop(t.number, None)
+        host, peer = self.ends[t.number]
         self._add(CaptureEvent(time.time(), "close", t.number, host, peer, b"", 0, how, ""))
 
     def data(self, t: Any, direction: str, data: bytes, addr: Any = None) -> None:
         number = getattr(t, "number", None)
         if number is not None:
-            host, peer = self.ends.setdefault(number, (str(t.host), str(t.peer)))
+            out = direction == "out"
+            self._seen(t, len(data) if out else 0, 0 if out else len(data))
+            counted = self._counted.get(number)
+            if counted is not None:
+                counted[0 if out else 1] += len(data)
+            host, peer = self.ends[number]
         else:  # a datagram: the other end is the sender or the destination
             host, peer = str(t.host), _addr(addr) if addr else "?"
         source, dest = (host, peer) if direction == "out" else (peer, host)
         self._add(CaptureEvent(time.time(), "data", number, source, dest,
-                               bytes(data[: self.keep]), len(data), "", direction))
+                               self._keep(data), len(data), "", direction))
 
     def conversation(self) -> list[CaptureEvent]:
         """The events to draw: each message once, though both of its ends are traced.
@@ -318,30 +422,61 @@ class Capture:
             shown.append(e)
         return shown
 
-    def messages(self) -> list[CaptureEvent]:
-        """The messages (bytes sent) of the conversation, in order."""
-        return [e for e in self.conversation() if e.kind == "data"]
+    def messages(self, protocol: str | None = None) -> Any:
+        """The messages of the conversation, in order, parsed by their protocol's parser.
+
+        HTTP requests and responses, FTP commands and replies, IRC messages; bytes of an
+        FTP data connection or of a protocol not known as chunks. Bytes split across
+        writes, or several messages in one, are put together per connection and
+        direction. The protocol of a connection is its protocol class's (a server or
+        client of the protocol library), else guessed from its first bytes, else from the
+        port (80, 8000, 8080: HTTP; 21: FTP; 6667, 6697: IRC); ``protocol`` ("http",
+        "ftp", "irc", "raw") says it for every connection instead. Each message keeps
+        its time, connection number, source, destination and direction;
+        ``show(msg)`` prints its fields.
+        """
+        from netshell.teach.wire import parse_capture
+
+        return parse_capture(self, protocol)
+
+    def diagram(self, width: int | None = None) -> Any:
+        """The conversation as a text sequence diagram: a column per address, a row per
+        message (an arrow, its time and a summary in the protocol's words), connections
+        opened and closed. In Jupyter it is drawn as SVG."""
+        from netshell.teach.wire import diagram
+
+        return diagram(self, width)
+
+    def hexdump(self) -> Any:
+        """Every message's bytes as a hexdump, each under a line that says when, from where
+        to where and how many bytes (and how many of them were kept)."""
+        from netshell.teach.wire import hexdump_capture
+
+        return hexdump_capture(self)
+
+    def save(self, path: Any) -> Any:
+        """Write the capture as a pcapng file (Wireshark and tshark read it): Ethernet,
+        IPv4/IPv6 and TCP/UDP headers synthesized around the bytes seen, with consistent
+        handshakes, sequence numbers and closes. Returns what was written, in words."""
+        from netshell.teach.pcap import save_capture
+
+        return save_capture(self, path)
 
     def lines(self) -> list[str]:
-        """The conversation as text, one line per event."""
-        out = []
-        for e in self.conversation():
-            conn = f"#{e.number} " if e.number is not None else ""
-            if e.kind == "open":
-                out.append(f"{conn}{e.source} -> {e.dest} connect")
-            elif e.kind == "close":
-                out.append(f"{conn}{e.note}")
-            else:
-                out.append(f"{conn}{e.source} -> {e.dest} {e.size} B  {preview(e.data, 40)}")
-        return out
+        """The conversation as text, one line per message or connection event."""
+        from netshell.teach.wire import capture_lines
+
+        return capture_lines(self)
 
     def __repr__(self) -> str:
+        count = len(self.messages()) if any(e.kind == "data" for e in self.events) else 0
         state = "" if self.active else " (ended)"
-        head = (f"capture of {self.what}{state}: {len(self.messages())} messages, "
+        head = (f"capture of {self.what}{state}: {count} messages, "
                 f"{len(self.ends)} connections")
         if self.dropped:
             head += f", {self.dropped} events past the limit not kept"
-        return "\n".join([head, *("  " + line for line in self.lines())])
+        lines = self.lines() if self.events else []
+        return "\n".join([head, *("  " + line for line in lines)])
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """Jupyter's display: the sequence diagram as SVG and as mermaid text, and the text."""
@@ -349,6 +484,11 @@ class Capture:
 
         return {"text/plain": repr(self), "image/svg+xml": capture_svg(self),
                 "text/vnd.mermaid": capture_mermaid(self)}
+
+
+def _count(t: Any, name: str) -> int:
+    value = getattr(t, name, 0)
+    return value if isinstance(value, int) else 0
 
 
 def _call_text(call: DelayedCall) -> str:

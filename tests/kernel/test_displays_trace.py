@@ -192,53 +192,58 @@ def test_a_long_conversation_draws_its_first_events_and_says_how_many_more(
     monkeypatch.setattr(displays, "DRAW_LIMIT", 3)
     capture = Capture()
     t = stand_in()
+    capture.opened(t)
     for _ in range(5):
         capture.data(t, "out", b"x")
     svg = capture_svg(capture)
-    assert len(svg_groups(svg, "message")) == 3
+    assert len(svg_groups(svg, "connect")) == 1
+    assert len(svg_groups(svg, "message")) == 2
     (more,) = [e for e in ET.fromstring(svg).iter(f"{SVG}text") if e.get("class") == "more"]
-    assert (more.text or "").startswith("and 2 more events, not drawn")
+    assert (more.text or "").startswith("and 3 more events, not drawn")
     lines = capture_mermaid(capture).splitlines()
-    assert len([line for line in lines if "->>" in line]) == 3
-    assert lines[-1].startswith("    Note over P1,P2: and 2 more events, not drawn")
+    assert len([line for line in lines if "->>" in line]) == 3  # the connect, 2 messages
+    assert lines[-1].startswith("    Note over P1,P2: and 3 more events, not drawn")
 
 
 def test_a_capture_keeps_at_most_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     capture = Capture()
     monkeypatch.setattr(capture, "limit", 3)
     t = stand_in()
+    capture.opened(t)
     for _ in range(5):
         capture.data(t, "out", b"x")
     assert len(capture.events) == 3
-    assert capture.dropped == 2
-    assert "2 events past the limit not kept" in repr(capture)
+    assert capture.dropped == 3
+    assert "3 events past the limit not kept" in repr(capture)
 
 
 def test_ipython_gets_svg_mermaid_and_text() -> None:
     from IPython.core.formatters import DisplayFormatter
 
     capture = Capture()
-    capture.data(stand_in(), "out", b"hi")
+    capture.data(stand_in(), "out", b"hi")  # first seen open: its client end comes first
     data, _ = DisplayFormatter().format(capture)
     assert set(data) >= {"text/plain", "image/svg+xml", "text/vnd.mermaid"}
     assert len(svg_groups(data["image/svg+xml"], "message")) == 1
-    assert data["text/vnd.mermaid"].splitlines()[-1] == "    P1->>P2: 2 B b'hi'"
+    assert data["text/vnd.mermaid"].splitlines()[-2:] == [
+        "    P1-->>P2: already open #35;1", "    P2->>P1: 2 B b'hi'"]
 
 
 def test_a_long_conversations_text_has_its_first_events_and_says_how_many_more() -> None:
     capture = Capture()
     t = stand_in()
-    n = displays.DRAW_LIMIT + 4_800
+    capture.opened(t)
+    n = displays.DRAW_LIMIT + 4_800 - 1  # and the connection's opening
     for _ in range(n):
         capture.data(t, "out", b"ab")
     head, *lines = displays.capture_text(capture).splitlines()
     assert head == repr(capture).splitlines()[0]
     assert lines[:-1] == repr(capture).splitlines()[1:displays.DRAW_LIMIT + 1]
-    assert lines[-1] == f"  ... and {n - displays.DRAW_LIMIT:,} more events, not drawn (the " \
+    assert lines[-1] == f"  ... and {n + 1 - displays.DRAW_LIMIT:,} more events, not drawn (the " \
         "capture's events has them all)"
     bundle = displays.capture_bundle(capture)
     assert bundle["text/plain"] == displays.capture_text(capture)
-    assert len(svg_groups(bundle["image/svg+xml"], "message")) == displays.DRAW_LIMIT
+    assert len(svg_groups(bundle["image/svg+xml"], "message")) == displays.DRAW_LIMIT - 1
     assert bundle["text/vnd.mermaid"] == capture_mermaid(capture)
     short = Capture()
     short.data(t, "out", b"ab")
