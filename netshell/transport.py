@@ -731,8 +731,9 @@ class StreamTransport(asyncio.Protocol):
 
         ``bytes_sent`` counts the file as it goes: with sendfile(2), after each
         ``SENDFILE_CHUNK`` (4 MiB) and, when the connection ends part-way, what went out
-        of the last one. ``data_out`` observers see the bytes sent by pieces, not those
-        the kernel copies with sendfile(2) (they are never in memory). While the kernel
+        of the last one. While ``data_out`` observers watch (a trace), the file goes by
+        pieces, so that they see its bytes (what the kernel copies with sendfile(2) is
+        never in memory). While the kernel
         copies the file, ``close()`` and ``abort()`` end the transfer first (the bytes
         already handed to the kernel still go out), then close the connection.
         """
@@ -783,7 +784,10 @@ class StreamTransport(asyncio.Protocol):
             self.register_producer(pieces, False)
             return pieces.done
 
-        if self._tls is not None or self._t is None or not hasattr(loop, "sock_sendfile"):
+        if (self._tls is not None or self._t is None or not hasattr(loop, "sock_sendfile")
+                or _data_out):
+            # (With data_out observers, a trace among them, by pieces: what the kernel
+            # copies with sendfile(2) is never in memory, and they would not see it.)
             return by_pieces()
         if self._native is not None:
             busy = Deferred()

@@ -1,7 +1,7 @@
 """Real conversations, traced and saved as pcapng, read by tshark's dissectors.
 
 A netshell HTTP server fetched by curl (three requests on one kept-alive connection, the
-last a file the server sends with sendfile(2), which the trace never sees), a netshell
+last a file the server sends, by pieces while it is traced), a netshell
 FTP server used by Python's ftplib (a RETR and a LIST, so data connections appear beside
 the control one), a netshell IRC server with two clients. tshark must find the
 requests, commands and messages with their fields, and nothing in its TCP analysis (no
@@ -102,23 +102,18 @@ async def test_http_requests_and_responses_fetched_by_curl(tmp_path: Path) -> No
         ("GET", "/small.txt"), ("GET", "/nope"), ("GET", "/big.bin")]
     assert [(m.status, m.body_size, m.complete) for m in responses] == [
         (200, 6, True), (404, responses[1].body_size, True), (200, 102_400, True)]
-    assert responses[2].body_missing == 102_400  # sent by the kernel: counted, not seen
+    # a file the server sends goes by pieces while traced (not by sendfile(2), whose
+    # bytes are never in memory): the trace sees its body
+    assert responses[2].body_missing == 0
 
     path = tmp_path / "http.pcapng"
     cap.save(path)
     decode = f"tcp.port=={srv.port},http"
-    # the body the trace did not see makes short packets: tshark reads the heads alone
-    # when it does not try to put the bodies together
-    seen = fields(path, "http", "http.request.method", "http.request.uri",
-                  "http.response.code", decode=decode,
-                  options=("-o", "http.desegment_body:FALSE"))
-    assert [row[:2] for row in seen if row[0]] == [
-        ["GET", "/small.txt"], ["GET", "/nope"], ["GET", "/big.bin"]]
-    assert [row[2] for row in seen if row[2]] == ["200", "404", "200"]
-    # and with tshark's defaults, the two whole exchanges
-    seen = fields(path, "http", "http.request.uri", "http.response.code", decode=decode)
-    assert [row for row in seen if row != ["", ""]][:4] == [
-        ["/small.txt", ""], ["", "200"], ["/nope", ""], ["", "404"]]
+    seen = fields(path, "http", "http.request.uri", "http.response.code",
+                  "http.content_length", decode=decode)
+    assert [row for row in seen if row != ["", "", ""]] == [
+        ["/small.txt", "", ""], ["", "200", "6"], ["/nope", "", ""],
+        ["", "404", seen[3][2]], ["/big.bin", "", ""], ["", "200", "102400"]], seen
     assert_tcp_is_clean(path, decode)
 
 
@@ -152,7 +147,8 @@ async def test_ftp_commands_replies_and_data_connections_with_ftplib(tmp_path: P
     codes = [m.code for m in messages if isinstance(m, FTPReply)]
     assert codes[0] == 220 and codes[-1] == 221 and codes.count(227) == 2
     data = [m for m in messages if isinstance(m, FTPData)]
-    assert data[0].size == 5000  # the file: sent by the kernel, counted
+    # the file, sent by pieces while traced (not by sendfile(2)): its bytes seen
+    assert data[0].size == 5000 and set(data[0].data) == {ord("x")}
     assert data[1].data.endswith(b"data.bin\r\n")  # the listing, seen
     control = messages[0].number
     assert len({m.number for m in data} - {control}) == 2  # two data connections beside
@@ -165,9 +161,10 @@ async def test_ftp_commands_replies_and_data_connections_with_ftplib(tmp_path: P
     assert [tuple(row) for row in seen] == commands
     replies = fields(path, "ftp.response.code", "ftp.response.code", decode=decode)
     assert [int(row[0]) for row in replies] == codes
-    # tshark follows the PASV replies to the data connections: the listing is FTP-DATA
-    listing = fields(path, "ftp-data", "tcp.len", decode=decode)
-    assert sum(int(row[0]) for row in listing) == data[1].size
+    # tshark follows the PASV replies to the data connections: the file and the listing
+    # are FTP-DATA
+    carried = fields(path, "ftp-data", "tcp.len", decode=decode)
+    assert sum(int(row[0]) for row in carried) == data[0].size + data[1].size
     assert_tcp_is_clean(path, decode)
 
 
