@@ -392,6 +392,23 @@ def capture_bundle(capture: Any) -> dict[str, str]:
     return {**capture._repr_mimebundle_(), "text/plain": capture_text(capture)}
 
 
+def explanation_text(explanation: str) -> str:
+    """``explain(d)``'s text for a notebook to keep: a long chain's first
+    :data:`CHAIN_HEAD` and last :data:`CHAIN_TAIL` steps, as its drawing shows them, and
+    how many more there are (``print(explain(d))`` prints them all)."""
+    lines = explanation.splitlines()
+    starts = [i for i, line in enumerate(lines) if _STEP_LINE.match(line)]
+    if len(starts) <= CHAIN_HEAD + CHAIN_TAIL:
+        return explanation
+    more = len(starts) - CHAIN_HEAD - CHAIN_TAIL
+    return "\n".join([*lines[:starts[CHAIN_HEAD]],
+                      f"  ... {more:,} more steps, not shown (print(explain(d)) shows them)",
+                      *lines[starts[-CHAIN_TAIL]:]])
+
+
+_STEP_LINE = re.compile(r"  \d+\. ")  # a step of explain's text: "  12. callback f ..."
+
+
 _SVG_IDS = itertools.count(1)
 _COLUMN = 240
 _ROW = 34

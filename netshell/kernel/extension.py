@@ -134,6 +134,15 @@ def load_ipython_extension(shell: Any) -> None:
     bundles = shell.display_formatter.mimebundle_formatter
     previous = bundles.for_type(Capture, capture_bundle)
     loaded.on_unload(lambda: _restore_printer(bundles, Capture, previous))
+    # explain(d)'s text too (its drawing is limited already). An Explanation is a str, whose
+    # text/plain printer IPython prefers to a bundle's: the text's own printer, then.
+    from netshell.kernel.displays import explanation_text
+    from netshell.shell.chains import Explanation
+
+    plain = shell.display_formatter.formatters["text/plain"]
+    explained = plain.for_type(
+        Explanation, lambda e, p, cycle: p.text(explanation_text(e)))
+    loaded.on_unload(lambda: _restore_printer(plain, Explanation, explained))
     if kernel is not None:
         _wake_when_running(shell, loaded)
         loaded.on_unload(threads_carry_the_cell())

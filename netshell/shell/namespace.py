@@ -192,11 +192,10 @@ class Helpers:
     def __init__(self, console: Any, out: Callable[[str], None] | None = None) -> None:
         self.console = console
         self.out = out or (lambda text: print(text))
-        self.tracer = Tracer(self._trace_out)
-        # Where trace lines are printed from: the context of the last trace() call, so in
-        # Jupyter they go to the cell that asked for the trace, not to the cell whose
-        # listener or connection the traced events belong to.
-        self._trace_context: contextvars.Context | None = None
+        # Each trace's lines are printed in the context of the trace() call that asked for
+        # it, so in Jupyter they go to the cell that asked for that trace, not to the cell
+        # whose listener or connection the traced events belong to.
+        self.tracer = Tracer(lambda text: self.out(text))
         #: the report of late failures (set by :func:`build`)
         self.late: late_failures.LateFailures | None = None
 
@@ -237,21 +236,11 @@ class Helpers:
         everything when left out) as it happens; ``untrace()`` stops. Returns the
         :class:`~netshell.shell.tracing.Capture` that keeps what it saw (in Jupyter, drawn
         as a sequence diagram)."""
-        self._trace_context = contextvars.copy_context()
-        capture = self.tracer.start(target, payload=payload, hexdump=hexdump)
+        capture = self.tracer.start(target, payload=payload, hexdump=hexdump,
+                                    context=contextvars.copy_context())
         what = "everything" if target is None else _name(target)
         self.out(f"tracing {what}; untrace() stops")
         return capture
-
-    def _trace_out(self, text: str) -> None:
-        context = self._trace_context
-        if context is None:
-            self.out(text)
-            return
-        try:
-            context.run(self.out, text)
-        except RuntimeError:  # that context is running already (a trace inside the trace)
-            self.out(text)
 
     def show(self, what: Any) -> None:
         """Print the fields of a message of a capture (``show(cap.messages()[0])``), of

@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -82,10 +83,11 @@ class Tracer:
     def active(self) -> bool:
         return bool(self.targets)
 
-    def start(self, target: Any = None, payload: bool | None = None, hexdump: bool | None = None
-              ) -> Capture:
+    def start(self, target: Any = None, payload: bool | None = None, hexdump: bool | None = None,
+              context: contextvars.Context | None = None) -> Capture:
         """Follow ``target``; returns the :class:`Capture` that keeps what it does (the same
-        one while ``target`` stays followed)."""
+        one while ``target`` stays followed). The lines about ``target`` are printed in
+        ``context`` when given (in Jupyter, into the cell that asked for this trace)."""
         _check_target(target)
         if payload is not None:
             self.payload = payload
@@ -97,6 +99,8 @@ class Tracer:
         if capture is None:
             capture = Capture(target)
             self.captures.append(capture)
+        if context is not None:
+            capture.context = context
         self._register()
         return capture
 
@@ -121,8 +125,20 @@ class Tracer:
 
     # ---- output
 
-    def emit(self, text: str) -> None:
-        self.out(f"{self.clock()} {text}")
+    def emit(self, text: str, t: Any = None) -> None:
+        """Print a line about connection ``t`` (None: about no connection), in the context
+        of the trace that follows it (the latest asked for, of those that do)."""
+        line = f"{self.clock()} {text}"
+        captures = self.captures_of(t) if t is not None else [
+            c for c in self.captures if c.target is None]
+        context = next((c.context for c in reversed(captures) if c.context is not None), None)
+        if context is None:
+            self.out(line)
+            return
+        try:
+            context.run(self.out, line)
+        except RuntimeError:  # that context is running already (a trace inside the trace)
+            self.out(line)
 
     def data(self, t: Any, direction: str, data: bytes, addr: Any = None) -> None:
         where = f" {'to' if direction == 'out' else 'from'} {_addr(addr)}" if addr else ""
@@ -130,11 +146,11 @@ class Tracer:
             f"udp {t.host} {direction:<3} {len(data)} B{where}"
         )
         if not self.payload:
-            self.emit(head)
+            self.emit(head, t)
         elif self.hexdump:
-            self.emit(head + "\n" + hexdump(data))
+            self.emit(head + "\n" + hexdump(data), t)
         else:
-            self.emit(f"{head}  {preview(data)}")
+            self.emit(f"{head}  {preview(data)}", t)
 
     # ---- the core's events (netshell.observe)
 
@@ -164,7 +180,7 @@ class _ConnectionEvents(observe.Observer):
             tls = " (TLS)" if t.tls is not None else ""
             tracer.emit(
                 f"#{t.number} {t.kind} {side}{tls}: {t.host} <-> {t.peer} "
-                f"{type(t.protocol).__name__}"
+                f"{type(t.protocol).__name__}", t
             )
             for capture in tracer.captures_of(t):
                 capture.opened(t)
@@ -179,7 +195,7 @@ class _ConnectionEvents(observe.Observer):
                 how = "aborted"
             else:
                 how = f"lost: {short_repr(cause)}"
-            tracer.emit(f"#{t.number} {how} ({t.bytes_received} B in, {t.bytes_sent} B out)")
+            tracer.emit(f"#{t.number} {how} ({t.bytes_received} B in, {t.bytes_sent} B out)", t)
             for capture in tracer.captures_of(t):
                 capture.closed(t, how)
 
@@ -290,6 +306,8 @@ class Capture:
 
     def __init__(self, target: Any = None) -> None:
         self.target = target
+        #: where this trace's lines are printed (the context of the code that asked for it)
+        self.context: contextvars.Context | None = None
         self.events: list[CaptureEvent] = []
         self.dropped = 0
         self.active = True

@@ -53,6 +53,15 @@ def test_unload_closes_servers_and_takes_the_names_out_and_load_brings_them_back
     lines = result_of(kernel, shown)["text/plain"].splitlines()
     assert len(lines) == 1 + 200 + 1
     assert lines[-1].startswith("  ... and 4,800 more events, not drawn")
+    # and explain(d)'s text: the first 100 and last 20 of 500 steps, as its drawing
+    shown, _ = kernel.run("long = Deferred()\nfor _ in range(500): long.add_callback(str)\n"
+                          "explain(long)")
+    data = result_of(kernel, shown)
+    lines = data["text/plain"].splitlines()
+    assert len(lines) == 1 + 100 + 1 + 20 + 1, lines[:3]  # and what it waits for
+    assert lines[101] == "  ... 380 more steps, not shown (print(explain(d)) shows them)"
+    assert lines[-2].lstrip().startswith("500. callback str")
+    assert data["text/html"].count('class="step"') == 120
     _, out = kernel.run("%unload_ext netshell\n"
                         "[n for n in ('listen', 'reactor', 'conns', 'http', 'watch')"
                         " if n in globals()]")

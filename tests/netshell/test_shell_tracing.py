@@ -472,3 +472,41 @@ def test_the_default_clock_is_a_wall_clock_time() -> None:
     tracer = Tracer(lines.append)
     tracer.emit("hello")
     assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d\d\d hello", lines[0])
+
+
+# ---- each trace's lines in the context of the code that asked for it (Jupyter: its cell)
+
+
+async def test_two_traces_print_each_in_the_context_that_asked_for_it(reactor: ns.Reactor) -> None:
+    import contextvars
+
+    cell: contextvars.ContextVar[str] = contextvars.ContextVar("cell", default="none")
+    lines: list[tuple[str, str]] = []
+    tracer = Tracer(lambda line: lines.append((cell.get(), line)), clock=lambda: "T")
+    a, _ = await echo_listener(reactor)
+    b, _ = await echo_listener(reactor)
+
+    def trace_in(name: str, target: Any) -> None:
+        def asked() -> None:
+            cell.set(name)
+            tracer.start(target, context=contextvars.copy_context())
+
+        contextvars.copy_context().run(asked)
+
+    try:
+        trace_in("cell 2", a)
+        trace_in("cell 3", b)  # a second trace does not take the first one's lines
+        client_a = await connect(reactor, a)
+        client_b = await connect(reactor, b)
+        await exchange(client_a, b"to a")
+        await exchange(client_b, b"to b")
+    finally:
+        tracer.stop()
+    about_a = [where for where, line in lines if "to a" in line]
+    about_b = [where for where, line in lines if "to b" in line]
+    assert about_a and set(about_a) == {"cell 2"}, lines
+    assert about_b and set(about_b) == {"cell 3"}, lines
+    client_a.transport.close()
+    client_b.transport.close()
+    a.close()
+    b.close()
