@@ -5,8 +5,8 @@
 The users are in a text file, one ``login:name:plan`` a line (``users.txt`` next to this
 script unless ``--users`` says otherwise). A timed call reads it again every ``--every``
 seconds (default 5) and schedules the next reading, so an edit shows up without a
-restart; each time the users change it prints how many there are. A file that cannot
-be read keeps the users read last (the error is logged), and a line that is not
+restart; each time the file has changed it prints how many users there are. A file that cannot
+be read keeps the users read last (the error is logged, once), and a line that is not
 ``login:name:plan`` is skipped with a warning.
 """
 
@@ -20,10 +20,10 @@ from protocols.basic import LineReceiver
 log = logging.getLogger("finger")
 
 
-def read_users(path):
-    """The users of a ``login:name:plan`` file, as a dict ``{login: (name, plan)}``."""
+def parse_users(text, path):
+    """The users of a ``login:name:plan`` file's text, as ``{login: (name, plan)}``."""
     users = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         login, *rest = line.split(":", 2)
@@ -91,18 +91,24 @@ class FingerFactory(Factory):
         self.path = path
         self.every = every
         self.users = {}
+        self.text = None  # the file as read last
+        self.error = None  # why it could not be read last time, if it could not
         self.reload()
 
     def reload(self):
         """Read the file again, then ask to be called again in ``every`` seconds."""
         try:
-            users = read_users(self.path)
+            text = self.path.read_text(encoding="utf-8")
         except OSError as e:
-            log.error("cannot read the users: %s", e)
+            if str(e) != self.error:  # said once, not every few seconds
+                self.error = str(e)
+                log.error("cannot read the users (the %d read last stay): %s", len(self.users), e)
         else:
-            if users != self.users:
-                self.users = users
-                print(f"{len(users)} users from {self.path}", flush=True)
+            self.error = None
+            if text != self.text:
+                self.text = text
+                self.users = parse_users(text, self.path)
+                print(f"{len(self.users)} users from {self.path}", flush=True)
         self.timer = reactor.call_later(self.every, self.reload)
 
     def get_user(self, login):
