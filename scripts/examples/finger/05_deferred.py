@@ -47,18 +47,11 @@ def list_users(users, verbose):
 
 class FingerProtocol(LineReceiver):
     MAX_LENGTH = 256  # bytes in a query: a user name is far shorter
-    answering = False
 
     def line_received(self, line):
-        self.answering = True
         d = self.factory.answer(line.decode("ascii", "replace"))
         d.add_errback(self.lookup_failed)
         d.add_callback(self.send_answer)
-
-    def eof_received(self):
-        # A client may shut its side once the query is sent (socat does): keep the
-        # connection half-open while the answer is on its way, so it can still go out.
-        return self.answering
 
     def lookup_failed(self, failure):
         log.error("finger lookup failed:\n%s", failure.get_traceback())

@@ -6,7 +6,10 @@ A DB-API driver blocks: a query holds its thread until the database answers, and
 reactor's thread must never wait like that. ``netshell.db.ConnectionPool`` runs each
 query in a worker thread of its own (each with its own connection, as sqlite3 wants)
 and answers with a Deferred that fires back in the reactor's thread: since step 5,
-a Deferred is all the protocol asks of a lookup. The database is an SQLite file
+a Deferred is all the protocol asks of a lookup. Now that an answer takes a while, a
+client that shuts its side of the connection once its query is sent (``socat`` does,
+``nc -N`` too) must not lose it: ``eof_received`` keeps the connection half-open while
+an answer is on its way. The database is an SQLite file
 (``finger.sqlite3`` in the current directory unless ``--db`` says otherwise); its
 ``users`` table is made, with two users, when it does not exist yet.
 """
