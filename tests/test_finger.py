@@ -279,8 +279,8 @@ def test_step7_looks_users_up_in_the_database(run, tmp_path):
 
 @pytest.mark.parametrize("script, more", [("07_database.py", []),
                                           ("10_everything.py", ["--http-port", "0"])])
-def test_steps_7_to_10_answer_a_client_that_shut_its_side_while_the_lookup_waits(run, tmp_path,
-                                                                         script, more):
+def test_steps_7_to_10_answer_a_client_that_shut_its_side_while_the_lookup_waits(
+        run, tmp_path, script, more):
     make_db(tmp_path / "people.sqlite3", DB_ROWS)
     step = run(script, "--port", "0", "--db", "people.sqlite3", *more)
     port = step.port()
