@@ -443,3 +443,23 @@ def test_step10_finger_web_and_irc_share_one_service_on_ngircd(run, tmp_path):
         user.wait_for(lambda e: e.type == "quit" and e.source.nick == "fingerbot",
                       "fingerbot leaving IRC")
         user.close()
+
+
+def test_step10_lets_go_of_a_silent_client_after_its_timeout_and_at_shutdown(run):
+    step = run("10_everything.py", "--port", "0", "--http-port", "0", "--timeout", "0.2")
+    port = step.port()
+    step.wait_for(r"fingerbot in #finger on .*")
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as silent:
+        assert silent.recv(100) == b""  # closed by the server once its timeout ran out
+    assert finger(port, b"bob\r\n") == BOB
+    step2 = run("10_everything.py", "--port", "0", "--http-port", "0", "--db", "other.sqlite3")
+    port = step2.port()
+    step2.wait_for(r"fingerbot in #finger on .*")
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as silent:
+        assert finger(port, b"alice\r\n") == ALICE  # the silent one is accepted, and open
+        code, err = step2.stop()
+        assert silent.recv(100) == b""
+    assert code == 130, err
+    # Closed at once, not given the grace (netsh run would say it waits for it).
+    assert "waiting up to" not in err, err
+    stops_cleanly(step)

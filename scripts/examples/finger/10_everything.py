@@ -1,14 +1,15 @@
 """Finger, step 10: one finger service behind finger, the web and IRC.
 
     netsh run scripts/examples/finger/10_everything.py [--interface 127.0.0.1]
-        [--port 7979] [--http-port 8079] [--irc HOST:PORT] [--nick fingerbot]
-        [--channel '#finger'] [--db FILE]
+        [--port 7979] [--http-port 8079] [--timeout 60] [--irc HOST:PORT]
+        [--nick fingerbot] [--channel '#finger'] [--db FILE]
 
 Steps 8 and 9 together: one ``FingerService`` over the database, and three front ends
 that share it, each configured from the command line (``netsh run`` hands the script
-its arguments in ``sys.argv``). Ctrl-C or SIGTERM stops it cleanly: no new
-connections, the queries under way answered, the bot gone from IRC, the database pool
-closed, exit status 130 (143 for SIGTERM).
+its arguments in ``sys.argv``). A finger client gets ``--timeout`` seconds to send its
+query. Ctrl-C or SIGTERM stops it cleanly: no new connections, the finger clients that
+have not asked yet let go at once, the queries under way answered, the bot gone from
+IRC, the database pool closed, exit status 130 (143 for SIGTERM).
 """
 
 import argparse
@@ -61,8 +62,24 @@ class FingerProtocol(LineReceiver):
     MAX_LENGTH = 256  # bytes in a query: a user name is far shorter
     answering = False
 
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        # A client that never sends its query does not hold a connection for ever.
+        self.timer = reactor.call_later(self.factory.timeout, transport.close)
+
+    def connection_lost(self, reason):
+        if self.timer.active():
+            self.timer.cancel()
+
+    def stop_gracefully(self):
+        # The server is stopping: a connection still waiting for its query closes now,
+        # one whose answer is on its way gets it first.
+        if not self.answering:
+            self.transport.close()
+
     def line_received(self, line):
         self.answering = True
+        self.timer.cancel()
         d = self.factory.service.answer(line.decode("ascii", "replace"))
         d.add_errback(self.lookup_failed)
         d.add_callback(self.send_answer)
@@ -88,8 +105,9 @@ class FingerProtocol(LineReceiver):
 class FingerFactory(Factory):
     protocol = FingerProtocol
 
-    def __init__(self, service):
+    def __init__(self, service, timeout):
         self.service = service
+        self.timeout = timeout
 
 
 class FingerService:
@@ -171,6 +189,8 @@ parser = argparse.ArgumentParser(prog="10_everything.py")
 parser.add_argument("--interface", default="127.0.0.1", help="where finger and HTTP listen")
 parser.add_argument("--port", type=int, default=7979)
 parser.add_argument("--http-port", type=int, default=8079)
+parser.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds a finger client has to send its query")
 parser.add_argument("--irc", type=address, metavar="HOST:PORT",
                     help="the IRC server to join (default: start one of our own)")
 parser.add_argument("--nick", default="fingerbot")
@@ -181,7 +201,8 @@ args = parser.parse_args()
 pool = ConnectionPool("sqlite3", args.db)
 await pool.run_interaction(create_users)
 service = FingerService(pool)
-listener = reactor.listen_tcp(args.port, FingerFactory(service), interface=args.interface)
+factory = FingerFactory(service, args.timeout)
+listener = reactor.listen_tcp(args.port, factory, interface=args.interface)
 print(f"finger server on {listener.address}", flush=True)
 web = http.serve(web_app(service), port=args.http_port, interface=args.interface)
 print(f"web server on {web.address}", flush=True)
