@@ -144,7 +144,8 @@ def web_app(service):
 
 
 def page(title, body):
-    text = f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{body}\n"
+    title = html.escape(title)
+    text = f"<!doctype html><title>{title}</title><h1>{title}</h1>{body}\n"
     return http.Response(text.encode(), 200, {"Content-Type": "text/html; charset=utf-8"})
 
 

@@ -4,10 +4,11 @@
         [--nick fingerbot] [--channel '#finger'] [--db FILE]
 
 The finger service of step 8 gets another front end in place of the web (step 10 has
-them all): an ``irc.Bot`` that joins a channel and answers ``!finger alice`` there (or ``finger alice`` in private) with the
-lines a finger client would get: the same ``answer``, so the same rules, forwarding
-refused included. Without ``--irc`` the script starts an IRC server of its own
-(``irc.serve``) on a free port, so there is something to join.
+them all): an ``irc.Bot`` that joins a channel and answers ``!finger alice`` there (or
+``finger alice`` in private) with the lines a finger client would get: the same
+``answer``, so the same rules, forwarding refused included. Without ``--irc`` the script
+starts an IRC server of its own (``irc.serve``) on a free port, so there is something to
+join.
 """
 
 import argparse
