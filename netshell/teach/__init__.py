@@ -1,0 +1,1 @@
+"""Teaching aids: what the shell tells a person about their code as it runs."""
