@@ -28,6 +28,7 @@ from netshell.protocol import ClientFactory, Factory, Protocol
 from netshell.shell import chains, progress, session
 from netshell.shell.display import Table, connection_table, human_age, listener_table
 from netshell.shell.tracing import Tracer
+from netshell.teach import watchdog
 
 __all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "creation_site", "deferred_table",
            "pending_deferreds", "tour"]
@@ -61,6 +62,8 @@ TOUR_ROWS: list[tuple[str, str]] = [
     ("explain(d)", "a Deferred's chain, step by step"),
     ("notify(False)", 'stop the "Deferred #7 fired" notes'),
     ("tb(), verbose(True)", "the last error in full; full tracebacks from now on"),
+    ("watchdog(False), watchdog(threshold=1)",
+     "the warning when a callback blocks the reactor: off; after 1 s"),
     ('history(), save("demo.py")',
      "this session's inputs; save them as a script\nthat `netsh run demo.py` replays"),
 ]
@@ -453,6 +456,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "log": helpers.log,
         "tb": helpers.tb,
         "verbose": helpers.verbose,
+        "watchdog": watchdog.make_helper(console.namespace),
         "help": Help(helpers),
         "history": helpers.history,
         "save": helpers.save,
