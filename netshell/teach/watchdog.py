@@ -45,9 +45,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import netshell
 from netshell import current
@@ -99,8 +98,8 @@ def _kind(filename: str) -> str:
     return "yours"
 
 
-@dataclass(frozen=True)
-class Where:
+# NamedTuples, not dataclasses: the prompt starts without importing dataclasses.
+class Where(NamedTuple):
     """A place in the code: the function, its file and the line, and that line's text."""
 
     function: str
@@ -113,8 +112,7 @@ class Where:
         return f"{text}: {self.source}" if self.source else text
 
 
-@dataclass(frozen=True)
-class Blocked:
+class Blocked(NamedTuple):
     """One blocking episode: how long the loop did not turn, and where it was held."""
 
     seconds: float
@@ -125,13 +123,15 @@ class Blocked:
         return f"the reactor was blocked for {self.seconds:.1f} s in {self.where}\n  {HINT}"
 
 
-@dataclass
 class _Episode:
-    since: float  # the last heartbeat before the loop stopped turning
-    every: float  # the heartbeat's period then
-    places: Counter[tuple[str, str, int]] = field(default_factory=Counter)
-    own: int = 0  # samples that found the prompt's own work (an input, a cell, a script)
-    context: contextvars.Context | None = None  # the blocking callback's
+    """What was seen while the loop did not turn."""
+
+    def __init__(self, since: float, every: float) -> None:
+        self.since = since  # the last heartbeat before the loop stopped turning
+        self.every = every  # the heartbeat's period then
+        self.places: Counter[tuple[str, str, int]] = Counter()  # samples per place
+        self.own = 0  # samples that found the prompt's own work (an input, a cell, a script)
+        self.context: contextvars.Context | None = None  # the blocking callback's
 
 
 def _display_name(filename: str) -> str:
