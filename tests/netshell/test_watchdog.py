@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import subprocess
 import sys
 import textwrap
@@ -315,3 +316,63 @@ def test_netsh_run_without_the_flag_says_nothing(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "done\n"
     assert done.stderr == ""
+
+
+# ---- Jupyter: the report goes to the cell whose work blocked
+
+
+def test_in_a_jupyter_kernel_the_report_goes_to_the_cell_that_started_the_work(
+        tmp_path, monkeypatch):
+    import queue
+
+    from jupyter_client.manager import start_new_kernel
+
+    from netshell.kernel import kernelspec
+
+    # The netshell kernelspec in a prefix of its own, this checkout first on the path
+    # (as tests/kernel/conftest.py sets up its kernels).
+    prefix = tmp_path / "prefix"
+    kernelspec.install(prefix=str(prefix))
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    km, kc = start_new_kernel(kernel_name="netshell", startup_timeout=30)
+    outputs: dict[str, str] = {}
+
+    def run(code: str) -> str:
+        msg_id = kc.execute(code)
+        while True:  # until this cell's kernel goes idle
+            msg = kc.get_iopub_msg(timeout=30)
+            parent = msg["parent_header"].get("msg_id", "")
+            if msg["msg_type"] == "stream":
+                outputs[parent] = outputs.get(parent, "") + msg["content"]["text"]
+            if (msg["msg_type"] == "status" and parent == msg_id
+                    and msg["content"]["execution_state"] == "idle"):
+                return msg_id
+
+    try:
+        run("1")  # the watchdog starts with the first cell (and its thread in its context)
+        # Cell 2 sets a timer whose callback blocks; it fires while cell 3 runs.
+        two = run("import time\ndef on_timer():\n    time.sleep(0.6)\n\n"
+                  "dc = reactor.call_later(0.3, on_timer)")
+        three = run("await sleep(1.2)")
+        four = run("time.sleep(0.6)")  # a cell's own code: not reported
+        run("print('done')")
+        try:  # anything still on its way
+            while True:
+                msg = kc.get_iopub_msg(timeout=0.5)
+                if msg["msg_type"] == "stream":
+                    parent = msg["parent_header"].get("msg_id", "")
+                    outputs[parent] = outputs.get(parent, "") + msg["content"]["text"]
+        except queue.Empty:
+            pass
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert re.search(r"the reactor was blocked for \d\.\d s in on_timer \(Cell In\[2\], "
+                     r"line 3\): time\.sleep\(0\.6\)", outputs.get(two, "")), outputs
+    assert "blocked" not in outputs.get(three, "") + outputs.get(four, "")
+    assert sum(text.count("the reactor was blocked") for text in outputs.values()) == 1
