@@ -9,7 +9,7 @@ says so, once per blocking episode, when the loop runs again::
     the reactor was blocked for 1.0 s in on_data (<netsh-3>, line 2): time.sleep(1)
       nothing else ran meanwhile: run blocking work with defer_to_thread(f, *args)
 
-How: a heartbeat on the loop (a timed call re-armed every tenth of the threshold)
+How: a heartbeat on the loop (a timed call re-armed every fifth of the threshold)
 stamps the time; a daemon thread reads the stamp. While the stamp is older than the
 threshold the loop is not turning, and the thread samples the loop thread's stack
 (``sys._current_frames()``) for the frame of the callback that holds it: the
@@ -26,7 +26,7 @@ person sees already, since the prompt comes back when it is done. A block the
 thread could not sample at all (a C call holding the GIL throughout) is not
 reported either: the watchdog says only what it saw.
 
-The cost when nothing blocks: one timed call every ``threshold / 10`` seconds on
+The cost when nothing blocks: one timed call every ``threshold / 5`` seconds on
 the loop, and a thread that wakes once per threshold (docs/performance.md,
 "Watchdog").
 """
@@ -59,7 +59,7 @@ log = logging.getLogger("netshell.watchdog")
 #: Seconds the loop may go without turning before the watchdog speaks.
 DEFAULT_THRESHOLD = 0.25
 #: Heartbeats per threshold: the precision of the time reported.
-BEATS_PER_THRESHOLD = 10
+BEATS_PER_THRESHOLD = 5
 #: The second line of every report.
 HINT = "nothing else ran meanwhile: run blocking work with defer_to_thread(f, *args)"
 

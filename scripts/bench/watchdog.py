@@ -3,7 +3,7 @@
 Two echo servers, the same program as ``echo.py``'s netshell server on asyncio's
 default loop, one with the watchdog of the netsh prompt running
 (``netshell.teach.watchdog.start_watchdog(reactor.loop)``, threshold 0.25 s: a
-timed call on the loop every 25 ms, a thread that wakes every 0.25 s) and one
+timed call on the loop every 50 ms, a thread that wakes every 0.25 s) and one
 without (``--only`` picks; ``netshell-watchdog-fast`` adds one whose threshold is
 0.025 s, ten times the heartbeats, to show what the cost scales with). Each runs
 in its own process pinned to CPU 0, started afresh for every round; the load (the
