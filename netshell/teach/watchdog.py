@@ -9,14 +9,14 @@ says so, once per blocking episode, when the loop runs again::
     the reactor was blocked for 1.0 s in on_data (<netsh-3>, line 2): time.sleep(1)
       nothing else ran meanwhile: run blocking work with defer_to_thread(f, *args)
 
-How: a heartbeat on the loop (a timed call re-armed every fifth of the threshold)
-stamps the time; a daemon thread reads the stamp. While the stamp is older than the
-threshold the loop is not turning, and the thread samples the loop thread's stack
-(``sys._current_frames()``) for the frame of the callback that holds it: the
-innermost frame in the person's own code (not netshell's, asyncio's, the standard
-library's or another package's), else the innermost in netshell's core or protocol
-library. When the stamp moves again, the place seen most often is reported with
-how long the loop was held.
+How: a daemon thread posts a call to the loop every fifth of the threshold (a
+ping), and the loop stamps the time when it runs it (the heartbeat); the thread
+reads the stamp. While the stamp is older than the threshold the loop is not
+turning, and the thread samples the loop thread's stack (``sys._current_frames()``)
+for the frame of the callback that holds it: the innermost frame in the person's
+own code (not netshell's, asyncio's, the standard library's or another package's),
+else the innermost in netshell's core or protocol library. When the stamp moves
+again, the place seen most often is reported with how long the loop was held.
 
 What is never reported: a loop that waits (its heartbeat keeps beating; a stack
 sampled then shows no callback running), a loop that is stopped (IPython's terminal
@@ -26,9 +26,8 @@ person sees already, since the prompt comes back when it is done. A block the
 thread could not sample at all (a C call holding the GIL throughout) is not
 reported either: the watchdog says only what it saw.
 
-The cost when nothing blocks: one timed call every ``threshold / 5`` seconds on
-the loop, and a thread that wakes once per threshold (docs/performance.md,
-"Watchdog").
+The cost when nothing blocks: one call every ``threshold / 5`` seconds on the loop,
+posted by a thread that wakes as often (docs/performance.md, "Watchdog").
 """
 
 from __future__ import annotations
@@ -189,13 +188,13 @@ class Watchdog:
         self.clock = clock
         #: How many episodes were reported.
         self.reported = 0
-        self._last = clock()  # the last heartbeat
+        self._last = clock()  # when the loop last answered a ping: the heartbeat
+        self._posted = 0  # pings posted to the loop
+        self._answered = 0  # the last ping it answered
         self._thread_id: int | None = None  # the loop's thread, learnt by the heartbeat
         self._episode: _Episode | None = None
         self._ignore: float | None = None  # a stamp from before the loop was stopped
-        self._handle: asyncio.TimerHandle | None = None
         self._running = False
-        self._generation = 0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._quiet = contextvars.Context()  # the heartbeat's: it carries no one's context
@@ -222,35 +221,42 @@ class Watchdog:
         if self._running:
             return
         self._running = True
-        self._generation += 1
         self._wake.clear()
         self._last = self.clock()
-        self.loop.call_soon_threadsafe(self._beat, self._generation, context=self._quiet)
+        self._ping()
         if thread:
             self._thread = threading.Thread(target=self._watch, name="netshell watchdog",
                                             daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop watching (the thread ends at once; the heartbeat at its next beat)."""
+        """Stop watching (the thread ends at once)."""
         self._running = False
         self._wake.set()
-        handle, self._handle = self._handle, None
-        if handle is not None and self._thread_id == threading.get_ident():
-            handle.cancel()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(1.0)
 
+    def _ping(self) -> None:
+        """Ask the loop to stamp the time when it next turns (from any thread).
+
+        A call posted from the thread, not a timed call the loop re-arms: a loop with a
+        timed call pending waits in select() with a timeout, which costs more per turn
+        (1.7 us on the VM of docs/performance.md) than waiting with none.
+        """
+        self._posted += 1
+        try:
+            self.loop.call_soon_threadsafe(self._stamp, self._posted, context=self._quiet)
+        except RuntimeError:  # the loop is closed
+            pass
+
     # ---- on the loop
 
-    def _beat(self, generation: int) -> None:
+    def _stamp(self, ping: int) -> None:
         self._last = self.clock()
+        self._answered = ping
         if self._thread_id is None:
             self._thread_id = threading.get_ident()
-        if self._running and generation == self._generation:  # not one from before a stop
-            self._handle = self.loop.call_later(self._every, self._beat, generation,
-                                                context=self._quiet)
 
     def _emit(self, blocked: Blocked) -> None:
         self.reported += 1
@@ -272,6 +278,8 @@ class Watchdog:
         Returns the seconds until the next look is due."""
         now = self.clock()
         last = self._last
+        if self._answered == self._posted and self._running:
+            self._ping()  # answered: the next turn of the loop stamps the time again
         episode = self._episode
         if episode is not None and last != episode.since:
             self._episode = None
@@ -279,7 +287,7 @@ class Watchdog:
             episode = None
         held = now - last
         if held < self.threshold:
-            return self.threshold - held
+            return self._every
         if not self.loop.is_running() or self._thread_id is None:
             # Stopped (IPython's terminal between prompts), not blocked: when it runs
             # again, the stamp from before is no measure of anything.
@@ -319,8 +327,9 @@ class Watchdog:
             del frame
 
     def _finish(self, episode: _Episode, resumed: float) -> None:
-        # The heartbeat due at since + every ran at ``resumed``: the loop did not turn from
-        # (at latest) then until ``resumed``, and (at earliest) from ``since``. The middle.
+        # The ping posted about ``every`` after ``since`` was answered at ``resumed``: the
+        # loop did not turn from (at latest) then until ``resumed``, and (at earliest)
+        # from ``since``. The middle.
         seconds = resumed - episode.since - episode.every / 2
         seen = sum(episode.places.values())
         if seconds < self.threshold or not seen or episode.own >= seen:
