@@ -17,7 +17,11 @@ printed beside it):
 - the server's CPU per round trip (its threads' schedstat time over the trips),
   in microseconds;
 - idle: the server's CPU while it serves nothing for ``--idle-seconds`` (in ms of
-  CPU per second): the heartbeat and the thread, and nothing else.
+  CPU per second): the heartbeat and the thread, and nothing else;
+- the loop alone: in another fresh process (pinned to CPU 0), ``--turns`` turns of
+  the reactor's loop, each reading one byte from a socket pair and sending it back:
+  the process's CPU per turn (both threads), in ns. The smallest turn a loop makes,
+  so what the watchdog adds to each turn shows most here.
 
 The ratio watchdog on / off of round trips (best rounds) is checked against the
 goal of issue 17: at most 2% apart (>= 0.98x). Beside it, the median over the
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import textwrap
 import time
@@ -83,6 +88,37 @@ reactor.call_soon(ready, listener.port, what)
 reactor.run()
 """
 
+# The loop alone: a socket pair on the reactor's loop, one byte back and forth, a turn of
+# the loop per byte: the CPU of the whole process (both threads) per turn, in ns.
+TURNS = """
+import os, socket, time
+os.sched_setaffinity(0, {{{cpu}}})
+from netshell.reactor import Reactor
+from netshell.teach import watchdog
+r = Reactor()
+THRESHOLD = {threshold}
+if THRESHOLD:
+    watchdog.start_watchdog(r.loop, THRESHOLD)
+a, b = socket.socketpair()
+a.setblocking(False)
+b.setblocking(False)
+done = r.loop.create_future()
+left = {turns}
+def readable():
+    global left
+    a.recv(64)
+    left -= 1
+    if left:
+        b.send(b"x")
+    else:
+        done.set_result(None)
+r.loop.add_reader(a.fileno(), readable)
+b.send(b"x")
+start = time.process_time()
+r.run_until(done)
+print((time.process_time() - start) / {turns} * 1e9)
+"""
+
 SERVER_CASES = [
     ServerCase("netshell", "watchdog off", SERVER, []),
     ServerCase("netshell-watchdog", "watchdog on", SERVER, []),
@@ -97,12 +133,15 @@ MEASURES = {
     "round_trips_per_s": ("round trips/s", ",.0f", True),
     "server_cpu_us_per_trip": ("CPU µs/trip", ".2f", False),
     "idle_cpu_ms_per_s": ("idle CPU ms/s", ".3f", False),
+    "cpu_ns_per_turn": ("CPU ns/turn", ",.0f", False),
 }
 
 GOALS: Goals = [
     ("round trips: watchdog on / off", "round_trips_per_s", "netshell-watchdog", ("netshell",),
      0.98, ">="),
     ("CPU per trip: watchdog on / off", "server_cpu_us_per_trip", "netshell-watchdog",
+     ("netshell",), None, "<="),
+    ("CPU per turn of the loop: watchdog on / off", "cpu_ns_per_turn", "netshell-watchdog",
      ("netshell",), None, "<="),
     ("round trips: on, 0.025 s / off", "round_trips_per_s", "netshell-watchdog-fast",
      ("netshell",), None, ">="),
@@ -129,7 +168,15 @@ def measure(case: ServerCase, args: argparse.Namespace) -> dict[str, Any]:
             raise Failed(f"{case.label}: {e}") from e
         busy = server.cpu_seconds() - cpu1
         server.alive()
+        turns = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(TURNS.format(
+                cpu=args.server_cpu, threshold=THRESHOLDS[case.name], turns=args.turns))],
+            env=python_env(args.allocator_env), cwd=ROOT, capture_output=True, text=True,
+            timeout=120)
+        if turns.returncode != 0:
+            raise Failed(f"{case.label}: the loop-turns run failed:\n{turns.stderr}")
         return {
+            "cpu_ns_per_turn": float(turns.stdout),
             "round_trips_per_s": rate,
             "server_cpu_us_per_trip": busy / trips * 1e6,
             "idle_cpu_ms_per_s": idle * 1e3,
@@ -163,7 +210,8 @@ def report(cases: Sequence[ServerCase], results: dict[str, dict[str, Any]],
         # Rounds are interleaved (off, on, off, on...): the ratio within each round, whose
         # two servers ran a few seconds apart, is the least moved by a busy machine.
         for key, label in (("round_trips_per_s", "round trips"),
-                           ("server_cpu_us_per_trip", "CPU per trip")):
+                           ("server_cpu_us_per_trip", "CPU per trip"),
+                           ("cpu_ns_per_turn", "CPU per turn")):
             pairs = [b / a for a, b in zip(off[key + "_rounds"], on[key + "_rounds"],
                                            strict=False) if a > 0]
             if pairs:
@@ -188,12 +236,14 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=2.0,
                         help="seconds the server idles before the load, its CPU measured "
                              "(default 2)")
+    parser.add_argument("--turns", type=int, default=200_000,
+                        help="turns of the loop in the loop-alone measure (default 200000)")
     parser.add_argument("--only", metavar="NAMES",
                         help="comma-separated servers: " + ", ".join(c.name for c in SERVER_CASES))
     add_allocator_option(parser)
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.seconds, args.idle_seconds = 1, 0.3, 0.2
+        args.rounds, args.seconds, args.idle_seconds, args.turns = 1, 0.3, 0.2, 5000
     cases = select(SERVER_CASES, OPTIONAL_SERVERS, args.only)
     title, args.allocator_env = allocator(args.allocator)
     args.server_cpu, args.client_cpu = pin_load()
