@@ -5,7 +5,8 @@ default loop, one with the watchdog of the netsh prompt running
 (``netshell.teach.watchdog.start_watchdog(reactor.loop)``, threshold 0.25 s: a
 timed call on the loop every 50 ms, a thread that wakes every 0.25 s) and one
 without (``--only`` picks; ``netshell-watchdog-fast`` adds one whose threshold is
-0.025 s, ten times the heartbeats, to show what the cost scales with). Each runs
+0.025 s, ten times the heartbeats, and ``netshell-thread`` one without the watchdog
+but with a thread that sleeps throughout: what the cost is made of). Each runs
 in its own process pinned to CPU 0, started afresh for every round; the load (the
 ping-pong client of ``echo.py``: 1 KiB round trips over 10 connections for
 ``--seconds``, on uvloop when installed) runs in this process pinned to CPU 1.
@@ -78,9 +79,13 @@ class Echo(ns.Protocol):
         self.transport.write(data)
 listener = reactor.listen_tcp(0, ns.Factory.for_protocol(Echo), backlog=4096)
 THRESHOLD = {threshold}
-if THRESHOLD:
+if THRESHOLD > 0:
     dog = watchdog.start_watchdog(reactor.loop, THRESHOLD)
     what = f"watchdog on, threshold {{THRESHOLD}} s"
+elif THRESHOLD < 0:  # no watchdog, a thread that sleeps throughout: what a thread costs
+    import threading
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+    what = "watchdog off, a sleeping thread"
 else:
     what = "watchdog off"
 # Ready once the loop runs (the watchdog's first heartbeat is queued before this).
@@ -97,8 +102,11 @@ from netshell.reactor import Reactor
 from netshell.teach import watchdog
 r = Reactor()
 THRESHOLD = {threshold}
-if THRESHOLD:
+if THRESHOLD > 0:
     watchdog.start_watchdog(r.loop, THRESHOLD)
+elif THRESHOLD < 0:
+    import threading
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
 a, b = socket.socketpair()
 a.setblocking(False)
 b.setblocking(False)
@@ -123,10 +131,12 @@ SERVER_CASES = [
     ServerCase("netshell", "watchdog off", SERVER, []),
     ServerCase("netshell-watchdog", "watchdog on", SERVER, []),
     ServerCase("netshell-watchdog-fast", "on, 0.025 s", SERVER, []),
+    ServerCase("netshell-thread", "off, a thread", SERVER, []),
 ]
-# Each server's watchdog threshold (0: none).
-THRESHOLDS = {"netshell": 0.0, "netshell-watchdog": 0.25, "netshell-watchdog-fast": 0.025}
-OPTIONAL_SERVERS = {"netshell-watchdog-fast"}
+# Each server's watchdog threshold (0: none; -1: none, and a thread that sleeps throughout).
+THRESHOLDS = {"netshell": 0.0, "netshell-watchdog": 0.25, "netshell-watchdog-fast": 0.025,
+              "netshell-thread": -1.0}
+OPTIONAL_SERVERS = {"netshell-watchdog-fast", "netshell-thread"}
 
 # measure key -> (column title, format, higher is better)
 MEASURES = {
@@ -142,6 +152,8 @@ GOALS: Goals = [
     ("CPU per trip: watchdog on / off", "server_cpu_us_per_trip", "netshell-watchdog",
      ("netshell",), None, "<="),
     ("CPU per turn of the loop: watchdog on / off", "cpu_ns_per_turn", "netshell-watchdog",
+     ("netshell",), None, "<="),
+    ("CPU per turn: a sleeping thread / off", "cpu_ns_per_turn", "netshell-thread",
      ("netshell",), None, "<="),
     ("round trips: on, 0.025 s / off", "round_trips_per_s", "netshell-watchdog-fast",
      ("netshell",), None, ">="),
