@@ -14,9 +14,11 @@ ping), and the loop stamps the time when it runs it (the heartbeat); the thread
 reads the stamp. While the stamp is older than the threshold the loop is not
 turning, and the thread samples the loop thread's stack (``sys._current_frames()``)
 for the frame of the callback that holds it: the innermost frame in the person's
-own code (not netshell's, asyncio's, the standard library's or another package's),
-else the innermost in netshell's core or protocol library. When the stamp moves
-again, the place seen most often is reported with how long the loop was held.
+own code (not netshell's, asyncio's, the standard library's or another package's).
+When the stamp moves again, the place seen most often is reported with how long the
+loop was held. A turn spent in netshell's or another package's code alone is not
+reported: it is not the person's to fix, and on a machine short of CPU a slow turn
+of the library's own code would be reported as if it blocked.
 
 What is never reported: a loop that waits (its heartbeat keeps beating; a stack
 sampled then shows no callback running), a loop that is stopped (IPython's terminal
@@ -64,10 +66,6 @@ HINT = "nothing else ran meanwhile: run blocking work with defer_to_thread(f, *a
 
 _HANDLE_RUN = asyncio.events.Handle._run.__code__
 _NETSHELL = os.path.dirname(os.path.abspath(netshell.__file__)) + os.sep
-# The shell's own code (the prompt, the kernel extension, the command line, this
-# module): its work is the prompt's, never a person's callback.
-_SHELL_SIDE = tuple(os.path.join(_NETSHELL, part) + os.sep
-                    for part in ("shell", "kernel", "app", "teach"))
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 _REACTOR_FILE = os.path.abspath(sys.modules["netshell.reactor"].__file__ or "")
 _protocols_dir: str | None = None
@@ -83,18 +81,15 @@ def _protocols() -> str:
     return _protocols_dir
 
 
-def _kind(filename: str) -> str:
-    """Whose code a file is: "yours", "netshell" (the core, the protocols) or "other"."""
+def _is_yours(filename: str) -> bool:
+    """Whether a file is the person's own code: not netshell's (its core, shell or
+    protocol library), nor the standard library's, nor an installed package's."""
     if filename.startswith("<frozen"):
-        return "other"
+        return False
     path = filename if filename.startswith("<") else os.path.abspath(filename)
-    if path.startswith(_SHELL_SIDE):
-        return "other"
-    if path.startswith((_NETSHELL, _protocols())):
-        return "netshell"
-    if path.startswith(_STDLIB) or "site-packages" in path or "dist-packages" in path:
-        return "other"
-    return "yours"
+    if path.startswith((_NETSHELL, _protocols(), _STDLIB)):
+        return False
+    return "site-packages" not in path and "dist-packages" not in path
 
 
 # NamedTuples, not dataclasses: the prompt starts without importing dataclasses.
@@ -311,8 +306,7 @@ class Watchdog:
                 if f.f_code.co_name == "<module>" and any(f.f_globals is g for g in self.own):
                     episode.own += 1
                     return
-            found = ([f for f in frames if _kind(f.f_code.co_filename) == "yours"]
-                     or [f for f in frames if _kind(f.f_code.co_filename) == "netshell"])
+            found = [f for f in frames if _is_yours(f.f_code.co_filename)]
             if not found:
                 return
             culprit = found[0]
