@@ -272,30 +272,34 @@ class Watchdog:
     def poll(self) -> float:
         """Look once: sample the loop if it is held, report an episode that ended.
         Returns the seconds until the next look is due."""
-        now = self.clock()
-        last = self._last
+        self._look(self.clock())
         if self._answered == self._posted and self._running:
-            self._ping()  # answered: the next turn of the loop stamps the time again
+            # Answered: the next turn of the loop stamps the time again. Posted after the
+            # look, not before: the ping wakes a waiting loop, which a sample would catch
+            # in the middle of that turn rather than waiting.
+            self._ping()
+        return self._every
+
+    def _look(self, now: float) -> None:
+        last = self._last
         episode = self._episode
         if episode is not None and last != episode.since:
             self._episode = None
             self._finish(episode, last)
             episode = None
-        held = now - last
-        if held < self.threshold:
-            return self._every
+        if now - last < self.threshold:
+            return
         if not self.loop.is_running() or self._thread_id is None:
             # Stopped (IPython's terminal between prompts), not blocked: when it runs
             # again, the stamp from before is no measure of anything.
             self._episode = None
             self._ignore = last
-            return self._every
+            return
         if last == self._ignore:
-            return self._every
+            return
         if episode is None:
             episode = self._episode = _Episode(since=last, every=self._every)
         self._sample(episode)
-        return self._every
 
     def _sample(self, episode: _Episode) -> None:
         assert self._thread_id is not None
