@@ -256,9 +256,9 @@ def test_awaiting_a_long_sleep_says_nothing():
     got: list[Blocked] = []
 
     async def main() -> None:
-        dog = Watchdog(asyncio.get_running_loop(), 0.05, got.append)
+        dog = Watchdog(asyncio.get_running_loop(), 0.1, got.append)
         dog.start()
-        await asyncio.sleep(0.5)  # the loop waits: ten thresholds, and not blocked
+        await asyncio.sleep(1.0)  # the loop waits: ten thresholds, and not blocked
         dog.stop()
 
     asyncio.run(main())
