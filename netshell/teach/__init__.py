@@ -1,1 +1,1 @@
-"""Teaching aids: what the shell tells a person about their code as it runs."""
+"""Teaching: lessons, Deferred and sequence diagrams, simulated chains, late-failure reports."""
