@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true",
                      help="show errors with every frame (default: a common mistake on one "
                           "line, other errors with the script's own frames only)")
+    run.add_argument("--watch-blocking", action="store_true",
+                     help="say on stderr when a callback blocks the reactor 0.25 s or more: "
+                          "for how long, and the function and line (as the prompt does)")
 
     serve = sub.add_parser("serve", help="serve one protocol until Ctrl-C",
                            description="Serve one protocol until Ctrl-C or SIGTERM.",
@@ -332,7 +335,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, uvloop: bool
         transcript.write(header("run"))
     options = RunOptions(settle=args.settle, grace=args.grace,
                          exit_when_done=args.exit_when_done, transcript=transcript,
-                         quiet=args.quiet, keep_going=args.keep_going, verbose=args.verbose)
+                         quiet=args.quiet, keep_going=args.keep_going, verbose=args.verbose,
+                         watch_blocking=args.watch_blocking)
     try:
         return run_source(source, filename, [args.file, *args.args], options, use_uvloop=uvloop)
     finally:

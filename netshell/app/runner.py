@@ -44,6 +44,7 @@ from netshell.shell import chains, namespace
 from netshell.shell.console import Console, Input, input_entry
 from netshell.shell.session import split_cells
 from netshell.shell.tracebacks import format_error
+from netshell.teach.watchdog import start_watchdog, stop_watchdog
 
 __all__ = ["RunOptions", "run_source", "serve"]
 
@@ -64,6 +65,7 @@ class RunOptions:
     quiet: bool = False
     keep_going: bool = False  # after a cell raises, go on with the next (as the prompt does)
     verbose: bool = False  # errors with every frame (default: the script's own frames only)
+    watch_blocking: bool = False  # say when a callback blocks the loop (teach.watchdog)
 
 
 class ScriptFailed(Exception):
@@ -456,6 +458,8 @@ def _run_main(
     old_argv = sys.argv
     sys.argv = list(argv)
     runner = _Runner(r, filename, options)
+    if options.watch_blocking:
+        start_watchdog(r.loop, own=[runner.console.namespace])
     main = r.loop.create_task(main_of(runner))
     try:
         return r.run_until(main)
@@ -482,6 +486,7 @@ def _run_main(
     finally:
         # What waits for its grace is reported now: there is no later.
         runner.late.flush("  (no errback handled it before the script ended)")
+        stop_watchdog(r.loop)
         chains.stop_recording()
         runner.console.close()
         sys.argv = old_argv

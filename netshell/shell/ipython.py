@@ -38,6 +38,7 @@ from netshell.shell.console import Console, close_everything, input_entry
 from netshell.shell.prompt import EXIT_GRACE, PromptLogHandler
 from netshell.shell.session import new_transcript
 from netshell.shell.tracebacks import format_error
+from netshell.teach.watchdog import start_watchdog, stop_watchdog
 
 __all__ = ["Loaded", "bind_reactor", "current_cell", "load_into", "run_cell_coroutine",
            "run_ipython"]
@@ -219,12 +220,34 @@ def load_into(
     previous = plain.for_type(Deferred, show_deferred)
     loaded.on_unload(lambda: _restore_printer(plain, Deferred, previous))
 
+    # The watchdog says when a callback holds the loop (a cell's own code is the cell's
+    # work, not reported): on the reactor's loop now, or (a kernel whose loop does not run
+    # yet) on the loop the first cell runs on.
+    watched: list[asyncio.AbstractEventLoop] = []
+
+    def watch_loop(loop: asyncio.AbstractEventLoop) -> None:
+        watched.append(loop)
+        start_watchdog(loop, own=[shell.user_ns])
+
+    def unwatch() -> None:
+        for loop in watched:
+            stop_watchdog(loop)
+
+    if loaded.reactor is not None:
+        watch_loop(loaded.reactor.loop)
+    loaded.on_unload(unwatch)
+
     # IPython runs the cells itself: record each in the console's transcript, so that
     # history() and save() work here as at the netsh prompt.
     started: dict[str, float] = {}
 
     def pre_run_cell(info: Any) -> None:
         started["time"] = time.time()
+        if not watched:
+            try:
+                watch_loop(asyncio.get_running_loop())
+            except RuntimeError:
+                pass
         # What the cell starts carries its number (see current_cell).
         current_cell.set(getattr(shell, "execution_count", 0))
         # ... and the loop the cells run on: a thread the cell starts (or a pool job it

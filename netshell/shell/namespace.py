@@ -30,6 +30,7 @@ from netshell.shell import chains, progress, session
 from netshell.shell.display import Table, connection_table, human_age, listener_table
 from netshell.shell.tracing import Tracer
 from netshell.teach import late as late_failures
+from netshell.teach import watchdog
 from netshell.teach.lessons.teacher import LessonCommand, Teacher
 from netshell.teach.simulate import simulate
 
@@ -72,6 +73,8 @@ TOUR_ROWS: list[tuple[str, str]] = [
      "wait longer before an unhandled failure is reported"),
     ("notify(False)", 'stop the "Deferred #7 fired" notes'),
     ("tb(), verbose(True)", "the last error in full; full tracebacks from now on"),
+    ("watchdog(False), watchdog(threshold=1)",
+     "the warning when a callback blocks the reactor: off; after 1 s"),
     ('history(), save("demo.py")',
      "this session's inputs; save them as a script\nthat `netsh run demo.py` replays"),
     ("lessons(), lesson(1)", "guided lessons, checked against the live reactor"),
@@ -489,6 +492,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         "log": helpers.log,
         "tb": helpers.tb,
         "verbose": helpers.verbose,
+        "watchdog": watchdog.make_helper(console.namespace),
         "help": Help(helpers),
         "history": helpers.history,
         "save": helpers.save,

@@ -39,6 +39,7 @@ from netshell.shell.keys import typing_bindings
 from netshell.shell.lexer import python_lexer  # pygments loads after the first prompt
 from netshell.shell.session import new_transcript, state_dir
 from netshell.shell.tracebacks import ShortFormatter
+from netshell.teach.watchdog import start_watchdog, stop_watchdog
 
 __all__ = ["Prompt", "history_path", "run_prompt"]
 
@@ -330,6 +331,8 @@ class Prompt:
         request_logs = [logging.getLogger(name) for name in namespace.REQUEST_LOGGERS]
         old_levels = [logger.level for logger in request_logs]
         ns["log"](True)  # the requests an HTTP server answers, above the prompt
+        # Says when a callback holds the loop (the inputs themselves are the prompt's work).
+        start_watchdog(loop, own=[ns])
         try:
             print(self.banner())
             console.idle()
@@ -343,6 +346,7 @@ class Prompt:
             for logger, level in zip(request_logs, old_levels, strict=True):
                 logger.setLevel(level)
             ns["_helpers"].tracer.stop()
+            stop_watchdog(loop)
             chains.stop_recording()
             console.close()
             signal.signal(signal.SIGINT, signal.default_int_handler)

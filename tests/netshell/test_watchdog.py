@@ -1,0 +1,410 @@
+"""The blocked-reactor watchdog (netshell.teach.watchdog), in process and under ``netsh run``.
+
+Most tests run a real loop whose callback blocks on a ``threading.Event`` the test
+releases, with the watchdog's clock faked: a helper thread moves the clock while
+the loop is held and calls ``poll()`` (the watching thread's one step) itself, so
+what is measured does not depend on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netshell.teach import watchdog as wd
+from netshell.teach.watchdog import Blocked, Watchdog
+
+WAIT = 10.0  # a bound for waits that end at once
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def held_episode(loop: asyncio.AbstractEventLoop, dog: Watchdog, clock: FakeClock,
+                 entered: threading.Event, release: threading.Event, held_for: float,
+                 reported: threading.Event, finished: asyncio.Future[None],
+                 failed: list[str]) -> None:
+    """In a thread: once the loop is held, let ``held_for`` (fake) seconds pass, look at
+    the loop, release it, then look until the episode is over: reported, or (silent)
+    the heartbeat has stamped the time after it and the thread has looked since."""
+    try:
+        if not entered.wait(WAIT):
+            failed.append("the loop was never held")
+            return
+        clock.now += held_for
+        dog.poll()  # the loop is held: a sample
+        release.set()
+        deadline = time.monotonic() + WAIT
+        while not reported.wait(0.005) and time.monotonic() < deadline:
+            dog.poll()  # the heartbeat moves the stamp once the loop turns: the episode ends
+            if dog._last == clock.now and dog._episode is None:
+                break  # over, and nothing said (the report would be on its way already)
+    finally:
+        loop.call_soon_threadsafe(finished.set_result, None)
+
+
+def run_episode(loop_work: Callable[[asyncio.AbstractEventLoop, threading.Event,
+                                     threading.Event], None],
+                held_for: float = 1.0, threshold: float = 0.25,
+                own: list[dict[str, Any]] | None = None,
+                also: Callable[[], None] = lambda: None) -> list[Blocked]:
+    """Run a loop on which ``loop_work(loop, entered, release)`` schedules the blocking
+    work; return what the watchdog reported (``also()`` is called in the report)."""
+    clock = FakeClock()
+    got: list[Blocked] = []
+    failed: list[str] = []
+    reported = threading.Event()
+
+    def report(blocked: Blocked) -> None:
+        also()
+        got.append(blocked)
+        reported.set()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        dog = Watchdog(loop, threshold, report, own=own or [], clock=clock)
+        dog.start(thread=False)
+        entered, release = threading.Event(), threading.Event()
+        finished: asyncio.Future[None] = loop.create_future()
+        await asyncio.sleep(0)  # the first heartbeat: the stamp is the clock's 0
+        helper = threading.Thread(target=held_episode, args=(
+            loop, dog, clock, entered, release, held_for, reported, finished, failed))
+        helper.start()
+        loop_work(loop, entered, release)
+        await finished  # the loop waits (in select) meanwhile, but for the blocking work
+        await asyncio.sleep(0)  # a report made as the thread finished
+        helper.join(WAIT)
+        dog.stop()
+
+    asyncio.run(main())
+    assert failed == []
+    return got
+
+
+def blocker(entered: threading.Event, release: threading.Event) -> None:
+    entered.set()
+    release.wait(WAIT)  # the line the watchdog names
+
+
+BLOCKER_LINE = blocker.__code__.co_firstlineno + 2
+
+
+def test_a_callback_that_holds_the_loop_is_named_with_its_line_and_how_long():
+    got = run_episode(lambda loop, entered, release: loop.call_soon(blocker, entered, release))
+    assert len(got) == 1
+    blocked = got[0]
+    assert blocked.where.function == "blocker"
+    assert blocked.where.filename == __file__
+    assert blocked.where.line == BLOCKER_LINE
+    assert blocked.where.source == "release.wait(WAIT)  # the line the watchdog names"
+    # 1 s between the stamp before and the one after, less half a heartbeat (0.05 s).
+    assert blocked.seconds == pytest.approx(1.0 - 0.025)
+    message = blocked.message()
+    assert message.splitlines()[0] == (
+        f"the reactor was blocked for 1.0 s in blocker ({__file__}, line {BLOCKER_LINE}): "
+        "release.wait(WAIT)  # the line the watchdog names")
+    assert "defer_to_thread(f, *args)" in message.splitlines()[1]
+
+
+def test_the_innermost_frame_of_your_own_code_is_named_not_the_outer_caller():
+    def outer(entered: threading.Event, release: threading.Event) -> None:
+        blocker(entered, release)  # the caller: not named
+
+    got = run_episode(lambda loop, entered, release: loop.call_soon(outer, entered, release))
+    assert [(b.where.function, b.where.line) for b in got] == [("blocker", BLOCKER_LINE)]
+
+
+def test_a_block_shorter_than_the_threshold_is_not_reported():
+    # 0.26 s between the stamps around it (so it was sampled): 0.235 s once half a
+    # heartbeat (0.025 s) is taken off, under the 0.25 s threshold.
+    got = run_episode(lambda loop, entered, release: loop.call_soon(blocker, entered, release),
+                      held_for=0.26)
+    assert got == []
+
+
+def test_a_loop_that_only_waits_is_never_reported_even_when_the_clock_jumps():
+    # The loop sits in select() (awaiting an event nobody sets until the thread is done):
+    # the stamp is old, so the thread samples, and finds no callback running.
+    def idle(loop: asyncio.AbstractEventLoop, entered: threading.Event,
+             release: threading.Event) -> None:
+        # A callback of the standard library's: no frame of the test's is on the loop's
+        # stack from then on, whenever the helper looks.
+        loop.call_soon(entered.set)
+
+    got = run_episode(idle, held_for=5.0)
+    assert got == []
+
+
+def test_a_turn_spent_in_library_code_alone_is_not_reported():
+    # The callback is the standard library's own (threading.Event.wait): no frame of
+    # yours to name, nothing said (under a CPU-starved machine such a turn of netshell's
+    # or another package's code is no block of yours).
+    def library_only(loop: asyncio.AbstractEventLoop, entered: threading.Event,
+                     release: threading.Event) -> None:
+        loop.call_soon(release.wait, WAIT)
+        main = threading.get_ident()
+
+        def in_wait() -> None:  # tell the helper once the loop thread is inside wait()
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline:
+                frame = sys._current_frames().get(main)
+                while frame is not None and frame.f_code is not threading.Event.wait.__code__:
+                    frame = frame.f_back
+                if frame is not None:
+                    break
+                threading.Event().wait(0.001)
+            entered.set()
+
+        threading.Thread(target=in_wait).start()
+
+    assert run_episode(library_only) == []
+
+
+def test_the_prompts_own_input_is_not_reported_but_a_function_it_defined_is():
+    ns: dict[str, Any] = {"blocker": blocker}
+    typed = compile("blocker(entered, release)", "<netsh-1>", "exec")
+
+    def run_input(loop: asyncio.AbstractEventLoop, entered: threading.Event,
+                  release: threading.Event) -> None:
+        ns.update(entered=entered, release=release)
+        loop.call_soon(exec, typed, ns)
+
+    assert run_episode(run_input, own=[ns]) == []
+    # The same code as a callback (a function whose globals are the namespace) is reported.
+    exec(compile("def on_data(entered, release):\n    blocker(entered, release)\n",
+                 "<netsh-2>", "exec"), ns)
+    got = run_episode(lambda loop, entered, release: loop.call_soon(ns["on_data"], entered,
+                                                                    release), own=[ns])
+    assert [b.where.function for b in got] == ["blocker"]
+
+
+def test_the_report_runs_in_the_context_of_the_callback_that_blocked():
+    cell: contextvars.ContextVar[int | None] = contextvars.ContextVar("cell", default=None)
+    seen: list[int | None] = []
+
+    def schedule(loop: asyncio.AbstractEventLoop, entered: threading.Event,
+                 release: threading.Event) -> None:
+        context = contextvars.copy_context()
+        context.run(cell.set, 7)
+        loop.call_soon(blocker, entered, release, context=context)
+
+    got = run_episode(schedule, also=lambda: seen.append(cell.get()))
+    assert len(got) == 1
+    assert seen == [7]
+
+
+def test_a_stopped_loop_is_not_blocked():
+    clock = FakeClock()
+    loop = asyncio.new_event_loop()
+    try:
+        dog = Watchdog(loop, 0.25, lambda b: None, clock=clock)
+        dog.start(thread=False)
+        loop.run_until_complete(asyncio.sleep(0))  # a heartbeat: the loop's thread is known
+        clock.now = 10.0  # the loop is not running at all (IPython between prompts)
+        assert dog.poll() == pytest.approx(0.05)
+        assert dog._episode is None
+        dog.stop()
+    finally:
+        loop.close()
+
+
+# ---- with the real clock and the watching thread
+
+
+def test_time_sleep_in_a_timed_call_is_reported_once_with_the_real_thread():
+    got: list[Blocked] = []
+
+    def on_timer() -> None:
+        time.sleep(0.4)  # the block under test
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        dog = Watchdog(loop, 0.1, got.append)
+        dog.start()
+        loop.call_later(0.01, on_timer)
+        deadline = time.monotonic() + WAIT
+        while not got and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a second report would come now
+        dog.stop()
+
+    asyncio.run(main())
+    assert len(got) == 1
+    assert got[0].where.function == "on_timer"
+    assert got[0].where.source == "time.sleep(0.4)  # the block under test"
+    assert 0.3 <= got[0].seconds <= 1.5
+
+
+def test_awaiting_a_long_sleep_says_nothing():
+    got: list[Blocked] = []
+
+    async def main() -> None:
+        dog = Watchdog(asyncio.get_running_loop(), 0.1, got.append)
+        dog.start()
+        await asyncio.sleep(1.0)  # the loop waits: ten thresholds, and not blocked
+        dog.stop()
+
+    asyncio.run(main())
+    assert got == []
+
+
+# ---- the helper and the registry
+
+
+def test_the_watchdog_helper_turns_it_on_and_off_and_sets_the_threshold():
+    ns: dict[str, Any] = {}
+    helper = wd.make_helper(ns)
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        said = [repr(helper())]
+        said.append(repr(helper(threshold=0.5)))
+        dog = wd.watchdog_on(loop)
+        assert dog is not None and dog.threshold == 0.5 and dog.own == [ns]
+        said.append(repr(helper(False)))
+        assert wd.watchdog_on(loop) is None
+        said.append(repr(helper(True)))
+        assert wd.watchdog_on(loop) is not None
+        with pytest.raises(ValueError, match="above 0"):
+            helper(threshold=0)
+        wd.stop_watchdog(loop)
+        return said
+
+    said = asyncio.run(main())
+    assert said == [
+        "watchdog off: a blocked reactor goes unreported; watchdog(True) turns it on",
+        "watchdog on: a callback that holds the reactor 0.5 s or more is reported; "
+        "watchdog(False) turns it off",
+        "watchdog off: a blocked reactor goes unreported; watchdog(True) turns it on",
+        "watchdog on: a callback that holds the reactor 0.25 s or more is reported; "
+        "watchdog(False) turns it off",
+    ]
+
+
+def test_the_prompts_namespace_has_the_helper_and_the_tour_names_it():
+    from netshell.shell import namespace
+    from netshell.shell.console import Console
+
+    console = Console({})
+    names = namespace.build(console)
+    assert names["watchdog"].__name__ == "watchdog"
+    assert "watchdog(False)" in names["_helpers"].tour()
+
+
+# ---- netsh run --watch-blocking
+
+
+SCRIPT = """\
+import time
+
+def on_timer():
+    time.sleep(0.6)
+
+reactor.call_later(0.05, on_timer)
+await sleep(1)
+print("done")
+"""
+
+
+def netsh_run(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "blocky.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "netshell.app.cli", "run", *flags, "blocky.py"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+
+
+def test_netsh_run_watch_blocking_names_the_blocking_line_on_stderr(tmp_path):
+    done = netsh_run(tmp_path, "--watch-blocking")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done\n"
+    lines = [line for line in done.stderr.splitlines() if "blocked" in line]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].endswith(
+        "WARNING netshell.watchdog: the reactor was blocked for 0.6 s in on_timer "
+        "(blocky.py, line 4): time.sleep(0.6)")
+    assert "defer_to_thread" in done.stderr
+
+
+def test_netsh_run_without_the_flag_says_nothing(tmp_path):
+    done = netsh_run(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done\n"
+    assert done.stderr == ""
+
+
+# ---- Jupyter: the report goes to the cell whose work blocked
+
+
+def test_in_a_jupyter_kernel_the_report_goes_to_the_cell_that_started_the_work(
+        tmp_path, monkeypatch):
+    import queue
+
+    from jupyter_client.manager import start_new_kernel
+
+    from netshell.kernel import kernelspec
+
+    # The netshell kernelspec in a prefix of its own, this checkout first on the path
+    # (as tests/kernel/conftest.py sets up its kernels).
+    prefix = tmp_path / "prefix"
+    kernelspec.install(prefix=str(prefix))
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    km, kc = start_new_kernel(kernel_name="netshell", startup_timeout=30)
+    outputs: dict[str, str] = {}
+
+    def run(code: str) -> str:
+        msg_id = kc.execute(code)
+        while True:  # until this cell's kernel goes idle
+            msg = kc.get_iopub_msg(timeout=30)
+            parent = msg["parent_header"].get("msg_id", "")
+            if msg["msg_type"] == "stream":
+                outputs[parent] = outputs.get(parent, "") + msg["content"]["text"]
+            if (msg["msg_type"] == "status" and parent == msg_id
+                    and msg["content"]["execution_state"] == "idle"):
+                return msg_id
+
+    try:
+        run("1")  # the watchdog starts with the first cell (and its thread in its context)
+        # Cell 2 sets a timer whose callback blocks; it fires while cell 3 runs.
+        two = run("import time\ndef on_timer():\n    time.sleep(0.6)\n\n"
+                  "dc = reactor.call_later(0.3, on_timer)")
+        three = run("await sleep(1.2)")
+        four = run("time.sleep(0.6)")  # a cell's own code: not reported
+        run("print('done')")
+        try:  # anything still on its way
+            while True:
+                msg = kc.get_iopub_msg(timeout=0.5)
+                if msg["msg_type"] == "stream":
+                    parent = msg["parent_header"].get("msg_id", "")
+                    outputs[parent] = outputs.get(parent, "") + msg["content"]["text"]
+        except queue.Empty:
+            pass
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert re.search(r"the reactor was blocked for \d\.\d s in on_timer \(Cell In\[2\], "
+                     r"line 3\): time\.sleep\(0\.6\)", outputs.get(two, "")), outputs
+    assert "blocked" not in outputs.get(three, "") + outputs.get(four, "")
+    assert sum(text.count("the reactor was blocked") for text in outputs.values()) == 1
