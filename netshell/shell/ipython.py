@@ -249,7 +249,7 @@ def load_into(
             except RuntimeError:
                 pass
         # What the cell starts carries its number (see current_cell).
-        current_cell.set(getattr(shell, "execution_count", 0))
+        current_cell.set(_cell_number(shell))
         # ... and the loop the cells run on: a thread the cell starts (or a pool job it
         # submits) that asks for ``reactor`` gets that loop's, so reactor.call_from_thread
         # from it reaches the kernel's loop rather than a fresh one nobody runs.
@@ -312,6 +312,25 @@ def load_into(
 
     loaded.on_unload(restore_logging)
     return loaded
+
+
+def _cell_number(shell: Any) -> int:
+    """The number of the cell IPython runs now (``In [n]``), asked from its pre_run_cell.
+
+    IPython counts ``execution_count`` on before the cell runs since 9.8 (after it, before
+    then): the number it gave the cell is the one it put on the cell's result, which the
+    frame that triggers the event holds.
+    """
+    frame = sys._getframe(1)
+    for _ in range(40):  # a cell that loads the extension calls from deep inside it
+        if frame is None:
+            break
+        result = frame.f_locals.get("result") if frame.f_code.co_name == "run_cell_async" else None
+        number = getattr(result, "execution_count", None)
+        if isinstance(number, int):
+            return number
+        frame = frame.f_back
+    return int(getattr(shell, "execution_count", 0))
 
 
 def _loop_running() -> bool:

@@ -11,8 +11,9 @@ from conftest import Kernel, parent_of
 
 def test_the_report_goes_to_the_cell_whose_work_failed(kernel: Kernel) -> None:
     failing, _ = kernel.run("d = sleep(0.05).add_callback(lambda _: 1 / 0)")
-    number = kernel.run("print(get_ipython().execution_count)")[1].strip()
-    cell = int(number) - 1
+    # the number the notebook shows for the failing cell: In [n]
+    cell = kernel.wait_for(lambda m: m["msg_type"] == "execute_input"
+                           and parent_of(m) == failing)["content"]["execution_count"]
     # While another cell runs, the chain fails, and its grace (0.5s) passes.
     other = kernel.execute("await sleep(1.5)\nprint('other cell done')")
     report = kernel.wait_for_text("Unhandled error in Deferred")
