@@ -175,6 +175,8 @@ def check_rfc1288(port: int, users: list[tuple[bytes, bytes]], missing: bytes = 
     assert finger(port, b"al\x1b[2Jice\r\n") == BAD
     assert finger(port, b"a" * 259) == TOO_LONG  # no end of line in 256 bytes + CR LF
     assert finger(port, b"a" * 300 + b"\r\n") == TOO_LONG
+    # one query per connection: a second line is not answered (nor does it break anything)
+    assert finger(port, login + b"\r\n" + missing + b"\r\n") == first
     assert finger(port, login + b"\r\n") == first  # still serving
 
 

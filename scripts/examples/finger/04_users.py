@@ -46,8 +46,12 @@ def list_users(users, verbose):
 
 class FingerProtocol(LineReceiver):
     MAX_LENGTH = 256  # bytes in a query: a user name is far shorter
+    answering = False
 
     def line_received(self, line):
+        if self.answering:
+            return  # one query per connection (RFC 1288): the rest is ignored
+        self.answering = True
         self.send_answer(self.factory.answer(line.decode("ascii", "replace")))
 
     def line_length_exceeded(self, buffer):

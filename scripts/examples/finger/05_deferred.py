@@ -47,8 +47,12 @@ def list_users(users, verbose):
 
 class FingerProtocol(LineReceiver):
     MAX_LENGTH = 256  # bytes in a query: a user name is far shorter
+    answering = False
 
     def line_received(self, line):
+        if self.answering:
+            return  # one query per connection (RFC 1288): the rest is ignored
+        self.answering = True
         d = self.factory.answer(line.decode("ascii", "replace"))
         d.add_errback(self.lookup_failed)
         d.add_callback(self.send_answer)

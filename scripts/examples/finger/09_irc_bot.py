@@ -60,6 +60,8 @@ class FingerProtocol(LineReceiver):
     answering = False
 
     def line_received(self, line):
+        if self.answering:
+            return  # one query per connection (RFC 1288): the rest is ignored
         self.answering = True
         d = self.factory.service.answer(line.decode("ascii", "replace"))
         d.add_errback(self.lookup_failed)

@@ -78,6 +78,8 @@ class FingerProtocol(LineReceiver):
             self.transport.close()
 
     def line_received(self, line):
+        if self.answering:
+            return  # one query per connection (RFC 1288): the rest is ignored
         self.answering = True
         self.timer.cancel()
         d = self.factory.service.answer(line.decode("ascii", "replace"))
