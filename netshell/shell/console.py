@@ -356,6 +356,11 @@ class Console:
             if not value.called or value.waiting_on is not None:
                 self.namespace[f"_d{value.number}"] = value
                 self.notes.watch(value)
+            else:
+                # Shown failed ("<Deferred #3 failed: ...>"): the person has seen the
+                # failure, as a note shows it; it is neither reported late nor logged
+                # when collected.
+                value.mark_failure_seen()
             self.out(repr(value))
         elif isinstance(value, Table):
             self.out(value.render(color=self.color))

@@ -207,6 +207,8 @@ def load_into(
         if not d.called or d.waiting_on is not None:
             shell.user_ns[f"_d{d.number}"] = shown[f"_d{d.number}"] = d
             console.notes.watch(d)
+        else:
+            d.mark_failure_seen()  # shown failed: seen, as at the prompt
         p.text(repr(d))
 
     def remove_shown() -> None:

@@ -73,6 +73,19 @@ def cwidth(text: str) -> int:
     return sum(_char_width(c) for c in text)
 
 
+# Control characters (C0, DEL, C1), written as escapes: a value's repr (or a step's text)
+# that holds an ESC, a newline or a carriage return would break the drawing's rows, or
+# drive the terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def fit(text: str, width: int) -> str:
     """``text`` cut to at most ``width`` columns, ending in "…" when it was cut.
 
@@ -81,6 +94,7 @@ def fit(text: str, width: int) -> str:
         >>> fit("ValueError('too big')", 10), fit("日本語", 5), fit("ok", 5)
         ('ValueErro…', '日本…', 'ok')
     """
+    text = printable(text)
     if cwidth(text) <= width:
         return text
     if width <= 0:

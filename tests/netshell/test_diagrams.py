@@ -275,3 +275,18 @@ def test_a_long_chain_shows_its_first_and_last_steps() -> None:
     svg = ET.fromstring(sim.svg())
     steps = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "step"]
     assert len(steps) == diagrams.HEAD + diagrams.TAIL
+
+
+def test_control_characters_in_values_and_step_texts_are_drawn_as_escapes() -> None:
+    from netshell.teach.simulate import simulate
+
+    class Hostile:
+        def __repr__(self) -> str:
+            return "evil\x1b[31m\nrow\rover"
+
+    drawn = str(simulate(["return x", "return 'a\\x1b]0;pwn\\x07b'"], Hostile(), width=80))
+    assert "\x1b" not in drawn and "\r" not in drawn and "\x07" not in drawn
+    assert "evil\\x1b[31m\\nrow\\rover" in drawn
+    assert "\\x1b]0;pwn\\x07" in drawn
+    lines = drawn.splitlines()
+    assert all(not line.startswith("row") for line in lines)  # no row broken in two

@@ -279,6 +279,26 @@ async def test_at_a_console_it_names_the_input_and_keeps_the_error_for_tb(
     assert reported not in observe.observers()
 
 
+async def test_a_deferred_shown_failed_at_a_console_is_seen_not_reported(
+        clock: Clock) -> None:
+    shown: list[str] = []
+    console = Console({"clock": clock}, out=shown.append)
+    names = namespace.build(console)
+    names["_helpers"].late.clock = clock
+    chains.record()
+    try:
+        await console.run("fail(ValueError('shown'))")  # <Deferred #n failed: ...>
+        await console.run("d = fail(KeyError('held, not shown'))")
+        clock.advance(1.5)
+        text = "\n".join(shown)
+        assert "failed: ValueError('shown')" in text
+        assert text.count("Unhandled error") == 1 and "KeyError" in text.split(
+            "Unhandled error")[1]
+    finally:
+        chains.stop_recording()
+        console.close()
+
+
 async def test_late_failures_sets_the_grace_and_says_so(clock: Clock) -> None:
     console = Console({}, out=lambda s: None)
     names = namespace.build(console)
