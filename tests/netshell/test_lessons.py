@@ -290,7 +290,7 @@ def test_without_xdg_state_home_it_is_under_local_state(monkeypatch: pytest.Monk
     assert progress_path() == tmp_path / ".local" / "state" / "netshell" / "lessons.json"
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"lessons": {"1": {"step": "x"}}}',
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"lessons": [1]}',
                                   '{"current": "one", "lessons": {}}'])
 def test_a_corrupt_file_is_reported_set_aside_and_replaced(state_home: Path, text: str) -> None:
     path = progress_path()
@@ -344,3 +344,37 @@ def test_the_file_is_written_atomically(state_home: Path, monkeypatch: pytest.Mo
     assert progress_path().read_text() == old  # the old file is whole
     assert os.listdir(progress_path().parent) == ["lessons.json"]  # no temporary left
     assert "No space left on device" in warned[0]
+
+
+def test_two_prompts_keep_each_others_lessons(state_home: Path) -> None:
+    a, b = Progress(), Progress()
+    a.set(1, 3, done=True)
+    b.set(2, 1)
+    saved = progress_file(state_home)
+    assert saved["lessons"] == {"1": {"step": 3, "done": True}, "2": {"step": 1, "done": False}}
+    assert saved["current"] == 2
+    a.set(1, 3, done=True)  # a's save does not drop b's lesson either
+    assert progress_file(state_home)["lessons"]["2"] == {"step": 1, "done": False}
+
+
+@pytest.mark.parametrize("entry", ['{"step": 1, "done": "no"}', '{"step": -7, "done": false}',
+                                   '{"step": "x", "done": false}', '{"step": 1}',
+                                   '{"step": true, "done": false}', '[1, 2]'])
+def test_a_bad_entry_is_reported_once_and_ignored(state_home: Path, entry: str) -> None:
+    path = progress_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('{"version": 1, "current": 2, "lessons": {"1": {"step": 2, "done": true}, '
+                    f'"2": {entry}}}}}')
+    warned: list[str] = []
+    p = Progress(warn=warned.append)
+    assert p.lessons == {1: {"step": 2, "done": True}}
+    assert p.status(2, 3) == "not started"
+    (line,) = warned
+    assert line.startswith(f"lessons: {path} has a bad entry (2: ") and line.endswith(
+        "; it is ignored")
+    p.set(3, 1)
+    p.set(3, 2)
+    assert len(warned) == 1  # told once, not on every save
+    assert progress_file(state_home)["lessons"] == {"1": {"step": 2, "done": True},
+                                                    "3": {"step": 2, "done": False}}
+    assert not (path.parent / "lessons.json.corrupt").exists()
