@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 from netshell.defer import Deferred, next_deferred_number
 from netshell.failure import Failure
 from netshell.protocol import ClientFactory, Protocol
+from netshell.reactor import DelayedCall
 
 __all__ = ["Lesson", "NotYet", "State", "Step", "Watch"]
 
@@ -112,6 +114,27 @@ class Settled(NamedTuple):
     deferred: Any  # a weak reference
 
 
+class TimedRun(NamedTuple):
+    """A timed call that ran: its callable's name and module, and the DelayedCall."""
+
+    seq: int
+    name: str
+    module: str
+    call: Any
+
+
+def _module_of(func: Any) -> str:
+    """The module a callable comes from: its function's, or for a builtin method (a list's
+    append) its object's type's; a partial's function's."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    inner = getattr(func, "__func__", func)
+    module = getattr(inner, "__module__", None)
+    if module is None and getattr(func, "__self__", None) is not None:
+        module = type(func.__self__).__module__
+    return str(module or "")
+
+
 class Ran(NamedTuple):
     """One callback or errback that ran in a chain: what it got, what it gave."""
 
@@ -135,6 +158,8 @@ class Watch:
         self.settled: collections.deque[Settled] = collections.deque(maxlen=400)
         self.ran: collections.deque[Ran] = collections.deque(maxlen=400)
         self.timed: collections.deque[tuple[int, str]] = collections.deque(maxlen=200)
+        #: the same runs with the module their callable comes from and the DelayedCall
+        self.timed_calls: collections.deque[TimedRun] = collections.deque(maxlen=200)
         self._steps: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         #: transports the checks opened themselves, left out of what they look at
         self.probes: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -180,7 +205,9 @@ class Watch:
 
     def timed_call_run(self, call: Any) -> None:
         self.seq += 1
-        self.timed.append((self.seq, getattr(call.func, "__qualname__", repr(call.func))))
+        name = getattr(call.func, "__qualname__", None) or repr(call.func)
+        self.timed.append((self.seq, name))
+        self.timed_calls.append(TimedRun(self.seq, name, _module_of(call.func), call))
 
     def deferred_step_ran(self, d: Any, step: Any, fn: Any, got: Any, result: Any,
                           raised: bool) -> None:
@@ -287,9 +314,18 @@ class State:
         """The callbacks and errbacks that ran during this step."""
         return [r for r in self.watch.ran if r.seq > self.since]
 
-    def timed_runs(self) -> list[str]:
-        """The names of the timed calls that ran during this step."""
-        return [name for seq, name in self.watch.timed if seq > self.since]
+    def timed_runs(self, mine: bool = False) -> list[str]:
+        """The names of the timed calls that ran during this step. With ``mine``, only the
+        person's: those whose callable was defined at the prompt (or is a builtin, such as
+        print), and those whose DelayedCall a name of theirs holds; not the library's own
+        timers (netshell's, the standard library's)."""
+        if not mine:
+            return [name for seq, name in self.watch.timed if seq > self.since]
+        module = self.namespace.get("__name__", "__main__")
+        held = {id(c) for c in self.values(DelayedCall)}
+        return [r.name for r in self.watch.timed_calls
+                if r.seq > self.since
+                and (r.module in (module, "builtins") or id(r.call) in held)]
 
     def wires(self, client: bool | None = None) -> list[Wire]:
         """Connections seen during this step (not the checks' own), oldest first."""
