@@ -19,6 +19,7 @@ import pytest
 
 import netshell as ns
 from netshell import observe
+from netshell.reactor import get_reactor
 from netshell.shell import chains, namespace
 from netshell.shell.console import Console
 from netshell.teach.lessons import all_lessons
@@ -174,6 +175,27 @@ async def test_blocking_work_on_the_loop_is_not_the_thread_step(session: Session
     assert "✓" not in session.said()
     await session.run("d2 = defer_to_thread(slow, 21)")
     assert "✓ Deferred #" in session.shown[-1] and "from a worker thread" in session.shown[-1]
+
+
+async def test_a_42_not_made_in_a_worker_is_not_the_thread_step(session: Session) -> None:
+    await session.run("lesson(5)")
+    await session.run("d0 = defer_to_thread(int)")  # a worker exists from before the step
+    await session.run("lesson.skip()")
+    before = len(session.shown)
+    await session.run("d = succeed(42)")
+    assert "✗ Not yet: a Deferred fired with 42, but not from defer_to_thread" in (
+        session.said(before)), session.said(before)
+    before = len(session.shown)
+    await session.run("del d\nd1 = defer_to_thread(int)")  # worker work, but not the 42
+    await session.run("d2 = succeed(42)")
+    said = session.said(before)
+    assert "✗ Not yet: defer_to_thread's work gave 0 in a worker, not 42" in said, said
+    assert "✗ Not yet: a Deferred fired with 42, but not from defer_to_thread" in said, said
+    assert "✓" not in said
+    await session.run("d3 = defer_to_thread(int, 42)")
+    assert session.shown[-1].startswith(
+        "✓ Deferred #{} fired with 42 from a worker thread".format(session.names["d3"].number))
+    assert "defer_to_thread" not in vars(get_reactor())  # the step's recording is undone
 
 
 async def test_an_echo_server_that_does_not_echo_is_told_what_it_sent(session: Session) -> None:

@@ -49,15 +49,20 @@ class Step:
     ``solution`` is one way of doing it (the inputs, in order): ``lesson.answer()`` shows
     it, and the tests type it. ``watch_loop`` keeps a heartbeat on the loop during the step,
     so a check can tell how long the loop stood still (:attr:`State.longest_pause`).
+    ``begin(memo)``, when given, runs as the step begins (with the lesson's memo, which the
+    checks see as :attr:`State.memo`) and returns what undoes it, run as the step ends.
     """
 
     def __init__(self, text: str, check: Callable[[State], CheckResult], hint: str,
-                 solution: list[str] | None = None, watch_loop: bool = False) -> None:
+                 solution: list[str] | None = None, watch_loop: bool = False,
+                 begin: Callable[[dict[str, Any]], Callable[[], None]] | None = None
+                 ) -> None:
         self.text = text
         self.check = check
         self.hint = hint
         self.solution = solution or []
         self.watch_loop = watch_loop
+        self.begin = begin
 
     def __repr__(self) -> str:
         return f"<Step {self.text.splitlines()[0]!r}>"

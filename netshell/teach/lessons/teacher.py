@@ -69,6 +69,7 @@ class Teacher:
         self._called_at: float | None = None
         self._hinted = False
         self._beat: asyncio.TimerHandle | None = None
+        self._undo_begin: Callable[[], None] | None = None  # what the step's begin set up
         self._last_beat = 0.0
         self._longest = 0.0
 
@@ -212,6 +213,10 @@ class Teacher:
         self._hinted = False
         self._first_deferred = next_deferred_number()
         self._stop_beat()
+        self._end_step()
+        begin = self._step().begin
+        if begin is not None:
+            self._undo_begin = begin(self.memo)
         if self._step().watch_loop:
             loop = ns.reactor.loop
             self._last_beat = loop.time()
@@ -239,6 +244,11 @@ class Teacher:
             now = ns.reactor.loop.time()
             self._longest = max(0.0, now - self._last_beat - self.beat)
 
+    def _end_step(self) -> None:
+        undo, self._undo_begin = self._undo_begin, None
+        if undo is not None:
+            undo()
+
     def _stop_beat(self) -> None:
         if self._beat is not None:
             self._beat.cancel()
@@ -264,6 +274,7 @@ class Teacher:
         """Stop checking: take the hook and the observer out (progress stays)."""
         self._cancel_check()
         self._stop_beat()
+        self._end_step()
         self.lesson_now = None
         if self._hook in self.console.after_input:
             self.console.after_input.remove(self._hook)
