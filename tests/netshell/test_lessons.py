@@ -198,6 +198,61 @@ async def test_a_42_not_made_in_a_worker_is_not_the_thread_step(session: Session
     assert "defer_to_thread" not in vars(get_reactor())  # the step's recording is undone
 
 
+class Accepted(observe.Observer):
+    """Counts the connections each listener accepted (the checks' own included)."""
+
+    def __init__(self) -> None:
+        self.by_listener: dict[int, int] = {}
+
+    def connection_made(self, transport: Any) -> None:
+        listener = getattr(transport, "listener", None)
+        if listener is not None:
+            self.by_listener[listener.number] = self.by_listener.get(listener.number, 0) + 1
+
+
+@pytest.fixture
+def accepted() -> Iterator[Accepted]:
+    o = Accepted()
+    observe.add_observer(o)
+    try:
+        yield o
+    finally:
+        observe.remove_observer(o)
+
+
+async def test_the_http_check_connects_only_to_candidates_once(
+        session: Session, accepted: Accepted) -> None:
+    await session.run("echo = listen(0, wire.Echo)")  # open before the step: no HTTP server
+    await session.run("lesson(9)")
+    before = len(session.shown)
+    await session.run("x = 1")
+    assert accepted.by_listener.get(session.names["echo"].number, 0) == 0  # not tried
+    assert "✗ Not yet: no HTTP listener is open, and none was opened in this step" in (
+        session.said(before)), session.said(before)
+    await session.run("quiet = listen(0, Protocol)")  # made in the step: tried, once
+    await session.run("x = 2")
+    said = session.said(before)
+    assert said.count(f"#{session.names['quiet'].number} answered 'nothing'") == 2, said
+    await session.run('srv = http.serve(lambda request: "hello, web\\n")')
+    assert session.shown[-1].startswith(f"✓ listener #{session.names['srv'].number} answered")
+    assert accepted.by_listener.get(session.names["echo"].number, 0) == 0
+    assert accepted.by_listener[session.names["quiet"].number] == 1
+    assert accepted.by_listener[session.names["srv"].number] == 1
+
+
+async def test_the_irc_check_does_not_greet_other_listeners(
+        session: Session, accepted: Accepted) -> None:
+    await session.run('web = http.serve(lambda request: "hello, web\\n")')
+    await session.run("lesson(12)")
+    await session.run("x = 1")
+    assert accepted.by_listener.get(session.names["web"].number, 0) == 0  # not greeted
+    assert "✗ Not yet: no IRC listener is open" in session.said()
+    await session.run("srv = irc.serve()")
+    assert session.shown[-1].startswith(f"✓ listener #{session.names['srv'].number} welcomed")
+    assert accepted.by_listener.get(session.names["web"].number, 0) == 0
+    assert "NICK lessoncheck" not in session.said()  # the web server's log saw no request
+
+
 async def test_an_echo_server_that_does_not_echo_is_told_what_it_sent(session: Session) -> None:
     await session.run("lesson(6)")
     await session.run("class Quiet(Protocol):\n    def data_received(self, data):\n"

@@ -278,8 +278,14 @@ class State:
 
     def __init__(self, reactor: Any, namespace: dict[str, Any], entry: dict[str, Any],
                  memo: dict[str, Any], watch: Watch, since: int, first_deferred: int,
-                 pauses: Callable[[], float]) -> None:
+                 pauses: Callable[[], float], listeners_before: frozenset[int] = frozenset(),
+                 probed: dict[int, str] | None = None) -> None:
         self.reactor = reactor
+        #: the numbers of the listeners open when the step began
+        self.listeners_before = listeners_before
+        #: what each listener the step's checks connected to answered (by its number): a
+        #: listener is connected to once per step, its answer kept for the later inputs
+        self.probed: dict[int, str] = {} if probed is None else probed
         self.namespace = namespace
         self.entry = entry
         self.memo = memo
@@ -352,6 +358,21 @@ class State:
         for x in reversed(self.reactor.listeners):
             served = getattr(getattr(x, "factory", None), "protocol", None)
             if protocol is None or (isinstance(served, type) and issubclass(served, protocol)):
+                found.append(x)
+        return found
+
+    def candidates(self, *kinds: type) -> list[Any]:
+        """The open listeners a check may connect to, newest first: those made since the
+        step began, and those whose factory is one of ``kinds`` or whose protocol subclasses
+        one of them. Not every listener: a check's connection shows in the person's traces
+        and counters, and a listener that does not answer costs the check its timeout."""
+        found = []
+        for x in reversed(self.reactor.listeners):
+            factory = getattr(x, "factory", None)
+            served = getattr(factory, "protocol", None)
+            if (x.number not in self.listeners_before
+                    or any(isinstance(factory, k) for k in kinds)
+                    or (isinstance(served, type) and issubclass(served, kinds))):
                 found.append(x)
         return found
 

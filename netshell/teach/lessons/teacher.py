@@ -70,6 +70,8 @@ class Teacher:
         self._hinted = False
         self._beat: asyncio.TimerHandle | None = None
         self._undo_begin: Callable[[], None] | None = None  # what the step's begin set up
+        self._listeners_before: frozenset[int] = frozenset()
+        self._probed: dict[int, str] = {}
         self._last_beat = 0.0
         self._longest = 0.0
 
@@ -212,6 +214,8 @@ class Teacher:
         self._since = self.watch.seq
         self._hinted = False
         self._first_deferred = next_deferred_number()
+        self._listeners_before = frozenset(x.number for x in ns.reactor.listeners)
+        self._probed = {}
         self._stop_beat()
         self._end_step()
         begin = self._step().begin
@@ -316,7 +320,8 @@ class Teacher:
         must let the loop turn before it can tell."""
         assert self.watch is not None
         state = State(ns.reactor, self.console.namespace, entry, self.memo, self.watch,
-                      self._since, self._first_deferred, self._pauses)
+                      self._since, self._first_deferred, self._pauses,
+                      self._listeners_before, self._probed)
         step = self._step()
         try:
             outcome = step.check(state)
