@@ -233,6 +233,7 @@ async def test_the_http_check_connects_only_to_candidates_once(
     await session.run("x = 2")
     said = session.said(before)
     assert said.count(f"#{session.names['quiet'].number} answered 'nothing'") == 2, said
+    assert "(each listener is tried once a step: open a new one to try again)" in said
     await session.run('srv = http.serve(lambda request: "hello, web\\n")')
     assert session.shown[-1].startswith(f"✓ listener #{session.names['srv'].number} answered")
     assert accepted.by_listener.get(session.names["echo"].number, 0) == 0

@@ -437,6 +437,10 @@ class State:
             await asyncio.sleep(0.02)  # not ns.sleep: that would be a timed call of the reactor
 
 
+#: Said after what the listeners a check tried answered: it will not try them again.
+TRIED_ONCE = " (each listener is tried once a step: open a new one to try again)"
+
+
 def made_since(deferreds: Iterable[Deferred[Any]], number: int) -> list[Deferred[Any]]:
     """Those of ``deferreds`` made at or after ``number`` (a :func:`next_deferred_number`)."""
     return [d for d in deferreds if d.number >= number]
@@ -451,4 +455,4 @@ def is_awaitable(x: Any) -> bool:
     return inspect.isawaitable(x)
 
 
-__all__ += ["Exchange", "failure_of", "made_since", "next_deferred_number"]
+__all__ += ["TRIED_ONCE", "Exchange", "failure_of", "made_since", "next_deferred_number"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from netshell.protocol import Protocol
-from netshell.teach.lessons.base import NotYet, State
+from netshell.teach.lessons.base import TRIED_ONCE, NotYet, State
 
 __all__ = ["echoing_listener", "short", "try_in_memory"]
 
@@ -56,7 +56,7 @@ async def echoing_listener(state: State, protocol: type | None = None) -> str:
                         f"{len(payload)} bytes")
             state.probed[x.number] = f"#{x.number} answered {short(got.got)}"
         tried.append(state.probed[x.number])
-    raise NotYet(f"the check sent {short(payload)}; " + ", ".join(tried))
+    raise NotYet(f"the check sent {short(payload)}; " + ", ".join(tried) + TRIED_ONCE)
 
 
 def mine(state: State, base: type = Protocol) -> list[type]:

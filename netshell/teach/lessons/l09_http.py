@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netshell.teach.lessons.base import Lesson, NotYet, State, Step
+from netshell.teach.lessons.base import TRIED_ONCE, Lesson, NotYet, State, Step
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
@@ -33,7 +33,7 @@ async def _serving(state: State) -> str:
                                       f"{_first_line(got.got) or 'nothing'!r}")
         said.append(state.probed[x.number])
     raise NotYet("no listener answered the check's GET / with HTTP/1.1 200 ("
-                 + ", ".join(said) + ")")
+                 + ", ".join(said) + ")" + TRIED_ONCE)
 
 
 async def _by_hand(state: State) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netshell.teach.lessons.base import Lesson, NotYet, State, Step
+from netshell.teach.lessons.base import TRIED_ONCE, Lesson, NotYet, State, Step
 
 
 def _lines(data: bytes | bytearray) -> list[str]:
@@ -26,7 +26,8 @@ async def _serving(state: State) -> str:
                         f"'{_lines(got.got)[0]}'")
             state.probed[x.number] = f"#{x.number} sent no 220"
         said.append(state.probed[x.number])
-    raise NotYet("no listener greets a connection with an FTP 220: " + ", ".join(said))
+    raise NotYet("no listener greets a connection with an FTP 220: " + ", ".join(said)
+                 + TRIED_ONCE)
 
 
 async def _logged_in(state: State) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netshell.teach.lessons.base import Lesson, NotYet, State, Step
+from netshell.teach.lessons.base import TRIED_ONCE, Lesson, NotYet, State, Step
 
 
 async def _serving(state: State) -> str:
@@ -26,7 +26,8 @@ async def _serving(state: State) -> str:
                     return f"listener #{x.number} welcomed the check's client: '{text}'"
             state.probed[x.number] = f"#{x.number} sent no 001"
         said.append(state.probed[x.number])
-    raise NotYet("no listener welcomed an IRC client (001): " + ", ".join(said))
+    raise NotYet("no listener welcomed an IRC client (001): " + ", ".join(said)
+                 + TRIED_ONCE)
 
 
 def _client_class() -> Any:
