@@ -19,7 +19,8 @@ import pytest
 
 import netshell as ns
 from netshell import observe
-from netshell.shell import namespace
+from netshell.reactor import get_reactor
+from netshell.shell import chains, namespace
 from netshell.shell.console import Console
 from netshell.teach.lessons import all_lessons
 from netshell.teach.lessons.progress import Progress, progress_path
@@ -133,6 +134,29 @@ async def test_a_timed_call_due_too_soon_is_not_the_first_step(session: Session)
     session.names["dc"].cancel()
 
 
+async def test_the_librarys_own_timed_call_is_not_the_persons(session: Session) -> None:
+    await session.run("lesson(1)")
+    await session.run("lesson.skip()")
+    await session.run("lesson.skip()")
+    before = len(session.shown)
+    # fail() leaves a failure nobody handles: with chains recorded (as at the prompt),
+    # netshell's own timer (LateFailures._due) reports it half a second later, within the
+    # check's wait; it is no call of the person's.
+    chains.record()
+    try:
+        await session.run("x = fail(ValueError())")
+    finally:
+        chains.stop_recording()
+    said = session.said(before)
+    assert "✗ Not yet: only the library's own timed calls ran in this step (LateFailures._due)" \
+        in said, said
+    assert "✓" not in said
+    session.names["x"].add_errback(lambda f: None)
+    await session.run("def tick():\n    print('tick')\n")
+    await session.run("reactor.call_later(0.1, tick)")
+    assert session.shown[-1].startswith("✓ the timed call tick ran on the loop"), session.said()
+
+
 async def test_a_deferred_fired_with_42_itself_is_not_a_chain(session: Session) -> None:
     await session.run("lesson(2)")
     await session.run("d = Deferred()")
@@ -151,6 +175,83 @@ async def test_blocking_work_on_the_loop_is_not_the_thread_step(session: Session
     assert "✓" not in session.said()
     await session.run("d2 = defer_to_thread(slow, 21)")
     assert "✓ Deferred #" in session.shown[-1] and "from a worker thread" in session.shown[-1]
+
+
+async def test_a_42_not_made_in_a_worker_is_not_the_thread_step(session: Session) -> None:
+    await session.run("lesson(5)")
+    await session.run("d0 = defer_to_thread(int)")  # a worker exists from before the step
+    await session.run("lesson.skip()")
+    before = len(session.shown)
+    await session.run("d = succeed(42)")
+    assert "✗ Not yet: a Deferred fired with 42, but not from defer_to_thread" in (
+        session.said(before)), session.said(before)
+    before = len(session.shown)
+    await session.run("del d\nd1 = defer_to_thread(int)")  # worker work, but not the 42
+    await session.run("d2 = succeed(42)")
+    said = session.said(before)
+    assert "✗ Not yet: defer_to_thread's work gave 0 in a worker, not 42" in said, said
+    assert "✗ Not yet: a Deferred fired with 42, but not from defer_to_thread" in said, said
+    assert "✓" not in said
+    await session.run("d3 = defer_to_thread(int, 42)")
+    assert session.shown[-1].startswith(
+        "✓ Deferred #{} fired with 42 from a worker thread".format(session.names["d3"].number))
+    assert "defer_to_thread" not in vars(get_reactor())  # the step's recording is undone
+
+
+class Accepted(observe.Observer):
+    """Counts the connections each listener accepted (the checks' own included)."""
+
+    def __init__(self) -> None:
+        self.by_listener: dict[int, int] = {}
+
+    def connection_made(self, transport: Any) -> None:
+        listener = getattr(transport, "listener", None)
+        if listener is not None:
+            self.by_listener[listener.number] = self.by_listener.get(listener.number, 0) + 1
+
+
+@pytest.fixture
+def accepted() -> Iterator[Accepted]:
+    o = Accepted()
+    observe.add_observer(o)
+    try:
+        yield o
+    finally:
+        observe.remove_observer(o)
+
+
+async def test_the_http_check_connects_only_to_candidates_once(
+        session: Session, accepted: Accepted) -> None:
+    await session.run("echo = listen(0, wire.Echo)")  # open before the step: no HTTP server
+    await session.run("lesson(9)")
+    before = len(session.shown)
+    await session.run("x = 1")
+    assert accepted.by_listener.get(session.names["echo"].number, 0) == 0  # not tried
+    assert "✗ Not yet: no HTTP listener is open, and none was opened in this step" in (
+        session.said(before)), session.said(before)
+    await session.run("quiet = listen(0, Protocol)")  # made in the step: tried, once
+    await session.run("x = 2")
+    said = session.said(before)
+    assert said.count(f"#{session.names['quiet'].number} answered 'nothing'") == 2, said
+    assert "(each listener is tried once a step: open a new one to try again)" in said
+    await session.run('srv = http.serve(lambda request: "hello, web\\n")')
+    assert session.shown[-1].startswith(f"✓ listener #{session.names['srv'].number} answered")
+    assert accepted.by_listener.get(session.names["echo"].number, 0) == 0
+    assert accepted.by_listener[session.names["quiet"].number] == 1
+    assert accepted.by_listener[session.names["srv"].number] == 1
+
+
+async def test_the_irc_check_does_not_greet_other_listeners(
+        session: Session, accepted: Accepted) -> None:
+    await session.run('web = http.serve(lambda request: "hello, web\\n")')
+    await session.run("lesson(12)")
+    await session.run("x = 1")
+    assert accepted.by_listener.get(session.names["web"].number, 0) == 0  # not greeted
+    assert "✗ Not yet: no IRC listener is open" in session.said()
+    await session.run("srv = irc.serve()")
+    assert session.shown[-1].startswith(f"✓ listener #{session.names['srv'].number} welcomed")
+    assert accepted.by_listener.get(session.names["web"].number, 0) == 0
+    assert "NICK lessoncheck" not in session.said()  # the web server's log saw no request
 
 
 async def test_an_echo_server_that_does_not_echo_is_told_what_it_sent(session: Session) -> None:
@@ -290,7 +391,7 @@ def test_without_xdg_state_home_it_is_under_local_state(monkeypatch: pytest.Monk
     assert progress_path() == tmp_path / ".local" / "state" / "netshell" / "lessons.json"
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"lessons": {"1": {"step": "x"}}}',
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"lessons": [1]}',
                                   '{"current": "one", "lessons": {}}'])
 def test_a_corrupt_file_is_reported_set_aside_and_replaced(state_home: Path, text: str) -> None:
     path = progress_path()
@@ -344,3 +445,37 @@ def test_the_file_is_written_atomically(state_home: Path, monkeypatch: pytest.Mo
     assert progress_path().read_text() == old  # the old file is whole
     assert os.listdir(progress_path().parent) == ["lessons.json"]  # no temporary left
     assert "No space left on device" in warned[0]
+
+
+def test_two_prompts_keep_each_others_lessons(state_home: Path) -> None:
+    a, b = Progress(), Progress()
+    a.set(1, 3, done=True)
+    b.set(2, 1)
+    saved = progress_file(state_home)
+    assert saved["lessons"] == {"1": {"step": 3, "done": True}, "2": {"step": 1, "done": False}}
+    assert saved["current"] == 2
+    a.set(1, 3, done=True)  # a's save does not drop b's lesson either
+    assert progress_file(state_home)["lessons"]["2"] == {"step": 1, "done": False}
+
+
+@pytest.mark.parametrize("entry", ['{"step": 1, "done": "no"}', '{"step": -7, "done": false}',
+                                   '{"step": "x", "done": false}', '{"step": 1}',
+                                   '{"step": true, "done": false}', '[1, 2]'])
+def test_a_bad_entry_is_reported_once_and_ignored(state_home: Path, entry: str) -> None:
+    path = progress_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('{"version": 1, "current": 2, "lessons": {"1": {"step": 2, "done": true}, '
+                    f'"2": {entry}}}}}')
+    warned: list[str] = []
+    p = Progress(warn=warned.append)
+    assert p.lessons == {1: {"step": 2, "done": True}}
+    assert p.status(2, 3) == "not started"
+    (line,) = warned
+    assert line.startswith(f"lessons: {path} has a bad entry (2: ") and line.endswith(
+        "; it is ignored")
+    p.set(3, 1)
+    p.set(3, 2)
+    assert len(warned) == 1  # told once, not on every save
+    assert progress_file(state_home)["lessons"] == {"1": {"step": 2, "done": True},
+                                                    "3": {"step": 2, "done": False}}
+    assert not (path.parent / "lessons.json.corrupt").exists()

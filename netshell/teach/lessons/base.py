@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 from netshell.defer import Deferred, next_deferred_number
 from netshell.failure import Failure
 from netshell.protocol import ClientFactory, Protocol
+from netshell.reactor import DelayedCall
 
 __all__ = ["Lesson", "NotYet", "State", "Step", "Watch"]
 
@@ -47,15 +49,20 @@ class Step:
     ``solution`` is one way of doing it (the inputs, in order): ``lesson.answer()`` shows
     it, and the tests type it. ``watch_loop`` keeps a heartbeat on the loop during the step,
     so a check can tell how long the loop stood still (:attr:`State.longest_pause`).
+    ``begin(memo)``, when given, runs as the step begins (with the lesson's memo, which the
+    checks see as :attr:`State.memo`) and returns what undoes it, run as the step ends.
     """
 
     def __init__(self, text: str, check: Callable[[State], CheckResult], hint: str,
-                 solution: list[str] | None = None, watch_loop: bool = False) -> None:
+                 solution: list[str] | None = None, watch_loop: bool = False,
+                 begin: Callable[[dict[str, Any]], Callable[[], None]] | None = None
+                 ) -> None:
         self.text = text
         self.check = check
         self.hint = hint
         self.solution = solution or []
         self.watch_loop = watch_loop
+        self.begin = begin
 
     def __repr__(self) -> str:
         return f"<Step {self.text.splitlines()[0]!r}>"
@@ -112,6 +119,27 @@ class Settled(NamedTuple):
     deferred: Any  # a weak reference
 
 
+class TimedRun(NamedTuple):
+    """A timed call that ran: its callable's name and module, and the DelayedCall."""
+
+    seq: int
+    name: str
+    module: str
+    call: Any
+
+
+def _module_of(func: Any) -> str:
+    """The module a callable comes from: its function's, or for a builtin method (a list's
+    append) its object's type's; a partial's function's."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    inner = getattr(func, "__func__", func)
+    module = getattr(inner, "__module__", None)
+    if module is None and getattr(func, "__self__", None) is not None:
+        module = type(func.__self__).__module__
+    return str(module or "")
+
+
 class Ran(NamedTuple):
     """One callback or errback that ran in a chain: what it got, what it gave."""
 
@@ -135,6 +163,8 @@ class Watch:
         self.settled: collections.deque[Settled] = collections.deque(maxlen=400)
         self.ran: collections.deque[Ran] = collections.deque(maxlen=400)
         self.timed: collections.deque[tuple[int, str]] = collections.deque(maxlen=200)
+        #: the same runs with the module their callable comes from and the DelayedCall
+        self.timed_calls: collections.deque[TimedRun] = collections.deque(maxlen=200)
         self._steps: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         #: transports the checks opened themselves, left out of what they look at
         self.probes: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -180,7 +210,9 @@ class Watch:
 
     def timed_call_run(self, call: Any) -> None:
         self.seq += 1
-        self.timed.append((self.seq, getattr(call.func, "__qualname__", repr(call.func))))
+        name = getattr(call.func, "__qualname__", None) or repr(call.func)
+        self.timed.append((self.seq, name))
+        self.timed_calls.append(TimedRun(self.seq, name, _module_of(call.func), call))
 
     def deferred_step_ran(self, d: Any, step: Any, fn: Any, got: Any, result: Any,
                           raised: bool) -> None:
@@ -246,8 +278,14 @@ class State:
 
     def __init__(self, reactor: Any, namespace: dict[str, Any], entry: dict[str, Any],
                  memo: dict[str, Any], watch: Watch, since: int, first_deferred: int,
-                 pauses: Callable[[], float]) -> None:
+                 pauses: Callable[[], float], listeners_before: frozenset[int] = frozenset(),
+                 probed: dict[int, str] | None = None) -> None:
         self.reactor = reactor
+        #: the numbers of the listeners open when the step began
+        self.listeners_before = listeners_before
+        #: what each listener the step's checks connected to answered (by its number): a
+        #: listener is connected to once per step, its answer kept for the later inputs
+        self.probed: dict[int, str] = {} if probed is None else probed
         self.namespace = namespace
         self.entry = entry
         self.memo = memo
@@ -287,9 +325,18 @@ class State:
         """The callbacks and errbacks that ran during this step."""
         return [r for r in self.watch.ran if r.seq > self.since]
 
-    def timed_runs(self) -> list[str]:
-        """The names of the timed calls that ran during this step."""
-        return [name for seq, name in self.watch.timed if seq > self.since]
+    def timed_runs(self, mine: bool = False) -> list[str]:
+        """The names of the timed calls that ran during this step. With ``mine``, only the
+        person's: those whose callable was defined at the prompt (or is a builtin, such as
+        print), and those whose DelayedCall a name of theirs holds; not the library's own
+        timers (netshell's, the standard library's)."""
+        if not mine:
+            return [name for seq, name in self.watch.timed if seq > self.since]
+        module = self.namespace.get("__name__", "__main__")
+        held = {id(c) for c in self.values(DelayedCall)}
+        return [r.name for r in self.watch.timed_calls
+                if r.seq > self.since
+                and (r.module in (module, "builtins") or id(r.call) in held)]
 
     def wires(self, client: bool | None = None) -> list[Wire]:
         """Connections seen during this step (not the checks' own), oldest first."""
@@ -311,6 +358,21 @@ class State:
         for x in reversed(self.reactor.listeners):
             served = getattr(getattr(x, "factory", None), "protocol", None)
             if protocol is None or (isinstance(served, type) and issubclass(served, protocol)):
+                found.append(x)
+        return found
+
+    def candidates(self, *kinds: type) -> list[Any]:
+        """The open listeners a check may connect to, newest first: those made since the
+        step began, and those whose factory is one of ``kinds`` or whose protocol subclasses
+        one of them. Not every listener: a check's connection shows in the person's traces
+        and counters, and a listener that does not answer costs the check its timeout."""
+        found = []
+        for x in reversed(self.reactor.listeners):
+            factory = getattr(x, "factory", None)
+            served = getattr(factory, "protocol", None)
+            if (x.number not in self.listeners_before
+                    or any(isinstance(factory, k) for k in kinds)
+                    or (isinstance(served, type) and issubclass(served, kinds))):
                 found.append(x)
         return found
 
@@ -375,6 +437,10 @@ class State:
             await asyncio.sleep(0.02)  # not ns.sleep: that would be a timed call of the reactor
 
 
+#: Said after what the listeners a check tried answered: it will not try them again.
+TRIED_ONCE = " (each listener is tried once a step: open a new one to try again)"
+
+
 def made_since(deferreds: Iterable[Deferred[Any]], number: int) -> list[Deferred[Any]]:
     """Those of ``deferreds`` made at or after ``number`` (a :func:`next_deferred_number`)."""
     return [d for d in deferreds if d.number >= number]
@@ -389,4 +455,4 @@ def is_awaitable(x: Any) -> bool:
     return inspect.isawaitable(x)
 
 
-__all__ += ["Exchange", "failure_of", "made_since", "next_deferred_number"]
+__all__ += ["TRIED_ONCE", "Exchange", "failure_of", "made_since", "next_deferred_number"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from netshell.protocol import Protocol
-from netshell.teach.lessons.base import NotYet, State
+from netshell.teach.lessons.base import TRIED_ONCE, NotYet, State
 
 __all__ = ["echoing_listener", "short", "try_in_memory"]
 
@@ -34,23 +34,29 @@ def try_in_memory(cls: type, *chunks: bytes) -> bytes:
 
 
 async def echoing_listener(state: State, protocol: type | None = None) -> str:
-    """The newest listener that echoes what the check sends it (serving ``protocol``, if
-    given): the line that says so, or NotYet."""
-    listeners = state.listeners(protocol)
+    """The newest listener that echoes what the check sends it: the line that says so, or
+    NotYet. Only candidates are connected to, once each per step: listeners made since the
+    step began, and those serving ``protocol`` (if given) or one of the person's Protocol
+    classes."""
+    kinds = (protocol,) if protocol is not None else tuple(state.classes(Protocol))
+    listeners = state.candidates(*kinds)
     if not listeners:
         what = f"serving {protocol.__name__} " if protocol is not None else ""
-        raise NotYet(f"no listener {what}is open")
+        raise NotYet(f"no listener {what}was opened in this step, and none serves a "
+                     "protocol of yours")
     payload = b"hello from the check\r\n"
     tried = []
     for x in listeners:
-        got = await state.exchange(x.port, payload, until=lambda b: len(b) >= len(payload),
-                                   timeout=2.0)
-        if got.got == payload:
-            state.memo["listener"] = x
-            return (f"listener #{x.number} on 127.0.0.1:{x.port} echoed the check's "
-                    f"{len(payload)} bytes")
-        tried.append(f"#{x.number} answered {short(got.got)}")
-    raise NotYet(f"the check sent {short(payload)}; " + ", ".join(tried))
+        if x.number not in state.probed:
+            got = await state.exchange(x.port, payload,
+                                       until=lambda b: len(b) >= len(payload), timeout=2.0)
+            if got.got == payload:
+                state.memo["listener"] = x
+                return (f"listener #{x.number} on 127.0.0.1:{x.port} echoed the check's "
+                        f"{len(payload)} bytes")
+            state.probed[x.number] = f"#{x.number} answered {short(got.got)}"
+        tried.append(state.probed[x.number])
+    raise NotYet(f"the check sent {short(payload)}; " + ", ".join(tried) + TRIED_ONCE)
 
 
 def mine(state: State, base: type = Protocol) -> list[type]:

@@ -38,11 +38,15 @@ def _cancelled(state: State) -> str:
 
 async def _ran(state: State) -> str:
     def ran() -> str:
-        runs = state.timed_runs()
+        runs = state.timed_runs(mine=True)
         if runs:
             return (f"the timed call {runs[-1]} ran on the loop while the prompt waited for "
                     "you")
-        raise NotYet("no timed call has run in this step yet")
+        others = state.timed_runs()
+        if others:
+            raise NotYet(f"only the library's own timed calls ran in this step ({others[-1]}); "
+                         "none of yours has yet")
+        raise NotYet("no timed call of yours has run in this step yet")
 
     now = state.reactor.seconds()
     soon = [c.time - now for c in state.values(DelayedCall) if c.active() and c.time - now < 10]

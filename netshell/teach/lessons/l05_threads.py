@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from netshell.defer import Deferred
+from netshell.reactor import get_reactor
 from netshell.teach.lessons.base import Lesson, NotYet, State, Step
 
 
@@ -21,29 +29,94 @@ def _not_blocked(state: State) -> None:
                      "loop's thread, not in a worker")
 
 
-async def _threaded(state: State) -> str:
-    def fired() -> str:
-        for s in reversed(state.settled()):
-            if s.result == 42:
-                return f"Deferred #{s.number} fired with 42"
-        for d in state.deferreds():  # succeed(...) is fired as it is made: no chain ran
-            if d.number >= state.first_deferred and d.called and d.result == 42:
-                return f"Deferred #{d.number} fired with 42"
-        raise NotYet("no Deferred fired with 42 in this step yet")
+class _Job:
+    """One defer_to_thread call of this step: its Deferred, and where and with what its
+    function returned (set in the worker)."""
 
-    pending = [d for d in state.deferreds()
-               if d.number >= state.first_deferred and not d.called]
-    try:
-        line = await state.eventually(fired, within=15.0 if pending else 0.5)
-    except NotYet:
-        _not_blocked(state)  # the better reason, when the loop stood still
-        raise
+    def __init__(self, d: Any) -> None:
+        self.deferred = d
+        self.thread: int | None = None  # the thread the function ran in
+        self.thread_name = ""
+        self.ok = False
+        self.result: Any = None
+
+
+def _record_threads(memo: dict[str, Any]) -> Callable[[], None]:
+    """While the step lasts, each defer_to_thread records (in ``memo["jobs"]``) its Deferred
+    and the thread its function ran in: a 42 counts only from work that ran in a worker."""
+    reactor = get_reactor()
+    original = reactor.defer_to_thread
+    loop_thread = threading.get_ident()
+    jobs: list[_Job] = memo.setdefault("jobs", [])
+    memo["loop_thread"] = loop_thread
+
+    def defer_to_thread(f: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
+        here: list[_Job] = []
+
+        def job(*a: Any, **k: Any) -> Any:
+            result = f(*a, **k)
+            if here:
+                here[0].thread = threading.get_ident()
+                here[0].thread_name = threading.current_thread().name
+                here[0].ok, here[0].result = True, result
+            return result
+
+        try:
+            functools.update_wrapper(job, f)  # traces and logs name the person's function
+        except (AttributeError, TypeError):
+            pass
+        d = original(job, *args, **kw)
+        here.append(_Job(d))
+        jobs.append(here[0])
+        return d
+
+    reactor.defer_to_thread = defer_to_thread  # type: ignore[method-assign]
+
+    def undo() -> None:
+        if reactor.__dict__.get("defer_to_thread") is defer_to_thread:
+            del reactor.defer_to_thread
+
+    return undo
+
+
+async def _threaded(state: State) -> str:
+    jobs: list[_Job] = state.memo.get("jobs", [])
+    loop_thread = state.memo.get("loop_thread")
+
+    def fired() -> str:
+        for job in reversed(jobs):
+            d = job.deferred
+            if (job.ok and job.result == 42 and job.thread not in (None, loop_thread)
+                    and d.called):
+                return f"Deferred #{d.number} fired with 42 from a worker thread"
+        made = [d for d in state.deferreds() if d.number >= state.first_deferred]
+        if any(d.called and d.result == 42 for d in made):
+            raise NotYet("a Deferred fired with 42, but not from defer_to_thread: no worker "
+                         "thread made that 42")
+        if any(j.ok and j.deferred.called for j in jobs):
+            got = [j.result for j in jobs if j.ok and j.deferred.called]
+            raise NotYet(f"defer_to_thread's work gave {got[-1]!r} in a worker, not 42")
+        raise NotYet("no defer_to_thread has given 42 from a worker thread in this step yet")
+
+    def pending() -> bool:
+        return (any(not j.deferred.called for j in jobs)
+                or any(d.number >= state.first_deferred and not d.called
+                       for d in state.deferreds()))
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15.0
+    while True:
+        try:
+            line = fired()
+            break
+        except NotYet:
+            if not pending() or loop.time() >= deadline:
+                _not_blocked(state)  # the better reason, when the loop stood still
+                raise
+        await asyncio.sleep(0.02)  # asyncio's, not a timed call of the reactor
     _not_blocked(state)
     pause = state.longest_pause()
-    if not state.reactor.thread_pool.workers:
-        raise NotYet("the result is 42, but no worker thread ran anything")
-    return (f"{line} from a worker thread; the loop never paused more than {pause:.2f} s "
-            "meanwhile")
+    return f"{line}; the loop never paused more than {pause:.2f} s meanwhile"
 
 
 LESSON = Lesson(
@@ -74,6 +147,7 @@ LESSON = Lesson(
             ["def slow(n):\n    time.sleep(1)\n    return n * 2\n",
              "d = defer_to_thread(slow, 21)"],
             watch_loop=True,
+            begin=_record_threads,
         ),
     ],
     "reactor.call_from_thread(f) is the way back: a thread asks the loop to run f.",

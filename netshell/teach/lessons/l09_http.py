@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netshell.teach.lessons.base import Lesson, NotYet, State, Step
+from netshell.teach.lessons.base import TRIED_ONCE, Lesson, NotYet, State, Step
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
@@ -14,17 +14,26 @@ def _first_line(data: bytes | bytearray) -> str:
 
 
 async def _serving(state: State) -> str:
-    listeners = state.listeners()
+    from protocols.http.server import HTTPServerFactory, HTTPServerProtocol
+
+    # Only an HTTP server's listener, or one made in this step, is sent a GET, and once.
+    listeners = state.candidates(HTTPServerFactory, HTTPServerProtocol)
     if not listeners:
-        raise NotYet("no listener is open")
+        raise NotYet("no HTTP listener is open, and none was opened in this step")
+    said = []
     for x in listeners:
-        got = await state.exchange(x.port, REQUEST, until=lambda b: b"\r\n\r\n" in b,
-                                   timeout=2.0)
-        if got.got.startswith(b"HTTP/1.1 200"):
-            state.memo["port"] = x.port
-            return (f"listener #{x.number} answered the check's GET / with "
-                    f"'{_first_line(got.got)}'")
-    raise NotYet("no listener answered a GET / with HTTP/1.1 200")
+        if x.number not in state.probed:
+            got = await state.exchange(x.port, REQUEST, until=lambda b: b"\r\n\r\n" in b,
+                                       timeout=2.0)
+            if got.got.startswith(b"HTTP/1.1 200"):
+                state.memo["port"] = x.port
+                return (f"listener #{x.number} answered the check's GET / with "
+                        f"'{_first_line(got.got)}'")
+            state.probed[x.number] = (f"#{x.number} answered "
+                                      f"{_first_line(got.got) or 'nothing'!r}")
+        said.append(state.probed[x.number])
+    raise NotYet("no listener answered the check's GET / with HTTP/1.1 200 ("
+                 + ", ".join(said) + ")" + TRIED_ONCE)
 
 
 async def _by_hand(state: State) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netshell.teach.lessons.base import Lesson, NotYet, State, Step
+from netshell.teach.lessons.base import TRIED_ONCE, Lesson, NotYet, State, Step
 
 
 def _lines(data: bytes | bytearray) -> list[str]:
@@ -10,15 +10,24 @@ def _lines(data: bytes | bytearray) -> list[str]:
 
 
 async def _serving(state: State) -> str:
-    listeners = state.listeners()
+    from protocols.ftp.server import FTPServerFactory, FTPServerProtocol
+
+    # Only an FTP server's listener, or one made in this step, is connected to, and once.
+    listeners = state.candidates(FTPServerFactory, FTPServerProtocol)
     if not listeners:
-        raise NotYet("no listener is open")
+        raise NotYet("no FTP listener is open, and none was opened in this step")
+    said = []
     for x in listeners:
-        got = await state.exchange(x.port, until=lambda b: b"\r\n" in b, timeout=2.0,
-                                   then=b"QUIT\r\n")
-        if got.got.startswith(b"220"):
-            return f"listener #{x.number} greets a new connection: '{_lines(got.got)[0]}'"
-    raise NotYet("no listener greets a connection with an FTP 220")
+        if x.number not in state.probed:
+            got = await state.exchange(x.port, until=lambda b: b"\r\n" in b, timeout=2.0,
+                                       then=b"QUIT\r\n")
+            if got.got.startswith(b"220"):
+                return (f"listener #{x.number} greets a new connection: "
+                        f"'{_lines(got.got)[0]}'")
+            state.probed[x.number] = f"#{x.number} sent no 220"
+        said.append(state.probed[x.number])
+    raise NotYet("no listener greets a connection with an FTP 220: " + ", ".join(said)
+                 + TRIED_ONCE)
 
 
 async def _logged_in(state: State) -> str:

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from netshell.teach.lessons.base import Lesson, NotYet, State, Step
+from netshell.teach.lessons.base import TRIED_ONCE, Lesson, NotYet, State, Step
 
 
 async def _serving(state: State) -> str:
-    listeners = state.listeners()
+    from protocols.irc.server import IRCServerFactory, IRCServerProtocol
+
+    # Only an IRC server's listener, or one made in this step, is sent NICK/USER, and once.
+    listeners = state.candidates(IRCServerFactory, IRCServerProtocol)
     if not listeners:
-        raise NotYet("no listener is open")
+        raise NotYet("no IRC listener is open, and none was opened in this step")
     hello = b"NICK lessoncheck\r\nUSER lessoncheck 0 * :the lesson's check\r\n"
+    said = []
     for x in listeners:
-        got = await state.exchange(x.port, hello, until=lambda b: b" 001 " in b, timeout=2.0,
-                                   then=b"QUIT :checked\r\n")
-        for line in got.got.split(b"\r\n"):
-            if b" 001 " in line:
-                text = line.decode("utf-8", "replace")
-                return f"listener #{x.number} welcomed the check's client: '{text}'"
-    raise NotYet("no listener welcomed an IRC client (001)")
+        if x.number not in state.probed:
+            got = await state.exchange(x.port, hello, until=lambda b: b" 001 " in b,
+                                       timeout=2.0, then=b"QUIT :checked\r\n")
+            for line in got.got.split(b"\r\n"):
+                if b" 001 " in line:
+                    text = line.decode("utf-8", "replace")
+                    return f"listener #{x.number} welcomed the check's client: '{text}'"
+            state.probed[x.number] = f"#{x.number} sent no 001"
+        said.append(state.probed[x.number])
+    raise NotYet("no listener welcomed an IRC client (001): " + ", ".join(said)
+                 + TRIED_ONCE)
 
 
 def _client_class() -> Any:

@@ -5,7 +5,12 @@ The file is a JSON object: ``{"version": 1, "current": N or null, "lessons": {"N
 (a temporary file, then a rename), so a crash never leaves half a file. A file that cannot
 be read as that (bad JSON, another shape) is reported once, set aside as
 ``lessons.json.corrupt`` and replaced; a file that cannot be written is reported and the
-progress is kept in memory for the session. Nothing here raises.
+progress is kept in memory for the session. An entry with a wrong type or range (``"done":
+"no"``, ``"step": -7``) is reported once and ignored; the rest of the file is kept.
+
+Several prompts may share the file: each save reads what is on disk, updates only the
+lesson that changed, and writes the whole back atomically, so one prompt never drops
+another's progress.
 """
 
 from __future__ import annotations
@@ -39,25 +44,39 @@ class Progress:
         self.warn = warn or print
         self.current: int | None = None
         self.lessons: dict[int, dict[str, Any]] = {}
+        self._told: set[str] = set()  # the bad entries reported already
         self._load()
 
     def _load(self) -> None:
+        data = self._read(report=True)
+        if data is not None:
+            self.current, self.lessons = data
+
+    def _read(self, report: bool) -> tuple[int | None, dict[int, dict[str, Any]]] | None:
+        """What the file holds now: (current, lessons), or None when there is nothing to
+        read. With ``report``, a file that cannot be read is told, and a corrupt one set
+        aside; bad entries are told once (per Progress) either way, and left out."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except (FileNotFoundError, NotADirectoryError):
-            return  # nothing saved yet (a path that cannot be written is told on saving)
+            return None  # nothing saved yet (a path that cannot be written is told on saving)
         except OSError as e:
-            self.warn(f"lessons: cannot read {self.path} ({e.strerror or e}); "
-                      "progress starts afresh")
-            return
+            if report:
+                self.warn(f"lessons: cannot read {self.path} ({e.strerror or e}); "
+                          "progress starts afresh")
+            return None
         try:
             data = json.loads(text)
             current = data.get("current")
-            lessons = {int(k): {"step": int(v["step"]), "done": bool(v["done"])}
-                       for k, v in data["lessons"].items()}
-            if current is not None and not isinstance(current, int):
+            entries = data["lessons"]
+            if not isinstance(entries, dict):
+                raise ValueError("lessons is not an object")
+            if current is not None and (not isinstance(current, int)
+                                        or isinstance(current, bool)):
                 raise ValueError("current is not a lesson number")
         except (ValueError, TypeError, KeyError, AttributeError) as e:
+            if not report:
+                return None
             kept = self.path.with_name(self.path.name + ".corrupt")
             try:
                 os.replace(self.path, kept)
@@ -66,10 +85,20 @@ class Progress:
                 where = "left as it is"
             self.warn(f"lessons: {self.path} was not a progress file ({type(e).__name__}: "
                       f"{e}); {where}, and progress starts afresh")
-            self.save()
-            return
-        self.current = current
-        self.lessons = lessons
+            self._write(None, {})
+            return None
+        lessons: dict[int, dict[str, Any]] = {}
+        for k, v in entries.items():
+            entry = _valid(k, v)
+            if entry is None:
+                bad = f"{k}: {json.dumps(v)}"
+                if bad not in self._told:
+                    self._told.add(bad)
+                    self.warn(f"lessons: {self.path} has a bad entry ({bad[:80]}); "
+                              "it is ignored")
+                continue
+            lessons[entry[0]] = entry[1]
+        return current, lessons
 
     def status(self, number: int, steps: int) -> str:
         """``done``, ``started (step S of N)`` or ``not started``."""
@@ -88,12 +117,23 @@ class Progress:
         """Lesson ``number`` has ``step`` steps passed (and is ``done``); it is current."""
         self.lessons[number] = {"step": step, "done": done}
         self.current = number
-        self.save()
+        self.save(number)
 
-    def save(self) -> None:
-        """Write the file atomically; a failure is reported, never raised."""
-        data = {"version": 1, "current": self.current,
-                "lessons": {str(k): v for k, v in sorted(self.lessons.items())}}
+    def save(self, number: int | None = None) -> None:
+        """Write the file atomically, merged with what is on disk now: only lesson
+        ``number``'s entry (and ``current``) is this Progress's; the others are the file's.
+        A failure is reported, never raised."""
+        on_disk = self._read(report=False)
+        if on_disk is not None:
+            merged = dict(on_disk[1])
+            if number is not None and number in self.lessons:
+                merged[number] = self.lessons[number]
+            self.lessons = merged
+        self._write(self.current, self.lessons)
+
+    def _write(self, current: int | None, lessons: dict[int, dict[str, Any]]) -> None:
+        data = {"version": 1, "current": current,
+                "lessons": {str(k): v for k, v in sorted(lessons.items())}}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".lessons-", suffix=".json",
@@ -112,3 +152,18 @@ class Progress:
         except OSError as e:
             self.warn(f"lessons: cannot write {self.path} ({e.strerror or e}); "
                       "progress is kept for this session only")
+
+
+def _valid(key: Any, value: Any) -> tuple[int, dict[str, Any]] | None:
+    """``(number, {"step": S, "done": D})`` for a well-formed entry, else None: the number a
+    positive integer, ``step`` a whole number not below 0, ``done`` true or false."""
+    if not isinstance(key, str) or not key.isdigit() or int(key) < 1:
+        return None
+    if not isinstance(value, dict):
+        return None
+    step, done = value.get("step"), value.get("done")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return None
+    if not isinstance(done, bool):
+        return None
+    return int(key), {"step": step, "done": done}

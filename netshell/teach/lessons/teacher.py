@@ -69,6 +69,9 @@ class Teacher:
         self._called_at: float | None = None
         self._hinted = False
         self._beat: asyncio.TimerHandle | None = None
+        self._undo_begin: Callable[[], None] | None = None  # what the step's begin set up
+        self._listeners_before: frozenset[int] = frozenset()
+        self._probed: dict[int, str] = {}
         self._last_beat = 0.0
         self._longest = 0.0
 
@@ -211,7 +214,13 @@ class Teacher:
         self._since = self.watch.seq
         self._hinted = False
         self._first_deferred = next_deferred_number()
+        self._listeners_before = frozenset(x.number for x in ns.reactor.listeners)
+        self._probed = {}
         self._stop_beat()
+        self._end_step()
+        begin = self._step().begin
+        if begin is not None:
+            self._undo_begin = begin(self.memo)
         if self._step().watch_loop:
             loop = ns.reactor.loop
             self._last_beat = loop.time()
@@ -239,6 +248,11 @@ class Teacher:
             now = ns.reactor.loop.time()
             self._longest = max(0.0, now - self._last_beat - self.beat)
 
+    def _end_step(self) -> None:
+        undo, self._undo_begin = self._undo_begin, None
+        if undo is not None:
+            undo()
+
     def _stop_beat(self) -> None:
         if self._beat is not None:
             self._beat.cancel()
@@ -264,6 +278,7 @@ class Teacher:
         """Stop checking: take the hook and the observer out (progress stays)."""
         self._cancel_check()
         self._stop_beat()
+        self._end_step()
         self.lesson_now = None
         if self._hook in self.console.after_input:
             self.console.after_input.remove(self._hook)
@@ -305,7 +320,8 @@ class Teacher:
         must let the loop turn before it can tell."""
         assert self.watch is not None
         state = State(ns.reactor, self.console.namespace, entry, self.memo, self.watch,
-                      self._since, self._first_deferred, self._pauses)
+                      self._since, self._first_deferred, self._pauses,
+                      self._listeners_before, self._probed)
         step = self._step()
         try:
             outcome = step.check(state)
