@@ -167,7 +167,8 @@ def test_a_turn_spent_in_library_code_alone_is_not_reported():
                 frame = sys._current_frames().get(main)
                 while frame is not None and frame.f_code is not threading.Event.wait.__code__:
                     frame = frame.f_back
-                if frame is not None:
+                # release.wait, not the wait for this thread to start in Thread.start()
+                if frame is not None and frame.f_locals.get("self") is release:
                     break
                 threading.Event().wait(0.001)
             entered.set()
