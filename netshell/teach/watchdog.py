@@ -97,6 +97,8 @@ _HANDLE_RUN = asyncio.events.Handle._run.__code__
 _NETSHELL = os.path.dirname(os.path.abspath(netshell.__file__)) + os.sep
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 _REACTOR_FILE = os.path.abspath(sys.modules["netshell.reactor"].__file__ or "")
+#: The frame of the reactor's timed call (``reactor.call_later``): ``self.func`` is run.
+_DELAYED_RUN = sys.modules["netshell.reactor"].DelayedCall._run.__code__
 #: The frames that run a Deferred's steps: ``fn`` is the step being run.
 _DEFER_RUNS = (Deferred._run_callbacks.__code__, Deferred._run_watched.__code__)
 _protocols_dir: str | None = None
@@ -240,6 +242,9 @@ def _builtin_callback(frames: list[FrameType], handle: Any) -> tuple[str, str] |
     on the stack): its name and what called it. None if it is not that."""
     if frames:
         inner = frames[0]
+        if inner.f_code is _DELAYED_RUN:
+            fn = getattr(inner.f_locals.get("self"), "func", None)
+            return (_callable_name(fn), "a timed call") if _is_builtin(fn) else None
         if inner.f_code not in _DEFER_RUNS:
             return None
         step = inner.f_locals

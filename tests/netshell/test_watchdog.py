@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from netshell.defer import Deferred
+from netshell.reactor import DelayedCall, Reactor
 from netshell.teach import watchdog as wd
 from netshell.teach.watchdog import Blocked, Watchdog
 
@@ -536,7 +537,7 @@ def test_a_block_that_lasts_is_said_while_the_loop_is_still_held_with_the_real_t
     assert 1.9 <= got[0].seconds <= got[1].seconds < WAIT
 
 
-@pytest.mark.parametrize("by", ["a timed call", "a Deferred"])
+@pytest.mark.parametrize("by", ["a timed call", "the reactor's timed call", "a Deferred"])
 def test_a_builtin_callback_is_named_with_what_called_it(by):
     lock = threading.Lock()
     lock.acquire()  # the callback, lock.acquire, blocks until the test lets go
@@ -548,6 +549,9 @@ def test_a_builtin_callback_is_named_with_what_called_it(by):
         if by == "a timed call":
             loop.call_later(0.001, lock.acquire)
             code = asyncio.events.Handle._run.__code__  # acquire runs in C: no frame
+        elif by == "the reactor's timed call":
+            Reactor(loop).call_later(0.001, lock.acquire)
+            code = DelayedCall._run.__code__  # the reactor's frame, calling it
         else:
             deferred.add_callback(lock.acquire)  # lock.acquire(True)
             loop.call_later(0.001, deferred.callback, True)
@@ -563,7 +567,7 @@ def test_a_builtin_callback_is_named_with_what_called_it(by):
     got = watch_by_hand(schedule, while_held)
     assert len(got) == 1
     where = got[0][0].where
-    called_by = "a timed call" if by == "a timed call" else f"Deferred #{deferred._id}'s callback"
+    called_by = "a timed call" if "timed" in by else f"Deferred #{deferred._id}'s callback"
     assert (where.function, where.filename, where.by) == ("lock.acquire", "", called_by)
     assert got[0][0].message().splitlines()[0] == (
         f"the reactor was blocked for 1.0 s in lock.acquire, called by {called_by}")
@@ -576,7 +580,7 @@ def test_time_sleep_as_the_callback_itself_is_reported_with_the_real_thread():
         loop = asyncio.get_running_loop()
         dog = Watchdog(loop, 0.1, got.append)
         dog.start()
-        loop.call_later(0.01, time.sleep, 0.4)
+        Reactor(loop).call_later(0.01, time.sleep, 0.4)  # reactor.call_later
         d = Deferred[float]()
         d.add_callback(time.sleep)
         deadline = time.monotonic() + WAIT
