@@ -73,7 +73,7 @@ from netshell import current
 from netshell.defer import Deferred
 from netshell.failure import Failure
 
-__all__ = ["DEFAULT_THRESHOLD", "HINT", "Blocked", "Watchdog", "Where", "make_helper",
+__all__ = ["BUSY_HINT", "DEFAULT_THRESHOLD", "HINT", "Blocked", "Watchdog", "Where", "make_helper",
            "start_watchdog", "stop_watchdog", "watchdog_on"]
 
 log = logging.getLogger("netshell.watchdog")
