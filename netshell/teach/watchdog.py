@@ -9,6 +9,23 @@ says so, once per blocking episode, when the loop runs again::
     the reactor was blocked for 1.0 s in on_data (<netsh-3>, line 2): time.sleep(1)
       nothing else ran meanwhile: run blocking work with defer_to_thread(f, *args)
 
+A block that lasts (an endless loop in a callback) is said while it lasts too, once,
+from the watchdog's thread, after 2 s (or 4 thresholds, if more)::
+
+    the reactor has been blocked for 2.0 s so far in on_data (<netsh-3>, line 2): ...
+
+A callback that is no Python function (``reactor.call_later(1, time.sleep, 5)``,
+``d.add_callback(time.sleep)``) leaves no frame of its own: the callback itself is
+named then, with what called it: ``time.sleep, called by a timed call`` (the running
+Handle, ``self`` in the frame of asyncio's ``Handle._run``), or ``called by Deferred
+#4's callback`` (the step in the frame of the Deferred's run). One turn of the loop
+running many short callbacks (3,000 ``call_soon`` calls) is no block, and is said in
+other words, with other advice: the samples found a different Handle running each
+time::
+
+    one turn of the loop ran 3,000 callbacks for 0.5 s, most often in small (...)
+      no I/O was served meanwhile: spread the work over turns (...)
+
 How: a daemon thread posts a call to the loop every fifth of the threshold (a
 ping), and the loop stamps the time when it runs it (the heartbeat); the thread
 reads the stamp. While the stamp is older than the threshold the loop is not
@@ -36,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.events
+import contextlib
 import contextvars
 import importlib.util
 import linecache
@@ -44,15 +62,18 @@ import os
 import sys
 import threading
 import time
+import types
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any, NamedTuple
 
 import netshell
 from netshell import current
+from netshell.defer import Deferred
+from netshell.failure import Failure
 
-__all__ = ["DEFAULT_THRESHOLD", "HINT", "Blocked", "Watchdog", "Where", "make_helper",
+__all__ = ["BUSY_HINT", "DEFAULT_THRESHOLD", "HINT", "Blocked", "Watchdog", "Where", "make_helper",
            "start_watchdog", "stop_watchdog", "watchdog_on"]
 
 log = logging.getLogger("netshell.watchdog")
@@ -61,13 +82,25 @@ log = logging.getLogger("netshell.watchdog")
 DEFAULT_THRESHOLD = 0.25
 #: Heartbeats per threshold: the precision of the time reported.
 BEATS_PER_THRESHOLD = 5
-#: The second line of every report.
+#: The second line of every report of a block.
 HINT = "nothing else ran meanwhile: run blocking work with defer_to_thread(f, *args)"
+#: The second line of the report of a busy turn: many callbacks, none of them long.
+BUSY_HINT = ("no I/O was served meanwhile: spread the work over turns (a few calls at a "
+             "time, the next batch with call_later)")
+#: Seconds of a block after which it is said while it lasts (or 4 thresholds, if more):
+#: 2, not 1, so that the everyday ``time.sleep(1)`` is said once, when it ends.
+LASTING = 2.0
+#: Samples an episode needs before it is said while it lasts.
+LASTING_SAMPLES = 3
 
 _HANDLE_RUN = asyncio.events.Handle._run.__code__
 _NETSHELL = os.path.dirname(os.path.abspath(netshell.__file__)) + os.sep
 _STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
 _REACTOR_FILE = os.path.abspath(sys.modules["netshell.reactor"].__file__ or "")
+#: The frame of the reactor's timed call (``reactor.call_later``): ``self.func`` is run.
+_DELAYED_RUN = sys.modules["netshell.reactor"].DelayedCall._run.__code__
+#: The frames that run a Deferred's steps: ``fn`` is the step being run.
+_DEFER_RUNS = (Deferred._run_callbacks.__code__, Deferred._run_watched.__code__)
 _protocols_dir: str | None = None
 
 
@@ -100,20 +133,44 @@ class Where(NamedTuple):
     filename: str
     line: int
     source: str = ""
+    #: For a callback that is no Python function (``time.sleep``, filename ""): what
+    #: called it ("a timed call", "Deferred #3's callback").
+    by: str = ""
 
     def __str__(self) -> str:
+        if not self.filename:
+            return f"{self.function}, called by {self.by}" if self.by else self.function
         text = f"{self.function} ({_display_name(self.filename)}, line {self.line})"
         return f"{text}: {self.source}" if self.source else text
 
 
 class Blocked(NamedTuple):
-    """One blocking episode: how long the loop did not turn, and where it was held."""
+    """One blocking episode: how long the loop did not turn, and where it was held.
+
+    ``lasting``: said while it lasts (from the watchdog's thread), ``seconds`` so far.
+    ``busy``: not one callback but one turn of the loop running many (``calls``, when
+    known), ``where`` the place seen most often.
+    """
 
     seconds: float
     where: Where
+    lasting: bool = False
+    busy: bool = False
+    calls: int = 0
 
     def message(self) -> str:
         """What the watchdog says: two lines, the second the hint."""
+        if self.busy:
+            many = f"{self.calls:,} callbacks" if self.calls > 1 else "many callbacks"
+            if self.lasting:
+                first = (f"one turn of the loop has been running {many} for "
+                         f"{self.seconds:.1f} s so far")
+            else:
+                first = f"one turn of the loop ran {many} for {self.seconds:.1f} s"
+            return f"{first}, most often in {self.where}\n  {BUSY_HINT}"
+        if self.lasting:
+            return (f"the reactor has been blocked for {self.seconds:.1f} s so far in "
+                    f"{self.where}\n  {HINT}")
         return f"the reactor was blocked for {self.seconds:.1f} s in {self.where}\n  {HINT}"
 
 
@@ -126,6 +183,11 @@ class _Episode:
         self.places: Counter[tuple[str, str, int]] = Counter()  # samples per place
         self.own = 0  # samples that found the prompt's own work (an input, a cell, a script)
         self.context: contextvars.Context | None = None  # the blocking callback's
+        self.by: dict[tuple[str, str, int], str] = {}  # a builtin callback's caller
+        self.handles: dict[int, object] = {}  # the loop's Handles seen running (kept alive)
+        self.handle_samples = 0  # samples that found the Handle running
+        self.calls = 0  # the callbacks of the turn the loop was in, when known
+        self.told = False  # said while it lasted
 
 
 def _display_name(filename: str) -> str:
@@ -159,12 +221,53 @@ def _callback_frames(frame: FrameType | None) -> tuple[list[FrameType], FrameTyp
     return [], None  # no loop below: not a callback
 
 
+def _callable_name(fn: Any) -> str:
+    """``time.sleep``, ``socket.recv``: a callable that is no Python function, named."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        return name if "." in name else f"{type(owner).__name__}.{name}"
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if module and module != "builtins" else name
+
+
+def _is_builtin(fn: Any) -> bool:
+    """A callable run in C (``time.sleep``), not asyncio's own (a Task's wakeup)."""
+    return (isinstance(fn, types.BuiltinFunctionType)
+            and not isinstance(getattr(fn, "__self__", None), asyncio.Future))
+
+
+def _builtin_callback(frames: list[FrameType], handle: Any) -> tuple[str, str] | None:
+    """The callback the loop runs when it is no Python function (so no frame of it is
+    on the stack): its name and what called it. None if it is not that."""
+    if frames:
+        inner = frames[0]
+        if inner.f_code is _DELAYED_RUN:
+            fn = getattr(inner.f_locals.get("self"), "func", None)
+            return (_callable_name(fn), "a timed call") if _is_builtin(fn) else None
+        if inner.f_code not in _DEFER_RUNS:
+            return None
+        step = inner.f_locals
+        fn, current = step.get("fn"), step.get("current")
+        if not _is_builtin(fn) or current is None:
+            return None
+        kind = "errback" if isinstance(step.get("result"), Failure) else "callback"
+        return _callable_name(fn), f"Deferred #{current._id}'s {kind}"
+    fn = getattr(handle, "_callback", None)
+    if handle is None or not _is_builtin(fn):
+        return None
+    by = "a timed call" if isinstance(handle, asyncio.TimerHandle) else "a call on the loop"
+    return _callable_name(fn), by
+
+
 class Watchdog:
     """Watches ``loop``; reports each time a callback holds it ``threshold`` seconds or more.
 
     ``report(blocked)`` is called on the loop, in the context of the callback that
     blocked (so in Jupyter it prints into the cell whose work blocked); by default it
     logs the :meth:`Blocked.message` as a warning on the ``netshell.watchdog`` logger.
+    A block said while it lasts (``blocked.lasting``) is reported from the watchdog's
+    thread instead (the loop is held), in a copy of that context.
     ``own``: the namespaces whose top-level code is the prompt's own work (not
     reported). ``clock`` is for tests. Example::
 
@@ -205,6 +308,11 @@ class Watchdog:
             raise ValueError(f"the threshold is a number of seconds above 0, not {seconds!r}")
         self._threshold = float(seconds)
         self._every = self._threshold / BEATS_PER_THRESHOLD
+
+    @property
+    def lasting_after(self) -> float:
+        """Seconds after which a block is said while it lasts: 2 s, or 4 thresholds."""
+        return max(LASTING, 4 * self._threshold)
 
     @property
     def running(self) -> bool:
@@ -300,6 +408,16 @@ class Watchdog:
         if episode is None:
             episode = self._episode = _Episode(since=last, every=self._every)
         self._sample(episode)
+        lasted = now - last - episode.every / 2  # as _finish measures it
+        if (not episode.told and lasted >= self.lasting_after
+                and sum(episode.places.values()) >= LASTING_SAMPLES):
+            # Said now, from this thread: the loop may never turn again (an endless loop).
+            blocked = self._blocked(episode, lasted, lasting=True)
+            if blocked is not None:
+                episode.told = True
+                context = episode.context.copy() if episode.context is not None else None
+                with _past_a_held_prompt():
+                    (context or contextvars.Context()).run(self.report, blocked)
 
     def _sample(self, episode: _Episode) -> None:
         assert self._thread_id is not None
@@ -310,15 +428,32 @@ class Watchdog:
                 if f.f_code.co_name == "<module>" and any(f.f_globals is g for g in self.own):
                     episode.own += 1
                     return
+            handle = run.f_locals.get("self") if run is not None else None
             found = [f for f in frames if _is_yours(f.f_code.co_filename)]
-            if not found:
+            if found:
+                culprit = found[0]
+                code = culprit.f_code
+                place = (code.co_name, code.co_filename, culprit.f_lineno)
+            else:
+                # No frame of yours: a builtin (time.sleep) run as the callback itself,
+                # by a timed call or a Deferred's step, is named; library code is not.
+                named = _builtin_callback(frames, handle)
+                if named is None:
+                    return
+                place = (named[0], "", 0)
+                episode.by[place] = named[1]
+            episode.places[place] += 1
+            if handle is None:
                 return
-            culprit = found[0]
-            code = culprit.f_code
-            episode.places[(code.co_name, code.co_filename, culprit.f_lineno)] += 1
-            if episode.context is None and run is not None:
+            # Several Handles seen in one episode: one turn running many callbacks.
+            episode.handles.setdefault(id(handle), handle)
+            episode.handle_samples += 1
+            outer = run.f_back if run is not None else None
+            if not episode.calls and outer is not None and outer.f_code.co_name == "_run_once":
+                calls = outer.f_locals.get("ntodo")  # asyncio's: the callbacks of this turn
+                episode.calls = calls if isinstance(calls, int) else 0
+            if episode.context is None:
                 # The context the blocking callback runs in: the report is made in it.
-                handle = run.f_locals.get("self")
                 context = getattr(handle, "_context", None)
                 if isinstance(context, contextvars.Context):
                     episode.context = context
@@ -329,17 +464,76 @@ class Watchdog:
         # The ping posted about ``every`` after ``since`` was answered at ``resumed``: the
         # loop did not turn from (at latest) then until ``resumed``, and (at earliest)
         # from ``since``. The middle.
-        seconds = resumed - episode.since - episode.every / 2
-        seen = sum(episode.places.values())
-        if seconds < self.threshold or not seen or episode.own >= seen:
+        blocked = self._blocked(episode, resumed - episode.since - episode.every / 2)
+        if blocked is None:
             return
-        (function, filename, line), _ = episode.places.most_common(1)[0]
-        where = Where(function, filename, line, linecache.getline(filename, line).strip())
         try:
-            self.loop.call_soon_threadsafe(self._emit, Blocked(seconds, where),
-                                           context=episode.context)
+            self.loop.call_soon_threadsafe(self._emit, blocked, context=episode.context)
         except RuntimeError:  # the loop was closed meanwhile
             pass
+
+    def _blocked(self, episode: _Episode, seconds: float, lasting: bool = False
+                 ) -> Blocked | None:
+        """What to say of ``episode`` (None: nothing)."""
+        seen = sum(episode.places.values())
+        if seconds < self.threshold or not seen or episode.own >= seen:
+            return None
+        place, _ = episode.places.most_common(1)[0]
+        function, filename, line = place
+        source = linecache.getline(filename, line).strip() if filename else ""
+        where = Where(function, filename, line, source, episode.by.get(place, ""))
+        # A busy turn: most samples found a callback not seen before (3,000 short calls),
+        # not one callback, or two long ones, held throughout.
+        handles = len(episode.handles)
+        busy = handles > 1 and handles * 2 >= episode.handle_samples
+        return Blocked(seconds, where, lasting=lasting, busy=busy,
+                       calls=episode.calls if busy else 0)
+
+
+class _HeldPromptWriter:
+    """``sys.stdout`` while a report is made from the watchdog's thread at a prompt whose
+    loop is held: the prompt is erased and the text written where it was, as
+    prompt_toolkit's ``run_in_terminal`` does; the prompt is drawn again below when the
+    loop turns. (Written through ``patch_stdout``'s proxy, the text would wait for the
+    held loop.)"""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.wrote = False
+
+    def write(self, text: str) -> int:
+        output = self.app.output
+        if not self.wrote:
+            self.wrote = True
+            self.app.renderer.erase()  # the loop is held: nothing else draws meanwhile
+        output.enable_autowrap()
+        output.write_raw(text)
+        output.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _past_a_held_prompt() -> Iterator[None]:
+    """While a prompt_toolkit prompt is shown (``patch_stdout``), print past it."""
+    proxy = sys.stdout
+    patch = sys.modules.get("prompt_toolkit.patch_stdout")
+    app = getattr(getattr(proxy, "app_session", None), "app", None)
+    if patch is None or not isinstance(proxy, patch.StdoutProxy) or app is None or not (
+            app.is_running):
+        yield
+        return
+    writer = _HeldPromptWriter(app)
+    sys.stdout = writer
+    try:
+        yield
+    finally:
+        if sys.stdout is writer:
+            sys.stdout = proxy
+        if writer.wrote:
+            app.invalidate()  # drawn again when the loop turns
 
 
 def _log_report(blocked: Blocked) -> None:
@@ -398,8 +592,11 @@ def make_helper(namespace: dict[str, Any]) -> Callable[..., str]:
 
         ``watchdog(False)`` turns it off, ``watchdog(True)`` on, ``watchdog(threshold=1)``
         reports blocks of a second or more (and turns it on), ``watchdog()`` says.
-        Raises ValueError for a threshold that is not above 0.
+        Raises TypeError for an ``on`` that is not True, False or None (``watchdog(0)``
+        is refused, not taken as off), ValueError for a threshold that is not above 0.
         """
+        if on is not None and not isinstance(on, bool):
+            raise TypeError(f"watchdog() takes True (on) or False (off), not {on!r}")
         if threshold is not None and not threshold > 0:
             raise ValueError(f"the threshold is a number of seconds above 0, not {threshold!r}")
         loop = _the_loop()

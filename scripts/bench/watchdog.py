@@ -3,13 +3,14 @@
 Two echo servers, the same program as ``echo.py``'s netshell server on asyncio's
 default loop, one with the watchdog of the netsh prompt running
 (``netshell.teach.watchdog.start_watchdog(reactor.loop)``, threshold 0.25 s: a
-timed call on the loop every 50 ms, a thread that wakes every 0.25 s) and one
-without (``--only`` picks; ``netshell-watchdog-fast`` adds one whose threshold is
-0.025 s, ten times the heartbeats, and ``netshell-thread`` one without the watchdog
-but with a thread that sleeps throughout: what the cost is made of). Each runs
-in its own process pinned to CPU 0, started afresh for every round; the load (the
-ping-pong client of ``echo.py``: 1 KiB round trips over 10 connections for
-``--seconds``, on uvloop when installed) runs in this process pinned to CPU 1.
+thread that wakes every 50 ms and posts a call to the loop, which stamps the time
+when it runs it) and one without (``--only`` picks; ``netshell-watchdog-fast`` adds
+one whose threshold is 0.025 s, ten times the heartbeats, and ``netshell-thread``
+one without the watchdog but with a thread that sleeps throughout: what the cost is
+made of). Each runs in its own process pinned to CPU 0, started afresh for every
+round; the load (the ping-pong client of ``echo.py``: 1 KiB round trips over 10
+connections for ``--seconds``, on uvloop when installed) runs in this process pinned
+to CPU 1.
 
 Measures, per server and round (rounds interleaved, the best kept, the median
 printed beside it):

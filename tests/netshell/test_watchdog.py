@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from netshell.defer import Deferred
+from netshell.reactor import DelayedCall, Reactor
 from netshell.teach import watchdog as wd
 from netshell.teach.watchdog import Blocked, Watchdog
 
@@ -167,7 +169,8 @@ def test_a_turn_spent_in_library_code_alone_is_not_reported():
                 frame = sys._current_frames().get(main)
                 while frame is not None and frame.f_code is not threading.Event.wait.__code__:
                     frame = frame.f_back
-                if frame is not None:
+                # release.wait, not the wait for this thread to start in Thread.start()
+                if frame is not None and frame.f_locals.get("self") is release:
                     break
                 threading.Event().wait(0.001)
             entered.set()
@@ -392,6 +395,10 @@ def test_in_a_jupyter_kernel_the_report_goes_to_the_cell_that_started_the_work(
                   "dc = reactor.call_later(0.3, on_timer)")
         three = run("await sleep(1.2)")
         four = run("time.sleep(0.6)")  # a cell's own code: not reported
+        # Cell 5 sets a timer whose callback blocks long enough to be said while it lasts
+        # (from the watchdog's thread): both lines go to cell 5.
+        five = run("def on_long():\n    time.sleep(2.5)\n\ndc = reactor.call_later(0.1, on_long)")
+        six = run("await sleep(3)")
         run("print('done')")
         try:  # anything still on its way
             while True:
@@ -406,5 +413,284 @@ def test_in_a_jupyter_kernel_the_report_goes_to_the_cell_that_started_the_work(
         km.shutdown_kernel(now=True)
     assert re.search(r"the reactor was blocked for \d\.\d s in on_timer \(Cell In\[2\], "
                      r"line 3\): time\.sleep\(0\.6\)", outputs.get(two, "")), outputs
-    assert "blocked" not in outputs.get(three, "") + outputs.get(four, "")
-    assert sum(text.count("the reactor was blocked") for text in outputs.values()) == 1
+    assert "blocked" not in outputs.get(three, "") + outputs.get(four, "") + outputs.get(six, "")
+    assert re.search(r"the reactor has been blocked for 2\.\d s so far in on_long \(Cell In\[5\], "
+                     r"line 2\): time\.sleep\(2\.5\)\n.*\n.*"
+                     r"the reactor was blocked for 2\.\d s in on_long",
+                     outputs.get(five, "")), outputs
+    assert sum(text.count("the reactor was blocked") for text in outputs.values()) == 2
+
+
+# ---- a block said while it lasts; a builtin callback named; a busy turn told apart
+
+
+def loop_thread_in(main: int, code: Any, entered: threading.Event) -> None:
+    """In a thread: set ``entered`` once the innermost Python frame of thread ``main``
+    runs ``code`` (a C callable it called holds it there)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(main)
+        if frame is not None and frame.f_code is code:
+            break
+        threading.Event().wait(0.001)
+    entered.set()
+
+
+def watch_by_hand(schedule: Callable[[asyncio.AbstractEventLoop], None],
+                  while_held: Callable[[Watchdog, FakeClock, list[tuple[Blocked, bool]]],
+                                       None],
+                  threshold: float = 0.25) -> list[tuple[Blocked, bool]]:
+    """Run a loop with a watchdog polled by hand: ``schedule(loop)`` sets up the blocking
+    work; ``while_held(dog, clock)`` runs in a thread, and returns once the work is
+    released. Returns each report, and whether it was made on the loop's thread."""
+    clock = FakeClock()
+    got: list[tuple[Blocked, bool]] = []
+    ended = threading.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+
+        def report(blocked: Blocked) -> None:
+            got.append((blocked, threading.get_ident() == loop_thread))
+            if not blocked.lasting:
+                ended.set()
+
+        dog = Watchdog(loop, threshold, report, clock=clock)
+        dog.start(thread=False)
+        await asyncio.sleep(0)  # the first heartbeat: the stamp is the clock's 0
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def helper() -> None:
+            try:
+                while_held(dog, clock, got)
+                deadline = time.monotonic() + WAIT
+                while not ended.wait(0.005) and time.monotonic() < deadline:
+                    dog.poll()  # the loop turns again: the episode ends, and is reported
+            finally:
+                loop.call_soon_threadsafe(finished.set_result, None)
+
+        schedule(loop)
+        thread = threading.Thread(target=helper)
+        thread.start()
+        await finished
+        await asyncio.sleep(0)  # the report, made as the thread finished
+        thread.join(WAIT)
+        dog.stop()
+
+    asyncio.run(main())
+    return got
+
+
+def test_a_long_block_is_said_once_while_it_lasts_then_with_its_total_when_it_ends():
+    entered, release = threading.Event(), threading.Event()
+    while_held_said: list[tuple[Blocked, bool]] = []
+
+    def while_held(dog: Watchdog, clock: FakeClock, got: list[tuple[Blocked, bool]]) -> None:
+        assert entered.wait(WAIT)
+        for _ in range(60):  # 3 s held, looked at every heartbeat (0.05 s)
+            clock.now += 0.05
+            dog.poll()
+        while_held_said.extend(got)  # what was said before the loop was let go
+        release.set()
+
+    got = watch_by_hand(lambda loop: loop.call_soon(blocker, entered, release), while_held)
+    # Said once while held, from the watchdog's thread; then once on the loop, at the end.
+    assert [(b.lasting, on_loop) for b, on_loop in while_held_said] == [(True, False)]
+    assert [(b.lasting, on_loop) for b, on_loop in got] == [(True, False), (False, True)]
+    lasting, final = got[0][0], got[1][0]
+    # After 2 s (4 thresholds of 0.25 s are no more), as the end is measured: from the
+    # stamp before, less half a heartbeat.
+    assert 2.0 <= lasting.seconds <= 2.05
+    assert lasting.message().splitlines()[0] == (
+        f"the reactor has been blocked for 2.0 s so far in blocker ({__file__}, line "
+        f"{BLOCKER_LINE}): release.wait(WAIT)  # the line the watchdog names")
+    assert final.seconds == pytest.approx(3.0 - 0.025)
+    assert final.message().startswith("the reactor was blocked for 3.0 s in blocker (")
+
+
+def test_a_block_that_lasts_is_said_while_the_loop_is_still_held_with_the_real_thread():
+    release = threading.Event()
+    got: list[Blocked] = []
+
+    def report(blocked: Blocked) -> None:
+        got.append(blocked)
+        if blocked.lasting:
+            release.set()  # the loop is held until the report has been made
+
+    def on_timer() -> None:
+        release.wait(WAIT)  # held until the watchdog says so
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        dog = Watchdog(loop, 0.1, report)
+        dog.start()
+        loop.call_later(0.01, on_timer)
+        deadline = time.monotonic() + WAIT
+        while len(got) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        dog.stop()
+
+    asyncio.run(main())
+    assert [(b.lasting, b.where.function) for b in got] == [(True, "on_timer"),
+                                                            (False, "on_timer")]
+    assert 1.9 <= got[0].seconds <= got[1].seconds < WAIT
+
+
+@pytest.mark.parametrize("by", ["a timed call", "the reactor's timed call", "a Deferred"])
+def test_a_builtin_callback_is_named_with_what_called_it(by):
+    lock = threading.Lock()
+    lock.acquire()  # the callback, lock.acquire, blocks until the test lets go
+    entered = threading.Event()
+    deferred = Deferred[bool]()
+    main = threading.get_ident()
+
+    def schedule(loop: asyncio.AbstractEventLoop) -> None:
+        if by == "a timed call":
+            loop.call_later(0.001, lock.acquire)
+            code = asyncio.events.Handle._run.__code__  # acquire runs in C: no frame
+        elif by == "the reactor's timed call":
+            Reactor(loop).call_later(0.001, lock.acquire)
+            code = DelayedCall._run.__code__  # the reactor's frame, calling it
+        else:
+            deferred.add_callback(lock.acquire)  # lock.acquire(True)
+            loop.call_later(0.001, deferred.callback, True)
+            code = Deferred._run_callbacks.__code__
+        threading.Thread(target=loop_thread_in, args=(main, code, entered)).start()
+
+    def while_held(dog: Watchdog, clock: FakeClock, got: list[tuple[Blocked, bool]]) -> None:
+        assert entered.wait(WAIT)
+        clock.now += 1.0
+        dog.poll()  # a sample: the loop is in lock.acquire
+        lock.release()
+
+    got = watch_by_hand(schedule, while_held)
+    assert len(got) == 1
+    where = got[0][0].where
+    called_by = "a timed call" if "timed" in by else f"Deferred #{deferred._id}'s callback"
+    assert (where.function, where.filename, where.by) == ("lock.acquire", "", called_by)
+    assert got[0][0].message().splitlines()[0] == (
+        f"the reactor was blocked for 1.0 s in lock.acquire, called by {called_by}")
+
+
+def test_time_sleep_as_the_callback_itself_is_reported_with_the_real_thread():
+    got: list[Blocked] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        dog = Watchdog(loop, 0.1, got.append)
+        dog.start()
+        Reactor(loop).call_later(0.01, time.sleep, 0.4)  # reactor.call_later
+        d = Deferred[float]()
+        d.add_callback(time.sleep)
+        deadline = time.monotonic() + WAIT
+        while not got and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        loop.call_later(0.01, d.callback, 0.4)
+        while len(got) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        dog.stop()
+        got.append(Blocked(0.0, wd.Where(f"#{d._id}", "", 0)))
+
+    asyncio.run(main())
+    assert len(got) == 3
+    deferred_id = got.pop().where.function
+    assert [str(b.where) for b in got] == [
+        "time.sleep, called by a timed call",
+        f"time.sleep, called by Deferred {deferred_id}'s callback"]
+    assert all(0.3 <= b.seconds <= 1.5 for b in got)
+
+
+def test_one_turn_running_many_callbacks_is_told_apart_from_a_block():
+    steps = 4
+    entered = [threading.Event() for _ in range(steps)]
+    release = [threading.Event() for _ in range(steps)]
+
+    def step(i: int) -> None:
+        entered[i].set()
+        release[i].wait(WAIT)
+
+    def schedule(loop: asyncio.AbstractEventLoop) -> None:
+        for i in range(steps):
+            loop.call_soon(step, i)
+
+    def while_held(dog: Watchdog, clock: FakeClock, got: list[tuple[Blocked, bool]]) -> None:
+        for i in range(steps):  # each callback sampled once: four Handles in four samples
+            assert entered[i].wait(WAIT)
+            clock.now += 0.15
+            dog.poll()
+            release[i].set()
+
+    got = watch_by_hand(schedule, while_held)
+    assert len(got) == 1
+    blocked = got[0][0]
+    assert blocked.busy and blocked.where.function == "step"
+    assert blocked.calls >= steps  # the turn's callbacks, asyncio's count
+    first, hint = blocked.message().splitlines()
+    assert first.startswith(f"one turn of the loop ran {blocked.calls:,} callbacks for 0.6 s, "
+                            "most often in step (")
+    assert "call_later" in hint and "defer_to_thread" not in hint
+
+
+def test_two_long_callbacks_in_one_turn_are_a_block_not_a_busy_turn():
+    entered = [threading.Event() for _ in range(2)]
+    release = [threading.Event() for _ in range(2)]
+
+    def step(i: int) -> None:
+        entered[i].set()
+        release[i].wait(WAIT)
+
+    def while_held(dog: Watchdog, clock: FakeClock, got: list[tuple[Blocked, bool]]) -> None:
+        for i in range(2):  # 0.5 s each (sampled from 0.25 s on): two Handles, 8 samples
+            assert entered[i].wait(WAIT)
+            for _ in range(5):
+                clock.now += 0.1
+                dog.poll()
+            release[i].set()
+
+    got = watch_by_hand(lambda loop: [loop.call_soon(step, i) for i in range(2)], while_held)
+    assert [(b.busy, b.where.function) for b, _ in got] == [(False, "step")]
+
+
+def small(i: int) -> None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < 0.00018:  # 0.18 ms of work
+        pass
+
+
+def test_three_thousand_short_calls_in_one_turn_are_a_busy_turn_with_the_real_thread():
+    got: list[Blocked] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        dog = Watchdog(loop, 0.1, got.append)
+        dog.start()
+        for i in range(3000):
+            loop.call_soon(small, i)
+        deadline = time.monotonic() + WAIT
+        while not got and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        dog.stop()
+
+    asyncio.run(main())
+    assert len(got) == 1
+    assert got[0].busy and got[0].where.function == "small" and got[0].calls >= 3000
+    assert got[0].message().startswith("one turn of the loop ran 3,0")
+
+
+def test_the_helper_refuses_what_is_not_true_or_false():
+    helper = wd.make_helper({})
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for value in (0, 1, "off"):
+            with pytest.raises(TypeError, match=r"takes True \(on\) or False \(off\), not"):
+                helper(value)
+            assert wd.watchdog_on(loop) is None  # nothing done
+        helper(True)
+        with pytest.raises(TypeError):
+            helper(0)
+        assert wd.watchdog_on(loop) is not None  # still on
+        wd.stop_watchdog(loop)
+
+    asyncio.run(main())

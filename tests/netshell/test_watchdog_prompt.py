@@ -3,6 +3,7 @@ reactor, above the prompt, and says nothing while the loop only waits or an inpu
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +76,30 @@ def test_the_watchdog_names_the_blocking_line_and_is_silent_while_the_loop_waits
     said = reports(screen)
     assert [where for _, _, where in said] == ["on_data (<netsh-5>, line 2): time.sleep(1)"] * 2
     assert row_of(screen, r"\[10\]> ") < said[1][0] < row_of(screen, r"\[11\]>")
+
+
+LASTING = (r"\d\d:\d\d:\d\d WARNING netshell\.watchdog: the reactor has been blocked for "
+           r"2\.\d s so far in <lambda> \(<netsh-2>, line 1\): ")
+
+
+def test_a_block_that_lasts_is_shown_above_the_prompt_while_the_loop_is_held(term, tmp_path):
+    t = term
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    t.wait_prompt(1)
+    t.line("import time")
+    t.wait_prompt(2)
+    # The callback holds the loop until the test writes to the pipe: after it saw the line.
+    t.line('dc = reactor.call_later(0.1, lambda: open("go").read())')
+    t.wait_prompt(3)
+    screen = t.wait_for(lambda s: any(re.match(LASTING, line) for line in rows(s)))
+    assert reports(screen) == []  # not over yet
+    with open(fifo, "w") as pipe:  # the loop goes on
+        pipe.write("go")
+    screen = t.wait_for(lambda s: len(reports(s)) == 1 and re.search(r"^\[3\]>", s, re.M))
+    (row, seconds, where), = reports(screen)
+    assert where.startswith("<lambda> (<netsh-2>, line 1): ")
+    assert float(seconds) >= 2.0
+    lasting = [i for i, line in enumerate(rows(screen)) if re.match(LASTING, line)]
+    assert lasting == [row - 2]  # the line while it lasted, its hint, then the total
+    assert row < row_of(screen, r"\[3\]>")
