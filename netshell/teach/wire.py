@@ -58,14 +58,14 @@ from netshell.shell.display import hexdump, preview
 from protocols.ftp.core import (
     Command,
     CommandReader,
-    FTPProtocolError,
+    FTPError,
     ReplyReader,
     parse_eprt,
     parse_epsv,
     parse_pasv,
     parse_port,
 )
-from protocols.http.message import ParseError
+from protocols.http.message import HTTPError
 from protocols.http.parser import (
     Body,
     EndOfMessage,
@@ -74,7 +74,7 @@ from protocols.http.parser import (
     ResponseHead,
     ResponseParser,
 )
-from protocols.irc.core import IRCParseError, LineReader, LineTooLong, parse
+from protocols.irc.core import LineReader, LineTooLong, parse
 
 __all__ = [
     "Chunk",
@@ -487,6 +487,19 @@ class _Parser:
         return []
 
 
+class _Failed(_Parser):
+    """The rest of a flow whose parser failed (a bug in a reader): bytes that say so."""
+
+    def __init__(self, flow: Flow, ports: dict[int, int], name: str,
+                 error: BaseException) -> None:
+        super().__init__(flow, ports)
+        self.name = name
+        self.why = f"not read: the {name} reader failed ({type(error).__name__}: {error})"
+
+    def feed(self, e: Any) -> list[Message]:
+        return [self.chunk(e, self.why)]
+
+
 class _FTPDataParser(_Parser):
     """An FTP data connection: what goes one way in a row is one :class:`FTPData`."""
 
@@ -562,7 +575,7 @@ class _HTTPParser(_Parser):
                     piece = min(missing, 1 << 20)
                     self._take(side, e, side.reader.feed(bytes(piece)), out, False)
                     missing -= piece
-        except ParseError as error:
+        except HTTPError as error:  # ParseError, and whatever else the parser says
             side.dead = f"not HTTP: {error}"
             out.append(self.chunk(e, side.dead))
         return out
@@ -604,7 +617,7 @@ class _HTTPParser(_Parser):
         if not side.dead:
             try:
                 self._take(side, e, side.reader.feed_eof(), [], True)
-            except ParseError:
+            except HTTPError:
                 pass  # a message cut short stays incomplete
         return []
 
@@ -645,7 +658,7 @@ class _FTPParser(_Parser):
             return out
         try:
             replies = side.reader.feed(e.data)
-        except FTPProtocolError as error:
+        except FTPError as error:
             side.dead = f"not FTP: {error}"
             return [self.chunk(e, side.dead)]
         for reply in replies:
@@ -669,7 +682,7 @@ class _FTPParser(_Parser):
                 self.ports[parse_port(text)[1]] = control
             elif what == "EPRT":
                 self.ports[parse_eprt(text)[2]] = control
-        except (ValueError, FTPProtocolError):
+        except (ValueError, FTPError):
             pass  # a malformed address: the other side answers it; nothing to note
 
 
@@ -697,7 +710,7 @@ class _IRCParser(_Parser):
                 continue
             try:
                 m = parse(line)
-            except IRCParseError as error:
+            except ValueError as error:  # IRCParseError's base
                 out.append(self.chunk(e, f"not IRC: {error}", bytes(line)))
                 continue
             out.append(IRCMessage(**self.base(e), tags=m.tags, prefix=m.source,
@@ -802,16 +815,28 @@ def _parse(capture: Any, protocol: str | None = None) -> _Parsed:
     waiting: dict[int, list[int]] = {}  # flow -> its data events before its protocol is known
     out: list[tuple[int, Message]] = []
 
+    def run(flow: Flow, step: str, i: int) -> None:
+        """The flow's parser's ``step`` ("feed", "close", "finish") on event ``i``; if
+        the parser fails, the rest of the flow is bytes that say so (reading a capture
+        never raises, whatever its bytes)."""
+        parser = parsers[flow.index]
+        try:
+            out.extend((i, m) for m in getattr(parser, step)(events[i]))
+        except Exception as error:  # a bug in a reader: said in the capture
+            parsers[flow.index] = _Failed(flow, ports, parser.name, error)
+            if step == "feed":
+                run(flow, step, i)
+
     def start(flow: Flow, final: bool) -> _Parser | None:
         """The flow's parser, made (and fed what waited) once its protocol is known."""
         held = waiting.get(flow.index, [])
         name = protocol or protocol_of(flow, ports, [events[j] for j in held], final)
         if name is None:
             return None
-        parser = parsers[flow.index] = _PARSERS[name](flow, ports)
+        parsers[flow.index] = _PARSERS[name](flow, ports)
         for j in waiting.pop(flow.index, []):
-            out.extend((j, m) for m in parser.feed(events[j]))
-        return parser
+            run(flow, "feed", j)
+        return parsers[flow.index]
 
     for i, e in enumerate(events):
         flow = of_event[i]
@@ -821,20 +846,18 @@ def _parse(capture: Any, protocol: str | None = None) -> _Parsed:
                 waiting.setdefault(flow.index, []).append(i)
                 start(flow, final=False)
             else:
-                out.extend((i, m) for m in parser.feed(e))
+                run(flow, "feed", i)
         elif e.kind == "close":
             if parser is None and flow.index in waiting:
                 parser = start(flow, final=True)
             if parser is not None:
-                out.extend((i, m) for m in parser.close(e))
+                run(flow, "close", i)
     for flow in flows:
         if flow.index in waiting:
             start(flow, final=True)
     for flow in flows:
-        parser = parsers.get(flow.index)
-        if parser is not None:
-            last = flow.events[-1]
-            out += [(last, m) for m in parser.finish(events[last])]
+        if flow.index in parsers:
+            run(flow, "finish", flow.events[-1])
     out.sort(key=lambda item: item[0])  # stable: in order of the events that began them
     return _Parsed(events, flows, of_event, out)
 
