@@ -425,18 +425,25 @@ class Capture:
         """The events to draw: each message once, though both of its ends are traced.
 
         When both ends of a connection are in this process (a loopback) and traced, a
-        message is seen leaving one and arriving at the other; the arrival is left out,
-        as is the "accepted" twin of a "connected".
+        message is seen leaving one and arriving at the other; the arrival is left out.
+        The connection is opened at both ends too: the first of the two "open" events
+        stays (the listening end may accept, and even write, before the connecting end
+        hears it is connected); both say which end connected (their ``source``).
         """
         local = {ends for ends in self.ends.values()}
         shown = []
+        opened: set[tuple[str, str, str]] = set()  # (client, server, side) of the opens shown
         for e in self.events:
             if e.kind == "data" and e.direction == "in" and e.number is not None and (
                 (e.source, e.dest) in local
             ):
                 continue  # the sending end is traced too: its "out" shows this message
-            if e.kind == "open" and e.direction == "accepted" and (e.source, e.dest) in local:
-                continue
+            if e.kind == "open":
+                twin = "connected" if e.direction == "accepted" else "accepted"
+                if (e.source, e.dest, twin) in opened:
+                    opened.discard((e.source, e.dest, twin))
+                    continue  # the other end's open of this connection is shown
+                opened.add((e.source, e.dest, e.direction))
             shown.append(e)
         return shown
 

@@ -649,12 +649,19 @@ class _FTPParser(_Parser):
         self.remember(e)
         control = self.flow.number if self.flow.number is not None else -1
         if client:
+            bad: list[str] = []
             for item in side.reader.feed(e.data):
                 if isinstance(item, Command):
                     out.append(FTPCommand(**self.base(e), verb=item.verb, arg=item.arg))
                     self._announced(item.verb, item.arg, control)
+                elif not bad:  # the write's bytes once, however many of its lines are bad
+                    bad.append(str(item))
+                    out.append(self.chunk(e, f"not an FTP command: {item}"))
                 else:
-                    out.append(self.chunk(e, f"not an FTP command: {item}", data=b""))
+                    bad.append(str(item))
+            if len(bad) > 1:
+                chunk = next(m for m in out if isinstance(m, Chunk))
+                chunk.note += f" (and {len(bad) - 1} more)"
             return out
         try:
             replies = side.reader.feed(e.data)
