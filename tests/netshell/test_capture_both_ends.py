@@ -3,12 +3,22 @@ the end that connected as the client, whichever end heard of the connection firs
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+import netshell as ns
 from netshell.shell.tracing import Capture, Tracer
+from netshell.teach.pcap import write_pcapng
 from netshell.teach.wire import Chunk, FTPCommand, FTPData, FTPReply, assemble
+from netshell.testing import RecordingEcho, RecordingFactory, RecordingProtocol
 from protocols import ftp
 
 SERVER = "127.0.0.1:21"
@@ -101,3 +111,81 @@ async def test_netshell_ftp_client_and_server_traced_at_both_ends(tmp_path: Path
     assert (data.size, len(data.data), data.data[:3]) == (5000, 4096, b"xxx")
     retr = next(i for i, m in enumerate(control) if m.summary() == "RETR data.bin")
     assert [m.summary()[:3] for m in control[retr + 1: retr + 3]] == ["125", "226"]
+
+
+class Datagrams(ns.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: ns.DeferredQueue[bytes] = ns.DeferredQueue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.got.put(data)
+
+
+async def test_a_datagram_between_two_traced_transports_is_shown_once(
+        reactor: ns.Reactor) -> None:
+    tracer = Tracer(lambda line: None)
+    cap = tracer.start(None)
+    a, b = Datagrams(), Datagrams()
+    sender = reactor.listen_udp(0, a, interface="127.0.0.1")
+    receiver = reactor.listen_udp(0, b, interface="127.0.0.1")
+    sender.transport.write(b"ping", ("127.0.0.1", receiver.port))
+    assert await b.got.get() == b"ping"
+    receiver.transport.write(b"pong", ("127.0.0.1", sender.port))
+    assert await a.got.get() == b"pong"
+    tracer.stop()
+    assert [(m.source, m.data) for m in cap.messages()] == [
+        (f"127.0.0.1:{sender.port}", b"ping"), (f"127.0.0.1:{receiver.port}", b"pong")]
+    assert write_pcapng(cap.conversation(), io.BytesIO()).datagrams == 2
+
+
+@pytest.fixture
+def path() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="ns-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    try:
+        yield os.path.join(d, "s.sock")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_a_unix_connection_traced_at_both_ends_is_one_connection(
+        reactor: ns.Reactor, path: str) -> None:
+    tracer = Tracer(lambda line: None)
+    cap = tracer.start(None)
+    factory = RecordingFactory(RecordingEcho)
+    reactor.listen_unix(path, factory)
+    client = await reactor.connect_unix(path, ns.ClientFactory.for_protocol(RecordingProtocol))
+    client.transport.write(b"hello")
+    assert await client.wait_for_bytes(5) == b"hello"
+    client.transport.close()
+    server = await factory.accepted()
+    await server.done
+    tracer.stop()
+    messages = cap.messages()
+    assert [(m.source, m.data) for m in messages] == [  # type: ignore[attr-defined]
+        ("unix:(unnamed)", b"hello"), (f"unix:{path}", b"hello")]
+    assert {m.number for m in messages} == {client.transport.number}
+    assert len(assemble(cap.conversation())) == 1
+    assert write_pcapng(cap.conversation(), io.BytesIO()).connections == 1
+    assert repr(cap).startswith("capture of everything (ended): 2 messages, 1 connections")
+
+
+def unix_end(number: int, accepted: bool, pid: int = 0) -> Any:
+    host, peer = ("unix:/s", "unix:(unnamed)") if accepted else ("unix:(unnamed)", "unix:/s")
+    return SimpleNamespace(number=number, host=host, peer=peer,
+                           listener=object() if accepted else None, protocol=None, tls=None,
+                           bytes_sent=0, bytes_received=0,
+                           peer_credentials=lambda: SimpleNamespace(pid=pid or os.getpid()))
+
+
+def test_a_unix_client_of_another_process_is_no_twin_of_one_of_this_process() -> None:
+    # socat connected first (only the server's end of it is here), then a client of this
+    # process: its connection is not socat's.
+    socat, ours, theirs = unix_end(5, True, pid=1), unix_end(6, False), unix_end(7, True)
+    cap = Capture()
+    cap.opened(socat)
+    cap.opened(ours)
+    cap.opened(theirs)
+    cap.data(socat, "in", b"from socat")
+    send(cap, ours, theirs, b"from us")
+    assert [(m.number, m.data) for m in cap.messages()] == [  # type: ignore[attr-defined]
+        (5, b"from socat"), (6, b"from us")]
