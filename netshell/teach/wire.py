@@ -95,6 +95,7 @@ __all__ = [
     "diagram",
     "hexdump_capture",
     "parse_capture",
+    "printable",
     "show",
     "show_text",
     "summary_rows",
@@ -239,8 +240,9 @@ class Message:
         return self.title
 
     def label(self, limit: int = 60) -> str:
-        """The summary, cut to about ``limit`` characters (what the diagrams show)."""
-        return _clip(self.summary(), limit + 20)
+        """The summary, cut to about ``limit`` characters (what the diagrams show), its
+        control characters escaped (a peer's ``\\x1b]0;...`` is not for the terminal)."""
+        return _clip(printable(self.summary()), limit + 20)
 
     def fields(self) -> list[tuple[str, Any]]:
         """(name, value) pairs that :func:`show` prints after the common ones; a value that
@@ -249,7 +251,8 @@ class Message:
 
     def __repr__(self) -> str:
         conn = f"#{self.number} " if self.number is not None else ""
-        return f"<{self.title} {conn}{self.source} -> {self.dest}: {self.label(60)}>"
+        return (f"<{self.title} {conn}{printable(self.source)} -> {printable(self.dest)}: "
+                f"{self.label(60)}>")
 
 
 @dataclass(eq=False, repr=False)
@@ -268,7 +271,7 @@ class Chunk(Message):
 
     def label(self, limit: int = 60) -> str:
         text = f"{self.size:,} B {preview(self.data, limit)}" if self.data else f"{self.size:,} B"
-        return f"{text} ({self.note})" if self.note else text
+        return f"{text} ({printable(self.note)})" if self.note else text
 
     def fields(self) -> list[tuple[str, Any]]:
         kept = "" if len(self.data) == self.size else f" ({len(self.data):,} kept)"
@@ -423,7 +426,8 @@ class Messages(list[Message]):
         lines = []
         for i, m in enumerate(self):
             conn = f"#{m.number} " if m.number is not None else ""
-            lines.append(f"[{i}] {clock(m.time)} {conn}{m.source} -> {m.dest} {m.label(60)}")
+            lines.append(f"[{i}] {clock(m.time)} {conn}{printable(m.source)} -> "
+                         f"{printable(m.dest)} {m.label(60)}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython's display
@@ -894,9 +898,10 @@ class Row(NamedTuple):
         if self.message is not None:
             return self.message.label(limit)
         conn = f"#{self.number}" if self.number is not None else ""
+        note = printable(self.note)
         if self.kind == "connect":
-            return f"{self.note} {conn}".strip() + (" (TLS)" if self.tls else "")
-        return f"{conn} {self.note}".strip()
+            return f"{note} {conn}".strip() + (" (TLS)" if self.tls else "")
+        return f"{conn} {note}".strip()
 
 
 def summary_rows(capture: Any) -> list[Row]:
@@ -927,18 +932,18 @@ def capture_lines(capture: Any) -> list[str]:
     for row in summary_rows(capture):
         conn = f"#{row.number} " if row.number is not None else ""
         m = row.message
+        ends = f"{printable(row.source)} -> {printable(row.dest)}"
         if row.kind == "connect":
             tls = " (TLS)" if row.tls else ""
-            out.append(f"{conn}{row.source} -> {row.dest} {row.note}{tls}")
+            out.append(f"{conn}{ends} {printable(row.note)}{tls}")
         elif row.kind == "close":
-            out.append(f"{conn}{row.note}")
+            out.append(f"{conn}{printable(row.note)}")
         elif isinstance(m, Chunk) and not isinstance(m, FTPData):
-            note = f"  ({m.note})" if m.note else ""
-            out.append(f"{conn}{row.source} -> {row.dest} {m.size} B  "
-                       f"{preview(m.data, 40)}{note}")
+            note = f"  ({printable(m.note)})" if m.note else ""
+            out.append(f"{conn}{ends} {m.size} B  {preview(m.data, 40)}{note}")
         else:
             assert m is not None
-            out.append(f"{conn}{row.source} -> {row.dest} {m.label(60)}")
+            out.append(f"{conn}{ends} {m.label(60)}")
     return out
 
 
@@ -964,6 +969,16 @@ class Diagram:
         return {"text/plain": self.text, "image/svg+xml": capture_svg(self.capture)}
 
 
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on escaped as Python writes it: control
+    characters (``\\x1b``, ``\\r``), bidirectional overrides (``\\u202e``)... What
+    peers said is shown this way, as the live trace's previews show their bytes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
 
@@ -987,13 +1002,13 @@ def diagram(capture: Any, width: int | None = None) -> Diagram:
     parties = parties_of(rows)
     if not parties:
         return Diagram(capture, f"(nothing captured yet: {capture.what})")
-    col = max(14, max(len(p) for p in parties) + 3)
+    col = max(14, max(len(printable(p)) for p in parties) + 3)
     left = 14  # "12:00:00.000  "
     x = {p: left + i * col + col // 2 for i, p in enumerate(parties)}
     span = left + col * len(parties)
     head = [" " * left]
     for p in parties:
-        head.append(p.center(col))
+        head.append(printable(p).center(col))
     end = x[parties[-1]] + 1  # the summaries start after the last lifeline
     lines = ["".join(head).rstrip()]
     life = [" "] * span
@@ -1041,8 +1056,9 @@ def hexdump_capture(capture: Any) -> Text:
             continue
         conn = f"#{e.number} " if e.number is not None else "udp "
         kept = "" if len(e.data) == e.size else f" ({len(e.data):,} kept)"
-        note = f" ({e.note})" if e.note else ""
-        out.append(f"{clock(e.time)} {conn}{e.source} -> {e.dest} {e.size:,} B{kept}{note}")
+        note = f" ({printable(e.note)})" if e.note else ""
+        out.append(f"{clock(e.time)} {conn}{printable(e.source)} -> {printable(e.dest)} "
+                   f"{e.size:,} B{kept}{note}")
         if e.data:
             out.append(hexdump(e.data))
     return Text("\n".join(out) if out else "(no bytes captured)")
@@ -1064,12 +1080,13 @@ def _show_lines(m: Message) -> list[str]:
         if isinstance(value, list) and all(isinstance(v, tuple) and len(v) == 2
                                            for v in value) and value:
             lines.append(f"  {name}")
-            inner = max(len(str(k)) for k, _ in value)
-            lines += [f"    {str(k).ljust(inner)} = {v}" for k, v in value]
+            inner = max(len(printable(str(k))) for k, _ in value)
+            lines += [f"    {printable(str(k)).ljust(inner)} = {printable(str(v))}"
+                      for k, v in value]
         elif isinstance(value, list) and not value:
             lines.append(f"  {name.ljust(width)} = (none)")
         else:
-            lines.append(f"  {name.ljust(width)} = {value}")
+            lines.append(f"  {name.ljust(width)} = {printable(str(value))}")
     return lines
 
 

@@ -227,3 +227,34 @@ def test_at_the_netsh_prompt_a_trace_is_drawn_and_its_messages_shown(tmp_path: P
         t.wait_prompt(7)
     finally:
         t.close()
+
+
+def test_what_peers_said_reaches_the_terminal_escaped() -> None:
+    # An IRC message, an FTP reply, an HTTP response and bytes that are not HTTP, each
+    # with control characters (a terminal title set, a bell, a bidi override): escaped in
+    # the diagram, the message list, each message's repr, show() and the capture's text.
+    t = SimpleNamespace(number=1, host="127.0.0.1:6667", peer="127.0.0.1:50000",
+                        listener=object(), protocol=None, tls=None, bytes_sent=0,
+                        bytes_received=0)
+    cap = Capture()
+    cap.opened(t)
+    cap.data(t, "in", b"NICK n\r\n")
+    cap.data(t, "out", b":s PRIVMSG #t :\x1b]0;pwn\x07\r\n")
+    f = SimpleNamespace(**{**vars(t), "number": 2, "host": "127.0.0.1:21"})
+    cap.opened(f)
+    cap.data(f, "out", b"220 \x1b[2Jhi\xe2\x80\xae\r\n")
+    h = SimpleNamespace(**{**vars(t), "number": 3, "host": "127.0.0.1:80"})
+    cap.opened(h)
+    cap.data(h, "in", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    # (HTTP takes no C0 control in a field, but obs-text: C1 controls, as CSI \x9b)
+    cap.data(h, "out", b"HTTP/1.1 200 O\x9bK\r\nX-A: \x9b31m\r\nContent-Length: 0\r\n\r\n"
+                       b"\x1b]2;x\x07\r\n")
+    messages = cap.messages()
+    texts = [str(cap.diagram()), str(cap.diagram(width=300)), repr(messages),
+             *(repr(m) for m in messages), show_text(messages), repr(cap)]
+    for text in texts:
+        assert not any(c in text for c in "\x1b\x07\u202e\x9b"), text
+    assert "\\x1b]0;pwn\\x07" in str(cap.diagram())
+    assert "220 \\x1b[2Jhi\\u202e" in repr(messages)
+    assert "HTTP/1.1 200 O\\x9bK" in str(cap.diagram())
+    assert re.search(r"X-A += \\x9b31m", show_text(messages[-2]))
