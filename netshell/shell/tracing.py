@@ -501,12 +501,13 @@ class Capture:
 
         return diagram(self, width)
 
-    def hexdump(self) -> Any:
+    def hexdump(self, each: int | None = 1024, total: int | None = 64 * 1024) -> Any:
         """Every message's bytes as a hexdump, each under a line that says when, from where
-        to where and how many bytes (and how many of them were kept)."""
+        to where and how many bytes (and how many of them were kept). The first ``each``
+        bytes of a message, ``total`` in all (None: no bound); it says what it left out."""
         from netshell.teach.wire import hexdump_capture
 
-        return hexdump_capture(self)
+        return hexdump_capture(self, each, total)
 
     def save(self, path: Any) -> Any:
         """Write the capture as a pcapng file (Wireshark and tshark read it): Ethernet,

@@ -1047,12 +1047,28 @@ def diagram(capture: Any, width: int | None = None) -> Diagram:
 # ---- the bytes, dumped
 
 
-def hexdump_capture(capture: Any) -> Text:
+#: What ``capture.hexdump()`` dumps by default: the first bytes of each message, and of
+#: all of them (a 16 MiB capture dumped whole is some 80 MB of text).
+HEXDUMP_EACH = 1024
+HEXDUMP_TOTAL = 64 * 1024
+
+
+def hexdump_capture(capture: Any, each: int | None = HEXDUMP_EACH,
+                    total: int | None = HEXDUMP_TOTAL) -> Text:
     """``capture.hexdump()``: each message's bytes, in order, under a line that says when,
-    on which connection, from where to where and how many bytes (and how many kept)."""
+    on which connection, from where to where and how many bytes (and how many kept).
+
+    Bounded: the first ``each`` bytes of a message, ``total`` bytes in all (None: no
+    bound); what is left out is said where it is, and at the end."""
     out = []
+    budget = total
+    cut = left = left_bytes = 0  # bytes cut from messages dumped; messages not dumped
     for e in capture.conversation():
         if e.kind != "data":
+            continue
+        if budget is not None and budget <= 0 and e.data:
+            left += 1
+            left_bytes += len(e.data)
             continue
         conn = f"#{e.number} " if e.number is not None else "udp "
         kept = "" if len(e.data) == e.size else f" ({len(e.data):,} kept)"
@@ -1060,7 +1076,19 @@ def hexdump_capture(capture: Any) -> Text:
         out.append(f"{clock(e.time)} {conn}{printable(e.source)} -> {printable(e.dest)} "
                    f"{e.size:,} B{kept}{note}")
         if e.data:
-            out.append(hexdump(e.data))
+            take = len(e.data) if each is None else min(len(e.data), each)
+            if budget is not None:
+                take = min(take, budget)
+                budget -= take
+            out.append(hexdump(e.data[:take]))
+            if take < len(e.data):
+                out.append(f"... {len(e.data) - take:,} B more of it not dumped")
+                cut += len(e.data) - take
+    if left:
+        out.append(f"... {left:,} more messages ({left_bytes:,} B) not dumped")
+    if cut or left:
+        out.append(f"({cut + left_bytes:,} B left out: hexdump(each=None, total=None) dumps "
+                   "every byte kept)")
     return Text("\n".join(out) if out else "(no bytes captured)")
 
 

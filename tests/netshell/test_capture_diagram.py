@@ -258,3 +258,27 @@ def test_what_peers_said_reaches_the_terminal_escaped() -> None:
     assert "220 \\x1b[2Jhi\\u202e" in repr(messages)
     assert "HTTP/1.1 200 O\\x9bK" in str(cap.diagram())
     assert re.search(r"X-A += \\x9b31m", show_text(messages[-2]))
+
+
+def test_the_hexdump_is_bounded_and_says_what_it_left_out() -> None:
+    t = SimpleNamespace(number=1, host="127.0.0.1:9999", peer="127.0.0.1:50000",
+                        listener=object(), protocol=None, tls=None, bytes_sent=0,
+                        bytes_received=0)
+    cap = Capture()
+    cap.opened(t)
+    cap.data(t, "out", bytes(100_000))
+    for _ in range(100):
+        cap.data(t, "in", b"y" * 1000)
+    dump = str(cap.hexdump())
+    rows = [line for line in dump.splitlines() if re.match(r"[0-9a-f]{8}  ", line)]
+    assert sum(len(row[10:58].split()) for row in rows) == 64 * 1024  # 64 KiB in all
+    assert "... 98,976 B more of it not dumped" in dump  # 1 KiB of the 100,000
+    assert "... 488 B more of it not dumped" in dump  # the last 512 B of the budget
+    assert "... 35 more messages (35,000 B) not dumped" in dump
+    assert dump.endswith("(134,464 B left out: hexdump(each=None, total=None) dumps every "
+                         "byte kept)")
+    whole = str(cap.hexdump(each=None, total=None))
+    assert "left out" not in whole and "not dumped" not in whole
+    assert sum(len(row[10:58].split()) for row in whole.splitlines()
+               if re.match(r"[0-9a-f]{8}  ", row)) == 200_000
+    assert "not dumped" not in str(cap.hexdump(each=100_000, total=200_000))
