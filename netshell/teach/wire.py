@@ -49,6 +49,8 @@ Example::
 from __future__ import annotations
 
 import re
+import shutil
+import textwrap
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -992,29 +994,51 @@ def parties_of(rows: Iterable[Row]) -> list[str]:
     return list(seen)
 
 
+#: The narrowest summary a diagram leaves room for beside its columns; fewer columns are
+#: drawn rather than less of it.
+MIN_LABEL = 16
+
+
 def diagram(capture: Any, width: int | None = None) -> Diagram:
     """``capture.diagram()``: a column per address (its lifeline ``|``), a row per message
     (an arrow ``--->`` from its sender to its receiver), per connection opened (``- ->``)
     and closed (``x . .``, the ``x`` on the end that saw it end), each with its time on
     the left and its summary on the right.
-    ``width`` cuts the lines to that many characters (none: summaries of 70 at most)."""
+
+    It fits ``width`` characters (none: the terminal's width, and summaries of 70 at
+    most). When the columns do not fit, the addresses that come first have theirs and the
+    others share the last one, headed ``(N more)``: their rows name them, and a line at
+    the end says which they are."""
     rows = summary_rows(capture)
     parties = parties_of(rows)
     if not parties:
         return Diagram(capture, f"(nothing captured yet: {capture.what})")
-    col = max(14, max(len(printable(p)) for p in parties) + 3)
+    fit = width if width is not None else shutil.get_terminal_size((80, 24)).columns
     left = 14  # "12:00:00.000  "
-    x = {p: left + i * col + col // 2 for i, p in enumerate(parties)}
-    span = left + col * len(parties)
+    names = {p: printable(p) for p in parties}
+    col = max(14, max(len(n) for n in names.values()) + 3)
+    drawn = len(parties)
+    if left + col * drawn + 2 + MIN_LABEL > fit:
+        # a column each for the first, one for the rest (when that is fewer columns)
+        drawn = min(len(parties), max(1, (fit - left - 2 - MIN_LABEL) // col - 1))
+        if drawn + 1 >= len(parties):
+            drawn = len(parties)
+    others = parties[drawn:]
+    columns = parties[:drawn] + ([f"({len(others)} more)"] if others else [])
+    x = {p: left + i * col + col // 2 for i, p in enumerate(columns)}
+    for p in others:
+        x[p] = x[columns[-1]]
+    span = left + col * len(columns)
     head = [" " * left]
-    for p in parties:
-        head.append(printable(p).center(col))
-    end = x[parties[-1]] + 1  # the summaries start after the last lifeline
+    for p in columns:
+        head.append(names.get(p, p).center(col))
+    end = x[columns[-1]] + 1  # the summaries start after the last lifeline
     lines = ["".join(head).rstrip()]
     life = [" "] * span
-    for p in parties:
+    for p in columns:
         life[x[p]] = "|"
     lines.append("".join(life).rstrip())
+    left_out = set(others)
     for row in rows:
         cells = list(life)
         a, b = x[row.source], x[row.dest]
@@ -1035,13 +1059,22 @@ def diagram(capture: Any, width: int | None = None) -> Diagram:
                 cells[b - 1] = ">"
             else:
                 cells[b + 1] = "<"
-        room = 70 if width is None else width - end - 2
-        label = _clip(row.label(room), room) if room > 3 else ""
+        room = fit - end - 2
+        if width is None:
+            room = min(70, room)
+        label = row.label(max(room, 4))
+        hidden = [names[p] for p in dict.fromkeys((row.source, row.dest)) if p in left_out]
+        if hidden:  # which of the last column's addresses it is
+            label = f"{' -> '.join(hidden)}: {label}"
+        label = _clip(label, room) if room > 3 else ""
         lines.append(f"{clock(row.time)}  {''.join(cells)[left:end]}  {label}".rstrip())
-    text = "\n".join(lines)
-    if width is not None:
-        text = "\n".join(line[:width] for line in text.splitlines())
-    return Diagram(capture, text)
+    lines = [line[:fit] for line in lines]
+    if others:
+        lines += textwrap.wrap(
+            f"({len(others)} addresses share the last column, {fit} characters being too "
+            f"few for a column each: {', '.join(names[p] for p in others)}; "
+            "diagram(width=...) draws it wider)", max(fit, 20))
+    return Diagram(capture, "\n".join(lines))
 
 
 # ---- the bytes, dumped

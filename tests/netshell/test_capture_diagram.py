@@ -70,7 +70,7 @@ def test_an_ftp_data_connection_is_drawn_beside_its_control_connection() -> None
     cap.data(data, "out", b"contents")
     cap.closed(data, "closed")
     cap.data(control, "out", b"226 Transfer complete.\r\n")
-    lines = str(cap.diagram()).splitlines()
+    lines = str(cap.diagram(width=160)).splitlines()
     assert lines[0].split() == ["127.0.0.1:50000", "127.0.0.1:21", "127.0.0.1:50001",
                                 "127.0.0.1:1025"]
     rows = [line[14:] for line in lines[2:]]
@@ -254,9 +254,9 @@ def test_what_peers_said_reaches_the_terminal_escaped() -> None:
              *(repr(m) for m in messages), show_text(messages), repr(cap)]
     for text in texts:
         assert not any(c in text for c in "\x1b\x07\u202e\x9b"), text
-    assert "\\x1b]0;pwn\\x07" in str(cap.diagram())
+    assert "\\x1b]0;pwn\\x07" in str(cap.diagram(width=300))
     assert "220 \\x1b[2Jhi\\u202e" in repr(messages)
-    assert "HTTP/1.1 200 O\\x9bK" in str(cap.diagram())
+    assert "HTTP/1.1 200 O\\x9bK" in str(cap.diagram(width=300))
     assert re.search(r"X-A += \\x9b31m", show_text(messages[-2]))
 
 
@@ -282,3 +282,38 @@ def test_the_hexdump_is_bounded_and_says_what_it_left_out() -> None:
     assert sum(len(row[10:58].split()) for row in whole.splitlines()
                if re.match(r"[0-9a-f]{8}  ", row)) == 200_000
     assert "not dumped" not in str(cap.hexdump(each=100_000, total=200_000))
+
+
+def many_parties() -> Capture:
+    """Six clients of one HTTP server: seven addresses."""
+    cap = Capture()
+    for n in range(1, 7):
+        t = conn(n, host="127.0.0.1:8000", peer=f"127.0.0.1:5000{n}")
+        cap.opened(t)
+        cap.data(t, "in", f"GET /{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return cap
+
+
+def test_a_diagram_too_wide_for_its_width_says_which_addresses_share_a_column() -> None:
+    lines = str(many_parties().diagram(width=112)).splitlines()
+    assert max(len(line) for line in lines) <= 112
+    assert lines[0].split() == ["127.0.0.1:50001", "127.0.0.1:8000", "127.0.0.1:50002",
+                                "(4", "more)"]
+    footer = " ".join(line for line in lines if not line.startswith(("12:", " ")))
+    assert footer.startswith("(4 addresses share the last column, 112 characters being too")
+    assert all(f"127.0.0.1:5000{n}" in footer for n in range(3, 7))
+    # a row to or from one of them names its ends
+    assert any(re.search(r"<-+\|  127\.0\.0\.1:50004: GET /4 HTTP/1\.1$", line)
+               for line in lines)
+    assert "GET /1 HTTP/1.1" in lines[3]
+
+
+def test_without_a_width_the_diagram_fits_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")  # what shutil.get_terminal_size asks first
+    narrow = str(many_parties().diagram()).splitlines()
+    assert max(len(line) for line in narrow) <= 60
+    assert "(6 more)" in narrow[0]
+    monkeypatch.setenv("COLUMNS", "200")
+    wide = str(many_parties().diagram()).splitlines()
+    assert len(wide[0].split()) == 7 and "more" not in wide[0]
+    assert max(len(line) for line in wide) <= 200
