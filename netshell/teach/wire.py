@@ -67,7 +67,7 @@ from protocols.ftp.core import (
     parse_pasv,
     parse_port,
 )
-from protocols.http.message import HTTPError
+from protocols.http.message import HTTPError, Request, Response
 from protocols.http.parser import (
     Body,
     EndOfMessage,
@@ -1134,9 +1134,32 @@ def _show_lines(m: Message) -> list[str]:
         ("connection", f"#{m.number}" if m.number is not None else "(datagram)"),
         ("from", m.source), ("to", m.dest),
     ]
-    pairs = common + m.fields()
+    return _field_lines(m.title, common + m.fields())
+
+
+def _http_lines(what: Request | Response) -> list[str]:
+    """An HTTP request or response of the library (``http.get``'s): its first line's
+    parts, its header fields and its body's size."""
+    body = what.body
+    size = f"{len(body):,} B" if isinstance(body, bytes | bytearray | str) else (
+        f"({type(body).__name__}: sent as it comes)")
+    version = f"HTTP/{what.version[0]}.{what.version[1]}"
+    if isinstance(what, Request):
+        return _field_lines("HTTP request", [
+            ("method", what.method), ("target", what.target), ("version", version),
+            ("headers", list(what.headers.items())), ("body", size)])
+    pairs: list[tuple[str, Any]] = [("url", what.url)] if what.url else []
+    pairs += [("version", version), ("status", what.status), ("reason", what.reason),
+              ("headers", list(what.headers.items())), ("body", size)]
+    if what.history:
+        pairs.append(("redirects", [(f"[{i}]", f"{r.status} {r.url}".rstrip())
+                                    for i, r in enumerate(what.history)]))
+    return _field_lines("HTTP response", pairs)
+
+
+def _field_lines(title: str, pairs: list[tuple[str, Any]]) -> list[str]:
     width = max(11, *(len(name) for name, _ in pairs))
-    lines = [f"###[ {m.title} ]###"]
+    lines = [f"###[ {title} ]###"]
     for name, value in pairs:
         if isinstance(value, list) and all(isinstance(v, tuple) and len(v) == 2
                                            for v in value) and value:
@@ -1155,20 +1178,24 @@ def show_text(what: Any) -> str:
     """What :func:`show` prints, as text."""
     if isinstance(what, Message):
         return "\n".join(_show_lines(what))
+    if isinstance(what, Request | Response):
+        return "\n".join(_http_lines(what))
     if hasattr(what, "messages") and hasattr(what, "conversation"):
         what = what.messages()
     if isinstance(what, list) and all(isinstance(m, Message) for m in what):
         return "\n\n".join("\n".join(_show_lines(m)) for m in what) or "(no messages)"
     raise TypeError(
-        "show() prints a message of a capture (cap.messages()[0]), a list of them, or a "
-        f"capture; not {type(what).__name__}"
+        "show() prints a message of a capture (cap.messages()[0]), a list of them, a "
+        f"capture, or an HTTP request or response; not {type(what).__name__}"
     )
 
 
 def show(what: Any) -> None:
     """Print the fields of a parsed message, as scapy's ``show`` does: its kind, then one
     ``name = value`` per line (headers, tags and multi-line texts indented below their
-    name). A list of messages, or a capture, shows each of its messages.
+    name). A list of messages, or a capture, shows each of its messages. An HTTP request
+    or response of the library (what ``http.get`` fires with) shows its first line's
+    parts, header fields and body size.
 
     Raises TypeError for anything else.
     """

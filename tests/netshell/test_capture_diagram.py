@@ -317,3 +317,28 @@ def test_without_a_width_the_diagram_fits_the_terminal(monkeypatch: pytest.Monke
     wide = str(many_parties().diagram()).splitlines()
     assert len(wide[0].split()) == 7 and "more" not in wide[0]
     assert max(len(line) for line in wide) <= 200
+
+
+async def test_show_prints_what_http_get_fired_with(tmp_path: Path) -> None:
+    from protocols import http
+
+    (tmp_path / "a.txt").write_text("hello\n")
+    srv = http.serve(str(tmp_path))
+    try:
+        r = await http.get(f"http://127.0.0.1:{srv.port}/a.txt")
+    finally:
+        await srv.close()
+    lines = show_text(r).splitlines()
+    assert lines[:5] == ["###[ HTTP response ]###",
+                         f"  url         = http://127.0.0.1:{srv.port}/a.txt",
+                         "  version     = HTTP/1.1", "  status      = 200",
+                         "  reason      = OK"]
+    assert lines[5] == "  headers" and any(
+        re.fullmatch(r"    Content-Length += 6", line) for line in lines)
+    assert lines[-1] == "  body        = 6 B"
+    from protocols.http.message import Request
+
+    request = Request("POST", "/x", {"Host": "a"}, b"abc")  # type: ignore[arg-type]
+    assert show_text(request).splitlines() == [
+        "###[ HTTP request ]###", "  method      = POST", "  target      = /x",
+        "  version     = HTTP/1.1", "  headers", "    Host = a", "  body        = 3 B"]
