@@ -422,10 +422,11 @@ def test_any_capture_parses_draws_and_dumps(cap: Capture) -> None:
     sent = [e for e in cap.conversation() if e.kind == "data"]
     assert [(m.data, m.size) for m in raw] == [  # type: ignore[attr-defined]
         (e.data, e.size) for e in sent]
-    assert len(str(cap.diagram()).splitlines()) == (
+    assert len(str(cap.diagram(width=400)).splitlines()) == (  # a column each
         2 + len(wire_rows(cap)) if cap.events else 1)
     assert repr(cap).startswith("capture of everything")
     cap.hexdump()
+    str(cap.diagram(width=60))
 
 
 def wire_rows(cap: Capture) -> list[Any]:
