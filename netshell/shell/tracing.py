@@ -466,11 +466,9 @@ class Capture:
                     twin_of[number] = firsts.pop(0)
                     both.update((number, twin_of[number]))
                     continue  # the other end's open of this connection is shown
+                # (kept after its close: the other end may accept a connection that the
+                # connecting end has closed already)
                 waiting.setdefault((e.source, e.dest, e.direction), []).append(number)
-            elif e.kind == "close":
-                for numbers in waiting.values():
-                    if number in numbers:
-                        numbers.remove(number)  # closed: no other end opens it later
             if e.kind == "data" and e.direction == "in" and number in both:
                 continue  # the sending end is traced too: its "out" shows this message
             shown.append(e._replace(number=twin_of[number]) if number in twin_of else e)

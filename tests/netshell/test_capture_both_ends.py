@@ -69,6 +69,22 @@ def test_the_server_end_heard_first_is_still_the_server() -> None:
     assert [e.kind for e in cap.conversation()].count("open") == 1
 
 
+def test_a_connection_closed_before_the_other_end_accepted_it_is_one_connection() -> None:
+    server, client = end(2, accepted=True), end(1, accepted=False)
+    cap = Capture()
+    cap.opened(client)
+    client.bytes_sent += 4
+    cap.data(client, "out", b"ping")
+    cap.closed(client, "closed")
+    cap.opened(server)  # accepted once the connecting end had closed
+    server.bytes_received += 4
+    cap.data(server, "in", b"ping")
+    cap.closed(server, "closed")
+    assert [(m.number, m.source, m.data) for m in cap.messages()] == [  # type: ignore[attr-defined]
+        (1, CLIENT, b"ping")]
+    assert len(assemble(cap.conversation())) == 1
+
+
 def test_bad_command_lines_in_one_write_are_its_bytes_once() -> None:
     server = end(1, accepted=True)
     cap = Capture()
