@@ -19,7 +19,9 @@ import importlib.util
 import logging
 import re
 import sys
+import threading
 import time
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -442,14 +444,39 @@ def lazy_module(name: str, then: Callable[[Any], None] | None = None) -> Any:
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         return None
-    loader = importlib.util.LazyLoader(
-        spec.loader if then is None else _ThenLoader(spec.loader, then)
-    )
-    spec.loader = loader
+    if then is not None:
+        spec.loader = _ThenLoader(spec.loader, then)
     module = importlib.util.module_from_spec(spec)
+    module.__class__ = _LazyModule
     sys.modules[name] = module
-    loader.exec_module(module)
     return module
+
+
+_LAZY_LOCK = threading.RLock()
+
+
+class _LazyModule(types.ModuleType):
+    """A module in sys.modules whose code runs when it is first used.
+
+    Not importlib.util.LazyLoader's: those run when asked for anything, and the import
+    system asks a package for its ``__path__`` when one of the package's modules is imported
+    (``import protocols.http.message``), after it has looked for that module in sys.modules.
+    The package, run then, imports the module, and the import runs it a second time
+    (CPython issue 83783): two ``ParseError`` classes, which ``except`` and ``isinstance``
+    tell apart. Here ``__spec__`` and ``__path__`` are answered without running anything:
+    such a module runs before its package, and the package on its first use.
+    """
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("__spec__", "__path__"):
+            return super().__getattribute__(name)
+        with _LAZY_LOCK:
+            if type(self) is _LazyModule:
+                object.__setattr__(self, "__class__", types.ModuleType)
+                spec = self.__spec__
+                assert spec is not None and spec.loader is not None
+                spec.loader.exec_module(self)
+        return getattr(self, name)
 
 
 def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import contextvars
+import os
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -313,6 +314,8 @@ class Capture:
         self.active = True
         #: connection number -> (local address, peer address), for what the diagram shows
         self.ends: dict[int, tuple[str, str]] = {}
+        # the numbers of accepted Unix connections whose client is another process
+        self._foreign: set[int] = set()
         #: bytes of payload kept so far (against ``max_bytes``)
         self.kept = 0
         # connection number -> [bytes sent, bytes received] as the transport counted them
@@ -358,6 +361,11 @@ class Capture:
         control = getattr(getattr(getattr(protocol, "control", None), "transport", None),
                           "number", None)
         self._counted[t.number] = [_count(t, "bytes_sent"), _count(t, "bytes_received")]
+        if accepted and host.startswith("unix:"):
+            ask = getattr(t, "peer_credentials", None)
+            peer_process = ask() if callable(ask) else None
+            if peer_process is not None and peer_process.pid != os.getpid():
+                self._foreign.add(t.number)  # its other end is not in this process
         try:
             self._live[t.number] = weakref.ref(t)
         except TypeError:
@@ -425,19 +433,45 @@ class Capture:
         """The events to draw: each message once, though both of its ends are traced.
 
         When both ends of a connection are in this process (a loopback) and traced, a
-        message is seen leaving one and arriving at the other; the arrival is left out,
-        as is the "accepted" twin of a "connected".
+        message is seen leaving one and arriving at the other; the arrival is left out. The
+        connection is opened at both ends too: the first of the two "open" events stays
+        (the listening end may accept, and even write, before the connecting end hears it
+        is connected; both name the connecting end as ``source``), and the other end's
+        events take its number. The two ends of a Unix connection have the same names
+        (the path, and no name): the first opened at one end is the first opened at the
+        other, and an end whose peer is another process has no twin here. A datagram
+        sent by a traced transport is shown as it left, not again as it arrived.
         """
-        local = {ends for ends in self.ends.values()}
         shown = []
+        # (client, server, side) -> the numbers of opens shown, whose other end may open
+        waiting: dict[tuple[str, str, str], list[int]] = {}
+        twin_of: dict[int, int] = {}  # an end's number -> its other end's, shown for both
+        both: set[int] = set()  # the ends whose other end is traced too
+        senders = {e.source for e in self.events
+                   if e.kind == "data" and e.number is None and e.direction == "out"}
+        any_address = {_port(a) for a in senders if a.rpartition(":")[0].strip("[]") in (
+            "0.0.0.0", "::", "")}  # a sender bound to every address: its port
         for e in self.events:
-            if e.kind == "data" and e.direction == "in" and e.number is not None and (
-                (e.source, e.dest) in local
-            ):
-                continue  # the sending end is traced too: its "out" shows this message
-            if e.kind == "open" and e.direction == "accepted" and (e.source, e.dest) in local:
+            number = e.number
+            if number is None:
+                if e.kind == "data" and e.direction == "in" and (
+                        e.source in senders or _port(e.source) in any_address):
+                    continue  # sent by a traced transport: its "out" shows this datagram
+                shown.append(e)
                 continue
-            shown.append(e)
+            if e.kind == "open" and number not in self._foreign:
+                twin = "connected" if e.direction == "accepted" else "accepted"
+                firsts = waiting.get((e.source, e.dest, twin))
+                if firsts:
+                    twin_of[number] = firsts.pop(0)
+                    both.update((number, twin_of[number]))
+                    continue  # the other end's open of this connection is shown
+                # (kept after its close: the other end may accept a connection that the
+                # connecting end has closed already)
+                waiting.setdefault((e.source, e.dest, e.direction), []).append(number)
+            if e.kind == "data" and e.direction == "in" and number in both:
+                continue  # the sending end is traced too: its "out" shows this message
+            shown.append(e._replace(number=twin_of[number]) if number in twin_of else e)
         return shown
 
     def messages(self, protocol: str | None = None) -> Any:
@@ -465,12 +499,13 @@ class Capture:
 
         return diagram(self, width)
 
-    def hexdump(self) -> Any:
+    def hexdump(self, each: int | None = 1024, total: int | None = 64 * 1024) -> Any:
         """Every message's bytes as a hexdump, each under a line that says when, from where
-        to where and how many bytes (and how many of them were kept)."""
+        to where and how many bytes (and how many of them were kept). The first ``each``
+        bytes of a message, ``total`` in all (None: no bound); it says what it left out."""
         from netshell.teach.wire import hexdump_capture
 
-        return hexdump_capture(self)
+        return hexdump_capture(self, each, total)
 
     def save(self, path: Any) -> Any:
         """Write the capture as a pcapng file (Wireshark and tshark read it): Ethernet,
@@ -489,8 +524,9 @@ class Capture:
     def __repr__(self) -> str:
         count = len(self.messages()) if any(e.kind == "data" for e in self.events) else 0
         state = "" if self.active else " (ended)"
+        connections = len({e.number for e in self.conversation() if e.number is not None})
         head = (f"capture of {self.what}{state}: {count} messages, "
-                f"{len(self.ends)} connections")
+                f"{connections} connections")
         if self.dropped:
             head += f", {self.dropped} events past the limit not kept"
         lines = self.lines() if self.events else []
@@ -514,6 +550,11 @@ def _call_text(call: DelayedCall) -> str:
     args = ", ".join([*(short_repr(a) for a in call.args or ()),
                       *(f"{k}={short_repr(v)}" for k, v in (call.kw or {}).items())])
     return f"{name}({args})"
+
+
+def _port(address: str) -> int | None:
+    tail = address.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else None
 
 
 def _addr(addr: Any) -> str:

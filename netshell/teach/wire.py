@@ -49,6 +49,8 @@ Example::
 from __future__ import annotations
 
 import re
+import shutil
+import textwrap
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -58,14 +60,14 @@ from netshell.shell.display import hexdump, preview
 from protocols.ftp.core import (
     Command,
     CommandReader,
-    FTPProtocolError,
+    FTPError,
     ReplyReader,
     parse_eprt,
     parse_epsv,
     parse_pasv,
     parse_port,
 )
-from protocols.http.message import ParseError
+from protocols.http.message import HTTPError, Request, Response
 from protocols.http.parser import (
     Body,
     EndOfMessage,
@@ -74,7 +76,7 @@ from protocols.http.parser import (
     ResponseHead,
     ResponseParser,
 )
-from protocols.irc.core import IRCParseError, LineReader, LineTooLong, parse
+from protocols.irc.core import LineReader, LineTooLong, parse
 
 __all__ = [
     "Chunk",
@@ -95,6 +97,7 @@ __all__ = [
     "diagram",
     "hexdump_capture",
     "parse_capture",
+    "printable",
     "show",
     "show_text",
     "summary_rows",
@@ -239,8 +242,9 @@ class Message:
         return self.title
 
     def label(self, limit: int = 60) -> str:
-        """The summary, cut to about ``limit`` characters (what the diagrams show)."""
-        return _clip(self.summary(), limit + 20)
+        """The summary, cut to about ``limit`` characters (what the diagrams show), its
+        control characters escaped (a peer's ``\\x1b]0;...`` is not for the terminal)."""
+        return _clip(printable(self.summary()), limit + 20)
 
     def fields(self) -> list[tuple[str, Any]]:
         """(name, value) pairs that :func:`show` prints after the common ones; a value that
@@ -249,7 +253,8 @@ class Message:
 
     def __repr__(self) -> str:
         conn = f"#{self.number} " if self.number is not None else ""
-        return f"<{self.title} {conn}{self.source} -> {self.dest}: {self.label(60)}>"
+        return (f"<{self.title} {conn}{printable(self.source)} -> {printable(self.dest)}: "
+                f"{self.label(60)}>")
 
 
 @dataclass(eq=False, repr=False)
@@ -268,7 +273,7 @@ class Chunk(Message):
 
     def label(self, limit: int = 60) -> str:
         text = f"{self.size:,} B {preview(self.data, limit)}" if self.data else f"{self.size:,} B"
-        return f"{text} ({self.note})" if self.note else text
+        return f"{text} ({printable(self.note)})" if self.note else text
 
     def fields(self) -> list[tuple[str, Any]]:
         kept = "" if len(self.data) == self.size else f" ({len(self.data):,} kept)"
@@ -423,7 +428,8 @@ class Messages(list[Message]):
         lines = []
         for i, m in enumerate(self):
             conn = f"#{m.number} " if m.number is not None else ""
-            lines.append(f"[{i}] {clock(m.time)} {conn}{m.source} -> {m.dest} {m.label(60)}")
+            lines.append(f"[{i}] {clock(m.time)} {conn}{printable(m.source)} -> "
+                         f"{printable(m.dest)} {m.label(60)}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython's display
@@ -485,6 +491,19 @@ class _Parser:
     def held(self) -> list[tuple[bool, int]]:
         """(from the client?, bytes held) for each direction's reader."""
         return []
+
+
+class _Failed(_Parser):
+    """The rest of a flow whose parser failed (a bug in a reader): bytes that say so."""
+
+    def __init__(self, flow: Flow, ports: dict[int, int], name: str,
+                 error: BaseException) -> None:
+        super().__init__(flow, ports)
+        self.name = name
+        self.why = f"not read: the {name} reader failed ({type(error).__name__}: {error})"
+
+    def feed(self, e: Any) -> list[Message]:
+        return [self.chunk(e, self.why)]
 
 
 class _FTPDataParser(_Parser):
@@ -562,7 +581,7 @@ class _HTTPParser(_Parser):
                     piece = min(missing, 1 << 20)
                     self._take(side, e, side.reader.feed(bytes(piece)), out, False)
                     missing -= piece
-        except ParseError as error:
+        except HTTPError as error:  # ParseError, and whatever else the parser says
             side.dead = f"not HTTP: {error}"
             out.append(self.chunk(e, side.dead))
         return out
@@ -604,7 +623,7 @@ class _HTTPParser(_Parser):
         if not side.dead:
             try:
                 self._take(side, e, side.reader.feed_eof(), [], True)
-            except ParseError:
+            except HTTPError:
                 pass  # a message cut short stays incomplete
         return []
 
@@ -636,16 +655,23 @@ class _FTPParser(_Parser):
         self.remember(e)
         control = self.flow.number if self.flow.number is not None else -1
         if client:
+            bad: list[str] = []
             for item in side.reader.feed(e.data):
                 if isinstance(item, Command):
                     out.append(FTPCommand(**self.base(e), verb=item.verb, arg=item.arg))
                     self._announced(item.verb, item.arg, control)
+                elif not bad:  # the write's bytes once, however many of its lines are bad
+                    bad.append(str(item))
+                    out.append(self.chunk(e, f"not an FTP command: {item}"))
                 else:
-                    out.append(self.chunk(e, f"not an FTP command: {item}", data=b""))
+                    bad.append(str(item))
+            if len(bad) > 1:
+                chunk = next(m for m in out if isinstance(m, Chunk))
+                chunk.note += f" (and {len(bad) - 1} more)"
             return out
         try:
             replies = side.reader.feed(e.data)
-        except FTPProtocolError as error:
+        except FTPError as error:
             side.dead = f"not FTP: {error}"
             return [self.chunk(e, side.dead)]
         for reply in replies:
@@ -669,7 +695,7 @@ class _FTPParser(_Parser):
                 self.ports[parse_port(text)[1]] = control
             elif what == "EPRT":
                 self.ports[parse_eprt(text)[2]] = control
-        except (ValueError, FTPProtocolError):
+        except (ValueError, FTPError):
             pass  # a malformed address: the other side answers it; nothing to note
 
 
@@ -697,7 +723,7 @@ class _IRCParser(_Parser):
                 continue
             try:
                 m = parse(line)
-            except IRCParseError as error:
+            except ValueError as error:  # IRCParseError's base
                 out.append(self.chunk(e, f"not IRC: {error}", bytes(line)))
                 continue
             out.append(IRCMessage(**self.base(e), tags=m.tags, prefix=m.source,
@@ -802,16 +828,28 @@ def _parse(capture: Any, protocol: str | None = None) -> _Parsed:
     waiting: dict[int, list[int]] = {}  # flow -> its data events before its protocol is known
     out: list[tuple[int, Message]] = []
 
+    def run(flow: Flow, step: str, i: int) -> None:
+        """The flow's parser's ``step`` ("feed", "close", "finish") on event ``i``; if
+        the parser fails, the rest of the flow is bytes that say so (reading a capture
+        never raises, whatever its bytes)."""
+        parser = parsers[flow.index]
+        try:
+            out.extend((i, m) for m in getattr(parser, step)(events[i]))
+        except Exception as error:  # a bug in a reader: said in the capture
+            parsers[flow.index] = _Failed(flow, ports, parser.name, error)
+            if step == "feed":
+                run(flow, step, i)
+
     def start(flow: Flow, final: bool) -> _Parser | None:
         """The flow's parser, made (and fed what waited) once its protocol is known."""
         held = waiting.get(flow.index, [])
         name = protocol or protocol_of(flow, ports, [events[j] for j in held], final)
         if name is None:
             return None
-        parser = parsers[flow.index] = _PARSERS[name](flow, ports)
+        parsers[flow.index] = _PARSERS[name](flow, ports)
         for j in waiting.pop(flow.index, []):
-            out.extend((j, m) for m in parser.feed(events[j]))
-        return parser
+            run(flow, "feed", j)
+        return parsers[flow.index]
 
     for i, e in enumerate(events):
         flow = of_event[i]
@@ -821,20 +859,18 @@ def _parse(capture: Any, protocol: str | None = None) -> _Parsed:
                 waiting.setdefault(flow.index, []).append(i)
                 start(flow, final=False)
             else:
-                out.extend((i, m) for m in parser.feed(e))
+                run(flow, "feed", i)
         elif e.kind == "close":
             if parser is None and flow.index in waiting:
                 parser = start(flow, final=True)
             if parser is not None:
-                out.extend((i, m) for m in parser.close(e))
+                run(flow, "close", i)
     for flow in flows:
         if flow.index in waiting:
             start(flow, final=True)
     for flow in flows:
-        parser = parsers.get(flow.index)
-        if parser is not None:
-            last = flow.events[-1]
-            out += [(last, m) for m in parser.finish(events[last])]
+        if flow.index in parsers:
+            run(flow, "finish", flow.events[-1])
     out.sort(key=lambda item: item[0])  # stable: in order of the events that began them
     return _Parsed(events, flows, of_event, out)
 
@@ -864,9 +900,10 @@ class Row(NamedTuple):
         if self.message is not None:
             return self.message.label(limit)
         conn = f"#{self.number}" if self.number is not None else ""
+        note = printable(self.note)
         if self.kind == "connect":
-            return f"{self.note} {conn}".strip() + (" (TLS)" if self.tls else "")
-        return f"{conn} {self.note}".strip()
+            return f"{note} {conn}".strip() + (" (TLS)" if self.tls else "")
+        return f"{conn} {note}".strip()
 
 
 def summary_rows(capture: Any) -> list[Row]:
@@ -897,18 +934,18 @@ def capture_lines(capture: Any) -> list[str]:
     for row in summary_rows(capture):
         conn = f"#{row.number} " if row.number is not None else ""
         m = row.message
+        ends = f"{printable(row.source)} -> {printable(row.dest)}"
         if row.kind == "connect":
             tls = " (TLS)" if row.tls else ""
-            out.append(f"{conn}{row.source} -> {row.dest} {row.note}{tls}")
+            out.append(f"{conn}{ends} {printable(row.note)}{tls}")
         elif row.kind == "close":
-            out.append(f"{conn}{row.note}")
+            out.append(f"{conn}{printable(row.note)}")
         elif isinstance(m, Chunk) and not isinstance(m, FTPData):
-            note = f"  ({m.note})" if m.note else ""
-            out.append(f"{conn}{row.source} -> {row.dest} {m.size} B  "
-                       f"{preview(m.data, 40)}{note}")
+            note = f"  ({printable(m.note)})" if m.note else ""
+            out.append(f"{conn}{ends} {m.size} B  {preview(m.data, 40)}{note}")
         else:
             assert m is not None
-            out.append(f"{conn}{row.source} -> {row.dest} {m.label(60)}")
+            out.append(f"{conn}{ends} {m.label(60)}")
     return out
 
 
@@ -934,6 +971,16 @@ class Diagram:
         return {"text/plain": self.text, "image/svg+xml": capture_svg(self.capture)}
 
 
+def printable(text: str) -> str:
+    """``text`` with what a terminal would act on escaped as Python writes it: control
+    characters (``\\x1b``, ``\\r``), bidirectional overrides (``\\u202e``)... What
+    peers said is shown this way, as the live trace's previews show their bytes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 3, 1)] + "..."
 
@@ -947,29 +994,51 @@ def parties_of(rows: Iterable[Row]) -> list[str]:
     return list(seen)
 
 
+#: The narrowest summary a diagram leaves room for beside its columns; fewer columns are
+#: drawn rather than less of it.
+MIN_LABEL = 16
+
+
 def diagram(capture: Any, width: int | None = None) -> Diagram:
     """``capture.diagram()``: a column per address (its lifeline ``|``), a row per message
     (an arrow ``--->`` from its sender to its receiver), per connection opened (``- ->``)
     and closed (``x . .``, the ``x`` on the end that saw it end), each with its time on
     the left and its summary on the right.
-    ``width`` cuts the lines to that many characters (none: summaries of 70 at most)."""
+
+    It fits ``width`` characters (none: the terminal's width, and summaries of 70 at
+    most). When the columns do not fit, the addresses that come first have theirs and the
+    others share the last one, headed ``(N more)``: their rows name them, and a line at
+    the end says which they are."""
     rows = summary_rows(capture)
     parties = parties_of(rows)
     if not parties:
         return Diagram(capture, f"(nothing captured yet: {capture.what})")
-    col = max(14, max(len(p) for p in parties) + 3)
+    fit = width if width is not None else shutil.get_terminal_size((80, 24)).columns
     left = 14  # "12:00:00.000  "
-    x = {p: left + i * col + col // 2 for i, p in enumerate(parties)}
-    span = left + col * len(parties)
+    names = {p: printable(p) for p in parties}
+    col = max(14, max(len(n) for n in names.values()) + 3)
+    drawn = len(parties)
+    if left + col * drawn + 2 + MIN_LABEL > fit:
+        # a column each for the first, one for the rest (when that is fewer columns)
+        drawn = min(len(parties), max(1, (fit - left - 2 - MIN_LABEL) // col - 1))
+        if drawn + 1 >= len(parties):
+            drawn = len(parties)
+    others = parties[drawn:]
+    columns = parties[:drawn] + ([f"({len(others)} more)"] if others else [])
+    x = {p: left + i * col + col // 2 for i, p in enumerate(columns)}
+    for p in others:
+        x[p] = x[columns[-1]]
+    span = left + col * len(columns)
     head = [" " * left]
-    for p in parties:
-        head.append(p.center(col))
-    end = x[parties[-1]] + 1  # the summaries start after the last lifeline
+    for p in columns:
+        head.append(names.get(p, p).center(col))
+    end = x[columns[-1]] + 1  # the summaries start after the last lifeline
     lines = ["".join(head).rstrip()]
     life = [" "] * span
-    for p in parties:
+    for p in columns:
         life[x[p]] = "|"
     lines.append("".join(life).rstrip())
+    left_out = set(others)
     for row in rows:
         cells = list(life)
         a, b = x[row.source], x[row.dest]
@@ -990,31 +1059,69 @@ def diagram(capture: Any, width: int | None = None) -> Diagram:
                 cells[b - 1] = ">"
             else:
                 cells[b + 1] = "<"
-        room = 70 if width is None else width - end - 2
-        label = _clip(row.label(room), room) if room > 3 else ""
+        room = fit - end - 2
+        if width is None:
+            room = min(70, room)
+        label = row.label(max(room, 4))
+        hidden = [names[p] for p in dict.fromkeys((row.source, row.dest)) if p in left_out]
+        if hidden:  # which of the last column's addresses it is
+            label = f"{' -> '.join(hidden)}: {label}"
+        label = _clip(label, room) if room > 3 else ""
         lines.append(f"{clock(row.time)}  {''.join(cells)[left:end]}  {label}".rstrip())
-    text = "\n".join(lines)
-    if width is not None:
-        text = "\n".join(line[:width] for line in text.splitlines())
-    return Diagram(capture, text)
+    lines = [line[:fit] for line in lines]
+    if others:
+        lines += textwrap.wrap(
+            f"({len(others)} addresses share the last column, {fit} characters being too "
+            f"few for a column each: {', '.join(names[p] for p in others)}; "
+            "diagram(width=...) draws it wider)", max(fit, 20))
+    return Diagram(capture, "\n".join(lines))
 
 
 # ---- the bytes, dumped
 
 
-def hexdump_capture(capture: Any) -> Text:
+#: What ``capture.hexdump()`` dumps by default: the first bytes of each message, and of
+#: all of them (a 16 MiB capture dumped whole is some 80 MB of text).
+HEXDUMP_EACH = 1024
+HEXDUMP_TOTAL = 64 * 1024
+
+
+def hexdump_capture(capture: Any, each: int | None = HEXDUMP_EACH,
+                    total: int | None = HEXDUMP_TOTAL) -> Text:
     """``capture.hexdump()``: each message's bytes, in order, under a line that says when,
-    on which connection, from where to where and how many bytes (and how many kept)."""
+    on which connection, from where to where and how many bytes (and how many kept).
+
+    Bounded: the first ``each`` bytes of a message, ``total`` bytes in all (None: no
+    bound); what is left out is said where it is, and at the end."""
     out = []
+    budget = total
+    cut = left = left_bytes = 0  # bytes cut from messages dumped; messages not dumped
     for e in capture.conversation():
         if e.kind != "data":
             continue
+        if budget is not None and budget <= 0 and e.data:
+            left += 1
+            left_bytes += len(e.data)
+            continue
         conn = f"#{e.number} " if e.number is not None else "udp "
         kept = "" if len(e.data) == e.size else f" ({len(e.data):,} kept)"
-        note = f" ({e.note})" if e.note else ""
-        out.append(f"{clock(e.time)} {conn}{e.source} -> {e.dest} {e.size:,} B{kept}{note}")
+        note = f" ({printable(e.note)})" if e.note else ""
+        out.append(f"{clock(e.time)} {conn}{printable(e.source)} -> {printable(e.dest)} "
+                   f"{e.size:,} B{kept}{note}")
         if e.data:
-            out.append(hexdump(e.data))
+            take = len(e.data) if each is None else min(len(e.data), each)
+            if budget is not None:
+                take = min(take, budget)
+                budget -= take
+            out.append(hexdump(e.data[:take]))
+            if take < len(e.data):
+                out.append(f"... {len(e.data) - take:,} B more of it not dumped")
+                cut += len(e.data) - take
+    if left:
+        out.append(f"... {left:,} more messages ({left_bytes:,} B) not dumped")
+    if cut or left:
+        out.append(f"({cut + left_bytes:,} B left out: hexdump(each=None, total=None) dumps "
+                   "every byte kept)")
     return Text("\n".join(out) if out else "(no bytes captured)")
 
 
@@ -1027,19 +1134,43 @@ def _show_lines(m: Message) -> list[str]:
         ("connection", f"#{m.number}" if m.number is not None else "(datagram)"),
         ("from", m.source), ("to", m.dest),
     ]
-    pairs = common + m.fields()
+    return _field_lines(m.title, common + m.fields())
+
+
+def _http_lines(what: Request | Response) -> list[str]:
+    """An HTTP request or response of the library (``http.get``'s): its first line's
+    parts, its header fields and its body's size."""
+    body = what.body
+    size = f"{len(body):,} B" if isinstance(body, bytes | bytearray | str) else (
+        f"({type(body).__name__}: sent as it comes)")
+    version = f"HTTP/{what.version[0]}.{what.version[1]}"
+    if isinstance(what, Request):
+        return _field_lines("HTTP request", [
+            ("method", what.method), ("target", what.target), ("version", version),
+            ("headers", list(what.headers.items())), ("body", size)])
+    pairs: list[tuple[str, Any]] = [("url", what.url)] if what.url else []
+    pairs += [("version", version), ("status", what.status), ("reason", what.reason),
+              ("headers", list(what.headers.items())), ("body", size)]
+    if what.history:
+        pairs.append(("redirects", [(f"[{i}]", f"{r.status} {r.url}".rstrip())
+                                    for i, r in enumerate(what.history)]))
+    return _field_lines("HTTP response", pairs)
+
+
+def _field_lines(title: str, pairs: list[tuple[str, Any]]) -> list[str]:
     width = max(11, *(len(name) for name, _ in pairs))
-    lines = [f"###[ {m.title} ]###"]
+    lines = [f"###[ {title} ]###"]
     for name, value in pairs:
         if isinstance(value, list) and all(isinstance(v, tuple) and len(v) == 2
                                            for v in value) and value:
             lines.append(f"  {name}")
-            inner = max(len(str(k)) for k, _ in value)
-            lines += [f"    {str(k).ljust(inner)} = {v}" for k, v in value]
+            inner = max(len(printable(str(k))) for k, _ in value)
+            lines += [f"    {printable(str(k)).ljust(inner)} = {printable(str(v))}"
+                      for k, v in value]
         elif isinstance(value, list) and not value:
             lines.append(f"  {name.ljust(width)} = (none)")
         else:
-            lines.append(f"  {name.ljust(width)} = {value}")
+            lines.append(f"  {name.ljust(width)} = {printable(str(value))}")
     return lines
 
 
@@ -1047,20 +1178,24 @@ def show_text(what: Any) -> str:
     """What :func:`show` prints, as text."""
     if isinstance(what, Message):
         return "\n".join(_show_lines(what))
+    if isinstance(what, Request | Response):
+        return "\n".join(_http_lines(what))
     if hasattr(what, "messages") and hasattr(what, "conversation"):
         what = what.messages()
     if isinstance(what, list) and all(isinstance(m, Message) for m in what):
         return "\n\n".join("\n".join(_show_lines(m)) for m in what) or "(no messages)"
     raise TypeError(
-        "show() prints a message of a capture (cap.messages()[0]), a list of them, or a "
-        f"capture; not {type(what).__name__}"
+        "show() prints a message of a capture (cap.messages()[0]), a list of them, a "
+        f"capture, or an HTTP request or response; not {type(what).__name__}"
     )
 
 
 def show(what: Any) -> None:
     """Print the fields of a parsed message, as scapy's ``show`` does: its kind, then one
     ``name = value`` per line (headers, tags and multi-line texts indented below their
-    name). A list of messages, or a capture, shows each of its messages.
+    name). A list of messages, or a capture, shows each of its messages. An HTTP request
+    or response of the library (what ``http.get`` fires with) shows its first line's
+    parts, header fields and body size.
 
     Raises TypeError for anything else.
     """

@@ -70,7 +70,7 @@ def test_an_ftp_data_connection_is_drawn_beside_its_control_connection() -> None
     cap.data(data, "out", b"contents")
     cap.closed(data, "closed")
     cap.data(control, "out", b"226 Transfer complete.\r\n")
-    lines = str(cap.diagram()).splitlines()
+    lines = str(cap.diagram(width=160)).splitlines()
     assert lines[0].split() == ["127.0.0.1:50000", "127.0.0.1:21", "127.0.0.1:50001",
                                 "127.0.0.1:1025"]
     rows = [line[14:] for line in lines[2:]]
@@ -227,3 +227,118 @@ def test_at_the_netsh_prompt_a_trace_is_drawn_and_its_messages_shown(tmp_path: P
         t.wait_prompt(7)
     finally:
         t.close()
+
+
+def test_what_peers_said_reaches_the_terminal_escaped() -> None:
+    # An IRC message, an FTP reply, an HTTP response and bytes that are not HTTP, each
+    # with control characters (a terminal title set, a bell, a bidi override): escaped in
+    # the diagram, the message list, each message's repr, show() and the capture's text.
+    t = SimpleNamespace(number=1, host="127.0.0.1:6667", peer="127.0.0.1:50000",
+                        listener=object(), protocol=None, tls=None, bytes_sent=0,
+                        bytes_received=0)
+    cap = Capture()
+    cap.opened(t)
+    cap.data(t, "in", b"NICK n\r\n")
+    cap.data(t, "out", b":s PRIVMSG #t :\x1b]0;pwn\x07\r\n")
+    f = SimpleNamespace(**{**vars(t), "number": 2, "host": "127.0.0.1:21"})
+    cap.opened(f)
+    cap.data(f, "out", b"220 \x1b[2Jhi\xe2\x80\xae\r\n")
+    h = SimpleNamespace(**{**vars(t), "number": 3, "host": "127.0.0.1:80"})
+    cap.opened(h)
+    cap.data(h, "in", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    # (HTTP takes no C0 control in a field, but obs-text: C1 controls, as CSI \x9b)
+    cap.data(h, "out", b"HTTP/1.1 200 O\x9bK\r\nX-A: \x9b31m\r\nContent-Length: 0\r\n\r\n"
+                       b"\x1b]2;x\x07\r\n")
+    messages = cap.messages()
+    texts = [str(cap.diagram()), str(cap.diagram(width=300)), repr(messages),
+             *(repr(m) for m in messages), show_text(messages), repr(cap)]
+    for text in texts:
+        assert not any(c in text for c in "\x1b\x07\u202e\x9b"), text
+    assert "\\x1b]0;pwn\\x07" in str(cap.diagram(width=300))
+    assert "220 \\x1b[2Jhi\\u202e" in repr(messages)
+    assert "HTTP/1.1 200 O\\x9bK" in str(cap.diagram(width=300))
+    assert re.search(r"X-A += \\x9b31m", show_text(messages[-2]))
+
+
+def test_the_hexdump_is_bounded_and_says_what_it_left_out() -> None:
+    t = SimpleNamespace(number=1, host="127.0.0.1:9999", peer="127.0.0.1:50000",
+                        listener=object(), protocol=None, tls=None, bytes_sent=0,
+                        bytes_received=0)
+    cap = Capture()
+    cap.opened(t)
+    cap.data(t, "out", bytes(100_000))
+    for _ in range(100):
+        cap.data(t, "in", b"y" * 1000)
+    dump = str(cap.hexdump())
+    rows = [line for line in dump.splitlines() if re.match(r"[0-9a-f]{8}  ", line)]
+    assert sum(len(row[10:58].split()) for row in rows) == 64 * 1024  # 64 KiB in all
+    assert "... 98,976 B more of it not dumped" in dump  # 1 KiB of the 100,000
+    assert "... 488 B more of it not dumped" in dump  # the last 512 B of the budget
+    assert "... 35 more messages (35,000 B) not dumped" in dump
+    assert dump.endswith("(134,464 B left out: hexdump(each=None, total=None) dumps every "
+                         "byte kept)")
+    whole = str(cap.hexdump(each=None, total=None))
+    assert "left out" not in whole and "not dumped" not in whole
+    assert sum(len(row[10:58].split()) for row in whole.splitlines()
+               if re.match(r"[0-9a-f]{8}  ", row)) == 200_000
+    assert "not dumped" not in str(cap.hexdump(each=100_000, total=200_000))
+
+
+def many_parties() -> Capture:
+    """Six clients of one HTTP server: seven addresses."""
+    cap = Capture()
+    for n in range(1, 7):
+        t = conn(n, host="127.0.0.1:8000", peer=f"127.0.0.1:5000{n}")
+        cap.opened(t)
+        cap.data(t, "in", f"GET /{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return cap
+
+
+def test_a_diagram_too_wide_for_its_width_says_which_addresses_share_a_column() -> None:
+    lines = str(many_parties().diagram(width=112)).splitlines()
+    assert max(len(line) for line in lines) <= 112
+    assert lines[0].split() == ["127.0.0.1:50001", "127.0.0.1:8000", "127.0.0.1:50002",
+                                "(4", "more)"]
+    footer = " ".join(line for line in lines if not line.startswith(("12:", " ")))
+    assert footer.startswith("(4 addresses share the last column, 112 characters being too")
+    assert all(f"127.0.0.1:5000{n}" in footer for n in range(3, 7))
+    # a row to or from one of them names its ends
+    assert any(re.search(r"<-+\|  127\.0\.0\.1:50004: GET /4 HTTP/1\.1$", line)
+               for line in lines)
+    assert "GET /1 HTTP/1.1" in lines[3]
+
+
+def test_without_a_width_the_diagram_fits_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")  # what shutil.get_terminal_size asks first
+    narrow = str(many_parties().diagram()).splitlines()
+    assert max(len(line) for line in narrow) <= 60
+    assert "(6 more)" in narrow[0]
+    monkeypatch.setenv("COLUMNS", "200")
+    wide = str(many_parties().diagram()).splitlines()
+    assert len(wide[0].split()) == 7 and "more" not in wide[0]
+    assert max(len(line) for line in wide) <= 200
+
+
+async def test_show_prints_what_http_get_fired_with(tmp_path: Path) -> None:
+    from protocols import http
+
+    (tmp_path / "a.txt").write_text("hello\n")
+    srv = http.serve(str(tmp_path))
+    try:
+        r = await http.get(f"http://127.0.0.1:{srv.port}/a.txt")
+    finally:
+        await srv.close()
+    lines = show_text(r).splitlines()
+    assert lines[:5] == ["###[ HTTP response ]###",
+                         f"  url         = http://127.0.0.1:{srv.port}/a.txt",
+                         "  version     = HTTP/1.1", "  status      = 200",
+                         "  reason      = OK"]
+    assert lines[5] == "  headers" and any(
+        re.fullmatch(r"    Content-Length += 6", line) for line in lines)
+    assert lines[-1] == "  body        = 6 B"
+    from protocols.http.message import Request
+
+    request = Request("POST", "/x", {"Host": "a"}, b"abc")  # type: ignore[arg-type]
+    assert show_text(request).splitlines() == [
+        "###[ HTTP request ]###", "  method      = POST", "  target      = /x",
+        "  version     = HTTP/1.1", "  headers", "    Host = a", "  body        = 3 B"]

@@ -25,6 +25,8 @@ from netshell.teach.wire import (
     IRCMessage,
     Messages,
 )
+from protocols.http.message import HTTPError
+from protocols.http.parser import ResponseParser
 
 SERVER = "127.0.0.1:8000"
 CLIENT = "127.0.0.1:50000"
@@ -152,6 +154,36 @@ def test_what_is_not_http_becomes_bytes_and_says_why() -> None:
     assert rest.note == "not HTTP: malformed status line 'SSH-2.0-OpenSSH'"
     assert rest.data == b"SSH-2.0-OpenSSH\r\n\r\n"
     assert isinstance(more, Chunk) and (more.data, more.note) == (b"more", rest.note)
+
+
+def test_any_error_the_http_parser_says_is_not_http(monkeypatch: Any) -> None:
+    # Caught by its base class (HTTPError), not only as the ParseError the parser raises
+    # today.
+    def feed(self: Any, data: bytes) -> Any:
+        raise HTTPError(400, "odd")
+
+    monkeypatch.setattr(ResponseParser, "feed", feed)
+    cap = conversation([("in", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ("out", b"HTTP/1.1")])
+    request, rest = cap.messages()
+    assert isinstance(request, HTTPRequest)
+    assert isinstance(rest, Chunk) and rest.note == "not HTTP: odd"
+
+
+def test_a_reader_that_fails_leaves_the_rest_as_bytes_that_say_so(monkeypatch: Any) -> None:
+    # A bug in a protocol's reader: the capture is still read, drawn and dumped.
+    def feed(self: Any, data: bytes) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ResponseParser, "feed", feed)
+    cap = conversation([("in", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                        ("out", b"HTTP/1.1 200 OK\r\n"), ("out", b"\r\n")])
+    request, first, second = cap.messages()
+    assert isinstance(request, HTTPRequest)
+    why = "not read: the http reader failed (RuntimeError: a bug)"
+    assert isinstance(first, Chunk) and (first.data, first.note) == (b"HTTP/1.1 200 OK\r\n", why)
+    assert isinstance(second, Chunk) and (second.data, second.note) == (b"\r\n", why)
+    assert why in str(cap.diagram(width=200))
+    assert "HTTP/1.1 200 OK" in str(cap.hexdump())
 
 
 def test_a_message_never_ended_is_bytes_at_the_end() -> None:
@@ -390,10 +422,11 @@ def test_any_capture_parses_draws_and_dumps(cap: Capture) -> None:
     sent = [e for e in cap.conversation() if e.kind == "data"]
     assert [(m.data, m.size) for m in raw] == [  # type: ignore[attr-defined]
         (e.data, e.size) for e in sent]
-    assert len(str(cap.diagram()).splitlines()) == (
+    assert len(str(cap.diagram(width=400)).splitlines()) == (  # a column each
         2 + len(wire_rows(cap)) if cap.events else 1)
     assert repr(cap).startswith("capture of everything")
     cap.hexdump()
+    str(cap.diagram(width=60))
 
 
 def wire_rows(cap: Capture) -> list[Any]:
