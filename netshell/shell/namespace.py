@@ -249,7 +249,8 @@ class Helpers:
 
     def show(self, what: Any) -> None:
         """Print the fields of a message of a capture (``show(cap.messages()[0])``), of
-        each of a list of them, or of each message of a capture, as scapy's ``show``."""
+        each of a list of them, of each message of a capture, or of an HTTP response or
+        request (``show(await http.get(url))``), as scapy's ``show``."""
         from netshell.teach.wire import show_text
 
         self.out(show_text(what))
