@@ -323,7 +323,7 @@ def _cell_number(shell: Any) -> int:
     then): the number it gave the cell is the one it put on the cell's result, which the
     frame that triggers the event holds.
     """
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     for _ in range(40):  # a cell that loads the extension calls from deep inside it
         if frame is None:
             break
