@@ -716,6 +716,11 @@ class Reactor:
     def _log_hook_error(f: Failure) -> None:
         if f.check(asyncio.CancelledError):  # cancelled after shutdown_timeout: warned already
             return
+        if f.check(SystemExit, KeyboardInterrupt):
+            # Someone is leaving (a second Ctrl-C while a hook ran, sys.exit in a hook): the
+            # reactor is stopping already; that is no error to show with a traceback.
+            log.debug("A shutdown hook was interrupted: %r", f.value)
+            return
         log.error("Error in a shutdown hook", exc_info=(f.type, f.value, f.tb))
 
     def _close_live(self) -> None:

@@ -1009,6 +1009,22 @@ async def test_error_in_a_hook_is_logged_with_traceback(reactor, caplog):
     assert "in bad_hook" in caplog.text
 
 
+@pytest.mark.parametrize("leaving", [SystemExit(130), KeyboardInterrupt()])
+async def test_a_hook_interrupted_by_someone_leaving_is_no_error(reactor, caplog, leaving):
+    # netsh run's second Ctrl-C raises SystemExit wherever the code is: in a hook too.
+    ran = []
+
+    def interrupted_hook():
+        raise leaving
+
+    reactor.on_shutdown(interrupted_hook)
+    reactor.on_shutdown(ran.append, "the next hook")
+    with caplog.at_level(logging.ERROR, logger="netshell"):
+        await reactor.stop()
+    assert ran == ["the next hook"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_error_in_a_hook_does_not_stop_the_other_hooks(reactor, caplog):
     seen = []
 
