@@ -124,8 +124,9 @@ class Step:
         self.inner: weakref.ref[Deferred[Any]] | None = None
         self.inner_number: int | None = None
 
-    def finish(self, got: Any, result: Any, raised: bool) -> None:
-        """Record one run of the pair: it got ``got`` and gave (or raised into) ``result``."""
+    def finish(self, got: Any, result: Any, raised: bool, owner: Any = None) -> None:
+        """Record one run of the pair: it got ``got`` and gave (or raised into) ``result``;
+        ``owner`` is the Deferred whose step it is."""
         self.ran = "errback" if isinstance(got, Failure) else "callback"
         # Each value is shortened once: the texts below are made from that.
         self.got_value = _value_text(got)
@@ -135,7 +136,14 @@ class Step:
             self.outcome = f"raised {self.gave_value}"
         else:
             self.outcome = f"returned {_as_result(result, self.gave_value)}"
-        if isinstance(result, Failure):
+        if result is owner and owner is not None:
+            # Its own Deferred: a chain cannot wait on itself, and the core fails it with a
+            # TypeError instead.
+            self.outcome = (f"returned its own Deferred #{result.number}: a chain cannot wait "
+                            "on itself, so it failed with TypeError")
+            self.gave = "failure"
+            self.gave_value = "TypeError"
+        elif isinstance(result, Failure):
             self.gave = "failure"
         elif isinstance(result, Deferred):
             self.gave = "deferred"
@@ -188,7 +196,7 @@ class _Recorder(observe.Observer):
         recorded = entry[1].pop(id(step), None)
         if recorded is None:
             return
-        recorded.finish(got, result, raised)
+        recorded.finish(got, result, raised, d)
         if not entry[1]:
             del self.pending[id(d)]
             self._maybe_leave()

@@ -294,3 +294,22 @@ def test_control_characters_in_values_and_step_texts_are_drawn_as_escapes() -> N
     assert "\\x1b]0;pwn\\x07" in drawn
     lines = drawn.splitlines()
     assert all(not line.startswith("row") for line in lines)  # no row broken in two
+
+
+def test_a_callback_that_returns_its_own_deferred_is_drawn_failing_not_waiting() -> None:
+    import netshell as ns
+    from netshell.shell import chains
+
+    chains.record()
+    try:
+        d = ns.Deferred()
+        d.add_callback(lambda _: d)
+        d.callback(1)
+        explained = chains.explain(d)
+        drawn = str(explained.diagram(width=70))
+    finally:
+        chains.stop_recording()
+        d.add_errback(lambda f: None)
+    assert "returned its own Deferred" in explained and "waits on it" not in explained
+    assert "waited on" not in drawn
+    assert "╰─ TypeError" in drawn  # the path crosses to the errback side
