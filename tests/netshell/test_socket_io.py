@@ -102,7 +102,10 @@ def test_an_accepted_connection_echoes_and_half_closes(any_loop: Reactor) -> Non
 class Streamer(RecordingProtocol):
     """Writes ``TOTAL`` bytes as fast as the transport lets it, pausing when told."""
 
-    TOTAL = 8 * 1024 * 1024
+    # More than the kernel can hold for a paused reader: loopback's receive buffer grows
+    # to tcp_rmem's largest (32 MiB on Debian's defaults) besides the 4 MiB of the send
+    # buffer; with 8 MiB, every byte could sit in the kernel and the writer finish early.
+    TOTAL = 64 * 1024 * 1024
     CHUNK = 256 * 1024
 
     def connection_made(self, transport: Any) -> None:
