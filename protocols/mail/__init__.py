@@ -1,0 +1,1 @@
+"""Mail: SMTP, POP3 and IMAP4 servers over one Maildir store, and their clients."""
