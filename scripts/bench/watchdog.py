@@ -1,16 +1,18 @@
 """Watchdog benchmark: what the blocked-reactor watchdog costs when nothing blocks.
 
-Two echo servers, the same program as ``echo.py``'s netshell server on asyncio's
+Echo servers, the same program as ``echo.py``'s netshell server on asyncio's
 default loop, one with the watchdog of the netsh prompt running
-(``netshell.teach.watchdog.start_watchdog(reactor.loop)``, threshold 0.25 s: a
-thread that wakes every 50 ms and posts a call to the loop, which stamps the time
-when it runs it) and one without (``--only`` picks; ``netshell-watchdog-fast`` adds
-one whose threshold is 0.025 s, ten times the heartbeats, and ``netshell-thread``
-one without the watchdog but with a thread that sleeps throughout: what the cost is
-made of). Each runs in its own process pinned to CPU 0, started afresh for every
-round; the load (the ping-pong client of ``echo.py``: 1 KiB round trips over 10
-connections for ``--seconds``, on uvloop when installed) runs in this process pinned
-to CPU 1.
+(``netshell.teach.watchdog.start_watchdog(reactor.loop)``, threshold 0.25 s: woken
+every 50 ms, it posts a call to the loop, which stamps the time when it runs it) and
+one without. In a process of one thread the watchdog is woken by a timer signal
+(SIGALRM); ``netshell-thread`` is a server without the watchdog but with a thread
+that sleeps throughout (as a process with other threads, such as Jupyter's kernel),
+and ``netshell-thread-watchdog`` the same with the watchdog on, which there uses a
+thread of its own. ``netshell-watchdog-fast`` has a threshold of 0.025 s, ten times
+the heartbeats. ``--only`` picks. Each runs in its own process pinned to CPU 0,
+started afresh for every round; the load (the ping-pong client of ``echo.py``: 1 KiB
+round trips over 10 connections for ``--seconds``, on uvloop when installed) runs in
+this process pinned to CPU 1.
 
 Measures, per server and round (rounds interleaved, the best kept, the median
 printed beside it):
@@ -79,16 +81,15 @@ class Echo(ns.Protocol):
     def data_received(self, data):
         self.transport.write(data)
 listener = reactor.listen_tcp(0, ns.Factory.for_protocol(Echo), backlog=4096)
-THRESHOLD = {threshold}
-if THRESHOLD > 0:
-    dog = watchdog.start_watchdog(reactor.loop, THRESHOLD)
-    what = f"watchdog on, threshold {{THRESHOLD}} s"
-elif THRESHOLD < 0:  # no watchdog, a thread that sleeps throughout: what a thread costs
+THRESHOLD, THREAD = {threshold}, {thread}
+what = "watchdog off"
+if THREAD:  # a thread that sleeps throughout, as in a process that has others
     import threading
     threading.Thread(target=threading.Event().wait, daemon=True).start()
-    what = "watchdog off, a sleeping thread"
-else:
-    what = "watchdog off"
+    what += ", a sleeping thread"
+if THRESHOLD > 0:
+    dog = watchdog.start_watchdog(reactor.loop, THRESHOLD)
+    what = what.replace("off", f"on ({{dog.mode}}), threshold {{THRESHOLD}} s")
 # Ready once the loop runs (the watchdog's first heartbeat is queued before this).
 reactor.call_soon(ready, listener.port, what)
 reactor.run()
@@ -102,12 +103,12 @@ os.sched_setaffinity(0, {{{cpu}}})
 from netshell.reactor import Reactor
 from netshell.teach import watchdog
 r = Reactor()
-THRESHOLD = {threshold}
-if THRESHOLD > 0:
-    watchdog.start_watchdog(r.loop, THRESHOLD)
-elif THRESHOLD < 0:
+THRESHOLD, THREAD = {threshold}, {thread}
+if THREAD:
     import threading
     threading.Thread(target=threading.Event().wait, daemon=True).start()
+if THRESHOLD > 0:
+    watchdog.start_watchdog(r.loop, THRESHOLD)
 a, b = socket.socketpair()
 a.setblocking(False)
 b.setblocking(False)
@@ -133,11 +134,15 @@ SERVER_CASES = [
     ServerCase("netshell-watchdog", "watchdog on", SERVER, []),
     ServerCase("netshell-watchdog-fast", "on, 0.025 s", SERVER, []),
     ServerCase("netshell-thread", "off, a thread", SERVER, []),
+    ServerCase("netshell-thread-watchdog", "on, a thread", SERVER, []),
 ]
-# Each server's watchdog threshold (0: none; -1: none, and a thread that sleeps throughout).
-THRESHOLDS = {"netshell": 0.0, "netshell-watchdog": 0.25, "netshell-watchdog-fast": 0.025,
-              "netshell-thread": -1.0}
-OPTIONAL_SERVERS = {"netshell-watchdog-fast", "netshell-thread"}
+# Each server's watchdog threshold (0: none), and whether a thread sleeps in it throughout.
+SETTINGS = {"netshell": (0.0, False), "netshell-watchdog": (0.25, False),
+            "netshell-watchdog-fast": (0.025, False), "netshell-thread": (0.0, True),
+            "netshell-thread-watchdog": (0.25, True)}
+OPTIONAL_SERVERS = {"netshell-watchdog-fast", "netshell-thread", "netshell-thread-watchdog"}
+# (watchdog on, off) pairs whose ratio within each round is printed.
+PAIRS = [("netshell-watchdog", "netshell"), ("netshell-thread-watchdog", "netshell-thread")]
 
 # measure key -> (column title, format, higher is better)
 MEASURES = {
@@ -156,6 +161,10 @@ GOALS: Goals = [
      ("netshell",), None, "<="),
     ("CPU per turn: a sleeping thread / off", "cpu_ns_per_turn", "netshell-thread",
      ("netshell",), None, "<="),
+    ("round trips, a thread: watchdog on / off", "round_trips_per_s",
+     "netshell-thread-watchdog", ("netshell-thread",), 0.98, ">="),
+    ("CPU per turn, a thread: watchdog on / off", "cpu_ns_per_turn",
+     "netshell-thread-watchdog", ("netshell-thread",), None, "<="),
     ("round trips: on, 0.025 s / off", "round_trips_per_s", "netshell-watchdog-fast",
      ("netshell",), None, ">="),
 ]
@@ -165,7 +174,7 @@ def measure(case: ServerCase, args: argparse.Namespace) -> dict[str, Any]:
     """One round of one server, on a fresh process."""
     server = ServerProcess(case.label)
     code = SAY_READY + textwrap.dedent(case.program.format(
-        cpu=args.server_cpu, threshold=THRESHOLDS[case.name]))
+        cpu=args.server_cpu, threshold=SETTINGS[case.name][0], thread=SETTINGS[case.name][1]))
     port, what = server.start_python(code, python_env(args.allocator_env), ROOT,
                                      "{label} did not start ({words}):\n{said}")
     try:
@@ -183,7 +192,8 @@ def measure(case: ServerCase, args: argparse.Namespace) -> dict[str, Any]:
         server.alive()
         turns = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(TURNS.format(
-                cpu=args.server_cpu, threshold=THRESHOLDS[case.name], turns=args.turns))],
+                cpu=args.server_cpu, threshold=SETTINGS[case.name][0],
+                thread=SETTINGS[case.name][1], turns=args.turns))],
             env=python_env(args.allocator_env), cwd=ROOT, capture_output=True, text=True,
             timeout=120)
         if turns.returncode != 0:
@@ -218,19 +228,22 @@ def report(cases: Sequence[ServerCase], results: dict[str, dict[str, Any]],
     print_table(cases, results, unavailable, MEASURES)
     print()
     ratios = print_ratios(GOALS, MEASURES, results)
-    on, off = results.get("netshell-watchdog"), results.get("netshell")
-    if on and off:
+    for on_name, off_name in PAIRS:
+        on, off = results.get(on_name), results.get(off_name)
+        if not (on and off):
+            continue
         # Rounds are interleaved (off, on, off, on...): the ratio within each round, whose
         # two servers ran a few seconds apart, is the least moved by a busy machine.
+        where = ", a thread" if off_name == "netshell-thread" else ""
         for key, label in (("round_trips_per_s", "round trips"),
                            ("server_cpu_us_per_trip", "CPU per trip"),
                            ("cpu_ns_per_turn", "CPU per turn")):
             pairs = [b / a for a, b in zip(off[key + "_rounds"], on[key + "_rounds"],
                                            strict=False) if a > 0]
             if pairs:
-                name = f"{label}: watchdog on / off (median of rounds)"
+                name = f"{label}{where}: watchdog on / off (median of rounds)"
                 ratios[name] = statistics.median(pairs)
-                print(f"{name:52} {ratios[name]:5.2f}x")
+                print(f"{name:62} {ratios[name]:5.2f}x")
     return ratios
 
 
