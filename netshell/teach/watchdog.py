@@ -26,16 +26,26 @@ time::
     one turn of the loop ran 3,000 callbacks for 0.5 s, most often in small (...)
       no I/O was served meanwhile: spread the work over turns (...)
 
-How: a daemon thread posts a call to the loop every fifth of the threshold (a
-ping), and the loop stamps the time when it runs it (the heartbeat); the thread
-reads the stamp. While the stamp is older than the threshold the loop is not
-turning, and the thread samples the loop thread's stack (``sys._current_frames()``)
-for the frame of the callback that holds it: the innermost frame in the person's
-own code (not netshell's, asyncio's, the standard library's or another package's).
-When the stamp moves again, the place seen most often is reported with how long the
-loop was held. A turn spent in netshell's or another package's code alone is not
-reported: it is not the person's to fix, and on a machine short of CPU a slow turn
-of the library's own code would be reported as if it blocked.
+How: every fifth of the threshold the watchdog wakes and posts a call to the loop (a
+ping), and the loop stamps the time when it runs it (the heartbeat). While the stamp
+is older than the threshold the loop is not turning, and the watchdog samples the
+loop thread's stack for the frame of the callback that holds it: the innermost frame
+in the person's own code (not netshell's, asyncio's, the standard library's or
+another package's). When the stamp moves again, the place seen most often is
+reported with how long the loop was held. A turn spent in netshell's or another
+package's code alone is not reported: it is not the person's to fix, and on a
+machine short of CPU a slow turn of the library's own code would be reported as if
+it blocked.
+
+What wakes it (``driver``): in a process of one thread, on its main thread, a timer
+signal (SIGALRM, from the real-time interval timer), whose handler runs on the loop's
+own thread between two bytecodes, also inside ``time.sleep`` (the sleep goes on
+after it), and samples the frame it interrupted. A thread of its own would make each
+system call on a file of the process dearer: the kernel shares the file table
+between threads and counts its uses then (3% of the smallest turn of the loop, and
+of an echo round trip, on the VM of docs/performance.md). Where other threads run
+already (Jupyter's channels), or SIGALRM or the timer is taken, a daemon thread
+wakes it and samples with ``sys._current_frames()``.
 
 What is never reported: a loop that waits (its heartbeat keeps beating; a stack
 sampled then shows no callback running), a loop that is stopped (IPython's terminal
@@ -46,7 +56,8 @@ thread could not sample at all (a C call holding the GIL throughout) is not
 reported either: the watchdog says only what it saw.
 
 The cost when nothing blocks: one call every ``threshold / 5`` seconds on the loop,
-posted by a thread that wakes as often (docs/performance.md, "Watchdog").
+posted by a signal handler or a thread that wakes as often (docs/performance.md,
+"Watchdog").
 """
 
 from __future__ import annotations

@@ -241,3 +241,34 @@ def test_a_process_that_ends_with_the_watchdog_on_is_not_killed_by_its_tick():
                               timeout=60)
         assert done.returncode == 0, (done.returncode, done.stderr)
         assert len(done.stdout) == 1_000_000
+
+
+def test_the_prompt_helper_says_off_once_sigalrm_is_taken_and_on_again_on_a_thread():
+    ns: dict[str, object] = {}
+    helper = wd.make_helper(ns)
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        wd.start_watchdog(loop, own=[ns])
+        dog = wd.watchdog_on(loop)
+        assert dog is not None
+        dog.stop()
+        # As at the prompt, whose process has one thread: the timer signal.
+        wd._watchdogs[id(loop)] = dog = Watchdog(loop, driver="signal", own=[ns])
+        dog.start()
+        said = [repr(helper())]
+        signal.signal(signal.SIGALRM, lambda *a: None)  # the person's own alarm
+        said.append(repr(helper()))
+        said.append(repr(helper(True)))
+        again = wd.watchdog_on(loop)
+        assert again is not None and again.mode == "thread"
+        wd.stop_watchdog(loop)
+        return said
+
+    try:
+        said = asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    assert said[0].startswith("watchdog on:")
+    assert said[1].startswith("watchdog off:")
+    assert said[2].startswith("watchdog on:")
