@@ -443,7 +443,7 @@ def test_the_file_is_written_atomically(state_home: Path, monkeypatch: pytest.Mo
     p.warn = warned.append
     p.set(1, 3)
     assert progress_path().read_text() == old  # the old file is whole
-    assert os.listdir(progress_path().parent) == ["lessons.json"]  # no temporary left
+    assert sorted(os.listdir(progress_path().parent)) == [".lessons.lock", "lessons.json"]
     assert "No space left on device" in warned[0]
 
 
@@ -456,6 +456,27 @@ def test_two_prompts_keep_each_others_lessons(state_home: Path) -> None:
     assert saved["current"] == 2
     a.set(1, 3, done=True)  # a's save does not drop b's lesson either
     assert progress_file(state_home)["lessons"]["2"] == {"step": 1, "done": False}
+
+
+def test_a_save_waits_for_another_prompts_save_and_keeps_what_it_wrote(
+        state_home: Path) -> None:
+    import fcntl
+    import threading
+
+    other, mine = Progress(), Progress()
+    lock_path = progress_path().with_name(".lessons.lock")
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another prompt, between its read and its rename
+        saver = threading.Thread(target=mine.set, args=(2, 1))
+        saver.start()
+        saver.join(0.5)  # the save waits for the lock (unlocked, it is over by now)
+        assert saver.is_alive()
+        other.lessons[1] = {"step": 3, "done": True}
+        other._write(1, other.lessons)  # the other prompt's write, from what it had read
+    saver.join(10)
+    assert progress_file(state_home)["lessons"] == {
+        "1": {"step": 3, "done": True}, "2": {"step": 1, "done": False}}
 
 
 @pytest.mark.parametrize("entry", ['{"step": 1, "done": "no"}', '{"step": -7, "done": false}',

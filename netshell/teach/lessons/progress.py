@@ -9,16 +9,18 @@ progress is kept in memory for the session. An entry with a wrong type or range 
 "no"``, ``"step": -7``) is reported once and ignored; the rest of the file is kept.
 
 Several prompts may share the file: each save reads what is on disk, updates only the
-lesson that changed, and writes the whole back atomically, so one prompt never drops
-another's progress.
+lesson that changed, and writes the whole back atomically, holding a lock
+(``.lessons.lock`` beside it, ``flock``) from the read to the rename, so one prompt never
+drops another's progress, even when both save at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,13 +125,36 @@ class Progress:
         """Write the file atomically, merged with what is on disk now: only lesson
         ``number``'s entry (and ``current``) is this Progress's; the others are the file's.
         A failure is reported, never raised."""
-        on_disk = self._read(report=False)
-        if on_disk is not None:
-            merged = dict(on_disk[1])
-            if number is not None and number in self.lessons:
-                merged[number] = self.lessons[number]
-            self.lessons = merged
-        self._write(self.current, self.lessons)
+        with self._locked():
+            on_disk = self._read(report=False)
+            if on_disk is not None:
+                merged = dict(on_disk[1])
+                if number is not None and number in self.lessons:
+                    merged[number] = self.lessons[number]
+                self.lessons = merged
+            self._write(self.current, self.lessons)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the lock of the progress file's folder (others' saves wait). Without a
+        lock to be had (no fcntl, a folder that cannot be written), go on unlocked: the
+        write reports that folder's trouble itself."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            yield
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path.with_name(".lessons.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # the lock goes with it
 
     def _write(self, current: int | None, lessons: dict[int, dict[str, Any]]) -> None:
         data = {"version": 1, "current": current,
