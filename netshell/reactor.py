@@ -673,20 +673,7 @@ class Reactor:
         return self._stopping
 
     async def _shutdown(self) -> None:
-        hooks, self._shutdown_hooks = self._shutdown_hooks, []
-        pending = [maybe_deferred(f, *a, **kw) for f, a, kw in hooks]
-        for d in pending:
-            d.add_errback(self._log_hook_error)
-        if pending:
-            # Not wait_for: it would cancel the hooks before we could name the late ones.
-            everything = gather(*pending).as_future()
-            finished, _ = await asyncio.wait([everything], timeout=self.shutdown_timeout)
-            if not finished:
-                late = [d for d in pending if not d.called]
-                log.warning(
-                    "Shutdown hooks still running after %ss: %r", self.shutdown_timeout, late
-                )
-                everything.cancel()
+        await self._run_shutdown_hooks()
         self._close_live()
         if self._connections:
             # Closing flushes what each connection has buffered: wait for them, bounded.
@@ -711,6 +698,25 @@ class Reactor:
             # Stopped for good: netshell.reactor gives a fresh one from now on. A loop of
             # ours is busy in run_until(); run_until() closes it once it returns.
             self._forget()
+
+    async def _run_shutdown_hooks(self) -> None:
+        """Run the on_shutdown hooks now (those added meanwhile run at stop()), waiting at
+        most ``shutdown_timeout`` seconds for them all. ``netsh run`` runs them before it
+        closes the script's own connections, so a hook may still say goodbye on them."""
+        hooks, self._shutdown_hooks = self._shutdown_hooks, []
+        pending = [maybe_deferred(f, *a, **kw) for f, a, kw in hooks]
+        for d in pending:
+            d.add_errback(self._log_hook_error)
+        if pending:
+            # Not wait_for: it would cancel the hooks before we could name the late ones.
+            everything = gather(*pending).as_future()
+            finished, _ = await asyncio.wait([everything], timeout=self.shutdown_timeout)
+            if not finished:
+                late = [d for d in pending if not d.called]
+                log.warning(
+                    "Shutdown hooks still running after %ss: %r", self.shutdown_timeout, late
+                )
+                everything.cancel()
 
     @staticmethod
     def _log_hook_error(f: Failure) -> None:

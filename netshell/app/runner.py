@@ -9,10 +9,11 @@ seconds — so Deferred notes appear as they did at the prompt.
 
 When the script ends with listeners open, the runner serves until SIGINT or
 SIGTERM (unless ``exit_when_done``), then shuts down gracefully: it stops
-accepting, asks each served connection's protocol to ``stop_gracefully()`` (HTTP
-closes the idle ones at once), lets connections finish within ``grace`` seconds, runs
-the ``on_shutdown`` hooks. A second signal leaves at once, connections aborted, with
-the signal's exit code. Exit codes: 0 success, 1 an uncaught exception
+accepting, runs the ``on_shutdown`` hooks (every connection still open: a hook may say
+goodbye on one), closes the script's own connections, asks each served connection's
+protocol to ``stop_gracefully()`` (HTTP closes the idle ones at once) and lets
+connections finish within ``grace`` seconds. A second signal leaves at once,
+connections aborted, with the signal's exit code. Exit codes: 0 success, 1 an uncaught exception
 (on stderr: a common mistake on one line, any other error as a traceback of
 the script's own frames, with its line numbers; every frame with ``verbose``),
 2 usage error, 130 SIGINT,
@@ -332,6 +333,10 @@ class _Runner:
         closed = [str(x.address) for x in r.listeners]
         for listener in r.listeners:
             listener.close()
+        r.shutdown_timeout = self.options.grace
+        # The on_shutdown hooks first, while every connection is still open: a bot's hook
+        # says QUIT on its own connection, a server's tells its clients goodbye.
+        await r._run_shutdown_hooks()
         own: list[Any] = []
         if self.signal is not None:
             # The script's own connections (it connected out; no listener accepted them)
@@ -368,7 +373,6 @@ class _Runner:
                 log.warning("%s still open after %ss: closing them",
                             _connections(len(r.connections)), self.options.grace)
                 await _cut(r)  # their grace is over: stop() gives them no other
-        r.shutdown_timeout = self.options.grace
         await r.stop()
 
 

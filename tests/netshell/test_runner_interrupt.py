@@ -143,3 +143,25 @@ def test_a_connection_that_cannot_finish_gets_the_grace_once_not_twice(tmp_path)
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_an_on_shutdown_hook_says_goodbye_on_the_scripts_own_connection(tmp_path, peer):
+    proc = run_script(tmp_path, """\
+        import sys
+        mine = await connect(f"tcp:127.0.0.1:{sys.argv[1]}", Protocol)
+        reactor.on_shutdown(mine.transport.write, b"QUIT :bye\\r\\n")
+        print("CONNECTED", flush=True)
+        await Deferred()  # waits for good
+    """, 60, str(peer.getsockname()[1]))
+    try:
+        own = accept(peer)
+        assert proc.stdout.readline() == "CONNECTED\n", proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        said = b""
+        while chunk := own.recv(100):
+            said += chunk
+        assert said == b"QUIT :bye\r\n"  # written before the connection closed
+        assert proc.wait(WAIT) == 143
+    finally:
+        proc.kill()
+        proc.wait()
