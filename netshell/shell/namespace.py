@@ -36,8 +36,8 @@ from netshell.teach import watchdog
 from netshell.teach.lessons.teacher import LessonCommand, Teacher
 from netshell.teach.simulate import simulate
 
-__all__ = ["PROTOCOL_MODULES", "Help", "Helpers", "build", "creation_site", "deferred_table",
-           "pending_deferreds", "tour"]
+__all__ = ["MODULE_PATHS", "PROTOCOL_MODULES", "Help", "Helpers", "build", "creation_site",
+           "deferred_table", "module_path", "pending_deferreds", "tour"]
 
 log = logging.getLogger("netshell.shell")
 
@@ -51,6 +51,15 @@ REQUEST_LOGGERS = (ACCESS_LOGGER, "netshell.ftp", "netshell.irc.client")
 #: Protocol modules put in the namespace when they exist (they land issue by issue).
 PROTOCOL_MODULES = ("basic", "wire", "http", "ftp", "irc", "smtp", "pop3", "imap", "nntp", "dns",
                     "telnet", "ssh")
+#: Where a protocol module lives when not at ``protocols.NAME``: the mail protocols share
+#: ``protocols/mail/`` with the Maildir store.
+MODULE_PATHS = {"smtp": "protocols.mail.smtp", "pop3": "protocols.mail.pop3",
+                "imap": "protocols.mail.imap"}
+
+
+def module_path(name: str) -> str:
+    """The import path of the protocol module the prompt names ``name``."""
+    return MODULE_PATHS.get(name, f"protocols.{name}")
 
 TOUR_INTRO = ("netsh: a Python prompt with a live reactor. Servers serve and Deferreds fire "
               "while you type.")
@@ -532,7 +541,7 @@ def build(console: Any, out: Callable[[str], None] | None = None) -> dict[str, A
         try:
             # The shell, not the protocol library, draws the download progress bar.
             then = progress.install if module in ("http", "ftp") else None
-            found = lazy_module(f"protocols.{module}", then)
+            found = lazy_module(module_path(module), then)
         except ModuleNotFoundError:
             continue  # not written yet
         except Exception:

@@ -50,7 +50,10 @@ def shell() -> Iterator[Shell]:
 
 
 def exists(module: str) -> bool:
-    return importlib.util.find_spec(f"protocols.{module}") is not None
+    try:
+        return importlib.util.find_spec(namespace.module_path(module)) is not None
+    except ModuleNotFoundError:  # protocols.mail not there either
+        return False
 
 
 # ---- the names
