@@ -300,8 +300,12 @@ class Maildir:
         if missing:
             if not create:
                 raise MaildirError(f"{self.path!r} is not a Maildir (no {', '.join(missing)})")
-            for sub in ("tmp", "new", "cur"):
-                os.makedirs(os.path.join(self.path, sub), mode=0o700, exist_ok=True)
+            try:
+                for sub in ("tmp", "new", "cur"):
+                    os.makedirs(os.path.join(self.path, sub), mode=0o700, exist_ok=True)
+            except OSError as e:
+                raise MaildirError(e.errno, f"cannot make a Maildir at {self.path!r}: "
+                                            f"{e.strerror}") from e
         if root is None:
             base = os.path.basename(os.path.normpath(self.path))
             if base.startswith(".") and os.path.exists(os.path.join(self.path, "maildirfolder")):
