@@ -77,6 +77,7 @@ __all__ = [
     "POP3ServerProtocol",
     "Response",
     "ResponseReader",
+    "Stuffer",
     "connect",
     "parse_command",
     "serve",
@@ -173,6 +174,40 @@ def unstuff(body: bytes) -> bytes:
     if body.startswith(b".."):
         body = body[1:]
     return body.replace(b"\r\n..", b"\r\n.")
+
+
+class Stuffer:
+    """:func:`stuff` by pieces, for a message read a chunk at a time: ``feed(chunk)``
+    returns the stuffed bytes of that chunk, ``end()`` the final CRLF (if the message
+    lacked one) and ".\\r\\n". The concatenation equals ``stuff(whole message)``.
+
+    >>> s = Stuffer()
+    >>> s.feed(b"a\\r") + s.feed(b"\\n.b\\n") + s.end()
+    b'a\\r\\n..b\\r\\n.\\r\\n'
+    """
+
+    def __init__(self) -> None:
+        self._last = b""  # the last byte fed (b"" before any)
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return b""
+        head = b""
+        if chunk[:1] == b"\n" and self._last == b"\r":  # a CRLF cut in two: not a bare LF
+            head, chunk = b"\n", chunk[1:]
+            line_start = True
+        else:
+            line_start = self._last in (b"", b"\n")
+        self._last = (head + chunk)[-1:]
+        data = _BARE_LF.sub(b"\r\n", chunk)
+        if line_start and data.startswith(b"."):
+            data = b"." + data
+        return head + data.replace(b"\r\n.", b"\r\n..")
+
+    def end(self) -> bytes:
+        if self._last in (b"", b"\n"):
+            return b".\r\n"
+        return b"\r\n.\r\n"
 
 
 @dataclass(frozen=True)
@@ -315,6 +350,43 @@ class _Session:
     retrieved: set[int] = field(default_factory=set)
 
 
+class _MessageProducer:
+    """Sends one message, stuffed, a chunk each time the transport asks (a pull
+    producer): a slow reader never makes the server hold more than a chunk or two."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, protocol: POP3ServerProtocol, file: Any) -> None:
+        self.protocol = protocol
+        self.file = file
+        self.stuffer = Stuffer()
+
+    def resume_producing(self) -> None:
+        transport = self.protocol.transport
+        try:
+            chunk = self.file.read(self.CHUNK)
+        except OSError as e:
+            log.warning("%s: reading a message failed: %s", self.protocol.peer, e)
+            self.stop_producing()
+            transport.abort()  # the reply is half sent: only a drop can tell the client
+            return
+        if chunk:
+            transport.write(self.stuffer.feed(chunk))
+            return
+        transport.write(self.stuffer.end())
+        self.stop_producing()
+        self.protocol._sent()
+
+    def pause_producing(self) -> None:
+        pass
+
+    def stop_producing(self) -> None:
+        self.file.close()
+        if self.protocol._sender is self:
+            self.protocol._sender = None
+            self.protocol.transport.unregister_producer()
+
+
 class POP3ServerFactory(Factory):
     """Makes a :class:`POP3ServerProtocol` per connection; the settings of :func:`serve`."""
 
@@ -384,6 +456,8 @@ class POP3ServerProtocol(Protocol):
         self._failed_logins = 0
         self._closing = False
         self._idle: Any = None
+        self._sender: _MessageProducer | None = None
+        self._reading_paused = False
 
     # ---- connection events
 
@@ -399,9 +473,25 @@ class POP3ServerProtocol(Protocol):
         self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._sender is not None:
+            # a message is on its way: later commands wait (pipelined replies stay in order)
+            if len(self._buffer) > 64 * 1024 and not self._reading_paused:
+                self._reading_paused = True
+                self.transport.pause_reading()
+            return
+        self._process()
+
+    def _sent(self) -> None:
+        """A message went out whole: on to the commands that came meanwhile."""
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        self._process()
+
+    def _process(self) -> None:
         buf = self._buffer
-        buf += data
-        while not self._closing:
+        while not self._closing and self._sender is None:
             end = buf.find(b"\n")
             limit = MAX_AUTH_LINE_LENGTH if self._sasl else self.factory.max_line_length
             if end < 0:
@@ -426,6 +516,8 @@ class POP3ServerProtocol(Protocol):
 
     def connection_lost(self, reason: Failure) -> None:
         self._closing = True
+        if self._sender is not None:
+            self._sender.stop_producing()
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         self._idle = None
@@ -458,6 +550,9 @@ class POP3ServerProtocol(Protocol):
             self._idle = self.factory.reactor.call_later(timeout, self._idle_out)
 
     def _idle_out(self) -> None:
+        if self._sender is not None:  # a slow reader of a big message is not idle
+            self._arm_idle()
+            return
         log.info("%s: idle for %s s: autologout", self.peer, self.factory.idle_timeout)
         self._reply("-ERR Autologout; idle for too long")
         self._close()
@@ -712,10 +807,11 @@ class POP3ServerProtocol(Protocol):
         if n is None:
             return False
         assert self.session is not None
-        data = self._read(n)
+        file = self.session.box.open(self.session.messages[n - 1].uid)
         self.session.retrieved.add(n)
         self.transport.write(b"+OK %d octets\r\n" % self.session.sizes[n - 1])
-        self.transport.write(stuff(data))
+        self._sender = _MessageProducer(self, file)
+        self.transport.register_producer(self._sender, False)
         return True
 
     def do_top(self, which: str, count: str) -> bool:

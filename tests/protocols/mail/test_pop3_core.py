@@ -13,6 +13,7 @@ from protocols.mail.pop3 import (
     POP3ProtocolError,
     Response,
     ResponseReader,
+    Stuffer,
     parse_command,
     stuff,
     unstuff,
@@ -55,6 +56,13 @@ def test_stuffed_bodies_come_back_whole_however_they_are_cut(data: bytes, at: li
     assert [r.status for r in got] == ["+OK", "+OK"]
     assert got[0].body == normal(data)
     assert got[1].text == "next" and got[1].body is None
+
+
+@given(line_text, cuts)
+def test_stuffing_by_pieces_is_stuffing_the_whole(data: bytes, at: list[int]) -> None:
+    stuffer = Stuffer()
+    out = b"".join(stuffer.feed(piece) for piece in pieces(data, at)) + stuffer.end()
+    assert out == stuff(data)
 
 
 @given(line_text)

@@ -216,3 +216,31 @@ def test_a_store_failure_at_login_is_a_sys_temp_error(tmp_path: Path) -> None:
     protocol.connection_made(transport)
     protocol.data_received(b"USER alice\r\nPASS secret\r\n")
     assert transport.value().endswith(b"-ERR [SYS/TEMP] Cannot open the mailbox\r\n")
+
+
+def test_retr_sends_a_chunk_at_a_time_and_later_commands_wait_for_it(tmp_path: Path) -> None:
+    line = b".a line that starts with a dot, to be stuffed\n"
+    big = b"Subject: big\n\n" + line * 40_000  # ~1.8 MB, LF lines
+    seed(tmp_path, "carol", [big])
+    factory = pop3.POP3ServerFactory(tmp_path, {"carol": "pw"}, reactor=Clock())
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"USER carol\r\nPASS pw\r\n")
+    transport.clear()
+    protocol.data_received(b"RETR 1\r\nNOOP\r\n")  # pipelined: NOOP's reply after the body
+    assert transport.value().startswith(b"+OK ") and transport.value().count(b"\r\n") == 1
+    producer = transport.producer
+    assert producer is not None and transport.streaming is False
+    sent = [transport.value()]
+    transport.clear()
+    while transport.producer is not None:
+        producer.resume_producing()  # the transport asks for one more chunk
+        assert len(transport.value()) <= 2 * producer.CHUNK + 16
+        sent.append(transport.value())
+        transport.clear()
+    wire = b"".join(sent)
+    body = wire.split(b"\r\n", 1)[1]
+    assert body.endswith(b"\r\n.\r\n+OK\r\n")  # the message, its end, then NOOP's reply
+    assert body[: -len(b".\r\n+OK\r\n")] == pop3.stuff(big)[: -len(b".\r\n")]
+    protocol.connection_lost(Failure(ConnectionResetError()))
