@@ -46,8 +46,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
+import inspect
 import itertools
 import logging
 import os
@@ -436,6 +438,17 @@ _ALLOWED = {
 }
 
 
+@functools.cache
+def _signature_of(function: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(function)
+
+
+def _signature(method: Any) -> inspect.Signature:
+    """The signature of a bound ``do_*`` method, without ``self`` (cached per function)."""
+    full = _signature_of(method.__func__)
+    return full.replace(parameters=list(full.parameters.values())[1:])
+
+
 class POP3ServerProtocol(Protocol):
     """One POP3 session: the AUTHORIZATION, TRANSACTION and UPDATE states of RFC 1939."""
 
@@ -585,10 +598,12 @@ class POP3ServerProtocol(Protocol):
             return
         handler = getattr(self, "do_" + command.verb.lower())
         try:
-            ok = handler(*command.args)
+            _signature(handler).bind(*command.args)
         except TypeError:
             self._bad_command(f"Wrong arguments for {command.verb}")
             return
+        try:
+            ok = handler(*command.args)
         except MaildirError as e:
             log.warning("%s: %s failed on the mail store: %s", self.peer, command.verb, e)
             self._reply(f"-ERR [SYS/TEMP] The mail store failed: {e.strerror or e}")
