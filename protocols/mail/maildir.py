@@ -35,6 +35,14 @@ the file's mtime). :meth:`~Maildir.read` gives bytes (all, or a range),
 :meth:`~Maildir.remove` removes by UID, :meth:`~Maildir.copy` and :meth:`~Maildir.move`
 give the messages new UIDs in another folder.
 
+**For IMAP** besides: :meth:`~Maildir.take_new` moves what is in ``new`` to ``cur`` and
+returns those UIDs (the session that took them sees them ``\\Recent``), and
+:meth:`~Maildir.subscribed_folders` / :meth:`~Maildir.set_subscribed` keep the
+subscription list (``ROOT/subscriptions``, one name a line). Folder names are stored as
+given (Dovecot stores IMAP's modified UTF-7 in the file names: an IMAP server should too).
+A Maildir object is not thread-safe: use it from the reactor's thread (listeners run in
+the thread that made the change).
+
 **The POP3 lock.** :meth:`~Maildir.lock_session` takes an exclusive lock on the folder
 (``flock`` on ``netshell-pop3.lock``, held by an open file): a second taker, in this
 process or another, gets :class:`MailboxLocked`. The kernel drops it when the process
@@ -104,6 +112,7 @@ UIDLIST = "netshell-uidlist"
 UIDLIST_LOCK = "netshell-uidlist.lock"
 KEYWORDS = "netshell-keywords"
 SESSION_LOCK = "netshell-pop3.lock"
+SUBSCRIPTIONS = "subscriptions"
 _UIDLIST_MAGIC = "netshell-uidlist 1"
 
 #: IMAP system flag -> Maildir info letter
@@ -543,6 +552,26 @@ class Maildir:
 
     scan = messages
 
+    def take_new(self) -> list[int]:
+        """Move every message still in ``new`` to ``cur`` and return their UIDs: the caller
+        is the one session that sees them as ``\\Recent`` (IMAP), as with Dovecot. A
+        second call (by anyone) gets only what arrived since."""
+        taken = []
+        with self._locked():
+            self._sync()
+            for key, (sub, name) in list(self._files.items()):
+                if sub != "new":
+                    continue
+                target = name if ":" in name else f"{name}:2,"
+                try:
+                    os.rename(os.path.join(self.path, "new", name),
+                              os.path.join(self.path, "cur", target))
+                except FileNotFoundError:
+                    continue
+                self._files[key] = ("cur", target)
+                taken.append(self._uid_of[key])
+        return sorted(taken)
+
     def __len__(self) -> int:
         return len(self._sync())
 
@@ -945,3 +974,32 @@ class Maildir:
                         and os.path.isdir(os.path.join(entry.path, "cur"))):
                     names.append(n[1:])
         return ["INBOX", *sorted(names)]
+
+    # ---- subscriptions (IMAP's SUBSCRIBE and LSUB), in ROOT/subscriptions as Dovecot has it
+
+    def subscribed_folders(self) -> list[str]:
+        """The names in the user's subscription list (they need not exist), sorted."""
+        try:
+            with open(os.path.join(self.root, SUBSCRIPTIONS), encoding="utf-8") as f:
+                return sorted({line.rstrip("\n") for line in f if line.strip()})
+        except FileNotFoundError:
+            return []
+
+    def set_subscribed(self, name: str, subscribed: bool = True) -> None:
+        """Add ``name`` to the subscription list (or take it off, with False)."""
+        name = _check_folder_name(name)
+        path = os.path.join(self.root, SUBSCRIPTIONS)
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            names = set(self.subscribed_folders())
+            if subscribed:
+                names.add(name)
+            else:
+                names.discard(name)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.writelines(n + "\n" for n in sorted(names))
+            os.rename(tmp, path)
+        finally:
+            os.close(fd)

@@ -290,3 +290,32 @@ def test_a_listener_may_use_the_store_and_one_that_raises_does_not_stop_others(
     one.append(b"x")
     assert seen == [[1]]
     assert "listener bug" in caplog.text
+
+
+def test_take_new_hands_new_mail_to_one_session_only(tmp_path: Path) -> None:
+    box = Maildir(tmp_path / "a")
+    box.deliver(b"one")
+    box.append(b"appended")  # straight into cur: not new
+    box.deliver(b"two")
+    assert box.take_new() == [1, 3]
+    assert Maildir(tmp_path / "a").take_new() == []  # taken already
+    assert os.listdir(tmp_path / "a" / "new") == []
+    assert [m.flags for m in box.messages()] == [frozenset()] * 3
+    assert [box.read(m.uid) for m in box.messages()] == [b"one", b"appended", b"two"]
+    box.deliver(b"three")
+    assert Maildir(tmp_path / "a").take_new() == [4]
+
+
+def test_subscriptions(tmp_path: Path) -> None:
+    box = Maildir(tmp_path / "a")
+    assert box.subscribed_folders() == []
+    box.set_subscribed("Sent")
+    box.set_subscribed("Archive.2024")
+    box.set_subscribed("Sent")
+    sent = box.create_folder("Sent")
+    assert sent.subscribed_folders() == ["Archive.2024", "Sent"]  # the user's, from any folder
+    sent.set_subscribed("Sent", False)
+    assert box.subscribed_folders() == ["Archive.2024"]
+    assert (tmp_path / "a" / "subscriptions").read_text() == "Archive.2024\n"
+    with pytest.raises(FolderError):
+        box.set_subscribed("a/b")
