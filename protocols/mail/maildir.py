@@ -440,14 +440,19 @@ class Maildir:
             log.warning("%s: %s is not a UID list; starting a new UIDVALIDITY", self.path, path)
             self._list_stamp = None
             return False
-        fields = dict((w[0], w[1:]) for w in lines[0][len(_UIDLIST_MAGIC) + 1:].split() if w)
-        self._uidvalidity = int(fields["V"])
-        self._uidnext = int(fields["N"])
-        uid_of: dict[str, int] = {}
-        for line in lines[1:]:
-            uid_text, _, key = line.partition(" ")
-            if key:
-                uid_of[key] = int(uid_text)
+        try:
+            fields = {w[0]: w[1:] for w in lines[0][len(_UIDLIST_MAGIC) + 1:].split() if w}
+            validity, uidnext = int(fields["V"]), int(fields["N"])
+            uid_of: dict[str, int] = {}
+            for line in lines[1:]:
+                uid_text, _, key = line.partition(" ")
+                if key:
+                    uid_of[key] = int(uid_text)
+        except (KeyError, ValueError):
+            log.warning("%s: %s is damaged; starting a new UIDVALIDITY", self.path, path)
+            self._list_stamp = None
+            return False
+        self._uidvalidity, self._uidnext = validity, uidnext
         self._uid_of = uid_of
         self._key_of = {uid: key for key, uid in uid_of.items()}
         self._list_stamp = stamp

@@ -1009,7 +1009,8 @@ class POP3Client:
                 self._fail_all(POP3ProtocolError(f"a reply nobody asked for: {response}"))
                 return
             _, d = self._waiters.popleft()
-            d.callback(response)
+            if not d.called:
+                d.callback(response)
 
     def _lost(self, reason: Failure) -> None:
         self.closed = True
@@ -1028,6 +1029,9 @@ class POP3Client:
         try:
             return await d
         except TimeoutError as e:  # netshell's TimeoutError is the builtin's subclass
+            # where the session stands is unknown now: a late reply must not pass for the
+            # answer to the next command
+            self.close()
             raise POP3Error(f"{what}: no reply within {self.timeout} s") from e
 
     async def _send(self, verb: str, line: str, multiline: bool = False,
@@ -1189,8 +1193,8 @@ class POP3Client:
         return self._simple("NOOP", "NOOP")
 
     def quit(self) -> Deferred[str]:
-        """QUIT: the server removes the deleted messages (UPDATE) and closes; fires with
-        its text once the connection is closed."""
+        """QUIT: the server removes the deleted messages (UPDATE); fires with its text, and
+        the connection is closed."""
         async def work() -> str:
             response = await self._send("QUIT", "QUIT")
             if self._protocol is not None and not self.closed:

@@ -46,11 +46,13 @@ def test_a_lost_uid_list_starts_a_new_uidvalidity(tmp_path: Path) -> None:
     box = Maildir(tmp_path / "a")
     box.deliver(b"x")
     box.messages()
-    (tmp_path / "a" / md.UIDLIST).write_text("garbage\n")
-    fresh = Maildir(tmp_path / "a")
-    fresh._new_uidvalidity = lambda: box.uidvalidity + 1  # type: ignore[method-assign]
-    assert fresh.uidvalidity == box.uidvalidity + 1
-    assert [m.uid for m in fresh.messages()] == [1]
+    magic = md._UIDLIST_MAGIC
+    for damaged in ("garbage\n", f"{magic} V12 Nx\n", f"{magic} V1 N2\nx k\n"):
+        (tmp_path / "a" / md.UIDLIST).write_text(damaged)
+        fresh = Maildir(tmp_path / "a")
+        fresh._new_uidvalidity = lambda: box.uidvalidity + 1  # type: ignore[method-assign]
+        assert fresh.uidvalidity == box.uidvalidity + 1
+        assert [m.uid for m in fresh.messages()] == [1]
 
 
 def test_two_processes_appending_at_once_get_distinct_uids(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ server that goes away."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pop3_helpers import MESSAGES, USERS, crlf, seed, server_tls
 
 import netshell as ns
 from netshell import tls
+from netshell.testing import Clock
 from protocols.mail import pop3
 from protocols.mail.maildir import Maildir
 
@@ -165,3 +167,33 @@ async def test_a_server_that_goes_away_fails_the_call(server: Any) -> None:
         await client.noop()  # and every call after
     with pytest.raises(ValueError):
         pop3.connect("127.0.0.1", server.port, tls="ssl")  # type: ignore[arg-type]
+
+
+async def test_a_reply_that_never_comes_times_out_and_drops_the_connection(reactor: Any) -> None:
+    loop = asyncio.get_running_loop()
+    asked: asyncio.Future[bytes] = loop.create_future()
+    heard: asyncio.Future[bytes] = loop.create_future()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"+OK mute server\r\n")
+        got = await reader.readline()
+        asked.set_result(got)
+        while chunk := await reader.read(1024):  # until the client hangs up
+            got += chunk
+        heard.set_result(got)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        client = await pop3.connect("127.0.0.1", port)
+        clock = Clock()
+        client.reactor, client.timeout = clock, 5  # virtual time for the reply's timeout
+        stat = client.stat()
+        assert await asyncio.wait_for(asked, 10) == b"STAT\r\n"  # sent: its timer runs
+        clock.advance(5)
+        with pytest.raises(pop3.POP3Error, match="no reply within 5 s"):
+            await stat
+        assert await asyncio.wait_for(heard, 10) == b"STAT\r\n"  # then it hung up
+    finally:
+        server.close()
