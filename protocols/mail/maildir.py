@@ -86,6 +86,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -273,6 +274,7 @@ def _flags_from_info(info: str, keywords: list[str]) -> frozenset[str]:
     return frozenset(flags)
 
 
+_WIRE_SIZE = re.compile(r",W=(\d+)(?:,|$)")
 _CONVENTIONAL_KEY = re.compile(r"(\d+)\.M(\d+)P(\d+)Q(\d+)\.")
 
 
@@ -338,6 +340,7 @@ class Maildir:
         self._keywords_stamp: tuple[int, int, int] | None = None
         self._wire_sizes: dict[str, int] = {}
         self._pending: list[Change] = []
+        self._scan_cache: tuple[tuple[int, ...], bool, tuple[MessageInfo, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"<Maildir {self.name} at {self.path!r}>"
@@ -349,7 +352,7 @@ class Maildir:
 
         Written to ``tmp`` and fsynced first, then renamed: all of it, or nothing. The
         message gets its UID at the next scan; listeners hear ``"exists"`` with no UIDs."""
-        key = self._unique_name()
+        key = self._unique_name(data)
         tmp = self._write_tmp(key, data, None)
         try:
             os.rename(tmp, os.path.join(self.path, "new", key))
@@ -381,13 +384,20 @@ class Maildir:
         return tmp
 
     @staticmethod
-    def _unique_name() -> str:
-        """``time.M<usec>P<pid>Q<serial>.host``: unique on this host (the Maildir convention)."""
+    def _unique_name(data: bytes | None = None) -> str:
+        """``time.M<usec>P<pid>Q<serial>.host``: unique on this host (the Maildir convention);
+        with ``data``, ``,S=<size>,W=<size with CRLF line ends>`` after it (Maildir++, as
+        Courier and Dovecot write), so sizes are known without reading the file."""
         now = time.time()
         seconds = int(now)
         micro = int((now - seconds) * 1_000_000)
-        host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
-        return f"{seconds}.M{micro}P{os.getpid()}Q{next(_serial)}.{host}"
+        host = (socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+                .replace(",", r"\054"))
+        name = f"{seconds}.M{micro}P{os.getpid()}Q{next(_serial)}.{host}"
+        if data is not None:
+            wire = len(data) + data.count(b"\n") - data.count(b"\r\n")
+            name += f",S={len(data)},W={wire}"
+        return name
 
     # ---- the folder's lock and its UID list
 
@@ -484,15 +494,41 @@ class Maildir:
                         st = entry.stat()
                     except FileNotFoundError:
                         continue
-                    if not os.path.isfile(entry.path):
+                    if not stat.S_ISREG(st.st_mode):
                         continue
                     key, _ = _split_name(entry.name)
                     found[key] = (sub, entry.name, st)
         return found
 
+    def _dir_stamp(self) -> tuple[int, ...]:
+        """What tells whether the folder may have changed since the last scan."""
+        stamps: list[int] = []
+        for sub in ("new", "cur"):
+            st = os.stat(os.path.join(self.path, sub))
+            stamps += (st.st_ino, st.st_mtime_ns)
+        for name in (UIDLIST, KEYWORDS):
+            try:
+                st = os.stat(os.path.join(self.path, name))
+                stamps += (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                stamps += (0, 0, 0)
+        return tuple(stamps)
+
     def _sync(self) -> list[MessageInfo]:
-        """The scan, under the lock: UIDs for new messages, the gone ones forgotten."""
+        """The scan, under the lock: UIDs for new messages, the gone ones forgotten.
+
+        A scan whose folders have not changed since the last one answers from memory. The
+        folders' mtimes are trusted only once they are a second older than that scan: a
+        change made within the same clock tick as it would not move them."""
+        cached = self._scan_cache
+        if cached is not None and not self._lock_depth:
+            stamp = self._dir_stamp()
+            if stamp == cached[0] and cached[1]:
+                return list(cached[2])
+        self._scan_cache = None
         with self._locked():
+            began = time.time_ns()
+            stamp_before = self._dir_stamp()
             had = self._read_uidlist()
             if not had:
                 self._uidvalidity = self._new_uidvalidity()
@@ -519,10 +555,15 @@ class Maildir:
                 self._emit(Change("expunge", tuple(sorted(gone)), origin=self))
             if added:
                 self._emit(Change("exists", tuple(added), origin=self))
-        infos = []
-        for key, (sub, name, st) in found.items():
-            infos.append(self._info(key, sub, name, st))
-        infos.sort(key=lambda m: m.uid)
+            infos = []
+            for key, (sub, name, st) in found.items():
+                infos.append(self._info(key, sub, name, st))
+            infos.sort(key=lambda m: m.uid)
+            stamp = self._dir_stamp()
+            if stamp[:4] == stamp_before[:4]:  # new and cur held still while we listed them
+                newest = max(stamp[1], stamp[3])
+                settled = began - newest > 1_000_000_000
+                self._scan_cache = (stamp, settled, tuple(infos))
         return infos
 
     def _new_uidvalidity(self) -> int:
@@ -630,7 +671,7 @@ class Maildir:
     def wire_size(self, uid: int) -> int:
         """The message's size with every line ending CRLF (POP3's and IMAP's RFC822.SIZE)."""
         info = self.get(uid)
-        m = re.search(r",W=(\d+)", info.key)
+        m = _WIRE_SIZE.search(info.key)
         if m:
             return int(m.group(1))
         size = self._wire_sizes.get(info.key)
@@ -784,7 +825,12 @@ class Maildir:
             try:
                 for data, source, flags, date in items:
                     letters = self._letters(flags, create=True)
-                    key = self._unique_name()
+                    if source is None:
+                        key = self._unique_name(data)
+                    else:  # a copy keeps the sizes its name told
+                        sizes = re.search(r",S=\d+,W=\d+$", os.path.basename(source)
+                                          .partition(":")[0])
+                        key = self._unique_name() + (sizes.group(0) if sizes else "")
                     if source is None:
                         assert data is not None
                         tmp = self._write_tmp(key, data, date)

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,3 +323,43 @@ def test_subscriptions(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "subscriptions").read_text() == "Archive.2024\n"
     with pytest.raises(FolderError):
         box.set_subscribed("a/b")
+
+
+def test_sizes_come_from_the_name_when_it_tells_them_else_from_the_file(tmp_path: Path) -> None:
+    box = Maildir(tmp_path / "a")
+    key = box.deliver(b"a\nb\r\n")
+    assert key.endswith(",S=5,W=6")  # Maildir++ sizes, as Courier and Dovecot write them
+    (tmp_path / "a" / "new" / "1.other.host").write_bytes(b"x\ny\n")  # another program's
+    (tmp_path / "a" / "new" / "2.liar,S=1,W=999").write_bytes(b"z")
+    assert [box.wire_size(m.uid) for m in box.messages()] == [6, 6, 999]
+    sent = box.create_folder("Sent")
+    box.copy([1], sent)
+    assert sent.messages()[0].key.endswith(",S=5,W=6")
+
+
+def test_a_scan_of_a_settled_unchanged_folder_answers_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = Maildir(tmp_path / "a")
+    box.deliver(b"x")
+    listed: list[int] = []
+    real = box._list_files
+
+    def counting() -> Any:
+        listed.append(1)
+        return real()
+
+    monkeypatch.setattr(box, "_list_files", counting)
+    box.messages()
+    box.messages()
+    assert len(listed) == 2  # just changed: mtimes of this tick are not trusted yet
+    past = time.time() - 5
+    for sub in ("new", "cur"):
+        os.utime(tmp_path / "a" / sub, (past, past))
+    box.messages()
+    assert len(listed) == 3
+    assert [m.uid for m in box.messages()] == [1]
+    assert len(listed) == 3  # settled and unchanged: from memory
+    Maildir(tmp_path / "a").add_flags(1, {"\\Seen"})  # another object renames the file
+    assert box.messages()[0].flags == {"\\Seen"}
+    assert len(listed) == 4
