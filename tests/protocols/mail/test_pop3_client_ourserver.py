@@ -70,8 +70,8 @@ async def test_every_verb(server: Any, box: Maildir) -> None:
 
 async def test_calls_made_at_once_are_answered_in_order(server: Any) -> None:
     client = await pop3.connect("127.0.0.1", server.port)
-    calls = [client.login("alice", "secret"), client.stat(), client.retr(2), client.top(3, 0),
-             client.list(1), client.noop()]
+    calls: list[Any] = [client.login("alice", "secret"), client.stat(), client.retr(2),
+                        client.top(3, 0), client.list(1), client.noop()]
     login, stat, two, top, one, noop = await ns.gather(*calls)
     assert "maildrop" in login and noop == ""
     assert stat[0] == 3 and two == crlf(MESSAGES[1]) and top == b"Subject: three\r\n\r\n"
@@ -166,7 +166,7 @@ async def test_a_server_that_goes_away_fails_the_call(server: Any) -> None:
     with pytest.raises(pop3.POP3ConnectionLost):
         await client.noop()  # and every call after
     with pytest.raises(ValueError):
-        pop3.connect("127.0.0.1", server.port, tls="ssl")  # type: ignore[arg-type]
+        pop3.connect("127.0.0.1", server.port, tls="ssl")
 
 
 async def test_a_reply_that_never_comes_times_out_and_drops_the_connection(reactor: Any) -> None:

@@ -74,13 +74,13 @@ async def test_malformed_commands_get_err_and_the_connection_lives(server: Any) 
     assert (await client.cmd("PASS secret")).startswith(b"-ERR")  # no USER yet
     assert (await client.cmd("USER alice")).startswith(b"+OK")  # bad count reset by a good one
     assert (await client.cmd("PASS secret")).startswith(b"+OK")
-    for bad in ("USER alice", "APOP x y", "RETR", "RETR x", "RETR 0", "NOOP", "RETR 99",
-                "TOP 1", "TOP 1 -1", "LIST 1 2", "DELE 4"):
-        if bad == "NOOP":  # a good command between: the count of bad ones starts again
-            assert (await client.cmd(bad)) == b"+OK"
+    for command in ("USER alice", "APOP x y", "RETR", "RETR x", "RETR 0", "NOOP", "RETR 99",
+                    "TOP 1", "TOP 1 -1", "LIST 1 2", "DELE 4"):
+        if command == "NOOP":  # a good command between: the count of bad ones starts again
+            assert (await client.cmd(command)) == b"+OK"
             continue
-        reply = await client.cmd(bad)
-        assert reply.startswith(b"-ERR"), (bad, reply)
+        reply = await client.cmd(command)
+        assert reply.startswith(b"-ERR"), (command, reply)
     assert (await client.cmd("LIST 3")).startswith(b"+OK 3 ")
     assert (await client.cmd("quit")).startswith(b"+OK")  # verbs in any case
     assert await client.eof()
