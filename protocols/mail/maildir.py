@@ -668,15 +668,17 @@ class Maildir:
                 f.seek(start)
             return f.read() if length is None else f.read(max(length, 0))
 
-    def wire_size(self, uid: int) -> int:
-        """The message's size with every line ending CRLF (POP3's and IMAP's RFC822.SIZE)."""
-        info = self.get(uid)
+    def wire_size(self, message: int | MessageInfo) -> int:
+        """The size of ``message`` (a UID, or a MessageInfo from :meth:`messages`) with every
+        line ending CRLF: POP3's and IMAP's RFC822.SIZE. Taken from the ``,W=`` of its name
+        when there is one, else counted once (and remembered)."""
+        info = message if isinstance(message, MessageInfo) else self.get(message)
         m = _WIRE_SIZE.search(info.key)
         if m:
             return int(m.group(1))
         size = self._wire_sizes.get(info.key)
         if size is None:
-            data = self.read(uid)
+            data = self.read(info.uid)
             size = len(data) + data.count(b"\n") - data.count(b"\r\n")
             self._wire_sizes[info.key] = size
         return size

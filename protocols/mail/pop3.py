@@ -741,7 +741,7 @@ class POP3ServerProtocol(Protocol):
             return False
         try:
             messages = box.messages()
-            sizes = [box.wire_size(m.uid) for m in messages]
+            sizes = [box.wire_size(m) for m in messages]
         except (OSError, KeyError) as e:
             lock.release()
             log.warning("%s: cannot read the mailbox of %s: %s", self.peer, user, e)
