@@ -61,7 +61,9 @@ uid -> the new flags) and ``origin`` (the :class:`Maildir` object the change was
 through). Every Maildir object open on the same folder (same real path) shares the
 listeners; a listener is not told of changes made through the object it subscribed on,
 unless it asked with ``own=True``. A scan that finds messages another process delivered
-or removed tells the listeners too. Callbacks run synchronously, inside the call that
+or removed, or whose flags changed since this object last looked, tells the listeners
+too (so a change may be told more than once: a listener takes it as the state now, as
+IMAP's FETCH FLAGS does). Callbacks run synchronously, inside the call that
 made the change; one that raises is logged and the others still run.
 
 Example::
@@ -550,11 +552,23 @@ class Maildir:
                 added.append(uid)
             if gone or added or not had:
                 self._write_uidlist()
+            # flags changed behind this object's back (another process, another program)
+            recolored: dict[int, frozenset[str]] = {}
+            for key, (_, old_name) in self._files.items():
+                now = found.get(key)
+                if now is None or now[1] == old_name:
+                    continue
+                before = _flags_from_info(_split_name(old_name)[1], self._keywords)
+                after = _flags_from_info(_split_name(now[1])[1], self._keywords)
+                if before != after:
+                    recolored[self._uid_of[key]] = after
             self._files = {key: (sub, name) for key, (sub, name, _) in found.items()}
             if gone:
                 self._emit(Change("expunge", tuple(sorted(gone)), origin=self))
             if added:
                 self._emit(Change("exists", tuple(added), origin=self))
+            if recolored:
+                self._emit(Change("flags", tuple(sorted(recolored)), recolored, origin=self))
             infos = []
             for key, (sub, name, st) in found.items():
                 infos.append(self._info(key, sub, name, st))

@@ -275,6 +275,16 @@ def test_a_scan_tells_of_mail_another_process_delivered_or_removed(tmp_path: Pat
     box.messages()
     assert [(c.kind, c.uids) for c in heard] == [("exists", ()), ("exists", (1,)),
                                                  ("expunge", (1,))]
+    box.deliver(b"y")
+    [msg] = box.messages()
+    # another program marks it seen (a rename into cur with :2,S): the next scan tells
+    os.rename(msg.path, tmp_path / "a" / "cur" / f"{msg.key}:2,S")
+    heard.clear()
+    box.messages()
+    assert [(c.kind, c.uids, c.flags) for c in heard] == [
+        ("flags", (2,), {2: frozenset({"\\Seen"})})]
+    box.messages()
+    assert len(heard) == 1  # told once
 
 
 def test_a_listener_may_use_the_store_and_one_that_raises_does_not_stop_others(
