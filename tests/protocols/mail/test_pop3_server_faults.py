@@ -244,3 +244,43 @@ def test_retr_sends_a_chunk_at_a_time_and_later_commands_wait_for_it(tmp_path: P
     assert body.endswith(b"\r\n.\r\n+OK\r\n")  # the message, its end, then NOOP's reply
     assert body[: -len(b".\r\n+OK\r\n")] == pop3.stuff(big)[: -len(b".\r\n")]
     protocol.connection_lost(Failure(ConnectionResetError()))
+
+
+async def test_a_failed_stls_handshake_closes_that_connection_only(server: Any) -> None:
+    bystander = await RawPOP3.connect(server.port)
+    assert (await bystander.login()).startswith(b"+OK")
+    client = await RawPOP3.connect(server.port)
+    await client.line()
+    assert (await client.cmd("STLS")).startswith(b"+OK")
+    client.send(b"this is no TLS ClientHello\r\n" * 10)
+    assert await client.eof()
+    assert (await bystander.cmd("STAT")).startswith(b"+OK 3 ")
+    bystander.close()
+
+
+async def test_a_client_gone_in_the_middle_of_a_big_retr_changes_nothing(
+    tmp_path: Path, reactor: Any
+) -> None:
+    big = b"Subject: big\r\n\r\n" + b"0123456789" * 1_000_000 + b"\r\n"
+    box = seed(tmp_path, "carol", [big, b"Subject: small\r\n\r\n"])
+    listener = pop3.serve(tmp_path, {"carol": "pw"})
+    try:
+        client = await RawPOP3.connect(listener.port)
+        assert (await client.login("carol", "pw")).startswith(b"+OK")
+        assert (await client.cmd("DELE 2")).startswith(b"+OK")
+        assert (await client.cmd("RETR 1")).startswith(b"+OK")
+        assert await client.reader.readexactly(100_000)  # part of it, then gone
+        client.writer.transport.abort()
+        again = await RawPOP3.connect(listener.port)
+        reply = await again.login("carol", "pw")
+        for _ in range(100):  # until the server has seen the drop (each try a round trip)
+            if not reply.startswith(b"-ERR [IN-USE]"):
+                break
+            assert (await again.cmd("USER carol")).startswith(b"+OK")
+            reply = await again.cmd("PASS pw")
+        assert reply.startswith(b"+OK")
+        assert (await again.cmd("STAT")).startswith(b"+OK 2 ")
+        again.close()
+        assert len(box.messages()) == 2
+    finally:
+        await listener.close()
