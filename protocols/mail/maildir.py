@@ -654,6 +654,7 @@ class Maildir:
                 return action(key, sub, name)
             except FileNotFoundError:
                 self._files = {}
+                self._scan_cache = None  # the next look is a real scan
         raise NoSuchMessage(f"no message with UID {uid} in {self.name}")
 
     def get(self, uid: int) -> MessageInfo:
