@@ -80,6 +80,7 @@ __all__ = [
     "Response",
     "ResponseReader",
     "Stuffer",
+    "TopCutter",
     "connect",
     "parse_command",
     "serve",
@@ -352,16 +353,72 @@ class _Session:
     retrieved: set[int] = field(default_factory=set)
 
 
+class TopCutter:
+    """What TOP sends of a message fed by pieces: the header, the blank line, then
+    ``body_lines`` lines of the body (all of a message that has no blank line).
+    ``feed(chunk)`` returns the bytes to send (as stored: stuff them after), ``done``
+    says the cut is made (feed no more), ``end()`` returns a last line with no line end.
+
+    >>> cut = TopCutter(1)
+    >>> cut.feed(b"Subject: x\\n\\nline 1\\nli") + cut.feed(b"ne 2\\n")
+    b'Subject: x\\n\\nline 1\\n'
+    >>> cut.done
+    True
+    """
+
+    def __init__(self, body_lines: int) -> None:
+        self.left = body_lines
+        self.in_body = False
+        self.done = False
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.done:
+            return b""
+        data = self._partial + chunk
+        out_end = 0
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            line = data[start:end].removesuffix(b"\r")
+            if self.in_body:
+                if self.left == 0:
+                    self.done = True
+                    break
+                self.left -= 1
+            elif not line:
+                self.in_body = True
+            start = end + 1
+            out_end = start
+        self._partial = b"" if self.done else data[out_end:]
+        if not self.done and self.in_body and self.left == 0:
+            self.done = True  # nothing more is wanted: no need to read on
+            self._partial = b""
+        return data[:out_end]
+
+    def end(self) -> bytes:
+        """The last line of a message whose end has no line break, if it is wanted."""
+        partial, self._partial = self._partial, b""
+        if self.done or (self.in_body and self.left == 0):
+            return b""
+        return partial
+
+
 class _MessageProducer:
-    """Sends one message, stuffed, a chunk each time the transport asks (a pull
-    producer): a slow reader never makes the server hold more than a chunk or two."""
+    """Sends one message (or TOP's part of it), stuffed, a chunk each time the transport
+    asks (a pull producer): a slow reader never makes the server hold more than a chunk
+    or two."""
 
     CHUNK = 256 * 1024
 
-    def __init__(self, protocol: POP3ServerProtocol, file: Any) -> None:
+    def __init__(self, protocol: POP3ServerProtocol, file: Any,
+                 body_lines: int | None = None) -> None:
         self.protocol = protocol
         self.file = file
         self.stuffer = Stuffer()
+        self.cutter = TopCutter(body_lines) if body_lines is not None else None
 
     def resume_producing(self) -> None:
         transport = self.protocol.transport
@@ -371,6 +428,16 @@ class _MessageProducer:
             log.warning("%s: reading a message failed: %s", self.protocol.peer, e)
             self.stop_producing()
             transport.abort()  # the reply is half sent: only a drop can tell the client
+            return
+        cutter = self.cutter
+        if cutter is not None:
+            wanted = cutter.feed(chunk) if chunk else cutter.end()
+            if chunk and not cutter.done:
+                transport.write(self.stuffer.feed(wanted))
+                return
+            transport.write(self.stuffer.feed(wanted) + self.stuffer.end())
+            self.stop_producing()
+            self.protocol._sent()
             return
         if chunk:
             transport.write(self.stuffer.feed(chunk))
@@ -813,10 +880,6 @@ class POP3ServerProtocol(Protocol):
         self._reply("\r\n".join(lines))
         return True
 
-    def _read(self, n: int) -> bytes:
-        assert self.session is not None
-        return self.session.box.read(self.session.messages[n - 1].uid)
-
     def do_retr(self, which: str) -> bool:
         n = self._number(which)
         if n is None:
@@ -836,16 +899,11 @@ class POP3ServerProtocol(Protocol):
         if not count.isdigit():
             self._bad_command("TOP needs a non-negative number of lines")
             return False
-        data = _BARE_LF.sub(b"\r\n", self._read(n))
-        head, sep, body = data.partition(b"\r\n\r\n")
-        if not sep and head.startswith(b"\r\n"):  # no headers at all
-            head, sep, body = b"", b"\r\n", head[2:]
-        lines = body.split(b"\r\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        kept = b"".join(line + b"\r\n" for line in lines[:int(count)])
+        assert self.session is not None
+        file = self.session.box.open(self.session.messages[n - 1].uid)
         self.transport.write(b"+OK\r\n")
-        self.transport.write(stuff(head + sep + kept if sep else head))
+        self._sender = _MessageProducer(self, file, int(count))
+        self.transport.register_producer(self._sender, False)
         return True
 
     def do_dele(self, which: str) -> bool:

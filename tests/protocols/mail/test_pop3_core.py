@@ -14,6 +14,7 @@ from protocols.mail.pop3 import (
     Response,
     ResponseReader,
     Stuffer,
+    TopCutter,
     parse_command,
     stuff,
     unstuff,
@@ -121,3 +122,33 @@ def test_any_line_parses_or_is_a_command_error(line: bytes) -> None:
 def test_bad_lines(line: bytes, error: str) -> None:
     with pytest.raises(CommandError, match=error):
         parse_command(line)
+
+
+def cut_by_pieces(data: bytes, lines: int, at: list[int]) -> bytes:
+    cutter = TopCutter(lines)
+    out = b""
+    for piece in pieces(data, at):
+        if cutter.done:
+            break
+        out += cutter.feed(piece)
+    return out + cutter.end()
+
+
+@given(line_text, st.integers(min_value=0, max_value=8), cuts)
+def test_top_cuts_the_same_however_the_message_is_read(data: bytes, lines: int,
+                                                       at: list[int]) -> None:
+    whole = cut_by_pieces(data, lines, [])
+    assert cut_by_pieces(data, lines, at) == whole
+    assert data.startswith(whole)  # a prefix of the message, cut at a line's end
+    assert whole == data or whole.endswith(b"\n")
+    if b"\n\n" not in data.replace(b"\r\n", b"\n") and not data.startswith((b"\n", b"\r\n")):
+        assert whole == data  # no blank line: all of it is header
+    assert cut_by_pieces(data, 10_000, at) == data  # more lines than it has: all of it
+
+
+def test_top_counts_body_lines_after_the_blank_line() -> None:
+    message = b"A: 1\r\nB: 2\r\n\r\none\r\ntwo\nthree"
+    assert cut_by_pieces(message, 0, []) == b"A: 1\r\nB: 2\r\n\r\n"
+    assert cut_by_pieces(message, 2, [3, 17]) == b"A: 1\r\nB: 2\r\n\r\none\r\ntwo\n"
+    assert cut_by_pieces(message, 3, [5]) == message  # the last line has no line end
+    assert cut_by_pieces(b"\r\nbody\r\n\r\nmore\r\n", 1, []) == b"\r\nbody\r\n"  # no header

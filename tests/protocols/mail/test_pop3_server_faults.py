@@ -284,3 +284,23 @@ async def test_a_client_gone_in_the_middle_of_a_big_retr_changes_nothing(
         assert len(box.messages()) == 2
     finally:
         await listener.close()
+
+
+def test_top_streams_too_and_a_line_longer_than_a_chunk_is_not_cut(tmp_path: Path) -> None:
+    long_header = b"X-Long: " + b"h" * 600_000 + b"\r\n"  # more than two chunks
+    message = b"Subject: long\r\n" + long_header + b"\r\n" + b"body line\r\n" * 10
+    seed(tmp_path, "carol", [message])
+    factory = pop3.POP3ServerFactory(tmp_path, {"carol": "pw"}, reactor=Clock())
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"USER carol\r\nPASS pw\r\n")
+    transport.clear()
+    protocol.data_received(b"TOP 1 2\r\nNOOP\r\n")
+    while transport.producer is not None:
+        transport.producer.resume_producing()
+    head, _, rest = transport.value().partition(b"\r\n")
+    assert head == b"+OK"
+    wanted = b"Subject: long\r\n" + long_header + b"\r\n" + b"body line\r\n" * 2
+    assert rest == wanted + b".\r\n+OK\r\n"
+    protocol.connection_lost(Failure(ConnectionResetError()))
