@@ -374,3 +374,38 @@ def test_a_scan_of_a_settled_unchanged_folder_answers_from_memory(
     Maildir(tmp_path / "a").add_flags(1, {"\\Seen"})  # another object renames the file
     assert box.messages()[0].flags == {"\\Seen"}
     assert len(listed) == 4
+
+
+def test_expunge_and_flag_changes_racing_in_two_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "a")
+    box = Maildir(path)
+    for i in range(200):
+        box.append(b"%d" % i, flags={"\\Deleted"} if i % 2 else ())
+    expunger = python("""
+        import sys
+        from protocols.mail.maildir import Maildir
+        sys.stdin.readline()
+        print(len(Maildir(sys.argv[1]).expunge()))
+    """, path)
+    flagger = python("""
+        import sys
+        from protocols.mail.maildir import Maildir
+        box = Maildir(sys.argv[1])
+        sys.stdin.readline()
+        for _ in range(5):
+            box.store_flags([m.uid for m in box.messages()], ["\\\\Seen"], "add")
+            box.store_flags(range(1, 201), ["\\\\Flagged"], "add")  # some are gone: skipped
+        print("ok")
+    """, path)
+    for proc in (expunger, flagger):  # both go at once
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outs = [proc.communicate(timeout=60) for proc in (expunger, flagger)]
+    assert [p.returncode for p in (expunger, flagger)] == [0, 0], outs
+    assert outs[0][0].split() == ["100"] and outs[1][0].split() == ["ok"]
+    left = Maildir(path).messages()
+    assert [m.uid for m in left] == list(range(1, 201, 2))  # the ones never deleted
+    assert all(m.flags == {"\\Seen", "\\Flagged"} for m in left)
+    assert len(os.listdir(tmp_path / "a" / "cur")) == 100
+    assert os.listdir(tmp_path / "a" / "tmp") == []
