@@ -496,6 +496,11 @@ class POP3ServerFactory(Factory):
     def build_protocol(self, addr: Any) -> POP3ServerProtocol:
         return POP3ServerProtocol(self)
 
+    def __repr__(self) -> str:
+        tls = ", implicit TLS" if self.implicit_tls else (", STLS" if self.tls else "")
+        return (f"<POP3ServerFactory of {self.maildir_root!r}, {len(self.users)} users{tls}, "
+                f"{len(self.sessions)} sessions>")
+
 
 #: verb -> the states it is allowed in
 _ALLOWED = {
@@ -538,6 +543,10 @@ class POP3ServerProtocol(Protocol):
         self._idle: Any = None
         self._sender: _MessageProducer | None = None
         self._reading_paused = False
+
+    def __repr__(self) -> str:
+        who = f" {self.authenticated}" if self.authenticated else ""
+        return f"<POP3ServerProtocol {self.peer} {self.state}{who}>"
 
     # ---- connection events
 
@@ -1018,9 +1027,10 @@ class POP3Client:
     """A POP3 session (from :func:`connect`): one method per verb, each a Deferred.
 
     Commands run one after the other (a call made while another is under way waits for
-    it). ``greeting`` is the server's first line, ``timestamp`` its APOP timestamp (or
-    None), ``capabilities`` the last CAPA answer (name -> arguments), ``tls`` whether the
-    connection is encrypted.
+    it). ``async with`` sends QUIT at the end of the block (or drops the connection,
+    deleting nothing, if the block raised). ``greeting`` is the server's first line,
+    ``timestamp`` its APOP timestamp (or None), ``capabilities`` the last CAPA answer
+    (name -> arguments), ``tls`` whether the connection is encrypted.
     """
 
     def __init__(self, host: str, timeout: float | None, reactor: Any) -> None:
@@ -1256,6 +1266,7 @@ class POP3Client:
         async def work() -> str:
             response = await self._send("QUIT", "QUIT")
             if self._protocol is not None and not self.closed:
+                self.closed = True
                 self._protocol.transport.close()
             return response.text
         return self._run(work)
@@ -1263,7 +1274,21 @@ class POP3Client:
     def close(self) -> None:
         """Drop the connection without QUIT (the server deletes nothing)."""
         if self._protocol is not None and not self.closed:
+            self.closed = True
             self._protocol.transport.abort()
+
+    async def __aenter__(self) -> POP3Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """QUIT (so the server removes what was deleted) when the block ends well; a drop
+        (nothing removed) when it raised."""
+        if self.closed:
+            return
+        if exc[0] is None:
+            await self.quit()
+        else:
+            self.close()
 
 
 def connect(

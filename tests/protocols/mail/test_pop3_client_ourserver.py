@@ -197,3 +197,26 @@ async def test_a_reply_that_never_comes_times_out_and_drops_the_connection(react
         assert await asyncio.wait_for(heard, 10) == b"STAT\r\n"  # then it hung up
     finally:
         server.close()
+
+
+async def test_async_with_quits_and_an_error_inside_deletes_nothing(server: Any,
+                                                                    box: Maildir) -> None:
+    with pytest.raises(RuntimeError):
+        async with await pop3.connect("127.0.0.1", server.port) as client:
+            await client.login("alice", "secret")
+            await client.dele(1)
+            raise RuntimeError("changed my mind")
+    assert client.closed
+    async with await pop3.connect("127.0.0.1", server.port) as client:
+        # the first session may still be ending on the server: IN-USE until it has
+        for _ in range(100):
+            try:
+                await client.login("alice", "secret")
+                break
+            except pop3.POP3ReplyError as e:
+                assert e.code == "IN-USE"
+        assert (await client.stat())[0] == 3  # nothing deleted by the failed block
+        await client.dele(1)
+        assert "POP3ServerProtocol" in repr(next(iter(server.factory.sessions)))
+    assert client.closed
+    assert len(box.messages()) == 2  # QUIT at the end of the block
