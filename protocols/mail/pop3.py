@@ -12,8 +12,9 @@ IMAP client sees them read.
 
 Limits: a command line is at most ``max_line_length`` octets with its CRLF (255 as RFC 2449
 has it; an AUTH continuation line may be longer), ``max_bad_commands`` errors in a row
-close the connection, ``max_login_attempts`` failed logins too, and ``idle_timeout`` seconds
-without a command end the session (no UPDATE; RFC 1939 wants at least 10 minutes).
+close the connection, ``max_login_attempts`` failed logins too (each answered only after
+``login_delay`` seconds, reading nothing meanwhile), and ``idle_timeout`` seconds without a
+command end the session (no UPDATE; RFC 1939 wants at least 10 minutes).
 
 The client (:func:`connect`) has a method per verb, each answering a Deferred; an
 ``-ERR`` reply fails it with :class:`POP3ReplyError` (its ``code`` is the RFC 2449 response
@@ -472,6 +473,7 @@ class POP3ServerFactory(Factory):
         max_line_length: int = MAX_LINE_LENGTH,
         max_bad_commands: int = 10,
         max_login_attempts: int = 3,
+        login_delay: float = 1.0,
         idle_timeout: float = 600.0,
         reactor: Any = None,
     ) -> None:
@@ -489,6 +491,7 @@ class POP3ServerFactory(Factory):
         self.max_line_length = max_line_length
         self.max_bad_commands = max_bad_commands
         self.max_login_attempts = max_login_attempts
+        self.login_delay = login_delay
         self.idle_timeout = idle_timeout
         self.reactor = reactor if reactor is not None else get_reactor()
         self.sessions: set[POP3ServerProtocol] = set()
@@ -542,6 +545,7 @@ class POP3ServerProtocol(Protocol):
         self._closing = False
         self._idle: Any = None
         self._sender: _MessageProducer | None = None
+        self._delay: Any = None  # the timer of a failed login's late answer
         self._reading_paused = False
 
     def __repr__(self) -> str:
@@ -563,7 +567,7 @@ class POP3ServerProtocol(Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if self._sender is not None:
+        if self._sender is not None or self._delay is not None:
             # a message is on its way: later commands wait (pipelined replies stay in order)
             if len(self._buffer) > 64 * 1024 and not self._reading_paused:
                 self._reading_paused = True
@@ -580,7 +584,7 @@ class POP3ServerProtocol(Protocol):
 
     def _process(self) -> None:
         buf = self._buffer
-        while not self._closing and self._sender is None:
+        while not self._closing and self._sender is None and self._delay is None:
             end = buf.find(b"\n")
             limit = MAX_AUTH_LINE_LENGTH if self._sasl else self.factory.max_line_length
             if end < 0:
@@ -607,6 +611,9 @@ class POP3ServerProtocol(Protocol):
         self._closing = True
         if self._sender is not None:
             self._sender.stop_producing()
+        if self._delay is not None and self._delay.active():
+            self._delay.cancel()
+        self._delay = None
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         self._idle = None
@@ -795,12 +802,24 @@ class POP3ServerProtocol(Protocol):
     def _login_failed(self, user: str) -> bool:
         self._failed_logins += 1
         log.warning("%s: failed login as %r", self.peer, user)
-        if self._failed_logins >= self.factory.max_login_attempts:
+        last = self._failed_logins >= self.factory.max_login_attempts
+        if self.factory.login_delay > 0:
+            # the answer comes late, and nothing else is read meanwhile: guessing is slow
+            self._delay = self.factory.reactor.call_later(
+                self.factory.login_delay, self._answer_failed_login, last)
+        else:
+            self._answer_failed_login(last)
+        return False
+
+    def _answer_failed_login(self, last: bool) -> None:
+        self._delay = None
+        if last:
             self._reply("-ERR [AUTH] Authentication failed; too many attempts, closing")
             self._close()
-        else:
-            self._reply("-ERR [AUTH] Authentication failed")
-        return False
+            return
+        self._reply("-ERR [AUTH] Authentication failed")
+        if not self._closing and self.transport is not None:
+            self._process()
 
     def _open_mailbox(self, user: str) -> bool:
         if "/" in user or user.startswith(".") or "\x00" in user or not user:
@@ -973,6 +992,7 @@ def serve(
     max_line_length: int = MAX_LINE_LENGTH,
     max_bad_commands: int = 10,
     max_login_attempts: int = 3,
+    login_delay: float = 1.0,
     idle_timeout: float = 600.0,
 ) -> Listener:
     """Serve the Maildirs under ``maildir_root`` (one per user: ``maildir_root/<user>``)
@@ -997,7 +1017,7 @@ def serve(
         maildir_root, users, tls=tls, implicit_tls=implicit_tls, require_tls=require_tls,
         hostname=hostname, banner=banner, max_line_length=max_line_length,
         max_bad_commands=max_bad_commands, max_login_attempts=max_login_attempts,
-        idle_timeout=idle_timeout, reactor=reactor,
+        login_delay=login_delay, idle_timeout=idle_timeout, reactor=reactor,
     )
     if implicit_tls:
         return reactor.listen_tls(port, factory, tls, interface=interface)

@@ -34,7 +34,7 @@ def box(tmp_path: Path) -> Maildir:
 @pytest.fixture
 def server(tmp_path: Path, box: Maildir, certs: Any, reactor: Any) -> Iterator[Any]:
     users = dict(USERS, long="p" * 300)
-    listener = pop3.serve(tmp_path, users, tls=server_tls(certs))
+    listener = pop3.serve(tmp_path, users, tls=server_tls(certs), login_delay=0)
     yield listener
     listener.close()
 

@@ -32,7 +32,8 @@ def box(tmp_path: Path) -> Maildir:
 
 @pytest.fixture
 def server(tmp_path: Path, box: Maildir, certs: Any, reactor: Any) -> Iterator[Any]:
-    listener = pop3.serve(tmp_path, USERS, tls=server_tls(certs), max_bad_commands=10)
+    listener = pop3.serve(tmp_path, USERS, tls=server_tls(certs), max_bad_commands=10,
+                          login_delay=0)
     yield listener
     listener.close()
 
@@ -304,3 +305,23 @@ def test_top_streams_too_and_a_line_longer_than_a_chunk_is_not_cut(tmp_path: Pat
     wanted = b"Subject: long\r\n" + long_header + b"\r\n" + b"body line\r\n" * 2
     assert rest == wanted + b".\r\n+OK\r\n"
     protocol.connection_lost(Failure(ConnectionResetError()))
+
+
+def test_a_failed_login_is_answered_late_and_what_follows_waits(tmp_path: Path) -> None:
+    seed(tmp_path)
+    clock = Clock()
+    factory = pop3.POP3ServerFactory(tmp_path, USERS, login_delay=1.0, reactor=clock)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    transport.clear()
+    protocol.data_received(b"USER alice\r\nPASS guess\r\nUSER alice\r\nPASS secret\r\n")
+    assert transport.value() == b"+OK Send PASS\r\n"  # the failure not told yet
+    clock.advance(0.99)
+    assert transport.value() == b"+OK Send PASS\r\n"
+    clock.advance(0.01)
+    lines = transport.value().split(b"\r\n")
+    assert lines[1] == b"-ERR [AUTH] Authentication failed"
+    assert lines[2] == b"+OK Send PASS" and lines[3].startswith(b"+OK alice's maildrop")
+    protocol.connection_lost(Failure(ConnectionResetError()))
+    assert all(not c.active() for c in clock.calls)  # no timer left behind

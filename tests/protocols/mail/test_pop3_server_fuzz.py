@@ -44,7 +44,7 @@ def test_any_mix_of_commands_is_answered_and_changes_only_what_quit_allows(
         commands = [b"USER alice", b"PASS secret", *commands]
     root_dir, box = root, Maildir(root / "alice")
     before = [m.uid for m in box.messages()]
-    factory = pop3.POP3ServerFactory(root_dir, USERS, reactor=Clock())
+    factory = pop3.POP3ServerFactory(root_dir, USERS, login_delay=0, reactor=Clock())
     protocol = factory.build_protocol(None)
     transport = StringTransport(protocol=protocol)
     protocol.connection_made(transport)
