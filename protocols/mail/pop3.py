@@ -438,14 +438,14 @@ class _MessageProducer:
                 return
             transport.write(self.stuffer.feed(wanted) + self.stuffer.end())
             self.stop_producing()
-            self.protocol._sent()
+            self.protocol._continue()
             return
         if chunk:
             transport.write(self.stuffer.feed(chunk))
             return
         transport.write(self.stuffer.end())
         self.stop_producing()
-        self.protocol._sent()
+        self.protocol._continue()
 
     def pause_producing(self) -> None:
         pass
@@ -568,15 +568,17 @@ class POP3ServerProtocol(Protocol):
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         if self._sender is not None or self._delay is not None:
-            # a message is on its way: later commands wait (pipelined replies stay in order)
+            # a message (or a late answer) is on its way: later commands wait, so that
+            # pipelined replies stay in order
             if len(self._buffer) > 64 * 1024 and not self._reading_paused:
                 self._reading_paused = True
                 self.transport.pause_reading()
             return
         self._process()
 
-    def _sent(self) -> None:
-        """A message went out whole: on to the commands that came meanwhile."""
+    def _continue(self) -> None:
+        """A message went out whole, or a late answer went: on to the commands that came
+        meanwhile."""
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
@@ -819,7 +821,7 @@ class POP3ServerProtocol(Protocol):
             return
         self._reply("-ERR [AUTH] Authentication failed")
         if not self._closing and self.transport is not None:
-            self._process()
+            self._continue()
 
     def _open_mailbox(self, user: str) -> bool:
         if "/" in user or user.startswith(".") or "\x00" in user or not user:
