@@ -88,6 +88,7 @@ Example:
 {1: 2}
 >>> box.list_folders()
 ['INBOX', 'Sent']
+>>> import shutil; shutil.rmtree(os.path.dirname(box.root))
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ client's reading of replies, un-stuffing multi-line ones).
 Example::
 
     >>> from protocols.mail import pop3
-    >>> import tempfile
-    >>> listener = pop3.serve(tempfile.mkdtemp(), {"alice": "secret"})
+    >>> listener = pop3.serve(".", {"alice": "secret"})  # Maildirs in ./alice ...
     >>> listener.port > 0
     True
     >>> _ = listener.close()
@@ -1008,8 +1007,7 @@ def serve(
     when ``maildir_root`` is not a directory or a TLS option lacks ``tls``, OSError when
     the port is taken.
 
-    >>> import tempfile
-    >>> listener = serve(tempfile.mkdtemp(), {"alice": "secret"}, idle_timeout=60)
+    >>> listener = serve(".", {"alice": "secret"}, idle_timeout=60)
     >>> listener.factory.idle_timeout
     60
     >>> _ = listener.close()
