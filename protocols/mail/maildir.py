@@ -290,6 +290,7 @@ def _flags_from_info(info: str, keywords: list[str]) -> frozenset[str]:
     return frozenset(flags)
 
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 _WIRE_SIZE = re.compile(r",W=(\d+)(?:,|$)")
 _CONVENTIONAL_KEY = re.compile(r"(\d+)\.M(\d+)P(\d+)Q(\d+)\.")
 
@@ -690,8 +691,16 @@ class Maildir:
         f = self._retry(uid, do)
         return f  # type: ignore[return-value]
 
-    def read(self, uid: int, start: int = 0, length: int | None = None) -> bytes:
-        """The message's bytes as stored: all, or ``length`` bytes from ``start``."""
+    def read(self, uid: int, start: int = 0, length: int | None = None, *,
+             crlf: bool = False) -> bytes:
+        """The message's bytes: all, or ``length`` bytes from ``start``. As stored, or with
+        ``crlf`` as the wire has them (every bare LF made CRLF; ``start`` and ``length``
+        then count in that form, as IMAP's ``BODY[]<start.length>`` does)."""
+        if crlf:
+            with self.open(uid) as f:
+                data = _BARE_LF.sub(b"\r\n", f.read())
+            end = None if length is None else start + max(length, 0)
+            return data[start:end]
         with self.open(uid) as f:
             if start:
                 f.seek(start)

@@ -129,6 +129,9 @@ def test_append_with_flags_and_date_and_reading_ranges(tmp_path: Path) -> None:
     assert (info.internal_date, info.size) == (1_600_000_000, len(data))
     assert box.read(uid) == data
     assert box.read(uid, 9, 4) == b"hi\nT"
+    assert box.read(uid, crlf=True) == data.replace(b"\n", b"\r\n")
+    assert box.read(uid, 9, 5, crlf=True) == b"hi\r\nT"  # offsets count CRLF's two bytes
+    assert len(box.read(uid, crlf=True)) == box.wire_size(uid)
     assert box.wire_size(uid) == len(data.replace(b"\n", b"\r\n"))
     assert os.listdir(tmp_path / "a" / "tmp") == []
 
