@@ -412,3 +412,25 @@ def test_expunge_and_flag_changes_racing_in_two_processes(tmp_path: Path) -> Non
     assert all(m.flags == {"\\Seen", "\\Flagged"} for m in left)
     assert len(os.listdir(tmp_path / "a" / "cur")) == 100
     assert os.listdir(tmp_path / "a" / "tmp") == []
+
+
+def test_fsync_can_be_turned_off_and_folders_inherit_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real = md.os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.path.basename(os.path.dirname(os.readlink(f"/proc/self/fd/{fd}"))))
+        real(fd)
+
+    monkeypatch.setattr(md.os, "fsync", recording)
+    Maildir(tmp_path / "a").deliver(b"x")
+    assert synced == ["tmp"]  # the message, before its rename
+    fast = Maildir(tmp_path / "b", fsync=False)
+    fast.deliver(b"x")
+    fast.create_folder("Sent").append(b"y")
+    fast.folder("Sent").append(b"z")
+    assert "tmp" not in synced[1:]  # no message flushed (UID lists still are: UIDs matter)
+    assert [fast.folder("Sent").read(m.uid) for m in fast.folder("Sent").messages()] == [
+        b"y", b"z"]
