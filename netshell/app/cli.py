@@ -116,25 +116,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("directory", nargs="?", metavar="DIR",
                        help="http and ftp: the directory to serve (default: the current one)")
     serve.add_argument("--port", type=_port, default=None,
-                       help="port (default: http 8000, ftp 2121, irc 6667, echo 7007, "
-                            "discard 9009, daytime 13013, qotd 17017, chargen 19019; 0 picks "
-                            "any free one)")
+                       help="port (default: http 8000, ftp 2121, irc 6667, smtp 2525, "
+                            "pop3 1110, imap 1143, echo 7007, discard 9009, daytime 13013, "
+                            "qotd 17017, chargen 19019; 0 picks any free one)")
     serve.add_argument("--interface", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1)")
     serve.add_argument("--grace", type=float, default=5.0, metavar="SECONDS",
                        help="at shutdown, time connections get to finish (default 5)")
     ftp = serve.add_argument_group("ftp")
     ftp.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
-                     help="a user who may log in (repeat for more); with none, anonymous "
-                          "logins only")
+                     help="ftp, pop3, imap: a user who may log in (repeat for more); ftp "
+                          "with none: anonymous logins only")
     ftp.add_argument("--writable", action="store_true",
                      help="users may upload, rename and delete (default: read-only)")
     ftp.add_argument("--tls", action="store_true",
                      help="ftp: FTPS, AUTH TLS required before login; irc: TLS from the "
-                          "first byte; a throwaway certificate (its fingerprint printed) "
-                          "unless --cert and --key")
+                          "first byte; smtp: STARTTLS offered; pop3, imap: STLS/STARTTLS "
+                          "required before login; a throwaway certificate (its fingerprint "
+                          "printed) unless --cert and --key")
     ftp.add_argument("--cert", metavar="PEM", help="with --tls: the certificate (and chain)")
     ftp.add_argument("--key", metavar="PEM", help="with --tls: its private key")
+    mail = serve.add_argument_group("smtp, pop3, imap")
+    mail.add_argument("--maildir", metavar="DIR",
+                      help="the mail: smtp delivers into DIR/<recipient's local part>, pop3 "
+                           "and imap serve DIR/<user> (each a Maildir, made when missing)")
     irc = serve.add_argument_group("irc")
     irc.add_argument("--name", default=None,
                      help="the server's name, the source of its replies (default irc.local)")
@@ -258,16 +263,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "kernel":
         return _kernel(parser, args)
     if args.command in ("run", "serve") or args.code is not None:
-        from netshell.app.runner import FTPOptions, IRCOptions, RunOptions, run_source, serve
+        from netshell.app.runner import (
+            FTPOptions,
+            IRCOptions,
+            MailOptions,
+            RunOptions,
+            run_source,
+            serve,
+        )
 
         _headless_logging(level, bool(getattr(args, "verbose", False)))
         if args.command == "serve":
             if args.directory is not None and args.service not in ("http", "ftp"):
                 parser.error("only `netsh serve http` and `netsh serve ftp` take a directory")
-            ftp_flags = [name for name, on in (
-                ("--user", args.user), ("--writable", args.writable)) if on]
-            if ftp_flags and args.service != "ftp":
-                parser.error(f"{ftp_flags[0]} is for `netsh serve ftp` only")
+            if args.writable and args.service != "ftp":
+                parser.error("--writable is for `netsh serve ftp` only")
+            if args.user and args.service not in ("ftp", "pop3", "imap"):
+                parser.error("--user is for `netsh serve ftp`, `pop3` and `imap`")
+            if args.maildir is not None and args.service not in ("smtp", "pop3", "imap"):
+                parser.error("--maildir is for `netsh serve smtp`, `pop3` and `imap`")
+            if args.service in ("smtp", "pop3", "imap") and args.maildir is None:
+                parser.error(f"`netsh serve {args.service}` needs --maildir DIR")
+            if args.service in ("pop3", "imap") and not args.user:
+                parser.error(f"`netsh serve {args.service}` needs a --user NAME:PASSWORD")
             irc_flags = [name for name, on in (
                 ("--name", args.name is not None), ("--password", args.password is not None),
                 ("--oper", args.oper), ("--account", args.account)) if on]
@@ -275,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"{irc_flags[0]} is for `netsh serve irc` only")
             tls_flags = [name for name, on in (
                 ("--tls", args.tls), ("--cert", args.cert), ("--key", args.key)) if on]
-            if tls_flags and args.service not in ("ftp", "irc"):
-                parser.error(f"{tls_flags[0]} is for `netsh serve ftp` and `netsh serve irc`")
+            if tls_flags and args.service not in ("ftp", "irc", "smtp", "pop3", "imap"):
+                parser.error(f"{tls_flags[0]} is for `netsh serve ftp`, `irc`, `smtp`, `pop3` "
+                             "and `imap`")
             if (args.cert or args.key) and not args.tls:
                 parser.error("--cert and --key go with --tls")
             ftp_options = FTPOptions(users=args.user, writable=args.writable, tls=args.tls,
@@ -284,9 +303,12 @@ def main(argv: list[str] | None = None) -> int:
             irc_options = IRCOptions(name=args.name, password=args.password, opers=args.oper,
                                      accounts=args.account, tls=args.tls, cert=args.cert,
                                      key=args.key)
+            mail_options = MailOptions(maildir=args.maildir, users=args.user, tls=args.tls,
+                                       cert=args.cert, key=args.key)
             return serve(args.service, args.port, args.interface,
                          RunOptions(grace=args.grace, quiet=args.quiet), args.directory,
-                         use_uvloop=uvloop, ftp_options=ftp_options, irc_options=irc_options)
+                         use_uvloop=uvloop, ftp_options=ftp_options, irc_options=irc_options,
+                         mail_options=mail_options)
         if args.command is None:
             return run_source(args.code, "<string>", ["-c"], RunOptions(exit_when_done=True,
                                                                          quiet=args.quiet),

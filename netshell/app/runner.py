@@ -504,7 +504,8 @@ def serving_line(service: str, host: str, port: int, tls: bool = False) -> str:
     the listener speaks TLS from the first byte (IRC's URL is then ircs://; FTP's TLS is
     asked for on the connection, its URL stays ftp://)."""
     url_host = f"[{host}]" if ":" in host else host
-    scheme = {"http": "http", "ftp": "ftp", "irc": "ircs" if tls else "irc"}.get(service)
+    scheme = {"http": "http", "ftp": "ftp", "irc": "ircs" if tls else "irc", "smtp": "smtp",
+              "pop3": "pop", "imap": "imap"}.get(service)  # pop: RFC 2384, imap: RFC 5092
     url = f" ({scheme}://{url_host}:{port}/)" if scheme else ""
     return f"Serving {service.upper()} on {host} port {port}{url} ..."
 
@@ -578,6 +579,17 @@ class IRCOptions:
     key: str | None = None
 
 
+@dataclass
+class MailOptions:
+    """``netsh serve smtp|pop3|imap``'s own options."""
+
+    maildir: str | None = None  # the root: DIR/<user> is each user's Maildir
+    users: list[str] = field(default_factory=list)  # NAME:PASSWORD, as typed
+    tls: bool = False
+    cert: str | None = None
+    key: str | None = None
+
+
 def _name_passwords(specs: list[str], flag: str = "--user") -> dict[str, str]:
     users: dict[str, str] = {}
     for spec in specs:
@@ -588,7 +600,7 @@ def _name_passwords(specs: list[str], flag: str = "--user") -> dict[str, str]:
     return users
 
 
-def _tls_context(options: FTPOptions | IRCOptions) -> Any:
+def _tls_context(options: FTPOptions | IRCOptions | MailOptions) -> Any:
     """The server context for ``--tls``: from --cert/--key, or a throwaway certificate
     whose SHA-256 fingerprint is printed (a client checks it, or trusts it once)."""
     from cryptography import x509
@@ -612,23 +624,64 @@ def _tls_context(options: FTPOptions | IRCOptions) -> Any:
     return context
 
 
-SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http", "ftp", "irc")
+SERVICES = ("echo", "discard", "chargen", "daytime", "qotd", "http", "ftp", "irc", "smtp", "pop3",
+            "imap")
 # The port each service listens on when no --port is given, fixed as http.server's 8000 is.
 # The customary ports of the small services (echo 7, discard 9, daytime 13, qotd 17,
 # chargen 19) need privileges: theirs here is that number written twice, unprivileged.
 # FTP's 21 needs privileges too: 2121, as python -m pyftpdlib. IRC's own 6667 needs none.
-DEFAULT_PORTS = {"http": 8000, "ftp": 2121, "irc": 6667, "echo": 7007, "discard": 9009,
-                 "daytime": 13013, "qotd": 17017, "chargen": 19019}
+# Mail's need privileges: SMTP 2525 (25 written twice), POP3 1110 and IMAP 1143 (a
+# thousand more, as 110 or 143 twice would be no port).
+DEFAULT_PORTS = {"http": 8000, "ftp": 2121, "irc": 6667, "smtp": 2525, "pop3": 1110,
+                 "imap": 1143, "echo": 7007, "discard": 9009, "daytime": 13013, "qotd": 17017,
+                 "chargen": 19019}
+
+
+def _mail_starter(service: str, maildir: str, users: dict[str, str], context: Any,
+                  port: int, interface: str) -> Callable[[], Any]:
+    """What starts ``netsh serve smtp|pop3|imap``."""
+    if service == "smtp":
+        from protocols.mail import smtp
+        from protocols.mail.maildir import Maildir
+
+        def deliver(envelope: Any) -> None:
+            # Each recipient's copy in the Maildir named by the address's local part, as
+            # pop3 and imap serve them: DIR/<user>.
+            stored = (f"Return-Path: <{envelope.sender}>\r\n".encode("utf-8", "surrogateescape")
+                      + envelope.data)  # RFC 5321 4.4: added at final delivery
+            for recipient in dict.fromkeys(envelope.recipients):
+                local = str(recipient).rpartition("@")[0] or str(recipient)
+                Maildir(os.path.join(maildir, _mailbox_name(local))).deliver(stored)
+
+        return lambda: smtp.serve(port, interface, deliver=deliver, tls=context)
+    if service == "pop3":
+        from protocols.mail import pop3
+
+        return lambda: pop3.serve(maildir, users, port, interface, tls=context,
+                                  require_tls=context is not None)
+    from protocols.mail.imap import server as imap_server
+
+    return lambda: imap_server.serve(maildir, users, port, interface, tls=context,
+                                     require_tls=context is not None)
+
+
+def _mailbox_name(local: str) -> str:
+    """A recipient's local part as a folder name: no path in it."""
+    name = local.replace("/", "_").replace("\\", "_").lstrip(".")
+    return name or "_"
 
 
 def serve(service: str, port: int | None, interface: str, options: RunOptions,
           directory: str | None = None, use_uvloop: bool | None = None,
-          ftp_options: FTPOptions | None = None, irc_options: IRCOptions | None = None) -> int:
+          ftp_options: FTPOptions | None = None, irc_options: IRCOptions | None = None,
+          mail_options: MailOptions | None = None) -> int:
     """``netsh serve``: one service on ``interface:port`` until SIGINT or SIGTERM.
 
     ``http`` serves ``directory`` (default: the current one) as static files; ``ftp``
     serves it over FTP (anonymous and read-only unless ``ftp_options`` say otherwise); ``irc``
-    is an IRC server (its name, password, operators, accounts and TLS in ``irc_options``).
+    is an IRC server (its name, password, operators, accounts and TLS in ``irc_options``);
+    ``smtp`` delivers into ``mail_options.maildir``/<recipient's local part>, and ``pop3``
+    and ``imap`` serve ``mail_options.maildir``/<user> to ``mail_options.users``.
     """
     # The protocol library is imported here, not at the top: `netsh run` does not pay for it.
     from protocols import http, wire
@@ -679,6 +732,21 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
                              password=io_.password, opers=opers or None,
                              accounts=accounts or None, tls=irc_context)
 
+    elif service in ("smtp", "pop3", "imap"):
+        mo = mail_options or MailOptions()
+        try:
+            if not mo.maildir:
+                raise ValueError("--maildir DIR is needed")
+            maildir = os.path.abspath(mo.maildir)
+            os.makedirs(maildir, exist_ok=True)
+            mail_users = _name_passwords(mo.users)
+            if service != "smtp" and not mail_users:
+                raise ValueError("a --user NAME:PASSWORD is needed")
+            mail_context = _tls_context(mo) if mo.tls else None
+        except (ValueError, OSError) as e:
+            print(f"netsh serve {service}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        start = _mail_starter(service, maildir, mail_users, mail_context, port, interface)
     else:
         make_factory = getattr(wire, f"{service}_factory")
 
@@ -688,7 +756,7 @@ def serve(service: str, port: int | None, interface: str, options: RunOptions,
     log: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if not options.quiet and service == "http":
         log = _log_on_stderr(namespace.ACCESS_LOGGER, AccessLogFormatter())
-    elif not options.quiet and service in ("ftp", "irc"):
+    elif not options.quiet and service in ("ftp", "irc", "smtp", "pop3", "imap"):
         log = _log_on_stderr(f"netshell.{service}", logging.Formatter(
             "%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     options.exit_when_done = False

@@ -139,8 +139,8 @@ def test_tls_with_a_throwaway_certificate_whose_fingerprint_is_printed_and_an_ir
 
 @pytest.mark.parametrize(("args", "message"), [
     (["http", "--oper", "a:b"], "--oper is for `netsh serve irc` only"),
-    (["echo", "--tls"], "--tls is for `netsh serve ftp` and `netsh serve irc`"),
-    (["irc", "--user", "a:b"], "--user is for `netsh serve ftp` only"),
+    (["echo", "--tls"], "--tls is for `netsh serve ftp`, `irc`, `smtp`, `pop3` and `imap`"),
+    (["irc", "--user", "a:b"], "--user is for `netsh serve ftp`, `pop3` and `imap`"),
     (["irc", "--oper", "nocolon"], "netsh serve irc: --oper takes NAME:PASSWORD, not 'nocolon'"),
     (["irc", "--account", ":x"], "netsh serve irc: --account takes NAME:PASSWORD, not ':x'"),
 ])
