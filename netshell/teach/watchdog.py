@@ -26,26 +26,16 @@ time::
     one turn of the loop ran 3,000 callbacks for 0.5 s, most often in small (...)
       no I/O was served meanwhile: spread the work over turns (...)
 
-How: every fifth of the threshold the watchdog wakes and posts a call to the loop (a
-ping), and the loop stamps the time when it runs it (the heartbeat). While the stamp
-is older than the threshold the loop is not turning, and the watchdog samples the
-loop thread's stack for the frame of the callback that holds it: the innermost frame
-in the person's own code (not netshell's, asyncio's, the standard library's or
-another package's). When the stamp moves again, the place seen most often is
-reported with how long the loop was held. A turn spent in netshell's or another
-package's code alone is not reported: it is not the person's to fix, and on a
-machine short of CPU a slow turn of the library's own code would be reported as if
-it blocked.
-
-What wakes it (``driver``): in a process of one thread, on its main thread, a timer
-signal (SIGALRM, from the real-time interval timer), whose handler runs on the loop's
-own thread between two bytecodes, also inside ``time.sleep`` (the sleep goes on
-after it), and samples the frame it interrupted. A thread of its own would make each
-system call on a file of the process dearer: the kernel shares the file table
-between threads and counts its uses then (3% of the smallest turn of the loop, and
-of an echo round trip, on the VM of docs/performance.md). Where other threads run
-already (Jupyter's channels), or SIGALRM or the timer is taken, a daemon thread
-wakes it and samples with ``sys._current_frames()``.
+How: a daemon thread posts a call to the loop every fifth of the threshold (a
+ping), and the loop stamps the time when it runs it (the heartbeat); the thread
+reads the stamp. While the stamp is older than the threshold the loop is not
+turning, and the thread samples the loop thread's stack (``sys._current_frames()``)
+for the frame of the callback that holds it: the innermost frame in the person's
+own code (not netshell's, asyncio's, the standard library's or another package's).
+When the stamp moves again, the place seen most often is reported with how long the
+loop was held. A turn spent in netshell's or another package's code alone is not
+reported: it is not the person's to fix, and on a machine short of CPU a slow turn
+of the library's own code would be reported as if it blocked.
 
 What is never reported: a loop that waits (its heartbeat keeps beating; a stack
 sampled then shows no callback running), a loop that is stopped (IPython's terminal
@@ -56,22 +46,19 @@ thread could not sample at all (a C call holding the GIL throughout) is not
 reported either: the watchdog says only what it saw.
 
 The cost when nothing blocks: one call every ``threshold / 5`` seconds on the loop,
-posted by a signal handler or a thread that wakes as often (docs/performance.md,
-"Watchdog").
+posted by a thread that wakes as often (docs/performance.md, "Watchdog").
 """
 
 from __future__ import annotations
 
 import asyncio
 import asyncio.events
-import atexit
 import contextlib
 import contextvars
 import importlib.util
 import linecache
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -86,8 +73,8 @@ from netshell import current
 from netshell.defer import Deferred
 from netshell.failure import Failure
 
-__all__ = ["BUSY_HINT", "DEFAULT_THRESHOLD", "DRIVERS", "HINT", "Blocked", "Watchdog", "Where",
-           "make_helper", "start_watchdog", "stop_watchdog", "timer_signal_refused", "watchdog_on"]
+__all__ = ["BUSY_HINT", "DEFAULT_THRESHOLD", "HINT", "Blocked", "Watchdog", "Where", "make_helper",
+           "start_watchdog", "stop_watchdog", "watchdog_on"]
 
 log = logging.getLogger("netshell.watchdog")
 
@@ -105,9 +92,6 @@ BUSY_HINT = ("no I/O was served meanwhile: spread the work over turns (a few cal
 LASTING = 2.0
 #: Samples an episode needs before it is said while it lasts.
 LASTING_SAMPLES = 3
-#: What wakes the watchdog: "auto" (a timer signal in a process of one thread, else a
-#: thread), "signal" (SIGALRM from the real-time interval timer), "thread".
-DRIVERS = ("auto", "signal", "thread")
 
 _HANDLE_RUN = asyncio.events.Handle._run.__code__
 _NETSHELL = os.path.dirname(os.path.abspath(netshell.__file__)) + os.sep
@@ -285,8 +269,7 @@ class Watchdog:
     A block said while it lasts (``blocked.lasting``) is reported from the watchdog's
     thread instead (the loop is held), in a copy of that context.
     ``own``: the namespaces whose top-level code is the prompt's own work (not
-    reported). ``clock`` is for tests. ``driver`` picks what wakes the watchdog
-    (:data:`DRIVERS`; :attr:`mode` says which was taken). Example::
+    reported). ``clock`` is for tests. Example::
 
         dog = Watchdog(reactor.loop, threshold=0.5)
         dog.start()      # ... dog.stop()
@@ -295,16 +278,7 @@ class Watchdog:
     def __init__(self, loop: asyncio.AbstractEventLoop, threshold: float = DEFAULT_THRESHOLD,
                  report: Callable[[Blocked], None] | None = None, *,
                  own: Iterable[dict[str, Any]] = (),
-                 clock: Callable[[], float] = time.monotonic, driver: str = "auto") -> None:
-        if driver not in DRIVERS:
-            raise ValueError(f"the watchdog's driver is one of {', '.join(DRIVERS)}, "
-                             f"not {driver!r}")
-        self.driver = driver
-        #: What wakes it while it runs: "signal" or "thread" (None: tests call poll()).
-        self.mode: str | None = None
-        self._alarm_frame: FrameType | None = None  # the frame SIGALRM interrupted
-        self._in_alarm = False
-        self._previous_handler: Any = None
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.loop = loop
         self.threshold = threshold
         self.report = report or _log_report
@@ -334,8 +308,6 @@ class Watchdog:
             raise ValueError(f"the threshold is a number of seconds above 0, not {seconds!r}")
         self._threshold = float(seconds)
         self._every = self._threshold / BEATS_PER_THRESHOLD
-        if getattr(self, "mode", None) == "signal" and self._running:
-            signal.setitimer(signal.ITIMER_REAL, self._every, self._every)
 
     @property
     def lasting_after(self) -> float:
@@ -344,100 +316,29 @@ class Watchdog:
 
     @property
     def running(self) -> bool:
-        """Whether it watches. False also once other code took SIGALRM or the interval
-        timer from a watchdog woken by them (``signal.signal``, ``signal.alarm``)."""
-        if self._running and self.mode == "signal" and self._alarm_taken():
-            self.stop()
         return self._running
 
     def start(self, thread: bool = True) -> None:
         """Start the heartbeat and (unless ``thread`` is false: tests call :meth:`poll`)
-        what wakes the watchdog: by :attr:`driver`, a timer signal or a thread.
-
-        "auto" takes the timer signal where it can and where a thread would cost: a
-        process of one thread, on its main thread. A second thread makes each system
-        call on a file of the process dearer (the kernel counts references to a file
-        table that threads share: 2 to 3% of an echo round trip, docs/performance.md);
-        where another thread runs already (the prompt's output, Jupyter's channels), the
-        watchdog's own thread costs nothing more. Safe from any thread (a timer signal
-        only from the main thread); the loop need not run yet. Raises RuntimeError for
-        ``driver="signal"`` where no timer signal can be had (:func:`timer_signal_refused`).
-        """
+        the watching thread. Safe from any thread; the loop need not run yet."""
         if self._running:
             return
-        use_signal = False
-        if thread and self.driver != "thread":
-            refused = timer_signal_refused(self.loop)
-            if self.driver == "signal" and refused:
-                raise RuntimeError(f"the watchdog cannot use a timer signal: {refused}")
-            use_signal = refused is None and (self.driver == "signal"
-                                               or threading.active_count() == 1)
         self._running = True
         self._wake.clear()
         self._last = self.clock()
         self._ping()
-        if use_signal:
-            self.mode = "signal"
-            self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, self._every, self._every)
-            # Disarmed before the interpreter puts SIGALRM's default back as it ends: a
-            # tick after that would kill the process, its output unflushed.
-            atexit.register(self.stop)
-        elif thread:
-            self.mode = "thread"
+        if thread:
             self._thread = threading.Thread(target=self._watch, name="netshell watchdog",
                                             daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop watching (the thread ends at once; the timer is disarmed, and SIGALRM's
-        handler put back when stopped on the main thread)."""
+        """Stop watching (the thread ends at once)."""
         self._running = False
         self._wake.set()
-        if self.mode == "signal":
-            self._stop_alarm()
-            atexit.unregister(self.stop)
-        self.mode = None
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(1.0)
-
-    # ---- woken by a timer signal
-
-    def _alarm_taken(self) -> bool:
-        """Whether other code set SIGALRM's handler or the interval timer since."""
-        if signal.getsignal(signal.SIGALRM) != self._on_alarm:
-            return True
-        return signal.getitimer(signal.ITIMER_REAL)[1] != self._every
-
-    def _stop_alarm(self) -> None:
-        if signal.getsignal(signal.SIGALRM) != self._on_alarm:
-            return  # taken by other code: its handler and its timer are left alone
-        if signal.getitimer(signal.ITIMER_REAL)[1] == self._every:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGALRM, self._previous_handler or signal.SIG_DFL)
-        # Else our handler stays, and does nothing: only the main thread may set it.
-
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        """SIGALRM's handler: on the main thread, between two bytecodes of whatever runs
-        there (the loop waiting in select(), or a callback, which the signal interrupts
-        even in ``time.sleep``): the look the thread would make, with that frame."""
-        if self._in_alarm:
-            return
-        if not self._running:
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGALRM, self._previous_handler or signal.SIG_DFL)
-            return
-        self._in_alarm = True
-        self._alarm_frame = frame
-        try:
-            self.poll()
-        except Exception:  # never raised into the code the signal interrupted
-            log.exception("The watchdog failed; it goes on")
-        finally:
-            self._alarm_frame = None
-            self._in_alarm = False
 
     def _ping(self) -> None:
         """Ask the loop to stamp the time when it next turns (from any thread).
@@ -520,9 +421,7 @@ class Watchdog:
 
     def _sample(self, episode: _Episode) -> None:
         assert self._thread_id is not None
-        frame = self._alarm_frame
-        if frame is None or self._thread_id != threading.get_ident():
-            frame = sys._current_frames().get(self._thread_id)
+        frame = sys._current_frames().get(self._thread_id)
         try:
             frames, run = _callback_frames(frame)
             for f in frames:
@@ -635,23 +534,6 @@ def _past_a_held_prompt() -> Iterator[None]:
             sys.stdout = proxy
         if writer.wrote:
             app.invalidate()  # drawn again when the loop turns
-
-
-def timer_signal_refused(loop: asyncio.AbstractEventLoop) -> str | None:
-    """Why a watchdog of ``loop`` started from here cannot be woken by a timer signal
-    (None: it can): signals are handled on the main thread, and SIGALRM and the
-    real-time interval timer must be nobody's."""
-    if not hasattr(signal, "setitimer"):
-        return "this system has no interval timers"
-    if threading.current_thread() is not threading.main_thread():
-        return "signals are handled on the main thread, and this is another"
-    if loop.is_running() and asyncio.events._get_running_loop() is not loop:
-        return "the loop runs on another thread"
-    if signal.getsignal(signal.SIGALRM) != signal.SIG_DFL:
-        return "SIGALRM has a handler already"
-    if signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
-        return "the real-time interval timer is in use"
-    return None
 
 
 def _log_report(blocked: Blocked) -> None:

@@ -103,3 +103,18 @@ def test_a_block_that_lasts_is_shown_above_the_prompt_while_the_loop_is_held(ter
     lasting = [i for i, line in enumerate(rows(screen)) if re.match(LASTING, line)]
     assert lasting == [row - 2]  # the line while it lasted, its hint, then the total
     assert row < row_of(screen, r"\[3\]>")
+
+
+def test_the_prompt_process_has_another_thread_besides_the_watchdogs(term):
+    # Why the watchdog's own thread costs nothing measurable while the prompt is shown
+    # (docs/watchdog.md): the process has another one then (prompt_toolkit's output),
+    # whose cost (a file table shared between threads) it pays with or without the
+    # watchdog. A callback run while the prompt waits for typing counts them.
+    t = term
+    t.wait_prompt(1)
+    t.line("import threading; watchdog(False)")
+    t.wait_prompt(2)
+    t.line('reactor.call_later(0.3, lambda: print("others:", threading.active_count() - 1))')
+    screen = t.wait_for(r"^others: \d+$")
+    found = [line for line in rows(screen) if line.startswith("others: ")]
+    assert int(found[0].split()[1]) >= 1, screen
