@@ -132,6 +132,7 @@ class _Client(ns.Protocol):
         self.closed = False
         self.why: str | None = None
         self.last: Reply | None = None
+        self.broken: SMTPProtocolError | None = None
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -139,6 +140,7 @@ class _Client(ns.Protocol):
         except SMTPProtocolError as e:
             log.warning("%s broke SMTP: %s; closing", self.transport.peer, e)
             self.why = f"the server broke SMTP ({e})"
+            self.broken = e
             self.transport.abort()
             return
         for reply in replies:
@@ -164,7 +166,9 @@ class _Client(ns.Protocol):
         except ValueError:
             pass
 
-    def error(self) -> SMTPConnectionClosed:
+    def error(self) -> SMTPError:
+        if self.broken is not None:
+            return SMTPProtocolError(None, f"{self.transport.peer} broke SMTP: {self.broken}")
         last = self.last if self.last is not None and self.last.code == 421 else None
         said = f": {last}" if last is not None else ""
         return SMTPConnectionClosed(

@@ -1,0 +1,159 @@
+"""Properties of the SMTP core, with hypothesis: dot-stuffing round trips (the client's
+stuffing, the server's unstuffing: the same bytes back, for any body, however the stream is
+cut), no fake end ever ends DATA, the MAIL/RCPT parser gives back the address and parameters
+it was built from, and replies survive being written and read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netshell.testing import Clock, StringTransport
+from protocols.mail.smtp.core import (
+    DataReader,
+    PathError,
+    Reply,
+    ReplyReader,
+    dot_stuff,
+    normalize_line_ends,
+    parse_mail,
+    parse_rcpt,
+)
+from protocols.mail.smtp.server import SMTPServerFactory
+
+# bodies rich in what matters: dots, CR, LF, at line starts and ends
+body_bytes = st.lists(
+    st.sampled_from([b".", b"\r", b"\n", b"\r\n", b"a", b"..", b"\r\n.", b"\xff", b" "]),
+    max_size=40,
+).map(b"".join) | st.binary(max_size=300)
+
+
+def expected(body: bytes) -> bytes:
+    """What the server must hand on: line ends made CRLF, a last CRLF added if missing."""
+    data = normalize_line_ends(body)
+    return data + b"\r\n" if data and not data.endswith(b"\r\n") else data
+
+
+def cuts(data: bytes, points: list[int]) -> list[bytes]:
+    at = sorted({p % (len(data) + 1) for p in points})
+    return [data[a:b] for a, b in zip([0, *at], [*at, len(data)], strict=True)]
+
+
+@given(body_bytes, st.lists(st.integers(min_value=0), max_size=6), st.binary(max_size=20))
+def test_dot_stuffing_round_trips_through_the_data_reader(
+    body: bytes, points: list[int], after: bytes
+) -> None:
+    stream = dot_stuff(body) + after
+    reader = DataReader(max_size=None, max_line=None)
+    rest = None
+    pieces = cuts(stream, points)
+    for i, piece in enumerate(pieces):
+        rest = reader.feed(piece)
+        if rest is not None:
+            rest += b"".join(pieces[i + 1:])
+            break
+    assert rest == after
+    assert reader.bad is None
+    assert reader.content() == expected(body)
+
+
+@given(body_bytes, st.lists(st.integers(min_value=0), max_size=6))
+@settings(max_examples=150)
+def test_dot_stuffing_round_trips_through_the_server(body: bytes, points: list[int]) -> None:
+    got: list[Any] = []
+    clock = Clock()
+    factory = SMTPServerFactory(got.append, reactor=clock, clock=clock, max_line_length=None)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
+    for piece in cuts(dot_stuff(body), points):
+        protocol.data_received(piece)
+    protocol.data_received(b"QUIT\r\n")
+    assert transport.value().endswith(b"\r\n221 2.0.0 " + factory.hostname.encode() + b" Bye\r\n")
+    [envelope] = got
+    assert envelope.content == expected(body)
+
+
+@given(st.binary(max_size=200).filter(lambda b: b"\r\n.\r\n" not in b"\r\n" + b))
+def test_nothing_but_crlf_dot_crlf_ends_data(data: bytes) -> None:
+    reader = DataReader(max_size=None, max_line=None, bare="normalize")
+    assert reader.feed(data) is None and not reader.done
+    rest = reader.feed(b"\r\n.\r\n")  # a real end ends it (it may begin inside ``data``)
+    assert rest is not None and b"\r\n.\r\n".endswith(rest) and reader.done
+
+
+ATEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
+atom = st.text(alphabet=ATEXT, min_size=1, max_size=8)
+dot_string = st.lists(atom, min_size=1, max_size=4).map(".".join)
+quoted = st.text(alphabet=[chr(c) for c in range(32, 127)], max_size=10).map(
+    lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"')
+label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+domain = st.lists(label, min_size=1, max_size=4).map(".".join) | st.ip_addresses(v=4).map(
+    lambda ip: f"[{ip}]") | st.ip_addresses(v=6).map(lambda ip: f"[IPv6:{ip}]")
+local = (dot_string | quoted).filter(lambda s: len(s) <= 64)
+mailbox = st.builds(lambda lp, d: f"{lp}@{d}", local, domain)
+keyword = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,8}", fullmatch=True)
+value = st.text(alphabet=[chr(c) for c in range(33, 127) if c != ord("=")], min_size=1,
+                max_size=10)
+params = st.dictionaries(keyword, st.none() | value, max_size=4).filter(
+    lambda d: len({k.upper() for k in d}) == len(d))
+
+
+def param_text(p: dict[str, str | None]) -> str:
+    return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in p.items())
+
+
+@given(mailbox, params, st.sampled_from(["FROM:", "from:", "From: "]))
+def test_mail_from_parses_back_what_it_was_built_from(
+    address: str, p: dict[str, str | None], keyword: str
+) -> None:
+    sender, got = parse_mail(f"{keyword}<{address}>{param_text(p)}")
+    assert sender == address
+    assert got == {k.upper(): v for k, v in p.items()}
+
+
+@given(mailbox, params)
+def test_rcpt_to_parses_back_what_it_was_built_from(
+    address: str, p: dict[str, str | None]
+) -> None:
+    recipient, got = parse_rcpt(f"TO:<@relay.test,@[10.0.0.1]:{address}>{param_text(p)}")
+    assert recipient == address  # the source route is dropped (RFC 5321 C.)
+    assert got == {k.upper(): v for k, v in p.items()}
+
+
+@given(st.text(max_size=80))
+def test_the_parser_answers_any_argument_with_a_path_or_a_reply(arg: str) -> None:
+    for parse in (parse_mail, parse_rcpt):
+        try:
+            address, _ = parse(arg)
+        except PathError as e:
+            assert e.reply.code in (501, 555) and e.reply.enhanced is not None
+        else:
+            assert arg[:3].upper() in ("FRO", "TO:")
+            assert address == "" or "@" in address or address.lower() == "postmaster"
+
+
+reply_text = st.lists(
+    st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), max_size=30),
+    min_size=1, max_size=5).map("\n".join)
+
+
+@given(st.integers(min_value=200, max_value=599), reply_text, st.booleans())
+def test_replies_written_and_read_back(code: int, text: str, enhanced: bool) -> None:
+    detail = f"{code // 100}.1.{code % 10}" if enhanced and code // 100 != 3 else None
+    reply = Reply(code, text, detail)
+    [back] = ReplyReader().feed(reply.to_bytes())
+    assert back.code == code
+    assert back.enhanced == detail
+    if detail is not None or not any(_looks_enhanced(line) for line in reply.lines):
+        assert [line.rstrip(" ") for line in back.lines] == [
+            line.rstrip(" ") for line in reply.lines]
+
+
+def _looks_enhanced(line: str) -> bool:
+    import re
+
+    return re.match(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}", line) is not None
