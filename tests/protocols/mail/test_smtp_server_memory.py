@@ -1,0 +1,93 @@
+"""The SMTP server driven in memory (a StringTransport, a Clock): what depends on how the
+bytes are cut, or on when a Deferred fires, checked without a socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smtp_helpers import Recorder
+
+import netshell as ns
+from netshell.testing import Clock, StringTransport
+from protocols.mail.smtp.server import SMTPServerFactory, SMTPServerProtocol
+
+
+def session(deliver: Any, **settings: Any) -> tuple[SMTPServerProtocol, StringTransport]:
+    clock = Clock()
+    factory = SMTPServerFactory(deliver, reactor=clock, clock=clock, hostname="mx.test",
+                                **settings)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    transport.clear()  # the greeting
+    return protocol, transport
+
+
+def replies(transport: StringTransport) -> list[str]:
+    out = transport.value().decode().splitlines()
+    transport.clear()
+    return out
+
+
+def test_no_reply_until_the_delivery_fires_and_commands_behind_it_wait() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                           b"DATA\r\n")
+    assert replies(transport)[-1] == "354 End data with <CR><LF>.<CR><LF>"
+    protocol.data_received(b"Subject: held\r\n\r\n.\r\nNOOP\r\nQUIT\r\n")
+    assert recorder.called == 1
+    assert replies(transport) == []  # nothing said: not stored yet, and NOOP waits
+    recorder.held[0].callback(None)
+    said = replies(transport)
+    assert said[0].startswith("250 2.0.0 OK: queued as ")
+    assert said[1:] == ["250 2.0.0 OK", "221 2.0.0 mx.test Bye"]
+    assert transport.disconnecting
+
+
+def test_a_delivery_that_fails_later_is_a_451() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                           b"DATA\r\n")
+    replies(transport)
+    protocol.data_received(b"x\r\n.\r\n")
+    recorder.held[0].errback(ns.Failure(OSError("the disk went away")))
+    assert replies(transport) == ["451 4.3.0 Requested action aborted: local error in processing"]
+
+
+def test_the_rest_of_a_command_line_too_long_is_dropped_however_it_comes() -> None:
+    protocol, transport = session(Recorder())
+    protocol.data_received(b"NOOP " + b"x" * 5000)  # no line end yet: over the limit
+    protocol.data_received(b"y\r\nNOOP\r\n")  # its end, then a real command
+    assert replies(transport) == ["500 5.5.2 Line too long (the limit is 4096 octets)",
+                                  "250 2.0.0 OK"]
+
+
+def test_a_message_cut_anywhere_still_arrives_whole() -> None:
+    recorder = Recorder()
+    protocol, transport = session(recorder)
+    stream = (b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
+              b"Subject: s\r\n\r\n..one\r\n.\r\n")
+    for i in range(len(stream)):
+        protocol.data_received(stream[i:i + 1])  # a byte at a time
+    assert recorder.envelopes[0].content == b"Subject: s\r\n\r\n.one\r\n"
+    assert replies(transport)[-1].startswith("250 2.0.0 OK: queued as ")
+
+
+def test_a_full_write_buffer_stops_the_commands_until_it_drains() -> None:
+    recorder = Recorder()
+    clock = Clock()
+    factory = SMTPServerFactory(recorder, reactor=clock, clock=clock, hostname="mx.test",
+                                max_bad_commands=0)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol, buffer_limit=100)
+    protocol.connection_made(transport)
+    protocol.data_received(b"NOOP\r\n" * 1000)  # a client that sends and never reads
+    assert transport.write_paused and transport.reading_paused
+    held = transport.value().count(b"250 ")
+    assert held < 20  # not a thousand replies piled up
+    transport.drain()
+    assert transport.value().count(b"250 ") >= 1  # it goes on once drained
