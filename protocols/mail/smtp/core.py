@@ -152,12 +152,9 @@ class Reply:
         prefix = f"{self.enhanced} " if self.enhanced else ""
         lines = self.lines
         last = len(lines) - 1
-        out = []
-        for i, line in enumerate(lines):
-            sep = " " if i == last else "-"
-            text = prefix + line
-            out.append(f"{self.code}{sep}{text}".rstrip(" ") + "\r\n" if not text
-                       else f"{self.code}{sep}{text}\r\n")
+        # the separator stays even before an empty text: RFC 4954's empty challenge is "334 "
+        out = [f"{self.code}{' ' if i == last else '-'}{prefix}{line}\r\n"
+               for i, line in enumerate(lines)]
         return "".join(out).encode("utf-8", "surrogateescape")
 
     @property

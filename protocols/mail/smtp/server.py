@@ -357,6 +357,11 @@ class SMTPServerProtocol(Protocol):
         self._timer = None
         if self.mode == "closed":
             return
+        if self.busy:
+            # a delivery (or an AUTH check) is under way: the client waits for us, not we
+            # for it; cutting it off now would lose the reply to a message stored
+            self._arm_timer()
+            return
         log.info("%s:%d idle for %ss; closing", *self.peer, self.factory.idle_timeout)
         self._send(Reply(421, f"{self.factory.hostname} Timeout; closing the connection",
                          "4.4.2"))

@@ -91,3 +91,29 @@ def test_a_full_write_buffer_stops_the_commands_until_it_drains() -> None:
     assert held < 20  # not a thousand replies piled up
     transport.drain()
     assert transport.value().count(b"250 ") >= 1  # it goes on once drained
+
+
+def test_the_empty_auth_challenge_keeps_its_space() -> None:
+    protocol, transport = session(Recorder(), auth={"u": "p"}, allow_insecure_auth=True)
+    protocol.data_received(b"EHLO c.test\r\n")
+    transport.clear()
+    protocol.data_received(b"AUTH PLAIN\r\n")
+    assert transport.value() == b"334 \r\n"  # RFC 4954: "334" SP [base64]
+
+
+def test_no_idle_timeout_while_a_delivery_is_under_way() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    protocol, transport = session(recorder, idle_timeout=60)
+    clock = protocol.factory.clock
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                           b"DATA\r\nx\r\n.\r\n")
+    transport.clear()
+    clock.advance(600)  # the delivery takes long: the client waits for our reply
+    assert transport.value() == b"" and not transport.disconnecting
+    recorder.held[0].callback(None)
+    assert transport.value().startswith(b"250 2.0.0 OK: queued as ")
+    transport.clear()
+    clock.advance(61)  # idle again, for real now
+    assert transport.value() == b"421 4.4.2 mx.test Timeout; closing the connection\r\n"
+    assert transport.disconnecting
