@@ -48,6 +48,7 @@ __all__ = [
     "check_bare",
     "dot_stuff",
     "error_for",
+    "is_domain",
     "is_mailbox",
     "normalize_line_ends",
     "parse_mail",
@@ -283,6 +284,19 @@ def is_mailbox(address: str) -> bool:
     return len(domain.encode("utf-8", "surrogateescape")) <= 255 and all(
         len(label) <= 63 for label in domain.split(".")
     )
+
+
+def is_domain(text: str) -> bool:
+    """Whether ``text`` is a Domain or an address literal of RFC 5321 §4.1.2 (what HELO and
+    EHLO should name).
+
+    >>> is_domain("mx.example.org"), is_domain("[192.0.2.1]"), is_domain("my laptop")
+    (True, True, False)
+    """
+    if text.startswith("["):
+        return re.fullmatch(_LITERAL, text) is not None and _literal_ok(text)
+    return (re.fullmatch(_DOMAIN, text) is not None
+            and len(text.encode("utf-8", "surrogateescape")) <= 255)
 
 
 class PathError(ValueError):

@@ -49,6 +49,7 @@ from protocols.mail.smtp.core import (
     Reply,
     SMTPError,
     check_bare,
+    is_domain,
     normalize_line_ends,
     parse_mail,
     parse_rcpt,
@@ -926,15 +927,18 @@ class SMTPServerProtocol(Protocol):
         """The Received: trace line (RFC 5321 §4.4, with-protocols of RFC 3848 and 6531)."""
         host = envelope.peer[0].removeprefix("::ffff:")
         literal = f"[IPv6:{host}]" if ":" in host else f"[{host}]"
-        helo = "".join(c for c in envelope.helo if c.isprintable() and c not in "()\\;")[:100]
-        helo = helo if envelope.smtputf8 else helo.encode("ascii", "replace").decode()
+        # the Received line's syntax wants a domain or an address literal there (what
+        # HELO should have said); anything else is "unknown", not copied into the header
+        helo = envelope.helo
+        if not is_domain(helo) or not (helo.isascii() or envelope.smtputf8):
+            helo = "unknown"
         protocol = "ESMTP" if self.esmtp else "SMTP"
         if envelope.smtputf8:
             protocol = "UTF8SMTP"
         if self.esmtp:
             protocol += ("S" if envelope.tls else "") + ("A" if envelope.user else "")
         when = email.utils.format_datetime(email.utils.localtime())
-        line = f"Received: from {helo or 'unknown'} ({literal})\r\n\tby {self.factory.hostname}"
+        line = f"Received: from {helo} ({literal})\r\n\tby {self.factory.hostname}"
         line += f" with {protocol} id {envelope.id}"
         if len(envelope.recipients) == 1:
             line += f"\r\n\tfor <{envelope.recipients[0]}>"

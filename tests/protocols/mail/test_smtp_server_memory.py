@@ -117,3 +117,13 @@ def test_no_idle_timeout_while_a_delivery_is_under_way() -> None:
     clock.advance(61)  # idle again, for real now
     assert transport.value() == b"421 4.4.2 mx.test Timeout; closing the connection\r\n"
     assert transport.disconnecting
+
+
+def test_a_helo_that_is_no_domain_is_not_copied_into_the_received_line() -> None:
+    recorder = Recorder()
+    protocol, _ = session(recorder)
+    protocol.data_received(b"EHLO my (fake) laptop\r\nMAIL FROM:<a@x.test>\r\n"
+                           b"RCPT TO:<b@x.test>\r\nDATA\r\nx\r\n.\r\n")
+    [envelope] = recorder.envelopes
+    assert envelope.helo == "my (fake) laptop"  # kept as said, for the deliver callable
+    assert envelope.data.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby mx.test ")
