@@ -514,19 +514,24 @@ class DataReader:
     def feed(self, data: bytes) -> bytes | None:
         if self.done:
             raise RuntimeError("this DATA body has ended already")
-        buffer = self._partial + data if self._partial else data
+        partial = self._partial
+        buffer = partial + data if partial else data
+        # The kept partial line holds no CRLF: an end or a CRLF can only begin at its last
+        # byte or after, so the searches start there (a long line, fed piece by piece, is
+        # not searched again and again)
+        start = max(len(partial) - 1, 0)
         if not self._line_cut and buffer.startswith(b".\r\n"):
             # the end at a line start that no CRLF in this buffer shows: the body's start,
             # or after the CRLF that ended the previous feed (a kept partial line always
             # starts at a line start)
             self._end()
             return buffer[3:]
-        end = buffer.find(b"\r\n.\r\n")
+        end = buffer.find(b"\r\n.\r\n", start)
         if end >= 0:
             self._take(buffer[: end + 2])
             self._end()
             return buffer[end + 5:]
-        last = buffer.rfind(b"\r\n")
+        last = buffer.rfind(b"\r\n", start)
         if last < 0:
             self._keep_partial(buffer)
             return None

@@ -245,7 +245,10 @@ class SMTPServerProtocol(Protocol):
         self.factory = factory
         self.transport: Any = None
         self.peer: tuple[str, int] = ("-", 0)
+        #: the bytes received and not acted on yet; command lines are taken from ``_pos`` on
+        #: (slicing the buffer once per line would copy it once per line)
         self._buffer = b""
+        self._pos = 0
         #: "greeting" (not greeted yet), "command", "data", "bdat", "auth", "closed"
         self.mode = "greeting"
         self.helo: str | None = None
@@ -301,8 +304,6 @@ class SMTPServerProtocol(Protocol):
         self.mode = "command"
         self.transport.write(self.factory.greeting)
         self._arm_timer()
-        if self._buffer:
-            self._process()
 
     def data_received(self, data: bytes) -> None:
         if self.mode == "closed":
@@ -325,7 +326,7 @@ class SMTPServerProtocol(Protocol):
         self.mode = "closed"
         self.factory.sessions.discard(self)
         self._cancel_timers()
-        self._buffer = b""
+        self._drop_input()
         self._reader = None
         self._chunks = []
 
@@ -396,8 +397,12 @@ class SMTPServerProtocol(Protocol):
             return
         self.mode = "closed"
         self._cancel_timers()
-        self._buffer = b""
+        self._drop_input()
         self.transport.close()
+
+    def _drop_input(self) -> None:
+        self._buffer = b""
+        self._pos = 0
 
     def _pause_reading(self) -> None:
         if not self._read_paused and self.mode != "closed":
@@ -414,20 +419,27 @@ class SMTPServerProtocol(Protocol):
 
     def _process(self) -> None:
         """Act on what is buffered, in order, until it runs out or something waits."""
-        while self._buffer and not self.busy and not self._write_paused:
+        while len(self._buffer) > self._pos and not self.busy and not self._write_paused:
             mode = self.mode
             if mode == "command" or mode == "auth":
                 if not self._take_line():
                     break
-            elif mode == "data":
+                continue
+            if self._pos:
+                self._buffer = self._buffer[self._pos:]
+                self._pos = 0
+            if mode == "data":
                 self._take_data()
             elif mode == "bdat":
                 self._take_chunk()
             else:
-                self._buffer = b""
+                self._drop_input()
                 return
         if self.mode == "closed":
             return
+        if self._pos:
+            self._buffer = self._buffer[self._pos:]
+            self._pos = 0
         if len(self._buffer) >= _HOLD:
             self._pause_reading()
         else:
@@ -435,15 +447,16 @@ class SMTPServerProtocol(Protocol):
 
     def _take_line(self) -> bool:
         buffer = self._buffer
-        end = buffer.find(b"\n")
+        pos = self._pos
+        end = buffer.find(b"\n", pos)
         limit = MAX_AUTH_LINE if self.mode == "auth" else MAX_COMMAND_LINE
         if end < 0:
-            if len(buffer) > limit + 1:
+            if len(buffer) - pos > limit + 1:
                 self._skipping = True
-                self._buffer = b""
+                self._drop_input()
             return False
-        line = buffer[:end]
-        self._buffer = buffer[end + 1:]
+        line = buffer[pos:end]
+        self._pos = end + 1
         if line.endswith(b"\r"):
             line = line[:-1]
         if self._skipping or len(line) > limit:
@@ -754,7 +767,7 @@ class SMTPServerProtocol(Protocol):
         self._send(Reply(220, "Ready to start TLS", "2.0.0"))
         # RFC 3207 §4.2: forget all the client said in clear; anything it sent after
         # STARTTLS before the handshake is dropped (the command injection attack)
-        self._buffer = b""
+        self._drop_input()
         self.tls_active = True
         self.helo = None
         self.esmtp = False

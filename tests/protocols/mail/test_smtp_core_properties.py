@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from netshell.testing import Clock, StringTransport
@@ -77,7 +77,15 @@ def test_dot_stuffing_round_trips_through_the_server(body: bytes, points: list[i
     assert envelope.content == expected(body)
 
 
-@given(st.binary(max_size=200).filter(lambda b: b"\r\n.\r\n" not in b"\r\n" + b))
+fake_ends = st.lists(
+    st.sampled_from([b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r",
+                     b"a", b"\r\n", b".", b"\n", b"\r"]),
+    max_size=20,
+).map(b"".join)
+
+
+@given(fake_ends.filter(lambda b: b"\r\n.\r\n" not in b"\r\n" + b))
+@example(b"smuggled\n.\nMAIL FROM:<x@y.test>")
 def test_nothing_but_crlf_dot_crlf_ends_data(data: bytes) -> None:
     reader = DataReader(max_size=None, max_line=None, bare="normalize")
     assert reader.feed(data) is None and not reader.done

@@ -127,3 +127,4 @@ def test_a_helo_that_is_no_domain_is_not_copied_into_the_received_line() -> None
     [envelope] = recorder.envelopes
     assert envelope.helo == "my (fake) laptop"  # kept as said, for the deliver callable
     assert envelope.data.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby mx.test ")
+
