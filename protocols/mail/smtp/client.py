@@ -395,6 +395,14 @@ async def _send(
             await session.reply("QUIT")
         except SMTPError:
             pass
+    except SMTPError as e:
+        # refused in step (a 4xx/5xx reply, something not offered): say goodbye properly
+        # (RFC 5321 4.1.1.10) without waiting; not after a broken exchange or a timeout
+        if not conn.closed and not isinstance(
+            e, SMTPProtocolError | SMTPTimeoutError | SMTPConnectionClosed
+        ):
+            session.write("QUIT")
+        raise
     finally:
         conn.transport.close()
     return result

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email
+import email.message
+import email.policy
 import email.utils
 import hmac
 import itertools
@@ -113,6 +116,18 @@ class Envelope:
     user: str | None = None
     id: str = ""
     received_at: float = 0.0
+
+    def message(self) -> email.message.EmailMessage:
+        """The message parsed (``email.policy.default``): headers by name, the body.
+
+        >>> envelope = Envelope(("127.0.0.1", 1), "c.test", "a@x.test", ["b@y.test"],
+        ...                     content=b"Subject: hi\\r\\n\\r\\nhello\\r\\n")
+        >>> envelope.message()["Subject"]
+        'hi'
+        """
+        parsed = email.message_from_bytes(self.content, policy=email.policy.default)
+        assert isinstance(parsed, email.message.EmailMessage)
+        return parsed
 
 
 class _AuthExchange:

@@ -41,10 +41,15 @@ class Spy(ns.Protocol):
         elif answer:
             self.transport.write(answer)
 
+    def connection_lost(self, reason: Any) -> None:
+        if not self.factory.gone.called:
+            self.factory.gone.callback(None)
+
 
 def spy_server(reactor: Any, greeting: bytes, answer: Any) -> Any:
     factory = ns.Factory.for_protocol(Spy)
     factory.received = []
+    factory.gone = ns.Deferred()
     factory.greeting = greeting
     factory.answer = answer
     return reactor.listen_tcp(0, factory)
@@ -160,3 +165,22 @@ def test_bad_arguments_are_refused_at_once() -> None:
         smtp.send(msg, "127.0.0.1", tls="yes", recipients=["b@x.test"])
     with pytest.raises(TypeError, match="EmailMessage or bytes"):
         smtp.send("text", "127.0.0.1")  # type: ignore[arg-type]
+
+
+async def test_a_refusal_is_followed_by_quit(reactor: Any) -> None:
+    def answer(data: bytes) -> bytes:
+        if data.startswith(b"EHLO"):
+            return b"250-mx\r\n250 PIPELINING\r\n"
+        if data.startswith(b"MAIL"):
+            return b"550 5.7.1 Go away\r\n503 5.5.1 No MAIL\r\n503 5.5.1 No MAIL\r\n"
+        return b""
+
+    listener = spy_server(reactor, b"220 mx ESMTP\r\n", answer)
+    try:
+        with pytest.raises(smtp.SMTPPermanentError, match="MAIL refused: 550 5.7.1 Go away"):
+            await smtp.send(b"x", "127.0.0.1", listener.port, tls=None, sender="a@x.test",
+                            recipients=["b@x.test"])
+        await listener.factory.gone
+    finally:
+        listener.close()
+    assert b"".join(listener.factory.received).endswith(b"DATA\r\nQUIT\r\n")
