@@ -177,7 +177,7 @@ async def test_a_refusal_is_followed_by_quit(reactor: Any) -> None:
 
     listener = spy_server(reactor, b"220 mx ESMTP\r\n", answer)
     try:
-        with pytest.raises(smtp.SMTPPermanentError, match="MAIL refused: 550 5.7.1 Go away"):
+        with pytest.raises(smtp.SMTPPermanentError, match=r"MAIL refused: 550 5\.7\.1 Go away"):
             await smtp.send(b"x", "127.0.0.1", listener.port, tls=None, sender="a@x.test",
                             recipients=["b@x.test"])
         await listener.factory.gone
