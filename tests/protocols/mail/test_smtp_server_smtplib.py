@@ -1,6 +1,7 @@
 """Python's smtplib against our SMTP server: EHLO features, a Maildir delivery with its trace
-lines, STARTTLS with a throwaway certificate, AUTH PLAIN and LOGIN, pipelined-looking
-sends, 8BITMIME, SMTPUTF8, SIZE refusal.
+lines, STARTTLS with a throwaway certificate, AUTH PLAIN and LOGIN, several messages in one
+session, 8BITMIME, SMTPUTF8, SIZE refusal. (smtplib does not pipeline: swaks --pipeline and
+the raw client do, in test_smtp_server_swaks.py and test_smtp_server_protocol.py.)
 
 smtplib blocks, so it runs in a thread (ns.defer_to_thread) while the reactor serves.
 """

@@ -1,7 +1,8 @@
 """SMTP smuggling (the 2023 attack): only <CRLF>.<CRLF> ends a message on our server.
 
-Each probe sends a first message whose body holds a fake end (``\\n.\\n``, ``\\r.\\r``,
-``\\r\\n.\\n``, ``\\n.\\r\\n``, ``\\r.\\r\\n``) followed by a second, smuggled transaction, then the
+Each probe sends a first message whose body holds a bare LF or CR, or a fake end
+(``\\n.\\n``, ``\\r.\\r``, ``\\r\\n.\\n``, ``\\n.\\r\\n``, ``\\r.\\r\\n``), followed by a
+second, smuggled transaction, then the
 real end. A server that takes the fake end for one would deliver the smuggled message (from
 a sender the attacker forged); ours reads on to the real end, refuses the whole thing with a
 554 5.6.0, and delivers nothing. With ``bare_line_ends="normalize"`` it delivers exactly one
@@ -19,7 +20,8 @@ from protocols.mail import smtp
 
 SMUGGLED = (b"MAIL FROM:<ceo@bank.test>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\n"
             b"Subject: smuggled\r\n\r\nsend money\r\n")
-FAKE_ENDS = [b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r"]
+# a bare LF and a bare CR on their own, then the fake ends built from them
+FAKE_ENDS = [b"\n", b"\r", b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r"]
 
 
 async def probe(port: int, fake_end: bytes) -> list[tuple[int, str]]:
