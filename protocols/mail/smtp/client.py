@@ -34,6 +34,7 @@ import email.policy
 import email.utils
 import io
 import logging
+import re
 import socket
 from collections import deque
 from collections.abc import Awaitable, Iterable
@@ -434,7 +435,7 @@ async def _transaction(
         params.append("BODY=8BITMIME")
     if "SIZE" in features:
         limit = features["SIZE"].strip()
-        if limit.isdigit() and int(limit) and len(data) > int(limit):
+        if re.fullmatch(r"[0-9]{1,20}", limit) and int(limit) and len(data) > int(limit):
             raise SMTPNotSupported(None, f"the message ({len(data):,} octets) is over "
                                          f"{host}'s limit ({int(limit):,} octets)")
         params.append(f"SIZE={len(data)}")

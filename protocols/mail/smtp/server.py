@@ -32,6 +32,7 @@ import hmac
 import itertools
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -70,6 +71,9 @@ _BAD_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
 _HOLD = 256 * 1024
 
 _ids = itertools.count(1)
+#: a number as SIZE= and BDAT give it: ASCII digits only (str.isdigit() also takes '²',
+#: which int() refuses)
+_DIGITS = re.compile(r"[0-9]+")
 
 _HELP = {
     "HELO": "HELO <domain>",
@@ -560,7 +564,7 @@ class SMTPServerProtocol(Protocol):
         size = None
         for key, value in params.items():
             if key == "SIZE":
-                if value is None or not value.isdigit() or len(value) > 20:
+                if value is None or not _DIGITS.fullmatch(value) or len(value) > 20:
                     self.reply(501, "SIZE takes a number of octets", "5.5.4")
                     return
                 size = int(value)
@@ -675,7 +679,7 @@ class SMTPServerProtocol(Protocol):
 
     def smtp_BDAT(self, arg: str) -> None:
         parts = arg.split()
-        if (not parts or len(parts) > 2 or not parts[0].isdigit() or len(parts[0]) > 18
+        if (not parts or len(parts) > 2 or not _DIGITS.fullmatch(parts[0]) or len(parts[0]) > 18
                 or (len(parts) == 2 and parts[1].upper() != "LAST")):
             self.reply(501, "Syntax: BDAT <size> [LAST]", "5.5.4")
             return

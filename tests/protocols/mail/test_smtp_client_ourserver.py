@@ -184,3 +184,20 @@ async def test_a_refusal_is_followed_by_quit(reactor: Any) -> None:
     finally:
         listener.close()
     assert b"".join(listener.factory.received).endswith(b"DATA\r\nQUIT\r\n")
+
+
+async def test_a_size_keyword_that_is_no_number_is_ignored(reactor: Any) -> None:
+    def answer(data: bytes) -> bytes:
+        if data.startswith(b"EHLO"):
+            return "250-mx\r\n250 SIZE \u00b2\r\n".encode()  # a digit to str.isdigit()
+        return b"550 5.7.1 No\r\n" if data.startswith(b"MAIL") else b""
+
+    listener = spy_server(reactor, b"220 mx ESMTP\r\n", answer)
+    try:
+        with pytest.raises(smtp.SMTPPermanentError):
+            await smtp.send(b"x", "127.0.0.1", listener.port, tls=None, sender="a@x.test",
+                            recipients=["b@x.test"])
+    finally:
+        listener.close()
+    # SIZE is offered, with no limit the client can read: it says the size, and no more
+    assert b"MAIL FROM:<a@x.test> SIZE=3\r\n" in b"".join(listener.factory.received)

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import netshell as ns
 from netshell.testing import Clock, StringTransport
 from protocols.mail.smtp.core import (
     DataReader,
@@ -167,3 +168,38 @@ def _looks_enhanced(line: str) -> bool:
     import re
 
     return re.match(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}", line) is not None
+
+
+pieces = st.sampled_from([
+    b"EHLO c.test\r\n", b"HELO c.test\r\n", b"MAIL FROM:<a@x.test>\r\n", b"RCPT TO:<b@x.test>\r\n",
+    b"DATA\r\n", b"BDAT 5\r\n", b"BDAT 3 LAST\r\n", b"BDAT 0 LAST\r\n", b"RSET\r\n", b"NOOP\r\n",
+    b"QUIT\r\n", b"AUTH PLAIN\r\n", b"AUTH LOGIN\r\n", b"*\r\n", b"AGEAYg==\r\n", b"STARTTLS\r\n",
+    b"VRFY x\r\n", b"HELP\r\n", b".\r\n", b"\r\n.\r\n", b"\n.\n", b"\r", b"\n", b".", b"x" * 700,
+    b"\xff\x00", b"MAIL FROM:<a@x.test> SIZE=99999999999\r\n", b"RCPT TO:<\xc3\xa9@x.test>\r\n",
+    "MAIL FROM:<a@x.test> SIZE=\u00b2\r\n".encode(), "BDAT \u00b3\r\n".encode(),
+    "EHLO \u00e9\r\n".encode(), b"AUTH PLAIN =\r\n", b"AUTH LOGIN YQ==\r\n",
+])
+
+
+@given(st.lists(pieces | st.binary(max_size=50), max_size=40),
+       st.lists(st.integers(min_value=0), max_size=8))
+@settings(max_examples=300)
+def test_the_server_survives_any_sequence_of_input(items: list[bytes], points: list[int]) -> None:
+    """Whatever comes, the server answers with SMTP or closes: no exception, and nothing
+    written after it closed (the StringTransport raises on that)."""
+    got: list[Any] = []
+    clock = Clock()
+    factory = SMTPServerFactory(got.append, reactor=clock, clock=clock, max_size=2000,
+                                auth={"a": "b"}, allow_insecure_auth=True, max_bad_commands=5,
+                                tls=object())
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    stream = b"".join(items)
+    for piece in cuts(stream, points):
+        if transport.disconnecting:
+            break
+        protocol.data_received(piece)
+    protocol.connection_lost(ns.Failure(ns.ConnectionDone("end")))
+    for envelope in got:
+        assert envelope.sender == "a@x.test" and envelope.recipients
