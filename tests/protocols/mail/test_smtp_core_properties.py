@@ -203,3 +203,30 @@ def test_the_server_survives_any_sequence_of_input(items: list[bytes], points: l
     protocol.connection_lost(ns.Failure(ns.ConnectionDone("end")))
     for envelope in got:
         assert envelope.sender == "a@x.test" and envelope.recipients
+
+
+reply_lines = st.builds(
+    lambda *p: b"".join(p),
+    st.sampled_from([b"250", b"550", b"451", b"354", b"199", b"25", b"x"]),
+    st.sampled_from([b" ", b"-", b""]),
+    st.sampled_from([b"", b"2.0.0 ", b"5.1.1 ", b"4.3.0", b"9.9.9 ", b"2.0.0  "]),
+    st.binary(max_size=5),
+    st.sampled_from([b"\r\n", b"\n", b""]),
+)
+
+
+@given(st.lists(reply_lines | st.binary(max_size=10), max_size=20))
+@example([b"250 5.1.1 an enhanced code of another class\r\n"])
+@settings(max_examples=300)
+def test_the_reply_reader_answers_any_bytes_with_replies_or_a_protocol_error(
+    parts: list[bytes],
+) -> None:
+    from protocols.mail.smtp.core import SMTPProtocolError
+
+    reader = ReplyReader()
+    try:
+        for part in parts:
+            for reply in reader.feed(part):
+                assert 200 <= reply.code <= 599
+    except SMTPProtocolError:
+        pass
