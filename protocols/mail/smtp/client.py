@@ -384,6 +384,12 @@ async def _send(
                 raise SMTPNotSupported(None, f"{host} does not offer STARTTLS (pass tls=None "
                                              "to send in clear)")
             await session.command("STARTTLS", ok=(220,))
+            if conn.ready or conn.reader.pending():
+                # bytes after the 220, sent in clear, would be read as if they came under
+                # TLS: a man in the middle injecting replies (the reverse of RFC 3207's
+                # command injection); refused rather than dropped
+                raise SMTPProtocolError(None, f"{host} sent more after its STARTTLS reply, in "
+                                              "clear: refused (a response injection?)")
             await session.bounded(conn.transport.start_tls(context), "the TLS handshake")
             await session.ehlo(name)
         result.tls = tls is not None

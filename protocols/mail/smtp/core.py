@@ -185,6 +185,11 @@ class ReplyReader:
         self._lines: list[str] = []
         self._code = 0
 
+    def pending(self) -> bool:
+        """Whether part of a reply has been read (bytes with no line end yet, or lines of a
+        multi-line reply not ended)."""
+        return bool(self._buffer or self._lines)
+
     def feed(self, data: bytes) -> list[Reply]:
         buffer = self._buffer + data
         replies: list[Reply] = []

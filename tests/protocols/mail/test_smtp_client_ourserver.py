@@ -201,3 +201,21 @@ async def test_a_size_keyword_that_is_no_number_is_ignored(reactor: Any) -> None
         listener.close()
     # SIZE is offered, with no limit the client can read: it says the size, and no more
     assert b"MAIL FROM:<a@x.test> SIZE=3\r\n" in b"".join(listener.factory.received)
+
+
+@pytest.mark.parametrize("extra", [b"250 injected\r\n", b"250-half"])
+async def test_replies_injected_after_the_starttls_reply_are_refused(
+    reactor: Any, extra: bytes
+) -> None:
+    def answer(data: bytes) -> bytes:
+        if data.startswith(b"EHLO"):
+            return b"250-mx\r\n250 STARTTLS\r\n"
+        return b"220 2.0.0 Go ahead\r\n" + extra if data.startswith(b"STARTTLS") else b""
+
+    listener = spy_server(reactor, b"220 mx ESMTP\r\n", answer)
+    try:
+        with pytest.raises(smtp.SMTPProtocolError, match="more after its STARTTLS reply"):
+            await smtp.send(b"x", "127.0.0.1", listener.port, sender="a@x.test",
+                            recipients=["b@x.test"], ca=tls.self_signed()[2])
+    finally:
+        listener.close()
