@@ -17,7 +17,8 @@ their limit (500 5.5.2; 500 5.5.6 in AUTH), a message too big (552 5.3.4), too m
 recipients (452 4.5.3), a bare CR or LF in a message (554 5.6.0: SMTP smuggling; see
 :mod:`protocols.mail.smtp.core`), a client that speaks before the greeting when
 ``greeting_delay`` is set (554, closed), ``max_bad_commands`` errors (421 4.7.0, closed), a
-session idle for ``idle_timeout`` seconds (421 4.4.2, closed).
+session idle for ``idle_timeout`` seconds (421 4.4.2, closed), more than ``max_connections``
+sessions at once (421 4.3.2).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ _HELP = {
 }
 
 
-@dataclass
+@dataclass(repr=False)
 class Envelope:
     """One message as the server accepted it, handed to ``deliver``.
 
@@ -121,6 +122,12 @@ class Envelope:
     id: str = ""
     received_at: float = 0.0
 
+    def __repr__(self) -> str:
+        count = len(self.recipients)
+        to = f"<{self.recipients[0]}>" if count == 1 else f"{count} recipients"
+        return (f"<Envelope {self.id or '-'} from <{self.sender}> to {to}, "
+                f"{len(self.content):,} octets>")
+
     def message(self) -> email.message.EmailMessage:
         """The message parsed (``email.policy.default``): headers by name, the body.
 
@@ -128,6 +135,8 @@ class Envelope:
         ...                     content=b"Subject: hi\\r\\n\\r\\nhello\\r\\n")
         >>> envelope.message()["Subject"]
         'hi'
+        >>> envelope
+        <Envelope - from <a@x.test> to <b@y.test>, 22 octets>
         """
         parsed = email.message_from_bytes(self.content, policy=email.policy.default)
         assert isinstance(parsed, email.message.EmailMessage)
@@ -168,6 +177,7 @@ class SMTPServerFactory(Factory):
         max_bad_commands: int = 10,
         greeting_delay: float = 0.0,
         idle_timeout: float = 300.0,
+        max_connections: int = 512,
         add_received: bool = True,
         banner: str = "ESMTP netshell",
         reactor: Any = None,
@@ -209,6 +219,7 @@ class SMTPServerFactory(Factory):
         self.max_bad_commands = max_bad_commands
         self.greeting_delay = greeting_delay
         self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self.add_received = add_received
         self.greeting = Reply(220, f"{self.hostname} {banner}").to_bytes()
         self.reactor = reactor if reactor is not None else get_reactor()
@@ -309,6 +320,14 @@ class SMTPServerProtocol(Protocol):
         peer = transport.peer
         self.peer = (peer.host, peer.port)
         self.tls_active = factory.implicit_tls
+        if len(factory.sessions) >= factory.max_connections > 0:
+            log.warning("refused %s: %d sessions already (max_connections)", peer.host,
+                        len(factory.sessions))
+            self.mode = "command"
+            self._send(Reply(421, f"{factory.hostname} Too many connections; try again later",
+                             "4.3.2"))
+            self._close()
+            return
         factory.sessions.add(self)
         transport.register_producer(self, True)
         if factory.greeting_delay > 0:
@@ -1005,6 +1024,7 @@ def serve(
     max_bad_commands: int = 10,
     greeting_delay: float = 0.0,
     idle_timeout: float = 300.0,
+    max_connections: int = 512,
     add_received: bool = True,
     banner: str = "ESMTP netshell",
     backlog: int = 1024,
@@ -1028,7 +1048,8 @@ def serve(
     Limits: ``max_size`` octets a message (None: none; 552 5.3.4), ``max_recipients`` a
     message (452 4.5.3), ``max_line_length`` octets a message line with its CRLF (None:
     none; 500 5.5.2), ``max_bad_commands`` (0: none; then 421 and closed), ``idle_timeout``
-    seconds between commands (0: none), ``greeting_delay`` seconds before the greeting
+    seconds between commands (0: none), ``max_connections`` sessions at once (0: none;
+    beyond, 421 4.3.2 and closed), ``greeting_delay`` seconds before the greeting
     (a client speaking before it is an early talker: 554 and closed). ``bare_line_ends``:
     ``"refuse"`` a message with a bare CR or LF (554 5.6.0), or ``"normalize"`` them to
     CRLF; neither ever ends a message (SMTP smuggling). Raises ValueError or TypeError for
@@ -1059,6 +1080,7 @@ def serve(
         max_bad_commands=max_bad_commands,
         greeting_delay=greeting_delay,
         idle_timeout=idle_timeout,
+        max_connections=max_connections,
         add_received=add_received,
         banner=banner,
         reactor=reactor,

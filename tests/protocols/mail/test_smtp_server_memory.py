@@ -128,3 +128,19 @@ def test_a_helo_that_is_no_domain_is_not_copied_into_the_received_line() -> None
     assert envelope.helo == "my (fake) laptop"  # kept as said, for the deliver callable
     assert envelope.data.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby mx.test ")
 
+
+
+def test_beyond_max_connections_a_session_gets_421() -> None:
+    clock = Clock()
+    factory = SMTPServerFactory(Recorder(), reactor=clock, clock=clock, hostname="mx.test",
+                                max_connections=2)
+    transports = []
+    for _ in range(3):
+        protocol = factory.build_protocol(None)
+        transport = StringTransport(protocol=protocol)
+        protocol.connection_made(transport)
+        transports.append(transport)
+    assert [t.value()[:4] for t in transports] == [b"220 ", b"220 ", b"421 "]
+    assert transports[2].value() == b"421 4.3.2 mx.test Too many connections; try again later\r\n"
+    assert transports[2].disconnecting and not transports[0].disconnecting
+    assert len(factory.sessions) == 2
