@@ -1060,9 +1060,16 @@ def serve(
     >>> listener.factory.hostname, listener.factory.max_size
     ('mx.test', 33554432)
     >>> _ = listener.close()
+    >>> smtp.serve("/tmp/mail")
+    Traceback (most recent call last):
+    ...
+    TypeError: serve() needs deliver=: a Maildir path or a callable(envelope)
     """
     if deliver is None:
         raise TypeError("serve() needs deliver=: a Maildir path or a callable(envelope)")
+    if not isinstance(port, int):
+        raise TypeError(f"serve()'s first argument is the port, not {port!r} (the Maildir or "
+                        "the callable goes in deliver=)")
     reactor = get_reactor()
     factory = SMTPServerFactory(
         deliver,

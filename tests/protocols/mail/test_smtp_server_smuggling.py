@@ -2,11 +2,11 @@
 
 Each probe sends a first message whose body holds a bare LF or CR, or a fake end
 (``\\n.\\n``, ``\\r.\\r``, ``\\r\\n.\\n``, ``\\n.\\r\\n``, ``\\r.\\r\\n``), followed by a
-second, smuggled transaction, then the
-real end. A server that takes the fake end for one would deliver the smuggled message (from
-a sender the attacker forged); ours reads on to the real end, refuses the whole thing with a
-554 5.6.0, and delivers nothing. With ``bare_line_ends="normalize"`` it delivers exactly one
-message, the first, with the smuggled text inside it as data.
+second, smuggled transaction, then the real end. A server that takes the fake end for one
+would deliver the smuggled message (from a sender the attacker forged); ours reads on to the
+real end, refuses the whole thing with a 554 5.6.0, and delivers nothing. With
+``bare_line_ends="normalize"`` it delivers exactly one message, the first, with the smuggled
+text inside it as data.
 """
 
 from __future__ import annotations
