@@ -93,8 +93,12 @@ class RawSMTP:
         return await self.reply()
 
     async def closed(self, timeout: float = 10) -> bytes:
-        """Everything the server still says until it closes the connection."""
-        return await asyncio.wait_for(self.reader.read(), timeout)
+        """Everything the server still says until it closes the connection (then closed
+        here too)."""
+        try:
+            return await asyncio.wait_for(self.reader.read(), timeout)
+        finally:
+            self.close()
 
     async def starttls(self, ca: bytes) -> None:
         ctx = ssl.create_default_context(cadata=ca.decode())

@@ -118,6 +118,7 @@ async def test_pipelined_commands_are_answered_in_order(server: Any, recorder: R
     c.send(b"Subject: p\r\n\r\nbody\r\n.\r\nRSET\r\nNOOP\r\nQUIT\r\n")
     got = [(await c.reply()).code for _ in range(4)]
     assert got == [250, 250, 250, 221]
+    assert await c.closed() == b""
     [envelope] = recorder.envelopes
     assert envelope.recipients == ["b@x.test", "c@x.test"]
     assert envelope.content == b"Subject: p\r\n\r\nbody\r\n"
