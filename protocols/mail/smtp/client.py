@@ -52,6 +52,7 @@ from protocols.mail.smtp.core import (
     SMTPProtocolError,
     dot_stuff,
     error_for,
+    is_domain,
     normalize_line_ends,
 )
 
@@ -310,7 +311,8 @@ def send(
     the headers (``""`` is the null sender). ``tls``: ``"starttls"`` (default; the server
     must offer it), ``"implicit"`` or None. ``auth`` is ``(user, password)``. ``timeout``
     bounds each wait (None: none; the TCP connection is still bounded at 30 s).
-    ``local_hostname`` is the name said in EHLO (default: this host's name).
+    ``local_hostname`` is the name said in EHLO (default: this host's name if it is a full
+    domain name, else the address literal of this end of the connection).
 
     Fails with :class:`SMTPRecipientsRefused` when every recipient is refused,
     SMTPTemporaryError / SMTPPermanentError when the server refuses the session, the
@@ -372,7 +374,7 @@ async def _send(
         conn = await reactor.connect_tcp(host, port, factory, timeout=wait)
     assert isinstance(conn, _Client)
     session = _Session(conn, host, timeout)
-    name = local_hostname or socket.gethostname() or "localhost"
+    name = local_hostname or _ehlo_name(conn.transport.host.host)
     result = SendResult()
     try:
         greeting = await session.reply("the connection (greeting)")
@@ -413,6 +415,17 @@ async def _send(
     finally:
         conn.transport.close()
     return result
+
+
+def _ehlo_name(local_address: str) -> str:
+    """What EHLO says: this host's name when it is a full domain name, else the address
+    literal of the connection's own end (RFC 5321 4.1.4: a host with no usable name gives
+    its address), ``[127.0.0.1]`` or ``[IPv6:::1]``."""
+    name = socket.gethostname()
+    if "." in name and is_domain(name):
+        return name
+    address = local_address.removeprefix("::ffff:")
+    return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
 
 
 async def _transaction(

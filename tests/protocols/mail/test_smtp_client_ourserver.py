@@ -13,6 +13,7 @@ from smtp_helpers import Recorder
 import netshell as ns
 from netshell import tls
 from protocols.mail import smtp
+from protocols.mail.smtp.core import is_domain
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +220,18 @@ async def test_replies_injected_after_the_starttls_reply_are_refused(
                             recipients=["b@x.test"], ca=tls.self_signed()[2])
     finally:
         listener.close()
+
+
+async def test_ehlo_names_a_domain_or_an_address_literal(reactor: Any) -> None:
+    recorder = Recorder()
+    listener = smtp.serve(deliver=recorder)
+    try:
+        await smtp.send(b"x\r\n", "127.0.0.1", listener.port, tls=None, sender="a@x.test",
+                        recipients=["b@x.test"])
+        await smtp.send(b"x\r\n", "127.0.0.1", listener.port, tls=None, sender="a@x.test",
+                        recipients=["b@x.test"], local_hostname="client.example.org")
+    finally:
+        listener.close()
+    first, second = (e.helo for e in recorder.envelopes)
+    assert is_domain(first) and ("." in first)  # a full name here, or [127.0.0.1]
+    assert second == "client.example.org"
