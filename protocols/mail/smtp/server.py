@@ -287,6 +287,7 @@ class SMTPServerProtocol(Protocol):
         self.user: str | None = None
         self.bad_commands = 0
         self.busy = False
+        self._running = False  # inside _process: a reply given at once must not re-enter it
         self._write_paused = False
         self._read_paused = False
         self._skipping = False  # the rest of a command line that was too long is dropped
@@ -456,7 +457,20 @@ class SMTPServerProtocol(Protocol):
     # ---- the input loop
 
     def _process(self) -> None:
-        """Act on what is buffered, in order, until it runs out or something waits."""
+        """Act on what is buffered, in order, until it runs out or something waits.
+
+        A delivery or AUTH check that answers at once calls this again from inside it: the
+        loop already running goes on instead (else a burst of pipelined BDAT messages
+        would recurse once per message)."""
+        if self._running:
+            return
+        self._running = True
+        try:
+            self._process_buffer()
+        finally:
+            self._running = False
+
+    def _process_buffer(self) -> None:
         while len(self._buffer) > self._pos and not self.busy and not self._write_paused:
             mode = self.mode
             if mode == "command" or mode == "auth":

@@ -144,3 +144,12 @@ def test_beyond_max_connections_a_session_gets_421() -> None:
     assert transports[2].value() == b"421 4.3.2 mx.test Too many connections; try again later\r\n"
     assert transports[2].disconnecting and not transports[0].disconnecting
     assert len(factory.sessions) == 2
+
+
+def test_thousands_of_bdat_messages_in_one_read_with_a_deliver_that_answers_at_once() -> None:
+    recorder = Recorder()  # returns at once: the reply goes out while the input is read
+    protocol, transport = session(recorder, max_bad_commands=0)
+    one = b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nBDAT 5 LAST\r\nhello"
+    protocol.data_received(b"EHLO c.test\r\n" + one * 3000 + b"QUIT\r\n")
+    assert len(recorder.envelopes) == 3000
+    assert transport.value().endswith(b"221 2.0.0 mx.test Bye\r\n")
