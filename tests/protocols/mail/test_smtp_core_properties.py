@@ -230,3 +230,21 @@ def test_the_reply_reader_answers_any_bytes_with_replies_or_a_protocol_error(
                 assert 200 <= reply.code <= 599
     except SMTPProtocolError:
         pass
+
+
+utf8_atom = st.text(
+    alphabet=st.sampled_from(list("abcXYZ09-_\u00e9\u00fc\u00df\u7528\u6237\u0436")),
+    min_size=1, max_size=8)
+utf8_label = st.text(alphabet=st.sampled_from(list("abc09\u00e9\u00fc\u4f8b\u5b50\u0436")),
+                     min_size=1, max_size=10)
+utf8_mailbox = st.builds(lambda lp, d: f"{lp}@{d}",
+                         st.lists(utf8_atom, min_size=1, max_size=3).map(".".join),
+                         st.lists(utf8_label, min_size=1, max_size=3).map(".".join))
+
+
+@given(utf8_mailbox)
+def test_smtputf8_addresses_parse_back(address: str) -> None:
+    """RFC 6531: UTF-8 in local parts and U-labels in domains (the server then asks for the
+    SMTPUTF8 parameter before it takes a non-ASCII one)."""
+    assert parse_mail(f"FROM:<{address}> SMTPUTF8") == (address, {"SMTPUTF8": None})
+    assert parse_rcpt(f"TO:<{address}>") == (address, {})
