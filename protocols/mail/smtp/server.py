@@ -656,7 +656,7 @@ class SMTPServerProtocol(Protocol):
         self.rcpt_options.append([])
         self.reply(250, f"Recipient <{recipient}> OK", "2.1.5")
 
-    def _ready_for_body(self, command: str) -> Reply | None:
+    def _ready_for_body(self) -> Reply | None:
         if self.helo is None:
             return Reply(503, "Send HELO or EHLO first", "5.5.1")
         if self.sender is None:
@@ -669,7 +669,7 @@ class SMTPServerProtocol(Protocol):
         if arg:
             self.reply(501, "Syntax: DATA (no parameters)", "5.5.4")
             return
-        refused = self._ready_for_body("DATA")
+        refused = self._ready_for_body()
         if refused is None and self._bdat_started:
             refused = Reply(503, "DATA after BDAT: one or the other", "5.5.1")
         if refused is not None:
@@ -719,7 +719,7 @@ class SMTPServerProtocol(Protocol):
         size = int(parts[0])
         self._bdat_left = size
         self._bdat_last = len(parts) == 2
-        refused = self._ready_for_body("BDAT")
+        refused = self._ready_for_body()
         if refused is None and not self.esmtp:
             refused = Reply(503, "BDAT needs EHLO", "5.5.1")
         if refused is not None and self._bdat_failed is None:
@@ -757,9 +757,7 @@ class SMTPServerProtocol(Protocol):
                 self.reply(250, f"{self._chunk_size} octets received", "2.0.0")
             return
         if failed is not None:
-            if self.sender is not None:
-                self._reset_transaction()
-            self._bdat_started = False
+            self._reset_transaction()  # the transaction ends with its LAST chunk, refused
             self.reply(failed.code, failed.text, failed.enhanced)
             return
         content = b"".join(self._chunks)
