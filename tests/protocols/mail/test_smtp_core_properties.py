@@ -1,0 +1,250 @@
+"""Properties of the SMTP core, with hypothesis: dot-stuffing round trips (the client's
+stuffing, the server's unstuffing: the same bytes back, for any body, however the stream is
+cut), no fake end ever ends DATA, the MAIL/RCPT parser gives back the address and parameters
+it was built from, and replies survive being written and read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import netshell as ns
+from netshell.testing import Clock, StringTransport
+from protocols.mail.smtp.core import (
+    DataReader,
+    PathError,
+    Reply,
+    ReplyReader,
+    dot_stuff,
+    normalize_line_ends,
+    parse_mail,
+    parse_rcpt,
+)
+from protocols.mail.smtp.server import SMTPServerFactory
+
+# bodies rich in what matters: dots, CR, LF, at line starts and ends
+body_bytes = st.lists(
+    st.sampled_from([b".", b"\r", b"\n", b"\r\n", b"a", b"..", b"\r\n.", b"\xff", b" "]),
+    max_size=40,
+).map(b"".join) | st.binary(max_size=300)
+
+
+def expected(body: bytes) -> bytes:
+    """What the server must hand on: line ends made CRLF, a last CRLF added if missing."""
+    data = normalize_line_ends(body)
+    return data + b"\r\n" if data and not data.endswith(b"\r\n") else data
+
+
+def cuts(data: bytes, points: list[int]) -> list[bytes]:
+    at = sorted({p % (len(data) + 1) for p in points})
+    return [data[a:b] for a, b in zip([0, *at], [*at, len(data)], strict=True)]
+
+
+@given(body_bytes, st.lists(st.integers(min_value=0), max_size=6), st.binary(max_size=20))
+def test_dot_stuffing_round_trips_through_the_data_reader(
+    body: bytes, points: list[int], after: bytes
+) -> None:
+    stream = dot_stuff(body) + after
+    reader = DataReader(max_size=None, max_line=None)
+    rest = None
+    pieces = cuts(stream, points)
+    for i, piece in enumerate(pieces):
+        rest = reader.feed(piece)
+        if rest is not None:
+            rest += b"".join(pieces[i + 1:])
+            break
+    assert rest == after
+    assert reader.bad is None
+    assert reader.content() == expected(body)
+
+
+@given(body_bytes, st.lists(st.integers(min_value=0), max_size=6))
+@settings(max_examples=150)
+def test_dot_stuffing_round_trips_through_the_server(body: bytes, points: list[int]) -> None:
+    got: list[Any] = []
+    clock = Clock()
+    factory = SMTPServerFactory(got.append, reactor=clock, clock=clock, max_line_length=None)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
+    for piece in cuts(dot_stuff(body), points):
+        protocol.data_received(piece)
+    protocol.data_received(b"QUIT\r\n")
+    assert transport.value().endswith(b"\r\n221 2.0.0 " + factory.hostname.encode() + b" Bye\r\n")
+    [envelope] = got
+    assert envelope.content == expected(body)
+
+
+fake_ends = st.lists(
+    st.sampled_from([b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r",
+                     b"a", b"\r\n", b".", b"\n", b"\r"]),
+    max_size=20,
+).map(b"".join)
+
+
+@given(fake_ends.filter(lambda b: b"\r\n.\r\n" not in b"\r\n" + b))
+@example(b"smuggled\n.\nMAIL FROM:<x@y.test>")
+def test_nothing_but_crlf_dot_crlf_ends_data(data: bytes) -> None:
+    reader = DataReader(max_size=None, max_line=None, bare="normalize")
+    assert reader.feed(data) is None and not reader.done
+    rest = reader.feed(b"\r\n.\r\n")  # a real end ends it (it may begin inside ``data``)
+    assert rest is not None and b"\r\n.\r\n".endswith(rest) and reader.done
+
+
+ATEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
+atom = st.text(alphabet=ATEXT, min_size=1, max_size=8)
+dot_string = st.lists(atom, min_size=1, max_size=4).map(".".join)
+quoted = st.text(alphabet=[chr(c) for c in range(32, 127)], max_size=10).map(
+    lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"')
+label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+domain = st.lists(label, min_size=1, max_size=4).map(".".join) | st.ip_addresses(v=4).map(
+    lambda ip: f"[{ip}]") | st.ip_addresses(v=6).map(lambda ip: f"[IPv6:{ip}]")
+local = (dot_string | quoted).filter(lambda s: len(s) <= 64)
+mailbox = st.builds(lambda lp, d: f"{lp}@{d}", local, domain)
+keyword = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,8}", fullmatch=True)
+value = st.text(alphabet=[chr(c) for c in range(33, 127) if c != ord("=")], min_size=1,
+                max_size=10)
+params = st.dictionaries(keyword, st.none() | value, max_size=4).filter(
+    lambda d: len({k.upper() for k in d}) == len(d))
+
+
+def param_text(p: dict[str, str | None]) -> str:
+    return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in p.items())
+
+
+@given(mailbox, params, st.sampled_from(["FROM:", "from:", "From: "]))
+def test_mail_from_parses_back_what_it_was_built_from(
+    address: str, p: dict[str, str | None], keyword: str
+) -> None:
+    sender, got = parse_mail(f"{keyword}<{address}>{param_text(p)}")
+    assert sender == address
+    assert got == {k.upper(): v for k, v in p.items()}
+
+
+@given(mailbox, params)
+def test_rcpt_to_parses_back_what_it_was_built_from(
+    address: str, p: dict[str, str | None]
+) -> None:
+    recipient, got = parse_rcpt(f"TO:<@relay.test,@[10.0.0.1]:{address}>{param_text(p)}")
+    assert recipient == address  # the source route is dropped (RFC 5321 C.)
+    assert got == {k.upper(): v for k, v in p.items()}
+
+
+@given(st.text(max_size=80))
+def test_the_parser_answers_any_argument_with_a_path_or_a_reply(arg: str) -> None:
+    for parse in (parse_mail, parse_rcpt):
+        try:
+            address, _ = parse(arg)
+        except PathError as e:
+            assert e.reply.code in (501, 555) and e.reply.enhanced is not None
+        else:
+            assert arg[:3].upper() in ("FRO", "TO:")
+            assert address == "" or "@" in address or address.lower() == "postmaster"
+
+
+reply_text = st.lists(
+    st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), max_size=30),
+    min_size=1, max_size=5).map("\n".join)
+
+
+@given(st.integers(min_value=200, max_value=599), reply_text, st.booleans())
+def test_replies_written_and_read_back(code: int, text: str, enhanced: bool) -> None:
+    detail = f"{code // 100}.1.{code % 10}" if enhanced and code // 100 != 3 else None
+    reply = Reply(code, text, detail)
+    [back] = ReplyReader().feed(reply.to_bytes())
+    assert back.code == code
+    assert back.enhanced == detail
+    if detail is not None or not any(_looks_enhanced(line) for line in reply.lines):
+        # spaces around a line's text are not kept: the enhanced code is followed by "one
+        # or more spaces" (RFC 2034), so a text's own leading ones cannot be told apart
+        assert [line.strip(" ") for line in back.lines] == [
+            line.strip(" ") for line in reply.lines]
+
+
+def _looks_enhanced(line: str) -> bool:
+    import re
+
+    return re.match(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}", line) is not None
+
+
+pieces = st.sampled_from([
+    b"EHLO c.test\r\n", b"HELO c.test\r\n", b"MAIL FROM:<a@x.test>\r\n", b"RCPT TO:<b@x.test>\r\n",
+    b"DATA\r\n", b"BDAT 5\r\n", b"BDAT 3 LAST\r\n", b"BDAT 0 LAST\r\n", b"RSET\r\n", b"NOOP\r\n",
+    b"QUIT\r\n", b"AUTH PLAIN\r\n", b"AUTH LOGIN\r\n", b"*\r\n", b"AGEAYg==\r\n", b"STARTTLS\r\n",
+    b"VRFY x\r\n", b"HELP\r\n", b".\r\n", b"\r\n.\r\n", b"\n.\n", b"\r", b"\n", b".", b"x" * 700,
+    b"\xff\x00", b"MAIL FROM:<a@x.test> SIZE=99999999999\r\n", b"RCPT TO:<\xc3\xa9@x.test>\r\n",
+    "MAIL FROM:<a@x.test> SIZE=\u00b2\r\n".encode(), "BDAT \u00b3\r\n".encode(),
+    "EHLO \u00e9\r\n".encode(), b"AUTH PLAIN =\r\n", b"AUTH LOGIN YQ==\r\n",
+])
+
+
+@given(st.lists(pieces | st.binary(max_size=50), max_size=40),
+       st.lists(st.integers(min_value=0), max_size=8))
+@settings(max_examples=300)
+def test_the_server_survives_any_sequence_of_input(items: list[bytes], points: list[int]) -> None:
+    """Whatever comes, the server answers with SMTP or closes: no exception, and nothing
+    written after it closed (the StringTransport raises on that)."""
+    got: list[Any] = []
+    clock = Clock()
+    factory = SMTPServerFactory(got.append, reactor=clock, clock=clock, max_size=2000,
+                                auth={"a": "b"}, allow_insecure_auth=True, max_bad_commands=5,
+                                tls=object())
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    stream = b"".join(items)
+    for piece in cuts(stream, points):
+        if transport.disconnecting:
+            break
+        protocol.data_received(piece)
+    protocol.connection_lost(ns.Failure(ns.ConnectionDone("end")))
+    for envelope in got:
+        assert envelope.sender == "a@x.test" and envelope.recipients
+
+
+reply_lines = st.builds(
+    lambda *p: b"".join(p),
+    st.sampled_from([b"250", b"550", b"451", b"354", b"199", b"25", b"x"]),
+    st.sampled_from([b" ", b"-", b""]),
+    st.sampled_from([b"", b"2.0.0 ", b"5.1.1 ", b"4.3.0", b"9.9.9 ", b"2.0.0  "]),
+    st.binary(max_size=5),
+    st.sampled_from([b"\r\n", b"\n", b""]),
+)
+
+
+@given(st.lists(reply_lines | st.binary(max_size=10), max_size=20))
+@example([b"250 5.1.1 an enhanced code of another class\r\n"])
+@settings(max_examples=300)
+def test_the_reply_reader_answers_any_bytes_with_replies_or_a_protocol_error(
+    parts: list[bytes],
+) -> None:
+    from protocols.mail.smtp.core import SMTPProtocolError
+
+    reader = ReplyReader()
+    try:
+        for part in parts:
+            for reply in reader.feed(part):
+                assert 200 <= reply.code <= 599
+    except SMTPProtocolError:
+        pass
+
+
+utf8_atom = st.text(
+    alphabet=st.sampled_from(list("abcXYZ09-_\u00e9\u00fc\u00df\u7528\u6237\u0436")),
+    min_size=1, max_size=8)
+utf8_label = st.text(alphabet=st.sampled_from(list("abc09\u00e9\u00fc\u4f8b\u5b50\u0436")),
+                     min_size=1, max_size=10)
+utf8_mailbox = st.builds(lambda lp, d: f"{lp}@{d}",
+                         st.lists(utf8_atom, min_size=1, max_size=3).map(".".join),
+                         st.lists(utf8_label, min_size=1, max_size=3).map(".".join))
+
+
+@given(utf8_mailbox)
+def test_smtputf8_addresses_parse_back(address: str) -> None:
+    """RFC 6531: UTF-8 in local parts and U-labels in domains (the server then asks for the
+    SMTPUTF8 parameter before it takes a non-ASCII one)."""
+    assert parse_mail(f"FROM:<{address}> SMTPUTF8") == (address, {"SMTPUTF8": None})
+    assert parse_rcpt(f"TO:<{address}>") == (address, {})

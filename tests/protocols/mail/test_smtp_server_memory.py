@@ -1,0 +1,155 @@
+"""The SMTP server driven in memory (a StringTransport, a Clock): what depends on how the
+bytes are cut, or on when a Deferred fires, checked without a socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smtp_helpers import Recorder
+
+import netshell as ns
+from netshell.testing import Clock, StringTransport
+from protocols.mail.smtp.server import SMTPServerFactory, SMTPServerProtocol
+
+
+def session(deliver: Any, **settings: Any) -> tuple[SMTPServerProtocol, StringTransport]:
+    clock = Clock()
+    factory = SMTPServerFactory(deliver, reactor=clock, clock=clock, hostname="mx.test",
+                                **settings)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    transport.clear()  # the greeting
+    return protocol, transport
+
+
+def replies(transport: StringTransport) -> list[str]:
+    out = transport.value().decode().splitlines()
+    transport.clear()
+    return out
+
+
+def test_no_reply_until_the_delivery_fires_and_commands_behind_it_wait() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                           b"DATA\r\n")
+    assert replies(transport)[-1] == "354 End data with <CR><LF>.<CR><LF>"
+    protocol.data_received(b"Subject: held\r\n\r\n.\r\nNOOP\r\nQUIT\r\n")
+    assert recorder.called == 1
+    assert replies(transport) == []  # nothing said: not stored yet, and NOOP waits
+    recorder.held[0].callback(None)
+    said = replies(transport)
+    assert said[0].startswith("250 2.0.0 OK: queued as ")
+    assert said[1:] == ["250 2.0.0 OK", "221 2.0.0 mx.test Bye"]
+    assert transport.disconnecting
+
+
+def test_a_delivery_that_fails_later_is_a_451() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                           b"DATA\r\n")
+    replies(transport)
+    protocol.data_received(b"x\r\n.\r\n")
+    recorder.held[0].errback(ns.Failure(OSError("the disk went away")))
+    assert replies(transport) == ["451 4.3.0 Requested action aborted: local error in processing"]
+
+
+def test_the_rest_of_a_command_line_too_long_is_dropped_however_it_comes() -> None:
+    protocol, transport = session(Recorder())
+    protocol.data_received(b"NOOP " + b"x" * 5000)  # no line end yet: over the limit
+    protocol.data_received(b"y\r\nNOOP\r\n")  # its end, then a real command
+    assert replies(transport) == ["500 5.5.2 Line too long (the limit is 4096 octets)",
+                                  "250 2.0.0 OK"]
+
+
+def test_a_message_cut_anywhere_still_arrives_whole() -> None:
+    recorder = Recorder()
+    protocol, transport = session(recorder)
+    stream = (b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
+              b"Subject: s\r\n\r\n..one\r\n.\r\n")
+    for i in range(len(stream)):
+        protocol.data_received(stream[i:i + 1])  # a byte at a time
+    assert recorder.envelopes[0].content == b"Subject: s\r\n\r\n.one\r\n"
+    assert replies(transport)[-1].startswith("250 2.0.0 OK: queued as ")
+
+
+def test_a_full_write_buffer_stops_the_commands_until_it_drains() -> None:
+    recorder = Recorder()
+    clock = Clock()
+    factory = SMTPServerFactory(recorder, reactor=clock, clock=clock, hostname="mx.test",
+                                max_bad_commands=0)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol, buffer_limit=100)
+    protocol.connection_made(transport)
+    protocol.data_received(b"NOOP\r\n" * 1000)  # a client that sends and never reads
+    assert transport.write_paused and transport.reading_paused
+    held = transport.value().count(b"250 ")
+    assert held < 20  # not a thousand replies piled up
+    transport.drain()
+    assert transport.value().count(b"250 ") >= 1  # it goes on once drained
+
+
+def test_the_empty_auth_challenge_keeps_its_space() -> None:
+    protocol, transport = session(Recorder(), auth={"u": "p"}, allow_insecure_auth=True)
+    protocol.data_received(b"EHLO c.test\r\n")
+    transport.clear()
+    protocol.data_received(b"AUTH PLAIN\r\n")
+    assert transport.value() == b"334 \r\n"  # RFC 4954: "334" SP [base64]
+
+
+def test_no_idle_timeout_while_a_delivery_is_under_way() -> None:
+    recorder = Recorder()
+    recorder.hold = True
+    protocol, transport = session(recorder, idle_timeout=60)
+    clock = protocol.factory.clock
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                           b"DATA\r\nx\r\n.\r\n")
+    transport.clear()
+    clock.advance(600)  # the delivery takes long: the client waits for our reply
+    assert transport.value() == b"" and not transport.disconnecting
+    recorder.held[0].callback(None)
+    assert transport.value().startswith(b"250 2.0.0 OK: queued as ")
+    transport.clear()
+    clock.advance(61)  # idle again, for real now
+    assert transport.value() == b"421 4.4.2 mx.test Timeout; closing the connection\r\n"
+    assert transport.disconnecting
+
+
+def test_a_helo_that_is_no_domain_is_not_copied_into_the_received_line() -> None:
+    recorder = Recorder()
+    protocol, _ = session(recorder)
+    protocol.data_received(b"EHLO my (fake) laptop\r\nMAIL FROM:<a@x.test>\r\n"
+                           b"RCPT TO:<b@x.test>\r\nDATA\r\nx\r\n.\r\n")
+    [envelope] = recorder.envelopes
+    assert envelope.helo == "my (fake) laptop"  # kept as said, for the deliver callable
+    assert envelope.data.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby mx.test ")
+
+
+
+def test_beyond_max_connections_a_session_gets_421() -> None:
+    clock = Clock()
+    factory = SMTPServerFactory(Recorder(), reactor=clock, clock=clock, hostname="mx.test",
+                                max_connections=2)
+    transports = []
+    for _ in range(3):
+        protocol = factory.build_protocol(None)
+        transport = StringTransport(protocol=protocol)
+        protocol.connection_made(transport)
+        transports.append(transport)
+    assert [t.value()[:4] for t in transports] == [b"220 ", b"220 ", b"421 "]
+    assert transports[2].value() == b"421 4.3.2 mx.test Too many connections; try again later\r\n"
+    assert transports[2].disconnecting and not transports[0].disconnecting
+    assert len(factory.sessions) == 2
+
+
+def test_thousands_of_bdat_messages_in_one_read_with_a_deliver_that_answers_at_once() -> None:
+    recorder = Recorder()  # returns at once: the reply goes out while the input is read
+    protocol, transport = session(recorder, max_bad_commands=0)
+    one = b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nBDAT 5 LAST\r\nhello"
+    protocol.data_received(b"EHLO c.test\r\n" + one * 3000 + b"QUIT\r\n")
+    assert len(recorder.envelopes) == 3000
+    assert transport.value().endswith(b"221 2.0.0 mx.test Bye\r\n")
