@@ -45,8 +45,10 @@ log = logging.getLogger("netshell.shell")
 ACCESS_LOGGER = "netshell.http.access"
 #: The loggers whose INFO lines ``log()`` shows above the prompt, as they are: the HTTP
 #: access log, the FTP servers' logins and transfers (protocols/ftp/server.py), and what
-#: IRC clients hear: messages, joins, parts... (protocols/irc/client.py).
-REQUEST_LOGGERS = (ACCESS_LOGGER, "netshell.ftp", "netshell.irc.client")
+#: IRC clients hear: messages, joins, parts... (protocols/irc/client.py), and the mail
+#: servers' deliveries and logins (protocols/mail/).
+REQUEST_LOGGERS = (ACCESS_LOGGER, "netshell.ftp", "netshell.irc.client", "netshell.smtp",
+                   "netshell.pop3", "netshell.imap")
 
 #: Protocol modules put in the namespace when they exist (they land issue by issue).
 PROTOCOL_MODULES = ("basic", "wire", "http", "ftp", "irc", "smtp", "pop3", "imap", "nntp", "dns",
