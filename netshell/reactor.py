@@ -96,7 +96,7 @@ class DelayedCall:
     """
 
     __slots__ = ("func", "args", "kw", "time", "called", "cancelled", "context", "_scheduler",
-                 "_handle")
+                 "_handle", "_due")
 
     def __init__(
         self,
@@ -116,6 +116,9 @@ class DelayedCall:
         self.context = contextvars.copy_context()
         self._scheduler = scheduler
         self._handle: Any = None
+        #: When the reactor's loop was asked to run it: a call moved later keeps that
+        #: request, and is asked again for the rest when it comes (see reset).
+        self._due = time
 
     def active(self) -> bool:
         """True while the call has neither run nor been cancelled."""
@@ -137,19 +140,30 @@ class DelayedCall:
     def reset(self, seconds: float) -> None:
         """Run the call ``seconds`` from now instead of when it was due."""
         self._check_active()
-        self._scheduler._unschedule(self)
-        self.time = self._scheduler.seconds() + seconds
-        self._scheduler._schedule(self)
+        self._move(self._scheduler.seconds() + seconds)
 
     def delay(self, seconds: float) -> None:
         """Run the call ``seconds`` later than it was due."""
         self._check_active()
+        self._move(self.time + seconds)
+
+    def _move(self, when: float) -> None:
+        if when >= self.time and self._handle is not None and isinstance(self._scheduler,
+                                                                          Reactor):
+            # Later: the loop keeps its earlier request, and the call asks again for the
+            # rest when that comes (an idle timeout reset at every command costs no timer
+            # heap work then, as Twisted's reactor defers the move of a call pushed later).
+            self.time = when
+            return
         self._scheduler._unschedule(self)
-        self.time += seconds
+        self.time = self._due = when
         self._scheduler._schedule(self)
 
     def _run(self) -> None:
         if not self.active():
+            return
+        if self.time > self._due:  # moved later since the loop was asked: ask again
+            self._scheduler._schedule(self)
             return
         if _observe.timed_call_run:
             _observe.notify("timed_call_run", self)
@@ -268,6 +282,7 @@ class Reactor:
 
     def _schedule(self, call: DelayedCall) -> None:
         call._handle = self.loop.call_at(call.time, call._run, context=call.context)
+        call._due = call.time
         self._delayed[call] = None
 
     def _unschedule(self, call: DelayedCall) -> None:

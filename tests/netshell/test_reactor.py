@@ -1161,3 +1161,43 @@ def test_without_a_loop_set_the_thread_gets_a_fresh_one():
             r.close()
 
     assert _in_a_fresh_thread(check) is True
+
+
+# ---- a timed call moved later keeps the loop's request and asks again when it comes
+
+
+def test_a_call_reset_later_runs_at_its_last_time_and_leaves_one_timer_in_the_loop():
+    r = Reactor(use_uvloop=False)
+    ran: list[float] = []
+
+    async def main() -> float:
+        done = r.loop.create_future()
+        call = r.call_later(0.02, lambda: (ran.append(r.seconds()), done.set_result(None)))
+        for _ in range(1000):  # an idle timeout reset at every command
+            call.reset(0.2)
+        target = r.seconds() + 0.2
+        assert len(r.loop._scheduled) == 1  # type: ignore[attr-defined]
+        await done
+        return target
+
+    target = r.run_until(main())
+    assert len(ran) == 1
+    assert ran[0] >= target - 0.001  # not at the first 0.02 s
+
+
+def test_a_call_moved_later_then_sooner_runs_at_the_sooner_time():
+    r = Reactor(use_uvloop=False)
+    ran: list[float] = []
+
+    async def main() -> tuple[float, float]:
+        done = r.loop.create_future()
+        call = r.call_later(5.0, lambda: (ran.append(r.seconds()), done.set_result(None)))
+        call.delay(10.0)  # later: kept lazily
+        call.reset(0.05)  # then sooner: the loop is asked anew
+        start = r.seconds()
+        await done
+        return start, call.time
+
+    start, due = r.run_until(main())
+    assert ran and start + 0.04 <= ran[0] < start + 4.0
+    assert due == pytest.approx(start + 0.05, abs=0.01)
