@@ -72,6 +72,7 @@ __all__ = [
     "ResponseReader",
     "parse_command",
     "parse_datetime",
+    "parse_fetch_items",
     "parse_response",
 ]
 
@@ -699,10 +700,17 @@ def _section(cur: _Cursor) -> Section:
     return Section(part, text, fields)
 
 
-def _fetch(cur: _Cursor, uid: bool) -> tuple[Any, ...]:
-    cur.sp("the sequence set")
-    seqset = _seqset(cur)
-    cur.sp("the fetch items")
+def parse_fetch_items(text: bytes) -> tuple[FetchItem, ...]:
+    """FETCH's items as a command has them: ``(FLAGS BODY.PEEK[TEXT])``, one item, or a
+    macro (ALL, FAST, FULL, expanded). Raises IMAPSyntaxError."""
+    cur = _Cursor([text])
+    items = _fetch_items(cur)
+    if not cur.at_end():
+        raise cur.fail(f"unexpected {cur.context()} after the fetch items")
+    return items
+
+
+def _fetch_items(cur: _Cursor) -> tuple[FetchItem, ...]:
     if cur.peek() == 40:
         cur.pos += 1
         items = [_fetch_item(cur)]
@@ -710,11 +718,18 @@ def _fetch(cur: _Cursor, uid: bool) -> tuple[Any, ...]:
             cur.pos += 1
             items.append(_fetch_item(cur))
         cur.expect(b")", "the end of the fetch items")
-        return (seqset, tuple(items))
+        return tuple(items)
     for macro, names in _MACROS.items():
         if cur.keyword(macro.encode("ascii")):
-            return (seqset, tuple(FetchItem(n) for n in names))
-    return (seqset, (_fetch_item(cur),))
+            return tuple(FetchItem(n) for n in names)
+    return (_fetch_item(cur),)
+
+
+def _fetch(cur: _Cursor, uid: bool) -> tuple[Any, ...]:
+    cur.sp("the sequence set")
+    seqset = _seqset(cur)
+    cur.sp("the fetch items")
+    return (seqset, _fetch_items(cur))
 
 
 def _store(cur: _Cursor, uid: bool) -> tuple[Any, ...]:
@@ -1157,6 +1172,11 @@ class ResponseReader:
                  max_literal: int = 1024 * 1024 * 1024) -> None:
         self._framer = _Framer(max_line, max_literal)
         self._failed: ResponseParseError | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the reader has stopped (a line or literal over its limits)."""
+        return self._failed is not None
 
     def receive(self, data: bytes) -> None:
         """Take bytes from the server."""

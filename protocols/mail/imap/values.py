@@ -471,7 +471,7 @@ class SinglePart:
     params: tuple[tuple[str, str], ...] = ()
     id: str | None = None
     description: str | None = None
-    encoding: str = "7BIT"
+    encoding: str = "7bit"
     size: int = 0
     lines: int | None = None
     envelope: Envelope | None = None

@@ -275,6 +275,8 @@ def _search_into(out: list[Any], key: SearchKey, top: bool = False) -> None:
             out.append(b")")
     elif name == "SET":
         out.append(str(args[0]).encode("ascii"))
+    elif name == "RAW":  # the client's search(raw=...): the caller's own text
+        out.append(args[0].encode("utf-8"))
     elif name in ("NOT", "OR"):
         out.append(name.encode("ascii"))
         for k in args:
@@ -749,7 +751,9 @@ def _strip_comments(value: str) -> str:
 
 
 def _lines(body: bytes) -> int:
-    return body.count(b"\r\n") + (0 if not body or body.endswith(b"\r\n") else 1)
+    # the line ends in the body (a last line without one is not counted: the CRLF before
+    # a boundary belongs to the boundary), as Dovecot counts
+    return body.count(b"\n")
 
 
 def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
@@ -781,7 +785,7 @@ def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
         if not parts:
             parts = (_structure(b"\r\n"),)
         return Multipart(parts, subtype, params, disposition, language, location)
-    encoding = headers.get("content-transfer-encoding") or "7BIT"
+    encoding = headers.get("content-transfer-encoding") or "7bit"
     common: dict[str, Any] = dict(
         params=params, id=headers.get("content-id"),
         description=headers.get("content-description"), encoding=encoding, size=len(body),
