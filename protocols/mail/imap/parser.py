@@ -841,7 +841,9 @@ def parse_command(parts: list[bytes]) -> Command:
 # ---- responses
 
 _GENERIC = re.compile(
-    rb' *(?:("[^"\\]*(?:\\.[^"\\]*)*")|([^\x00-\x20()"{\[\]]+(?:\[[^\]]*\](?:<\d+>)?)?)'
+    # quoted | atom (ASTRING-CHARs; a [section] may hold spaces and parentheses:
+    # BODY[HEADER.FIELDS (A B)]<0>) | ( | ) | literal marker | anything else, an error
+    rb' *(?:("[^"\\]*(?:\\.[^"\\]*)*")|((?:[^\x00-\x20()"{\[]+|\[[^\]\r\n]*\]|\[)+)'
     rb'|(\()|(\))|(\{\d{1,19}\+?\}\Z)|(\S))',
     re.S,
 )
@@ -906,6 +908,13 @@ def _int(value: Any) -> int:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     raise ResponseParseError(f"expected a number, got {value!r}")
+
+
+def _flags(values: list[Any]) -> tuple[str, ...]:
+    # (a keyword spelled NIL came out of the tokenizer as None)
+    return tuple("NIL" if f is None else canonical_flag(f) if isinstance(f, str)
+                 else canonical_flag(f.decode("utf-8", "replace")) if isinstance(f, bytes)
+                 else str(f) for f in values)
 
 
 def _addresses(value: Any) -> tuple[Address, ...] | None:
@@ -1020,7 +1029,7 @@ def _fetch_data(values: list[Any]) -> dict[str, Any]:
         if key == "FLAGS":
             if not isinstance(value, list):
                 raise ResponseParseError(f"FLAGS is a list, not {value!r}")
-            out[key] = tuple(canonical_flag(f) for f in value if isinstance(f, str))
+            out[key] = _flags(value)
         elif key in ("UID", "RFC822.SIZE"):
             out[key] = _int(value)
         elif key == "ENVELOPE":
@@ -1051,7 +1060,7 @@ def _code(text: bytes) -> ResponseCode:
         if name in ("PERMANENTFLAGS", "BADCHARSET"):
             values = _generic([rest_b], 0, 0)
             if len(values) == 1 and isinstance(values[0], list):
-                return ResponseCode(name, tuple(canonical_flag(_s(v) or "") for v in values[0]))
+                return ResponseCode(name, _flags(values[0]))
         if name == "CAPABILITY":
             return ResponseCode(name, tuple(c.upper() for c in rest.split()))
         if name == "APPENDUID":
@@ -1122,7 +1131,7 @@ def _untagged_data(kind: str, parts: list[bytes], pos: int) -> Any:
     if kind == "FLAGS":
         if len(values) != 1 or not isinstance(values[0], list):
             raise ResponseParseError("FLAGS is a flag list", parts[0])
-        return tuple(canonical_flag(_s(f) or "") for f in values[0])
+        return _flags(values[0])
     if kind in ("LIST", "LSUB"):
         if len(values) < 3 or not isinstance(values[0], list):
             raise ResponseParseError(f"{kind} is (flags) delimiter name", parts[0])
@@ -1134,7 +1143,7 @@ def _untagged_data(kind: str, parts: list[bytes], pos: int) -> Any:
             decoded = raw
         if decoded.upper() == "INBOX":
             decoded = "INBOX"
-        return ListEntry(tuple(canonical_flag(_s(f) or "") for f in values[0]),
+        return ListEntry(_flags(values[0]),
                          _s(values[1]), decoded)
     if kind == "STATUS":
         if len(values) != 2 or not isinstance(values[1], list) or len(values[1]) % 2:

@@ -76,7 +76,9 @@ __all__ = [
 
 # ATOM-CHAR: any CHAR but atom-specials ( ) { SP CTL % * " \ ]; ASTRING-CHAR adds "]"
 _ATOM = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\\]]+\Z')
-_ASTRING = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\]+\Z')
+# (written astrings go quoted when they hold "[": an atom may, but a reader that takes
+# BODY[...] as one token would see a section in it)
+_ASTRING = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\[]+\Z')
 # TEXT-CHAR without the 8-bit: what a quoted string may hold (escapes for " and \)
 _QUOTABLE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*\Z")
 _QUOTE_ESCAPE = re.compile(rb'(["\\])')
@@ -104,6 +106,8 @@ def _string_into(out: list[Any], data: bytes) -> None:
     if len(data) <= MAX_QUOTED and _QUOTABLE.match(data):
         out.append(b'"' + (_QUOTE_ESCAPE.sub(rb"\\\1", data) if b'"' in data or b"\\" in data
                            else data) + b'"')
+    elif b"\0" in data:
+        raise ValueError("an IMAP string cannot hold NUL (RFC 3501 CHAR8 is %x01-ff)")
     else:
         out.append(_Literal(data))
 
@@ -768,6 +772,8 @@ def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
     maintype, _, subtype = ctype.partition("/")
     if not subtype or not maintype:
         maintype, subtype, params = "text", "plain", (("charset", "us-ascii"),)
+    elif maintype.lower() == "text" and not any(k.lower() == "charset" for k, _ in params):
+        params += (("charset", "us-ascii"),)  # RFC 2045 5.2's default, as Dovecot says it
     disposition = None
     dvalue = headers.get("content-disposition")
     if dvalue:
