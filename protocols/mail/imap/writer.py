@@ -695,7 +695,8 @@ class _Headers:
     def __init__(self, head: bytes) -> None:
         self.fields: dict[str, str] = {}
         text = head.decode("utf-8", "surrogateescape")
-        for m in re.finditer(r"^([^\s:]+)[ \t]*:(.*(?:\r\n[ \t].*)*)", text, re.M):
+        for m in re.finditer(r"^([^\s:]+)[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", text,
+                             re.M):
             name = m.group(1).lower()
             if name not in self.fields:
                 self.fields[name] = re.sub(r"\r\n(?=[ \t])", "", m.group(2)).strip(" \t\r")
