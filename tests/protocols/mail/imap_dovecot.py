@@ -48,6 +48,7 @@ namespace inbox {{
   separator = /
   mailbox Sent {{
     special_use = \\Sent
+    auto = create
   }}
 }}
 passdb {{
