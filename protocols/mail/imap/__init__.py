@@ -16,6 +16,7 @@ SequenceSet('1:3,9')
 """
 
 from protocols.mail.imap.client import (
+    Idle,
     IMAPBad,
     IMAPClient,
     IMAPCommandError,
@@ -23,7 +24,6 @@ from protocols.mail.imap.client import (
     IMAPNo,
     IMAPNotSupported,
     IMAPTimeoutError,
-    Idle,
     MailboxInfo,
     connect,
     fetch_items,

@@ -202,7 +202,7 @@ async def test_store_copy_move_append_expunge(server: Dovecot) -> None:
         await client.select(work)
         code = await client.copy("1:2", other)
         assert code is not None and code.name == "COPYUID"
-        uidvalidity, source, dest = code.value
+        _uidvalidity, source, dest = code.value
         assert source.numbers(0) == [1, 2] and len(dest.numbers(0)) == 2
         assert (await client.status(other))["MESSAGES"] == 2
         # MOVE (RFC 6851)
