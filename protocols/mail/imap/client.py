@@ -502,34 +502,30 @@ class IMAPClient:
     def login(self, user: str, password: str) -> Deferred[IMAPClient]:
         """LOGIN; fails with IMAPNo (``[AUTHENTICATIONFAILED]``...) or, when the server
         says LOGINDISABLED (plain text, before TLS), IMAPNotSupported."""
-        return ensure_deferred(self._login(user, password))
-
-    async def _login(self, user: str, password: str) -> IMAPClient:
         if "LOGINDISABLED" in self.capabilities:
-            raise IMAPNotSupported("the server refuses LOGIN here (LOGINDISABLED): use TLS")
-        tagged, _ = await self._command("LOGIN", (user, password))
-        await self._after_auth(tagged)
-        return self
+            return ns.fail(IMAPNotSupported(
+                "the server refuses LOGIN here (LOGINDISABLED): use TLS"))
+        return self._command("LOGIN", (user, password)).add_callback(self._authenticated)
 
-    async def _after_auth(self, tagged: Response) -> None:
+    def _authenticated(self, result: tuple[Response, _List[Response]]) -> Any:
         self.state = "authenticated"
+        tagged = result[0]
         if tagged.code is None or tagged.code.name != "CAPABILITY":
-            await self._command("CAPABILITY")
+            # (capabilities change with authentication: ask again)
+            return self._command("CAPABILITY").add_callback(lambda _: self)
+        return self
 
     def authenticate_plain(
         self, user: str, password: str, authzid: str = ""
     ) -> Deferred[IMAPClient]:
         """AUTHENTICATE PLAIN (RFC 4616), the response in the command when the server
         offers SASL-IR (RFC 4959), else after its ``+``."""
-        return ensure_deferred(self._authenticate_plain(user, password, authzid))
-
-    async def _authenticate_plain(self, user: str, password: str, authzid: str) -> IMAPClient:
         if "AUTH=PLAIN" not in self.capabilities:
-            raise IMAPNotSupported("the server does not offer AUTH=PLAIN")
+            return ns.fail(IMAPNotSupported("the server does not offer AUTH=PLAIN"))
         token = base64.b64encode(
             f"{authzid}\0{user}\0{password}".encode()).decode("ascii")
         if "SASL-IR" in self.capabilities:
-            tagged, _ = await self._command("AUTHENTICATE", ("PLAIN", token))
+            d = self._command("AUTHENTICATE", ("PLAIN", token))
         else:
             sent = False
 
@@ -539,10 +535,8 @@ class IMAPClient:
                 self._write(b"*\r\n" if sent else token.encode("ascii") + b"\r\n")
                 sent = True
 
-            tagged, _ = await self._command("AUTHENTICATE", ("PLAIN", None),
-                                            on_continuation=answer)
-        await self._after_auth(tagged)
-        return self
+            d = self._command("AUTHENTICATE", ("PLAIN", None), on_continuation=answer)
+        return d.add_callback(self._authenticated)
 
     def logout(self) -> Deferred[None]:
         """LOGOUT, then the connection closes."""
@@ -599,8 +593,10 @@ class IMAPClient:
             return self.mailbox
 
         def failed(f: Failure) -> Failure:
+            # a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1)
             self.mailbox = None
-            self.state = "authenticated"
+            if self.state == "selected":
+                self.state = "authenticated"
             return f
 
         return self._command(command, (mailbox,)).add_callbacks(selected, failed)
@@ -922,9 +918,9 @@ async def _connect(
             await client._starttls(context)
         if user is not None and client.state == "not authenticated":
             if auth == "plain":
-                await client._authenticate_plain(user, password or "", "")
+                await client.authenticate_plain(user, password or "")
             else:
-                await client._login(user, password or "")
+                await client.login(user, password or "")
     except BaseException:
         client.abort()
         raise

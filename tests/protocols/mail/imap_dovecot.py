@@ -272,5 +272,7 @@ def dovecot() -> Iterator[Dovecot]:
                 proc.kill()
                 proc.wait()
             reader.join(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
