@@ -911,7 +911,8 @@ def _int(value: Any) -> int:
 
 
 def _flags(values: list[Any]) -> tuple[str, ...]:
-    # (a keyword spelled NIL came out of the tokenizer as None)
+    # (a keyword spelled NIL came out of the tokenizer as None: it reads back as "NIL",
+    # whatever its case was)
     return tuple("NIL" if f is None else canonical_flag(f) if isinstance(f, str)
                  else canonical_flag(f.decode("utf-8", "replace")) if isinstance(f, bytes)
                  else str(f) for f in values)
