@@ -398,6 +398,11 @@ class IMAPClient:
         if response.code is not None and response.code.name == "CAPABILITY":
             self.capabilities = frozenset(response.code.value)
         if response.kind == "OK":
+            if current.name == "STARTTLS":
+                # Whatever came after this OK, before the handshake, is an attacker's
+                # (the STARTTLS command injection of CVE-2011-0411's kind): a fresh
+                # reader now, so the rest of this data is never read.
+                self._reader = ResponseReader()
             current.done.callback((response, current.untagged))
         elif response.kind == "NO":
             current.done.errback(IMAPNo(current.name, response))
@@ -834,10 +839,7 @@ class IMAPClient:
     async def _starttls(self, context: Any) -> None:
         if "STARTTLS" not in self.capabilities:
             raise IMAPNotSupported("the server does not offer STARTTLS")
-        await self._command("STARTTLS")
-        # Bytes that came after the OK, before TLS, are an attacker's (CVE-2011-0411
-        # and kin): a fresh reader, and nothing of the old one is kept.
-        self._reader = ResponseReader()
+        await self._command("STARTTLS")  # (_dispatch drops what came after its OK)
         assert self.protocol is not None
         await self.protocol.transport.start_tls(context)
         self.capabilities = frozenset()

@@ -180,6 +180,8 @@ def test_untagged_news_reaches_the_handlers() -> None:
 
 async def test_starttls_throws_away_what_came_before_the_handshake() -> None:
     client, t, _, server = wired()
+    heard: list[Response] = []
+    client.on_untagged(heard.append)
     d = ensure_deferred(client._starttls(object()))
     await ns.sleep(0)
     assert t.value() == b"A0001 STARTTLS\r\n"
@@ -187,6 +189,7 @@ async def test_starttls_throws_away_what_came_before_the_handshake() -> None:
     server.data_received(b"A0001 OK Begin TLS\r\n* CAPABILITY IMAP4rev1 INJECTED\r\n"
                          b"A0002 OK [CAPABILITY INJECTED] injected\r\n")
     await ns.sleep(0)
+    assert heard == []  # the injected CAPABILITY was never read
     t.tls_started.callback(None)
     await ns.sleep(0)
     assert t.value().endswith(b"A0002 CAPABILITY\r\n")  # asked again, over TLS
