@@ -356,6 +356,9 @@ class IMAPClient:
             self.protocol.transport.abort()
 
     def _data_received(self, data: bytes) -> None:
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(self.timeout)  # heard from the server: the wait starts again
         reader = self._reader
         reader.receive(data)
         while True:
@@ -371,8 +374,6 @@ class IMAPClient:
                 continue
             if response is None or reader is not self._reader:
                 return
-            if self._current is not None:
-                self._arm_timer()
             self._dispatch(response)
 
     def _dispatch(self, response: Response | Continuation) -> None:

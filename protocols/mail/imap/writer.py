@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -556,11 +557,58 @@ def _envelope_into(out: list[Any], env: Envelope) -> None:
     out.append(b")")
 
 
+class _NotQuotable(Exception):
+    pass
+
+
+def _q(value: str | None) -> bytes:
+    """An nstring that must be NIL or quoted (the fast path of an ENVELOPE)."""
+    if value is None:
+        return b"NIL"
+    data = value.encode("utf-8", "surrogateescape")
+    if len(data) > MAX_QUOTED or not _QUOTABLE.match(data):
+        raise _NotQuotable
+    if b'"' in data or b"\\" in data:
+        data = _QUOTE_ESCAPE.sub(rb"\\\1", data)
+    return b'"' + data + b'"'
+
+
+def _q_addresses(addresses: Sequence[Address] | None) -> bytes:
+    if not addresses:
+        return b"NIL"
+    return b"(" + b"".join([b"(%s %s %s %s)" % (_q(a[0]), _q(a[1]), _q(a[2]), _q(a[3]))
+                            for a in addresses]) + b")"
+
+
+def _envelope_bytes(env: Envelope) -> bytes:
+    try:
+        return _cached_envelope(env)
+    except TypeError:  # lists where tuples were meant: not hashable, not cached
+        return _render_envelope(env)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_envelope(env: Envelope) -> bytes:
+    # (a server answers FETCH ENVELOPE for the same messages again and again, and an
+    # Envelope is immutable)
+    return _render_envelope(env)
+
+
+def _render_envelope(env: Envelope) -> bytes:
+    try:
+        return b"(%s %s %s %s %s %s %s %s %s %s)" % (
+            _q(env[0]), _q(env[1]), _q_addresses(env[2]), _q_addresses(env[3]),
+            _q_addresses(env[4]), _q_addresses(env[5]), _q_addresses(env[6]),
+            _q_addresses(env[7]), _q(env[8]), _q(env[9]))
+    except _NotQuotable:  # a field needs a literal: the general way
+        out: list[Any] = []
+        _envelope_into(out, env)
+        return _join(out)
+
+
 def format_envelope(env: Envelope) -> bytes:
     """An ENVELOPE's parenthesised list (RFC 3501 7.4.2 order)."""
-    out: list[Any] = []
-    _envelope_into(out, env)
-    return _join(out)
+    return _envelope_bytes(env)
 
 
 def _extension_into(out: list[Any], bs: BodyStructure) -> None:
@@ -654,7 +702,7 @@ def format_fetch(number: int, items: Iterable[tuple[str, Any]]) -> bytes:
         elif name == "INTERNALDATE":
             out.append(b'"' + format_datetime(value).encode("ascii") + b'"')
         elif name == "ENVELOPE":
-            _envelope_into(out, value)
+            out.append(_envelope_bytes(value))
         elif name in ("BODY", "BODYSTRUCTURE"):
             _body_into(out, value, name == "BODYSTRUCTURE")
         else:
