@@ -64,7 +64,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {tls_port}
   }}
 }}
 """
@@ -181,14 +181,16 @@ def free_port() -> int:
 
 @dataclass
 class Dovecot:
-    """A running Dovecot: ``host``, ``port``, ``directory``, ``maildir`` (alice's),
-    ``ca`` (the PEM file its certificate is signed by), and what it logged."""
+    """A running Dovecot: ``host``, ``port`` (IMAP with STARTTLS), ``tls_port`` (IMAP in
+    TLS from the first byte), ``directory``, ``maildir`` (alice's), ``ca`` (the PEM file
+    its certificate is signed by), and what it logged."""
 
     host: str
     port: int
     directory: Path
     maildir: Path
     ca: Path
+    tls_port: int
     lines: list[str] = field(default_factory=list)
     user: str = "alice"
     password: str = "secret"
@@ -231,16 +233,17 @@ def dovecot() -> Iterator[Dovecot]:
         from netshell.tls import self_signed_files
 
         _, _, ca = self_signed_files(directory / "tls", "localhost", HOST)
-        port = free_port()
+        port, tls_port = free_port(), free_port()
         (directory / "users").write_text("alice:{PLAIN}secret\n")
-        (directory / "dovecot.conf").write_text(CONF.format(dir=directory, port=port, uid=UID))
+        (directory / "dovecot.conf").write_text(
+            CONF.format(dir=directory, port=port, tls_port=tls_port, uid=UID))
         maildir = directory / "mail" / "alice"
         seed(maildir)
         for root, dirs, files in os.walk(directory / "mail"):
             for name in dirs + files:
                 os.chown(os.path.join(root, name), UID, UID)
         os.chown(directory / "mail", UID, UID)
-        peer = Dovecot(HOST, port, directory, maildir, ca)
+        peer = Dovecot(HOST, port, directory, maildir, ca, tls_port)
         proc = subprocess.Popen(
             [program, "-F", "-c", str(directory / "dovecot.conf")],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -263,6 +266,7 @@ def dovecot() -> Iterator[Dovecot]:
             if not up.wait(START_TIMEOUT) or proc.poll() is not None:
                 raise RuntimeError(f"dovecot did not start ({proc.poll()}): {peer.log()}")
             _accepts(port, deadline)
+            _accepts(tls_port, deadline)
             yield peer
         finally:
             proc.terminate()

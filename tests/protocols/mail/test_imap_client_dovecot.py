@@ -81,6 +81,7 @@ async def test_login_capabilities_list_namespace_id(server: Dovecot) -> None:
         assert await client.namespace() == ([("", "/")], None, None)
         ident = await client.id({"name": "netshell"})
         assert ident is not None and ident["name"] == "Dovecot"
+        assert await client.enable("CONDSTORE") == ("CONDSTORE",)
         status = await client.status("INBOX")
         assert status["MESSAGES"] >= len(MESSAGES) and status["UIDVALIDITY"] > 0
     finally:
@@ -356,6 +357,14 @@ async def test_starttls_then_authenticate_plain(server: Dovecot) -> None:
         client.capabilities = client.capabilities - {"SASL-IR"}
         await client.authenticate_plain(server.user, server.password)
         assert (await client.examine("INBOX")).exists == len(MESSAGES)
+    finally:
+        await client.logout()
+    # TLS from the first byte
+    client = await imap.connect(server.host, server.tls_port, tls="implicit", ca=server.ca,
+                                user=server.user, password=server.password, timeout=10)
+    try:
+        assert client.protocol is not None and client.protocol.transport.tls is not None
+        assert client.state == "authenticated"
     finally:
         await client.logout()
     # a certificate nobody vouches for is refused

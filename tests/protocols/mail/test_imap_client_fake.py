@@ -31,6 +31,7 @@ from protocols.mail.imap.client import (
     MailboxInfo,
     _IMAPProtocol,
 )
+from protocols.mail.imap.parser import ResponseReader
 from protocols.mail.imap.values import Response
 
 
@@ -162,6 +163,14 @@ def test_an_unreadable_line_is_skipped(caplog: pytest.LogCaptureFixture) -> None
                          b"A0001 OK\r\n")
     assert got == [{1: {"FLAGS": ("\\Seen",)}}]
     assert "unreadable response" in caplog.text
+
+
+def test_a_literal_over_the_readers_limit_drops_the_connection() -> None:
+    client, t, _, server = wired()
+    client._reader = ResponseReader(max_literal=10)
+    got = results(client.fetch(1, "BODY.PEEK[]"))
+    server.data_received(b"* 1 FETCH (BODY[] {11}\r\n")
+    assert isinstance(got[0].value, IMAPConnectionClosed) and t.aborted
 
 
 def test_untagged_news_reaches_the_handlers() -> None:
