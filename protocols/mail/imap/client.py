@@ -837,15 +837,23 @@ class IMAPClient:
         done.add_both(ended)
         return idle
 
-    async def _starttls(self, context: Any) -> None:
+    def _starttls(self, context: Any) -> Deferred[None]:
+        """STARTTLS, the handshake, then CAPABILITY again (what was said before TLS is
+        forgotten: RFC 3501 6.2.1)."""
         if "STARTTLS" not in self.capabilities:
-            raise IMAPNotSupported("the server does not offer STARTTLS")
-        await self._command("STARTTLS")  # (_dispatch drops what came after its OK)
-        assert self.protocol is not None
-        await self.protocol.transport.start_tls(context)
-        self.capabilities = frozenset()
-        await self._command("CAPABILITY")
+            return ns.fail(IMAPNotSupported("the server does not offer STARTTLS"))
 
+        def handshake(_: Any) -> Deferred[Any]:
+            # (_dispatch has dropped whatever came after the OK)
+            assert self.protocol is not None and self.protocol.transport is not None
+            return self.protocol.transport.start_tls(context)
+
+        def ask_again(_: Any) -> Deferred[Any]:
+            self.capabilities = frozenset()
+            return self._command("CAPABILITY")
+
+        return self._command("STARTTLS").add_callback(handshake).add_callback(ask_again) \
+            .add_callback(lambda _: None)
 
 def connect(
     host: str,
