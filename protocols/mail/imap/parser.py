@@ -1123,6 +1123,16 @@ def parse_response(parts: list[bytes]) -> Response | Continuation:
     raise ResponseParseError("not an IMAP response", seg)
 
 
+def _name(raw: str) -> str:
+    """A mailbox name from a server: decoded from modified UTF-7 (kept as sent if it is
+    not valid modified UTF-7, or 8-bit), ``INBOX`` in any case as ``INBOX``."""
+    try:
+        name = decode_mailbox(raw) if raw.isascii() else raw
+    except ValueError:
+        name = raw
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
 def _untagged_data(kind: str, parts: list[bytes], pos: int) -> Any:
     if kind in ("CAPABILITY", "ENABLED"):
         return tuple(w.upper() for w in parts[0][pos:].decode("latin-1").split())
@@ -1137,30 +1147,20 @@ def _untagged_data(kind: str, parts: list[bytes], pos: int) -> Any:
         if len(values) < 3 or not isinstance(values[0], list):
             raise ResponseParseError(f"{kind} is (flags) delimiter name", parts[0])
         name = _s(values[2])
-        raw = "NIL" if name is None else name
-        try:
-            decoded = decode_mailbox(raw) if raw.isascii() else raw
-        except ValueError:
-            decoded = raw
-        if decoded.upper() == "INBOX":
-            decoded = "INBOX"
+        decoded = _name("NIL" if name is None else name)
         return ListEntry(_flags(values[0]),
                          _s(values[1]), decoded)
     if kind == "STATUS":
         if len(values) != 2 or not isinstance(values[1], list) or len(values[1]) % 2:
             raise ResponseParseError("STATUS is mailbox (item number ...)", parts[0])
-        name = _s(values[0]) or "NIL"
-        try:
-            name = decode_mailbox(name) if name.isascii() else name
-        except ValueError:
-            pass
+        name = _name(_s(values[0]) or "NIL")
         items = values[1]
         return (name, {str(items[k]).upper(): _int(items[k + 1])
                        for k in range(0, len(items), 2)})
     if kind == "NAMESPACE":
         if len(values) != 3:
             raise ResponseParseError("NAMESPACE has three parts", parts[0])
-        return tuple(None if v is None else [(_s(n[0]) or "", _s(n[1])) for n in v]
+        return tuple(None if v is None else [(_name(_s(n[0]) or ""), _s(n[1])) for n in v]
                      for v in values)
     if kind == "ID":
         if not values or values[0] is None:

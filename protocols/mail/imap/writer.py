@@ -60,14 +60,24 @@ __all__ = [
     "encode_mailbox",
     "envelope",
     "format_body_structure",
+    "format_capability",
+    "format_code",
     "format_command",
+    "format_continuation",
+    "format_count",
     "format_date",
     "format_datetime",
+    "format_enabled",
     "format_envelope",
     "format_fetch",
     "format_fetch_item",
     "format_flags",
+    "format_flags_response",
+    "format_id",
     "format_list",
+    "format_mailbox_status",
+    "format_namespace",
+    "format_search",
     "format_search_key",
     "format_section",
     "format_status",
@@ -507,6 +517,90 @@ def format_list(entry: ListEntry, kind: str = "LIST") -> bytes:
     out.append(b" ")
     _astring_into(out, encode_mailbox(entry.name))
     out.append(b"\r\n")
+    return _join(out)
+
+
+def format_continuation(text: str = "Ready") -> bytes:
+    """``+ Ready``: the server asks for more (a literal, an AUTHENTICATE answer, IDLE)."""
+    return b"+ " + re.sub(r"[\r\n]", " ", text).encode("utf-8") + b"\r\n"
+
+
+def format_capability(capabilities: Iterable[str]) -> bytes:
+    """``* CAPABILITY IMAP4rev1 IDLE ...``."""
+    return b"* CAPABILITY " + " ".join(capabilities).encode("ascii") + b"\r\n"
+
+
+def format_enabled(capabilities: Iterable[str]) -> bytes:
+    """``* ENABLED CONDSTORE`` (RFC 5161)."""
+    return (b"* ENABLED " + " ".join(capabilities).encode("ascii")).rstrip() + b"\r\n"
+
+
+def format_count(number: int, kind: str) -> bytes:
+    """``* 23 EXISTS``, ``* 1 RECENT``, ``* 5 EXPUNGE``."""
+    return b"* %d %s\r\n" % (number, kind.encode("ascii"))
+
+
+def format_flags_response(flags: Iterable[str]) -> bytes:
+    """``* FLAGS (\\Seen \\Answered ...)``: the flags a mailbox knows."""
+    return b"* FLAGS " + format_flags(flags) + b"\r\n"
+
+
+def format_search(numbers: Iterable[int]) -> bytes:
+    """``* SEARCH 2 3 5`` (``* SEARCH`` when none matched)."""
+    return b" ".join([b"* SEARCH", *(b"%d" % n for n in numbers)]) + b"\r\n"
+
+
+def format_mailbox_status(mailbox: str, items: dict[str, int]) -> bytes:
+    """``* STATUS INBOX (MESSAGES 3 UIDNEXT 7)``."""
+    out: list[Any] = [b"* STATUS "]
+    _astring_into(out, encode_mailbox(mailbox))
+    out.append(b" (" + " ".join(f"{k} {v}" for k, v in items.items()).encode("ascii")
+               + b")\r\n")
+    return _join(out)
+
+
+def _namespace_into(out: list[Any], spaces: Sequence[tuple[str, str | None]] | None) -> None:
+    if not spaces:
+        out.append(b"NIL")
+        return
+    out.append(b"(")
+    for prefix, delimiter in spaces:
+        out.append(b"(")
+        _string_into(out, _bytes(encode_mailbox(prefix)))
+        out.append(b" ")
+        _nstring_into(out, delimiter)
+        out.append(b")")
+    out.append(b")")
+
+
+def format_namespace(
+    personal: Sequence[tuple[str, str | None]] | None,
+    other: Sequence[tuple[str, str | None]] | None = None,
+    shared: Sequence[tuple[str, str | None]] | None = None,
+) -> bytes:
+    """``* NAMESPACE (("" "/")) NIL NIL`` (RFC 2342): each a list of (prefix, delimiter)."""
+    out: list[Any] = [b"* NAMESPACE "]
+    _namespace_into(out, personal)
+    out.append(b" ")
+    _namespace_into(out, other)
+    out.append(b" ")
+    _namespace_into(out, shared)
+    out.append(b"\r\n")
+    return _join(out)
+
+
+def format_id(fields: dict[str, str | None] | None) -> bytes:
+    """``* ID ("name" "netshell" ...)`` or ``* ID NIL`` (RFC 2971)."""
+    if not fields:
+        return b"* ID NIL\r\n"
+    out: list[Any] = [b"* ID ("]
+    for i, (k, v) in enumerate(fields.items()):
+        if i:
+            out.append(b" ")
+        _string_into(out, _bytes(k))
+        out.append(b" ")
+        _nstring_into(out, v)
+    out.append(b")\r\n")
     return _join(out)
 
 

@@ -40,6 +40,7 @@ from imap_strategies import (
 from protocols.mail.imap.parser import CommandReader, ResponseReader
 from protocols.mail.imap.values import (
     Command,
+    Continuation,
     ContinuationRequest,
     IMAPParseError,
     ListEntry,
@@ -52,9 +53,18 @@ from protocols.mail.imap.writer import (
     astring,
     decode_mailbox,
     encode_mailbox,
+    format_capability,
     format_command,
+    format_continuation,
+    format_count,
+    format_enabled,
     format_fetch,
+    format_flags_response,
+    format_id,
     format_list,
+    format_mailbox_status,
+    format_namespace,
+    format_search,
     format_status,
     nstring,
     string,
@@ -306,3 +316,39 @@ def test_a_literal_split_at_every_byte(literal_plus: bool) -> None:
         got, continuations = read_commands(data, [cut])
         assert got == [cmd]
         assert continuations == (0 if literal_plus else 1)
+
+
+_caps = st.lists(st.text(_string.ascii_uppercase + "0123456789=+-", min_size=1, max_size=10),
+                 min_size=1, max_size=5).map(tuple)
+_spaces = st.one_of(st.none(), st.lists(st.tuples(text, st.one_of(
+    st.none(), st.sampled_from(["/", ".", '"', "\\"]))), min_size=1, max_size=3))
+
+
+@SETTINGS
+@given(st.data())
+def test_the_other_untagged_answers_read_back(data: st.DataObject) -> None:
+    caps = data.draw(_caps)
+    flags = data.draw(flag_lists)
+    found = data.draw(st.lists(numbers, max_size=6))
+    count = data.draw(st.tuples(numbers, st.sampled_from(["EXISTS", "RECENT", "EXPUNGE"])))
+    status = data.draw(st.tuples(mailboxes, st.dictionaries(
+        st.sampled_from(["MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]),
+        st.integers(0, 2**32 - 1), min_size=1)))
+    spaces = data.draw(st.tuples(_spaces, _spaces, _spaces))
+    ident = data.draw(st.one_of(st.none(), st.dictionaries(text, st.one_of(st.none(), text),
+                                                           min_size=1, max_size=4)))
+    words = data.draw(_resp_text)
+    wire = (format_capability(caps) + format_flags_response(flags) + format_search(found)
+            + format_count(*count) + format_mailbox_status(*status)
+            + format_namespace(*spaces) + format_id(ident) + format_enabled(caps)
+            + format_continuation(words))
+    got = read_responses(wire, data.draw(st.lists(st.integers(0, 10**5), max_size=6)))
+    assert [(r.kind, r.data) for r in got[:3]] == [  # type: ignore[attr-defined]
+        ("CAPABILITY", caps), ("FLAGS", flags), ("SEARCH", found)]
+    assert (got[3].kind, got[3].number) == (count[1], count[0])  # type: ignore[attr-defined]
+    assert got[4].data == status  # type: ignore[attr-defined]
+    assert got[5].data == tuple(  # type: ignore[attr-defined]
+        None if s is None else list(s) for s in spaces)
+    assert got[6].data == ident  # type: ignore[attr-defined]
+    assert got[7].data == caps  # type: ignore[attr-defined]
+    assert got[8] == Continuation(words)
