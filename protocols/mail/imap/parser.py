@@ -93,7 +93,8 @@ _QUOTED = re.compile(rb'"((?:[^"\\\r\n\x00]|\\["\\])*)"')
 _UNESCAPE = re.compile(rb"\\(.)", re.S)
 _NUMBER = re.compile(rb"\d{1,10}")
 _SEQSET = re.compile(rb"(?:\d+|\*)(?::(?:\d+|\*))?(?:,(?:\d+|\*)(?::(?:\d+|\*))?)*")
-_FLAG = re.compile(rb'\\?[^\x00-\x20\x7f-\xff(){%*"\\\]]+|\\\*')
+# a flag in a command: \\ and an atom, or a keyword (\\* is only for PERMANENTFLAGS)
+_FLAG = re.compile(rb'\\?[^\x00-\x20\x7f-\xff(){%*"\\\]]+')
 _MONTH = {m.upper().encode(): i for i, m in enumerate(MONTHS, 1)}
 _DATE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
 _DATETIME = re.compile(
@@ -380,8 +381,7 @@ class _Cursor:
         return self.take(_ASTRING, what)
 
     def nstring(self, what: str = "a string or NIL") -> bytes | None:
-        if self.seg[self.pos : self.pos + 3].upper() == b"NIL":
-            self.pos += 3
+        if self.keyword(b"NIL"):
             return None
         return self.string(what)
 

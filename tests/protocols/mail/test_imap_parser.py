@@ -173,6 +173,8 @@ def test_quoted_strings_and_their_escapes() -> None:
     b"a SEARCH (ALL",
     b"a STATUS x (MESSAGES BOGUS)",
     b"a STORE 1 XFLAGS (\\Seen)",
+    b"a STORE 1 +FLAGS (\\*)",  # \* only in PERMANENTFLAGS
+    b'a ID ("k" NILX)',
     b"a SELECT &Jjo",  # modified UTF-7 never closed
     b"a SELECT &AGE-",  # 'a' encoded: printable ASCII stands for itself
     b'a APPEND x "40-Jul-1996 02:44:25 -0700" {1+}\r\nx',
