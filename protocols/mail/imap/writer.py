@@ -82,6 +82,7 @@ __all__ = [
     "format_section",
     "format_status",
     "nstring",
+    "section_bytes",
     "string",
 ]
 
@@ -979,6 +980,103 @@ def body_structure(message: bytes | Message) -> BodyStructure:
     ('text', 'plain', (('charset', 'us-ascii'),), 7, 1)
     """
     return _structure(_as_bytes(message))
+
+
+def _content_type(head: bytes, default_type: str) -> tuple[str, dict[str, str]]:
+    value = _Headers(head).get("content-type")
+    if not value:
+        return default_type, {}
+    ctype, params = _content_params(value)
+    if "/" not in ctype:
+        return "text/plain", {}
+    return ctype.lower(), {k.lower(): v for k, v in params}
+
+
+def _parts(head: bytes, body: bytes, default_type: str) -> list[tuple[bytes, bytes, str]]:
+    """The parts of a message (or of a multipart part): (head, body, default type) each;
+    a message that is not multipart is its own part 1 (RFC 3501 6.4.5)."""
+    ctype, params = _content_type(head, default_type)
+    if ctype.startswith("multipart/"):
+        child_default = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
+        return [(*_split_head(p), child_default)
+                for p in _split_multipart(body, params.get("boundary"))]
+    return [(head, body, default_type)]
+
+
+def _header_lines(head: bytes) -> list[tuple[str, bytes]]:
+    """The header's fields as (lower-case name, the field's lines with their CRLF)."""
+    fields: list[tuple[str, bytes]] = []
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] = (fields[-1][0], fields[-1][1] + line)
+        elif line.strip():
+            name = line.split(b":", 1)[0].strip().decode("latin-1").lower()
+            fields.append((name, line))
+    return fields
+
+
+def section_bytes(message: bytes | Message, section: Section,
+                  partial: tuple[int, int] | None = None) -> bytes:
+    """What ``BODY[section]<partial>`` answers for a message (bytes as stored, line ends
+    counted as CRLF, as :func:`body_structure` counts them); empty for a part the
+    message does not have (as Dovecot answers). The parts are cut as
+    :func:`body_structure` cuts them, so each part's size there is the length here.
+
+    >>> raw = b"Subject: hi\\r\\nTo: a@b.c\\r\\n\\r\\nbody\\r\\n"
+    >>> section_bytes(raw, Section((), "HEADER.FIELDS", ("to",)))
+    b'To: a@b.c\\r\\n\\r\\n'
+    >>> section_bytes(raw, Section((1,))), section_bytes(raw, Section(), (2, 3))
+    (b'body\\r\\n', b'bje')
+    """
+    raw = _as_bytes(message)
+    data = _section(raw, section)
+    if partial is None:
+        return data
+    origin, length = partial
+    return data[origin : origin + length]
+
+
+def _section(raw: bytes, section: Section) -> bytes:
+    head, body = _split_head(raw)
+    if not section.part and section.text is None:
+        return raw
+    entity: tuple[bytes, bytes, str] | None = None  # the part the path names
+    msg_head, msg_body, msg_default = head, body, "text/plain"  # the message it is in
+    for number in section.part:
+        if entity is not None:
+            e_head, e_body, e_default = entity
+            ctype, _ = _content_type(e_head, e_default)
+            if ctype in ("message/rfc822", "message/global"):
+                msg_head, msg_body = _split_head(e_body)
+                msg_default = "text/plain"
+            elif ctype.startswith("multipart/"):
+                msg_head, msg_body, msg_default = e_head, e_body, e_default
+            else:
+                return b""  # a leaf has no parts
+        parts = _parts(msg_head, msg_body, msg_default)
+        if not 1 <= number <= len(parts):
+            return b""
+        entity = parts[number - 1]
+    text = section.text
+    if entity is not None:
+        e_head, e_body, e_default = entity
+        if text is None:
+            return e_body
+        if text == "MIME":
+            return e_head + b"\r\n" if e_head else b"\r\n"
+        ctype, _ = _content_type(e_head, e_default)
+        if ctype not in ("message/rfc822", "message/global"):
+            return b""  # HEADER and TEXT are of an encapsulated message only
+        head, body = _split_head(e_body)
+    if text == "TEXT":
+        return body
+    header = head + b"\r\n" if head else b"\r\n"
+    if text == "HEADER":
+        return header
+    wanted = {f.lower() for f in section.fields}
+    keep = text == "HEADER.FIELDS"
+    return b"".join(lines for name, lines in _header_lines(head)
+                    if (name in wanted) == keep) + b"\r\n"
 
 
 # -- addresses (RFC 5322 3.4), as ENVELOPE wants them

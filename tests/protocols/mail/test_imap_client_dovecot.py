@@ -14,8 +14,8 @@ a digest).
 - IDLE seeing a message that imaplib (a second client) appends;
 - commands asked for all at once (they queue, each gets its own answer);
 - NO and BAD as IMAPNo/IMAPBad with the response code;
-- the writer's ENVELOPE and BODYSTRUCTURE of the seeded files against Dovecot's answers
-  for them: the same, but for one deliberate difference (see that test).
+- the writer's ENVELOPE, BODYSTRUCTURE and BODY[section] of the seeded files against
+  Dovecot's answers for them: the same, but for deliberate differences (see those tests).
 """
 
 from __future__ import annotations
@@ -35,9 +35,15 @@ from imap_dovecot import BARE, MESSAGES, MULTIPART, Dovecot, dovecot
 
 import netshell as ns
 from protocols.mail import imap
-from protocols.mail.imap.client import IMAPBad, IMAPClient, IMAPNo, IMAPNotSupported
+from protocols.mail.imap.client import (
+    IMAPBad,
+    IMAPClient,
+    IMAPNo,
+    IMAPNotSupported,
+    fetch_items,
+)
 from protocols.mail.imap.values import Multipart, Response, SearchKey, SinglePart
-from protocols.mail.imap.writer import body_structure, envelope
+from protocols.mail.imap.writer import body_structure, envelope, section_bytes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -408,5 +414,42 @@ async def test_the_writer_agrees_with_dovecot_on_envelope_and_bodystructure(
             assert ours == theirs, n
             # BODY is BODYSTRUCTURE without the extension data, read as such
             assert got[n]["BODY"] == without_extension(got[n]["BODYSTRUCTURE"]), n
+    finally:
+        await client.logout()
+
+
+SECTIONS = (
+    "[]", "[HEADER]", "[TEXT]", "[1]", "[1.MIME]", "[2]", "[2.MIME]", "[1.1]", "[1.2]",
+    "[1.2.MIME]", "[3]", "[3.MIME]", "[3.HEADER]", "[3.TEXT]", "[3.1]", "[3.1.MIME]",
+    "[HEADER.FIELDS (SUBJECT FROM)]", "[HEADER.FIELDS.NOT (subject)]", "[5]", "[1.1.1]",
+    "[2.HEADER]", "[1.TEXT]", "[1.1]<3.4>", "[3.1.HEADER]", "[1]<0.5>", "[]<9999.9>",
+)
+
+
+async def test_the_writer_cuts_body_sections_as_dovecot_does(server: Dovecot) -> None:
+    """section_bytes of each seeded file against Dovecot's BODY[section] for it, for
+    every section above. Two deliberate differences, both in MULTIPART:
+
+    - parts 1 and 3 (and 3.TEXT) end with a nested multipart's close delimiter: we end
+      them there (RFC 2046 5.1.1: the CRLF before the next boundary is the boundary's),
+      Dovecot adds that CRLF (as its BODYSTRUCTURE sizes do: see the test above);
+    - 1.1.1, a part of the leaf 1.1: a leaf has no parts, we answer empty (as Dovecot
+      does for 1.1 of a single-part message); Dovecot answers the leaf itself."""
+    client = await login(server)
+    try:
+        await client.examine("INBOX")
+        for text in SECTIONS:
+            (item,) = fetch_items(f"BODY.PEEK{text}")
+            assert item.section is not None
+            got = await client.fetch("1:*", [item])
+            for n, raw in enumerate(MESSAGES, 1):
+                theirs = got[n][item.response_name.upper()]
+                ours = section_bytes(raw, item.section, item.partial)
+                if raw is MULTIPART and text in ("[1]", "[3]", "[3.TEXT]"):
+                    assert theirs == ours + b"\r\n", text
+                elif raw is MULTIPART and text == "[1.1.1]":
+                    assert (ours, theirs) == (b"", b"caf=C3=A9 report attached")
+                else:
+                    assert ours == theirs, (n, text)
     finally:
         await client.logout()

@@ -38,6 +38,7 @@ from protocols.mail.imap.writer import (
     format_envelope,
     nstring,
     parse_addresses,
+    section_bytes,
     string,
 )
 
@@ -236,3 +237,33 @@ def test_rendering_the_rfc_example_bodystructure() -> None:
     env = envelope(b"From: a@b.c\r\n\r\n")
     assert format_envelope(env) == (b'(NIL NIL ((NIL NIL "a" "b.c")) ((NIL NIL "a" "b.c")) '
                                     b'((NIL NIL "a" "b.c")) NIL NIL NIL NIL NIL)')
+
+
+
+def _leaf_paths(part: object, path: tuple[int, ...]) -> list[tuple[tuple[int, ...], object]]:
+    """(section path, structure) of each non-multipart part at or under ``path``."""
+    if isinstance(part, Multipart):
+        return [x for i, p in enumerate(part.parts, 1) for x in _leaf_paths(p, (*path, i))]
+    assert isinstance(part, SinglePart)
+    if part.body is not None:  # message/rfc822: then its message's parts
+        return [(path, part), *_message_paths(part.body, path)]
+    return [(path, part)]
+
+
+def _message_paths(bs: object, path: tuple[int, ...]) -> list[tuple[tuple[int, ...], object]]:
+    # a message that is not multipart is its own part 1
+    return _leaf_paths(bs, path) if isinstance(bs, Multipart) else _leaf_paths(bs, (*path, 1))
+
+
+@pytest.mark.parametrize("name", ["mixed", "seeded-2", "seeded-4"])
+def test_every_part_size_is_the_length_of_its_section(name: str) -> None:
+    from imap_dovecot import DIGEST, MULTIPART
+
+    raw = {"mixed": mixed_message().as_bytes(policy=email.policy.SMTP),
+           "seeded-2": MULTIPART, "seeded-4": DIGEST}[name]
+    paths = _message_paths(body_structure(raw), ())
+    assert len(paths) >= 2
+    for path, part in paths:
+        assert isinstance(part, SinglePart)
+        assert len(section_bytes(raw, Section(path))) == part.size, path
+    assert section_bytes(raw, Section((99,))) == b""
