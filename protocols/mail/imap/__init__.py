@@ -9,7 +9,7 @@ user=..., password=...)``), :class:`IMAPClient`, its helpers ``search_key``,
 ``IMAPTimeoutError``, ``IMAPNotSupported``, ``IMAPParseError`` (what a server answers to a
 bad command). The readers are in :mod:`.parser` (``CommandReader``, ``ResponseReader``),
 the writing in :mod:`.writer` (``format_command``, ``format_fetch``, ``envelope``,
-``body_structure``, ``encode_mailbox``...).
+``body_structure``, ``section_bytes``, ``encode_mailbox``...).
 
 >>> message_set([3, 1, 2, 9])
 SequenceSet('1:3,9')
@@ -59,6 +59,7 @@ from protocols.mail.imap.writer import (
     decode_mailbox,
     encode_mailbox,
     envelope,
+    section_bytes,
 )
 
 __all__ = [
@@ -102,4 +103,5 @@ __all__ = [
     "fetch_items",
     "message_set",
     "search_key",
+    "section_bytes",
 ]
