@@ -545,13 +545,33 @@ class IMAPClient:
         return d.add_callback(self._authenticated)
 
     def logout(self) -> Deferred[None]:
-        """LOGOUT, then the connection closes."""
+        """LOGOUT, then the connection closes (a server that closes it after its BYE,
+        before its OK, has logged out too)."""
         def done(_: Any) -> None:
             self.state = "logout"
             if self.protocol is not None and self.protocol.transport is not None:
                 self.protocol.transport.close()
 
-        return self._command("LOGOUT").add_callback(done)
+        def closed(f: Failure) -> None:
+            f.trap(IMAPConnectionClosed)
+            if self._bye is None:
+                f.raise_exception()
+            self.state = "logout"
+
+        return self._command("LOGOUT").add_callbacks(done, closed)
+
+    async def __aenter__(self) -> IMAPClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        """``async with await imap.connect(...) as client:`` logs out at the end (drops
+        the connection if that fails)."""
+        if self.state == "logout":
+            return
+        try:
+            await self.logout()
+        except IMAPError:
+            self.abort()
 
     def list(self, reference: str = "", pattern: str = "*") -> Deferred[_List[ListEntry]]:
         """LIST: the mailboxes matching ``pattern`` (``*`` all, ``%`` one level)."""

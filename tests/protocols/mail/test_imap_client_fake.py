@@ -136,6 +136,30 @@ def test_bye_then_the_end_of_the_connection_fails_what_waits() -> None:
     assert isinstance(later[0].value, IMAPConnectionClosed)
 
 
+def test_logout_when_the_server_closes_after_its_bye() -> None:
+    client, t, _, server = wired()
+    got = results(client.logout())
+    assert t.value() == b"A0001 LOGOUT\r\n"
+    server.data_received(b"* BYE logging out\r\n")
+    server.connection_lost(ns.Failure(ns.ConnectionDone()))
+    assert got == [None] and client.state == "logout"
+    # with no BYE, a connection cut is an error
+    client, t, _, server = wired()
+    got = results(client.logout())
+    server.connection_lost(ns.Failure(ns.ConnectionLost()))
+    assert isinstance(got[0].value, IMAPConnectionClosed)
+
+
+async def test_async_with_logs_out() -> None:
+    client, t, _, server = wired()
+    async with client as c:
+        assert c is client
+        # the server's answer, once the LOGOUT sent on the way out is on the wire
+        ns.reactor.call_soon(server.data_received, b"* BYE bye\r\nA0001 OK done\r\n")
+    assert t.value() == b"A0001 LOGOUT\r\n"
+    assert client.state == "logout" and t.disconnecting
+
+
 def test_no_answer_within_the_timeout_drops_the_connection() -> None:
     client, t, clock, server = wired(timeout=5)
     got = results(client.noop())
