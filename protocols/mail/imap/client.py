@@ -1,4 +1,4 @@
-"""The IMAP4rev1 client (RFC 3501, with IDLE, MOVE, UIDPLUS, LITERAL+, NAMESPACE, ID,
+"""The IMAP4rev1 client (RFC 3501, with IDLE, MOVE, UIDPLUS, LITERAL+/-, NAMESPACE, ID,
 ENABLE, UNSELECT, SASL-IR) on netshell's reactor.
 
 ``client = await imap.connect(host, user="alice", password="secret")`` answers with a
@@ -324,7 +324,8 @@ class IMAPClient:
             return done
         tag = self._next_tag()
         pieces = format_command(Command(tag, name, args, uid),
-                                literal_plus="LITERAL+" in self.capabilities)
+                                literal_plus="LITERAL+" in self.capabilities,
+                                literal_minus="LITERAL-" in self.capabilities)
         self._queue.append(_Pending(tag, name if not uid else f"UID {name}", pieces, done,
                                     on_continuation=on_continuation,
                                     on_untagged=on_untagged))

@@ -169,6 +169,8 @@ class SequenceSet:
             b = a if m.group(2) is None else None if m.group(2) == "*" else int(m.group(2))
             if a == 0 or b == 0:
                 raise ValueError(f"a sequence set has no message 0: {text!r}")
+            if (a or 0) > 0xFFFFFFFF or (b or 0) > 0xFFFFFFFF:
+                raise ValueError(f"sequence numbers are 32-bit: {text!r}")
             ranges.append((a, b))
         return cls(tuple(ranges))
 

@@ -454,10 +454,17 @@ def _args_into(out: list[Any], cmd: Command) -> None:
         raise ValueError(f"{name} takes no arguments here (got {args!r})")
 
 
-def format_command(cmd: Command, literal_plus: bool = False) -> list[bytes]:
+#: the largest literal LITERAL- (RFC 7888) lets a client send without waiting
+LITERAL_MINUS_MAX = 4096
+
+
+def format_command(
+    cmd: Command, literal_plus: bool = False, literal_minus: bool = False
+) -> list[bytes]:
     """The bytes of ``cmd``, as pieces: each but the last ends with a synchronising
     literal's ``{n}\\r\\n``, after which the client waits for the server's ``+``. With
-    ``literal_plus`` every literal is ``{n+}`` and there is one piece."""
+    ``literal_plus`` (the server offers LITERAL+) every literal is ``{n+}`` and there is
+    one piece; with ``literal_minus`` (LITERAL-) those of 4096 octets or fewer are."""
     out: list[Any] = [cmd.tag.encode("ascii"), b" "]
     if cmd.uid:
         out.append(b"UID ")
@@ -469,7 +476,7 @@ def format_command(cmd: Command, literal_plus: bool = False) -> list[bytes]:
     for x in out:
         if isinstance(x, bytes):
             current.append(x)
-        elif literal_plus:
+        elif literal_plus or (literal_minus and len(x.data) <= LITERAL_MINUS_MAX):
             current.append(b"{%d+}\r\n" % len(x.data))
             current.append(x.data)
         else:

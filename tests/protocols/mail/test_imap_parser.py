@@ -160,6 +160,7 @@ def test_quoted_strings_and_their_escapes() -> None:
     b"a NOOP ",  # a space at the end
     b"a FETCH 0 FLAGS",  # there is no message 0
     b"a FETCH 1, FLAGS",
+    b"a FETCH 4294967296 FLAGS",  # numbers are 32-bit
     b"a FETCH 1 (FLAGS",
     b"a FETCH 1 BODY[0]",
     b"a FETCH 1 BODY[]<0.0>",  # a partial's length is non-zero

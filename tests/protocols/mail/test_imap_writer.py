@@ -73,6 +73,11 @@ def test_commands_are_cut_after_each_synchronising_literal() -> None:
     assert format_command(cmd) == [b"a1 LOGIN {5}\r\n", b"jos\xc3\xa9 {4}\r\n", b"p\r\nw\r\n"]
     assert format_command(cmd, literal_plus=True) == [
         b"a1 LOGIN {5+}\r\njos\xc3\xa9 {4+}\r\np\r\nw\r\n"]
+    # LITERAL-: small literals need no wait, those over 4096 octets do
+    big = Command("a2", "APPEND", ("INBOX", (), None, b"x" * 4097))
+    assert format_command(big, literal_minus=True) == [b"a2 APPEND INBOX {4097}\r\n",
+                                                       b"x" * 4097 + b"\r\n"]
+    assert format_command(cmd, literal_minus=True) == format_command(cmd, literal_plus=True)
 
 
 def test_command_forms() -> None:
