@@ -858,6 +858,12 @@ class _Headers:
 _TSPECIALS_TOKEN = re.compile(r'\s*([^\s;=()<>@,:\\"/\[\]?]+)\s*')
 
 
+_PARAM = re.compile(r'\s*;?\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+#: multiparts nested deeper than this are taken as single parts (a message built to
+#: nest thousands deep must not exhaust the recursion of whoever reads it)
+MAX_MIME_DEPTH = 50
+
+
 def _content_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """``text/plain; charset="utf-8"`` -> ``("text/plain", (("charset", "utf-8"),))``,
     comments dropped, quoted values unquoted."""
@@ -866,7 +872,7 @@ def _content_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     params: list[tuple[str, str]] = []
     pos = 0
     while pos < len(rest):
-        m = re.compile(r'\s*;?\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)').match(rest, pos)
+        m = _PARAM.match(rest, pos)
         if m is None or m.end() == pos:
             break
         key, val = m.group(1), m.group(2).strip()
@@ -911,7 +917,7 @@ def _lines(body: bytes) -> int:
     return body.count(b"\n")
 
 
-def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
+def _structure(raw: bytes, default_type: str = "text/plain", depth: int = 0) -> BodyStructure:
     head, body = _split_head(raw)
     headers = _Headers(head)
     ctype_value = headers.get("content-type")
@@ -935,10 +941,11 @@ def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
     if lvalue:
         language = tuple(x.strip() for x in _strip_comments(lvalue).split(",") if x.strip())
     location = headers.get("content-location")
-    if maintype.lower() == "multipart":
+    if maintype.lower() == "multipart" and depth < MAX_MIME_DEPTH:
         boundary = dict((k.lower(), v) for k, v in params).get("boundary")
         child_default = "message/rfc822" if subtype.lower() == "digest" else "text/plain"
-        parts = tuple(_structure(p, child_default) for p in _split_multipart(body, boundary))
+        parts = tuple(_structure(p, child_default, depth + 1)
+                      for p in _split_multipart(body, boundary))
         if not parts:
             parts = (_structure(b"\r\n"),)
         return Multipart(parts, subtype, params, disposition, language, location)
@@ -951,9 +958,11 @@ def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
     )
     if maintype.lower() == "text":
         return SinglePart(maintype, subtype, lines=_lines(body), **common)
-    if maintype.lower() == "message" and subtype.lower() in ("rfc822", "global"):
+    if (maintype.lower() == "message" and subtype.lower() in ("rfc822", "global")
+            and depth < MAX_MIME_DEPTH):
         return SinglePart(maintype, subtype, envelope=_envelope(_Headers(_split_head(body)[0])),
-                          body=_structure(body), lines=_lines(body), **common)
+                          body=_structure(body, depth=depth + 1), lines=_lines(body),
+                          **common)
     return SinglePart(maintype, subtype, **common)
 
 

@@ -24,6 +24,7 @@ from protocols.mail.imap.values import (
     SinglePart,
 )
 from protocols.mail.imap.writer import (
+    MAX_MIME_DEPTH,
     MAX_QUOTED,
     astring,
     body_structure,
@@ -272,3 +273,17 @@ def test_every_part_size_is_the_length_of_its_section(name: str) -> None:
         assert isinstance(part, SinglePart)
         assert len(section_bytes(raw, Section(path))) == part.size, path
     assert section_bytes(raw, Section((99,))) == b""
+
+
+def test_a_message_nested_thousands_deep_does_not_exhaust_recursion() -> None:
+    depth = 3000
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+                    for i in range(depth))
+    raw = b"Subject: deep\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    bs = body_structure(raw)
+    levels = 0
+    while isinstance(bs, Multipart):
+        bs = bs.parts[0]
+        levels += 1
+    assert levels == MAX_MIME_DEPTH  # deeper than that: one opaque part
+    assert isinstance(bs, SinglePart) and bs.subtype.lower() == "mixed"
