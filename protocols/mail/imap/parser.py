@@ -81,8 +81,11 @@ __all__ = [
 DEFAULT_MAX_LINE = 65536
 #: the largest literal a command reader takes by default
 DEFAULT_MAX_LITERAL = 64 * 1024 * 1024
-#: how deep search keys and parenthesised lists may nest
+#: how deep search keys may nest in a command
 MAX_NESTING = 64
+#: how deep parenthesised lists may nest in a response (a BODYSTRUCTURE of multiparts
+#: nested as deep as the writer goes, 50, needs about twice that)
+MAX_RESPONSE_NESTING = 256
 
 _LITERAL_END = re.compile(rb"\{(\d{1,19})(\+?)\}\Z")
 _TAG = re.compile(rb'([^\x00-\x20\x7f-\xff(){%*"\\+]+)')
@@ -869,7 +872,7 @@ def _generic(parts: list[bytes], i: int, pos: int) -> list[Any]:
                 current.append(None if len(atom) == 3 and atom.upper() == b"NIL"
                                else atom.decode("latin-1"))
             elif opening:
-                if len(stack) > MAX_NESTING:
+                if len(stack) > MAX_RESPONSE_NESTING:
                     raise ResponseParseError("lists nest too deep", seg)
                 new: list[Any] = []
                 current.append(new)
@@ -968,7 +971,7 @@ def _language(value: Any) -> tuple[str, ...] | None:
 def _body(value: Any, depth: int = 0) -> BodyStructure:
     if not isinstance(value, list) or not value:
         raise ResponseParseError(f"expected a body structure, got {value!r}")
-    if depth > MAX_NESTING:
+    if depth > MAX_RESPONSE_NESTING:
         raise ResponseParseError("body structures nest too deep")
     if isinstance(value[0], list):
         i = 0

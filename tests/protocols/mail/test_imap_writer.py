@@ -37,6 +37,7 @@ from protocols.mail.imap.writer import (
     format_date,
     format_datetime,
     format_envelope,
+    format_fetch,
     nstring,
     parse_addresses,
     section_bytes,
@@ -287,3 +288,14 @@ def test_a_message_nested_thousands_deep_does_not_exhaust_recursion() -> None:
         levels += 1
     assert levels == MAX_MIME_DEPTH  # deeper than that: one opaque part
     assert isinstance(bs, SinglePart) and bs.subtype.lower() == "mixed"
+
+
+def test_the_deepest_structure_written_reads_back() -> None:
+    from protocols.mail.imap.parser import ResponseReader
+
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+                    for i in range(MAX_MIME_DEPTH + 5))
+    raw = b"Subject: deep\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    bs = body_structure(raw)
+    (response,) = ResponseReader().feed(format_fetch(1, [("BODYSTRUCTURE", bs)]))
+    assert response.data["BODYSTRUCTURE"] == bs  # type: ignore[union-attr]
