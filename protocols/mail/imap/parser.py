@@ -1037,7 +1037,8 @@ def _fetch_data(values: list[Any]) -> dict[str, Any]:
         elif key in ("UID", "RFC822.SIZE"):
             out[key] = _int(value)
         elif key == "ENVELOPE":
-            out[key] = _envelope(value)
+            # (None: the fast way read it apart, see _fetch_response)
+            out[key] = None if value is None else _envelope(value)
         elif key in ("BODYSTRUCTURE", "BODY"):
             out[key] = _body(value)
         elif key == "INTERNALDATE":
@@ -1050,6 +1051,65 @@ def _fetch_data(values: list[Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+# The fast way through the most common FETCH answer, an ENVELOPE of quoted strings and
+# NILs: one regex takes it whole (and its addresses come out of one findall), where the
+# general reader would go token by token. Anything else takes the general way.
+_Q = rb'(?:"[^"\\]*(?:\\.[^"\\]*)*"|NIL)'
+_ADDRESS = rb"\((" + _Q + rb") (" + _Q + rb") (" + _Q + rb") (" + _Q + rb")\)"
+_ALIST = rb"(NIL|\((?:" + _ADDRESS.replace(b"(" + _Q + b")", _Q) + rb")+\))"
+_FAST_ENVELOPE = re.compile(
+    rb"(?<=[( ])ENVELOPE \((" + _Q + rb") (" + _Q + rb") " + rb" ".join([_ALIST] * 6)
+    + rb" (" + _Q + rb") (" + _Q + rb")\)"
+)
+_FAST_ADDRESS = re.compile(_ADDRESS)
+
+
+def _qv(token: bytes) -> str | None:
+    if token == b"NIL":
+        return None
+    token = token[1:-1]
+    if b"\\" in token:
+        token = _UNESCAPE.sub(rb"\1", token)
+    return token.decode("utf-8", "surrogateescape")
+
+
+# an address of quoted strings without escapes (or NILs), read as text: each field is
+# ("content", "") or ("", "N") for NIL
+_FIELD = r'(?:"([^"\\]*)"|(N)IL)'
+_PLAIN_ADDRESS = re.compile(r"\(" + " ".join([_FIELD] * 4) + r"\)")
+
+
+def _fast_addresses(token: bytes) -> tuple[Address, ...] | None:
+    if token == b"NIL":
+        return None
+    text = token.decode("utf-8", "surrogateescape")
+    if "\\" in text:  # escapes: field by field
+        return tuple([Address(_qv(a), _qv(b), _qv(c), _qv(d))
+                      for a, b, c, d in _FAST_ADDRESS.findall(token)])
+    return tuple([Address(None if n1 else a, None if n2 else b, None if n3 else c,
+                          None if n4 else d)
+                  for a, n1, b, n2, c, n3, d, n4 in _PLAIN_ADDRESS.findall(text)])
+
+
+def _fetch_response(parts: list[bytes], pos: int) -> dict[str, Any]:
+    seg = parts[0]
+    if len(parts) == 1 and b"ENVELOPE (" in seg:
+        m = _FAST_ENVELOPE.search(seg, pos)
+        # (not inside a quoted string: an even number of quotes before it, none escaped)
+        if m is not None and b'\\"' not in seg[: m.start()] \
+                and not seg.count(b'"', pos, m.start()) % 2:
+            g = m.groups()
+            a = [_fast_addresses(x) for x in g[2:8]]
+            envelope = Envelope(_qv(g[0]), _qv(g[1]), a[0], a[1], a[2], a[3], a[4], a[5],
+                                _qv(g[8]), _qv(g[9]))
+            # the rest the general way, the envelope's place held by a NIL
+            rest = seg[: m.start() + len(b"ENVELOPE ")] + b"NIL" + seg[m.end() :]
+            data = _fetch_data(_generic([rest], 0, pos))
+            data["ENVELOPE"] = envelope
+            return data
+    return _fetch_data(_generic(parts, 0, pos))
 
 
 def _code(text: bytes) -> ResponseCode:
@@ -1108,7 +1168,7 @@ def parse_response(parts: list[bytes]) -> Response | Continuation:
         number = int(m.group(1))
         kind = m.group(2).decode("ascii").upper()
         if kind == "FETCH":
-            return Response("*", kind, number, _fetch_data(_generic(parts, 0, m.end())))
+            return Response("*", kind, number, _fetch_response(parts, m.end()))
         return Response("*", kind, number)
     m = _UNTAGGED.match(seg)
     if m is not None:

@@ -455,3 +455,30 @@ def test_continuations_preauth_bye_and_expunge() -> None:
     assert [(r.kind, r.number, r.text) for r in got[2:]] == [  # type: ignore[union-attr]
         ("PREAUTH", None, "IMAP4rev1 server logged in as Smith"), ("EXPUNGE", 44, ""),
         ("NO", None, "Disk is 98% full"), ("BYE", None, "Autologout; idle for too long")]
+
+
+ENV = (b'("d" "s" (("N \\"Q\\" \\\\ x" NIL "m" "h")) NIL NIL ((NIL NIL "g" NIL)(NIL NIL NIL NIL)) '
+       b'NIL NIL NIL "<id>")')
+
+
+@pytest.mark.parametrize("line", [
+    b"* 1 FETCH (ENVELOPE " + ENV + b")",  # escapes in an address: field by field
+    b"* 1 FETCH (FLAGS (\\Seen) ENVELOPE " + ENV.replace(b'"s"', b"nil") + b" UID 3)",
+    # a decoy inside a quoted string before the real one
+    b'* 1 FETCH (BODY[] "x ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) y" ENVELOPE '
+    + ENV + b")",
+    b'* 1 FETCH (BODY[] "\\" ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)" ENVELOPE '
+    + ENV + b")",
+])
+def test_envelopes_read_the_same_whichever_way(line: bytes) -> None:
+    from protocols.mail.imap.parser import _fetch_data, _generic
+
+    (r,) = ResponseReader().feed(line + b"\r\n")
+    assert isinstance(r, Response)
+    assert r.data == _fetch_data(_generic([line], 0, len(b"* 1 FETCH ")))  # the general way
+    env = r.data["ENVELOPE"]
+    assert env.from_ == (Address('N "Q" \\ x', None, "m", "h"),)
+    assert env.to == (Address(None, None, "g", None), Address(None, None, None, None))
+    assert env.message_id == "<id>"
+    if b"BODY[]" in line:
+        assert b"ENVELOPE (NIL" in r.data["BODY[]"]
