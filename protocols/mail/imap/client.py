@@ -828,8 +828,8 @@ class IMAPClient:
         server sends until :meth:`Idle.stop` (DONE). Commands asked for meanwhile wait
         until the IDLE ends. Raises IMAPNotSupported without IDLE.
 
-        Servers end an IDLE after 30 minutes at least: stop and start again sooner for
-        longer waits."""
+        RFC 2177: a server may take a client idle for 30 minutes as gone; for longer
+        waits stop and start again every 29 minutes or so."""
         if "IDLE" not in self.capabilities:
             raise IMAPNotSupported("the server does not offer IDLE")
         idle: Idle

@@ -97,7 +97,8 @@ class LiteralTooBig(IMAPParseError):
     A synchronising one (``{n}``) is refused before the client sends it (``tag NO
     [TOOBIG]``); the client sends nothing more of that command, the reader is ready for
     the next one. A non-synchronising one (``{n+}``, already on its way) ends the
-    connection (``* BYE [TOOBIG]``), as RFC 7888 section 4 allows.
+    connection (``* BYE [TOOBIG]``): the client is sending the octets already, and not
+    reading them is what the limit is for.
     """
 
     def __init__(self, message: str, tag: str | None, size: int, synchronizing: bool) -> None:
