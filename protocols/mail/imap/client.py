@@ -679,12 +679,20 @@ class IMAPClient:
                 if u.kind != "FETCH" or u.number is None:
                     continue
                 key = u.data.get("UID") if uid else u.number
-                if key is None:
-                    continue
+                if key is None or not self._asked(seqset, key, uid):
+                    continue  # news of another message, not an answer (the handlers had it)
                 out.setdefault(key, {}).update(u.data)
             return out
 
         return self._command("FETCH", (seqset, wanted), uid=uid).add_callback(collect)
+
+    def _asked(self, seqset: SequenceSet, key: int, uid: bool) -> bool:
+        """Whether message ``key`` (a number, or a UID) is in what a command named."""
+        box = self.mailbox
+        largest = key  # "*" is at least as high as anything the server answered for
+        if box is not None:
+            largest = max(key, box.exists if not uid else (box.uidnext or 1) - 1)
+        return seqset.contains(key, largest)
 
     def store(
         self, messages: int | str | Iterable[int] | SequenceSet, flags: Iterable[str],
@@ -695,16 +703,18 @@ class IMAPClient:
         if mode not in ("+", "-", ""):
             raise ValueError(f"mode is '+', '-' or '', not {mode!r}")
 
+        seqset = message_set(messages)
+
         def collect(r: tuple[Response, list[Response]]) -> dict[int, tuple[str, ...]]:
             out = {}
             for u in r[1]:
                 if u.kind == "FETCH" and "FLAGS" in u.data:
                     key = u.data.get("UID") if uid else u.number
-                    if key is not None:
+                    if key is not None and self._asked(seqset, key, uid):
                         out[key] = u.data["FLAGS"]
             return out
 
-        args = (message_set(messages), mode, silent, tuple(flags))
+        args = (seqset, mode, silent, tuple(flags))
         return self._command("STORE", args, uid=uid).add_callback(collect)
 
     def copy(
