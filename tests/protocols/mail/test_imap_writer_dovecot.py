@@ -9,8 +9,9 @@ UID FETCH with any items (sections, partials, header lists) and sets, STATUS and
 with mailbox names in any script (modified UTF-7), APPEND of any bytes with flags and a
 date. Left out, each with its reason: FETCH by message number (a number beyond the
 mailbox is a semantic refusal Dovecot spells BAD "Invalid messageset": we fetch by UID,
-where it is not), and flags of the flag-extension form other than the system flags
-(``\\Foo``: Dovecot answers BAD "Invalid system flag"). Both seen answered so.
+where it is not), flags of the flag-extension form other than the system flags
+(``\\Foo``: Dovecot answers BAD "Invalid system flag"), and control characters in
+mailbox names (Dovecot echoes a LF in one raw in its answer). All three seen so.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def connection() -> Iterator[RawIMAP]:
             conn.close()
 
 
-_names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=15)
+# (no control characters: Dovecot 2.3 echoes the decoded name in its NO text, a LF in it
+# raw, b"b NO Mailbox doesn't exist: \n (0.002 ...)": its bug, which breaks the line)
+_names = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=15)
 SETTINGS = settings(max_examples=60, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
