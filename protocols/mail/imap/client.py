@@ -65,7 +65,7 @@ from protocols.mail.imap.values import (
     SearchKey,
     SequenceSet,
 )
-from protocols.mail.imap.writer import format_command
+from protocols.mail.imap.writer import format_command, format_search_key
 
 __all__ = [
     "IMAPBad",
@@ -654,7 +654,7 @@ class IMAPClient:
             key = SearchKey("RAW", (raw,))
         else:
             key = search_key(*criteria)
-            if charset is None and not str(key).isascii():
+            if charset is None and not format_search_key(key).isascii():
                 charset = "UTF-8"
         return self._command("SEARCH", (charset, key), uid=uid).add_callback(
             lambda r: sorted({n for u in r[1] if u.kind == "SEARCH" for n in u.data}))

@@ -694,10 +694,10 @@ def _section(cur: _Cursor) -> Section:
     if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         cur.sp("the header list")
         cur.expect(b"(", "a parenthesised header list")
-        names = [cur.astring("a header name").decode("ascii", "replace")]
+        names = [_header_field_name(cur)]
         while cur.peek() == 32:
             cur.pos += 1
-            names.append(cur.astring("a header name").decode("ascii", "replace"))
+            names.append(_header_field_name(cur))
         cur.expect(b")", "the end of the header list")
         fields = tuple(names)
     return Section(part, text, fields)
@@ -711,6 +711,13 @@ def parse_fetch_items(text: bytes) -> tuple[FetchItem, ...]:
     if not cur.at_end():
         raise cur.fail(f"unexpected {cur.context()} after the fetch items")
     return items
+
+
+def _header_field_name(cur: _Cursor) -> str:
+    name = cur.astring("a header name")
+    if not name or any(c < 33 or c > 126 for c in name):
+        raise cur.fail(f"a header field name is printable US-ASCII, not {name!r}")
+    return name.decode("ascii")
 
 
 def _fetch_items(cur: _Cursor) -> tuple[FetchItem, ...]:

@@ -322,36 +322,14 @@ def format_search_key(key: SearchKey, top: bool = False) -> bytes:
     return _join(out)
 
 
-def _section_into(out: list[Any], section: Section) -> None:
-    text = ".".join(str(n) for n in section.part)
-    if section.text:
-        text = f"{text}.{section.text}" if text else section.text
-    out.append(text.encode("ascii"))
-    if section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        out.append(b" (")
-        for i, name in enumerate(section.fields):
-            if i:
-                out.append(b" ")
-            _astring_into(out, name)
-        out.append(b")")
-
-
 def format_section(section: Section) -> bytes:
     """What goes between a BODY's brackets: ``1.2.HEADER.FIELDS (From To)``."""
-    out: list[Any] = []
-    _section_into(out, section)
-    return _join(out)
+    return str(section).encode("ascii")
 
 
 def format_fetch_item(item: FetchItem) -> bytes:
     """A fetch attribute as a FETCH command asks for it: ``BODY.PEEK[TEXT]<0.512>``."""
-    if item.section is None:
-        return item.name.encode("ascii")
-    head = item.name + (".PEEK" if item.peek else "")
-    text = b"%s[%s]" % (head.encode("ascii"), format_section(item.section))
-    if item.partial is not None:
-        text += b"<%d.%d>" % item.partial
-    return text
+    return str(item).encode("ascii")
 
 
 # ---- commands

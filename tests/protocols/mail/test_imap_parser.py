@@ -139,10 +139,10 @@ def test_fetch_macros_expand() -> None:
 
 
 def test_sections_with_parts_mime_and_not() -> None:
-    (item,) = one(b"a FETCH 1 BODY[1.2.3.HEADER.FIELDS.NOT (X-A \"X B\")]<10.20>").args[1]
-    assert item == FetchItem("BODY", Section((1, 2, 3), "HEADER.FIELDS.NOT", ("X-A", "X B")),
+    (item,) = one(b'a FETCH 1 BODY[1.2.3.HEADER.FIELDS.NOT (X-A "X(B)")]<10.20>').args[1]
+    assert item == FetchItem("BODY", Section((1, 2, 3), "HEADER.FIELDS.NOT", ("X-A", "X(B)")),
                              (10, 20))
-    assert item.response_name == 'BODY[1.2.3.HEADER.FIELDS.NOT (X-A "X B")]<10>'
+    assert item.response_name == 'BODY[1.2.3.HEADER.FIELDS.NOT (X-A "X(B)")]<10>'
     (mime,) = one(b"a FETCH 1 BODY.PEEK[4.MIME]").args[1]
     assert (mime.section, mime.peek) == (Section((4,), "MIME"), True)
 
@@ -166,6 +166,8 @@ def test_quoted_strings_and_their_escapes() -> None:
     b"a FETCH 1 BODY[]<0.0>",  # a partial's length is non-zero
     b"a FETCH 1 BODY[MIME]",  # MIME needs a part
     b"a FETCH 1 NOTANITEM",
+    b'a FETCH 1 BODY[HEADER.FIELDS ("Sub ject")]',  # field names are printable ASCII
+    b"a FETCH 1 BODY[HEADER.FIELDS ({2+}\r\n\xc3\xa9)]",
     b"a UID LOGIN x y",
     b"a BOGUS",
     b"a SEARCH SINCE 31-Feb-2020",

@@ -85,9 +85,9 @@ def test_commands_are_cut_after_each_synchronising_literal() -> None:
 def test_command_forms() -> None:
     s = SequenceSet.parse
     assert format_command(Command("t", "FETCH", (s("1:*"), (
-        FetchItem("UID"), FetchItem("BODY", Section((1,), "HEADER.FIELDS", ("From", "X Y")),
+        FetchItem("UID"), FetchItem("BODY", Section((1,), "HEADER.FIELDS", ("From", "X(Y)")),
                                     (0, 512), peek=True))), uid=True)) == [
-        b't UID FETCH 1:* (UID BODY.PEEK[1.HEADER.FIELDS (From "X Y")]<0.512>)\r\n']
+        b't UID FETCH 1:* (UID BODY.PEEK[1.HEADER.FIELDS (From "X(Y)")]<0.512>)\r\n']
     assert format_command(Command("t", "SEARCH", (None, SearchKey("AND", (
         SearchKey("OR", (SearchKey("SEEN"), SearchKey("AND", (SearchKey("DRAFT"),
                                                                SearchKey("DELETED"))))),
