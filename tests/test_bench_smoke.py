@@ -358,3 +358,29 @@ def test_ftp_bench_quick_runs(tmp_path: Path) -> None:
         assert low <= ratio < math.inf, label
         assert re.search(rf"^{re.escape(label)} +[0-9.]+x  ", stdout, re.M), label
     assert "goal >= 1.5x" in stdout and "goal <= 1.0x" in stdout
+
+
+WATCHDOG_BENCH = ROOT / "scripts" / "bench" / "watchdog.py"
+WATCHDOG_SERVERS = ("netshell", "netshell-watchdog", "netshell-thread", "netshell-thread-watchdog")
+
+
+@pytest.mark.timeout(120)
+def test_watchdog_bench_quick_runs(tmp_path: Path) -> None:
+    require_modules("uvloop")
+    data, stdout = run_bench(WATCHDOG_BENCH, tmp_path / "watchdog.json", "--quick", "--only",
+                             ",".join(WATCHDOG_SERVERS), timeout=100)
+    assert data["quick"] is True
+    assert data["failed"] == {} and data["unavailable"] == {}
+    assert set(data["servers"]) == set(WATCHDOG_SERVERS)
+    for name, result in data["servers"].items():
+        for key in ("round_trips_per_s", "server_cpu_us_per_trip", "cpu_ns_per_turn"):
+            assert 0 < result[key] < math.inf, f"{name}: {key} is {result[key]!r}"
+        on = name.endswith("watchdog")
+        assert result["what"].startswith("watchdog on" if on else "watchdog off"), result
+        assert ("a sleeping thread" in result["what"]) == ("thread" in name), result
+        if on:  # idle, the watchdog's heartbeat still costs some CPU
+            assert result["idle_cpu_ms_per_s"] > 0, result
+    # the goal, in both settings, with its ratio printed
+    for label in ("round trips: watchdog on / off", "round trips, a thread: watchdog on / off"):
+        assert 0 < data["ratios"][label] < math.inf, label
+        assert re.search(rf"^{re.escape(label)} +[0-9.]+x  goal >= 0.98x", stdout, re.M), label
