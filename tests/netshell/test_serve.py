@@ -218,7 +218,8 @@ def test_every_small_service_serves_like_http_server_on_its_fixed_port(service, 
 def test_the_default_ports_are_the_documented_ones():
     from netshell.app import cli, runner
 
-    assert runner.DEFAULT_PORTS == {"http": 8000, "ftp": 2121, "irc": 6667, **SMALL}
+    assert runner.DEFAULT_PORTS == {"http": 8000, "ftp": 2121, "irc": 6667, "smtp": 2525,
+                                    "pop3": 1110, "imap": 1143, **SMALL}
     assert set(runner.DEFAULT_PORTS) == set(runner.SERVICES)
     page = (Path(__file__).resolve().parents[2] / "docs" / "sessions.md").read_text()
     (action,) = [a for a in cli.build_parser()._subparsers._group_actions[0]

@@ -291,7 +291,9 @@ def test_the_strategies_reach_the_hard_cases() -> None:
     that the round trip above is not passing on easy values only)."""
     seen: set[str] = set()
 
-    @settings(max_examples=300, deadline=None, database=None)
+    # Derandomized: a property about the strategy itself, not about the code under test;
+    # 300 random draws missed "partial" once in a full run.
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True)
     @given(commands())
     def look(cmd: Command) -> None:
         wire = b"".join(format_command(cmd))
