@@ -447,6 +447,32 @@ def check_bare(data: bytes) -> str | None:
     return "CR" if m.group(0) == b"\r" else "LF"
 
 
+def _no_bare(data: bytes) -> bool:
+    """Whether every CR and LF in ``data`` is part of a CRLF (:func:`check_bare` is None);
+    one split and a join, cheaper than counting CR, LF and CRLF apart. CRLFs cannot
+    overlap, so what is left once they are all taken out holds a CR or LF only if one was
+    bare."""
+    rest = b"".join(data.split(b"\r\n"))
+    return b"\r" not in rest and b"\n" not in rest
+
+
+def _lines_within(region: bytes, limit: int) -> bool:
+    """Whether no line of ``region`` (whole lines, each ending with CRLF) is longer than
+    ``limit`` octets with its CRLF. Each step takes the last CRLF within ``limit`` octets
+    of a line start: every line up to it fits, so a region of short lines costs a search
+    per ``limit`` octets, not one per line."""
+    if len(region) <= limit:
+        return True
+    at = 0
+    size = len(region)
+    while at < size:
+        crlf = region.rfind(b"\r\n", at, at + limit)
+        if crlf < 0:
+            return False
+        at = crlf + 2
+    return True
+
+
 def normalize_line_ends(data: bytes) -> bytes:
     """Every bare CR and bare LF made a CRLF; CRLF left alone.
 
@@ -531,16 +557,25 @@ class DataReader:
             # starts at a line start)
             self._end()
             return buffer[3:]
-        end = buffer.find(b"\r\n.\r\n", start)
-        if end >= 0:
-            self._take(buffer[: end + 2])
+        # One search finds both the end and the first dot-stuffed line: the first
+        # "<CRLF>." is the end when "<CRLF>" follows it, and the region before it holds no
+        # dot at a line start (the fast path of _take needs no other look for one)
+        dot = buffer.find(b"\r\n.", start)
+        if dot >= 0 and buffer.startswith(b"\r\n", dot + 3):
+            self._take(buffer[: dot + 2], True)
             self._end()
-            return buffer[end + 5:]
+            return buffer[dot + 5:]
+        if dot >= 0:
+            end = buffer.find(b"\r\n.\r\n", dot)
+            if end >= 0:
+                self._take(buffer[: end + 2], False)
+                self._end()
+                return buffer[end + 5:]
         last = buffer.rfind(b"\r\n", start)
         if last < 0:
             self._keep_partial(buffer)
             return None
-        self._take(buffer[: last + 2])
+        self._take(buffer[: last + 2], dot < 0)
         self._line_cut = False
         self._keep_partial(buffer[last + 2:])
         return None
@@ -565,22 +600,17 @@ class DataReader:
         self._partial = tail[-1:]
         self._line_cut = True
 
-    def _take(self, region: bytes) -> None:
-        """Whole lines, each ending in CRLF (the first may continue a cut line)."""
+    def _take(self, region: bytes, dotless: bool) -> None:
+        """Whole lines, each ending in CRLF (the first may continue a cut line);
+        ``dotless``: the region is known to hold no ``<CRLF>.``."""
         if not region:
             return
         cut = self._line_cut
-        if not cut and self.bad is None and b"\r\n." not in region and not region.startswith(
-            b"."
-        ):
-            bare = check_bare(region)
-            if bare is None and (
-                self.max_line is None
-                or len(region) < self.max_line
-                or max(map(len, region.split(b"\r\n"))) + 2 <= self.max_line
-            ):
-                self._keep(region)
-                return
+        if (not cut and self.bad is None and not region.startswith(b".")
+                and (dotless or b"\r\n." not in region) and _no_bare(region)
+                and (self.max_line is None or _lines_within(region, self.max_line))):
+            self._keep(region)
+            return
         self._take_lines(region, cut)
 
     def _take_lines(self, region: bytes, cut: bool) -> None:

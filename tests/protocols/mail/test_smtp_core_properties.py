@@ -5,6 +5,7 @@ it was built from, and replies survive being written and read."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import example, given, settings
@@ -248,3 +249,69 @@ def test_smtputf8_addresses_parse_back(address: str) -> None:
     SMTPUTF8 parameter before it takes a non-ASCII one)."""
     assert parse_mail(f"FROM:<{address}> SMTPUTF8") == (address, {"SMTPUTF8": None})
     assert parse_rcpt(f"TO:<{address}>") == (address, {})
+
+
+# ---- the DataReader's fast path against a plain reader
+
+def reference_read(stream: bytes, max_line: int | None, bare: str) -> tuple[Any, ...]:
+    """What a DATA body reader must make of ``stream``, read the plainest way: the body
+    ends at the first <CRLF>.<CRLF> (the CRLF of the DATA command counts), each line is
+    unstuffed and checked in order, the first problem wins. (done, rest, bad, content)."""
+    padded = b"\r\n" + stream
+    end = padded.find(b"\r\n.\r\n")
+    if end < 0:
+        return (False, None, None, None)
+    body, rest = padded[2:end + 2], padded[end + 5:]
+    bad = None
+    kept = []
+    for line in body.split(b"\r\n")[:-1]:
+        if line.startswith(b"."):
+            line = line[1:]
+        if bad is None and max_line is not None and len(line) + 2 > max_line:
+            bad = "line"
+        first = re.search(rb"\r|\n", line)
+        if first is not None:
+            if bare == "normalize":
+                line = re.sub(rb"\r|\n", b"\r\n", line)
+            elif bad is None:
+                bad = "CR" if first.group(0) == b"\r" else "LF"
+        kept.append(line + b"\r\n")
+    return (True, rest, bad, b"".join(kept) if bad is None else None)
+
+
+def read_with(reader: DataReader, pieces: list[bytes]) -> tuple[Any, ...]:
+    for i, piece in enumerate(pieces):
+        rest = reader.feed(piece)
+        if rest is not None:
+            rest += b"".join(pieces[i + 1:])
+            content = reader.content() if reader.bad is None else None
+            return (True, rest, reader.bad, content)
+    return (False, None, None, None)
+
+
+# lines long and short, stuffed dots, bare CR and LF where they hide best: what the fast
+# path (one search for <CRLF>., a split for bare ends, a search per max_line octets for
+# long lines) must take exactly as the line-by-line path does
+body_lines = st.lists(
+    st.sampled_from([b"a" * 9, b"a" * 10, b"a" * 11, b"a" * 30, b".", b"..", b".a" * 5,
+                     b"\r", b"\n", b"\n\r", b"\r\r\n", b"x\ry", b"", b"b"]),
+    max_size=12,
+).map(b"".join)
+data_stream = st.lists(body_lines, max_size=30).map(lambda lines: b"".join(
+    line + b"\r\n" for line in lines)) | body_bytes
+
+
+@given(data_stream, st.sampled_from([b".\r\n", b".\r\nQUIT\r\n", b"", b"\r\n.\r\nX"]),
+       st.lists(st.integers(min_value=0), max_size=4),
+       st.sampled_from([None, 3, 12, 13, 14, 32, 1000]), st.sampled_from(["refuse", "normalize"]))
+@example(b"a" * 10 + b"\r\n" + b"b" * 12 + b"\r\n", b".\r\n", [], 13, "refuse")
+@example(b"abc\r\r\n", b".\r\n", [], None, "refuse")
+@example(b"abc\r\n\n", b".\r\n", [], None, "refuse")
+@settings(max_examples=400)
+def test_the_data_reader_reads_as_a_plain_reader_does(
+    body: bytes, after: bytes, points: list[int], max_line: int | None, bare: str
+) -> None:
+    stream = body + after
+    want = reference_read(stream, max_line, bare)
+    assert read_with(DataReader(None, max_line, bare), [stream]) == want
+    assert read_with(DataReader(None, max_line, bare), cuts(stream, points)) == want
