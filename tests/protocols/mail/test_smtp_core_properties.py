@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -315,3 +316,23 @@ def test_the_data_reader_reads_as_a_plain_reader_does(
     want = reference_read(stream, max_line, bare)
     assert read_with(DataReader(None, max_line, bare), [stream]) == want
     assert read_with(DataReader(None, max_line, bare), cuts(stream, points)) == want
+
+
+@given(st.integers(min_value=100, max_value=700),
+       st.text(max_size=30) | st.sampled_from(["", "OK", "a\rb", "a\r\nb", "a\nb\n"]),
+       st.none() | st.sampled_from(["2.0.0", "5.1.1", "4.3.0", "", "2.0", "9.9.9", "2.1.5 "]))
+@example(250, "OK", "2.0.0")
+@example(250, "OK", "5.0.0")
+def test_reply_bytes_are_those_of_a_reply(code: int, text: str, enhanced: str | None) -> None:
+    """The server's replies made without a Reply (once a code pair has been checked) are
+    byte for byte what Reply writes, and refused as Reply refuses them."""
+    from protocols.mail.smtp.core import reply_bytes
+
+    for _ in range(2):  # the second time, the code pair is known
+        try:
+            want = Reply(code, text, enhanced).to_bytes()
+        except ValueError:
+            with pytest.raises(ValueError):
+                reply_bytes(code, text, enhanced)
+        else:
+            assert reply_bytes(code, text, enhanced) == want

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from smtp_helpers import Recorder
 
 import netshell as ns
@@ -129,6 +130,50 @@ def test_a_helo_that_is_no_domain_is_not_copied_into_the_received_line() -> None
     assert envelope.data.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby mx.test ")
 
 
+
+def test_each_message_of_a_session_gets_its_own_trace_line_and_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Received line's start is made once per session and HELO, its date once a
+    second, and the transaction's lists are handed to the envelope: a second HELO, another
+    second, another transaction must each show."""
+    import email.utils
+    import types
+
+    from protocols.mail.smtp import server
+
+    # the wall clock the server reads: the first two messages in one second, the third
+    # in the next (a date made once a second must change then)
+    times = iter([1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5])
+    monkeypatch.setattr(server, "time", types.SimpleNamespace(time=lambda: next(times)))
+    recorder = Recorder()
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO a.test\r\nMAIL FROM:<a@x.test> BODY=8BITMIME\r\n"
+                           b"RCPT TO:<b@x.test>\r\nDATA\r\nx\r\n.\r\n")
+    protocol.data_received(b"EHLO my laptop\r\nMAIL FROM:<c@x.test>\r\nRCPT TO:<d@x.test>\r\n"
+                           b"RCPT TO:<e@x.test>\r\nDATA\r\ny\r\n.\r\n")
+    protocol.data_received(b"HELO b.test\r\nMAIL FROM:<f@x.test>\r\nRCPT TO:<g@x.test>\r\n"
+                           b"DATA\r\nz\r\n.\r\n")
+    first, second, third = recorder.envelopes
+    assert first.data.startswith(b"Received: from a.test ([127.0.0.1])\r\n\tby mx.test with "
+                                 b"ESMTP id " + first.id.encode() + b"\r\n\tfor <b@x.test>; ")
+    assert second.data.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby mx.test "
+                                  b"with ESMTP id " + second.id.encode() + b"; ")
+    assert third.data.startswith(b"Received: from b.test ([127.0.0.1])\r\n\tby mx.test with "
+                                 b"SMTP id " + third.id.encode())
+    assert (first.recipients, second.recipients, third.recipients) == (
+        ["b@x.test"], ["d@x.test", "e@x.test"], ["g@x.test"])
+    assert (first.mail_options, second.mail_options) == (["BODY=8BITMIME"], [])
+    assert (first.rcpt_options, second.rcpt_options) == ([[]], [[], []])
+    for envelope in recorder.envelopes:  # the date is the envelope's second's
+        line = envelope.data.split(b"\r\n\r\n")[0].split(b"\r\n")[0]
+        when = envelope.data.split(b"; ", 1)[1].split(b"\r\n")[0].decode()
+        assert when == email.utils.formatdate(int(envelope.received_at), localtime=True), line
+        assert email.utils.parsedate_to_datetime(when).timestamp() == int(envelope.received_at)
+    assert [int(e.received_at) for e in recorder.envelopes] == [1_700_000_000] * 2 + [
+        1_700_000_001]
+    assert [r for r in replies(transport) if "queued" in r] == [
+        f"250 2.0.0 OK: queued as {e.id}" for e in recorder.envelopes]
 
 def test_beyond_max_connections_a_session_gets_421() -> None:
     clock = Clock()
