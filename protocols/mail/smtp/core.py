@@ -306,13 +306,18 @@ def is_mailbox(address: str) -> bool:
     if m is None:
         return False
     local, domain = m.group(1), m.group(2)
-    if len(local.encode("utf-8", "surrogateescape")) > 64:
+    if _octets(local) > 64:
         return False
     if domain.startswith("["):
         return _literal_ok(domain)
-    return len(domain.encode("utf-8", "surrogateescape")) <= 255 and all(
+    return _octets(domain) <= 255 and (len(domain) <= 63 or all(
         len(label) <= 63 for label in domain.split(".")
-    )
+    ))
+
+
+def _octets(text: str) -> int:
+    """The length of ``text`` in UTF-8."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
 
 
 def is_domain(text: str) -> bool:
@@ -359,7 +364,7 @@ def parse_path(path: str, *, null_ok: bool, postmaster_ok: bool, what: str) -> s
         inner = inner[m.end():]
     if postmaster_ok and inner.lower() == "postmaster":
         return inner
-    if len(path.encode("utf-8", "surrogateescape")) > 256 or not is_mailbox(inner):
+    if _octets(path) > 256 or not is_mailbox(inner):
         raise PathError(Reply(501, f"Bad {what} address syntax", detail))
     return inner
 
@@ -404,6 +409,8 @@ def _split_arg(arg: str, keyword: str, what: str) -> tuple[str, str]:
 
 
 def _path_end(text: str) -> int:
+    if '"' not in text:
+        return text.find(">", 1)  # no quoted part: the first '>' closes the path
     quoted = False
     i = 1
     while i < len(text):

@@ -336,3 +336,32 @@ def test_reply_bytes_are_those_of_a_reply(code: int, text: str, enhanced: str | 
                 reply_bytes(code, text, enhanced)
         else:
             assert reply_bytes(code, text, enhanced) == want
+
+
+@pytest.mark.parametrize(("arg", "want"), [
+    ("FROM:<a@x.test> FOO=a>b", ("a@x.test", {"FOO": "a>b"})),  # the first '>' ends it
+    ('FROM:<"a>b"@x.test> FOO=c>d', ('"a>b"@x.test', {"FOO": "c>d"})),  # not one quoted
+    ("FROM:<" + "a" * 64 + "@x.test>", ("a" * 64 + "@x.test", {})),
+    ("FROM:<" + "a" * 65 + "@x.test>", 501),  # a local part is 64 octets at most
+    ("FROM:<" + "\u00e9" * 32 + "@x.test> SMTPUTF8", ("\u00e9" * 32 + "@x.test",
+                                                       {"SMTPUTF8": None})),
+    ("FROM:<" + "\u00e9" * 33 + "@x.test>", 501),  # 66 octets in UTF-8
+    ("FROM:<a@" + "b" * 63 + ".test>", ("a@" + "b" * 63 + ".test", {})),
+    ("FROM:<a@" + "b" * 64 + ".test>", 501),  # a label is 63 at most
+    ("FROM:<a@" + "b" * 64 + ">", 501),
+    ("FROM:<a@" + ".".join(["b" * 60] * 4) + ">", ("a@" + ".".join(["b" * 60] * 4), {})),
+    ("FROM:<a@" + ".".join(["b" * 60] * 4) + ".cdefghijklmno>", 501),  # a domain: 255
+    ("FROM:<a@" + ".".join(["\u00e9" * 30] * 4) + ">", ("a@" + ".".join(["\u00e9" * 30] * 4),
+                                                        {})),
+    ("FROM:<a@" + ".".join(["\u00e9" * 30] * 5) + ">", 501),  # 304 octets in UTF-8
+])
+def test_address_limits_and_ends(arg: str, want: Any) -> None:
+    """RFC 5321 §4.5.3.1: 64 octets of local part, 255 of domain, 63 of label, 256 of path,
+    counted in octets (UTF-8), not characters; the path ends at its first '>' outside a
+    quoted local part."""
+    if isinstance(want, int):
+        with pytest.raises(PathError) as e:
+            parse_mail(arg)
+        assert e.value.reply.code == want
+    else:
+        assert parse_mail(arg) == want
