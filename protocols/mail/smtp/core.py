@@ -479,12 +479,14 @@ def check_bare(data: bytes) -> str | None:
 
 
 def _no_bare(data: bytes) -> bool:
-    """Whether every CR and LF in ``data`` is part of a CRLF (:func:`check_bare` is None);
-    one split and a join, cheaper than counting CR, LF and CRLF apart. CRLFs cannot
-    overlap, so what is left once they are all taken out holds a CR or LF only if one was
-    bare."""
-    rest = b"".join(data.split(b"\r\n"))
-    return b"\r" not in rest and b"\n" not in rest
+    """Whether every CR and LF in ``data`` is part of a CRLF (:func:`check_bare` is None),
+    cheaper than counting CR, LF and CRLF apart: ``splitlines`` breaks at every CRLF, bare
+    CR and bare LF, so ending with a line end the data holds as many breaks as pieces, and
+    all of them are CRLFs exactly when they took two octets each."""
+    if not data.endswith(b"\r\n"):
+        return check_bare(data) is None
+    lines = data.splitlines()
+    return len(data) - len(b"".join(lines)) == 2 * len(lines)
 
 
 def _lines_within(region: bytes, limit: int) -> bool:

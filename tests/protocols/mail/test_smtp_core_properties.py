@@ -365,3 +365,11 @@ def test_address_limits_and_ends(arg: str, want: Any) -> None:
         assert e.value.reply.code == want
     else:
         assert parse_mail(arg) == want
+
+
+@given(data_stream, st.sampled_from([b"", b"\r\n", b"\r", b"\n", b"\r\r\n", b"\n\r\n"]))
+@example(b"a\rb\nc", b"\r\n")
+def test_the_fast_bare_check_agrees_with_check_bare(data: bytes, end: bytes) -> None:
+    from protocols.mail.smtp.core import _no_bare, check_bare
+
+    assert _no_bare(data + end) == (check_bare(data + end) is None)
