@@ -501,7 +501,7 @@ class SMTPServerProtocol(Protocol):
             self._pos = 0
         if len(self._buffer) >= _HOLD:
             self._pause_reading()
-        else:
+        elif self._read_paused:
             self._maybe_resume_reading()
 
     def _take_line(self) -> bool:
@@ -541,7 +541,8 @@ class SMTPServerProtocol(Protocol):
         verb, _, arg = line.partition(" ")
         name = verb.upper()
         handler = getattr(self, "smtp_" + name, None) if name.isalpha() else None
-        log.debug("%s:%d -> %s", *self.peer, name)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s:%d -> %s", *self.peer, name)
         if handler is None:
             if name in ("EXPN", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML"):
                 self.reply(502, f"{name} not implemented", "5.5.1")
@@ -985,8 +986,9 @@ class SMTPServerProtocol(Protocol):
     def _delivered(self, result: Any, envelope: Envelope) -> None:
         self.busy = False
         self.factory.delivered += 1
-        log.info("%s:%d delivered %s from <%s> to %d recipient(s), %d octets", *self.peer,
-                 envelope.id, envelope.sender, len(envelope.recipients), len(envelope.data))
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s:%d delivered %s from <%s> to %d recipient(s), %d octets", *self.peer,
+                     envelope.id, envelope.sender, len(envelope.recipients), len(envelope.data))
         if self.mode != "closed":
             self.reply(250, f"OK: queued as {envelope.id}", "2.0.0")
             self._process()
@@ -1038,8 +1040,27 @@ def _return_path(envelope: Envelope) -> bytes:
     return f"Return-Path: <{envelope.sender}>\r\n".encode("utf-8", "surrogateescape")
 
 
+#: the second of the last id made, and its id's start (the second and this process's id)
+_id_start: tuple[int, str] = (-1, "")
+
+
 def _new_id(now: float) -> str:
-    return f"{int(now):X}{os.getpid() & 0xFFFF:04X}{next(_ids):06X}"
+    """A message id: the second, the process id (a forked child's ids differ from its
+    parent's, which shares the counter), and a counter; the start made once a second."""
+    global _id_start
+    second = int(now)
+    if _id_start[0] != second:
+        _id_start = (second, f"{second:X}{os.getpid() & 0xFFFF:04X}")
+    return f"{_id_start[1]}{next(_ids):06X}"
+
+
+def _forget_id_start() -> None:
+    global _id_start
+    _id_start = (-1, "")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_id_start)
 
 
 #: the second of the last Received date made, and its text (RFC 5322 date-time, local)

@@ -3,6 +3,8 @@ bytes are cut, or on when a Deferred fires, checked without a socket."""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
@@ -198,3 +200,27 @@ def test_thousands_of_bdat_messages_in_one_read_with_a_deliver_that_answers_at_o
     protocol.data_received(b"EHLO c.test\r\n" + one * 3000 + b"QUIT\r\n")
     assert len(recorder.envelopes) == 3000
     assert transport.value().endswith(b"221 2.0.0 mx.test Bye\r\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    """Message ids carry the process id, made once a second: a child forked within that
+    second shares the parent's counter, so its ids must carry its own process id."""
+    from protocols.mail.smtp import server
+
+    now = time.time()
+    parent = server._new_id(now)
+    assert parent[-10:-6] == f"{os.getpid() & 0xFFFF:04X}"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write one id made in the same second, and go
+        try:
+            os.write(w, server._new_id(now).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        child = f.read().decode()
+    os.waitpid(pid, 0)
+    assert child[-10:-6] == f"{pid & 0xFFFF:04X}" and child != parent
+    assert server._new_id(now)[-10:-6] == parent[-10:-6]  # the parent's own, still
