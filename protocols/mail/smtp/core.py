@@ -351,6 +351,25 @@ def parse_path(path: str, *, null_ok: bool, postmaster_ok: bool, what: str) -> s
     ...            what="recipient")
     'bob@example.org'
     """
+    # the paths parsed lately, and what they gave: a server sees the same few addresses
+    # again and again (no refusals kept: they raise, and their reply names ``what``)
+    key = (path, null_ok, postmaster_ok)
+    found = _PATHS.get(key)
+    if found is not None:
+        return found
+    address = _parse_path(path, null_ok, postmaster_ok, what)
+    if len(_PATHS) >= _PATHS_KEPT:
+        _PATHS.clear()
+    _PATHS[key] = address
+    return address
+
+
+#: parse_path's memory of what it parsed: (path, null_ok, postmaster_ok) -> address
+_PATHS: dict[tuple[str, bool, bool], str] = {}
+_PATHS_KEPT = 1024
+
+
+def _parse_path(path: str, null_ok: bool, postmaster_ok: bool, what: str) -> str:
     detail = "5.1.7" if what == "sender" else "5.1.3"
     if not (path.startswith("<") and path.endswith(">")) or len(path) < 2:
         raise PathError(Reply(501, f"Syntax error: the {what} address goes in <...>", detail))

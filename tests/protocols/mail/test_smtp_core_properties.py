@@ -373,3 +373,38 @@ def test_the_fast_bare_check_agrees_with_check_bare(data: bytes, end: bytes) -> 
     from protocols.mail.smtp.core import _no_bare, check_bare
 
     assert _no_bare(data + end) == (check_bare(data + end) is None)
+
+
+@given(st.lists(st.sampled_from(["<a@x.test>", "<>", "<Postmaster>", "<postmaster>",
+                                 "<@r.test:a@x.test>", "<a@@x.test>", "a@x.test", "<a b@x>",
+                                 '<"a b"@x.test>', "<\u00e9@x.test>"]), max_size=12),
+       st.lists(st.booleans(), min_size=12, max_size=12))
+def test_parse_path_remembers_nothing_that_changes_an_answer(
+    paths: list[str], flags: list[bool]
+) -> None:
+    """parse_path keeps what it parsed: the same path asked again, with other settings,
+    in any order, gets the answer it gets when nothing was kept."""
+    from protocols.mail.smtp import core
+
+    def fresh(path: str, null_ok: bool, postmaster_ok: bool, what: str) -> Any:
+        try:
+            return core._parse_path(path, null_ok, postmaster_ok, what)
+        except PathError as e:
+            return str(e.reply)
+
+    for i, path in enumerate(paths):
+        null_ok, postmaster_ok = flags[i], flags[-1 - i]
+        what = "sender" if flags[(i + 3) % 12] else "recipient"
+        try:
+            got = core.parse_path(path, null_ok=null_ok, postmaster_ok=postmaster_ok, what=what)
+        except PathError as e:
+            got = str(e.reply)
+        assert got == fresh(path, null_ok, postmaster_ok, what)
+
+
+def test_parse_path_keeps_a_bounded_memory() -> None:
+    from protocols.mail.smtp import core
+
+    for i in range(3 * core._PATHS_KEPT):
+        assert parse_rcpt(f"TO:<user{i}@x.test>") == (f"user{i}@x.test", {})
+        assert len(core._PATHS) <= core._PATHS_KEPT
