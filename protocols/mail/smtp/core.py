@@ -55,6 +55,7 @@ __all__ = [
     "parse_params",
     "parse_path",
     "parse_rcpt",
+    "reply_bytes",
 ]
 
 #: the longest command line the server reads (without CRLF). RFC 5321 §4.5.3.1.4 sets 512
@@ -167,6 +168,29 @@ class Reply:
         text = " ".join(line.strip() for line in self.lines if line.strip())
         head = f"{self.code} {self.enhanced}" if self.enhanced else str(self.code)
         return f"{head} {text}" if text else head
+
+
+#: (code, enhanced) pairs a Reply has checked already (bounded: a deliver callable's
+#: SMTPError may bring any)
+_CHECKED: set[tuple[int, str | None]] = set()
+
+
+def reply_bytes(code: int, text: str, enhanced: str | None = None) -> bytes:
+    """``Reply(code, text, enhanced).to_bytes()``, made without a Reply for a one-line text
+    whose code pair has been checked before (the server's hot path: four replies a
+    message). Raises ValueError as Reply does.
+
+    >>> reply_bytes(250, "OK", "2.0.0"), reply_bytes(354, "Go on")
+    (b'250 2.0.0 OK\\r\\n', b'354 Go on\\r\\n')
+    """
+    if (code, enhanced) not in _CHECKED or "\r" in text or "\n" in text:
+        reply = Reply(code, text, enhanced)
+        if len(_CHECKED) < 512:
+            _CHECKED.add((code, enhanced))
+        return reply.to_bytes()
+    if enhanced:
+        return f"{code} {enhanced} {text}\r\n".encode("utf-8", "surrogateescape")
+    return f"{code} {text}\r\n".encode("utf-8", "surrogateescape")
 
 
 class ReplyReader:
@@ -282,13 +306,18 @@ def is_mailbox(address: str) -> bool:
     if m is None:
         return False
     local, domain = m.group(1), m.group(2)
-    if len(local.encode("utf-8", "surrogateescape")) > 64:
+    if _octets(local) > 64:
         return False
     if domain.startswith("["):
         return _literal_ok(domain)
-    return len(domain.encode("utf-8", "surrogateescape")) <= 255 and all(
+    return _octets(domain) <= 255 and (len(domain) <= 63 or all(
         len(label) <= 63 for label in domain.split(".")
-    )
+    ))
+
+
+def _octets(text: str) -> int:
+    """The length of ``text`` in UTF-8."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
 
 
 def is_domain(text: str) -> bool:
@@ -322,6 +351,25 @@ def parse_path(path: str, *, null_ok: bool, postmaster_ok: bool, what: str) -> s
     ...            what="recipient")
     'bob@example.org'
     """
+    # the paths parsed lately, and what they gave: a server sees the same few addresses
+    # again and again (no refusals kept: they raise, and their reply names ``what``)
+    key = (path, null_ok, postmaster_ok)
+    found = _PATHS.get(key)
+    if found is not None:
+        return found
+    address = _parse_path(path, null_ok, postmaster_ok, what)
+    if len(_PATHS) >= _PATHS_KEPT:
+        _PATHS.clear()
+    _PATHS[key] = address
+    return address
+
+
+#: parse_path's memory of what it parsed: (path, null_ok, postmaster_ok) -> address
+_PATHS: dict[tuple[str, bool, bool], str] = {}
+_PATHS_KEPT = 1024
+
+
+def _parse_path(path: str, null_ok: bool, postmaster_ok: bool, what: str) -> str:
     detail = "5.1.7" if what == "sender" else "5.1.3"
     if not (path.startswith("<") and path.endswith(">")) or len(path) < 2:
         raise PathError(Reply(501, f"Syntax error: the {what} address goes in <...>", detail))
@@ -335,7 +383,7 @@ def parse_path(path: str, *, null_ok: bool, postmaster_ok: bool, what: str) -> s
         inner = inner[m.end():]
     if postmaster_ok and inner.lower() == "postmaster":
         return inner
-    if len(path.encode("utf-8", "surrogateescape")) > 256 or not is_mailbox(inner):
+    if _octets(path) > 256 or not is_mailbox(inner):
         raise PathError(Reply(501, f"Bad {what} address syntax", detail))
     return inner
 
@@ -380,6 +428,8 @@ def _split_arg(arg: str, keyword: str, what: str) -> tuple[str, str]:
 
 
 def _path_end(text: str) -> int:
+    if '"' not in text:
+        return text.find(">", 1)  # no quoted part: the first '>' closes the path
     quoted = False
     i = 1
     while i < len(text):
@@ -445,6 +495,34 @@ def check_bare(data: bytes) -> str | None:
     m = _BARE.search(data)
     assert m is not None
     return "CR" if m.group(0) == b"\r" else "LF"
+
+
+def _no_bare(data: bytes) -> bool:
+    """Whether every CR and LF in ``data`` is part of a CRLF (:func:`check_bare` is None),
+    cheaper than counting CR, LF and CRLF apart: ``splitlines`` breaks at every CRLF, bare
+    CR and bare LF, so ending with a line end the data holds as many breaks as pieces, and
+    all of them are CRLFs exactly when they took two octets each."""
+    if not data.endswith(b"\r\n"):
+        return check_bare(data) is None
+    lines = data.splitlines()
+    return len(data) - len(b"".join(lines)) == 2 * len(lines)
+
+
+def _lines_within(region: bytes, limit: int) -> bool:
+    """Whether no line of ``region`` (whole lines, each ending with CRLF) is longer than
+    ``limit`` octets with its CRLF. Each step takes the last CRLF within ``limit`` octets
+    of a line start: every line up to it fits, so a region of short lines costs a search
+    per ``limit`` octets, not one per line."""
+    if len(region) <= limit:
+        return True
+    at = 0
+    size = len(region)
+    while at < size:
+        crlf = region.rfind(b"\r\n", at, at + limit)
+        if crlf < 0:
+            return False
+        at = crlf + 2
+    return True
 
 
 def normalize_line_ends(data: bytes) -> bytes:
@@ -531,16 +609,25 @@ class DataReader:
             # starts at a line start)
             self._end()
             return buffer[3:]
-        end = buffer.find(b"\r\n.\r\n", start)
-        if end >= 0:
-            self._take(buffer[: end + 2])
+        # One search finds both the end and the first dot-stuffed line: the first
+        # "<CRLF>." is the end when "<CRLF>" follows it, and the region before it holds no
+        # dot at a line start (the fast path of _take needs no other look for one)
+        dot = buffer.find(b"\r\n.", start)
+        if dot >= 0 and buffer.startswith(b"\r\n", dot + 3):
+            self._take(buffer[: dot + 2], True)
             self._end()
-            return buffer[end + 5:]
+            return buffer[dot + 5:]
+        if dot >= 0:
+            end = buffer.find(b"\r\n.\r\n", dot)
+            if end >= 0:
+                self._take(buffer[: end + 2], False)
+                self._end()
+                return buffer[end + 5:]
         last = buffer.rfind(b"\r\n", start)
         if last < 0:
             self._keep_partial(buffer)
             return None
-        self._take(buffer[: last + 2])
+        self._take(buffer[: last + 2], dot < 0)
         self._line_cut = False
         self._keep_partial(buffer[last + 2:])
         return None
@@ -565,22 +652,17 @@ class DataReader:
         self._partial = tail[-1:]
         self._line_cut = True
 
-    def _take(self, region: bytes) -> None:
-        """Whole lines, each ending in CRLF (the first may continue a cut line)."""
+    def _take(self, region: bytes, dotless: bool) -> None:
+        """Whole lines, each ending in CRLF (the first may continue a cut line);
+        ``dotless``: the region is known to hold no ``<CRLF>.``."""
         if not region:
             return
         cut = self._line_cut
-        if not cut and self.bad is None and b"\r\n." not in region and not region.startswith(
-            b"."
-        ):
-            bare = check_bare(region)
-            if bare is None and (
-                self.max_line is None
-                or len(region) < self.max_line
-                or max(map(len, region.split(b"\r\n"))) + 2 <= self.max_line
-            ):
-                self._keep(region)
-                return
+        if (not cut and self.bad is None and not region.startswith(b".")
+                and (dotless or b"\r\n." not in region) and _no_bare(region)
+                and (self.max_line is None or _lines_within(region, self.max_line))):
+            self._keep(region)
+            return
         self._take_lines(region, cut)
 
     def _take_lines(self, region: bytes, cut: bool) -> None:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from netshell.defer import Deferred, maybe_deferred
+from netshell.defer import Deferred, fail, maybe_deferred
 from netshell.failure import Failure
 from netshell.listener import Listener
 from netshell.protocol import Factory, Protocol
@@ -58,6 +58,7 @@ from protocols.mail.smtp.core import (
     normalize_line_ends,
     parse_mail,
     parse_rcpt,
+    reply_bytes,
 )
 
 __all__ = ["Envelope", "SMTPServerFactory", "SMTPServerProtocol", "serve"]
@@ -72,6 +73,8 @@ _BAD_CODES = frozenset({500, 501, 502, 503, 504, 535, 555})
 _HOLD = 256 * 1024
 
 _ids = itertools.count(1)
+#: the reply to DATA, made once
+_GO_AHEAD = Reply(354, "End data with <CR><LF>.<CR><LF>").to_bytes()
 #: a number as SIZE= and BDAT give it: ASCII digits only (str.isdigit() also takes '²',
 #: which int() refuses)
 _DIGITS = re.compile(r"[0-9]+")
@@ -297,6 +300,8 @@ class SMTPServerProtocol(Protocol):
         self._bdat_left = 0
         self._bdat_last = False
         self._auth: _AuthExchange | None = None
+        #: the start of the Received line, and what it was made from (_received)
+        self._trace_from: tuple[Any, str] | None = None
         self._reset_transaction()
 
     # ---- the transaction
@@ -421,7 +426,9 @@ class SMTPServerProtocol(Protocol):
 
     def reply(self, code: int, text: str, enhanced: str | None = None) -> None:
         """Answer the command being handled; a bad one counts towards max_bad_commands."""
-        self._send(Reply(code, text, enhanced))
+        data = reply_bytes(code, text, enhanced)
+        if self.mode != "closed":
+            self.transport.write(data)
         if code in _BAD_CODES:
             self.bad_commands += 1
             limit = self.factory.max_bad_commands
@@ -494,7 +501,7 @@ class SMTPServerProtocol(Protocol):
             self._pos = 0
         if len(self._buffer) >= _HOLD:
             self._pause_reading()
-        else:
+        elif self._read_paused:
             self._maybe_resume_reading()
 
     def _take_line(self) -> bool:
@@ -534,7 +541,8 @@ class SMTPServerProtocol(Protocol):
         verb, _, arg = line.partition(" ")
         name = verb.upper()
         handler = getattr(self, "smtp_" + name, None) if name.isalpha() else None
-        log.debug("%s:%d -> %s", *self.peer, name)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s:%d -> %s", *self.peer, name)
         if handler is None:
             if name in ("EXPN", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML"):
                 self.reply(502, f"{name} not implemented", "5.5.1")
@@ -679,7 +687,7 @@ class SMTPServerProtocol(Protocol):
         self._reader = DataReader(factory.max_size or None, factory.max_line_length,
                                   factory.bare_line_ends)
         self.mode = "data"
-        self._send(Reply(354, "End data with <CR><LF>.<CR><LF>"))
+        self.transport.write(_GO_AHEAD)
 
     def _take_data(self) -> None:
         reader = self._reader
@@ -932,20 +940,23 @@ class SMTPServerProtocol(Protocol):
 
     def _deliver(self, content: bytes) -> None:
         factory = self.factory
+        now = time.time()
+        # the transaction's lists are handed over, not copied: _reset_transaction makes
+        # new ones for the session
         envelope = Envelope(
             peer=self.peer,
             helo=self.helo or "",
             sender=self.sender or "",
-            recipients=list(self.recipients),
+            recipients=self.recipients,
             content=content,
-            mail_options=list(self.mail_options),
-            rcpt_options=[list(o) for o in self.rcpt_options],
+            mail_options=self.mail_options,
+            rcpt_options=self.rcpt_options,
             smtputf8=self.smtputf8,
             body=self.body,
             tls=self.tls_active,
             user=self.user,
-            id=_new_id(),
-            received_at=time.time(),
+            id=_new_id(now),
+            received_at=now,
         )
         envelope.data = (self._received(envelope) + content) if factory.add_received else content
         self._reset_transaction()
@@ -957,16 +968,27 @@ class SMTPServerProtocol(Protocol):
             d: Deferred[Any] = run(box.deliver, stored) if run else maybe_deferred(
                 box.deliver, stored)
         else:
-            assert factory.deliver is not None
-            d = maybe_deferred(factory.deliver, envelope)
+            deliver = factory.deliver
+            assert deliver is not None
+            try:
+                result = deliver(envelope)
+            except BaseException:
+                d = fail(Failure())
+            else:
+                if result is None:
+                    # answered at once: no Deferred to make and fire
+                    self._delivered(None, envelope)
+                    return
+                d = maybe_deferred(lambda: result)
         d.add_callbacks(self._delivered, self._delivery_failed, callback_args=(envelope,),
                         errback_args=(envelope,))
 
     def _delivered(self, result: Any, envelope: Envelope) -> None:
         self.busy = False
         self.factory.delivered += 1
-        log.info("%s:%d delivered %s from <%s> to %d recipient(s), %d octets", *self.peer,
-                 envelope.id, envelope.sender, len(envelope.recipients), len(envelope.data))
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s:%d delivered %s from <%s> to %d recipient(s), %d octets", *self.peer,
+                     envelope.id, envelope.sender, len(envelope.recipients), len(envelope.data))
         if self.mode != "closed":
             self.reply(250, f"OK: queued as {envelope.id}", "2.0.0")
             self._process()
@@ -988,21 +1010,26 @@ class SMTPServerProtocol(Protocol):
 
     def _received(self, envelope: Envelope) -> bytes:
         """The Received: trace line (RFC 5321 §4.4, with-protocols of RFC 3848 and 6531)."""
-        host = envelope.peer[0].removeprefix("::ffff:")
-        literal = f"[IPv6:{host}]" if ":" in host else f"[{host}]"
         # the Received line's syntax wants a domain or an address literal there (what
-        # HELO should have said); anything else is "unknown", not copied into the header
-        helo = envelope.helo
-        if not is_domain(helo) or not (helo.isascii() or envelope.smtputf8):
-            helo = "unknown"
+        # HELO should have said); anything else is "unknown", not copied into the header.
+        # Worked out once per session and HELO, not once per message
+        key = (envelope.peer, envelope.helo, envelope.smtputf8, self.factory.hostname)
+        made = self._trace_from
+        if made is None or made[0] != key:
+            host = envelope.peer[0].removeprefix("::ffff:")
+            literal = f"[IPv6:{host}]" if ":" in host else f"[{host}]"
+            helo = envelope.helo
+            if not is_domain(helo) or not (helo.isascii() or envelope.smtputf8):
+                helo = "unknown"
+            made = self._trace_from = (key, f"Received: from {helo} ({literal})\r\n\tby "
+                                             f"{self.factory.hostname}")
         protocol = "ESMTP" if self.esmtp else "SMTP"
         if envelope.smtputf8:
             protocol = "UTF8SMTP"
         if self.esmtp:
             protocol += ("S" if envelope.tls else "") + ("A" if envelope.user else "")
-        when = email.utils.format_datetime(email.utils.localtime())
-        line = f"Received: from {helo} ({literal})\r\n\tby {self.factory.hostname}"
-        line += f" with {protocol} id {envelope.id}"
+        when = _received_date(envelope.received_at)
+        line = f"{made[1]} with {protocol} id {envelope.id}"
         if len(envelope.recipients) == 1:
             line += f"\r\n\tfor <{envelope.recipients[0]}>"
         line += f"; {when}\r\n"
@@ -1013,8 +1040,40 @@ def _return_path(envelope: Envelope) -> bytes:
     return f"Return-Path: <{envelope.sender}>\r\n".encode("utf-8", "surrogateescape")
 
 
-def _new_id() -> str:
-    return f"{int(time.time()):X}{os.getpid() & 0xFFFF:04X}{next(_ids):06X}"
+#: the second of the last id made, and its id's start (the second and this process's id)
+_id_start: tuple[int, str] = (-1, "")
+
+
+def _new_id(now: float) -> str:
+    """A message id: the second, the process id (a forked child's ids differ from its
+    parent's, which shares the counter), and a counter; the start made once a second."""
+    global _id_start
+    second = int(now)
+    if _id_start[0] != second:
+        _id_start = (second, f"{second:X}{os.getpid() & 0xFFFF:04X}")
+    return f"{_id_start[1]}{next(_ids):06X}"
+
+
+def _forget_id_start() -> None:
+    global _id_start
+    _id_start = (-1, "")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_id_start)
+
+
+#: the second of the last Received date made, and its text (RFC 5322 date-time, local)
+_date_made: tuple[int, str] = (-1, "")
+
+
+def _received_date(now: float) -> str:
+    """The Received line's date for ``now``, made once a second."""
+    global _date_made
+    second = int(now)
+    if _date_made[0] != second:
+        _date_made = (second, email.utils.formatdate(second, localtime=True))
+    return _date_made[1]
 
 
 def serve(

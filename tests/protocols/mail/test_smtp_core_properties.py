@@ -5,8 +5,10 @@ it was built from, and replies survive being written and read."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -248,3 +250,161 @@ def test_smtputf8_addresses_parse_back(address: str) -> None:
     SMTPUTF8 parameter before it takes a non-ASCII one)."""
     assert parse_mail(f"FROM:<{address}> SMTPUTF8") == (address, {"SMTPUTF8": None})
     assert parse_rcpt(f"TO:<{address}>") == (address, {})
+
+
+# ---- the DataReader's fast path against a plain reader
+
+def reference_read(stream: bytes, max_line: int | None, bare: str) -> tuple[Any, ...]:
+    """What a DATA body reader must make of ``stream``, read the plainest way: the body
+    ends at the first <CRLF>.<CRLF> (the CRLF of the DATA command counts), each line is
+    unstuffed and checked in order, the first problem wins. (done, rest, bad, content)."""
+    padded = b"\r\n" + stream
+    end = padded.find(b"\r\n.\r\n")
+    if end < 0:
+        return (False, None, None, None)
+    body, rest = padded[2:end + 2], padded[end + 5:]
+    bad = None
+    kept = []
+    for line in body.split(b"\r\n")[:-1]:
+        if line.startswith(b"."):
+            line = line[1:]
+        if bad is None and max_line is not None and len(line) + 2 > max_line:
+            bad = "line"
+        first = re.search(rb"\r|\n", line)
+        if first is not None:
+            if bare == "normalize":
+                line = re.sub(rb"\r|\n", b"\r\n", line)
+            elif bad is None:
+                bad = "CR" if first.group(0) == b"\r" else "LF"
+        kept.append(line + b"\r\n")
+    return (True, rest, bad, b"".join(kept) if bad is None else None)
+
+
+def read_with(reader: DataReader, pieces: list[bytes]) -> tuple[Any, ...]:
+    for i, piece in enumerate(pieces):
+        rest = reader.feed(piece)
+        if rest is not None:
+            rest += b"".join(pieces[i + 1:])
+            content = reader.content() if reader.bad is None else None
+            return (True, rest, reader.bad, content)
+    return (False, None, None, None)
+
+
+# lines long and short, stuffed dots, bare CR and LF where they hide best: what the fast
+# path (one search for <CRLF>., a split for bare ends, a search per max_line octets for
+# long lines) must take exactly as the line-by-line path does
+body_lines = st.lists(
+    st.sampled_from([b"a" * 9, b"a" * 10, b"a" * 11, b"a" * 30, b".", b"..", b".a" * 5,
+                     b"\r", b"\n", b"\n\r", b"\r\r\n", b"x\ry", b"", b"b"]),
+    max_size=12,
+).map(b"".join)
+data_stream = st.lists(body_lines, max_size=30).map(lambda lines: b"".join(
+    line + b"\r\n" for line in lines)) | body_bytes
+
+
+@given(data_stream, st.sampled_from([b".\r\n", b".\r\nQUIT\r\n", b"", b"\r\n.\r\nX"]),
+       st.lists(st.integers(min_value=0), max_size=4),
+       st.sampled_from([None, 3, 12, 13, 14, 32, 1000]), st.sampled_from(["refuse", "normalize"]))
+@example(b"a" * 10 + b"\r\n" + b"b" * 12 + b"\r\n", b".\r\n", [], 13, "refuse")
+@example(b"abc\r\r\n", b".\r\n", [], None, "refuse")
+@example(b"abc\r\n\n", b".\r\n", [], None, "refuse")
+@settings(max_examples=400)
+def test_the_data_reader_reads_as_a_plain_reader_does(
+    body: bytes, after: bytes, points: list[int], max_line: int | None, bare: str
+) -> None:
+    stream = body + after
+    want = reference_read(stream, max_line, bare)
+    assert read_with(DataReader(None, max_line, bare), [stream]) == want
+    assert read_with(DataReader(None, max_line, bare), cuts(stream, points)) == want
+
+
+@given(st.integers(min_value=100, max_value=700),
+       st.text(max_size=30) | st.sampled_from(["", "OK", "a\rb", "a\r\nb", "a\nb\n"]),
+       st.none() | st.sampled_from(["2.0.0", "5.1.1", "4.3.0", "", "2.0", "9.9.9", "2.1.5 "]))
+@example(250, "OK", "2.0.0")
+@example(250, "OK", "5.0.0")
+def test_reply_bytes_are_those_of_a_reply(code: int, text: str, enhanced: str | None) -> None:
+    """The server's replies made without a Reply (once a code pair has been checked) are
+    byte for byte what Reply writes, and refused as Reply refuses them."""
+    from protocols.mail.smtp.core import reply_bytes
+
+    for _ in range(2):  # the second time, the code pair is known
+        try:
+            want = Reply(code, text, enhanced).to_bytes()
+        except ValueError:
+            with pytest.raises(ValueError):
+                reply_bytes(code, text, enhanced)
+        else:
+            assert reply_bytes(code, text, enhanced) == want
+
+
+@pytest.mark.parametrize(("arg", "want"), [
+    ("FROM:<a@x.test> FOO=a>b", ("a@x.test", {"FOO": "a>b"})),  # the first '>' ends it
+    ('FROM:<"a>b"@x.test> FOO=c>d', ('"a>b"@x.test', {"FOO": "c>d"})),  # not one quoted
+    ("FROM:<" + "a" * 64 + "@x.test>", ("a" * 64 + "@x.test", {})),
+    ("FROM:<" + "a" * 65 + "@x.test>", 501),  # a local part is 64 octets at most
+    ("FROM:<" + "\u00e9" * 32 + "@x.test> SMTPUTF8", ("\u00e9" * 32 + "@x.test",
+                                                       {"SMTPUTF8": None})),
+    ("FROM:<" + "\u00e9" * 33 + "@x.test>", 501),  # 66 octets in UTF-8
+    ("FROM:<a@" + "b" * 63 + ".test>", ("a@" + "b" * 63 + ".test", {})),
+    ("FROM:<a@" + "b" * 64 + ".test>", 501),  # a label is 63 at most
+    ("FROM:<a@" + "b" * 64 + ">", 501),
+    ("FROM:<a@" + ".".join(["b" * 60] * 4) + ">", ("a@" + ".".join(["b" * 60] * 4), {})),
+    ("FROM:<a@" + ".".join(["b" * 60] * 4) + ".cdefghijklmno>", 501),  # a domain: 255
+    ("FROM:<a@" + ".".join(["\u00e9" * 30] * 4) + ">", ("a@" + ".".join(["\u00e9" * 30] * 4),
+                                                        {})),
+    ("FROM:<a@" + ".".join(["\u00e9" * 30] * 5) + ">", 501),  # 304 octets in UTF-8
+])
+def test_address_limits_and_ends(arg: str, want: Any) -> None:
+    """RFC 5321 §4.5.3.1: 64 octets of local part, 255 of domain, 63 of label, 256 of path,
+    counted in octets (UTF-8), not characters; the path ends at its first '>' outside a
+    quoted local part."""
+    if isinstance(want, int):
+        with pytest.raises(PathError) as e:
+            parse_mail(arg)
+        assert e.value.reply.code == want
+    else:
+        assert parse_mail(arg) == want
+
+
+@given(data_stream, st.sampled_from([b"", b"\r\n", b"\r", b"\n", b"\r\r\n", b"\n\r\n"]))
+@example(b"a\rb\nc", b"\r\n")
+def test_the_fast_bare_check_agrees_with_check_bare(data: bytes, end: bytes) -> None:
+    from protocols.mail.smtp.core import _no_bare, check_bare
+
+    assert _no_bare(data + end) == (check_bare(data + end) is None)
+
+
+@given(st.lists(st.sampled_from(["<a@x.test>", "<>", "<Postmaster>", "<postmaster>",
+                                 "<@r.test:a@x.test>", "<a@@x.test>", "a@x.test", "<a b@x>",
+                                 '<"a b"@x.test>', "<\u00e9@x.test>"]), max_size=12),
+       st.lists(st.booleans(), min_size=12, max_size=12))
+def test_parse_path_remembers_nothing_that_changes_an_answer(
+    paths: list[str], flags: list[bool]
+) -> None:
+    """parse_path keeps what it parsed: the same path asked again, with other settings,
+    in any order, gets the answer it gets when nothing was kept."""
+    from protocols.mail.smtp import core
+
+    def fresh(path: str, null_ok: bool, postmaster_ok: bool, what: str) -> Any:
+        try:
+            return core._parse_path(path, null_ok, postmaster_ok, what)
+        except PathError as e:
+            return str(e.reply)
+
+    for i, path in enumerate(paths):
+        null_ok, postmaster_ok = flags[i], flags[-1 - i]
+        what = "sender" if flags[(i + 3) % 12] else "recipient"
+        try:
+            got = core.parse_path(path, null_ok=null_ok, postmaster_ok=postmaster_ok, what=what)
+        except PathError as e:
+            got = str(e.reply)
+        assert got == fresh(path, null_ok, postmaster_ok, what)
+
+
+def test_parse_path_keeps_a_bounded_memory() -> None:
+    from protocols.mail.smtp import core
+
+    for i in range(3 * core._PATHS_KEPT):
+        assert parse_rcpt(f"TO:<user{i}@x.test>") == (f"user{i}@x.test", {})
+        assert len(core._PATHS) <= core._PATHS_KEPT

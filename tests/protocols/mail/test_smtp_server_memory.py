@@ -3,8 +3,11 @@ bytes are cut, or on when a Deferred fires, checked without a socket."""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
+import pytest
 from smtp_helpers import Recorder
 
 import netshell as ns
@@ -130,6 +133,50 @@ def test_a_helo_that_is_no_domain_is_not_copied_into_the_received_line() -> None
 
 
 
+def test_each_message_of_a_session_gets_its_own_trace_line_and_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Received line's start is made once per session and HELO, its date once a
+    second, and the transaction's lists are handed to the envelope: a second HELO, another
+    second, another transaction must each show."""
+    import email.utils
+    import types
+
+    from protocols.mail.smtp import server
+
+    # the wall clock the server reads: the first two messages in one second, the third
+    # in the next (a date made once a second must change then)
+    times = iter([1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5])
+    monkeypatch.setattr(server, "time", types.SimpleNamespace(time=lambda: next(times)))
+    recorder = Recorder()
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO a.test\r\nMAIL FROM:<a@x.test> BODY=8BITMIME\r\n"
+                           b"RCPT TO:<b@x.test>\r\nDATA\r\nx\r\n.\r\n")
+    protocol.data_received(b"EHLO my laptop\r\nMAIL FROM:<c@x.test>\r\nRCPT TO:<d@x.test>\r\n"
+                           b"RCPT TO:<e@x.test>\r\nDATA\r\ny\r\n.\r\n")
+    protocol.data_received(b"HELO b.test\r\nMAIL FROM:<f@x.test>\r\nRCPT TO:<g@x.test>\r\n"
+                           b"DATA\r\nz\r\n.\r\n")
+    first, second, third = recorder.envelopes
+    assert first.data.startswith(b"Received: from a.test ([127.0.0.1])\r\n\tby mx.test with "
+                                 b"ESMTP id " + first.id.encode() + b"\r\n\tfor <b@x.test>; ")
+    assert second.data.startswith(b"Received: from unknown ([127.0.0.1])\r\n\tby mx.test "
+                                  b"with ESMTP id " + second.id.encode() + b"; ")
+    assert third.data.startswith(b"Received: from b.test ([127.0.0.1])\r\n\tby mx.test with "
+                                 b"SMTP id " + third.id.encode())
+    assert (first.recipients, second.recipients, third.recipients) == (
+        ["b@x.test"], ["d@x.test", "e@x.test"], ["g@x.test"])
+    assert (first.mail_options, second.mail_options) == (["BODY=8BITMIME"], [])
+    assert (first.rcpt_options, second.rcpt_options) == ([[]], [[], []])
+    for envelope in recorder.envelopes:  # the date is the envelope's second's
+        line = envelope.data.split(b"\r\n\r\n")[0].split(b"\r\n")[0]
+        when = envelope.data.split(b"; ", 1)[1].split(b"\r\n")[0].decode()
+        assert when == email.utils.formatdate(int(envelope.received_at), localtime=True), line
+        assert email.utils.parsedate_to_datetime(when).timestamp() == int(envelope.received_at)
+    assert [int(e.received_at) for e in recorder.envelopes] == [1_700_000_000] * 2 + [
+        1_700_000_001]
+    assert [r for r in replies(transport) if "queued" in r] == [
+        f"250 2.0.0 OK: queued as {e.id}" for e in recorder.envelopes]
+
 def test_beyond_max_connections_a_session_gets_421() -> None:
     clock = Clock()
     factory = SMTPServerFactory(Recorder(), reactor=clock, clock=clock, hostname="mx.test",
@@ -153,3 +200,27 @@ def test_thousands_of_bdat_messages_in_one_read_with_a_deliver_that_answers_at_o
     protocol.data_received(b"EHLO c.test\r\n" + one * 3000 + b"QUIT\r\n")
     assert len(recorder.envelopes) == 3000
     assert transport.value().endswith(b"221 2.0.0 mx.test Bye\r\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    """Message ids carry the process id, made once a second: a child forked within that
+    second shares the parent's counter, so its ids must carry its own process id."""
+    from protocols.mail.smtp import server
+
+    now = time.time()
+    parent = server._new_id(now)
+    assert parent[-10:-6] == f"{os.getpid() & 0xFFFF:04X}"
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write one id made in the same second, and go
+        try:
+            os.write(w, server._new_id(now).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        child = f.read().decode()
+    os.waitpid(pid, 0)
+    assert child[-10:-6] == f"{pid & 0xFFFF:04X}" and child != parent
+    assert server._new_id(now)[-10:-6] == parent[-10:-6]  # the parent's own, still
