@@ -343,8 +343,23 @@ def send(
                         f"{type(message).__name__}")
     if not rcpts:
         raise ValueError("no recipients: give recipients= (or To/Cc/Bcc headers)")
+    # What goes into a command line: a CR, LF or NUL in it would end the command and start
+    # another (an address from a web form turning the client into a relay for anything).
+    for what, value in (("sender", sender), ("local_hostname", local_hostname or ""),
+                        *(("recipient", r) for r in rcpts)):
+        _check_line_safe(what, value)
     return ensure_deferred(_send(data, host, port, sender, rcpts, tls, auth, timeout, context,
                                  ca, verify, local_hostname))
+
+
+def _check_line_safe(what: str, value: Any) -> None:
+    """Refuse a value that would end the command it goes in (ValueError)."""
+    if not isinstance(value, str):
+        raise TypeError(f"the {what} is a str, not {type(value).__name__}")
+    bad = next((c for c in value if c in "\r\n\x00"), None)
+    if bad is not None:
+        raise ValueError(f"the {what} {value!r} holds {bad!r}: refused, it would end the "
+                         "SMTP command and start another")
 
 
 async def _send(

@@ -235,3 +235,18 @@ async def test_ehlo_names_a_domain_or_an_address_literal(reactor: Any) -> None:
     first, second = (e.helo for e in recorder.envelopes)
     assert is_domain(first) and ("." in first)  # a full name here, or [127.0.0.1]
     assert second == "client.example.org"
+
+
+@pytest.mark.parametrize("where", ["sender", "recipient", "local_hostname"])
+@pytest.mark.parametrize("bad", ["\r\n", "\n", "\r", "\x00"])
+def test_a_line_end_in_an_address_is_refused_before_anything_is_sent(where: str, bad: str):
+    # An address from a form, "a@b.c>\r\nRCPT TO:<victim@x.test", would end MAIL FROM and
+    # start a command of the attacker's: the client refuses it before it connects.
+    value = f"a@b.c>{bad}RCPT TO:<victim@x.test"
+    kw = {"sender": "ok@b.c", "recipients": ["x@y.z"], "local_hostname": None}
+    if where == "recipient":
+        kw["recipients"] = ["x@y.z", value]
+    else:
+        kw[where] = value
+    with pytest.raises(ValueError, match="would end the SMTP command"):
+        smtp.send(b"Subject: x\r\n\r\nhi\r\n", "127.0.0.1", 9, tls=None, **kw)
