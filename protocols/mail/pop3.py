@@ -66,7 +66,13 @@ from netshell.failure import Failure
 from netshell.listener import Listener
 from netshell.protocol import ClientFactory, Factory, Protocol
 from netshell.reactor import get_reactor
-from protocols.mail.maildir import MailboxLocked, Maildir, MaildirError, MessageInfo
+from protocols.mail.maildir import (
+    MailboxLocked,
+    Maildir,
+    MaildirError,
+    MessageInfo,
+    NoSuchMessage,
+)
 
 __all__ = [
     "CommandError",
@@ -267,8 +273,11 @@ class ResponseReader:
     [Response(status='+OK', text='2 messages', code=None, body=b'.dot\\r\\nx\\r\\n')]
     """
 
-    def __init__(self, max_line_length: int = 64 * 1024) -> None:
+    def __init__(self, max_line_length: int = 64 * 1024,
+                 max_body: int = 256 * 1024 * 1024) -> None:
         self.max_line_length = max_line_length
+        #: Octets a multi-line reply may hold: a server that never ends one is cut off.
+        self.max_body = max_body
         self._buffer = bytearray()
         self._expected: deque[bool] = deque()
         self._status: Response | None = None
@@ -304,6 +313,9 @@ class ResponseReader:
             else:
                 i = buf.find(b"\r\n.\r\n", max(self._scan_from - 4, 0))
                 if i < 0:
+                    if len(buf) > self.max_body:
+                        raise POP3ProtocolError(
+                            f"a multi-line reply longer than {self.max_body} octets")
                     self._scan_from = len(buf)
                     return out
                 body_end, cut = i + 2, i + 5
@@ -688,6 +700,11 @@ class POP3ServerProtocol(Protocol):
             return
         try:
             ok = handler(*command.args)
+        except NoSuchMessage:
+            # removed by another program since the session began (an IMAP EXPUNGE, a
+            # mail client of the disk): this command fails, the session goes on
+            self._reply("-ERR [SYS/TEMP] That message is no longer in the mailbox")
+            return
         except MaildirError as e:
             log.warning("%s: %s failed on the mail store: %s", self.peer, command.verb, e)
             self._reply(f"-ERR [SYS/TEMP] The mail store failed: {e.strerror or e}")
@@ -961,9 +978,12 @@ class POP3ServerProtocol(Protocol):
         uids = [session.messages[n - 1].uid for n in sorted(session.deleted)]
         seen = [session.messages[n - 1].uid for n in sorted(session.retrieved - session.deleted)]
         try:
-            removed = session.box.remove(uids) if uids else []
+            session.box.remove(uids) if uids else []
             if seen:
                 session.box.store_flags(seen, ["\\Seen"], "add")
+            # what is left of them: none, also when another program removed some first
+            present = {m.uid for m in session.box.messages()}
+            removed: list[int] | None = [u for u in uids if u not in present]
         except (OSError, ValueError) as e:
             log.warning("%s: UPDATE failed for %s: %s", self.peer, self.authenticated, e)
             removed = None
@@ -1126,6 +1146,11 @@ class POP3Client:
                     check: bool = True) -> Response:
         if self.closed or self._protocol is None:
             raise POP3ConnectionLost(f"{verb}: the connection to {self.host} is closed")
+        bad = next((c for c in line if c in "\r\n\x00"), None)
+        if bad is not None:
+            # a password "pw\r\nDELE 1" would send a command of its own
+            raise ValueError(f"{verb}: {bad!r} in an argument: refused, it would end the "
+                             "command and start another")
         d = self._expect(verb, multiline)
         self._protocol.transport.write(line.encode("utf-8") + b"\r\n")
         response = await self._wait(d, verb)

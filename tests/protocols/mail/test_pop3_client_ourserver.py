@@ -220,3 +220,44 @@ async def test_async_with_quits_and_an_error_inside_deletes_nothing(server: Any,
         assert "POP3ServerProtocol" in repr(next(iter(server.factory.sessions)))
     assert client.closed
     assert len(box.messages()) == 2  # QUIT at the end of the block
+
+
+async def test_a_line_end_in_an_argument_is_refused_and_nothing_is_sent(
+        server: Any, box: Maildir) -> None:
+    client = await pop3.connect("127.0.0.1", server.port)
+    with pytest.raises(ValueError, match="would end the command"):
+        await client.login("alice", "secret\r\nDELE 1\r\nQUIT")
+    await client.login("alice", "secret")  # the session is as it was: nothing was sent
+    assert (await client.stat())[0] == 3
+    await client.quit()
+    assert len(box.messages()) == 3
+
+
+class _Endless(ns.Protocol):
+    """A hostile server: greets, then answers CAPA with lines that never end."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        transport.write(b"+OK hostile\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        if data.startswith(b"CAPA"):
+            self.transport.write(b"+OK\r\n" + b"X" * 998 + b"\r\n")
+            self.pump()
+
+    def pump(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"Y" * 998 + b"\r\n" * 64)
+            ns.reactor.call_soon(self.pump)
+
+
+async def test_a_reply_that_never_ends_is_cut_off_at_its_limit(reactor: Any) -> None:
+    listener = reactor.listen_tcp(0, ns.Factory.for_protocol(_Endless))
+    try:
+        client = await pop3.connect("127.0.0.1", listener.port, timeout=30)
+        client._reader.max_body = 1 << 20  # 1 MiB here; 256 MiB by default
+        with pytest.raises(pop3.POP3ProtocolError, match="longer than 1048576 octets"):
+            await client.capa()
+        assert client.closed or client._protocol.transport.is_closing()
+    finally:
+        listener.close()

@@ -325,3 +325,20 @@ def test_a_failed_login_is_answered_late_and_what_follows_waits(tmp_path: Path) 
     assert lines[2] == b"+OK Send PASS" and lines[3].startswith(b"+OK alice's maildrop")
     protocol.connection_lost(Failure(ConnectionResetError()))
     assert all(not c.active() for c in clock.calls)  # no timer left behind
+
+
+async def test_a_message_another_program_removed_gets_err_and_the_session_goes_on(
+        server: Any, box: Maildir) -> None:
+    client = await RawPOP3.connect(server.port)
+    assert (await client.login()).startswith(b"+OK")
+    assert (await client.cmd("DELE 3")).startswith(b"+OK")
+    first, second = box.messages()[:2]
+    Maildir(box.path).remove([first.uid, second.uid])  # another program, mid-session
+    for command in ("RETR 1", "TOP 2 0"):
+        reply = await client.cmd(command)
+        assert reply.startswith(b"-ERR [SYS/TEMP] "), (command, reply)
+    assert (await client.cmd("NOOP")).startswith(b"+OK")  # the session lives
+    assert (await client.cmd("DELE 2")).startswith(b"+OK")
+    # UPDATE: 2 (gone already) and 3 are both gone now: that is success
+    assert (await client.cmd("QUIT")).startswith(b"+OK")
+    assert box.messages() == []
