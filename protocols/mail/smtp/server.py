@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from netshell.defer import Deferred, fail, maybe_deferred
+from netshell.defer import CancelledError, Deferred, fail, maybe_deferred
 from netshell.failure import Failure
 from netshell.listener import Listener
 from netshell.protocol import Factory, Protocol
@@ -184,6 +184,7 @@ class SMTPServerFactory(Factory):
         add_received: bool = True,
         banner: str = "ESMTP netshell",
         reactor: Any = None,
+        delivery_timeout: float = 600.0,
         clock: Any = None,
     ) -> None:
         if isinstance(deliver, str | os.PathLike):
@@ -222,6 +223,8 @@ class SMTPServerFactory(Factory):
         self.max_bad_commands = max_bad_commands
         self.greeting_delay = greeting_delay
         self.idle_timeout = idle_timeout
+        #: Seconds a delivery may take before the client is told 451 (0: no bound).
+        self.delivery_timeout = delivery_timeout
         self.max_connections = max_connections
         self.add_received = add_received
         self.greeting = Reply(220, f"{self.hostname} {banner}").to_bytes()
@@ -360,7 +363,10 @@ class SMTPServerProtocol(Protocol):
             self._close()
             return
         self._buffer += data
-        if self._timer is not None:
+        if self._timer is not None and self.mode in ("data", "bdat"):
+            # a message's data moves the timer (RFC 5321 §4.5.3.2.5: per block of data);
+            # a command only once its line is whole (_take_line): a client sending a
+            # byte now and then never finishes one (slowloris) and is still timed out
             self._timer.reset(self.factory.idle_timeout)
         self._process()
 
@@ -516,6 +522,8 @@ class SMTPServerProtocol(Protocol):
             return False
         line = buffer[pos:end]
         self._pos = end + 1
+        if self._timer is not None:
+            self._timer.reset(self.factory.idle_timeout)
         if line.endswith(b"\r"):
             line = line[:-1]
         if self._skipping or len(line) > limit:
@@ -627,6 +635,9 @@ class SMTPServerProtocol(Protocol):
         if not smtputf8 and not sender.isascii():
             self.reply(553, "Non-ASCII addresses need SMTPUTF8", "5.6.7")
             return
+        if not _is_utf8(sender):
+            self.reply(553, "The sender's address is not UTF-8", "5.1.7")
+            return
         if size is not None and factory.max_size and size > factory.max_size:
             self.reply(552, "Message size exceeds fixed maximum message size", "5.3.4")
             return
@@ -656,6 +667,9 @@ class SMTPServerProtocol(Protocol):
             return
         if not self.smtputf8 and not recipient.isascii():
             self.reply(553, "Non-ASCII addresses need SMTPUTF8", "5.6.7")
+            return
+        if not _is_utf8(recipient):
+            self.reply(553, "The recipient's address is not UTF-8", "5.1.3")
             return
         if len(self.recipients) >= self.factory.max_recipients:
             self.reply(452, "Too many recipients", "4.5.3")
@@ -720,14 +734,20 @@ class SMTPServerProtocol(Protocol):
 
     def smtp_BDAT(self, arg: str) -> None:
         parts = arg.split()
-        if (not parts or len(parts) > 2 or not _DIGITS.fullmatch(parts[0]) or len(parts[0]) > 18
-                or (len(parts) == 2 and parts[1].upper() != "LAST")):
-            self.reply(501, "Syntax: BDAT <size> [LAST]", "5.5.4")
+        if not parts or not _DIGITS.fullmatch(parts[0]) or len(parts[0]) > 18:
+            # no chunk size to go by: the chunk's octets would be read as commands
+            # (RFC 3030 gives no way back into step), so the session ends here
+            self.reply(501, "Syntax: BDAT <size> [LAST]; closing the connection", "5.5.4")
+            self._close()
             return
         size = int(parts[0])
         self._bdat_left = size
-        self._bdat_last = len(parts) == 2
+        bad_syntax = len(parts) > 2 or (len(parts) == 2 and parts[1].upper() != "LAST")
+        self._bdat_last = len(parts) == 2 and not bad_syntax
         refused = self._ready_for_body()
+        if bad_syntax:
+            # the size is known: the chunk is read and dropped, then refused
+            refused = Reply(501, "Syntax: BDAT <size> [LAST]", "5.5.4")
         if refused is None and not self.esmtp:
             refused = Reply(503, "BDAT needs EHLO", "5.5.1")
         if refused is not None and self._bdat_failed is None:
@@ -980,6 +1000,17 @@ class SMTPServerProtocol(Protocol):
                     self._delivered(None, envelope)
                     return
                 d = maybe_deferred(lambda: result)
+        if factory.delivery_timeout:
+            # A delivery that never ends would hold the session (and its client) for
+            # good: cancelled at the bound, the client hears 451 and tries again later
+            timer = factory.clock.call_later(factory.delivery_timeout, d.cancel)
+
+            def stop_timer(result: Any) -> Any:
+                if timer.active():
+                    timer.cancel()
+                return result
+
+            d.add_both(stop_timer)
         d.add_callbacks(self._delivered, self._delivery_failed, callback_args=(envelope,),
                         errback_args=(envelope,))
 
@@ -1000,6 +1031,10 @@ class SMTPServerProtocol(Protocol):
         if isinstance(error, SMTPError) and error.reply is not None and error.code >= 400:
             log.info("%s:%d: delivery of %s refused: %s", *self.peer, envelope.id, error)
             reply = error.reply
+        elif failure.check(CancelledError):
+            log.warning("%s:%d: delivery of %s took over %ss; cancelled, the client told 451",
+                        *self.peer, envelope.id, self.factory.delivery_timeout)
+            reply = Reply(451, "Delivery took too long; try again later", "4.4.5")
         else:
             log.error("%s:%d: delivery of %s failed:\n%s", *self.peer, envelope.id,
                       failure.get_traceback())
@@ -1034,6 +1069,18 @@ class SMTPServerProtocol(Protocol):
             line += f"\r\n\tfor <{envelope.recipients[0]}>"
         line += f"; {when}\r\n"
         return line.encode("utf-8", "surrogateescape")
+
+
+def _is_utf8(address: str) -> bool:
+    """Whether an address read with surrogateescape was UTF-8 (RFC 6531 addresses are):
+    octets that were not are lone surrogates now."""
+    if address.isascii():
+        return True
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _return_path(envelope: Envelope) -> bytes:
@@ -1098,6 +1145,7 @@ def serve(
     max_connections: int = 512,
     add_received: bool = True,
     banner: str = "ESMTP netshell",
+    delivery_timeout: float = 600.0,
     backlog: int = 1024,
 ) -> Listener:
     """Serve SMTP on ``interface:port``, handing each message to ``deliver``; the Listener.
@@ -1119,7 +1167,9 @@ def serve(
     Limits: ``max_size`` octets a message (None: none; 552 5.3.4), ``max_recipients`` a
     message (452 4.5.3), ``max_line_length`` octets a message line with its CRLF (None:
     none; 500 5.5.2), ``max_bad_commands`` (0: none; then 421 and closed), ``idle_timeout``
-    seconds between commands (0: none), ``max_connections`` sessions at once (0: none;
+    seconds between commands (0: none), ``delivery_timeout`` seconds a delivery may take
+    (then it is cancelled and the client told 451 4.4.5; 0: none; RFC 5321 §4.5.3.2.6
+    gives a client 10 minutes for the reply), ``max_connections`` sessions at once (0: none;
     beyond, 421 4.3.2 and closed), ``greeting_delay`` seconds before the greeting
     (a client speaking before it is an early talker: 554 and closed). ``bare_line_ends``:
     ``"refuse"`` a message with a bare CR or LF (554 5.6.0), or ``"normalize"`` them to
@@ -1161,6 +1211,7 @@ def serve(
         max_connections=max_connections,
         add_received=add_received,
         banner=banner,
+        delivery_timeout=delivery_timeout,
         reactor=reactor,
     )
     if implicit_tls:

@@ -107,7 +107,7 @@ def test_the_empty_auth_challenge_keeps_its_space() -> None:
 def test_no_idle_timeout_while_a_delivery_is_under_way() -> None:
     recorder = Recorder()
     recorder.hold = True
-    protocol, transport = session(recorder, idle_timeout=60)
+    protocol, transport = session(recorder, idle_timeout=60, delivery_timeout=0)
     clock = protocol.factory.clock
     protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
                            b"DATA\r\nx\r\n.\r\n")
@@ -224,3 +224,63 @@ def test_a_forked_child_makes_ids_of_its_own() -> None:
     os.waitpid(pid, 0)
     assert child[-10:-6] == f"{pid & 0xFFFF:04X}" and child != parent
     assert server._new_id(now)[-10:-6] == parent[-10:-6]  # the parent's own, still
+
+
+def test_a_command_sent_a_byte_at_a_time_does_not_keep_the_session() -> None:
+    # slowloris: bytes that never make a line do not move the idle timer; lines do
+    protocol, transport = session(Recorder(), idle_timeout=60)
+    clock = protocol.factory.clock
+    protocol.data_received(b"EHLO c.test\r\n")
+    replies(transport)
+    clock.advance(50)
+    protocol.data_received(b"NOOP\r\n")  # a whole line: 60 s from now
+    assert replies(transport) == ["250 2.0.0 OK"]
+    for _ in range(6):
+        assert replies(transport) == []
+        clock.advance(11)
+        protocol.data_received(b"N")  # a byte every 11 s, never a line end
+    assert replies(transport) == ["421 4.4.2 mx.test Timeout; closing the connection"]
+
+
+def test_a_delivery_that_never_ends_is_answered_451_at_its_bound() -> None:
+    recorder = Recorder()
+    recorder.hold = True  # deliver returns a Deferred that nobody fires
+    protocol, transport = session(recorder, idle_timeout=0, delivery_timeout=600)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n"
+                           b"DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nNOOP\r\n")
+    assert replies(transport)[-1] == "354 End data with <CR><LF>.<CR><LF>"
+    protocol.factory.clock.advance(599)
+    assert replies(transport) == []  # still waiting for the delivery
+    protocol.factory.clock.advance(1)
+    assert replies(transport) == ["451 4.4.5 Delivery took too long; try again later",
+                                  "250 2.0.0 OK"]  # and the NOOP behind it
+    assert recorder.held[0].called  # cancelled
+
+
+def test_an_smtputf8_address_that_is_not_utf8_is_refused() -> None:
+    recorder = Recorder()
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test> SMTPUTF8\r\n"
+                           b"RCPT TO:<\xff\xfe@y.test>\r\nRCPT TO:<b@\xc3.test>\r\n"
+                           b"RCPT TO:<j\xc3\xbcrgen@y.test>\r\nRSET\r\n"
+                           b"MAIL FROM:<\xe9@x.test> SMTPUTF8\r\n")
+    said = replies(transport)[-5:]
+    assert said[:2] == ["553 5.1.3 The recipient's address is not UTF-8"] * 2
+    assert said[2].startswith("250 2.1.5 ")  # UTF-8: taken
+    assert said[3].startswith("250 ")  # RSET
+    assert said[4] == "553 5.1.7 The sender's address is not UTF-8"
+
+
+def test_a_bdat_with_a_bad_keyword_has_its_chunk_dropped_not_run_as_commands() -> None:
+    recorder = Recorder()
+    protocol, transport = session(recorder)
+    protocol.data_received(b"EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\n")
+    replies(transport)
+    protocol.data_received(b"BDAT 18 LASTX\r\nRSET\r\nNOOP\r\nQUIT\r\n")  # 18 octets of chunk
+    assert replies(transport) == ["501 5.5.4 Syntax: BDAT <size> [LAST]"]  # no 250s, no 221
+    assert not transport.is_closing()
+    protocol.data_received(b"BDAT 1x\r\n")  # no size at all: nothing to go by
+    assert replies(transport) == ["501 5.5.4 Syntax: BDAT <size> [LAST]; closing the "
+                                  "connection"]
+    assert transport.is_closing()
+    assert recorder.called == 0
