@@ -543,9 +543,10 @@ class IMAPServerProtocol(Protocol):
         view = self.view
         assert view is not None
         flags = view.flags.get(uid, frozenset())
+        ordered = sorted(flags, key=_flag_order)
         if uid in view.recent:
-            return format_flags([*sorted(flags), "\\Recent"])
-        return format_flags(sorted(flags))
+            ordered.append("\\Recent")
+        return format_flags(ordered)
 
     # ---- any state
 
@@ -820,6 +821,7 @@ class IMAPServerProtocol(Protocol):
             self._tagged(cmd.tag, "NO", f"No mailbox {name}", "TRYCREATE")
             return
         flags = [f for f in flags if f.upper() != "\\RECENT"]
+        _mark_before_adding(box)
         date = when.timestamp() if isinstance(when, datetime) else None
         try:
             uid = box.append(message, flags, date)
@@ -1111,6 +1113,7 @@ class IMAPServerProtocol(Protocol):
             self._tagged(cmd.tag, "NO", f"No mailbox {target_name}", "TRYCREATE")
             return True
         uids = [u for u in uids if u not in view.gone]
+        _mark_before_adding(target)
         if move:
             mapping = view.box.move(uids, target)
         else:
@@ -1183,6 +1186,16 @@ _EMPTY_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
 _FAST_ITEMS = frozenset(["FLAGS", "UID", "ENVELOPE", "RFC822.SIZE", "INTERNALDATE"])
 
 
+def _mark_before_adding(box: Maildir) -> None:
+    """What is added to ``box`` now is \\Recent for the first session to see it, also in a
+    folder no session of this process has looked at yet."""
+    _recent_marks.setdefault(os.path.realpath(box.path), box.uidnext - 1)
+
+
+def _flag_order(flag: str) -> tuple[bool, str]:
+    return (not flag.startswith("\\"), flag)
+
+
 def _fast_path(items: tuple[FetchItem, ...]) -> list[str] | None:
     names = [i.name for i in items]
     if all(i.section is None and i.name in _FAST_ITEMS for i in items):
@@ -1217,7 +1230,7 @@ def _list_entries(names: list[str], pattern: str, children: bool) -> Iterator[Li
     rx = _pattern(pattern)
     have = set(names)
     implied: set[str] = set()
-    for n in names:
+    for n in names if children or "%" in pattern else ():
         parts = n.split(".")
         for i in range(1, len(parts)):
             implied.add(".".join(parts[:i]))
