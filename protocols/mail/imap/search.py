@@ -6,8 +6,8 @@ internal date, RFC822.SIZE) plus loaders for its header fields and text;
 :func:`matches` walks the :class:`~.values.SearchKey` tree. Strings match as RFC 3501
 says: case-insensitive substrings, of the decoded header values (RFC 2047 words decoded)
 or of the message's text. Dates ignore time and zone: BEFORE/ON/SINCE use the internal
-date's day in the server's zone, SENT* the Date header's own day (the internal date's
-when a message has no readable Date, as Dovecot does).
+date's day in the server's zone, SENT* the Date header's own day (1 January 1970 when a
+message has no readable Date, as Dovecot answers).
 
 >>> from datetime import date
 >>> from protocols.mail.imap.values import SearchKey
@@ -35,6 +35,7 @@ _FLAG_KEYS = {
     "FLAGGED": ("\\Flagged", True), "UNFLAGGED": ("\\Flagged", False),
     "SEEN": ("\\Seen", True), "UNSEEN": ("\\Seen", False),
 }
+_NO_DATE = date(1970, 1, 1)
 _ADDRESS_KEYS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
 
 
@@ -108,7 +109,7 @@ def matches(key: SearchKey, c: Candidate, largest_seq: int, largest_uid: int,
         return _compare(name, c.internal, args[0])
     if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
         sent = c.sent()
-        return _compare(name[4:], sent if sent is not None else c.internal, args[0])
+        return _compare(name[4:], sent if sent is not None else _NO_DATE, args[0])
     if name in _ADDRESS_KEYS:
         return _in_header(c, _ADDRESS_KEYS[name], args[0])
     if name == "HEADER":
