@@ -1,4 +1,4 @@
-"""The IMAP4rev1 client (RFC 3501, with IDLE, MOVE, UIDPLUS, LITERAL+, NAMESPACE, ID,
+"""The IMAP4rev1 client (RFC 3501, with IDLE, MOVE, UIDPLUS, LITERAL+/-, NAMESPACE, ID,
 ENABLE, UNSELECT, SASL-IR) on netshell's reactor.
 
 ``client = await imap.connect(host, user="alice", password="secret")`` answers with a
@@ -65,7 +65,7 @@ from protocols.mail.imap.values import (
     SearchKey,
     SequenceSet,
 )
-from protocols.mail.imap.writer import format_command
+from protocols.mail.imap.writer import format_command, format_search_key
 
 __all__ = [
     "IMAPBad",
@@ -324,7 +324,8 @@ class IMAPClient:
             return done
         tag = self._next_tag()
         pieces = format_command(Command(tag, name, args, uid),
-                                literal_plus="LITERAL+" in self.capabilities)
+                                literal_plus="LITERAL+" in self.capabilities,
+                                literal_minus="LITERAL-" in self.capabilities)
         self._queue.append(_Pending(tag, name if not uid else f"UID {name}", pieces, done,
                                     on_continuation=on_continuation,
                                     on_untagged=on_untagged))
@@ -653,7 +654,7 @@ class IMAPClient:
             key = SearchKey("RAW", (raw,))
         else:
             key = search_key(*criteria)
-            if charset is None and not str(key).isascii():
+            if charset is None and not format_search_key(key).isascii():
                 charset = "UTF-8"
         return self._command("SEARCH", (charset, key), uid=uid).add_callback(
             lambda r: sorted({n for u in r[1] if u.kind == "SEARCH" for n in u.data}))
@@ -678,12 +679,20 @@ class IMAPClient:
                 if u.kind != "FETCH" or u.number is None:
                     continue
                 key = u.data.get("UID") if uid else u.number
-                if key is None:
-                    continue
+                if key is None or not self._asked(seqset, key, uid):
+                    continue  # news of another message, not an answer (the handlers had it)
                 out.setdefault(key, {}).update(u.data)
             return out
 
         return self._command("FETCH", (seqset, wanted), uid=uid).add_callback(collect)
+
+    def _asked(self, seqset: SequenceSet, key: int, uid: bool) -> bool:
+        """Whether message ``key`` (a number, or a UID) is in what a command named."""
+        box = self.mailbox
+        largest = key  # "*" is at least as high as anything the server answered for
+        if box is not None:
+            largest = max(key, box.exists if not uid else (box.uidnext or 1) - 1)
+        return seqset.contains(key, largest)
 
     def store(
         self, messages: int | str | Iterable[int] | SequenceSet, flags: Iterable[str],
@@ -694,16 +703,18 @@ class IMAPClient:
         if mode not in ("+", "-", ""):
             raise ValueError(f"mode is '+', '-' or '', not {mode!r}")
 
+        seqset = message_set(messages)
+
         def collect(r: tuple[Response, list[Response]]) -> dict[int, tuple[str, ...]]:
             out = {}
             for u in r[1]:
                 if u.kind == "FETCH" and "FLAGS" in u.data:
                     key = u.data.get("UID") if uid else u.number
-                    if key is not None:
+                    if key is not None and self._asked(seqset, key, uid):
                         out[key] = u.data["FLAGS"]
             return out
 
-        args = (message_set(messages), mode, silent, tuple(flags))
+        args = (seqset, mode, silent, tuple(flags))
         return self._command("STORE", args, uid=uid).add_callback(collect)
 
     def copy(
@@ -827,8 +838,8 @@ class IMAPClient:
         server sends until :meth:`Idle.stop` (DONE). Commands asked for meanwhile wait
         until the IDLE ends. Raises IMAPNotSupported without IDLE.
 
-        Servers end an IDLE after 30 minutes at least: stop and start again sooner for
-        longer waits."""
+        RFC 2177: a server may take a client idle for 30 minutes as gone; for longer
+        waits stop and start again every 29 minutes or so."""
         if "IDLE" not in self.capabilities:
             raise IMAPNotSupported("the server does not offer IDLE")
         idle: Idle

@@ -97,7 +97,8 @@ class LiteralTooBig(IMAPParseError):
     A synchronising one (``{n}``) is refused before the client sends it (``tag NO
     [TOOBIG]``); the client sends nothing more of that command, the reader is ready for
     the next one. A non-synchronising one (``{n+}``, already on its way) ends the
-    connection (``* BYE [TOOBIG]``), as RFC 7888 section 4 allows.
+    connection (``* BYE [TOOBIG]``): the client is sending the octets already, and not
+    reading them is what the limit is for.
     """
 
     def __init__(self, message: str, tag: str | None, size: int, synchronizing: bool) -> None:
@@ -169,6 +170,8 @@ class SequenceSet:
             b = a if m.group(2) is None else None if m.group(2) == "*" else int(m.group(2))
             if a == 0 or b == 0:
                 raise ValueError(f"a sequence set has no message 0: {text!r}")
+            if (a or 0) > 0xFFFFFFFF or (b or 0) > 0xFFFFFFFF:
+                raise ValueError(f"sequence numbers are 32-bit: {text!r}")
             ranges.append((a, b))
         return cls(tuple(ranges))
 
@@ -252,11 +255,6 @@ class SearchKey:
     name: str
     args: tuple[Any, ...] = ()
 
-    def __str__(self) -> str:
-        from protocols.mail.imap.writer import format_search_key
-
-        return format_search_key(self).decode("utf-8", "surrogateescape")
-
 
 # ---- fetch items
 
@@ -272,9 +270,25 @@ class Section:
     fields: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        from protocols.mail.imap.writer import format_section
+        text = ".".join(str(n) for n in self.part)
+        if self.text:
+            text = f"{text}.{self.text}" if text else self.text
+        if self.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+            text += " (" + " ".join(_header_name(f) for f in self.fields) + ")"
+        return text
 
-        return format_section(self).decode("ascii", "surrogateescape")
+
+# a header field name is printable US-ASCII (RFC 5322 3.6.8); one that an atom cannot
+# hold goes quoted
+_ATOM_NAME = re.compile(r'[^\x00-\x20\x7f-\U0010ffff(){%*"\\\[\]]+\Z')
+
+
+def _header_name(name: str) -> str:
+    if not name or not all(33 <= ord(c) <= 126 for c in name):
+        raise ValueError(f"a header field name is printable US-ASCII, not {name!r}")
+    if _ATOM_NAME.match(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)
@@ -294,9 +308,12 @@ class FetchItem:
     peek: bool = False
 
     def __str__(self) -> str:
-        from protocols.mail.imap.writer import format_fetch_item
-
-        return format_fetch_item(self).decode("ascii", "surrogateescape")
+        if self.section is None:
+            return self.name
+        text = f"{self.name}{'.PEEK' if self.peek else ''}[{self.section}]"
+        if self.partial is not None:
+            text += f"<{self.partial[0]}.{self.partial[1]}>"
+        return text
 
     @property
     def response_name(self) -> str:

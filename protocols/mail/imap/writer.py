@@ -322,36 +322,14 @@ def format_search_key(key: SearchKey, top: bool = False) -> bytes:
     return _join(out)
 
 
-def _section_into(out: list[Any], section: Section) -> None:
-    text = ".".join(str(n) for n in section.part)
-    if section.text:
-        text = f"{text}.{section.text}" if text else section.text
-    out.append(text.encode("ascii"))
-    if section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        out.append(b" (")
-        for i, name in enumerate(section.fields):
-            if i:
-                out.append(b" ")
-            _astring_into(out, name)
-        out.append(b")")
-
-
 def format_section(section: Section) -> bytes:
     """What goes between a BODY's brackets: ``1.2.HEADER.FIELDS (From To)``."""
-    out: list[Any] = []
-    _section_into(out, section)
-    return _join(out)
+    return str(section).encode("ascii")
 
 
 def format_fetch_item(item: FetchItem) -> bytes:
     """A fetch attribute as a FETCH command asks for it: ``BODY.PEEK[TEXT]<0.512>``."""
-    if item.section is None:
-        return item.name.encode("ascii")
-    head = item.name + (".PEEK" if item.peek else "")
-    text = b"%s[%s]" % (head.encode("ascii"), format_section(item.section))
-    if item.partial is not None:
-        text += b"<%d.%d>" % item.partial
-    return text
+    return str(item).encode("ascii")
 
 
 # ---- commands
@@ -454,10 +432,17 @@ def _args_into(out: list[Any], cmd: Command) -> None:
         raise ValueError(f"{name} takes no arguments here (got {args!r})")
 
 
-def format_command(cmd: Command, literal_plus: bool = False) -> list[bytes]:
+#: the largest literal LITERAL- (RFC 7888) lets a client send without waiting
+LITERAL_MINUS_MAX = 4096
+
+
+def format_command(
+    cmd: Command, literal_plus: bool = False, literal_minus: bool = False
+) -> list[bytes]:
     """The bytes of ``cmd``, as pieces: each but the last ends with a synchronising
     literal's ``{n}\\r\\n``, after which the client waits for the server's ``+``. With
-    ``literal_plus`` every literal is ``{n+}`` and there is one piece."""
+    ``literal_plus`` (the server offers LITERAL+) every literal is ``{n+}`` and there is
+    one piece; with ``literal_minus`` (LITERAL-) those of 4096 octets or fewer are."""
     out: list[Any] = [cmd.tag.encode("ascii"), b" "]
     if cmd.uid:
         out.append(b"UID ")
@@ -469,7 +454,7 @@ def format_command(cmd: Command, literal_plus: bool = False) -> list[bytes]:
     for x in out:
         if isinstance(x, bytes):
             current.append(x)
-        elif literal_plus:
+        elif literal_plus or (literal_minus and len(x.data) <= LITERAL_MINUS_MAX):
             current.append(b"{%d+}\r\n" % len(x.data))
             current.append(x.data)
         else:
@@ -851,6 +836,12 @@ class _Headers:
 _TSPECIALS_TOKEN = re.compile(r'\s*([^\s;=()<>@,:\\"/\[\]?]+)\s*')
 
 
+_PARAM = re.compile(r'\s*;?\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+#: multiparts nested deeper than this are taken as single parts (a message built to
+#: nest thousands deep must not exhaust the recursion of whoever reads it)
+MAX_MIME_DEPTH = 50
+
+
 def _content_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """``text/plain; charset="utf-8"`` -> ``("text/plain", (("charset", "utf-8"),))``,
     comments dropped, quoted values unquoted."""
@@ -859,7 +850,7 @@ def _content_params(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     params: list[tuple[str, str]] = []
     pos = 0
     while pos < len(rest):
-        m = re.compile(r'\s*;?\s*([^\s;=]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)').match(rest, pos)
+        m = _PARAM.match(rest, pos)
         if m is None or m.end() == pos:
             break
         key, val = m.group(1), m.group(2).strip()
@@ -904,7 +895,7 @@ def _lines(body: bytes) -> int:
     return body.count(b"\n")
 
 
-def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
+def _structure(raw: bytes, default_type: str = "text/plain", depth: int = 0) -> BodyStructure:
     head, body = _split_head(raw)
     headers = _Headers(head)
     ctype_value = headers.get("content-type")
@@ -928,10 +919,11 @@ def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
     if lvalue:
         language = tuple(x.strip() for x in _strip_comments(lvalue).split(",") if x.strip())
     location = headers.get("content-location")
-    if maintype.lower() == "multipart":
+    if maintype.lower() == "multipart" and depth < MAX_MIME_DEPTH:
         boundary = dict((k.lower(), v) for k, v in params).get("boundary")
         child_default = "message/rfc822" if subtype.lower() == "digest" else "text/plain"
-        parts = tuple(_structure(p, child_default) for p in _split_multipart(body, boundary))
+        parts = tuple(_structure(p, child_default, depth + 1)
+                      for p in _split_multipart(body, boundary))
         if not parts:
             parts = (_structure(b"\r\n"),)
         return Multipart(parts, subtype, params, disposition, language, location)
@@ -944,9 +936,11 @@ def _structure(raw: bytes, default_type: str = "text/plain") -> BodyStructure:
     )
     if maintype.lower() == "text":
         return SinglePart(maintype, subtype, lines=_lines(body), **common)
-    if maintype.lower() == "message" and subtype.lower() in ("rfc822", "global"):
+    if (maintype.lower() == "message" and subtype.lower() in ("rfc822", "global")
+            and depth < MAX_MIME_DEPTH):
         return SinglePart(maintype, subtype, envelope=_envelope(_Headers(_split_head(body)[0])),
-                          body=_structure(body), lines=_lines(body), **common)
+                          body=_structure(body, depth=depth + 1), lines=_lines(body),
+                          **common)
     return SinglePart(maintype, subtype, **common)
 
 

@@ -196,6 +196,21 @@ def test_a_literal_over_the_readers_limit_drops_the_connection() -> None:
     assert isinstance(got[0].value, IMAPConnectionClosed) and t.aborted
 
 
+def test_news_of_other_messages_is_no_answer_to_fetch_or_store() -> None:
+    client, _, _, server = wired()
+    client.mailbox = MailboxInfo("INBOX", exists=9, uidnext=50)
+    heard: list[int | None] = []
+    client.on_untagged(lambda r: heard.append(r.number))
+    fetched = results(client.fetch("2:3", "FLAGS"))
+    server.data_received(b"* 2 FETCH (FLAGS ())\r\n* 7 FETCH (FLAGS (\\Seen))\r\n"
+                         b"* 3 FETCH (FLAGS ())\r\nA0001 OK\r\n")
+    assert fetched == [{2: {"FLAGS": ()}, 3: {"FLAGS": ()}}] and heard == [2, 7, 3]
+    stored = results(client.store("40:*", ["\\Seen"], uid=True))
+    server.data_received(b"* 1 FETCH (UID 3 FLAGS ())\r\n"
+                         b"* 5 FETCH (UID 45 FLAGS (\\Seen))\r\nA0002 OK\r\n")
+    assert stored == [{45: ("\\Seen",)}]
+
+
 def test_untagged_news_reaches_the_handlers() -> None:
     client, _, _, server = wired()
     client.mailbox = MailboxInfo("INBOX", exists=5)

@@ -139,10 +139,10 @@ def test_fetch_macros_expand() -> None:
 
 
 def test_sections_with_parts_mime_and_not() -> None:
-    (item,) = one(b"a FETCH 1 BODY[1.2.3.HEADER.FIELDS.NOT (X-A \"X B\")]<10.20>").args[1]
-    assert item == FetchItem("BODY", Section((1, 2, 3), "HEADER.FIELDS.NOT", ("X-A", "X B")),
+    (item,) = one(b'a FETCH 1 BODY[1.2.3.HEADER.FIELDS.NOT (X-A "X(B)")]<10.20>').args[1]
+    assert item == FetchItem("BODY", Section((1, 2, 3), "HEADER.FIELDS.NOT", ("X-A", "X(B)")),
                              (10, 20))
-    assert item.response_name == 'BODY[1.2.3.HEADER.FIELDS.NOT (X-A "X B")]<10>'
+    assert item.response_name == 'BODY[1.2.3.HEADER.FIELDS.NOT (X-A "X(B)")]<10>'
     (mime,) = one(b"a FETCH 1 BODY.PEEK[4.MIME]").args[1]
     assert (mime.section, mime.peek) == (Section((4,), "MIME"), True)
 
@@ -160,11 +160,14 @@ def test_quoted_strings_and_their_escapes() -> None:
     b"a NOOP ",  # a space at the end
     b"a FETCH 0 FLAGS",  # there is no message 0
     b"a FETCH 1, FLAGS",
+    b"a FETCH 4294967296 FLAGS",  # numbers are 32-bit
     b"a FETCH 1 (FLAGS",
     b"a FETCH 1 BODY[0]",
     b"a FETCH 1 BODY[]<0.0>",  # a partial's length is non-zero
     b"a FETCH 1 BODY[MIME]",  # MIME needs a part
     b"a FETCH 1 NOTANITEM",
+    b'a FETCH 1 BODY[HEADER.FIELDS ("Sub ject")]',  # field names are printable ASCII
+    b"a FETCH 1 BODY[HEADER.FIELDS ({2+}\r\n\xc3\xa9)]",
     b"a UID LOGIN x y",
     b"a BOGUS",
     b"a SEARCH SINCE 31-Feb-2020",
@@ -454,3 +457,30 @@ def test_continuations_preauth_bye_and_expunge() -> None:
     assert [(r.kind, r.number, r.text) for r in got[2:]] == [  # type: ignore[union-attr]
         ("PREAUTH", None, "IMAP4rev1 server logged in as Smith"), ("EXPUNGE", 44, ""),
         ("NO", None, "Disk is 98% full"), ("BYE", None, "Autologout; idle for too long")]
+
+
+ENV = (b'("d" "s" (("N \\"Q\\" \\\\ x" NIL "m" "h")) NIL NIL ((NIL NIL "g" NIL)(NIL NIL NIL NIL)) '
+       b'NIL NIL NIL "<id>")')
+
+
+@pytest.mark.parametrize("line", [
+    b"* 1 FETCH (ENVELOPE " + ENV + b")",  # escapes in an address: field by field
+    b"* 1 FETCH (FLAGS (\\Seen) ENVELOPE " + ENV.replace(b'"s"', b"nil") + b" UID 3)",
+    # a decoy inside a quoted string before the real one
+    b'* 1 FETCH (BODY[] "x ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) y" ENVELOPE '
+    + ENV + b")",
+    b'* 1 FETCH (BODY[] "\\" ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)" ENVELOPE '
+    + ENV + b")",
+])
+def test_envelopes_read_the_same_whichever_way(line: bytes) -> None:
+    from protocols.mail.imap.parser import _fetch_data, _generic
+
+    (r,) = ResponseReader().feed(line + b"\r\n")
+    assert isinstance(r, Response)
+    assert r.data == _fetch_data(_generic([line], 0, len(b"* 1 FETCH ")))  # the general way
+    env = r.data["ENVELOPE"]
+    assert env.from_ == (Address('N "Q" \\ x', None, "m", "h"),)
+    assert env.to == (Address(None, None, "g", None), Address(None, None, None, None))
+    assert env.message_id == "<id>"
+    if b"BODY[]" in line:
+        assert b"ENVELOPE (NIL" in r.data["BODY[]"]

@@ -24,6 +24,7 @@ from protocols.mail.imap.values import (
     SinglePart,
 )
 from protocols.mail.imap.writer import (
+    MAX_MIME_DEPTH,
     MAX_QUOTED,
     astring,
     body_structure,
@@ -36,6 +37,7 @@ from protocols.mail.imap.writer import (
     format_date,
     format_datetime,
     format_envelope,
+    format_fetch,
     nstring,
     parse_addresses,
     section_bytes,
@@ -73,14 +75,19 @@ def test_commands_are_cut_after_each_synchronising_literal() -> None:
     assert format_command(cmd) == [b"a1 LOGIN {5}\r\n", b"jos\xc3\xa9 {4}\r\n", b"p\r\nw\r\n"]
     assert format_command(cmd, literal_plus=True) == [
         b"a1 LOGIN {5+}\r\njos\xc3\xa9 {4+}\r\np\r\nw\r\n"]
+    # LITERAL-: small literals need no wait, those over 4096 octets do
+    big = Command("a2", "APPEND", ("INBOX", (), None, b"x" * 4097))
+    assert format_command(big, literal_minus=True) == [b"a2 APPEND INBOX {4097}\r\n",
+                                                       b"x" * 4097 + b"\r\n"]
+    assert format_command(cmd, literal_minus=True) == format_command(cmd, literal_plus=True)
 
 
 def test_command_forms() -> None:
     s = SequenceSet.parse
     assert format_command(Command("t", "FETCH", (s("1:*"), (
-        FetchItem("UID"), FetchItem("BODY", Section((1,), "HEADER.FIELDS", ("From", "X Y")),
+        FetchItem("UID"), FetchItem("BODY", Section((1,), "HEADER.FIELDS", ("From", "X(Y)")),
                                     (0, 512), peek=True))), uid=True)) == [
-        b't UID FETCH 1:* (UID BODY.PEEK[1.HEADER.FIELDS (From "X Y")]<0.512>)\r\n']
+        b't UID FETCH 1:* (UID BODY.PEEK[1.HEADER.FIELDS (From "X(Y)")]<0.512>)\r\n']
     assert format_command(Command("t", "SEARCH", (None, SearchKey("AND", (
         SearchKey("OR", (SearchKey("SEEN"), SearchKey("AND", (SearchKey("DRAFT"),
                                                                SearchKey("DELETED"))))),
@@ -267,3 +274,28 @@ def test_every_part_size_is_the_length_of_its_section(name: str) -> None:
         assert isinstance(part, SinglePart)
         assert len(section_bytes(raw, Section(path))) == part.size, path
     assert section_bytes(raw, Section((99,))) == b""
+
+
+def test_a_message_nested_thousands_deep_does_not_exhaust_recursion() -> None:
+    depth = 3000
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+                    for i in range(depth))
+    raw = b"Subject: deep\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    bs = body_structure(raw)
+    levels = 0
+    while isinstance(bs, Multipart):
+        bs = bs.parts[0]
+        levels += 1
+    assert levels == MAX_MIME_DEPTH  # deeper than that: one opaque part
+    assert isinstance(bs, SinglePart) and bs.subtype.lower() == "mixed"
+
+
+def test_the_deepest_structure_written_reads_back() -> None:
+    from protocols.mail.imap.parser import ResponseReader
+
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i)
+                    for i in range(MAX_MIME_DEPTH + 5))
+    raw = b"Subject: deep\r\n" + head + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    bs = body_structure(raw)
+    (response,) = ResponseReader().feed(format_fetch(1, [("BODYSTRUCTURE", bs)]))
+    assert response.data["BODYSTRUCTURE"] == bs  # type: ignore[union-attr]

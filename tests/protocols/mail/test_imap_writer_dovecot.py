@@ -7,17 +7,17 @@ What is drawn: SEARCH with any keys (nested AND/OR/NOT, strings with quotes, bac
 and 8-bit text as literals, dates, sizes, headers, keywords, UID sets; CHARSET UTF-8),
 UID FETCH with any items (sections, partials, header lists) and sets, STATUS and LIST
 with mailbox names in any script (modified UTF-7), APPEND of any bytes with flags and a
-date. Left out, each with its reason: message sequence numbers beyond the mailbox
-(Dovecot answers BAD "Invalid messageset": a semantic refusal it spells as BAD), years
-before 1970 in dates (Dovecot refuses them as BAD), flags of the flag-extension form
-other than the system flags (``\\Foo``: Dovecot answers BAD "Invalid system flag"), and
-control characters in mailbox names (Dovecot's own rule, NO or BAD)."""
+date. Left out, each with its reason: FETCH by message number (a number beyond the
+mailbox is a semantic refusal Dovecot spells BAD "Invalid messageset": we fetch by UID,
+where it is not), flags of the flag-extension form other than the system flags
+(``\\Foo``: Dovecot answers BAD "Invalid system flag"), and control characters in
+mailbox names (Dovecot echoes a LF in one raw in its answer). All three seen so.
+"""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -98,14 +98,8 @@ def connection() -> Iterator[RawIMAP]:
             conn.close()
 
 
-def _dates_from_1970(key: SearchKey) -> bool:
-    if key.name in ("AND", "OR", "NOT"):
-        return all(_dates_from_1970(k) for k in key.args)
-    if key.name == "SET":
-        return False  # message numbers beyond the mailbox: BAD in Dovecot
-    return not any(isinstance(a, date) and a.year < 1970 for a in key.args)
-
-
+# (no control characters: Dovecot 2.3 echoes the decoded name in its NO text, a LF in it
+# raw, b"b NO Mailbox doesn't exist: \n (0.002 ...)": its bug, which breaks the line)
 _names = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=15)
 SETTINGS = settings(max_examples=60, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -113,7 +107,7 @@ SETTINGS = settings(max_examples=60, deadline=None, database=None,
 
 
 @SETTINGS
-@given(st.one_of(search_keys, ascii_search_keys).filter(_dates_from_1970), st.booleans())
+@given(st.one_of(search_keys, ascii_search_keys), st.booleans())
 @example(SearchKey("AND", (SearchKey("SUBJECT", ('say "hi" \\o/',)),
                            SearchKey("HEADER", ("X-A", "{3}\r\n")))), False)
 def test_dovecot_reads_any_search_we_write(connection: RawIMAP, key: SearchKey,
@@ -143,7 +137,7 @@ def test_dovecot_reads_any_mailbox_name_we_write(connection: RawIMAP, name: str,
 @SETTINGS
 @given(st.binary(min_size=1, max_size=300).map(lambda b: b.replace(b"\0", b"-")),
        flag_lists.map(lambda fs: tuple(f for f in fs if f in SYSTEM_FLAGS or f[:1] != "\\")),
-       st.one_of(st.none(), datetimes.filter(lambda d: d.year >= 1970)),
+       st.one_of(st.none(), datetimes),
        st.booleans())
 def test_dovecot_reads_any_append_we_write(connection: RawIMAP, message: bytes,
                                            flags: tuple[str, ...], when: object,
