@@ -10,7 +10,7 @@ when the file moved meanwhile.
 
 >>> from protocols.mail.imap.fetch import split_header
 >>> split_header(b"Subject: hi\\r\\n\\r\\nbody\\r\\n")
-(b'Subject: hi\\r\\n\\r\\n', 10)
+(b'Subject: hi\\r\\n\\r\\n', 15)
 """
 
 from __future__ import annotations
@@ -66,8 +66,6 @@ def crlf_chunks(file: Any, start: int = 0, length: int | None = None,
         if raw.endswith(b"\r"):
             raw, pending_cr = raw[:-1], True
         data = _BARE_LF.sub(b"\r\n", raw)
-        if raw.startswith(b"\n") and not pending_cr:
-            pass
         lo, hi = pos, pos + len(data)
         pos = hi
         if hi <= start:

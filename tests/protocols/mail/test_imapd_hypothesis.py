@@ -14,6 +14,7 @@ from __future__ import annotations
 import email
 import email.header
 import email.policy
+import io
 import re
 import tempfile
 from datetime import UTC, date, datetime
@@ -26,6 +27,7 @@ from imap_strategies import commands, fetch_items, flag_lists
 
 from netshell.failure import Failure
 from netshell.testing import Clock, StringTransport
+from protocols.mail.imap.fetch import crlf_chunks
 from protocols.mail.imap.server import IMAPServerFactory
 from protocols.mail.imap.values import Command, SearchKey, SequenceSet
 from protocols.mail.imap.writer import format_command, format_search_key
@@ -104,6 +106,19 @@ def test_random_commands_never_crash_and_each_tag_is_answered_once(
             answers = re.findall(rb"(?:^|\r\n)Tq%dx (OK|NO|BAD) " % i, out)
             assert len(answers) == 1, (i, items[i], out[-2000:])
         protocol.connection_lost(Failure(ConnectionResetError()))
+
+
+@_SETTINGS
+@given(st.binary(max_size=300).map(lambda b: bytes(b"a\r\n"[x % 3] for x in b)),
+       st.integers(0, 400), st.one_of(st.none(), st.integers(0, 400)), st.integers(1, 7))
+def test_big_messages_stream_as_the_wire_has_them(raw: bytes, start: int, length: int | None,
+                                                   chunk: int) -> None:
+    """crlf_chunks (the streaming of messages over 1 MiB) cuts BODY[]<start.length> as
+    the whole message made CRLF would, wherever the chunks end (a CR at a chunk's end)."""
+    wire = re.sub(rb"(?<!\r)\n", b"\r\n", raw)
+    want = wire[start:] if length is None else wire[start:start + length]
+    got = b"".join(crlf_chunks(io.BytesIO(raw), start, length, chunk))
+    assert got == want
 
 
 # ---- SEARCH against a model
