@@ -256,6 +256,7 @@ class IMAPServerProtocol(Protocol):
         self.reader = self._new_reader()
         self._out: list[Any] = []
         self._sender: _Sender | None = None
+        self._paused = False
         self._closing = False
         self._bad = 0
         self._timer: Any = None
@@ -293,6 +294,10 @@ class IMAPServerProtocol(Protocol):
         if self._sender is None:
             self._process()
             self._flush()
+        elif not self._paused:
+            # a message is on its way out: what comes meanwhile waits in the socket
+            self._paused = True
+            self.transport.pause_reading()
 
     def connection_lost(self, reason: Failure) -> None:
         self._closing = True
@@ -332,6 +337,9 @@ class IMAPServerProtocol(Protocol):
                 return
 
     def _stream_done(self) -> None:
+        if self._paused and self._sender is None:
+            self._paused = False
+            self.transport.resume_reading()
         self._flush()
         if self._sender is None and not self._closing:
             self._process()
@@ -451,6 +459,11 @@ class IMAPServerProtocol(Protocol):
             log.warning("%s: %s failed on the mail store: %s", self.peer, name, e)
             self._tagged(cmd.tag, "NO", f"{name} failed on the mail store: {e.strerror or e}",
                          "SERVERBUG")
+        except Exception:
+            # a bug of ours: the client still gets its answer, the session goes on
+            ok = True
+            log.exception("%s: %s failed", self.peer, name)
+            self._tagged(cmd.tag, "NO", f"{name} failed: internal error", "SERVERBUG")
         finally:
             self._command = None
         if ok is False:

@@ -279,3 +279,33 @@ def test_idle_is_pushed_and_polled_on_a_clock(tmp_path: Path) -> None:
     assert transport.value() == b"c OK IDLE terminated\r\n"
     protocol.connection_lost(Failure(ConnectionResetError()))
     assert all(not c.active() for c in clock.calls)
+
+
+async def test_recent_belongs_to_the_first_session_that_selects(
+        tmp_path: Path, reactor: Any) -> None:
+    box = seed(tmp_path)
+    box.deliver(b"Subject: delivered\r\n\r\nto new/\r\n")  # as an MDA does: into new
+    listener = serve(tmp_path, USERS, fsync=False)
+    try:
+        peek = await RawIMAP.connect(listener.port)
+        first = await RawIMAP.connect(listener.port)
+        second = await RawIMAP.connect(listener.port)
+        # EXAMINE sees it recent but leaves it so
+        assert b"* 1 RECENT" in await peek.cmd(b"e EXAMINE INBOX")
+        assert b"* 1 RECENT" in await first.cmd(b"s SELECT INBOX")
+        assert b"* 0 RECENT" in await second.cmd(b"s SELECT INBOX")
+        assert (await first.cmd(b"f SEARCH RECENT"))[0] == b"* SEARCH 5"
+        assert (await second.cmd(b"f SEARCH RECENT"))[0] == b"* SEARCH"
+        # a message appended now: recent for the first session to be told of it, here
+        # the appending one (its APPEND's answer tells it; the other is not idling)
+        appended = await second.cmd(b"a APPEND INBOX {4+}\r\nx\r\n")
+        assert appended[:2] == [b"* 6 EXISTS", b"* 1 RECENT"]
+        noop = await first.cmd(b"n NOOP")
+        assert noop[:2] == [b"* 6 EXISTS", b"* 1 RECENT"]  # its one is still 5
+        assert (await second.cmd(b"f FETCH 6 FLAGS"))[0] == b"* 6 FETCH (FLAGS (\\Recent))"
+        assert (await first.cmd(b"f FETCH 5:6 FLAGS"))[:2] == [
+            b"* 5 FETCH (FLAGS (\\Recent))", b"* 6 FETCH (FLAGS ())"]
+        for raw in (peek, first, second):
+            raw.close()
+    finally:
+        await listener.close()

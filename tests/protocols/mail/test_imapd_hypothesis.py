@@ -102,6 +102,7 @@ def test_random_commands_never_crash_and_each_tag_is_answered_once(
             start = cut
         out = transport.value()
         assert not transport.disconnecting, out[-300:]
+        assert b"SERVERBUG" not in out, out[-2000:]  # (what an exception in a command says)
         for i in range(len(items)):
             answers = re.findall(rb"(?:^|\r\n)Tq%dx (OK|NO|BAD) " % i, out)
             assert len(answers) == 1, (i, items[i], out[-2000:])
