@@ -309,3 +309,45 @@ async def test_recent_belongs_to_the_first_session_that_selects(
             raw.close()
     finally:
         await listener.close()
+
+
+async def test_uids_and_uidvalidity_survive_a_restart(tmp_path: Path, reactor: Any) -> None:
+    seed(tmp_path)
+    answers = []
+    for _ in range(2):
+        listener = serve(tmp_path, USERS, fsync=False)
+        try:
+            raw = await RawIMAP.connect(listener.port)
+            selected = await raw.cmd(b"s SELECT INBOX")
+            uids = await raw.cmd(b"u UID FETCH 1:* (UID)")
+            if not answers:
+                await raw.cmd(b"d STORE 2 +FLAGS.SILENT (\\Deleted)")
+                await raw.cmd(b"e EXPUNGE")
+                uids = await raw.cmd(b"u UID FETCH 1:* (UID)")
+            raw.close()
+        finally:
+            await listener.close()
+        validity = next(x for x in selected if b"UIDVALIDITY" in x)
+        answers.append((validity, uids[:-1]))
+    assert answers[0] == answers[1]
+    assert answers[1][1] == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)", b"* 3 FETCH (UID 4)"]
+
+
+async def test_commands_sent_with_starttls_in_clear_are_dropped(
+        tmp_path: Path, reactor: Any) -> None:
+    from imapd_helpers import server_tls
+
+    from netshell import tls
+
+    seed(tmp_path)
+    listener = serve(tmp_path, USERS, tls=server_tls(tls.self_signed("localhost")))
+    try:
+        raw = await RawIMAP.connect(listener.port, login=False)
+        raw.send(b"a STARTTLS\r\nb LOGIN alice secret\r\n")  # the injection attack
+        assert await raw.line() == b"a OK Begin TLS negotiation now"
+        raw.send(b"c NOOP\r\n")  # more clear text where a TLS handshake must come
+        rest = await asyncio.wait_for(raw.reader.read(), 20)  # the server hangs up
+        assert b"b OK" not in rest and b"c OK" not in rest  # never read as commands
+        raw.close()
+    finally:
+        await listener.close()
