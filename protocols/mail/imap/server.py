@@ -388,8 +388,8 @@ class IMAPServerProtocol(Protocol):
     # ---- reading
 
     def _process(self) -> None:
-        reader = self.reader
         while not self._closing and self._sender is None:
+            reader = self.reader  # (STARTTLS puts a new one: nothing read before it counts)
             if self._idling is not None or self._sasl is not None:
                 try:
                     line = reader.next_line()
