@@ -51,7 +51,7 @@ from protocols.mail.imap.fetch import (
     internal_datetime,
     read_all,
 )
-from protocols.mail.imap.parser import DEFAULT_MAX_LINE, CommandReader
+from protocols.mail.imap.parser import DEFAULT_MAX_LINE, CommandReader, parse_command
 from protocols.mail.imap.search import Candidate, matches
 from protocols.mail.imap.values import (
     Command,
@@ -81,6 +81,7 @@ from protocols.mail.maildir import (
     MaildirError,
     MessageInfo,
     NoSuchMessage,
+    PendingMessage,
     Subscription,
 )
 
@@ -91,6 +92,9 @@ log = logging.getLogger("netshell.mail.imap")
 DEFAULT_MAX_LITERAL = 64 * 1024 * 1024
 #: a synchronising literal before login may be at most this big
 PREAUTH_LITERAL = 8192
+#: an APPEND's synchronising literal over this size goes to the disk as it comes
+STREAM_LITERAL = 1024 * 1024
+_APPEND_HEAD = re.compile(rb"[^ ]+ APPEND ", re.I)
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 SPECIAL_USE = {
     "sent": "\\Sent", "sent messages": "\\Sent", "sent items": "\\Sent",
@@ -200,6 +204,40 @@ class _Sender:
             self.protocol.transport.unregister_producer()
 
 
+class _AppendSink:
+    """An APPEND's big literal on its way to the disk (``pending``), then the rest of the
+    command's line (``line``, once it is whole)."""
+
+    def __init__(self, pending: PendingMessage, head: list[bytes], size: int,
+                 max_line: int) -> None:
+        self.pending = pending
+        self.head = head
+        self.left = size
+        self.tail = bytearray()
+        self.max_line = max_line
+        self.line: bytes | None = None
+        self.overflow = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Take what is the literal's and the line after it; the bytes beyond."""
+        if self.left:
+            piece = data[: self.left]
+            self.pending.write(piece)
+            self.left -= len(piece)
+            data = data[len(piece):]
+            if self.left:
+                return b""
+        self.tail += data
+        end = self.tail.find(b"\n")
+        if end < 0:
+            if len(self.tail) > self.max_line:
+                self.line = b""
+                self.overflow = True
+            return b""
+        self.line = bytes(self.tail[:end]).removesuffix(b"\r")
+        return bytes(self.tail[end + 1:])
+
+
 class _View:
     """The selected mailbox as one session sees it: UIDs in sequence order (an expunged
     message keeps its place until the session is told), flags, \\Recent."""
@@ -257,6 +295,7 @@ class IMAPServerProtocol(Protocol):
         self._out: list[Any] = []
         self._sender: _Sender | None = None
         self._paused = False
+        self._sink: _AppendSink | None = None
         self._closing = False
         self._bad = 0
         self._timer: Any = None
@@ -290,6 +329,13 @@ class IMAPServerProtocol(Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        if self._sink is not None:
+            self._arm_timer()
+            data = self._sink.feed(data)
+            if self._sink.line is None:
+                return
+            sink, self._sink = self._sink, None
+            self._append_streamed(sink)
         self.reader.receive(data)
         if self._sender is None:
             self._process()
@@ -301,6 +347,9 @@ class IMAPServerProtocol(Protocol):
 
     def connection_lost(self, reason: Failure) -> None:
         self._closing = True
+        if self._sink is not None:
+            self._sink.pending.abort()
+            self._sink = None
         if self._sender is not None:
             self._sender.stop_producing()
         for timer in (self._timer, self._poll):
@@ -424,6 +473,16 @@ class IMAPServerProtocol(Protocol):
                                  "Literals this big are only taken after login")
                     self._bad_command()
                     continue
+                parts = reader._framer.parts  # (the command so far: read, not changed)
+                if (event.size > STREAM_LITERAL and self.home is not None and parts
+                        and _APPEND_HEAD.match(parts[0])):
+                    head = list(parts)
+                    reader.reject_literal()
+                    self._sink = _AppendSink(self.home.begin_append(), head, event.size,
+                                             self.factory.max_line)
+                    self._send(b"+ Ready for literal data\r\n")
+                    self._flush()
+                    return  # what follows is the literal: data_received takes it
                 self._send(b"+ Ready for literal data\r\n")
                 self._flush()
                 continue
@@ -826,7 +885,7 @@ class IMAPServerProtocol(Protocol):
         self._send(format_mailbox_status(name, values))
         self._ok(cmd)
 
-    def do_append(self, cmd: Command) -> None:
+    def do_append(self, cmd: Command, pending: PendingMessage | None = None) -> None:
         name, flags, when, message = cmd.args
         try:
             box = self._folder(name)
@@ -837,11 +896,44 @@ class IMAPServerProtocol(Protocol):
         _mark_before_adding(box)
         date = when.timestamp() if isinstance(when, datetime) else None
         try:
-            uid = box.append(message, flags, date)
+            if pending is not None:
+                uid = pending.commit(box, flags, date)
+            else:
+                uid = box.append(message, flags, date)
         except ValueError as e:
             self._tagged(cmd.tag, "NO", f"APPEND failed: {e}", "LIMIT")
             return
         self._ok(cmd, code=f"APPENDUID {box.uidvalidity} {uid}")
+
+    def _append_streamed(self, sink: _AppendSink) -> None:
+        """The end of an APPEND whose literal went to the disk: parse the command (the
+        literal stands empty in it), then commit the message or throw it away."""
+        assert sink.line is not None
+        if sink.overflow:
+            sink.pending.abort()
+            self._send(b"* BYE Command line over the limit\r\n")
+            self._close()
+            return
+        try:
+            cmd = parse_command([*sink.head, b"", sink.line])
+        except IMAPParseError as e:
+            sink.pending.abort()
+            self._send(e.response())
+            self._bad_command()
+            self._flush()
+            return
+        self._arm_timer()
+        self._command = "APPEND"
+        try:
+            self.do_append(cmd, sink.pending)
+        except MaildirError as e:
+            log.warning("%s: APPEND failed on the mail store: %s", self.peer, e)
+            self._tagged(cmd.tag, "NO", f"APPEND failed on the mail store: {e.strerror or e}",
+                         "SERVERBUG")
+        finally:
+            self._command = None
+            sink.pending.abort()  # (nothing left to remove after a commit)
+        self._flush()
 
     def do_namespace(self, cmd: Command) -> None:
         self._send(format_namespace([("", ".")], None, None))

@@ -116,13 +116,22 @@ async def test_a_50_mb_message_appended_and_fetched(listener: Any, tmp_path: Pat
     message = b"Subject: big\r\nFrom: big@x.test\r\n\r\n" + body
     digest = hashlib.sha256(message).hexdigest()
     raw = await RawIMAP.connect(listener.port)
-    raw.send(b"a APPEND INBOX {%d}\r\n" % len(message))
-    assert (await raw.line()).startswith(b"+ ")
-    raw.send(message + b"\r\n")
-    del body
-    answer = await raw.until(b"a")
+    tracemalloc.start()
+    try:
+        raw.send(b"a APPEND INBOX {%d}\r\n" % len(message))
+        assert (await raw.line()).startswith(b"+ ")
+        view = memoryview(message)
+        for i in range(0, len(view), 1 << 20):  # (a client that holds no copy either)
+            raw.send(view[i:i + (1 << 20)])
+            await raw.writer.drain()
+        raw.send(b"\r\n")
+        answer = await raw.until(b"a")
+        _, append_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert re.match(rb"a OK \[APPENDUID \d+ 5\]", answer[-1]), answer
-    del message
+    assert append_peak < 12 * 1024 * 1024, f"{append_peak:,} bytes at the peak of APPEND"
+    del body, message, view
     await raw.cmd(b"s SELECT INBOX")
     tracemalloc.start()
     try:
@@ -147,6 +156,29 @@ async def test_a_50_mb_message_appended_and_fetched(listener: Any, tmp_path: Pat
     assert h.hexdigest() == digest
     assert peak < 12 * 1024 * 1024, f"{peak:,} bytes at the peak of a 50 MB FETCH"
     raw.close()
+    assert os.listdir(tmp_path / "alice" / "tmp") == []
+
+
+async def test_a_drop_during_a_streamed_append_leaves_nothing(listener: Any,
+                                                              tmp_path: Path) -> None:
+    box = Maildir(tmp_path / "alice")
+    before = [m.uid for m in box.messages()]
+    raw = await RawIMAP.connect(listener.port)
+    raw.send(b"a APPEND INBOX {5000000}\r\n")  # over 1 MiB: written to tmp as it comes
+    assert (await raw.line()).startswith(b"+ ")
+    raw.send(b"Subject: half\r\n\r\n" + b"x" * 2_000_000)
+    await raw.writer.drain()
+    other = await RawIMAP.connect(listener.port)
+    while not os.listdir(tmp_path / "alice" / "tmp"):  # the first part is on the disk
+        await other.cmd(b"n NOOP")
+    raw.writer.transport.abort()
+    while os.listdir(tmp_path / "alice" / "tmp"):  # until the server has heard the drop
+        await other.cmd(b"n NOOP")
+    lines = await other.cmd(b"s STATUS INBOX (MESSAGES)")
+    assert lines[0] == b"* STATUS INBOX (MESSAGES %d)" % len(before)
+    other.close()
+    assert [m.uid for m in box.messages()] == before
+    assert os.listdir(tmp_path / "alice" / "tmp") == []
 
 
 async def test_malformed_commands_get_bad_with_their_tag(listener: Any) -> None:
