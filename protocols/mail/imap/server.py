@@ -21,7 +21,9 @@ a LITERAL+ one ends the connection, RFC 7888 4); before login a synchronising li
 over 8 KiB is refused; ``max_bad_commands`` bad commands in a row end the connection;
 ``idle_timeout`` seconds without a command end it too (``* BYE Autologout``; RFC 3501
 asks for at least 30 minutes). Messages over 1 MiB are sent from their file a chunk at a
-time.
+time, and an APPEND's synchronising literal over 1 MiB is written to the folder's ``tmp``
+as it comes (a LITERAL+ one is buffered by the reader, up to ``max_literal``). A command
+that fails inside (a bug) is answered ``NO [SERVERBUG]`` and logged; the session goes on.
 
 >>> listener = serve(".", {"alice": "secret"})
 >>> listener.port > 0
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import logging
 import os
 import re
@@ -269,8 +272,6 @@ class _View:
 
     def seq_of(self, uid: int) -> int:
         # (sequence numbers are positions; a bisect, the UIDs being ascending)
-        import bisect
-
         return bisect.bisect_left(self.uids, uid) + 1
 
     def close(self) -> None:
@@ -1016,8 +1017,6 @@ class IMAPServerProtocol(Protocol):
             largest = uids[-1]
             bounds = list(seqset.bounds(largest))
             if len(bounds) == 1:
-                import bisect
-
                 lo, hi = bounds[0]
                 return uids[bisect.bisect_left(uids, lo):bisect.bisect_right(uids, hi)]
             return [u for u in uids if any(lo <= u <= hi for lo, hi in bounds)]
