@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import email.header
 import email.utils
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-from protocols.mail.imap.values import BodyStructure
-from protocols.mail.imap.writer import body_structure, envelope, format_envelope
+from protocols.mail.imap.values import Address, BodyStructure, Envelope
+from protocols.mail.imap.writer import body_structure, format_envelope, parse_addresses
 from protocols.mail.maildir import Maildir, MessageInfo, NoSuchMessage
 
-__all__ = ["BIG_MESSAGE", "MessageCache", "Parsed", "crlf_chunks", "split_header"]
+__all__ = ["BIG_MESSAGE", "MessageCache", "Parsed", "crlf_chunks", "header_envelope",
+           "split_header"]
 
 #: messages larger than this (on disk) are streamed from their file, never held whole
 BIG_MESSAGE = 1024 * 1024
@@ -94,7 +96,7 @@ class Parsed:
 
     def envelope(self) -> bytes:
         if self.envelope_bytes is None:
-            self._env = envelope(self.header)
+            self._env = header_envelope(self.header)
             self.envelope_bytes = format_envelope(self._env)
         return self.envelope_bytes
 
@@ -121,6 +123,102 @@ class Parsed:
                     sent = None
             self._sent = sent
         return self._sent  # type: ignore[return-value]
+
+
+# ---- ENVELOPE, the quick way for the common forms of addresses
+
+_FIELD = re.compile(r"^([^\s:]+)[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", re.M)
+_SPEC = r'([^\s<>()@,;:\\"\[\].]+(?:\.[^\s<>()@,;:\\"\[\].]+)*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)'
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"
+_SIMPLE = re.compile(
+    rf'(?:"([^"\\\s](?:[^"\\]*[^"\\\s])?)"|({_ATEXT}(?: {_ATEXT})*))? ?<{_SPEC}>\Z'
+    rf"|{_SPEC}\Z")
+
+
+def _addresses(value: str | None) -> tuple[Address, ...] | None:
+    """The writer's :func:`~.writer.parse_addresses` (RFC 5322 in full), answered here
+    without it for lists of ``Name <a@b>``, ``"Name" <a@b>`` and ``a@b`` (what most mail
+    has): the cold FETCH ENVELOPE of a big mailbox spends its time there."""
+    if value is None:
+        return None
+    if "=?" in value or "  " in value:
+        return _parse_addresses(value)
+    out = []
+    for piece in value.split(","):
+        m = _SIMPLE.match(piece.strip(" \t"))
+        if m is None:
+            return _parse_addresses(value)
+        if m.group(3) is not None:
+            name = m.group(1) if m.group(1) is not None else m.group(2)
+            out.append(Address(name, None, m.group(3), m.group(4)))
+        else:
+            out.append(Address(None, None, m.group(5), m.group(6)))
+    return tuple(out) or None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_addresses(value: str) -> tuple[Address, ...] | None:
+    return parse_addresses(ungroup_nested(value))
+
+
+def ungroup_nested(value: str) -> str:
+    """``value`` with each ``:`` that would open a group inside a group made a space.
+
+    (The writer's parse_addresses loops for ever on ``g: x: a@b``, a group inside a
+    group, which RFC 5322 does not allow: a message with such a header must not stop the
+    server. Quoted strings, comments and ``<...>`` are left as they are.)
+
+    >>> ungroup_nested("g: x: a@b;"), ungroup_nested('g: "x:" <r:a@b>;')
+    ('g: x  a@b;', 'g: "x:" <r:a@b>;')
+    """
+    if value.count(":") < 2:
+        return value
+    out = []
+    in_group = quoted = escaped = False
+    depth = angle = 0
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            quoted = ch != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+        elif ch == '"':
+            quoted = True
+        elif ch == "(":
+            depth = 1
+        elif ch == "<":
+            angle += 1
+        elif ch == ">":
+            angle = max(0, angle - 1)
+        elif angle:
+            pass
+        elif ch == ";":
+            in_group = False
+        elif ch == ":":
+            if in_group:
+                ch = " "
+            in_group = True
+        out.append(ch)
+    return "".join(out)
+
+
+def header_envelope(header: bytes) -> Envelope:
+    """The ENVELOPE of a message from its header block: the same as the writer's
+    :func:`~.writer.envelope` (a test holds them equal), faster for common addresses."""
+    fields: dict[str, str] = {}
+    for m in _FIELD.finditer(header.decode("utf-8", "surrogateescape")):
+        name = m.group(1).lower()
+        if name not in fields:
+            fields[name] = re.sub(r"\r\n(?=[ \t])", "", m.group(2)).strip(" \t\r")
+    get = fields.get
+    from_ = _addresses(get("from"))
+    return Envelope(
+        get("date"), get("subject"), from_, _addresses(get("sender")) or from_,
+        _addresses(get("reply-to")) or from_, _addresses(get("to")), _addresses(get("cc")),
+        _addresses(get("bcc")), get("in-reply-to"), get("message-id"))
 
 
 def decode_words(raw: bytes) -> str:
