@@ -161,6 +161,29 @@ def _parse_addresses(value: str) -> tuple[Address, ...] | None:
     return parse_addresses(ungroup_nested(value))
 
 
+_ADDRESS_FIELD = re.compile(
+    rb"^(?:from|to|cc|bcc|sender|reply-to)[ \t]*:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*",
+    re.I | re.M)
+
+
+def defuse(raw: bytes) -> bytes:
+    """``raw`` with :func:`ungroup_nested` applied to every address field in it (nested
+    messages' too), one character for one: sizes and lines stay, the writer's
+    body_structure (which reads the envelopes of message/rfc822 parts) cannot loop."""
+    if raw.count(b":") < 2:
+        return raw
+
+    def fix(m: re.Match[bytes]) -> bytes:
+        name, _, value = m.group(0).partition(b":")
+        text = value.decode("utf-8", "surrogateescape")
+        fixed = ungroup_nested(text)
+        if fixed == text:
+            return m.group(0)
+        return name + b":" + fixed.encode("utf-8", "surrogateescape")
+
+    return _ADDRESS_FIELD.sub(fix, raw)
+
+
 def ungroup_nested(value: str) -> str:
     """``value`` with each ``:`` that would open a group inside a group made a space.
 
@@ -266,7 +289,7 @@ class MessageCache:
     def structure(self, box: Maildir, info: MessageInfo) -> BodyStructure:
         entry = self.get(box, info)
         if entry._structure is None:
-            entry._structure = body_structure(read_all(box, info))
+            entry._structure = body_structure(defuse(read_all(box, info)))
         return entry._structure
 
 

@@ -377,3 +377,25 @@ def test_commands_sent_with_starttls_in_clear_are_dropped(tmp_path: Path) -> Non
     assert transport.tls_context is not None
     assert protocol.state == "not authenticated" and protocol.user is None
     protocol.connection_lost(Failure(ConnectionResetError()))
+
+
+@pytest.mark.timeout(20)
+def test_a_group_inside_a_group_does_not_hang_fetch(tmp_path: Path) -> None:
+    """The writer's address parser loops for ever on ``g: x: a@b`` (RFC 5322 has no
+    nested groups); the server's ENVELOPE and BODYSTRUCTURE must answer anyway."""
+    seed(tmp_path, "alice", (
+        b"To: g: x: a@b;\r\nSubject: nested group\r\n\r\nhi\r\n",
+        b"Subject: inner\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Cc: one: two: c@d;\r\nSubject: s\r\n\r\nbody\r\n",
+    ))
+    factory = IMAPServerFactory(tmp_path, USERS, reactor=Clock(), fsync=False)
+    protocol = factory.build_protocol(None)
+    transport = StringTransport(protocol=protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(b"a LOGIN alice secret\r\nb SELECT INBOX\r\n")
+    transport.clear()
+    protocol.data_received(b"c FETCH 1:2 (ENVELOPE BODYSTRUCTURE)\r\n")
+    out = transport.value()
+    assert out.count(b" FETCH (") == 2 and out.endswith(b"c OK FETCH completed\r\n")
+    assert b'"nested group"' in out and b'"s"' in out
+    protocol.connection_lost(Failure(ConnectionResetError()))
