@@ -117,6 +117,7 @@ __all__ = [
     "MaildirError",
     "MessageInfo",
     "NoSuchMessage",
+    "PendingMessage",
     "SessionLock",
     "Subscription",
 ]
@@ -310,6 +311,74 @@ def _split_name(name: str) -> tuple[str, str]:
     if sep and info.startswith("2,"):
         return key, info[2:]
     return key, ""
+
+
+class PendingMessage:
+    """A message being written into a folder's ``tmp`` (:meth:`Maildir.begin_append`)."""
+
+    def __init__(self, box: Maildir) -> None:
+        self._box = box
+        self.key = box._unique_name()
+        self.path = os.path.join(box.path, "tmp", self.key)
+        self.size = 0
+        self._lf = 0
+        self._crlf = 0
+        self._last = b""
+        self.done = False
+        try:
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                           0o600)
+        except OSError as e:
+            raise MaildirError(e.errno, f"cannot write into {box.path!r}: {e.strerror}") from e
+
+    def write(self, data: bytes) -> None:
+        """Add ``data`` at the end."""
+        assert self._fd is not None, "the message is committed or aborted"
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as e:
+            self.abort()
+            raise MaildirError(e.errno, f"cannot write into {self._box.path!r}: "
+                               f"{e.strerror}") from e
+        self.size += len(data)
+        self._lf += data.count(b"\n")
+        self._crlf += data.count(b"\r\n") + (self._last == b"\r" and data[:1] == b"\n")
+        self._last = data[-1:] or self._last
+
+    def commit(self, folder: Maildir, flags: Iterable[str] = (),
+               date: float | None = None) -> int:
+        """Put the message into ``folder`` with ``flags`` and internal ``date``; its UID."""
+        assert self._fd is not None, "the message is committed or aborted"
+        try:
+            if self._box.fsync:
+                os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        sized = f"{self.path},S={self.size},W={self.size + self._lf - self._crlf}"
+        try:
+            os.rename(self.path, sized)
+            try:
+                return folder._add([(None, sized, flags, date)])[0]
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(sized)
+        finally:
+            self.done = True
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def abort(self) -> None:
+        """Remove what was written (idempotent)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if not self.done:
+            self.done = True
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
 
 class Maildir:
@@ -909,6 +978,13 @@ class Maildir:
             if uids:
                 self._emit(Change("exists", tuple(uids), origin=self))
         return uids
+
+    def begin_append(self) -> PendingMessage:
+        """A message to be written a piece at a time (an IMAP APPEND's big literal) into
+        this folder's ``tmp``: ``write(chunk)``, then ``commit(folder, flags, date)`` puts
+        it into ``folder`` (one of this user's: the same disk) and returns its UID, or
+        ``abort()`` removes it. Nothing is seen in any folder before the commit."""
+        return PendingMessage(self)
 
     def remove(self, uids: Iterable[int]) -> list[int]:
         """Delete the messages ``uids`` whatever their flags; returns the UIDs removed."""
