@@ -1,6 +1,7 @@
-"""IMAP4rev1 (RFC 3501): a sans-I/O parser and writer, and a client.
+"""IMAP4rev1 (RFC 3501): a sans-I/O parser and writer, a server and a client.
 
-The names most people need are here: ``connect`` (a client: ``await imap.connect(host,
+The names most people need are here: ``serve`` (a server over a tree of Maildirs:
+``imap.serve(root, {"alice": "pw"})``), ``connect`` (a client: ``await imap.connect(host,
 user=..., password=...)``), :class:`IMAPClient`, its helpers ``search_key``,
 ``message_set`` and ``fetch_items``; the values it answers with (``MailboxInfo``,
 ``ListEntry``, ``Envelope``, ``Address``, ``SinglePart``/``Multipart``, ``SearchKey``,
@@ -31,6 +32,7 @@ from protocols.mail.imap.client import (
     search_key,
 )
 from protocols.mail.imap.parser import CommandReader, ResponseReader
+from protocols.mail.imap.server import serve
 from protocols.mail.imap.values import (
     Address,
     BodyStructure,
@@ -104,4 +106,5 @@ __all__ = [
     "message_set",
     "search_key",
     "section_bytes",
+    "serve",
 ]

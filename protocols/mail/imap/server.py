@@ -90,7 +90,7 @@ from protocols.mail.maildir import (
 
 __all__ = ["IMAPServerFactory", "IMAPServerProtocol", "serve"]
 
-log = logging.getLogger("netshell.mail.imap")
+log = logging.getLogger("netshell.imap")
 
 DEFAULT_MAX_LITERAL = 64 * 1024 * 1024
 #: a synchronising literal before login may be at most this big

@@ -1194,7 +1194,9 @@ def parse_addresses(value: str | None) -> tuple[Address, ...] | None:
             raw = raw_items[item_index] if item_index < len(raw_items) else ""
             out.append(Address(_comment_text(raw), None, mailbox or "MISSING_MAILBOX",
                                host or "MISSING_DOMAIN"))
-        i = j
+        # a ":" inside a group (a group in a group, which RFC 5322 has no room for) stops
+        # the scan where it began: step over it, or this would never end
+        i = j if j > i else i + 1
     if in_group:
         out.append(Address(None, None, None, None))
     return tuple(out) or None

@@ -192,6 +192,7 @@ class Dovecot:
     ca: Path
     tls_port: int
     lines: list[str] = field(default_factory=list)
+    up: threading.Event = field(default_factory=threading.Event)
     user: str = "alice"
     password: str = "secret"
 
@@ -233,50 +234,69 @@ def dovecot() -> Iterator[Dovecot]:
         from netshell.tls import self_signed_files
 
         _, _, ca = self_signed_files(directory / "tls", "localhost", HOST)
-        port, tls_port = free_port(), free_port()
         (directory / "users").write_text("alice:{PLAIN}secret\n")
-        (directory / "dovecot.conf").write_text(
-            CONF.format(dir=directory, port=port, tls_port=tls_port, uid=UID))
         maildir = directory / "mail" / "alice"
         seed(maildir)
         for root, dirs, files in os.walk(directory / "mail"):
             for name in dirs + files:
                 os.chown(os.path.join(root, name), UID, UID)
         os.chown(directory / "mail", UID, UID)
-        peer = Dovecot(HOST, port, directory, maildir, ca, tls_port)
-        proc = subprocess.Popen(
-            [program, "-F", "-c", str(directory / "dovecot.conf")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True,
-        )
-        up = threading.Event()
-
-        def drain() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                peer.lines.append(line)
-                if "starting up" in line:
-                    up.set()
-            up.set()
-
-        reader = threading.Thread(target=drain, name="dovecot-log", daemon=True)
-        reader.start()
+        # Two free ports are picked, then Dovecot binds them: another process may take one
+        # in between, so a start that fails is tried again on fresh ports (twice more).
+        for attempt in range(3):
+            port, tls_port = free_port(), free_port()
+            (directory / "dovecot.conf").write_text(
+                CONF.format(dir=directory, port=port, tls_port=tls_port, uid=UID))
+            peer = Dovecot(HOST, port, directory, maildir, ca, tls_port)
+            proc, reader = _start(program, directory, peer)
+            try:
+                deadline = time.monotonic() + START_TIMEOUT
+                if not peer.up.wait(START_TIMEOUT) or proc.poll() is not None:
+                    raise RuntimeError(f"dovecot did not start ({proc.poll()}): {peer.log()}")
+                _accepts(port, deadline)
+                _accepts(tls_port, deadline)
+                break
+            except (RuntimeError, TimeoutError):
+                _stop(proc, reader)
+                if attempt == 2:
+                    raise
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            if not up.wait(START_TIMEOUT) or proc.poll() is not None:
-                raise RuntimeError(f"dovecot did not start ({proc.poll()}): {peer.log()}")
-            _accepts(port, deadline)
-            _accepts(tls_port, deadline)
             yield peer
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            reader.join(5)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            _stop(proc, reader)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start(program: str, directory: Path, peer: Dovecot
+           ) -> tuple[subprocess.Popen[str], threading.Thread]:
+    """Start Dovecot; a thread reads its log into ``peer.lines`` and sets ``peer.up``."""
+    proc = subprocess.Popen(
+        [program, "-F", "-c", str(directory / "dovecot.conf")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            peer.lines.append(line)
+            if "starting up" in line:
+                peer.up.set()
+        peer.up.set()
+
+    reader = threading.Thread(target=drain, name="dovecot-log", daemon=True)
+    reader.start()
+    return proc, reader
+
+
+def _stop(proc: subprocess.Popen[str], reader: threading.Thread) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    reader.join(5)
+    if proc.stdout is not None:
+        proc.stdout.close()

@@ -299,3 +299,13 @@ def test_the_deepest_structure_written_reads_back() -> None:
     bs = body_structure(raw)
     (response,) = ResponseReader().feed(format_fetch(1, [("BODYSTRUCTURE", bs)]))
     assert response.data["BODYSTRUCTURE"] == bs  # type: ignore[union-attr]
+
+
+@pytest.mark.timeout(10, method="thread")
+@pytest.mark.parametrize("value", ["g: x: a@b", "g: :", "g: a@b, h: c@d;;", ": : :"])
+def test_a_group_in_a_group_ends_and_keeps_the_addresses(value: str) -> None:
+    # RFC 5322 has no groups in groups; a header that tries one once sent the scan round
+    # forever (found by the IMAP server's fuzzing)
+    got = parse_addresses(value) or ()
+    hosts = [a.host for a in got if a.host is not None]
+    assert [h for h in hosts if h in ("b", "d")] == [h for h in ("b", "d") if f"@{h}" in value]
