@@ -384,3 +384,30 @@ def test_watchdog_bench_quick_runs(tmp_path: Path) -> None:
     for label in ("round trips: watchdog on / off", "round trips, a thread: watchdog on / off"):
         assert 0 < data["ratios"][label] < math.inf, label
         assert re.search(rf"^{re.escape(label)} +[0-9.]+x  goal >= 0.98x", stdout, re.M), label
+
+
+MAIL_BENCH = ROOT / "scripts" / "bench" / "mail.py"
+MAIL_SERVERS = {"netshell": "netshell", "aiosmtpd": "aiosmtpd", "twisted": "Twisted",
+                "imap-netshell": "netshell IMAP", "imap-dovecot": "Dovecot IMAP"}
+
+
+@pytest.mark.timeout(150)
+def test_mail_bench_quick_runs(tmp_path: Path) -> None:
+    require("dovecot")
+    require_modules("twisted", "aiosmtpd", "uvloop")
+    data, stdout = run_bench(MAIL_BENCH, tmp_path / "mail.json", "--quick", timeout=130)
+    assert data["quick"] is True
+    assert data["failed"] == {} and data["unavailable"] == {}
+    assert set(data["servers"]) == set(MAIL_SERVERS)
+    for name, result in data["servers"].items():
+        keys = (("fetch_messages_per_s",) if name.startswith("imap")
+                else ("messages_per_s", "server_cpu_us_per_message"))
+        for key in keys:
+            assert 0 < result.get(key, 0) < math.inf, f"{name}: {key} is {result.get(key)!r}"
+        assert re.search(rf"^{re.escape(MAIL_SERVERS[name])} ", stdout, re.M), name
+    # the three goals, each ratio printed with its goal
+    for label, goal in (("SMTP messages/s: netshell / aiosmtpd", "1.5"),
+                        ("SMTP messages/s: netshell / Twisted", "2.0"),
+                        ("IMAP FETCH 1:* (FLAGS ENVELOPE): netshell / Dovecot", "0.3")):
+        assert 0 < data["ratios"][label] < math.inf, label
+        assert re.search(rf"^{re.escape(label)} +[0-9.]+x  goal >= {goal}x", stdout, re.M), label
