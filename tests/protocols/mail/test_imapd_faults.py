@@ -230,7 +230,7 @@ async def test_literals_over_the_limit(tmp_path: Path, reactor: Any) -> None:
         # before login, a synchronising literal is small or refused
         anon = await RawIMAP.connect(listener.port, login=False)
         anon.send(b"e LOGIN alice {9000}\r\n")
-        assert (await anon.line()).startswith(b"e BAD")
+        assert (await anon.line()).startswith(b"e NO [TOOBIG]")  # over 8 KiB before login
         anon.send(b"f LOGIN alice {6}\r\n")
         assert (await anon.line()).startswith(b"+ ")
         anon.send(b"secret\r\n")
@@ -399,3 +399,20 @@ def test_a_group_inside_a_group_does_not_hang_fetch(tmp_path: Path) -> None:
     assert out.count(b" FETCH (") == 2 and out.endswith(b"c OK FETCH completed\r\n")
     assert b'"nested group"' in out and b'"s"' in out
     protocol.connection_lost(Failure(ConnectionResetError()))
+
+
+async def test_a_big_literal_plus_before_login_ends_the_connection_at_once(
+        listener: Any) -> None:
+    # nobody yet may make the server hold a 60 MB literal (64 MiB is the limit after
+    # login): the announcement is answered, the connection closed, nothing read
+    raw = await RawIMAP.connect(listener.port, login=False)
+    raw.send(b"a LOGIN {60000000+}\r\n" + b"x" * 65536)
+    line = await raw.line()
+    assert line.startswith(b"* BYE [TOOBIG]"), line
+    assert await raw.eof()
+    # a small one is fine, and after login a big synchronising one is offered a "+"
+    ok = await RawIMAP.connect(listener.port, login=False)
+    assert (await ok.cmd(b"b LOGIN {5+}\r\nalice secret"))[-1].startswith(b"b OK")
+    ok.send(b"c APPEND INBOX {9000}\r\n")
+    assert (await ok.line()).startswith(b"+")
+    ok.close()
