@@ -97,6 +97,9 @@ DEFAULT_MAX_LITERAL = 64 * 1024 * 1024
 PREAUTH_LITERAL = 8192
 #: an APPEND's synchronising literal over this size goes to the disk as it comes
 STREAM_LITERAL = 1024 * 1024
+#: answers unsent past this many octets: the session reads no more commands until they
+#: have gone (else a client that never reads makes the server hold every answer)
+OUTPUT_HIGH = 1024 * 1024
 _APPEND_HEAD = re.compile(rb"[^ ]+ APPEND ", re.I)
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 SPECIAL_USE = {
@@ -207,6 +210,27 @@ class _Sender:
             self.protocol.transport.unregister_producer()
 
 
+class _Drain:
+    """Pull producer for answers that pile up unsent (a client that pipelines FETCHes and
+    reads nothing): registered once the transport holds OUTPUT_HIGH octets, it is asked
+    for more only when the buffer has drained, and then lets the session read again."""
+
+    def __init__(self, protocol: IMAPServerProtocol) -> None:
+        self.protocol = protocol
+
+    def resume_producing(self) -> None:
+        self.stop_producing()
+        self.protocol._stream_done()
+
+    def pause_producing(self) -> None:
+        pass
+
+    def stop_producing(self) -> None:
+        if self.protocol._sender is self:
+            self.protocol._sender = None
+            self.protocol.transport.unregister_producer()
+
+
 class _AppendSink:
     """An APPEND's big literal on its way to the disk (``pending``), then the rest of the
     command's line (``line``, once it is whole)."""
@@ -294,7 +318,7 @@ class IMAPServerProtocol(Protocol):
         self.tls_active = False
         self.reader = self._new_reader()
         self._out: list[Any] = []
-        self._sender: _Sender | None = None
+        self._sender: _Sender | _Drain | None = None
         self._paused = False
         self._sink: _AppendSink | None = None
         self._closing = False
@@ -494,6 +518,16 @@ class IMAPServerProtocol(Protocol):
                 self._flush()
                 continue
             self._dispatch(event)
+            if self._sender is None and not self._closing and self._out:
+                self._flush()
+            if (self._sender is None and not self._closing and self.transport is not None
+                    and getattr(self.transport, "write_buffer_size", 0) > OUTPUT_HIGH):
+                self._sender = _Drain(self)
+                self.transport.register_producer(self._sender, False)
+                if not self._paused:
+                    self._paused = True
+                    self.transport.pause_reading()
+                return
 
     def _bad_command(self) -> None:
         self._bad += 1

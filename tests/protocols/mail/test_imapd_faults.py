@@ -416,3 +416,33 @@ async def test_a_big_literal_plus_before_login_ends_the_connection_at_once(
     ok.send(b"c APPEND INBOX {9000}\r\n")
     assert (await ok.line()).startswith(b"+")
     ok.close()
+
+
+async def test_a_client_that_pipelines_and_never_reads_holds_no_more_than_a_command(
+        tmp_path: Path, reactor: Any) -> None:
+    from protocols.mail.imap import server as imap_server
+
+    body = b"x" * 78 + b"\r\n"
+    seed(tmp_path, messages=tuple(b"Subject: big %d\r\n\r\n" % n + body * 2600
+                                  for n in range(10)))  # 10 messages of about 200 KB
+    listener = serve(tmp_path, USERS, fsync=False)
+    try:
+        raw = await RawIMAP.connect(listener.port)
+        raw.reader._transport.pause_reading()  # type: ignore[attr-defined]  # reads nothing
+        (session,) = listener.factory.sessions
+        raw.send(b"s SELECT INBOX\r\n" + b"".join(b"f%d FETCH 1:* BODY.PEEK[]\r\n" % i
+                                                  for i in range(20)))
+        await raw.writer.drain()
+        deadline = asyncio.get_running_loop().time() + 20
+        while not session._paused:  # the server stops taking commands...
+            assert asyncio.get_running_loop().time() < deadline, "never paused"
+            await asyncio.sleep(0.01)
+        # ...with about one answer unsent (2 MB), not twenty (40 MB)
+        held = session.transport.write_buffer_size
+        assert held < imap_server.OUTPUT_HIGH + 3_000_000, held
+        raw.reader._transport.resume_reading()  # type: ignore[attr-defined]
+        lines = await raw.until(b"f19")
+        assert sum(line.startswith(b"f") and b" OK " in line for line in lines) == 20
+        raw.close()
+    finally:
+        await listener.close()
