@@ -275,6 +275,13 @@ class CommandReader:
             raise RuntimeError("no literal is waiting to be rejected")
         self._framer.reset_line()
 
+    def unread_line(self, line: bytes) -> None:
+        """Put back a line :meth:`next_line` gave, to be read again first (a client that
+        sent a command where IDLE's ``DONE`` was due)."""
+        framer = self._framer
+        framer.buf[framer.pos:framer.pos] = line + b"\r\n"
+        framer.scan = framer.pos
+
     def next_line(self) -> bytes | None:
         """One raw line (without CRLF), or None until it is complete: IDLE's ``DONE``, an
         AUTHENTICATE answer. Only between commands."""

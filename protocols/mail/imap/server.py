@@ -934,9 +934,22 @@ class IMAPServerProtocol(Protocol):
         except FolderError:
             self._tagged(cmd.tag, "NO", f"No mailbox {name}", "TRYCREATE")
             return
-        flags = [f for f in flags if f.upper() != "\\RECENT"]
-        _mark_before_adding(box)
+        if any(f.upper() == "\\RECENT" for f in flags):
+            # RFC 3501 §2.3.2: \Recent is the server's to set, never a client's
+            if pending is not None:
+                pending.abort()
+            self._tagged(cmd.tag, "BAD", "\\Recent cannot be set by a client")
+            return
         date = when.timestamp() if isinstance(when, datetime) else None
+        if date is not None and not 0 <= date < 2**32:
+            # kept as the file's time: a date before 1970 or past 2106 would come back
+            # changed, so it is refused rather than altered
+            if pending is not None:
+                pending.abort()
+            self._tagged(cmd.tag, "NO", "The date is out of the range this server keeps "
+                         "(1970 to 2106)", "CANNOT")
+            return
+        _mark_before_adding(box)
         try:
             if pending is not None:
                 uid = pending.commit(box, flags, date)
@@ -1009,8 +1022,12 @@ class IMAPServerProtocol(Protocol):
             self._poll.cancel()
         self._poll = None
         if line.strip().upper() != b"DONE":
+            # IDLE ends with a BAD; the line is then read as the command it likely is (a
+            # pipelining client would wait for its answer for good)
             self._tagged(tag, "BAD", "Expected DONE to end IDLE")
             self._bad_command()
+            if not self._closing:
+                self.reader.unread_line(line)
             return
         if self.view is not None:
             self._sync(allow_expunge=True)
@@ -1220,7 +1237,9 @@ class IMAPServerProtocol(Protocol):
         if view.readonly:
             self._tagged(cmd.tag, "NO", "The mailbox is read-only", "READ-ONLY")
             return True
-        flags = [f for f in flags if f.upper() != "\\RECENT"]
+        if any(f.upper() == "\\RECENT" for f in flags):
+            self._tagged(cmd.tag, "BAD", "\\Recent cannot be set by a client")
+            return False
         uids = [u for u in uids if u not in view.gone]
         try:
             result = view.box.store_flags(uids, flags,

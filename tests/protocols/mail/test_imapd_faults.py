@@ -446,3 +446,38 @@ async def test_a_client_that_pipelines_and_never_reads_holds_no_more_than_a_comm
         raw.close()
     finally:
         await listener.close()
+
+
+async def test_a_command_sent_where_done_was_due_ends_idle_and_is_answered(
+        listener: Any) -> None:
+    raw = await RawIMAP.connect(listener.port)
+    assert (await raw.cmd(b"s SELECT INBOX"))[-1].startswith(b"s OK")
+    raw.send(b"i IDLE\r\n")
+    assert (await raw.line()).startswith(b"+ ")
+    raw.send(b"n NOOP\r\n")  # not DONE: a client that pipelines
+    lines = await raw.until(b"n")
+    assert [line.split(b" ")[:2] for line in lines if not line.startswith(b"*")] == [
+        [b"i", b"BAD"], [b"n", b"OK"]]
+    raw.close()
+
+
+async def test_recent_cannot_be_set_by_a_client(listener: Any, tmp_path: Path) -> None:
+    raw = await RawIMAP.connect(listener.port)
+    assert (await raw.cmd(b"s SELECT INBOX"))[-1].startswith(b"s OK")
+    assert (await raw.cmd(b"t STORE 1 +FLAGS (\\Recent)"))[-1].startswith(b"t BAD")
+    before = len(Maildir(tmp_path / "alice").messages())
+    assert (await raw.cmd(b"a APPEND INBOX (\\Recent) {5+}\r\nhello"))[-1].startswith(b"a BAD")
+    assert len(Maildir(tmp_path / "alice").messages()) == before  # nothing added
+    raw.close()
+
+
+async def test_an_append_date_that_cannot_be_kept_is_refused_not_changed(
+        listener: Any, tmp_path: Path) -> None:
+    raw = await RawIMAP.connect(listener.port)
+    before = len(Maildir(tmp_path / "alice").messages())
+    got = await raw.cmd(b'a APPEND INBOX "31-Dec-1899 23:59:59 +0000" {5+}\r\nhello')
+    assert got[-1].startswith(b"a NO [CANNOT]"), got
+    assert len(Maildir(tmp_path / "alice").messages()) == before
+    ok = await raw.cmd(b'b APPEND INBOX "01-Jan-1999 00:00:00 +0100" {5+}\r\nhello')
+    assert ok[-1].startswith(b"b OK"), ok
+    raw.close()
