@@ -1375,6 +1375,8 @@ def _disk_name(name: str) -> str:
     """A mailbox name as the store keeps it (modified UTF-7; INBOX in any case is INBOX)."""
     if name.upper() == "INBOX":
         return "INBOX"
+    if name[:6].upper() == "INBOX.":  # RFC 3501 5.1: INBOX in any case, under it too
+        name = "INBOX." + name[6:]
     return encode_mailbox(name)
 
 

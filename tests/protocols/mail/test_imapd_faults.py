@@ -481,3 +481,14 @@ async def test_an_append_date_that_cannot_be_kept_is_refused_not_changed(
     ok = await raw.cmd(b'b APPEND INBOX "01-Jan-1999 00:00:00 +0100" {5+}\r\nhello')
     assert ok[-1].startswith(b"b OK"), ok
     raw.close()
+
+
+async def test_inbox_in_any_case_is_inbox_in_hierarchy_names_too(listener: Any) -> None:
+    raw = await RawIMAP.connect(listener.port)
+    assert (await raw.cmd(b"c CREATE inbox.sub"))[-1].startswith(b"c OK")
+    assert (await raw.cmd(b"s SELECT INBOX.sub"))[-1].startswith(b"s OK")
+    assert (await raw.cmd(b"d CREATE InBoX.sub"))[-1].startswith(b"d NO")  # the same one
+    listed = [line for line in await raw.cmd(b'l LIST "" *') if line.startswith(b"* LIST")]
+    names = [line.rsplit(b" ", 1)[1].strip(b'"') for line in listed]
+    assert sorted(names) == [b"INBOX", b"INBOX.sub"], listed
+    raw.close()
