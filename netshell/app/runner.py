@@ -644,14 +644,24 @@ def _mail_starter(service: str, maildir: str, users: dict[str, str], context: An
         from protocols.mail import smtp
         from protocols.mail.maildir import Maildir
 
-        def deliver(envelope: Any) -> None:
+        boxes: dict[str, Maildir] = {}
+
+        def store(stored: bytes, names: list[str]) -> None:
+            for name in names:
+                box = boxes.get(name)
+                if box is None:
+                    box = boxes[name] = Maildir(os.path.join(maildir, name))
+                box.deliver(stored)
+
+        def deliver(envelope: Any) -> Any:
             # Each recipient's copy in the Maildir named by the address's local part, as
-            # pop3 and imap serve them: DIR/<user>.
+            # pop3 and imap serve them: DIR/<user>. Written (and fsynced) in a worker
+            # thread, as smtp.serve does for a Maildir of its own: not on the loop.
             stored = (f"Return-Path: <{envelope.sender}>\r\n".encode("utf-8", "surrogateescape")
                       + envelope.data)  # RFC 5321 4.4: added at final delivery
-            for recipient in dict.fromkeys(envelope.recipients):
-                local = str(recipient).rpartition("@")[0] or str(recipient)
-                Maildir(os.path.join(maildir, _mailbox_name(local))).deliver(stored)
+            names = list(dict.fromkeys(
+                _mailbox_name(str(r).rpartition("@")[0] or str(r)) for r in envelope.recipients))
+            return get_reactor().defer_to_thread(store, stored, names)
 
         return lambda: smtp.serve(port, interface, deliver=deliver, tls=context)
     if service == "pop3":

@@ -978,7 +978,8 @@ class POP3ServerProtocol(Protocol):
         uids = [session.messages[n - 1].uid for n in sorted(session.deleted)]
         seen = [session.messages[n - 1].uid for n in sorted(session.retrieved - session.deleted)]
         try:
-            session.box.remove(uids) if uids else []
+            if uids:
+                session.box.remove(uids)
             if seen:
                 session.box.store_flags(seen, ["\\Seen"], "add")
             # what is left of them: none, also when another program removed some first
